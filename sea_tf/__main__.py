@@ -1,0 +1,5 @@
+import sys
+
+from sea_tf.cli.main import main
+
+sys.exit(main())

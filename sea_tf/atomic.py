@@ -1,0 +1,74 @@
+"""Atomic writes: write to a temporary name in the same directory, then rename.
+
+A reader (or a resumed run) therefore sees either the old file or the whole new one, never a
+half-written file, even when the process is killed mid-write.
+"""
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from sea_tf.errors import OutputError
+
+
+@contextlib.contextmanager
+def atomic_path(path, suffix=""):
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
+
+    Parameters
+    ----------
+    path : str or Path
+        Final destination.
+    suffix : str
+        Suffix for the temporary name (some writers, e.g. ``np.savez``, insist on one).
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write in {path.parent}: {exc.strerror}; choose a writable output directory") from exc
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes(path, data):
+    """Write ``data`` (bytes) to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(path, text):
+    """Write ``text`` (str, UTF-8) to ``path`` atomically."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path, obj):
+    """Write ``obj`` as indented JSON to ``path`` atomically (numpy scalars become numbers)."""
+    write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def save_npz(path, **arrays):
+    """``np.savez`` to ``path`` atomically."""
+    with atomic_path(path, suffix=".npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

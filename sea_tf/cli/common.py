@@ -1,0 +1,62 @@
+"""Shared plumbing for sea-tf subcommands: config options, ``--set``, ``--debug`` and errors.
+
+A stage module registers a command with :func:`add_command`, declaring its defaults. Options
+added through :class:`Options` map to dotted config keys and show their default in ``--help``;
+only the flags a user actually types override the config file.
+"""
+import argparse
+
+from sea_tf import config as config_mod
+
+_FLAG_KEYS = "_sea_tf_flag_keys"
+
+
+class Options:
+    """Adds config-backed options to one subcommand parser.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+    defaults : dict
+        The command's nested config defaults.
+    """
+
+    def __init__(self, parser, defaults):
+        self.parser = parser
+        self.defaults = defaults
+        self.keys = []
+        parser.set_defaults(**{_FLAG_KEYS: self.keys})
+
+    def add(self, *flags, key, help, **kwargs):
+        """Add an option bound to dotted config ``key``; its default comes from the config."""
+        default = config_mod.get_dotted(self.defaults, key)
+        self.keys.append(key)
+        kwargs.setdefault("default", argparse.SUPPRESS)
+        if kwargs.get("action") in ("store_true", "store_false"):
+            shown = default
+        else:
+            shown = repr(default) if isinstance(default, str) else default
+        self.parser.add_argument(*flags, dest=key, help=f"{help} (default: {shown})", **kwargs)
+
+
+def add_command(subparsers, name, help, defaults, run, description=None):
+    """Create subcommand ``name`` with the common options; returns (parser, Options).
+
+    ``run(cfg, args)`` is called with the resolved config and the parsed arguments.
+    """
+    parser = subparsers.add_parser(
+        name, help=help, description=description or help,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", metavar="FILE.yaml", help="YAML file of settings (see configs/)")
+    parser.add_argument("--set", dest="set_items", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one setting, e.g. --set train.epochs=5 (repeatable)")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.set_defaults(_run=run, _defaults=defaults, _command=name)
+    return parser, Options(parser, defaults)
+
+
+def resolved_config(args):
+    """The resolved config for parsed ``args`` of a command made by :func:`add_command`."""
+    keys = getattr(args, _FLAG_KEYS, [])
+    flags = {key: getattr(args, key) for key in keys if hasattr(args, key)}
+    return config_mod.resolve(args._defaults, args.config, flags, args.set_items)

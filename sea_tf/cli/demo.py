@@ -1,0 +1,26 @@
+"""``sea-tf demo``: run the whole pipeline on the embedded default dataset."""
+from pathlib import Path
+
+from sea_tf.cli.common import add_command
+from sea_tf.config import write_resolved
+
+DEFAULTS = {"out": "demo_out", "seed": 20180216, "stages": None}
+
+
+def register(subparsers):
+    parser, opts = add_command(subparsers, "demo", "run every stage end to end on the embedded demo dataset",
+                               DEFAULTS, run)
+    opts.add("--out", key="out", help="output root (dataset, models, report)")
+    opts.add("--seed", key="seed", type=int, help="seed for every random choice")
+    opts.add("--stages", key="stages", type=lambda s: s.split(","),
+             help="comma-separated subset of stages to run (all by default)")
+
+
+def run(cfg, args):
+    from sea_tf.demo import run_demo
+    out = Path(cfg["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    write_resolved(cfg, out, "demo")
+    report_dir = run_demo(out, seed=cfg["seed"], stages=cfg["stages"])
+    print(f"report: {report_dir / 'report.md'} (figures in {report_dir / 'report.json'})")
+    return 0

@@ -1,0 +1,69 @@
+"""Entry point of the ``sea-tf`` console script and ``python -m sea_tf``."""
+import argparse
+import importlib
+import importlib.util
+import sys
+import traceback
+
+from sea_tf.errors import SeaTFError
+
+# Stage modules in pipeline order; each defines ``register(subparsers)``.
+COMMAND_MODULES = [
+    "data", "models", "embed", "teacher_embed", "sample", "reduce", "distill",
+    "classify", "export", "device", "report", "demo",
+]
+
+
+def build_parser():
+    """The top-level parser with one subcommand per available stage module."""
+    parser = argparse.ArgumentParser(
+        prog="sea-tf",
+        description="Specialized Embedding Approximation: L3 teacher -> sampling -> reduction -> "
+                    "distilled student -> TFLite -> on-device benchmark.")
+    parser.add_argument("--version", action="version", version=f"sea-tf {_version()}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        module_name = f"sea_tf.cli.{name}"
+        if importlib.util.find_spec(module_name) is not None:
+            importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv=None):
+    """Run one subcommand; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 2
+    from sea_tf.cli.common import resolved_config
+    try:
+        cfg = resolved_config(args)
+        result = args._run(cfg, args)
+        return result if isinstance(result, int) else 0
+    except SeaTFError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"sea-tf {args._command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"sea-tf {args._command}: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - last-resort one-line report
+        if args.debug:
+            traceback.print_exc()
+        print(f"sea-tf {args._command}: internal error: {type(exc).__name__}: {exc} "
+              f"(re-run with --debug for the traceback and report it)", file=sys.stderr)
+        return 1
+
+
+def _version():
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("sea-tf")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

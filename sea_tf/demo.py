@@ -1,0 +1,116 @@
+"""``make demo`` / ``sea-tf demo``: every stage, in pipeline order, on the embedded default dataset.
+
+Each stage contributes one step module ``sea_tf/demo_steps/<stage>.py`` with
+``run(ctx: DemoContext) -> StepReport``. The demo ends with ``report.json`` (one top-level key per
+stage, each holding that stage's figures and ``wall_time_s``), ``report.md`` and PNG figures.
+"""
+import dataclasses
+import importlib
+import importlib.util
+import json
+import os
+import time
+from pathlib import Path
+
+from sea_tf import atomic
+
+STAGES = ["data", "models", "teacher", "sampling", "reduce", "distill", "classify", "export", "device"]
+
+
+@dataclasses.dataclass
+class StepReport:
+    """What one demo step hands back.
+
+    Attributes
+    ----------
+    figures : dict
+        JSON-able numbers and paths for ``report.json`` (``wall_time_s`` is added for you).
+    markdown : str
+        The step's section of ``report.md`` (without its heading).
+    images : list of str
+        PNG paths (relative to the report directory) shown in ``report.md``.
+    """
+    figures: dict
+    markdown: str = ""
+    images: list = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class DemoContext:
+    """State shared by the demo steps.
+
+    Attributes
+    ----------
+    out_dir : Path
+        Root of everything the demo writes.
+    report_dir : Path
+        Where ``report.json``, ``report.md`` and the PNGs go (``out_dir / "report"``).
+    data_dir : Path
+        The generated UrbanSound8K-layout dataset (``out_dir / "data"``); ``upstream/`` sits inside.
+    shared_dir : Path or None
+        ``../shared`` (published SEA-64 student, fixtures) when present.
+    seed : int
+    artifacts : dict
+        Paths later steps need, keyed by name (e.g. ``"student_model"``, ``"teacher_shards"``).
+    results : dict
+        Each finished step's figures, keyed by stage.
+    """
+    out_dir: Path
+    report_dir: Path
+    data_dir: Path
+    shared_dir: Path | None
+    seed: int = 20180216
+    artifacts: dict = dataclasses.field(default_factory=dict)
+    results: dict = dataclasses.field(default_factory=dict)
+
+
+def find_shared_dir():
+    """``$SEA_TF_SHARED`` or ``../shared`` beside the project root, when it exists."""
+    env = os.environ.get("SEA_TF_SHARED")
+    candidates = [Path(env)] if env else []
+    candidates.append(Path(__file__).resolve().parent.parent.parent / "shared")
+    for path in candidates:
+        if (path / "models").is_dir() or (path / "fixtures").is_dir():
+            return path
+    return None
+
+
+def run_demo(out_dir, seed=20180216, stages=None, log=print):
+    """Run every available demo step and write the report; returns the report directory."""
+    out_dir = Path(out_dir)
+    ctx = DemoContext(out_dir=out_dir, report_dir=out_dir / "report", data_dir=out_dir / "data",
+                      shared_dir=find_shared_dir(), seed=seed)
+    ctx.report_dir.mkdir(parents=True, exist_ok=True)
+    sections = []
+    for stage in stages or STAGES:
+        module_name = f"sea_tf.demo_steps.{stage}"
+        if importlib.util.find_spec(module_name) is None:
+            continue
+        log(f"== demo: {stage}")
+        start = time.perf_counter()
+        step = importlib.import_module(module_name).run(ctx)
+        wall = time.perf_counter() - start
+        ctx.results[stage] = {**step.figures, "wall_time_s": round(wall, 2)}
+        sections.append(_section(stage, step, wall))
+        _write_report(ctx, sections)
+        log(f"   {stage} done in {wall:.1f} s")
+    _write_report(ctx, sections)
+    return ctx.report_dir
+
+
+def _section(stage, step, wall):
+    lines = [f"## {stage}", "", f"_wall time: {wall:.1f} s_", "", step.markdown.strip(), ""]
+    lines += [f"![{stage}]({image})" for image in step.images]
+    return "\n".join(lines) + "\n"
+
+
+def _write_report(ctx, sections):
+    atomic.write_json(ctx.report_dir / "report.json", ctx.results)
+    header = ["# sea-tf demo report", "",
+              f"Output root: `{ctx.out_dir}`. Figures per stage are in `report.json`.", ""]
+    atomic.write_text(ctx.report_dir / "report.md", "\n".join(header) + "\n".join(sections))
+
+
+def load_report(report_dir):
+    """Read ``report.json`` back (used by tests and ``sea-tf report``)."""
+    return json.loads((Path(report_dir) / "report.json").read_text())
