@@ -1,0 +1,299 @@
+"""``python -m device.bench``: latency, memory and classifications of exported models on this machine.
+
+Usage::
+
+    python -m device.bench --model EMB.tflite [--classifier CLS.tflite] [--audio FILES...]
+                           [--threads N] [--runs R] [--warmup W] [--hop S] [--json OUT]
+
+Latency is measured per 1-s window on a seeded noise window: W warm-up passes, then R timed passes,
+with the numpy front end, the network (quantize + ``invoke()`` + dequantize), the bare ``invoke()``
+and the classifier timed separately and together. Each ``--audio`` file is then framed like the
+workstation does (1-s windows every ``--hop`` s), embedded, classified (mean of window
+probabilities, then argmax, as in the US8K protocol) and timed per window. A file that fails is
+marked failed and the whole result is ``"status": "partial"`` (exit code 1); a model that cannot be
+loaded is a one-line error (exit code 2) and no JSON is written.
+"""
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from device import system
+from device.audio import frame_audio, load_audio, resample
+from device.errors import DeviceError
+from device.runner import load_artifact
+
+SCHEMA = "sea-tf/device-bench/1"
+
+
+def latency_stats(ms):
+    """Summary of per-window times.
+
+    Parameters
+    ----------
+    ms : sequence of float
+        Times in milliseconds.
+
+    Returns
+    -------
+    dict
+        ``n``, ``mean``, ``std``, ``min``, ``p50``, ``p90``, ``p99``, ``max`` in ms.
+    """
+    ms = np.asarray(ms, np.float64)
+    if ms.size == 0:
+        return {"n": 0}
+    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
+    return {"n": int(ms.size), "mean": float(ms.mean()), "std": float(ms.std()), "min": float(ms.min()),
+            "p50": float(p50), "p90": float(p90), "p99": float(p99), "max": float(ms.max())}
+
+
+class _Pipeline:
+    """Embedding model (+ optional classifier) with every stage timed with ``perf_counter``."""
+
+    def __init__(self, emb, cls):
+        self.emb, self.cls = emb, cls
+        self.interp = emb.interpreter
+        self._in, self._out = emb._in, emb._out
+
+    def window(self, frame, feats=None):
+        """One window through the pipeline; returns (probs or embedding, times in ms)."""
+        clock = time.perf_counter
+        t0 = clock()
+        x = self.emb.features(frame[None])[0] if feats is None else feats
+        t1 = clock()
+        q = self.emb.quantize_input(np.reshape(x, self.emb.input_shape))
+        self.interp.set_tensor(self._in["index"], q)
+        ti0 = clock()
+        self.interp.invoke()
+        ti1 = clock()
+        embedding = self.emb.dequantize_output(self.interp.get_tensor(self._out["index"])).reshape(1, -1)
+        t2 = clock()
+        probs = self.cls.classify(embedding)[0] if self.cls is not None else None
+        t3 = clock()
+        times = {"frontend": (t1 - t0) * 1e3, "network": (t2 - t1) * 1e3, "invoke": (ti1 - ti0) * 1e3,
+                 "classifier": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3}
+        return embedding[0], probs, times
+
+
+def time_synthetic(pipe, runs, warmup, seed):
+    """Latency over ``runs`` timed passes after ``warmup`` passes on one seeded noise window."""
+    emb = pipe.emb
+    rng = np.random.default_rng(seed)
+    feats = None
+    if emb.frame_samples:
+        frame = (0.1 * rng.standard_normal(emb.frame_samples)).astype(np.float32)
+        if not emb.frontend_in_model and emb.frontend is None:
+            frame, feats = None, rng.standard_normal(emb.input_shape[1:]).astype(np.float32)
+    else:  # features model without a sidecar: time the network on random features only
+        frame, feats = None, rng.standard_normal(emb.input_shape[1:]).astype(np.float32)
+    for _ in range(warmup):
+        pipe.window(frame, feats)
+    samples = {key: [] for key in ("frontend", "network", "invoke", "classifier", "total")}
+    for _ in range(runs):
+        _, _, times = pipe.window(frame, feats)
+        for key, value in times.items():
+            samples[key].append(value)
+    return {key: latency_stats(values) for key, values in samples.items()}
+
+
+def bench_file(pipe, path, hop_s, center=True):
+    """Embed and classify one audio file window by window; returns its result dict."""
+    emb, cls = pipe.emb, pipe.cls
+    start = time.perf_counter()
+    audio, sr = load_audio(path)
+    duration_s = len(audio) / sr
+    audio, method = resample(audio, sr, emb.sample_rate)
+    frames = frame_audio(audio, emb.frame_samples, int(round(hop_s * emb.sample_rate)), center=center)
+    per_window = []
+    probs = []
+    for frame in frames:
+        _, p, times = pipe.window(frame)
+        per_window.append(times)
+        if p is not None:
+            probs.append(p)
+    elapsed = time.perf_counter() - start
+    result = {"file": str(path), "status": "ok", "duration_s": duration_s, "sample_rate": sr,
+              "resampled": None if method == "none" else {"from": sr, "to": emb.sample_rate, "method": method},
+              "n_windows": len(frames), "processing_s": elapsed, "real_time_factor": elapsed / duration_s,
+              "latency_ms": {key: latency_stats([t[key] for t in per_window])
+                             for key in ("frontend", "network", "classifier", "total")},
+              "window_total_ms": [round(t["total"], 4) for t in per_window]}
+    if probs:
+        mean = np.mean(probs, axis=0)
+        best = int(np.argmax(mean))
+        names = cls.classes or [str(i) for i in range(len(mean))]
+        result.update({"predicted_index": best, "predicted_class": names[best] if best < len(names) else str(best),
+                       "confidence": float(mean[best])})
+    return result
+
+
+def run(model, classifier=None, audio=(), threads=1, runs=100, warmup=10, hop_s=0.1, seed=0,
+        label=None, prefer=None):
+    """The whole benchmark; returns the JSON-able result dict (see module docstring)."""
+    caught = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        peak_start = system.peak_rss_mb()
+        rss_start = system.current_rss_mb()
+        emb = load_artifact(model, threads=threads, kind="embedding", prefer=prefer)
+        cls = load_artifact(classifier, threads=threads, kind="classifier", prefer=prefer) if classifier else None
+        peak_loaded = system.peak_rss_mb()
+        rss_loaded = system.current_rss_mb()
+        pipe = _Pipeline(emb, cls)
+        latency = time_synthetic(pipe, runs, warmup, seed)
+        files = []
+        for path in audio:
+            try:
+                files.append(bench_file(pipe, path, hop_s))
+            except DeviceError as exc:
+                files.append({"file": str(path), "status": "failed", "error": str(exc)})
+            except Exception as exc:  # noqa: BLE001 - one bad file must not hide the others
+                files.append({"file": str(path), "status": "failed", "error": f"{type(exc).__name__}: {exc}"})
+        peak_end = system.peak_rss_mb()
+    total_ms = latency["total"]["mean"]
+    failed = [f["file"] for f in files if f["status"] != "ok"]
+    env = system.environment(emb.interpreter_info)
+    return {
+        "schema": SCHEMA,
+        "status": "partial" if failed else "complete",
+        "failed_files": failed,
+        "device": label or env["hostname"],
+        "model": _describe(emb),
+        "classifier": _describe(cls) if cls else None,
+        "settings": {"threads": threads, "runs": runs, "warmup": warmup, "hop_s": hop_s, "seed": seed},
+        "load_time_s": {"model": emb.load_time_s, "classifier": cls.load_time_s if cls else None},
+        "latency_ms": latency,
+        "throughput_windows_per_s": 1e3 / total_ms if total_ms else None,
+        # compute time per second of audio when a window is run every hop_s seconds (<1: keeps up)
+        "real_time_factor": (total_ms / 1e3) / hop_s if total_ms else None,
+        "memory_mb": {"rss_start": rss_start, "rss_after_load": rss_loaded, "peak_start": peak_start,
+                      "peak_after_load": peak_loaded, "peak": peak_end,
+                      "load_increase": peak_loaded - peak_start, "run_increase": peak_end - peak_loaded},
+        "files": files,
+        "warnings": sorted({str(w.message) for w in caught}),
+        "environment": env,
+    }
+
+
+def _describe(art):
+    size = art.path.stat().st_size
+    sidecar = art.path.with_suffix(".json")
+    return {"path": str(art.path), "name": art.name, "mode": art.mode, "kind": art.kind,
+            "size_bytes": size, "sidecar_bytes": sidecar.stat().st_size if sidecar.exists() else None,
+            "has_sidecar": art.meta is not None, "frontend_in_model": art.frontend_in_model,
+            "frontend_type": (art.frontend or {}).get("type"), "sample_rate": art.sample_rate,
+            "frame_samples": art.frame_samples, "input_shape": list(art.input_shape),
+            "input_dtype": str(np.dtype(art._in["dtype"])), "output_size": art.output_size,
+            "classes": art.classes}
+
+
+def format_table(result):
+    """A readable plain-text summary of a result dict."""
+    m, env = result["model"], result["environment"]
+    lines = [f"sea-tf device bench [{result['status']}] on {result['device']}: {env['cpu_model']} "
+             f"({env['architecture']}, {env['cores']} cores), {env['os']}, Python {env['python']}, "
+             f"{env['interpreter']['package']} {env['interpreter']['version']}",
+             f"model      {m['name']} [{m['mode']}] {m['size_bytes'] / 1024:.1f} KiB, load {result['load_time_s']['model'] * 1e3:.1f} ms, "
+             f"front end {'in model' if m['frontend_in_model'] else 'numpy'}"]
+    if result["classifier"]:
+        c = result["classifier"]
+        lines.append(f"classifier {c['name']} [{c['mode']}] {c['size_bytes'] / 1024:.1f} KiB, "
+                     f"load {result['load_time_s']['classifier'] * 1e3:.1f} ms, {c['output_size']} classes")
+    s = result["settings"]
+    lines += ["", f"per-window latency (ms), {s['runs']} runs after {s['warmup']} warm-ups, {s['threads']} thread(s)",
+              f"  {'stage':<11}{'mean':>9}{'std':>9}{'p50':>9}{'p90':>9}{'p99':>9}"]
+    for key in ("frontend", "network", "invoke", "classifier", "total"):
+        st = result["latency_ms"][key]
+        if st.get("n"):
+            lines.append(f"  {key:<11}" + "".join(f"{st[k]:>9.3f}" for k in ("mean", "std", "p50", "p90", "p99")))
+    mem = result["memory_mb"]
+    lines += ["", f"throughput {result['throughput_windows_per_s']:.1f} windows/s; real-time factor "
+                  f"{result['real_time_factor']:.3f} at a {s['hop_s']} s hop",
+              f"memory: peak RSS {mem['peak']:.1f} MiB (+{mem['load_increase']:.1f} loading, "
+              f"+{mem['run_increase']:.1f} running)"]
+    if result["files"]:
+        lines += ["", f"  {'file':<40}{'windows':>8}{'ms/win':>9}{'RTF':>8}  prediction"]
+        for f in result["files"]:
+            name = Path(f["file"]).name[:39]
+            if f["status"] != "ok":
+                lines.append(f"  {name:<40}  FAILED: {f['error']}")
+                continue
+            pred = f"{f['predicted_class']} ({f['confidence']:.2f})" if "predicted_class" in f else "-"
+            note = f" [resampled {f['resampled']['from']}->{f['resampled']['to']} Hz, {f['resampled']['method']}]" if f["resampled"] else ""
+            lines.append(f"  {name:<40}{f['n_windows']:>8}{f['latency_ms']['total']['mean']:>9.3f}"
+                         f"{f['real_time_factor']:>8.3f}  {pred}{note}")
+    for message in result["warnings"]:
+        lines.append(f"warning: {message}")
+    if result["status"] != "complete":
+        lines.append(f"PARTIAL: {len(result['failed_files'])} file(s) failed")
+    return "\n".join(lines)
+
+
+def write_json(path, obj):
+    """Write ``obj`` as JSON atomically (temporary file + rename; ``device/`` has no ``sea_tf.atomic``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(obj, fh, indent=2)
+            fh.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m device.bench", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--model", required=True, help="embedding model X.tflite (sidecar X.json beside it)")
+    parser.add_argument("--classifier", help="classifier .tflite taking the embeddings")
+    parser.add_argument("--audio", nargs="*", default=[], help="audio files to embed and classify")
+    parser.add_argument("--threads", type=int, default=1, help="interpreter threads")
+    parser.add_argument("--runs", type=int, default=100, help="timed passes")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed passes first")
+    parser.add_argument("--hop", type=float, default=0.1, help="seconds between audio windows")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic timing window")
+    parser.add_argument("--label", help="device name in the report (default: hostname)")
+    parser.add_argument("--interpreter", choices=["ai-edge-litert", "tflite-runtime", "tensorflow"],
+                        help="interpreter package to try first")
+    parser.add_argument("--json", help="write the result here as JSON")
+    parser.add_argument("--quiet", action="store_true", help="do not print the table")
+    return parser
+
+
+def main(argv=None):
+    """Command-line entry point; returns 0 (complete), 1 (partial) or 2 (error)."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.runs < 1 or args.warmup < 0 or args.threads < 1 or args.hop <= 0:
+            raise DeviceError("--runs and --threads must be >= 1, --warmup >= 0 and --hop > 0")
+        result = run(args.model, args.classifier, args.audio, threads=args.threads, runs=args.runs,
+                     warmup=args.warmup, hop_s=args.hop, seed=args.seed, label=args.label,
+                     prefer=args.interpreter)
+        if args.json:
+            write_json(args.json, result)
+    except DeviceError as exc:
+        print(f"device.bench: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"device.bench: error: {exc}; check the paths and free disk space", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        print(format_table(result))
+    if result["status"] != "complete":
+        print(f"device.bench: {len(result['failed_files'])} audio file(s) failed; the result is partial",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""Numpy twin of sea-tf's audio front ends (no TensorFlow, no sea_tf imports).
+
+The device harness computes the front end here when an exported model takes features instead
+of raw audio; the tests check the Keras layers in ``sea_tf.frontends`` against it. The spec dict
+is the ``frontend`` entry of a model card (``type``, ``sr``, ``n_dft``, ``n_hop``, ``n_mels``,
+``fmin``, ``fmax``, ``htk``, ``norm``, ``padding``).
+
+Front-end types (spec §1.2, §2.3):
+
+``kapre-0.1.4-mel`` / ``kapre-0.1.4-linear``
+    What the published SEA students and the original L3 teacher were trained with: periodic-Hann
+    DFT, power, HTK mel filterbank with Slaney area norm applied to the power, square root,
+    ``10*log10(max(x, 1e-10))``, minus the per-example max, floored at −80 dB. TF 'SAME'
+    padding (front = floor(total/2)) or 'valid'.
+``openl3-0.4-kapre-mel`` / ``openl3-0.4-kapre-linear``
+    openl3 0.4.x ``frontend='kapre'``: magnitude STFT with end padding ('end') for mel, Slaney
+    mel scale and norm applied to the magnitude; same dB step.
+``openl3-0.4-librosa-mel`` / ``openl3-0.4-librosa-linear``
+    openl3 0.4.x ``frontend='librosa'``: centred STFT with zero padding ('center') for mel,
+    'valid' for linear; magnitude; Slaney mel; same dB step.
+
+The mel filterbank is written out here (rather than taken from librosa) because ``device/``
+must run with numpy alone on the target board.
+"""
+import numpy as np
+
+DB_FLOOR = -80.0
+AMIN = 1e-10
+
+FRONTEND_TYPES = (
+    "kapre-0.1.4-mel", "kapre-0.1.4-linear",
+    "openl3-0.4-kapre-mel", "openl3-0.4-kapre-linear",
+    "openl3-0.4-librosa-mel", "openl3-0.4-librosa-linear",
+)
+
+
+def is_mel(spec):
+    """True when the front end ends in a mel filterbank."""
+    return spec["type"].endswith("-mel")
+
+
+def filterbank_on_power(spec):
+    """True for kapre 0.1.4 (``sqrt(FB @ |X|^2)``); False for openl3 0.4 (``FB @ |X|``)."""
+    return spec["type"].startswith("kapre-0.1.4")
+
+
+def hz_to_mel(freqs, htk):
+    """Hz → mel, HTK (``2595 log10(1 + f/700)``) or Slaney (linear below 1 kHz, log above)."""
+    freqs = np.asarray(freqs, dtype=np.float64)
+    if htk:
+        return 2595.0 * np.log10(1.0 + freqs / 700.0)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    safe = np.maximum(freqs, min_log_hz)
+    return np.where(freqs >= min_log_hz, min_log_mel + np.log(safe / min_log_hz) / logstep, freqs / f_sp)
+
+
+def mel_to_hz(mels, htk):
+    """Inverse of :func:`hz_to_mel`."""
+    mels = np.asarray(mels, dtype=np.float64)
+    if htk:
+        return 700.0 * (10.0 ** (mels / 2595.0) - 1.0)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    min_log_mel, logstep = min_log_hz / f_sp, np.log(6.4) / 27.0
+    return np.where(mels >= min_log_mel, min_log_hz * np.exp(logstep * (mels - min_log_mel)), f_sp * mels)
+
+
+def mel_filterbank(sr, n_dft, n_mels, fmin=0.0, fmax=None, htk=True, norm="slaney"):
+    """Triangular mel filterbank, laid out for ``power @ fb``.
+
+    Parameters
+    ----------
+    sr : int
+        Sample rate in Hz.
+    n_dft : int
+        DFT length; the filterbank has ``n_dft // 2 + 1`` rows.
+    n_mels : int
+    fmin, fmax : float
+        Band edges in Hz (``fmax=None`` → ``sr / 2``).
+    htk : bool
+        HTK mel formula (kapre 0.1.4) or Slaney's (librosa default, kapre 0.3).
+    norm : {"slaney", None}
+        "slaney" (kapre's ``norm=1``) scales each triangle by ``2 / (f[i+2] - f[i])``.
+
+    Returns
+    -------
+    np.ndarray [shape=(n_dft // 2 + 1, n_mels), dtype=float32]
+    """
+    fmax = sr / 2.0 if fmax is None else float(fmax)
+    fft_freqs = np.linspace(0.0, sr / 2.0, n_dft // 2 + 1)
+    mel_points = np.linspace(hz_to_mel(fmin, htk), hz_to_mel(fmax, htk), n_mels + 2)
+    edges = mel_to_hz(mel_points, htk)
+    widths = np.diff(edges)
+    ramps = edges[:, None] - fft_freqs[None, :]
+    lower = -ramps[:-2] / widths[:-1, None]
+    upper = ramps[2:] / widths[1:, None]
+    weights = np.maximum(0.0, np.minimum(lower, upper))
+    if norm in ("slaney", 1):
+        weights *= (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    elif norm is not None:
+        raise ValueError(f"unsupported filterbank norm {norm!r}; use 'slaney' or None")
+    return weights.T.astype(np.float32)
+
+
+def periodic_hann(n):
+    """Periodic Hann window ``0.5 - 0.5 cos(2 pi k / n)``, ``k = 0..n-1`` (float64)."""
+    return 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
+
+
+def padding_amounts(n_samples, n_dft, n_hop, padding):
+    """(front, back, n_frames) of the STFT for one padding mode.
+
+    ``same``: TF 'SAME' (kapre 0.1.4), T = ceil(n/hop), front = floor(total/2).
+    ``valid``: no padding, T = 1 + (n - n_dft) // hop.
+    ``end``: tf.signal.stft(pad_end=True), T = ceil(n/hop), zeros at the end only.
+    ``center``: librosa center=True with zeros, n_dft//2 on both sides, T = 1 + n // hop.
+    """
+    if padding == "same":
+        frames = -(-n_samples // n_hop)
+        total = max((frames - 1) * n_hop + n_dft - n_samples, 0)
+        return total // 2, total - total // 2, frames
+    if padding == "valid":
+        return 0, 0, 1 + (n_samples - n_dft) // n_hop
+    if padding == "end":
+        frames = -(-n_samples // n_hop)
+        return 0, max((frames - 1) * n_hop + n_dft - n_samples, 0), frames
+    if padding == "center":
+        return n_dft // 2, n_dft // 2, 1 + n_samples // n_hop
+    raise ValueError(f"unknown STFT padding {padding!r}; use same, valid, end or center")
+
+
+def output_shape(spec, n_samples):
+    """``[F, T, 1]`` of the front end for windows of ``n_samples`` samples."""
+    _, _, frames = padding_amounts(n_samples, spec["n_dft"], spec["n_hop"], spec["padding"])
+    n_freq = spec["n_mels"] if is_mel(spec) else spec["n_dft"] // 2 + 1
+    return [int(n_freq), int(frames), 1]
+
+
+def to_decibel(amplitude):
+    """kapre 0.1.4 dB: ``10 log10(max(a, 1e-10))`` minus the per-example max, floored at −80.
+
+    Parameters
+    ----------
+    amplitude : np.ndarray [shape=(N, ...)]
+
+    Returns
+    -------
+    np.ndarray [same shape, float32]; an all-zero example maps to all 0 dB (spec §8.1).
+    """
+    log = 10.0 * np.log10(np.maximum(amplitude, AMIN))
+    axes = tuple(range(1, log.ndim))
+    log = log - log.max(axis=axes, keepdims=True)
+    return np.maximum(log, DB_FLOOR).astype(np.float32)
+
+
+def compute_frontend(frames, spec):
+    """Time-frequency image of each 1-s window, as the model's front-end layer computes it.
+
+    Parameters
+    ----------
+    frames : np.ndarray [shape=(N, n_samples)]
+        Raw audio windows at ``spec["sr"]`` Hz.
+    spec : dict
+        A model card's ``frontend`` entry.
+
+    Returns
+    -------
+    np.ndarray [shape=(N, F, T, 1), dtype=float32]
+        dB values in [−80, 0]; F = ``n_mels`` or ``n_dft // 2 + 1``; T as :func:`output_shape`.
+    """
+    if spec["type"] not in FRONTEND_TYPES:
+        raise ValueError(f"unknown front-end type {spec['type']!r}; known: {', '.join(FRONTEND_TYPES)}")
+    frames = np.asarray(frames, dtype=np.float64)
+    if frames.ndim != 2:
+        raise ValueError(f"frames must be [N, n_samples]; got shape {frames.shape}")
+    n_dft, n_hop = int(spec["n_dft"]), int(spec["n_hop"])
+    front, back, count = padding_amounts(frames.shape[1], n_dft, n_hop, spec["padding"])
+    padded = np.pad(frames, ((0, 0), (front, back)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, n_dft, axis=1)[:, ::n_hop][:, :count]
+    spectrum = np.fft.rfft(windows * periodic_hann(n_dft), axis=-1)          # [N, T, n_dft/2+1]
+    power = spectrum.real ** 2 + spectrum.imag ** 2
+    if is_mel(spec):
+        fb = mel_filterbank(spec["sr"], n_dft, spec["n_mels"], spec.get("fmin", 0.0), spec.get("fmax"),
+                            spec.get("htk", True), spec.get("norm", "slaney")).astype(np.float64)
+        if filterbank_on_power(spec):
+            amplitude = np.sqrt(power @ fb)
+        else:
+            amplitude = np.sqrt(power) @ fb
+    else:
+        amplitude = np.sqrt(power)
+    image = np.transpose(to_decibel(amplitude), (0, 2, 1))                    # [N, F, T]
+    return image[..., None].astype(np.float32)

@@ -1,0 +1,289 @@
+"""Run one exported artifact (``X.tflite`` + ``X.json`` sidecar) on raw audio windows.
+
+The sidecar (docs/ARCHITECTURE.md, "Exported artifacts") says whether the front end is inside the
+model; when it is not, the numpy twin ``device.frontends.compute_frontend`` computes it here.
+Input quantization and output dequantization use the interpreter's own tensor details, so an
+fp32, dynamic-range or full-int8 model is used the same way.
+
+Example
+-------
+>>> emb = load_artifact("out/sea-64.int8.tflite")                     # doctest: +SKIP
+>>> cls = load_artifact("out/us8k-mlp.fp32.tflite")                   # doctest: +SKIP
+>>> probs = cls.classify(emb.embed_frames(frames))                     # doctest: +SKIP
+"""
+import hashlib
+import json
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from device.errors import ArtifactError, DeviceWarning
+from device.interpreter import open_interpreter
+
+
+def sidecar_path(tflite_path):
+    """``X.json`` beside ``X.tflite``."""
+    return Path(tflite_path).with_suffix(".json")
+
+
+def sha256_file(path, chunk=1 << 20):
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_sidecar(tflite_path):
+    """The sidecar dict of ``tflite_path``, verified against the model's sha256.
+
+    Returns ``None`` (with a :class:`DeviceWarning`) when there is no sidecar; raises
+    :class:`ArtifactError` when it is unreadable or its checksum does not match the ``.tflite``.
+    """
+    path = sidecar_path(tflite_path)
+    if not path.exists():
+        warnings.warn(f"{tflite_path}: no metadata sidecar {path.name}; running with the model's raw "
+                      "input shape (sample rate and front end are guessed; re-export to get one)",
+                      DeviceWarning, stacklevel=3)
+        return None
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{path}: unreadable sidecar ({exc}); re-export the model or delete the "
+                            "sidecar to run on the raw input shape") from exc
+    if not isinstance(meta, dict):
+        raise ArtifactError(f"{path}: the sidecar must be a JSON object; re-export the model")
+    expected = meta.get("sha256")
+    if expected:
+        actual = sha256_file(tflite_path)
+        if actual != expected:
+            raise ArtifactError(
+                f"{tflite_path}: sha256 {actual[:12]}… does not match {expected[:12]}… in {path.name}; "
+                "the model and its metadata are from different exports (or the copy is corrupt) - "
+                "copy both files again from the same export")
+    return meta
+
+
+class Artifact:
+    """One loaded model: an embedding network or a classifier.
+
+    Attributes
+    ----------
+    path : Path
+    meta : dict or None
+        The sidecar (``None`` when absent).
+    kind : str
+        ``"embedding"`` or ``"classifier"``.
+    name, mode : str
+        Model name (from the model card) and export mode (``fp32``, ``int8``, ...).
+    sample_rate : int or None
+        Audio rate in Hz the model expects (embedding models).
+    frame_samples : int or None
+        Samples per window (embedding models).
+    frontend_in_model : bool
+    frontend : dict or None
+        Front-end spec for ``device.frontends.compute_frontend`` when not in the model.
+    classes : list of str or None
+    interpreter_info : dict
+    load_time_s : float
+        Wall time to read, verify and allocate the model.
+    """
+
+    def __init__(self, tflite_path, threads=1, kind=None, prefer=None):
+        self.path = Path(tflite_path)
+        if not self.path.is_file():
+            raise ArtifactError(f"{self.path}: model file not found; pass the .tflite written by `sea-tf export`")
+        start = time.perf_counter()
+        self.meta = read_sidecar(self.path)
+        self.interpreter, self.interpreter_info = open_interpreter(self.path, threads, prefer)
+        self.load_time_s = time.perf_counter() - start
+        self.threads = threads
+        self._in = self.interpreter.get_input_details()[0]
+        self._out = self.interpreter.get_output_details()[0]
+        if len(self.interpreter.get_input_details()) != 1:
+            raise ArtifactError(f"{self.path}: the model has several inputs; sea-tf artifacts take one tensor")
+        meta = self.meta or {}
+        card = meta.get("model_card") or {}
+        self.frontend_in_model = bool(meta.get("frontend_in_model", len(self._in["shape"]) == 2))
+        self.frontend = meta.get("frontend") if not self.frontend_in_model else None
+        self.classes = meta.get("classes")
+        self.kind = kind or ("classifier" if self.classes or card.get("kind") == "classifier" else "embedding")
+        self.name = card.get("name") or self.path.name.split(".")[0]
+        self.mode = meta.get("mode") or (self.path.name.split(".")[1] if self.path.name.count(".") >= 2 else "unknown")
+        self.scaler = meta.get("scaler")
+        self.sample_rate = card.get("sample_rate") or (self.frontend or {}).get("sr")
+        self.frame_samples = card.get("frame_samples")
+        if self.kind == "embedding":
+            self._guess_rates()
+        if not self.frontend_in_model and self.frontend is None and self.kind == "embedding":
+            warnings.warn(f"{self.path}: the model takes front-end features but no front-end spec is "
+                          "known; it can be timed on random features but cannot embed audio",
+                          DeviceWarning, stacklevel=2)
+
+    def _guess_rates(self):
+        shape = [int(s) for s in self._in["shape"]]
+        if self.frontend_in_model and self.frame_samples is None:
+            self.frame_samples = shape[-1]
+        if self.frame_samples and self.sample_rate is None:
+            # sea-tf windows are 1 s long (model card "frame_length_s": 1.0)
+            self.sample_rate = self.frame_samples
+            if self.meta is None:
+                warnings.warn(f"{self.path}: assuming {self.sample_rate} Hz (1-s windows of "
+                              f"{self.frame_samples} samples)", DeviceWarning, stacklevel=3)
+
+    # -- tensors -------------------------------------------------------------------------
+    @property
+    def input_shape(self):
+        """Shape of one input example as the interpreter declares it (batch dimension first)."""
+        return tuple(int(s) for s in self._in["shape"])
+
+    @property
+    def output_size(self):
+        """Length of one output vector (embedding dimensions or number of classes)."""
+        return int(np.prod(self._out["shape"][1:]))
+
+    def quantize_input(self, x):
+        """Float input → the interpreter's input dtype (scale/zero point from the tensor details)."""
+        return _quantize(np.asarray(x, np.float32), self._in)
+
+    def dequantize_output(self, raw):
+        """The interpreter's raw output → float32 (scale/zero point from the tensor details)."""
+        return _dequantize(raw, self._out)
+
+    def invoke(self, x):
+        """Set ``x`` (already in the input dtype and shape), ``invoke()``, return the raw output."""
+        self.interpreter.set_tensor(self._in["index"], x)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self._out["index"])
+
+    def run_one(self, x):
+        """One example through the network: quantize, invoke, dequantize.
+
+        Parameters
+        ----------
+        x : np.ndarray [shape=input_shape[1:]], float32
+
+        Returns
+        -------
+        np.ndarray [shape=(output_size,), dtype=float32]
+        """
+        q = self.quantize_input(np.reshape(x, self.input_shape))
+        return self.dequantize_output(self.invoke(q)).reshape(-1)
+
+    # -- embedding models ----------------------------------------------------------------
+    def features(self, frames):
+        """What the network takes for ``frames``: the frames themselves, or the numpy front end.
+
+        Parameters
+        ----------
+        frames : np.ndarray [shape=(N, frame_samples), dtype=float32]
+
+        Returns
+        -------
+        np.ndarray [shape=(N, *input_shape[1:]), dtype=float32]
+        """
+        frames = np.asarray(frames, np.float32)
+        if frames.ndim != 2 or (self.frame_samples and frames.shape[1] != self.frame_samples):
+            raise ArtifactError(f"{self.path}: expected windows of shape [N, {self.frame_samples}], got "
+                                f"{list(frames.shape)}; frame the audio at {self.sample_rate} Hz")
+        if self.frontend_in_model:
+            return frames
+        if self.frontend is None:
+            raise ArtifactError(f"{self.path}: no front-end spec in the sidecar, so audio cannot be "
+                                "turned into the model's input; re-export the model with its sidecar")
+        from device.frontends import compute_frontend
+        return compute_frontend(frames, self.frontend).astype(np.float32, copy=False)
+
+    def embed_frames(self, frames):
+        """Embeddings of 1-s windows.
+
+        Parameters
+        ----------
+        frames : np.ndarray [shape=(N, frame_samples), dtype=float32]
+            Raw audio windows at :attr:`sample_rate`.
+
+        Returns
+        -------
+        np.ndarray [shape=(N, D), dtype=float32]
+        """
+        feats = self.features(frames)
+        out = np.empty((len(feats), self.output_size), np.float32)
+        for i, x in enumerate(feats):
+            out[i] = self.run_one(x)
+        return out
+
+    # -- classifiers ---------------------------------------------------------------------
+    def classify(self, embeddings):
+        """Class probabilities for embeddings.
+
+        Parameters
+        ----------
+        embeddings : np.ndarray [shape=(N, D), dtype=float32]
+
+        Returns
+        -------
+        np.ndarray [shape=(N, n_classes), dtype=float32]
+            Rows sum to 1. A ``"scaler": {"mean", "scale"}`` in the sidecar is applied first; if
+            the network's outputs are not already probabilities, a softmax is applied.
+        """
+        x = np.atleast_2d(np.asarray(embeddings, np.float32))
+        if self.scaler:
+            x = (x - np.asarray(self.scaler["mean"], np.float32)) / np.asarray(self.scaler["scale"], np.float32)
+        out = np.empty((len(x), self.output_size), np.float32)
+        for i, row in enumerate(x):
+            out[i] = self.run_one(row)
+        return _as_probabilities(out)
+
+
+def load_artifact(tflite_path, threads=1, kind=None, prefer=None):
+    """Load an exported model for inference on the board.
+
+    Parameters
+    ----------
+    tflite_path : str or Path
+        ``X.tflite``; its sidecar ``X.json`` is read when present (missing → warning; sha256
+        mismatch → :class:`ArtifactError`).
+    threads : int
+        Interpreter threads.
+    kind : {"embedding", "classifier"}, optional
+        Overrides what the sidecar says (needed for a classifier without a sidecar).
+    prefer : str, optional
+        Interpreter distribution to try first (see :mod:`device.interpreter`).
+
+    Returns
+    -------
+    Artifact
+    """
+    return Artifact(tflite_path, threads=threads, kind=kind, prefer=prefer)
+
+
+def _quantize(x, details):
+    dtype = details["dtype"]
+    scale, zero = details.get("quantization", (0.0, 0))
+    if np.issubdtype(dtype, np.floating):
+        return x.astype(dtype, copy=False)
+    if not scale:
+        raise ArtifactError(f"input tensor {details.get('name')} is {np.dtype(dtype).name} without "
+                            "quantization parameters; re-export with float or quantized I/O")
+    info = np.iinfo(dtype)
+    return np.clip(np.round(x / scale + zero), info.min, info.max).astype(dtype)
+
+
+def _dequantize(q, details):
+    scale, zero = details.get("quantization", (0.0, 0))
+    if np.issubdtype(q.dtype, np.floating) or not scale:
+        return q.astype(np.float32, copy=False)
+    return ((q.astype(np.float32) - zero) * scale).astype(np.float32)
+
+
+def _as_probabilities(out):
+    # A softmax head already gives rows in [0, 1] summing to 1 (int8 output: within a few
+    # quantization steps); anything else is treated as logits.
+    sums = out.sum(axis=1)
+    if np.all(out >= -1e-6) and np.allclose(sums, 1.0, atol=0.02):
+        return out / sums[:, None]
+    shifted = np.exp(out - out.max(axis=1, keepdims=True))
+    return (shifted / shifted.sum(axis=1, keepdims=True)).astype(np.float32)

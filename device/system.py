@@ -1,0 +1,93 @@
+"""What the benchmark ran on (CPU, OS, Python, interpreter) and how much memory it used."""
+import os
+import platform
+import resource
+import socket
+import sys
+from importlib import metadata
+
+
+def peak_rss_mb():
+    """Peak resident set size of this process so far, in MiB (``getrusage`` high-water mark)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports KiB, macOS bytes.
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def current_rss_mb():
+    """Current resident set size in MiB (``/proc/self/statm``); ``None`` where unavailable."""
+    try:
+        with open("/proc/self/statm") as fh:
+            pages = int(fh.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+
+
+def cpu_model():
+    """A human-readable CPU name from ``/proc/cpuinfo`` (Pi boards: the ``Model`` line)."""
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip().lower(), value.strip())
+    except OSError:
+        pass
+    for key in ("model name", "model", "hardware", "cpu model", "processor"):
+        value = fields.get(key)
+        if value and not value.isdigit():
+            return value
+    if fields.get("cpu part"):  # aarch64 kernels often list only implementer/part numbers
+        return f"ARM implementer {fields.get('cpu implementer', '?')} part {fields['cpu part']}"
+    return platform.processor() or "unknown"
+
+
+def os_release():
+    """``PRETTY_NAME`` from ``/etc/os-release`` (e.g. "Debian GNU/Linux 12 (bookworm)")."""
+    try:
+        with open("/etc/os-release") as fh:
+            for line in fh:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return platform.platform()
+
+
+def environment(interpreter_info):
+    """The environment block of a benchmark report.
+
+    Parameters
+    ----------
+    interpreter_info : dict
+        From :func:`device.interpreter.find_interpreter`.
+
+    Returns
+    -------
+    dict
+        hostname, CPU model, architecture, logical cores, OS, kernel, Python, interpreter package
+        and version, numpy and soundfile versions, and where the harness was loaded from.
+    """
+    return {
+        "hostname": socket.gethostname(),
+        "cpu_model": cpu_model(),
+        "architecture": platform.machine(),
+        "cores": os.cpu_count(),
+        "os": os_release(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "python_implementation": platform.python_implementation(),
+        "interpreter": dict(interpreter_info),
+        "numpy": _version("numpy"),
+        "soundfile": _version("soundfile"),
+        "soxr": _version("soxr"),
+        "harness_dir": os.path.dirname(os.path.abspath(__file__)),
+    }
+
+
+def _version(dist):
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
