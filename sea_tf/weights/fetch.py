@@ -1,0 +1,211 @@
+"""Download a published weight file into the cache: pooch over HTTP, gunzip, verify, rename.
+
+Order of work, so that the cache never holds a file that looks complete but is not:
+
+1. pooch streams ``<file>.h5.gz`` to a hidden ``.part`` file in the cache directory (progress bar,
+   connect/read timeouts; transient failures are retried, connection failures are not);
+2. it is gunzipped to a hidden temporary name while its sha256 is computed;
+3. the hash is compared with the catalogue's, or with the one recorded at the first download;
+4. the layers are checked against the architecture the name implies;
+5. only then is the file renamed to its final name and its hash recorded.
+
+Any failure deletes both temporaries and raises :class:`WeightsError` with one line naming the
+address and the ``sea-tf models import`` alternative.
+"""
+import dataclasses
+import gzip
+import hashlib
+import os
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+from sea_tf import atomic
+from sea_tf.errors import SeaTFError, WeightsError
+from sea_tf.weights import cache, catalogue
+from sea_tf.weights.layout import check_entry_layout
+
+DEFAULT_TIMEOUT = (10.0, 60.0)  # seconds: connect, read (between two received chunks)
+DEFAULT_RETRIES = 2
+_CHUNK = 1 << 20
+
+
+@dataclasses.dataclass
+class FetchResult:
+    """What :func:`fetch` did for one name.
+
+    Attributes
+    ----------
+    name : str
+    path : Path
+        The cached file.
+    sha256 : str
+    size : int
+        Bytes of the unpacked file.
+    status : str
+        ``"downloaded"`` or ``"cached"`` (already there and verified).
+    hash_source : str
+        ``"catalogue"``, ``"recorded"`` (verified against an earlier download) or ``"new"``
+        (first download; its hash is now recorded).
+    """
+    name: str
+    path: Path
+    sha256: str
+    size: int
+    status: str
+    hash_source: str
+
+
+def fetch(name, home=None, base_url=None, force=False, timeout=DEFAULT_TIMEOUT, retries=DEFAULT_RETRIES,
+          progress=True):
+    """Make ``name``'s published weight file available in the cache.
+
+    Parameters
+    ----------
+    name : str
+        Catalogue name, e.g. ``"edgel3/sea-64"``.
+    home : str or Path, optional
+        sea-tf home (default ``$SEA_TF_HOME`` or the user cache directory).
+    base_url : str, optional
+        Base address holding the ``.h5.gz`` files (default ``$SEA_TF_WEIGHTS_URL``, else the
+        repository's ``models`` branch on GitHub).
+    force : bool
+        Download again even when cached (the new file must still match the known/recorded hash).
+    timeout : float or (float, float)
+        Connect and read timeouts in seconds.
+    retries : int
+        Extra attempts after a read timeout, a cut-off transfer or an HTTP 5xx/429.
+    progress : bool
+        Show a download progress bar on stderr.
+
+    Returns
+    -------
+    FetchResult
+
+    Raises
+    ------
+    WeightsError
+        Unreachable server, HTTP error, truncated or corrupt ``.gz``, hash mismatch, wrong layers,
+        unwritable cache or full disk. Nothing is left in the cache.
+    """
+    entry = catalogue.lookup(name)
+    wdir = cache.ensure_weights_dir(home)
+    dest = wdir / entry.filename
+    if not force and cache.is_cached(entry.name, home):
+        sha = cache.verify_file(entry.name, dest, home)
+        source = cache.expected_sha256(entry.name, home)[1]
+        return FetchResult(entry.name, dest, sha, dest.stat().st_size, "cached", source)
+
+    expected, source = cache.expected_sha256(entry.name, home)
+    url = entry.url(base_url)
+    gz_path = None
+    try:
+        gz_path = _download(url, entry, wdir, timeout, retries, progress)
+        with atomic.atomic_path(dest) as tmp:
+            sha, size = _gunzip(gz_path, tmp, url, entry)
+            if expected and sha != expected:
+                raise WeightsError(
+                    f"{url}: unpacked sha256 {sha[:16]}... does not match the {source} hash {expected[:16]}... "
+                    f"of '{entry.name}'; the file was deleted. If the published file really changed, run "
+                    f"`sea-tf models remove {entry.name}` first; otherwise check the address (--base-url)")
+            check_entry_layout(tmp, entry, shown=url)
+        cache.record(entry.name, sha, size, "fetch", url, home)
+    except WeightsError:
+        raise
+    except SeaTFError as exc:  # atomic_path's OutputError: the cache cannot be written
+        raise WeightsError(f"cannot write {dest}: {exc}") from exc
+    except OSError as exc:
+        raise WeightsError(f"writing {dest} failed: {exc.strerror or exc}; free some space or set "
+                           f"${cache.HOME_ENV} to another disk; nothing was left in the cache") from exc
+    finally:
+        if gz_path is not None:
+            gz_path.unlink(missing_ok=True)
+    return FetchResult(entry.name, dest, sha, size, "downloaded", source if expected else "new")
+
+
+def _download(url, entry, wdir, timeout, retries, progress):
+    """Stream ``url`` to a hidden ``.part`` file in ``wdir`` with pooch; returns its path."""
+    import pooch
+    import requests
+    from tqdm import tqdm
+
+    fd, part = tempfile.mkstemp(prefix=f".{entry.filename}.gz.", suffix=".part", dir=wdir)
+    os.close(fd)
+    part = Path(part)
+    try:
+        for attempt in range(retries + 1):
+            # total=1 until pooch sets the real size: pooch tests the bar's truth value.
+            bar = tqdm(total=1, desc=entry.name, unit="B", unit_scale=True, unit_divisor=1024,
+                       leave=True) if progress else False
+            downloader = pooch.HTTPDownloader(progressbar=bar, chunk_size=1 << 16, timeout=timeout)
+            try:
+                downloader(url, str(part), None)
+                return part
+            except requests.exceptions.HTTPError as exc:
+                status = exc.response.status_code if exc.response is not None else None
+                if (status in (408, 429) or (status or 0) >= 500) and attempt < retries:
+                    _pause(attempt)
+                    continue
+                raise WeightsError(f"{url}: HTTP {status}; {_alternatives(entry)}") from exc
+            except requests.exceptions.RequestException as exc:
+                if _is_connect_failure(exc):
+                    raise WeightsError(f"cannot reach {url} ({_reason(exc)}); {_alternatives(entry)}") from exc
+                if attempt < retries:
+                    _pause(attempt)
+                    continue
+                raise WeightsError(f"{url}: transfer failed {retries + 1} time(s) ({_reason(exc)}); try again "
+                                   f"later, or {_alternatives(entry)}") from exc
+            finally:
+                if bar is not False:
+                    bar.close()
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+
+
+def _gunzip(gz_path, out_path, url, entry):
+    """Unpack ``gz_path`` into ``out_path``; returns (sha256, size). Damaged archives raise."""
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with gzip.open(gz_path, "rb") as src, open(out_path, "wb") as dst:
+            while chunk := src.read(_CHUNK):
+                digest.update(chunk)
+                dst.write(chunk)
+                size += len(chunk)
+    except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        raise WeightsError(f"{url}: the download is not a complete gzip file ({exc}); it was deleted: fetch again, "
+                           f"or {_alternatives(entry)}") from exc
+    if size == 0:
+        raise WeightsError(f"{url}: the download is empty; it was deleted: check the address, or "
+                           f"{_alternatives(entry)}")
+    return digest.hexdigest(), size
+
+
+def _is_connect_failure(exc):
+    """True for DNS, refused and connect-timeout failures: retrying would only delay the error."""
+    import requests
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.ProxyError,
+                        requests.exceptions.SSLError, requests.exceptions.InvalidURL,
+                        requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
+
+
+def _reason(exc):
+    """The innermost readable cause of a requests error, on one line."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    text = str(reason or exc)
+    return " ".join(text.split())[:200]
+
+
+def _alternatives(entry):
+    return (f"copy {entry.filename}.gz (or the unpacked .h5) from a networked machine and run "
+            f"`sea-tf models import PATH --name {entry.name}`")
+
+
+def _pause(attempt):
+    time.sleep(min(1.0 * (attempt + 1), 5.0))
