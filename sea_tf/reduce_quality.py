@@ -1,0 +1,209 @@
+"""Did φ keep the teacher's geometry? Held-out trustworthiness, kNN recall@k, explained variance, scatter.
+
+Measured on rows *not* used to fit φ (a seeded random subset), comparing the teacher space
+(raw embeddings, Euclidean) with the reduced space:
+
+- trustworthiness (``sklearn.manifold.trustworthiness``): 1 when no reduced-space neighbour is a
+  stranger in the teacher space;
+- kNN recall@k: mean fraction of each row's k teacher-space neighbours that are also among its k
+  reduced-space neighbours;
+- explained variance ratio (PCA only), summed over the d components;
+- ``quality.png``: the first two reduced dimensions, coloured by class when labels are known.
+"""
+from pathlib import Path
+
+import numpy as np
+from sklearn.manifold import trustworthiness
+from sklearn.neighbors import NearestNeighbors
+
+from sea_tf import atomic
+
+
+def knn_recall(high, low, k=10):
+    """Mean fraction of the k nearest neighbours in ``high`` kept among the k nearest in ``low``.
+
+    Parameters
+    ----------
+    high : np.ndarray [shape=(n, D)]
+    low : np.ndarray [shape=(n, d)]
+    k : int
+        Neighbours per row (the row itself excluded), ``k < n``.
+
+    Returns
+    -------
+    float in [0, 1]
+    """
+    def neighbours(x):
+        idx = NearestNeighbors(n_neighbors=k + 1).fit(x).kneighbors(x, return_distance=False)
+        return [set(row[row != i][:k]) for i, row in enumerate(idx)]
+    hi, lo = neighbours(np.asarray(high, np.float64)), neighbours(np.asarray(low, np.float64))
+    return float(np.mean([len(a & b) / k for a, b in zip(hi, lo)]))
+
+
+def heldout_rows(n_rows, sample_index, n_heldout, seed):
+    """A sorted, seeded random subset of rows outside the sample (the sample itself if none are left).
+
+    Returns
+    -------
+    rows : np.ndarray [shape=(h,), dtype=int64]
+    heldout : bool
+        False when every row was in the sample and the sample had to be used.
+    """
+    rest = np.setdiff1d(np.arange(n_rows, dtype=np.int64), np.asarray(sample_index, dtype=np.int64))
+    heldout = len(rest) > 0
+    pool = rest if heldout else np.asarray(sample_index, dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    take = min(int(n_heldout), len(pool))
+    return np.sort(rng.choice(pool, size=take, replace=False)), heldout
+
+
+def evaluate(shards, reducer, sample_index, out_dir, seed=20180216, n_heldout=1000, k=10, scatter=True,
+             name="quality"):
+    """Quality of a fitted reducer on held-out teacher rows; writes ``<name>.json`` (+ ``<name>.png``).
+
+    Parameters
+    ----------
+    shards : sea_tf.shards.ShardSet
+    reducer : sea_tf.reduce.Reducer
+    sample_index : np.ndarray of int
+        Rows φ was fitted on (excluded from the evaluation).
+    out_dir : str or Path
+    seed : int
+    n_heldout : int
+        Rows evaluated (trustworthiness is O(n²): keep it ≤ a few thousand).
+    k : int
+        Neighbours for trustworthiness and recall.
+    scatter : bool
+        Also draw the PNG.
+
+    Returns
+    -------
+    dict
+        ``{"n_heldout", "heldout", "k", "trustworthiness", "knn_recall", "explained_variance"
+        (PCA), "png"}``.
+    """
+    out_dir = Path(out_dir)
+    rows, heldout = heldout_rows(shards.n_rows, sample_index, n_heldout, seed)
+    high = shards.read("embedding", rows)
+    low = reducer.transform(high)
+    k = int(min(k, max(1, len(rows) // 2 - 1)))
+    result = {"method": reducer.method, "d": reducer.d, "n_heldout": int(len(rows)), "heldout": heldout,
+              "k": k,
+              "trustworthiness": float(trustworthiness(high, low, n_neighbors=k)),
+              f"knn_recall@{k}": knn_recall(high, low, k)}
+    if reducer.method == "pca":
+        result["explained_variance"] = float(np.sum(reducer.model.explained_variance_ratio_))
+    if scatter:
+        labels = shards.read("label", rows)
+        png = out_dir / f"{name}.png"
+        plot_scatter(low, labels, png, title=f"{reducer.method} d={reducer.d}: trust "
+                                             f"{result['trustworthiness']:.3f}, recall@{k} {result[f'knn_recall@{k}']:.3f}")
+        result["png"] = str(png)
+    atomic.write_json(out_dir / f"{name}.json", result)
+    return result
+
+
+def plot_scatter(reduced, labels, path, title=""):
+    """Scatter of the first two reduced dimensions, coloured by ``labels`` when any is ≥ 0.
+
+    Parameters
+    ----------
+    reduced : np.ndarray [shape=(n, d)]
+    labels : np.ndarray of int [shape=(n,)], −1 for unknown
+    path : str or Path
+        PNG to write (atomically).
+    """
+    import matplotlib
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    reduced = np.asarray(reduced)
+    x = reduced[:, 0]
+    y = reduced[:, 1] if reduced.shape[1] > 1 else np.zeros_like(x)
+    fig, ax = plt.subplots(figsize=(5, 4.5), dpi=100)
+    labels = np.asarray(labels)
+    if np.any(labels >= 0):
+        for c in np.unique(labels):
+            sel = labels == c
+            ax.scatter(x[sel], y[sel], s=6, alpha=0.7, label=str(c) if c >= 0 else "unknown")
+        ax.legend(fontsize=6, markerscale=2, title="class", title_fontsize=7, loc="best")
+    else:
+        ax.scatter(x, y, s=6, alpha=0.7, color="tab:blue")
+    ax.set_xlabel("reduced dim 1")
+    ax.set_ylabel("reduced dim 2")
+    ax.set_title(title, fontsize=8)
+    fig.tight_layout()
+    with atomic.atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+def compare_strategies(shard_dirs, out_dir, m, strategies=None, method="pca", d=64, seed=20180216,
+                       sampling=None, reducer=None, n_heldout=1000, k=10, progress=True):
+    """The seed's sampling study in one call: every strategy samples the same shards, fits φ, is scored.
+
+    All strategies are scored on the same held-out rows (drawn from the rows none of them picked).
+
+    Parameters
+    ----------
+    shard_dirs : str, Path or list
+    out_dir : str or Path
+        Gets ``<strategy>/{sample.npz, card.json}``, ``<strategy>/reducer/``, ``compare.json``,
+        ``compare.md`` and one ``quality-<strategy>.png`` each.
+    m : int
+        Samples per strategy.
+    strategies : list of str, optional
+        Default: all of :data:`sea_tf.sampling.STRATEGIES`.
+    method, d : str, int
+        The reduction fitted on each sample.
+    sampling : dict, optional
+        Extra keyword arguments of :func:`sea_tf.sampling.sample_shards` (``group_by``, ...).
+    reducer : dict, optional
+        Extra keyword arguments of :func:`sea_tf.reduce.fit` (``pca_solver``, ``umap_params``).
+
+    Returns
+    -------
+    list of dict
+        One row per strategy: ``strategy``, ``trustworthiness``, ``knn_recall@k``,
+        ``explained_variance`` (PCA), ``diversity`` (of the sample), ``wall_s``.
+    """
+    import time
+
+    from sea_tf import reduce as reduce_mod
+    from sea_tf import sampling as sampling_mod
+    from sea_tf.shards import ShardSet
+
+    out_dir = Path(out_dir)
+    strategies = list(strategies or sampling_mod.STRATEGIES)
+    shards = ShardSet(shard_dirs)
+    samples, walls = {}, {}
+    for strategy in strategies:
+        start = time.perf_counter()
+        samples[strategy], _ = sampling_mod.sample_shards(shard_dirs, out_dir / strategy, m, strategy=strategy,
+                                                          seed=seed, progress=progress, **(sampling or {}))
+        reduce_mod.fit(shard_dirs, out_dir / strategy, out_dir / strategy / "reducer", method=method, d=d,
+                       seed=seed, quality=None, progress=progress, **(reducer or {}))
+        walls[strategy] = time.perf_counter() - start
+    union = np.unique(np.concatenate(list(samples.values())))
+    table = []
+    for strategy in strategies:
+        fitted = reduce_mod.Reducer.load(out_dir / strategy / "reducer")
+        q = evaluate(shards, fitted, union, out_dir, seed=seed, n_heldout=n_heldout, k=k,
+                     name=f"quality-{strategy}")
+        emb = shards.read("embedding", samples[strategy][:2000])
+        table.append({"strategy": strategy, **{key: q[key] for key in q if key not in ("png", "method")},
+                      "diversity": sampling_mod.diversity(emb), "wall_s": round(walls[strategy], 3)})
+    atomic.write_json(out_dir / "compare.json", {"m": int(m), "method": method, "d": int(d), "rows": table})
+    atomic.write_text(out_dir / "compare.md", markdown_table(table))
+    return table
+
+
+def markdown_table(rows):
+    """A Markdown table of the comparison rows (numbers to 4 decimals)."""
+    if not rows:
+        return ""
+    keys = [key for key in rows[0] if key not in ("heldout", "d")]
+    fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(fmt(row[key]) for key in keys) + " |" for row in rows]
+    return "\n".join(lines) + "\n"

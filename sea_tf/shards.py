@@ -1,0 +1,332 @@
+"""Teacher shards on disk: fixed-size HDF5 files plus one manifest per job, read back as one table.
+
+Layout (docs/ARCHITECTURE.md, "Teacher shards")::
+
+    OUT/shard-<job>-<nnnnn>.h5   embedding f32 [n, D], audio f32 [n, student_sr], timestamp f64 [n],
+                                 loudness_db f32 [n], source utf-8 [n], label i32 [n], fold i32 [n]
+    OUT/manifest-<job>.json      teacher card, config, the finished shards in row order, failures
+
+``<job>`` is ``<K>of<N>`` for the K-th of N cluster jobs. A manifest lists a shard only after the
+shard file has been renamed into place, so a killed job never references a half-written file.
+Files are written deterministically (no HDF5 timestamps, fixed chunking) so that a resumed run ends
+byte-identical to an uninterrupted one.
+"""
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from sea_tf import atomic
+from sea_tf.errors import DataError
+
+MANIFEST_FORMAT = "sea-tf-teacher-manifest/1"
+SHARD_KEYS = ("embedding", "audio", "timestamp", "loudness_db", "source", "label", "fold")
+_DTYPES = {"embedding": np.float32, "audio": np.float32, "timestamp": np.float64,
+           "loudness_db": np.float32, "label": np.int32, "fold": np.int32, "target": np.float32}
+_STR = h5py.string_dtype("utf-8")
+
+
+def job_name(index, count):
+    """Job tag used in file names: ``job_name(2, 8) == "2of8"``."""
+    return f"{int(index)}of{int(count)}"
+
+
+def shard_name(job, number):
+    """File name of shard ``number`` of ``job``, e.g. ``shard-0of1-00003.h5``."""
+    return f"shard-{job}-{int(number):05d}.h5"
+
+
+def canonical_sha256(obj):
+    """sha256 of ``obj`` as canonical JSON (sorted keys): a stable hash of cards and configs."""
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=atomic._json_default)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def write_h5(path, arrays, compression=None, attrs=None):
+    """Write ``arrays`` (name -> array) as one HDF5 file, atomically and byte-reproducibly.
+
+    Parameters
+    ----------
+    path : str or Path
+    arrays : dict of str -> np.ndarray
+        Each array's first axis is the row axis. ``source`` (str) is stored as UTF-8 strings.
+    compression : {None, "gzip", "lzf"}
+        HDF5 filter; chunking is fixed (64 rows) so the bytes depend only on the data.
+    attrs : dict, optional
+        Small file attributes (str or numbers).
+    """
+    with atomic.atomic_path(path, suffix=".h5") as tmp:
+        with h5py.File(tmp, "w", libver="earliest", track_order=False) as fh:
+            for key, value in arrays.items():
+                if key == "source":
+                    data = np.asarray([str(s) for s in value], dtype=object)
+                    dtype = _STR
+                else:
+                    data = np.ascontiguousarray(value, dtype=_DTYPES.get(key, np.asarray(value).dtype))
+                    dtype = data.dtype
+                n = len(data)
+                chunks = (max(1, min(64, n)),) + tuple(np.shape(data)[1:]) if n else None
+                fh.create_dataset(key, data=data, dtype=dtype, chunks=chunks,
+                                  compression=compression if n else None, track_times=False)
+            for key, value in (attrs or {}).items():
+                fh.attrs[key] = value
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """One shard of a :class:`ShardSet`: its file, row count and first global row."""
+    path: Path
+    n_rows: int
+    offset: int
+    manifest: Path
+
+
+def read_manifest(path):
+    """Read and minimally validate a teacher manifest; raise :class:`DataError` when malformed."""
+    path = Path(path)
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable manifest ({exc}); re-run `sea-tf teacher-embed` to rewrite it") from exc
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise DataError(f"{path}: not a sea-tf teacher manifest (format {manifest.get('format')!r}); "
+                        "point to a directory written by `sea-tf teacher-embed`")
+    return manifest
+
+
+class ShardSet:
+    """One or many teacher-shard directories read as one table of rows.
+
+    Rows are ordered by directory (as given), then job manifest (by name), then shard, then row.
+    With ``targets`` (a directory written by ``sea-tf reduce apply``) the key ``"target"`` is
+    readable too, row-aligned with the teacher rows.
+
+    Parameters
+    ----------
+    dirs : str, Path or list of them
+        Directories holding ``manifest-*.json`` and their shards.
+    targets : str or Path, optional
+        Reduced-target directory (``<same shard name>.h5`` with dataset ``target``).
+    allow_incomplete : bool
+        Accept jobs that have not finished (their finished shards are used).
+
+    Attributes
+    ----------
+    n_rows : int
+    embedding_size : int
+    student_sample_rate : int
+    teacher_card : dict
+    teacher_card_sha256 : str
+    manifests : list of dict
+    shards : list of ShardInfo
+    """
+
+    def __init__(self, dirs, targets=None, allow_incomplete=False):
+        if isinstance(dirs, (str, Path)):
+            dirs = [dirs]
+        self.dirs = [Path(d) for d in dirs]
+        if not self.dirs:
+            raise DataError("no teacher-shard directory given; pass the output of `sea-tf teacher-embed`")
+        self.manifests, self.manifest_paths, self.shards = [], [], []
+        offset = 0
+        for directory in self.dirs:
+            if not directory.is_dir():
+                raise DataError(f"{directory}: no such directory; pass the output of `sea-tf teacher-embed`")
+            paths = sorted(directory.glob("manifest-*.json"))
+            if not paths:
+                raise DataError(f"{directory}: no manifest-*.json found; is this a `sea-tf teacher-embed` output?")
+            for path in paths:
+                manifest = read_manifest(path)
+                if not manifest.get("complete") and not allow_incomplete:
+                    raise DataError(f"{path}: job {manifest.get('job')} has not finished; re-run its "
+                                    "`sea-tf teacher-embed` command to complete it")
+                self._check_compatible(manifest, path)
+                self.manifests.append(manifest)
+                self.manifest_paths.append(path)
+                for entry in manifest["shards"]:
+                    info = ShardInfo(directory / entry["name"], int(entry["rows"]), offset, path)
+                    if not info.path.is_file():
+                        raise DataError(f"{info.path}: listed in {path} but missing; re-run the teacher-embed job")
+                    self.shards.append(info)
+                    offset += info.n_rows
+        self.n_rows = offset
+        first = self.manifests[0]
+        self.embedding_size = int(first["embedding_size"])
+        self.student_sample_rate = int(first["student_sample_rate"])
+        self.teacher_card = first["teacher_card"]
+        self.teacher_card_sha256 = first["teacher_card_sha256"]
+        self._ends = np.array([s.offset + s.n_rows for s in self.shards], dtype=np.int64)
+        self.targets = None
+        if targets is not None:
+            self._attach_targets(Path(targets))
+
+    def _check_compatible(self, manifest, path):
+        if not self.manifests:
+            return
+        first, where = self.manifests[0], self.manifest_paths[0]
+        for key in ("teacher_card_sha256", "embedding_size", "student_sample_rate", "hop_size"):
+            if manifest.get(key) != first.get(key):
+                raise DataError(f"{path}: {key} = {manifest.get(key)!r} differs from {where} "
+                                f"({first.get(key)!r}); only shards from one teacher and config can be read together")
+
+    def _attach_targets(self, targets):
+        self.targets = targets
+        for info in self.shards:
+            path = targets / info.path.name
+            if not path.is_file():
+                raise DataError(f"{path}: target shard missing for {info.path}; run `sea-tf reduce apply` on "
+                                "these teacher shards")
+
+    def __len__(self):
+        return self.n_rows
+
+    def _file(self, info, key):
+        if key == "target":
+            if self.targets is None:
+                raise DataError("key 'target' needs ShardSet(..., targets=DIR) from `sea-tf reduce apply`")
+            return self.targets / info.path.name
+        if key not in SHARD_KEYS:
+            raise DataError(f"unknown shard key {key!r}; known: {', '.join(SHARD_KEYS + ('target',))}")
+        return info.path
+
+    def read_shard(self, i, key, start=0, stop=None):
+        """Rows ``[start, stop)`` of ``key`` in shard ``i`` (local row numbers).
+
+        Returns
+        -------
+        np.ndarray [shape=(stop - start, ...)]; strings for ``source``.
+        """
+        info = self.shards[i]
+        path = self._file(info, key)
+        stop = info.n_rows if stop is None else stop
+        try:
+            with h5py.File(path, "r") as fh:
+                data = fh[key][start:stop]
+        except (OSError, KeyError) as exc:
+            raise DataError(f"{path}: cannot read dataset {key!r} ({exc}); the shard is damaged, delete it "
+                            "and re-run the command that wrote it") from exc
+        if key == "source":
+            data = np.array([s.decode("utf-8") if isinstance(s, bytes) else s for s in data], dtype=object)
+        return data
+
+    def iter_chunks(self, keys, rows=4096, start=0, stop=None):
+        """Iterate over consecutive rows in chunks that never cross a shard boundary.
+
+        Parameters
+        ----------
+        keys : list of str
+            Datasets to read (``embedding``, ``audio``, ..., ``target``).
+        rows : int
+            Largest chunk, in rows; memory is bounded by ``rows`` times the row size.
+        start, stop : int
+            Global row range.
+
+        Yields
+        ------
+        dict
+            ``{key: array [n, ...]}`` plus ``"row"`` (int64 [n], global row numbers) and
+            ``"shard"`` (index into :attr:`shards`).
+        """
+        if isinstance(keys, str):
+            keys = [keys]
+        stop = self.n_rows if stop is None else min(stop, self.n_rows)
+        for i, info in enumerate(self.shards):
+            lo, hi = max(start, info.offset), min(stop, info.offset + info.n_rows)
+            for a in range(lo, hi, max(1, int(rows))):
+                b = min(a + rows, hi)
+                chunk = {key: self.read_shard(i, key, a - info.offset, b - info.offset) for key in keys}
+                chunk["row"] = np.arange(a, b, dtype=np.int64)
+                chunk["shard"] = i
+                yield chunk
+
+    def read(self, key, index):
+        """Rows ``index`` (global row numbers, any order) of ``key``.
+
+        Parameters
+        ----------
+        key : str
+        index : array_like of int [shape=(m,)]
+
+        Returns
+        -------
+        np.ndarray [shape=(m, ...)] in the order of ``index``.
+        """
+        index = np.asarray(index, dtype=np.int64).reshape(-1)
+        if index.size and (index.min() < 0 or index.max() >= self.n_rows):
+            raise DataError(f"row index out of range [0, {self.n_rows}) for shards in {self.dirs}")
+        which = np.searchsorted(self._ends, index, side="right")
+        out = None
+        for i in np.unique(which):
+            mask = which == i
+            local = index[mask] - self.shards[i].offset
+            lo, hi = int(local.min()), int(local.max()) + 1
+            block = self.read_shard(int(i), key, lo, hi)  # one contiguous read, then pick rows
+            part = block[local - lo]
+            if out is None:
+                out = np.empty((index.size,) + part.shape[1:], dtype=part.dtype)
+            out[mask] = part
+        if out is None:
+            return np.empty((0,), dtype=object if key == "source" else _DTYPES.get(key, np.float32))
+        return out
+
+    def describe(self):
+        """Small JSON-able summary (for cards): directories, manifests' hashes and row count."""
+        return {"dirs": [str(d) for d in self.dirs], "n_rows": self.n_rows,
+                "manifests": [{"path": str(p), "sha256": canonical_sha256(m)}
+                              for p, m in zip(self.manifest_paths, self.manifests)],
+                "teacher_card_sha256": self.teacher_card_sha256}
+
+
+def new_manifest(job, teacher_card, config, embedding_size, student_sample_rate, hop_size, inputs=None):
+    """An empty (unfinished) manifest dict for ``job``; see :func:`write_table` for a complete one."""
+    return {"format": MANIFEST_FORMAT, "job": job,
+            "teacher_card": teacher_card, "teacher_card_sha256": canonical_sha256(teacher_card),
+            "config": config, "config_sha256": canonical_sha256(config),
+            "embedding_size": int(embedding_size), "student_sample_rate": int(student_sample_rate),
+            "hop_size": float(hop_size), "inputs": inputs or {},
+            "shards": [], "failed": [], "n_rows": 0, "complete": False}
+
+
+def write_table(out_dir, arrays, teacher_card, shard_rows=1024, job="0of1", hop_size=0.5, config=None,
+                compression=None):
+    """Write in-memory rows as a complete shard directory (synthetic data, tests, benchmarks).
+
+    Parameters
+    ----------
+    out_dir : str or Path
+    arrays : dict
+        ``embedding`` [n, D] is required; missing keys get neutral values (zero audio at 8 kHz
+        unless ``audio`` is given, timestamps ``k * hop_size``, loudness −120 dB, source
+        ``"synthetic"``, label and fold −1).
+    teacher_card : dict
+    shard_rows : int
+        Rows per shard file.
+
+    Returns
+    -------
+    Path
+        The manifest path.
+    """
+    out_dir = Path(out_dir)
+    emb = np.asarray(arrays["embedding"], dtype=np.float32)
+    n = len(emb)
+    full = {"embedding": emb,
+            "audio": arrays.get("audio", np.zeros((n, 8000), np.float32)),
+            "timestamp": arrays.get("timestamp", np.arange(n) * hop_size),
+            "loudness_db": arrays.get("loudness_db", np.full(n, -120.0, np.float32)),
+            "source": arrays.get("source", np.array(["synthetic"] * n, dtype=object)),
+            "label": arrays.get("label", np.full(n, -1, np.int32)),
+            "fold": arrays.get("fold", np.full(n, -1, np.int32))}
+    manifest = new_manifest(job, teacher_card, config or {"synthetic": True}, emb.shape[1],
+                            np.shape(full["audio"])[1], hop_size)
+    for k, a in enumerate(range(0, n, shard_rows)):
+        name = shard_name(job, k)
+        write_h5(out_dir / name, {key: value[a:a + shard_rows] for key, value in full.items()}, compression)
+        manifest["shards"].append({"name": name, "rows": min(shard_rows, n - a)})
+    manifest["n_rows"], manifest["complete"] = n, True
+    path = out_dir / f"manifest-{job}.json"
+    atomic.write_json(path, manifest)
+    return path
