@@ -1,0 +1,83 @@
+"""Several models through the same fold protocol, and one table comparing them.
+
+``OUT/<model>/`` holds each model's fold results, ``results.json`` and ``confusion.png``;
+``OUT/comparison.{json,md}`` compares the models. A model that fails (cannot be loaded, no clip
+embedded) is reported in the table's ``failed`` entry and the others still run.
+"""
+from pathlib import Path
+
+from sea_tf import atomic
+from sea_tf.classify import defaults
+from sea_tf.classify.crossval import cross_validate
+from sea_tf.classify.evaluate import comparison_markdown
+from sea_tf.classify.features import extract_features, open_embedder, spec_name
+from sea_tf.errors import ClassifyError, SeaTFError
+
+DEFAULTS_FEATURES = defaults.FEATURES
+
+
+def unique_names(specs):
+    """Short names for ``specs``, suffixed ``-2``, ``-3`` … where two specs share one."""
+    names, seen = [], {}
+    for spec in specs:
+        base = spec_name(spec)
+        seen[base] = seen.get(base, 0) + 1
+        names.append(base if seen[base] == 1 else f"{base}-{seen[base]}")
+    return names
+
+
+def run_benchmark(clips, model_specs, out_dir, features_cfg=None, clf_cfg=None, seed=0, test_folds=None,
+                  workers=1, progress=True, names=None):
+    """Evaluate every model of ``model_specs`` on ``clips`` with the fold protocol.
+
+    Parameters
+    ----------
+    clips : sea_tf.classify.features.ClipSet
+    model_specs : list
+        Anything :func:`~sea_tf.classify.features.open_embedder` takes (presets, ``.keras``,
+        ``.h5``, ``.tflite`` paths, ``SeaModel`` objects).
+    out_dir : str or Path
+    features_cfg : dict, optional
+        ``hop_size`` (s), ``framing``, ``cache_dir`` (default ``OUT/cache``), ``max_failed_fraction``.
+    clf_cfg : dict, optional
+        Classifier settings (``sea_tf.classify.crossval.CLASSIFIER_DEFAULTS``).
+    seed, test_folds, workers, progress
+        As :func:`~sea_tf.classify.crossval.cross_validate`.
+    names : list of str, optional
+        Display names (default: derived from the specs).
+
+    Returns
+    -------
+    dict
+        ``{"dataset", "n_folds", "models": {name: summary}, "failed": {name: reason}}``, also
+        written to ``OUT/comparison.json`` (with ``OUT/comparison.md``).
+    """
+    out_dir = Path(out_dir)
+    fcfg = {**DEFAULTS_FEATURES, **(features_cfg or {})}
+    cache_dir = Path(fcfg["cache_dir"]) if fcfg["cache_dir"] else out_dir / "cache"
+    names = names or unique_names(model_specs)
+    summaries, failed = {}, {}
+    for spec, name in zip(model_specs, names):
+        try:
+            embedder = open_embedder(spec, name=name)
+            feats = extract_features(clips, embedder, cache_dir, fcfg["hop_size"], fcfg["framing"],
+                                     fcfg["max_failed_fraction"], progress=progress)
+            summaries[name] = cross_validate(feats, out_dir / name, clf_cfg, seed, test_folds, workers, progress)
+            summaries[name]["spec"] = str(spec)
+        except SeaTFError as exc:
+            failed[name] = str(exc)
+            if progress:
+                print(f"classify: {name} failed: {exc}")
+    n_folds = len(test_folds or clips.fold_ids)
+    table = {"dataset": clips.kind, "n_folds": n_folds, "features": fcfg,
+             "models": {n: {k: v for k, v in s.items() if k != "folds"} for n, s in summaries.items()},
+             "failed": failed}
+    atomic.write_json(out_dir / "comparison.json", table)
+    md = [f"# {clips.kind}: clip accuracy, {n_folds}-fold protocol", "", comparison_markdown(summaries, n_folds)]
+    if failed:
+        md += ["", "Failed models:", ""] + [f"- {n}: {r}" for n, r in failed.items()]
+    atomic.write_text(out_dir / "comparison.md", "\n".join(md) + "\n")
+    if not summaries:
+        raise ClassifyError(f"every model failed; see {out_dir / 'comparison.md'}: "
+                            + "; ".join(f"{n}: {r}" for n, r in failed.items()))
+    return table

@@ -1,0 +1,388 @@
+"""Frame embeddings of a labelled dataset, cached per clip and keyed by model and audio hash.
+
+Each clip is framed like ``sea_tf.embed.get_embedding`` (1-s windows, hop 0.1 s, centred, spec
+§1.3) or, optionally, like the L3E downstream extraction (no centring, tail dropped, spec §3.5),
+embedded, and its ``[T, D]`` embedding cached as ``CACHE/<model name>/<framing>/<clip>.npz``. Each
+cache file records the model key (sha256 of the model card and weight file) and the audio file's
+sha256; a file made by another model or from other audio is detected and recomputed. Every frame
+inherits its clip's label and fold, so splits made over clips never mix a clip's frames.
+"""
+import dataclasses
+import hashlib
+import json
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from sea_tf import atomic, cards
+from sea_tf.errors import ClassifyError, DataError, ModelError, SeaTFError, SeaTFWarning
+
+FRAMINGS = ("centered", "uncentered", "l3e")
+
+
+@dataclasses.dataclass
+class ClipSet:
+    """The labelled clips of a dataset, independent of its on-disk layout.
+
+    Attributes
+    ----------
+    names : list of str
+        Unique clip names (``slice_file_name``), used as cache names and in messages.
+    paths : list of Path
+        Audio files.
+    folds : np.ndarray [shape=(n_clips,)], int
+    labels : np.ndarray [shape=(n_clips,)], int
+        Class ids indexing ``classes``.
+    classes : list of str
+    fold_ids : list of int
+        The protocol's folds (1..10 for UrbanSound8K, 1..5 for ESC-50).
+    kind : str
+        ``"us8k"``, ``"esc50"`` or a free name.
+    """
+    names: list
+    paths: list
+    folds: np.ndarray
+    labels: np.ndarray
+    classes: list
+    fold_ids: list
+    kind: str = "us8k"
+
+    def __len__(self):
+        return len(self.names)
+
+    def subset(self, keep):
+        """A ClipSet with only the clips where boolean ``keep`` is True."""
+        idx = np.flatnonzero(keep)
+        return dataclasses.replace(self, names=[self.names[i] for i in idx], paths=[self.paths[i] for i in idx],
+                                   folds=self.folds[idx], labels=self.labels[idx])
+
+
+def clipset_from_dataset(dataset, kind="us8k"):
+    """Convert a ``sea_tf.data`` dataset (``.clips``, ``.classes``, ``.folds``) into a :class:`ClipSet`."""
+    clips = list(dataset.clips)
+    if not clips:
+        raise DataError(f"{getattr(dataset, 'root', 'dataset')}: the metadata lists no clips; check the dataset root")
+    names = [str(c.slice_file_name) for c in clips]
+    dupes = sorted({n for n in names if names.count(n) > 1}) if len(set(names)) != len(names) else []
+    if dupes:
+        raise DataError(f"{getattr(dataset, 'root', 'dataset')}: clip names appear more than once in the "
+                        f"metadata: {dupes[:5]}; fix the metadata")
+    return ClipSet(names=names, paths=[Path(c.path) for c in clips],
+                   folds=np.array([int(c.fold) for c in clips]), labels=np.array([int(c.class_id) for c in clips]),
+                   classes=list(dataset.classes), fold_ids=sorted(int(f) for f in dataset.folds), kind=kind)
+
+
+def load_clipset(root, kind):
+    """Read a labelled dataset (``kind`` = ``"us8k"`` or ``"esc50"``) through ``sea_tf.data``."""
+    try:
+        from sea_tf.data import load_labelled_dataset
+    except ImportError as exc:
+        raise ClassifyError(f"sea_tf.data.load_labelled_dataset is not available ({exc}); "
+                            "the data module must be installed to read datasets") from exc
+    return clipset_from_dataset(load_labelled_dataset(root, kind), kind=kind)
+
+
+@dataclasses.dataclass
+class FrameFeatures:
+    """Frame embeddings of a :class:`ClipSet` for one model.
+
+    Attributes
+    ----------
+    x : np.ndarray [shape=(n_frames, dim)], float32
+    frame_clip : np.ndarray [shape=(n_frames,)], int
+        Index into ``clips`` of each frame's clip.
+    clips : ClipSet
+    model_name, model_key : str
+    failed : dict
+        ``{clip name: reason}`` for clips that could not be embedded (they have no frames).
+    stats : dict
+        Cache accounting of the extraction (``computed``, ``cached``, ``stale_model``, ``stale_audio``).
+    """
+    x: np.ndarray
+    frame_clip: np.ndarray
+    clips: ClipSet
+    model_name: str
+    model_key: str
+    failed: dict = dataclasses.field(default_factory=dict)
+    stats: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def y(self):
+        """Frame labels ``int [n_frames]`` (each frame inherits its clip's label)."""
+        return self.clips.labels[self.frame_clip]
+
+    @property
+    def frame_fold(self):
+        """Frame folds ``int [n_frames]``."""
+        return self.clips.folds[self.frame_clip]
+
+    @property
+    def embedding_size(self):
+        return int(self.x.shape[1])
+
+
+# --------------------------------------------------------------------------------------------- models
+
+@dataclasses.dataclass
+class Embedder:
+    """What feature extraction needs from a model, whether Keras or an exported ``.tflite``.
+
+    Attributes
+    ----------
+    name : str
+        Short name used for the cache directory and in tables.
+    key : str
+        sha256 identifying the exact model (card + weight file).
+    card : dict
+        The model card (for a ``.tflite``, the sidecar's ``model_card``).
+    sample_rate, frame_samples : int
+    embed_frames : callable
+        ``frames float32 [N, frame_samples] -> float32 [N, D]``.
+    """
+    name: str
+    key: str
+    card: dict
+    sample_rate: int
+    frame_samples: int
+    embed_frames: object
+
+
+def model_key(card, weight_file=None):
+    """sha256 of the canonical JSON of ``card`` plus, when given, the bytes of ``weight_file``."""
+    digest = hashlib.sha256(json.dumps(card, sort_keys=True, default=str).encode())
+    if weight_file is not None:
+        digest.update(cards.sha256_file(weight_file).encode())
+    return digest.hexdigest()
+
+
+def spec_name(spec):
+    """A filesystem-safe short name for a model spec (``sea-64``, ``student``, ``x.int8``)."""
+    text = str(getattr(spec, "name", spec))
+    path = Path(text)
+    if path.suffix in (".keras", ".h5", ".tflite"):
+        text = path.name[: -len(path.suffix)]
+    return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("_") or "model"
+
+
+def open_embedder(spec, name=None):
+    """Load ``spec`` (preset, catalogue name, ``.h5``/``.keras`` path, ``SeaModel`` or ``.tflite``).
+
+    A ``.tflite`` goes through the device harness (``device.runner.load_artifact``), which reads
+    its JSON sidecar and computes the front end with the numpy twin when it is not in the model.
+    """
+    name = name or spec_name(spec)
+    if str(spec).endswith(".tflite"):
+        return _open_tflite(Path(spec), name)
+    try:
+        from sea_tf.models import load_model
+    except ImportError as exc:
+        raise ModelError(f"sea_tf.models is not available ({exc}); cannot load model {spec!r}") from exc
+    model = load_model(spec)
+    path = Path(str(spec))
+    weight_file = path if isinstance(spec, (str, Path)) and path.is_file() else None
+    return Embedder(name=name, key=model_key(model.card, weight_file), card=model.card,
+                    sample_rate=int(model.sample_rate), frame_samples=int(model.frame_samples),
+                    embed_frames=model.embed_frames)
+
+
+def _open_tflite(path, name):
+    if not path.is_file():
+        raise ModelError(f"{path}: no such .tflite file; export the model first (sea-tf export)")
+    try:
+        from device.runner import load_artifact
+    except ImportError as exc:
+        raise ModelError(f"{path}: evaluating a .tflite needs the device harness (device/runner.py: "
+                         f"load_artifact), which is not available ({exc})") from exc
+    sidecar = path.with_suffix(".json")
+    try:
+        meta = json.loads(sidecar.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{sidecar}: the .tflite's JSON sidecar is missing or unreadable ({exc}); re-export") from exc
+    try:
+        artifact = load_artifact(path)
+    except Exception as exc:  # the device harness has its own error types; name the file either way
+        raise ModelError(f"{path}: cannot load the .tflite through the device harness ({exc})") from exc
+    if not artifact.sample_rate or not artifact.frame_samples:
+        raise ModelError(f"{path}: the sidecar does not say the model's sample rate and window length; re-export it")
+    key = hashlib.sha256((cards.sha256_file(path) + cards.sha256_file(sidecar)).encode()).hexdigest()
+
+    def embed_frames(frames):
+        try:
+            return artifact.embed_frames(frames)
+        except Exception as exc:  # device errors are not SeaTFErrors; keep the per-clip failure path
+            raise ModelError(f"{path}: the interpreter failed on these frames ({exc})") from exc
+
+    return Embedder(name=name, key=key, card=meta.get("model_card", meta), sample_rate=int(artifact.sample_rate),
+                    frame_samples=int(artifact.frame_samples), embed_frames=embed_frames)
+
+
+# -------------------------------------------------------------------------------------------- framing
+
+def frame_l3e(audio, sr, hop_size=0.1):
+    """L3E downstream framing (spec §3.5): no centring, tail after the last full hop dropped.
+
+    Audio shorter than one window is zero-padded symmetrically to one window.
+
+    Parameters
+    ----------
+    audio : np.ndarray [shape=(n,)], mono at ``sr``
+    sr : int
+    hop_size : float, seconds
+
+    Returns
+    -------
+    frames : np.ndarray [shape=(1 + (n - sr) // hop, sr), dtype=float32]
+    timestamps : np.ndarray [shape=(T,)]
+        Window start times ``k * hop_size`` in seconds.
+    """
+    import librosa
+
+    audio = np.asarray(audio, dtype=np.float32)
+    hop = int(hop_size * sr)
+    if len(audio) < sr:
+        pad = sr - len(audio)
+        audio = np.pad(audio, (pad // 2, pad - pad // 2))
+    frames = librosa.util.frame(audio, frame_length=sr, hop_length=hop, axis=0)
+    return np.ascontiguousarray(frames, dtype=np.float32), np.arange(len(frames)) * float(hop_size)
+
+
+def clip_frames(path, sample_rate, hop_size=0.1, framing="centered"):
+    """Read ``path`` and cut it into the model's 1-s windows.
+
+    Parameters
+    ----------
+    path : Path
+    sample_rate : int
+        The model's rate; windows are ``sample_rate`` samples.
+    hop_size : float, seconds
+    framing : {"centered", "uncentered", "l3e"}
+        ``centered``/``uncentered``: openl3/edgel3 framing with ``center`` True/False;
+        ``l3e``: :func:`frame_l3e`.
+
+    Returns
+    -------
+    frames : np.ndarray [shape=(T, sample_rate), dtype=float32]
+    timestamps : np.ndarray [shape=(T,)]
+    """
+    from sea_tf import audio as audio_mod
+
+    samples, sr = audio_mod.load_audio(path)
+    if framing == "l3e":
+        mono = audio_mod.to_mono(audio_mod.check_audio(samples, str(path)))
+        return frame_l3e(audio_mod.resample(mono, sr, sample_rate), sample_rate, hop_size)
+    return audio_mod.prepare_frames(samples, sr, sample_rate, hop_size=hop_size,
+                                    center=framing == "centered", name=str(path))
+
+
+# ---------------------------------------------------------------------------------------------- cache
+
+def _framing_tag(hop_size, framing):
+    return f"hop{float(hop_size):g}-{framing}"
+
+
+def cache_file(cache_dir, model_name, clip_name, hop_size, framing):
+    """``CACHE/<model>/<hop…-framing>/<clip stem>.npz``."""
+    return Path(cache_dir) / model_name / _framing_tag(hop_size, framing) / (Path(clip_name).stem + ".npz")
+
+
+def read_cached(path, key, audio_sha):
+    """The cached ``[T, D]`` embedding at ``path`` if it was made by model ``key`` from audio
+    ``audio_sha``; ``None`` (recompute) when absent, unreadable or made by something else."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path) as data:
+            if str(data["model_key"]) != key:
+                return "model"
+            if str(data["audio_sha256"]) != audio_sha:
+                return "audio"
+            return data["embedding"].astype(np.float32)
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def extract_features(clips, embedder, cache_dir, hop_size=0.1, framing="centered", max_failed_fraction=0.05,
+                     progress=True):
+    """Frame embeddings of every clip, reusing valid cache files.
+
+    Parameters
+    ----------
+    clips : ClipSet
+    embedder : Embedder
+    cache_dir : str or Path
+    hop_size : float
+        Seconds between windows (0.1 in the published protocol).
+    framing : {"centered", "uncentered", "l3e"}
+    max_failed_fraction : float
+        Clips that cannot be read or embedded are skipped with a warning naming them; more than
+        this fraction of failures is an error.
+    progress : bool
+
+    Returns
+    -------
+    FrameFeatures
+    """
+    from tqdm.auto import tqdm
+
+    if framing not in FRAMINGS:
+        raise ClassifyError(f"unknown framing {framing!r}; choose one of {FRAMINGS}")
+    cache_root = Path(cache_dir) / embedder.name
+    cards.write_card(cache_root, {"model_name": embedder.name, "model_key": embedder.key,
+                                  "model_card": embedder.card})
+    xs, owners, failed = [], [], {}
+    stats = {"computed": 0, "cached": 0, "stale_model": 0, "stale_audio": 0}
+    for i in tqdm(range(len(clips)), desc=f"embed {embedder.name}", unit="clip", disable=not progress):
+        name, path = clips.names[i], Path(clips.paths[i])
+        try:
+            if not path.is_file():
+                raise DataError(f"audio file missing: {path}")
+            audio_sha = cards.sha256_file(path)
+            target = cache_file(cache_dir, embedder.name, name, hop_size, framing)
+            emb = read_cached(target, embedder.key, audio_sha)
+            if isinstance(emb, np.ndarray):
+                stats["cached"] += 1
+            else:
+                if emb in ("model", "audio"):
+                    stats[f"stale_{emb}"] += 1
+                frames, ts = clip_frames(path, embedder.sample_rate, hop_size, framing)
+                emb = np.asarray(embedder.embed_frames(frames), dtype=np.float32)
+                if emb.ndim != 2 or len(emb) != len(frames) or not np.all(np.isfinite(emb)):
+                    raise ModelError(f"model {embedder.name} returned embeddings of shape {emb.shape} "
+                                     f"(or non-finite values) for {len(frames)} frames")
+                atomic.save_npz(target, embedding=emb, timestamps=ts, model_key=np.array(embedder.key),
+                                audio_sha256=np.array(audio_sha), framing=np.array(_framing_tag(hop_size, framing)))
+                stats["computed"] += 1
+        except (SeaTFError, OSError) as exc:
+            failed[name] = str(exc)
+            continue
+        xs.append(emb)
+        owners.append(np.full(len(emb), i))
+    if stats["stale_model"]:
+        warnings.warn(f"{cache_root}: {stats['stale_model']} cached embedding(s) were made by a different model "
+                      f"than {embedder.name} (key {embedder.key[:12]}); recomputed them", SeaTFWarning, stacklevel=2)
+    if stats["stale_audio"]:
+        warnings.warn(f"{cache_root}: {stats['stale_audio']} clip(s) changed on disk since they were cached; "
+                      "recomputed them", SeaTFWarning, stacklevel=2)
+    _report_failures(failed, len(clips), max_failed_fraction, embedder.name)
+    dims = {e.shape[1] for e in xs}
+    if len(dims) > 1:
+        raise ClassifyError(f"{cache_root}: clips have embeddings of different sizes {sorted(dims)}; delete the "
+                            "cache directory and re-run")
+    x = np.concatenate(xs) if xs else np.zeros((0, 0), np.float32)
+    feats = FrameFeatures(x=x, frame_clip=np.concatenate(owners) if owners else np.zeros(0, int), clips=clips,
+                          model_name=embedder.name, model_key=embedder.key, failed=failed, stats=stats)
+    return feats
+
+
+def _report_failures(failed, n_clips, max_fraction, model_name):
+    if not failed:
+        return
+    shown = "; ".join(f"{k}: {v}" for k, v in list(failed.items())[:5])
+    more = f" (and {len(failed) - 5} more)" if len(failed) > 5 else ""
+    if len(failed) > max_fraction * n_clips:
+        raise DataError(f"{len(failed)} of {n_clips} clips could not be embedded with {model_name}{more}: {shown}. "
+                        "Check that the metadata matches the audio files on disk")
+    warnings.warn(f"skipped {len(failed)} of {n_clips} clips that could not be embedded with {model_name}"
+                  f"{more}: {shown}", SeaTFWarning, stacklevel=3)

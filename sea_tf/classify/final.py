@@ -1,0 +1,181 @@
+"""The deployable clip classifier: an MLP trained on all folds (or a chosen split), with a card.
+
+The saved ``<name>.keras`` takes raw frame embeddings ``float32 [B, D]`` (the scaler is its first
+layer) and outputs class probabilities; a clip is classified by the mean of its frames'
+probabilities. ``<name>.card.json`` names the classes, the scaler statistics, the framing and the
+card of the embedding model the classifier expects, so ``sea-tf export`` and the device harness
+can pair them.
+"""
+from pathlib import Path
+
+import numpy as np
+
+from sea_tf import atomic, cards
+from sea_tf.backend import keras
+from sea_tf.classify import mlp
+from sea_tf.classify.evaluate import clip_probabilities
+from sea_tf.errors import ClassifyError, ModelError
+
+AGGREGATION = "mean of frame probabilities, then argmax"
+
+
+def final_split(clips, train_folds=None, val_fold=None, val_fraction=0.1, seed=0):
+    """Clip masks ``(train, validation)`` for the final classifier.
+
+    Parameters
+    ----------
+    clips : sea_tf.classify.features.ClipSet
+    train_folds : list of int, optional
+        Folds to train on (default: every fold except ``val_fold``).
+    val_fold : int, optional
+        Fold for early stopping. Without it, a stratified ``val_fraction`` of the training
+        clips (whole clips, never frames) is held out; ``val_fraction`` 0 trains on everything
+        for the configured number of epochs.
+    val_fraction : float
+    seed : int
+
+    Returns
+    -------
+    train, validation : np.ndarray [shape=(n_clips,)], bool
+    """
+    folds = clips.folds
+    if val_fold is not None and val_fold not in clips.fold_ids:
+        raise ClassifyError(f"validation fold {val_fold} is not one of the dataset's folds {clips.fold_ids}")
+    train_folds = list(train_folds) if train_folds else [f for f in clips.fold_ids if f != val_fold]
+    unknown = sorted(set(train_folds) - set(clips.fold_ids))
+    if unknown:
+        raise ClassifyError(f"training folds {unknown} are not among the dataset's folds {clips.fold_ids}")
+    train = np.isin(folds, train_folds)
+    if val_fold is not None:
+        val = folds == val_fold
+        return train & ~val, val
+    val = np.zeros_like(train)
+    if val_fraction > 0:
+        rng = np.random.default_rng(seed)
+        for c in np.unique(clips.labels[train]):
+            members = np.flatnonzero(train & (clips.labels == c))
+            n_val = int(round(val_fraction * len(members)))
+            if 0 < n_val < len(members):
+                val[rng.choice(members, n_val, replace=False)] = True
+    return train & ~val, val
+
+
+def train_final(features, embedder_card, out_path, mlp_cfg=None, seed=0, train_folds=None, val_fold=None,
+                val_fraction=0.1, features_cfg=None, progress=True):
+    """Train the final MLP on ``features`` and save ``out_path`` (``.keras``) with its card.
+
+    Parameters
+    ----------
+    features : sea_tf.classify.features.FrameFeatures
+    embedder_card : dict
+        Card of the embedding model that produced ``features``.
+    out_path : str or Path
+        Destination ``<name>.keras``; the card goes to ``<name>.card.json``.
+    mlp_cfg : dict, optional
+        ``sea_tf.classify.mlp.DEFAULTS`` keys.
+    seed : int
+    train_folds, val_fold, val_fraction
+        See :func:`final_split`.
+    features_cfg : dict, optional
+        ``hop_size`` and ``framing`` used for ``features`` (recorded in the card).
+    progress : bool
+
+    Returns
+    -------
+    dict
+        The card written.
+    """
+    out_path = Path(out_path)
+    if out_path.suffix != ".keras":
+        raise ClassifyError(f"{out_path}: the classifier is saved in Keras format; give a path ending in .keras")
+    clips = features.clips
+    train_c, val_c = final_split(clips, train_folds, val_fold, val_fraction, seed)
+    train_f, val_f = train_c[features.frame_clip], val_c[features.frame_clip]
+    y = features.y
+    cfg = {**mlp.DEFAULTS, **(mlp_cfg or {})}
+    missing = sorted(set(range(len(clips.classes))) - set(y[train_f].tolist()))
+    if missing:
+        raise ClassifyError(f"classes {[clips.classes[c] for c in missing]} have no training clips; the final "
+                            "classifier could never predict them. Check the dataset or the chosen folds")
+    model, info = mlp.train_mlp(features.x[train_f], y[train_f], len(clips.classes), features.x[val_f], y[val_f],
+                                cfg, seed, progress=progress, desc="final epochs")
+    val_acc = None
+    if val_f.any():
+        probs = clip_probabilities(mlp.predict_proba(model, features.x[val_f]), features.frame_clip[val_f],
+                                   n_clips=len(clips))
+        idx = np.flatnonzero(val_c & ~np.isnan(probs[:, 0]))
+        val_acc = float(np.mean(probs[idx].argmax(1) == clips.labels[idx]))
+    with atomic.atomic_path(out_path, suffix=".keras") as tmp:
+        model.save(tmp)
+    fcfg = features_cfg or {}
+    card = {
+        "name": out_path.name[: -len(".keras")],
+        "kind": "classifier",
+        "classes": list(clips.classes),
+        "n_classes": len(clips.classes),
+        "input": {"kind": "embedding", "shape": [None, features.embedding_size], "dtype": "float32",
+                  "scaled_in_model": True},
+        "output": {"kind": "probabilities", "shape": [None, len(clips.classes)]},
+        "aggregation": AGGREGATION,
+        # Named so that nobody copies it into a sidecar "scaler" (the device would scale twice).
+        "input_standardization": {"in_model": True, "layer": "scaler",
+                                  "mean": model.get_layer("scaler").mean.numpy().ravel().tolist(),
+                                  "variance": model.get_layer("scaler").variance.numpy().ravel().tolist()},
+        "architecture": {"hidden": list(cfg["hidden"]), "l2": cfg["l2"]},
+        "params": int(model.count_params()),
+        "embedding_model": embedder_card,
+        "embedding_model_key": features.model_key,
+        "embedding_size": features.embedding_size,
+        "features": {"hop_size": fcfg.get("hop_size", 0.1), "framing": fcfg.get("framing", "centered"),
+                     "frame_length_s": 1.0},
+        "training": {"dataset": clips.kind, "train_folds": sorted(set(clips.folds[train_c].tolist())),
+                     "validation": (f"fold {val_fold}" if val_fold is not None
+                                    else f"{int(val_c.sum())} held-out clips ({val_fraction:.0%} per class)"),
+                     "train_clips": int(train_c.sum()), "validation_clips": int(val_c.sum()),
+                     "validation_accuracy": val_acc, "seed": seed,
+                     "settings": {k: cfg[k] for k in ("learning_rate", "batch_size", "epochs", "patience")}, **info},
+        "weights": {"source": "trained", "path": out_path.name, "sha256": cards.sha256_file(out_path)},
+        "sea_tf_version": _version(),
+    }
+    cards.write_card(out_path, card)
+    return card
+
+
+def load_classifier(path):
+    """Load a saved classifier and its card.
+
+    Returns
+    -------
+    model : keras.Model
+        ``float32 [B, D]`` raw embeddings → ``[B, n_classes]`` probabilities.
+    card : dict
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such classifier; train one with `sea-tf classify final`")
+    card = cards.read_card(path)
+    if card.get("kind") != "classifier":
+        raise ModelError(f"{path}: its card says kind={card.get('kind')!r}, not a classifier")
+    return keras.models.load_model(path, compile=False), card
+
+
+def classify_clip(model, frame_embeddings):
+    """Class probabilities ``[n_classes]`` of one clip: the mean of its frames' probabilities.
+
+    Parameters
+    ----------
+    model : keras.Model
+        From :func:`load_classifier`.
+    frame_embeddings : np.ndarray [shape=(T, D)]
+    """
+    probs = mlp.predict_proba(model, frame_embeddings)
+    return probs.mean(axis=0)
+
+
+def _version():
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("sea-tf")
+    except PackageNotFoundError:
+        return "0+unknown"
+

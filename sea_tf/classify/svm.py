@@ -1,0 +1,80 @@
+"""The SVM alternative of the published protocol (spec §4.1): scaler + RBF SVC with probabilities.
+
+``SVC(C=1, kernel="rbf", tol=1e-5, probability=True)`` on standardised frames; optionally C is
+chosen from a grid by clip accuracy on the validation fold.
+"""
+import numpy as np
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from sea_tf.classify import defaults
+from sea_tf.classify.evaluate import clip_probabilities
+from sea_tf.errors import ClassifyError
+
+DEFAULTS = defaults.SVM
+
+
+def _fit(x, y, C, tol, seed):
+    return make_pipeline(StandardScaler(), SVC(C=C, kernel="rbf", tol=tol, probability=True,
+                                               random_state=seed)).fit(x, y)
+
+
+def train_svm(x_train, y_train, x_val=None, y_val=None, val_clip=None, cfg=None, seed=0):
+    """Fit the SVM, choosing C on the validation clips when ``cfg["C_grid"]`` is non-empty.
+
+    Parameters
+    ----------
+    x_train : np.ndarray [shape=(n_frames, dim)]
+    y_train : np.ndarray [shape=(n_frames,)], int
+    x_val, y_val : np.ndarray, optional
+        Validation frames and labels.
+    val_clip : np.ndarray [shape=(n_val_frames,)], int, optional
+        Clip index of each validation frame (for clip-level accuracy in the C search).
+    cfg : dict, optional
+        Keys of :data:`DEFAULTS`; ``max_train_frames`` > 0 subsamples training frames
+        (an RBF SVM is quadratic in the frame count).
+    seed : int
+
+    Returns
+    -------
+    model : sklearn Pipeline
+        With ``predict_proba``; classes are ``model.classes_`` (labels seen in training).
+    info : dict
+        ``C`` and, after a search, ``val_accuracy`` per C.
+    """
+    cfg = {**DEFAULTS, **(cfg or {})}
+    x_train = np.asarray(x_train, dtype=np.float64)
+    y_train = np.asarray(y_train)
+    if len(x_train) == 0:
+        raise ClassifyError("no training frames: every training fold is empty; check the dataset folds")
+    if cfg["max_train_frames"] and len(x_train) > cfg["max_train_frames"]:
+        keep = np.random.default_rng(seed).choice(len(x_train), cfg["max_train_frames"], replace=False)
+        x_train, y_train = x_train[keep], y_train[keep]
+    grid = list(cfg["C_grid"] or [])
+    if not grid or x_val is None or len(x_val) == 0:
+        return _fit(x_train, y_train, cfg["C"], cfg["tol"], seed), {"C": cfg["C"], "train_frames": len(x_train)}
+    val_clip = np.asarray(val_clip)
+    truth = np.full(int(val_clip.max()) + 1, -1)
+    truth[val_clip] = y_val
+    present = np.unique(val_clip)
+    n_classes = int(max(np.max(y_train), np.max(y_val))) + 1
+    scores, best = {}, None
+    for C in grid:
+        model = _fit(x_train, y_train, C, cfg["tol"], seed)
+        probs = clip_probabilities(predict_proba(model, x_val, n_classes), val_clip)
+        scores[C] = float(np.mean(probs[present].argmax(1) == truth[present]))
+        if best is None or scores[C] > scores[best[0]]:
+            best = (C, model)
+    return best[1], {"C": best[0], "val_accuracy": scores, "train_frames": len(x_train)}
+
+
+def predict_proba(model, x, n_classes=None):
+    """Frame probabilities ``[n_frames, n]``; with ``n_classes``, columns are all class ids
+    (zeros for classes the SVM never saw), otherwise the columns follow ``model.classes_``."""
+    probs = model.predict_proba(np.asarray(x, dtype=np.float64))
+    if n_classes is None:
+        return probs
+    full = np.zeros((len(probs), n_classes))
+    full[:, model.classes_] = probs
+    return full

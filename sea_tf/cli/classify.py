@@ -1,0 +1,137 @@
+"""``sea-tf classify us8k|esc50|final``: downstream evaluation and the deployable classifier."""
+import copy
+from pathlib import Path
+
+from sea_tf.classify import defaults
+from sea_tf.cli.common import add_command
+from sea_tf.config import write_resolved
+from sea_tf.errors import ConfigError
+
+_COMMON = {
+    "data": None,
+    "features": defaults.FEATURES,
+    "seed": 20180302,
+    "progress": True,
+}
+
+US8K_DEFAULTS = {**copy.deepcopy(_COMMON), "models": [], "out": "classify_us8k",
+                 "classifier": copy.deepcopy(defaults.CLASSIFIER), "protocol": {"test_folds": None, "workers": 1}}
+ESC50_DEFAULTS = {**copy.deepcopy(US8K_DEFAULTS), "out": "classify_esc50"}
+FINAL_DEFAULTS = {**copy.deepcopy(_COMMON), "dataset": "us8k", "model": None, "out": "classifier/classifier.keras",
+                  "mlp": copy.deepcopy(defaults.MLP),
+                  "split": {"train_folds": None, "val_fold": None, "val_fraction": 0.1}}
+
+_EPILOG_BENCH = """
+The fold protocol of spec §4.1/4.2: for each test fold k the validation fold is k-1 (cyclic) and
+the other folds train; clip prediction = mean of frame probabilities. Frame embeddings are cached
+under OUT/cache (keyed by model and audio hash). Results: OUT/comparison.{json,md} and, per model,
+OUT/<model>/{results.json,confusion.png,fold-<k>.json}.
+
+examples:
+  sea-tf classify us8k --data ~/UrbanSound8K --model l3-mel256-512 --model runs/sea64/student.keras
+  sea-tf classify us8k --data demo_out/data --model sea-64 --set classifier.mlp.epochs=30
+  sea-tf classify esc50 --data ~/ESC-50 --model exports/student.int8.tflite
+"""
+
+
+def _folds(text):
+    try:
+        return [int(f) for f in text.split(",") if f.strip()]
+    except ValueError:
+        raise ConfigError(f"--folds {text!r}: expected comma-separated fold numbers, e.g. 1,2,3") from None
+
+
+def _add_bench(subparsers, kind, defaults_):
+    parser, opts = add_command(
+        subparsers, kind, f"{'UrbanSound8K (10 folds)' if kind == 'us8k' else 'ESC-50 (5 folds)'}: "
+        "fold protocol for one or more embedding models", defaults_, _run_bench)
+    parser.epilog = _EPILOG_BENCH
+    parser.set_defaults(_kind=kind)
+    opts.add("--data", key="data", metavar="ROOT", help="dataset root (metadata + audio)")
+    opts.add("--model", key="models", action="append", metavar="SPEC",
+             help="embedding model: preset, .keras/.h5 path or exported .tflite (repeatable)")
+    opts.add("--out", key="out", help="output directory")
+    opts.add("--hop-size", key="features.hop_size", type=float, metavar="S", help="seconds between 1-s windows")
+    opts.add("--framing", key="features.framing", choices=["centered", "uncentered", "l3e"],
+             help="window framing (l3e: no centring, tail dropped; spec §3.5)")
+    opts.add("--cache-dir", key="features.cache_dir", metavar="DIR", help="embedding cache; None means OUT/cache")
+    opts.add("--classifier", key="classifier.type", choices=["mlp", "svm"], help="frame classifier")
+    opts.add("--folds", key="protocol.test_folds", type=_folds, metavar="K,K", help="test only these folds, e.g. 1,2")
+    opts.add("--workers", key="protocol.workers", type=int, metavar="N", help="folds trained in parallel processes")
+    opts.add("--seed", key="seed", type=int, help="seed of every classifier (fold k uses seed + k)")
+    opts.add("--no-progress", key="progress", action="store_false", help="show progress bars")
+
+
+def register(subparsers):
+    parser = subparsers.add_parser("classify", help="downstream evaluation (UrbanSound8K, ESC-50) and the final classifier",
+                                   description="Downstream evaluation of embedding models and the deployable classifier.")
+    sub = parser.add_subparsers(dest="classify_command", metavar="{us8k,esc50,final}")
+    _add_bench(sub, "us8k", US8K_DEFAULTS)
+    _add_bench(sub, "esc50", ESC50_DEFAULTS)
+    final, opts = add_command(sub, "final", "train and save the deployable clip classifier (.keras + card)",
+                              FINAL_DEFAULTS, _run_final)
+    final.epilog = """
+The classifier takes raw frame embeddings (the scaler is its first layer); a clip is the mean of
+its frames' probabilities. Its card names the classes and the embedding model it expects.
+
+example:
+  sea-tf classify final --data ~/UrbanSound8K --model runs/sea64/student.keras --out clf/us8k.keras
+"""
+    opts.add("--data", key="data", metavar="ROOT", help="dataset root (metadata + audio)")
+    opts.add("--dataset", key="dataset", choices=["us8k", "esc50"], help="dataset layout")
+    opts.add("--model", key="model", metavar="SPEC", help="embedding model the classifier is trained for")
+    opts.add("--out", key="out", help="classifier path (.keras); its card is written beside it")
+    opts.add("--hop-size", key="features.hop_size", type=float, metavar="S", help="seconds between 1-s windows")
+    opts.add("--framing", key="features.framing", choices=["centered", "uncentered", "l3e"], help="window framing")
+    opts.add("--cache-dir", key="features.cache_dir", metavar="DIR", help="embedding cache; None means cache/ beside --out")
+    opts.add("--train-folds", key="split.train_folds", type=_folds, metavar="K,K", help="folds to train on (default: all)")
+    opts.add("--val-fold", key="split.val_fold", type=int, metavar="K",
+             help="fold for early stopping (default: a held-out fraction of training clips)")
+    opts.add("--seed", key="seed", type=int, help="seed")
+    opts.add("--no-progress", key="progress", action="store_false", help="show progress bars")
+
+
+def _require(cfg, key, flag):
+    if not cfg[key]:
+        raise ConfigError(f"{flag} is required (or set '{key}' in the --config file)")
+
+
+def _run_bench(cfg, args):
+    from sea_tf.classify.benchmark import run_benchmark
+    from sea_tf.classify.features import load_clipset
+
+    _require(cfg, "data", "--data ROOT")
+    _require(cfg, "models", "--model SPEC")
+    out = Path(cfg["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    write_resolved(cfg, out, f"classify-{args._kind}")
+    clips = load_clipset(cfg["data"], args._kind)
+    table = run_benchmark(clips, cfg["models"], out, cfg["features"], cfg["classifier"], cfg["seed"],
+                          cfg["protocol"]["test_folds"], cfg["protocol"]["workers"], cfg["progress"])
+    print((out / "comparison.md").read_text())
+    print(f"results: {out / 'comparison.json'}; confusion matrices: {out}/<model>/confusion.png")
+    return 0 if not table["failed"] else 1
+
+
+def _run_final(cfg, args):
+    from sea_tf.classify.features import extract_features, load_clipset, open_embedder
+    from sea_tf.classify.final import train_final
+
+    _require(cfg, "data", "--data ROOT")
+    _require(cfg, "model", "--model SPEC")
+    out = Path(cfg["out"])
+    clips = load_clipset(cfg["data"], cfg["dataset"])
+    embedder = open_embedder(cfg["model"])
+    fcfg = cfg["features"]
+    cache = Path(fcfg["cache_dir"]) if fcfg["cache_dir"] else out.parent / "cache"
+    feats = extract_features(clips, embedder, cache, fcfg["hop_size"], fcfg["framing"], fcfg["max_failed_fraction"],
+                             progress=cfg["progress"])
+    split = cfg["split"]
+    card = train_final(feats, embedder.card, out, cfg["mlp"], cfg["seed"], split["train_folds"], split["val_fold"],
+                       split["val_fraction"], fcfg, progress=cfg["progress"])
+    write_resolved(cfg, out.parent, out.name[: -len(".keras")] if out.name.endswith(".keras") else out.name)
+    val = card["training"]["validation_accuracy"]
+    print(f"classifier: {out} ({card['n_classes']} classes, {card['params']} parameters, "
+          f"expects {card['embedding_size']}-d embeddings of {embedder.name}"
+          + (f"; validation clip accuracy {100 * val:.1f} %" if val is not None else "") + ")")
+    return 0
