@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test install clean
+.PHONY: demo test install clean test-arm64 sshd
 
 $(STAMP): requirements.txt setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,20 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sea-tf demo --out $(DEMO_OUT)
 
-test: $(STAMP)
+test: $(STAMP) sshd
 	$(BIN)/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
+
+# The SSH tests (tests/test_remote*.py) start a real OpenSSH server on 127.0.0.1; install it from
+# the distribution's packages when absent (they skip with the reason if this is impossible).
+sshd:
+	@command -v sshd >/dev/null || test -x /usr/sbin/sshd || { \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	   openssh-server) >/dev/null 2>&1 || echo "openssh-server could not be installed: the SSH tests will skip"; }
+
+# The board side (device/) on emulated aarch64 (Debian 12 arm64 Python + Debian 13 qemu-user);
+# downloads are cached in .cache/arm64/. See scripts/arm64/run.sh.
+test-arm64: $(STAMP)
+	scripts/arm64/run.sh
