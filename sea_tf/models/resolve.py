@@ -19,8 +19,8 @@ from sea_tf.models import h5_weights
 from sea_tf.models.builders import DEFAULT_SEED, PRESETS, build_preset
 from sea_tf.models.seamodel import SeaModel
 
-_CATALOGUE = re.compile(r"^(openl3|edgel3)/[A-Za-z0-9_.\-]+$")
-_OPENL3_NAME = re.compile(r"^openl3/(linear|mel128|mel256)-(music|env)$")
+_CATALOGUE = re.compile(r"^(openl3|edgel3)/[A-Za-z0-9_.\-]+(@[A-Za-z0-9_.\-]+)?$")
+_OPENL3_NAME = re.compile(r"^openl3/(linear|mel128|mel256)-(music|env)(@[A-Za-z0-9_.\-]+)?$")
 
 
 def load_model(spec, input_repr=None, embedding_size=None, frontend=None, dft="rfft", seed=DEFAULT_SEED):
@@ -89,8 +89,8 @@ def _repr_from_name(name):
 def installed_openl3_file(name):
     """Path of ``openl3/<repr>-<content>`` inside an installed ``openl3`` package, or None."""
     match = _OPENL3_NAME.match(name)
-    if not match:
-        return None
+    if not match or match.group(3):
+        return None  # a pinned version (@v0_2_0) is only in the weights cache
     found = importlib.util.find_spec("openl3")
     if found is None or not found.submodule_search_locations:
         return None

@@ -1,0 +1,70 @@
+"""``sea-tf embed INPUTS...``: openl3/edgel3-style embedding of audio files into ``<base>[_suffix].npz``."""
+import sys
+from pathlib import Path
+
+from sea_tf.cli.common import add_command
+from sea_tf.config import write_resolved
+
+DEFAULTS = {
+    "model": "sea-64",
+    "output_dir": None,
+    "suffix": None,
+    "hop_size": 0.1,
+    "center": True,
+    "batch_size": 32,
+    "overwrite": False,
+    "recursive": False,
+}
+
+DESCRIPTION = """Embed audio files with a sea-tf model, like the openl3 / edgel3 command lines.
+
+Each input file gives <output-dir or its directory>/<basename>[_suffix].npz with `embedding`
+(T x D float32) and `timestamps` (T, seconds). Windows of several files are batched together.
+Existing outputs are skipped unless --overwrite (so re-running resumes). A file that fails is
+reported and the others still complete; the command ends with a summary.
+
+MODEL is a preset (sea-64, sea-128, sea-256, sea-512, edgel3-sparse, l3-mel256-512, ...),
+a catalogue name (edgel3/sea-64, openl3/mel256-env), a published .h5 or a saved .keras model.
+
+example:
+  sea-tf embed clips/ --recursive --model ../shared/models/edgel3_sea_ust_audio_emb_64.h5 -o emb/
+"""
+
+
+def register(subparsers):
+    parser, opts = add_command(subparsers, "embed", "embed audio files into .npz (openl3/edgel3 style)",
+                               DEFAULTS, run, description=DESCRIPTION)
+    parser.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files and/or directories")
+    opts.add("--model", "-m", key="model", metavar="SPEC", help="model to embed with")
+    opts.add("--output-dir", "-o", key="output_dir", metavar="DIR", help="where to write; None writes beside each input")
+    opts.add("--suffix", "-x", key="suffix", help="output names become <base>_<suffix>.npz")
+    opts.add("--hop-size", "-t", key="hop_size", type=float, help="seconds between windows")
+    opts.add("--no-centering", "-n", key="center", action="store_false",
+             help="window k starts at k*hop instead of being centred on it (sets center, whose default is shown)")
+    opts.add("--batch-size", "-b", key="batch_size", type=int, help="windows per forward pass")
+    opts.add("--overwrite", key="overwrite", action="store_true", help="replace existing outputs")
+    opts.add("--recursive", "-r", key="recursive", action="store_true", help="descend into sub-directories")
+
+
+def run(cfg, args):
+    from sea_tf.audio import find_audio_files
+    from sea_tf.embed import embed_files, get_model
+    from sea_tf.errors import AudioError
+
+    paths = find_audio_files(args.inputs, recursive=cfg["recursive"])
+    if not paths:
+        raise AudioError(f"no audio files found in {', '.join(args.inputs)}"
+                         + ("" if cfg["recursive"] else " (add --recursive for sub-directories)"))
+    model = get_model(cfg["model"])
+    print(f"embedding {len(paths)} file(s) with {model.name} ({model.sample_rate} Hz, D={model.embedding_size})",
+          file=sys.stderr)
+    summary = embed_files(paths, model=model, output_dir=cfg["output_dir"], suffix=cfg["suffix"],
+                          hop_size=cfg["hop_size"], center=cfg["center"], batch_size=cfg["batch_size"],
+                          overwrite=cfg["overwrite"], verbose=True)
+    config_dir = Path(cfg["output_dir"]) if cfg["output_dir"] else (
+        summary.processed[0].parent if summary.processed else None)
+    if config_dir is not None:
+        write_resolved({**cfg, "model_name": model.name}, config_dir, "embed")
+    for line in summary.lines():
+        print(line)
+    return 1 if summary.failed else 0
