@@ -79,7 +79,7 @@ def evaluate(shards, reducer, sample_index, out_dir, seed=20180216, n_heldout=10
     Returns
     -------
     dict
-        ``{"n_heldout", "heldout", "k", "trustworthiness", "knn_recall", "explained_variance"
+        ``{"n_heldout", "heldout", "k", "trustworthiness", "knn_recall" (at k), "explained_variance"
         (PCA), "png"}``.
     """
     out_dir = Path(out_dir)
@@ -90,14 +90,14 @@ def evaluate(shards, reducer, sample_index, out_dir, seed=20180216, n_heldout=10
     result = {"method": reducer.method, "d": reducer.d, "n_heldout": int(len(rows)), "heldout": heldout,
               "k": k,
               "trustworthiness": float(trustworthiness(high, low, n_neighbors=k)),
-              f"knn_recall@{k}": knn_recall(high, low, k)}
+              "knn_recall": knn_recall(high, low, k)}
     if reducer.method == "pca":
         result["explained_variance"] = float(np.sum(reducer.model.explained_variance_ratio_))
     if scatter:
         labels = shards.read("label", rows)
         png = out_dir / f"{name}.png"
         plot_scatter(low, labels, png, title=f"{reducer.method} d={reducer.d}: trust "
-                                             f"{result['trustworthiness']:.3f}, recall@{k} {result[f'knn_recall@{k}']:.3f}")
+                                             f"{result['trustworthiness']:.3f}, recall@{k} {result['knn_recall']:.3f}")
         result["png"] = str(png)
     atomic.write_json(out_dir / f"{name}.json", result)
     return result
@@ -164,7 +164,7 @@ def compare_strategies(shard_dirs, out_dir, m, strategies=None, method="pca", d=
     Returns
     -------
     list of dict
-        One row per strategy: ``strategy``, ``trustworthiness``, ``knn_recall@k``,
+        One row per strategy: ``strategy``, ``trustworthiness``, ``knn_recall`` (at ``k``),
         ``explained_variance`` (PCA), ``diversity`` (of the sample), ``wall_s``.
     """
     import time

@@ -1,0 +1,152 @@
+"""``sea-tf reduce fit|apply|compare``: learn φ on a sample, write aligned targets, compare samplers."""
+import copy
+from pathlib import Path
+
+from sea_tf.cli.common import add_command
+from sea_tf.config import write_resolved
+from sea_tf.errors import ConfigError
+
+_UMAP = {"n_neighbors": 15, "min_dist": 0.3, "metric": "euclidean"}
+
+FIT_DEFAULTS = {
+    "shards": [],
+    "sample": None,
+    "out": "reducer",
+    "method": "pca",
+    "d": 64,
+    "pca": {"solver": "exact"},
+    "umap": copy.deepcopy(_UMAP),
+    "seed": 20180216,
+    "quality": {"enabled": True, "n_heldout": 1000, "k": 10},
+    "progress": True,
+}
+
+APPLY_DEFAULTS = {"reducer": None, "shards": [], "out": "targets", "chunk_rows": 16384, "progress": True}
+
+COMPARE_DEFAULTS = {
+    "shards": [],
+    "out": "sampling_study",
+    "m": 1024,
+    "strategies": ["random", "loudness", "dpp", "dpp-quality"],
+    "method": "pca",
+    "d": 64,
+    "seed": 20180216,
+    "sampling": {"group_by": "window", "group_rows": 1024, "dpp_solver": "greedy", "ridge": 0.1},
+    "pca": {"solver": "exact"},
+    "umap": copy.deepcopy(_UMAP),
+    "quality": {"n_heldout": 1000, "k": 10},
+    "progress": True,
+}
+
+_EPILOG = """
+fit:     REDUCER/{reducer.joblib, card.json, quality.json, quality.png}
+apply:   TARGETS/<teacher shard name>.h5 (dataset 'target' [n, d], row i <-> teacher row i) + card.json;
+         re-running resumes; NaN embeddings are rejected naming the shard and row
+compare: OUT/<strategy>/..., OUT/compare.{json,md}, OUT/quality-<strategy>.png
+
+examples:
+  sea-tf reduce fit --shards shards/ --sample sample/ --method pca --d 64 --out reducer/
+  sea-tf reduce fit --shards shards/ --sample sample/ --method umap --set umap.n_neighbors=20 --out umap/
+  sea-tf reduce apply --reducer reducer/ --shards shards/ --out targets/
+  sea-tf reduce compare --shards shards/ --m 2000 --d 64 --out study/
+"""
+
+
+def _shards_option(opts):
+    opts.add("--shards", key="shards", action="append", metavar="DIR", help="teacher-shard directory (repeatable)")
+
+
+def _need_shards(cfg):
+    if not cfg["shards"]:
+        raise ConfigError("no teacher shards given; pass --shards DIR (output of `sea-tf teacher-embed`)")
+
+
+def register(subparsers):
+    from sea_tf.reduce import METHODS, PCA_SOLVERS
+
+    parser = subparsers.add_parser("reduce", help="learn the reduction φ and write the students' targets",
+                                   description="Learn φ: R^n -> R^d on a sample, apply it to every teacher row, "
+                                               "compare sampling strategies.")
+    parser.epilog = _EPILOG
+    sub = parser.add_subparsers(dest="reduce_command", metavar="{fit,apply,compare}")
+
+    fit, opts = add_command(sub, "fit", "fit StandardScaler + PCA/UMAP (or none) on a sample", FIT_DEFAULTS, run_fit)
+    fit.epilog = _EPILOG
+    _shards_option(opts)
+    opts.add("--sample", key="sample", metavar="DIR", help="output of `sea-tf sample`")
+    opts.add("--out", key="out", metavar="DIR", help="reducer directory")
+    opts.add("--method", key="method", choices=METHODS, help="reduction")
+    opts.add("--d", key="d", type=int, help="output dimension (ignored by --method none)")
+    opts.add("--pca-solver", key="pca.solver", choices=PCA_SOLVERS, help="exact PCA or out-of-core IncrementalPCA")
+    opts.add("--seed", key="seed", type=int, help="random seed")
+    opts.add("--no-progress", key="progress", action="store_false", help="show progress bars")
+
+    apply, opts = add_command(sub, "apply", "transform every teacher row into aligned targets", APPLY_DEFAULTS,
+                              run_apply)
+    apply.epilog = _EPILOG
+    opts.add("--reducer", key="reducer", metavar="DIR", help="output of `sea-tf reduce fit`")
+    _shards_option(opts)
+    opts.add("--out", key="out", metavar="DIR", help="targets directory")
+    opts.add("--chunk-rows", key="chunk_rows", type=int, metavar="N", help="rows transformed at once (memory bound)")
+    opts.add("--no-progress", key="progress", action="store_false", help="show a progress bar")
+
+    compare, opts = add_command(sub, "compare", "run every sampling strategy on the same shards; one quality table",
+                                COMPARE_DEFAULTS, run_compare)
+    compare.epilog = _EPILOG
+    _shards_option(opts)
+    opts.add("--out", key="out", metavar="DIR", help="study directory")
+    opts.add("--m", key="m", type=int, metavar="M", help="samples per strategy")
+    opts.add("--method", key="method", choices=METHODS, help="reduction")
+    opts.add("--d", key="d", type=int, help="output dimension")
+    opts.add("--seed", key="seed", type=int, help="random seed")
+    opts.add("--no-progress", key="progress", action="store_false", help="show progress bars")
+
+
+def _reducer_kwargs(cfg):
+    return {"pca_solver": cfg["pca"]["solver"], "umap_params": dict(cfg["umap"])}
+
+
+def run_fit(cfg, args):
+    from sea_tf.reduce import fit
+
+    _need_shards(cfg)
+    if not cfg["sample"]:
+        raise ConfigError("no sample given; pass --sample DIR (output of `sea-tf sample`)")
+    quality = {"n_heldout": cfg["quality"]["n_heldout"], "k": cfg["quality"]["k"]} if cfg["quality"]["enabled"] else None
+    out = Path(cfg["out"])
+    card = fit(cfg["shards"], cfg["sample"], out, method=cfg["method"], d=cfg["d"], seed=cfg["seed"],
+               quality=quality, progress=cfg["progress"], **_reducer_kwargs(cfg))
+    write_resolved(cfg, out, "reduce-fit")
+    q = card.get("quality", {})
+    print(f"reduce fit: {card['method']} d={card['d']} on {card['sample']['m']} samples -> {out}"
+          + (f" (trustworthiness {q['trustworthiness']:.3f}, recall@{q['k']} {q['knn_recall']:.3f})"
+             if q else ""))
+    return 0
+
+
+def run_apply(cfg, args):
+    from sea_tf.reduce import apply
+
+    _need_shards(cfg)
+    if not cfg["reducer"]:
+        raise ConfigError("no reducer given; pass --reducer DIR (output of `sea-tf reduce fit`)")
+    out = Path(cfg["out"])
+    card = apply(cfg["reducer"], cfg["shards"], out, chunk_rows=cfg["chunk_rows"], progress=cfg["progress"])
+    write_resolved(cfg, out, "reduce-apply")
+    print(f"reduce apply: {card['teacher_shards']['n_rows']} rows -> {len(card['shards'])} target shards "
+          f"(d={card['d']}) in {out}")
+    return 0
+
+
+def run_compare(cfg, args):
+    from sea_tf.reduce_quality import compare_strategies, markdown_table
+
+    _need_shards(cfg)
+    out = Path(cfg["out"])
+    table = compare_strategies(cfg["shards"], out, cfg["m"], strategies=cfg["strategies"], method=cfg["method"],
+                               d=cfg["d"], seed=cfg["seed"], sampling=dict(cfg["sampling"]),
+                               reducer=_reducer_kwargs(cfg), n_heldout=cfg["quality"]["n_heldout"],
+                               k=cfg["quality"]["k"], progress=cfg["progress"])
+    write_resolved(cfg, out, "reduce-compare")
+    print(markdown_table(table))
+    return 0

@@ -1,0 +1,77 @@
+"""``sea-tf teacher-embed``: teacher embeddings + student-rate windows of in-domain audio, in shards."""
+from pathlib import Path
+
+from sea_tf.cli.common import add_command
+from sea_tf.config import write_resolved
+
+DEFAULTS = {
+    "input": None,
+    "out": "teacher_shards",
+    "teacher": "openl3/mel256-env",
+    "hop_size": 0.5,
+    "center": True,
+    "student_sample_rate": 8000,
+    "shard_rows": 1024,
+    "batch_size": 32,
+    "shard": None,
+    "recursive": True,
+    "limit_files": None,
+    "compression": None,
+    "decode_workers": 2,
+    "prefetch_files": 8,
+    "progress": True,
+}
+
+EPILOG = """
+Writes OUT/shard-<K>of<N>-<nnnnn>.h5 (embedding, audio at the student rate, timestamp, loudness_db,
+source, label, fold), OUT/manifest-<K>of<N>.json and OUT/summary-<K>of<N>.json. Re-running the same
+command after a crash or Ctrl-C resumes; a directory made with another teacher or settings is refused.
+Without --shard, SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT choose the job (configs/slurm/).
+
+examples:
+  sea-tf teacher-embed --input ~/sonyc/audio --out shards/ --teacher openl3/mel256-env
+  sea-tf teacher-embed --input ~/UrbanSound8K --out us8k_shards/ --shard 3/8
+  sea-tf teacher-embed --config configs/teacher/sonyc-upstream.yaml --input files.txt --out shards/
+"""
+
+
+def register(subparsers):
+    parser, opts = add_command(subparsers, "teacher-embed",
+                               "embed 1-s windows of audio with the teacher; write resumable shards", DEFAULTS, run)
+    parser.epilog = EPILOG
+    opts.add("--input", key="input", metavar="PATH", help="audio directory, .txt file list or UrbanSound8K root")
+    opts.add("--out", key="out", metavar="DIR", help="output directory (shared by all jobs)")
+    opts.add("--teacher", key="teacher", metavar="SPEC", help="teacher model: catalogue name, preset, .h5 or .keras")
+    opts.add("--hop-size", key="hop_size", type=float, metavar="S", help="seconds between windows")
+    opts.add("--no-center", key="center", action="store_false", help="centre window k on k*hop")
+    opts.add("--student-sr", key="student_sample_rate", type=int, metavar="HZ",
+             help="sample rate of the stored student windows")
+    opts.add("--shard-rows", key="shard_rows", type=int, metavar="N", help="rows per shard file")
+    opts.add("--batch-size", key="batch_size", type=int, metavar="N", help="windows per teacher forward pass")
+    opts.add("--shard", key="shard", metavar="K/N", help="run job K of N (else SLURM array variables, else 0/1)")
+    opts.add("--limit-files", key="limit_files", type=int, metavar="N", help="only the first N files (quick runs)")
+    opts.add("--decode-workers", key="decode_workers", type=int, metavar="N",
+             help="threads decoding/resampling ahead of inference")
+    opts.add("--no-progress", key="progress", action="store_false", help="show a progress bar")
+
+
+def run(cfg, args):
+    from sea_tf.shards import job_name
+    from sea_tf.teacher_embed import extract, parse_shard
+
+    out = Path(cfg["out"])
+    k, n = parse_shard(cfg["shard"])
+    summary = extract(cfg["input"], out, cfg["teacher"], hop_size=cfg["hop_size"], center=cfg["center"],
+                      student_sample_rate=cfg["student_sample_rate"], shard_rows=cfg["shard_rows"],
+                      batch_size=cfg["batch_size"], shard=f"{k}/{n}", recursive=cfg["recursive"],
+                      limit_files=cfg["limit_files"], compression=cfg["compression"],
+                      decode_workers=cfg["decode_workers"], prefetch_files=cfg["prefetch_files"],
+                      progress=cfg["progress"])
+    write_resolved(cfg, out, f"teacher-embed-{job_name(k, n)}")
+    print(f"teacher-embed {summary['job']}: {summary['n_rows']} rows in {summary['n_shards']} shards in {out} "
+          f"({summary['windows_per_s']} windows/s, CPU {summary['cpu_utilisation']})")
+    if summary["failed"]:
+        print(f"{len(summary['failed'])} unreadable file(s) skipped:")
+        for item in summary["failed"]:
+            print(f"  {item['source']}: {item['error']}")
+    return 0

@@ -1,0 +1,440 @@
+"""``sea-tf teacher-embed``: run the teacher over in-domain audio and write student/teacher pairs in shards.
+
+Spec §3.0. For every 1-s window (teacher framing: hop ``hop_size``, default 0.5 s as the SONYC
+upstream pairs, centred) one row holds the teacher embedding, the same window of the source
+resampled once to the student's rate (so distillation never decodes audio again), the source file,
+timestamp, loudness (dB) and, for UrbanSound8K, label and fold. Rows go to fixed-size shards
+(:mod:`sea_tf.shards`).
+
+Scale:
+
+- **shardable**: job K of N takes every N-th file of the sorted list (``--shard K/N``, or the
+  ``SLURM_ARRAY_TASK_*`` variables); jobs write disjoint ``shard-<K>of<N>-*`` files that
+  :class:`~sea_tf.shards.ShardSet` reads as one table;
+- **resumable**: the manifest lists every finished shard with the (file, window) where the next
+  one starts; a re-run with the same command continues there. Inference batches never cross a
+  shard boundary, so a resumed run computes exactly the batches an uninterrupted one does and
+  ends byte-identical;
+- **busy CPU**: a thread pool decodes and resamples the next files, and a writer thread writes
+  shards, while the main thread runs inference;
+- **robust**: unreadable files are logged, skipped and listed in the manifest and summary.
+"""
+import collections
+import concurrent.futures as cf
+import copy
+import logging
+import os
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sea_tf import atomic, cards
+from sea_tf.errors import ConfigError, DataError, OutputError
+from sea_tf.shards import canonical_sha256, job_name, new_manifest, read_manifest, shard_name, write_h5
+
+log = logging.getLogger(__name__)
+
+#: Manifest config keys that decide the bytes of the outputs; a resume must match all of them.
+OUTPUT_KEYS = ("hop_size", "center", "student_sample_rate", "shard_rows", "batch_size", "compression",
+               "limit_files", "shard")
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One audio file to embed: where it is, how it is named in the shards, its label and fold (−1)."""
+    path: Path
+    source: str
+    label: int = -1
+    fold: int = -1
+
+
+def list_inputs(inputs, recursive=True):
+    """Resolve the input to a sorted list of :class:`InputFile`.
+
+    Parameters
+    ----------
+    inputs : str or Path
+        An audio directory, a ``.txt`` file list (one path per line, relative to the list's
+        directory or absolute; ``#`` comments), or an UrbanSound8K root (``metadata/UrbanSound8K.csv``
+        present: labels and folds are recorded).
+    recursive : bool
+        Descend into sub-directories of an audio directory.
+
+    Returns
+    -------
+    kind : {"dir", "list", "us8k"}
+    root : Path
+        What ``source`` names are relative to.
+    files : list of InputFile
+        Sorted by ``source``.
+    """
+    from sea_tf.audio import find_audio_files
+
+    if inputs is None or str(inputs) == "":
+        raise ConfigError("no input given; pass an audio directory, a .txt file list or an UrbanSound8K root")
+    path = Path(inputs)
+    if not path.exists():
+        raise DataError(f"{path}: no such file or directory; pass an audio directory, a .txt list or a US8K root")
+    if path.is_file():
+        if path.suffix.lower() != ".txt":
+            raise DataError(f"{path}: a file input must be a .txt list of audio paths (one per line)")
+        root = path.parent
+        lines = [line.strip() for line in path.read_text().splitlines()]
+        entries = [line for line in lines if line and not line.startswith("#")]
+        files = [InputFile(_abs(root, p), _relative(_abs(root, p), root)) for p in entries]
+        kind = "list"
+    elif (path / "metadata" / "UrbanSound8K.csv").is_file():
+        kind, root, files = "us8k", path, _us8k_files(path)
+    else:
+        kind, root = "dir", path
+        files = [InputFile(p, _relative(p, path)) for p in find_audio_files(path, recursive=recursive)]
+    if not files:
+        raise DataError(f"{path}: no audio files found (extensions: wav, flac, ogg, ...); check the input")
+    return kind, root, sorted(set(files), key=lambda f: f.source)
+
+
+def _abs(root, entry):
+    p = Path(entry).expanduser()
+    return p if p.is_absolute() else root / p
+
+
+def _relative(path, root):
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return Path(path).resolve().as_posix()
+
+
+def _us8k_files(root):
+    try:
+        from sea_tf.data.us8k import US8K
+    except ImportError as exc:
+        raise DataError(f"{root}: reading an UrbanSound8K root needs sea_tf.data.us8k, which is not "
+                        "installed in this checkout; pass the audio directory instead") from exc
+    dataset = US8K(root)
+    clips = getattr(dataset, "clips", dataset)
+    return [InputFile(Path(c.path), _relative(c.path, root), int(c.class_id), int(c.fold)) for c in clips]
+
+
+def parse_shard(spec=None, environ=None):
+    """Which job this is: ``(K, N)`` from ``"K/N"``, else from SLURM array variables, else ``(0, 1)``.
+
+    Parameters
+    ----------
+    spec : str, optional
+        ``"K/N"`` with ``0 ≤ K < N``.
+    environ : mapping, optional
+        Defaults to ``os.environ``; ``SLURM_ARRAY_TASK_ID`` minus ``SLURM_ARRAY_TASK_MIN`` (0 when
+        unset) is K and ``SLURM_ARRAY_TASK_COUNT`` is N.
+    """
+    environ = os.environ if environ is None else environ
+    if spec not in (None, ""):
+        try:
+            k, n = (int(part) for part in str(spec).split("/"))
+        except ValueError:
+            raise ConfigError(f"--shard {spec!r}: expected K/N, e.g. --shard 0/4") from None
+        source = f"--shard {spec}"
+    elif "SLURM_ARRAY_TASK_ID" in environ and "SLURM_ARRAY_TASK_COUNT" in environ:
+        try:
+            k = int(environ["SLURM_ARRAY_TASK_ID"]) - int(environ.get("SLURM_ARRAY_TASK_MIN", 0))
+            n = int(environ["SLURM_ARRAY_TASK_COUNT"])
+        except ValueError:
+            raise ConfigError("SLURM_ARRAY_TASK_ID/COUNT are not integers; pass --shard K/N") from None
+        source = "SLURM_ARRAY_TASK_ID/COUNT"
+    else:
+        return 0, 1
+    if not (n >= 1 and 0 <= k < n):
+        raise ConfigError(f"{source}: job {k} of {n} is out of range; need 0 ≤ K < N")
+    return k, n
+
+
+def partition(files, k, n):
+    """Job ``k`` of ``n``'s files: every n-th of the sorted list, starting at k (disjoint, covering)."""
+    return list(files[k::n])
+
+
+def weights_sha256(seamodel):
+    """sha256 over the model's weight arrays (what a resume must match besides the card)."""
+    import hashlib
+    digest = hashlib.sha256()
+    for w in seamodel.keras.get_weights():
+        digest.update(np.ascontiguousarray(w).tobytes())
+    return digest.hexdigest()
+
+
+def _decode(item, teacher_sr, student_sr, hop_size, center):
+    """Read one file and frame it at both rates (runs in a worker thread)."""
+    from sea_tf.audio import check_audio, frame_audio, load_audio, resample, to_mono, window_loudness_db
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # short/silent files are still embedded; nothing to act on
+        audio, sr = load_audio(item.path)
+        audio = to_mono(check_audio(audio, str(item.path)))
+        teacher, ts = frame_audio(resample(audio, sr, teacher_sr), teacher_sr, hop_size, center, str(item.path))
+        student, ts_s = frame_audio(resample(audio, sr, student_sr), student_sr, hop_size, center, str(item.path))
+    n = min(len(ts), len(ts_s))  # resampled lengths round differently; windows share timestamps
+    return {"teacher": teacher[:n], "audio": student[:n], "timestamp": ts[:n],
+            "loudness_db": window_loudness_db(teacher[:n])}
+
+
+class _Prefetcher:
+    """Decode files ``start..`` in a thread pool, at most ``depth`` ahead, yielded in order."""
+
+    def __init__(self, files, start, workers, depth, decode):
+        self.files, self.next_submit, self.decode = files, start, decode
+        self.pool = cf.ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode")
+        self.queue = collections.deque()
+        self.depth = max(1, depth)
+
+    def __iter__(self):
+        self._fill()
+        while self.queue:
+            pos, future = self.queue.popleft()
+            self._fill()
+            try:
+                yield pos, future.result(), None
+            except Exception as exc:  # noqa: BLE001 - any decoding failure skips just this file
+                yield pos, None, f"{type(exc).__name__}: {exc}"
+
+    def _fill(self):
+        while len(self.queue) < self.depth and self.next_submit < len(self.files):
+            pos = self.next_submit
+            self.queue.append((pos, self.pool.submit(self.decode, self.files[pos])))
+            self.next_submit += 1
+
+    def close(self):
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_rate=8000, shard_rows=1024,
+            batch_size=32, shard=None, recursive=True, limit_files=None, compression=None,
+            decode_workers=2, prefetch_files=8, progress=True, environ=None):
+    """Embed every window of the inputs with the teacher and write shards + manifest (resumable).
+
+    Parameters
+    ----------
+    inputs : str or Path
+        Audio directory, ``.txt`` file list or UrbanSound8K root (see :func:`list_inputs`).
+    out_dir : str or Path
+        Output directory (shared by all jobs of a run).
+    teacher : str, Path or SeaModel
+        Any model spec :func:`sea_tf.models.load_model` accepts.
+    hop_size : float
+        Seconds between windows (0.5 = the SONYC upstream pairs).
+    center : bool
+        Centre window k on ``k * hop_size``.
+    student_sample_rate : int
+        Hz of the stored student windows (``audio`` is ``[n, student_sample_rate]``).
+    shard_rows : int
+        Rows per shard file (the last one may be shorter).
+    batch_size : int
+        Windows per teacher forward pass.
+    shard : str, optional
+        ``"K/N"``; see :func:`parse_shard`.
+    recursive : bool
+    limit_files : int, optional
+        Use only the first files of the sorted list (before partitioning): quick runs.
+    compression : {None, "gzip", "lzf"}
+    decode_workers, prefetch_files : int
+        Decoding threads and how many files they may run ahead of inference.
+    progress : bool
+    environ : mapping, optional
+        For SLURM variables (tests).
+
+    Returns
+    -------
+    dict
+        The summary (also written to ``summary-<job>.json``): rows, shards, failed files, wall
+        time, windows/s and CPU utilisation.
+    """
+    from tqdm import tqdm
+
+    from sea_tf.models import load_model
+
+    for name, value in (("shard_rows", shard_rows), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    if compression not in (None, "gzip", "lzf"):
+        raise ConfigError(f"compression must be null, gzip or lzf; got {compression!r}")
+    k, n = parse_shard(shard, environ)
+    kind, root, files = list_inputs(inputs, recursive=recursive)
+    if limit_files:
+        files = files[:int(limit_files)]
+    files = partition(files, k, n)
+    job = job_name(k, n)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError(f"{out_dir}: exists and is not a directory; choose another output")
+
+    model = load_model(teacher)
+    teacher_card = copy.deepcopy(model.card)
+    config = {"hop_size": float(hop_size), "center": bool(center), "student_sample_rate": int(student_sample_rate),
+              "shard_rows": int(shard_rows), "batch_size": int(batch_size), "compression": compression,
+              "limit_files": limit_files, "shard": [k, n], "input_kind": kind,
+              "teacher_weights_sha256": weights_sha256(model),
+              "files_sha256": canonical_sha256([f.source for f in files])}
+    inputs_info = {"root": str(root), "kind": kind, "n_files": len(files)}
+    manifest_path = out_dir / f"manifest-{job}.json"
+    manifest = _resume_or_new(manifest_path, job, teacher_card, config, model, student_sample_rate, hop_size,
+                              inputs_info)
+    if manifest["complete"]:
+        print(f"teacher-embed: job {job} already complete in {out_dir} ({manifest['n_rows']} rows); nothing to do")
+        return _summary(out_dir, manifest, 0.0, 0.0, 0)
+    if not files:
+        raise DataError(f"{inputs}: job {job} has no files (only {n} jobs for fewer files); use fewer jobs")
+
+    start_file, start_window = manifest["shards"][-1]["end"] if manifest["shards"] else (0, 0)
+    manifest["failed"] = [f for f in manifest["failed"] if f["pos"] < start_file]
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    shard_no = len(manifest["shards"])
+    rows_done = manifest["n_rows"]
+    buf = _Blocks()
+    pending = _Rows()
+    writer = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer")
+    writes = collections.deque()
+    decoder = _Prefetcher(files, start_file, decode_workers, prefetch_files,
+                          lambda item: _decode(item, model.sample_rate, student_sample_rate, hop_size, center))
+    bar = tqdm(total=len(files), initial=start_file, desc=f"teacher-embed {job}", unit="file", disable=not progress)
+    windows_embedded = 0
+
+    def infer():
+        nonlocal windows_embedded
+        if len(pending):
+            rows = pending.take()
+            rows["embedding"] = model.embed_frames(rows.pop("teacher"), batch_size=batch_size)
+            buf.extend(rows)
+            windows_embedded += len(rows["embedding"])
+
+    def flush_shard(end):
+        nonlocal shard_no, rows_done
+        rows = buf.take()
+        name = shard_name(job, shard_no)
+        manifest["shards"].append({"name": name, "rows": len(rows["embedding"]), "end": list(end)})
+        rows_done += len(rows["embedding"])
+        manifest["n_rows"] = rows_done
+        snapshot = copy.deepcopy(manifest)
+        while len(writes) >= 2:  # bound memory: at most two shards waiting for the disk
+            writes.popleft().result()
+        writes.append(writer.submit(_write_shard, out_dir / name, rows, compression, manifest_path, snapshot))
+        shard_no += 1
+
+    try:
+        for pos, decoded, error in decoder:
+            item = files[pos]
+            if error is not None:
+                log.warning("skipping unreadable %s: %s", item.path, error)
+                manifest["failed"].append({"pos": pos, "source": item.source, "error": error})
+                bar.update(1)
+                continue
+            first = start_window if pos == start_file else 0
+            count = len(decoded["timestamp"])
+            for w in range(first, count):
+                pending.append({"teacher": decoded["teacher"][w], "audio": decoded["audio"][w],
+                                "timestamp": decoded["timestamp"][w], "loudness_db": decoded["loudness_db"][w],
+                                "source": item.source, "label": item.label, "fold": item.fold})
+                if len(pending) == batch_size or len(buf) + len(pending) == shard_rows:
+                    infer()
+                if len(buf) == shard_rows:
+                    flush_shard((pos, w + 1) if w + 1 < count else (pos + 1, 0))
+            bar.update(1)
+        infer()
+        if rows_done + len(buf) == 0:
+            raise DataError(f"{inputs}: none of the {len(files)} files of job {job} could be read "
+                            f"({manifest['failed'][0]['error'] if manifest['failed'] else 'no windows'}); "
+                            "check the audio")
+        manifest["complete"] = True
+        if len(buf):
+            flush_shard((len(files), 0))
+        else:
+            while writes:
+                writes.popleft().result()
+            atomic.write_json(manifest_path, manifest)
+        while writes:
+            writes.popleft().result()
+    finally:
+        bar.close()
+        decoder.close()
+        writer.shutdown(wait=True)
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    return _summary(out_dir, manifest, wall, cpu, windows_embedded)
+
+
+def _resume_or_new(path, job, teacher_card, config, model, student_sr, hop_size, inputs_info):
+    fresh = new_manifest(job, teacher_card, config, model.embedding_size, student_sr, hop_size, inputs_info)
+    if not path.exists():
+        return fresh
+    old = read_manifest(path)
+    reasons = []
+    if old.get("teacher_card_sha256") != fresh["teacher_card_sha256"]:
+        reasons.append(f"teacher {old.get('teacher_card', {}).get('name')!r} (card "
+                       f"{str(old.get('teacher_card_sha256'))[:12]}) vs {teacher_card.get('name')!r} "
+                       f"(card {fresh['teacher_card_sha256'][:12]})")
+    for key in sorted(set(old.get("config", {})) | set(config)):
+        if old.get("config", {}).get(key) != config.get(key):
+            reasons.append(f"{key}: {old.get('config', {}).get(key)!r} there vs {config.get(key)!r} now")
+    if reasons:
+        raise OutputError(f"{path}: this directory was made with a different teacher or configuration "
+                          f"({'; '.join(reasons)}); refusing to resume into it. Use another output directory, "
+                          "or the original settings")
+    return old
+
+
+def _write_shard(path, rows, compression, manifest_path, manifest):
+    """Writer thread: the shard first, then the manifest that lists it (both atomically)."""
+    write_h5(path, rows, compression=compression)
+    atomic.write_json(manifest_path, manifest)
+
+
+class _Rows:
+    """Per-window rows (dicts) waiting for inference; :meth:`take` stacks them into columns."""
+
+    def __init__(self):
+        self.rows = []
+
+    def __len__(self):
+        return len(self.rows)
+
+    def append(self, row):
+        self.rows.append(row)
+
+    def take(self):
+        rows, self.rows = self.rows, []
+        return {key: [r[key] for r in rows] if key == "source" else np.stack([r[key] for r in rows])
+                for key in rows[0]}
+
+
+class _Blocks:
+    """Embedded column blocks of the shard being filled; :meth:`take` concatenates them."""
+
+    def __init__(self):
+        self.blocks, self.n = [], 0
+
+    def __len__(self):
+        return self.n
+
+    def extend(self, block):
+        self.blocks.append(block)
+        self.n += len(block["embedding"])
+
+    def take(self):
+        blocks, self.blocks, self.n = self.blocks, [], 0
+        return {key: [s for blk in blocks for s in blk[key]] if key == "source"
+                else np.concatenate([blk[key] for blk in blocks]) for key in blocks[0]}
+
+
+def _summary(out_dir, manifest, wall, cpu, windows):
+    cores = os.cpu_count() or 1
+    summary = {"job": manifest["job"], "out_dir": str(out_dir), "n_rows": manifest["n_rows"],
+               "n_shards": len(manifest["shards"]), "complete": manifest["complete"],
+               "failed": [{"source": f["source"], "error": f["error"]} for f in manifest["failed"]],
+               "windows_this_run": int(windows), "wall_s": round(wall, 3),
+               "windows_per_s": round(windows / wall, 3) if wall > 0 else None,
+               "cpu_utilisation": round(cpu / wall / cores, 3) if wall > 0 else None, "cores": cores,
+               "teacher": manifest["teacher_card"].get("name")}
+    atomic.write_json(Path(out_dir) / f"summary-{manifest['job']}.json", summary)
+    return summary
