@@ -1,0 +1,314 @@
+"""Run the board-side benchmark on remote machines over SSH (``sea-tf device run``).
+
+For each host: connect with paramiko (host key checked against known_hosts, key or agent
+authentication only), copy ``device/`` and the artifacts into a remote directory with SFTP,
+optionally create a venv there from ``requirements-device.txt``, run ``python -m device.bench``
+once per embedding model, and fetch its JSON. Nothing about the remote host is ever written to
+known_hosts by sea-tf: an unknown host is refused with its fingerprint and the command to accept it.
+"""
+import base64
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import re
+import shlex
+import socket
+import time
+from pathlib import Path
+
+from sea_tf import atomic
+from sea_tf.errors import RemoteError
+
+DEVICE_FILES = ("*.py",)
+REQUIREMENTS = "requirements-device.txt"
+
+
+@dataclasses.dataclass(frozen=True)
+class Host:
+    """A remote machine: ``user@host`` and a port."""
+    user: str
+    host: str
+    port: int = 22
+
+    @property
+    def label(self):
+        """``user@host[:port]`` as the user would type it."""
+        return f"{self.user}@{self.host}" + (f":{self.port}" if self.port != 22 else "")
+
+    @property
+    def known_hosts_name(self):
+        """How OpenSSH and paramiko name this host in known_hosts."""
+        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
+
+
+def parse_host(text, default_port=22):
+    """Parse ``USER@HOST`` or ``USER@HOST:PORT`` into a :class:`Host`."""
+    match = re.fullmatch(r"([^@\s]+)@(\[[^\]]+\]|[^:@\s]+)(?::(\d+))?", text or "")
+    if not match:
+        raise RemoteError(f"--host {text!r}: expected USER@HOST or USER@HOST:PORT, e.g. pi@raspberrypi.local")
+    user, host, port = match.groups()
+    return Host(user, host.strip("[]"), int(port) if port else int(default_port))
+
+
+@dataclasses.dataclass
+class RunPlan:
+    """What to run on each host: embedding models (one bench each), a classifier, audio files."""
+    embeddings: list
+    classifier: Path | None
+    audio: list
+
+
+def plan(artifacts, audio=()):
+    """Sort ``--artifacts`` (directories and/or ``.tflite`` files) into a :class:`RunPlan`.
+
+    A model is a classifier when its sidecar has ``classes`` or its model card says so.
+    """
+    files = []
+    for item in artifacts:
+        path = Path(item)
+        if path.is_dir():
+            files += sorted(path.glob("*.tflite"))
+        elif path.is_file() and path.suffix == ".tflite":
+            files.append(path)
+        else:
+            raise RemoteError(f"--artifacts {item}: not a .tflite file or a directory of them; pass the "
+                              "output directory of `sea-tf export`")
+    embeddings, classifiers = [], []
+    for path in files:
+        (classifiers if _is_classifier(path) else embeddings).append(path)
+    if not embeddings:
+        raise RemoteError(f"--artifacts {' '.join(map(str, artifacts))}: no embedding model (.tflite) found; "
+                          "run `sea-tf export` first")
+    if len(classifiers) > 1:
+        raise RemoteError(f"several classifiers given ({', '.join(p.name for p in classifiers)}); pass the one "
+                          "to use as a file in --artifacts")
+    for path in map(Path, audio):
+        if not path.is_file():
+            raise RemoteError(f"--audio {path}: file not found")
+    return RunPlan(embeddings, classifiers[0] if classifiers else None, [Path(a) for a in audio])
+
+
+def _is_classifier(path):
+    sidecar = path.with_suffix(".json")
+    if not sidecar.exists():
+        return False
+    try:
+        meta = json.loads(sidecar.read_text())
+    except ValueError:
+        return False
+    return bool(meta.get("classes")) or (meta.get("model_card") or {}).get("kind") == "classifier"
+
+
+def fingerprint(key):
+    """OpenSSH-style ``SHA256:...`` fingerprint of a paramiko public key."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
+
+
+def connect(host, key_path=None, known_hosts="~/.ssh/known_hosts", timeout=10.0):
+    """An authenticated :class:`paramiko.SSHClient` to ``host``.
+
+    Parameters
+    ----------
+    host : Host
+    key_path : str or Path, optional
+        Private key file; without it, the ssh-agent and the default keys in ``~/.ssh`` are tried.
+    known_hosts : str or Path
+        known_hosts file with the host's key; an unknown host is refused (see module docstring).
+    timeout : float
+        Seconds for the TCP connection, the SSH banner and authentication.
+    """
+    import paramiko
+
+    known_hosts = Path(known_hosts).expanduser()
+
+    class RefuseUnknownHost(paramiko.MissingHostKeyPolicy):
+        def missing_host_key(self, client, hostname, key):
+            kind = key.get_name()
+            keyscan_type = {"ssh-ed25519": "ed25519", "ssh-rsa": "rsa"}.get(kind, "ecdsa")
+            raise RemoteError(
+                f"{host.label}: unknown host key {kind} {fingerprint(key)} (not in {known_hosts}); sea-tf never "
+                f"accepts host keys by itself. Check the fingerprint on the board (ssh-keygen -lf "
+                f"/etc/ssh/ssh_host_{keyscan_type}_key.pub), then accept it with: "
+                f"ssh-keyscan -p {host.port} -t {keyscan_type} {host.host} >> {known_hosts}")
+
+    client = paramiko.SSHClient()
+    if known_hosts.exists():
+        try:
+            client.load_system_host_keys(str(known_hosts))  # read only: never saved back
+        except (OSError, paramiko.SSHException) as exc:
+            raise RemoteError(f"{known_hosts}: unreadable known_hosts file ({exc}); fix or move it") from exc
+    client.set_missing_host_key_policy(RefuseUnknownHost())
+    key_path = str(Path(key_path).expanduser()) if key_path else None
+    if key_path and not Path(key_path).is_file():
+        raise RemoteError(f"--key {key_path}: private key file not found")
+    try:
+        client.connect(host.host, port=host.port, username=host.user, key_filename=key_path,
+                       allow_agent=True, look_for_keys=key_path is None, password=None,
+                       timeout=timeout, banner_timeout=timeout, auth_timeout=timeout)
+    except RemoteError:
+        client.close()
+        raise
+    except paramiko.BadHostKeyException as exc:
+        client.close()
+        raise RemoteError(
+            f"{host.label}: the host key ({fingerprint(exc.key)}) does NOT match the one in {known_hosts}; "
+            "this may be an attack or a reinstalled board. If the board was reinstalled, remove the old entry "
+            f"with ssh-keygen -R '{host.known_hosts_name}' -f {known_hosts} and accept the new key") from None
+    except paramiko.PasswordRequiredException:
+        client.close()
+        raise RemoteError(f"{host.label}: the key {key_path} is passphrase-protected; add it to ssh-agent "
+                          "(ssh-add) and run again without --key") from None
+    except paramiko.AuthenticationException as exc:
+        client.close()
+        how = f"the key {key_path}" if key_path else "the ssh-agent and ~/.ssh keys"
+        raise RemoteError(f"{host.label}: authentication failed with {how} ({exc}); install the public key in "
+                          f"the board's ~/.ssh/authorized_keys (ssh-copy-id) or pass --key") from None
+    except (socket.timeout, TimeoutError) as exc:
+        client.close()
+        raise RemoteError(f"{host.label}: no answer within {timeout:g} s; check the address and that the "
+                          "board is on the network") from exc
+    except (OSError, paramiko.SSHException) as exc:
+        client.close()
+        raise RemoteError(f"{host.label}: cannot reach {host.host}:{host.port} ({exc}); check the address, "
+                          "the port, and that sshd runs on the board") from None
+    return client
+
+
+def execute(client, command, timeout, host=None):
+    """Run ``command`` on the remote shell; returns (exit code, stdout, stderr) as str.
+
+    Raises :class:`RemoteError` when it runs longer than ``timeout`` seconds (the channel is closed).
+    """
+    channel = client.get_transport().open_session(timeout=timeout)
+    channel.exec_command(command)
+    out, err = bytearray(), bytearray()
+    deadline = time.monotonic() + timeout
+    while True:
+        while channel.recv_ready():
+            out += channel.recv(65536)
+        while channel.recv_stderr_ready():
+            err += channel.recv_stderr(65536)
+        if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+            break
+        if time.monotonic() > deadline:
+            channel.close()
+            raise RemoteError(f"{host.label if host else 'remote'}: `{command}` did not finish within {timeout:g} s "
+                              "(raise timeouts.command_s, or use fewer --runs)")
+        time.sleep(0.01)
+    code = channel.recv_exit_status()
+    channel.close()
+    return code, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def _device_dir():
+    spec = importlib.util.find_spec("device")  # located, never imported: device/ is the board's world
+    if spec is None or not spec.submodule_search_locations:
+        raise RemoteError("the device/ package cannot be found; reinstall sea-tf (make install)")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+@dataclasses.dataclass
+class HostResult:
+    """What one host produced: local JSON paths, and whether every run was complete."""
+    host: Host
+    results: list
+    partial: bool = False
+
+
+def run_on_host(host, run_plan, out_dir, key_path=None, known_hosts="~/.ssh/known_hosts", remote_dir="sea-tf-device",
+                remote_python="python3", setup=False, bench_args=(), connect_timeout=10.0, command_timeout=900.0,
+                log=print, err=print):
+    """Copy, (set up,) run and fetch on one host; returns a :class:`HostResult`.
+
+    The remote stdout (the bench table) goes to ``log``; on a remote failure the remote stderr goes
+    to ``err`` and a :class:`RemoteError` is raised.
+    """
+    from tqdm import tqdm
+
+    remote_dir = remote_dir[2:] if remote_dir.startswith("~/") else remote_dir  # SFTP and shell start in $HOME
+    rdir = shlex.quote(remote_dir)
+    client = connect(host, key_path, known_hosts, connect_timeout)
+    try:
+        code, _, stderr = execute(client, f"mkdir -p {rdir}/device {rdir}/artifacts {rdir}/audio {rdir}/results",
+                                  command_timeout, host)
+        if code:
+            raise RemoteError(f"{host.label}: cannot create {remote_dir} ({stderr.strip()}); pass a writable --remote-dir")
+        device_dir = _device_dir()
+        uploads = [(p, f"{remote_dir}/device/{p.name}") for pattern in DEVICE_FILES
+                   for p in sorted(device_dir.glob(pattern))]
+        requirements = device_dir.parent / REQUIREMENTS
+        if requirements.exists():
+            uploads.append((requirements, f"{remote_dir}/{REQUIREMENTS}"))
+        for model in run_plan.embeddings + ([run_plan.classifier] if run_plan.classifier else []):
+            uploads.append((model, f"{remote_dir}/artifacts/{model.name}"))
+            if model.with_suffix(".json").exists():
+                uploads.append((model.with_suffix(".json"), f"{remote_dir}/artifacts/{model.with_suffix('.json').name}"))
+        uploads += [(a, f"{remote_dir}/audio/{a.name}") for a in run_plan.audio]
+        sftp = client.open_sftp()
+        sftp.get_channel().settimeout(command_timeout)
+        for local, remote in tqdm(uploads, desc=f"copy to {host.label}", unit="file", leave=False):
+            try:
+                sftp.put(str(local), remote)
+            except (OSError, EOFError) as exc:
+                raise RemoteError(f"{host.label}: copying {local} to {remote} failed ({exc}); check free space on "
+                                  f"the board (df -h {remote_dir}) and that the directory is writable") from None
+
+        python = remote_python
+        if setup:
+            if not requirements.exists():
+                raise RemoteError(f"{requirements}: not found, so --setup cannot create the board's venv")
+            log(f"{host.label}: creating {remote_dir}/.venv from {REQUIREMENTS} (needs the board's internet access)")
+            code, _, stderr = execute(
+                client, f"cd {rdir} && {shlex.quote(remote_python)} -m venv .venv && "
+                        f".venv/bin/python -m pip install -q -r {REQUIREMENTS}", command_timeout, host)
+            if code:
+                err(_indent(stderr))
+                raise RemoteError(f"{host.label}: --setup failed (exit {code}, remote stderr above); install "
+                                  f"python3-venv on the board or check its internet access")
+            python = ".venv/bin/python"
+        code, stdout, stderr = execute(client, f"cd {rdir} && {shlex.quote(python)} -c 'import sys; print(sys.version)'",
+                                       command_timeout, host)
+        if code:
+            raise RemoteError(f"{host.label}: {python} is not runnable on the board (exit {code}: {stderr.strip()[-200:]}); "
+                              "install Python 3, pass --remote-python, or use --setup")
+
+        result = HostResult(host, [])
+        for model in run_plan.embeddings:
+            remote_json = f"results/{model.stem}.json"
+            args = ["--model", f"artifacts/{model.name}"]
+            if run_plan.classifier:
+                args += ["--classifier", f"artifacts/{run_plan.classifier.name}"]
+            if run_plan.audio:
+                args += ["--audio", *[f"audio/{a.name}" for a in run_plan.audio]]
+            args += [*map(str, bench_args), "--label", host.host, "--json", remote_json]
+            command = f"cd {rdir} && rm -f {shlex.quote(remote_json)} && {shlex.quote(python)} -m device.bench " + \
+                      " ".join(shlex.quote(a) for a in args)
+            log(f"{host.label}: {model.name}")
+            code, stdout, stderr = execute(client, command, command_timeout, host)
+            log(stdout.rstrip())
+            if code not in (0, 1):
+                err(f"--- remote stderr ({host.label}) ---\n{_indent(stderr)}")
+                raise RemoteError(f"{host.label}: device.bench failed on {model.name} (exit {code}; remote stderr above)")
+            try:
+                data = sftp.open(f"{remote_dir}/{remote_json}").read()
+            except OSError as exc:
+                raise RemoteError(f"{host.label}: the result {remote_dir}/{remote_json} could not be fetched ({exc})") from None
+            local = Path(out_dir) / _safe(host.label) / f"{model.stem}.json"
+            atomic.write_bytes(local, data)
+            result.results.append(local)
+            if code == 1:
+                err(f"--- remote stderr ({host.label}) ---\n{_indent(stderr)}")
+                result.partial = True
+        return result
+    finally:
+        client.close()
+
+
+def _indent(text):
+    return "\n".join("  | " + line for line in text.rstrip().splitlines()) or "  | (empty)"
+
+
+def _safe(text):
+    return re.sub(r"[^A-Za-z0-9_.@-]+", "_", text)

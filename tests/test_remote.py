@@ -1,0 +1,214 @@
+"""``sea-tf device run`` against a real OpenSSH server on 127.0.0.1 (started by a fixture).
+
+The server gets a throwaway host key and authorizes one generated user key; the tests run the
+whole CLI: copy device/ + artifacts, run the bench with this venv's Python, fetch the JSON; and the
+failure paths: unknown host, wrong key, unreachable port, missing Python, remote failure.
+"""
+import getpass
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+import device_support
+from sea_tf import config, remote
+from sea_tf.cli import device as device_cli
+from sea_tf.cli import main as cli_main
+from sea_tf.errors import RemoteError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _find_sshd():
+    return shutil.which("sshd") or next((p for p in ("/usr/sbin/sshd", "/usr/local/sbin/sshd") if os.path.exists(p)), None)
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    """A running ``sshd -D -e -f <own config>`` on a free 127.0.0.1 port; yields its details."""
+    exe = _find_sshd()
+    if exe is None:
+        pytest.skip("OpenSSH sshd not found and could not be installed (make test installs openssh-server "
+                    "with apt-get when run as root); the real-SSH tests need it")
+    d = tmp_path_factory.mktemp("sshd")
+    for name in ("host_key", "user_key", "other_key"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(d / name)], check=True)
+    (d / "authorized_keys").write_text((d / "user_key.pub").read_text())
+    port = _free_port()
+    cfg = d / "sshd_config"
+    cfg.write_text("\n".join([
+        f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {d / 'host_key'}", f"PidFile {d / 'sshd.pid'}",
+        f"AuthorizedKeysFile {d / 'authorized_keys'}", "PubkeyAuthentication yes", "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no", "PermitRootLogin prohibit-password", "StrictModes no", "UsePAM no",
+        "Subsystem sftp internal-sftp", "LogLevel VERBOSE", "MaxStartups 50", ""]))
+    if os.geteuid() == 0:
+        os.makedirs("/run/sshd", exist_ok=True)  # privilege-separation directory sshd insists on
+    log = open(d / "sshd.log", "w")
+    proc = subprocess.Popen([exe, "-D", "-e", "-f", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"sshd did not start: {(d / 'sshd.log').read_text()}")
+            time.sleep(0.1)
+    key_type, key_b64 = (d / "host_key.pub").read_text().split()[:2]
+    (d / "known_hosts").write_text(f"[127.0.0.1]:{port} {key_type} {key_b64}\n")
+    fp = subprocess.run(["ssh-keygen", "-lf", str(d / "host_key.pub")], capture_output=True, text=True).stdout.split()[1]
+    info = {"port": port, "user": getpass.getuser(), "key": d / "user_key", "other_key": d / "other_key",
+            "known_hosts": d / "known_hosts", "fingerprint": fp, "dir": d, "log": d / "sshd.log"}
+    yield info
+    proc.terminate()
+    proc.wait(timeout=10)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory):
+    d = tmp_path_factory.mktemp("export")
+    device_support.build_artifacts(d)
+    return d
+
+
+@pytest.fixture(autouse=True)
+def no_agent(monkeypatch):
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)  # only the keys the tests pass
+
+
+def device_run(sshd, tmp_path, artifacts, *extra, key=None, known_hosts=None, host=None):
+    argv = ["device", "run", "--host", host or f"{sshd['user']}@127.0.0.1", "--port", str(sshd["port"]),
+            "--key", str(key or sshd["key"]), "--known-hosts", str(known_hosts or sshd["known_hosts"]),
+            "--artifacts", *map(str, artifacts), "--remote-dir", str(tmp_path / "board"),
+            "--remote-python", sys.executable, "--out", str(tmp_path / "results"),
+            "--runs", "5", "--warmup", "1", "--connect-timeout", "5", "--command-timeout", "120", *map(str, extra)]
+    return cli_main.main(argv)
+
+
+def test_end_to_end_copy_run_fetch(sshd, export_dir, tmp_path, capsys):
+    wav = device_support.write_tone_wav(tmp_path / "clip.wav", sr=16000, seconds=1.5)
+    code = device_run(sshd, tmp_path, [export_dir], "--audio", wav)
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    host_dir = tmp_path / "results" / f"{sshd['user']}@127.0.0.1_{sshd['port']}"
+    results = sorted(p.name for p in host_dir.glob("*.json"))
+    assert results == ["tiny-emb.fp32.json", "tiny-emb.int8.json"]  # one bench per embedding model
+    for name in results:
+        r = json.loads((host_dir / name).read_text())
+        assert r["status"] == "complete" and r["device"] == "127.0.0.1"
+        # the bench ran from the copy on the "board", not from this checkout
+        assert Path(r["environment"]["harness_dir"]) == tmp_path / "board" / "device"
+        assert r["classifier"]["name"] == "tiny-cls" and r["latency_ms"]["total"]["n"] == 5
+        (f,) = r["files"]
+        assert f["resampled"] == {"from": 16000, "to": 8000, "method": "soxr-hq"}
+        assert f["predicted_class"] in device_support.CLASSES
+    assert (tmp_path / "board" / "artifacts" / "tiny-cls.fp32.json").exists()
+    assert (tmp_path / "board" / "requirements-device.txt").exists()
+    assert "per-window latency" in out.out and "tiny-emb [int8]" in out.out
+    assert (tmp_path / "results" / "device_run.config.yaml").exists()
+
+
+def test_unknown_host_is_refused_with_fingerprint(sshd, export_dir, tmp_path, capsys):
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    code = device_run(sshd, tmp_path, [export_dir], known_hosts=empty)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert sshd["fingerprint"] in err[0] and "unknown host key" in err[0]
+    assert f"ssh-keyscan -p {sshd['port']} -t ed25519 127.0.0.1 >> {empty}" in err[0]
+    assert empty.read_text() == ""  # never accepted silently
+    assert not (tmp_path / "board").exists()
+
+
+def test_changed_host_key_is_refused(sshd, export_dir, tmp_path, capsys):
+    forged = tmp_path / "known_hosts"
+    other = (sshd["dir"] / "other_key.pub").read_text().split()
+    forged.write_text(f"[127.0.0.1]:{sshd['port']} {other[0]} {other[1]}\n")
+    code = device_run(sshd, tmp_path, [export_dir], known_hosts=forged)
+    assert code == 2 and "does NOT match" in capsys.readouterr().err
+
+
+def test_wrong_key_is_an_authentication_failure(sshd, export_dir, tmp_path, capsys):
+    code = device_run(sshd, tmp_path, [export_dir], key=sshd["other_key"])
+    err = capsys.readouterr().err
+    assert code == 2 and "authentication failed" in err and "other_key" in err
+
+
+def test_remote_failure_prints_remote_stderr(sshd, tmp_path, capsys):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "broken.fp32.tflite").write_bytes(b"TFL3" + bytes(300))  # no sidecar: loads, then fails
+    code = device_run(sshd, tmp_path, [bad / "broken.fp32.tflite"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--- remote stderr" in err and "device.bench: error:" in err and "cannot load this model" in err
+    assert "sea-tf device run: error:" in err and "device.bench failed on broken.fp32.tflite" in err
+    assert not list((tmp_path / "results").glob("*/*.json"))  # nothing reported as a result
+
+
+def test_missing_remote_python(sshd, export_dir, tmp_path, capsys):
+    code = cli_main.main(["device", "run", "--host", f"{sshd['user']}@127.0.0.1:{sshd['port']}", "--key", str(sshd["key"]),
+                          "--known-hosts", str(sshd["known_hosts"]), "--artifacts", str(export_dir),
+                          "--remote-dir", str(tmp_path / "board"), "--remote-python", "/nonexistent/python3",
+                          "--out", str(tmp_path / "results")])
+    err = capsys.readouterr().err
+    assert code == 2 and "/nonexistent/python3 is not runnable on the board" in err
+
+
+def test_several_hosts_one_unreachable(sshd, export_dir, tmp_path, capsys):
+    dead = f"{sshd['user']}@127.0.0.1:{_free_port()}"
+    code = cli_main.main(["device", "run", "--host", f"{sshd['user']}@127.0.0.1:{sshd['port']}", "--host", dead,
+                          "--key", str(sshd["key"]), "--known-hosts", str(sshd["known_hosts"]),
+                          "--artifacts", str(Path(export_dir) / "tiny-emb.int8.tflite"),
+                          "--remote-dir", str(tmp_path / "board"), "--remote-python", sys.executable,
+                          "--out", str(tmp_path / "results"), "--runs", "3", "--warmup", "0"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "cannot reach 127.0.0.1" in err and "1 of 2 host(s) failed" in err
+    assert len(list((tmp_path / "results").glob("*/tiny-emb.int8.json"))) == 1  # the good host's result
+
+
+# -- no server needed -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, expected", [("pi@board", ("pi", "board", 22)), ("pi@10.0.0.5:2222", ("pi", "10.0.0.5", 2222)),
+                                            ("root@[::1]:22", ("root", "::1", 22))])
+def test_parse_host(text, expected):
+    h = remote.parse_host(text)
+    assert (h.user, h.host, h.port) == expected
+
+
+@pytest.mark.parametrize("bad", ["board", "pi@", "@board", "pi@board:port"])
+def test_parse_host_rejects(bad):
+    with pytest.raises(RemoteError, match="USER@HOST"):
+        remote.parse_host(bad)
+
+
+def test_plan_sorts_models(export_dir):
+    p = remote.plan([export_dir])
+    assert [m.name for m in p.embeddings] == ["tiny-emb.fp32.tflite", "tiny-emb.int8.tflite"]
+    assert p.classifier.name == "tiny-cls.fp32.tflite"
+    with pytest.raises(RemoteError, match="no embedding model"):
+        remote.plan([Path(export_dir) / "tiny-cls.fp32.tflite"])
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "device").glob("*.yaml")), ids=lambda p: p.name)
+def test_config_files_resolve(path):
+    cfg = config.resolve(device_cli.RUN_DEFAULTS, path)
+    assert cfg["bench"]["runs"] >= 1 and cfg["timeouts"]["command_s"] > 0
+    assert set(yaml.safe_load(path.read_text())) <= set(device_cli.RUN_DEFAULTS)
+    assert "password" not in json.dumps(cfg).lower()
