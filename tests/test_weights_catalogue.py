@@ -4,11 +4,12 @@ import socket
 
 import pytest
 
-from sea_tf.cli.main import main
 from sea_tf.errors import WeightsError
 from sea_tf.weights import cache, catalogue
+from weights_support import run_cli
 
 SEA64_SHA = "e8cd0eaac5d444c231d81940e30dc904ffed5cdafa632f7a5547142dc8283912"
+
 
 
 @pytest.fixture
@@ -116,16 +117,16 @@ def test_unwritable_cache_is_one_clear_line(tmp_path):
 
 
 def test_cli_list_json_and_errors(home, capsys):
-    assert main(["models", "list", "--json"]) == 0
+    assert run_cli(["models", "list", "--json"]) == 0
     listing = json.loads(capsys.readouterr().out)
     assert listing["cache"] == str(home / "weights")
     rows = {row["name"]: row for row in listing["models"]}
     assert len(rows) == 32
     assert rows["edgel3/sea-64"]["sha256"] == SEA64_SHA and rows["edgel3/sea-64"]["hash"] == "catalogue"
     assert rows["openl3/mel256-env"]["cached"] is False and rows["openl3/mel256-env"]["sha256"] is None
-    assert main(["models", "list", "--cached"]) == 0
+    assert run_cli(["models", "list", "--cached"]) == 0
     assert capsys.readouterr().out.splitlines()[2:] == []
-    assert main(["models", "fetch", "openl3/mel512-env", "--no-progress"]) == 2
+    assert run_cli(["models", "fetch", "openl3/mel512-env", "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("sea-tf models fetch: error: unknown published model 'openl3/mel512-env'")
     assert len(err.splitlines()) == 1
@@ -133,7 +134,7 @@ def test_cli_list_json_and_errors(home, capsys):
 
 def test_cli_help_shows_defaults(capsys):
     with pytest.raises(SystemExit):
-        main(["models", "fetch", "--help"])
+        run_cli(["models", "fetch", "--help"])
     text = capsys.readouterr().out
     for needle in ("--config", "--set", "--base-url", "(default: 10.0)", "(default: 60.0)", "(default: 2)"):
         assert needle in text

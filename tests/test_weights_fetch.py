@@ -8,11 +8,10 @@ import time
 import numpy as np
 import pytest
 
-from sea_tf.cli.main import main
 from sea_tf.errors import WeightsError
 from sea_tf.weights import cache
 from sea_tf.weights.fetch import fetch
-from weights_layouts import FileServer, first_kernel, gzip_bytes, write_openl3
+from weights_support import FileServer, first_kernel, gzip_bytes, run_cli, write_openl3
 
 SEA64_SHA = "e8cd0eaac5d444c231d81940e30dc904ffed5cdafa632f7a5547142dc8283912"
 SEA64_GZ = "edgel3_sea_ust_audio_emb_64.h5.gz"
@@ -41,6 +40,7 @@ def server():
     srv = FileServer()
     yield srv
     srv.close()
+
 
 
 @pytest.fixture
@@ -172,16 +172,16 @@ def test_silent_server_times_out(home):
 
 def test_cli_fetch_then_list(home, server, sea64_gz, capsys):
     server.routes[SEA64_GZ] = (sea64_gz, "ok")
-    assert main(["models", "fetch", "edgel3/sea-*4", "--base-url", server.url, "--no-progress"]) == 0
+    assert run_cli(["models", "fetch", "edgel3/sea-*4", "--base-url", server.url, "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "edgel3/sea-64: downloaded" in out and "matches the catalogue" in out
-    assert main(["models", "list", "--cached", "--json"]) == 0
+    assert run_cli(["models", "list", "--cached", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["models"]
     assert [(r["name"], r["size"], r["sha256"]) for r in rows] == [("edgel3/sea-64", 6025848, SEA64_SHA)]
-    assert main(["models", "fetch", "openl3/linear-env", "--set", f"base_url={server.url}", "--no-progress"]) == 2
+    assert run_cli(["models", "fetch", "openl3/linear-env", "--set", f"base_url={server.url}", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "HTTP 404" in err
-    assert main(["models", "remove", "edgel3/sea-64"]) == 0
+    assert run_cli(["models", "remove", "edgel3/sea-64"]) == 0
     assert not cache.is_cached("edgel3/sea-64")
 
 

@@ -1,5 +1,5 @@
-"""Small synthetic weight files in the published openl3 layouts, and a local HTTP server, for the
-weights tests (``tests/test_weights*.py``).
+"""Support for the weights tests: small synthetic weight files in the published openl3 layouts,
+a local HTTP server and a ``models``-only CLI runner (used by ``tests/test_weights*.py``).
 
 The openl3 teacher weights are not available to this project (SEA_SPEC, header), so tests write
 files with the same groups, attributes and shapes (SEA_SPEC §1.4): a weights-only Keras 2 file
@@ -137,3 +137,15 @@ class FileServer:
     def close(self):
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+def run_cli(argv):
+    """``sea-tf ARGV`` with only the ``models`` command registered, so other stages' CLIs cannot
+    break the weights tests; returns the exit code."""
+    from sea_tf.cli import main as cli_main
+    saved = cli_main.COMMAND_MODULES
+    cli_main.COMMAND_MODULES = ["models"]
+    try:
+        return cli_main.main(argv)
+    finally:
+        cli_main.COMMAND_MODULES = saved
