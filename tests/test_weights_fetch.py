@@ -61,6 +61,7 @@ def test_fetch_verifies_the_known_hash_and_loads_through_the_resolver(home, serv
     result = fetch("edgel3/sea-64", base_url=server.url, **FAST)
     assert (result.status, result.hash_source, result.sha256) == ("downloaded", "catalogue", SEA64_SHA)
     assert result.size == 6025848 and leftovers(home) == ["edgel3_sea_ust_audio_emb_64.h5"]
+    assert result.path.stat().st_mode & 0o777 == 0o644
     assert cache.resolve_name("edgel3/sea-64") == result.path
     # cached: verified again, not downloaded again
     assert fetch("edgel3/sea-64", base_url=server.url, **FAST).status == "cached"
@@ -142,6 +143,20 @@ def test_corrupt_gz_and_http_errors(home, server, teachers):
     server.routes[TEACHER_GZ] = (teachers[0][1], "500-once")  # a 500 is
     assert fetch("openl3/mel256-env", base_url=server.url, **FAST).status == "downloaded"
     assert server.hits[TEACHER_GZ] == 2
+
+
+def test_full_disk_leaves_nothing(home, server, teachers, monkeypatch):
+    import errno
+    from sea_tf.weights import fetch as fetch_module
+
+    def full_disk(gz_path, out_path, url, entry):
+        out_path.write_bytes(b"half a file")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(fetch_module, "_gunzip", full_disk)
+    server.routes[TEACHER_GZ] = (teachers[0][1], "ok")
+    with pytest.raises(WeightsError, match="No space left on device; free some space"):
+        fetch("openl3/mel256-env", base_url=server.url, **FAST)
+    assert leftovers(home) == []
 
 
 def test_unreachable_server_fails_fast_with_the_import_hint(home):

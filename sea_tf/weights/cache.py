@@ -175,6 +175,11 @@ def verify_file(name, path, home=None):
     return actual
 
 
+def make_readable(path):
+    """Give a finished cache file the usual 0644 mode (temporary files are created 0600)."""
+    os.chmod(path, 0o644)
+
+
 def ensure_weights_dir(home=None):
     """Create the cache directory, or explain why it cannot be written; returns it."""
     path = weights_dir(home)

@@ -110,6 +110,7 @@ def fetch(name, home=None, base_url=None, force=False, timeout=DEFAULT_TIMEOUT, 
                     f"of '{entry.name}'; the file was deleted. If the published file really changed, run "
                     f"`sea-tf models remove {entry.name}` first; otherwise check the address (--base-url)")
             check_entry_layout(tmp, entry, shown=url)
+            cache.make_readable(tmp)
         cache.record(entry.name, sha, size, "fetch", url, home)
     except WeightsError:
         raise
@@ -137,7 +138,7 @@ def _download(url, entry, wdir, timeout, retries, progress):
         for attempt in range(retries + 1):
             # total=1 until pooch sets the real size: pooch tests the bar's truth value.
             bar = tqdm(total=1, desc=entry.name, unit="B", unit_scale=True, unit_divisor=1024,
-                       leave=True) if progress else False
+                       leave=False) if progress else False
             downloader = pooch.HTTPDownloader(progressbar=bar, chunk_size=1 << 16, timeout=timeout)
             try:
                 downloader(url, str(part), None)

@@ -125,6 +125,7 @@ def import_file(path, name=None, home=None, force=False):
             already = cache.is_cached(entry.name, home) and cache.file_sha256(dest) == sha
             if not already:
                 check_entry_layout(tmp, entry, shown=str(path))
+            cache.make_readable(tmp)
         if not already:
             cache.record(entry.name, sha, size, "import", path.resolve(), home)
     except WeightsError:
