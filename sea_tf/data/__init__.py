@@ -1,0 +1,65 @@
+"""Datasets: the generated demo dataset and the UrbanSound8K / ESC-50 loaders.
+
+- :mod:`sea_tf.data.demo_dataset` writes the embedded demo dataset (UrbanSound8K layout + ``upstream/``).
+- :mod:`sea_tf.data.us8k` and :mod:`sea_tf.data.esc50` read labelled datasets into one interface,
+  :class:`sea_tf.data.base.LabelledDataset`; :func:`load_labelled_dataset` picks the right one.
+"""
+from pathlib import Path
+
+from sea_tf.data.base import Clip, LabelledDataset
+from sea_tf.data.esc50 import ESC50
+from sea_tf.data.us8k import US8K
+from sea_tf.errors import DataError
+
+LOADERS = {"us8k": US8K, "esc50": ESC50}
+
+__all__ = ["Clip", "LabelledDataset", "US8K", "ESC50", "LOADERS", "detect_kind", "load_labelled_dataset"]
+
+
+def detect_kind(root):
+    """``"us8k"`` or ``"esc50"`` from the layout under ``root``.
+
+    Raises
+    ------
+    DataError
+        Neither ``metadata/UrbanSound8K.csv`` nor ``meta/esc50.csv`` / ``audio/*-*-*-*.wav`` is there.
+    """
+    root = Path(root)
+    if (root / "metadata" / "UrbanSound8K.csv").is_file() or (root / "audio" / "fold1").is_dir():
+        return "us8k"
+    if (root / "meta" / "esc50.csv").is_file() or any((root / "audio").glob("*-*-*-*.wav")):
+        return "esc50"
+    raise DataError(f"{root}: not an UrbanSound8K root (metadata/UrbanSound8K.csv) nor an ESC-50 root "
+                    "(meta/esc50.csv or audio/{fold}-{id}-{take}-{target}.wav); pass the folder holding audio/, "
+                    "or generate the demo dataset with `sea-tf data make-demo --out DIR`")
+
+
+def load_labelled_dataset(root, kind="auto"):
+    """Load a labelled, fold-organised dataset.
+
+    Parameters
+    ----------
+    root : str or Path
+        Dataset root (the folder holding ``audio/``).
+    kind : {"auto", "us8k", "esc50"}
+        Layout; ``"auto"`` detects it with :func:`detect_kind`.
+
+    Returns
+    -------
+    LabelledDataset
+        A :class:`US8K` or :class:`ESC50`.
+
+    Examples
+    --------
+    >>> ds = load_labelled_dataset("demo_out/data")   # doctest: +SKIP
+    >>> ds.kind, ds.folds, ds.classes[:2]             # doctest: +SKIP
+    ('us8k', [1, 2, ..., 10], ['air_conditioner', 'car_horn'])
+    """
+    root = Path(root)
+    if kind == "auto":
+        if not root.is_dir():
+            raise DataError(f"{root}: dataset root not found (or not a directory); pass the folder holding audio/")
+        kind = detect_kind(root)
+    if kind not in LOADERS:
+        raise DataError(f"unknown dataset kind {kind!r}; use one of auto, {', '.join(LOADERS)}")
+    return LOADERS[kind](root)
