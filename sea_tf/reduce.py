@@ -143,7 +143,7 @@ def fit_reducer(sample, method="pca", d=64, pca_solver="exact", umap_params=None
     params = dict(umap_params or {})
     model = umap.UMAP(n_components=d, n_neighbors=int(params.get("n_neighbors", 15)),
                       min_dist=float(params.get("min_dist", 0.3)), metric=params.get("metric", "euclidean"),
-                      random_state=seed, low_memory=True)
+                      random_state=seed, n_jobs=1, low_memory=True)  # seeded UMAP is single-threaded anyway
     model.fit(xs)
     return Reducer("umap", d, scaler, model)
 

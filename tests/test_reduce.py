@@ -1,0 +1,158 @@
+"""The reduction φ: equals scikit-learn, targets aligned row for row, bad input refused, quality, CLI."""
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from sklearn.decomposition import PCA
+from sklearn.preprocessing import StandardScaler
+
+from sea_tf import reduce, reduce_quality, sampling
+from sea_tf.cli.main import main
+from sea_tf.errors import OutputError, ReduceError
+from sea_tf.shards import ShardSet, write_table
+
+CARD = {"name": "synthetic-teacher"}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _low_rank(n, dim=48, rank=6, seed=0):
+    rng = np.random.default_rng(seed)
+    basis = rng.normal(size=(rank, dim))
+    return (rng.normal(size=(n, rank)) * np.linspace(4, 1, rank) @ basis
+            + 0.05 * rng.normal(size=(n, dim))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reduce")
+    emb = _low_rank(1500)
+    audio = np.repeat(np.arange(1500, dtype=np.float32)[:, None], 20, axis=1)  # audio row i holds i
+    write_table(root / "shards", {"embedding": emb, "audio": audio, "label": (np.arange(1500) % 4).astype(np.int32)},
+                CARD, shard_rows=256)
+    idx, _ = sampling.sample_shards(root / "shards", root / "sample", 400, strategy="random", progress=False)
+    return root, emb, idx
+
+
+def test_pca_apply_equals_scikit_learn_and_stays_aligned(data, tmp_path):
+    root, emb, idx = data
+    card = reduce.fit(root / "shards", root / "sample", tmp_path / "red", method="pca", d=6, quality=None)
+    tcard = reduce.apply(tmp_path / "red", root / "shards", tmp_path / "targets", chunk_rows=100, progress=False)
+    scaler = StandardScaler().fit(emb[idx])
+    expected = PCA(n_components=6, svd_solver="full").fit(scaler.transform(emb[idx])).transform(scaler.transform(emb))
+    shards = ShardSet(root / "shards", targets=tmp_path / "targets")
+    target = np.concatenate([c["target"] for c in shards.iter_chunks(["target"])])
+    # components are defined up to sign; compare per column after aligning signs
+    signs = np.sign(np.sum(target * expected, axis=0))
+    np.testing.assert_allclose(target, expected * signs, atol=2e-4)
+    assert card["explained_variance_ratio"][0] > 0.3 and sum(card["explained_variance_ratio"]) > 0.99
+    # row alignment: target file i ↔ teacher shard i, row j ↔ row j (audio row k holds k)
+    for chunk in shards.iter_chunks(["audio", "target", "embedding"], rows=64):
+        assert np.array_equal(chunk["audio"][:, 0], chunk["row"].astype(np.float32))
+        np.testing.assert_allclose(chunk["target"], reduce.Reducer.load(tmp_path / "red").transform(chunk["embedding"]),
+                                   atol=1e-6)
+    assert tcard["complete"] and tcard["shards"] == [s.path.name for s in shards.shards]
+    with h5py.File(tmp_path / "targets" / shards.shards[-1].path.name) as fh:
+        assert fh["target"].shape == (1500 - 5 * 256, 6) and fh["target"].dtype == np.float32
+
+
+def test_incremental_pca_and_none(data, tmp_path):
+    root, emb, idx = data
+    reduce.fit(root / "shards", root / "sample", tmp_path / "ipca", method="pca", d=6, pca_solver="incremental")
+    ipca = reduce.Reducer.load(tmp_path / "ipca")
+    exact = reduce.fit_reducer(emb[idx], "pca", 6)
+    # same subspace: projections onto the 6 components agree up to rotation within it
+    a, b = ipca.model.components_, exact.model.components_
+    assert np.linalg.svd(a @ b.T, compute_uv=False).min() > 0.99
+    card = reduce.fit(root / "shards", root / "sample", tmp_path / "none", method="none", d=999)
+    assert card["d"] == 48
+    reduce.apply(tmp_path / "none", root / "shards", tmp_path / "raw", progress=False)
+    target = ShardSet(root / "shards", targets=tmp_path / "raw").read("target", np.arange(1500))
+    assert np.array_equal(target, emb)
+
+
+def test_umap_fit_and_apply(data, tmp_path):
+    root, emb, idx = data
+    card = reduce.fit(root / "shards", root / "sample", tmp_path / "umap", method="umap", d=2,
+                      umap_params={"n_neighbors": 10, "min_dist": 0.3, "metric": "euclidean"},
+                      quality={"n_heldout": 200, "k": 10})
+    assert card["method"] == "umap" and card["params"]["n_neighbors"] == 10
+    assert card["quality"]["trustworthiness"] > 0.75
+    y = reduce.Reducer.load(tmp_path / "umap").transform(emb[:50])
+    assert y.shape == (50, 2) and np.isfinite(y).all()
+
+
+def test_quality_report_and_compare(data, tmp_path):
+    root, emb, idx = data
+    card = reduce.fit(root / "shards", root / "sample", tmp_path / "red", d=6, quality={"n_heldout": 300, "k": 10})
+    q = card["quality"]
+    assert q["heldout"] and q["n_heldout"] == 300
+    assert q["trustworthiness"] > 0.97 and q["knn_recall"] > 0.7  # 6-D data kept by 6 components
+    assert Path(q["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    bad = reduce.fit_reducer(emb[idx], "pca", 1)
+    worse = reduce_quality.evaluate(ShardSet(root / "shards"), bad, idx, tmp_path, n_heldout=300, name="d1")
+    assert worse["trustworthiness"] < q["trustworthiness"] - 0.05
+    table = reduce_quality.compare_strategies(root / "shards", tmp_path / "study", 200, d=6, progress=False,
+                                              sampling={"group_rows": 500}, n_heldout=200)
+    assert [row["strategy"] for row in table] == list(sampling.STRATEGIES)
+    assert all(row["trustworthiness"] > 0.9 for row in table)
+    assert "| dpp-quality |" in (tmp_path / "study" / "compare.md").read_text()
+
+
+def test_bad_input_is_refused(data, tmp_path):
+    root, emb, idx = data
+    with pytest.raises(ReduceError, match="smaller than the teacher embedding size"):
+        reduce.fit(root / "shards", root / "sample", tmp_path / "r", d=48)
+    small, _ = sampling.sample_shards(root / "shards", tmp_path / "small", 10, strategy="random", progress=False)
+    with pytest.raises(ReduceError, match="number of fitting samples"):
+        reduce.fit(root / "shards", tmp_path / "small", tmp_path / "r", d=10)
+    assert not (tmp_path / "r").exists()
+    # NaN rows: rejected naming the shard file and the row
+    bad = emb.copy()
+    bad[700, 3] = np.nan
+    write_table(tmp_path / "nan", {"embedding": bad}, CARD, shard_rows=256)
+    reduce.fit(root / "shards", root / "sample", tmp_path / "red", d=6)
+    with pytest.raises(ReduceError, match=r"shard-0of1-00002\.h5: row 188 "):
+        reduce.apply(tmp_path / "red", tmp_path / "nan", tmp_path / "t", progress=False)
+    # a targets directory of another reducer is not overwritten
+    reduce.apply(tmp_path / "red", root / "shards", tmp_path / "t2", progress=False)
+    reduce.fit(root / "shards", root / "sample", tmp_path / "red8", d=8)
+    before = (tmp_path / "t2" / "shard-0of1-00000.h5").read_bytes()
+    with pytest.raises(OutputError, match="another reducer"):
+        reduce.apply(tmp_path / "red8", root / "shards", tmp_path / "t2", progress=False)
+    assert (tmp_path / "t2" / "shard-0of1-00000.h5").read_bytes() == before
+
+
+def test_cli_fit_apply_and_errors(data, tmp_path, capsys):
+    root, *_ = data
+    s = str(root / "shards")
+    assert main(["sample", "--shards", s, "--m", "300", "--strategy", "dpp", "--out", str(tmp_path / "s"),
+                 "--group-rows", "500", "--no-progress"]) == 0
+    assert main(["reduce", "fit", "--shards", s, "--sample", str(tmp_path / "s"), "--d", "4",
+                 "--out", str(tmp_path / "r"), "--set", "quality.n_heldout=100", "--no-progress"]) == 0
+    assert main(["reduce", "apply", "--reducer", str(tmp_path / "r"), "--shards", s, "--out", str(tmp_path / "t"),
+                 "--no-progress"]) == 0
+    assert (tmp_path / "t" / "reduce-apply.config.yaml").is_file()
+    assert json.loads((tmp_path / "r" / "card.json").read_text())["sample"]["strategy"] == "dpp"
+    capsys.readouterr()
+    assert main(["sample", "--shards", s, "--m", "5000", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot pick 5000 samples from 1500" in err[0]
+
+
+def test_config_files_load_through_stage_defaults():
+    from sea_tf.cli import reduce as reduce_cli
+    from sea_tf.cli import sample as sample_cli
+    from sea_tf.cli import teacher_embed as teacher_cli
+    from sea_tf.config import resolve
+    schemas = {"teacher": lambda name: teacher_cli.DEFAULTS, "sampling": lambda name: sample_cli.DEFAULTS,
+               "reduce": lambda name: {"fit": reduce_cli.FIT_DEFAULTS, "apply": reduce_cli.APPLY_DEFAULTS,
+                                       "compare": reduce_cli.COMPARE_DEFAULTS}[name.split("-")[0]]}
+    seen = 0
+    for stage, schema in schemas.items():
+        for path in sorted((ROOT / "configs" / stage).glob("*.yaml")):
+            cfg = resolve(schema(path.stem), config_file=path)
+            assert cfg, path
+            seen += 1
+    assert seen >= 15
