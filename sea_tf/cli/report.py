@@ -1,0 +1,32 @@
+"""``sea-tf report RESULTS...``: one accuracy-vs-cost report (library: :mod:`sea_tf.pareto_report`)."""
+from pathlib import Path
+
+from sea_tf.cli.common import add_command
+from sea_tf.config import write_resolved
+
+DEFAULTS = {"out": "runs/report", "title": "sea-tf: accuracy vs cost", "latency_stat": "p50"}
+
+
+def register(subparsers):
+    parser, opts = add_command(
+        subparsers, "report", "merge export, classification and device JSONs into a markdown report + Pareto plots",
+        DEFAULTS, run)
+    parser.add_argument("results", nargs="+", metavar="RESULTS",
+                        help="JSON files or directories (device bench results, export sidecars, classify results.json)")
+    opts.add("--out", key="out", metavar="DIR", help="where report.md, rows.json and the PNGs go")
+    opts.add("--title", key="title", help="report title")
+    opts.add("--latency-stat", key="latency_stat", choices=["mean", "p50", "p90", "p99"],
+             help="which latency statistic to tabulate and plot")
+
+
+def run(cfg, args):
+    from sea_tf.pareto_report import write_report
+
+    out = Path(cfg["out"])
+    result = write_report(args.results, out, title=cfg["title"], latency_stat=cfg["latency_stat"])
+    write_resolved(cfg, out, "report")
+    print(f"report: {result['markdown']} ({len(result['rows'])} rows); plots: "
+          + ", ".join(str(p) for p in result["pngs"]))
+    if result["ignored"]:
+        print(f"ignored {len(result['ignored'])} file(s) with nothing recognisable")
+    return 0
