@@ -333,6 +333,7 @@ def extract_features(clips, embedder, cache_dir, hop_size=0.1, framing="centered
                                   "model_card": embedder.card})
     xs, owners, failed = [], [], {}
     stats = {"computed": 0, "cached": 0, "stale_model": 0, "stale_audio": 0}
+    short = 0
     for i in tqdm(range(len(clips)), desc=f"embed {embedder.name}", unit="clip", disable=not progress):
         name, path = clips.names[i], Path(clips.paths[i])
         try:
@@ -346,7 +347,13 @@ def extract_features(clips, embedder, cache_dir, hop_size=0.1, framing="centered
             else:
                 if emb in ("model", "audio"):
                     stats[f"stale_{emb}"] += 1
-                frames, ts = clip_frames(path, embedder.sample_rate, hop_size, framing)
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    frames, ts = clip_frames(path, embedder.sample_rate, hop_size, framing)
+                short += any("shorter than" in str(w.message) for w in caught)
+                for w in caught:  # one summary below instead of a warning per short clip
+                    if "shorter than" not in str(w.message):
+                        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
                 emb = np.asarray(embedder.embed_frames(frames), dtype=np.float32)
                 if emb.ndim != 2 or len(emb) != len(frames) or not np.all(np.isfinite(emb)):
                     raise ModelError(f"model {embedder.name} returned embeddings of shape {emb.shape} "
@@ -365,6 +372,9 @@ def extract_features(clips, embedder, cache_dir, hop_size=0.1, framing="centered
     if stats["stale_audio"]:
         warnings.warn(f"{cache_root}: {stats['stale_audio']} clip(s) changed on disk since they were cached; "
                       "recomputed them", SeaTFWarning, stacklevel=2)
+    if short:
+        warnings.warn(f"{short} clip(s) shorter than the 1-s window were zero-padded to one window",
+                      SeaTFWarning, stacklevel=2)
     _report_failures(failed, len(clips), max_failed_fraction, embedder.name)
     dims = {e.shape[1] for e in xs}
     if len(dims) > 1:
