@@ -125,3 +125,35 @@ def write_tone_wav(path, sr=SR, seconds=2.5, freq=440.0, channels=1):
         audio = np.stack([audio] * channels, axis=1)
     soundfile.write(str(path), audio.astype(np.float32), sr, subtype="PCM_16")
     return Path(path)
+
+
+def student_artifacts(out_dir, preset="sea-64", modes=("fp32",), full_modes=(), n_frames=8, seed=0):
+    """Export a ``sea_tf.models.build_student`` model the way the device contract describes.
+
+    ``modes``: the network alone (input = front-end features ``[1, F, T, 1]``, sidecar
+    ``frontend_in_model: false``, so the device computes the numpy front end);
+    ``full_modes``: the whole model on raw audio (front end inside).
+
+    Returns
+    -------
+    dict
+        ``{"net.<mode>": path, "full.<mode>": path, "frames", "ref_emb", "model"}``.
+    """
+    from device.frontends import compute_frontend
+    from sea_tf.models import build_student
+
+    model = build_student(preset)
+    rng = np.random.default_rng(seed)
+    t = np.arange(model.frame_samples) / model.sample_rate
+    frames = (0.05 * rng.standard_normal((n_frames, model.frame_samples))
+              + 0.3 * np.sin(2 * np.pi * rng.uniform(100, 3500, (n_frames, 1)) * t)).astype(np.float32)
+    feats = compute_frontend(frames, model.frontend)
+    out = {"frames": frames, "ref_emb": model.embed_frames(frames), "model": model}
+    for mode in modes:
+        out[f"net.{mode}"] = convert(model.network(), Path(out_dir) / f"{model.name}-net.{mode}.tflite", mode,
+                                     representative=feats, card=model.card, frontend_in_model=False,
+                                     frontend=model.frontend, input_kind="frontend_features")
+    for mode in full_modes:
+        out[f"full.{mode}"] = convert(model.keras, Path(out_dir) / f"{model.name}.{mode}.tflite", mode,
+                                      representative=frames, card=model.card)
+    return out

@@ -212,3 +212,17 @@ def test_no_interpreter_is_a_clear_error(arts, tmp_path):
     assert proc.returncode == 2
     assert "no TFLite interpreter could be imported" in proc.stderr and "requirements-device.txt" in proc.stderr
     assert blocked == ["ai_edge_litert", "tflite_runtime", "tensorflow"]  # tried in this order
+
+
+# -- the front end outside the model: device.frontends numpy twin + network ---------------------------
+
+def test_numpy_frontend_path_matches_keras_student(tmp_path):
+    """A SEA-64 network exported without its front end: the harness computes it with numpy."""
+    pytest.importorskip("device.frontends")
+    s = device_support.student_artifacts(tmp_path, "sea-64", modes=("fp32",), n_frames=4)
+    emb = load_artifact(s["net.fp32"])
+    assert not emb.frontend_in_model and emb.input_shape == (1, 64, 50, 1)
+    assert (emb.sample_rate, emb.frame_samples) == (8000, 8000)
+    out = emb.embed_frames(s["frames"])
+    assert out.shape == (4, 64)
+    np.testing.assert_allclose(out, s["ref_emb"], rtol=1e-4, atol=1e-4 * np.abs(s["ref_emb"]).max())
