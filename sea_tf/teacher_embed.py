@@ -320,7 +320,9 @@ def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_
         snapshot = copy.deepcopy(manifest)
         while len(writes) >= 2:  # bound memory: at most two shards waiting for the disk
             writes.popleft().result()
-        writes.append(writer.submit(_write_shard, out_dir / name, rows, compression, manifest_path, snapshot))
+        previous = writes[-1] if writes else None
+        writes.append(writer.submit(_write_shard, out_dir / name, rows, compression, manifest_path, snapshot,
+                                    previous))
         shard_no += 1
 
     try:
@@ -384,8 +386,14 @@ def _resume_or_new(path, job, teacher_card, config, model, student_sr, hop_size,
     return old
 
 
-def _write_shard(path, rows, compression, manifest_path, manifest):
-    """Writer thread: the shard first, then the manifest that lists it (both atomically)."""
+def _write_shard(path, rows, compression, manifest_path, manifest, previous=None):
+    """Writer thread: the shard first, then the manifest that lists it (both atomically).
+
+    ``previous`` is the preceding shard's write: if it failed, this one re-raises its error instead
+    of writing, so a manifest never lists a shard after one that is missing.
+    """
+    if previous is not None:
+        previous.result()
     write_h5(path, rows, compression=compression)
     atomic.write_json(manifest_path, manifest)
 
