@@ -1,0 +1,52 @@
+"""``sea-tf distill``: train a student on reduced teacher targets (resumable, pruning, QAT, multi-device)."""
+from sea_tf.cli.common import add_command
+from sea_tf.distill.defaults import DEFAULTS
+
+DESCRIPTION = """\
+Distil a student (SEA preset or custom) to regress the reduced teacher targets from its own
+audio windows: Adam, MSE loss, MAE metric, ReduceLROnPlateau, EarlyStopping (spec §3.4).
+
+examples:
+  sea-tf distill --config configs/distill/sea-64.yaml --shards teacher/ --targets targets-64/ --out runs/sea64
+  sea-tf distill --config configs/distill/demo.yaml --set train.epochs=5 ...
+  sea-tf distill --config configs/distill/sea-64-pruned.yaml --set student.init=runs/sea64/student.keras ...
+
+Re-running the same command resumes from the latest checkpoint in --out. The run directory
+holds the resolved config, split.json, checkpoints/, history.csv, tensorboard/, loss.png,
+student.keras (+ card) and report.json."""
+
+
+def register(subparsers):
+    parser, opts = add_command(subparsers, "distill", "train a student on reduced teacher targets",
+                               DEFAULTS, run, description=DESCRIPTION)
+    opts.add("--shards", key="shards", nargs="+", metavar="DIR", help="teacher-shard directories")
+    opts.add("--targets", key="targets", metavar="DIR", help="reduced targets (`sea-tf reduce apply` output)")
+    opts.add("--reducer", key="reducer", metavar="DIR", help="reducer directory (default: from the targets card)")
+    opts.add("--out", key="out", metavar="DIR", help="run directory (resumed if it exists)")
+    opts.add("--preset", key="student.preset", help="student preset")
+    opts.add("--init", key="student.init", metavar="MODEL", help="warm-start from this model (.keras, .h5, edgel3/...)")
+    opts.add("--epochs", key="train.epochs", type=int, help="maximum epochs")
+    opts.add("--steps-per-epoch", key="train.steps_per_epoch", type=int, help="training steps per epoch")
+    opts.add("--batch-size", key="train.batch_size", type=int, help="windows per step and replica")
+    opts.add("--lr", key="train.learning_rate", type=float, help="Adam learning rate")
+    opts.add("--prune", key="pruning.enabled", action="store_true", help="prune while distilling")
+    opts.add("--sparsity", key="pruning.target_sparsity", type=float, help="target sparsity per pruned layer")
+    opts.add("--qat", key="qat.enabled", action="store_true", help="quantization-aware fine-tune afterwards")
+    opts.add("--strategy", key="strategy.kind", choices=["auto", "default", "mirrored", "multiworker"],
+             help="distribution strategy")
+    opts.add("--cpu-devices", key="strategy.cpu_devices", type=int,
+             help="split the CPU into N logical devices (tests MirroredStrategy without GPUs)")
+    opts.add("--mixed-precision", key="strategy.mixed_precision", action="store_true",
+             help="mixed_float16 compute with float32 loss and outputs (GPUs)")
+    opts.add("--seed", key="seed", type=int, help="seed of the split, shuffling and initial weights")
+    opts.add("--no-progress", key="progress", action="store_false", help="hide progress bars")
+
+
+def run(cfg, args):
+    from sea_tf.distill import distill
+    report = distill(cfg)
+    held = report["held_out"]
+    print(f"student: {report['student']}  held-out R² {held['r2']:.3f}, MSE {held['mse']:.4g}, "
+          f"cosine {held['cosine']:.3f}  ({report['epochs_run']} epochs, stopped: {report['stopped']})")
+    print(f"report: {report['run_dir']}/report.json")
+    return 0

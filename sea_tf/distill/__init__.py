@@ -1,0 +1,20 @@
+"""Distillation (spec §3.4): a student learns φ(teacher embedding) from its own audio window.
+
+Read top to bottom: :mod:`pairs` (check shards ↔ targets ↔ reducer, split by source file) →
+:mod:`pipeline` (tf.data batches) → :mod:`student` (build, warm start, training model) →
+:mod:`pruning` / :mod:`strategy` (options) → :mod:`train` (the loop; :mod:`runstate` makes it
+resumable) → :mod:`evaluate` (held-out MSE / R² / cosine, loss figure) → :mod:`qat` (option).
+
+    from sea_tf.distill import distill, DEFAULTS
+    report = distill(config.resolve(DEFAULTS, "configs/distill/sea-64.yaml"))
+"""
+from sea_tf.distill.defaults import DEFAULTS
+
+
+def distill(cfg, log=print):
+    """Run or resume a distillation; see :func:`sea_tf.distill.train.distill`."""
+    from sea_tf.distill.train import distill as _distill
+    return _distill(cfg, log=log)
+
+
+__all__ = ["DEFAULTS", "distill"]

@@ -1,0 +1,108 @@
+"""How well the student approximates its targets on held-out source files, and the loss figure.
+
+- regression figures (:func:`regression_metrics`): MSE and MAE per element, R² (variance
+  weighted over the d outputs: 1 − Σ squared error / Σ squared deviation from the target mean)
+  and the mean cosine similarity between student outputs and targets;
+- downstream (:func:`downstream_accuracy`): when the shards carry labels (UrbanSound8K input),
+  the classify stage's MLP is trained on the student's embeddings of the training windows and
+  scored on the held-out windows.
+"""
+import numpy as np
+from sklearn.metrics import r2_score
+
+from sea_tf.backend import tf
+
+
+def predict(model, dataset):
+    """Run ``model`` over ``(audio, target)`` batches.
+
+    Returns
+    -------
+    predictions, targets : np.ndarray [shape=(n, d)], float32
+    """
+    forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    preds, targets = [], []
+    for audio, target in dataset:
+        preds.append(forward(audio).numpy())
+        targets.append(target.numpy())
+    if not preds:
+        return np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)
+    return np.concatenate(preds).astype(np.float32), np.concatenate(targets).astype(np.float32)
+
+
+def regression_metrics(pred, target):
+    """MSE, MAE, R² and mean cosine of ``pred`` against ``target`` (both ``[n, d]``)."""
+    pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+    err = pred - target
+    norms = np.linalg.norm(pred, axis=1) * np.linalg.norm(target, axis=1)
+    cosine = np.sum(pred * target, axis=1) / np.maximum(norms, 1e-12)
+    return {"n_windows": int(len(pred)), "mse": float(np.mean(err ** 2)), "mae": float(np.mean(np.abs(err))),
+            "r2": float(r2_score(target, pred, multioutput="variance_weighted")),
+            "cosine": float(np.mean(cosine))}
+
+
+def downstream_accuracy(student, shards, split, seed=0, max_rows=20000, progress=False):
+    """Window accuracy of the classify stage's MLP on the student's embeddings (labelled shards only).
+
+    Returns
+    -------
+    dict
+        ``accuracy``, ``n_train``, ``n_test``, ``n_classes``; or ``{"skipped": reason}``.
+    """
+    try:
+        from sea_tf.classify import mlp
+    except ImportError:
+        return {"skipped": "the classify stage is not installed"}
+    rng = np.random.default_rng(seed)
+    train = _labelled(shards, split.train_rows, rng, max_rows)
+    test = _labelled(shards, split.valid_rows, rng, max_rows)
+    if train is None or test is None:
+        return {"skipped": "the shards carry no labels (unlabelled upstream audio)"}
+    (train_rows, y_train), (test_rows, y_test) = train, test
+    n_classes = int(max(y_train.max(), y_test.max())) + 1
+    if len(np.unique(y_train)) < 2:
+        return {"skipped": "fewer than two classes among the training windows"}
+    x_train = student.embed_frames(shards.read("audio", train_rows), batch_size=64)
+    x_test = student.embed_frames(shards.read("audio", test_rows), batch_size=64)
+    model, info = mlp.train_mlp(x_train, y_train, n_classes, cfg={"epochs": 50}, seed=seed, progress=progress)
+    accuracy = float(np.mean(np.argmax(mlp.predict_proba(model, x_test), axis=1) == y_test))
+    return {"accuracy": accuracy, "n_train": int(len(y_train)), "n_test": int(len(y_test)), "n_classes": n_classes,
+            "note": "window-level accuracy on held-out source files; the fold protocol is `sea-tf classify`"}
+
+
+def _labelled(shards, rows, rng, max_rows):
+    labels = shards.read("label", rows) if len(rows) else np.zeros(0, np.int32)
+    keep = rows[labels >= 0]
+    if keep.size == 0:
+        return None
+    if max_rows and keep.size > max_rows:
+        keep = np.sort(rng.choice(keep, int(max_rows), replace=False))
+    return keep, shards.read("label", keep).astype(np.int64)
+
+
+def plot_history(history, path, title="distillation"):
+    """Write the loss curves (train and validation MSE per epoch, log scale) as a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sea_tf import atomic
+
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
+    for key, label in (("loss", "train MSE"), ("val_loss", "validation MSE")):
+        values = [h.get(key) for h in history]
+        if any(v is not None for v in values):
+            ax.plot(epochs, [np.nan if v is None else v for v in values], marker="o", ms=3, label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss (MSE incl. L2)")
+    if history and all((h.get("loss") or 0) > 0 for h in history):
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    with atomic.atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return path

@@ -1,0 +1,135 @@
+"""Magnitude pruning of the student body with tensorflow-model-optimization (spec §2.4).
+
+The seed pruned each conv layer once to a fixed percentile of |W| and retrained with a frozen
+mask. Here tfmot's ``prune_low_magnitude`` raises each layer's sparsity along a
+``PolynomialDecay`` schedule while the student distils (or while a trained student is fine-tuned:
+start from it with ``student.init``), which reaches the same per-layer magnitude masks with less
+damage. The front end has no weights and is never wrapped; the first conv is excluded by default
+(it has few weights and every later layer depends on it). ``strip_pruning`` removes the wrappers
+before saving; :func:`measure_sparsity` records what was actually reached.
+"""
+import numpy as np
+import tensorflow_model_optimization as tfmot
+
+from sea_tf.backend import keras
+from sea_tf.errors import TrainError
+
+PRUNABLE = (keras.layers.Conv2D, keras.layers.Dense)
+
+
+def prunable_layer_names(network):
+    """Names of the layers that carry a kernel and could be pruned, in order."""
+    return [layer.name for layer in network.layers if isinstance(layer, PRUNABLE)]
+
+
+def layer_targets(network, target_sparsity, per_layer=None, exclude=()):
+    """Target sparsity of every prunable layer (0 for excluded layers).
+
+    Parameters
+    ----------
+    network : keras.Model
+        The student body (``SeaModel.network()``).
+    target_sparsity : float
+        Fraction of zero weights in [0, 1).
+    per_layer : list of {"layer": str, "sparsity": float} or dict of str -> float, optional
+    exclude : sequence of str
+
+    Returns
+    -------
+    dict of str -> float
+    """
+    names = prunable_layer_names(network)
+    if isinstance(per_layer, (list, tuple)):
+        try:
+            per_layer = {entry["layer"]: entry["sparsity"] for entry in per_layer}
+        except (TypeError, KeyError):
+            raise TrainError(f"pruning.per_layer must be a list of {{layer: NAME, sparsity: S}}, got {per_layer!r}") from None
+    per_layer = dict(per_layer or {})
+    unknown = (set(per_layer) | set(exclude)) - set(names)
+    if unknown:
+        raise TrainError(f"pruning.per_layer / pruning.exclude name unknown layer(s) {sorted(unknown)}; the student's "
+                         f"prunable layers are {', '.join(names)}")
+    targets = {}
+    for name in names:
+        value = 0.0 if name in exclude else float(per_layer.get(name, target_sparsity))
+        if not 0.0 <= value < 1.0:
+            raise TrainError(f"sparsity of layer {name} must be in [0, 1), got {value}")
+        targets[name] = value
+    return targets
+
+
+def prune_network(network, targets, begin_step, end_step, initial_sparsity=0.0, frequency=100):
+    """Wrap the layers of ``network`` with a non-zero target in ``prune_low_magnitude``.
+
+    Parameters
+    ----------
+    network : keras.Model
+    targets : dict of str -> float
+        From :func:`layer_targets`.
+    begin_step, end_step : int
+        Optimizer steps over which the sparsity rises from ``initial_sparsity`` to the target.
+    initial_sparsity : float
+    frequency : int
+        Steps between mask updates.
+
+    Returns
+    -------
+    keras.Model
+        Shares the weights of ``network``; train it with ``tfmot.sparsity.keras.UpdatePruningStep``.
+    """
+    if end_step <= begin_step:
+        raise TrainError(f"pruning ends at step {end_step}, not after it begins ({begin_step}); raise train.epochs / "
+                         "train.steps_per_epoch or pruning.end_fraction")
+    frequency = max(1, min(int(frequency), max(1, (end_step - begin_step) // 4)))
+
+    def wrap(layer):
+        target = targets.get(layer.name, 0.0)
+        if not isinstance(layer, PRUNABLE) or target <= 0.0:
+            return layer
+        schedule = tfmot.sparsity.keras.PolynomialDecay(
+            initial_sparsity=min(float(initial_sparsity), target), final_sparsity=target,
+            begin_step=int(begin_step), end_step=int(end_step), frequency=frequency)
+        return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
+
+    return keras.models.clone_model(network, clone_function=wrap)
+
+
+def strip(network):
+    """The network without pruning wrappers (zeroed weights stay zero)."""
+    return tfmot.sparsity.keras.strip_pruning(network)
+
+
+def callbacks():
+    """Keras callbacks a pruned model needs while training."""
+    return [tfmot.sparsity.keras.UpdatePruningStep()]
+
+
+def measure_sparsity(network, targets=None):
+    """Measured fraction of exactly-zero kernel weights.
+
+    Parameters
+    ----------
+    network : keras.Model
+        A stripped (or never pruned) body.
+    targets : dict, optional
+        Per-layer targets, recorded beside the measurements.
+
+    Returns
+    -------
+    dict
+        ``layers``: name -> {"zeros", "weights", "sparsity", "target"}; ``total`` over every
+        prunable layer; ``pruned_total`` over the layers with a non-zero target.
+    """
+    layers, zeros_all, size_all, zeros_p, size_p = {}, 0, 0, 0, 0
+    for layer in network.layers:
+        if not isinstance(layer, PRUNABLE):
+            continue
+        kernel = np.asarray(layer.get_weights()[0])
+        zeros, size = int(np.count_nonzero(kernel == 0)), int(kernel.size)
+        target = float((targets or {}).get(layer.name, 0.0))
+        layers[layer.name] = {"zeros": zeros, "weights": size, "sparsity": zeros / size, "target": target}
+        zeros_all, size_all = zeros_all + zeros, size_all + size
+        if target > 0:
+            zeros_p, size_p = zeros_p + zeros, size_p + size
+    return {"layers": layers, "total": zeros_all / max(1, size_all),
+            "pruned_total": zeros_p / size_p if size_p else 0.0}

@@ -1,0 +1,209 @@
+"""``sea-tf distill``: train a student to regress the reduced teacher targets from its own audio (spec §3.4).
+
+Straight line: check inputs → split by source → build the student (and its pruning wrappers) →
+fit with Adam/MSE, ReduceLROnPlateau and EarlyStopping → best-on-validation weights → strip →
+save the student with its card → evaluate on held-out sources → optional QAT fine-tune.
+
+Run directory (``out``)::
+
+    distill.config.yaml          the resolved config (a re-run with another one is refused)
+    split.json                   train/validation source files
+    state.json, history.csv      epoch log and resume state (see runstate.py)
+    checkpoints/{latest,best}/   tf.train.Checkpoint files
+    tensorboard/                 TensorBoard logs
+    loss.png                     loss curves
+    student.keras, student.card.json   the distilled student (best on validation, pruning stripped)
+    student-qat.keras (+ card)   with qat.enabled
+    report.json                  evaluation and run figures
+"""
+import copy
+import math
+import time
+from pathlib import Path
+
+from sea_tf import atomic, cards
+from sea_tf.backend import keras, tf
+from sea_tf.config import write_resolved
+from sea_tf.distill import evaluate, pairs as pairs_mod, pipeline, pruning, runstate, student as student_mod
+from sea_tf.distill import strategy as strategy_mod
+from sea_tf.distill.defaults import DEFAULTS, RESUMABLE_CHANGES
+from sea_tf.errors import TrainError
+
+CONFIG_NAME = "distill"
+
+
+def distill(cfg, log=print):
+    """Run (or resume) one distillation.
+
+    Parameters
+    ----------
+    cfg : dict
+        A resolved config shaped like :data:`sea_tf.distill.defaults.DEFAULTS`.
+    log : callable
+        Receives one-line progress messages.
+
+    Returns
+    -------
+    dict
+        The run report (also written to ``out/report.json``).
+    """
+    start = time.perf_counter()
+    cfg = copy.deepcopy(cfg)
+    run_dir = Path(cfg["out"])
+    _check_config(cfg)
+    # Logical CPU devices must exist before anything creates TensorFlow's context.
+    strategy = strategy_mod.make_strategy(cfg["strategy"]["kind"], cfg["strategy"]["cpu_devices"])
+    chief = strategy_mod.is_chief(strategy)
+    resuming = runstate.check_resumable(run_dir, cfg, CONFIG_NAME, RESUMABLE_CHANGES)
+    data, train_cfg, seed = cfg["data"], cfg["train"], int(cfg["seed"])
+
+    pairs = pairs_mod.open_pairs(cfg["shards"], cfg["targets"], cfg["reducer"], data["check_rows"], seed)
+    split = pairs_mod.split_by_source(pairs.shards, data["valid_fraction"], seed)
+    if resuming and (run_dir / "split.json").is_file():
+        pairs_mod.check_split(split, run_dir / "split.json")
+    keras.utils.set_random_seed(seed)
+    seamodel = student_mod.build(cfg["student"]["preset"], cfg["student"]["overrides"], pairs.d,
+                                 pairs.frame_samples, seed)
+    warm = student_mod.warm_start(seamodel, cfg["student"]["init"]) if cfg["student"]["init"] else None
+
+    replicas = strategy.num_replicas_in_sync
+    batch = int(train_cfg["batch_size"]) * replicas
+    if len(split.train_rows) < batch:
+        raise TrainError(f"only {len(split.train_rows)} training windows for a global batch of {batch}; "
+                         "lower train.batch_size or embed more audio")
+    steps = int(train_cfg["steps_per_epoch"] or len(split.train_rows) // batch)
+    valid_steps = train_cfg["validation_steps"] or math.ceil(len(split.valid_rows) / batch)
+    epochs = int(train_cfg["epochs"])
+    prune_cfg = cfg["pruning"]
+    targets_by_layer, prune_fn, best_from_epoch, end_step = None, None, 0, None
+    if prune_cfg["enabled"]:
+        targets_by_layer = pruning.layer_targets(seamodel.network(), prune_cfg["target_sparsity"],
+                                                 prune_cfg["per_layer"], prune_cfg["exclude"])
+        begin = int(prune_cfg["begin_step"])
+        end_step = begin + max(1, int(round(float(prune_cfg["end_fraction"]) * (epochs * steps - begin))))
+        best_from_epoch = math.ceil(end_step / steps) - 1  # first epoch ending at full sparsity
+
+        def prune_fn(network):
+            return pruning.prune_network(network, targets_by_layer, begin, end_step,
+                                         prune_cfg["initial_sparsity"], prune_cfg["frequency"])
+
+    # Nothing was trained yet: every input check has passed. Record the run.
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if chief:
+        write_resolved(cfg, run_dir, CONFIG_NAME)
+        if not resuming:
+            pairs_mod.write_split(split, run_dir / "split.json", data["valid_fraction"], seed)
+    state = (runstate.read_state(run_dir) if resuming else None) or runstate.new_state()
+
+    with strategy.scope():
+        model, network = student_mod.training_model(seamodel, cfg["strategy"]["mixed_precision"], prune_fn)
+        optimizer = keras.optimizers.Adam(learning_rate=float(train_cfg["learning_rate"]))
+        model.compile(optimizer=optimizer, loss="mse", metrics=["mae"])
+        if cfg["strategy"]["mixed_precision"]:
+            model.optimizer.build(model.trainable_variables)
+        else:
+            optimizer.build(model.trainable_variables)  # slots exist before a restore fills them
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    es = keras.callbacks.EarlyStopping(monitor="val_loss", min_delta=train_cfg["early_stopping"]["min_delta"],
+                                       patience=train_cfg["early_stopping"]["patience"],
+                                       start_from_epoch=best_from_epoch)
+    rlr = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=train_cfg["reduce_lr"]["factor"],
+                                            patience=train_cfg["reduce_lr"]["patience"],
+                                            min_delta=train_cfg["reduce_lr"]["min_delta"], verbose=0)
+    saver = runstate.RunState(run_dir, checkpoint, state, es, rlr, best_from_epoch, chief)
+    initial_epoch = saver.restore()
+    if initial_epoch:
+        log(f"resuming {run_dir} at epoch {initial_epoch + 1} (optimizer step "
+            f"{int(model.optimizer.iterations.numpy())})")
+    # A run stopped by its time budget continues when re-run without one (train.time_budget_s: null).
+    finished = initial_epoch >= epochs or state.get("stopped") == "early_stopping" or \
+        (state.get("stopped") == "time_budget" and bool(train_cfg["time_budget_s"]))
+    if not finished:
+        state["stopped"] = None
+
+    train_ds = pipeline.train_dataset(pairs.shards, pipeline.make_blocks(pairs.shards, split.train_rows,
+                                                                         data["block_rows"]),
+                                      batch, seed, data["shuffle_buffer"], data["cycle_length"],
+                                      rows_done=int(model.optimizer.iterations.numpy()) * batch)
+    valid_blocks = pipeline.make_blocks(pairs.shards, split.valid_rows, data["block_rows"])
+    valid_ds = pipeline.eval_dataset(pairs.shards, valid_blocks, batch, train_cfg["validation_steps"])
+    callbacks = (pruning.callbacks() if prune_fn else []) + [
+        runstate.ProgressBar(steps, epochs, disable=not cfg["progress"]),
+        es, rlr, runstate.EventLog(run_dir / "tensorboard", chief), runstate.TimeBudget(train_cfg["time_budget_s"], state), saver]
+    fit_start = time.perf_counter()
+    if not finished:
+        model.fit(train_ds, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
+                  validation_data=valid_ds, validation_steps=valid_steps if train_cfg["validation_steps"] else None,
+                  callbacks=callbacks, verbose=0)
+        if state["stopped"] is None and state["epoch"] >= epochs:
+            state["stopped"] = "epochs"
+        if chief:
+            runstate.write_state(run_dir, state)
+    fit_seconds = time.perf_counter() - fit_start
+    trained_epochs = max(0, state["epoch"] - initial_epoch)
+
+    # The model used downstream: best on validation, wrappers stripped, float32.
+    best = saver.restore_best()
+    body = pruning.strip(network) if prune_fn else network
+    student_mod.copy_back(seamodel, body)
+    sparsity = pruning.measure_sparsity(seamodel.network(), targets_by_layer)
+    preds, targets = evaluate.predict(seamodel.keras, pipeline.eval_dataset(
+        pairs.shards, valid_blocks, batch, _eval_batches(cfg["evaluate"]["max_rows"], batch)))
+    metrics = evaluate.regression_metrics(preds, targets)
+    report = {"run_dir": str(run_dir), "student": None, "held_out": metrics,
+              "d": pairs.d, "split": split.summary(), "replicas": replicas, "global_batch": batch,
+              "steps_per_epoch": steps, "epochs_run": state["epoch"], "stopped": state["stopped"],
+              "best": best, "final_lr": state["history"][-1]["lr"] if state["history"] else None,
+              "train_windows_per_s": (trained_epochs * steps * batch / fit_seconds) if trained_epochs else None,
+              "sparsity": {"total": sparsity["total"], "pruned_total": sparsity["pruned_total"]}
+              if prune_fn else None,
+              "warm_start": warm}
+    if cfg["evaluate"]["downstream"]:
+        report["downstream"] = evaluate.downstream_accuracy(seamodel, pairs.shards, split, seed,
+                                                            progress=cfg["progress"])
+    if chief:
+        report["student"] = str(_save_student(seamodel, run_dir / "student.keras", pairs, cfg, best, warm,
+                                              sparsity if prune_fn else None, metrics))
+        if state["history"]:
+            report["loss_png"] = str(evaluate.plot_history(state["history"], run_dir / "loss.png",
+                                                           f"{seamodel.name} → d={pairs.d}"))
+    if cfg["qat"]["enabled"]:
+        from sea_tf.distill import qat
+        report["qat"] = qat.fine_tune(seamodel, train_ds, valid_ds, steps, valid_steps, cfg, run_dir, chief,
+                                      pairs, log=log)
+    report["wall_s"] = round(time.perf_counter() - start, 2)
+    if chief:
+        atomic.write_json(run_dir / "report.json", report)
+    return report
+
+
+def _save_student(seamodel, path, pairs, cfg, best, warm, sparsity, metrics):
+    card = seamodel.card
+    card["weights"] = {"source": "trained", "seed": int(cfg["seed"]), "path": str(path),
+                       "init": warm["spec"] if warm else None}
+    card["reducer"] = pairs.reference()
+    card["distill_run"] = {"dir": str(path.parent), "best_epoch": (best or {}).get("epoch"),
+                           "best_val_loss": (best or {}).get("val_loss"), "held_out": metrics,
+                           "warm_start": warm}
+    if sparsity is not None:
+        card["sparsity"] = sparsity
+    seamodel.save(path)
+    card["weights"]["sha256"] = cards.sha256_file(path)
+    cards.write_card(path, card)
+    return path
+
+
+def _eval_batches(max_rows, batch):
+    return math.ceil(int(max_rows) / batch) if max_rows else None
+
+
+def _check_config(cfg):
+    unknown = set(cfg) - set(DEFAULTS)
+    if unknown:
+        raise TrainError(f"unknown distill setting(s) {sorted(unknown)}")
+    train = cfg["train"]
+    for key in ("epochs", "batch_size"):
+        if not isinstance(train[key], int) or train[key] < 1:
+            raise TrainError(f"train.{key} must be a positive integer, got {train[key]!r}")
+    if not float(train["learning_rate"]) > 0:
+        raise TrainError(f"train.learning_rate must be positive, got {train['learning_rate']!r}")
