@@ -39,18 +39,23 @@ def harmonic_stack(f0, sr, n_harmonics=10, rolloff=0.7, amplitudes=None, rng=Non
     phase = 2 * np.pi * np.cumsum(f0) / sr
     if amplitudes is None:
         amplitudes = rolloff ** np.arange(n_harmonics)
-    amplitudes = np.asarray(amplitudes, dtype=np.float64)
-    out = np.zeros_like(phase)
-    # Harmonic k is Im(z**k) with z = exp(i*phase): one complex multiply per harmonic instead of
-    # a sine, which makes long multi-voice stacks several times faster.
-    base = np.exp(1j * phase)
+    amplitudes = np.asarray(amplitudes, dtype=np.float32)
+    # Harmonic k is Im(z**k * exp(i*start_k)) with z = exp(i*phase): one complex multiply per
+    # harmonic instead of a sine (single precision is ample for audio and halves memory traffic).
+    base = np.exp(1j * phase).astype(np.complex64)
     zk = np.ones_like(base)
+    out = np.zeros(phase.shape, dtype=np.float32)
+    top = 0.45 * sr  # partials above this are muted sample by sample (no aliasing)
     for k in range(1, n_harmonics + 1):
         zk *= base
         start = rng.uniform(0, 2 * np.pi) if rng is not None else 0.0
-        amp = amplitudes[k - 1] * ((k * f0) < 0.45 * sr)  # mute partials near Nyquist (aliasing)
-        out += amp * (zk * np.exp(1j * start)).imag
-    return out
+        amp = amplitudes[k - 1]
+        if k * f0.min() >= top:
+            continue
+        if k * f0.max() >= top:
+            amp = amp * ((k * f0) < top)
+        out += (zk.imag * np.float32(np.cos(start)) + zk.real * np.float32(np.sin(start))) * amp
+    return out.astype(np.float64)
 
 
 def colored_noise(rng, n, exponent=1.0):
@@ -70,10 +75,13 @@ def colored_noise(rng, n, exponent=1.0):
         Unit-RMS noise.
     """
     size = sp_fft.next_fast_len(n, real=True)  # FFTs of prime-ish lengths are 100x slower
-    spectrum = sp_fft.rfft(rng.standard_normal(size))
-    freqs = np.arange(spectrum.size, dtype=np.float64)
+    # White Gaussian noise has i.i.d. complex Gaussian Fourier coefficients: draw them directly.
+    n_bins = size // 2 + 1
+    spectrum = rng.standard_normal(n_bins) + 1j * rng.standard_normal(n_bins)
+    freqs = np.arange(n_bins, dtype=np.float64)
     freqs[0] = 1.0
-    spectrum *= freqs ** (-exponent / 2)
+    spectrum *= np.exp((-exponent / 2) * np.log(freqs))
+    spectrum[0] = 0.0
     return normalise_rms(sp_fft.irfft(spectrum, size)[:n])
 
 
