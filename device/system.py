@@ -8,7 +8,18 @@ from importlib import metadata
 
 
 def peak_rss_mb():
-    """Peak resident set size of this process so far, in MiB (``getrusage`` high-water mark)."""
+    """Peak resident set size of this process so far, in MiB.
+
+    ``VmHWM`` of ``/proc/self/status`` where available: unlike ``getrusage``'s ``ru_maxrss``, it
+    is not inherited from a large parent (e.g. a TensorFlow process that started the bench).
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError, IndexError):
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports KiB, macOS bytes.
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024

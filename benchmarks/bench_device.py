@@ -1,0 +1,154 @@
+"""Benchmark the device harness against its targets (issue 8) and write a JSON.
+
+Targets:
+- the harness adds <= 5 % over the interpreter's bare ``invoke()`` for the SEA-64 int8 model
+  (harness "network" p50 = quantize + set_tensor + invoke + get_tensor + dequantize, measured by
+  ``python -m device.bench``, against a separate process timing ``invoke()`` alone);
+- the device-side process (no TensorFlow) stays <= 100 MB peak RSS for SEA-64 int8 + classifier
+  while classifying audio.
+
+Without ``--artifacts``, the models are converted here from ``sea_tf.models.build_student`` (untrained
+weights: same graph and cost as the trained model) with the artifact contract of
+tests/device_support.py; with ``--artifacts DIR`` the export stage's files are used.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_device.py [--artifacts DIR] [--runs 300] [--repeats 3]
+"""
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+RAW_INVOKE = r"""
+import json, sys, time
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+path, runs, warmup, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+it = Interpreter(model_path=path, num_threads=threads)
+it.allocate_tensors()
+d = it.get_input_details()[0]
+x = np.random.default_rng(0).integers(-100, 100, d["shape"]).astype(d["dtype"]) if d["dtype"] != np.float32 \
+    else np.random.default_rng(0).standard_normal(d["shape"]).astype(np.float32)
+it.set_tensor(d["index"], x)
+for _ in range(warmup):
+    it.invoke()
+ms = []
+for _ in range(runs):
+    t0 = time.perf_counter(); it.invoke(); ms.append((time.perf_counter() - t0) * 1e3)
+print(json.dumps({"p50": float(np.median(ms)), "mean": float(np.mean(ms))}))
+"""
+
+
+def build_models(out_dir):
+    """SEA-64 int8 (network; numpy front end), SEA-64 int8 (front end inside) and an int8 MLP classifier."""
+    import numpy as np
+
+    import device_support
+    from sea_tf.backend import keras
+
+    s = device_support.student_artifacts(out_dir, "sea-64", modes=("int8",), full_modes=("int8",), n_frames=16)
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((64,), name="embedding")
+    x = keras.layers.Dense(512, activation="relu")(inp)
+    x = keras.layers.Dense(128, activation="relu")(x)
+    clf = keras.Model(inp, keras.layers.Dense(10, activation="softmax")(x))
+    classes = ["air_conditioner", "car_horn", "children_playing", "dog_bark", "drilling", "engine_idling",
+               "gun_shot", "jackhammer", "siren", "street_music"]
+    cls = device_support.convert(clf, Path(out_dir) / "us8k-mlp.int8.tflite", "int8",
+                                 representative=np.abs(s["ref_emb"]) + 0.01,
+                                 card={"name": "us8k-mlp", "kind": "classifier"}, classes=classes, input_kind="embedding")
+    wavs = [device_support.write_tone_wav(Path(out_dir) / f"clip{i}.wav", sr=22050, seconds=4.0, freq=300.0 * (i + 1))
+            for i in range(2)]
+    return {"net": s["net.int8"], "full": s["full.int8"], "classifier": cls, "audio": wavs}
+
+
+def raw_invoke(model, runs, warmup, threads):
+    out = subprocess.run([sys.executable, "-c", RAW_INVOKE, str(model), str(runs), str(warmup), str(threads)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def harness(model, classifier, audio, runs, warmup, threads, json_path):
+    args = [sys.executable, "-m", "device.bench", "--model", str(model), "--runs", str(runs), "--warmup", str(warmup),
+            "--threads", str(threads), "--json", str(json_path), "--quiet"]
+    if classifier:
+        args += ["--classifier", str(classifier)]
+    if audio:
+        args += ["--audio", *map(str, audio)]
+    subprocess.run(args, cwd=ROOT, check=True, capture_output=True, text=True)
+    return json.loads(Path(json_path).read_text())
+
+
+def measure(model, runs, warmup, threads, repeats, tmp):
+    """Alternate bare-invoke and harness processes ``repeats`` times; medians of the p50s."""
+    raw, net, inv, fe = [], [], [], []
+    for i in range(repeats):
+        raw.append(raw_invoke(model, runs, warmup, threads)["p50"])
+        r = harness(model, None, (), runs, warmup, threads, Path(tmp) / f"h{i}.json")
+        net.append(r["latency_ms"]["network"]["p50"])
+        inv.append(r["latency_ms"]["invoke"]["p50"])
+        fe.append(r["latency_ms"]["frontend"]["p50"])
+    raw_m, net_m = statistics.median(raw), statistics.median(net)
+    return {"model": str(model), "threads": threads, "runs": runs, "repeats": repeats,
+            "raw_invoke_p50_ms": raw_m, "harness_network_p50_ms": net_m,
+            "harness_invoke_p50_ms": statistics.median(inv), "frontend_numpy_p50_ms": statistics.median(fe),
+            "overhead_pct": 100 * (net_m - raw_m) / raw_m, "all_raw": raw, "all_network": net}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--artifacts", help="export directory (SEA-64 int8 embedding + classifier) instead of converting")
+    parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "bench_device.json"))
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.artifacts:
+            files = sorted(Path(args.artifacts).glob("*.tflite"))
+            emb = [f for f in files if "int8" in f.name and "sea-64" in f.name and "mlp" not in f.name]
+            cls = [f for f in files if json.loads(f.with_suffix(".json").read_text()).get("classes")]
+            models = {"net": emb[0], "full": None, "classifier": cls[0] if cls else None, "audio": []}
+            source = f"export artifacts in {args.artifacts}"
+        else:
+            models = build_models(tmp)
+            source = "converted here from sea_tf.models.build_student('sea-64') (untrained weights), full-int8"
+        results = {"source": source, "overhead": {}}
+        for key in ("net", "full"):
+            if models[key]:
+                results["overhead"][key] = measure(models[key], args.runs, args.warmup, args.threads, args.repeats, tmp)
+        full_run = harness(models["net"], models["classifier"], models["audio"], args.runs, args.warmup, args.threads,
+                           Path(tmp) / "full.json")
+        mem = full_run["memory_mb"]
+        results["memory"] = {"model": Path(models["net"]).name,
+                             "classifier": Path(models["classifier"]).name if models["classifier"] else None,
+                             "audio_files": len(models["audio"]), "peak_rss_mb": mem["peak"],
+                             "load_increase_mb": mem["load_increase"], "run_increase_mb": mem["run_increase"],
+                             "status": full_run["status"]}
+        results["pipeline_latency_ms"] = {k: full_run["latency_ms"][k]["p50"] for k in full_run["latency_ms"]}
+        results["environment"] = full_run["environment"]
+    ov = results["overhead"]["net"]["overhead_pct"]
+    results["targets"] = {"overhead_le_5pct": ov <= 5.0, "peak_rss_le_100mb": results["memory"]["peak_rss_mb"] <= 100}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    for key, o in results["overhead"].items():
+        print(f"{key}: bare invoke p50 {o['raw_invoke_p50_ms']:.3f} ms, harness network p50 {o['harness_network_p50_ms']:.3f} ms "
+              f"(overhead {o['overhead_pct']:+.2f} %), numpy front end p50 {o['frontend_numpy_p50_ms']:.3f} ms")
+    m = results["memory"]
+    print(f"peak RSS {m['peak_rss_mb']:.1f} MB for {m['model']} + {m['classifier']} on {m['audio_files']} files "
+          f"(+{m['load_increase_mb']:.1f} load, +{m['run_increase_mb']:.1f} run)")
+    print(f"targets: {results['targets']}  -> {out}")
+    return 0 if all(results["targets"].values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
