@@ -9,8 +9,10 @@ import soundfile as sf
 from sea_tf.classify import protocol
 from sea_tf.classify.crossval import cross_validate, run_fold
 from sea_tf.classify.evaluate import clip_metrics, clip_probabilities, summarize_folds
-from sea_tf.classify.features import ClipSet, Embedder, FrameFeatures, extract_features, frame_l3e
+from sea_tf.classify.features import ClipSet, FrameFeatures, extract_features, frame_l3e
 from sea_tf.errors import ClassifyError, DataError, SeaTFWarning
+
+from classify_support import band_embedder
 
 CLASSES = ["low", "mid", "high"]
 FREQS = [300.0, 1000.0, 2500.0]
@@ -139,17 +141,6 @@ def test_class_never_trained_warns_with_clip_names():
 
 
 # ------------------------------------------------------------------------------------------ features + cache
-
-def band_embedder(key="model-a", name="bands", calls=None):
-    """A cheap stand-in for an embedding model: log energy in 8 frequency bands of each window."""
-    def embed(frames):
-        if calls is not None:
-            calls.append(len(frames))
-        spec = np.abs(np.fft.rfft(frames, axis=1)) ** 2
-        bands = np.array_split(spec, 8, axis=1)
-        return np.log10(np.stack([b.sum(1) for b in bands], axis=1) + 1e-6).astype(np.float32)
-    return Embedder(name=name, key=key, card={"name": name}, sample_rate=8000, frame_samples=8000, embed_frames=embed)
-
 
 @pytest.fixture
 def tiny_wavs(tmp_path):

@@ -60,7 +60,7 @@ class ClipSet:
 
 
 def clipset_from_dataset(dataset, kind="us8k"):
-    """Convert a ``sea_tf.data`` dataset (``.clips``, ``.classes``, ``.folds``) into a :class:`ClipSet`."""
+    """Convert a ``sea_tf.data`` dataset (``.clips``, ``.classes``, ``.folds``, ``.n_folds``) into a :class:`ClipSet`."""
     clips = list(dataset.clips)
     if not clips:
         raise DataError(f"{getattr(dataset, 'root', 'dataset')}: the metadata lists no clips; check the dataset root")
@@ -69,9 +69,13 @@ def clipset_from_dataset(dataset, kind="us8k"):
     if dupes:
         raise DataError(f"{getattr(dataset, 'root', 'dataset')}: clip names appear more than once in the "
                         f"metadata: {dupes[:5]}; fix the metadata")
+    # ``dataset.folds`` lists only folds with clips; the protocol's folds are 1..n_folds, so an empty
+    # fold is reported rather than silently dropped from the protocol.
+    n_folds = getattr(dataset, "n_folds", 0)
+    fold_ids = list(range(1, n_folds + 1)) if n_folds else sorted(int(f) for f in dataset.folds)
     return ClipSet(names=names, paths=[Path(c.path) for c in clips],
                    folds=np.array([int(c.fold) for c in clips]), labels=np.array([int(c.class_id) for c in clips]),
-                   classes=list(dataset.classes), fold_ids=sorted(int(f) for f in dataset.folds), kind=kind)
+                   classes=list(dataset.classes), fold_ids=fold_ids, kind=getattr(dataset, "kind", None) or kind)
 
 
 def load_clipset(root, kind):

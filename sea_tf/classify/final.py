@@ -6,15 +6,18 @@ probabilities. ``<name>.card.json`` names the classes, the scaler statistics, th
 card of the embedding model the classifier expects, so ``sea-tf export`` and the device harness
 can pair them.
 """
+import os
+import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from sea_tf import atomic, cards
+from sea_tf import cards
 from sea_tf.backend import keras
 from sea_tf.classify import mlp
 from sea_tf.classify.evaluate import clip_probabilities
-from sea_tf.errors import ClassifyError, ModelError
+from sea_tf.errors import ClassifyError, ModelError, OutputError, SeaTFWarning
 
 AGGREGATION = "mean of frame probabilities, then argmax"
 
@@ -93,10 +96,16 @@ def train_final(features, embedder_card, out_path, mlp_cfg=None, seed=0, train_f
     train_f, val_f = train_c[features.frame_clip], val_c[features.frame_clip]
     y = features.y
     cfg = {**mlp.DEFAULTS, **(mlp_cfg or {})}
-    missing = sorted(set(range(len(clips.classes))) - set(y[train_f].tolist()))
+    in_data = set(y.tolist())
+    missing = sorted(in_data - set(y[train_f].tolist()))
     if missing:
-        raise ClassifyError(f"classes {[clips.classes[c] for c in missing]} have no training clips; the final "
-                            "classifier could never predict them. Check the dataset or the chosen folds")
+        raise ClassifyError(f"classes {[clips.classes[c] for c in missing]} have clips in the dataset but none in "
+                            f"the training folds {sorted(set(clips.folds[train_c].tolist()))}; the classifier could "
+                            "never predict them. Choose other --train-folds")
+    absent = [clips.classes[c] for c in range(len(clips.classes)) if c not in in_data]
+    if absent:
+        warnings.warn(f"classes {absent} have no clips in the dataset; the classifier keeps their outputs but will "
+                      "never predict them", SeaTFWarning, stacklevel=2)
     model, info = mlp.train_mlp(features.x[train_f], y[train_f], len(clips.classes), features.x[val_f], y[val_f],
                                 cfg, seed, progress=progress, desc="final epochs")
     val_acc = None
@@ -105,8 +114,7 @@ def train_final(features, embedder_card, out_path, mlp_cfg=None, seed=0, train_f
                                    n_clips=len(clips))
         idx = np.flatnonzero(val_c & ~np.isnan(probs[:, 0]))
         val_acc = float(np.mean(probs[idx].argmax(1) == clips.labels[idx]))
-    with atomic.atomic_path(out_path, suffix=".keras") as tmp:
-        model.save(tmp)
+    _save_keras_atomically(model, out_path)
     fcfg = features_cfg or {}
     card = {
         "name": out_path.name[: -len(".keras")],
@@ -170,6 +178,19 @@ def classify_clip(model, frame_embeddings):
     """
     probs = mlp.predict_proba(model, frame_embeddings)
     return probs.mean(axis=0)
+
+
+def _save_keras_atomically(model, path):
+    # Keras picks the format from the file name, so the temporary file must itself end in .keras
+    # (sea_tf.atomic's temporary names end in .tmp); rename it into place from a private folder.
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f".{path.name}.", dir=path.parent) as tmp:
+            staged = Path(tmp) / path.name
+            model.save(staged)
+            os.replace(staged, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc}; choose a writable --out") from exc
 
 
 def _version():

@@ -1,0 +1,136 @@
+"""`sea-tf classify us8k|esc50|final` on tiny generated datasets, configs, and the saved classifier."""
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+
+from sea_tf import config
+from sea_tf.cli import classify as cli_classify
+from sea_tf.cli import main as cli_main
+
+from classify_support import band_embedder
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = sorted((ROOT / "configs" / "classify").glob("*.yaml"))
+TONES = {0: 300.0, 3: 1200.0, 6: 2800.0}    # classIDs used, tone frequency (Hz)
+NAMES = {0: "air_conditioner", 3: "dog_bark", 6: "gun_shot"}
+
+
+def _tone(rng, f0, sr, dur):
+    t = np.arange(int(dur * sr)) / sr
+    return (0.3 * np.sin(2 * np.pi * f0 * rng.uniform(0.97, 1.03) * t) + 0.01 * rng.normal(size=len(t))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def us8k_root(tmp_path_factory):
+    """UrbanSound8K layout: 10 folds x 3 tone classes x 1 clip of 0.6-1.2 s at 16 kHz."""
+    root = tmp_path_factory.mktemp("us8k")
+    rng = np.random.default_rng(3)
+    rows = []
+    for fold in range(1, 11):
+        for cid, f0 in TONES.items():
+            name = f"{100 + fold}-{cid}-0-0.wav"
+            path = root / "audio" / f"fold{fold}" / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(path, _tone(rng, f0, 16000, rng.uniform(0.6, 1.2)), 16000)
+            rows.append([name, 100 + fold, 0, 1, 1, fold, cid, NAMES[cid]])
+    (root / "metadata").mkdir()
+    with open(root / "metadata" / "UrbanSound8K.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class"]]
+                                 + rows)
+    return root
+
+
+TINY = ["--set", "classifier.mlp.hidden=[32]", "--set", "classifier.mlp.epochs=30",
+        "--set", "classifier.mlp.learning_rate=0.01", "--set", "classifier.mlp.patience=5"]
+
+
+def test_us8k_cli_then_final_classifier(us8k_root, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = cli_main.main(["classify", "us8k", "--data", str(us8k_root), "--model", "sea-64", "--out", str(out),
+                          "--hop-size", "0.5", "--no-progress", *TINY])
+    assert code == 0, capsys.readouterr().err
+    table = json.loads((out / "comparison.json").read_text())
+    summary = table["models"]["sea-64"]
+    assert table["n_folds"] == 10 and len(summary["per_fold"]) == 10
+    assert summary["n_clips"] == 30 and np.sum(summary["confusion"]) == 30
+    assert 0.0 <= summary["accuracy_mean"] <= 1.0
+    assert (out / "sea-64" / "confusion.png").is_file() and (out / "classify-us8k.config.yaml").is_file()
+    fold1 = json.loads((out / "sea-64" / "fold-1.json").read_text())
+    assert fold1["validation_fold"] == 10 and fold1["train_folds"] == list(range(2, 10))
+    assert sorted(fold1["predictions"]) == sorted(f"101-{c}-0-0.wav" for c in TONES)
+    assert "| sea-64 | 64 |" in (out / "comparison.md").read_text()
+
+    clf = tmp_path / "clf" / "tones.keras"
+    code = cli_main.main(["classify", "final", "--data", str(us8k_root), "--model", "sea-64", "--out", str(clf),
+                          "--hop-size", "0.5", "--cache-dir", str(out / "cache"), "--no-progress",
+                          "--set", "mlp.hidden=[32]", "--set", "mlp.epochs=5"])
+    assert code == 0, capsys.readouterr().err
+    card = json.loads((tmp_path / "clf" / "tones.card.json").read_text())
+    assert card["kind"] == "classifier" and len(card["classes"]) == 10 and card["classes"][3] == "dog_bark"
+    assert card["embedding_model"]["name"] and card["embedding_size"] == 64
+    assert card["input_standardization"]["in_model"] and len(card["input_standardization"]["mean"]) == 64
+    assert card["training"]["train_clips"] + card["training"]["validation_clips"] == 30
+
+    # The exported TFLite takes raw embeddings: the scaler is inside the model.
+    from ai_edge_litert.interpreter import Interpreter
+
+    from sea_tf.backend import tf
+    from sea_tf.classify.final import load_classifier
+    model, _ = load_classifier(clf)
+    raw = np.random.default_rng(0).gamma(2.0, 1.0, size=(4, 64)).astype(np.float32)
+    tflite = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    interp = Interpreter(model_content=tflite)
+    interp.resize_tensor_input(interp.get_input_details()[0]["index"], [4, 64])
+    interp.allocate_tensors()
+    interp.set_tensor(interp.get_input_details()[0]["index"], raw)
+    interp.invoke()
+    np.testing.assert_allclose(interp.get_tensor(interp.get_output_details()[0]["index"]),
+                               model(raw).numpy(), atol=1e-5)
+
+
+def test_esc50_folds_from_file_names(tmp_path):
+    """ESC-50 goes through the same code path: 5 folds from the names, validation = previous fold."""
+    from sea_tf.classify.crossval import cross_validate
+    from sea_tf.classify.features import extract_features, load_clipset
+
+    rng = np.random.default_rng(5)
+    (tmp_path / "audio").mkdir()
+    for fold in range(1, 6):
+        for target, f0 in TONES.items():
+            for take in "AB":
+                sf.write(tmp_path / "audio" / f"{fold}-{1000 + fold}-{take}-{target}.wav",
+                         _tone(rng, f0, 44100, 1.5), 44100)
+    clips = load_clipset(tmp_path, "esc50")
+    assert clips.fold_ids == [1, 2, 3, 4, 5] and len(clips.classes) == 50
+    feats = extract_features(clips, band_embedder(), tmp_path / "cache", hop_size=0.5, progress=False)
+    summary = cross_validate(feats, tmp_path / "out", {"mlp": {"hidden": [16], "epochs": 25, "patience": 5,
+                                                               "learning_rate": 1e-2}}, seed=0, progress=False)
+    assert [f["validation_fold"] for f in summary["folds"]] == [5, 1, 2, 3, 4]
+    assert summary["accuracy_mean"] >= 0.9
+
+
+def test_missing_model_is_one_line_error(us8k_root, capsys):
+    assert cli_main.main(["classify", "us8k", "--data", str(us8k_root)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--model" in err[0]
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_config_files_resolve(path):
+    defaults = cli_classify.FINAL_DEFAULTS if path.name.startswith("final") else \
+        cli_classify.ESC50_DEFAULTS if path.name.startswith("esc50") else cli_classify.US8K_DEFAULTS
+    cfg = config.resolve(defaults, path)
+    assert set(cfg) == set(defaults)
+
+
+def test_demo_config_matches_demo_step():
+    from sea_tf.demo_steps.classify import SETTINGS
+    cfg = config.resolve(cli_classify.US8K_DEFAULTS, ROOT / "configs" / "classify" / "demo.yaml")
+    assert cfg["classifier"]["mlp"] == SETTINGS["mlp"]
+    assert yaml.safe_load((ROOT / "configs" / "classify" / "demo.yaml").read_text())["features"]["framing"] \
+        == SETTINGS["framing"]
