@@ -54,8 +54,9 @@ class Collection:
         Input files that held nothing recognisable.
     """
 
-    def __init__(self):
+    def __init__(self, aliases=None):
         self.device, self.export, self.accuracy, self.ignored = {}, {}, {}, []
+        self.aliases = dict(aliases or {})
 
     def add_file(self, path):
         path = Path(path)
@@ -100,7 +101,7 @@ class Collection:
         if "accuracy_mean" not in summary:
             return 0
         spec = str(summary.get("spec") or "")
-        key = _stem(spec) if spec.endswith(".tflite") else name
+        key = _stem(spec) if spec.endswith(".tflite") else self.aliases.get(name, name)
         self.accuracy[key] = {"accuracy": float(summary["accuracy_mean"]),
                               "accuracy_std": summary.get("accuracy_std"),
                               "dataset": parent.get("dataset") or summary.get("dataset"),
@@ -108,9 +109,13 @@ class Collection:
         return 1
 
 
-def collect(inputs, objects=()):
-    """A :class:`Collection` from result files/directories ``inputs`` and in-memory ``objects``."""
-    col = Collection()
+def collect(inputs, objects=(), aliases=None):
+    """A :class:`Collection` from result files/directories ``inputs`` and in-memory ``objects``.
+
+    ``aliases`` maps a classification result's model name to the model-card name its artifacts
+    carry (e.g. ``{"student": "sea-64"}`` when ``sea-tf classify`` called the student "student").
+    """
+    col = Collection(aliases)
     for path in find_json(inputs):
         col.add_file(path)
     for obj in objects:
@@ -238,7 +243,8 @@ def markdown_table(rows, latency_stat="p50"):
     return "\n".join(lines)
 
 
-def write_report(inputs=(), out_dir="runs/report", objects=(), title="sea-tf: accuracy vs cost", latency_stat="p50"):
+def write_report(inputs=(), out_dir="runs/report", objects=(), title="sea-tf: accuracy vs cost", latency_stat="p50",
+                 md_name="report.md", prefix="", aliases=None):
     """Collect, tabulate and plot; writes ``report.md``, ``rows.json`` and two Pareto PNGs.
 
     Parameters
@@ -250,22 +256,28 @@ def write_report(inputs=(), out_dir="runs/report", objects=(), title="sea-tf: ac
         Already-loaded results (e.g. the demo's ``ctx.results``).
     title : str
     latency_stat : {"mean", "p50", "p90", "p99"}
+    md_name : str
+        File name of the markdown (the demo uses another name beside its own ``report.md``).
+    prefix : str
+        Prefix of the PNG and ``rows.json`` file names.
+    aliases : dict, optional
+        See :func:`collect`.
 
     Returns
     -------
     dict
         ``markdown`` (path), ``rows_json`` (path), ``pngs`` (paths), ``rows``, ``ignored``.
     """
-    col = collect(inputs, objects)
+    col = collect(inputs, objects, aliases)
     rows = build_rows(col, latency_stat)
     if not rows:
         raise DataError(f"nothing to report in {', '.join(map(str, inputs)) or 'the given results'}: no device, export "
                         "or classification JSON recognised; pass the files those stages wrote")
     out_dir = Path(out_dir)
     png_latency = plot_pareto(rows, "latency_ms", f"latency per 1-s window, {latency_stat} (ms)",
-                              out_dir / "pareto_accuracy_latency.png", "accuracy vs latency", group_key="device", log_x=True)
+                              out_dir / f"{prefix}pareto_accuracy_latency.png", "accuracy vs latency", group_key="device", log_x=True)
     png_size = plot_pareto([r for r in _one_per_artifact(rows)], "size_bytes", "model file size (bytes)",
-                           out_dir / "pareto_accuracy_size.png", "accuracy vs model size", log_x=True)
+                           out_dir / f"{prefix}pareto_accuracy_size.png", "accuracy vs model size", log_x=True)
     md = [f"# {title}", "",
           "One row per (model, mode, device). Latency is per 1-s window (front end + network + classifier); "
           "RTF = compute time per second of audio at the bench's hop. † accuracy of the float model, not "
@@ -281,9 +293,9 @@ def write_report(inputs=(), out_dir="runs/report", objects=(), title="sea-tf: ac
                 for r in front))
     if col.ignored:
         md += ["", "Ignored (nothing recognised): " + ", ".join(f"`{p}`" for p in col.ignored)]
-    md_path = out_dir / "report.md"
+    md_path = out_dir / md_name
     atomic.write_text(md_path, "\n".join(md) + "\n")
-    rows_path = out_dir / "rows.json"
+    rows_path = out_dir / f"{prefix}rows.json"
     atomic.write_json(rows_path, rows)
     return {"markdown": md_path, "rows_json": rows_path, "pngs": [png_latency, png_size], "rows": rows,
             "ignored": col.ignored}

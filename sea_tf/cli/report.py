@@ -13,6 +13,8 @@ def register(subparsers):
         DEFAULTS, run)
     parser.add_argument("results", nargs="+", metavar="RESULTS",
                         help="JSON files or directories (device bench results, export sidecars, classify results.json)")
+    parser.add_argument("--alias", action="append", default=[], metavar="NAME=MODEL",
+                        help="a classification result's model NAME is the model card MODEL (e.g. student=sea-64)")
     opts.add("--out", key="out", metavar="DIR", help="where report.md, rows.json and the PNGs go")
     opts.add("--title", key="title", help="report title")
     opts.add("--latency-stat", key="latency_stat", choices=["mean", "p50", "p90", "p99"],
@@ -20,10 +22,14 @@ def register(subparsers):
 
 
 def run(cfg, args):
+    from sea_tf.errors import ConfigError
     from sea_tf.pareto_report import write_report
 
+    if any("=" not in a for a in args.alias):
+        raise ConfigError("--alias expects NAME=MODEL, e.g. --alias student=sea-64")
+    aliases = dict(a.split("=", 1) for a in args.alias)
     out = Path(cfg["out"])
-    result = write_report(args.results, out, title=cfg["title"], latency_stat=cfg["latency_stat"])
+    result = write_report(args.results, out, title=cfg["title"], latency_stat=cfg["latency_stat"], aliases=aliases)
     write_resolved(cfg, out, "report")
     print(f"report: {result['markdown']} ({len(result['rows'])} rows); plots: "
           + ", ".join(str(p) for p in result["pngs"]))

@@ -1,0 +1,90 @@
+"""Demo step: benchmark the exported demo artifacts on this machine, then the accuracy-vs-cost report.
+
+Runs the same entry point as the board (``python -m device.bench``, in a subprocess without
+TensorFlow in its imports) once per exported embedding model, with the exported classifier and a
+few demo clips, then merges those JSONs with the export sidecars and the classification results
+into ``report/pareto_report.md`` + two Pareto PNGs (:mod:`sea_tf.pareto_report`).
+"""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from sea_tf.demo import StepReport
+
+SETTINGS = {"runs": 30, "warmup": 3, "threads": 1, "n_audio": 3, "hop_s": 0.1}
+
+
+def _aliases(ctx):
+    """Classification names (``teacher``/``student`` in the classify step) → model-card names."""
+    from sea_tf import cards
+
+    aliases = {}
+    for name, key in (("student", "student_model"), ("teacher", "teacher_model")):
+        spec = ctx.artifacts.get(key)
+        if not spec:
+            continue
+        card = cards.read_card(spec, required=False) if Path(str(spec)).exists() else None
+        aliases[name] = (card or {}).get("name") or Path(str(spec)).name.split(".")[0]
+    return aliases
+
+
+def run(ctx):
+    from sea_tf import pareto_report, remote
+    from sea_tf.errors import SeaTFError
+
+    export_dir = ctx.artifacts.get("export_dir")
+    if not export_dir or not list(Path(export_dir).glob("*.tflite")):
+        reason = "no exported .tflite artifacts (ctx.artifacts['export_dir'] missing or empty); run the export step first"
+        return StepReport(figures={"skipped": reason}, markdown=f"Skipped: {reason}.")
+    try:
+        plan = remote.plan([export_dir])
+    except SeaTFError as exc:
+        return StepReport(figures={"skipped": str(exc)}, markdown=f"Skipped: {exc}.")
+    audio = sorted(Path(ctx.artifacts.get("data_dir", ctx.data_dir)).rglob("*.wav"))[:SETTINGS["n_audio"]]
+    out_dir = ctx.out_dir / "device"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    root = Path(__file__).resolve().parents[2]
+    results, tables, failed = [], [], {}
+    for model in plan.embeddings:
+        json_path = out_dir / f"{model.stem}.json"
+        cmd = [sys.executable, "-m", "device.bench", "--model", str(model), "--runs", str(SETTINGS["runs"]),
+               "--warmup", str(SETTINGS["warmup"]), "--threads", str(SETTINGS["threads"]), "--hop", str(SETTINGS["hop_s"]),
+               "--label", "local", "--json", str(json_path)]
+        if plan.classifier:
+            cmd += ["--classifier", str(plan.classifier)]
+        if audio:
+            cmd += ["--audio", *map(str, audio)]
+        proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=600)
+        print(proc.stdout.rstrip())
+        if proc.returncode not in (0, 1) or not json_path.exists():
+            failed[model.name] = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            continue
+        results.append(json_path)
+        tables.append(proc.stdout.rstrip())
+    classify_results = [p for p in [ctx.artifacts.get("classify_results")] if p and Path(p).exists()]
+    report = pareto_report.write_report([*results, export_dir, *classify_results], ctx.report_dir, objects=[ctx.results],
+                                        title="Demo: accuracy vs cost", md_name="pareto_report.md",
+                                        prefix="device-", aliases=_aliases(ctx))
+    per_model = {}
+    for path in results:
+        r = json.loads(path.read_text())
+        lat = r["latency_ms"]
+        per_model[path.stem] = {
+            "status": r["status"], "size_bytes": r["model"]["size_bytes"], "mode": r["model"]["mode"],
+            "latency_p50_ms": {k: lat[k].get("p50") for k in ("frontend", "network", "invoke", "classifier", "total")},
+            "real_time_factor": r["real_time_factor"], "peak_rss_mb": r["memory_mb"]["peak"],
+            "interpreter": r["environment"]["interpreter"],
+            "predictions": {Path(f["file"]).name: (f.get("predicted_class"), f.get("confidence")) if f["status"] == "ok"
+                            else "failed" for f in r["files"]},
+            "json": str(path)}
+    figures = {"models": per_model, "failed": failed, "classifier": str(plan.classifier) if plan.classifier else None,
+               "audio_files": [str(a) for a in audio], "settings": SETTINGS,
+               "report": str(report["markdown"]), "pareto_pngs": [str(p) for p in report["pngs"]],
+               "rows": len(report["rows"])}
+    md = ["Benchmarked on this machine with `python -m device.bench` (numpy + LiteRT only), "
+          f"{SETTINGS['runs']} runs after {SETTINGS['warmup']} warm-ups, {len(audio)} demo clips.", ""]
+    md += ["```", *tables, "```", ""] if tables else []
+    md += [f"- {name}: FAILED: {why}" for name, why in failed.items()]
+    md += [pareto_report.markdown_table(report["rows"]), "", f"Full report: `{report['markdown'].name}`."]
+    return StepReport(figures=figures, markdown="\n".join(md), images=[p.name for p in report["pngs"]])
