@@ -1,0 +1,22 @@
+"""TFLite export: every quantization mode of a sea-tf model, with sidecars and a fidelity/cost report.
+
+Modules, in the order the pipeline uses them:
+
+``calibration``  real audio windows (files, directories, teacher shards) for int8 calibration and held-out checks
+``placement``    whether a mode carries the front end inside the ``.tflite`` or the device computes it
+``convert``      TFLiteConverter per mode (fp32, dynamic, fp16, int8, int16x8), builtin operators only
+``metadata``     the ``<name>.<mode>.json`` sidecar (model card, tensors, quantization, front end, sha256)
+``fidelity``     size, cosine / max error vs Keras and latency, run through ``device.runner`` (LiteRT)
+``report``       ``report.json`` + ``report.md`` + ``report.png``
+``pipeline``     :func:`export_model`, the whole flow (what ``sea-tf export`` calls)
+
+Example
+-------
+>>> from export import export_model                                          # doctest: +SKIP
+>>> summary = export_model("sea-64", "out/", modes="fp32,int8", calibration="audio/")  # doctest: +SKIP
+"""
+from export.convert import MODES, convert, parse_modes
+from export.metadata import read_sidecar
+from export.pipeline import DEFAULTS, export_model
+
+__all__ = ["MODES", "DEFAULTS", "export_model", "convert", "parse_modes", "read_sidecar"]

@@ -1,0 +1,258 @@
+"""``export_model``: one model (and optionally its downstream classifier) in every mode, plus the report.
+
+Straight-line flow::
+
+    model + card ─► calibration windows (real audio) ─► per mode: placement ─► convert (builtin ops only)
+        ─► OUT/<name>.<mode>.tflite + .json sidecar ─► LiteRT fidelity/cost on held-out audio ─► report
+"""
+import csv
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from device.frontends import compute_frontend
+from export import calibration as calib
+from export import fidelity, metadata, report
+from export.convert import CALIBRATED_MODES, IO_TYPES, MODES, check_builtin_ops, convert, parse_modes
+from export.placement import export_graph, frontend_in_model
+from sea_tf.errors import ExportError
+from sea_tf.models import SeaModel, load_model
+
+DEFAULTS = {
+    "model": None,
+    "out": "export_out",
+    "name": None,
+    "modes": list(MODES),
+    "placement": "auto",
+    "dft": "rfft",
+    "int8_io": "int8",
+    "classifier": None,
+    "calibration": {"sources": [], "windows": 300, "hop_size": 0.5, "seed": 0},
+    "held_out": {"sources": [], "windows": 200, "hop_size": 0.5, "seed": 1},
+    "latency": {"runs": 50, "warmup": 5, "threads": 1},
+}
+CARD_KEYS = ("name", "sample_rate", "frame_samples", "embedding_size", "frontend")
+
+
+def resolve_model(spec):
+    """A :class:`SeaModel` with a usable card, or :class:`ExportError`."""
+    model = spec if isinstance(spec, SeaModel) else load_model(spec)
+    card = getattr(model, "card", None)
+    missing = [k for k in CARD_KEYS if not isinstance(card, dict) or k not in card]
+    if missing:
+        raise ExportError(f"model {spec if not isinstance(spec, SeaModel) else model.keras.name!r} has no usable "
+                          f"card (missing {', '.join(missing)}); export models saved by sea-tf (SeaModel.save "
+                          "writes <name>.card.json) or published .h5 files")
+    return model
+
+
+def _windows(source, sample_rate, settings, what, exclude=()):
+    """(windows, origin, description) from paths or an in-memory array."""
+    if isinstance(source, np.ndarray):
+        windows = calib.check_windows(source, sample_rate, what)
+        return windows[: int(settings["windows"])], [f"array[{i}]" for i in range(len(windows))], "in-memory windows"
+    windows, origin = calib.draw_windows(source, sample_rate, settings["windows"], settings["seed"],
+                                         settings["hop_size"], what=what, exclude=exclude)
+    files = len(set(origin))
+    return windows, origin, f"{files} file(s) from {', '.join(map(str, _as_list(source)))}"
+
+
+def _as_list(value):
+    if value is None:
+        return []
+    return [value] if isinstance(value, (str, Path)) else list(value)
+
+
+def export_model(model, out_dir, modes=None, calibration=None, held_out=None, classifier=None, cfg=None,
+                 progress=True, log=None):
+    """Convert ``model`` in each mode, measure every file on held-out audio, write the report.
+
+    Parameters
+    ----------
+    model : str, Path or SeaModel
+        Anything :func:`sea_tf.models.load_model` takes; it must carry a card.
+    out_dir : str or Path
+        Receives ``<name>.<mode>.tflite`` + ``.json`` sidecars and ``report.{json,md,png}``.
+    modes : str or list of str, optional
+        Subset of :data:`export.convert.MODES` (default ``cfg["modes"]``).
+    calibration : paths or np.ndarray [shape=(n, frame_samples)], optional
+        Real audio for ``int8`` / ``int16x8`` (files, directories, teacher shards or windows at the
+        model's rate); default ``cfg["calibration"]["sources"]``.
+    held_out : paths or np.ndarray, optional
+        Audio for the fidelity figures; default ``cfg["held_out"]["sources"]``, else windows of the
+        calibration files not used for calibration.
+    classifier : str or Path, optional
+        A downstream classifier ``.keras`` with its card (``sea-tf classify final``), exported in
+        the same modes.
+    cfg : dict, optional
+        Settings (schema :data:`DEFAULTS`).
+    progress : bool
+    log : callable, optional
+        Called with one-line progress messages.
+
+    Returns
+    -------
+    dict
+        The report summary (also ``out_dir/report.json``): ``artifacts`` (one dict per file with
+        paths, sizes, fidelity and latency), calibration / held-out descriptions, settings.
+    """
+    cfg = {**DEFAULTS, **(cfg or {})}
+    log = log or (lambda msg: None)
+    out_dir = Path(out_dir)
+    modes = parse_modes(modes if modes is not None else cfg["modes"])
+    if cfg["int8_io"] not in IO_TYPES:
+        raise ExportError(f"int8_io must be one of {IO_TYPES}; got {cfg['int8_io']!r}")
+    model = resolve_model(model)
+    cls_model, cls_card = (_load_classifier(classifier, model) if classifier is not None
+                           else (None, None))
+    calibration = cfg["calibration"]["sources"] if calibration is None else calibration
+    held_out = cfg["held_out"]["sources"] if held_out is None else held_out
+    sr = model.sample_rate
+
+    needs_calibration = any(m in CALIBRATED_MODES for m in modes)
+    has_cal = isinstance(calibration, np.ndarray) or bool(_as_list(calibration))
+    if needs_calibration and not has_cal:
+        raise ExportError(f"modes {', '.join(m for m in modes if m in CALIBRATED_MODES)} need calibration audio; "
+                          "pass --calibration with audio files, directories or teacher shards")
+    cal, cal_origin, cal_desc = (_windows(calibration, sr, cfg["calibration"], "calibration") if has_cal
+                                 else (None, [], "none (no calibrated mode)"))
+    held, held_origin, held_desc = _held_out(held_out, calibration, cal_origin, sr, cfg, has_cal)
+    log(f"calibration: {0 if cal is None else len(cal)} windows; held-out: {len(held)} windows at {sr} Hz")
+
+    reference = model.embed_frames(held)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = cfg["name"] or model.name
+    artifacts, embedded = [], {}
+    lat = cfg["latency"]
+    for mode in tqdm(modes, desc=f"export {name}", unit="mode", disable=not progress):
+        inside = frontend_in_model(mode, cfg["placement"])
+        rep = None
+        if mode in CALIBRATED_MODES:
+            rep = calib.representative_dataset(cal if inside else compute_frontend(cal, model.frontend))
+        start = time.perf_counter()
+        data = convert(export_graph(model, inside, cfg["dft"]), mode, rep, cfg["int8_io"], name)
+        convert_s = time.perf_counter() - start
+        meta = metadata.build_sidecar(
+            data, model.card, mode, inside, model.frontend, "raw_audio" if inside else "frontend_features",
+            "embedding", operators=check_builtin_ops(data), calibration=_cal_info(mode, cal, cal_desc, cfg),
+            extra={"dft": cfg["dft"] if inside else None})
+        path = metadata.write_artifact(out_dir, metadata.artifact_stem(name, mode), data, meta)
+        result, outputs = fidelity.measure_embedding(path, held, reference, lat["runs"], lat["warmup"], lat["threads"])
+        embedded[mode] = outputs
+        artifacts.append(_row(name, mode, path, meta, result, convert_s))
+        log(f"{path.name}: {result['size_bytes'] / 1024:.0f} KB, cosine mean {result['cosine_mean']:.5f}, "
+            f"end-to-end {result['end_to_end_ms']:.3f} ms")
+
+    if cls_model is not None:
+        artifacts += _export_classifier(cls_model, cls_card, model, modes, cal, cal_desc, held, held_origin,
+                                        reference, embedded, out_dir, cfg, progress, log)
+    summary = {"format": "sea-tf-export-report/1", "model": model.name, "model_card": model.card,
+               "out_dir": str(out_dir), "modes": modes,
+               "calibration": {"n_windows": 0 if cal is None else int(len(cal)), "description": cal_desc},
+               "held_out": {"n_windows": int(len(held)), "description": held_desc},
+               "threads": lat["threads"], "latency_runs": lat["runs"],
+               "interpreter": artifacts[0]["interpreter"] if artifacts else {},
+               "settings": {k: cfg[k] for k in ("placement", "dft", "int8_io")},
+               "artifacts": artifacts}
+    summary["report"] = {k: str(v) for k, v in report.write_report(summary, out_dir).items()}
+    return summary
+
+
+def _held_out(held_out, calibration, cal_origin, sr, cfg, has_cal):
+    """Held-out windows: the given sources, else calibration files not used for calibration."""
+    if isinstance(held_out, np.ndarray) or _as_list(held_out):
+        return _windows(held_out, sr, cfg["held_out"], "held-out", exclude=set(cal_origin))
+    if not has_cal:
+        raise ExportError("no held-out audio to measure fidelity on; pass --held-out (or --calibration) audio")
+    if not isinstance(calibration, np.ndarray):
+        try:
+            windows, origin, desc = _windows(calibration, sr, cfg["held_out"], "held-out", exclude=set(cal_origin))
+            return windows, origin, desc + " (calibration files not used for calibration)"
+        except ExportError:
+            pass  # every file went into calibration: fall back to overlapping windows, and say so
+    windows, origin, desc = _windows(calibration, sr, {**cfg["held_out"], "seed": cfg["held_out"]["seed"] + 1},
+                                     "held-out")
+    return windows, origin, desc + " (NOT disjoint from calibration: pass --held-out)"
+
+
+def _cal_info(mode, cal, desc, cfg):
+    if mode not in CALIBRATED_MODES:
+        return None
+    return {"n_windows": int(len(cal)), "description": desc, "seed": cfg["calibration"]["seed"],
+            "hop_size": cfg["calibration"]["hop_size"], "int8_io": cfg["int8_io"] if mode == "int8" else "float"}
+
+
+def _row(name, mode, path, meta, result, convert_s):
+    return {"model": name, "mode": mode, "path": str(path), "sidecar": str(metadata.sidecar_path(path)),
+            "frontend_in_model": meta["frontend_in_model"], "input_kind": meta["input"]["kind"],
+            "input_dtype": meta["input"]["dtype"], "output_dtype": meta["output"]["dtype"],
+            "convert_s": round(convert_s, 2), **result}
+
+
+def _load_classifier(path, model):
+    from sea_tf.classify.final import load_classifier
+
+    keras_model, card = load_classifier(path)
+    size = card.get("embedding_size")
+    if size is not None and int(size) != model.embedding_size:
+        raise ExportError(f"{path}: the classifier takes {size}-d embeddings but {model.name} makes "
+                          f"{model.embedding_size}-d ones; pass the embedding model it was trained on")
+    return keras_model, card
+
+
+def _export_classifier(cls_model, card, model, modes, cal, cal_desc, held, held_origin, reference, embedded,
+                       out_dir, cfg, progress, log):
+    """Export the classifier in ``modes``; each is measured on the same-mode embedding artifact's outputs."""
+    lat = cfg["latency"]
+    cal_emb = model.embed_frames(cal) if cal is not None else None
+    ref_probs = cls_model.predict(reference, verbose=0, batch_size=256)
+    labels, clip_ids = held_out_labels(held_origin, card.get("classes") or [])
+    ref_acc = fidelity.clip_accuracy(ref_probs, labels, clip_ids)
+    rows = []
+    for mode in tqdm(modes, desc=f"export {card['name']}", unit="mode", disable=not progress):
+        rep = calib.representative_dataset(cal_emb) if mode in CALIBRATED_MODES else None
+        start = time.perf_counter()
+        data = convert(cls_model, mode, rep, cfg["int8_io"], card["name"])
+        convert_s = time.perf_counter() - start
+        meta = metadata.build_sidecar(
+            data, card, mode, False, None, "embedding", "probabilities", operators=check_builtin_ops(data),
+            classes=card.get("classes"), calibration=_cal_info(mode, cal_emb, f"embeddings of {cal_desc}", cfg),
+            extra={"embedding_model": model.name})
+        path = metadata.write_artifact(out_dir, metadata.artifact_stem(card["name"], mode), data, meta)
+        result, _ = fidelity.measure_classifier(path, embedded[mode], ref_probs, lat["runs"], lat["warmup"],
+                                                lat["threads"], labels, clip_ids, ref_acc)
+        result["reference_clip_accuracy"] = ref_acc
+        rows.append(_row(card["name"], mode, path, meta, result, convert_s))
+        log(f"{path.name}: top-1 agreement {result['top1_agreement']:.3f} with the Keras pipeline")
+    return rows
+
+
+def held_out_labels(origin, classes):
+    """Class index and clip id of each held-out window, from an UrbanSound8K-layout metadata CSV.
+
+    The CSV (``metadata/UrbanSound8K.csv``, columns ``slice_file_name`` and ``class``) is looked
+    for up to three directories above each file. Windows without a known label get ``-1``.
+
+    Returns
+    -------
+    labels : np.ndarray [shape=(n,), dtype=int64]
+    clip_ids : np.ndarray [shape=(n,), dtype=int64]
+    """
+    index = {c: i for i, c in enumerate(classes)}
+    tables, labels, clip_of = {}, [], {}
+    for item in origin:
+        path = Path(item)
+        label = -1
+        for root in list(path.parents)[:3]:
+            meta = root / "metadata" / "UrbanSound8K.csv"
+            if meta.is_file():
+                if meta not in tables:
+                    with open(meta, newline="") as fh:
+                        tables[meta] = {r["slice_file_name"]: r["class"] for r in csv.DictReader(fh)}
+                label = index.get(tables[meta].get(path.name), -1)
+                break
+        labels.append(label)
+        clip_of.setdefault(item, len(clip_of))
+    return np.asarray(labels, np.int64), np.asarray([clip_of[o] for o in origin], np.int64)
