@@ -1,0 +1,39 @@
+"""Demo step ``sampling``: pick the rows φ is fitted on (dpp-quality) and compare all strategies."""
+from pathlib import Path
+
+from sea_tf.config import resolve
+from sea_tf.demo import StepReport
+
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "sampling" / "demo.yaml"
+COMPARE_D = 16
+
+
+def _config():
+    from sea_tf.cli.sample import DEFAULTS
+    return resolve(DEFAULTS, config_file=CONFIG if CONFIG.is_file() else None)
+
+
+def run(ctx):
+    from sea_tf.reduce_quality import compare_strategies, markdown_table
+    from sea_tf.sampling import sample_shards
+
+    cfg = _config()
+    shards = ctx.artifacts["teacher_shards"]
+    out = ctx.out_dir / "sample"
+    index, card = sample_shards(shards, out, cfg["m"], strategy=cfg["strategy"], seed=ctx.seed,
+                                group_by=cfg["group_by"], group_rows=cfg["group_rows"], dpp_solver=cfg["dpp_solver"],
+                                ridge=cfg["ridge"])
+    ctx.artifacts["sample"] = str(out)
+    n_rows = card["teacher_shards"]["n_rows"]
+    # The study: each strategy draws a quarter of the rows so that held-out rows remain for scoring.
+    m_study = max(COMPARE_D + 1, n_rows // 4)
+    table = compare_strategies(shards, ctx.out_dir / "sampling_study", m_study, method="pca", d=COMPARE_D,
+                               seed=ctx.seed, sampling={"group_by": cfg["group_by"], "group_rows": cfg["group_rows"]},
+                               n_heldout=300, k=10)
+    figures = {"strategy": cfg["strategy"], "m": int(len(index)), "rows": n_rows, "groups": card["n_groups"],
+               "study": {"m": m_study, "d": COMPARE_D, "rows": table}}
+    markdown = (f"Sampled {len(index)} of {n_rows} teacher rows with **{cfg['strategy']}** "
+                f"({card['n_groups']} groups of ≤ {cfg['group_rows']} rows) → `{out}`.\n\n"
+                f"Sampling study (`sea-tf reduce compare`): each strategy draws {m_study} rows, PCA to "
+                f"d = {COMPARE_D}, scored on the same held-out rows:\n\n" + markdown_table(table))
+    return StepReport(figures=figures, markdown=markdown)

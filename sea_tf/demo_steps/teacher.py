@@ -1,0 +1,89 @@
+"""Demo step ``teacher``: embed the upstream scene recordings with the teacher into shards.
+
+The teacher is the published openl3 mel256 (env) model when its weights are cached
+(``sea-tf models fetch openl3/mel256-env``), else the *seeded untrained* mel256 L3 with its
+batch-norm statistics calibrated on a few upstream windows — a random but informative feature
+extractor, named as such in the report. The teacher costs ~10 GMAC per window, so the step embeds
+at most ``MAX_WINDOWS`` windows (≈ 1.5–2 min on 2 cores).
+"""
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from sea_tf.config import resolve
+from sea_tf.demo import StepReport
+from sea_tf.errors import DataError
+
+PUBLISHED = "openl3/mel256-env"
+UNTRAINED = "l3-mel256-512"
+MAX_WINDOWS = 640
+CALIBRATION_FILES = 4
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "teacher" / "demo.yaml"
+
+
+def _config():
+    from sea_tf.cli.teacher_embed import DEFAULTS
+    return resolve(DEFAULTS, config_file=CONFIG if CONFIG.is_file() else None)
+
+
+def _files_within_budget(files, hop_size, budget):
+    """How many of the sorted files fit in ``budget`` windows (centred framing: 1 + ceil(dur/hop))."""
+    total = 0
+    for count, item in enumerate(files):
+        info = sf.info(str(item.path))
+        total += 1 + int(np.ceil(info.frames / info.samplerate / hop_size))
+        if total > budget:
+            return max(1, count)
+    return len(files)
+
+
+def choose_teacher(upstream_files, seed, out_dir, hop_size):
+    """The demo teacher: ``(model spec for later steps, SeaModel, description)``."""
+    from sea_tf.models import calibrate_batchnorm, load_model
+    from sea_tf.weights import is_cached
+
+    if is_cached(PUBLISHED):
+        return PUBLISHED, load_model(PUBLISHED), f"published openl3 weights ({PUBLISHED})"
+    from sea_tf.audio import load_audio, prepare_frames
+    model = load_model(UNTRAINED, seed=seed)
+    frames = []
+    for item in upstream_files[:CALIBRATION_FILES]:
+        audio, sr = load_audio(item.path)
+        frames.append(prepare_frames(audio, sr, model.sample_rate, hop_size=hop_size)[0])
+    calibrate_batchnorm(model, np.concatenate(frames))
+    path = model.save(Path(out_dir) / "teacher" / "teacher.keras")
+    return str(path), model, (f"seeded untrained L3 ({UNTRAINED}, seed {seed}), batch norm calibrated on "
+                              f"{sum(len(f) for f in frames)} upstream windows — no published weights cached")
+
+
+def run(ctx):
+    from sea_tf.teacher_embed import extract, list_inputs
+
+    cfg = _config()
+    upstream = Path(ctx.artifacts.get("upstream_dir") or ctx.data_dir / "upstream")
+    if not upstream.is_dir():
+        raise DataError(f"{upstream}: no upstream recordings; the data step should have made them "
+                        "(`sea-tf data make-demo`)")
+    _, _, files = list_inputs(upstream)
+    limit = _files_within_budget(files, cfg["hop_size"], MAX_WINDOWS)
+    spec, model, description = choose_teacher(files, ctx.seed, ctx.out_dir, cfg["hop_size"])
+    out = ctx.out_dir / "teacher_shards"
+    summary = extract(upstream, out, model, hop_size=cfg["hop_size"], center=cfg["center"],
+                      student_sample_rate=cfg["student_sample_rate"], shard_rows=cfg["shard_rows"],
+                      batch_size=cfg["batch_size"], limit_files=limit, compression=cfg["compression"],
+                      decode_workers=cfg["decode_workers"], prefetch_files=cfg["prefetch_files"], progress=True)
+    ctx.artifacts["teacher_model"] = spec
+    ctx.artifacts["teacher_shards"] = str(out)
+    figures = {"teacher": description, "teacher_model": spec, "weights": model.card["weights"].get("source"),
+               "files": limit, "files_available": len(files), "rows": summary["n_rows"],
+               "shards": summary["n_shards"], "failed_files": len(summary["failed"]),
+               "windows_per_s": summary["windows_per_s"], "cpu_utilisation": summary["cpu_utilisation"],
+               "hop_size_s": cfg["hop_size"], "student_sample_rate": cfg["student_sample_rate"]}
+    markdown = (f"Teacher: **{description}**.\n\n"
+                f"Embedded {summary['n_rows']} windows (1 s, hop {cfg['hop_size']} s, centred) of {limit} of the "
+                f"{len(files)} upstream recordings into {summary['n_shards']} shards at `{out}`, each row with its "
+                f"{cfg['student_sample_rate']} Hz student window, timestamp and loudness. "
+                f"Throughput {summary['windows_per_s']} windows/s, CPU utilisation {summary['cpu_utilisation']} "
+                f"of {summary['cores']} cores; {len(summary['failed'])} unreadable files.")
+    return StepReport(figures=figures, markdown=markdown)
