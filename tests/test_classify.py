@@ -216,3 +216,12 @@ def test_l3e_framing_drops_the_tail():
     assert len(frames) == 16 and frames[-1, -1] == 1.5 * sr + sr - 1   # the last 0.05 s are dropped
     short, _ = frame_l3e(np.ones(6000, np.float32), sr, hop)
     assert short.shape == (1, sr) and short[0, :1000].sum() == 0 and short[0, 1000:7000].all()
+
+
+def test_svm_alternative_chooses_C_on_validation(tmp_path):
+    feats = synthetic_features(n_folds=3, spread=1.5)
+    summary = cross_validate(feats, tmp_path, {"type": "svm", "svm": {"C_grid": [0.01, 1.0]}}, seed=0,
+                             progress=False)
+    assert summary["classifier"] == "svm" and summary["accuracy_mean"] >= 0.8
+    for fold in summary["folds"]:
+        assert fold["training"]["C"] in (0.01, 1.0) and set(fold["training"]["val_accuracy"]) == {"0.01", "1.0"}

@@ -134,3 +134,16 @@ def test_demo_config_matches_demo_step():
     assert cfg["classifier"]["mlp"] == SETTINGS["mlp"]
     assert yaml.safe_load((ROOT / "configs" / "classify" / "demo.yaml").read_text())["features"]["framing"] \
         == SETTINGS["framing"]
+
+
+def test_audio_not_in_metadata_warns_with_its_name(us8k_root, tmp_path):
+    import shutil
+
+    from sea_tf.classify.features import load_clipset
+    from sea_tf.errors import SeaTFWarning
+    root = tmp_path / "copy"
+    shutil.copytree(us8k_root, root)
+    shutil.copyfile(root / "audio" / "fold1" / "101-0-0-0.wav", root / "audio" / "fold2" / "999-0-0-0.wav")
+    with pytest.warns(SeaTFWarning, match=r"1 audio file\(s\) are not in the metadata.*fold2/999-0-0-0.wav"):
+        clips = load_clipset(root, "us8k")
+    assert len(clips) == 30

@@ -1,7 +1,24 @@
 """Downstream evaluation (UrbanSound8K, ESC-50) and the deployable clip classifier (spec §4.1–4.2).
 
-Straight-line flow: :mod:`features` (frame embeddings, cached) → :mod:`protocol` (fold splits) →
-:mod:`mlp` / :mod:`svm` (frame classifiers) → :mod:`evaluate` (clip = mean of frame
-probabilities, accuracies, confusion matrix) → :mod:`crossval` (one model over all folds) →
-:mod:`benchmark` (several models, comparison table) and :mod:`final` (the classifier to deploy).
+Straight-line flow: :mod:`features` (frame embeddings, cached per clip) → :mod:`protocol` (fold
+splits: test k, validation k−1 cyclic, train the rest) → :mod:`mlp` / :mod:`svm` (frame
+classifiers) → :mod:`evaluate` (clip = mean of frame probabilities, accuracies, confusion matrix)
+→ :mod:`crossval` (one model over all folds) → :mod:`benchmark` (several models, one comparison
+table) and :mod:`final` (the classifier to deploy). Settings and their defaults: :mod:`defaults`.
+
+Outputs of ``sea-tf classify us8k|esc50`` (``OUT/``)::
+
+    comparison.json / comparison.md       one row per model: mean ± std accuracy over folds, ...
+    <model>/results.json                  per-fold and per-class accuracy, summed confusion matrix
+    <model>/fold-<k>.json                 one fold, with per-clip [true, predicted] (resume unit)
+    <model>/confusion.png
+    cache/<model>/hop<h>-<framing>/<clip>.npz   embedding [T, D], timestamps, model_key, audio_sha256
+
+The final classifier (``sea-tf classify final``) is ``<name>.keras`` — raw embeddings
+``float32 [B, D]`` → probabilities ``[B, n_classes]``, the training-frame standardisation is its
+first layer (``Normalization`` named ``scaler``) — and ``<name>.card.json`` with ``kind:
+"classifier"``, ``classes``, ``n_classes``, ``embedding_size``, ``embedding_model`` (the
+embedding model's card), ``embedding_model_key``, ``features`` (``hop_size``, ``framing``),
+``aggregation``, ``input_standardization`` (``in_model: true`` and the statistics, for reference
+only: never apply them again), ``training`` and ``weights``.
 """

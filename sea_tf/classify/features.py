@@ -85,7 +85,26 @@ def load_clipset(root, kind):
     except ImportError as exc:
         raise ClassifyError(f"sea_tf.data.load_labelled_dataset is not available ({exc}); "
                             "the data module must be installed to read datasets") from exc
-    return clipset_from_dataset(load_labelled_dataset(root, kind), kind=kind)
+    dataset = load_labelled_dataset(root, kind)
+    _warn_unlisted_audio(dataset)
+    return clipset_from_dataset(dataset, kind=kind)
+
+
+def _warn_unlisted_audio(dataset):
+    """Warn about audio files under ``ROOT/audio`` that the metadata does not list (they are ignored)."""
+    from sea_tf.audio import AUDIO_EXTENSIONS
+
+    audio_dir = Path(dataset.root) / "audio"
+    if not audio_dir.is_dir():
+        return
+    listed = {Path(c.path).resolve() for c in dataset.clips}
+    extra = sorted(str(p.relative_to(audio_dir)) for p in audio_dir.rglob("*")
+                   if p.suffix.lower() in AUDIO_EXTENSIONS and p.resolve() not in listed)
+    if extra:
+        shown = ", ".join(extra[:5]) + (f" and {len(extra) - 5} more" if len(extra) > 5 else "")
+        warnings.warn(f"{audio_dir}: {len(extra)} audio file(s) are not in the metadata and are ignored: {shown}; "
+                      "the metadata and the audio may be from different versions of the dataset",
+                      SeaTFWarning, stacklevel=3)
 
 
 @dataclasses.dataclass

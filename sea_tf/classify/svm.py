@@ -1,9 +1,11 @@
 """The SVM alternative of the published protocol (spec §4.1): scaler + RBF SVC with probabilities.
 
-``SVC(C=1, kernel="rbf", tol=1e-5, probability=True)`` on standardised frames; optionally C is
-chosen from a grid by clip accuracy on the validation fold.
+``SVC(C=1, kernel="rbf", tol=1e-5, probability=True)`` on standardised frames (the probabilities
+through ``CalibratedClassifierCV``, scikit-learn's replacement for ``probability=True``);
+optionally C is chosen from a grid by clip accuracy on the validation fold.
 """
 import numpy as np
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
@@ -16,8 +18,12 @@ DEFAULTS = defaults.SVM
 
 
 def _fit(x, y, C, tol, seed):
-    return make_pipeline(StandardScaler(), SVC(C=C, kernel="rbf", tol=tol, probability=True,
-                                               random_state=seed)).fit(x, y)
+    # SVC(probability=True) is deprecated since scikit-learn 1.9; this is its documented
+    # replacement: Platt (sigmoid) calibration over internal 5-fold CV, one final SVC.
+    svc = SVC(C=C, kernel="rbf", tol=tol, random_state=seed)
+    n_splits = int(min(5, np.bincount(np.unique(y, return_inverse=True)[1]).min()))
+    clf = CalibratedClassifierCV(svc, method="sigmoid", cv=max(n_splits, 2), ensemble=False)
+    return make_pipeline(StandardScaler(), clf).fit(x, y)
 
 
 def train_svm(x_train, y_train, x_val=None, y_val=None, val_clip=None, cfg=None, seed=0):
@@ -66,7 +72,8 @@ def train_svm(x_train, y_train, x_val=None, y_val=None, val_clip=None, cfg=None,
         scores[C] = float(np.mean(probs[present].argmax(1) == truth[present]))
         if best is None or scores[C] > scores[best[0]]:
             best = (C, model)
-    return best[1], {"C": best[0], "val_accuracy": scores, "train_frames": len(x_train)}
+    return best[1], {"C": best[0], "val_accuracy": {str(C): a for C, a in scores.items()},
+                     "train_frames": len(x_train)}
 
 
 def predict_proba(model, x, n_classes=None):
