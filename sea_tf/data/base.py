@@ -54,6 +54,8 @@ class LabelledDataset:
     root : Path
     kind : str
         ``"us8k"`` or ``"esc50"``.
+    title : str
+        The dataset's usual name (``"UrbanSound8K"``, ``"ESC-50"``), used in messages.
     n_folds : int
         Number of predefined folds of the protocol (10 or 5).
     metadata_path : Path or None
@@ -65,6 +67,7 @@ class LabelledDataset:
         The folds that hold at least one clip, sorted.
     """
     kind = ""
+    title = ""
     n_folds = 0
     default_classes: list = []
 
@@ -113,7 +116,7 @@ class LabelledDataset:
             ``fold`` is not one of the protocol's folds.
         """
         if not isinstance(fold, int) or not 1 <= fold <= self.n_folds:
-            raise DataError(f"{self.root}: fold {fold!r} does not exist; {self.kind} folds are 1-{self.n_folds}")
+            raise DataError(f"{self.root}: fold {fold!r} does not exist; {self.title} folds are 1-{self.n_folds}")
         return [clip for clip in self.clips if clip.fold == fold]
 
     def split(self, test_fold):

@@ -57,6 +57,7 @@ class ESC50(LabelledDataset):
         outside 0-49, a target named two ways, or metadata disagreeing with its file names.
     """
     kind = "esc50"
+    title = "ESC-50"
     n_folds = 5
     default_classes = ESC50_CLASSES
 

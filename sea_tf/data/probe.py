@@ -36,13 +36,16 @@ def mean_logmel_features(clips, sr=22050, n_mels=64, progress=False):
     return feats
 
 
-def linear_probe_accuracy(features, labels, folds, seed=0):
+def linear_probe_accuracy(features, labels, folds, C=0.3, seed=0):
     """Leave-one-fold-out accuracy of a standardised logistic regression.
 
     Parameters
     ----------
     features : np.ndarray [shape=(n_clips, n_features)]
     labels, folds : np.ndarray [shape=(n_clips,)], int
+    C : float
+        Inverse L2 strength; mild regularisation keeps the fit fast and stable when a few
+        clips make the training set separable (C=1 gives about 1 point more on 400 clips).
     seed : int
 
     Returns
@@ -56,15 +59,20 @@ def linear_probe_accuracy(features, labels, folds, seed=0):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    labels, folds = np.asarray(labels), np.asarray(folds)
+    from threadpoolctl import threadpool_limits
+
+    features, labels, folds = np.asarray(features), np.asarray(labels), np.asarray(folds)
     predictions = np.full(labels.shape, -1)
     fold_accuracy = {}
-    for fold in np.unique(folds):
-        test = folds == fold
-        model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, random_state=seed))
-        model.fit(features[~test], labels[~test])
-        predictions[test] = model.predict(features[test])
-        fold_accuracy[int(fold)] = float(np.mean(predictions[test] == labels[test]))
+    # One BLAS thread: on a busy 2-core machine OpenBLAS threads spin-wait and make these tiny
+    # fits ~30x slower in CPU time.
+    with threadpool_limits(limits=1):
+        for fold in np.unique(folds):
+            test = folds == fold
+            model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000, random_state=seed))
+            model.fit(features[~test], labels[~test])
+            predictions[test] = model.predict(features[test])
+            fold_accuracy[int(fold)] = float(np.mean(predictions[test] == labels[test]))
     return {"mean_fold_accuracy": float(np.mean(list(fold_accuracy.values()))),
             "pooled_accuracy": float(np.mean(predictions == labels)),
             "fold_accuracy": fold_accuracy, "predictions": predictions}

@@ -37,6 +37,7 @@ class US8K(LabelledDataset):
         Missing audio files are *not* an error here: :meth:`check_audio` lists them.
     """
     kind = "us8k"
+    title = "UrbanSound8K"
     n_folds = 10
     default_classes = US8K_CLASSES
 

@@ -82,8 +82,9 @@ def _plot_logmel_grid(dataset, path):
 
     from sea_tf import atomic
 
-    fig = Figure(figsize=(16, 6), constrained_layout=True)
+    fig = Figure(figsize=(16, 6))
     axes = fig.subplots(2, 5)
+    fig.subplots_adjust(left=0.04, right=0.99, bottom=0.08, top=0.86, wspace=0.3, hspace=0.55)
     for class_id, ax in enumerate(axes.flat):
         clips = [c for c in dataset.clips if c.class_id == class_id]
         if not clips:
