@@ -212,3 +212,18 @@ def test_config_files_resolve(path):
     assert cfg["bench"]["runs"] >= 1 and cfg["timeouts"]["command_s"] > 0
     assert set(yaml.safe_load(path.read_text())) <= set(device_cli.RUN_DEFAULTS)
     assert "password" not in json.dumps(cfg).lower()
+
+
+@pytest.mark.skipif(os.environ.get("SEA_TF_TEST_SETUP") != "1",
+                    reason="--setup pip-installs requirements-device.txt on the 'board' (~100 MB from the package "
+                           "index, a minute or more): opt in with SEA_TF_TEST_SETUP=1")
+def test_setup_creates_venv(sshd, export_dir, tmp_path, capsys):
+    base_python = getattr(sys, "_base_executable", sys.executable)
+    code = cli_main.main(["device", "run", "--host", f"{sshd['user']}@127.0.0.1:{sshd['port']}", "--key", str(sshd["key"]),
+                          "--known-hosts", str(sshd["known_hosts"]), "--artifacts", str(Path(export_dir) / "tiny-emb.int8.tflite"),
+                          "--remote-dir", str(tmp_path / "board"), "--remote-python", base_python, "--setup",
+                          "--out", str(tmp_path / "results"), "--runs", "3", "--warmup", "0", "--command-timeout", "900"])
+    assert code == 0, capsys.readouterr().err
+    (result,) = (tmp_path / "results").glob("*/tiny-emb.int8.json")
+    env = json.loads(result.read_text())["environment"]
+    assert env["interpreter"]["package"] == "ai-edge-litert" and (tmp_path / "board" / ".venv" / "bin" / "python").exists()

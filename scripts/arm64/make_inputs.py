@@ -1,8 +1,10 @@
-"""Workstation side of ``make test-arm64``: an exported int8 model, a classifier and a WAV.
+"""Workstation side of ``make test-arm64``: an exported SEA-64 int8 model, a classifier and a WAV.
 
-Writes ``OUT/`` with the artifacts and ``OUT/args`` (the ``device.bench`` arguments). Uses the
-export stage's demo artifacts when ``export/`` provides them; until then the tiny models of
-``tests/device_support.py`` (converted with ``tf.lite.TFLiteConverter``, same sidecar contract).
+Writes ``OUT/`` with the artifacts and ``OUT/args`` (the ``device.bench`` arguments). The SEA-64
+network (untrained weights, ``sea_tf.models.build_student``) is exported full-int8 without its
+front end, so the board computes the numpy front end (``device/frontends.py``) under emulation too;
+the classifier is the small fp32 one of ``tests/device_support.py``. Both follow the artifact
+contract (``X.tflite`` + ``X.json``) of docs/ARCHITECTURE.md.
 """
 import sys
 from pathlib import Path
@@ -16,11 +18,14 @@ def main(out):
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    arts = device_support.build_artifacts(out)
+    student = device_support.student_artifacts(out, "sea-64", modes=("int8",), n_frames=8)
+    classifier = device_support.convert(device_support.tiny_classifier(dim=64), out / "tiny-cls.fp32.tflite", "fp32",
+                                        card={"name": "tiny-cls", "kind": "classifier"},
+                                        classes=device_support.CLASSES, input_kind="embedding")
     wav = device_support.write_tone_wav(out / "tone_22k.wav", sr=22050, seconds=2.0)
-    args = ["--model", arts["emb_int8"], "--classifier", arts["cls_fp32"], "--audio", wav]
+    args = ["--model", student["net.int8"], "--classifier", classifier, "--audio", wav, "--hop", "0.5"]
     (out / "args").write_text(" ".join(str(a) for a in args))
-    print(f"make_inputs: {arts['emb_int8'].name}, {arts['cls_fp32'].name}, {wav.name} in {out}")
+    print(f"make_inputs: {student['net.int8'].name}, {classifier.name}, {wav.name} in {out}")
 
 
 if __name__ == "__main__":

@@ -105,9 +105,16 @@ set +e
 rc=$?
 set -e
 [ $rc -eq 0 ] || { echo "test-arm64: FAILED: device.bench exited $rc under emulation" >&2; exit 1; }
-"$PY" - "$WORK/result.json" <<'PYEOF'
+# the same bench natively (x86_64) as the reference for the emulated numbers
+(cd "$WORK/board" && "$PY" -m device.bench $(cat "$WORK/inputs/args") --runs 2 --warmup 0 --quiet \
+    --json "$WORK/native.json" 2>/dev/null)
+"$PY" - "$WORK/result.json" "$WORK/native.json" <<'PYEOF'
 import json, sys
 r = json.load(open(sys.argv[1]))
+native = json.load(open(sys.argv[2]))
+for emu, ref in zip(r["files"], native["files"]):
+    assert emu["predicted_class"] == ref["predicted_class"], (emu["predicted_class"], ref["predicted_class"])
+    assert abs(emu["confidence"] - ref["confidence"]) < 0.05, (emu["confidence"], ref["confidence"])
 env = r["environment"]
 assert r["status"] == "complete", r["status"]
 assert env["architecture"] == "aarch64", env["architecture"]
@@ -115,6 +122,7 @@ assert env["interpreter"]["package"] == "ai-edge-litert", env["interpreter"]
 assert r["files"] and all(f["status"] == "ok" and "predicted_class" in f for f in r["files"]), r["files"]
 print(f"test-arm64: OK: {r['model']['name']} [{r['model']['mode']}] on {env['architecture']} "
       f"({env['python']}, {env['interpreter']['package']} {env['interpreter']['version']}); "
-      f"prediction {r['files'][0]['predicted_class']} ({r['files'][0]['confidence']:.2f})")
+      f"prediction {r['files'][0]['predicted_class']} ({r['files'][0]['confidence']:.3f}; native x86_64: "
+      f"{native['files'][0]['confidence']:.3f})")
 PYEOF
 log "done in $(( $(date +%s) - start )) s (JSON: $WORK/result.json)"
