@@ -202,9 +202,12 @@ class AudioFrontend(keras.layers.Layer):
     def call(self, audio):
         spec = self.spec
         n_samples = audio.shape[-1]
-        front, back, _ = stft_geometry(n_samples, spec["n_dft"], spec["n_hop"], spec["padding"])
+        front, back, count = stft_geometry(n_samples, spec["n_dft"], spec["n_hop"], spec["padding"])
         audio = tf.pad(audio, [[0, 0], [front, back]])
-        frames = tf.signal.frame(audio, spec["n_dft"], spec["n_hop"])           # [B, T, n_dft]
+        # Framing as a gather with constant indices (rather than tf.signal.frame) keeps the graph
+        # free of shape arithmetic, so TFLite converts it to a single GATHER.
+        index = np.arange(count)[:, None] * spec["n_hop"] + np.arange(spec["n_dft"])[None, :]
+        frames = tf.gather(audio, tf.constant(index, tf.int32), axis=1)         # [B, T, n_dft]
         if self.dft == "matmul":
             both = tf.matmul(frames, self._kernel)                               # [B, T, 2*n_freq]
             real, imag = tf.split(both, 2, axis=-1)
