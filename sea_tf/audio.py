@@ -52,7 +52,8 @@ def check_audio(audio, name="audio"):
     """Validate an audio array and return it as float32 ``[n]`` or ``[n, channels]``.
 
     Raises :class:`AudioError` for empty arrays, more than two dimensions and NaN/infinite
-    samples; warns (:class:`SeaTFWarning`) when every sample is zero.
+    samples; warns (:class:`SeaTFWarning`) when every sample is zero. Integer PCM is scaled to
+    [-1, 1) (int16 by 1/32768, uint8 centred on 128).
 
     Parameters
     ----------
@@ -68,6 +69,11 @@ def check_audio(audio, name="audio"):
     if audio.ndim > 2:
         raise AudioError(f"{name}: audio has {audio.ndim} dimensions {audio.shape}; "
                          "expected [n_samples] or [n_samples, n_channels]")
+    if audio.dtype.kind in "iu":
+        # Integer PCM (e.g. int16 from another reader) is scaled to [-1, 1) like soundfile does.
+        full_scale = float(2 ** (8 * audio.dtype.itemsize - 1))
+        offset = full_scale if audio.dtype.kind == "u" else 0.0
+        audio = ((audio.astype(np.float64) - offset) / full_scale).astype(np.float32)
     audio = audio.astype(np.float32, copy=False)
     if not np.all(np.isfinite(audio)):
         bad = int(np.count_nonzero(~np.isfinite(audio)))

@@ -125,3 +125,9 @@ def test_find_audio_files(tmp_path):
         ["a.flac", "b.wav", "c.wav"]
     with pytest.raises(AudioError, match="no such file or directory"):
         A.find_audio_files(tmp_path / "nope")
+
+
+def test_integer_pcm_is_scaled():
+    pcm = (np.array([0, 16384, -32768] * 3000, np.int16))
+    frames, _ = A.prepare_frames(pcm, 8000, 8000, center=False)
+    np.testing.assert_allclose(frames[0, :3], [0.0, 0.5, -1.0])

@@ -137,3 +137,17 @@ def test_resolver_errors(tmp_path, monkeypatch):
     model.keras.save(lonely)
     with pytest.raises(ModelError, match="no card"):
         load_model(lonely)
+
+
+def test_rebuild_from_card_and_corrupt_keras(tmp_path):
+    from sea_tf.models.builders import rebuild
+    model = build_student("sea-128", seed=3)
+    again = rebuild(model.card, seed=3)
+    assert again.card == model.card
+    for a, b in zip(model.keras.get_weights(), again.keras.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert rebuild(build_teacher("mel128", 6144).card).card["architecture"]["pool_size"] == [4, 8]
+    path = model.save(tmp_path / "m.keras")
+    path.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(ModelError, match="cannot load Keras model"):
+        load_model(path)

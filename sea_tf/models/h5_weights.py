@@ -307,9 +307,7 @@ def load_edgel3_h5(path, dft="rfft"):
     front = [g for g in groups if is_frontend_group(g[0])]
     check = check_frontend_constants(path, front[0], model.frontend) if front else {"checked": False}
     assign_weights(model.network(), [g for g in groups if not is_frontend_group(g[0])], path)
-    name = named or "edgel3-custom"
-    if bn_after and named:
-        name = f"edgel3/{named}"
+    name = f"edgel3/{named}" if bn_after and named else f"edgel3/{Path(path).stem}"
     _mark_published(model, path, name, "edgel3-keras-full-model", check, info["keras_version"])
     return model
 

@@ -7,6 +7,7 @@ and what export and pruning work on). ``save("m.keras")`` writes ``m.keras`` and
 import os
 import shutil
 import tempfile
+import zipfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -193,7 +194,7 @@ class SeaModel:
                              "SeaModel.save, which writes both files")
         try:
             model = keras.models.load_model(path, compile=False, custom_objects={"AudioFrontend": AudioFrontend})
-        except (OSError, ValueError, TypeError, KeyError) as exc:
+        except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as exc:
             raise ModelError(f"{path}: cannot load Keras model ({exc}); was it written by SeaModel.save?") from exc
         return cls(model, card)
 
