@@ -4,8 +4,11 @@
 # Builds, once, under .cache/arm64/ (see ../../../shared/notes/AARCH64.md for why these choices):
 #   root/   Debian 12 arm64 python3.11 + the shared libraries it needs (apt-get download + dpkg -x,
 #           through a private apt configuration: the machine's apt setup is not touched)
-#   qemu/   Debian 13 (trixie) qemu-user, statically linked (Debian 12's qemu 7.2 crashes loading
-#           any model with ai-edge-litert 2.3.0; qemu 10.0 runs the same wheel: the emulator was at fault)
+#   qemu/   Debian 13 (trixie) qemu-user 10.0, statically linked. Debian 12's qemu-user-static 7.2
+#           imports ai-edge-litert 2.3.0 but SIGSEGVs constructing any Interpreter (with or without
+#           XNNPACK, -cpu cortex-a72 or max), while qemu 10.0 runs the same wheel, root and model:
+#           the emulator is at fault, so requirements-device.txt keeps ai-edge-litert==2.3.0.
+#           SEA_TF_QEMU=/path/to/qemu-aarch64 uses another emulator (e.g. to reproduce that).
 #   site/   the board wheels of requirements-device.txt for aarch64/cp311, unpacked
 # then exports a model + WAV (scripts/arm64/make_inputs.py, workstation side) and runs
 # `python -m device.bench` under `qemu-aarch64 -cpu cortex-a72 -L root/`, checking the JSON.
@@ -42,7 +45,7 @@ command -v apt-get >/dev/null && command -v dpkg >/dev/null || skip "apt-get/dpk
 [ -r "$KEYRING" ] || skip "$KEYRING absent (package debian-archive-keyring)"
 
 # 1. qemu-user from trixie (amd64 package, static binary)
-QEMU=$QEMU_DIR/usr/bin/qemu-aarch64
+QEMU=${SEA_TF_QEMU:-$QEMU_DIR/usr/bin/qemu-aarch64}
 if [ ! -x "$QEMU" ]; then
     log "downloading Debian 13 qemu-user"
     apt_private trixie amd64 "deb [signed-by=$KEYRING] $MIRROR trixie main" -- update >/dev/null \
