@@ -176,3 +176,49 @@ def test_openl3_bad_files(tmp_path, teacher_arrays):
     h5py.File(empty, "w").close()
     with pytest.raises(ModelError, match="layer_names"):
         inspect_weight_file(empty)
+
+
+# ---------------------------------------------------------------- synthetic edgel3 sparse full model
+
+def _sparse_model_config():
+    layers = [{"class_name": "InputLayer", "config": {"name": "input_1"}},
+              {"class_name": "Melspectrogram", "config": {
+                  "name": "melspectrogram_1", "n_dft": 2048, "n_hop": 242, "padding": "same", "sr": 48000,
+                  "n_mels": 256, "fmin": 0.0, "fmax": 24000.0, "power_melgram": 1.0, "htk": True, "norm": 1,
+                  "return_decibel_melgram": True}},
+              {"class_name": "BatchNormalization", "config": {"name": "batch_normalization_1"}}]
+    for i, width in enumerate([64, 64, 128, 128, 256, 256, 512, 512], start=1):
+        name = "audio_embedding_layer" if i == 8 else f"conv2d_{i}"
+        layers.append({"class_name": "Conv2D", "config": {"name": name, "filters": width}})
+        if i < 8:
+            layers += [{"class_name": "BatchNormalization", "config": {"name": f"batch_normalization_{i + 1}"}},
+                       {"class_name": "Activation", "config": {"name": f"activation_{i}"}}]
+    layers += [{"class_name": "MaxPooling2D", "config": {"name": "max_pooling2d_4"}},
+               {"class_name": "Flatten", "config": {"name": "flatten_1"}}]
+    return {"class_name": "Model", "config": {"name": "audio_model", "layers": layers}}
+
+
+def test_edgel3_sparse_full_model(tmp_path, teacher_arrays):
+    import json
+    path = tmp_path / "edgel3_ft_audio_sparsity_95.45.h5"
+    write_openl3_file(path, teacher_arrays, version="v0_2_0", input_repr="mel256", nested_names=True,
+                      under_model_weights=True)
+    with h5py.File(path, "a") as handle:
+        handle.attrs["model_config"] = json.dumps(_sparse_model_config()).encode()
+        handle.attrs["keras_version"] = b"2.3.1"
+    assert check_layout(path, "edgel3-sparse")["kind"] == "edgel3-sparse"
+    with pytest.raises(ModelError):
+        check_layout(path, "edgel3-sea")
+    model = load_model(path)
+    assert model.card["name"] == "edgel3/edgel3_ft_audio_sparsity_95.45"
+    assert model.card["architecture"]["preset"] == "edgel3-sparse" and model.embedding_size == 512
+    assert model.card["weights"]["frontend_constants"]["checked"]
+    assert model.frontend["n_mels"] == 256 and model.sample_rate == 48000
+    np.testing.assert_array_equal(model.network().get_layer("conv2d_7").get_weights()[0], teacher_arrays[13][0])
+
+
+def test_openl3_with_openl3_04_frontend(tmp_path, teacher_arrays):
+    path = write_openl3_file(tmp_path / "openl3_audio_mel256_music-v0_4_0.h5", teacher_arrays)
+    model = load_model(path, frontend="openl3-0.4-kapre", embedding_size=6144)
+    assert model.frontend["type"] == "openl3-0.4-kapre-mel" and model.frontend["padding"] == "end"
+    assert model.frontend["htk"] is False and model.embedding_size == 6144
