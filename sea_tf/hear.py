@@ -20,8 +20,10 @@ from sea_tf.errors import AudioError
 HEAR_HOP_SIZE = 0.05
 
 
-class HearModel:
+class HearModel(tf.Module):
     """A :class:`~sea_tf.models.SeaModel` with the attributes the HEAR API asks for.
+
+    A ``tf.Module``, which is what the HEAR validator expects of a TensorFlow model.
 
     Attributes
     ----------
@@ -33,6 +35,7 @@ class HearModel:
     """
 
     def __init__(self, seamodel, batch_size=64):
+        super().__init__(name="sea_tf_hear_model")
         self.seamodel = seamodel
         self.sample_rate = seamodel.sample_rate
         self.scene_embedding_size = seamodel.embedding_size

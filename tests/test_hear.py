@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from sea_tf import hear
+from sea_tf.backend import tf
 from sea_tf.embed import get_embedding
 from sea_tf.errors import AudioError
 
@@ -15,6 +16,7 @@ def model():
 def test_attributes(model):
     assert model.sample_rate == 8000
     assert model.scene_embedding_size == model.timestamp_embedding_size == 64
+    assert isinstance(model, tf.Module)
 
 
 def test_timestamp_and_scene_embeddings(model):
