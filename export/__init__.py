@@ -15,8 +15,17 @@ Example
 >>> from export import export_model                                          # doctest: +SKIP
 >>> summary = export_model("sea-64", "out/", modes="fp32,int8", calibration="audio/")  # doctest: +SKIP
 """
-from export.convert import MODES, convert, parse_modes
-from export.metadata import read_sidecar
-from export.pipeline import DEFAULTS, export_model
+import importlib
+
+from export.defaults import DEFAULTS, MODES
 
 __all__ = ["MODES", "DEFAULTS", "export_model", "convert", "parse_modes", "read_sidecar"]
+_LAZY = {"export_model": "export.pipeline", "convert": "export.convert", "parse_modes": "export.convert",
+         "read_sidecar": "export.metadata"}
+
+
+def __getattr__(name):
+    # TensorFlow is imported only when a converter function is used, so `sea-tf --help` stays fast.
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'export' has no attribute {name!r}")

@@ -20,12 +20,13 @@ Modes
 Only builtin operators are allowed (no ``SELECT_TF_OPS``, no custom ops), so every file runs on a
 plain LiteRT interpreter; :func:`check_builtin_ops` verifies the flatbuffer after conversion.
 """
+import re
 import warnings
 
 from sea_tf.backend import tf
 from sea_tf.errors import ExportError
 
-MODES = ("fp32", "dynamic", "fp16", "int8", "int16x8")
+from export.defaults import MODES
 #: Modes that need a representative dataset.
 CALIBRATED_MODES = ("int8", "int16x8")
 IO_TYPES = ("int8", "float")
@@ -45,7 +46,7 @@ def parse_modes(modes):
         Unique modes in the order given.
     """
     if isinstance(modes, str):
-        modes = [m for m in modes.split(",")]
+        modes = [m for m in modes.split(",") if m.strip()]
     out = []
     for mode in modes or []:
         mode = str(mode).strip()
@@ -131,11 +132,19 @@ def convert(keras_model, mode, representative=None, io="int8", name="model"):
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
             data = converter.convert()
     except Exception as exc:  # noqa: BLE001 - the converter raises many unrelated types
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ExportError(f"{name}: TFLite conversion in mode {mode} failed ({first}); the model must convert "
-                          "with builtin operators only - export another mode or check its layers") from exc
+        raise ExportError(f"{name}: TFLite conversion in mode {mode} failed ({_first_error(exc)}); the model must "
+                          "convert with builtin operators only - export another mode or replace the layers "
+                          "named") from exc
     check_builtin_ops(data, f"{name} ({mode})")
     return data
+
+
+def _first_error(exc):
+    # MLIR messages carry pages of call-site locations; keep the "error: 'tf.X' op ..." part.
+    text = str(exc)
+    match = re.search(r"error: ([^\n]*)", text)
+    line = match.group(1) if match else (text.strip().splitlines() or [type(exc).__name__])[0]
+    return line[:300]
 
 
 def operator_names(tflite_bytes):

@@ -15,24 +15,12 @@ from tqdm import tqdm
 from device.frontends import compute_frontend
 from export import calibration as calib
 from export import fidelity, metadata, report
-from export.convert import CALIBRATED_MODES, IO_TYPES, MODES, check_builtin_ops, convert, parse_modes
+from export.convert import CALIBRATED_MODES, IO_TYPES, check_builtin_ops, convert, parse_modes
+from export.defaults import DEFAULTS
 from export.placement import export_graph, frontend_in_model
 from sea_tf.errors import ExportError
 from sea_tf.models import SeaModel, load_model
 
-DEFAULTS = {
-    "model": None,
-    "out": "export_out",
-    "name": None,
-    "modes": list(MODES),
-    "placement": "auto",
-    "dft": "rfft",
-    "int8_io": "int8",
-    "classifier": None,
-    "calibration": {"sources": [], "windows": 300, "hop_size": 0.5, "seed": 0},
-    "held_out": {"sources": [], "windows": 200, "hop_size": 0.5, "seed": 1},
-    "latency": {"runs": 50, "warmup": 5, "threads": 1},
-}
 CARD_KEYS = ("name", "sample_rate", "frame_samples", "embedding_size", "frontend")
 
 

@@ -1,0 +1,72 @@
+"""``sea-tf export MODEL``: TFLite files in every quantization mode, sidecars and a fidelity/cost report."""
+from pathlib import Path
+
+from sea_tf.cli.common import add_command
+from sea_tf.config import write_resolved
+from sea_tf.errors import ConfigError
+
+_EPILOG = """
+Writes OUT/<name>.<mode>.tflite + OUT/<name>.<mode>.json (sidecar: model card, mode, tensors with
+dtypes and quantization, front end, sha256) and OUT/report.{json,md,png}. fp32 and fp16 files take
+raw 1-s audio (front end inside); dynamic, int8 and int16x8 files take the dB mel image, which the
+device computes with device/frontends.py (the sidecar says so). int8 and int16x8 are calibrated on
+real audio windows drawn across the --calibration files (any rate: resampled) or teacher shards
+(must be at the model's rate). Fidelity and latency are measured with the LiteRT interpreter at
+1 thread on --held-out audio (default: calibration files not used for calibration).
+
+examples:
+  sea-tf export edgel3/sea-64 --calibration demo_out/data/upstream --held-out demo_out/data/audio --out exports/
+  sea-tf export runs/sea64/student.keras --modes fp32,int8 --calibration shards/ --classifier clf/us8k.keras
+  sea-tf export l3-mel256-512 --modes fp32 --held-out audio/ --out exports/teacher
+"""
+
+
+def _modes(text):
+    # Validated (with the list of known modes in the error) by export.convert.parse_modes.
+    return [m.strip() for m in text.split(",") if m.strip()]
+
+
+def register(subparsers):
+    from export.defaults import DEFAULTS
+
+    parser, opts = add_command(subparsers, "export", "convert a model (and its classifier) to TFLite in every "
+                               "quantization mode, with a fidelity and cost report", DEFAULTS, run)
+    parser.epilog = _EPILOG
+    parser.add_argument("model_arg", nargs="?", metavar="MODEL",
+                        help="preset, catalogue name, .keras (with its card) or published .h5 (default: config 'model')")
+    opts.add("--modes", key="modes", type=_modes, metavar="M,M", help="comma-separated modes among "
+             "fp32,dynamic,fp16,int8,int16x8")
+    opts.add("--calibration", key="calibration.sources", nargs="+", metavar="AUDIO_OR_SHARDS",
+             help="audio files/directories or teacher-shard directories for int8/int16x8 calibration")
+    opts.add("--held-out", key="held_out.sources", nargs="+", metavar="AUDIO",
+             help="audio files/directories or shards for the fidelity figures")
+    opts.add("--out", key="out", metavar="DIR", help="output directory")
+    opts.add("--classifier", key="classifier", metavar="CLS.keras",
+             help="downstream classifier (sea-tf classify final) to export in the same modes")
+    opts.add("--name", key="name", help="artifact base name; None means the model card's name")
+    opts.add("--calibration-windows", key="calibration.windows", type=int, metavar="N",
+             help="calibration windows, drawn across files")
+    opts.add("--held-out-windows", key="held_out.windows", type=int, metavar="N", help="held-out windows")
+    opts.add("--int8-io", key="int8_io", choices=["int8", "float"], help="input/output dtype of int8 files")
+    opts.add("--placement", key="placement", choices=["auto", "device"],
+             help="front end: inside the file when the mode carries it exactly (auto) or always on the device")
+    opts.add("--dft", key="dft", choices=["rfft", "matmul"], help="DFT of in-model front ends (RFFT2D or matmul)")
+    opts.add("--runs", key="latency.runs", type=int, metavar="N", help="timed windows per file")
+    opts.add("--threads", key="latency.threads", type=int, metavar="N", help="interpreter threads for latency")
+    opts.add("--no-progress", key="progress", action="store_false", help="show progress bars")
+
+
+def run(cfg, args):
+    from export.pipeline import export_model
+
+    if args.model_arg:
+        cfg["model"] = args.model_arg
+    if not cfg["model"]:
+        raise ConfigError("no model given; pass MODEL (a preset, .keras or .h5) or set 'model' in --config")
+    out = Path(cfg["out"])
+    summary = export_model(cfg["model"], out, cfg=cfg, progress=cfg["progress"], log=print)
+    write_resolved(cfg, out, "export")
+    from export.report import markdown_table
+    print(markdown_table(summary["artifacts"]))
+    print(f"report: {summary['report']['markdown']}")
+    return 0
