@@ -225,3 +225,30 @@ def test_svm_alternative_chooses_C_on_validation(tmp_path):
     assert summary["classifier"] == "svm" and summary["accuracy_mean"] >= 0.8
     for fold in summary["folds"]:
         assert fold["training"]["C"] in (0.01, 1.0) and set(fold["training"]["val_accuracy"]) == {"0.01", "1.0"}
+
+
+def test_tflite_model_spec_goes_through_the_device_harness(tiny_wavs, tmp_path):
+    """`--model x.tflite`: windows embedded by the LiteRT interpreter via device.runner.load_artifact."""
+    pytest.importorskip("device.runner")
+    from sea_tf.backend import keras, tf
+    from sea_tf.classify.features import open_embedder
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8000,))
+    x = keras.layers.Reshape((80, 100))(inp)
+    x = keras.layers.Lambda(lambda t: tf.reduce_mean(tf.abs(t), axis=2))(x)
+    model = keras.Model(inp, keras.layers.Dense(8)(x))
+    path = tmp_path / "tiny.fp32.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    card = {"name": "tiny", "kind": "student", "sample_rate": 8000, "frame_samples": 8000, "embedding_size": 8}
+    path.with_suffix(".json").write_text(json.dumps({
+        "model_card": card, "mode": "fp32", "frontend_in_model": True, "frontend": None,
+        "input": {"kind": "raw_audio", "shape": [1, 8000], "dtype": "float32"},
+        "sha256": __import__("hashlib").sha256(path.read_bytes()).hexdigest()}))
+    embedder = open_embedder(str(path))
+    assert (embedder.name, embedder.sample_rate, embedder.card["name"]) == ("tiny.fp32", 8000, "tiny")
+    feats = extract_features(tiny_wavs.subset(tiny_wavs.folds == 1), embedder, tmp_path / "cache", hop_size=0.5,
+                             progress=False)
+    from sea_tf.classify.features import clip_frames
+    frames, _ = clip_frames(tiny_wavs.paths[0], 8000, 0.5)
+    np.testing.assert_allclose(feats.x[feats.frame_clip == 0], model(frames).numpy(), rtol=1e-4, atol=1e-5)

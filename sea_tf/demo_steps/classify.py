@@ -15,7 +15,7 @@ from sea_tf.demo import StepReport
 
 HOP_CANDIDATES = (0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 1.0)
 SETTINGS = {
-    "teacher_max_windows": 800,
+    "teacher_max_windows": 600,
     "mlp": {"hidden": [512, 128], "l2": 1.0e-5, "learning_rate": 1.0e-3, "batch_size": 32, "epochs": 150,
             "patience": 10},
     "framing": "centered",
