@@ -17,6 +17,7 @@ different streams, so no upstream scene reuses a labelled clip's draws.
 """
 import csv
 import io
+from collections import Counter
 import os
 import shutil
 import tempfile
@@ -31,7 +32,7 @@ from sea_tf.config import write_resolved
 from sea_tf.data.recipes import (FULL_LENGTH_WEIGHT, US8K_CLASSES, draw_background, draw_source,
                                  render, render_background)
 from sea_tf.data.synth import normalise_rms
-from sea_tf.errors import ConfigError, OutputError
+from sea_tf.errors import ConfigError, DataError, OutputError
 
 KIND = "sea-tf-demo-dataset"
 GENERATOR_VERSION = 1
@@ -152,7 +153,7 @@ def render_clip(row, cfg):
             other = row["distractor"]
             bg = normalise_rms(bg + rng.uniform(0.3, 1.0) * render(other, rng, sr, n, draw_source(other, rng)))
         # A second microphone hears the source a few samples later and at another gain.
-        delay = int(rng.integers(0, 24)) if ch else 0
+        delay = min(int(rng.integers(0, 24)), n - 1) if ch else 0
         dry = np.concatenate([np.zeros(delay), fg[: n - delay]]) * (rng.uniform(0.6, 1.0) if ch else 1.0)
         channels.append(dry + bg * 10 ** (-row["snr_db"] / 20))
     mix = np.stack(channels, axis=1) if len(channels) > 1 else channels[0]
@@ -281,7 +282,6 @@ def is_complete(out, cfg):
 def read_upstream_manifest(upstream_dir):
     """Rows of ``upstream/manifest.csv``: dicts with ``path`` (Path), ``duration`` (s),
     ``sample_rate`` (Hz) and ``channels``."""
-    from sea_tf.errors import DataError
     upstream_dir = Path(upstream_dir)
     path = upstream_dir / "manifest.csv"
     try:
@@ -342,8 +342,6 @@ def _write_csv(path, columns, rows):
 
 
 def _card(cfg, clips, scenes, root):
-    from collections import Counter
-
     def counts(values):
         return {str(k): v for k, v in sorted(Counter(values).items())}
 

@@ -104,8 +104,12 @@ def _dog_render(rng, sr, n, s):
     out = np.zeros(n)
     dur = n / sr
     t0 = _u(rng, 0, min(0.4, dur / 2))
+    first = True
     while t0 < dur:
         length = s["bark_s"] * _u(rng, 0.8, 1.25)
+        if first and t0 + length > dur:  # a dog_bark clip always holds at least one bark
+            t0, length = 0.0, min(length, 0.9 * dur)
+        first = False
         m = int(length * sr)
         a = int(t0 * sr)
         if a + m > n:
@@ -130,7 +134,7 @@ def _drill_source(rng):
 
 def _drill_render(rng, sr, n, s):
     dur = n / sr
-    segments, t = [], _u(rng, 0, 0.3)
+    segments, t = [], _u(rng, 0, min(0.3, dur / 4))
     while t < dur:
         length = _u(rng, 0.4, 3.0)
         segments.append((t, t + length))
@@ -241,7 +245,7 @@ def _music_render(rng, sr, n, s):
     beat = 60.0 / s["tempo_bpm"]
     step = beat / float(rng.choice([1, 2]))
     out = np.zeros(n)
-    t = _u(rng, 0, step)
+    t = _u(rng, 0, min(step, dur / 4))
     while t < dur:
         midi = s["root_midi"] + scale[int(rng.integers(len(scale)))] + 12 * int(rng.integers(0, 2))
         length = step * float(rng.choice([1, 1, 2]))
