@@ -116,8 +116,10 @@ def test_cli_batches_files_reports_failures_and_resumes(model, tmp_path, capsys)
     np.testing.assert_allclose(a["embedding"], expected, rtol=1e-5, atol=1e-5)
     resolved = yaml.safe_load((out_dir / "embed.config.yaml").read_text())
     assert resolved["hop_size"] == 0.5 and resolved["batch_size"] == 4 and resolved["model_name"] == "sea-64"
-    code = cli_main.main(argv[:2] + [str(clips / "sub")] + argv[3:])      # non-recursive dir + explicit sub dir
-    assert "processed 0, skipped 2, failed 2" in capsys.readouterr().out
+    # Non-recursive dir + explicit sub dir + a missing path: the missing one fails, the rest is skipped.
+    code = cli_main.main(argv[:2] + [str(clips / "sub"), str(tmp_path / "gone.wav")] + argv[3:])
+    out = capsys.readouterr().out
+    assert code == 1 and "processed 0, skipped 2, failed 3" in out and "gone.wav: no such file" in out
 
 
 def test_cli_bad_model_is_one_line(capsys, tmp_path):

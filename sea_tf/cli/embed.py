@@ -51,7 +51,13 @@ def run(cfg, args):
     from sea_tf.embed import embed_files, get_model
     from sea_tf.errors import AudioError
 
-    paths = find_audio_files(args.inputs, recursive=cfg["recursive"])
+    paths, missing = [], []
+    for item in args.inputs:
+        # A missing input is reported like a failed file; the others still run.
+        try:
+            paths += [p for p in find_audio_files(item, recursive=cfg["recursive"]) if p not in paths]
+        except AudioError as exc:
+            missing.append((Path(item), str(exc)))
     if not paths:
         raise AudioError(f"no audio files found in {', '.join(args.inputs)}"
                          + ("" if cfg["recursive"] else " (add --recursive for sub-directories)"))
@@ -61,6 +67,7 @@ def run(cfg, args):
     summary = embed_files(paths, model=model, output_dir=cfg["output_dir"], suffix=cfg["suffix"],
                           hop_size=cfg["hop_size"], center=cfg["center"], batch_size=cfg["batch_size"],
                           overwrite=cfg["overwrite"], verbose=True)
+    summary.failed[:0] = missing
     config_dir = Path(cfg["output_dir"]) if cfg["output_dir"] else (
         summary.processed[0].parent if summary.processed else None)
     if config_dir is not None:
