@@ -46,6 +46,31 @@ print(json.dumps({"p50": float(np.median(ms)), "mean": float(np.mean(ms))}))
 """
 
 
+INTERLEAVED = r"""
+import json, sys, time
+import numpy as np
+from device.runner import load_artifact
+path, runs, warmup, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+a = load_artifact(path, threads=threads)
+rng = np.random.default_rng(0)
+frame = (0.1 * rng.standard_normal(a.frame_samples)).astype(np.float32)
+x = a.features(frame[None])[0]
+it, idx = a.interpreter, a._in["index"]
+it.set_tensor(idx, a.quantize_input(np.reshape(x, a.input_shape)))
+clock = time.perf_counter
+bare, harness = [], []
+for _ in range(warmup):
+    a.run_one(x)
+for block in range(runs // 25):      # alternate blocks so both see the same machine load and caches
+    it.set_tensor(idx, a.quantize_input(np.reshape(x, a.input_shape)))
+    for _ in range(25):
+        t0 = clock(); it.invoke(); bare.append(clock() - t0)
+    for _ in range(25):
+        t0 = clock(); a.run_one(x); harness.append(clock() - t0)
+print(json.dumps({"bare_p50": 1e3 * float(np.median(bare)), "harness_p50": 1e3 * float(np.median(harness))}))
+"""
+
+
 def build_models(out_dir):
     """SEA-64 int8 (network; numpy front end), SEA-64 int8 (front end inside) and an int8 MLP classifier."""
     import numpy as np
@@ -86,20 +111,41 @@ def harness(model, classifier, audio, runs, warmup, threads, json_path):
     return json.loads(Path(json_path).read_text())
 
 
+def interleaved(model, runs, warmup, threads):
+    out = subprocess.run([sys.executable, "-c", INTERLEAVED, str(model), str(runs), str(warmup), str(threads)],
+                         cwd=ROOT, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def measure(model, runs, warmup, threads, repeats, tmp):
-    """Alternate bare-invoke and harness processes ``repeats`` times; medians of the p50s."""
-    raw, net, inv, fe = [], [], [], []
+    """Harness overhead three ways; medians over ``repeats``.
+
+    - ``interleaved``: one process, blocks of bare ``invoke()`` alternating with ``Artifact.run_one``
+      (quantize + set + invoke + get + dequantize) on the same input: the target's measure;
+    - ``in_bench``: ``device.bench``'s own network p50 against its bare ``invoke`` p50 (same runs,
+      each after the numpy front end of the window);
+    - ``separate``: a process timing only ``invoke()`` against ``device.bench``'s network p50.
+    """
+    raw, net, inv, fe, il_bare, il_harness = [], [], [], [], [], []
     for i in range(repeats):
+        il = interleaved(model, runs, warmup, threads)
+        il_bare.append(il["bare_p50"])
+        il_harness.append(il["harness_p50"])
         raw.append(raw_invoke(model, runs, warmup, threads)["p50"])
         r = harness(model, None, (), runs, warmup, threads, Path(tmp) / f"h{i}.json")
         net.append(r["latency_ms"]["network"]["p50"])
         inv.append(r["latency_ms"]["invoke"]["p50"])
         fe.append(r["latency_ms"]["frontend"]["p50"])
-    raw_m, net_m = statistics.median(raw), statistics.median(net)
+    med = statistics.median
+    raw_m, net_m, inv_m = med(raw), med(net), med(inv)
+    b, h = med(il_bare), med(il_harness)
     return {"model": str(model), "threads": threads, "runs": runs, "repeats": repeats,
-            "raw_invoke_p50_ms": raw_m, "harness_network_p50_ms": net_m,
-            "harness_invoke_p50_ms": statistics.median(inv), "frontend_numpy_p50_ms": statistics.median(fe),
-            "overhead_pct": 100 * (net_m - raw_m) / raw_m, "all_raw": raw, "all_network": net}
+            "interleaved": {"bare_invoke_p50_ms": b, "harness_p50_ms": h, "overhead_pct": 100 * (h - b) / b,
+                            "all_bare": il_bare, "all_harness": il_harness},
+            "in_bench": {"invoke_p50_ms": inv_m, "network_p50_ms": net_m, "overhead_pct": 100 * (net_m - inv_m) / inv_m},
+            "separate": {"raw_invoke_p50_ms": raw_m, "bench_network_p50_ms": net_m,
+                         "overhead_pct": 100 * (net_m - raw_m) / raw_m, "all_raw": raw, "all_network": net},
+            "frontend_numpy_p50_ms": med(fe), "overhead_pct": 100 * (h - b) / b}
 
 
 def main(argv=None):
@@ -141,8 +187,12 @@ def main(argv=None):
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     for key, o in results["overhead"].items():
-        print(f"{key}: bare invoke p50 {o['raw_invoke_p50_ms']:.3f} ms, harness network p50 {o['harness_network_p50_ms']:.3f} ms "
-              f"(overhead {o['overhead_pct']:+.2f} %), numpy front end p50 {o['frontend_numpy_p50_ms']:.3f} ms")
+        il, ib, sp = o["interleaved"], o["in_bench"], o["separate"]
+        print(f"{key}: interleaved bare invoke p50 {il['bare_invoke_p50_ms']:.3f} ms vs harness {il['harness_p50_ms']:.3f} ms "
+              f"({il['overhead_pct']:+.2f} %); in device.bench {ib['invoke_p50_ms']:.3f} vs {ib['network_p50_ms']:.3f} ms "
+              f"({ib['overhead_pct']:+.2f} %); separate processes {sp['raw_invoke_p50_ms']:.3f} vs "
+              f"{sp['bench_network_p50_ms']:.3f} ms ({sp['overhead_pct']:+.2f} %); numpy front end p50 "
+              f"{o['frontend_numpy_p50_ms']:.3f} ms")
     m = results["memory"]
     print(f"peak RSS {m['peak_rss_mb']:.1f} MB for {m['model']} + {m['classifier']} on {m['audio_files']} files "
           f"(+{m['load_increase_mb']:.1f} load, +{m['run_increase_mb']:.1f} run)")

@@ -300,10 +300,9 @@ class _Quantizer:
             self.out = np.empty(x.shape, self.dtype)
         buf = self.buf
         np.multiply(x, self.inv_scale, out=buf)
-        buf += self.zero
-        np.rint(buf, out=buf)
+        np.add(buf, self.zero, out=buf)
         np.clip(buf, self.lo, self.hi, out=buf)
-        np.copyto(self.out, buf, casting="unsafe")
+        np.rint(buf, out=self.out, casting="unsafe")  # round and cast in one pass
         return self.out
 
 
