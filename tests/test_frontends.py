@@ -98,3 +98,16 @@ def test_stored_ref_constants_equal_ours(sea64_h5):
     ours_real, ours_imag = F.dft_kernels(1024)
     assert np.abs(real[:, 0, 0] - ours_real).max() < 1e-6 and np.abs(imag[:, 0, 0] - ours_imag).max() < 1e-6
     assert np.abs(fb - F.mel_filterbank(_spec("kapre-0.1.4-mel") | {"fmax": 4000.0})).max() < 1e-7
+
+
+def test_openl3_librosa_frontends_match_librosa(frames):
+    # openl3 0.4 frontend='librosa' (spec §1.2 (c)): power_to_db(|.|, ref 1, amin 1e-10, top_db 80) - max.
+    x = frames[0]
+    mel = librosa.feature.melspectrogram(y=x, sr=8000, n_fft=1024, hop_length=160, n_mels=64, center=True,
+                                         pad_mode="constant", power=1.0)
+    lin = np.abs(librosa.stft(x, n_fft=512, hop_length=242, center=False))
+    for type_, spectrum in (("openl3-0.4-librosa-mel", mel), ("openl3-0.4-librosa-linear", lin)):
+        want = librosa.power_to_db(spectrum, ref=1.0, amin=1e-10, top_db=80.0)
+        want -= want.max()
+        got = F.AudioFrontend(_spec(type_))(frames[:1]).numpy()[0, :, :, 0]
+        assert got.shape == want.shape and np.abs(got - want).max() < 1e-3
