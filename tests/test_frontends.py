@@ -111,3 +111,18 @@ def test_openl3_librosa_frontends_match_librosa(frames):
         want -= want.max()
         got = F.AudioFrontend(_spec(type_))(frames[:1]).numpy()[0, :, :, 0]
         assert got.shape == want.shape and np.abs(got - want).max() < 1e-3
+
+
+def test_openl3_kapre_frontend_matches_tf_stft(frames):
+    # openl3 0.4 frontend='kapre' (kapre 0.3.5): tf.signal.stft(pad_end=True) magnitude, Slaney mel on |X|.
+    from sea_tf.backend import tf
+    stft = tf.signal.stft(frames[:2], 1024, 160, 1024, window_fn=tf.signal.hann_window, pad_end=True)
+    fb = librosa.filters.mel(sr=8000, n_fft=1024, n_mels=64, htk=False, norm="slaney").T
+    amplitude = np.abs(stft.numpy()) @ fb
+    want = 10 * np.log10(np.maximum(amplitude, 1e-10))
+    want = np.maximum(want - want.max(axis=(1, 2), keepdims=True), -80.0).transpose(0, 2, 1)
+    got = F.AudioFrontend(_spec("openl3-0.4-kapre-mel"))(frames[:2]).numpy()[..., 0]
+    assert got.shape == want.shape == (2, 64, 50)
+    loud = want > -40          # the chirp's far-off bins are float32 leakage in both (see above)
+    loud[0] = True
+    assert np.abs(got - want)[loud].max() < 1e-3
