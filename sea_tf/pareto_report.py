@@ -70,7 +70,7 @@ class Collection:
     def add(self, obj, source=None, hint=None):
         """Recognise ``obj`` (and what is nested in it); returns how many records were taken."""
         if isinstance(obj, list):
-            return sum(self.add(o, source, hint) for o in obj)
+            return sum(self.add(o, None, hint) for o in obj)
         if not isinstance(obj, dict):
             return 0
         if obj.get("schema") == DEVICE_SCHEMA:
@@ -80,6 +80,7 @@ class Collection:
                                           "size_bytes": obj["model"]["size_bytes"]})
             return 1
         if {"sha256", "mode", "frontend_in_model"} <= obj.keys():
+            # a sidecar file names its .tflite by its own name; a nested entry must say "path"
             tflite = obj.get("path") or obj.get("tflite") or (Path(source).with_suffix(".tflite") if source else None)
             if tflite is None:
                 return 0
@@ -95,7 +96,7 @@ class Collection:
             return sum(self._add_accuracy(name, s, obj) for name, s in obj["models"].items() if isinstance(s, dict))
         if "accuracy_mean" in obj and (obj.get("model") or hint):
             return self._add_accuracy(obj.get("model") or hint, obj, {})
-        return sum(self.add(v, source, hint=k) for k, v in obj.items() if isinstance(v, (dict, list)))
+        return sum(self.add(v, None, hint=k) for k, v in obj.items() if isinstance(v, (dict, list)))
 
     def _add_accuracy(self, name, summary, parent):
         if "accuracy_mean" not in summary:
