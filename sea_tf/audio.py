@@ -78,6 +78,9 @@ def check_audio(audio, name="audio"):
     if not np.all(np.isfinite(audio)):
         bad = int(np.count_nonzero(~np.isfinite(audio)))
         raise AudioError(f"{name}: {bad} of {audio.size} samples are NaN or infinite; clean the signal first")
+    if audio.ndim == 2 and audio.shape[1] > audio.shape[0]:
+        warnings.warn(f"{name}: shape {audio.shape} has more channels than samples; audio is read as "
+                      "[n_samples, n_channels] (transpose a [channels, samples] array)", SeaTFWarning, stacklevel=3)
     if not np.any(audio):
         warnings.warn(f"{name}: every sample is zero; its embeddings carry no information", SeaTFWarning,
                       stacklevel=3)

@@ -131,3 +131,8 @@ def test_integer_pcm_is_scaled():
     pcm = (np.array([0, 16384, -32768] * 3000, np.int16))
     frames, _ = A.prepare_frames(pcm, 8000, 8000, center=False)
     np.testing.assert_allclose(frames[0, :3], [0.0, 0.5, -1.0])
+
+
+def test_channels_first_warns():
+    with pytest.warns(SeaTFWarning, match="more channels than samples"):
+        A.prepare_frames(np.full((2, 9000), 0.1, np.float32), 8000, 8000)
