@@ -69,6 +69,15 @@ def test_no_clip_frames_cross_splits():
     assert result["validation_fold"] == 1 and result["train_folds"] == [3, 4, 5]
 
 
+def test_augmented_variants_train_but_never_validate_or_test():
+    names = ["a.wav", "a_pitch1.wav", "b.wav", "b_ts2.wav", "c.wav", "c_drc.wav"]
+    folds = np.array([1, 1, 2, 2, 3, 3])
+    train, val, test = protocol.split_masks(folds, protocol.fold_split([1, 2, 3], 1), protocol.is_augmented(names))
+    assert test.tolist() == [True, False, False, False, False, False]
+    assert val.tolist() == [False] * 4 + [True, False]
+    assert train.tolist() == [False, False, True, True, False, False]
+
+
 # ------------------------------------------------------------------------------------------ metrics
 
 def test_clip_prediction_is_mean_of_frame_probabilities():

@@ -147,3 +147,25 @@ def test_audio_not_in_metadata_warns_with_its_name(us8k_root, tmp_path):
     with pytest.warns(SeaTFWarning, match=r"1 audio file\(s\) are not in the metadata.*fold2/999-0-0-0.wav"):
         clips = load_clipset(root, "us8k")
     assert len(clips) == 30
+
+
+def test_demo_step_reports_both_models_and_saves_the_classifier(us8k_root, tmp_path, monkeypatch):
+    from sea_tf.demo import DemoContext
+    from sea_tf.demo_steps import classify as step
+
+    monkeypatch.setitem(step.SETTINGS, "mlp", {"hidden": [32], "l2": 1e-5, "learning_rate": 1e-2, "batch_size": 32,
+                                               "epochs": 20, "patience": 5})
+    monkeypatch.setitem(step.SETTINGS, "test_folds", [1, 2])
+    ctx = DemoContext(out_dir=tmp_path, report_dir=tmp_path / "report", data_dir=us8k_root, shared_dir=None)
+    ctx.report_dir.mkdir()
+    ctx.artifacts.update(data_dir=us8k_root, teacher_model="sea-64", embed_model="sea-128")
+    report = step.run(ctx)
+    fig = report.figures
+    assert fig["hop_size_s"] == 0.1 and fig["n_clips"] == 30          # small data: the published hop
+    assert set(fig["accuracy"]) == {"teacher", "student"} and fig["student"]["spec"] == "sea-128"
+    assert sorted(fig["accuracy"]["teacher"]["per_fold"]) == ["1", "2"]
+    ratio = fig["accuracy"]["student"]["mean"] / fig["accuracy"]["teacher"]["mean"]
+    assert fig["student_teacher_ratio"] == pytest.approx(ratio)
+    assert Path(ctx.artifacts["classifier"]).is_file() and fig["classifier"]["classes"][0] == "air_conditioner"
+    assert all((ctx.report_dir / image).is_file() for image in report.images) and len(report.images) == 2
+    assert "Student / teacher mean accuracy" in report.markdown

@@ -7,10 +7,11 @@ with the same model and settings, so an interrupted run resumes.
 """
 import hashlib
 import json
+import multiprocessing
 import os
 import tempfile
+import warnings
 from concurrent.futures import ProcessPoolExecutor
-import multiprocessing
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,7 @@ import numpy as np
 from sea_tf import atomic
 from sea_tf.classify import defaults, protocol
 from sea_tf.classify.evaluate import clip_metrics, clip_probabilities, plot_confusion, summarize_folds
-from sea_tf.errors import ClassifyError
+from sea_tf.errors import ClassifyError, SeaTFWarning
 
 CLASSIFIER_DEFAULTS = defaults.CLASSIFIER
 
@@ -47,7 +48,7 @@ def run_fold(x, frame_clip, clip_labels, clip_folds, clip_names, n_classes, spli
         :func:`~sea_tf.classify.evaluate.clip_metrics` keys plus ``fold``, ``validation_fold``,
         ``train_folds``, ``train_frames``, training info and per-clip ``predictions``.
     """
-    train_c, val_c, test_c = protocol.split_masks(clip_folds, split)
+    train_c, val_c, test_c = protocol.split_masks(clip_folds, split, protocol.is_augmented(clip_names))
     train_f, val_f, test_f = train_c[frame_clip], val_c[frame_clip], test_c[frame_clip]
     y = clip_labels[frame_clip]
     if clf_cfg["type"] == "mlp":
@@ -154,6 +155,7 @@ def cross_validate(features, out_dir, clf_cfg=None, seed=0, test_folds=None, wor
         bar.set_postfix(acc=f"{result['accuracy']:.3f}")
         bar.update(1)
 
+    workers = _affordable_workers(workers, features.x.nbytes)
     if workers > 1 and len(todo) > 1:
         with tempfile.TemporaryDirectory(prefix=".frames-", dir=_mkdir(out_dir)) as tmp:
             np.save(Path(tmp) / "x.npy", features.x)
@@ -180,6 +182,22 @@ def cross_validate(features, out_dir, clf_cfg=None, seed=0, test_folds=None, wor
                    folds=[{k: v for k, v in r.items() if k != "predictions"} for r in ordered])
     atomic.write_json(out_dir / "results.json", summary)
     return summary
+
+
+def _affordable_workers(workers, frame_bytes):
+    """``workers`` reduced so that the processes' copies of the frames fit in half the free memory."""
+    if workers <= 1:
+        return 1
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return workers
+    # each worker holds the frames, the training subset and TensorFlow (~1 GB)
+    fit = int(0.5 * free // (2 * frame_bytes + (1 << 30)))
+    if fit < workers:
+        warnings.warn(f"{workers} fold workers would need more memory than is free ({free / 2**30:.1f} GiB); "
+                      f"using {max(fit, 1)}", SeaTFWarning, stacklevel=3)
+    return max(1, min(workers, fit))
 
 
 def _mkdir(path):

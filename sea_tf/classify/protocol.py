@@ -6,6 +6,7 @@ over clips, so a clip's frames can never land in two splits.
 """
 import dataclasses
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -66,7 +67,7 @@ def all_splits(folds, test_folds=None):
     return [fold_split(folds, k) for k in (test_folds or folds)]
 
 
-def split_masks(clip_folds, split):
+def split_masks(clip_folds, split, augmented=None):
     """Boolean clip masks ``(train, validation, test)`` for ``split``.
 
     Parameters
@@ -74,6 +75,9 @@ def split_masks(clip_folds, split):
     clip_folds : np.ndarray [shape=(n_clips,)], int
         Fold of every clip.
     split : FoldSplit
+    augmented : np.ndarray [shape=(n_clips,)], bool, optional
+        Augmented variants of clips (see :func:`is_augmented`): they may train but never
+        validate or test (spec §4.1).
 
     Returns
     -------
@@ -84,7 +88,15 @@ def split_masks(clip_folds, split):
     train = np.isin(clip_folds, split.train)
     val = clip_folds == split.validation if split.validation is not None else np.zeros_like(train)
     test = clip_folds == split.test
+    if augmented is not None:
+        val, test = val & ~augmented, test & ~augmented
     return train, val, test
+
+
+def is_augmented(names):
+    """``bool [n_clips]``: clips whose file stem holds ``_``, the L3E convention for augmented
+    variants (the original UrbanSound8K / ESC-50 names never do)."""
+    return np.array(["_" in Path(name).stem for name in names], dtype=bool)
 
 
 def check_folds(clip_folds, clip_labels, clip_names, folds, classes):

@@ -19,6 +19,7 @@ SETTINGS = {
     "mlp": {"hidden": [512, 128], "l2": 1.0e-5, "learning_rate": 1.0e-3, "batch_size": 32, "epochs": 150,
             "patience": 10},
     "framing": "centered",
+    "test_folds": None,     # all 10
 }
 
 
@@ -37,7 +38,8 @@ def choose_hop(paths, max_windows, candidates=HOP_CANDIDATES):
 def _student_spec(ctx):
     for key in ("student_model", "embed_model"):
         if ctx.artifacts.get(key):
-            return ctx.artifacts[key], key
+            return ctx.artifacts[key], {"student_model": "the distilled student",
+                                        "embed_model": "the models step's student (no distilled student)"}[key]
     published = ctx.shared_dir / "models" / "edgel3_sea_ust_audio_emb_64.h5" if ctx.shared_dir else None
     if published is not None and published.exists():
         return str(published), "published SEA-64 (no student in this demo run)"
@@ -52,7 +54,8 @@ def run(ctx):
     data_dir = Path(ctx.artifacts.get("data_dir", ctx.data_dir))
     out = ctx.out_dir / "classify"
     teacher = ctx.artifacts.get("teacher_model") or "l3-mel256-512"
-    teacher_source = "teacher_model" if ctx.artifacts.get("teacher_model") else "untrained l3-mel256-512 preset"
+    teacher_source = (ctx.results.get("teacher", {}).get("teacher") or "the teacher step's model"
+                      if ctx.artifacts.get("teacher_model") else "untrained l3-mel256-512 preset (no teacher step)")
     student, student_source = _student_spec(ctx)
 
     clips = load_clipset(data_dir, "us8k")
@@ -60,18 +63,20 @@ def run(ctx):
     features = {"hop_size": hop, "framing": SETTINGS["framing"], "cache_dir": str(out / "cache"),
                 "max_failed_fraction": 0.05}
     table = run_benchmark(clips, [teacher, student], out, features, {"type": "mlp", "mlp": SETTINGS["mlp"]},
-                          seed=ctx.seed, names=["teacher", "student"])
+                          seed=ctx.seed, test_folds=SETTINGS["test_folds"], names=["teacher", "student"])
     models = table["models"]
     acc = {name: models[name]["accuracy_mean"] for name in models}
     ratio = acc["student"] / acc["teacher"] if "teacher" in acc and "student" in acc and acc["teacher"] else None
 
     # The deployable classifier for the student: all folds, early stopping on 10 % of the clips held out.
-    embedder = open_embedder(student, name="student")
-    feats = extract_features(clips, embedder, out / "cache", hop, SETTINGS["framing"], progress=False)
     clf_path = out / "classifier" / "student-classifier.keras"
-    card = train_final(feats, embedder.card, clf_path, SETTINGS["mlp"], ctx.seed, features_cfg=features,
-                       progress=False)
-    ctx.artifacts["classifier"] = str(clf_path)
+    card = None
+    if "student" in models:
+        embedder = open_embedder(student, name="student")
+        feats = extract_features(clips, embedder, out / "cache", hop, SETTINGS["framing"], progress=False)
+        card = train_final(feats, embedder.card, clf_path, SETTINGS["mlp"], ctx.seed, features_cfg=features,
+                           progress=False)
+        ctx.artifacts["classifier"] = str(clf_path)
     ctx.artifacts["classify_results"] = str(out / "comparison.json")
 
     images = []
@@ -91,9 +96,9 @@ def run(ctx):
         "student_teacher_ratio": ratio,
         "target_ratio": 0.9,
         "failed_models": table["failed"],
-        "classifier": {"path": str(clf_path), "params": card["params"], "classes": card["classes"],
-                       "validation_accuracy": card["training"]["validation_accuracy"],
-                       "epochs_run": card["training"]["epochs_run"]},
+        "classifier": None if card is None else {
+            "path": str(clf_path), "params": card["params"], "classes": card["classes"],
+            "validation_accuracy": card["training"]["validation_accuracy"], "epochs_run": card["training"]["epochs_run"]},
         "settings": SETTINGS,
     }
     md = [(out / "comparison.md").read_text().split("\n", 2)[2].strip(), "",
@@ -104,5 +109,8 @@ def run(ctx):
     if ratio is not None:
         verdict = "meets" if ratio >= 0.9 else "misses"
         md.append(f"Student / teacher mean accuracy: **{100 * ratio:.1f} %** ({verdict} the 90 % target).")
-    md.append(f"Final classifier: `{clf_path}` ({card['params']} parameters, scaler folded in).")
+    if table["failed"]:
+        md.append("Failed: " + "; ".join(f"{n}: {r}" for n, r in table["failed"].items()))
+    md.append(f"Final classifier: `{clf_path}` ({card['params']} parameters, scaler folded in)." if card else
+              "No final classifier: the student could not be evaluated.")
     return StepReport(figures=figures, markdown="\n\n".join(md), images=images)
