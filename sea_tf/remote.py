@@ -53,16 +53,30 @@ def parse_host(text, default_port=22):
 
 @dataclasses.dataclass
 class RunPlan:
-    """What to run on each host: embedding models (one bench each), a classifier, audio files."""
+    """What to run on each host: embedding models (one bench each), classifiers, audio files."""
     embeddings: list
-    classifier: Path | None
+    classifiers: list
     audio: list
+
+    def classifier_for(self, embedding):
+        """The classifier to pair with ``embedding``: same export mode, else fp32, else the first."""
+        if not self.classifiers:
+            return None
+        by_mode = {_mode(c): c for c in self.classifiers}
+        return by_mode.get(_mode(embedding)) or by_mode.get("fp32") or self.classifiers[0]
+
+    @property
+    def classifier(self):
+        """The classifier used with the first embedding model (None without classifiers)."""
+        return self.classifier_for(self.embeddings[0]) if self.embeddings else None
 
 
 def plan(artifacts, audio=()):
     """Sort ``--artifacts`` (directories and/or ``.tflite`` files) into a :class:`RunPlan`.
 
-    A model is a classifier when its sidecar has ``classes`` or its model card says so.
+    A model is a classifier when its sidecar has ``classes`` or its model card says so. When the
+    export wrote the classifier in several modes, each embedding model runs with the classifier
+    of its own mode (see :meth:`RunPlan.classifier_for`).
     """
     files = []
     for item in artifacts:
@@ -80,13 +94,19 @@ def plan(artifacts, audio=()):
     if not embeddings:
         raise RemoteError(f"--artifacts {' '.join(map(str, artifacts))}: no embedding model (.tflite) found; "
                           "run `sea-tf export` first")
-    if len(classifiers) > 1:
-        raise RemoteError(f"several classifiers given ({', '.join(p.name for p in classifiers)}); pass the one "
-                          "to use as a file in --artifacts")
     for path in map(Path, audio):
         if not path.is_file():
             raise RemoteError(f"--audio {path}: file not found")
-    return RunPlan(embeddings, classifiers[0] if classifiers else None, [Path(a) for a in audio])
+    return RunPlan(embeddings, classifiers, [Path(a) for a in audio])
+
+
+def _mode(path):
+    sidecar = Path(path).with_suffix(".json")
+    try:
+        return json.loads(sidecar.read_text()).get("mode")
+    except (OSError, ValueError):
+        parts = Path(path).name.split(".")
+        return parts[-2] if len(parts) >= 3 else None
 
 
 def _is_classifier(path):
@@ -241,7 +261,8 @@ def run_on_host(host, run_plan, out_dir, key_path=None, known_hosts="~/.ssh/know
         requirements = device_dir.parent / REQUIREMENTS
         if requirements.exists():
             uploads.append((requirements, f"{remote_dir}/{REQUIREMENTS}"))
-        for model in run_plan.embeddings + ([run_plan.classifier] if run_plan.classifier else []):
+        needed = run_plan.embeddings + sorted({run_plan.classifier_for(m) for m in run_plan.embeddings} - {None})
+        for model in needed:
             uploads.append((model, f"{remote_dir}/artifacts/{model.name}"))
             if model.with_suffix(".json").exists():
                 uploads.append((model.with_suffix(".json"), f"{remote_dir}/artifacts/{model.with_suffix('.json').name}"))
@@ -278,8 +299,9 @@ def run_on_host(host, run_plan, out_dir, key_path=None, known_hosts="~/.ssh/know
         for model in run_plan.embeddings:
             remote_json = f"results/{model.stem}.json"
             args = ["--model", f"artifacts/{model.name}"]
-            if run_plan.classifier:
-                args += ["--classifier", f"artifacts/{run_plan.classifier.name}"]
+            classifier = run_plan.classifier_for(model)
+            if classifier:
+                args += ["--classifier", f"artifacts/{classifier.name}"]
             if run_plan.audio:
                 args += ["--audio", *[f"audio/{a.name}" for a in run_plan.audio]]
             args += [*map(str, bench_args), "--label", host.host, "--json", remote_json]

@@ -201,9 +201,20 @@ def test_parse_host_rejects(bad):
 def test_plan_sorts_models(export_dir):
     p = remote.plan([export_dir])
     assert [m.name for m in p.embeddings] == ["tiny-emb.fp32.tflite", "tiny-emb.int8.tflite"]
-    assert p.classifier.name == "tiny-cls.fp32.tflite"
+    assert [c.name for c in p.classifiers] == ["tiny-cls.fp32.tflite"]
+    assert p.classifier_for(p.embeddings[1]).name == "tiny-cls.fp32.tflite"  # no int8 classifier: fp32
     with pytest.raises(RemoteError, match="no embedding model"):
         remote.plan([Path(export_dir) / "tiny-cls.fp32.tflite"])
+
+
+def test_classifier_paired_by_mode(tmp_path):
+    for name, meta in [("e.fp32", {"mode": "fp32"}), ("e.int8", {"mode": "int8"}), ("e.fp16", {"mode": "fp16"}),
+                       ("c.fp32", {"mode": "fp32", "classes": ["a"]}), ("c.int8", {"mode": "int8", "classes": ["a"]})]:
+        (tmp_path / f"{name}.tflite").write_bytes(b"")
+        (tmp_path / f"{name}.json").write_text(json.dumps(meta))
+    p = remote.plan([tmp_path])
+    pairs = {e.name: p.classifier_for(e).name for e in p.embeddings}
+    assert pairs == {"e.fp16.tflite": "c.fp32.tflite", "e.fp32.tflite": "c.fp32.tflite", "e.int8.tflite": "c.int8.tflite"}
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "configs" / "device").glob("*.yaml")), ids=lambda p: p.name)

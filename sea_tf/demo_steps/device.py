@@ -51,8 +51,9 @@ def run(ctx):
         cmd = [sys.executable, "-m", "device.bench", "--model", str(model), "--runs", str(SETTINGS["runs"]),
                "--warmup", str(SETTINGS["warmup"]), "--threads", str(SETTINGS["threads"]), "--hop", str(SETTINGS["hop_s"]),
                "--label", "local", "--json", str(json_path)]
-        if plan.classifier:
-            cmd += ["--classifier", str(plan.classifier)]
+        classifier = plan.classifier_for(model)
+        if classifier:
+            cmd += ["--classifier", str(classifier)]
         if audio:
             cmd += ["--audio", *map(str, audio)]
         proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=600)
@@ -78,7 +79,8 @@ def run(ctx):
             "predictions": {Path(f["file"]).name: (f.get("predicted_class"), f.get("confidence")) if f["status"] == "ok"
                             else "failed" for f in r["files"]},
             "json": str(path)}
-    figures = {"models": per_model, "failed": failed, "classifier": str(plan.classifier) if plan.classifier else None,
+    figures = {"models": per_model, "failed": failed,
+               "classifiers": {m.stem: str(plan.classifier_for(m)) if plan.classifiers else None for m in plan.embeddings},
                "audio_files": [str(a) for a in audio], "settings": SETTINGS,
                "report": str(report["markdown"]), "pareto_pngs": [str(p) for p in report["pngs"]],
                "rows": len(report["rows"])}
