@@ -11,7 +11,6 @@ Writes ``benchmarks/results/bench_demo_dataset.json``.
 """
 import argparse
 import copy
-import json
 import shutil
 import time
 from pathlib import Path

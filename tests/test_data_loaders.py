@@ -78,10 +78,6 @@ def test_us8k_lists_missing_and_unreadable_audio(tmp_path):
         ds.require_audio()
 
 
-def _bad(rows=ROWS, header=HEADER):
-    return rows, header
-
-
 @pytest.mark.parametrize("rows, header, match", [
     (ROWS, "slice_file_name,fsID,start,end,salience,folds,classID,class", r"missing column\(s\) fold .*found: .*folds"),
     (ROWS, "file,fsID,start,end,salience,fold,classID,label", r"missing column\(s\) slice_file_name, class"),

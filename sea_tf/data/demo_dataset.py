@@ -161,8 +161,14 @@ def render_clip(row, cfg):
 
 
 def plan_upstream(cfg):
-    """Decide every upstream scene: list of dicts with ``file``, ``sample_rate``, ``channels``,
-    ``subtype``, ``n_samples``, ``index``."""
+    """Decide every upstream scene without synthesising audio.
+
+    Returns
+    -------
+    list of dict
+        One row per scene: ``file`` (``scene-NNNN.wav``), ``index``, ``sample_rate`` (Hz),
+        ``channels``, ``subtype`` and ``n_samples`` (5-10 s by default).
+    """
     up = cfg["upstream"]
     weights = np.asarray(cfg["sample_rate_weights"], dtype=float)
     rows = []
@@ -280,8 +286,13 @@ def is_complete(out, cfg):
 
 
 def read_upstream_manifest(upstream_dir):
-    """Rows of ``upstream/manifest.csv``: dicts with ``path`` (Path), ``duration`` (s),
-    ``sample_rate`` (Hz) and ``channels``."""
+    """Read ``upstream/manifest.csv``.
+
+    Returns
+    -------
+    list of dict
+        ``path`` (Path), ``duration`` (s), ``sample_rate`` (Hz) and ``channels`` per scene.
+    """
     upstream_dir = Path(upstream_dir)
     path = upstream_dir / "manifest.csv"
     try:
