@@ -69,11 +69,16 @@ def run_benchmark(clips, model_specs, out_dir, features_cfg=None, clf_cfg=None, 
             if progress:
                 print(f"classify: {name} failed: {exc}")
     n_folds = len(test_folds or clips.fold_ids)
-    table = {"dataset": clips.kind, "n_folds": n_folds, "features": fcfg,
+    table = {"dataset": clips.kind, "n_folds": n_folds, "protocol_folds": list(clips.fold_ids),
+             "test_folds": list(test_folds or clips.fold_ids), "features": fcfg,
              "models": {n: {k: v for k, v in s.items() if k != "folds"} for n, s in summaries.items()},
              "failed": failed}
     atomic.write_json(out_dir / "comparison.json", table)
-    md = [f"# {clips.kind}: clip accuracy, {n_folds}-fold protocol", "", comparison_markdown(summaries, n_folds)]
+    subset = f" (test folds {', '.join(map(str, test_folds))} only)" if test_folds else ""
+    md = [f"# {clips.kind}: clip accuracy, {len(clips.fold_ids)}-fold protocol{subset}", "",
+          comparison_markdown(summaries, n_folds),
+          f"Frames: 1-s windows every {fcfg['hop_size']} s ({fcfg['framing']} framing); clip = mean of frame "
+          "probabilities."]
     if failed:
         md += ["", "Failed models:", ""] + [f"- {n}: {r}" for n, r in failed.items()]
     atomic.write_text(out_dir / "comparison.md", "\n".join(md) + "\n")

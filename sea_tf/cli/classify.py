@@ -59,7 +59,7 @@ def _add_bench(subparsers, kind, defaults_):
     opts.add("--folds", key="protocol.test_folds", type=_folds, metavar="K,K", help="test only these folds, e.g. 1,2")
     opts.add("--workers", key="protocol.workers", type=int, metavar="N", help="folds trained in parallel processes")
     opts.add("--seed", key="seed", type=int, help="seed of every classifier (fold k uses seed + k)")
-    opts.add("--no-progress", key="progress", action="store_false", help="show progress bars")
+    opts.add("--no-progress", key="progress", action="store_false", help="turn off the tqdm progress bars (progress)")
 
 
 def register(subparsers):
@@ -88,7 +88,7 @@ example:
     opts.add("--val-fold", key="split.val_fold", type=int, metavar="K",
              help="fold for early stopping (default: a held-out fraction of training clips)")
     opts.add("--seed", key="seed", type=int, help="seed")
-    opts.add("--no-progress", key="progress", action="store_false", help="show progress bars")
+    opts.add("--no-progress", key="progress", action="store_false", help="turn off the tqdm progress bars (progress)")
 
 
 def _require(cfg, key, flag):

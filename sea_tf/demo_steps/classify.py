@@ -48,6 +48,7 @@ def _student_spec(ctx):
 
 def run(ctx):
     from sea_tf.classify.benchmark import run_benchmark
+    from sea_tf.classify.evaluate import comparison_markdown
     from sea_tf.classify.features import extract_features, load_clipset, open_embedder
     from sea_tf.classify.final import train_final
 
@@ -101,7 +102,7 @@ def run(ctx):
             "validation_accuracy": card["training"]["validation_accuracy"], "epochs_run": card["training"]["epochs_run"]},
         "settings": SETTINGS,
     }
-    md = [(out / "comparison.md").read_text().split("\n", 2)[2].strip(), "",
+    md = [comparison_markdown(models, table["n_folds"]).strip(), "",
           f"Hop {hop} s for both models ({teacher_windows} teacher windows); MLP 512-128, Adam "
           f"{SETTINGS['mlp']['learning_rate']}, batch {SETTINGS['mlp']['batch_size']}, patience "
           f"{SETTINGS['mlp']['patience']}. Teacher: {teacher_source} (`{teacher}`); student: {student_source} "
