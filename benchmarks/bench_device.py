@@ -17,6 +17,7 @@ Usage::
 """
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}  # as device.bench sets them
 
 RAW_INVOKE = r"""
 import json, sys, time
@@ -71,14 +73,13 @@ print(json.dumps({"bare_p50": 1e3 * float(np.median(bare)), "harness_p50": 1e3 *
 """
 
 
-def build_models(out_dir):
-    """SEA-64 int8 (network; numpy front end), SEA-64 int8 (front end inside) and an int8 MLP classifier."""
+def build_classifier(out_dir, embeddings):
+    """An int8 UrbanSound8K-shaped MLP (64 -> 512 -> 128 -> 10, softmax), untrained, with a sidecar."""
     import numpy as np
 
     import device_support
     from sea_tf.backend import keras
 
-    s = device_support.student_artifacts(out_dir, "sea-64", modes=("int8",), full_modes=("int8",), n_frames=16)
     keras.utils.set_random_seed(0)
     inp = keras.Input((64,), name="embedding")
     x = keras.layers.Dense(512, activation="relu")(inp)
@@ -86,17 +87,31 @@ def build_models(out_dir):
     clf = keras.Model(inp, keras.layers.Dense(10, activation="softmax")(x))
     classes = ["air_conditioner", "car_horn", "children_playing", "dog_bark", "drilling", "engine_idling",
                "gun_shot", "jackhammer", "siren", "street_music"]
-    cls = device_support.convert(clf, Path(out_dir) / "us8k-mlp.int8.tflite", "int8",
-                                 representative=np.abs(s["ref_emb"]) + 0.01,
-                                 card={"name": "us8k-mlp", "kind": "classifier"}, classes=classes, input_kind="embedding")
-    wavs = [device_support.write_tone_wav(Path(out_dir) / f"clip{i}.wav", sr=22050, seconds=4.0, freq=300.0 * (i + 1))
+    return device_support.convert(clf, Path(out_dir) / "us8k-mlp.int8.tflite", "int8",
+                                  representative=np.abs(embeddings) + 0.01,
+                                  card={"name": "us8k-mlp", "kind": "classifier"}, classes=classes,
+                                  input_kind="embedding")
+
+
+def build_audio(out_dir):
+    import device_support
+
+    return [device_support.write_tone_wav(Path(out_dir) / f"clip{i}.wav", sr=22050, seconds=4.0, freq=300.0 * (i + 1))
             for i in range(2)]
-    return {"net": s["net.int8"], "full": s["full.int8"], "classifier": cls, "audio": wavs}
+
+
+def build_models(out_dir):
+    """SEA-64 int8 (network; numpy front end), SEA-64 int8 (front end inside) and an int8 MLP classifier."""
+    import device_support
+
+    s = device_support.student_artifacts(out_dir, "sea-64", modes=("int8",), full_modes=("int8",), n_frames=16)
+    return {"net": s["net.int8"], "full": s["full.int8"], "classifier": build_classifier(out_dir, s["ref_emb"]),
+            "audio": build_audio(out_dir)}
 
 
 def raw_invoke(model, runs, warmup, threads):
     out = subprocess.run([sys.executable, "-c", RAW_INVOKE, str(model), str(runs), str(warmup), str(threads)],
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True, check=True, env=ENV)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -113,7 +128,7 @@ def harness(model, classifier, audio, runs, warmup, threads, json_path):
 
 def interleaved(model, runs, warmup, threads):
     out = subprocess.run([sys.executable, "-c", INTERLEAVED, str(model), str(runs), str(warmup), str(threads)],
-                         cwd=ROOT, capture_output=True, text=True, check=True)
+                         cwd=ROOT, capture_output=True, text=True, check=True, env=ENV)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -162,8 +177,11 @@ def main(argv=None):
             files = sorted(Path(args.artifacts).glob("*.tflite"))
             emb = [f for f in files if "int8" in f.name and "sea-64" in f.name and "mlp" not in f.name]
             cls = [f for f in files if json.loads(f.with_suffix(".json").read_text()).get("classes")]
-            models = {"net": emb[0], "full": None, "classifier": cls[0] if cls else None, "audio": []}
-            source = f"export artifacts in {args.artifacts}"
+            import numpy as np
+
+            classifier = cls[0] if cls else build_classifier(tmp, np.random.default_rng(0).random((64, 64)))
+            models = {"net": emb[0], "full": None, "classifier": classifier, "audio": build_audio(tmp)}
+            source = f"export artifacts in {args.artifacts}" + ("" if cls else " (+ an untrained int8 MLP classifier)")
         else:
             models = build_models(tmp)
             source = "converted here from sea_tf.models.build_student('sea-64') (untrained weights), full-int8"

@@ -103,6 +103,7 @@ class Artifact:
         self.threads = threads
         self._in = self.interpreter.get_input_details()[0]
         self._out = self.interpreter.get_output_details()[0]
+        self._input_shape = tuple(int(d) for d in self._in["shape"])
         self._quantize = _Quantizer(self._in)
         scale, zero = self._out.get("quantization", (0.0, 0))
         quantized_out = scale and not np.issubdtype(np.dtype(self._out["dtype"]), np.floating)
@@ -143,12 +144,17 @@ class Artifact:
     @property
     def input_shape(self):
         """Shape of one input example as the interpreter declares it (batch dimension first)."""
-        return tuple(int(s) for s in self._in["shape"])
+        return self._input_shape
 
     @property
     def output_size(self):
         """Length of one output vector (embedding dimensions or number of classes)."""
         return int(np.prod(self._out["shape"][1:]))
+
+    def batch_of_one(self, x):
+        """``x`` (one example) with the leading batch dimension: a view, never a copy."""
+        x = np.asarray(x, np.float32)
+        return x[None] if x.ndim == len(self._input_shape) - 1 else np.reshape(x, self._input_shape)
 
     def quantize_input(self, x):
         """Float input → the interpreter's input dtype (scale/zero point from the tensor details)."""
@@ -180,7 +186,7 @@ class Artifact:
         -------
         np.ndarray [shape=(output_size,), dtype=float32]
         """
-        q = self.quantize_input(np.reshape(x, self.input_shape))
+        q = self.quantize_input(self.batch_of_one(x))
         return self.dequantize_output(self.invoke(q)).reshape(-1)
 
     # -- embedding models ----------------------------------------------------------------

@@ -94,6 +94,7 @@ def environment(interpreter_info):
         "soundfile": _version("soundfile"),
         "soxr": _version("soxr"),
         "harness_dir": os.path.dirname(os.path.abspath(__file__)),
+        "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
     }
 
 
