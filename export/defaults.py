@@ -12,6 +12,7 @@ DEFAULTS = {
     "dft": "rfft",
     "int8_io": "int8",
     "classifier": None,
+    "classifier_modes": None,   # None: the same modes as the embedding model
     "calibration": {"sources": [], "windows": 300, "hop_size": 0.5, "seed": 0},
     "held_out": {"sources": [], "windows": 200, "hop_size": 0.5, "seed": 1},
     "latency": {"runs": 50, "warmup": 5, "threads": 1},

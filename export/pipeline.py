@@ -110,9 +110,10 @@ def export_model(model, out_dir, modes=None, calibration=None, held_out=None, cl
     log(f"calibration: {0 if cal is None else len(cal)} windows; held-out: {len(held)} windows at {sr} Hz")
 
     reference = model.embed_frames(held)
+    downstream = _Downstream(cls_model, cls_card, reference, held_origin) if cls_model is not None else None
     out_dir.mkdir(parents=True, exist_ok=True)
     name = cfg["name"] or model.name
-    artifacts, embedded = [], {}
+    artifacts = []
     lat = cfg["latency"]
     for mode in tqdm(modes, desc=f"export {name}", unit="mode", disable=not progress):
         inside = frontend_in_model(mode, cfg["placement"])
@@ -128,14 +129,15 @@ def export_model(model, out_dir, modes=None, calibration=None, held_out=None, cl
             extra={"dft": cfg["dft"] if inside else None})
         path = metadata.write_artifact(out_dir, metadata.artifact_stem(name, mode), data, meta)
         result, outputs = fidelity.measure_embedding(path, held, reference, lat["runs"], lat["warmup"], lat["threads"])
-        embedded[mode] = outputs
+        if downstream is not None:
+            result.update(downstream.effect(outputs))
         artifacts.append(_row(name, mode, path, meta, result, convert_s))
         log(f"{path.name}: {result['size_bytes'] / 1024:.0f} KB, cosine mean {result['cosine_mean']:.5f}, "
             f"end-to-end {result['end_to_end_ms']:.3f} ms")
 
     if cls_model is not None:
-        artifacts += _export_classifier(cls_model, cls_card, model, modes, cal, cal_desc, held, held_origin,
-                                        reference, embedded, out_dir, cfg, progress, log)
+        cls_modes = parse_modes(cfg["classifier_modes"]) if cfg["classifier_modes"] else modes
+        artifacts += _export_classifier(downstream, model, cls_modes, cal, cal_desc, out_dir, cfg, progress, log)
     summary = {"format": "sea-tf-export-report/1", "model": model.name, "model_card": model.card,
                "out_dir": str(out_dir), "modes": modes,
                "calibration": {"n_windows": 0 if cal is None else int(len(cal)), "description": cal_desc},
@@ -190,30 +192,52 @@ def _load_classifier(path, model):
     return keras_model, card
 
 
-def _export_classifier(cls_model, card, model, modes, cal, cal_desc, held, held_origin, reference, embedded,
-                       out_dir, cfg, progress, log):
-    """Export the classifier in ``modes``; each is measured on the same-mode embedding artifact's outputs."""
+class _Downstream:
+    """The Keras classifier's view of the held-out windows: reference probabilities, labels, accuracy."""
+
+    def __init__(self, keras_model, card, reference, held_origin):
+        self.model, self.card = keras_model, card
+        self.reference = reference
+        self.probs = self.predict(reference)
+        self.labels, self.clip_ids = held_out_labels(held_origin, card.get("classes") or [])
+        self.accuracy = fidelity.clip_accuracy(self.probs, self.labels, self.clip_ids)
+
+    def predict(self, embeddings):
+        return self.model.predict(np.asarray(embeddings, np.float32), verbose=0, batch_size=256)
+
+    def effect(self, embeddings):
+        """How the Keras classifier's decisions change when fed an exported model's ``embeddings``."""
+        probs = self.predict(embeddings)
+        out = {"top1_agreement": float(np.mean(probs.argmax(1) == self.probs.argmax(1))),
+               "reference_clip_accuracy": self.accuracy}
+        acc = fidelity.clip_accuracy(probs, self.labels, self.clip_ids)
+        if acc is not None:
+            out["clip_accuracy"], out["accuracy_change"] = acc, acc - self.accuracy
+        return out
+
+
+def _export_classifier(downstream, model, modes, cal, cal_desc, out_dir, cfg, progress, log):
+    """Export the classifier in ``modes``; each file is measured on the Keras model's held-out embeddings."""
     lat = cfg["latency"]
+    card = downstream.card
     cal_emb = model.embed_frames(cal) if cal is not None else None
-    ref_probs = cls_model.predict(reference, verbose=0, batch_size=256)
-    labels, clip_ids = held_out_labels(held_origin, card.get("classes") or [])
-    ref_acc = fidelity.clip_accuracy(ref_probs, labels, clip_ids)
     rows = []
     for mode in tqdm(modes, desc=f"export {card['name']}", unit="mode", disable=not progress):
         rep = calib.representative_dataset(cal_emb) if mode in CALIBRATED_MODES else None
         start = time.perf_counter()
-        data = convert(cls_model, mode, rep, cfg["int8_io"], card["name"])
+        data = convert(downstream.model, mode, rep, cfg["int8_io"], card["name"])
         convert_s = time.perf_counter() - start
         meta = metadata.build_sidecar(
             data, card, mode, False, None, "embedding", "probabilities", operators=check_builtin_ops(data),
             classes=card.get("classes"), calibration=_cal_info(mode, cal_emb, f"embeddings of {cal_desc}", cfg),
             extra={"embedding_model": model.name})
         path = metadata.write_artifact(out_dir, metadata.artifact_stem(card["name"], mode), data, meta)
-        result, _ = fidelity.measure_classifier(path, embedded[mode], ref_probs, lat["runs"], lat["warmup"],
-                                                lat["threads"], labels, clip_ids, ref_acc)
-        result["reference_clip_accuracy"] = ref_acc
+        result, _ = fidelity.measure_classifier(path, downstream.reference, downstream.probs, lat["runs"],
+                                                lat["warmup"], lat["threads"], downstream.labels, downstream.clip_ids,
+                                                downstream.accuracy)
+        result["reference_clip_accuracy"] = downstream.accuracy
         rows.append(_row(card["name"], mode, path, meta, result, convert_s))
-        log(f"{path.name}: top-1 agreement {result['top1_agreement']:.3f} with the Keras pipeline")
+        log(f"{path.name}: top-1 agreement {result['top1_agreement']:.3f} with the Keras classifier")
     return rows
 
 

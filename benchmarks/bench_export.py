@@ -1,0 +1,158 @@
+"""Export benchmark: SEA-64 vs the L3 teacher, fidelity and cost, measured side by side with LiteRT.
+
+1. Exports SEA-64 (the published ``edgel3_sea_ust_audio_emb_64.h5`` when ``../shared`` has it, else
+   the untrained preset) in fp32, dynamic, fp16 and int8, calibrated on >= 200 real windows drawn
+   across the demo dataset's upstream scenes, measured on windows of the labelled demo clips
+   (held out: no clip is used for calibration).
+2. Exports the mel256 teacher (``l3-mel256-512``; latency does not depend on its weights) in fp32.
+3. Also exports the network *bodies* alone (front end on the device) to time the bodies.
+4. Times every file in one process, interleaved over ``--repeats`` rounds of ``--runs`` windows at
+   1 thread, through ``device.runner`` (the board's code path): body ``invoke`` and end to end
+   (raw 1-s audio → embedding, numpy front end included where the file takes the dB image).
+
+    .venv/bin/python benchmarks/bench_export.py                        # demo dataset made in a temp dir
+    .venv/bin/python benchmarks/bench_export.py --data demo_out/data --repeats 5
+
+Writes ``benchmarks/results/bench_export.json`` (medians of the per-round medians, in ms).
+"""
+import argparse
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from device.frontends import compute_frontend
+from device.runner import load_artifact
+from export.fidelity import time_windows
+from export.pipeline import export_model
+from sea_tf import atomic
+from sea_tf.demo import find_shared_dir
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _data(path, work):
+    if path:
+        return Path(path)
+    from sea_tf.data.demo_dataset import make_demo_dataset
+    out = work / "demo-data"
+    make_demo_dataset(out=out, progress=True)
+    return out
+
+
+def _median_ms(fn, runs):
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return float(np.median(times))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", help="demo dataset root (default: generate one in a temp dir)")
+    parser.add_argument("--student", help="SEA-64 spec (default: published h5 from ../shared, else sea-64)")
+    parser.add_argument("--teacher", default="l3-mel256-512")
+    parser.add_argument("--calibration-windows", type=int, default=400)
+    parser.add_argument("--held-out-windows", type=int, default=300)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=50, help="windows per round (teacher: a fifth of it)")
+    parser.add_argument("--out", default=str(RESULTS / "bench_export.json"))
+    args = parser.parse_args(argv)
+
+    shared = find_shared_dir()
+    published = shared / "models" / "edgel3_sea_ust_audio_emb_64.h5" if shared else None
+    student = args.student or (str(published) if published and published.exists() else "sea-64")
+    work = Path(tempfile.mkdtemp(prefix="bench-export-"))
+    data = _data(args.data, work)
+    cfg = {"calibration": {"sources": [], "windows": args.calibration_windows, "hop_size": 0.5, "seed": 0},
+           "held_out": {"sources": [], "windows": args.held_out_windows, "hop_size": 0.5, "seed": 1},
+           "latency": {"runs": 5, "warmup": 1, "threads": 1}}
+    cal, held = [data / "upstream"], [data / "audio"]
+
+    start = time.perf_counter()
+    s_full = export_model(student, work / "sea64", modes="fp32,dynamic,fp16,int8", calibration=cal, held_out=held,
+                          cfg=cfg, progress=True, log=print)
+    s_body = export_model(student, work / "sea64-body", modes="fp32,int8", calibration=cal, held_out=held,
+                          cfg={**cfg, "placement": "device", "held_out": {**cfg["held_out"], "windows": 20}},
+                          progress=False)
+    tcfg = {**cfg, "held_out": {**cfg["held_out"], "windows": 10}, "latency": {"runs": 2, "warmup": 1, "threads": 1}}
+    t_full = export_model(args.teacher, work / "teacher", modes="fp32", held_out=held, cfg=tcfg, progress=False)
+    t_body = export_model(args.teacher, work / "teacher-body", modes="fp32", held_out=held,
+                          cfg={**tcfg, "placement": "device"}, progress=False)
+    export_s = time.perf_counter() - start
+
+    files = {f"sea64.{a['mode']}": a for a in s_full["artifacts"]}
+    files.update({f"sea64-body.{a['mode']}": a for a in s_body["artifacts"]})
+    files["teacher.fp32"] = t_full["artifacts"][0]
+    files["teacher-body.fp32"] = t_body["artifacts"][0]
+
+    rng = np.random.default_rng(0)
+    from export.calibration import draw_windows
+    frames8, _ = draw_windows(held, 8000, 64, seed=2)
+    frames48, _ = draw_windows(held, 48000, 16, seed=2)
+    loaded = {key: load_artifact(a["path"], threads=1) for key, a in files.items()}
+    rounds = {key: [] for key in files}
+    for _ in range(args.repeats):  # interleaved, so drifting machine load hits every file alike
+        for key, art in loaded.items():
+            teacher = key.startswith("teacher")
+            frames = frames48 if teacher else frames8
+            runs = max(3, args.runs // 5) if teacher else args.runs
+            rounds[key].append(time_windows(art, frames[rng.permutation(len(frames))], runs=runs, warmup=2))
+    latency = {key: {m: float(np.median([r[m] for r in rs])) for m in ("invoke_ms", "frontend_ms", "end_to_end_ms")}
+               for key, rs in rounds.items()}
+
+    spec = loaded["sea64-body.int8"].frontend
+    limit = threadpool_limits(limits=1)  # the same single BLAS thread as the timed files
+    numpy_frontend_ms = _median_ms(lambda: compute_frontend(frames8[:1], spec), 200)
+    rfft_only_ms = _median_ms(lambda: np.fft.rfft(np.lib.stride_tricks.sliding_window_view(
+        np.pad(frames8[0], 432), 1024)[::160][:50] * np.hanning(1024), axis=-1), 200)
+    from device.frontends import mel_filterbank
+    filterbank_ms = _median_ms(lambda: mel_filterbank(8000, 1024, 64, 0.0, 4000.0, True, "slaney"), 200)
+    limit.unregister()
+
+    def fid(key):
+        a = files[key]
+        return {k: a.get(k) for k in ("cosine_mean", "cosine_p5", "cosine_worst", "max_abs_error", "rel_max_abs_error",
+                                      "n_windows", "size_bytes", "gzip_bytes", "input_kind")}
+
+    result = {
+        "student": student, "teacher": args.teacher, "data": str(data),
+        "calibration": s_full["calibration"], "held_out": s_full["held_out"],
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "interpreter": s_full["interpreter"], "threads": 1},
+        "repeats": args.repeats, "runs": args.runs, "export_wall_s": round(export_s, 1),
+        "fidelity": {key: fid(key) for key in files},
+        "latency_ms": latency,
+        "numpy_frontend_ms": {"compute_frontend": numpy_frontend_ms, "rfft_stft_only": rfft_only_ms,
+                              "mel_filterbank_build": filterbank_ms},
+        "targets": {
+            "teacher_body_fp32_ms": latency["teacher-body.fp32"]["invoke_ms"],
+            "sea64_body_fp32_ms": latency["sea64-body.fp32"]["invoke_ms"],
+            "sea64_body_int8_ms": latency["sea64-body.int8"]["invoke_ms"],
+            "body_ratio_teacher_fp32_over_sea64_int8": latency["teacher-body.fp32"]["invoke_ms"]
+            / latency["sea64-body.int8"]["invoke_ms"],
+            "sea64_int8_cosine_mean": files["sea64.int8"]["cosine_mean"],
+            "sea64_int8_cosine_p5": files["sea64.int8"]["cosine_p5"],
+            "sea64_int8_cosine_worst": files["sea64.int8"]["cosine_worst"],
+            "int8_size_over_fp32": files["sea64.int8"]["size_bytes"] / files["sea64.fp32"]["size_bytes"],
+            "int8_body_size_over_fp32_body": files["sea64-body.int8"]["size_bytes"]
+            / files["sea64-body.fp32"]["size_bytes"],
+            "sea64_int8_end_to_end_ms": latency["sea64.int8"]["end_to_end_ms"],
+            "teacher_fp32_end_to_end_ms": latency["teacher.fp32"]["end_to_end_ms"],
+            "end_to_end_ratio_teacher_fp32_over_sea64_int8": latency["teacher.fp32"]["end_to_end_ms"]
+            / latency["sea64.int8"]["end_to_end_ms"],
+        },
+    }
+    atomic.write_json(args.out, result)
+    for key, value in result["targets"].items():
+        print(f"{key:50s} {value:.4f}")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
