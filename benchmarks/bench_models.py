@@ -3,7 +3,8 @@
 For the L3 teacher (mel256, 512-d) and every SEA preset (plus SEA-64 with the kapre matrix DFT,
 and the published SEA-64 when ``../shared`` has it): parameters, MACs per 1-s window (front end /
 network), and the median over ``--repeats`` runs of windows per second through
-``sea_tf.get_embedding`` (framing, resampling and the model) at batch size 1 and 32.
+``sea_tf.get_embedding`` (framing, resampling and the model) at batch size 1 and 32, with the
+process CPU time per window beside it (robust to other jobs sharing the cores).
 
     .venv/bin/python benchmarks/bench_models.py --out benchmarks/results
 
@@ -46,16 +47,21 @@ def _audio_for(n_windows, sr, hop_size=0.1):
 
 
 def measure(model, n_windows, batch_size, repeats):
-    """Median windows/s of get_embedding over ``repeats`` runs (after one warm-up run)."""
+    """Median windows/s (wall clock) and CPU ms per window of get_embedding over ``repeats`` runs.
+
+    CPU time (all threads of this process) is reported beside the wall-clock rate because it is
+    far less sensitive to other processes competing for the cores.
+    """
     audio = _audio_for(n_windows, model.sample_rate)
-    emb, _ = get_embedding(audio, model.sample_rate, model=model, batch_size=batch_size)
+    emb, _ = get_embedding(audio, model.sample_rate, model=model, batch_size=batch_size)   # warm-up
     assert emb.shape[0] == n_windows
-    rates = []
+    rates, cpu_ms = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         get_embedding(audio, model.sample_rate, model=model, batch_size=batch_size)
         rates.append(n_windows / (time.perf_counter() - start))
-    return statistics.median(rates)
+        cpu_ms.append(1000 * (time.process_time() - cpu) / n_windows)
+    return statistics.median(rates), statistics.median(cpu_ms)
 
 
 def run(out_dir, repeats, quick):
@@ -71,8 +77,11 @@ def run(out_dir, repeats, quick):
         row = {"model": label, "sample_rate": card["sample_rate"], "embedding_size": card["embedding_size"],
                "params": card["params"], "macs_frontend": card["macs"]["frontend"],
                "macs_network": card["macs"]["network"], "macs_total": card["macs"]["total"],
-               "windows_per_s_batch1": round(measure(model, n1, 1, repeats), 2),
-               "windows_per_s_batch32": round(measure(model, n32, 32, repeats), 2)}
+               }
+        for batch, count in ((1, n1), (32, n32)):
+            rate, cpu = measure(model, count, batch, repeats)
+            row[f"windows_per_s_batch{batch}"] = round(rate, 2)
+            row[f"cpu_ms_per_window_batch{batch}"] = round(cpu, 2)
         rows.append(row)
         print(f"{label:28s} {row['windows_per_s_batch1']:9.1f} win/s @1  {row['windows_per_s_batch32']:9.1f} win/s @32",
               flush=True)
@@ -88,12 +97,14 @@ def run(out_dir, repeats, quick):
 def markdown(result):
     lines = [f"# Model zoo benchmark ({result['machine']['cpu_count']} CPU cores, "
              f"median of {result['repeats']} runs of `get_embedding`)", "",
-             "| model | sr | D | params | MACs front end | MACs network | windows/s @ batch 1 | windows/s @ batch 32 |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| model | sr | D | params | MACs front end | MACs network | windows/s @ 1 | windows/s @ 32 "
+             "| CPU ms/window @ 1 | CPU ms/window @ 32 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:
         lines.append(f"| {r['model']} | {r['sample_rate']} | {r['embedding_size']} | {r['params']:,} | "
                      f"{r['macs_frontend'] / 1e6:.1f} M | {r['macs_network'] / 1e6:.1f} M | "
-                     f"{r['windows_per_s_batch1']:.1f} | {r['windows_per_s_batch32']:.1f} |")
+                     f"{r['windows_per_s_batch1']:.1f} | {r['windows_per_s_batch32']:.1f} | "
+                     f"{r['cpu_ms_per_window_batch1']:.1f} | {r['cpu_ms_per_window_batch32']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
