@@ -150,6 +150,9 @@ def run(model, classifier=None, audio=(), threads=1, runs=100, warmup=10, hop_s=
         rss_start = system.current_rss_mb()
         emb = load_artifact(model, threads=threads, kind="embedding", prefer=prefer)
         cls = load_artifact(classifier, threads=threads, kind="classifier", prefer=prefer) if classifier else None
+        if cls is not None and int(np.prod(cls.input_shape[1:])) != emb.output_size:
+            raise DeviceError(f"{classifier}: the classifier takes {int(np.prod(cls.input_shape[1:]))}-d inputs but "
+                              f"{model} makes {emb.output_size}-d embeddings; pass the classifier trained on this model")
         peak_loaded = system.peak_rss_mb()
         rss_loaded = system.current_rss_mb()
         pipe = _Pipeline(emb, cls)

@@ -228,3 +228,10 @@ def test_numpy_frontend_path_matches_keras_student(tmp_path):
     out = emb.embed_frames(s["frames"])
     assert out.shape == (4, 64)
     np.testing.assert_allclose(out, s["ref_emb"], rtol=1e-4, atol=1e-4 * np.abs(s["ref_emb"]).max())
+
+
+def test_bench_refuses_mismatched_classifier(arts, tmp_path):
+    cls8 = device_support.convert(device_support.tiny_classifier(dim=8), tmp_path / "c8.fp32.tflite", "fp32",
+                                  card={"name": "c8", "kind": "classifier"}, classes=device_support.CLASSES)
+    proc, _ = run_bench(["--model", arts["emb_fp32"], "--classifier", cls8], tmp_path)
+    assert proc.returncode == 2 and "takes 8-d inputs" in proc.stderr and "16-d embeddings" in proc.stderr
