@@ -1,6 +1,5 @@
 """Downstream protocol: fold rule, no frame crossing folds, clip aggregation, determinism, cache."""
 import json
-import warnings
 
 import numpy as np
 import pytest

@@ -22,7 +22,8 @@ NAMES = {0: "air_conditioner", 3: "dog_bark", 6: "gun_shot"}
 
 def _tone(rng, f0, sr, dur):
     t = np.arange(int(dur * sr)) / sr
-    return (0.3 * np.sin(2 * np.pi * f0 * rng.uniform(0.97, 1.03) * t) + 0.01 * rng.normal(size=len(t))).astype(np.float32)
+    tone = 0.3 * np.sin(2 * np.pi * f0 * rng.uniform(0.97, 1.03) * t) + 0.01 * rng.normal(size=len(t))
+    return tone.astype(np.float32)
 
 
 @pytest.fixture(scope="module")

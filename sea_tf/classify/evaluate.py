@@ -155,6 +155,7 @@ def comparison_markdown(summaries, n_folds):
     for name, s in summaries.items():
         class_accs = [a for a in s["per_class_accuracy"].values() if a is not None]
         lines.append(
-            f"| {name} | {s.get('embedding_size', '')} | {100 * s['accuracy_mean']:.1f} ± {100 * s['accuracy_std']:.1f} % "
+            f"| {name} | {s.get('embedding_size', '')} "
+            f"| {100 * s['accuracy_mean']:.1f} ± {100 * s['accuracy_std']:.1f} % "
             f"| {100 * s['accuracy_min']:.1f} | {100 * s['accuracy_max']:.1f} | {100 * np.mean(class_accs):.1f} |")
     return "\n".join(lines) + "\n"

@@ -60,7 +60,7 @@ class ClipSet:
 
 
 def clipset_from_dataset(dataset, kind="us8k"):
-    """Convert a ``sea_tf.data`` dataset (``.clips``, ``.classes``, ``.folds``, ``.n_folds``) into a :class:`ClipSet`."""
+    """A :class:`ClipSet` from a ``sea_tf.data`` dataset (``.clips``, ``.classes``, ``.folds``, ``.n_folds``)."""
     clips = list(dataset.clips)
     if not clips:
         raise DataError(f"{getattr(dataset, 'root', 'dataset')}: the metadata lists no clips; check the dataset root")
@@ -311,8 +311,14 @@ def cache_file(cache_dir, model_name, clip_name, hop_size, framing):
 
 
 def read_cached(path, key, audio_sha):
-    """The cached ``[T, D]`` embedding at ``path`` if it was made by model ``key`` from audio
-    ``audio_sha``; ``None`` (recompute) when absent, unreadable or made by something else."""
+    """The cached embedding at ``path`` if model ``key`` made it from audio ``audio_sha``.
+
+    Returns
+    -------
+    np.ndarray [shape=(T, D)] or str or None
+        The embedding; ``"model"`` or ``"audio"`` when the file was made by another model or from
+        other audio (stale: recompute); ``None`` when absent or unreadable (recompute).
+    """
     if not path.exists():
         return None
     try:
@@ -349,8 +355,11 @@ def extract_features(clips, embedder, cache_dir, hop_size=0.1, framing="centered
     """
     from tqdm.auto import tqdm
 
+    from sea_tf.audio import check_hop_size
+
     if framing not in FRAMINGS:
         raise ClassifyError(f"unknown framing {framing!r}; choose one of {FRAMINGS}")
+    hop_size = check_hop_size(hop_size)
     cache_root = Path(cache_dir) / embedder.name
     cards.write_card(cache_root, {"model_name": embedder.name, "model_key": embedder.key,
                                   "model_card": embedder.card})

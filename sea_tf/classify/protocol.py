@@ -127,7 +127,8 @@ def check_folds(clip_folds, clip_labels, clip_names, folds, classes):
             f"fold column, or that the audio of those folds was found")
     stray = sorted(set(np.unique(clip_folds).tolist()) - set(int(f) for f in folds))
     if stray:
-        raise ClassifyError(f"clips carry fold ids {stray} outside the protocol's folds {list(folds)}; fix the metadata")
+        raise ClassifyError(f"clips carry fold ids {stray} outside the protocol's folds {list(folds)}; "
+                            "fix the metadata")
     for split in all_splits(folds):
         train, _, test = split_masks(clip_folds, split)
         unseen = sorted(set(clip_labels[test].tolist()) - set(clip_labels[train].tolist()))

@@ -63,8 +63,9 @@ def _add_bench(subparsers, kind, defaults_):
 
 
 def register(subparsers):
-    parser = subparsers.add_parser("classify", help="downstream evaluation (UrbanSound8K, ESC-50) and the final classifier",
-                                   description="Downstream evaluation of embedding models and the deployable classifier.")
+    parser = subparsers.add_parser(
+        "classify", help="downstream evaluation (UrbanSound8K, ESC-50) and the final classifier",
+        description="Downstream evaluation of embedding models and the deployable classifier.")
     sub = parser.add_subparsers(dest="classify_command", metavar="{us8k,esc50,final}")
     _add_bench(sub, "us8k", US8K_DEFAULTS)
     _add_bench(sub, "esc50", ESC50_DEFAULTS)
@@ -83,8 +84,10 @@ example:
     opts.add("--out", key="out", help="classifier path (.keras); its card is written beside it")
     opts.add("--hop-size", key="features.hop_size", type=float, metavar="S", help="seconds between 1-s windows")
     opts.add("--framing", key="features.framing", choices=["centered", "uncentered", "l3e"], help="window framing")
-    opts.add("--cache-dir", key="features.cache_dir", metavar="DIR", help="embedding cache; None means cache/ beside --out")
-    opts.add("--train-folds", key="split.train_folds", type=_folds, metavar="K,K", help="folds to train on (default: all)")
+    opts.add("--cache-dir", key="features.cache_dir", metavar="DIR",
+             help="embedding cache; None means cache/ beside --out")
+    opts.add("--train-folds", key="split.train_folds", type=_folds, metavar="K,K",
+             help="folds to train on; None means all")
     opts.add("--val-fold", key="split.val_fold", type=int, metavar="K",
              help="fold for early stopping (default: a held-out fraction of training clips)")
     opts.add("--seed", key="seed", type=int, help="seed")

@@ -99,7 +99,8 @@ def run(ctx):
         "failed_models": table["failed"],
         "classifier": None if card is None else {
             "path": str(clf_path), "params": card["params"], "classes": card["classes"],
-            "validation_accuracy": card["training"]["validation_accuracy"], "epochs_run": card["training"]["epochs_run"]},
+            "validation_accuracy": card["training"]["validation_accuracy"],
+            "epochs_run": card["training"]["epochs_run"]},
         "settings": SETTINGS,
     }
     md = [comparison_markdown(models, table["n_folds"]).strip(), "",
