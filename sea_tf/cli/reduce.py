@@ -72,6 +72,7 @@ def register(subparsers):
 
     fit, opts = add_command(sub, "fit", "fit StandardScaler + PCA/UMAP (or none) on a sample", FIT_DEFAULTS, run_fit)
     fit.epilog = _EPILOG
+    fit.set_defaults(_command="reduce fit")  # error lines read "sea-tf reduce fit: error: ..."
     _shards_option(opts)
     opts.add("--sample", key="sample", metavar="DIR", help="output of `sea-tf sample`")
     opts.add("--out", key="out", metavar="DIR", help="reducer directory")
@@ -84,6 +85,7 @@ def register(subparsers):
     apply, opts = add_command(sub, "apply", "transform every teacher row into aligned targets", APPLY_DEFAULTS,
                               run_apply)
     apply.epilog = _EPILOG
+    apply.set_defaults(_command="reduce apply")
     opts.add("--reducer", key="reducer", metavar="DIR", help="output of `sea-tf reduce fit`")
     _shards_option(opts)
     opts.add("--out", key="out", metavar="DIR", help="targets directory")
@@ -93,6 +95,7 @@ def register(subparsers):
     compare, opts = add_command(sub, "compare", "run every sampling strategy on the same shards; one quality table",
                                 COMPARE_DEFAULTS, run_compare)
     compare.epilog = _EPILOG
+    compare.set_defaults(_command="reduce compare")
     _shards_option(opts)
     opts.add("--out", key="out", metavar="DIR", help="study directory")
     opts.add("--m", key="m", type=int, metavar="M", help="samples per strategy")
