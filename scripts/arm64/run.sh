@@ -53,7 +53,10 @@ if [ ! -x "$QEMU" ]; then
     mkdir -p "$CACHE/debs-qemu" && (cd "$CACHE/debs-qemu" && \
         apt_private trixie amd64 "deb [signed-by=$KEYRING] $MIRROR trixie main" -- download qemu-user >/dev/null) \
         || skip "apt-get download qemu-user (trixie) failed"
-    rm -rf "$QEMU_DIR.tmp" && dpkg -x "$CACHE"/debs-qemu/qemu-user_*.deb "$QEMU_DIR.tmp" && mv "$QEMU_DIR.tmp" "$QEMU_DIR"
+    # the package holds every target's emulator (~450 MB unpacked); keep only aarch64
+    rm -rf "$QEMU_DIR.tmp" && dpkg -x "$CACHE"/debs-qemu/qemu-user_*.deb "$QEMU_DIR.tmp"
+    mkdir -p "$QEMU_DIR/usr/bin" && mv "$QEMU_DIR.tmp/usr/bin/qemu-aarch64" "$QEMU_DIR/usr/bin/"
+    rm -rf "$QEMU_DIR.tmp" "$CACHE/debs-qemu" "$CACHE/apt-trixie"
 fi
 "$QEMU" --version | head -1 >&2
 
@@ -71,6 +74,7 @@ if [ ! -x "$ROOT/usr/bin/python3.11" ]; then
     rm -rf "$ROOT.tmp" && mkdir -p "$ROOT.tmp"
     for deb in "$CACHE"/debs-arm64/*.deb; do dpkg -x "$deb" "$ROOT.tmp"; done
     mv "$ROOT.tmp" "$ROOT"
+    rm -rf "$CACHE/debs-arm64" "$CACHE/apt-bookworm"
 fi
 
 # 3. board wheels (aarch64, cp311) unpacked into site/
