@@ -11,10 +11,10 @@ resumable) → :mod:`evaluate` (held-out MSE / R² / cosine, loss figure) → :m
 from sea_tf.distill.defaults import DEFAULTS
 
 
-def distill(cfg, log=print):
+def distill(cfg, log=print, callbacks=()):
     """Run or resume a distillation; see :func:`sea_tf.distill.train.distill`."""
     from sea_tf.distill.train import distill as _distill
-    return _distill(cfg, log=log)
+    return _distill(cfg, log=log, callbacks=callbacks)
 
 
 __all__ = ["DEFAULTS", "distill"]

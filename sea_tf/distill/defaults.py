@@ -33,6 +33,8 @@ DEFAULTS = {
         "early_stopping": {"patience": 10, "min_delta": 1.0e-4},
         "reduce_lr": {"factor": 0.1, "patience": 5, "min_delta": 1.0e-4},
         "time_budget_s": None,    # stop after this many seconds of training (demo); null: no limit
+        "calibrate_bn": 0,        # new runs: first set BN moving statistics from this many training
+                                  # windows (0: keep Keras' initial 0/1, as the seed did)
     },
     "pruning": {
         "enabled": False,

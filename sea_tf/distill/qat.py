@@ -6,38 +6,65 @@ quantization of weights and activations in the body, ``quantize_model``) so that
 model tracks the float one more closely. The front end (DFT, mel, dB) has no weights and stays
 float32: only the body is annotated.
 
-The QAT model is saved as ``student-qat.keras`` with the quantization wrappers (the TFLite
-converter turns them into int8 ops); read it back with :func:`load`.
+The QAT model is saved as ``student-qat.h5`` with the quantization wrappers (the TFLite
+converter turns them into int8 ops); read it back with :func:`load`. It is HDF5, not ``.keras``:
+tfmot's quantize wrappers do not round-trip through tf_keras 2.21's ``.keras`` format (the
+wrapped layers' variables are restored in another order), while HDF5 restores them exactly.
 """
+import os
+import shutil
+import tempfile
+import warnings
 from pathlib import Path
 
 import tensorflow_model_optimization as tfmot
 
-from sea_tf import atomic, cards
+from sea_tf import cards
 from sea_tf.backend import keras
 from sea_tf.distill import evaluate
 from sea_tf.errors import ModelError, TrainError
 from sea_tf.frontends import AudioFrontend
 
 
-def quantize_body(network):
-    """``network`` with fake-quantization wrappers (tfmot default 8-bit scheme)."""
+def quantize_body(network, preserve_sparsity=False):
+    """``network`` with fake-quantization wrappers (tfmot default 8-bit scheme).
+
+    With ``preserve_sparsity`` (a pruned student) tfmot's prune-preserving scheme keeps the zero
+    weights at zero during the fine-tune.
+
+    The input batch norm (a per-band affine map of the dB image, right after the front end) has
+    no preceding convolution to fold into, which tfmot cannot quantize; it stays float with the
+    front end. Every other layer is annotated, so conv → BN → ReLU fold as in the int8 export.
+    """
+    quantize = tfmot.quantization.keras
+    first_bn = next((layer.name for layer in network.layers
+                     if isinstance(layer, keras.layers.BatchNormalization)), None)
+
+    def annotate(layer):
+        if layer.name == first_bn or isinstance(layer, keras.layers.InputLayer):
+            return layer
+        return quantize.quantize_annotate_layer(layer)
+
     try:
-        return tfmot.quantization.keras.quantize_model(network)
+        annotated = keras.models.clone_model(network, clone_function=annotate)
+        scheme = tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme() if preserve_sparsity \
+            else quantize.default_8bit.Default8BitQuantizeScheme()
+        with quantize.quantize_scope():
+            return quantize.quantize_apply(annotated, scheme=scheme)
     except (ValueError, RuntimeError) as exc:
         raise TrainError(f"quantization-aware training cannot wrap this student body ({exc}); disable qat") from exc
 
 
 def qat_model(seamodel):
     """Raw audio → float front end → fake-quantized body; starts from the student's weights."""
-    body = quantize_body(seamodel.network())
+    body = quantize_body(seamodel.network(), preserve_sparsity=seamodel.card.get("sparsity", {}).get("pruned", False))
     audio = keras.Input(shape=(seamodel.frame_samples,), name="audio")
     image = seamodel.frontend_layer()(audio)
     return keras.Model(audio, body(image), name=f"{seamodel.keras.name}_qat")
 
 
 def fine_tune(seamodel, train_ds, valid_ds, steps, valid_steps, cfg, run_dir, chief=True, pairs=None, log=print):
-    """Fine-tune with fake quantization for ``qat.epochs`` epochs; save ``student-qat.keras``.
+    """Fine-tune with fake quantization for ``qat.epochs`` epochs; save ``student-qat.h5``.
 
     Returns
     -------
@@ -52,14 +79,14 @@ def fine_tune(seamodel, train_ds, valid_ds, steps, valid_steps, cfg, run_dir, ch
     preds, targets = evaluate.predict(model, valid_ds)
     metrics = evaluate.regression_metrics(preds, targets)
     log(f"QAT fine-tune: held-out R² {metrics['r2']:.3f}, MSE {metrics['mse']:.4g}")
-    path = Path(run_dir) / "student-qat.keras"
+    path = Path(run_dir) / "student-qat.h5"
     if chief:
-        with atomic.atomic_path(path, suffix=".keras") as tmp:
-            model.save(tmp)
+        _save_keras(model, path)
         card = dict(seamodel.card)
         card["name"] = f"{seamodel.name}-qat"
         card["qat"] = {"epochs": int(qcfg["epochs"]), "learning_rate": float(qcfg["learning_rate"]),
-                       "scheme": "tfmot default 8-bit", "frontend": "float32",
+                       "scheme": "tfmot default 8-bit" + (", prune-preserving" if card.get("sparsity", {}).get("pruned") else ""),
+                       "frontend": "float32 (front end and input batch norm)",
                        "val_loss": [float(v) for v in history.history.get("val_loss", [])],
                        "held_out": metrics, "load": "sea_tf.distill.qat.load"}
         card["weights"] = {**card.get("weights", {}), "path": str(path), "sha256": cards.sha256_file(path)}
@@ -67,8 +94,20 @@ def fine_tune(seamodel, train_ds, valid_ds, steps, valid_steps, cfg, run_dir, ch
     return {"path": str(path), "epochs": int(qcfg["epochs"]), "held_out": metrics}
 
 
+def _save_keras(model, path):
+    # Keras picks the format from the extension, so save as <tmpdir>/model.h5, then rename.
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "HDF5 is legacy": chosen on purpose, see above
+            model.save(tmp_dir / "model.h5")
+        os.replace(tmp_dir / "model.h5", path)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
 def load(path):
-    """Read ``student-qat.keras`` back (needs tfmot's quantize scope); returns ``(keras.Model, card)``."""
+    """Read ``student-qat.h5`` back (needs tfmot's quantize scope); returns ``(keras.Model, card)``."""
     path = Path(path)
     try:
         with tfmot.quantization.keras.quantize_scope():

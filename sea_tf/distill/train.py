@@ -13,13 +13,15 @@ Run directory (``out``)::
     tensorboard/                 TensorBoard logs
     loss.png                     loss curves
     student.keras, student.card.json   the distilled student (best on validation, pruning stripped)
-    student-qat.keras (+ card)   with qat.enabled
+    student-qat.h5 (+ card)      with qat.enabled (see qat.py)
     report.json                  evaluation and run figures
 """
 import copy
 import math
 import time
 from pathlib import Path
+
+import numpy as np
 
 from sea_tf import atomic, cards
 from sea_tf.backend import keras, tf
@@ -28,11 +30,12 @@ from sea_tf.distill import evaluate, pairs as pairs_mod, pipeline, pruning, runs
 from sea_tf.distill import strategy as strategy_mod
 from sea_tf.distill.defaults import DEFAULTS, RESUMABLE_CHANGES
 from sea_tf.errors import TrainError
+from sea_tf.models import calibrate_batchnorm
 
 CONFIG_NAME = "distill"
 
 
-def distill(cfg, log=print):
+def distill(cfg, log=print, callbacks=()):
     """Run (or resume) one distillation.
 
     Parameters
@@ -41,6 +44,8 @@ def distill(cfg, log=print):
         A resolved config shaped like :data:`sea_tf.distill.defaults.DEFAULTS`.
     log : callable
         Receives one-line progress messages.
+    callbacks : sequence of keras.callbacks.Callback
+        Extra callbacks, called after the run's own (they see the restored state).
 
     Returns
     -------
@@ -65,6 +70,12 @@ def distill(cfg, log=print):
     seamodel = student_mod.build(cfg["student"]["preset"], cfg["student"]["overrides"], pairs.d,
                                  pairs.frame_samples, seed)
     warm = student_mod.warm_start(seamodel, cfg["student"]["init"]) if cfg["student"]["init"] else None
+    if train_cfg["calibrate_bn"] and not warm and not resuming:
+        # BN moving statistics start at 0/1 while dB images are in [-80, 0]: inference-mode outputs
+        # (validation) would be meaningless for the many steps the moving averages take to catch up.
+        rows = np.random.default_rng(seed).choice(split.train_rows, min(len(split.train_rows),
+                                                                       int(train_cfg["calibrate_bn"])), replace=False)
+        calibrate_batchnorm(seamodel, pairs.shards.read("audio", np.sort(rows)))
 
     replicas = strategy.num_replicas_in_sync
     batch = int(train_cfg["batch_size"]) * replicas
@@ -127,14 +138,15 @@ def distill(cfg, log=print):
                                       rows_done=int(model.optimizer.iterations.numpy()) * batch)
     valid_blocks = pipeline.make_blocks(pairs.shards, split.valid_rows, data["block_rows"])
     valid_ds = pipeline.eval_dataset(pairs.shards, valid_blocks, batch, train_cfg["validation_steps"])
-    callbacks = (pruning.callbacks() if prune_fn else []) + [
+    fit_callbacks = (pruning.callbacks() if prune_fn else []) + [
         runstate.ProgressBar(steps, epochs, disable=not cfg["progress"]),
-        es, rlr, runstate.EventLog(run_dir / "tensorboard", chief), runstate.TimeBudget(train_cfg["time_budget_s"], state), saver]
+        es, rlr, runstate.EventLog(run_dir / "tensorboard", chief), runstate.TimeBudget(train_cfg["time_budget_s"], state),
+        saver, *callbacks]
     fit_start = time.perf_counter()
     if not finished:
         model.fit(train_ds, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
                   validation_data=valid_ds, validation_steps=valid_steps if train_cfg["validation_steps"] else None,
-                  callbacks=callbacks, verbose=0)
+                  callbacks=fit_callbacks, verbose=0)
         if state["stopped"] is None and state["epoch"] >= epochs:
             state["stopped"] = "epochs"
         if chief:
@@ -163,7 +175,7 @@ def distill(cfg, log=print):
                                                             progress=cfg["progress"])
     if chief:
         report["student"] = str(_save_student(seamodel, run_dir / "student.keras", pairs, cfg, best, warm,
-                                              sparsity if prune_fn else None, metrics))
+                                              {**sparsity, "pruned": bool(prune_fn)}, metrics))
         if state["history"]:
             report["loss_png"] = str(evaluate.plot_history(state["history"], run_dir / "loss.png",
                                                            f"{seamodel.name} → d={pairs.d}"))
@@ -185,8 +197,7 @@ def _save_student(seamodel, path, pairs, cfg, best, warm, sparsity, metrics):
     card["distill_run"] = {"dir": str(path.parent), "best_epoch": (best or {}).get("epoch"),
                            "best_val_loss": (best or {}).get("val_loss"), "held_out": metrics,
                            "warm_start": warm}
-    if sparsity is not None:
-        card["sparsity"] = sparsity
+    card["sparsity"] = sparsity
     seamodel.save(path)
     card["weights"]["sha256"] = cards.sha256_file(path)
     cards.write_card(path, card)

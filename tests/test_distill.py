@@ -1,0 +1,181 @@
+"""Distillation: configs, a tiny student that learns, the run directory and card, bad input, CLI."""
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from distill_fixtures import make_dataset, tiny_config
+from sea_tf import config
+from sea_tf.distill import DEFAULTS, distill
+from sea_tf.errors import TrainError
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = sorted((ROOT / "configs" / "distill").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_config_files_load_through_the_defaults(path):
+    cfg = config.resolve(DEFAULTS, config_file=path)
+    assert cfg["train"]["batch_size"] == 64 and cfg["train"]["learning_rate"] in (1e-3, 1e-4, 1e-5)
+    if path.stem.startswith("sea-") and "pruned" not in path.stem:  # paper variants: spec §3.4 exactly
+        assert cfg["student"]["preset"] == path.stem
+        assert (cfg["train"]["epochs"], cfg["train"]["steps_per_epoch"], cfg["train"]["validation_steps"]) == \
+            (300, 4096, 1024)
+        assert cfg["train"]["early_stopping"] == {"patience": 10, "min_delta": 1e-4}
+        assert (cfg["train"]["reduce_lr"]["factor"], cfg["train"]["reduce_lr"]["patience"]) == (0.1, 5)
+    if "pruned" in path.stem or "sparse" in path.stem:
+        assert cfg["pruning"]["enabled"] and "conv2d_1" in cfg["pruning"]["exclude"]
+
+
+def test_paper_presets_have_the_sea_front_end():
+    from sea_tf.models import STUDENT_PRESETS
+    for d in (64, 128, 256, 512):
+        preset = STUDENT_PRESETS[config.load_yaml(ROOT / f"configs/distill/sea-{d}.yaml")["student"]["preset"]]
+        assert (preset["sample_rate"], preset["n_mels"], preset["n_hop"], preset["n_dft"]) == (8000, 64, 160, 1024)
+        assert preset["filters"][3] == d
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("distill-data"))
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "run"
+    cfg = tiny_config(data, out, epochs=14, steps_per_epoch=16, learning_rate=1e-2)
+    cfg["evaluate"]["downstream"] = True
+    return out, distill(cfg, log=lambda *_: None)
+
+
+def test_student_learns_the_targets(trained):
+    out, report = trained
+    history = json.loads((out / "state.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == list(range(1, 15))
+    assert min(h["val_loss"] for h in history[-3:]) < 0.6 * history[0]["val_loss"]
+    assert history[-1]["loss"] < history[0]["loss"]
+    held = report["held_out"]
+    # Predicting the mean scores R² = 0 (MSE ≈ 3.2 here); a student that learnt nothing stays there.
+    assert held["r2"] > 0.15 and held["cosine"] > 0.3
+    assert held["n_windows"] == report["split"]["n_valid_rows"] == 64
+    assert report["best"]["val_loss"] == min(h["val_loss"] for h in history)
+    assert report["downstream"]["n_classes"] == 3 and 0.0 <= report["downstream"]["accuracy"] <= 1.0
+
+
+def test_run_directory_holds_everything(trained):
+    out, report = trained
+    for name in ("distill.config.yaml", "split.json", "state.json", "history.csv", "loss.png", "student.keras",
+                 "student.card.json", "report.json"):
+        assert (out / name).is_file(), name
+    assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert list((out / "checkpoints" / "best").glob("ckpt-*.index"))
+    assert list((out / "checkpoints" / "latest").glob("ckpt-*.index"))
+    assert list((out / "tensorboard" / "train").glob("events.out.tfevents.*"))
+    assert len((out / "history.csv").read_text().strip().splitlines()) == 1 + 14
+    split = json.loads((out / "split.json").read_text())
+    assert split["by"] == "source" and not set(split["train_sources"]) & set(split["valid_sources"])
+    assert (split["n_train_sources"], split["n_valid_sources"]) == (32, 8)
+
+
+def test_student_card_and_saved_model(trained, data):
+    from sea_tf.models import load_model
+    from sea_tf.shards import ShardSet
+
+    out, report = trained
+    card = json.loads((out / "student.card.json").read_text())
+    assert card["embedding_size"] == data["d"] and card["kind"] == "student"
+    assert card["frontend"]["sr"] == 8000 and card["macs"]["total"] > 0 and card["params"] > 0
+    assert card["weights"]["source"] == "trained"
+    assert card["reducer"]["d"] == data["d"] and card["reducer"]["method"] == "pca"
+    assert card["reducer"]["reducer_sha256"] == json.loads((data["reducer"] / "card.json").read_text())[
+        "hashes"]["reducer_sha256"]
+    assert card["sparsity"]["pruned"] is False and card["sparsity"]["total"] < 0.01
+    assert card["distill_run"]["best_epoch"] == report["best"]["epoch"]
+    # The saved student reproduces the held-out figures of the report (best checkpoint, not latest).
+    split = json.loads((out / "split.json").read_text())
+    shards = ShardSet(data["shards"], targets=data["targets"])
+    sources = shards.read("source", np.arange(shards.n_rows)).astype(str)
+    rows = np.flatnonzero(np.isin(sources, split["valid_sources"]))
+    student = load_model(out / "student.keras")
+    pred = student.embed_frames(shards.read("audio", rows))
+    mse = float(np.mean((pred - shards.read("target", rows)) ** 2))
+    assert mse == pytest.approx(report["held_out"]["mse"], rel=1e-4)
+
+
+# --- bad input: each raises TrainError before anything is trained or written -------------------
+
+
+def _copy(data, tmp_path):
+    root = tmp_path / "copy"
+    for key in ("shards", "reducer", "targets"):
+        shutil.copytree(data[key], root / key)
+    return {**data, **{key: root / key for key in ("shards", "reducer", "targets")}}
+
+
+def _expect(cfg, match):
+    with pytest.raises(TrainError, match=match):
+        distill(cfg, log=lambda *_: None)
+    assert not (Path(cfg["out"]) / "state.json").exists()
+    assert not (Path(cfg["out"]) / "checkpoints").exists()
+
+
+def _rewrite_target(path, transform):
+    with h5py.File(path, "r") as fh:
+        target = fh["target"][:]
+    path.unlink()
+    with h5py.File(path, "w") as fh:
+        fh.create_dataset("target", data=transform(target))
+
+
+def test_targets_shorter_than_audio(data, tmp_path):
+    bad = _copy(data, tmp_path)
+    _rewrite_target(sorted(bad["targets"].glob("shard-*.h5"))[1], lambda t: t[:-5])
+    _expect(tiny_config(bad, tmp_path / "run"), r"target rows but .* audio")
+
+
+def test_misaligned_targets(data, tmp_path):
+    bad = _copy(data, tmp_path)
+    _rewrite_target(sorted(bad["targets"].glob("shard-*.h5"))[0], lambda t: t[::-1])
+    _expect(tiny_config(bad, tmp_path / "run"), "misaligned")
+
+
+def test_reducer_that_did_not_make_the_targets(data, tmp_path):
+    other = make_dataset(tmp_path / "other", n_sources=6, windows=4, d=6)
+    cfg = tiny_config(data, tmp_path / "run")
+    cfg["reducer"] = str(other["reducer"])
+    _expect(cfg, "did not make the targets")
+
+
+def test_student_output_size_differs_from_d(data, tmp_path):
+    cfg = tiny_config(data, tmp_path / "run")
+    cfg["student"]["overrides"].update(filters=[4, 4, 8, 16], embedding_size=None)
+    _expect(cfg, r"outputs 16-d embeddings but the targets are 8-d")
+
+
+def test_empty_validation_split(tmp_path):
+    one_source = make_dataset(tmp_path / "one", n_sources=1, windows=40)
+    _expect(tiny_config(one_source, tmp_path / "run"), "validation split would be empty")
+
+
+def test_refuses_a_run_directory_of_another_config(data, tmp_path):
+    out = tmp_path / "run"
+    other = tiny_config(data, out)
+    other["train"]["learning_rate"] = 0.5
+    config.write_resolved(other, out, "distill")
+    _expect(tiny_config(data, out), r"another configuration \(train.learning_rate: 0.5 -> 0.003\)")
+
+
+def test_cli_help_and_one_line_errors(data, tmp_path, capsys):
+    from sea_tf.cli.main import main
+
+    with pytest.raises(SystemExit):
+        main(["distill", "--help"])
+    text = capsys.readouterr().out
+    assert "--cpu-devices" in text and "--mixed-precision" in text and "(default: 'sea-64')" in text
+    code = main(["distill", "--shards", str(data["shards"]), "--targets", str(tmp_path / "nothing"),
+                 "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "no targets card" in err
