@@ -176,7 +176,7 @@ def cross_validate(features, out_dir, clf_cfg=None, seed=0, test_folds=None, wor
     png = plot_confusion(summary["confusion"], clips.classes, out_dir / "confusion.png",
                          title=f"{features.model_name}: {100 * summary['accuracy_mean']:.1f} ± "
                                f"{100 * summary['accuracy_std']:.1f} % over {len(ordered)} folds")
-    summary.update(model=features.model_name, model_key=features.model_key, embedding_size=features.embedding_size,
+    summary.update(model=features.model_name, dataset=clips.kind, model_key=features.model_key, embedding_size=features.embedding_size,
                    n_clips=int(embedded.sum()), n_frames=int(len(features.x)), classifier=clf_cfg["type"],
                    seed=seed, failed_clips=features.failed, cache=features.stats, confusion_png=str(png),
                    folds=[{k: v for k, v in r.items() if k != "predictions"} for r in ordered])
