@@ -1,5 +1,9 @@
 """Benchmark the device harness against its targets (issue 8) and write a JSON.
 
+Variants: ``net`` = SEA-64 network full-int8 with int8 I/O (numpy front end on the device; the
+harness quantizes its input), ``net_float_io`` = the same with float I/O (the (de)quantize ops run
+inside the interpreter), ``full`` = the whole model with its front end inside, int8 I/O.
+
 Targets:
 - the harness adds <= 5 % over the interpreter's bare ``invoke()`` for the SEA-64 int8 model
   (harness "network" p50 = quantize + set_tensor + invoke + get_tensor + dequantize, measured by
@@ -105,8 +109,9 @@ def build_models(out_dir):
     import device_support
 
     s = device_support.student_artifacts(out_dir, "sea-64", modes=("int8",), full_modes=("int8",), n_frames=16)
-    return {"net": s["net.int8"], "full": s["full.int8"], "classifier": build_classifier(out_dir, s["ref_emb"]),
-            "audio": build_audio(out_dir)}
+    f = device_support.student_artifacts(out_dir, "sea-64", modes=("int8",), n_frames=16, int8_io=False)
+    return {"net": s["net.int8"], "net_float_io": f["net.int8"], "full": s["full.int8"],
+            "classifier": build_classifier(out_dir, s["ref_emb"]), "audio": build_audio(out_dir)}
 
 
 def raw_invoke(model, runs, warmup, threads):
@@ -186,8 +191,8 @@ def main(argv=None):
             models = build_models(tmp)
             source = "converted here from sea_tf.models.build_student('sea-64') (untrained weights), full-int8"
         results = {"source": source, "overhead": {}}
-        for key in ("net", "full"):
-            if models[key]:
+        for key in ("net", "net_float_io", "full"):
+            if models.get(key):
                 results["overhead"][key] = measure(models[key], args.runs, args.warmup, args.threads, args.repeats, tmp)
         full_run = harness(models["net"], models["classifier"], models["audio"], args.runs, args.warmup, args.threads,
                            Path(tmp) / "full.json")

@@ -26,8 +26,11 @@ def _tensor_meta(details, kind):
 
 
 def convert(keras_model, out_path, mode, representative=None, card=None, classes=None,
-            frontend_in_model=True, frontend=None, input_kind="raw_audio", extra=None):
-    """Convert ``keras_model`` to ``out_path`` (.tflite) in ``mode`` and write its sidecar."""
+            frontend_in_model=True, frontend=None, input_kind="raw_audio", extra=None, int8_io=True):
+    """Convert ``keras_model`` to ``out_path`` (.tflite) in ``mode`` and write its sidecar.
+
+    ``int8_io=False`` keeps float input/output on an int8 model (the (de)quantize ops run inside).
+    """
     from sea_tf.backend import tf
 
     converter = tf.lite.TFLiteConverter.from_keras_model(keras_model)
@@ -35,8 +38,9 @@ def convert(keras_model, out_path, mode, representative=None, card=None, classes
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: ([x[None].astype(np.float32)] for x in representative)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+        if int8_io:
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_bytes(converter.convert())
@@ -127,7 +131,7 @@ def write_tone_wav(path, sr=SR, seconds=2.5, freq=440.0, channels=1):
     return Path(path)
 
 
-def student_artifacts(out_dir, preset="sea-64", modes=("fp32",), full_modes=(), n_frames=8, seed=0):
+def student_artifacts(out_dir, preset="sea-64", modes=("fp32",), full_modes=(), n_frames=8, seed=0, int8_io=True):
     """Export a ``sea_tf.models.build_student`` model the way the device contract describes.
 
     ``modes``: the network alone (input = front-end features ``[1, F, T, 1]``, sidecar
@@ -149,10 +153,11 @@ def student_artifacts(out_dir, preset="sea-64", modes=("fp32",), full_modes=(), 
               + 0.3 * np.sin(2 * np.pi * rng.uniform(100, 3500, (n_frames, 1)) * t)).astype(np.float32)
     feats = compute_frontend(frames, model.frontend)
     out = {"frames": frames, "ref_emb": model.embed_frames(frames), "model": model}
+    suffix = "" if int8_io else "-floatio"
     for mode in modes:
-        out[f"net.{mode}"] = convert(model.network(), Path(out_dir) / f"{model.name}-net.{mode}.tflite", mode,
+        out[f"net.{mode}"] = convert(model.network(), Path(out_dir) / f"{model.name}-net{suffix}.{mode}.tflite", mode,
                                      representative=feats, card=model.card, frontend_in_model=False,
-                                     frontend=model.frontend, input_kind="frontend_features")
+                                     frontend=model.frontend, input_kind="frontend_features", int8_io=int8_io)
     for mode in full_modes:
         out[f"full.{mode}"] = convert(model.keras, Path(out_dir) / f"{model.name}.{mode}.tflite", mode,
                                       representative=frames, card=model.card)
