@@ -107,6 +107,12 @@ def distill(cfg, log=print, callbacks=()):
     state = (runstate.read_state(run_dir) if resuming else None) or runstate.new_state()
 
     with strategy.scope():
+        # Variables of a distributed run must be created in its scope: rebuild there, same weights.
+        scoped = student_mod.build(cfg["student"]["preset"], cfg["student"]["overrides"], pairs.d,
+                                   pairs.frame_samples, seed)
+        scoped.keras.set_weights(seamodel.keras.get_weights())
+        scoped.card = seamodel.card
+        seamodel = scoped
         model, network = student_mod.training_model(seamodel, cfg["strategy"]["mixed_precision"], prune_fn)
         optimizer = keras.optimizers.Adam(learning_rate=float(train_cfg["learning_rate"]))
         model.compile(optimizer=optimizer, loss="mse", metrics=["mae"])
