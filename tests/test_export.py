@@ -357,3 +357,25 @@ def test_configs_resolve(path):
     cfg = resolve(DEFAULTS, path)
     assert set(cfg["modes"]) <= set(MODES)
     assert cfg["calibration"]["windows"] >= 1 and cfg["latency"]["threads"] == 1
+
+
+# -- demo step --------------------------------------------------------------------------------------
+
+def test_demo_step(tiny, tmp_path):
+    from sea_tf.demo import DemoContext
+    from sea_tf.demo_steps import export as step
+    data = tmp_path / "data"
+    for sub, n in (("upstream", 3), ("audio/fold1", 2)):
+        (data / sub).mkdir(parents=True)
+        for k in range(n):
+            sf.write(data / sub / f"x{k}.wav", scene_windows(3, 10 * n + k, 16000).reshape(-1), 16000)
+    ctx = DemoContext(out_dir=tmp_path, report_dir=tmp_path / "report", data_dir=data, shared_dir=None)
+    ctx.report_dir.mkdir()
+    ctx.artifacts["student_model"] = str(tiny.save(tmp_path / "student.keras"))
+    report = step.run(ctx)
+    export_dir = Path(ctx.artifacts["export_dir"])
+    assert sorted(p.name for p in export_dir.glob("*.tflite")) == sorted(
+        f"sea-custom.{m}.tflite" for m in ("fp32", "dynamic", "fp16", "int8", "int16x8"))
+    assert report.figures["artifacts"]["sea-custom.int8"]["cosine_mean"] > 0.99
+    assert "| sea-custom | int16x8 | frontend_features |" in report.markdown
+    assert (ctx.report_dir / report.images[0]).is_file()
