@@ -111,7 +111,8 @@ def build_sidecar(tflite_bytes, model_card, mode, frontend_in_model, frontend, i
         if key in meta:
             raise ExportError(f"sidecar key {key!r} is reserved")
         meta[key] = value
-    meta["sea_tf_version"] = model_card.get("sea_tf_version") if isinstance(model_card, dict) else None
+    from sea_tf.models.seamodel import sea_tf_version
+    meta["sea_tf_version"] = sea_tf_version()
     return meta
 
 

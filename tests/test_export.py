@@ -379,3 +379,16 @@ def test_demo_step(tiny, tmp_path):
     assert report.figures["artifacts"]["sea-custom.int8"]["cosine_mean"] > 0.99
     assert "| sea-custom | int16x8 | frontend_features |" in report.markdown
     assert (ctx.report_dir / report.images[0]).is_file()
+
+
+def test_int8_with_float_io(tiny, tmp_path):
+    from export import export_model
+    from export.metadata import read_sidecar
+    summary = export_model(tiny, tmp_path, modes="int8", calibration=scene_windows(32, 0), held_out=scene_windows(8, 1),
+                           cfg={"int8_io": "float", "latency": {"runs": 2, "warmup": 1, "threads": 1}}, progress=False)
+    art = summary["artifacts"][0]
+    meta = read_sidecar(art["path"])
+    assert meta["input"]["dtype"] == "float32" and meta["output"]["dtype"] == "float32"
+    assert meta["calibration"]["int8_io"] == "float"
+    assert {"QUANTIZE", "DEQUANTIZE"} <= set(meta["operators"])
+    assert art["cosine_mean"] > 0.995
