@@ -18,10 +18,12 @@ import joblib
 import numpy as np
 from sklearn.decomposition import PCA, IncrementalPCA
 from sklearn.preprocessing import StandardScaler
+from tqdm import tqdm
 
 from sea_tf import atomic, cards
 from sea_tf.errors import ConfigError, DataError, OutputError, ReduceError
-from sea_tf.shards import ShardSet, canonical_sha256
+from sea_tf.sampling import load_sample
+from sea_tf.shards import ShardSet
 
 METHODS = ("pca", "umap", "none")
 PCA_SOLVERS = ("exact", "incremental")
@@ -207,8 +209,6 @@ def fit(shard_dirs, sample_dir, out_dir, method="pca", d=64, pca_solver="exact",
     dict
         The reducer card.
     """
-    from sea_tf.sampling import load_sample
-
     shards = ShardSet(shard_dirs)
     index, sample_card = load_sample(sample_dir)
     if sample_card.get("teacher_card_sha256") != shards.teacher_card_sha256 or \
@@ -241,7 +241,7 @@ def fit(shard_dirs, sample_dir, out_dir, method="pca", d=64, pca_solver="exact",
     if method == "pca":
         card["explained_variance_ratio"] = [float(v) for v in reducer.model.explained_variance_ratio_]
     if quality is not None:
-        from sea_tf.reduce_quality import evaluate
+        from sea_tf.reduce_quality import evaluate  # reduce_quality imports this module
         card["quality"] = evaluate(shards, reducer, index, out_dir, seed=seed, **quality)
     cards.write_card(out_dir, card)
     return card
@@ -274,8 +274,6 @@ def apply(reducer_dir, shard_dirs, out_dir, chunk_rows=16384, progress=True):
     dict
         The targets card.
     """
-    from tqdm import tqdm
-
     reducer_dir, out_dir = Path(reducer_dir), Path(out_dir)
     reducer_card = cards.read_card(reducer_dir)
     reducer = Reducer.load(reducer_dir)

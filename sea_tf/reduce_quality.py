@@ -10,6 +10,7 @@ Measured on rows *not* used to fit φ (a seeded random subset), comparing the te
 - explained variance ratio (PCA only), summed over the d components;
 - ``quality.png``: the first two reduced dimensions, coloured by class when labels are known.
 """
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,9 @@ from sklearn.manifold import trustworthiness
 from sklearn.neighbors import NearestNeighbors
 
 from sea_tf import atomic
+from sea_tf import reduce as reduce_mod
+from sea_tf import sampling as sampling_mod
+from sea_tf.shards import ShardSet
 
 
 def knn_recall(high, low, k=10):
@@ -167,12 +171,6 @@ def compare_strategies(shard_dirs, out_dir, m, strategies=None, method="pca", d=
         One row per strategy: ``strategy``, ``trustworthiness``, ``knn_recall`` (at ``k``),
         ``explained_variance`` (PCA), ``diversity`` (of the sample), ``wall_s``.
     """
-    import time
-
-    from sea_tf import reduce as reduce_mod
-    from sea_tf import sampling as sampling_mod
-    from sea_tf.shards import ShardSet
-
     out_dir = Path(out_dir)
     strategies = list(strategies or sampling_mod.STRATEGIES)
     shards = ShardSet(shard_dirs)
