@@ -103,7 +103,7 @@ def run(ctx):
             "epochs_run": card["training"]["epochs_run"]},
         "settings": SETTINGS,
     }
-    md = [comparison_markdown(models, table["n_folds"]).strip(), "",
+    md = [comparison_markdown(models, table["n_folds"]).strip(),
           f"Hop {hop} s for both models ({teacher_windows} teacher windows); MLP 512-128, Adam "
           f"{SETTINGS['mlp']['learning_rate']}, batch {SETTINGS['mlp']['batch_size']}, patience "
           f"{SETTINGS['mlp']['patience']}. Teacher: {teacher_source} (`{teacher}`); student: {student_source} "
