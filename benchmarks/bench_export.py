@@ -6,9 +6,11 @@
    (held out: no clip is used for calibration).
 2. Exports the mel256 teacher (``l3-mel256-512``; latency does not depend on its weights) in fp32.
 3. Also exports the network *bodies* alone (front end on the device) to time the bodies.
-4. Times every file in one process, interleaved over ``--repeats`` rounds of ``--runs`` windows at
-   1 thread, through ``device.runner`` (the board's code path): body ``invoke`` and end to end
-   (raw 1-s audio → embedding, numpy front end included where the file takes the dB image).
+4. Times every file side by side in one fresh process without TensorFlow (like the board's
+   ``python -m device.bench``; BLAS pinned to 1 thread), interleaved over ``--repeats`` rounds of
+   ``--runs`` windows at 1 thread, through ``device.runner`` (the board's code path): body
+   ``invoke`` and end to end (raw 1-s audio → embedding, numpy front end included where the file
+   takes the dB image).
 
     .venv/bin/python benchmarks/bench_export.py                        # demo dataset made in a temp dir
     .venv/bin/python benchmarks/bench_export.py --data demo_out/data --repeats 5
@@ -16,7 +18,11 @@
 Writes ``benchmarks/results/bench_export.json`` (medians of the per-round medians, in ms).
 """
 import argparse
+import json
+import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,12 +30,10 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from device.frontends import compute_frontend
+from device.frontends import compute_frontend, mel_filterbank
 from device.runner import load_artifact
-from export.fidelity import time_windows
-from export.pipeline import export_model
+from export.fidelity import time_windows  # no TensorFlow import (export/ is lazy)
 from sea_tf import atomic
-from sea_tf.demo import find_shared_dir
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -52,6 +56,34 @@ def _median_ms(fn, runs):
     return float(np.median(times))
 
 
+def time_side_by_side(plan_path):
+    """The timing phase, run in its own TensorFlow-free process; writes ``plan["out"]``."""
+    plan = json.loads(Path(plan_path).read_text())
+    frames = np.load(plan["frames"])
+    frames8, frames48 = frames["frames8"], frames["frames48"]
+    rng = np.random.default_rng(0)
+    loaded = {key: load_artifact(path, threads=1) for key, path in plan["files"].items()}
+    rounds = {key: [] for key in loaded}
+    for _ in range(plan["repeats"]):  # interleaved, so drifting machine load hits every file alike
+        for key, art in loaded.items():
+            teacher = key.startswith("teacher")
+            windows = frames48 if teacher else frames8
+            runs = max(3, plan["runs"] // 5) if teacher else plan["runs"]
+            rounds[key].append(time_windows(art, windows[rng.permutation(len(windows))], runs=runs, warmup=2))
+    latency = {key: {m: float(np.median([r[m] for r in rs])) for m in ("invoke_ms", "frontend_ms", "end_to_end_ms")}
+               for key, rs in rounds.items()}
+    spec = loaded["sea64-body.int8"].frontend
+    with threadpool_limits(limits=1):
+        numpy_frontend = {
+            "compute_frontend": _median_ms(lambda: compute_frontend(frames8[:1], spec), 300),
+            "rfft_stft_only": _median_ms(lambda: np.fft.rfft(np.lib.stride_tricks.sliding_window_view(
+                np.pad(frames8[0], 432), 1024)[::160][:50] * np.hanning(1024), axis=-1), 300),
+            "mel_filterbank_build": _median_ms(lambda: mel_filterbank(8000, 1024, 64, 0.0, 4000.0, True, "slaney"), 300)}
+    atomic.write_json(plan["out"], {"latency_ms": latency, "numpy_frontend_ms": numpy_frontend,
+                                    "process": {"tensorflow_imported": "tensorflow" in sys.modules,
+                                                "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS")}})
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", help="demo dataset root (default: generate one in a temp dir)")
@@ -62,7 +94,12 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--runs", type=int, default=50, help="windows per round (teacher: a fifth of it)")
     parser.add_argument("--out", default=str(RESULTS / "bench_export.json"))
+    parser.add_argument("--timing", metavar="PLAN.json", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.timing:
+        return time_side_by_side(args.timing)
+    from export.pipeline import export_model
+    from sea_tf.demo import find_shared_dir
 
     shared = find_shared_dir()
     published = shared / "models" / "edgel3_sea_ust_audio_emb_64.h5" if shared else None
@@ -91,29 +128,19 @@ def main(argv=None):
     files["teacher.fp32"] = t_full["artifacts"][0]
     files["teacher-body.fp32"] = t_body["artifacts"][0]
 
-    rng = np.random.default_rng(0)
     from export.calibration import draw_windows
     frames8, _ = draw_windows(held, 8000, 64, seed=2)
     frames48, _ = draw_windows(held, 48000, 16, seed=2)
-    loaded = {key: load_artifact(a["path"], threads=1) for key, a in files.items()}
-    rounds = {key: [] for key in files}
-    for _ in range(args.repeats):  # interleaved, so drifting machine load hits every file alike
-        for key, art in loaded.items():
-            teacher = key.startswith("teacher")
-            frames = frames48 if teacher else frames8
-            runs = max(3, args.runs // 5) if teacher else args.runs
-            rounds[key].append(time_windows(art, frames[rng.permutation(len(frames))], runs=runs, warmup=2))
-    latency = {key: {m: float(np.median([r[m] for r in rs])) for m in ("invoke_ms", "frontend_ms", "end_to_end_ms")}
-               for key, rs in rounds.items()}
-
-    spec = loaded["sea64-body.int8"].frontend
-    limit = threadpool_limits(limits=1)  # the same single BLAS thread as the timed files
-    numpy_frontend_ms = _median_ms(lambda: compute_frontend(frames8[:1], spec), 200)
-    rfft_only_ms = _median_ms(lambda: np.fft.rfft(np.lib.stride_tricks.sliding_window_view(
-        np.pad(frames8[0], 432), 1024)[::160][:50] * np.hanning(1024), axis=-1), 200)
-    from device.frontends import mel_filterbank
-    filterbank_ms = _median_ms(lambda: mel_filterbank(8000, 1024, 64, 0.0, 4000.0, True, "slaney"), 200)
-    limit.unregister()
+    plan = work / "timing-plan.json"
+    atomic.save_npz(work / "frames.npz", frames8=frames8, frames48=frames48)
+    atomic.write_json(plan, {"files": {k: a["path"] for k, a in files.items()}, "frames": str(work / "frames.npz"),
+                             "repeats": args.repeats, "runs": args.runs, "out": str(work / "timing.json")})
+    # Timed in a fresh process that imports neither TensorFlow nor tf_keras, like the board
+    # (python -m device.bench): TensorFlow's own thread pools would otherwise share the CPU.
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, __file__, "--timing", str(plan)], check=True, env=env)
+    timing = json.loads((work / "timing.json").read_text())
+    latency, numpy_frontend = timing["latency_ms"], timing["numpy_frontend_ms"]
 
     def fid(key):
         a = files[key]
@@ -128,8 +155,7 @@ def main(argv=None):
         "repeats": args.repeats, "runs": args.runs, "export_wall_s": round(export_s, 1),
         "fidelity": {key: fid(key) for key in files},
         "latency_ms": latency,
-        "numpy_frontend_ms": {"compute_frontend": numpy_frontend_ms, "rfft_stft_only": rfft_only_ms,
-                              "mel_filterbank_build": filterbank_ms},
+        "numpy_frontend_ms": numpy_frontend, "timing_process": timing["process"],
         "targets": {
             "teacher_body_fp32_ms": latency["teacher-body.fp32"]["invoke_ms"],
             "sea64_body_fp32_ms": latency["sea64-body.fp32"]["invoke_ms"],

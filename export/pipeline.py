@@ -18,6 +18,7 @@ from export import fidelity, metadata, report
 from export.convert import CALIBRATED_MODES, IO_TYPES, check_builtin_ops, convert, parse_modes
 from export.defaults import DEFAULTS
 from export.placement import export_graph, frontend_in_model
+from sea_tf.config import merge
 from sea_tf.errors import ExportError
 from sea_tf.models import SeaModel, load_model
 
@@ -75,7 +76,7 @@ def export_model(model, out_dir, modes=None, calibration=None, held_out=None, cl
         A downstream classifier ``.keras`` with its card (``sea-tf classify final``), exported in
         the same modes.
     cfg : dict, optional
-        Settings (schema :data:`DEFAULTS`).
+        Settings (schema :data:`export.defaults.DEFAULTS`; nested keys may be given partially).
     progress : bool
     log : callable, optional
         Called with one-line progress messages.
@@ -86,7 +87,7 @@ def export_model(model, out_dir, modes=None, calibration=None, held_out=None, cl
         The report summary (also ``out_dir/report.json``): ``artifacts`` (one dict per file with
         paths, sizes, fidelity and latency), calibration / held-out descriptions, settings.
     """
-    cfg = {**DEFAULTS, **(cfg or {})}
+    cfg = merge(DEFAULTS, cfg or {})  # deep merge; an unknown setting is a ConfigError
     log = log or (lambda msg: None)
     out_dir = Path(out_dir)
     modes = parse_modes(modes if modes is not None else cfg["modes"])
