@@ -44,3 +44,19 @@ def test_two_device_mirrored_training_loads_on_one_device(tmp_path):
     tf.train.Checkpoint(model=model).restore(str(out / best)).expect_partial()
     np.testing.assert_allclose(model(audio, training=False).numpy(), expected, rtol=1e-5, atol=1e-5)
     assert not np.allclose(expected, 0)
+
+
+def test_mixed_precision_trains_and_saves_a_float32_student(tmp_path):
+    from sea_tf.backend import keras
+    from sea_tf.distill import distill
+    from sea_tf.models import load_model
+
+    data = make_dataset(tmp_path / "data", n_sources=10)
+    cfg = tiny_config(data, tmp_path / "run", epochs=1, steps_per_epoch=4)
+    cfg["strategy"]["mixed_precision"] = True
+    report = distill(cfg, log=lambda *_: None)
+    assert keras.mixed_precision.global_policy().name == "float32"   # left as it was
+    assert np.isfinite(report["held_out"]["mse"])
+    student = load_model(tmp_path / "run" / "student.keras")
+    assert {w.dtype for w in student.keras.get_weights()} == {np.dtype("float32")}
+    assert all(layer.dtype == "float32" for layer in student.network().layers)

@@ -114,12 +114,11 @@ def distill(cfg, log=print, callbacks=()):
         scoped.card = seamodel.card
         seamodel = scoped
         model, network = student_mod.training_model(seamodel, cfg["strategy"]["mixed_precision"], prune_fn)
-        optimizer = keras.optimizers.Adam(learning_rate=float(train_cfg["learning_rate"]))
+        adam = keras.optimizers.Adam(learning_rate=float(train_cfg["learning_rate"]))
+        adam.build(model.trainable_variables)  # slots exist before a restore fills them
+        # float16 gradients underflow without loss scaling; the model itself is float32-policy.
+        optimizer = keras.mixed_precision.LossScaleOptimizer(adam) if cfg["strategy"]["mixed_precision"] else adam
         model.compile(optimizer=optimizer, loss="mse", metrics=["mae"])
-        if cfg["strategy"]["mixed_precision"]:
-            model.optimizer.build(model.trainable_variables)
-        else:
-            optimizer.build(model.trainable_variables)  # slots exist before a restore fills them
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     es = keras.callbacks.EarlyStopping(monitor="val_loss", min_delta=train_cfg["early_stopping"]["min_delta"],
                                        patience=train_cfg["early_stopping"]["patience"],

@@ -1,0 +1,59 @@
+"""Demo step ``distill``: distil the demo student (SEA-64) on the reduced teacher targets.
+
+Reads ``teacher_shards``, ``targets`` and ``reducer`` from earlier steps; d comes from the reducer
+card. Warm-starts from the published SEA-64 weights when ``../shared`` has them and d = 64 (the
+card says so); otherwise trains from the seeded initialisation. Sets ``student_model`` and
+``distill_run`` for the classify and export steps.
+"""
+import shutil
+from pathlib import Path
+
+from sea_tf import cards
+from sea_tf.config import resolve
+from sea_tf.demo import StepReport
+
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "distill" / "demo.yaml"
+PUBLISHED_SEA64 = Path("models") / "edgel3_sea_ust_audio_emb_64.h5"
+PRESETS = {64: "sea-64", 128: "sea-128", 256: "sea-256", 512: "sea-512"}
+
+
+def run(ctx):
+    from sea_tf.distill import DEFAULTS, distill
+
+    cfg = resolve(DEFAULTS, config_file=CONFIG)
+    reducer = ctx.artifacts.get("reducer")
+    d = int(cards.read_card(Path(reducer))["d"]) if reducer else int(cards.read_card(Path(ctx.artifacts["targets"]))["d"])
+    cfg.update(shards=[str(ctx.artifacts["teacher_shards"])], targets=str(ctx.artifacts["targets"]),
+               reducer=str(reducer) if reducer else None, out=str(ctx.out_dir / "distill"), seed=int(ctx.seed))
+    if d in PRESETS:
+        cfg["student"]["preset"] = PRESETS[d]
+    else:
+        cfg["student"]["overrides"]["embedding_size"] = d
+    published = Path(ctx.shared_dir) / PUBLISHED_SEA64 if ctx.shared_dir else None
+    if d == 64 and published is not None and published.is_file():
+        cfg["student"]["init"] = str(published)
+    report = distill(cfg)
+    held = report["held_out"]
+    images = []
+    if report.get("loss_png"):
+        shutil.copyfile(report["loss_png"], ctx.report_dir / "distill_loss.png")
+        images.append("distill_loss.png")
+    ctx.artifacts["student_model"] = report["student"]
+    ctx.artifacts["distill_run"] = report["run_dir"]
+    warm = f"warm-started from the published SEA-64 ({published.name})" if cfg["student"]["init"] else \
+        "trained from the seeded initialisation (no published SEA-64 in ../shared)"
+    figures = {"student": report["student"], "preset": cfg["student"]["preset"], "d": d,
+               "held_out_r2": round(held["r2"], 4), "held_out_mse": round(held["mse"], 5),
+               "held_out_mae": round(held["mae"], 5), "held_out_cosine": round(held["cosine"], 4),
+               "held_out_windows": held["n_windows"], "r2_target": 0.5, "r2_target_met": held["r2"] >= 0.5,
+               "epochs": report["epochs_run"], "stopped": report["stopped"], "best_epoch": (report["best"] or {}).get("epoch"),
+               "train_windows": report["split"]["n_train_rows"], "valid_windows": report["split"]["n_valid_rows"],
+               "train_windows_per_s": report["train_windows_per_s"] and round(report["train_windows_per_s"], 1),
+               "warm_start": cfg["student"]["init"]}
+    markdown = (f"Student **{cfg['student']['preset']}** ({warm}) distilled on {report['split']['n_train_rows']} windows "
+                f"of {report['split']['n_train_sources']} upstream files to the d = {d} targets: {report['epochs_run']} "
+                f"epochs (stopped: {report['stopped']}), best epoch {figures['best_epoch']}. On "
+                f"{held['n_windows']} held-out windows from {report['split']['n_valid_sources']} other files: "
+                f"**R² {held['r2']:.3f}**, MSE {held['mse']:.4g}, mean cosine {held['cosine']:.3f}. "
+                f"Run directory `{report['run_dir']}` (checkpoints, history.csv, TensorBoard logs, report.json).")
+    return StepReport(figures=figures, markdown=markdown, images=images)
