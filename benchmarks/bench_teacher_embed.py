@@ -3,6 +3,8 @@
 Writes ``--files`` synthetic 10-s recordings (44.1 kHz, so every file is resampled to 48 kHz and
 8 kHz), then runs :func:`sea_tf.teacher_embed.extract` ``--repeats`` times into fresh directories.
 Reported (medians): windows/s end to end; CPU utilisation = process CPU time / wall time / cores;
+the share of wall time spent inside the teacher (1.0 = decoding, resampling and writing fully
+hidden; unlike CPU utilisation it does not drop when other processes share the cores);
 and windows/s of ``SeaModel.embed_frames`` on already-decoded windows — when decoding, resampling
 and writing overlap inference as intended, the two rates are close.
 
@@ -65,6 +67,7 @@ def main(argv=None):
                               shard_rows=4 * args.batch_size, progress=False)
             runs.append(summary)
             print(f"run {r}: {summary['windows_per_s']} windows/s, CPU {summary['cpu_utilisation']}, "
+                  f"share of wall time in inference {summary['inference_share']}, "
                   f"inference alone {infer_rates[-1]:.2f} windows/s", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -74,6 +77,7 @@ def main(argv=None):
         "cores": os.cpu_count(), "load_average_1min": os.getloadavg()[0],
         "extract_windows_per_s_median": statistics.median(r["windows_per_s"] for r in runs),
         "cpu_utilisation_median": statistics.median(r["cpu_utilisation"] for r in runs),
+        "inference_share_median": statistics.median(r["inference_share"] for r in runs),
         "inference_only_windows_per_s_median": round(statistics.median(infer_rates), 3),
         "runs": runs,
     }

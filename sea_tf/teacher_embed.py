@@ -282,7 +282,7 @@ def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_
                               inputs_info)
     if manifest["complete"]:
         print(f"teacher-embed: job {job} already complete in {out_dir} ({manifest['n_rows']} rows); nothing to do")
-        return _summary(out_dir, manifest, 0.0, 0.0, 0)
+        return _summary(out_dir, manifest, 0.0, 0.0, 0, 0.0)
     if not files:
         raise DataError(f"{inputs}: job {job} has no files (only {n} jobs for fewer files); use fewer jobs")
 
@@ -300,13 +300,15 @@ def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_
     decoder = _Prefetcher(files, start_file, decode_workers, prefetch_files,
                           lambda item: _decode(item, model.sample_rate, student_sample_rate, hop_size, center))
     bar = tqdm(total=len(files), initial=start_file, desc=f"teacher-embed {job}", unit="file", disable=not progress)
-    windows_embedded = 0
+    windows_embedded, inference_s = 0, 0.0
 
     def infer():
-        nonlocal windows_embedded
+        nonlocal windows_embedded, inference_s
         if len(pending):
             rows = pending.take()
+            start = time.perf_counter()
             rows["embedding"] = model.embed_frames(rows.pop("teacher"), batch_size=batch_size)
+            inference_s += time.perf_counter() - start
             buf.extend(rows)
             windows_embedded += len(rows["embedding"])
 
@@ -363,7 +365,7 @@ def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_
         decoder.close()
         writer.shutdown(wait=True)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
-    return _summary(out_dir, manifest, wall, cpu, windows_embedded)
+    return _summary(out_dir, manifest, wall, cpu, windows_embedded, inference_s)
 
 
 def _resume_or_new(path, job, teacher_card, config, model, student_sr, hop_size, inputs_info):
@@ -435,7 +437,8 @@ class _Blocks:
                 else np.concatenate([blk[key] for blk in blocks]) for key in blocks[0]}
 
 
-def _summary(out_dir, manifest, wall, cpu, windows):
+def _summary(out_dir, manifest, wall, cpu, windows, inference_s):
+    """``inference_share`` = time in the teacher / wall time: near 1 when decoding and writing are hidden."""
     cores = os.cpu_count() or 1
     summary = {"job": manifest["job"], "out_dir": str(out_dir), "n_rows": manifest["n_rows"],
                "n_shards": len(manifest["shards"]), "complete": manifest["complete"],
@@ -443,6 +446,7 @@ def _summary(out_dir, manifest, wall, cpu, windows):
                "windows_this_run": int(windows), "wall_s": round(wall, 3),
                "windows_per_s": round(windows / wall, 3) if wall > 0 else None,
                "cpu_utilisation": round(cpu / wall / cores, 3) if wall > 0 else None, "cores": cores,
+               "inference_share": round(inference_s / wall, 3) if wall > 0 else None,
                "teacher": manifest["teacher_card"].get("name")}
     atomic.write_json(Path(out_dir) / f"summary-{manifest['job']}.json", summary)
     return summary
