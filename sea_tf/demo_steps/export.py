@@ -44,6 +44,7 @@ def run(ctx):
                "held_out_windows": summary["held_out"]["n_windows"]}
 
     teacher = ctx.artifacts.get("teacher_model")
+    teacher_fp32 = None
     if teacher:
         tcfg = copy.deepcopy(resolve(DEFAULTS, TEACHER_CONFIG))
         tcfg["held_out"]["seed"] = ctx.seed
@@ -54,17 +55,16 @@ def run(ctx):
                 src = Path(art[key])
                 art[key] = str(src.replace(out / src.name))
         artifacts += tsum["artifacts"]
+        teacher_fp32 = tsum["artifacts"][0]
         figures["teacher"] = str(teacher)
 
     by_mode = {f"{a['model']}.{a['mode']}": {k: a.get(k) for k in (
         "size_bytes", "gzip_bytes", "cosine_mean", "cosine_p5", "cosine_worst", "max_abs_error", "invoke_ms",
         "end_to_end_ms", "top1_agreement", "accuracy_change", "input_kind")} for a in artifacts}
     figures["artifacts"] = by_mode
-    name = summary["model"]
-    fp32 = next((a for a in artifacts if a["model"] != name and a["mode"] == "fp32" and teacher), None)
-    int8 = next((a for a in summary["artifacts"] if a["mode"] == "int8" and a["model"] == name), None)
-    if fp32 and int8:
-        figures["teacher_fp32_over_student_int8_end_to_end"] = fp32["end_to_end_ms"] / int8["end_to_end_ms"]
+    int8 = next((a for a in summary["artifacts"] if a["mode"] == "int8" and a["model"] == summary["model"]), None)
+    if teacher_fp32 and int8:
+        figures["teacher_fp32_over_student_int8_end_to_end"] = teacher_fp32["end_to_end_ms"] / int8["end_to_end_ms"]
     ctx.artifacts["export_dir"] = str(out)
     image = ctx.report_dir / "export.png"
     Path(summary["report"]["png"]).replace(image)
