@@ -183,3 +183,16 @@ def test_decoding_overlaps_inference(audio_dir, teacher, tmp_path, monkeypatch):
     monkeypatch.setattr(teacher_embed, "_decode", spy)
     _run(audio_dir, tmp_path, teacher, decode_workers=2)
     assert threads and all(name.startswith("decode") for name in threads)
+
+
+def test_cli_runs_a_job_and_reports_errors_in_one_line(audio_dir, tmp_path, capsys):
+    from sea_tf.cli.main import main
+    out = tmp_path / "cli"
+    assert main(["teacher-embed", "--input", str(audio_dir), "--out", str(out), "--teacher", "sea-64",
+                 "--shard", "0/2", "--shard-rows", "32", "--batch-size", "8", "--no-progress"]) == 0
+    assert (out / "manifest-0of2.json").is_file() and (out / "teacher-embed-0of2.config.yaml").is_file()
+    assert "broken.wav" in capsys.readouterr().out  # job 0 holds the unreadable file; the summary lists it
+    (tmp_path / "empty").mkdir()
+    assert main(["teacher-embed", "--input", str(tmp_path / "empty"), "--out", str(out), "--teacher", "sea-64"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no audio files found" in err[0]
