@@ -11,6 +11,7 @@ from pathlib import Path
 from sea_tf import cards
 from sea_tf.config import resolve
 from sea_tf.demo import StepReport
+from sea_tf.shards import canonical_sha256
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "distill" / "demo.yaml"
 PUBLISHED_SEA64 = Path("models") / "edgel3_sea_ust_audio_emb_64.h5"
@@ -24,7 +25,7 @@ def run(ctx):
     reducer = ctx.artifacts.get("reducer")
     d = int(cards.read_card(Path(reducer))["d"]) if reducer else int(cards.read_card(Path(ctx.artifacts["targets"]))["d"])
     cfg.update(shards=[str(ctx.artifacts["teacher_shards"])], targets=str(ctx.artifacts["targets"]),
-               reducer=str(reducer) if reducer else None, out=str(ctx.out_dir / "distill"), seed=int(ctx.seed))
+               reducer=str(reducer) if reducer else None, seed=int(ctx.seed))
     if d in PRESETS:
         cfg["student"]["preset"] = PRESETS[d]
     else:
@@ -32,6 +33,9 @@ def run(ctx):
     published = Path(ctx.shared_dir) / PUBLISHED_SEA64 if ctx.shared_dir else None
     if d == 64 and published is not None and published.is_file():
         cfg["student"]["init"] = str(published)
+    # One run directory per configuration: a re-run of the demo resumes (or reuses) its own run and
+    # never collides with a run made by another version of demo.yaml.
+    cfg["out"] = str(ctx.out_dir / f"distill-{canonical_sha256(cfg)[:8]}")
     report = distill(cfg)
     held = report["held_out"]
     images = []
@@ -48,7 +52,7 @@ def run(ctx):
                "held_out_windows": held["n_windows"], "r2_target": 0.5, "r2_target_met": held["r2"] >= 0.5,
                "epochs": report["epochs_run"], "stopped": report["stopped"], "best_epoch": (report["best"] or {}).get("epoch"),
                "train_windows": report["split"]["n_train_rows"], "valid_windows": report["split"]["n_valid_rows"],
-               "train_windows_per_s": report["train_windows_per_s"] and round(report["train_windows_per_s"], 1),
+               "fit_windows_per_s": report["fit_windows_per_s"] and round(report["fit_windows_per_s"], 1),
                "warm_start": cfg["student"]["init"]}
     markdown = (f"Student **{cfg['student']['preset']}** ({warm}) distilled on {report['split']['n_train_rows']} windows "
                 f"of {report['split']['n_train_sources']} upstream files to the d = {d} targets: {report['epochs_run']} "

@@ -63,5 +63,5 @@ DEFAULTS = {
 }
 
 #: Keys that may change between a run and its resumption (they do not change what is learnt).
-RESUMABLE_CHANGES = ("progress", "train.epochs", "train.time_budget_s", "evaluate.max_rows",
+RESUMABLE_CHANGES = ("progress", "out", "train.epochs", "train.time_budget_s", "evaluate.max_rows",
                      "evaluate.downstream", "data.cycle_length", "qat.enabled", "qat.epochs", "qat.learning_rate")

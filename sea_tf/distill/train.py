@@ -171,7 +171,7 @@ def distill(cfg, log=print, callbacks=()):
               "d": pairs.d, "split": split.summary(), "replicas": replicas, "global_batch": batch,
               "steps_per_epoch": steps, "epochs_run": state["epoch"], "stopped": state["stopped"],
               "best": best, "final_lr": state["history"][-1]["lr"] if state["history"] else None,
-              "train_windows_per_s": (trained_epochs * steps * batch / fit_seconds) if trained_epochs else None,
+              "fit_windows_per_s": (trained_epochs * steps * batch / fit_seconds) if trained_epochs else None,  # incl. validation
               "sparsity": {"total": sparsity["total"], "pruned_total": sparsity["pruned_total"]}
               if prune_fn else None,
               "warm_start": warm}
