@@ -59,12 +59,14 @@ def test_us8k_cli_then_final_classifier(us8k_root, tmp_path, capsys):
     summary = table["models"]["sea-64"]
     assert table["n_folds"] == 10 and len(summary["per_fold"]) == 10
     assert summary["n_clips"] == 30 and np.sum(summary["confusion"]) == 30
-    assert 0.0 <= summary["accuracy_mean"] <= 1.0
+    assert summary["accuracy_mean"] >= 0.8                 # three tones: easy even for an untrained student
     assert (out / "sea-64" / "confusion.png").is_file() and (out / "classify-us8k.config.yaml").is_file()
     fold1 = json.loads((out / "sea-64" / "fold-1.json").read_text())
     assert fold1["validation_fold"] == 10 and fold1["train_folds"] == list(range(2, 10))
     assert sorted(fold1["predictions"]) == sorted(f"101-{c}-0-0.wav" for c in TONES)
-    assert "| sea-64 | 64 |" in (out / "comparison.md").read_text()
+    md = (out / "comparison.md").read_text()
+    assert "| sea-64 | 64 |" in md and "| 10 | " in md                    # summary row, fold 10 row
+    assert "| car_horn | – |" in md                                         # a class the data lacks
 
     clf = tmp_path / "clf" / "tones.keras"
     code = cli_main.main(["classify", "final", "--data", str(us8k_root), "--model", "sea-64", "--out", str(clf),

@@ -9,7 +9,7 @@ from pathlib import Path
 from sea_tf import atomic
 from sea_tf.classify import defaults
 from sea_tf.classify.crossval import cross_validate
-from sea_tf.classify.evaluate import comparison_markdown
+from sea_tf.classify.evaluate import breakdown_markdown, comparison_markdown
 from sea_tf.classify.features import extract_features, open_embedder, spec_name
 from sea_tf.errors import ClassifyError, SeaTFError
 
@@ -79,6 +79,10 @@ def run_benchmark(clips, model_specs, out_dir, features_cfg=None, clf_cfg=None, 
           comparison_markdown(summaries, n_folds),
           f"Frames: 1-s windows every {fcfg['hop_size']} s ({fcfg['framing']} framing); clip = mean of frame "
           "probabilities."]
+    if summaries:
+        md += ["", "## Accuracy per test fold (%)", "", breakdown_markdown(summaries, "per_fold", "fold"),
+               "## Accuracy per class (%, over all test folds)", "",
+               breakdown_markdown(summaries, "per_class_accuracy", "class")]
     if failed:
         md += ["", "Failed models:", ""] + [f"- {n}: {r}" for n, r in failed.items()]
     atomic.write_text(out_dir / "comparison.md", "\n".join(md) + "\n")

@@ -159,3 +159,23 @@ def comparison_markdown(summaries, n_folds):
             f"| {100 * s['accuracy_mean']:.1f} ± {100 * s['accuracy_std']:.1f} % "
             f"| {100 * s['accuracy_min']:.1f} | {100 * s['accuracy_max']:.1f} | {100 * np.mean(class_accs):.1f} |")
     return "\n".join(lines) + "\n"
+
+
+def breakdown_markdown(summaries, key, label):
+    """A markdown table with one row per fold or class and one column per model.
+
+    Parameters
+    ----------
+    summaries : dict
+        ``{model_name: summary}`` (:func:`summarize_folds` keys).
+    key : {"per_fold", "per_class_accuracy"}
+    label : str
+        Header of the first column.
+    """
+    names = list(summaries)
+    rows = list(dict.fromkeys(r for s in summaries.values() for r in s[key]))
+    lines = [f"| {label} | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for row in rows:
+        cells = [summaries[n][key].get(row) for n in names]
+        lines.append(f"| {row} | " + " | ".join("–" if c is None else f"{100 * c:.1f}" for c in cells) + " |")
+    return "\n".join(lines) + "\n"
