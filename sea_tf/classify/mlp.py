@@ -141,7 +141,6 @@ def train_mlp(x_train, y_train, n_classes, x_val=None, y_val=None, cfg=None, see
     mean, variance = fit_scaler(x_train)
     model = build_mlp(x_train.shape[1], n_classes, mean, variance, cfg["hidden"], cfg["l2"])
     optimizer = keras.optimizers.Adam(learning_rate=cfg["learning_rate"])
-    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     train_epoch, eval_loss = _epoch_function(model, optimizer, int(cfg["batch_size"]))
     x_t, y_t = tf.constant(x_train), tf.constant(y_train)
     has_val = x_val is not None and len(x_val) > 0
