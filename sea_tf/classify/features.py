@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from sea_tf import atomic, cards
-from sea_tf.errors import ClassifyError, DataError, ModelError, SeaTFError, SeaTFWarning
+from sea_tf.errors import ClassifyError, DataError, ModelError, OutputError, SeaTFError, SeaTFWarning
 
 FRAMINGS = ("centered", "uncentered", "l3e")
 
@@ -393,6 +393,8 @@ def extract_features(clips, embedder, cache_dir, hop_size=0.1, framing="centered
                 atomic.save_npz(target, embedding=emb, timestamps=ts, model_key=np.array(embedder.key),
                                 audio_sha256=np.array(audio_sha), framing=np.array(_framing_tag(hop_size, framing)))
                 stats["computed"] += 1
+        except OutputError:
+            raise  # an unwritable cache is not a property of this clip
         except (SeaTFError, OSError) as exc:
             failed[name] = str(exc)
             continue
