@@ -208,7 +208,7 @@ def test_missing_audio_is_skipped_with_its_name_or_fails(tiny_wavs, tmp_path):
         feats = extract_features(tiny_wavs, band_embedder(), tmp_path / "c", hop_size=0.5,
                                  max_failed_fraction=0.1, progress=False)
     assert 3 not in feats.frame_clip and "1-1-1.wav" in feats.failed
-    with pytest.raises(DataError, match="1-1-1.wav.*metadata matches"):
+    with pytest.raises(DataError, match="1-1-1.wav.*metadata and the audio on disk disagree"):
         extract_features(tiny_wavs, band_embedder(), tmp_path / "c", hop_size=0.5, max_failed_fraction=0.0,
                          progress=False)
 

@@ -427,6 +427,6 @@ def _report_failures(failed, n_clips, max_fraction, model_name):
     more = f" (and {len(failed) - 5} more)" if len(failed) > 5 else ""
     if len(failed) > max_fraction * n_clips:
         raise DataError(f"{len(failed)} of {n_clips} clips could not be embedded with {model_name}{more}: {shown}. "
-                        "Check that the metadata matches the audio files on disk")
+                        "Missing files mean the metadata and the audio on disk disagree (run `sea-tf data check ROOT`)")
     warnings.warn(f"skipped {len(failed)} of {n_clips} clips that could not be embedded with {model_name}"
                   f"{more}: {shown}", SeaTFWarning, stacklevel=3)
