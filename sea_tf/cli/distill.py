@@ -21,24 +21,26 @@ def register(subparsers):
                                DEFAULTS, run, description=DESCRIPTION)
     opts.add("--shards", key="shards", nargs="+", metavar="DIR", help="teacher-shard directories")
     opts.add("--targets", key="targets", metavar="DIR", help="reduced targets (`sea-tf reduce apply` output)")
-    opts.add("--reducer", key="reducer", metavar="DIR", help="reducer directory (default: from the targets card)")
+    opts.add("--reducer", key="reducer", metavar="DIR", help="reducer directory; None: the one the targets card names")
     opts.add("--out", key="out", metavar="DIR", help="run directory (resumed if it exists)")
-    opts.add("--preset", key="student.preset", help="student preset")
+    opts.add("--preset", key="student.preset", metavar="NAME", help="student preset (sea-64|128|256|512, edgel3-sparse)")
     opts.add("--init", key="student.init", metavar="MODEL", help="warm-start from this model (.keras, .h5, edgel3/...)")
-    opts.add("--epochs", key="train.epochs", type=int, help="maximum epochs")
-    opts.add("--steps-per-epoch", key="train.steps_per_epoch", type=int, help="training steps per epoch")
-    opts.add("--batch-size", key="train.batch_size", type=int, help="windows per step and replica")
-    opts.add("--lr", key="train.learning_rate", type=float, help="Adam learning rate")
+    opts.add("--epochs", key="train.epochs", type=int, metavar="N", help="maximum epochs")
+    opts.add("--steps-per-epoch", key="train.steps_per_epoch", type=int, metavar="N",
+             help="training steps per epoch; None: one pass over the training windows")
+    opts.add("--batch-size", key="train.batch_size", type=int, metavar="N", help="windows per step and replica")
+    opts.add("--lr", key="train.learning_rate", type=float, metavar="LR", help="Adam learning rate")
     opts.add("--prune", key="pruning.enabled", action="store_true", help="prune while distilling")
-    opts.add("--sparsity", key="pruning.target_sparsity", type=float, help="target sparsity per pruned layer")
+    opts.add("--sparsity", key="pruning.target_sparsity", type=float, metavar="S",
+             help="target sparsity per pruned layer")
     opts.add("--qat", key="qat.enabled", action="store_true", help="quantization-aware fine-tune afterwards")
     opts.add("--strategy", key="strategy.kind", choices=["auto", "default", "mirrored", "multiworker"],
              help="distribution strategy")
-    opts.add("--cpu-devices", key="strategy.cpu_devices", type=int,
+    opts.add("--cpu-devices", key="strategy.cpu_devices", type=int, metavar="N",
              help="split the CPU into N logical devices (tests MirroredStrategy without GPUs)")
     opts.add("--mixed-precision", key="strategy.mixed_precision", action="store_true",
              help="mixed_float16 compute with float32 loss and outputs (GPUs)")
-    opts.add("--seed", key="seed", type=int, help="seed of the split, shuffling and initial weights")
+    opts.add("--seed", key="seed", type=int, metavar="N", help="seed of the split, shuffling and initial weights")
     opts.add("--no-progress", key="progress", action="store_false", help="hide progress bars")
 
 
