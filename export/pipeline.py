@@ -94,6 +94,7 @@ def export_model(model, out_dir, modes=None, calibration=None, held_out=None, cl
     if cfg["int8_io"] not in IO_TYPES:
         raise ExportError(f"int8_io must be one of {IO_TYPES}; got {cfg['int8_io']!r}")
     model = resolve_model(model)
+    classifier = cfg.get("classifier") if classifier is None else classifier
     cls_model, cls_card = (_load_classifier(classifier, model) if classifier is not None
                            else (None, None))
     calibration = cfg["calibration"]["sources"] if calibration is None else calibration

@@ -13,6 +13,10 @@ import numpy as np
 
 from sea_tf.errors import OutputError
 
+# Read once at import: os.umask can only be read by setting it, which is not thread-safe later.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(path, suffix=""):
@@ -33,6 +37,7 @@ def atomic_path(path, suffix=""):
         raise OutputError(f"cannot write in {path.parent}: {exc.strerror}; choose a writable output directory") from exc
     os.close(fd)
     tmp = Path(tmp)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the permissions open() would
     try:
         yield tmp
         os.replace(tmp, path)

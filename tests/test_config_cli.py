@@ -55,3 +55,16 @@ def test_cli_error_is_one_line(capsys, tmp_path):
 def test_python_m_entry_point_help():
     out = subprocess.run([sys.executable, "-m", "sea_tf", "--help"], capture_output=True, text=True, check=True)
     assert "demo" in out.stdout
+
+
+def test_atomic_write_has_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    from sea_tf import atomic
+    path = tmp_path / "card.json"
+    atomic.write_json(path, {"a": 1})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+    assert not list(tmp_path.glob(".*tmp"))
