@@ -48,7 +48,10 @@ def make_blocks(shards, rows, block_rows=256):
 
 
 class BlockReader:
-    """Reads (audio, target) for one block; keeps HDF5 files open between calls (thread-safe)."""
+    """Reads (audio, target) for one block; keeps HDF5 files open between calls (thread-safe).
+
+    The handles close when the dataset holding this reader is garbage-collected.
+    """
 
     def __init__(self, shards):
         self.shards = shards
@@ -68,12 +71,6 @@ class BlockReader:
             audio = self._open(info.path)["audio"][int(start):int(stop)]
             target = self._open(self.shards.targets / info.path.name)["target"][int(start):int(stop)]
         return audio.astype(np.float32, copy=False), target.astype(np.float32, copy=False)
-
-    def close(self):
-        with self._lock:
-            for handle in self._files.values():
-                handle.close()
-            self._files.clear()
 
 
 def block_order(n_blocks, seed, start_pass=0, start_block=0):
@@ -109,21 +106,13 @@ def train_dataset(shards, blocks, batch_size, seed, shuffle_buffer=4096, cycle_l
     tf.data.Dataset
     """
     start_pass, start_block = _start(blocks, seed, rows_done)
-    reader = BlockReader(shards)
-    frame_samples, d = shards.student_sample_rate, _target_dim(shards)
 
     def order():
         for k in block_order(len(blocks), seed, start_pass, start_block):
             yield blocks[k]
 
-    def read(block):
-        audio, target = tf.numpy_function(lambda b: reader.read(*b), [block], [tf.float32, tf.float32])
-        audio.set_shape([None, frame_samples])
-        target.set_shape([None, d])
-        return tf.data.Dataset.from_tensor_slices((audio, target))
-
     ds = tf.data.Dataset.from_generator(order, output_signature=tf.TensorSpec([3], tf.int64))
-    ds = ds.interleave(read, cycle_length=max(1, int(cycle_length)), block_length=16,
+    ds = ds.interleave(_block_reader(shards), cycle_length=max(1, int(cycle_length)), block_length=16,
                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if shuffle_buffer and shuffle_buffer > 1:
         ds = ds.shuffle(int(shuffle_buffer), seed=int(seed) + int(rows_done), reshuffle_each_iteration=False)
@@ -133,6 +122,16 @@ def train_dataset(shards, blocks, batch_size, seed, shuffle_buffer=4096, cycle_l
 
 def eval_dataset(shards, blocks, batch_size, max_batches=None):
     """The held-out windows in row order (the same batches every epoch, like the seed's validator)."""
+    ds = tf.data.Dataset.from_tensor_slices(blocks.astype(np.int64))
+    ds = ds.interleave(_block_reader(shards), cycle_length=1, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.batch(int(batch_size))
+    if max_batches:
+        ds = ds.take(int(max_batches))
+    return _with_options(ds.prefetch(tf.data.AUTOTUNE))
+
+
+def _block_reader(shards):
+    """``block [3] -> Dataset of (audio [frame_samples], target [d])`` rows, read through one BlockReader."""
     reader = BlockReader(shards)
     frame_samples, d = shards.student_sample_rate, _target_dim(shards)
 
@@ -142,12 +141,7 @@ def eval_dataset(shards, blocks, batch_size, max_batches=None):
         target.set_shape([None, d])
         return tf.data.Dataset.from_tensor_slices((audio, target))
 
-    ds = tf.data.Dataset.from_tensor_slices(blocks.astype(np.int64))
-    ds = ds.interleave(read, cycle_length=1, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    ds = ds.batch(int(batch_size))
-    if max_batches:
-        ds = ds.take(int(max_batches))
-    return _with_options(ds.prefetch(tf.data.AUTOTUNE))
+    return read
 
 
 def _start(blocks, seed, rows_done):

@@ -67,8 +67,9 @@ def distill(cfg, log=print, callbacks=()):
     if resuming and (run_dir / "split.json").is_file():
         pairs_mod.check_split(split, run_dir / "split.json")
     keras.utils.set_random_seed(seed)
-    seamodel = student_mod.build(cfg["student"]["preset"], cfg["student"]["overrides"], pairs.d,
-                                 pairs.frame_samples, seed)
+    with strategy.scope():  # variables of a distributed run must be created in its scope
+        seamodel = student_mod.build(cfg["student"]["preset"], cfg["student"]["overrides"], pairs.d,
+                                     pairs.frame_samples, seed)
     warm = student_mod.warm_start(seamodel, cfg["student"]["init"]) if cfg["student"]["init"] else None
     if train_cfg["calibrate_bn"] and not warm and not resuming:
         # BN moving statistics start at 0/1 while dB images are in [-80, 0]: inference-mode outputs
@@ -107,12 +108,6 @@ def distill(cfg, log=print, callbacks=()):
     state = (runstate.read_state(run_dir) if resuming else None) or runstate.new_state()
 
     with strategy.scope():
-        # Variables of a distributed run must be created in its scope: rebuild there, same weights.
-        scoped = student_mod.build(cfg["student"]["preset"], cfg["student"]["overrides"], pairs.d,
-                                   pairs.frame_samples, seed)
-        scoped.keras.set_weights(seamodel.keras.get_weights())
-        scoped.card = seamodel.card
-        seamodel = scoped
         model, network = student_mod.training_model(seamodel, cfg["strategy"]["mixed_precision"], prune_fn)
         adam = keras.optimizers.Adam(learning_rate=float(train_cfg["learning_rate"]))
         adam.build(model.trainable_variables)  # slots exist before a restore fills them
