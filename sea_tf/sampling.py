@@ -190,7 +190,8 @@ def _dppy_exact(features, k, quality, ridge, rng):
     q = np.ones(len(features)) if quality is None else quality
     kernel = (q[:, None] * (features @ features.T) * q[None, :]) + ridge * np.eye(len(features))
     dpp = FiniteDPP("likelihood", L=kernel)
-    return np.asarray(dpp.sample_exact_k_dpp(size=k, random_state=rng), dtype=np.int64)
+    legacy = np.random.RandomState(int(rng.integers(2**32)))  # dppy only takes the legacy RandomState
+    return np.asarray(dpp.sample_exact_k_dpp(size=k, random_state=legacy), dtype=np.int64)
 
 
 def select(n_rows, m, strategy, seed, bounds, loudness_db=None, read_embeddings=None,
