@@ -123,14 +123,16 @@ def distill(cfg, log=print, callbacks=()):
                                             min_delta=train_cfg["reduce_lr"]["min_delta"], verbose=0)
     saver = runstate.RunState(run_dir, checkpoint, state, es, rlr, best_from_epoch, chief)
     initial_epoch = saver.restore()
-    if initial_epoch:
-        log(f"resuming {run_dir} at epoch {initial_epoch + 1} (optimizer step "
-            f"{int(model.optimizer.iterations.numpy())})")
     # A run stopped by its time budget continues when re-run without one (train.time_budget_s: null).
     finished = initial_epoch >= epochs or state.get("stopped") == "early_stopping" or \
         (state.get("stopped") == "time_budget" and bool(train_cfg["time_budget_s"]))
-    if not finished:
+    if finished:
+        log(f"{run_dir}: training already finished ({state.get('stopped') or 'epochs'}); re-evaluating the best checkpoint")
+    else:
         state["stopped"] = None
+        if initial_epoch:
+            log(f"resuming {run_dir} at epoch {initial_epoch + 1} (optimizer step "
+                f"{int(model.optimizer.iterations.numpy())})")
 
     train_ds = pipeline.train_dataset(pairs.shards, pipeline.make_blocks(pairs.shards, split.train_rows,
                                                                          data["block_rows"]),
