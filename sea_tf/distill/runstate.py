@@ -16,6 +16,7 @@ import csv
 import io
 import json
 import math
+import tempfile
 import time
 from pathlib import Path
 
@@ -113,9 +114,11 @@ class RunState(keras.callbacks.Callback):
         self.es, self.rlr = early_stopping, reduce_lr
         self.best_from_epoch = int(best_from_epoch)
         self.chief = chief
-        self.latest = tf.train.CheckpointManager(checkpoint, str(self.run_dir / "checkpoints" / "latest"),
+        # Multi-worker saves may run collective ops, so every worker saves; only the chief's files count.
+        self.save_dir = self.run_dir if chief else Path(tempfile.mkdtemp(prefix="sea-tf-distill-worker-"))
+        self.latest = tf.train.CheckpointManager(checkpoint, str(self.save_dir / "checkpoints" / "latest"),
                                                  max_to_keep=2, checkpoint_name="ckpt")
-        self.best = tf.train.CheckpointManager(checkpoint, str(self.run_dir / "checkpoints" / "best"),
+        self.best = tf.train.CheckpointManager(checkpoint, str(self.save_dir / "checkpoints" / "best"),
                                                max_to_keep=1, checkpoint_name="ckpt")
         self._epoch_start = None
 
@@ -164,20 +167,20 @@ class RunState(keras.callbacks.Callback):
         state["iterations"] = int(keras.backend.get_value(self.model.optimizer.iterations))
         state["train_seconds"] = float(state.get("train_seconds", 0.0)) + wall
         val = logs.get("val_loss")
-        if self.chief and val is not None and math.isfinite(val) and epoch >= self.best_from_epoch and \
+        if val is not None and math.isfinite(val) and epoch >= self.best_from_epoch and \
                 (state["best"] is None or val < state["best"]["val_loss"]):
             path = self.best.save(checkpoint_number=epoch + 1)
             state["best"] = {"epoch": epoch + 1, "val_loss": float(val), "val_mae": _num(logs.get("val_mae")),
-                             "checkpoint": str(Path(path).relative_to(self.run_dir))}
+                             "checkpoint": str(Path(path).relative_to(self.save_dir))}
         state["early_stopping"] = {"wait": int(self.es.wait), "best": _num(self.es.best),
                                    "best_epoch": int(getattr(self.es, "best_epoch", 0))}
         state["reduce_lr"] = {"wait": int(self.rlr.wait), "best": _num(self.rlr.best),
                               "cooldown_counter": int(self.rlr.cooldown_counter)}
         if self.model.stop_training and state["stopped"] is None:
             state["stopped"] = "early_stopping" if getattr(self.es, "stopped_epoch", 0) == epoch else "requested"
+        path = self.latest.save(checkpoint_number=epoch + 1)
+        state["latest_checkpoint"] = str(Path(path).relative_to(self.save_dir))
         if self.chief:
-            path = self.latest.save(checkpoint_number=epoch + 1)
-            state["latest_checkpoint"] = str(Path(path).relative_to(self.run_dir))
             write_state(self.run_dir, state)
 
 
