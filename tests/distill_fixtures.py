@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from sea_tf import cards
-from sea_tf.reduce import Reducer, apply, fit_reducer
+from sea_tf.reduce import apply, fit_reducer
 from sea_tf.shards import canonical_sha256, write_table
 
 TEACHER_CARD = {"name": "synthetic-teacher", "kind": "teacher", "embedding_size": 32}

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 import yaml
 
 from distill_fixtures import make_dataset, tiny_config
