@@ -174,6 +174,13 @@ class ShardSet:
 
     def _attach_targets(self, targets):
         self.targets = targets
+        card_file = targets / "card.json"
+        try:
+            card = json.loads(card_file.read_text())
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{card_file}: no readable targets card ({exc}); run `sea-tf reduce apply`") from exc
+        if not card.get("complete"):
+            raise DataError(f"{targets}: `sea-tf reduce apply` has not finished here; re-run it to complete the targets")
         for info in self.shards:
             path = targets / info.path.name
             if not path.is_file():
