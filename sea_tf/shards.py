@@ -219,6 +219,18 @@ class ShardSet:
             data = np.array([s.decode("utf-8") if isinstance(s, bytes) else s for s in data], dtype=object)
         return data
 
+    def _read_rows(self, i, key, rows):
+        path = self._file(self.shards[i], key)
+        try:
+            with h5py.File(path, "r") as fh:
+                data = fh[key][rows]
+        except (OSError, KeyError) as exc:
+            raise DataError(f"{path}: cannot read dataset {key!r} ({exc}); the shard is damaged, delete it "
+                            "and re-run the command that wrote it") from exc
+        if key == "source":
+            data = np.array([s.decode("utf-8") if isinstance(s, bytes) else s for s in data], dtype=object)
+        return data
+
     def iter_chunks(self, keys, rows=4096, start=0, stop=None):
         """Iterate over consecutive rows in chunks that never cross a shard boundary.
 
@@ -269,9 +281,12 @@ class ShardSet:
         for i in np.unique(which):
             mask = which == i
             local = index[mask] - self.shards[i].offset
-            lo, hi = int(local.min()), int(local.max()) + 1
-            block = self.read_shard(int(i), key, lo, hi)  # one contiguous read, then pick rows
-            part = block[local - lo]
+            rows = np.unique(local)
+            lo, hi = int(rows[0]), int(rows[-1]) + 1
+            if 4 * len(rows) >= hi - lo:  # dense: one contiguous read, then pick rows
+                part = self.read_shard(int(i), key, lo, hi)[local - lo]
+            else:  # sparse: let HDF5 read just those rows
+                part = self._read_rows(int(i), key, rows)[np.searchsorted(rows, local)]
             if out is None:
                 out = np.empty((index.size,) + part.shape[1:], dtype=part.dtype)
             out[mask] = part

@@ -40,7 +40,7 @@ def test_shardset_reads_many_dirs_as_one_table(tmp_path):
     assert np.array_equal(np.concatenate([c["embedding"] for c in chunks]), full)
     assert np.array_equal(np.concatenate([c["row"] for c in chunks]), np.arange(185))
     assert all(c["embedding"].shape[0] <= 17 for c in chunks)
-    index = np.array([184, 0, 131, 39, 40, 130])
+    index = np.array([184, 0, 131, 39, 40, 130, 39])  # sparse and dense reads, a repeated row
     assert np.array_equal(shards.read("embedding", index), full[index])
     assert list(shards.read("source", [0, 184])) == ["a/f0.wav", "b/f5.wav"]
     assert np.array_equal(shards.read("label", [3, 4, 5]), [0, 1, 2])
