@@ -46,6 +46,7 @@ def synthetic_pairs(root, n_rows, d, shard_rows=1024, seed=0):
     for info in shards.shards:
         with h5py.File(root / "targets" / info.path.name, "w") as fh:
             fh.create_dataset("target", data=rng.standard_normal((info.n_rows, d)).astype(np.float32))
+    atomic.write_json(root / "targets" / "card.json", {"kind": "targets", "d": d, "complete": True})
     return ShardSet(root / "shards", targets=root / "targets")
 
 
