@@ -3,6 +3,7 @@
 :class:`LabelledDataset` is the common interface of the UrbanSound8K and ESC-50 loaders, so the
 classify stage handles both (and the generated demo dataset) with the same code.
 """
+import csv
 import dataclasses
 from collections import Counter
 from pathlib import Path
@@ -206,3 +207,32 @@ def parse_float(value, what, where):
         return float(str(value).strip())
     except ValueError:
         raise DataError(f"{where}: {what} {value!r} is not a number; fix the row or re-download the metadata") from None
+
+
+def read_metadata_csv(path, required_columns, fix_hint):
+    """Rows of a metadata CSV whose header must hold ``required_columns``.
+
+    Parameters
+    ----------
+    path : Path
+    required_columns : list of str
+    fix_hint : str
+        What the user should do when the file cannot be read (e.g. "re-download it").
+
+    Returns
+    -------
+    list of (int, dict)
+        (line number, row) pairs; header names are stripped of white space and a UTF-8 BOM.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            header = [name.strip() for name in (reader.fieldnames or [])]
+            missing = [col for col in required_columns if col not in header]
+            if missing:
+                raise DataError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(header) or 'nothing'}); "
+                                f"the header must have {', '.join(required_columns)}")
+            reader.fieldnames = header
+            return [(reader.line_num, row) for row in reader]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"{path}: cannot read the metadata ({exc}); {fix_hint}") from exc

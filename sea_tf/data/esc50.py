@@ -8,10 +8,9 @@ Expected layout (as in the ESC-50 repository)::
 The folds and class ids come from the file names; ``meta/esc50.csv``, when present, supplies
 the class names and is checked against the file names.
 """
-import csv
 import re
 
-from sea_tf.data.base import Clip, LabelledDataset, parse_int
+from sea_tf.data.base import Clip, LabelledDataset, parse_int, read_metadata_csv
 from sea_tf.errors import DataError
 
 METADATA = "meta/esc50.csv"
@@ -79,18 +78,7 @@ class ESC50(LabelledDataset):
         return {}
 
     def _load_metadata(self, path):
-        try:
-            with open(path, newline="", encoding="utf-8-sig") as fh:
-                reader = csv.DictReader(fh)
-                header = [name.strip() for name in (reader.fieldnames or [])]
-                missing = [col for col in REQUIRED_COLUMNS if col not in header]
-                if missing:
-                    raise DataError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(header) or 'nothing'}); "
-                                    f"the header must have {', '.join(REQUIRED_COLUMNS)}")
-                reader.fieldnames = header
-                rows = [(reader.line_num, row) for row in reader]
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
-            raise DataError(f"{path}: cannot read the metadata ({exc}); re-download it") from exc
+        rows = read_metadata_csv(path, REQUIRED_COLUMNS, "re-download it")
         names = {}
         for line, row in rows:
             where = f"{path} line {line}"

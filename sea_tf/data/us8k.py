@@ -11,9 +11,8 @@ Example
 >>> train, val, test = ds.split(1)                      # doctest: +SKIP
 >>> [c.path for c in ds.clips_in_fold(test)][:2]        # doctest: +SKIP
 """
-import csv
 
-from sea_tf.data.base import Clip, LabelledDataset, parse_float, parse_int
+from sea_tf.data.base import Clip, LabelledDataset, parse_float, parse_int, read_metadata_csv
 from sea_tf.data.recipes import US8K_CLASSES
 from sea_tf.errors import DataError
 
@@ -50,18 +49,7 @@ class US8K(LabelledDataset):
         if not path.is_file():
             raise DataError(f"{path}: metadata not found; {self._root_hint()}, "
                             "or generate the demo dataset with `sea-tf data make-demo --out DIR`")
-        try:
-            with open(path, newline="", encoding="utf-8-sig") as fh:
-                reader = csv.DictReader(fh)
-                header = [name.strip() for name in (reader.fieldnames or [])]
-                missing = [col for col in REQUIRED_COLUMNS if col not in header]
-                if missing:
-                    raise DataError(f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(header) or 'nothing'}); "
-                                    f"the header must have {', '.join(REQUIRED_COLUMNS)}")
-                reader.fieldnames = header
-                rows = [(reader.line_num, row) for row in reader]
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
-            raise DataError(f"{path}: cannot read the metadata ({exc}); re-download or regenerate it") from exc
+        rows = read_metadata_csv(path, REQUIRED_COLUMNS, "re-download or regenerate it")
 
         names, seen = {}, {}
         for line, row in rows:
