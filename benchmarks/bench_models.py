@@ -11,7 +11,6 @@ process CPU time per window beside it (robust to other jobs sharing the cores).
 writes ``bench_models.json`` and ``bench_models.md``. About 2–4 minutes on 2 cores.
 """
 import argparse
-import json
 import os
 import platform
 import statistics

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sea_tf import atomic, cards
+from sea_tf import atomic
 from sea_tf.errors import ConfigError, DataError, OutputError
 from sea_tf.shards import canonical_sha256, job_name, new_manifest, read_manifest, shard_name, write_h5
 
