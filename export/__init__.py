@@ -4,6 +4,7 @@ Modules, in the order the pipeline uses them:
 
 ``calibration``  real audio windows (files, directories, teacher shards) for int8 calibration and held-out checks
 ``placement``    whether a mode carries the front end inside the ``.tflite`` or the device computes it
+``int8_body``    the network body made ready for full int8 (input-norm fold, adaptive rounding, ReLU ranges)
 ``convert``      TFLiteConverter per mode (fp32, dynamic, fp16, int8, int16x8), builtin operators only
 ``metadata``     the ``<name>.<mode>.json`` sidecar (model card, tensors, quantization, front end, sha256)
 ``fidelity``     size, cosine / max error vs Keras and latency, run through ``device.runner`` (LiteRT)

@@ -16,5 +16,9 @@ DEFAULTS = {
     "calibration": {"sources": [], "windows": 300, "hop_size": 0.5, "seed": 0},
     "held_out": {"sources": [], "windows": 200, "hop_size": 0.5, "seed": 1},
     "latency": {"runs": 50, "warmup": 5, "threads": 1},
+    # How the network body is prepared for full-int8 conversion (export/int8_body.py): fold the
+    # input batch norm into the first conv, adaptive rounding of that conv's int8 kernel, and
+    # percentile ranges for the hidden ReLU outputs (None: the converter's min/max).
+    "int8_body": {"fold_input_norm": True, "first_conv_rounding": "adaptive", "activation_percentile": 99.999},
     "progress": True,
 }

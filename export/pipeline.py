@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from device.frontends import compute_frontend
 from export import calibration as calib
-from export import fidelity, metadata, report
+from export import fidelity, int8_body, metadata, report
 from export.convert import CALIBRATED_MODES, IO_TYPES, check_builtin_ops, convert, parse_modes
 from export.defaults import DEFAULTS
 from export.placement import export_graph, frontend_in_model
@@ -119,15 +119,22 @@ def export_model(model, out_dir, modes=None, calibration=None, held_out=None, cl
     lat = cfg["latency"]
     for mode in tqdm(modes, desc=f"export {name}", unit="mode", disable=not progress):
         inside = frontend_in_model(mode, cfg["placement"])
-        rep = None
+        rep, cal_x, prepared = None, None, None
         if mode in CALIBRATED_MODES:
-            rep = calib.representative_dataset(cal if inside else compute_frontend(cal, model.frontend))
+            cal_x = cal if inside else compute_frontend(cal, model.frontend)
+            rep = calib.representative_dataset(cal_x)
         start = time.perf_counter()
-        data = convert(export_graph(model, inside, cfg["dft"]), mode, rep, cfg["int8_io"], name)
+        graph = export_graph(model, inside, cfg["dft"])
+        if mode == "int8" and not inside:
+            graph, prepared = int8_body.prepare_body(graph, cal_x, cfg["int8_body"])
+        data = convert(graph, mode, rep, cfg["int8_io"], name)
         convert_s = time.perf_counter() - start
+        cal_info = _cal_info(mode, cal, cal_desc, cfg)
+        if prepared is not None:
+            cal_info["int8_body"] = prepared
         meta = metadata.build_sidecar(
             data, model.card, mode, inside, model.frontend, "raw_audio" if inside else "frontend_features",
-            "embedding", operators=check_builtin_ops(data), calibration=_cal_info(mode, cal, cal_desc, cfg),
+            "embedding", operators=check_builtin_ops(data), calibration=cal_info,
             extra={"dft": cfg["dft"] if inside else None})
         path = metadata.write_artifact(out_dir, metadata.artifact_stem(name, mode), data, meta)
         result, outputs = fidelity.measure_embedding(path, held, reference, lat["runs"], lat["warmup"], lat["threads"])
@@ -146,7 +153,7 @@ def export_model(model, out_dir, modes=None, calibration=None, held_out=None, cl
                "held_out": {"n_windows": int(len(held)), "description": held_desc},
                "threads": lat["threads"], "latency_runs": lat["runs"],
                "interpreter": artifacts[0]["interpreter"] if artifacts else {},
-               "settings": {k: cfg[k] for k in ("placement", "dft", "int8_io")},
+               "settings": {k: cfg[k] for k in ("placement", "dft", "int8_io", "int8_body")},
                "artifacts": artifacts}
     summary["report"] = {k: str(v) for k, v in report.write_report(summary, out_dir).items()}
     return summary
