@@ -68,3 +68,11 @@ def test_atomic_write_has_normal_permissions(tmp_path):
     os.umask(mask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
     assert not list(tmp_path.glob(".*tmp"))
+
+
+def test_demo_config_file_resolves():
+    from pathlib import Path
+
+    from sea_tf.cli.demo import DEFAULTS
+    cfg = config.resolve(DEFAULTS, Path(__file__).resolve().parent.parent / "configs" / "demo.yaml")
+    assert cfg == DEFAULTS
