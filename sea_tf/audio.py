@@ -108,7 +108,33 @@ def load_audio(path):
         audio, sr = sf.read(str(path), dtype="float32", always_2d=False)
     except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as exc:
         raise AudioError(f"{path}: cannot read audio ({exc}); is the file truncated or not audio?") from exc
+    _check_wav_complete(path)
     return audio, int(sr)
+
+
+def _check_wav_complete(path):
+    """Raise AudioError when a RIFF/WAVE file holds fewer data bytes than its header declares.
+
+    libsndfile silently reads what is there, so a half-copied WAV would otherwise be embedded as a
+    shorter clip. Streaming writers that leave the size at 0 or 0xFFFFFFFF are accepted.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return
+        offset = 12
+        while offset + 8 <= size:
+            fh.seek(offset)
+            chunk = fh.read(8)
+            declared = int.from_bytes(chunk[4:8], "little")
+            if chunk[:4] == b"data":
+                available = size - offset - 8
+                if 0 < declared < 0xFFFFFFFF and declared > available:
+                    raise AudioError(f"{path}: truncated WAV (header declares {declared} data bytes, the file holds "
+                                     f"{available}); re-copy or re-download the file")
+                return
+            offset += 8 + declared + (declared & 1)
 
 
 def to_mono(audio):

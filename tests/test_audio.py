@@ -137,3 +137,18 @@ def test_channels_first_warns():
     with pytest.warns(SeaTFWarning) as record:
         A.prepare_frames(np.full((2, 9000), 0.1, np.float32), 8000, 8000)
     assert any("more channels than samples" in str(r.message) for r in record)
+
+
+def test_truncated_wav_is_an_audio_error(tmp_path):
+    import soundfile as sf
+
+    from sea_tf.audio import load_audio
+    from sea_tf.errors import AudioError
+    whole = tmp_path / "whole.wav"
+    sf.write(whole, np.zeros(8000, dtype=np.float32), 8000, subtype="PCM_16")
+    audio, sr = load_audio(whole)
+    assert audio.shape == (8000,) and sr == 8000
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole.read_bytes()[:5000])
+    with pytest.raises(AudioError, match="truncated WAV"):
+        load_audio(cut)
