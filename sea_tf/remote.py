@@ -59,11 +59,15 @@ class RunPlan:
     audio: list
 
     def classifier_for(self, embedding):
-        """The classifier to pair with ``embedding``: same export mode, else fp32, else the first."""
-        if not self.classifiers:
+        """The classifier to pair with ``embedding``: one whose input size is the model's embedding
+        size (a teacher's 512-d output cannot feed a student's 64-d classifier); among those, the same
+        export mode, else fp32, else the first. None when no classifier fits."""
+        size = _embedding_size(embedding)
+        fitting = [c for c in self.classifiers if size is None or _embedding_size(c) in (None, size)]
+        if not fitting:
             return None
-        by_mode = {_mode(c): c for c in self.classifiers}
-        return by_mode.get(_mode(embedding)) or by_mode.get("fp32") or self.classifiers[0]
+        by_mode = {_mode(c): c for c in fitting}
+        return by_mode.get(_mode(embedding)) or by_mode.get("fp32") or fitting[0]
 
     @property
     def classifier(self):
@@ -107,6 +111,15 @@ def _mode(path):
     except (OSError, ValueError):
         parts = Path(path).name.split(".")
         return parts[-2] if len(parts) >= 3 else None
+
+
+def _embedding_size(path):
+    """Embedding size a model makes (or a classifier takes), from its sidecar card; None if unknown."""
+    try:
+        meta = json.loads(Path(path).with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return None
+    return (meta.get("model_card") or {}).get("embedding_size")
 
 
 def _is_classifier(path):

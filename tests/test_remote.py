@@ -238,3 +238,16 @@ def test_setup_creates_venv(sshd, export_dir, tmp_path, capsys):
     (result,) = (tmp_path / "results").glob("*/tiny-emb.int8.json")
     env = json.loads(result.read_text())["environment"]
     assert env["interpreter"]["package"] == "ai-edge-litert" and (tmp_path / "board" / ".venv" / "bin" / "python").exists()
+
+
+def test_classifier_only_pairs_with_a_matching_embedding_size(tmp_path):
+    card = lambda size, kind: {"embedding_size": size, "kind": kind}  # noqa: E731
+    for name, meta in [("student.fp32", {"mode": "fp32", "model_card": card(64, "student")}),
+                       ("teacher.fp32", {"mode": "fp32", "model_card": card(512, "teacher")}),
+                       ("cls.fp32", {"mode": "fp32", "classes": ["a"], "model_card": card(64, "classifier")})]:
+        (tmp_path / f"{name}.tflite").write_bytes(b"")
+        (tmp_path / f"{name}.json").write_text(json.dumps(meta))
+    p = remote.plan([tmp_path])
+    pairs = {e.name: p.classifier_for(e) for e in p.embeddings}
+    assert pairs["student.fp32.tflite"].name == "cls.fp32.tflite"
+    assert pairs["teacher.fp32.tflite"] is None  # a 512-d teacher cannot feed the 64-d classifier
