@@ -31,6 +31,31 @@ def _aliases(ctx):
     return aliases
 
 
+def _classify_artifacts(ctx, plan):
+    """10-fold accuracy of each exported student file (run through LiteRT), so every quantization mode
+    has its own accuracy on the Pareto plots instead of inheriting the float model's.
+
+    Uses the classify step's hop, framing and MLP settings; returns the ``comparison.json`` path, or
+    None when the classify step did not run.
+    """
+    from sea_tf.classify.benchmark import run_benchmark
+    from sea_tf.classify.features import load_clipset
+    from sea_tf.demo_steps.classify import SETTINGS as CLASSIFY_SETTINGS
+
+    hop = ctx.results.get("classify", {}).get("hop_size_s")
+    files = [m for m in plan.embeddings if plan.classifier_for(m)]  # the models the demo classifier fits
+    if hop is None or not files:
+        return None
+    out = ctx.out_dir / "device" / "classify-artifacts"
+    clips = load_clipset(Path(ctx.artifacts.get("data_dir", ctx.data_dir)), "us8k")
+    features = {"hop_size": hop, "framing": CLASSIFY_SETTINGS["framing"], "cache_dir": str(out / "cache"),
+                "max_failed_fraction": 0.05}
+    run_benchmark(clips, [str(m) for m in files], out, features, {"type": "mlp", "mlp": CLASSIFY_SETTINGS["mlp"]},
+                  seed=ctx.seed, test_folds=CLASSIFY_SETTINGS["test_folds"], progress=False,
+                  names=[m.stem for m in files])
+    return out / "comparison.json"
+
+
 def run(ctx):
     from sea_tf import pareto_report, remote
     from sea_tf.errors import SeaTFError
@@ -66,6 +91,9 @@ def run(ctx):
         results.append(json_path)
         tables.append(proc.stdout.rstrip())
     classify_results = [p for p in [ctx.artifacts.get("classify_results")] if p and Path(p).exists()]
+    artifact_accuracy = _classify_artifacts(ctx, plan)
+    if artifact_accuracy:
+        classify_results.append(artifact_accuracy)
     report = pareto_report.write_report([*results, export_dir, *classify_results], ctx.report_dir, objects=[ctx.results],
                                         title="Demo: accuracy vs cost", md_name="pareto_report.md",
                                         prefix="device-", aliases=_aliases(ctx))
