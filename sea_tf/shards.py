@@ -206,20 +206,11 @@ class ShardSet:
         -------
         np.ndarray [shape=(stop - start, ...)]; strings for ``source``.
         """
-        info = self.shards[i]
-        path = self._file(info, key)
-        stop = info.n_rows if stop is None else stop
-        try:
-            with h5py.File(path, "r") as fh:
-                data = fh[key][start:stop]
-        except (OSError, KeyError) as exc:
-            raise DataError(f"{path}: cannot read dataset {key!r} ({exc}); the shard is damaged, delete it "
-                            "and re-run the command that wrote it") from exc
-        if key == "source":
-            data = np.array([s.decode("utf-8") if isinstance(s, bytes) else s for s in data], dtype=object)
-        return data
+        stop = self.shards[i].n_rows if stop is None else stop
+        return self._read_rows(i, key, slice(start, stop))
 
     def _read_rows(self, i, key, rows):
+        """``key`` of shard ``i`` at ``rows`` (a slice, or sorted local row numbers)."""
         path = self._file(self.shards[i], key)
         try:
             with h5py.File(path, "r") as fh:
