@@ -37,6 +37,20 @@ def choose_hop(paths, max_windows, candidates=HOP_CANDIDATES):
     return candidates[-1], total
 
 
+def features_settings(hop, out):
+    """The demo's frame-embedding settings at ``hop`` seconds, caching under ``out/cache``."""
+    return {"hop_size": hop, "framing": SETTINGS["framing"], "cache_dir": str(Path(out) / "cache"),
+            "max_failed_fraction": 0.05}
+
+
+def evaluate_models(ctx, clips, specs, names, out, hop, progress=True):
+    """The demo's 10-fold protocol (settings :data:`SETTINGS`) for ``specs``; returns the comparison table."""
+    from sea_tf.classify.benchmark import run_benchmark
+
+    return run_benchmark(clips, specs, out, features_settings(hop, out), {"type": "mlp", "mlp": SETTINGS["mlp"]},
+                         seed=ctx.seed, test_folds=SETTINGS["test_folds"], progress=progress, names=names)
+
+
 def _student_spec(ctx):
     for key in ("student_model", "embed_model"):
         if ctx.artifacts.get(key):
@@ -49,7 +63,6 @@ def _student_spec(ctx):
 
 
 def run(ctx):
-    from sea_tf.classify.benchmark import run_benchmark
     from sea_tf.classify.evaluate import comparison_markdown
     from sea_tf.classify.features import extract_features, load_clipset, open_embedder
     from sea_tf.classify.final import train_final
@@ -63,10 +76,8 @@ def run(ctx):
 
     clips = load_clipset(data_dir, "us8k")
     hop, teacher_windows = choose_hop(clips.paths, SETTINGS["teacher_max_windows"])
-    features = {"hop_size": hop, "framing": SETTINGS["framing"], "cache_dir": str(out / "cache"),
-                "max_failed_fraction": 0.05}
-    table = run_benchmark(clips, [teacher, student], out, features, {"type": "mlp", "mlp": SETTINGS["mlp"]},
-                          seed=ctx.seed, test_folds=SETTINGS["test_folds"], names=["teacher", "student"])
+    features = features_settings(hop, out)
+    table = evaluate_models(ctx, clips, [teacher, student], ["teacher", "student"], out, hop)
     models = table["models"]
     acc = {name: models[name]["accuracy_mean"] for name in models}
     ratio = acc["student"] / acc["teacher"] if "teacher" in acc and "student" in acc and acc["teacher"] else None

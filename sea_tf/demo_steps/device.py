@@ -38,9 +38,8 @@ def _classify_artifacts(ctx, plan):
     Uses the classify step's hop, framing and MLP settings; returns the ``comparison.json`` path, or
     None when the classify step did not run.
     """
-    from sea_tf.classify.benchmark import run_benchmark
     from sea_tf.classify.features import load_clipset
-    from sea_tf.demo_steps.classify import SETTINGS as CLASSIFY_SETTINGS
+    from sea_tf.demo_steps.classify import evaluate_models
 
     hop = ctx.results.get("classify", {}).get("hop_size_s")
     files = [m for m in plan.embeddings if plan.classifier_for(m)]  # the models the demo classifier fits
@@ -48,11 +47,7 @@ def _classify_artifacts(ctx, plan):
         return None
     out = ctx.out_dir / "device" / "classify-artifacts"
     clips = load_clipset(Path(ctx.artifacts.get("data_dir", ctx.data_dir)), "us8k")
-    features = {"hop_size": hop, "framing": CLASSIFY_SETTINGS["framing"], "cache_dir": str(out / "cache"),
-                "max_failed_fraction": 0.05}
-    run_benchmark(clips, [str(m) for m in files], out, features, {"type": "mlp", "mlp": CLASSIFY_SETTINGS["mlp"]},
-                  seed=ctx.seed, test_folds=CLASSIFY_SETTINGS["test_folds"], progress=False,
-                  names=[m.stem for m in files])
+    evaluate_models(ctx, clips, [str(m) for m in files], [m.stem for m in files], out, hop, progress=False)
     return out / "comparison.json"
 
 
