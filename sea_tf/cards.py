@@ -1,8 +1,16 @@
 """Cards: the small JSON beside every artifact saying what made it.
 
-A card for ``foo.keras`` lives at ``foo.card.json``; a card for a directory lives at
-``DIR/card.json``. Later stages read cards instead of re-deriving parameters.
+A card for a file is named from the whole file name minus its last suffix:
+``student.keras`` -> ``student.card.json``, ``student-v1.2.keras`` -> ``student-v1.2.card.json``,
+``edgel3_ft_audio_sparsity_95.45.h5`` -> ``edgel3_ft_audio_sparsity_95.45.card.json``. A card for a
+directory lives at ``DIR/card.json``. Later stages read cards instead of re-deriving parameters.
+
+Cards written before this naming were named from the text before the *first* dot
+(``student-v1.2.keras`` -> ``student-v1.card.json``), which gave two versions of one model a
+single card; :func:`find_card` still finds such a card when the artifact has none of the new name.
 """
+from __future__ import annotations
+
 import hashlib
 import json
 from pathlib import Path
@@ -10,28 +18,93 @@ from pathlib import Path
 from sea_tf import atomic
 from sea_tf.errors import DataError
 
+CARD_SUFFIX = ".card.json"
 
-def card_path(artifact):
-    """Path of the card belonging to ``artifact`` (a file or a directory)."""
+
+def card_path(artifact: str | Path) -> Path:
+    """Path where the card of ``artifact`` is written (and looked for first).
+
+    Parameters
+    ----------
+    artifact : str or Path
+        A file (``a.v1.2.keras``) or a directory.
+
+    Returns
+    -------
+    Path
+        ``DIR/card.json`` for a directory, else the file's path with its last suffix replaced by
+        ``.card.json`` (``a.v1.2.card.json``).
+    """
     artifact = Path(artifact)
     if artifact.is_dir():
         return artifact / "card.json"
-    return artifact.with_name(artifact.name.split(".")[0] + ".card.json")
+    return artifact.with_name(artifact.with_suffix("").name + CARD_SUFFIX)
 
 
-def write_card(artifact, card):
-    """Write ``card`` (a JSON-able dict) beside ``artifact`` atomically; returns the card path."""
+def legacy_card_path(artifact: str | Path) -> Path:
+    """Where sea-tf before the whole-name rule wrote the card of file ``artifact``.
+
+    That name kept only the text before the first dot (``a.v1.2.keras`` -> ``a.card.json``).
+    """
+    artifact = Path(artifact)
+    return artifact.with_name(artifact.name.split(".")[0] + CARD_SUFFIX)
+
+
+def find_card(artifact: str | Path) -> Path | None:
+    """The existing card of ``artifact``: the current name first, else the legacy one; ``None`` if neither.
+
+    Parameters
+    ----------
+    artifact : str or Path
+        A file or a directory.
+
+    Returns
+    -------
+    Path or None
+    """
+    path = card_path(artifact)
+    if path.exists():
+        return path
+    if not Path(artifact).is_dir():
+        legacy = legacy_card_path(artifact)
+        # A legacy name equal to the artifact itself ("x.card.json" read as an artifact) is no card.
+        if legacy.exists() and legacy != Path(artifact):
+            return legacy
+    return None
+
+
+def write_card(artifact: str | Path, card: dict) -> Path:
+    """Write ``card`` (a JSON-able dict) beside ``artifact`` atomically under the current name.
+
+    Returns
+    -------
+    Path
+        The card path, :func:`card_path` of ``artifact``.
+    """
     path = card_path(artifact)
     atomic.write_json(path, card)
     return path
 
 
-def read_card(artifact, required=True):
-    """Read the card of ``artifact``; ``None`` when absent and not ``required``."""
-    path = card_path(artifact)
-    if not path.exists():
+def read_card(artifact: str | Path, required: bool = True) -> dict | None:
+    """Read the card of ``artifact`` (current name first, then the legacy name).
+
+    Parameters
+    ----------
+    artifact : str or Path
+        A file or a directory.
+    required : bool
+        Raise :class:`~sea_tf.errors.DataError` when there is no card; else return ``None``.
+
+    Returns
+    -------
+    dict or None
+    """
+    path = find_card(artifact)
+    if path is None:
         if required:
-            raise DataError(f"{artifact}: no card found at {path}; was it written by sea-tf? Re-create it with the stage that makes it")
+            raise DataError(f"{artifact}: no card found at {card_path(artifact)}; was it written by sea-tf? "
+                            "Re-create it with the stage that makes it")
         return None
     try:
         return json.loads(path.read_text())
@@ -39,7 +112,7 @@ def read_card(artifact, required=True):
         raise DataError(f"{path}: unreadable card ({exc}); delete it and re-run the stage that wrote it") from exc
 
 
-def sha256_file(path, chunk=1 << 20):
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file, read in 1 MiB chunks."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
