@@ -166,6 +166,44 @@ def to_decibel(amplitude):
     return np.maximum(log, DB_FLOOR).astype(np.float32)
 
 
+def _check_spec(spec):
+    if spec["type"] not in FRONTEND_TYPES:
+        raise ValueError(f"unknown front-end type {spec['type']!r}; known: {', '.join(FRONTEND_TYPES)}")
+
+
+def frame_log_amplitude(windows, spec):
+    """``10 log10(max(amplitude, 1e-10))`` of STFT frames, before the per-example normalisation.
+
+    The part of the front end that depends on one STFT frame only, shared by
+    :func:`compute_frontend` and :class:`StreamingFrontend` so that both compute the same numbers.
+
+    Parameters
+    ----------
+    windows : np.ndarray [shape=(..., n_dft), dtype=float64]
+        Unwindowed STFT frames (the periodic Hann window is applied here).
+    spec : dict
+        A model card's ``frontend`` entry.
+
+    Returns
+    -------
+    np.ndarray [shape=(..., F), dtype=float64]
+        F = ``n_mels`` (mel types) or ``n_dft // 2 + 1``.
+    """
+    n_dft = int(spec["n_dft"])
+    spectrum = np.fft.rfft(windows * periodic_hann(n_dft), axis=-1)          # [..., n_dft/2+1]
+    power = spectrum.real ** 2 + spectrum.imag ** 2
+    if is_mel(spec):
+        fb = _cached_filterbank(int(spec["sr"]), n_dft, int(spec["n_mels"]), float(spec.get("fmin", 0.0)),
+                                spec.get("fmax"), bool(spec.get("htk", True)), spec.get("norm", "slaney"))
+        if filterbank_on_power(spec):
+            amplitude = np.sqrt(power @ fb)
+        else:
+            amplitude = np.sqrt(power) @ fb
+    else:
+        amplitude = np.sqrt(power)
+    return 10.0 * np.log10(np.maximum(amplitude, AMIN))
+
+
 def compute_frontend(frames, spec):
     """Time-frequency image of each 1-s window, as the model's front-end layer computes it.
 
@@ -181,8 +219,7 @@ def compute_frontend(frames, spec):
     np.ndarray [shape=(N, F, T, 1), dtype=float32]
         dB values in [−80, 0]; F = ``n_mels`` or ``n_dft // 2 + 1``; T as :func:`output_shape`.
     """
-    if spec["type"] not in FRONTEND_TYPES:
-        raise ValueError(f"unknown front-end type {spec['type']!r}; known: {', '.join(FRONTEND_TYPES)}")
+    _check_spec(spec)
     frames = np.asarray(frames, dtype=np.float64)
     if frames.ndim != 2:
         raise ValueError(f"frames must be [N, n_samples]; got shape {frames.shape}")
@@ -190,16 +227,165 @@ def compute_frontend(frames, spec):
     front, back, count = padding_amounts(frames.shape[1], n_dft, n_hop, spec["padding"])
     padded = np.pad(frames, ((0, 0), (front, back)))
     windows = np.lib.stride_tricks.sliding_window_view(padded, n_dft, axis=1)[:, ::n_hop][:, :count]
-    spectrum = np.fft.rfft(windows * periodic_hann(n_dft), axis=-1)          # [N, T, n_dft/2+1]
-    power = spectrum.real ** 2 + spectrum.imag ** 2
-    if is_mel(spec):
-        fb = _cached_filterbank(int(spec["sr"]), n_dft, int(spec["n_mels"]), float(spec.get("fmin", 0.0)),
-                                spec.get("fmax"), bool(spec.get("htk", True)), spec.get("norm", "slaney"))
-        if filterbank_on_power(spec):
-            amplitude = np.sqrt(power @ fb)
-        else:
-            amplitude = np.sqrt(power) @ fb
-    else:
-        amplitude = np.sqrt(power)
-    image = np.transpose(to_decibel(amplitude), (0, 2, 1))                    # [N, F, T]
-    return image[..., None].astype(np.float32)
+    log = frame_log_amplitude(windows, spec)                                  # [N, T, F]
+    log = log - log.max(axis=(1, 2), keepdims=True)
+    image = np.transpose(np.maximum(log, DB_FLOOR).astype(np.float32), (0, 2, 1))   # [N, F, T]
+    return image[..., None]
+
+
+class StreamingFrontend:
+    """The front end of consecutive windows of one audio stream, reusing the STFT frames they share.
+
+    Window k of a stream starts at stream sample ``start_k``. STFT frame j of a window covers
+    stream samples ``[start_k - front + j*n_hop, ... + n_dft)`` (``front`` from
+    :func:`padding_amounts`). A frame that lies wholly inside the window is the same in every
+    window that contains those samples, so its log-amplitude row is kept and reused; frames that
+    touch the window's zero padding ('same', 'end', 'center' padding) depend on where the window
+    ends and are recomputed for every window. The per-window dB normalisation (max subtraction,
+    −80 dB floor) then runs on the whole image, as :func:`compute_frontend` does.
+
+    Reuse needs the frame grids of two windows to coincide, i.e. ``start`` differences that are
+    multiples of ``n_hop``; at any other hop the grid moves, nothing is reused and every frame is
+    recomputed (still exact). Rows are cached for the last window's grid only, so memory is one
+    window's image whatever the stream length.
+
+    Parameters
+    ----------
+    spec : dict
+        A model card's ``frontend`` entry.
+    frame_samples : int
+        Window length in samples (1 s at ``spec["sr"]``).
+
+    Attributes
+    ----------
+    frames_computed, frames_reused : int
+        STFT frames computed and taken from the cache so far.
+
+    Examples
+    --------
+    >>> fe = StreamingFrontend(spec, 8000)                              # doctest: +SKIP
+    >>> images = [fe(audio[s:s + 8000], s) for s in range(0, len(audio) - 7999, 800)]   # doctest: +SKIP
+    """
+
+    def __init__(self, spec, frame_samples):
+        _check_spec(spec)
+        self.spec = dict(spec)
+        self.frame_samples = int(frame_samples)
+        self.n_dft, self.n_hop = int(spec["n_dft"]), int(spec["n_hop"])
+        self.front, back, self.count = padding_amounts(self.frame_samples, self.n_dft, self.n_hop, spec["padding"])
+        if self.count < 1:
+            raise ValueError(f"windows of {frame_samples} samples are shorter than one {self.n_dft}-sample STFT frame")
+        self.n_freq = int(spec["n_mels"]) if is_mel(spec) else self.n_dft // 2 + 1
+        starts = np.arange(self.count) * self.n_hop - self.front         # frame starts within the window
+        inside = np.flatnonzero((starts >= 0) & (starts + self.n_dft <= self.frame_samples))
+        # frames inside the window are contiguous in j: [j_lo, j_hi)
+        self.j_lo, self.j_hi = (int(inside[0]), int(inside[-1]) + 1) if inside.size else (0, 0)
+        self.edges = np.array([j for j in range(self.count) if not self.j_lo <= j < self.j_hi], np.intp)
+        self._padded = np.zeros(self.front + self.frame_samples + back, np.float64)
+        self._frames = np.lib.stride_tricks.sliding_window_view(self._padded, self.n_dft)[::self.n_hop][:self.count]
+        self._log = np.empty((self.count, self.n_freq), np.float64)        # this window's rows [T, F]
+        self._work = np.empty((self.count, self.n_freq), np.float64)
+        self._image = np.empty((self.n_freq, self.count, 1), np.float32)
+        self._cap = max(self.j_hi - self.j_lo, 1)
+        # Ring of the inside rows by grid index, every row written twice (at g % cap and g % cap + cap)
+        # so that any run of up to cap consecutive rows is one slice: no modulo gather per window.
+        self._store = np.empty((2 * self._cap, self.n_freq), np.float64)
+        self._plans = {}                                                  # (reuse_lo, reuse_hi) -> frames to compute
+        self.reset()
+
+    @property
+    def output_shape(self):
+        """``(F, T, 1)`` of one window's image."""
+        return self._image.shape
+
+    def reset(self):
+        """Forget the cached frames (e.g. after a gap in the stream)."""
+        self._grid = None                       # (phase, first, end) grid indices of the cached rows
+        self.frames_computed = 0
+        self.frames_reused = 0
+
+    def log_amplitude(self, window, start):
+        """Per-frame log-amplitude rows of one window (before normalisation), with frame reuse.
+
+        Parameters
+        ----------
+        window : np.ndarray [shape=(frame_samples,)]
+            The window's samples.
+        start : int
+            Stream index of ``window[0]``; the caller guarantees equal indices hold equal samples.
+
+        Returns
+        -------
+        np.ndarray [shape=(T, F), dtype=float64]
+            A buffer owned by this object, overwritten by the next call.
+        """
+        window = np.asarray(window)
+        if window.shape != (self.frame_samples,):
+            raise ValueError(f"window must have shape ({self.frame_samples},); got {window.shape}")
+        first = int(start) - self.front                                  # stream start of frame 0
+        phase, g0 = first % self.n_hop, first // self.n_hop              # frame j has grid index g0 + j
+        lo, hi = g0 + self.j_lo, g0 + self.j_hi                          # grid range of the inside frames
+        reuse_lo = reuse_hi = lo
+        if self._grid is not None and self._grid[0] == phase:
+            reuse_lo, reuse_hi = max(lo, self._grid[1]), min(hi, self._grid[2])
+            if reuse_lo >= reuse_hi:
+                reuse_lo = reuse_hi = lo
+        self._padded[self.front:self.front + self.frame_samples] = window
+        a, b = reuse_lo - g0, reuse_hi - g0                              # reused frames j in [a, b)
+        plan = self._plans.get((a, b))
+        if plan is None:
+            todo = np.concatenate([self.edges, np.arange(self.j_lo, a), np.arange(b, self.j_hi)]).astype(np.intp)
+            plan = self._plans[(a, b)] = (todo, todo[(todo >= self.j_lo) & (todo < self.j_hi)])
+        todo, inside_new = plan
+        if b > a:
+            r = reuse_lo % self._cap
+            self._log[a:b] = self._store[r:r + b - a]
+        if todo.size:
+            self._log[todo] = frame_log_amplitude(self._frames[todo], self.spec)
+        if inside_new.size:
+            slots = (inside_new + g0) % self._cap
+            rows = self._log[inside_new]
+            self._store[slots] = rows
+            self._store[slots + self._cap] = rows
+        self._grid = (phase, lo, hi)
+        self.frames_computed += int(todo.size)
+        self.frames_reused += b - a
+        return self._log
+
+    def __call__(self, window, start, quantize=None, out=None):
+        """The front-end image of one window, equal to ``compute_frontend(window[None], spec)[0]``.
+
+        Parameters
+        ----------
+        window : np.ndarray [shape=(frame_samples,)]
+        start : int
+            Stream index of ``window[0]`` (see :meth:`log_amplitude`).
+        quantize : tuple (inv_scale, zero_point, dtype), optional
+            Write the model's quantized input instead of dB: ``rint(clip(db * inv_scale + zero))``
+            in float32, as ``device.runner`` quantizes, fused into the last pass.
+        out : np.ndarray [shape=(F, T, 1)], optional
+            Where to write (e.g. the interpreter's input buffer); float32, or ``dtype`` when quantizing.
+
+        Returns
+        -------
+        np.ndarray [shape=(F, T, 1)]
+            dB in [−80, 0] (float32) or quantized codes; ``out`` when given, else a buffer owned
+            by this object (overwritten by the next call).
+        """
+        log = self.log_amplitude(window, start)
+        work = self._work
+        np.subtract(log, log.max(), out=work)
+        np.maximum(work, DB_FLOOR, out=work)
+        image = self._image if quantize is not None or out is None else out
+        image[..., 0] = work.T                                            # float64 -> float32, [F, T]
+        if quantize is None:
+            return image
+        inv_scale, zero, dtype = quantize
+        info = np.iinfo(dtype)
+        np.multiply(image, inv_scale, out=image)
+        np.add(image, zero, out=image)
+        np.clip(image, np.float32(info.min), np.float32(info.max), out=image)
+        if out is None:
+            out = np.empty(image.shape, dtype)
+        np.rint(image, out=out, casting="unsafe")
+        return out
