@@ -1,6 +1,6 @@
 """Audio on the board: read with soundfile, downmix to mono, resample, cut into 1-s windows.
 
-Framing follows openl3/edgel3 (spec §1.3) so that windows match the workstation's
+Framing follows openl3/edgel3 (docs/PROTOCOL.md §1.3) so that windows match the workstation's
 ``sea_tf.audio.frame_audio``: optional half-window zero padding in front (``center``), zero
 padding at the end up to a whole hop, windows every ``hop_s`` seconds.
 """

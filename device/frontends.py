@@ -5,7 +5,7 @@ of raw audio; the tests check the Keras layers in ``sea_tf.frontends`` against i
 is the ``frontend`` entry of a model card (``type``, ``sr``, ``n_dft``, ``n_hop``, ``n_mels``,
 ``fmin``, ``fmax``, ``htk``, ``norm``, ``padding``).
 
-Front-end types (spec §1.2, §2.3):
+Front-end types (docs/PROTOCOL.md §1.2, §2.3):
 
 ``kapre-0.1.4-mel`` / ``kapre-0.1.4-linear``
     What the published SEA students and the original L3 teacher were trained with: periodic-Hann
@@ -158,7 +158,7 @@ def to_decibel(amplitude):
 
     Returns
     -------
-    np.ndarray [same shape, float32]; an all-zero example maps to all 0 dB (spec §8.1).
+    np.ndarray [same shape, float32]; an all-zero example maps to all 0 dB (docs/PROTOCOL.md §8.1).
     """
     log = 10.0 * np.log10(np.maximum(amplitude, AMIN))
     axes = tuple(range(1, log.ndim))

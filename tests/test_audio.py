@@ -1,4 +1,4 @@
-"""Audio I/O and openl3/edgel3 framing (spec §1.3), with every bad-input case."""
+"""Audio I/O and openl3/edgel3 framing (docs/PROTOCOL.md §1.3), with every bad-input case."""
 import warnings
 
 import numpy as np

@@ -223,7 +223,7 @@ def test_tone_dataset_end_to_end(tiny_wavs, tmp_path):
 def test_l3e_framing_drops_the_tail():
     sr, hop = 8000, 0.1
     frames, ts = frame_l3e(np.arange(10 * sr, dtype=np.float32), sr, hop)
-    assert frames.shape == (91, sr)                       # spec §3.5: a 10-s clip gives 91 frames
+    assert frames.shape == (91, sr)                       # docs/PROTOCOL.md §3.5: a 10-s clip gives 91 frames
     assert frames[1, 0] == 800 and ts[-1] == pytest.approx(9.0)
     frames, _ = frame_l3e(np.arange(int(2.55 * sr), dtype=np.float32), sr, hop)
     assert len(frames) == 16 and frames[-1, -1] == 1.5 * sr + sr - 1   # the last 0.05 s are dropped

@@ -49,7 +49,7 @@ def test_us8k_reads_real_layout(tmp_path):
     assert ds.fold_counts() == {1: 1, 2: 0, 3: 1, 4: 0, 5: 3, 6: 0, 7: 0, 8: 0, 9: 0, 10: 1}
     assert ds.class_counts() == {"car_horn": 1, "children_playing": 2, "dog_bark": 2, "siren": 1}
     assert ds.check_audio() == []
-    # protocol of spec §4.1: validation is the preceding fold, cyclic
+    # protocol of docs/PROTOCOL.md §4.1: validation is the preceding fold, cyclic
     assert ds.split(1) == ([2, 3, 4, 5, 6, 7, 8, 9], 10, 1)
     assert ds.split(6) == ([1, 2, 3, 4, 7, 8, 9, 10], 5, 6)
     with pytest.raises(DataError, match="fold 11 does not exist"):

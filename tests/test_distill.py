@@ -23,7 +23,7 @@ def test_config_files_load_through_the_defaults(path):
         assert cfg["student"]["preset"] == "sea-64" and 0 < cfg["train"]["time_budget_s"] <= 180
     else:
         assert cfg["train"]["batch_size"] == 64 and cfg["train"]["learning_rate"] in (1e-4, 1e-5)
-    if path.stem in ("sea-64", "sea-128", "sea-256", "sea-512"):  # paper variants: spec §3.4 exactly
+    if path.stem in ("sea-64", "sea-128", "sea-256", "sea-512"):  # paper variants: docs/PROTOCOL.md §3.4 exactly
         assert cfg["student"]["preset"] == path.stem
         assert (cfg["train"]["epochs"], cfg["train"]["steps_per_epoch"], cfg["train"]["validation_steps"]) == \
             (300, 4096, 1024)

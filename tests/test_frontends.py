@@ -44,7 +44,7 @@ def test_layer_matches_numpy_twin(frames, type_, dft):
 def test_kapre_db_semantics(frames):
     image = F.AudioFrontend(_spec("kapre-0.1.4-mel"))(frames).numpy()
     assert image.min() >= -80.0 and np.allclose(image.max(axis=(1, 2, 3)), 0.0)
-    assert np.all(image[3] == 0.0)           # all-zero frame: -100 - (-100) = 0 dB, not -80 (spec §8.1)
+    assert np.all(image[3] == 0.0)           # all-zero frame: -100 - (-100) = 0 dB, not -80 (docs/PROTOCOL.md §8.1)
     assert (image[0] == -80).mean() < 0.01 and image[1].min() < -70
 
 
@@ -101,7 +101,7 @@ def test_stored_ref_constants_equal_ours(sea64_h5):
 
 
 def test_openl3_librosa_frontends_match_librosa(frames):
-    # openl3 0.4 frontend='librosa' (spec §1.2 (c)): power_to_db(|.|, ref 1, amin 1e-10, top_db 80) - max.
+    # openl3 0.4 frontend='librosa' (docs/PROTOCOL.md §1.2 (c)): power_to_db(|.|, ref 1, amin 1e-10, top_db 80) - max.
     x = frames[0]
     mel = librosa.feature.melspectrogram(y=x, sr=8000, n_fft=1024, hop_length=160, n_mels=64, center=True,
                                          pad_mode="constant", power=1.0)

@@ -12,7 +12,7 @@ CARD_KEYS = {"name", "kind", "architecture", "sample_rate", "frame_length_s", "f
 FRONTEND_KEYS = {"type", "sr", "n_dft", "n_hop", "n_mels", "fmin", "fmax", "htk", "norm", "padding", "decibel",
                  "output_shape"}
 
-# Spec §2.1 (params incl. BN statistics; MACs per 1-s frame of the network) and §1.1.
+# docs/PROTOCOL.md §2.1 (params incl. BN statistics; MACs per 1-s frame of the network) and §1.1.
 EXPECTED = {
     "sea-64": (399_460, 122.4e6, 64),
     "sea-128": (584_420, 131.3e6, 128),
@@ -54,7 +54,7 @@ def test_preset_params_macs_card_and_save_load(preset, tmp_path):
     emb = model.embed_frames(x)
     assert emb.shape == (len(x), dim) and emb.dtype == np.float32
     if preset.startswith("sea"):
-        assert emb.min() >= 0                                 # BN + ReLU + max pool (spec §8.4)
+        assert emb.min() >= 0                                 # BN + ReLU + max pool (docs/PROTOCOL.md §8.4)
     path = model.save(tmp_path / f"{preset}.keras")
     assert (tmp_path / f"{preset}.card.json").exists()
     again = load_model(str(path))

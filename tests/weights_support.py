@@ -1,8 +1,8 @@
 """Support for the weights tests: small synthetic weight files in the published openl3 layouts,
 a local HTTP server and a ``models``-only CLI runner (used by ``tests/test_weights*.py``).
 
-The openl3 teacher weights are not available to this project (SEA_SPEC, header), so tests write
-files with the same groups, attributes and shapes (SEA_SPEC §1.4): a weights-only Keras 2 file
+The openl3 teacher weights are not available to this project (docs/PROTOCOL.md §2.2), so tests write
+files with the same groups, attributes and shapes (docs/PROTOCOL.md §1.4): a weights-only Keras 2 file
 with a root ``layer_names`` and per-layer ``weight_names``; the v0_2_0 generation has a leading
 kapre ``spectrogram_1``/``melspectrogram_1`` group holding the DFT kernels (and filterbank).
 Values are seeded random numbers, so two seeds give two different files of the same layout.
@@ -19,7 +19,7 @@ FRONTENDS = {"linear": (512, None), "mel128": (2048, 128), "mel256": (2048, 256)
 
 
 def _dft_kernels(n_dft):
-    """kapre-0.1.4 kernels: periodic-Hann-windowed DFT, (n_dft, 1, 1, n_dft//2+1) each (SEA_SPEC §2.3)."""
+    """kapre-0.1.4 kernels: periodic-Hann-windowed DFT, (n_dft, 1, 1, n_dft//2+1) each (docs/PROTOCOL.md §2.3)."""
     n = np.arange(n_dft)[:, None]
     k = np.arange(n_dft // 2 + 1)[None, :]
     window = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_dft) / n_dft))[:, None]
