@@ -1,9 +1,14 @@
 """openl3/edgel3-style embedding API: arrays → (embedding, timestamps); files → ``<base>[_suffix].npz``.
 
-Mirrors ``openl3.get_audio_embedding`` / ``process_audio_file`` (spec §5): every argument is
-validated up front and raises a :class:`~sea_tf.errors.SeaTFError` subclass; lists of arrays are
-embedded together (all windows stacked, predicted in batches) and split back; output files hold
+Mirrors ``openl3.get_audio_embedding`` / ``process_audio_file``: every argument is validated up
+front and raises a :class:`~sea_tf.errors.SeaTFError` subclass; lists of arrays are embedded
+together (all windows stacked, predicted in batches) and split back; output files hold
 ``embedding`` (T×D float32) and ``timestamps`` (T, float64 seconds).
+
+Like edgel3, the default model has trained weights: the published SEA-64 student
+(``edgel3/sea-64``) from the weights cache. When it is not cached the call fails before anything
+is written, with a line saying how to fetch or import it; a preset named explicitly (``sea-64``)
+still works, with a :class:`~sea_tf.errors.SeaTFWarning` that its weights are untrained.
 """
 import dataclasses
 import numbers
@@ -17,28 +22,54 @@ from sea_tf import atomic
 from sea_tf.audio import check_hop_size, check_sample_rate, load_audio, prepare_frames
 from sea_tf.errors import AudioError, ModelError, SeaTFError
 
-DEFAULT_MODEL = "sea-64"
+#: None: the resolver's default, the published SEA-64 from the weights cache
+#: (:data:`sea_tf.models.resolve.DEFAULT_MODEL`).
+DEFAULT_MODEL = None
 _MODEL_CACHE = {}
 _MODEL_CACHE_SIZE = 4
 
 
-def get_model(model):
+def get_model(model=DEFAULT_MODEL):
     """Resolve ``model`` with :func:`sea_tf.models.load_model`, caching a few resolved specs.
 
-    Presets are seeded, so a cached preset equals a freshly built one; files are keyed by their
-    path and modification time.
+    Presets are seeded, so a cached preset equals a freshly built one (and warns again, as a fresh
+    one would); files, catalogue names and the default are keyed by the file they resolve to now
+    (path and modification time), so another weights cache (``$SEA_TF_HOME``) is never served
+    from this one.
+
+    Parameters
+    ----------
+    model : str, Path, SeaModel or None
+        As in :func:`get_embedding`.
+
+    Returns
+    -------
+    SeaModel
     """
-    from sea_tf.models import SeaModel, load_model
+    from sea_tf.models import PRESETS, SeaModel, load_model
+    from sea_tf.models import resolve
+
     if isinstance(model, SeaModel):
         return model
-    if not isinstance(model, (str, Path)):
+    if model is not None and not isinstance(model, (str, Path)):
         raise ModelError(f"model must be a preset name, a path or a SeaModel; got {type(model).__name__}")
-    path = Path(model)
-    key = (str(path.resolve()), path.stat().st_mtime) if path.is_file() else str(model)
+    if model is None:
+        file = resolve.default_model_path()      # raises, with the fetch/import hint, when not cached
+    elif str(model) in PRESETS:
+        file = None
+    elif Path(model).expanduser().is_file():
+        file = Path(model).expanduser()
+    elif resolve.is_catalogue_spec(str(model)):
+        file = resolve.resolve_catalogue(str(model))
+    else:
+        file = None                              # load_model names what is wrong with it
+    key = (str(file.resolve()), file.stat().st_mtime_ns, str(model)) if file is not None else str(model)
     if key not in _MODEL_CACHE:
         if len(_MODEL_CACHE) >= _MODEL_CACHE_SIZE:
             _MODEL_CACHE.pop(next(iter(_MODEL_CACHE)))
         _MODEL_CACHE[key] = load_model(model)
+    elif str(model) in PRESETS:
+        resolve.warn_untrained(str(model))
     return _MODEL_CACHE[key]
 
 
@@ -61,9 +92,11 @@ def get_embedding(audio, sr, model=DEFAULT_MODEL, hop_size=0.1, center=True, bat
         Samples in [-1, 1]; multichannel audio is averaged to mono.
     sr : int or list of int
         Sample rate(s) in Hz; resampled (soxr HQ) to the model's rate.
-    model : str, Path or SeaModel
-        Anything :func:`sea_tf.models.load_model` accepts (default the ``sea-64`` preset;
-        ``edgel3/sea-64`` or the published ``.h5`` for trained weights).
+    model : str, Path, SeaModel or None
+        Anything :func:`sea_tf.models.load_model` accepts. None (default): the published SEA-64
+        (``edgel3/sea-64``) from the weights cache; a :class:`~sea_tf.errors.ModelError` says how
+        to fetch or import it when it is not there. A preset name (``"sea-64"``) gives seeded,
+        untrained weights and warns.
     hop_size : float
         Seconds between windows.
     center : bool
@@ -78,10 +111,21 @@ def get_embedding(audio, sr, model=DEFAULT_MODEL, hop_size=0.1, center=True, bat
     embedding : np.ndarray [shape=(T, D), dtype=float32] (or a list, one per input)
     timestamps : np.ndarray [shape=(T,), dtype=float64] (or a list), seconds
 
+    Raises
+    ------
+    ModelError
+        ``model`` is None and the published SEA-64 is not in the weights cache, or ``model``
+        names nothing (the message says how to fetch, import or name a model).
+
+    Warns
+    -----
+    SeaTFWarning
+        ``model`` names an untrained preset.
+
     Examples
     --------
-    >>> emb, ts = get_embedding(np.random.randn(16000) * 0.1, 16000, model="sea-64")  # doctest: +SKIP
-    >>> emb.shape, ts[:3]                                                             # doctest: +SKIP
+    >>> emb, ts = get_embedding(np.random.randn(16000) * 0.1, 16000)  # published SEA-64  # doctest: +SKIP
+    >>> emb.shape, ts[:3]                                                                  # doctest: +SKIP
     ((16, 64), array([0. , 0.1, 0.2]))
     """
     _check_options(hop_size, center, batch_size, verbose)

@@ -13,7 +13,8 @@ __all__ = ["SeaModel", "load_model", "build_student", "build_teacher", "build_pr
            "PRESETS", "STUDENT_PRESETS", "TEACHER_PRESETS", "DEFAULT_SEED"]
 
 
-def load_model(spec, **kwargs):
-    """Resolve a preset name, catalogue name, weight file, saved model or SeaModel; see :mod:`sea_tf.models.resolve`."""
+def load_model(spec=None, **kwargs):
+    """Resolve a preset name, catalogue name, weight file, saved model or SeaModel (None: the published
+    SEA-64 from the weights cache); see :mod:`sea_tf.models.resolve`."""
     from sea_tf.models.resolve import load_model as _load
     return _load(spec, **kwargs)

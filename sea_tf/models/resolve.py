@@ -1,35 +1,52 @@
-"""``load_model(spec)``: one resolver for every way of naming a model.
+"""``load_model(spec)``: one resolver for every way of naming a model, and the one default.
 
 Accepted specs, tried in this order:
 
+0. nothing (``None``): :data:`DEFAULT_MODEL`, the authors' published SEA-64 student, from the
+   weights cache; when it is not cached, a one-line :class:`ModelError` says how to fetch or
+   import it (the default never falls back to random weights);
 1. a :class:`SeaModel` (returned as is);
-2. a preset name (``sea-64`` … ``sea-512``, ``edgel3-sparse``, ``l3-<repr>-<512|6144>``): seeded, untrained;
+2. a preset name (``sea-64`` … ``sea-512``, ``edgel3-sparse``, ``l3-<repr>-<512|6144>``): seeded and
+   untrained; it still loads, with a :class:`SeaTFWarning` naming the published model to use instead;
 3. a path to a saved sea-tf model (``.keras`` with its ``.card.json``);
 4. a path to a published ``.h5`` (edgel3 full model, or openl3 weights);
 5. a catalogue name ``<family>/<name>`` (``openl3/mel256-env``, ``edgel3/sea-64``): an installed
    ``openl3`` package's file when there is one, else ``sea_tf.weights.cache.resolve_name``.
+
+Every model's card says where its weights come from (``card["weights"]["source"]``:
+``"published"``, ``"trained"`` or ``"untrained"``); :func:`weights_provenance` reads it for the
+cards of what the model makes (embeddings, features).
 """
-import importlib
 import importlib.util
+import os
 import re
+import sys
+import warnings
 from pathlib import Path
 
-from sea_tf.errors import ModelError
+from sea_tf.errors import ModelError, SeaTFWarning
 from sea_tf.models import h5_weights
-from sea_tf.models.builders import DEFAULT_SEED, PRESETS, build_preset
+from sea_tf.models.builders import DEFAULT_SEED, PRESETS, STUDENT_PRESETS, build_preset
 from sea_tf.models.seamodel import SeaModel
+from sea_tf.weights import cache as weights_cache
+
+#: What every model default resolves to (``get_embedding``, ``sea-tf embed``, ``--model`` left out).
+DEFAULT_MODEL = "edgel3/sea-64"
+#: ``weights.source`` of seeded presets' cards.
+UNTRAINED = "untrained"
 
 _CATALOGUE = re.compile(r"^(openl3|edgel3)/[A-Za-z0-9_.\-]+(@[A-Za-z0-9_.\-]+)?$")
 _OPENL3_NAME = re.compile(r"^openl3/(linear|mel128|mel256)-(music|env)(@[A-Za-z0-9_.\-]+)?$")
 
 
-def load_model(spec, input_repr=None, embedding_size=None, frontend=None, dft="rfft", seed=DEFAULT_SEED):
+def load_model(spec=None, input_repr=None, embedding_size=None, frontend=None, dft="rfft", seed=DEFAULT_SEED):
     """Resolve ``spec`` to a :class:`SeaModel`.
 
     Parameters
     ----------
-    spec : str, Path or SeaModel
-        Preset name, catalogue name, ``.h5`` weight file, saved ``.keras`` model, or a SeaModel.
+    spec : str, Path, SeaModel or None
+        Preset name, catalogue name, ``.h5`` weight file, saved ``.keras`` model, or a SeaModel;
+        None means :data:`DEFAULT_MODEL` from the weights cache.
     input_repr : {"linear", "mel128", "mel256"}, optional
         openl3 weight files whose name does not say it.
     embedding_size : {512, 6144}, optional
@@ -44,24 +61,119 @@ def load_model(spec, input_repr=None, embedding_size=None, frontend=None, dft="r
     Returns
     -------
     SeaModel
+
+    Raises
+    ------
+    ModelError
+        Nothing named and :data:`DEFAULT_MODEL` not cached, or a spec that names no model; the
+        message says how to fetch, import or name one.
+    WeightsError
+        A catalogue name whose file is not cached (the message says how to fetch or import it).
+
+    Warns
+    -----
+    SeaTFWarning
+        A preset name: its weights are seeded random numbers (the card says ``"untrained"``).
+
+    Examples
+    --------
+    >>> model = load_model()               # the published SEA-64, once imported  # doctest: +SKIP
+    >>> model.card["weights"]["source"]                                            # doctest: +SKIP
+    'published'
     """
+    if spec is None:
+        return load_path(default_model_path(), dft=dft)
     if isinstance(spec, SeaModel):
         return spec
     if not isinstance(spec, (str, Path)):
         raise ModelError(f"model spec must be a preset name, a path or a SeaModel; got {type(spec).__name__}")
     text = str(spec)
     if text in PRESETS:
+        warn_untrained(text, seed)
         return build_preset(text, seed=seed, dft=dft)
     path = Path(text).expanduser()
     if path.is_file():
         return load_path(path, input_repr=input_repr, embedding_size=embedding_size, frontend=frontend, dft=dft)
-    if _CATALOGUE.match(text):
+    if is_catalogue_spec(text):
         return load_path(resolve_catalogue(text), input_repr=input_repr or _repr_from_name(text),
                          embedding_size=embedding_size, frontend=frontend, dft=dft)
     if path.suffix in (".keras", ".h5", ".hdf5") or path.parent != Path("."):
         raise ModelError(f"{path}: no such model file; check the path")
-    raise ModelError(f"unknown model {text!r}: not a preset ({', '.join(PRESETS)}), an existing .keras/.h5 file, "
-                     "or a catalogue name like openl3/mel256-env or edgel3/sea-64")
+    raise ModelError(f"unknown model {text!r}: name a preset ({', '.join(PRESETS)}), an existing .keras/.h5 file, "
+                     f"or a published model such as {DEFAULT_MODEL} (`sea-tf models list` shows them; get one "
+                     f"with `sea-tf models fetch NAME` or `sea-tf models import PATH`)")
+
+
+def default_model_path():
+    """Cached file of :data:`DEFAULT_MODEL` (verified against its known sha256).
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    ModelError
+        It is not in the weights cache; the message says how to fetch or import it, or which
+        other models can be named.
+    """
+    if not weights_cache.is_cached(DEFAULT_MODEL):
+        raise ModelError(
+            f"no model named, and the default {DEFAULT_MODEL} (the published SEA-64 student) is not in the weights "
+            f"cache {weights_cache.weights_dir()}: fetch it with `sea-tf models fetch {DEFAULT_MODEL}`, import a "
+            f"copy of edgel3_sea_ust_audio_emb_64.h5 with `sea-tf models import PATH`, or name a model "
+            "(a .keras/.h5 file, or a preset such as sea-64, which is untrained)")
+    return weights_cache.resolve_name(DEFAULT_MODEL)
+
+
+def published_counterpart(preset):
+    """The catalogue name of the published model a preset mirrors (``sea-64`` → ``edgel3/sea-64``)."""
+    if preset in STUDENT_PRESETS:
+        return "edgel3/sparse-kd-95.45" if preset == "edgel3-sparse" else f"edgel3/{preset}"
+    return f"openl3/{preset.split('-')[1]}-env"
+
+
+def warn_untrained(preset, seed=DEFAULT_SEED):
+    """Warn (:class:`SeaTFWarning`) that ``preset`` is seeded and untrained, naming the published model.
+
+    Called each time a preset is resolved by name, so that random-weight features never pass for
+    real ones without a word.
+    """
+    warnings.warn(f"'{preset}' is the seeded, untrained preset (seed {seed}): its embeddings are random "
+                  f"features, not learnt ones; for trained weights use {published_counterpart(preset)} "
+                  f"(`sea-tf models fetch {published_counterpart(preset)}` or `sea-tf models import PATH`)",
+                  SeaTFWarning, stacklevel=_caller_stacklevel())
+
+
+def weights_provenance(card):
+    """Where a model's weights come from, as its card says.
+
+    Parameters
+    ----------
+    card : dict
+        A model card (or an export sidecar's ``model_card``).
+
+    Returns
+    -------
+    str
+        ``"published"``, ``"trained"``, ``"untrained"``, or ``"unknown"`` when the card does not say.
+    """
+    weights = card.get("weights") if isinstance(card, dict) else None
+    return str(weights.get("source", "unknown")) if isinstance(weights, dict) else "unknown"
+
+
+def _caller_stacklevel():
+    """``stacklevel`` that attributes a warning to the first frame outside the sea_tf package.
+
+    The same warning is raised through several call paths (get_embedding, open_embedder, the
+    CLI); pointing at the caller's line makes Python's once-per-location filter behave per call
+    site. (``warnings.warn(skip_file_prefixes=...)`` does this from Python 3.12 on.)
+    """
+    package = str(Path(__file__).resolve().parents[1]) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def load_path(path, input_repr=None, embedding_size=None, frontend=None, dft="rfft"):
@@ -79,6 +191,11 @@ def load_path(path, input_repr=None, embedding_size=None, frontend=None, dft="rf
         return h5_weights.load_edgel3_h5(path, dft=dft)
     return h5_weights.load_openl3_weights(path, input_repr=input_repr, embedding_size=embedding_size or 512,
                                           frontend=frontend or "kapre-0.1.4", dft=dft)
+
+
+def is_catalogue_spec(text):
+    """True when ``text`` is spelled like a catalogue name (``openl3/...``, ``edgel3/...[@version]``)."""
+    return bool(_CATALOGUE.match(str(text)))
 
 
 def _repr_from_name(name):
@@ -106,9 +223,4 @@ def resolve_catalogue(name):
     local = installed_openl3_file(name)
     if local is not None:
         return local
-    try:
-        cache = importlib.import_module("sea_tf.weights.cache")
-    except ModuleNotFoundError as exc:
-        raise ModelError(f"catalogue model {name!r} needs the weights cache (sea_tf.weights.cache), which is "
-                         "not installed in this checkout; pass a path to the .h5 file instead") from exc
-    return Path(cache.resolve_name(name))
+    return Path(weights_cache.resolve_name(name))
