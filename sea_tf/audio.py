@@ -1,7 +1,7 @@
 """Audio input and openl3/edgel3 framing: read → mono → resample (soxr) → 1-s windows.
 
 The framing reproduces ``openl3.core._preprocess_audio_batch`` (and edgel3, which is the same
-apart from the sample rate; spec §1.3): with ``center=True`` half a window of zeros is prepended
+apart from the sample rate; docs/PROTOCOL.md §1.3): with ``center=True`` half a window of zeros is prepended
 so that timestamp ``k * hop_size`` is the centre of window ``k``; the end is zero-padded to a whole
 number of hops; audio shorter than a window is padded to one window with a warning.
 """
@@ -187,7 +187,7 @@ def n_frames(n_samples, sr, hop_size=0.1, center=True):
 
 
 def frame_audio(audio, sr, hop_size=0.1, center=True, name="audio"):
-    """Cut mono audio into 1-s windows with openl3/edgel3 semantics (spec §1.3).
+    """Cut mono audio into 1-s windows with openl3/edgel3 semantics (docs/PROTOCOL.md §1.3).
 
     Parameters
     ----------

@@ -1,7 +1,7 @@
 """Audio front ends as a Keras layer: raw 1-s windows → dB time-frequency images ``[B, F, T, 1]``.
 
 Which front end a model expects is stored in its card (``card["frontend"]``, a *front-end spec*
-made by :func:`frontend_spec`). Types (spec §1.2, §2.3):
+made by :func:`frontend_spec`). Types (docs/PROTOCOL.md §1.2, §2.3):
 
 ``kapre-0.1.4-mel`` (default) / ``kapre-0.1.4-linear``
     Exactly what the published SEA students and the original L3 teacher were trained with:
@@ -11,7 +11,7 @@ made by :func:`frontend_spec`). Types (spec §1.2, §2.3):
 ``openl3-0.4-kapre-{mel,linear}``, ``openl3-0.4-librosa-{mel,linear}``
     openl3 0.4.x's front ends (Slaney mel scale, filterbank on the magnitude, end or centred
     padding) for users who want to match openl3 0.4 numbers. They do *not* reproduce the
-    original teacher (spec §1.2, "measured consequence").
+    original teacher (docs/PROTOCOL.md §1.2, "measured consequence").
 
 The DFT is computed with ``tf.signal.rfft`` by default. ``dft="matmul"`` computes the same
 numbers as one ``[n_dft, 2*(n_dft/2+1)]`` matrix product (what kapre does), for export targets
@@ -112,7 +112,7 @@ def frontend_spec(type="kapre-0.1.4-mel", sr=8000, n_dft=1024, n_hop=160, n_mels
 
 
 def teacher_frontend_spec(input_repr, family="kapre-0.1.4"):
-    """Front end of the L3 teacher for ``input_repr`` in {linear, mel128, mel256} (48 kHz, spec §1.2).
+    """Front end of the L3 teacher for ``input_repr`` in {linear, mel128, mel256} (48 kHz, docs/PROTOCOL.md §1.2).
 
     ``family`` is "kapre-0.1.4" (the original training front end, default), "openl3-0.4-kapre"
     or "openl3-0.4-librosa".

@@ -1,8 +1,8 @@
 """The reduction φ: ℝⁿ → ℝᵈ, fitted on a sample of teacher embeddings and applied to every row.
 
-Spec §3.2–3.3. ``StandardScaler`` then PCA (scikit-learn: exact ``PCA`` or ``IncrementalPCA``
+docs/PROTOCOL.md §3.2–3.3. ``StandardScaler`` then PCA (scikit-learn: exact ``PCA`` or ``IncrementalPCA``
 fitted chunk by chunk for samples that do not fit in memory) or UMAP (umap-learn), or ``none``
-(targets are the raw teacher embeddings, the seed's 512-d "mse" mode).
+(targets are the raw teacher embeddings, the original 512-d "mse" mode).
 
 Files::
 

@@ -144,7 +144,7 @@ def plot_scatter(reduced, labels, path, title=""):
 
 def compare_strategies(shard_dirs, out_dir, m, strategies=None, method="pca", d=64, seed=20180216,
                        sampling=None, reducer=None, n_heldout=1000, k=10, progress=True):
-    """The seed's sampling study in one call: every strategy samples the same shards, fits φ, is scored.
+    """The SEA paper's sampling study (docs/PROTOCOL.md §3.1) in one call: every strategy samples the same shards, fits φ, is scored.
 
     All strategies are scored on the same held-out rows (drawn from the rows none of them picked).
 

@@ -1,9 +1,9 @@
 """Choose the M teacher windows φ is fitted on: random, loudness, DPP diversity, DPP quality×diversity.
 
-Spec §3.1. Candidates are the rows of a :class:`~sea_tf.shards.ShardSet`. Rows are split into
+docs/PROTOCOL.md §3.1. Candidates are the rows of a :class:`~sea_tf.shards.ShardSet`. Rows are split into
 groups — one per source file (``group_by="source"``), consecutive blocks of ``group_rows`` rows,
 i.e. a time window in recording order (``"window"``), or one group (``"all"``). Groups play the
-roles of the seed's 2-hour windows (loudness is ranked within a group) and of its per-day streams
+roles of the original code's 2-hour windows (loudness is ranked within a group) and of its per-day streams
 (DPPs are solved per group, so the cost stays linear in the pool size for bounded groups).
 
 Strategies
@@ -139,19 +139,19 @@ def greedy_map_kdpp(features, k, quality=None, ridge=0.1):
 
     We wrote this ourselves because dppy (checked: 0.3.3 works with numpy 2 for finite DPPs) only
     samples — its exact k-DPP sampler eigendecomposes the n×n kernel (O(n³) per group) and the
-    seed's MCMC with 3 iterations barely moves from its random start — and has no MAP inference.
+    original MCMC with 3 iterations barely moves from its random start — and has no MAP inference.
     ``dpp_solver="dppy-exact"`` uses dppy's exact sampler when it is installed.
 
     Parameters
     ----------
     features : np.ndarray [shape=(n, D)]
-        Rows already normalised as the kernel needs (L1 for the seed's kernel).
+        Rows already normalised as the kernel needs (L1 for the original kernel).
     k : int
         Number of items, ``0 ≤ k ≤ n``.
     quality : np.ndarray [shape=(n,)], optional
         Per-item quality q (default 1).
     ridge : float
-        Diagonal added to the kernel (the seed's 0.1).
+        Diagonal added to the kernel (the original 0.1).
 
     Returns
     -------

@@ -1,6 +1,6 @@
 """``sea-tf teacher-embed``: run the teacher over in-domain audio and write student/teacher pairs in shards.
 
-Spec §3.0. For every 1-s window (teacher framing: hop ``hop_size``, default 0.5 s as the SONYC
+docs/PROTOCOL.md §3.0. For every 1-s window (teacher framing: hop ``hop_size``, default 0.5 s as the SONYC
 upstream pairs, centred) one row holds the teacher embedding, the same window of the source
 resampled once to the student's rate (so distillation never decodes audio again), the source file,
 timestamp, loudness (dB) and, for UrbanSound8K, label and fold. Rows go to fixed-size shards

@@ -1,4 +1,4 @@
-"""Downstream evaluation (UrbanSound8K, ESC-50) and the deployable clip classifier (spec §4.1–4.2).
+"""Downstream evaluation (UrbanSound8K, ESC-50) and the deployable clip classifier (docs/PROTOCOL.md §4.1–4.2).
 
 Straight-line flow: :mod:`features` (frame embeddings, cached per clip) → :mod:`protocol` (fold
 splits: test k, validation k−1 cyclic, train the rest) → :mod:`mlp` / :mod:`svm` (frame

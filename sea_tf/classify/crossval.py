@@ -1,6 +1,6 @@
 """The fold protocol for one model's frame embeddings: train, validate, test, aggregate.
 
-For every test fold (spec §4.1/§4.2): train on the training folds' frames with early stopping on
+For every test fold (docs/PROTOCOL.md §4.1, §4.2): train on the training folds' frames with early stopping on
 the validation fold's frames, predict the test frames, average them per clip, and score the clips.
 Fold results are saved as they finish (``fold-<k>.json``) and reused when the run is repeated
 with the same model and settings, so an interrupted run resumes.

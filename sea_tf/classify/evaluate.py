@@ -1,6 +1,6 @@
 """Clip-level predictions and metrics: mean of frame probabilities, accuracies, confusion matrix.
 
-The published protocol (spec §4.1) predicts a clip by averaging the softmax probabilities of its
+The published protocol (docs/PROTOCOL.md §4.1) predicts a clip by averaging the softmax probabilities of its
 frames and taking the argmax; accuracy is computed over clips, per fold, then averaged over folds.
 """
 from pathlib import Path

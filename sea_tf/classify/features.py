@@ -1,7 +1,7 @@
 """Frame embeddings of a labelled dataset, cached per clip and keyed by model and audio hash.
 
-Each clip is framed like ``sea_tf.embed.get_embedding`` (1-s windows, hop 0.1 s, centred, spec
-§1.3) or, optionally, like the L3E downstream extraction (no centring, tail dropped, spec §3.5),
+Each clip is framed like ``sea_tf.embed.get_embedding`` (1-s windows, hop 0.1 s, centred,
+docs/PROTOCOL.md §1.3) or, optionally, like the L3E downstream extraction (no centring, tail dropped, docs/PROTOCOL.md §3.5),
 embedded, and its ``[T, D]`` embedding cached as ``CACHE/<model name>/<framing>/<clip>.npz``. Each
 cache file records the model key (sha256 of the model card and weight file) and the audio file's
 sha256; a file made by another model or from other audio is detected and recomputed. Every frame
@@ -244,7 +244,7 @@ def _open_tflite(path, name):
 # -------------------------------------------------------------------------------------------- framing
 
 def frame_l3e(audio, sr, hop_size=0.1):
-    """L3E downstream framing (spec §3.5): no centring, tail after the last full hop dropped.
+    """L3E downstream framing (docs/PROTOCOL.md §3.5): no centring, tail after the last full hop dropped.
 
     Audio shorter than one window is zero-padded symmetrically to one window.
 

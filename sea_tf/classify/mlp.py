@@ -1,4 +1,4 @@
-"""The downstream MLP of the L3/SEA literature (spec §4.1), with the scaler inside the model.
+"""The downstream MLP of the L3/SEA literature (docs/PROTOCOL.md §4.1), with the scaler inside the model.
 
 Dense(512, relu) → Dense(128, relu) → Dense(n_classes, softmax), kernel L2 1e-5 on each; Adam
 1e-4, categorical cross-entropy, batch 32, up to 150 epochs, early stopping on validation loss

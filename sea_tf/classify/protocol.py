@@ -1,4 +1,4 @@
-"""Cross-validation splits of the UrbanSound8K / ESC-50 protocols (spec §4.1–4.2).
+"""Cross-validation splits of the UrbanSound8K / ESC-50 protocols (docs/PROTOCOL.md §4.1–4.2).
 
 For test fold ``k`` the validation fold is the preceding one, cyclically (fold 10 validates when
 fold 1 is tested in UrbanSound8K, fold 5 in ESC-50), and every other fold trains. Splits are made
@@ -77,7 +77,7 @@ def split_masks(clip_folds, split, augmented=None):
     split : FoldSplit
     augmented : np.ndarray [shape=(n_clips,)], bool, optional
         Augmented variants of clips (see :func:`is_augmented`): they may train but never
-        validate or test (spec §4.1).
+        validate or test (docs/PROTOCOL.md §4.1).
 
     Returns
     -------

@@ -1,4 +1,4 @@
-"""The SVM alternative of the published protocol (spec §4.1): scaler + RBF SVC with probabilities.
+"""The SVM alternative of the published protocol (docs/PROTOCOL.md §4.1): scaler + RBF SVC with probabilities.
 
 ``SVC(C=1, kernel="rbf", tol=1e-5, probability=True)`` on standardised frames (the probabilities
 through ``CalibratedClassifierCV``, scikit-learn's replacement for ``probability=True``);

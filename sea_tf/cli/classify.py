@@ -22,7 +22,7 @@ FINAL_DEFAULTS = {**copy.deepcopy(_COMMON), "dataset": "us8k", "model": None, "o
                   "split": {"train_folds": None, "val_fold": None, "val_fraction": 0.1}}
 
 _EPILOG_BENCH = """
-The fold protocol of spec §4.1/4.2: for each test fold k the validation fold is k-1 (cyclic) and
+The fold protocol of docs/PROTOCOL.md §4.1–4.2: for each test fold k the validation fold is k-1 (cyclic) and
 the other folds train; clip prediction = mean of frame probabilities. Frame embeddings are cached
 under OUT/cache (keyed by model and audio hash). Results: OUT/comparison.{json,md} and, per model,
 OUT/<model>/{results.json,confusion.png,fold-<k>.json}.
@@ -53,7 +53,7 @@ def _add_bench(subparsers, kind, defaults_):
     opts.add("--out", key="out", help="output directory")
     opts.add("--hop-size", key="features.hop_size", type=float, metavar="S", help="seconds between 1-s windows")
     opts.add("--framing", key="features.framing", choices=["centered", "uncentered", "l3e"],
-             help="window framing (l3e: no centring, tail dropped; spec §3.5)")
+             help="window framing (l3e: no centring, tail dropped; docs/PROTOCOL.md §3.5)")
     opts.add("--cache-dir", key="features.cache_dir", metavar="DIR", help="embedding cache; None means OUT/cache")
     opts.add("--classifier", key="classifier.type", choices=["mlp", "svm"], help="frame classifier")
     opts.add("--folds", key="protocol.test_folds", type=_folds, metavar="K,K", help="test only these folds, e.g. 1,2")

@@ -4,7 +4,7 @@ from sea_tf.distill.defaults import DEFAULTS
 
 DESCRIPTION = """\
 Distil a student (SEA preset or custom) to regress the reduced teacher targets from its own
-audio windows: Adam, MSE loss, MAE metric, ReduceLROnPlateau, EarlyStopping (spec §3.4).
+audio windows: Adam, MSE loss, MAE metric, ReduceLROnPlateau, EarlyStopping (docs/PROTOCOL.md §3.4).
 
 examples:
   sea-tf distill --config configs/distill/sea-64.yaml --shards teacher/ --targets targets-64/ --out runs/sea64

@@ -121,7 +121,7 @@ class LabelledDataset:
         return [clip for clip in self.clips if clip.fold == fold]
 
     def split(self, test_fold):
-        """Folds of one run of the published protocol (spec §4.1-4.2).
+        """Folds of one run of the published protocol (docs/PROTOCOL.md §4.1–4.2).
 
         Returns
         -------

@@ -1,4 +1,4 @@
-"""Distillation (spec §3.4): a student learns φ(teacher embedding) from its own audio window.
+"""Distillation (docs/PROTOCOL.md §3.4): a student learns φ(teacher embedding) from its own audio window.
 
 Read top to bottom: :mod:`pairs` (check shards ↔ targets ↔ reducer, split by source file) →
 :mod:`pipeline` (tf.data batches) → :mod:`student` (build, warm start, training model) →

@@ -121,7 +121,7 @@ def train_dataset(shards, blocks, batch_size, seed, shuffle_buffer=4096, cycle_l
 
 
 def eval_dataset(shards, blocks, batch_size, max_batches=None):
-    """The held-out windows in row order (the same batches every epoch, like the seed's validator)."""
+    """The held-out windows in row order (the same batches every epoch, like the original SEA code's validator)."""
     ds = tf.data.Dataset.from_tensor_slices(blocks.astype(np.int64))
     ds = ds.interleave(_block_reader(shards), cycle_length=1, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(int(batch_size))

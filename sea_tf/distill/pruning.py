@@ -1,6 +1,6 @@
-"""Magnitude pruning of the student body with tensorflow-model-optimization (spec §2.4).
+"""Magnitude pruning of the student body with tensorflow-model-optimization (docs/PROTOCOL.md §2.4).
 
-The seed pruned each conv layer once to a fixed percentile of |W| and retrained with a frozen
+The EdgeL3 code pruned each conv layer once to a fixed percentile of |W| and retrained with a frozen
 mask. Here tfmot's ``prune_low_magnitude`` raises each layer's sparsity along a
 ``PolynomialDecay`` schedule while the student distils (or while a trained student is fine-tuned:
 start from it with ``student.init``), which reaches the same per-layer magnitude masks with less

@@ -9,9 +9,9 @@
   when ``TF_CONFIG`` is set it is used instead). Every worker must see the same shards and the
   same run directory (a shared file system); only worker 0 writes files.
 - The per-replica batch is ``train.batch_size``; the global batch is that × replicas, and the
-  learning rate is left unchanged (as the seed's ``multi_gpu_model``, which split one batch).
+  learning rate is left unchanged (as the original ``multi_gpu_model``, which split one batch; docs/PROTOCOL.md §3.4).
 - Checkpoints are ``tf.train.Checkpoint`` files of the plain (single-replica) variables, so they
-  load on one device without conversion (the seed needed ``04_convert_multiGPU_singleGPU.py``).
+  load on one device without conversion (the original code needed ``04_convert_multiGPU_singleGPU.py``).
 
 Nothing here touches the environment at import time: GPUs are never hidden.
 """

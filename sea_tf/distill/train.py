@@ -1,4 +1,4 @@
-"""``sea-tf distill``: train a student to regress the reduced teacher targets from its own audio (spec §3.4).
+"""``sea-tf distill``: train a student to regress the reduced teacher targets from its own audio (docs/PROTOCOL.md §3.4).
 
 Straight line: check inputs → split by source → build the student (and its pruning wrappers) →
 fit with Adam/MSE, ReduceLROnPlateau and EarlyStopping → best-on-validation weights → strip →

@@ -1,12 +1,12 @@
-"""The L3 convolutional body shared by the teacher and the SEA/EdgeL3 students (spec §1.1, §2.1, §2.4).
+"""The L3 convolutional body shared by the teacher and the SEA/EdgeL3 students (docs/PROTOCOL.md §1.1, §2.1, §2.4).
 
 Input BN → 3 blocks of (conv → BN → ReLU) × 2 → 2×2 max pool → block 4 (conv → BN → ReLU →
 ``audio_embedding_layer``) → head. The head differs:
 
-- teacher: ``audio_embedding_layer`` is linear, then MaxPool(P, 'same') → Flatten (spec §1.1);
+- teacher: ``audio_embedding_layer`` is linear, then MaxPool(P, 'same') → Flatten (docs/PROTOCOL.md §1.1);
 - SEA students: BN + ReLU after ``audio_embedding_layer``, then a global 'valid' max pool →
-  Flatten, so embeddings are ≥ 0 (spec §2.1);
-- EdgeL3 sparse: teacher body, global 'valid' max pool (spec §2.4).
+  Flatten, so embeddings are ≥ 0 (docs/PROTOCOL.md §2.1);
+- EdgeL3 sparse: teacher body, global 'valid' max pool (docs/PROTOCOL.md §2.4).
 
 Layer names follow the published Keras files (``conv2d_N``, ``batch_normalization_N``,
 ``audio_embedding_layer``) so that weight files read by order are easy to check by eye.

@@ -1,4 +1,4 @@
-"""Builders and presets: the L3 teacher (spec §1.1) and the SEA / EdgeL3 students (spec §2.1, §2.4).
+"""Builders and presets: the L3 teacher (docs/PROTOCOL.md §1.1) and the SEA / EdgeL3 students (docs/PROTOCOL.md §2.1, §2.4).
 
 Models built here are seeded and untrained (card ``weights.source = "untrained"``); the same seed
 gives the same weights. Published weights are loaded on top by ``sea_tf.models.h5_weights``.
@@ -12,7 +12,7 @@ from sea_tf.models.seamodel import NETWORK_LAYER, SeaModel, assemble, make_card
 
 DEFAULT_SEED = 20180216
 
-#: SEA students of edgel3 (spec §2.1): 8 kHz, 64 HTK mels, n_dft 1024, hop 160, fmax 4 kHz.
+#: SEA students of edgel3 (docs/PROTOCOL.md §2.1): 8 kHz, 64 HTK mels, n_dft 1024, hop 160, fmax 4 kHz.
 _SEA_COMMON = dict(sample_rate=8000, n_mels=64, n_dft=1024, n_hop=160, fmin=0.0, fmax=4000.0,
                    frontend="kapre-0.1.4-mel", embedding_bn_relu=True)
 STUDENT_PRESETS = {
@@ -20,12 +20,12 @@ STUDENT_PRESETS = {
     "sea-128": dict(_SEA_COMMON, filters=[32, 64, 128, 128]),
     "sea-256": dict(_SEA_COMMON, filters=[32, 64, 128, 256]),
     "sea-512": dict(_SEA_COMMON, filters=[64, 128, 256, 512]),
-    # EdgeL3 sparse family (spec §2.4): the mel256 teacher body at 48 kHz, global valid pool, 512-d.
+    # EdgeL3 sparse family (docs/PROTOCOL.md §2.4): the mel256 teacher body at 48 kHz, global valid pool, 512-d.
     "edgel3-sparse": dict(sample_rate=48000, n_mels=256, n_dft=2048, n_hop=242, fmin=0.0, fmax=24000.0,
                           frontend="kapre-0.1.4-mel", embedding_bn_relu=False, filters=[64, 128, 256, 512]),
 }
 
-#: Teacher head pools (openl3 AUDIO_POOLING_SIZES, spec §1.1).
+#: Teacher head pools (openl3 AUDIO_POOLING_SIZES, docs/PROTOCOL.md §1.1).
 TEACHER_POOLS = {
     ("linear", 6144): (8, 8), ("linear", 512): (32, 24),
     ("mel128", 6144): (4, 8), ("mel128", 512): (16, 24),
@@ -90,7 +90,7 @@ def build_student(preset=None, seed=DEFAULT_SEED, dft="rfft", name=None, **overr
 
 def build_teacher(input_repr="mel256", embedding_size=512, frontend="kapre-0.1.4", seed=DEFAULT_SEED, dft="rfft",
                   name=None):
-    """The L3 audio network (openl3's audio model, spec §1.1) on raw 48 kHz windows.
+    """The L3 audio network (openl3's audio model, docs/PROTOCOL.md §1.1) on raw 48 kHz windows.
 
     Parameters
     ----------
@@ -98,7 +98,7 @@ def build_teacher(input_repr="mel256", embedding_size=512, frontend="kapre-0.1.4
     embedding_size : {512, 6144}
         512 pools the whole map; 6144 keeps a 4×3 grid of 512 channels.
     frontend : {"kapre-0.1.4", "openl3-0.4-kapre", "openl3-0.4-librosa"}
-        Front-end family; kapre-0.1.4 is how the teacher was trained (spec §1.2 (a)).
+        Front-end family; kapre-0.1.4 is how the teacher was trained (docs/PROTOCOL.md §1.2 (a)).
     seed : int
     dft : {"rfft", "matmul"}
     name : str, optional

@@ -1,4 +1,4 @@
-"""Reading published Keras-2 ``.h5`` weight files: openl3 teachers and edgel3 students (spec §1.4, §2.2).
+"""Reading published Keras-2 ``.h5`` weight files: openl3 teachers and edgel3 students (docs/PROTOCOL.md §1.4, §2.2).
 
 Two layouts exist:
 
@@ -272,7 +272,7 @@ def load_edgel3_h5(path, dft="rfft"):
 
     The architecture is read from ``model_config``: the kapre Melspectrogram settings give the
     front end, the Conv2D widths give the filters, and a BatchNormalization after
-    ``audio_embedding_layer`` marks a SEA student (spec §2.1) rather than a sparse EdgeL3 (§2.4).
+    ``audio_embedding_layer`` marks a SEA student (docs/PROTOCOL.md §2.1) rather than a sparse EdgeL3 (§2.4).
     """
     from sea_tf.models.builders import STUDENT_PRESETS, build_student
     info = inspect_weight_file(path)

@@ -5,9 +5,9 @@ Names:
 - ``openl3/<repr>-<content>`` (``repr`` ∈ linear, mel128, mel256; ``content`` ∈ music, env): the
   openl3 0.4.x audio files (``-v0_4_0``, front end removed from the file);
   ``openl3/<repr>-<content>@v0_2_0``: the files openl3 0.2.0–0.3.1 used, which still hold the
-  kapre-0.1.4 front-end weights (SEA_SPEC §1.4). ``@v0_4_0`` is accepted as an alias.
+  kapre-0.1.4 front-end weights (docs/PROTOCOL.md §1.4). ``@v0_4_0`` is accepted as an alias.
 - ``edgel3/sea-<d>`` (d ∈ 64, 128, 256, 512): the SEA students (8 kHz, UST-specialised).
-- ``edgel3/sparse-<ft|kd>-<s>``: the pruned EdgeL3 models (SEA_SPEC §2.4).
+- ``edgel3/sparse-<ft|kd>-<s>``: the pruned EdgeL3 models (docs/PROTOCOL.md §2.4).
 
 Each entry knows its file on the repository's ``models`` branch (``<file>.gz``), the architecture
 kind that :func:`sea_tf.models.h5_weights.check_layout` checks it against, and a sha256 of the

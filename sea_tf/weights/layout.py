@@ -34,7 +34,7 @@ def openl3_version(path):
     """``"v0_2_0"`` when an openl3 file still holds its kapre front-end weights, else ``"v0_4_0"``.
 
     openl3 installs its files without the version suffix; the generation shows in the layers: the
-    0.2.0-0.3.1 files carry a ``spectrogram``/``melspectrogram`` layer (SEA_SPEC §1.4).
+    0.2.0-0.3.1 files carry a ``spectrogram``/``melspectrogram`` layer (docs/PROTOCOL.md §1.4).
     """
     from sea_tf.models.h5_weights import inspect_weight_file
     try:
