@@ -144,7 +144,7 @@ def test_layer_config_roundtrip_and_bad_specs(frames):
 
 def test_frontend_macs_matmul_vs_fft():
     spec = _spec("kapre-0.1.4-mel")
-    assert F.frontend_macs(spec, "matmul") > 52_000_000          # 50 x 1024 x 1026 DFT (issue §9)
+    assert F.frontend_macs(spec, "matmul") > 52_000_000          # 50 x 1024 x 1026 DFT (docs/PROTOCOL.md §2.3)
     assert F.frontend_macs(spec, "rfft") < 3_000_000
 
 
