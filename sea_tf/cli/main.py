@@ -2,9 +2,11 @@
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 import traceback
 
+from sea_tf import tf_logs
 from sea_tf.errors import SeaTFError
 
 # Stage modules in pipeline order; each defines ``register(subparsers)``.
@@ -33,6 +35,10 @@ def main(argv=None):
     """Run one subcommand; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if getattr(args, "debug", False):
+        # Set before a stage imports TensorFlow (sea_tf.backend), and inherited by worker processes:
+        # --debug shows every TensorFlow start-up line as well as tracebacks.
+        os.environ[tf_logs.DEBUG_ENV] = "1"
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
