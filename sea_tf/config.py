@@ -1,8 +1,10 @@
-"""Stage configuration: defaults ← ``--config FILE.yaml`` ← explicit flags ← ``--set key=value``.
+"""Stage configuration: defaults ← ``--config`` ← explicit flags ← ``--set key=value``.
 
-Every stage declares a nested dict of defaults. A YAML file or ``--set`` may only name keys that
-exist in those defaults (dotted paths for nested keys), so a typo is an error, not a silently
-ignored setting. The fully resolved config is written next to the stage's outputs.
+Every stage's defaults live in one packaged YAML file (:mod:`sea_tf.presets`): they are both the
+values and the schema. A YAML file or ``--set`` may only name keys that exist in those defaults
+(dotted paths for nested keys), so a typo is an error, not a silently ignored setting; a value must
+have the type of its default (int, float, bool, str, list, mapping; null only where the default is
+null or the key is ``!nullable``). The fully resolved config is written next to the stage's outputs.
 """
 import copy
 from pathlib import Path
@@ -11,6 +13,50 @@ import yaml
 
 from sea_tf import atomic
 from sea_tf.errors import ConfigError
+
+_TYPE_NAMES = {bool: "a boolean (true/false)", int: "an integer", float: "a number", str: "a string",
+               list: "a list, e.g. [a, b]", dict: "a mapping, e.g. {key: value}"}
+
+
+def _kind(value):
+    for kind in (bool, int, float, str, list, dict):  # bool before int: True is an int in Python
+        if isinstance(value, kind):
+            return kind
+    return type(value)
+
+
+def check_type(key, value, default, nullable=False, source="config"):
+    """``value`` for setting ``key`` if it has the type of ``default``, else a ConfigError.
+
+    An int is accepted (as a float) where the default is a float; null is accepted where the default
+    is null or ``nullable``; anything is accepted where the default is null. Lists are checked item by
+    item against the type of the default's items when the default has items of one type.
+    """
+    if default is None or (value is None and nullable):
+        return value
+    expected = _kind(default)
+    got = _kind(value)
+    if expected is float and got is int:
+        return float(value)
+    if got is not expected:
+        shown = "null" if value is None else repr(value)
+        hint = " (or null)" if nullable else ""
+        if expected is list and got is not list:
+            hint += f"; write it as a list, e.g. {key}: [{shown}]"
+        raise ConfigError(f"{source}: setting '{key}' = {shown} is {_describe(value)}; expected "
+                          f"{_TYPE_NAMES.get(expected, expected.__name__)}{hint}")
+    if expected is list and default and value:
+        item_kinds = {_kind(item) for item in default}
+        if len(item_kinds) == 1:
+            sample = default[0]
+            return [check_type(f"{key}[{i}]", item, sample, source=source) for i, item in enumerate(value)]
+    return value
+
+
+def _describe(value):
+    if value is None:
+        return "null"
+    return _TYPE_NAMES.get(_kind(value), type(value).__name__).split(",")[0]
 
 
 def get_dotted(cfg, key):
@@ -23,13 +69,19 @@ def get_dotted(cfg, key):
     return node
 
 
-def set_dotted(cfg, key, value, known=None):
-    """Set dotted ``key`` of ``cfg`` to ``value``; with ``known`` given, the key must exist there."""
+def set_dotted(cfg, key, value, known=None, source="config"):
+    """Set dotted ``key`` of ``cfg`` to ``value``.
+
+    With ``known`` (the defaults) given, the key must exist there and ``value`` must have the type of
+    its default (:func:`check_type`).
+    """
     if known is not None:
         try:
-            get_dotted(known, key)
+            default = get_dotted(known, key)
         except KeyError:
-            raise ConfigError(f"unknown setting '{key}'; known settings: {', '.join(flatten_keys(known))}") from None
+            raise ConfigError(f"{source}: unknown setting '{key}'; known settings: "
+                              f"{', '.join(flatten_keys(known))}") from None
+        value = check_type(key, value, default, key in getattr(known, "nullable", ()), source)
     node = cfg
     parts = key.split(".")
     for part in parts[:-1]:
@@ -49,27 +101,49 @@ def flatten_keys(cfg, prefix=""):
     return keys
 
 
-def load_yaml(path):
-    """Read a YAML mapping from ``path`` with a clear error for missing or malformed files."""
-    path = Path(path)
+def load_yaml(path, stage=None):
+    """Read the YAML mapping a ``--config`` value names: a file, or a packaged preset name.
+
+    Parameters
+    ----------
+    path : str or Path
+        A YAML file, or a preset name such as ``"distill/sea-64"`` (:func:`sea_tf.presets.locate_config`).
+    stage : str, optional
+        The command's ``configs/`` directory, so that a bare preset name (``"sea-64"``) is found.
+
+    Returns
+    -------
+    dict
+    """
+    from sea_tf.presets import locate_config
+
+    label, text = locate_config(str(path), stage)
+    return parse_yaml(text, label)
+
+
+def parse_yaml(text, label):
+    """Parse YAML ``text`` (from ``label``, for messages) into a mapping of settings."""
     try:
-        data = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found; check the --config path") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc}); fix the file or pass another --config") from exc
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{label}: not valid YAML ({exc}); fix the file or pass another --config") from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a config must be a YAML mapping of settings, got {type(data).__name__}")
+        raise ConfigError(f"{label}: a config must be a YAML mapping of settings, got {type(data).__name__}")
     return data
 
 
+def _plain(defaults):
+    """A deep copy of ``defaults`` as plain dicts (safe to dump as YAML)."""
+    return copy.deepcopy(dict(defaults))
+
+
 def merge(defaults, overrides, source="config"):
-    """Deep-merge ``overrides`` into a copy of ``defaults``; unknown keys raise ConfigError."""
-    out = copy.deepcopy(defaults)
+    """Deep-merge ``overrides`` into a copy of ``defaults``; unknown keys or wrong types raise ConfigError."""
+    out = _plain(defaults)
     for key in flatten_keys(overrides) if overrides else []:
-        set_dotted(out, key, get_dotted(overrides, key), known=defaults)
+        set_dotted(out, key, get_dotted(overrides, key), known=defaults, source=source)
     return out
 
 
@@ -84,11 +158,11 @@ def parse_set(items, defaults):
             value = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError as exc:
             raise ConfigError(f"--set {item!r}: value is not valid YAML ({exc})") from exc
-        set_dotted(overrides, key.strip(), value, known=defaults)
+        set_dotted(overrides, key.strip(), value, known=defaults, source=f"--set {item}")
     return overrides
 
 
-def resolve(defaults, config_file=None, flags=None, set_items=None):
+def resolve(defaults, config_file=None, flags=None, set_items=None, stage=None):
     """Resolve a stage config.
 
     Parameters
@@ -96,24 +170,32 @@ def resolve(defaults, config_file=None, flags=None, set_items=None):
     defaults : dict
         The stage's nested defaults (the schema).
     config_file : str or Path, optional
-        YAML file with settings to override.
+        YAML file, or packaged preset name (``"distill/sea-64"``), with settings to override.
     flags : dict, optional
         Dotted keys given explicitly on the command line.
     set_items : list of str, optional
         ``key=value`` overrides, applied last.
+    stage : str, optional
+        The command's ``configs/`` directory, for bare preset names.
 
     Returns
     -------
     dict
         The fully resolved config.
     """
-    cfg = copy.deepcopy(defaults)
+    cfg = _plain(defaults)
     if config_file:
-        cfg = merge(cfg, load_yaml(config_file))
+        cfg = _merge_into(cfg, load_yaml(config_file, stage), defaults, f"--config {config_file}")
     for key, value in (flags or {}).items():
-        set_dotted(cfg, key, value, known=defaults)
+        set_dotted(cfg, key, value, known=defaults, source="command line")
     if set_items:
-        cfg = merge(cfg, parse_set(set_items, defaults))
+        cfg = _merge_into(cfg, parse_set(set_items, defaults), defaults, "--set")
+    return cfg
+
+
+def _merge_into(cfg, overrides, defaults, source):
+    for key in flatten_keys(overrides):
+        set_dotted(cfg, key, get_dotted(overrides, key), known=defaults, source=source)
     return cfg
 
 

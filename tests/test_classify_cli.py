@@ -1,4 +1,5 @@
 """`sea-tf classify us8k|esc50|final` on tiny generated datasets, configs, and the saved classifier."""
+import copy
 import csv
 import json
 from pathlib import Path
@@ -6,16 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import yaml
 
 from sea_tf import config
-from sea_tf.cli import classify as cli_classify
 from sea_tf.cli import main as cli_main
+from sea_tf.presets import load_defaults, preset_names, schema_of_preset
 
 from classify_support import band_embedder
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIGS = sorted((ROOT / "configs" / "classify").glob("*.yaml"))
 TONES = {0: 300.0, 3: 1200.0, 6: 2800.0}    # classIDs used, tone frequency (Hz)
 NAMES = {0: "air_conditioner", 3: "dog_bark", 6: "gun_shot"}
 
@@ -123,20 +122,20 @@ def test_missing_model_is_one_line_error(us8k_root, capsys):
     assert len(err) == 1 and "--model" in err[0]
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
-def test_config_files_resolve(path):
-    defaults = cli_classify.FINAL_DEFAULTS if path.name.startswith("final") else \
-        cli_classify.ESC50_DEFAULTS if path.name.startswith("esc50") else cli_classify.US8K_DEFAULTS
-    cfg = config.resolve(defaults, path)
+@pytest.mark.parametrize("name", preset_names("classify"))
+def test_config_files_resolve(name):
+    defaults = load_defaults(schema_of_preset(name))
+    cfg = config.resolve(defaults, name)
     assert set(cfg) == set(defaults)
+    mlp = cfg["mlp"] if "mlp" in cfg else cfg["classifier"]["mlp"]
+    assert mlp["hidden"] == [512, 128] and mlp["l2"] == 1e-5   # the published MLP in every preset
 
 
-def test_demo_config_matches_demo_step():
-    from sea_tf.demo_steps.classify import SETTINGS
-    cfg = config.resolve(cli_classify.US8K_DEFAULTS, ROOT / "configs" / "classify" / "demo.yaml")
-    assert cfg["classifier"]["mlp"] == SETTINGS["mlp"]
-    assert yaml.safe_load((ROOT / "configs" / "classify" / "demo.yaml").read_text())["features"]["framing"] \
-        == SETTINGS["framing"]
+def test_demo_step_runs_the_demo_preset():
+    from sea_tf.demo_steps.classify import demo_settings
+    cfg = demo_settings()
+    assert cfg == config.resolve(load_defaults("classify/us8k"), "classify/demo")
+    assert cfg["classifier"]["mlp"]["learning_rate"] == 1e-3 and cfg["classifier"]["mlp"]["patience"] == 10
 
 
 def test_audio_not_in_metadata_warns_with_its_name(us8k_root, tmp_path):
@@ -156,9 +155,11 @@ def test_demo_step_reports_both_models_and_saves_the_classifier(us8k_root, tmp_p
     from sea_tf.demo import DemoContext
     from sea_tf.demo_steps import classify as step
 
-    monkeypatch.setitem(step.SETTINGS, "mlp", {"hidden": [32], "l2": 1e-5, "learning_rate": 1e-2, "batch_size": 32,
-                                               "epochs": 20, "patience": 5})
-    monkeypatch.setitem(step.SETTINGS, "test_folds", [1, 2])
+    settings = step.demo_settings()
+    settings["classifier"]["mlp"] = {"hidden": [32], "l2": 1e-5, "learning_rate": 1e-2, "batch_size": 32,
+                                     "epochs": 20, "patience": 5}
+    settings["protocol"]["test_folds"] = [1, 2]
+    monkeypatch.setattr(step, "demo_settings", lambda: copy.deepcopy(settings))
     ctx = DemoContext(out_dir=tmp_path, report_dir=tmp_path / "report", data_dir=us8k_root, shared_dir=None)
     ctx.report_dir.mkdir()
     ctx.artifacts.update(data_dir=us8k_root, teacher_model="sea-64", embed_model="sea-128")

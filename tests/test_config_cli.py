@@ -49,7 +49,7 @@ def test_cli_error_is_one_line(capsys, tmp_path):
     code = cli_main.main(["demo", "--set", "nope=1"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2
-    assert len(err) == 1 and err[0].startswith("sea-tf demo: error: unknown setting 'nope'")
+    assert len(err) == 1 and err[0].startswith("sea-tf demo: error: --set nope=1: unknown setting 'nope'")
 
 
 def test_python_m_entry_point_help():
@@ -70,9 +70,8 @@ def test_atomic_write_has_normal_permissions(tmp_path):
     assert not list(tmp_path.glob(".*tmp"))
 
 
-def test_demo_config_file_resolves():
-    from pathlib import Path
-
-    from sea_tf.cli.demo import DEFAULTS
-    cfg = config.resolve(DEFAULTS, Path(__file__).resolve().parent.parent / "configs" / "demo.yaml")
-    assert cfg == DEFAULTS
+def test_demo_defaults_run_every_stage():
+    from sea_tf.demo import STAGES
+    from sea_tf.presets import load_defaults
+    cfg = load_defaults("demo")
+    assert cfg["stages"] is None and cfg["out"] == "demo_out" and len(STAGES) == 9

@@ -12,6 +12,7 @@ import soundfile as sf
 
 from sea_tf import config
 from sea_tf.data import US8K
+from sea_tf.presets import preset_names
 from sea_tf.data.demo_dataset import (DEFAULTS, METADATA_COLUMNS, is_complete, make_demo_dataset, plan_clips,
                                      read_upstream_manifest)
 from sea_tf.data.recipes import US8K_CLASSES
@@ -163,14 +164,10 @@ def test_bad_config_values():
         make_demo_dataset(small_cfg(sample_rates=[22050]), out="/nonexistent/never-written")
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "data").glob("*.yaml")), ids=lambda p: p.name)
-def test_config_files_load_through_the_defaults(path):
-    cfg = config.resolve(DEFAULTS, path)
+@pytest.mark.parametrize("name", preset_names("data"))
+def test_config_files_load_through_the_defaults(name):
+    cfg = config.resolve(DEFAULTS, name)
     assert set(cfg) == set(DEFAULTS) and cfg["clips_per_class"] >= 1
-
-
-def test_demo_config_is_the_default():
-    assert config.resolve(DEFAULTS, ROOT / "configs" / "data" / "demo.yaml") == DEFAULTS
 
 
 def test_learnable_but_not_trivial(tmp_path):

@@ -3,14 +3,15 @@ import copy
 
 from sea_tf.demo import DemoContext
 from sea_tf.demo_steps import data as data_step
+from sea_tf.presets import load_defaults
 
 
 def test_data_step_generates_then_reuses(tmp_path, monkeypatch):
-    tiny = copy.deepcopy(data_step.DEFAULTS)
+    tiny = load_defaults("data/make-demo")
     tiny.update(clips_per_class=2, sample_rates=[22050], sample_rate_weights=[1.0])
     tiny["duration_s"]["max"] = 1.0
     tiny["upstream"].update(recordings=1, min_duration_s=5.0, max_duration_s=5.0)
-    monkeypatch.setattr(data_step, "DEFAULTS", tiny)
+    monkeypatch.setattr(data_step, "load_defaults", lambda name: copy.deepcopy(tiny))
     ctx = DemoContext(out_dir=tmp_path, report_dir=tmp_path / "report", data_dir=tmp_path / "data", shared_dir=None, seed=5)
 
     first = data_step.run(ctx)

@@ -36,7 +36,7 @@ def test_demo_step_benchmarks_and_reports(ctx):
     step = device_step.run(ctx)
     f = step.figures
     assert f["failed"] == {} and set(f["models"]) == {"tiny-emb.fp32", "tiny-emb.int8"}
-    assert len(f["audio_files"]) == device_step.SETTINGS["n_audio"]
+    assert len(f["audio_files"]) == device_step.N_AUDIO
     for name, m in f["models"].items():
         assert m["status"] == "complete" and m["interpreter"]["package"] == "ai-edge-litert"
         assert m["latency_p50_ms"]["total"] >= m["latency_p50_ms"]["network"] > 0

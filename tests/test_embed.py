@@ -8,11 +8,11 @@ import soundfile as sf
 import yaml
 
 from sea_tf import config
-from sea_tf.cli import embed as embed_cli
 from sea_tf.cli import main as cli_main
 from sea_tf.embed import get_embedding, get_output_path, process_file
 from sea_tf.errors import AudioError, SeaTFError, SeaTFWarning
 from sea_tf.models import build_student
+from sea_tf.presets import load_defaults, preset_names
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -141,7 +141,8 @@ def test_cli_parity_with_published_model(sea64_h5, chirp_wav, tmp_path, capsys):
         np.testing.assert_allclose(data["timestamps"], ref[f"ts_center_{center}"])
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "models").glob("*.yaml")), ids=lambda p: p.name)
-def test_config_files_load_through_defaults(path):
-    cfg = config.resolve(embed_cli.DEFAULTS, path)
-    assert set(cfg) == set(embed_cli.DEFAULTS) and cfg["hop_size"] > 0
+@pytest.mark.parametrize("name", [n for n in preset_names("models") if n.startswith("models/embed")])
+def test_config_files_load_through_defaults(name):
+    defaults = load_defaults("models/embed")
+    cfg = config.resolve(defaults, name)
+    assert set(cfg) == set(defaults) and cfg["hop_size"] > 0

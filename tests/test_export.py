@@ -9,6 +9,7 @@ import yaml
 
 from sea_tf import cards
 from sea_tf.errors import ExportError, SeaTFError
+from sea_tf.presets import preset_names
 
 SR = 8000
 ROOT = Path(__file__).resolve().parent.parent
@@ -350,11 +351,11 @@ def test_cli_export(tiny, tmp_path, capsys):
     assert code == 2 and len(err) == 1 and "unknown export mode 'int3'" in err[0]
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "export").glob("*.yaml")), ids=lambda p: p.name)
-def test_configs_resolve(path):
+@pytest.mark.parametrize("name", preset_names("export"))
+def test_configs_resolve(name):
     from export.defaults import DEFAULTS, MODES
     from sea_tf.config import resolve
-    cfg = resolve(DEFAULTS, path)
+    cfg = resolve(DEFAULTS, name)
     assert set(cfg["modes"]) <= set(MODES)
     assert cfg["calibration"]["windows"] >= 1 and cfg["latency"]["threads"] == 1
 

@@ -142,17 +142,12 @@ def test_cli_fit_apply_and_errors(data, tmp_path, capsys):
 
 
 def test_config_files_load_through_stage_defaults():
-    from sea_tf.cli import reduce as reduce_cli
-    from sea_tf.cli import sample as sample_cli
-    from sea_tf.cli import teacher_embed as teacher_cli
     from sea_tf.config import resolve
-    schemas = {"teacher": lambda name: teacher_cli.DEFAULTS, "sampling": lambda name: sample_cli.DEFAULTS,
-               "reduce": lambda name: {"fit": reduce_cli.FIT_DEFAULTS, "apply": reduce_cli.APPLY_DEFAULTS,
-                                       "compare": reduce_cli.COMPARE_DEFAULTS}[name.split("-")[0]]}
+    from sea_tf.presets import load_defaults, preset_names, schema_of_preset
     seen = 0
-    for stage, schema in schemas.items():
-        for path in sorted((ROOT / "configs" / stage).glob("*.yaml")):
-            cfg = resolve(schema(path.stem), config_file=path)
-            assert cfg, path
+    for stage in ("teacher", "sampling", "reduce"):
+        for name in preset_names(stage):
+            cfg = resolve(load_defaults(schema_of_preset(name)), config_file=name)
+            assert cfg, name
             seen += 1
     assert seen >= 15

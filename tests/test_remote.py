@@ -15,13 +15,12 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 import device_support
 from sea_tf import config, remote
-from sea_tf.cli import device as device_cli
 from sea_tf.cli import main as cli_main
 from sea_tf.errors import RemoteError
+from sea_tf.presets import load_defaults, preset_names, schema_of_preset
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -217,11 +216,11 @@ def test_classifier_paired_by_mode(tmp_path):
     assert pairs == {"e.fp16.tflite": "c.fp32.tflite", "e.fp32.tflite": "c.fp32.tflite", "e.int8.tflite": "c.int8.tflite"}
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "configs" / "device").glob("*.yaml")), ids=lambda p: p.name)
-def test_config_files_resolve(path):
-    cfg = config.resolve(device_cli.RUN_DEFAULTS, path)
+@pytest.mark.parametrize("name", [n for n in preset_names("device") if schema_of_preset(n) == "device/run"])
+def test_config_files_resolve(name):
+    defaults = load_defaults("device/run")
+    cfg = config.resolve(defaults, name)
     assert cfg["bench"]["runs"] >= 1 and cfg["timeouts"]["command_s"] > 0
-    assert set(yaml.safe_load(path.read_text())) <= set(device_cli.RUN_DEFAULTS)
     assert "password" not in json.dumps(cfg).lower()
 
 

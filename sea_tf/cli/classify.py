@@ -1,25 +1,9 @@
 """``sea-tf classify us8k|esc50|final``: downstream evaluation and the deployable classifier."""
-import copy
 from pathlib import Path
 
-from sea_tf.classify import defaults
 from sea_tf.cli.common import add_command
 from sea_tf.config import write_resolved
 from sea_tf.errors import ConfigError
-
-_COMMON = {
-    "data": None,
-    "features": defaults.FEATURES,
-    "seed": 20180302,
-    "progress": True,
-}
-
-US8K_DEFAULTS = {**copy.deepcopy(_COMMON), "models": [], "out": "classify_us8k",
-                 "classifier": copy.deepcopy(defaults.CLASSIFIER), "protocol": {"test_folds": None, "workers": 1}}
-ESC50_DEFAULTS = {**copy.deepcopy(US8K_DEFAULTS), "out": "classify_esc50"}
-FINAL_DEFAULTS = {**copy.deepcopy(_COMMON), "dataset": "us8k", "model": None, "out": "classifier/classifier.keras",
-                  "mlp": copy.deepcopy(defaults.MLP),
-                  "split": {"train_folds": None, "val_fold": None, "val_fraction": 0.1}}
 
 _EPILOG_BENCH = """
 The fold protocol of docs/PROTOCOL.md §4.1–4.2: for each test fold k the validation fold is k-1 (cyclic) and
@@ -41,15 +25,16 @@ def _folds(text):
         raise ConfigError(f"--folds {text!r}: expected comma-separated fold numbers, e.g. 1,2,3") from None
 
 
-def _add_bench(subparsers, kind, defaults_):
+def _add_bench(subparsers, kind):
     parser, opts = add_command(
         subparsers, kind, f"{'UrbanSound8K (10 folds)' if kind == 'us8k' else 'ESC-50 (5 folds)'}: "
-        "fold protocol for one or more embedding models", defaults_, _run_bench)
+        "fold protocol for one or more embedding models", f"classify/{kind}", _run_bench)
     parser.epilog = _EPILOG_BENCH
     parser.set_defaults(_kind=kind)
     opts.add("--data", key="data", metavar="ROOT", help="dataset root (metadata + audio)")
     opts.add("--model", key="models", action="append", metavar="SPEC",
-             help="embedding model: preset, .keras/.h5 path or exported .tflite (repeatable)")
+             help="embedding model: catalogue name, .keras/.h5 path, exported .tflite or (untrained) preset; "
+                  "repeatable; none given: edgel3/sea-64 from the weights cache")
     opts.add("--out", key="out", help="output directory")
     opts.add("--hop-size", key="features.hop_size", type=float, metavar="S", help="seconds between 1-s windows")
     opts.add("--framing", key="features.framing", choices=["centered", "uncentered", "l3e"],
@@ -67,10 +52,10 @@ def register(subparsers):
         "classify", help="downstream evaluation (UrbanSound8K, ESC-50) and the final classifier",
         description="Downstream evaluation of embedding models and the deployable classifier.")
     sub = parser.add_subparsers(dest="classify_command", metavar="{us8k,esc50,final}")
-    _add_bench(sub, "us8k", US8K_DEFAULTS)
-    _add_bench(sub, "esc50", ESC50_DEFAULTS)
+    _add_bench(sub, "us8k")
+    _add_bench(sub, "esc50")
     final, opts = add_command(sub, "final", "train and save the deployable clip classifier (.keras + card)",
-                              FINAL_DEFAULTS, _run_final)
+                              "classify/final", _run_final)
     final.epilog = """
 The classifier takes raw frame embeddings (the scaler is its first layer); a clip is the mean of
 its frames' probabilities. Its card names the classes and the embedding model it expects.
@@ -80,7 +65,8 @@ example:
 """
     opts.add("--data", key="data", metavar="ROOT", help="dataset root (metadata + audio)")
     opts.add("--dataset", key="dataset", choices=["us8k", "esc50"], help="dataset layout")
-    opts.add("--model", key="model", metavar="SPEC", help="embedding model the classifier is trained for")
+    opts.add("--model", key="model", metavar="SPEC",
+             help="embedding model the classifier is trained for; None: edgel3/sea-64 from the weights cache")
     opts.add("--out", key="out", help="classifier path (.keras); its card is written beside it")
     opts.add("--hop-size", key="features.hop_size", type=float, metavar="S", help="seconds between 1-s windows")
     opts.add("--framing", key="features.framing", choices=["centered", "uncentered", "l3e"], help="window framing")
@@ -102,9 +88,12 @@ def _require(cfg, key, flag):
 def _run_bench(cfg, args):
     from sea_tf.classify.benchmark import run_benchmark
     from sea_tf.classify.features import load_clipset
+    from sea_tf.models.resolve import DEFAULT_MODEL
 
     _require(cfg, "data", "--data ROOT")
-    _require(cfg, "models", "--model SPEC")
+    # Like every model default, no --model means the published SEA-64 (an error with the fetch/import
+    # hint when it is not cached), never an untrained preset.
+    cfg["models"] = cfg["models"] or [DEFAULT_MODEL]
     out = Path(cfg["out"])
     out.mkdir(parents=True, exist_ok=True)
     write_resolved(cfg, out, f"classify-{args._kind}")
@@ -119,9 +108,10 @@ def _run_bench(cfg, args):
 def _run_final(cfg, args):
     from sea_tf.classify.features import extract_features, load_clipset, open_embedder
     from sea_tf.classify.final import train_final
+    from sea_tf.models.resolve import DEFAULT_MODEL
 
     _require(cfg, "data", "--data ROOT")
-    _require(cfg, "model", "--model SPEC")
+    cfg["model"] = cfg["model"] or DEFAULT_MODEL
     out = Path(cfg["out"])
     clips = load_clipset(cfg["data"], cfg["dataset"])
     embedder = open_embedder(cfg["model"])

@@ -1,6 +1,7 @@
 """Shared plumbing for sea-tf subcommands: config options, ``--set``, ``--debug`` and errors.
 
-A stage module registers a command with :func:`add_command`, declaring its defaults. Options
+A stage module registers a command with :func:`add_command`, naming its packaged defaults
+(``configs/<stage>/defaults.yaml``, read by :mod:`sea_tf.presets`). Options
 added through :class:`Options` map to dotted config keys and show their default in ``--help``;
 only the flags a user actually types override the config file.
 """
@@ -42,16 +43,25 @@ class Options:
 def add_command(subparsers, name, help, defaults, run, description=None):
     """Create subcommand ``name`` with the common options; returns (parser, Options).
 
-    ``run(cfg, args)`` is called with the resolved config and the parsed arguments.
+    ``defaults`` is the schema name of the command's packaged defaults (``"sampling"``,
+    ``"reduce/fit"``; :func:`sea_tf.presets.load_defaults`). ``run(cfg, args)`` is called with the
+    resolved config and the parsed arguments.
     """
+    from sea_tf.presets import load_defaults
+
+    schema = defaults
+    defaults = load_defaults(schema)
+    stage = schema.split("/")[0]
     parser = subparsers.add_parser(
         name, help=help, description=description or help,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", metavar="FILE.yaml", help="YAML file of settings (see configs/)")
+    parser.add_argument("--config", metavar="FILE|PRESET",
+                        help=f"YAML file of settings, or a packaged preset name such as {stage}/NAME "
+                             f"(`sea-tf configs list {stage}`); defaults: configs/{stage}")
     parser.add_argument("--set", dest="set_items", action="append", default=[], metavar="KEY=VALUE",
                         help="override one setting, e.g. --set train.epochs=5 (repeatable)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
-    parser.set_defaults(_run=run, _defaults=defaults, _command=name)
+    parser.set_defaults(_run=run, _defaults=defaults, _stage=stage, _command=name)
     return parser, Options(parser, defaults)
 
 
@@ -59,4 +69,4 @@ def resolved_config(args):
     """The resolved config for parsed ``args`` of a command made by :func:`add_command`."""
     keys = getattr(args, _FLAG_KEYS, [])
     flags = {key: getattr(args, key) for key in keys if hasattr(args, key)}
-    return config_mod.resolve(args._defaults, args.config, flags, args.set_items)
+    return config_mod.resolve(args._defaults, args.config, flags, args.set_items, stage=getattr(args, "_stage", None))

@@ -5,12 +5,8 @@ from pathlib import Path
 from sea_tf.cli.common import add_command
 from sea_tf.errors import DataError
 
-CHECK_DEFAULTS = {"kind": "auto", "report": None}
-
 
 def register(subparsers):
-    from sea_tf.data.demo_dataset import DEFAULTS
-
     parser = subparsers.add_parser(
         "data", help="make the demo dataset or check an UrbanSound8K / ESC-50 root",
         description="Datasets: `data make-demo` writes the synthetic UrbanSound8K-layout demo dataset; "
@@ -20,10 +16,10 @@ def register(subparsers):
     sub = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
 
     make, opts = add_command(
-        sub, "make-demo", "write the synthetic demo dataset (UrbanSound8K layout + upstream/)", DEFAULTS, run_make_demo,
+        sub, "make-demo", "write the synthetic demo dataset (UrbanSound8K layout + upstream/)", "data/make-demo", run_make_demo,
         description="Write a deterministic synthetic dataset in the exact UrbanSound8K layout "
                     "(audio/fold1..fold10, metadata/UrbanSound8K.csv) plus upstream/ unlabelled scenes.\n"
-                    "All settings: configs/data/demo.yaml.")
+                    "All settings and their defaults: configs/data/defaults.yaml (`sea-tf configs show data/defaults`).")
     make.set_defaults(_command="data make-demo")
     opts.add("--out", key="out", metavar="DIR", help="output directory (refused when non-empty unless --overwrite)")
     opts.add("--clips-per-class", key="clips_per_class", type=int, metavar="N", help="labelled clips per class")
@@ -32,7 +28,7 @@ def register(subparsers):
     opts.add("--overwrite", key="overwrite", action="store_true", help="replace an existing demo dataset at --out")
 
     check, opts = add_command(
-        sub, "check", "validate an UrbanSound8K or ESC-50 root and list missing/unreadable audio", CHECK_DEFAULTS,
+        sub, "check", "validate an UrbanSound8K or ESC-50 root and list missing/unreadable audio", "data/check",
         run_check)
     check.set_defaults(_command="data check")
     check.add_argument("root", help="dataset root: the folder holding audio/ (and metadata/ or meta/)")

@@ -4,12 +4,11 @@ from pathlib import Path
 from sea_tf.cli.common import add_command
 from sea_tf.config import write_resolved
 
-DEFAULTS = {"out": "demo_out", "seed": 20180216, "stages": None}
 
 
 def register(subparsers):
     parser, opts = add_command(subparsers, "demo", "run every stage end to end on the embedded demo dataset",
-                               DEFAULTS, run)
+                               "demo", run)
     opts.add("--out", key="out", help="output root (dataset, models, report)")
     opts.add("--seed", key="seed", type=int, help="seed for every random choice")
     opts.add("--stages", key="stages", type=lambda s: s.split(","),

@@ -6,20 +6,6 @@ from sea_tf.cli.common import add_command
 from sea_tf.config import write_resolved
 from sea_tf.errors import RemoteError
 
-RUN_DEFAULTS = {
-    "hosts": [],
-    "port": 22,
-    "key": None,
-    "known_hosts": "~/.ssh/known_hosts",
-    "artifacts": [],
-    "audio": [],
-    "remote_dir": "sea-tf-device",
-    "remote_python": "python3",
-    "setup": False,
-    "out": "runs/device",
-    "bench": {"threads": 1, "runs": 100, "warmup": 10, "hop_s": 0.1},
-    "timeouts": {"connect_s": 10.0, "command_s": 900.0},
-}
 
 EPILOG = """\
 Host keys are checked against --known-hosts; an unknown board is refused with its fingerprint and
@@ -33,7 +19,7 @@ def register(subparsers):
                                    description="Run device/ (numpy + LiteRT) on Raspberry-Pi-class boards.")
     actions = parser.add_subparsers(dest="device_action", metavar="ACTION")
     run_parser, opts = add_command(actions, "run", "copy device/ and the artifacts to each host, benchmark, fetch the JSON",
-                                   RUN_DEFAULTS, run)
+                                   "device/run", run)
     run_parser.epilog = EPILOG
     run_parser.set_defaults(_command="device run")
     opts.add("--host", key="hosts", action="append", metavar="USER@HOST[:PORT]",

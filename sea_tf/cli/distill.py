@@ -1,6 +1,5 @@
 """``sea-tf distill``: train a student on reduced teacher targets (resumable, pruning, QAT, multi-device)."""
 from sea_tf.cli.common import add_command
-from sea_tf.distill.defaults import DEFAULTS
 
 DESCRIPTION = """\
 Distil a student (SEA preset or custom) to regress the reduced teacher targets from its own
@@ -18,7 +17,7 @@ student.keras (+ card) and report.json."""
 
 def register(subparsers):
     parser, opts = add_command(subparsers, "distill", "train a student on reduced teacher targets",
-                               DEFAULTS, run, description=DESCRIPTION)
+                               "distill", run, description=DESCRIPTION)
     opts.add("--shards", key="shards", nargs="+", metavar="DIR", help="teacher-shard directories")
     opts.add("--targets", key="targets", metavar="DIR", help="reduced targets (`sea-tf reduce apply` output)")
     opts.add("--reducer", key="reducer", metavar="DIR", help="reducer directory; None: the one the targets card names")

@@ -5,16 +5,6 @@ from pathlib import Path
 from sea_tf.cli.common import add_command
 from sea_tf.config import write_resolved
 
-DEFAULTS = {
-    "model": "sea-64",
-    "output_dir": None,
-    "suffix": None,
-    "hop_size": 0.1,
-    "center": True,
-    "batch_size": 32,
-    "overwrite": False,
-    "recursive": False,
-}
 
 DESCRIPTION = """Embed audio files with a sea-tf model, like the openl3 / edgel3 command lines.
 
@@ -23,17 +13,21 @@ Each input file gives <output-dir or its directory>/<basename>[_suffix].npz with
 Existing outputs are skipped unless --overwrite (so re-running resumes). A file that fails is
 reported and the others still complete; the command ends with a summary.
 
-MODEL is a preset (sea-64, sea-128, sea-256, sea-512, edgel3-sparse, l3-mel256-512, ...),
-a catalogue name (edgel3/sea-64, openl3/mel256-env), a published .h5 or a saved .keras model.
+MODEL is a catalogue name (edgel3/sea-64, openl3/mel256-env), a published .h5, a saved .keras
+model, or a preset (sea-64, sea-128, sea-256, sea-512, edgel3-sparse, l3-mel256-512, ...). Without
+--model (or with model: null) it is the published SEA-64, edgel3/sea-64, from the weights cache:
+put it there once with `sea-tf models fetch edgel3/sea-64` (or `sea-tf models import PATH` on a
+machine without network). Presets are seeded and untrained: they work, with a warning.
 
 example:
-  sea-tf embed clips/ --recursive --model ../shared/models/edgel3_sea_ust_audio_emb_64.h5 -o emb/
+  sea-tf models import edgel3_sea_ust_audio_emb_64.h5
+  sea-tf embed clips/ --recursive -o emb/
 """
 
 
 def register(subparsers):
     parser, opts = add_command(subparsers, "embed", "embed audio files into .npz (openl3/edgel3 style)",
-                               DEFAULTS, run, description=DESCRIPTION)
+                               "models/embed", run, description=DESCRIPTION)
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files and/or directories")
     opts.add("--model", "-m", key="model", metavar="SPEC", help="model to embed with")
     opts.add("--output-dir", "-o", key="output_dir", metavar="DIR", help="where to write; None writes beside each input")
@@ -50,6 +44,7 @@ def run(cfg, args):
     from sea_tf.audio import find_audio_files
     from sea_tf.embed import embed_files, get_model
     from sea_tf.errors import AudioError
+    from sea_tf.cards import UNTRAINED, weights_provenance
 
     paths, missing = [], []
     for item in args.inputs:
@@ -61,9 +56,10 @@ def run(cfg, args):
     if not paths:
         raise AudioError(f"no audio files found in {', '.join(args.inputs)}"
                          + ("" if cfg["recursive"] else " (add --recursive for sub-directories)"))
-    model = get_model(cfg["model"])
-    print(f"embedding {len(paths)} file(s) with {model.name} ({model.sample_rate} Hz, D={model.embedding_size})",
-          file=sys.stderr)
+    model = get_model(cfg["model"])      # None: the published SEA-64 from the weights cache, or an error
+    weights = weights_provenance(model.card)
+    print(f"embedding {len(paths)} file(s) with {model.name} ({model.sample_rate} Hz, D={model.embedding_size}, "
+          f"{'UNTRAINED weights' if weights == UNTRAINED else weights + ' weights'})", file=sys.stderr)
     summary = embed_files(paths, model=model, output_dir=cfg["output_dir"], suffix=cfg["suffix"],
                           hop_size=cfg["hop_size"], center=cfg["center"], batch_size=cfg["batch_size"],
                           overwrite=cfg["overwrite"], verbose=True)
@@ -71,7 +67,8 @@ def run(cfg, args):
     config_dir = Path(cfg["output_dir"]) if cfg["output_dir"] else (
         summary.processed[0].parent if summary.processed else None)
     if config_dir is not None:
-        write_resolved({**cfg, "model_name": model.name}, config_dir, "embed")
+        # What made these files, for whoever reads them later: the model and whether it was trained.
+        write_resolved({**cfg, "model_name": model.name, "weights": weights}, config_dir, "embed")
     for line in summary.lines():
         print(line)
     return 1 if summary.failed else 0

@@ -27,10 +27,9 @@ def _modes(text):
 
 
 def register(subparsers):
-    from export.defaults import DEFAULTS
 
     parser, opts = add_command(subparsers, "export", "convert a model (and its classifier) to TFLite in every "
-                               "quantization mode, with a fidelity and cost report", DEFAULTS, run)
+                               "quantization mode, with a fidelity and cost report", "export", run)
     parser.epilog = _EPILOG
     parser.add_argument("model_arg", nargs="?", metavar="MODEL",
                         help="preset, catalogue name, .keras (with its card) or published .h5 (default: config 'model')")

@@ -1,17 +1,19 @@
 """Entry point of the ``sea-tf`` console script and ``python -m sea_tf``."""
 import argparse
+import contextlib
 import importlib
 import importlib.util
 import os
 import sys
 import traceback
+import warnings
 
 from sea_tf import tf_logs
-from sea_tf.errors import SeaTFError
+from sea_tf.errors import SeaTFError, SeaTFWarning
 
 # Stage modules in pipeline order; each defines ``register(subparsers)``.
 COMMAND_MODULES = [
-    "data", "models", "embed", "teacher_embed", "sample", "reduce", "distill",
+    "configs", "data", "models", "embed", "teacher_embed", "sample", "reduce", "distill",
     "classify", "export", "device", "report", "demo",
 ]
 
@@ -45,7 +47,8 @@ def main(argv=None):
     from sea_tf.cli.common import resolved_config
     try:
         cfg = resolved_config(args)
-        result = args._run(cfg, args)
+        with one_line_warnings(args._command):
+            result = args._run(cfg, args)
         return result if isinstance(result, int) else 0
     except SeaTFError as exc:
         if args.debug:
@@ -61,6 +64,27 @@ def main(argv=None):
         print(f"sea-tf {args._command}: internal error: {type(exc).__name__}: {exc} "
               f"(re-run with --debug for the traceback and report it)", file=sys.stderr)
         return 1
+
+
+@contextlib.contextmanager
+def one_line_warnings(command):
+    """Print each distinct :class:`SeaTFWarning` once, as ``sea-tf COMMAND: warning: ...`` on stderr.
+
+    Python's default format (file, line number, source line) reads like a traceback; a user of the
+    command line only needs the sentence. Other warnings keep their usual format.
+    """
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, SeaTFWarning):
+            print(f"sea-tf {command}: warning: {message}", file=sys.stderr)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", SeaTFWarning)
+        warnings.showwarning = show
+        yield
 
 
 def _version():

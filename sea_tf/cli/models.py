@@ -4,11 +4,6 @@ import json
 from sea_tf.cli.common import add_command
 
 _HOME_HELP = "sea-tf home holding weights/ ($SEA_TF_HOME, else the user cache directory)"
-LIST_DEFAULTS = {"home": None, "cached_only": False, "json": False}
-FETCH_DEFAULTS = {"home": None, "base_url": None, "timeout": {"connect": 10.0, "read": 60.0}, "retries": 2,
-                  "force": False, "progress": True}
-IMPORT_DEFAULTS = {"home": None, "name": None, "force": False, "from_package": None}
-REMOVE_DEFAULTS = {"home": None}
 
 
 def register(subparsers):
@@ -21,14 +16,14 @@ def register(subparsers):
                         config=None, set_items=[], debug=False)
 
     p, opts = add_command(actions, "list", "show every published model, whether it is cached, its size and hash",
-                          LIST_DEFAULTS, run_list)
+                          "models/list", run_list)
     p.set_defaults(_command="models list")
     opts.add("--home", key="home", help=_HOME_HELP)
     opts.add("--cached", key="cached_only", action="store_true", help="only the cached models")
     opts.add("--json", key="json", action="store_true", help="print JSON (full hashes and addresses)")
 
     p, opts = add_command(actions, "fetch", "download published weights into the cache (gunzip, verify sha256)",
-                          FETCH_DEFAULTS, run_fetch,
+                          "models/fetch", run_fetch,
                           description="Download published weights into the cache.\n\n"
                                       "NAME is a catalogue name (`sea-tf models list`) or a pattern such as "
                                       "'edgel3/sea-*'. The unpacked file must match the catalogue's sha256, or the "
@@ -46,7 +41,7 @@ def register(subparsers):
     opts.add("--no-progress", key="progress", action="store_false", help="hide the download progress bar (sets progress: false)")
 
     p, opts = add_command(actions, "import", "put a weight file obtained elsewhere into the cache, after checking it",
-                          IMPORT_DEFAULTS, run_import,
+                          "models/import", run_import,
                           description="Import a published weight file copied from another machine (.h5 or .h5.gz), "
                                       "or every file of an installed openl3/edgel3 package, into the cache.\n\n"
                                       "The layers must match the architecture the name implies; a hash the "
@@ -61,7 +56,7 @@ def register(subparsers):
              help="replace a cached copy whose recorded hash differs")
 
     p, opts = add_command(actions, "remove", "delete cached weights and their recorded hashes",
-                          REMOVE_DEFAULTS, run_remove)
+                          "models/remove", run_remove)
     p.set_defaults(_command="models remove")
     p.add_argument("names", nargs="+", metavar="NAME")
     opts.add("--home", key="home", help=_HOME_HELP)

@@ -1,42 +1,10 @@
 """``sea-tf reduce fit|apply|compare``: learn φ on a sample, write aligned targets, compare samplers."""
-import copy
 from pathlib import Path
 
 from sea_tf.cli.common import add_command
 from sea_tf.config import write_resolved
 from sea_tf.errors import ConfigError
 
-_UMAP = {"n_neighbors": 15, "min_dist": 0.3, "metric": "euclidean"}
-
-FIT_DEFAULTS = {
-    "shards": [],
-    "sample": None,
-    "out": "reducer",
-    "method": "pca",
-    "d": 64,
-    "pca": {"solver": "exact"},
-    "umap": copy.deepcopy(_UMAP),
-    "seed": 20180216,
-    "quality": {"enabled": True, "n_heldout": 1000, "k": 10},
-    "progress": True,
-}
-
-APPLY_DEFAULTS = {"reducer": None, "shards": [], "out": "targets", "chunk_rows": 16384, "progress": True}
-
-COMPARE_DEFAULTS = {
-    "shards": [],
-    "out": "sampling_study",
-    "m": 1024,
-    "strategies": ["random", "loudness", "dpp", "dpp-quality"],
-    "method": "pca",
-    "d": 64,
-    "seed": 20180216,
-    "sampling": {"group_by": "window", "group_rows": 1024, "dpp_solver": "greedy", "ridge": 0.1},
-    "pca": {"solver": "exact"},
-    "umap": copy.deepcopy(_UMAP),
-    "quality": {"n_heldout": 1000, "k": 10},
-    "progress": True,
-}
 
 _EPILOG = """
 fit:     REDUCER/{reducer.joblib, card.json, quality.json, quality.png}
@@ -70,7 +38,7 @@ def register(subparsers):
     parser.epilog = _EPILOG
     sub = parser.add_subparsers(dest="reduce_command", metavar="{fit,apply,compare}")
 
-    fit, opts = add_command(sub, "fit", "fit StandardScaler + PCA/UMAP (or none) on a sample", FIT_DEFAULTS, run_fit)
+    fit, opts = add_command(sub, "fit", "fit StandardScaler + PCA/UMAP (or none) on a sample", "reduce/fit", run_fit)
     fit.epilog = _EPILOG
     fit.set_defaults(_command="reduce fit")  # error lines read "sea-tf reduce fit: error: ..."
     _shards_option(opts)
@@ -82,7 +50,7 @@ def register(subparsers):
     opts.add("--seed", key="seed", type=int, help="random seed")
     opts.add("--no-progress", key="progress", action="store_false", help="show progress bars")
 
-    apply, opts = add_command(sub, "apply", "transform every teacher row into aligned targets", APPLY_DEFAULTS,
+    apply, opts = add_command(sub, "apply", "transform every teacher row into aligned targets", "reduce/apply",
                               run_apply)
     apply.epilog = _EPILOG
     apply.set_defaults(_command="reduce apply")
@@ -93,7 +61,7 @@ def register(subparsers):
     opts.add("--no-progress", key="progress", action="store_false", help="show a progress bar")
 
     compare, opts = add_command(sub, "compare", "run every sampling strategy on the same shards; one quality table",
-                                COMPARE_DEFAULTS, run_compare)
+                                "reduce/compare", run_compare)
     compare.epilog = _EPILOG
     compare.set_defaults(_command="reduce compare")
     _shards_option(opts)

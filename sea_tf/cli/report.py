@@ -4,13 +4,10 @@ from pathlib import Path
 from sea_tf.cli.common import add_command
 from sea_tf.config import write_resolved
 
-DEFAULTS = {"out": "runs/report", "title": "sea-tf: accuracy vs cost", "latency_stat": "p50"}
-
-
 def register(subparsers):
     parser, opts = add_command(
         subparsers, "report", "merge export, classification and device JSONs into a markdown report + Pareto plots",
-        DEFAULTS, run)
+        "report", run)
     parser.add_argument("results", nargs="+", metavar="RESULTS",
                         help="JSON files or directories (device bench results, export sidecars, classify results.json)")
     parser.add_argument("--alias", action="append", default=[], metavar="NAME=MODEL",

@@ -4,18 +4,6 @@ from pathlib import Path
 from sea_tf.cli.common import add_command
 from sea_tf.config import write_resolved
 
-DEFAULTS = {
-    "shards": [],
-    "out": "sample",
-    "m": 1024,
-    "strategy": "dpp-quality",
-    "seed": 20180123,
-    "group_by": "window",
-    "group_rows": 1024,
-    "dpp_solver": "greedy",
-    "ridge": 0.1,
-    "progress": True,
-}
 
 EPILOG = """
 Writes OUT/sample.npz (index: sorted global row numbers of the shard table) and OUT/card.json.
@@ -31,7 +19,7 @@ examples:
 def register(subparsers):
     from sea_tf.sampling import DPP_SOLVERS, GROUP_BY, STRATEGIES
 
-    parser, opts = add_command(subparsers, "sample", "choose M teacher rows to fit the reduction on", DEFAULTS, run)
+    parser, opts = add_command(subparsers, "sample", "choose M teacher rows to fit the reduction on", "sampling", run)
     parser.epilog = EPILOG
     opts.add("--shards", key="shards", action="append", metavar="DIR", help="teacher-shard directory (repeatable)")
     opts.add("--out", key="out", metavar="DIR", help="output directory")

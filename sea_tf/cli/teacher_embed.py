@@ -4,23 +4,6 @@ from pathlib import Path
 from sea_tf.cli.common import add_command
 from sea_tf.config import write_resolved
 
-DEFAULTS = {
-    "input": None,
-    "out": "teacher_shards",
-    "teacher": "openl3/mel256-env",
-    "hop_size": 0.5,
-    "center": True,
-    "student_sample_rate": 8000,
-    "shard_rows": 1024,
-    "batch_size": 32,
-    "shard": None,
-    "recursive": True,
-    "limit_files": None,
-    "compression": None,
-    "decode_workers": 2,
-    "prefetch_files": 8,
-    "progress": True,
-}
 
 EPILOG = """
 Writes OUT/shard-<K>of<N>-<nnnnn>.h5 (embedding, audio at the student rate, timestamp, loudness_db,
@@ -37,7 +20,7 @@ examples:
 
 def register(subparsers):
     parser, opts = add_command(subparsers, "teacher-embed",
-                               "embed 1-s windows of audio with the teacher; write resumable shards", DEFAULTS, run)
+                               "embed 1-s windows of audio with the teacher; write resumable shards", "teacher", run)
     parser.epilog = EPILOG
     opts.add("--input", key="input", metavar="PATH", help="audio directory, .txt file list or UrbanSound8K root")
     opts.add("--out", key="out", metavar="DIR", help="output directory (shared by all jobs)")

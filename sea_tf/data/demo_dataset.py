@@ -33,6 +33,7 @@ from sea_tf.data.recipes import (FULL_LENGTH_WEIGHT, US8K_CLASSES, draw_backgrou
                                  render, render_background)
 from sea_tf.data.synth import normalise_rms
 from sea_tf.errors import ConfigError, DataError, OutputError
+from sea_tf.presets import load_defaults
 
 KIND = "sea-tf-demo-dataset"
 GENERATOR_VERSION = 1
@@ -43,22 +44,8 @@ MANIFEST_COLUMNS = ["file", "duration", "sample_rate", "channels"]
 # Seed streams: numpy SeedSequence entropy is (seed, stream, ...), one stream per kind of draw.
 _SOURCE, _SLICE, _PLAN, _UPSTREAM, _LOCATION = range(5)
 
-DEFAULTS = {
-    "out": "demo_data",
-    "overwrite": False,
-    "seed": 20180216,
-    "clips_per_class": 8,
-    "source_fraction": 0.75,
-    "duration_s": {"min": 0.3, "max": 4.0, "full_length_fraction": 0.5},
-    "snr_db": {"min": -3.0, "max": 20.0},
-    "level_dbfs": {"min": -35.0, "max": -15.0},
-    "sample_rates": [22050, 44100, 48000],
-    "sample_rate_weights": [0.2, 0.55, 0.25],
-    "stereo_fraction": 0.35,
-    "float_fraction": 0.25,
-    "distractor_fraction": 0.35,
-    "upstream": {"recordings": 40, "min_duration_s": 5.0, "max_duration_s": 10.0, "events_per_10s": 4.0},
-}
+#: Settings of the generator: the packaged ``configs/data/defaults.yaml`` (section ``make-demo``).
+DEFAULTS = load_defaults("data/make-demo")
 
 
 def generation_config(cfg):
@@ -325,7 +312,7 @@ def _validate(cfg):
     ]
     for ok, message in checks:
         if not ok:
-            raise ConfigError(f"demo dataset config: {message} (see configs/data/demo.yaml)")
+            raise ConfigError(f"demo dataset config: {message} (see configs/data/defaults.yaml)")
 
 
 def _set_level(x, level_dbfs):

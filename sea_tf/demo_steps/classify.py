@@ -4,8 +4,8 @@ Both models are embedded at the same hop, chosen so that the slow 48-kHz teacher
 ``teacher_max_windows`` windows (the published 0.1 s when the dataset is small enough; 0.5 s,
 481 windows, on the default demo dataset). The MLP is the published 512-128 one; on this tiny
 dataset it uses Adam 1e-3 and patience 10 (instead of 1e-4 and 20) so that the 20 trainings
-take well under a minute; ``configs/classify/demo.yaml`` holds the same settings for
-``sea-tf classify us8k``. About 2 min on 2 cores, most of it the teacher's embeddings (cached in
+take well under a minute: the packaged preset ``classify/demo`` (``configs/classify/demo.yaml``), which
+``sea-tf classify us8k --config classify/demo`` runs too. About 2 min on 2 cores, most of it the teacher's embeddings (cached in
 ``OUT/classify/cache``, so a re-run is quicker).
 """
 import shutil
@@ -13,16 +13,18 @@ from pathlib import Path
 
 import soundfile as sf
 
+from sea_tf.config import resolve
 from sea_tf.demo import StepReport
+from sea_tf.presets import load_defaults
 
 HOP_CANDIDATES = (0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 1.0)
-SETTINGS = {
-    "teacher_max_windows": 500,
-    "mlp": {"hidden": [512, 128], "l2": 1.0e-5, "learning_rate": 1.0e-3, "batch_size": 32, "epochs": 150,
-            "patience": 10},
-    "framing": "centered",
-    "test_folds": None,     # all 10
-}
+PRESET = "classify/demo"
+TEACHER_MAX_WINDOWS = 500  # the 48-kHz teacher's share of the demo's time budget
+
+
+def demo_settings():
+    """The resolved ``classify us8k`` settings of the demo (preset :data:`PRESET`)."""
+    return resolve(load_defaults("classify/us8k"), PRESET)
 
 
 def choose_hop(paths, max_windows, candidates=HOP_CANDIDATES):
@@ -39,27 +41,29 @@ def choose_hop(paths, max_windows, candidates=HOP_CANDIDATES):
 
 def features_settings(hop, out):
     """The demo's frame-embedding settings at ``hop`` seconds, caching under ``out/cache``."""
-    return {"hop_size": hop, "framing": SETTINGS["framing"], "cache_dir": str(Path(out) / "cache"),
-            "max_failed_fraction": 0.05}
+    return {**demo_settings()["features"], "hop_size": hop, "cache_dir": str(Path(out) / "cache")}
 
 
 def evaluate_models(ctx, clips, specs, names, out, hop, progress=True):
-    """The demo's 10-fold protocol (settings :data:`SETTINGS`) for ``specs``; returns the comparison table."""
+    """The demo's 10-fold protocol (preset :data:`PRESET`) for ``specs``; returns the comparison table."""
     from sea_tf.classify.benchmark import run_benchmark
 
-    return run_benchmark(clips, specs, out, features_settings(hop, out), {"type": "mlp", "mlp": SETTINGS["mlp"]},
-                         seed=ctx.seed, test_folds=SETTINGS["test_folds"], progress=progress, names=names)
+    cfg = demo_settings()
+    return run_benchmark(clips, specs, out, features_settings(hop, out), cfg["classifier"],
+                         seed=ctx.seed, test_folds=cfg["protocol"]["test_folds"], progress=progress, names=names)
 
 
 def _student_spec(ctx):
+    from sea_tf.weights import is_cached
+
     for key in ("student_model", "embed_model"):
         if ctx.artifacts.get(key):
             return ctx.artifacts[key], {"student_model": "the distilled student",
                                         "embed_model": "the models step's student (no distilled student)"}[key]
-    published = ctx.shared_dir / "models" / "edgel3_sea_ust_audio_emb_64.h5" if ctx.shared_dir else None
-    if published is not None and published.exists():
-        return str(published), "published SEA-64 (no student in this demo run)"
-    return "sea-64", "untrained sea-64 preset (no student in this demo run)"
+    if is_cached("edgel3/sea-64"):
+        return "edgel3/sea-64", "published SEA-64 from the weights cache (no student in this demo run)"
+    return "sea-64", ("untrained sea-64 preset (no student in this demo run, and the published SEA-64 is not in "
+                      "the weights cache: `sea-tf models import edgel3_sea_ust_audio_emb_64.h5`)")
 
 
 def run(ctx):
@@ -75,7 +79,9 @@ def run(ctx):
     student, student_source = _student_spec(ctx)
 
     clips = load_clipset(data_dir, "us8k")
-    hop, teacher_windows = choose_hop(clips.paths, SETTINGS["teacher_max_windows"])
+    settings = demo_settings()
+    mlp = settings["classifier"]["mlp"]
+    hop, teacher_windows = choose_hop(clips.paths, TEACHER_MAX_WINDOWS)
     features = features_settings(hop, out)
     table = evaluate_models(ctx, clips, [teacher, student], ["teacher", "student"], out, hop)
     models = table["models"]
@@ -87,8 +93,8 @@ def run(ctx):
     card = None
     if "student" in models:
         embedder = open_embedder(student, name="student")
-        feats = extract_features(clips, embedder, out / "cache", hop, SETTINGS["framing"], progress=False)
-        card = train_final(feats, embedder.card, clf_path, SETTINGS["mlp"], ctx.seed, features_cfg=features,
+        feats = extract_features(clips, embedder, out / "cache", hop, features["framing"], progress=False)
+        card = train_final(feats, embedder.card, clf_path, mlp, ctx.seed, features_cfg=features,
                            progress=False)
         ctx.artifacts["classifier"] = str(clf_path)
     ctx.artifacts["classify_results"] = str(out / "comparison.json")
@@ -114,12 +120,13 @@ def run(ctx):
             "path": str(clf_path), "params": card["params"], "classes": card["classes"],
             "validation_accuracy": card["training"]["validation_accuracy"],
             "epochs_run": card["training"]["epochs_run"]},
-        "settings": SETTINGS,
+        "settings": {"preset": PRESET, "teacher_max_windows": TEACHER_MAX_WINDOWS, "features": features,
+                     "classifier": settings["classifier"], "protocol": settings["protocol"]},
     }
     md = [comparison_markdown(models, table["n_folds"]).strip(),
           f"Hop {hop} s for both models ({teacher_windows} teacher windows); MLP 512-128, Adam "
-          f"{SETTINGS['mlp']['learning_rate']}, batch {SETTINGS['mlp']['batch_size']}, patience "
-          f"{SETTINGS['mlp']['patience']}. Teacher: {teacher_source} (`{teacher}`); student: {student_source} "
+          f"{mlp['learning_rate']}, batch {mlp['batch_size']}, patience "
+          f"{mlp['patience']}. Teacher: {teacher_source} (`{teacher}`); student: {student_source} "
           f"(`{student}`)."]
     if ratio is not None:
         verdict = "meets" if ratio >= 0.9 else "misses"

@@ -10,11 +10,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sea_tf.config import resolve
 from sea_tf.demo import StepReport
+from sea_tf.presets import load_defaults
 
-# Kept small: the demo exports the student in five modes and the 48-kHz teacher, all benchmarked here
-# within the 15-minute demo budget; a 0.5 s hop is enough to show per-file predictions.
-SETTINGS = {"runs": 20, "warmup": 2, "threads": 1, "n_audio": 2, "hop_s": 0.5}
+PRESET = "device/demo"  # few timed passes, hop 0.5 s: the demo's whole budget is 15 minutes
+N_AUDIO = 2             # demo clips classified per model (enough to show per-file predictions)
+
+
+def _device_root():
+    """The directory holding the ``device`` package (the checkout, or site-packages of an install), so that
+    ``python -m device.bench`` finds ours and not a ``device/`` folder in the user's working directory."""
+    import device
+    return Path(device.__file__).resolve().parents[1]
+
+
+def bench_settings():
+    """``bench`` settings of ``sea-tf device run`` with the demo's preset (threads, runs, warmup, hop_s)."""
+    return resolve(load_defaults("device/run"), PRESET)["bench"]
 
 
 def _aliases(ctx):
@@ -63,22 +76,22 @@ def run(ctx):
         plan = remote.plan([export_dir])
     except SeaTFError as exc:
         return StepReport(figures={"skipped": str(exc)}, markdown=f"Skipped: {exc}.")
-    audio = sorted(Path(ctx.artifacts.get("data_dir", ctx.data_dir)).rglob("*.wav"))[:SETTINGS["n_audio"]]
+    settings = bench_settings()
+    audio = sorted(Path(ctx.artifacts.get("data_dir", ctx.data_dir)).rglob("*.wav"))[:N_AUDIO]
     out_dir = ctx.out_dir / "device"
     out_dir.mkdir(parents=True, exist_ok=True)
-    root = Path(__file__).resolve().parents[2]
     results, tables, failed = [], [], {}
     for model in plan.embeddings:
         json_path = out_dir / f"{model.stem}.json"
-        cmd = [sys.executable, "-m", "device.bench", "--model", str(model), "--runs", str(SETTINGS["runs"]),
-               "--warmup", str(SETTINGS["warmup"]), "--threads", str(SETTINGS["threads"]), "--hop", str(SETTINGS["hop_s"]),
+        cmd = [sys.executable, "-m", "device.bench", "--model", str(model), "--runs", str(settings["runs"]),
+               "--warmup", str(settings["warmup"]), "--threads", str(settings["threads"]), "--hop", str(settings["hop_s"]),
                "--label", "local", "--json", str(json_path)]
         classifier = plan.classifier_for(model)
         if classifier:
             cmd += ["--classifier", str(classifier)]
         if audio:
             cmd += ["--audio", *map(str, audio)]
-        proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(cmd, cwd=_device_root(), capture_output=True, text=True, timeout=600)
         print(proc.stdout.rstrip())
         if proc.returncode not in (0, 1) or not json_path.exists():
             failed[model.name] = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -106,11 +119,11 @@ def run(ctx):
             "json": str(path)}
     figures = {"models": per_model, "failed": failed,
                "classifiers": {m.stem: str(plan.classifier_for(m)) if plan.classifiers else None for m in plan.embeddings},
-               "audio_files": [str(a) for a in audio], "settings": SETTINGS,
+               "audio_files": [str(a) for a in audio], "settings": {**settings, "n_audio": N_AUDIO},
                "report": str(report["markdown"]), "pareto_pngs": [str(p) for p in report["pngs"]],
                "rows": len(report["rows"])}
     md = ["Benchmarked on this machine with `python -m device.bench` (numpy + LiteRT only), "
-          f"{SETTINGS['runs']} runs after {SETTINGS['warmup']} warm-ups, {len(audio)} demo clips.", ""]
+          f"{settings['runs']} runs after {settings['warmup']} warm-ups, {len(audio)} demo clips.", ""]
     md += ["```", *tables, "```", ""] if tables else []
     md += [f"- {name}: FAILED: {why}" for name, why in failed.items()]
     md += [pareto_report.markdown_table(report["rows"]), "", f"Full report: `{report['markdown'].name}`."]

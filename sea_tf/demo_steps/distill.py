@@ -1,9 +1,10 @@
 """Demo step ``distill``: distil the demo student (SEA-64) on the reduced teacher targets.
 
 Reads ``teacher_shards``, ``targets`` and ``reducer`` from earlier steps; d comes from the reducer
-card. Warm-starts from the published SEA-64 weights when ``../shared`` has them and d = 64 (the
-card says so); otherwise trains from the seeded initialisation. Sets ``student_model`` and
-``distill_run`` for the classify and export steps.
+card. Warm-starts from the published SEA-64 (``edgel3/sea-64``) when it is in the weights cache
+and d = 64 (the student card records it); otherwise trains from the seeded initialisation and
+the report says how to import the published student. Sets ``student_model`` and ``distill_run``
+for the classify and export steps.
 """
 import shutil
 from pathlib import Path
@@ -13,15 +14,16 @@ from sea_tf.config import resolve
 from sea_tf.demo import StepReport
 from sea_tf.shards import canonical_sha256
 
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "distill" / "demo.yaml"
-PUBLISHED_SEA64 = Path("models") / "edgel3_sea_ust_audio_emb_64.h5"
+PRESET = "distill/demo"
+PUBLISHED_SEA64 = "edgel3/sea-64"
 PRESETS = {64: "sea-64", 128: "sea-128", 256: "sea-256", 512: "sea-512"}
 
 
 def run(ctx):
     from sea_tf.distill import DEFAULTS, distill
+    from sea_tf.weights import is_cached
 
-    cfg = resolve(DEFAULTS, config_file=CONFIG)
+    cfg = resolve(DEFAULTS, PRESET)
     reducer = ctx.artifacts.get("reducer")
     d = int(cards.read_card(Path(reducer))["d"]) if reducer else int(cards.read_card(Path(ctx.artifacts["targets"]))["d"])
     cfg.update(shards=[str(ctx.artifacts["teacher_shards"])], targets=str(ctx.artifacts["targets"]),
@@ -30,9 +32,8 @@ def run(ctx):
         cfg["student"]["preset"] = PRESETS[d]
     else:
         cfg["student"]["overrides"]["embedding_size"] = d
-    published = Path(ctx.shared_dir) / PUBLISHED_SEA64 if ctx.shared_dir else None
-    if d == 64 and published is not None and published.is_file():
-        cfg["student"]["init"] = str(published)
+    if d == 64 and is_cached(PUBLISHED_SEA64):
+        cfg["student"]["init"] = PUBLISHED_SEA64
     # One run directory per configuration: a re-run of the demo resumes (or reuses) its own run and
     # never collides with a run made by another version of demo.yaml.
     cfg["out"] = str(ctx.out_dir / f"distill-{canonical_sha256(cfg)[:8]}")
@@ -44,8 +45,13 @@ def run(ctx):
         images.append("distill_loss.png")
     ctx.artifacts["student_model"] = report["student"]
     ctx.artifacts["distill_run"] = report["run_dir"]
-    warm = f"warm-started from the published SEA-64 ({published.name})" if cfg["student"]["init"] else \
-        "trained from the seeded initialisation (no published SEA-64 in ../shared)"
+    if cfg["student"]["init"]:
+        warm = f"warm-started from the published SEA-64 (`{PUBLISHED_SEA64}`, weights cache)"
+    elif d == 64:
+        warm = ("trained from the seeded initialisation; the published SEA-64 is not in the weights cache: "
+                "`sea-tf models import edgel3_sea_ust_audio_emb_64.h5` makes the demo warm-start from it")
+    else:
+        warm = "trained from the seeded initialisation"
     figures = {"student": report["student"], "preset": cfg["student"]["preset"], "d": d,
                "held_out_r2": round(held["r2"], 4), "held_out_mse": round(held["mse"], 5),
                "held_out_mae": round(held["mae"], 5), "held_out_cosine": round(held["cosine"], 4),

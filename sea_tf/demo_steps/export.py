@@ -5,14 +5,14 @@ clips. Everything lands in ``out/export`` (``ctx.artifacts["export_dir"]``), whi
 benchmarks; the classifier is exported once (fp32), because the board pairs every embedding
 model with one classifier. About 1–2 minutes on 2 cores.
 """
-import copy
 from pathlib import Path
 
 from sea_tf.config import resolve
 from sea_tf.demo import StepReport
+from sea_tf.presets import load_defaults
 
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "export" / "demo.yaml"
-TEACHER_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "export" / "teacher-fp32.yaml"
+PRESET = "export/demo"
+TEACHER_PRESET = "export/teacher-fp32"
 
 
 def _student_spec(ctx):
@@ -23,7 +23,6 @@ def _student_spec(ctx):
 
 
 def run(ctx):
-    from export.defaults import DEFAULTS
     from export.pipeline import export_model
     from export.report import markdown_table
 
@@ -31,7 +30,8 @@ def run(ctx):
     data_dir = Path(ctx.artifacts.get("data_dir", ctx.data_dir))
     upstream = Path(ctx.artifacts.get("upstream_dir") or data_dir / "upstream")
     clips = data_dir / "audio"
-    cfg = resolve(DEFAULTS, CONFIG)
+    defaults = load_defaults("export")
+    cfg = resolve(defaults, PRESET)
     cfg["calibration"]["seed"] = cfg["held_out"]["seed"] = ctx.seed
     cfg["classifier_modes"] = ["fp32"]
     student, source = _student_spec(ctx)
@@ -46,7 +46,7 @@ def run(ctx):
     teacher = ctx.artifacts.get("teacher_model")
     teacher_fp32 = None
     if teacher:
-        tcfg = copy.deepcopy(resolve(DEFAULTS, TEACHER_CONFIG))
+        tcfg = resolve(defaults, TEACHER_PRESET)
         tcfg["held_out"]["seed"] = ctx.seed
         tsum = export_model(teacher, out / "teacher", held_out=[clips], cfg=tcfg, progress=False, log=print)
         # The teacher's file sits beside the student's so the device step benchmarks both.

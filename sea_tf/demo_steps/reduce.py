@@ -1,16 +1,15 @@
 """Demo step ``reduce``: fit StandardScaler + PCA (d = 64) on the sample, write aligned targets, report quality."""
 import shutil
-from pathlib import Path
 
 from sea_tf.config import resolve
 from sea_tf.demo import StepReport
+from sea_tf.presets import load_defaults
 
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "reduce" / "fit-pca64.yaml"
+PRESET = "reduce/fit-pca64"
 
 
 def _config():
-    from sea_tf.cli.reduce import FIT_DEFAULTS
-    return resolve(FIT_DEFAULTS, config_file=CONFIG if CONFIG.is_file() else None)
+    return resolve(load_defaults("reduce/fit"), PRESET)
 
 
 def run(ctx):

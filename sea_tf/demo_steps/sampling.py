@@ -1,16 +1,14 @@
 """Demo step ``sampling``: pick the rows φ is fitted on (dpp-quality) and compare all strategies."""
-from pathlib import Path
-
 from sea_tf.config import resolve
 from sea_tf.demo import StepReport
+from sea_tf.presets import load_defaults
 
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "sampling" / "demo.yaml"
+PRESET = "sampling/demo"
 COMPARE_D = 16
 
 
 def _config():
-    from sea_tf.cli.sample import DEFAULTS
-    return resolve(DEFAULTS, config_file=CONFIG if CONFIG.is_file() else None)
+    return resolve(load_defaults("sampling"), PRESET)
 
 
 def run(ctx):

@@ -15,17 +15,17 @@ import soundfile as sf
 from sea_tf.config import resolve
 from sea_tf.demo import StepReport
 from sea_tf.errors import DataError
+from sea_tf.presets import load_defaults
 
 PUBLISHED = "openl3/mel256-env"
 UNTRAINED = "l3-mel256-512"
 MAX_WINDOWS = 640
 CALIBRATION_FILES = 2  # ~25 windows: BN statistics pool over every time-frequency bin; calibration costs ~0.6 s per window
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "teacher" / "demo.yaml"
+PRESET = "teacher/demo"
 
 
 def _config():
-    from sea_tf.cli.teacher_embed import DEFAULTS
-    return resolve(DEFAULTS, config_file=CONFIG if CONFIG.is_file() else None)
+    return resolve(load_defaults("teacher"), PRESET)
 
 
 def _files_within_budget(files, hop_size, budget):
