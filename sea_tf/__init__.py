@@ -3,8 +3,11 @@
 The openl3/edgel3-style API is available at the top level (imported lazily, so that commands that
 do not need TensorFlow start fast)::
 
-    emb, ts = sea_tf.get_embedding(audio, sr, model="sea-64")
-    sea_tf.process_file("clip.wav", model="sea-64")
+    emb, ts = sea_tf.get_embedding(audio, sr)      # the published SEA-64 (edgel3/sea-64)
+    sea_tf.process_file("clip.wav")
+
+Like edgel3, the default model is trained: the published SEA-64 from the weights cache, put there
+once with ``sea-tf models fetch edgel3/sea-64`` (or ``sea-tf models import PATH``).
 """
 import os
 
@@ -13,7 +16,18 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from sea_tf.errors import SeaTFError, SeaTFWarning  # noqa: E402
 
-__version__ = "0.1.0"
+
+
+def _package_version():
+    # The one version number is setup.cfg's; an installed sea-tf (wheel or editable) has it in its metadata.
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("sea-tf")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+__version__ = _package_version()
 
 _LAZY = {
     "get_embedding": "sea_tf.embed",

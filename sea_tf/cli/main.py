@@ -8,7 +8,7 @@ import sys
 import traceback
 import warnings
 
-from sea_tf import tf_logs
+from sea_tf import __version__, tf_logs
 from sea_tf.errors import SeaTFError, SeaTFWarning
 
 # Stage modules in pipeline order; each defines ``register(subparsers)``.
@@ -24,7 +24,7 @@ def build_parser():
         prog="sea-tf",
         description="Specialized Embedding Approximation: L3 teacher -> sampling -> reduction -> "
                     "distilled student -> TFLite -> on-device benchmark.")
-    parser.add_argument("--version", action="version", version=f"sea-tf {_version()}")
+    parser.add_argument("--version", action="version", version=f"sea-tf {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         module_name = f"sea_tf.cli.{name}"
@@ -85,14 +85,6 @@ def one_line_warnings(command):
         warnings.simplefilter("default", SeaTFWarning)
         warnings.showwarning = show
         yield
-
-
-def _version():
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version("sea-tf")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 if __name__ == "__main__":
