@@ -9,10 +9,12 @@ damage. The front end has no weights and is never wrapped; the first conv is exc
 before saving; :func:`measure_sparsity` records what was actually reached.
 """
 import numpy as np
-import tensorflow_model_optimization as tfmot
 
+# sea_tf.backend before tfmot, which imports TensorFlow: it selects Keras 2 and starts TensorFlow quietly.
 from sea_tf.backend import keras
 from sea_tf.errors import TrainError
+
+import tensorflow_model_optimization as tfmot  # noqa: E402  (isort: skip)
 
 PRUNABLE = (keras.layers.Conv2D, keras.layers.Dense)
 

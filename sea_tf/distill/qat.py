@@ -17,10 +17,11 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import tensorflow_model_optimization as tfmot
-
-from sea_tf import cards
+# sea_tf.backend before tfmot, which imports TensorFlow: it selects Keras 2 and starts TensorFlow quietly.
 from sea_tf.backend import keras
+from sea_tf import cards
+
+import tensorflow_model_optimization as tfmot  # noqa: E402  (isort: skip)
 from sea_tf.distill import evaluate
 from sea_tf.errors import ModelError, TrainError
 from sea_tf.frontends import AudioFrontend
