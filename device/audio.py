@@ -97,6 +97,27 @@ def frame_audio(audio, frame_samples, hop_samples, center=True):
     -------
     frames : np.ndarray [shape=(n_frames, frame_samples), dtype=float32]
     """
+    stream, count = padded_stream(audio, frame_samples, hop_samples, center)
+    view = np.lib.stride_tricks.sliding_window_view(stream, frame_samples)[::hop_samples]
+    return np.ascontiguousarray(view[:count])
+
+
+def padded_stream(audio, frame_samples, hop_samples, center=True):
+    """The zero-padded signal whose windows ``[k*hop, k*hop + frame)`` are :func:`frame_audio`'s.
+
+    Parameters
+    ----------
+    audio : np.ndarray [shape=(n,), dtype=float32]
+    frame_samples, hop_samples : int
+    center : bool
+        Prepend ``frame_samples // 2`` zeros.
+
+    Returns
+    -------
+    stream : np.ndarray [shape=(m,), dtype=float32]
+    count : int
+        Number of windows.
+    """
     if hop_samples <= 0:
         raise AudioFileError(f"hop of {hop_samples} samples: the hop must be positive")
     audio = np.asarray(audio, dtype=np.float32)
@@ -108,6 +129,4 @@ def frame_audio(audio, frame_samples, hop_samples, center=True):
         extra = len(audio) - frame_samples
         pad = math.ceil(extra / hop_samples) * hop_samples - extra
     audio = np.concatenate([audio, np.zeros(pad, np.float32)])
-    n_frames = 1 + (len(audio) - frame_samples) // hop_samples
-    view = np.lib.stride_tricks.sliding_window_view(audio, frame_samples)[::hop_samples]
-    return np.ascontiguousarray(view[:n_frames])
+    return audio, 1 + (len(audio) - frame_samples) // hop_samples

@@ -23,3 +23,7 @@ class AudioFileError(DeviceError):
 
 class DeviceWarning(UserWarning):
     """Something the harness can work around but the user should know about."""
+
+
+class SourceError(DeviceError):
+    """A live audio source (microphone, file, stdin) cannot be opened, or stops delivering audio."""

@@ -22,6 +22,9 @@ import numpy as np
 from device.errors import ArtifactError, DeviceWarning
 from device.interpreter import open_interpreter
 
+#: Windows per ``invoke()`` in offline runs (windows known in advance), when the model allows it.
+DEFAULT_BATCH = 16
+
 
 def sidecar_path(tflite_path):
     """``X.json`` beside ``X.tflite``."""
@@ -105,6 +108,8 @@ class Artifact:
         self._out = self.interpreter.get_output_details()[0]
         self._input_shape = tuple(int(d) for d in self._in["shape"])
         self._quantize = _Quantizer(self._in)
+        self.prefer = prefer
+        self._batched = {}                    # batch size -> interpreter resized to it (None: not resizable)
         scale, zero = self._out.get("quantization", (0.0, 0))
         quantized_out = scale and not np.issubdtype(np.dtype(self._out["dtype"]), np.floating)
         self._out_scale = np.float32(scale) if quantized_out else None
@@ -156,6 +161,15 @@ class Artifact:
         x = np.asarray(x, np.float32)
         return x[None] if x.ndim == len(self._input_shape) - 1 else np.reshape(x, self._input_shape)
 
+    @property
+    def input_quantization(self):
+        """``(inv_scale, zero_point, dtype)`` of a quantized input tensor, ``None`` for a float input.
+
+        What :class:`device.frontends.StreamingFrontend` takes to write the model's input codes itself.
+        """
+        q = self._quantize
+        return None if q.is_float else (q.inv_scale, q.zero, q.dtype)
+
     def quantize_input(self, x):
         """Float input → the interpreter's input dtype (scale/zero point from the tensor details)."""
         return self._quantize(np.asarray(x, np.float32))
@@ -189,6 +203,57 @@ class Artifact:
         q = self.quantize_input(self.batch_of_one(x))
         return self.dequantize_output(self.invoke(q)).reshape(-1)
 
+    def batched_interpreter(self, batch):
+        """An interpreter of this model resized to ``batch`` examples, or ``None`` if the model's
+        batch dimension is fixed (``shape_signature[0] != -1``) or the resize fails."""
+        if batch not in self._batched:
+            self._batched[batch] = None
+            signature = self._in.get("shape_signature")
+            if batch > 1 and (signature is None or len(signature) == 0 or int(signature[0]) == -1):
+                from device.interpreter import find_interpreter
+
+                cls, _ = find_interpreter(self.prefer)
+                try:
+                    interp = cls(model_path=str(self.path), num_threads=int(self.threads))
+                    interp.resize_tensor_input(self._in["index"], [batch, *self._input_shape[1:]])
+                    interp.allocate_tensors()
+                    self._batched[batch] = interp
+                except (ValueError, RuntimeError):
+                    pass            # e.g. a reshape to a fixed batch inside the graph: stay at batch 1
+        return self._batched[batch]
+
+    def run_batch(self, q, interpreter=None):
+        """Examples already in the input dtype through the network in one ``invoke()``.
+
+        Parameters
+        ----------
+        q : np.ndarray [shape=(B, *input_shape[1:])]
+            Quantized (or float) inputs; B must be the batch ``interpreter`` was resized to.
+        interpreter : Interpreter, optional
+            From :meth:`batched_interpreter`; default the batch-1 interpreter.
+
+        Returns
+        -------
+        np.ndarray [shape=(B, output_size), dtype=float32]
+        """
+        interp = interpreter or self.interpreter
+        interp.set_tensor(self._in["index"], q)
+        interp.invoke()
+        return self.dequantize_output(interp.get_tensor(self._out["index"])).reshape(len(q), -1)
+
+    def _run_many(self, examples, batch):
+        """``examples`` [N, *input_shape[1:]] float32 through the network, ``batch`` at a time."""
+        out = np.empty((len(examples), self.output_size), np.float32)
+        interp = self.batched_interpreter(batch) if batch > 1 and len(examples) >= batch else None
+        done = 0
+        if interp is not None:
+            for done in range(0, len(examples) - batch + 1, batch):
+                out[done:done + batch] = self.run_batch(self.quantize_input(examples[done:done + batch]), interp)
+            done += batch
+        for i in range(done, len(examples)):
+            out[i] = self.run_one(examples[i])
+        return out
+
     # -- embedding models ----------------------------------------------------------------
     def features(self, frames):
         """What the network takes for ``frames``: the frames themselves, or the numpy front end.
@@ -213,31 +278,80 @@ class Artifact:
         from device.frontends import compute_frontend
         return compute_frontend(frames, self.frontend).astype(np.float32, copy=False)
 
-    def embed_frames(self, frames):
+    def embed_frames(self, frames, batch=DEFAULT_BATCH):
         """Embeddings of 1-s windows.
 
         Parameters
         ----------
         frames : np.ndarray [shape=(N, frame_samples), dtype=float32]
             Raw audio windows at :attr:`sample_rate`.
+        batch : int
+            Windows per ``invoke()`` when the model's batch dimension can be resized (else 1).
 
         Returns
         -------
         np.ndarray [shape=(N, D), dtype=float32]
         """
-        feats = self.features(frames)
-        out = np.empty((len(feats), self.output_size), np.float32)
-        for i, x in enumerate(feats):
-            out[i] = self.run_one(x)
+        return self._run_many(self.features(frames), batch)
+
+    def embed_audio(self, audio, hop_samples, center=False, batch=DEFAULT_BATCH):
+        """Embeddings of every window of a whole recording, with the streaming front end.
+
+        The windows are those of ``device.audio.frame_audio(audio, frame_samples, hop_samples,
+        center)``; consecutive windows share STFT frames (``device.frontends.StreamingFrontend``),
+        and ``batch`` windows go through the network per ``invoke()``.
+
+        Parameters
+        ----------
+        audio : np.ndarray [shape=(n,), dtype=float32]
+            Mono samples at :attr:`sample_rate`.
+        hop_samples : int
+        center : bool
+            Window k centred on ``k * hop`` (half a window of zeros in front).
+        batch : int
+
+        Returns
+        -------
+        np.ndarray [shape=(K, D), dtype=float32]
+        """
+        from device.audio import padded_stream
+
+        stream, count = padded_stream(audio, self.frame_samples, hop_samples, center)
+        if self.frontend_in_model or self.frontend is None:
+            views = np.lib.stride_tricks.sliding_window_view(stream, self.frame_samples)[::hop_samples][:count]
+            return self._run_many(self.features(views), batch)
+        from device.frontends import StreamingFrontend
+
+        fe = StreamingFrontend(self.frontend, self.frame_samples)
+        interp = self.batched_interpreter(batch) if batch > 1 and count >= batch else None
+        size = batch if interp is not None else 1
+        q = np.empty((size, *self._input_shape[1:]), self._quantize.dtype)
+        quant = self.input_quantization
+        out = np.empty((count, self.output_size), np.float32)
+        k = 0
+        while k < count:
+            n = min(size, count - k)
+            for i in range(n):
+                start = (k + i) * hop_samples
+                fe(stream[start:start + self.frame_samples], start, quantize=quant, out=q[i])
+            if n == size:
+                out[k:k + n] = self.run_batch(q, interp)
+            else:                                   # the tail after the last whole batch: batch 1
+                for i in range(n):
+                    out[k + i] = self.run_batch(q[i:i + 1])
+            k += n
         return out
 
     # -- classifiers ---------------------------------------------------------------------
-    def classify(self, embeddings):
+    def classify(self, embeddings, batch=DEFAULT_BATCH):
         """Class probabilities for embeddings.
 
         Parameters
         ----------
         embeddings : np.ndarray [shape=(N, D), dtype=float32]
+
+        batch : int
+            Rows per ``invoke()`` when the classifier's batch dimension can be resized (else 1).
 
         Returns
         -------
@@ -248,10 +362,7 @@ class Artifact:
         x = np.atleast_2d(np.asarray(embeddings, np.float32))
         if self.scaler:
             x = (x - np.asarray(self.scaler["mean"], np.float32)) / np.asarray(self.scaler["scale"], np.float32)
-        out = np.empty((len(x), self.output_size), np.float32)
-        for i, row in enumerate(x):
-            out[i] = self.run_one(row)
-        return _as_probabilities(out)
+        return _as_probabilities(self._run_many(x, batch))
 
 
 def load_artifact(tflite_path, threads=1, kind=None, prefer=None):
@@ -295,21 +406,20 @@ class _Quantizer:
         if not self.is_float:
             info = np.iinfo(self.dtype)
             self.lo, self.hi = np.float32(info.min), np.float32(info.max)
-        self.shape = None
+        self._buffers = {}                    # shape -> (float32 work, output): batch 1 and batch B alternate
 
     def __call__(self, x):
         if self.is_float:
             return x.astype(self.dtype, copy=False)
-        if self.shape != x.shape:
-            self.shape = x.shape
-            self.buf = np.empty(x.shape, np.float32)
-            self.out = np.empty(x.shape, self.dtype)
-        buf = self.buf
+        bufs = self._buffers.get(x.shape)
+        if bufs is None:
+            bufs = self._buffers[x.shape] = (np.empty(x.shape, np.float32), np.empty(x.shape, self.dtype))
+        buf, out = bufs
         np.multiply(x, self.inv_scale, out=buf)
         np.add(buf, self.zero, out=buf)
         np.clip(buf, self.lo, self.hi, out=buf)
-        np.rint(buf, out=self.out, casting="unsafe")  # round and cast in one pass
-        return self.out
+        np.rint(buf, out=out, casting="unsafe")  # round and cast in one pass
+        return out
 
 
 def _as_probabilities(out):
