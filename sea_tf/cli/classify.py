@@ -44,7 +44,7 @@ def _add_bench(subparsers, kind):
     opts.add("--folds", key="protocol.test_folds", type=_folds, metavar="K,K", help="test only these folds, e.g. 1,2")
     opts.add("--workers", key="protocol.workers", type=int, metavar="N", help="folds trained in parallel processes")
     opts.add("--seed", key="seed", type=int, help="seed of every classifier (fold k uses seed + k)")
-    opts.add("--no-progress", key="progress", action="store_false", help="turn off the tqdm progress bars (progress)")
+    opts.add("--no-progress", key="progress", action="store_false", help="hide the progress bars")
 
 
 def register(subparsers):
@@ -75,9 +75,9 @@ example:
     opts.add("--train-folds", key="split.train_folds", type=_folds, metavar="K,K",
              help="folds to train on; None means all")
     opts.add("--val-fold", key="split.val_fold", type=int, metavar="K",
-             help="fold for early stopping (default: a held-out fraction of training clips)")
-    opts.add("--seed", key="seed", type=int, help="seed")
-    opts.add("--no-progress", key="progress", action="store_false", help="turn off the tqdm progress bars (progress)")
+             help="fold for early stopping; None: a held-out fraction (split.val_fraction) of the training clips")
+    opts.add("--seed", key="seed", type=int, help="seed of the classifier")
+    opts.add("--no-progress", key="progress", action="store_false", help="hide the progress bars")
 
 
 def _require(cfg, key, flag):

@@ -33,11 +33,22 @@ class Options:
         default = config_mod.get_dotted(self.defaults, key)
         self.keys.append(key)
         kwargs.setdefault("default", argparse.SUPPRESS)
-        if kwargs.get("action") in ("store_true", "store_false"):
-            shown = default
+        if kwargs.get("action") == "store_false":
+            # "--no-progress ... (default: True)" would read as if the flag were on by default.
+            shown = f"sets {key}: false; default: {str(default).lower()}"
+        elif kwargs.get("action") == "store_true":
+            shown = f"default: {str(default).lower()}"
         else:
-            shown = repr(default) if isinstance(default, str) else default
-        self.parser.add_argument(*flags, dest=key, help=f"{help} (default: {shown})", **kwargs)
+            shown = f"default: {default!r}" if isinstance(default, str) else f"default: {default}"
+        self.parser.add_argument(*flags, dest=key, help=f"{help} ({shown})", **kwargs)
+
+    def alias(self, *flags, key, **kwargs):
+        """Accept an older spelling of the option bound to ``key``, hidden from ``--help``.
+
+        One spelling per idea across subcommands is shown; the old one keeps old scripts working.
+        """
+        kwargs.setdefault("default", argparse.SUPPRESS)
+        self.parser.add_argument(*flags, dest=key, help=argparse.SUPPRESS, **kwargs)
 
 
 def add_command(subparsers, name, help, defaults, run, description=None):

@@ -12,7 +12,7 @@ def register(subparsers):
     opts.add("--out", key="out", help="output root (dataset, models, report)")
     opts.add("--seed", key="seed", type=int, help="seed for every random choice")
     opts.add("--stages", key="stages", type=lambda s: s.split(","),
-             help="comma-separated subset of stages to run (all by default)")
+             help="comma-separated subset of stages to run; None: all")
 
 
 def run(cfg, args):

@@ -38,7 +38,8 @@ def register(subparsers):
     opts.add("--threads", key="bench.threads", type=int, metavar="N", help="interpreter threads on the board")
     opts.add("--runs", key="bench.runs", type=int, metavar="R", help="timed passes")
     opts.add("--warmup", key="bench.warmup", type=int, metavar="W", help="untimed passes first")
-    opts.add("--hop", key="bench.hop_s", type=float, metavar="S", help="seconds between audio windows")
+    opts.add("--hop-size", key="bench.hop_s", type=float, metavar="S", help="seconds between audio windows")
+    opts.alias("--hop", key="bench.hop_s", type=float)
     opts.add("--connect-timeout", key="timeouts.connect_s", type=float, metavar="S", help="seconds to connect and authenticate")
     opts.add("--command-timeout", key="timeouts.command_s", type=float, metavar="S", help="seconds any remote command may run")
 
@@ -54,7 +55,7 @@ def run(cfg, args):
     out.mkdir(parents=True, exist_ok=True)
     write_resolved(cfg, out, "device_run")
     b = cfg["bench"]
-    bench_args = ["--threads", b["threads"], "--runs", b["runs"], "--warmup", b["warmup"], "--hop", b["hop_s"]]
+    bench_args = ["--threads", b["threads"], "--runs", b["runs"], "--warmup", b["warmup"], "--hop-size", b["hop_s"]]
     failures, partial = [], []
     for host in hosts:
         try:

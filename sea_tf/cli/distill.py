@@ -40,7 +40,7 @@ def register(subparsers):
     opts.add("--mixed-precision", key="strategy.mixed_precision", action="store_true",
              help="mixed_float16 compute with float32 loss and outputs (GPUs)")
     opts.add("--seed", key="seed", type=int, metavar="N", help="seed of the split, shuffling and initial weights")
-    opts.add("--no-progress", key="progress", action="store_false", help="hide progress bars")
+    opts.add("--no-progress", key="progress", action="store_false", help="hide the progress bars")
 
 
 def run(cfg, args):

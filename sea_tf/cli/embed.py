@@ -34,7 +34,7 @@ def register(subparsers):
     opts.add("--suffix", "-x", key="suffix", help="output names become <base>_<suffix>.npz")
     opts.add("--hop-size", "-t", key="hop_size", type=float, help="seconds between windows")
     opts.add("--no-centering", "-n", key="center", action="store_false",
-             help="window k starts at k*hop instead of being centred on it (sets center, whose default is shown)")
+             help="start window k at k*hop instead of centring it on k*hop (as openl3/edgel3 --no-centering)")
     opts.add("--batch-size", "-b", key="batch_size", type=int, help="windows per forward pass")
     opts.add("--overwrite", key="overwrite", action="store_true", help="replace existing outputs")
     opts.add("--recursive", "-r", key="recursive", action="store_true", help="descend into sub-directories")

@@ -52,7 +52,7 @@ def register(subparsers):
     opts.add("--dft", key="dft", choices=["rfft", "matmul"], help="DFT of in-model front ends (RFFT2D or matmul)")
     opts.add("--runs", key="latency.runs", type=int, metavar="N", help="timed windows per file")
     opts.add("--threads", key="latency.threads", type=int, metavar="N", help="interpreter threads for latency")
-    opts.add("--no-progress", key="progress", action="store_false", help="show progress bars")
+    opts.add("--no-progress", key="progress", action="store_false", help="hide the progress bars")
 
 
 def run(cfg, args):

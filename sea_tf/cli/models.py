@@ -38,7 +38,7 @@ def register(subparsers):
     opts.add("--read-timeout", key="timeout.read", type=float, help="seconds to wait for the next data")
     opts.add("--retries", key="retries", type=int, help="extra attempts after a timeout or a cut-off transfer")
     opts.add("--force", key="force", action="store_true", help="download again even when cached")
-    opts.add("--no-progress", key="progress", action="store_false", help="hide the download progress bar (sets progress: false)")
+    opts.add("--no-progress", key="progress", action="store_false", help="hide the download progress bar")
 
     p, opts = add_command(actions, "import", "put a weight file obtained elsewhere into the cache, after checking it",
                           "models/import", run_import,
@@ -49,7 +49,7 @@ def register(subparsers):
     p.set_defaults(_command="models import")
     p.add_argument("paths", nargs="*", metavar="PATH", help="weight files to import")
     opts.add("--home", key="home", help=_HOME_HELP)
-    opts.add("--name", key="name", help="catalogue name of the file (default: guessed from its file name)")
+    opts.add("--name", key="name", help="catalogue name of the file; None: guessed from its file name")
     opts.add("--from-package", key="from_package", choices=["openl3", "edgel3"],
              help="import the weight files an installed openl3 or edgel3 package ships")
     opts.add("--force", key="force", action="store_true",

@@ -48,7 +48,7 @@ def register(subparsers):
     opts.add("--d", key="d", type=int, help="output dimension (ignored by --method none)")
     opts.add("--pca-solver", key="pca.solver", choices=PCA_SOLVERS, help="exact PCA or out-of-core IncrementalPCA")
     opts.add("--seed", key="seed", type=int, help="random seed")
-    opts.add("--no-progress", key="progress", action="store_false", help="show progress bars")
+    opts.add("--no-progress", key="progress", action="store_false", help="hide the progress bars")
 
     apply, opts = add_command(sub, "apply", "transform every teacher row into aligned targets", "reduce/apply",
                               run_apply)
@@ -58,7 +58,7 @@ def register(subparsers):
     _shards_option(opts)
     opts.add("--out", key="out", metavar="DIR", help="targets directory")
     opts.add("--chunk-rows", key="chunk_rows", type=int, metavar="N", help="rows transformed at once (memory bound)")
-    opts.add("--no-progress", key="progress", action="store_false", help="show a progress bar")
+    opts.add("--no-progress", key="progress", action="store_false", help="hide the progress bar")
 
     compare, opts = add_command(sub, "compare", "run every sampling strategy on the same shards; one quality table",
                                 "reduce/compare", run_compare)
@@ -70,7 +70,7 @@ def register(subparsers):
     opts.add("--method", key="method", choices=METHODS, help="reduction")
     opts.add("--d", key="d", type=int, help="output dimension")
     opts.add("--seed", key="seed", type=int, help="random seed")
-    opts.add("--no-progress", key="progress", action="store_false", help="show progress bars")
+    opts.add("--no-progress", key="progress", action="store_false", help="hide the progress bars")
 
 
 def _reducer_kwargs(cfg):

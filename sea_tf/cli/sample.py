@@ -29,7 +29,7 @@ def register(subparsers):
     opts.add("--group-by", key="group_by", choices=GROUP_BY, help="grouping of rows")
     opts.add("--group-rows", key="group_rows", type=int, metavar="N", help="rows per 'window' group")
     opts.add("--dpp-solver", key="dpp_solver", choices=DPP_SOLVERS, help="greedy MAP or dppy's exact sampler")
-    opts.add("--no-progress", key="progress", action="store_false", help="show a progress bar")
+    opts.add("--no-progress", key="progress", action="store_false", help="hide the progress bar")
 
 
 def run(cfg, args):

@@ -26,16 +26,19 @@ def register(subparsers):
     opts.add("--out", key="out", metavar="DIR", help="output directory (shared by all jobs)")
     opts.add("--teacher", key="teacher", metavar="SPEC", help="teacher model: catalogue name, preset, .h5 or .keras")
     opts.add("--hop-size", key="hop_size", type=float, metavar="S", help="seconds between windows")
-    opts.add("--no-center", key="center", action="store_false", help="centre window k on k*hop")
-    opts.add("--student-sr", key="student_sample_rate", type=int, metavar="HZ",
-             help="sample rate of the stored student windows")
+    opts.add("--no-centering", key="center", action="store_false",
+             help="start window k at k*hop instead of centring it on k*hop (as sea-tf embed --no-centering)")
+    opts.alias("--no-center", key="center", action="store_false")
+    opts.add("--student-sample-rate", key="student_sample_rate", type=int, metavar="HZ",
+             help="sample rate (Hz) of the student-rate audio window stored beside each teacher embedding")
+    opts.alias("--student-sr", key="student_sample_rate", type=int)
     opts.add("--shard-rows", key="shard_rows", type=int, metavar="N", help="rows per shard file")
     opts.add("--batch-size", key="batch_size", type=int, metavar="N", help="windows per teacher forward pass")
     opts.add("--shard", key="shard", metavar="K/N", help="run job K of N (else SLURM array variables, else 0/1)")
     opts.add("--limit-files", key="limit_files", type=int, metavar="N", help="only the first N files (quick runs)")
     opts.add("--decode-workers", key="decode_workers", type=int, metavar="N",
              help="threads decoding/resampling ahead of inference")
-    opts.add("--no-progress", key="progress", action="store_false", help="show a progress bar")
+    opts.add("--no-progress", key="progress", action="store_false", help="hide the progress bar")
 
 
 def run(cfg, args):
