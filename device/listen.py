@@ -280,13 +280,13 @@ def listen(args, out, status_stream=sys.stderr):
             if limit is not None:
                 tail = tail[:max(limit - ring.end, 0)]
             emit(ring.push(tail), clock())
+            processed_s = ring.end / sr
             if source.kind == "file" or limit is None:
-                processed_s = ring.end / sr
                 if ring.end:                                     # the last windows of the offline framing
                     emit(ring.push(np.zeros(ring.tail_padding(), np.float32)), clock())
-            if limit is not None and ring.end < limit:
+            if limit is not None and processed_s * sr < limit:
                 code = 1
-                error = SourceError(f"--source {args.source}: the source ended after {ring.end / sr:.2f} s of the "
+                error = SourceError(f"--source {args.source}: the source ended after {processed_s:.2f} s of the "
                                     f"{args.duration:g} s asked (--duration)")
             elif source.kind == "microphone":
                 code = 1
@@ -308,7 +308,7 @@ def listen(args, out, status_stream=sys.stderr):
             out.write(json.dumps(event) + "\n")
     cpu1, wall = os.times(), clock() - wall0
     compute_total_s = float(np.sum(np.frombuffer(rec.compute, np.float32), dtype=np.float64)) / 1e3 if rec.windows else 0.0
-    audio_s = ring.end / sr if ring.end else 0.0
+    audio_s = processed_s
     summary.update({
         "status": "error" if error else "complete", "stopped_by": stop_reason, "error": str(error) if error else None,
         "windows": rec.windows, "audio_s": round(audio_s, 4), "wall_s": round(wall, 4), "hop_s": args.hop,
