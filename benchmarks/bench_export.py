@@ -1,7 +1,7 @@
 """Export benchmark: SEA-64 vs the L3 teacher, fidelity and cost, measured side by side with LiteRT.
 
-1. Exports SEA-64 (the published ``edgel3_sea_ust_audio_emb_64.h5`` when ``../shared`` has it, else
-   the untrained preset) in fp32, dynamic, fp16 and int8, calibrated on >= 200 real windows drawn
+1. Exports SEA-64 (the published ``edgel3/sea-64`` when it is in the weights cache, ``sea-tf models
+   import edgel3_sea_ust_audio_emb_64.h5``; else the untrained preset, with a warning) in fp32, dynamic, fp16 and int8, calibrated on >= 200 real windows drawn
    across the demo dataset's upstream scenes, measured on windows of the labelled demo clips
    (held out: no clip is used for calibration).
 2. Exports the mel256 teacher (``l3-mel256-512``; latency does not depend on its weights) in fp32.
@@ -87,7 +87,8 @@ def time_side_by_side(plan_path):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", help="demo dataset root (default: generate one in a temp dir)")
-    parser.add_argument("--student", help="SEA-64 spec (default: published h5 from ../shared, else sea-64)")
+    parser.add_argument("--student", help="SEA-64 spec (default: edgel3/sea-64 from the weights cache, else the "
+                                          "untrained sea-64 preset)")
     parser.add_argument("--teacher", default="l3-mel256-512")
     parser.add_argument("--calibration-windows", type=int, default=400)
     parser.add_argument("--held-out-windows", type=int, default=300)
@@ -99,11 +100,9 @@ def main(argv=None):
     if args.timing:
         return time_side_by_side(args.timing)
     from export.pipeline import export_model
-    from sea_tf.demo import find_shared_dir
+    from sea_tf.weights import is_cached
 
-    shared = find_shared_dir()
-    published = shared / "models" / "edgel3_sea_ust_audio_emb_64.h5" if shared else None
-    student = args.student or (str(published) if published and published.exists() else "sea-64")
+    student = args.student or ("edgel3/sea-64" if is_cached("edgel3/sea-64") else "sea-64")
     work = Path(tempfile.mkdtemp(prefix="bench-export-"))
     data = _data(args.data, work)
     cfg = {"calibration": {"sources": [], "windows": args.calibration_windows, "hop_size": 0.5, "seed": 0},
@@ -148,7 +147,8 @@ def main(argv=None):
                                       "n_windows", "size_bytes", "gzip_bytes", "input_kind")}
 
     result = {
-        "student": student, "teacher": args.teacher, "data": str(data),
+        "student": student, "student_weights": s_full["model_card"]["weights"]["source"], "teacher": args.teacher,
+        "data": str(data),
         "calibration": s_full["calibration"], "held_out": s_full["held_out"],
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
                     "interpreter": s_full["interpreter"], "threads": 1},

@@ -119,3 +119,27 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: fh.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+#: ``weights.source`` of a model card whose weights are seeded random numbers (an untrained preset).
+UNTRAINED = "untrained"
+
+
+def weights_provenance(card: dict) -> str:
+    """Where a model's weights come from, as its card says (``card["weights"]["source"]``).
+
+    Cards of what a model makes (embeddings, features) repeat it under ``"weights"``, so that
+    outputs of an untrained preset say so wherever they go.
+
+    Parameters
+    ----------
+    card : dict
+        A model card, or an export sidecar's ``model_card``.
+
+    Returns
+    -------
+    str
+        ``"published"``, ``"trained"``, ``"untrained"``, or ``"unknown"`` when the card does not say.
+    """
+    weights = card.get("weights") if isinstance(card, dict) else None
+    return str(weights.get("source", "unknown")) if isinstance(weights, dict) else "unknown"

@@ -3,12 +3,15 @@
 Each stage contributes one step module ``sea_tf/demo_steps/<stage>.py`` with
 ``run(ctx: DemoContext) -> StepReport``. The demo ends with ``report.json`` (one top-level key per
 stage, each holding that stage's figures and ``wall_time_s``), ``report.md`` and PNG figures.
+
+Published weights come from the weights cache only (``sea-tf models fetch|import``), as for any
+user: a step that would use a published model says in its report when it is not cached, how to
+put it there, and which seeded, untrained stand-in it used instead.
 """
 import dataclasses
 import importlib
 import importlib.util
 import json
-import os
 import time
 from pathlib import Path
 
@@ -47,8 +50,6 @@ class DemoContext:
         Where ``report.json``, ``report.md`` and the PNGs go (``out_dir / "report"``).
     data_dir : Path
         The generated UrbanSound8K-layout dataset (``out_dir / "data"``); ``upstream/`` sits inside.
-    shared_dir : Path or None
-        ``../shared`` (published SEA-64 student, fixtures) when present.
     seed : int
     artifacts : dict
         Paths later steps need, keyed by name (e.g. ``"student_model"``, ``"teacher_shards"``).
@@ -58,28 +59,15 @@ class DemoContext:
     out_dir: Path
     report_dir: Path
     data_dir: Path
-    shared_dir: Path | None
     seed: int = 20180216
     artifacts: dict = dataclasses.field(default_factory=dict)
     results: dict = dataclasses.field(default_factory=dict)
 
 
-def find_shared_dir():
-    """``$SEA_TF_SHARED`` or ``../shared`` beside the project root, when it exists."""
-    env = os.environ.get("SEA_TF_SHARED")
-    candidates = [Path(env)] if env else []
-    candidates.append(Path(__file__).resolve().parent.parent.parent / "shared")
-    for path in candidates:
-        if (path / "models").is_dir() or (path / "fixtures").is_dir():
-            return path
-    return None
-
-
 def run_demo(out_dir, seed=20180216, stages=None, log=print):
     """Run every available demo step and write the report; returns the report directory."""
     out_dir = Path(out_dir)
-    ctx = DemoContext(out_dir=out_dir, report_dir=out_dir / "report", data_dir=out_dir / "data",
-                      shared_dir=find_shared_dir(), seed=seed)
+    ctx = DemoContext(out_dir=out_dir, report_dir=out_dir / "report", data_dir=out_dir / "data", seed=seed)
     ctx.report_dir.mkdir(parents=True, exist_ok=True)
     sections = []
     for stage in stages or STAGES:

@@ -68,8 +68,8 @@ def get_model(model=DEFAULT_MODEL):
         if len(_MODEL_CACHE) >= _MODEL_CACHE_SIZE:
             _MODEL_CACHE.pop(next(iter(_MODEL_CACHE)))
         _MODEL_CACHE[key] = load_model(model)
-    elif str(model) in PRESETS:
-        resolve.warn_untrained(str(model))
+    elif model is not None:
+        resolve.warn_if_untrained(str(model), _MODEL_CACHE[key])
     return _MODEL_CACHE[key]
 
 

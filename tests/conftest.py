@@ -1,4 +1,10 @@
-"""Shared test fixtures. Tests that need ../shared skip with a clear reason when it is absent."""
+"""Shared test fixtures. Tests that need ../shared skip with a clear reason when it is absent.
+
+The product never reads ../shared: a test that needs the published SEA-64 through the library's
+defaults imports the ../shared copy into a temporary weights cache first (:func:`sea64_home`), as
+a user would with ``sea-tf models import``. Every test starts with an empty weights cache of its
+own (``$SEA_TF_HOME``), so no result depends on what the developer's cache holds.
+"""
 import os
 from pathlib import Path
 
@@ -26,6 +32,39 @@ def sea64_h5(shared_dir):
     if not path.exists():
         pytest.skip(f"{path} absent: the published SEA-64 student is needed")
     return path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def empty_weights_home(tmp_path_factory):
+    """``$SEA_TF_HOME`` is an empty directory for the whole run (tests may point it elsewhere)."""
+    saved = os.environ.get("SEA_TF_HOME")
+    home = tmp_path_factory.mktemp("sea-tf-home-empty")
+    os.environ["SEA_TF_HOME"] = str(home)
+    yield home
+    if saved is None:
+        os.environ.pop("SEA_TF_HOME", None)
+    else:
+        os.environ["SEA_TF_HOME"] = saved
+
+
+@pytest.fixture(scope="session")
+def published_cache(sea64_h5, tmp_path_factory):
+    """A sea-tf home whose weights cache holds the published SEA-64, imported by the real importer.
+
+    The import checks the file's known sha256 and its layers, exactly as ``sea-tf models import``.
+    """
+    from sea_tf.weights.importer import import_file
+    home = tmp_path_factory.mktemp("sea-tf-home-published")
+    import_file(sea64_h5, home=home)
+    return home
+
+
+@pytest.fixture
+def sea64_home(published_cache, monkeypatch):
+    """``$SEA_TF_HOME`` = :func:`published_cache` for one test: ``edgel3/sea-64`` and every model
+    default resolve to the published SEA-64."""
+    monkeypatch.setenv("SEA_TF_HOME", str(published_cache))
+    return published_cache
 
 
 @pytest.fixture(scope="session")

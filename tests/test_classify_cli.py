@@ -160,7 +160,7 @@ def test_demo_step_reports_both_models_and_saves_the_classifier(us8k_root, tmp_p
                                      "epochs": 20, "patience": 5}
     settings["protocol"]["test_folds"] = [1, 2]
     monkeypatch.setattr(step, "demo_settings", lambda: copy.deepcopy(settings))
-    ctx = DemoContext(out_dir=tmp_path, report_dir=tmp_path / "report", data_dir=us8k_root, shared_dir=None)
+    ctx = DemoContext(out_dir=tmp_path, report_dir=tmp_path / "report", data_dir=us8k_root)
     ctx.report_dir.mkdir()
     ctx.artifacts.update(data_dir=us8k_root, teacher_model="sea-64", embed_model="sea-128")
     report = step.run(ctx)

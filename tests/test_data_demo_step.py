@@ -12,7 +12,7 @@ def test_data_step_generates_then_reuses(tmp_path, monkeypatch):
     tiny["duration_s"]["max"] = 1.0
     tiny["upstream"].update(recordings=1, min_duration_s=5.0, max_duration_s=5.0)
     monkeypatch.setattr(data_step, "load_defaults", lambda name: copy.deepcopy(tiny))
-    ctx = DemoContext(out_dir=tmp_path, report_dir=tmp_path / "report", data_dir=tmp_path / "data", shared_dir=None, seed=5)
+    ctx = DemoContext(out_dir=tmp_path, report_dir=tmp_path / "report", data_dir=tmp_path / "data", seed=5)
 
     first = data_step.run(ctx)
     assert ctx.artifacts["data_dir"] == tmp_path / "data"

@@ -17,7 +17,7 @@ def export_dir(tmp_path_factory):
 
 @pytest.fixture
 def ctx(tmp_path, export_dir):
-    c = DemoContext(out_dir=tmp_path, report_dir=tmp_path / "report", data_dir=tmp_path / "data", shared_dir=None)
+    c = DemoContext(out_dir=tmp_path, report_dir=tmp_path / "report", data_dir=tmp_path / "data")
     c.report_dir.mkdir()
     (c.data_dir / "audio" / "fold1").mkdir(parents=True)
     for i, freq in enumerate((300, 900, 2000, 50)):

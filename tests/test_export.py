@@ -370,7 +370,7 @@ def test_demo_step(tiny, tmp_path):
         (data / sub).mkdir(parents=True)
         for k in range(n):
             sf.write(data / sub / f"x{k}.wav", scene_windows(3, 10 * n + k, 16000).reshape(-1), 16000)
-    ctx = DemoContext(out_dir=tmp_path, report_dir=tmp_path / "report", data_dir=data, shared_dir=None)
+    ctx = DemoContext(out_dir=tmp_path, report_dir=tmp_path / "report", data_dir=data)
     ctx.report_dir.mkdir()
     ctx.artifacts["student_model"] = str(tiny.save(tmp_path / "student.keras"))
     report = step.run(ctx)

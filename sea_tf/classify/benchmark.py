@@ -6,7 +6,7 @@ embedded) is reported in the table's ``failed`` entry and the others still run.
 """
 from pathlib import Path
 
-from sea_tf import atomic
+from sea_tf import atomic, cards
 from sea_tf.classify import defaults
 from sea_tf.classify.crossval import cross_validate
 from sea_tf.classify.evaluate import breakdown_markdown, comparison_markdown
@@ -64,6 +64,7 @@ def run_benchmark(clips, model_specs, out_dir, features_cfg=None, clf_cfg=None, 
                                      fcfg["max_failed_fraction"], progress=progress)
             summaries[name] = cross_validate(feats, out_dir / name, clf_cfg, seed, test_folds, workers, progress)
             summaries[name]["spec"] = str(spec)
+            summaries[name]["weights"] = cards.weights_provenance(embedder.card)   # "untrained" rows say so
         except SeaTFError as exc:
             failed[name] = str(exc)
             if progress:

@@ -361,8 +361,9 @@ def extract_features(clips, embedder, cache_dir, hop_size=0.1, framing="centered
         raise ClassifyError(f"unknown framing {framing!r}; choose one of {FRAMINGS}")
     hop_size = check_hop_size(hop_size)
     cache_root = Path(cache_dir) / embedder.name
+    # "weights" up front: features of an untrained preset must not pass for real ones.
     cards.write_card(cache_root, {"model_name": embedder.name, "model_key": embedder.key,
-                                  "model_card": embedder.card})
+                                  "weights": cards.weights_provenance(embedder.card), "model_card": embedder.card})
     xs, owners, failed = [], [], {}
     stats = {"computed": 0, "cached": 0, "stale_model": 0, "stale_audio": 0}
     short = 0

@@ -14,8 +14,8 @@ Accepted specs, tried in this order:
    ``openl3`` package's file when there is one, else ``sea_tf.weights.cache.resolve_name``.
 
 Every model's card says where its weights come from (``card["weights"]["source"]``:
-``"published"``, ``"trained"`` or ``"untrained"``); :func:`weights_provenance` reads it for the
-cards of what the model makes (embeddings, features).
+``"published"``, ``"trained"`` or ``"untrained"``); :func:`sea_tf.cards.weights_provenance` reads
+it for the cards of what the model makes (embeddings, features).
 """
 import importlib.util
 import os
@@ -24,6 +24,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from sea_tf.cards import UNTRAINED, weights_provenance
 from sea_tf.errors import ModelError, SeaTFWarning
 from sea_tf.models import h5_weights
 from sea_tf.models.builders import DEFAULT_SEED, PRESETS, STUDENT_PRESETS, build_preset
@@ -32,8 +33,6 @@ from sea_tf.weights import cache as weights_cache
 
 #: What every model default resolves to (``get_embedding``, ``sea-tf embed``, ``--model`` left out).
 DEFAULT_MODEL = "edgel3/sea-64"
-#: ``weights.source`` of seeded presets' cards.
-UNTRAINED = "untrained"
 
 _CATALOGUE = re.compile(r"^(openl3|edgel3)/[A-Za-z0-9_.\-]+(@[A-Za-z0-9_.\-]+)?$")
 _OPENL3_NAME = re.compile(r"^openl3/(linear|mel128|mel256)-(music|env)(@[A-Za-z0-9_.\-]+)?$")
@@ -88,18 +87,26 @@ def load_model(spec=None, input_repr=None, embedding_size=None, frontend=None, d
     if not isinstance(spec, (str, Path)):
         raise ModelError(f"model spec must be a preset name, a path or a SeaModel; got {type(spec).__name__}")
     text = str(spec)
-    if text in PRESETS:
-        warn_untrained(text, seed)
-        return build_preset(text, seed=seed, dft=dft)
     path = Path(text).expanduser()
-    if path.is_file():
-        return load_path(path, input_repr=input_repr, embedding_size=embedding_size, frontend=frontend, dft=dft)
-    if is_catalogue_spec(text):
-        return load_path(resolve_catalogue(text), input_repr=input_repr or _repr_from_name(text),
-                         embedding_size=embedding_size, frontend=frontend, dft=dft)
+    if text in PRESETS:
+        model = build_preset(text, seed=seed, dft=dft)
+    elif path.is_file():
+        model = load_path(path, input_repr=input_repr, embedding_size=embedding_size, frontend=frontend, dft=dft)
+    elif is_catalogue_spec(text):
+        model = load_path(resolve_catalogue(text), input_repr=input_repr or _repr_from_name(text),
+                          embedding_size=embedding_size, frontend=frontend, dft=dft)
+    else:
+        raise unknown_spec_error(text)
+    warn_if_untrained(text, model)
+    return model
+
+
+def unknown_spec_error(text):
+    """The one-line ModelError for a spec that names no model (how to name, fetch or import one)."""
+    path = Path(text).expanduser()
     if path.suffix in (".keras", ".h5", ".hdf5") or path.parent != Path("."):
-        raise ModelError(f"{path}: no such model file; check the path")
-    raise ModelError(f"unknown model {text!r}: name a preset ({', '.join(PRESETS)}), an existing .keras/.h5 file, "
+        return ModelError(f"{path}: no such model file; check the path")
+    return ModelError(f"unknown model {text!r}: name a preset ({', '.join(PRESETS)}), an existing .keras/.h5 file, "
                      f"or a published model such as {DEFAULT_MODEL} (`sea-tf models list` shows them; get one "
                      f"with `sea-tf models fetch NAME` or `sea-tf models import PATH`)")
 
@@ -133,33 +140,30 @@ def published_counterpart(preset):
     return f"openl3/{preset.split('-')[1]}-env"
 
 
-def warn_untrained(preset, seed=DEFAULT_SEED):
-    """Warn (:class:`SeaTFWarning`) that ``preset`` is seeded and untrained, naming the published model.
+def warn_if_untrained(spec, model):
+    """Warn (:class:`SeaTFWarning`) when ``model``'s card says its weights are untrained.
 
-    Called each time a preset is resolved by name, so that random-weight features never pass for
-    real ones without a word.
-    """
-    warnings.warn(f"'{preset}' is the seeded, untrained preset (seed {seed}): its embeddings are random "
-                  f"features, not learnt ones; for trained weights use {published_counterpart(preset)} "
-                  f"(`sea-tf models fetch {published_counterpart(preset)}` or `sea-tf models import PATH`)",
-                  SeaTFWarning, stacklevel=_caller_stacklevel())
-
-
-def weights_provenance(card):
-    """Where a model's weights come from, as its card says.
+    Called each time a spec is resolved (a preset name, or a saved model of an untrained preset),
+    so that random-weight features never pass for real ones without a word; the message names
+    the published model to use instead.
 
     Parameters
     ----------
-    card : dict
-        A model card (or an export sidecar's ``model_card``).
-
-    Returns
-    -------
-    str
-        ``"published"``, ``"trained"``, ``"untrained"``, or ``"unknown"`` when the card does not say.
+    spec : str
+        What the user named (shown in the message).
+    model : SeaModel
     """
-    weights = card.get("weights") if isinstance(card, dict) else None
-    return str(weights.get("source", "unknown")) if isinstance(weights, dict) else "unknown"
+    if weights_provenance(model.card) != UNTRAINED:
+        return
+    seed = model.card["weights"].get("seed")
+    if spec in PRESETS:
+        what, instead = f"'{spec}' is the seeded, untrained preset (seed {seed})", published_counterpart(spec)
+        hint = f"use {instead} (`sea-tf models fetch {instead}` or `sea-tf models import PATH`)"
+    else:
+        what = f"{spec}: its card says its weights are untrained (seeded {model.name}, seed {seed})"
+        hint = "use a published model (`sea-tf models list`) or a distilled student"
+    warnings.warn(f"{what}: its embeddings are random features, not learnt ones; for trained weights {hint}",
+                  SeaTFWarning, stacklevel=_caller_stacklevel())
 
 
 def _caller_stacklevel():
