@@ -112,17 +112,24 @@ def load_model(model_file_path: str = "", **kwargs) -> HearModel:
     ----------
     model_file_path : str
         Anything :func:`sea_tf.models.load_model` accepts (a saved ``.keras``, a published ``.h5``,
-        a preset or catalogue name). Empty means sea-tf's default model (``sea_tf.embed.DEFAULT_MODEL``).
+        a preset or catalogue name). Empty (what the validator passes without ``--model``) means
+        sea-tf's default, the published SEA-64 from the weights cache
+        (:data:`sea_tf.models.resolve.DEFAULT_MODEL`).
     **kwargs
         Passed to :func:`sea_tf.models.load_model`.
 
     Returns
     -------
     HearModel
+
+    Raises
+    ------
+    ModelError
+        Empty path and the published SEA-64 not in the weights cache (the message says how to fetch
+        or import it), or a path that names no model.
     """
-    from sea_tf.embed import DEFAULT_MODEL
     from sea_tf.models import load_model as load_seamodel
-    return HearModel(load_seamodel(model_file_path or DEFAULT_MODEL, **kwargs))
+    return HearModel(load_seamodel(model_file_path or None, **kwargs))
 
 
 def _as_batch(audio):

@@ -135,9 +135,17 @@ def test_declared_rates(student, teacher):
         hear.hear_sample_rate(96000)
 
 
-def test_published_student_is_declared_at_16k(sea64_h5):
-    model = hear.load_model(str(sea64_h5))
-    assert (model.sample_rate, model.model_sample_rate, model.scene_embedding_size) == (16000, 8000, 64)
+def test_published_student_by_path_and_by_default(sea64_h5, sea64_home):
+    by_path = hear.load_model(str(sea64_h5))                 # validator --model PATH
+    by_default = hear.load_model()                           # validator without --model
+    for model in (by_path, by_default):
+        assert (model.sample_rate, model.model_sample_rate, model.scene_embedding_size) == (16000, 8000, 64)
+        assert model.seamodel.card["weights"]["source"] == "published"
+
+
+def test_default_is_never_untrained(empty_weights_home):
+    with pytest.raises(ModelError):
+        hear.load_model()
 
 
 def test_frames_are_the_embed_stage_windows_through_the_clip_end(student):
