@@ -1,8 +1,9 @@
 """Export benchmark: SEA-64 vs the L3 teacher, fidelity and cost, measured side by side with LiteRT.
 
 1. Exports SEA-64 (the published ``edgel3/sea-64`` when it is in the weights cache, ``sea-tf models
-   import edgel3_sea_ust_audio_emb_64.h5``; else the untrained preset, with a warning) in fp32, dynamic, fp16 and int8, calibrated on >= 200 real windows drawn
-   across the demo dataset's upstream scenes, measured on windows of the labelled demo clips
+   import edgel3_sea_ust_audio_emb_64.h5``; else the untrained preset, with a warning) in fp32,
+   dynamic, fp16 and int8, calibrated on >= 200 real windows drawn across the demo dataset's
+   upstream scenes, measured on windows of the labelled demo clips
    (held out: no clip is used for calibration).
 2. Exports the mel256 teacher (``l3-mel256-512``; latency does not depend on its weights) in fp32.
 3. Also exports the network *bodies* alone (front end on the device) to time the bodies.

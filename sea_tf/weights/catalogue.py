@@ -38,7 +38,7 @@ SPARSITIES = ("53.5", "63.5", "72.3", "87.0", "95.45")
 #: Sparsities that are only on the edgel3 ``models`` branch (edgel3's API rejects them).
 EXTRA_SPARSITIES = ("73.5", "81.0", "90.5")
 
-#: sha256 of unpacked files, where known (SEA-64: ../shared/models/PROVENANCE.md).
+#: sha256 of unpacked files, where known (SEA-64: edgel3's models branch file, unpacked).
 KNOWN_SHA256 = {
     "edgel3_sea_ust_audio_emb_64.h5": "e8cd0eaac5d444c231d81940e30dc904ffed5cdafa632f7a5547142dc8283912",
 }
