@@ -123,8 +123,11 @@ def load_yaml(path, stage=None):
 
 def parse_yaml(text, label):
     """Parse YAML ``text`` (from ``label``, for messages) into a mapping of settings."""
+    from sea_tf.presets import yaml_loader
+
     try:
-        data = yaml.safe_load(text)
+        # The defaults files' loader: a copy of a defaults file (with its !nullable tags) is a valid config.
+        data = yaml.load(text, Loader=yaml_loader())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{label}: not valid YAML ({exc}); fix the file or pass another --config") from exc
     if data is None:

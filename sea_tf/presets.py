@@ -70,6 +70,11 @@ def _construct_nullable(loader, node):
 _Loader.add_constructor(NULLABLE_TAG, _construct_nullable)
 
 
+def yaml_loader():
+    """The safe YAML loader class for configs (reads ``!nullable VALUE`` as VALUE)."""
+    return _Loader
+
+
 def _nullable_keys(node, prefix=""):
     """Dotted keys of mapping node ``node`` whose value node carries the ``!nullable`` tag."""
     keys = set()

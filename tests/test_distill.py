@@ -11,9 +11,10 @@ from distill_fixtures import make_dataset, tiny_config
 from sea_tf import config
 from sea_tf.distill import DEFAULTS, distill
 from sea_tf.errors import TrainError
+from sea_tf.presets import preset_names
 
 ROOT = Path(__file__).resolve().parent.parent
-CONFIGS = sorted((ROOT / "configs" / "distill").glob("*.yaml"))
+CONFIGS = [ROOT / "configs" / f"{name}.yaml" for name in preset_names("distill")]
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -54,15 +55,31 @@ def trained(data, tmp_path_factory):
     return out, distill(cfg, log=lambda *_: None)
 
 
-def test_student_learns_the_targets(trained):
+def _mean_predictor_mse(out, data):
+    """MSE on the validation rows of predicting the training targets' mean: what learning nothing scores."""
+    from sea_tf.shards import ShardSet
+
+    split = json.loads((out / "split.json").read_text())
+    shards = ShardSet(data["shards"], targets=data["targets"])
+    sources = shards.read("source", np.arange(shards.n_rows)).astype(str)
+    train = shards.read("target", np.flatnonzero(np.isin(sources, split["train_sources"])))
+    valid = shards.read("target", np.flatnonzero(np.isin(sources, split["valid_sources"])))
+    return float(np.mean((valid - train.mean(axis=0)) ** 2)), float(np.mean((train - train.mean(axis=0)) ** 2))
+
+
+def test_student_learns_the_targets(trained, data):
     out, report = trained
     history = json.loads((out / "state.json").read_text())["history"]
     assert [h["epoch"] for h in history] == list(range(1, 15))
-    assert min(h["val_loss"] for h in history[-3:]) < 0.6 * history[0]["val_loss"]
-    assert history[-1]["loss"] < history[0]["loss"]
+    # Measured against the mean predictor of this same data (MSE ≈ 3.2), not against epoch 1, whose
+    # loss after 16 noisy steps moves by 25 % between kernel paths (3.9 on AVX2, 4.9 on SSE4.1 oneDNN).
+    # Those runs end at 0.66-0.76 of the baseline; one that learnt nothing stays at >= 1.
+    valid_base, train_base = _mean_predictor_mse(out, data)
+    assert min(h["val_loss"] for h in history[-3:]) < 0.9 * valid_base
+    assert history[-1]["loss"] < 0.8 * train_base
     held = report["held_out"]
-    # Predicting the mean scores R² = 0 (MSE ≈ 3.2 here); a student that learnt nothing stays there.
-    assert held["r2"] > 0.15 and held["cosine"] > 0.3
+    # R² = 1 - MSE / variance: the mean predictor scores 0 (measured 0.23-0.33 across kernel paths).
+    assert held["r2"] > 0.1 and held["cosine"] > 0.3
     assert held["n_windows"] == report["split"]["n_valid_rows"] == 64
     assert report["best"]["val_loss"] == min(h["val_loss"] for h in history)
     assert report["downstream"]["n_classes"] == 3 and 0.0 <= report["downstream"]["accuracy"] <= 1.0

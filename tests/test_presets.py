@@ -105,6 +105,12 @@ def test_set_values_are_typed(item, message):
         config.resolve(load_defaults("sampling"), set_items=[item])
 
 
+def test_a_copy_of_a_defaults_file_is_a_valid_config(tmp_path):
+    copied = tmp_path / "my-distill.yaml"
+    copied.write_text(preset_text("distill/defaults"))   # carries the !nullable tags
+    assert config.resolve(load_defaults("distill"), str(copied)) == config.resolve(load_defaults("distill"))
+
+
 def test_typed_values_that_are_accepted():
     cfg = config.resolve(load_defaults("sampling"), set_items=["ridge=1", "shards=[a, b]", "m=7"])
     assert cfg["ridge"] == 1.0 and isinstance(cfg["ridge"], float) and cfg["shards"] == ["a", "b"] and cfg["m"] == 7
