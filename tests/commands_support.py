@@ -5,7 +5,8 @@ operators (``&&``, ``|``, ``>``...), and handed to the parser of the program it 
 ``sea-tf`` (also ``.venv/bin/sea-tf``, ``python -m sea_tf``, or after ``srun``) to
 :func:`sea_tf.cli.main.build_parser`, ``python -m device.X`` to ``device.X.build_parser``. An
 unknown flag, a missing value or a wrong positional is then an argparse error, reported with the
-line. Usage brackets (``[--threads 4]``) are opened, so what is optional must be valid too.
+line. Usage brackets (``[--threads 4]``) are opened, so what is optional must be valid too, and
+``fit|apply|compare`` stands for each of its alternatives. Abbreviated flags are refused.
 A bare mention (``sea-tf distill``, ``python -m device.bench``) only has to name real commands.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import contextlib
 import importlib
 import io
+import itertools
 import re
 import shlex
 from pathlib import Path
@@ -35,7 +37,10 @@ class CommandError(AssertionError):
 def split(text: str) -> list[list[str]]:
     """Shell words of ``text`` (one command line, ``\\`` continuations already joined), cut at operators."""
     text = text.replace("[", " ").replace("]", " ")
-    words = shlex.split(text, comments=True)
+    try:
+        words = shlex.split(text, comments=True)
+    except ValueError as exc:  # an unbalanced quote
+        raise CommandError(f"{text.strip()!r}: {exc}") from None
     segments, current = [], []
     for word in words:
         if word in _OPERATORS:
@@ -84,7 +89,16 @@ def _is_mention(parser: argparse.ArgumentParser, argv: list[str]) -> bool:
     return True
 
 
+def _exact(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``parser`` (and its subcommands) refusing abbreviations: a doc must spell a flag in full."""
+    parser.allow_abbrev = False
+    for sub in _subparsers(parser).values():
+        _exact(sub)
+    return parser
+
+
 def _parse(parser: argparse.ArgumentParser, argv: list[str], line: str):
+    parser = _exact(parser)
     argv = [w for w in argv if w not in ("-h", "--help")]
     if _is_mention(parser, argv):
         return None
@@ -116,19 +130,25 @@ def check(text: str, where: str, drop_ellipsis: bool = False) -> int:
             continue
         name, argv = found
         line = f"{where}: {text.strip()}"
-        if name == "sea-tf":
-            args = _parse(build_parser(), argv, line)
-            _check_config(args, line)
-        else:
-            try:
-                module = importlib.import_module(name)
-            except ImportError:
-                raise CommandError(f"{line!r}: no module {name}") from None
-            if not hasattr(module, "build_parser"):
-                raise CommandError(f"{line!r}: {name} has no build_parser() to check its arguments against")
-            _parse(module.build_parser(), argv, line)
+        # "reduce fit|apply|compare" is three commands: each alternative must be real.
+        for alternative in itertools.product(*[w.split("|") if "|" in w else [w] for w in argv]):
+            _check_one(name, list(alternative), line)
         checked += 1
     return checked
+
+
+def _check_one(name: str, argv: list[str], line: str) -> None:
+    if name == "sea-tf":
+        args = _parse(build_parser(), argv, line)
+        _check_config(args, line)
+        return
+    try:
+        module = importlib.import_module(name)
+    except ImportError:
+        raise CommandError(f"{line!r}: no module {name}") from None
+    if not hasattr(module, "build_parser"):
+        raise CommandError(f"{line!r}: {name} has no build_parser() to check its arguments against")
+    _parse(module.build_parser(), argv, line)
 
 
 def _check_config(args, line: str) -> None:

@@ -73,6 +73,7 @@ def test_setup_section_has_exactly_make_demo_and_make_test():
     "sea-tf sample SHARDS --method dpp-quality",          # the flags the README once showed
     "sea-tf teacher-embed INPUT --out SHARDS",            # --input is a flag, not a positional
     "sea-tf embed clip.wav --no-such-flag",
+    "sea-tf sample --shards s/ --strat random",           # argparse would accept the abbreviation
     "sea-tf classify us8k --data ROOT --model",           # a flag without its value
     "sea-tf distill --config distill/no-such-preset",     # names no file and no packaged preset
     "python -m device.bench --model m.tflite --hopp 0.5",
