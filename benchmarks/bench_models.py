@@ -1,7 +1,7 @@
 """Benchmark the model zoo: parameters, MACs and measured windows/s of ``get_embedding`` on this CPU.
 
 For the L3 teacher (mel256, 512-d) and every SEA preset (plus SEA-64 with the kapre matrix DFT,
-and the published SEA-64 when ``../shared`` has it): parameters, MACs per 1-s window (front end /
+and the published SEA-64 when it is in the weights cache, ``sea-tf models import``): parameters, MACs per 1-s window (front end /
 network), and the median over ``--repeats`` runs of windows per second through
 ``sea_tf.get_embedding`` (framing, resampling and the model) at batch size 1 and 32, with the
 process CPU time per window beside it (robust to other jobs sharing the cores).
@@ -36,7 +36,7 @@ CASES = [
     ("sea-64", lambda: load_model("sea-64"), 32, 256),
     ("sea-64 (matmul DFT)", lambda: build_student("sea-64", dft="matmul"), 32, 256),
 ]
-PUBLISHED = ROOT.parent / "shared" / "models" / "edgel3_sea_ust_audio_emb_64.h5"
+PUBLISHED = "edgel3/sea-64"
 
 
 def _audio_for(n_windows, sr, hop_size=0.1):
@@ -65,7 +65,8 @@ def measure(model, n_windows, batch_size, repeats):
 
 def run(out_dir, repeats, quick):
     cases = list(CASES)
-    if PUBLISHED.is_file():
+    from sea_tf.weights import is_cached
+    if is_cached(PUBLISHED):
         cases.append(("edgel3/sea-64 (published)", lambda: load_model(PUBLISHED), 32, 256))
     rows = []
     for label, make, n1, n32 in cases:
