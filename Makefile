@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test install clean test-arm64 sshd
+.PHONY: demo test install clean test-arm64 sshd audio
 
 $(STAMP): requirements.txt setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sea-tf demo --out $(DEMO_OUT)
 
-test: $(STAMP) sshd
+test: $(STAMP) sshd audio
 	$(BIN)/python -m pytest -q
 
 clean:
@@ -31,6 +31,17 @@ sshd:
 	@command -v sshd >/dev/null || test -x /usr/sbin/sshd || { \
 	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
 	   openssh-server) >/dev/null 2>&1 || echo "openssh-server could not be installed: the SSH tests will skip"; }
+
+# The real-audio test (tests/test_listen_pulse.py) starts a PulseAudio server with a null sink and
+# records it through PortAudio (sounddevice); install them from the distribution's packages when
+# absent (the test skips with the reason if this is impossible).
+audio: $(STAMP)
+	@{ command -v pulseaudio >/dev/null && command -v paplay >/dev/null && \
+	   ldconfig -p 2>/dev/null | grep -q libportaudio.so.2 && test -e /usr/share/alsa/alsa.conf.d/50-pulseaudio.conf; } || { \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	   pulseaudio pulseaudio-utils libasound2-plugins libportaudio2) >/dev/null 2>&1 || \
+	   echo "pulseaudio/libportaudio2 could not be installed: the real-audio test will skip"; }
+	@$(BIN)/python -c "import sounddevice" 2>/dev/null || $(BIN)/pip install -q "$$(grep -E '^sounddevice==' requirements-device.txt)"
 
 # The board side (device/) on emulated aarch64 (Debian 12 arm64 Python + Debian 13 qemu-user);
 # downloads are cached in .cache/arm64/. See scripts/arm64/run.sh.
