@@ -32,7 +32,7 @@ def register(subparsers):
     p.add_argument("names", nargs="+", metavar="NAME", help="e.g. openl3/mel256-env, edgel3/sea-64")
     opts.add("--home", key="home", help=_HOME_HELP)
     opts.add("--base-url", key="base_url",
-             help="one address holding every <file>.h5.gz (a mirror); default $SEA_TF_WEIGHTS_URL, else the "
+             help="one address holding every <file>.h5.gz (a mirror); None: $SEA_TF_WEIGHTS_URL, else the "
                   "repositories' models branches on GitHub")
     opts.add("--connect-timeout", key="timeout.connect", type=float, help="seconds to wait for a connection")
     opts.add("--read-timeout", key="timeout.read", type=float, help="seconds to wait for the next data")
