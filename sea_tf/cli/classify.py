@@ -88,12 +88,14 @@ def _require(cfg, key, flag):
 def _run_bench(cfg, args):
     from sea_tf.classify.benchmark import run_benchmark
     from sea_tf.classify.features import load_clipset
-    from sea_tf.models.resolve import DEFAULT_MODEL
+    from sea_tf.models.resolve import DEFAULT_MODEL, default_model_path
 
     _require(cfg, "data", "--data ROOT")
-    # Like every model default, no --model means the published SEA-64 (an error with the fetch/import
-    # hint when it is not cached), never an untrained preset.
-    cfg["models"] = cfg["models"] or [DEFAULT_MODEL]
+    if not cfg["models"]:
+        # Like every model default, no --model means the published SEA-64, never an untrained preset;
+        # when it is not cached, say how to get it before anything is written.
+        default_model_path()
+        cfg["models"] = [DEFAULT_MODEL]
     out = Path(cfg["out"])
     out.mkdir(parents=True, exist_ok=True)
     write_resolved(cfg, out, f"classify-{args._kind}")
@@ -108,10 +110,12 @@ def _run_bench(cfg, args):
 def _run_final(cfg, args):
     from sea_tf.classify.features import extract_features, load_clipset, open_embedder
     from sea_tf.classify.final import train_final
-    from sea_tf.models.resolve import DEFAULT_MODEL
+    from sea_tf.models.resolve import DEFAULT_MODEL, default_model_path
 
     _require(cfg, "data", "--data ROOT")
-    cfg["model"] = cfg["model"] or DEFAULT_MODEL
+    if not cfg["model"]:
+        default_model_path()      # the fetch/import hint, before anything is written
+        cfg["model"] = DEFAULT_MODEL
     out = Path(cfg["out"])
     clips = load_clipset(cfg["data"], cfg["dataset"])
     embedder = open_embedder(cfg["model"])
