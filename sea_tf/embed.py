@@ -14,6 +14,7 @@ import dataclasses
 import numbers
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from tqdm import tqdm
@@ -22,6 +23,9 @@ from sea_tf import atomic
 from sea_tf.audio import check_hop_size, check_sample_rate, load_audio, prepare_frames
 from sea_tf.errors import AudioError, ModelError, SeaTFError
 
+if TYPE_CHECKING:  # TensorFlow is imported only when a model is resolved
+    from sea_tf.models import SeaModel
+
 #: None: the resolver's default, the published SEA-64 from the weights cache
 #: (:data:`sea_tf.models.resolve.DEFAULT_MODEL`).
 DEFAULT_MODEL = None
@@ -29,7 +33,7 @@ _MODEL_CACHE = {}
 _MODEL_CACHE_SIZE = 4
 
 
-def get_model(model=DEFAULT_MODEL):
+def get_model(model: "str | Path | SeaModel | None" = DEFAULT_MODEL) -> "SeaModel":
     """Resolve ``model`` with :func:`sea_tf.models.load_model`, caching a few resolved specs.
 
     Presets are seeded, so a cached preset equals a freshly built one (and warns again, as a fresh

@@ -38,7 +38,9 @@ _CATALOGUE = re.compile(r"^(openl3|edgel3)/[A-Za-z0-9_.\-]+(@[A-Za-z0-9_.\-]+)?$
 _OPENL3_NAME = re.compile(r"^openl3/(linear|mel128|mel256)-(music|env)(@[A-Za-z0-9_.\-]+)?$")
 
 
-def load_model(spec=None, input_repr=None, embedding_size=None, frontend=None, dft="rfft", seed=DEFAULT_SEED):
+def load_model(spec: str | Path | SeaModel | None = None, input_repr: str | None = None,
+               embedding_size: int | None = None, frontend: str | None = None, dft: str = "rfft",
+               seed: int = DEFAULT_SEED) -> SeaModel:
     """Resolve ``spec`` to a :class:`SeaModel`.
 
     Parameters
@@ -72,7 +74,8 @@ def load_model(spec=None, input_repr=None, embedding_size=None, frontend=None, d
     Warns
     -----
     SeaTFWarning
-        A preset name: its weights are seeded random numbers (the card says ``"untrained"``).
+        A preset name, or a saved model whose card says ``"untrained"``: its weights are seeded
+        random numbers.
 
     Examples
     --------
@@ -101,7 +104,7 @@ def load_model(spec=None, input_repr=None, embedding_size=None, frontend=None, d
     return model
 
 
-def unknown_spec_error(text):
+def unknown_spec_error(text: str) -> ModelError:
     """The one-line ModelError for a spec that names no model (how to name, fetch or import one)."""
     path = Path(text).expanduser()
     if path.suffix in (".keras", ".h5", ".hdf5") or path.parent != Path("."):
@@ -111,7 +114,7 @@ def unknown_spec_error(text):
                      f"with `sea-tf models fetch NAME` or `sea-tf models import PATH`)")
 
 
-def default_model_path():
+def default_model_path() -> Path:
     """Cached file of :data:`DEFAULT_MODEL` (verified against its known sha256).
 
     Returns
@@ -133,14 +136,14 @@ def default_model_path():
     return weights_cache.resolve_name(DEFAULT_MODEL)
 
 
-def published_counterpart(preset):
+def published_counterpart(preset: str) -> str:
     """The catalogue name of the published model a preset mirrors (``sea-64`` → ``edgel3/sea-64``)."""
     if preset in STUDENT_PRESETS:
         return "edgel3/sparse-kd-95.45" if preset == "edgel3-sparse" else f"edgel3/{preset}"
     return f"openl3/{preset.split('-')[1]}-env"
 
 
-def warn_if_untrained(spec, model):
+def warn_if_untrained(spec: str, model: SeaModel) -> None:
     """Warn (:class:`SeaTFWarning`) when ``model``'s card says its weights are untrained.
 
     Called each time a spec is resolved (a preset name, or a saved model of an untrained preset),
@@ -166,7 +169,7 @@ def warn_if_untrained(spec, model):
                   SeaTFWarning, stacklevel=_caller_stacklevel())
 
 
-def _caller_stacklevel():
+def _caller_stacklevel() -> int:
     """``stacklevel`` that attributes a warning to the first frame outside the sea_tf package.
 
     The same warning is raised through several call paths (get_embedding, open_embedder, the
@@ -197,7 +200,7 @@ def load_path(path, input_repr=None, embedding_size=None, frontend=None, dft="rf
                                           frontend=frontend or "kapre-0.1.4", dft=dft)
 
 
-def is_catalogue_spec(text):
+def is_catalogue_spec(text: str) -> bool:
     """True when ``text`` is spelled like a catalogue name (``openl3/...``, ``edgel3/...[@version]``)."""
     return bool(_CATALOGUE.match(str(text)))
 
