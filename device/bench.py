@@ -32,9 +32,9 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 from device import system  # noqa: E402
-from device.audio import frame_audio, load_audio, resample  # noqa: E402
+from device.audio import load_audio, padded_stream, resample  # noqa: E402
 from device.errors import DeviceError  # noqa: E402
-from device.runner import load_artifact  # noqa: E402
+from device.runner import DEFAULT_BATCH, load_artifact  # noqa: E402
 
 SCHEMA = "sea-tf/device-bench/1"
 
@@ -67,6 +67,36 @@ class _Pipeline:
         self.emb, self.cls = emb, cls
         self.interp = emb.interpreter
         self._in, self._out = emb._in, emb._out
+        self.streaming = None
+        if not emb.frontend_in_model and emb.frontend is not None and emb.frame_samples:
+            from device.frontends import StreamingFrontend
+
+            self.streaming = StreamingFrontend(emb.frontend, emb.frame_samples)
+            self._quant = emb.input_quantization
+            self._x = np.empty(emb.input_shape, self._quant[2] if self._quant else np.float32)
+
+    def stream_window(self, samples, start):
+        """One window of a stream: the streaming front end writes the model's (quantized) input
+        in place, then the network and classifier; returns (embedding, probs, times in ms)."""
+        clock = time.perf_counter
+        t0 = clock()
+        if self.streaming is not None:
+            self.streaming(samples, start, quantize=self._quant, out=self._x[0])
+            q = self._x
+        else:
+            q = self.emb.quantize_input(self.emb.batch_of_one(self.emb.features(samples[None])[0]))
+        t1 = clock()
+        self.interp.set_tensor(self._in["index"], q)
+        ti0 = clock()
+        self.interp.invoke()
+        ti1 = clock()
+        embedding = self.emb.dequantize_output(self.interp.get_tensor(self._out["index"])).reshape(1, -1)
+        t2 = clock()
+        probs = self.cls.classify(embedding, batch=1)[0] if self.cls is not None else None
+        t3 = clock()
+        times = {"frontend": (t1 - t0) * 1e3, "network": (t2 - t1) * 1e3, "invoke": (ti1 - ti0) * 1e3,
+                 "classifier": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3}
+        return embedding[0], probs, times
 
     def window(self, frame, feats=None):
         """One window through the pipeline; returns (probs or embedding, times in ms)."""
@@ -81,14 +111,14 @@ class _Pipeline:
         ti1 = clock()
         embedding = self.emb.dequantize_output(self.interp.get_tensor(self._out["index"])).reshape(1, -1)
         t2 = clock()
-        probs = self.cls.classify(embedding)[0] if self.cls is not None else None
+        probs = self.cls.classify(embedding, batch=1)[0] if self.cls is not None else None
         t3 = clock()
         times = {"frontend": (t1 - t0) * 1e3, "network": (t2 - t1) * 1e3, "invoke": (ti1 - ti0) * 1e3,
                  "classifier": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3}
         return embedding[0], probs, times
 
 
-def time_synthetic(pipe, runs, warmup, seed):
+def time_synthetic(pipe, runs, warmup, seed, hop_s=0.1):
     """Latency over ``runs`` timed passes after ``warmup`` passes on one seeded noise window."""
     emb = pipe.emb
     rng = np.random.default_rng(seed)
@@ -106,31 +136,64 @@ def time_synthetic(pipe, runs, warmup, seed):
         _, _, times = pipe.window(frame, feats)
         for key, value in times.items():
             samples[key].append(value)
-    return {key: latency_stats(values) for key, values in samples.items()}
+    result = {key: latency_stats(values) for key, values in samples.items()}
+    result["frontend_streaming"] = time_streaming_frontend(pipe, runs, warmup, hop_s, seed)
+    return result
 
 
-def bench_file(pipe, path, hop_s, center=True):
-    """Embed and classify one audio file window by window; returns its result dict."""
+def time_streaming_frontend(pipe, runs, warmup, hop_s, seed):
+    """The streaming front end (incl. writing the quantized input) per window of a seeded noise
+    stream at ``hop_s``: what ``device.listen`` and ``--audio`` pay instead of ``frontend``."""
+    if pipe.streaming is None:
+        return {"n": 0}
+    emb = pipe.emb
+    hop = max(1, int(round(hop_s * emb.sample_rate)))
+    rng = np.random.default_rng(seed + 1)
+    stream = (0.1 * rng.standard_normal((runs + warmup) * hop + emb.frame_samples)).astype(np.float32)
+    fe, quant, x, clock = pipe.streaming, pipe._quant, pipe._x[0], time.perf_counter
+    fe.reset()
+    ms = []
+    for k in range(runs + warmup):
+        start = k * hop
+        t0 = clock()
+        fe(stream[start:start + emb.frame_samples], start, quantize=quant, out=x)
+        if k >= warmup:
+            ms.append((clock() - t0) * 1e3)
+    fe.reset()
+    return latency_stats(ms)
+
+
+def bench_file(pipe, path, hop_s, center=True, batch=DEFAULT_BATCH):
+    """Embed and classify one audio file window by window (streaming front end); returns its result dict.
+
+    The windows are ``device.audio.frame_audio``'s; each is timed as ``device.listen`` runs it. The
+    file is then embedded again offline, at batch 1 and at ``batch`` windows per ``invoke()``
+    (when the model's batch dimension can be resized), for the throughput of each.
+    """
     emb, cls = pipe.emb, pipe.cls
     start = time.perf_counter()
     audio, sr = load_audio(path)
     duration_s = len(audio) / sr
     audio, method = resample(audio, sr, emb.sample_rate)
-    frames = frame_audio(audio, emb.frame_samples, int(round(hop_s * emb.sample_rate)), center=center)
+    hop = int(round(hop_s * emb.sample_rate))
+    stream, count = padded_stream(audio, emb.frame_samples, hop, center=center)
+    if pipe.streaming is not None:
+        pipe.streaming.reset()
     per_window = []
     probs = []
-    for frame in frames:
-        _, p, times = pipe.window(frame)
+    for k in range(count):
+        _, p, times = pipe.stream_window(stream[k * hop:k * hop + emb.frame_samples], k * hop)
         per_window.append(times)
         if p is not None:
             probs.append(p)
     elapsed = time.perf_counter() - start
     result = {"file": str(path), "status": "ok", "duration_s": duration_s, "sample_rate": sr,
               "resampled": None if method == "none" else {"from": sr, "to": emb.sample_rate, "method": method},
-              "n_windows": len(frames), "processing_s": elapsed, "real_time_factor": elapsed / duration_s,
+              "n_windows": count, "processing_s": elapsed, "real_time_factor": elapsed / duration_s,
               "latency_ms": {key: latency_stats([t[key] for t in per_window])
                              for key in ("frontend", "network", "classifier", "total")},
-              "window_total_ms": [round(t["total"], 4) for t in per_window]}
+              "window_total_ms": [round(t["total"], 4) for t in per_window],
+              "offline": offline_throughput(emb, audio, hop, center, batch)}
     if probs:
         mean = np.mean(probs, axis=0)
         best = int(np.argmax(mean))
@@ -140,8 +203,23 @@ def bench_file(pipe, path, hop_s, center=True):
     return result
 
 
+def offline_throughput(emb, audio, hop, center, batch):
+    """Windows/s of ``Artifact.embed_audio`` (streaming front end + network) at batch 1 and ``batch``."""
+    clock = time.perf_counter
+    t0 = clock()
+    count = len(emb.embed_audio(audio, hop, center=center, batch=1))
+    t1 = clock()
+    out = {"batch_1_windows_per_s": count / (t1 - t0), "batch": None, "batch_windows_per_s": None}
+    if batch > 1 and emb.batched_interpreter(batch) is not None and count >= batch:
+        emb.embed_audio(audio[:emb.frame_samples * 2], hop, center=center, batch=batch)   # warm the batch interpreter
+        t2 = clock()
+        emb.embed_audio(audio, hop, center=center, batch=batch)
+        out.update(batch=batch, batch_windows_per_s=count / (clock() - t2))
+    return out
+
+
 def run(model, classifier=None, audio=(), threads=1, runs=100, warmup=10, hop_s=0.1, seed=0,
-        label=None, prefer=None):
+        label=None, prefer=None, batch=DEFAULT_BATCH):
     """The whole benchmark; returns the JSON-able result dict (see module docstring)."""
     caught = []
     with warnings.catch_warnings(record=True) as caught:
@@ -156,11 +234,11 @@ def run(model, classifier=None, audio=(), threads=1, runs=100, warmup=10, hop_s=
         peak_loaded = system.peak_rss_mb()
         rss_loaded = system.current_rss_mb()
         pipe = _Pipeline(emb, cls)
-        latency = time_synthetic(pipe, runs, warmup, seed)
+        latency = time_synthetic(pipe, runs, warmup, seed, hop_s)
         files = []
         for path in audio:
             try:
-                files.append(bench_file(pipe, path, hop_s))
+                files.append(bench_file(pipe, path, hop_s, batch=batch))
             except DeviceError as exc:
                 files.append({"file": str(path), "status": "failed", "error": str(exc)})
             except Exception as exc:  # noqa: BLE001 - one bad file must not hide the others
@@ -176,7 +254,7 @@ def run(model, classifier=None, audio=(), threads=1, runs=100, warmup=10, hop_s=
         "device": label or env["hostname"],
         "model": _describe(emb),
         "classifier": _describe(cls) if cls else None,
-        "settings": {"threads": threads, "runs": runs, "warmup": warmup, "hop_s": hop_s, "seed": seed},
+        "settings": {"threads": threads, "runs": runs, "warmup": warmup, "hop_s": hop_s, "seed": seed, "batch": batch},
         "load_time_s": {"model": emb.load_time_s, "classifier": cls.load_time_s if cls else None},
         "latency_ms": latency,
         "throughput_windows_per_s": 1e3 / total_ms if total_ms else None,
@@ -218,10 +296,10 @@ def format_table(result):
     s = result["settings"]
     lines += ["", f"per-window latency (ms), {s['runs']} runs after {s['warmup']} warm-ups, {s['threads']} thread(s)",
               f"  {'stage':<11}{'mean':>9}{'std':>9}{'p50':>9}{'p90':>9}{'p99':>9}"]
-    for key in ("frontend", "network", "invoke", "classifier", "total"):
-        st = result["latency_ms"][key]
+    for key in ("frontend", "frontend_streaming", "network", "invoke", "classifier", "total"):
+        st = result["latency_ms"].get(key, {})
         if st.get("n"):
-            lines.append(f"  {key:<11}" + "".join(f"{st[k]:>9.3f}" for k in ("mean", "std", "p50", "p90", "p99")))
+            lines.append(f"  {key[:11]:<11}" + "".join(f"{st[k]:>9.3f}" for k in ("mean", "std", "p50", "p90", "p99")))
     mem = result["memory_mb"]
     lines += ["", f"throughput {result['throughput_windows_per_s']:.1f} windows/s; real-time factor "
                   f"{result['real_time_factor']:.3f} at a {s['hop_s']} s hop",
@@ -238,6 +316,10 @@ def format_table(result):
             note = f" [resampled {f['resampled']['from']}->{f['resampled']['to']} Hz, {f['resampled']['method']}]" if f["resampled"] else ""
             lines.append(f"  {name:<40}{f['n_windows']:>8}{f['latency_ms']['total']['mean']:>9.3f}"
                          f"{f['real_time_factor']:>8.3f}  {pred}{note}")
+            off = f["offline"]
+            if off["batch"]:
+                lines.append(f"  {'':<40}offline {off['batch_1_windows_per_s']:.0f} windows/s at batch 1, "
+                             f"{off['batch_windows_per_s']:.0f} at batch {off['batch']}")
     for message in result["warnings"]:
         lines.append(f"warning: {message}")
     if result["status"] != "complete":
@@ -274,6 +356,8 @@ def build_parser():
     # The older spelling, hidden: sea-tf spells this idea --hop-size everywhere.
     parser.add_argument("--hop", dest="hop", type=float, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic timing window")
+    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH,
+                        help="windows per invoke() for the offline throughput of --audio files (1: no batching)")
     parser.add_argument("--label", help="device name in the report (default: hostname)")
     parser.add_argument("--interpreter", choices=["ai-edge-litert", "tflite-runtime", "tensorflow"],
                         help="interpreter package to try first")
@@ -286,11 +370,11 @@ def main(argv=None):
     """Command-line entry point; returns 0 (complete), 1 (partial) or 2 (error)."""
     args = build_parser().parse_args(argv)
     try:
-        if args.runs < 1 or args.warmup < 0 or args.threads < 1 or args.hop <= 0:
-            raise DeviceError("--runs and --threads must be >= 1, --warmup >= 0 and --hop-size > 0")
+        if args.runs < 1 or args.warmup < 0 or args.threads < 1 or args.hop <= 0 or args.batch < 1:
+            raise DeviceError("--runs, --threads and --batch must be >= 1, --warmup >= 0 and --hop-size > 0")
         result = run(args.model, args.classifier, args.audio, threads=args.threads, runs=args.runs,
                      warmup=args.warmup, hop_s=args.hop, seed=args.seed, label=args.label,
-                     prefer=args.interpreter)
+                     prefer=args.interpreter, batch=args.batch)
         if args.json:
             write_json(args.json, result)
     except DeviceError as exc:

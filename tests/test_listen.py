@@ -107,7 +107,7 @@ def windows_and_summary(lines):
 def test_file_source_matches_offline_run(arts, wav, tmp_path, mode):
     npy = tmp_path / "emb.npy"
     proc, lines, blocked = run_listen(["--model", arts[mode], "--classifier", arts["cls"], "--source", wav,
-                                       "--hop", 0.1, "--embeddings", npy], tmp_path)
+                                       "--hop-size", 0.1, "--embeddings", npy], tmp_path)
     assert proc.returncode == 0, proc.stderr.decode()
     assert blocked == [], f"device.listen tried to import {blocked}"
     windows, summary = windows_and_summary(lines)
@@ -142,7 +142,7 @@ def test_stdin_pcm_equals_the_file(arts, tmp_path):
     pcm, _ = soundfile.read(str(wav8), dtype="int16")
     stereo = np.stack([pcm, pcm], axis=1).astype("<i2").tobytes()         # identical channels: same mean
     proc, lines, _ = run_listen(["--model", arts["fp32"], "--source", "-", "--rate", 8000, "--channels", 2,
-                                 "--hop", 0.25, "--embeddings", tmp_path / "s.npy"], tmp_path, stdin=stereo)
+                                 "--hop-size", 0.25, "--embeddings", tmp_path / "s.npy"], tmp_path, stdin=stereo)
     assert proc.returncode == 0, proc.stderr.decode()
     windows, summary = windows_and_summary(lines)
     assert summary["source"]["kind"] == "stdin" and summary["windows"] == len(windows) == 7
@@ -152,11 +152,11 @@ def test_stdin_pcm_equals_the_file(arts, tmp_path):
 
 
 def test_duration_stops_early_and_a_short_source_is_an_error(arts, wav, tmp_path):
-    proc, lines, _ = run_listen(["--model", arts["fp32"], "--source", wav, "--duration", 1.5, "--hop", 0.5], tmp_path)
+    proc, lines, _ = run_listen(["--model", arts["fp32"], "--source", wav, "--duration", 1.5, "--hop-size", 0.5], tmp_path)
     windows, summary = windows_and_summary(lines)
     assert proc.returncode == 0 and summary["stopped_by"] == "duration reached"
     assert [w["t"] for w in windows] == [1.0, 1.5] and summary["audio_s"] == 1.5
-    proc, lines, _ = run_listen(["--model", arts["fp32"], "--source", wav, "--duration", 10, "--hop", 0.5], tmp_path)
+    proc, lines, _ = run_listen(["--model", arts["fp32"], "--source", wav, "--duration", 10, "--hop-size", 0.5], tmp_path)
     windows, summary = windows_and_summary(lines)
     err = proc.stderr.decode()
     assert proc.returncode == 1 and summary["status"] == "error" and len(windows) == 6
@@ -232,17 +232,20 @@ def test_trigger_on_the_cli_closes_at_the_end(arts, wav, tmp_path):
 
 
 def test_memory_is_flat_over_an_hour(tmp_path):
-    """One hour of 8 kHz PCM on stdin (tiny raw-audio model, hop 0.5 s, embeddings saved): RSS after
+    """One hour of 8 kHz PCM on stdin (tiny raw-audio model, hop 1 s, embeddings saved): RSS after
     the hour within a few MB of RSS after the first minute."""
-    arts = device_support.build_artifacts(tmp_path / "tiny", dim=16)
+    card = {"name": "tiny-emb", "kind": "student", "sample_rate": 8000, "frame_length_s": 1.0, "frame_samples": 8000,
+            "embedding_size": 16}
+    model = device_support.convert(device_support.tiny_embedding_model(dim=16), tmp_path / "tiny-emb.fp32.tflite",
+                                   "fp32", card=card)
     gen = ("import sys, numpy as np\n"
            "rng = np.random.default_rng(0)\n"
            "for _ in range(60):\n"
            "    sys.stdout.buffer.write((3000 * rng.standard_normal(8000 * 60)).astype('<i2').tobytes())\n")
     producer = subprocess.Popen([sys.executable, "-c", gen], stdout=subprocess.PIPE)
     try:
-        proc = subprocess.run([sys.executable, "-m", "device.listen", "--model", str(arts["emb_fp32"]), "--source", "-",
-                               "--rate", "8000", "--hop", "0.5", "--jsonl", str(tmp_path / "out.jsonl"),
+        proc = subprocess.run([sys.executable, "-m", "device.listen", "--model", str(model), "--source", "-",
+                               "--rate", "8000", "--hop-size", "1.0", "--jsonl", str(tmp_path / "out.jsonl"),
                                "--embeddings", str(tmp_path / "e.npy")],
                               cwd=ROOT, stdin=producer.stdout, capture_output=True, text=True, timeout=300)
     finally:
@@ -250,7 +253,7 @@ def test_memory_is_flat_over_an_hour(tmp_path):
         producer.wait(timeout=30)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "out.jsonl").read_text().splitlines()[-1])
-    assert summary["windows"] == 7199 and summary["audio_s"] == pytest.approx(3600.0)
+    assert summary["windows"] == 3600 and summary["audio_s"] == pytest.approx(3600.0)
     mem = summary["memory_mb"]
     assert mem["rss_end"] - mem["rss_after_first_minute"] < 4.0, mem
-    assert np.load(tmp_path / "e.npy", mmap_mode="r").shape == (7199, 16)
+    assert np.load(tmp_path / "e.npy", mmap_mode="r").shape == (3600, 16)

@@ -69,7 +69,7 @@ def test_listen_records_what_is_played(pulse, tmp_path):
     hop = 320                                  # 0.04 s at 8 kHz: two STFT hops, so frames are reused
     env = {**blocked_env(tmp_path), **{k: pulse[k] for k in ("XDG_RUNTIME_DIR", "HOME", "PULSE_SOURCE")}}
     listen = subprocess.Popen([sys.executable, "-m", "device.listen", "--model", str(arts["fp32"]), "--source", "pulse",
-                               "--duration", "7", "--hop", "0.04", "--jsonl", str(out), "--embeddings", str(npy)],
+                               "--duration", "7", "--hop-size", "0.04", "--jsonl", str(out), "--embeddings", str(npy)],
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30
