@@ -15,9 +15,9 @@ reported and the others still complete; the command ends with a summary.
 
 MODEL is a catalogue name (edgel3/sea-64, openl3/mel256-env), a published .h5, a saved .keras
 model, or a preset (sea-64, sea-128, sea-256, sea-512, edgel3-sparse, l3-mel256-512, ...). Without
---model (or with model: null) it is the published SEA-64, edgel3/sea-64, from the weights cache:
-put it there once with `sea-tf models fetch edgel3/sea-64` (or `sea-tf models import PATH` on a
-machine without network). Presets are seeded and untrained: they work, with a warning.
+--model it is the published SEA-64, edgel3/sea-64, from the weights cache: put it there once with
+`sea-tf models fetch edgel3/sea-64` (or `sea-tf models import PATH` on a machine without
+network). Presets are seeded and untrained: they work, with a warning.
 
 example:
   sea-tf models import edgel3_sea_ust_audio_emb_64.h5
@@ -56,7 +56,7 @@ def run(cfg, args):
     if not paths:
         raise AudioError(f"no audio files found in {', '.join(args.inputs)}"
                          + ("" if cfg["recursive"] else " (add --recursive for sub-directories)"))
-    model = get_model(cfg["model"])      # None: the published SEA-64 from the weights cache, or an error
+    model = get_model(cfg["model"])      # edgel3/sea-64 by default: from the weights cache, or the hint
     weights = weights_provenance(model.card)
     print(f"embedding {len(paths)} file(s) with {model.name} ({model.sample_rate} Hz, D={model.embedding_size}, "
           f"{'UNTRAINED weights' if weights == UNTRAINED else weights + ' weights'})", file=sys.stderr)
