@@ -1,0 +1,228 @@
+"""The SONYC-UST classifiers (docs/PROTOCOL.md §4.3): multiple-instance learning with AutoPool, and framewise.
+
+MIL: a file's frame embeddings ``[T, d]`` → ``n_hidden`` × TimeDistributed(Dense(h, relu, L2)) →
+TimeDistributed(Dense(8, sigmoid, L2)) → :class:`~sea_tf.classify.autopool.AutoPool1D` over
+time → file probabilities ``[8]``, trained on file labels with binary cross-entropy. Framewise: the
+same layers on single frames, each frame trained on its file's labels; a file is the max, mean
+or softmax-weighted average of its frames. Both: Adam, the published 1e-5 / batch 64 / 1500
+epochs with patience 1500 (``configs/classify/ust.yaml``), the best validation loss restored, and
+the StandardScaler fitted on the training frames folded in as the first layer.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from sea_tf.backend import keras, tf
+from sea_tf.classify.autopool import AutoPool1D
+from sea_tf.classify.mlp import fit_scaler
+from sea_tf.errors import ClassifyError
+
+AGGREGATIONS = ("max", "mean", "softmax")
+
+
+def _dense_stack(x, n_hidden, hidden_size, n_classes, l2, time_distributed):
+    reg = keras.regularizers.l2(l2) if l2 else None
+
+    def wrap(layer, name):
+        return keras.layers.TimeDistributed(layer, name=name) if time_distributed else layer
+
+    for i in range(int(n_hidden)):
+        x = wrap(keras.layers.Dense(int(hidden_size), activation="relu", kernel_regularizer=reg), f"dense_{i}")(x)
+    return wrap(keras.layers.Dense(n_classes, activation="sigmoid", kernel_regularizer=reg), "frame_probabilities")(x)
+
+
+def build_mil(n_frames: int, dim: int, n_classes: int, mean: np.ndarray, variance: np.ndarray, n_hidden: int = 0,
+              hidden_size: int = 128, l2: float = 1e-5, name: str = "ust_mil"):
+    """The MIL network: raw embeddings ``float32 [B, T, dim]`` → file probabilities ``[B, n_classes]``.
+
+    Parameters
+    ----------
+    n_frames : int
+        Frames per file (T; 91 at the L3E framing of a 10-s clip with hop 0.1 s).
+    dim : int
+    n_classes : int
+    mean, variance : np.ndarray [shape=(dim,)]
+        Training-frame scaler (:func:`sea_tf.classify.mlp.fit_scaler`).
+    n_hidden, hidden_size : int
+        Hidden TimeDistributed ReLU layers and their width (0 = linear → sigmoid → AutoPool).
+    l2 : float
+        Kernel L2 weight of every Dense layer.
+    """
+    inputs = keras.Input(shape=(int(n_frames), int(dim)), name="embeddings")
+    x = keras.layers.Normalization(axis=-1, mean=mean, variance=variance, name="scaler")(inputs)
+    frames = _dense_stack(x, n_hidden, hidden_size, n_classes, l2, time_distributed=True)
+    return keras.Model(inputs, AutoPool1D(axis=1, name="autopool")(frames), name=name)
+
+
+def build_framewise(dim: int, n_classes: int, mean: np.ndarray, variance: np.ndarray, n_hidden: int = 0,
+                    hidden_size: int = 128, l2: float = 1e-5, name: str = "ust_framewise"):
+    """The framewise network: one embedding ``float32 [B, dim]`` → sigmoid probabilities ``[B, n_classes]``."""
+    inputs = keras.Input(shape=(int(dim),), name="embedding")
+    x = keras.layers.Normalization(axis=-1, mean=mean, variance=variance, name="scaler")(inputs)
+    return keras.Model(inputs, _dense_stack(x, n_hidden, hidden_size, n_classes, l2, False), name=name)
+
+
+def aggregate(frame_probs: np.ndarray, how: str) -> np.ndarray:
+    """File probabilities from frame probabilities ``[N, T, C]`` → ``[N, C]``.
+
+    ``softmax`` weights frame t by softmax_t(p_t), i.e. AutoPool with α = 1.
+    """
+    p = np.asarray(frame_probs, dtype=np.float64)
+    if how == "max":
+        return p.max(axis=1)
+    if how == "mean":
+        return p.mean(axis=1)
+    if how == "softmax":
+        w = np.exp(p - p.max(axis=1, keepdims=True))
+        return (p * w / w.sum(axis=1, keepdims=True)).sum(axis=1)
+    raise ClassifyError(f"unknown framewise aggregation {how!r}; choose one of {', '.join(AGGREGATIONS)}")
+
+
+def _epoch_function(model, optimizer, batch_size):
+    # One tf.function per epoch, as sea_tf.classify.mlp does: 1500 epochs of Keras fit() would
+    # spend most of their time in per-epoch Python.
+    loss_fn = keras.losses.BinaryCrossentropy()
+
+    @tf.function(reduce_retracing=True)
+    def train_epoch(x, y, order):
+        n = tf.shape(order)[0]
+        total = tf.constant(0.0)
+        for i in tf.range((n + batch_size - 1) // batch_size):
+            idx = order[i * batch_size:(i + 1) * batch_size]
+            xb, yb = tf.gather(x, idx), tf.gather(y, idx)
+            with tf.GradientTape() as tape:
+                loss = loss_fn(yb, model(xb, training=True))
+                if model.losses:
+                    loss += tf.add_n(model.losses)
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables))
+            total += loss * tf.cast(tf.shape(idx)[0], tf.float32)
+        return total / tf.cast(n, tf.float32)
+
+    @tf.function(reduce_retracing=True)
+    def eval_loss(x, y):
+        loss = loss_fn(y, model(x, training=False))
+        return loss + tf.add_n(model.losses) if model.losses else loss
+
+    return train_epoch, eval_loss
+
+
+def train_network(model, x_train, y_train, x_val, y_val, cfg: dict, seed: int = 0, progress: bool = True,
+                  desc: str = "epochs"):
+    """Adam on binary cross-entropy + L2, keeping the weights of the lowest validation loss.
+
+    Parameters
+    ----------
+    model : keras.Model
+    x_train : np.ndarray [shape=(N, ...)], float32
+    y_train : np.ndarray [shape=(N, n_classes)], 0/1
+    x_val, y_val : np.ndarray or None
+        Without them, ``cfg["epochs"]`` epochs run and the last weights stay.
+    cfg : dict
+        ``learning_rate``, ``batch_size``, ``epochs``, ``patience``.
+
+    Returns
+    -------
+    model : keras.Model
+    info : dict
+        ``epochs_run``, ``best_epoch``, ``best_val_loss``, ``final_train_loss``, ``train_items``.
+    """
+    from tqdm.auto import tqdm
+
+    optimizer = keras.optimizers.Adam(learning_rate=float(cfg["learning_rate"]))
+    train_epoch, eval_loss = _epoch_function(model, optimizer, int(cfg["batch_size"]))
+    x_t, y_t = tf.constant(np.asarray(x_train, np.float32)), tf.constant(np.asarray(y_train, np.float32))
+    has_val = x_val is not None and len(x_val) > 0
+    if has_val:
+        x_v, y_v = tf.constant(np.asarray(x_val, np.float32)), tf.constant(np.asarray(y_val, np.float32))
+    rng = np.random.default_rng(seed)
+    best, best_epoch, best_weights, waited, loss, epoch = np.inf, 0, None, 0, float("nan"), 0
+    bar = tqdm(total=int(cfg["epochs"]), desc=desc, unit="epoch", leave=False, disable=not progress)
+    for epoch in range(1, int(cfg["epochs"]) + 1):
+        loss = float(train_epoch(x_t, y_t, tf.constant(rng.permutation(len(x_train)))))
+        if not np.isfinite(loss):
+            raise ClassifyError(f"training diverged (loss {loss}) at epoch {epoch}; lower classifier.learning_rate")
+        if has_val:
+            val = float(eval_loss(x_v, y_v))
+            if val < best:
+                best, best_epoch, best_weights, waited = val, epoch, model.get_weights(), 0
+            else:
+                waited += 1
+            bar.set_postfix(loss=f"{loss:.4f}", val_loss=f"{val:.4f}")
+        bar.update(1)
+        if has_val and waited >= int(cfg["patience"]):
+            break
+    bar.close()
+    info = {"epochs_run": epoch, "final_train_loss": loss, "train_items": int(len(x_train))}
+    if best_weights is not None:
+        model.set_weights(best_weights)
+        info.update(best_epoch=best_epoch, best_val_loss=float(best))
+    return model, info
+
+
+def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray | None, y_val: np.ndarray | None,
+                   cfg: dict, seed: int = 0, progress: bool = True):
+    """Train the MIL or framewise classifier on file embeddings.
+
+    Parameters
+    ----------
+    x_train : np.ndarray [shape=(N, T, d)], float32
+        Raw frame embeddings of the training files.
+    y_train : np.ndarray [shape=(N, n_classes)], 0/1
+        File targets.
+    x_val, y_val : np.ndarray, optional
+        Validation files (early stopping / best-weights selection).
+    cfg : dict
+        The ``classifier`` section of ``classify ust``: ``type`` (``mil`` | ``framewise``),
+        ``n_hidden``, ``hidden_size``, ``l2``, ``learning_rate``, ``batch_size``, ``epochs``,
+        ``patience``, ``aggregation``.
+    seed : int
+
+    Returns
+    -------
+    model : keras.Model
+        MIL: ``[B, T, d] → [B, C]``; framewise: ``[B, d] → [B, C]``.
+    info : dict
+        :func:`train_network`'s, plus ``type``.
+    """
+    x_train = np.asarray(x_train, np.float32)
+    if x_train.ndim != 3 or len(x_train) == 0:
+        raise ClassifyError(f"no training files (embeddings of shape {x_train.shape}); the train split is empty")
+    n, t, d = x_train.shape
+    n_classes = int(np.shape(y_train)[1])
+    keras.utils.set_random_seed(int(seed))
+    mean, variance = fit_scaler(x_train.reshape(-1, d))
+    arch = {"n_hidden": cfg["n_hidden"], "hidden_size": cfg["hidden_size"], "l2": cfg["l2"]}
+    if cfg["type"] == "mil":
+        model = build_mil(t, d, n_classes, mean, variance, **arch)
+        model, info = train_network(model, x_train, y_train, x_val, y_val, cfg, seed, progress, "MIL epochs")
+    elif cfg["type"] == "framewise":
+        if cfg["aggregation"] not in AGGREGATIONS:
+            raise ClassifyError(f"unknown framewise aggregation {cfg['aggregation']!r}; choose one of "
+                                f"{', '.join(AGGREGATIONS)}")
+        model = build_framewise(d, n_classes, mean, variance, **arch)
+
+        def frames(x, y):
+            # every frame inherits its file's targets
+            return (None, None) if x is None else (np.asarray(x, np.float32).reshape(-1, d),
+                                                   np.repeat(np.asarray(y), np.shape(x)[1], axis=0))
+
+        (xf, yf), (xvf, yvf) = frames(x_train, y_train), frames(x_val, y_val)
+        model, info = train_network(model, xf, yf, xvf, yvf, cfg, seed, progress, "framewise epochs")
+    else:
+        raise ClassifyError(f"unknown UST classifier {cfg['type']!r}; choose 'mil' or 'framewise'")
+    info["type"] = cfg["type"]
+    return model, info
+
+
+def predict_files(model, x: np.ndarray, cfg: dict, batch_size: int = 256) -> np.ndarray:
+    """File probabilities ``float64 [N, C]`` of files ``x [N, T, d]`` (framewise: aggregated frames)."""
+    x = np.asarray(x, np.float32)
+    n, t, d = x.shape
+    if cfg["type"] == "framewise":
+        flat = x.reshape(-1, d)
+        out = np.concatenate([model(tf.constant(flat[i:i + batch_size * t]), training=False).numpy()
+                              for i in range(0, len(flat), batch_size * t)])
+        return aggregate(out.reshape(n, t, -1), cfg["aggregation"])
+    return np.concatenate([model(tf.constant(x[i:i + batch_size]), training=False).numpy()
+                           for i in range(0, n, batch_size)]).astype(np.float64)
