@@ -37,6 +37,9 @@ test "$("$bin/sea-tf" --version)" = "sea-tf $("$bin/python" -c 'import sea_tf; p
 set -x
 "$bin/sea-tf" data make-demo --out data --clips-per-class 1 --upstream 3 \
     --set upstream.min_duration_s=5.0 --set upstream.max_duration_s=5.0
+# Never silently untrained: with an empty weights cache the default model is an error with the hint.
+if "$bin/sea-tf" embed data/audio/fold1 -o embeddings 2> embed.err; then echo "embed ran without weights"; exit 1; fi
+grep -q "sea-tf models import" embed.err && test -z "$(ls -A embeddings 2>/dev/null)"
 "$bin/sea-tf" teacher-embed --input data/upstream --out shards --teacher l3-mel256-512 --hop-size 0.25 \
     --config teacher/demo --no-progress
 "$bin/sea-tf" sample --config sampling/demo --shards shards --m 48 --strategy random --out sample --no-progress
