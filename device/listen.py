@@ -390,10 +390,12 @@ def _install_stop_handlers(args):
         main_thread = threading.main_thread()
 
         def watch():
+            # os.read on the descriptor, not sys.stdin: a daemon thread blocked inside a buffered
+            # reader's lock makes the interpreter abort at exit
             try:
-                while sys.stdin.buffer.read(4096):
+                while os.read(0, 4096):
                     pass
-            except (OSError, ValueError):
+            except OSError:
                 pass
             if main_thread.is_alive():
                 os.kill(os.getpid(), signal.SIGTERM)

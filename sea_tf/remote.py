@@ -347,3 +347,136 @@ def _indent(text):
 
 def _safe(text):
     return re.sub(r"[^A-Za-z0-9_.@-]+", "_", text)
+
+
+# -- sea-tf device listen: device.listen on one board, its JSON lines streamed back live ---------------------
+
+def listen_plan(artifacts, model=None):
+    """(embedding model, classifier or None) for ``sea-tf device listen`` from ``--artifacts``.
+
+    ``model`` picks the embedding model when there are several (its file name, or the start of it);
+    the classifier is the one :meth:`RunPlan.classifier_for` pairs with it.
+    """
+    run_plan = plan(artifacts)
+    embeddings = run_plan.embeddings
+    if model:
+        embeddings = [m for m in embeddings if m.name == model or m.name.startswith(model)]
+        if not embeddings:
+            raise RemoteError(f"--model {model}: no embedding model of that name in --artifacts; there are "
+                              f"{', '.join(m.name for m in run_plan.embeddings)}")
+    elif len(embeddings) > 1:
+        raise RemoteError(f"--artifacts holds {len(embeddings)} embedding models "
+                          f"({', '.join(m.name for m in embeddings)}); pick one with --model NAME")
+    return embeddings[0], run_plan.classifier_for(embeddings[0])
+
+
+def listen_on_host(host, model, classifier, out_path, source="default", listen_args=(), key_path=None,
+                   known_hosts="~/.ssh/known_hosts", remote_dir="sea-tf-device", remote_python="python3",
+                   connect_timeout=10.0, stop_timeout=20.0, on_line=None, err=print):
+    """Copy device/ and the models to ``host``, run ``python -m device.listen`` there, stream its JSON lines.
+
+    Every line the board prints is appended to ``out_path`` as it arrives (and passed to
+    ``on_line(dict)``). Ctrl-C here (KeyboardInterrupt) closes the board's stdin: ``device.listen
+    --until-stdin-closes`` then stops like a local Ctrl-C and sends its summary, which is awaited
+    for ``stop_timeout`` seconds. Returns ``(summary dict or None, remote exit code, interrupted)``.
+
+    Parameters
+    ----------
+    source : str
+        ``default`` / a device name or index (the board's microphone), or a local audio file (copied).
+    listen_args : sequence of str
+        More ``device.listen`` arguments (``--hop-size``, ``--duration``, ``--trigger``...).
+    """
+    from tqdm import tqdm
+
+    remote_dir = remote_dir[2:] if remote_dir.startswith("~/") else remote_dir
+    rdir = shlex.quote(remote_dir)
+    local_source = Path(source) if source not in ("-",) and Path(source).is_file() else None
+    if source == "-":
+        raise RemoteError("--source -: stdin of the board is how sea-tf stops it; pass a file or a microphone")
+    client = connect(host, key_path, known_hosts, connect_timeout)
+    try:
+        code, _, stderr = execute(client, f"mkdir -p {rdir}/device {rdir}/artifacts {rdir}/audio", 60, host)
+        if code:
+            raise RemoteError(f"{host.label}: cannot create {remote_dir} ({stderr.strip()}); pass a writable --remote-dir")
+        device_dir = _device_dir()
+        uploads = [(p, f"{remote_dir}/device/{p.name}") for pattern in DEVICE_FILES for p in sorted(device_dir.glob(pattern))]
+        for path in [model] + ([classifier] if classifier else []):
+            uploads.append((path, f"{remote_dir}/artifacts/{path.name}"))
+            if path.with_suffix(".json").exists():
+                uploads.append((path.with_suffix(".json"), f"{remote_dir}/artifacts/{path.with_suffix('.json').name}"))
+        if local_source:
+            uploads.append((local_source, f"{remote_dir}/audio/{local_source.name}"))
+        sftp = client.open_sftp()
+        try:
+            for local, remote in tqdm(uploads, desc=f"copy to {host.label}", unit="file", leave=False):
+                try:
+                    sftp.put(str(local), remote)
+                except (OSError, EOFError) as exc:
+                    raise RemoteError(f"{host.label}: copying {local} to {remote} failed ({exc}); check free space "
+                                      f"on the board (df -h {remote_dir})") from None
+        finally:
+            sftp.close()
+        args = ["--model", f"artifacts/{model.name}", "--source", f"audio/{local_source.name}" if local_source else source,
+                "--jsonl", "-", "--until-stdin-closes", *map(str, listen_args)]
+        if classifier:
+            args += ["--classifier", f"artifacts/{classifier.name}"]
+        command = f"cd {rdir} && exec {shlex.quote(remote_python)} -m device.listen " + " ".join(shlex.quote(a) for a in args)
+        return _stream_lines(client, command, out_path, host, stop_timeout, on_line, err)
+    finally:
+        client.close()
+
+
+def _stream_lines(client, command, out_path, host, stop_timeout, on_line, err):
+    channel = client.get_transport().open_session()
+    channel.exec_command(command)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    summary, interrupted, pending, errors = None, False, b"", bytearray()
+    deadline = None
+    with open(out_path, "w") as out:
+        while True:
+            try:
+                got = False
+                while channel.recv_ready():
+                    pending += channel.recv(65536)
+                    got = True
+                while channel.recv_stderr_ready():
+                    errors += channel.recv_stderr(65536)
+                    got = True
+                *lines, pending = pending.split(b"\n")
+                for raw in lines:
+                    if not raw.strip():
+                        continue
+                    text = raw.decode(errors="replace")
+                    out.write(text + "\n")
+                    out.flush()
+                    try:
+                        record = json.loads(text)
+                    except ValueError:
+                        continue
+                    if record.get("event") == "summary":
+                        summary = record
+                    if on_line is not None:
+                        on_line(record)
+                if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    channel.close()
+                    err(f"{host.label}: the board did not stop within {stop_timeout:g} s of Ctrl-C; the channel was closed")
+                    break
+                if not got:
+                    time.sleep(0.02)
+            except KeyboardInterrupt:
+                if interrupted:            # a second Ctrl-C: stop waiting for the board's summary
+                    channel.close()
+                    break
+                interrupted = True
+                channel.shutdown_write()   # the board's stdin ends: device.listen stops and sends its summary
+                deadline = time.monotonic() + stop_timeout
+    code = channel.recv_exit_status() if channel.exit_status_ready() else None
+    channel.close()
+    text = errors.decode(errors="replace").strip()
+    if text and (code not in (0, None) or summary is None):
+        err(f"--- remote stderr ({host.label}) ---\n{_indent(text)}")
+    return summary, code, interrupted

@@ -1,4 +1,5 @@
-"""``sea-tf device run``: benchmark exported models on boards over SSH (library: :mod:`sea_tf.remote`)."""
+"""``sea-tf device run`` (benchmark exported models on boards over SSH) and ``sea-tf device listen``
+(a model on a board's microphone or a file, live); library: :mod:`sea_tf.remote`."""
 import sys
 from pathlib import Path
 
@@ -42,6 +43,90 @@ def register(subparsers):
     opts.alias("--hop", key="bench.hop_s", type=float)
     opts.add("--connect-timeout", key="timeouts.connect_s", type=float, metavar="S", help="seconds to connect and authenticate")
     opts.add("--command-timeout", key="timeouts.command_s", type=float, metavar="S", help="seconds any remote command may run")
+    register_listen(actions)
+
+
+LISTEN_EPILOG = """\
+The board runs python -m device.listen (numpy + LiteRT, + sounddevice for a microphone) on --source:
+one of its microphones or a local audio file copied there. Each window's
+JSON line is written to --out as it arrives; the last line is the board's summary. Ctrl-C stops the
+board too (its stdin is closed) and waits for that summary.
+"""
+
+
+def register_listen(actions):
+    parser, opts = add_command(actions, "listen", "run device.listen on a board and stream its JSON lines back live",
+                               "device/listen", listen)
+    parser.epilog = LISTEN_EPILOG
+    parser.set_defaults(_command="device listen")
+    opts.add("--host", key="host", metavar="USER@HOST[:PORT]", help="board to listen on")
+    opts.add("--port", key="port", type=int, help="SSH port when --host has no :PORT")
+    opts.add("--key", key="key", metavar="PATH", help="private key file (else ssh-agent / ~/.ssh keys)")
+    opts.add("--known-hosts", key="known_hosts", metavar="PATH", help="known_hosts file with the board's host key")
+    opts.add("--artifacts", key="artifacts", nargs="+", metavar="DIR|FILE",
+             help="export directory or .tflite files: the embedding model and a classifier for it")
+    opts.add("--model", key="model", metavar="NAME", help="embedding model to use when --artifacts holds several")
+    opts.add("--source", key="source", metavar="SRC",
+             help="a microphone on the board by PortAudio name or index (none: its system one), or a local WAV/FLAC file")
+    opts.add("--realtime", key="realtime", action="store_true", help="pace a file source at real time")
+    opts.add("--duration", key="duration_s", type=float, metavar="S", help="seconds of audio to listen to")
+    opts.add("--hop-size", key="hop_s", type=float, metavar="S", help="seconds between window starts")
+    opts.add("--threads", key="threads", type=int, metavar="N", help="interpreter threads on the board")
+    opts.add("--trigger", key="triggers", action="append", metavar="CLASS:P[:N]",
+             help="onset/offset events when CLASS stays >= P for N windows (repeatable)")
+    opts.add("--remote-dir", key="remote_dir", metavar="PATH", help="working directory on the board (relative to $HOME)")
+    opts.add("--remote-python", key="remote_python", metavar="PY", help="Python on the board")
+    opts.add("--out", key="out", metavar="FILE.jsonl", help="local file for the streamed JSON lines")
+    opts.add("--connect-timeout", key="timeouts.connect_s", type=float, metavar="S", help="seconds to connect and authenticate")
+
+
+def listen(cfg, args):
+    from sea_tf import remote
+
+    if not cfg["host"]:
+        raise RemoteError("no --host given; e.g. --host pi@raspberrypi.local --artifacts OUT/export")
+    host = remote.parse_host(cfg["host"], cfg["port"])
+    model, classifier = remote.listen_plan(cfg["artifacts"], cfg["model"])
+    source = cfg["source"] or "default"
+    listen_args = ["--hop-size", cfg["hop_s"], "--threads", cfg["threads"]]
+    if cfg["duration_s"]:
+        listen_args += ["--duration", cfg["duration_s"]]
+    if cfg["realtime"]:
+        listen_args.append("--realtime")
+    for trigger in cfg["triggers"]:
+        listen_args += ["--trigger", trigger]
+    out = Path(cfg["out"])
+    write_resolved(cfg, out.parent, out.stem)
+    live = sys.stderr.isatty()
+
+    def on_line(record):
+        if live and "top" in record:
+            top = record["top"][0] if record["top"] else ["-", 0.0]
+            print(f"\r{record['t']:8.1f} s  {top[0]:<24} {top[1]:.2f}  {record['latency_ms']:7.1f} ms   ",
+                  end="", file=sys.stderr, flush=True)
+        elif record.get("event") in ("onset", "offset"):
+            print(f"{'' if not live else chr(10)}{host.label}: {record['event']} {record['class']} at {record['t']} s",
+                  file=sys.stderr)
+
+    print(f"{host.label}: device.listen {model.name}" + (f" + {classifier.name}" if classifier else "")
+          + f" on {source} -> {out}", file=sys.stderr)
+    summary, code, interrupted = remote.listen_on_host(
+        host, model, classifier, out, source=source, listen_args=listen_args, key_path=cfg["key"],
+        known_hosts=cfg["known_hosts"], remote_dir=cfg["remote_dir"], remote_python=cfg["remote_python"],
+        connect_timeout=cfg["timeouts"]["connect_s"], stop_timeout=cfg["timeouts"]["stop_s"], on_line=on_line,
+        err=lambda text: print(text, file=sys.stderr))
+    if live:
+        print(file=sys.stderr)
+    if summary is None:
+        raise RemoteError(f"{host.label}: device.listen ended (exit {code}) without a summary; see the remote "
+                          "stderr above")
+    lat = summary["latency_ms"]["compute"]
+    print(f"{host.label}: {summary['windows']} windows, {summary['audio_s']:.1f} s of audio, stopped by "
+          f"{summary['stopped_by']}; real-time factor {summary['real_time_factor'] or 0:.3f}; compute p50 "
+          f"{lat.get('p50', float('nan')):.2f} ms; overruns {summary['overruns']}; {out}")
+    if summary["error"]:
+        print(f"sea-tf device listen: the board reported: {summary['error']}", file=sys.stderr)
+    return 0 if code == 0 or (interrupted and summary["status"] == "complete") else 1
 
 
 def run(cfg, args):
