@@ -8,7 +8,7 @@ from sea_tf.cli import main as cli_main
 
 TINY = ["--clips-per-class", "1", "--upstream", "1", "--seed", "3",
         "--set", "upstream.min_duration_s=5", "--set", "upstream.max_duration_s=5",
-        "--set", "duration_s.max=1.0"]
+        "--set", "duration_s.max=1.0", "--set", "ust.clips_per_sensor=1", "--set", "ust.clip_seconds=1.0"]
 
 
 def run(capsys, *argv):

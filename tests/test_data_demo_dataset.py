@@ -25,6 +25,7 @@ def small_cfg(**overrides):
     cfg = copy.deepcopy(DEFAULTS)
     cfg.update(clips_per_class=3, seed=7)
     cfg["upstream"] = {**cfg["upstream"], "recordings": 3, "min_duration_s": 5.0, "max_duration_s": 6.0}
+    cfg["ust"] = {**cfg["ust"], "clips_per_sensor": 1, "clip_seconds": 1.0}   # ust/: tests/test_ust_data.py
     cfg.update(overrides)
     return cfg
 
@@ -176,6 +177,7 @@ def test_learnable_but_not_trivial(tmp_path):
     cfg = copy.deepcopy(DEFAULTS)
     cfg.update(clips_per_class=10, sample_rates=[22050], sample_rate_weights=[1.0])
     cfg["upstream"]["recordings"] = 0
+    cfg["ust"]["clips_per_sensor"] = 0
     make_demo_dataset(cfg, out=tmp_path / "d")
     ds = US8K(tmp_path / "d")
     feats = mean_logmel_features(ds.clips, sr=22050)

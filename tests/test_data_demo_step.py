@@ -11,6 +11,7 @@ def test_data_step_generates_then_reuses(tmp_path, monkeypatch):
     tiny.update(clips_per_class=2, sample_rates=[22050], sample_rate_weights=[1.0])
     tiny["duration_s"]["max"] = 1.0
     tiny["upstream"].update(recordings=1, min_duration_s=5.0, max_duration_s=5.0)
+    tiny["ust"].update(clips_per_sensor=1, clip_seconds=1.0)
     monkeypatch.setattr(data_step, "load_defaults", lambda name: copy.deepcopy(tiny))
     ctx = DemoContext(out_dir=tmp_path, report_dir=tmp_path / "report", data_dir=tmp_path / "data", seed=5)
 

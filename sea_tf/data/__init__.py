@@ -1,36 +1,43 @@
-"""Datasets: the generated demo dataset and the UrbanSound8K / ESC-50 loaders.
+"""Datasets: the generated demo dataset and the UrbanSound8K / ESC-50 / SONYC-UST loaders.
 
-- :mod:`sea_tf.data.demo_dataset` writes the embedded demo dataset (UrbanSound8K layout + ``upstream/``).
-- :mod:`sea_tf.data.us8k` and :mod:`sea_tf.data.esc50` read labelled datasets into one interface,
-  :class:`sea_tf.data.base.LabelledDataset`; :func:`load_labelled_dataset` picks the right one.
+- :mod:`sea_tf.data.demo_dataset` writes the embedded demo dataset (UrbanSound8K layout +
+  ``upstream/`` + the SONYC-UST layout in ``ust/``).
+- :mod:`sea_tf.data.us8k` and :mod:`sea_tf.data.esc50` read fold-organised, single-label datasets
+  into one interface, :class:`sea_tf.data.base.LabelledDataset`; :mod:`sea_tf.data.ust` reads the
+  multi-label, split-organised SONYC-UST. :func:`load_labelled_dataset` picks the right one.
 """
 from pathlib import Path
 
 from sea_tf.data.base import Clip, LabelledDataset
 from sea_tf.data.esc50 import ESC50
 from sea_tf.data.us8k import US8K
+from sea_tf.data.ust import UST
 from sea_tf.errors import DataError
 
-LOADERS = {"us8k": US8K, "esc50": ESC50}
+LOADERS = {"us8k": US8K, "esc50": ESC50, "ust": UST}
 
-__all__ = ["Clip", "LabelledDataset", "US8K", "ESC50", "LOADERS", "detect_kind", "load_labelled_dataset"]
+__all__ = ["Clip", "LabelledDataset", "US8K", "ESC50", "UST", "LOADERS", "detect_kind", "load_labelled_dataset"]
 
 
 def detect_kind(root):
-    """``"us8k"`` or ``"esc50"`` from the layout under ``root``.
+    """``"us8k"``, ``"esc50"`` or ``"ust"`` from the layout under ``root``.
 
     Raises
     ------
     DataError
-        Neither ``metadata/UrbanSound8K.csv`` nor ``meta/esc50.csv`` / ``audio/*-*-*-*.wav`` is there.
+        None of ``metadata/UrbanSound8K.csv``, ``meta/esc50.csv`` / ``audio/*-*-*-*.wav`` or
+        ``annotations.csv`` + ``dcase-ust-taxonomy.yaml`` is there.
     """
     root = Path(root)
     if (root / "metadata" / "UrbanSound8K.csv").is_file() or (root / "audio" / "fold1").is_dir():
         return "us8k"
+    if (root / "annotations.csv").is_file() and (root / "dcase-ust-taxonomy.yaml").is_file():
+        return "ust"
     if (root / "meta" / "esc50.csv").is_file() or any((root / "audio").glob("*-*-*-*.wav")):
         return "esc50"
-    raise DataError(f"{root}: not an UrbanSound8K root (metadata/UrbanSound8K.csv) nor an ESC-50 root "
-                    "(meta/esc50.csv or audio/{fold}-{id}-{take}-{target}.wav); pass the folder holding audio/, "
+    raise DataError(f"{root}: not an UrbanSound8K root (metadata/UrbanSound8K.csv), an ESC-50 root "
+                    "(meta/esc50.csv or audio/{fold}-{id}-{take}-{target}.wav) nor a SONYC-UST root "
+                    "(annotations.csv + dcase-ust-taxonomy.yaml); pass the folder holding audio/, "
                     "or generate the demo dataset with `sea-tf data make-demo --out DIR`")
 
 
@@ -41,13 +48,14 @@ def load_labelled_dataset(root, kind="auto"):
     ----------
     root : str or Path
         Dataset root (the folder holding ``audio/``).
-    kind : {"auto", "us8k", "esc50"}
+    kind : {"auto", "us8k", "esc50", "ust"}
         Layout; ``"auto"`` detects it with :func:`detect_kind`.
 
     Returns
     -------
-    LabelledDataset
-        A :class:`US8K` or :class:`ESC50`.
+    LabelledDataset or UST
+        A :class:`US8K` or :class:`ESC50` (fold-organised, one label per clip), or a :class:`UST`
+        (splits, multi-label coarse targets).
 
     Examples
     --------

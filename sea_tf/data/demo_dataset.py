@@ -6,6 +6,8 @@ Layout written under ``out``::
     metadata/UrbanSound8K.csv      slice_file_name,fsID,start,end,salience,fold,classID,class
     upstream/scene-NNNN.wav        5-10 s unlabelled city scenes (what the student is distilled on)
     upstream/manifest.csv          file,duration,sample_rate,channels
+    ust/                           the SONYC-UST v2 layout (annotations.csv, dcase-ust-taxonomy.yaml,
+                                   audio/): 10-s multi-label sensor clips, :mod:`sea_tf.data.ust_demo`
     card.json                      generator version, seed, config, counts, hashes
     data.config.yaml               the resolved config
 
@@ -32,6 +34,7 @@ from sea_tf.config import write_resolved
 from sea_tf.data.recipes import (FULL_LENGTH_WEIGHT, US8K_CLASSES, draw_background, draw_source,
                                  render, render_background)
 from sea_tf.data.synth import normalise_rms
+from sea_tf.data.ust_demo import plan_ust, write_ust
 from sea_tf.errors import ConfigError, DataError, OutputError
 from sea_tf.presets import load_defaults
 
@@ -227,11 +230,12 @@ def make_demo_dataset(cfg=None, out=None, overwrite=None, progress=False):
     if overwrite is not None:
         cfg["overwrite"] = bool(overwrite)
     out = Path(cfg["out"])
-    clips, scenes = plan_clips(cfg), plan_upstream(cfg)
+    clips, scenes, ust_clips = plan_clips(cfg), plan_upstream(cfg), plan_ust(cfg)
     _check_out(out, cfg["overwrite"])
     staging = _make_staging(out)
     try:
-        with tqdm(total=len(clips) + len(scenes), desc="make-demo", unit="file", disable=not progress) as bar:
+        with tqdm(total=len(clips) + len(scenes) + len(ust_clips), desc="make-demo", unit="file",
+                  disable=not progress) as bar:
             for fold in range(1, N_FOLDS + 1):
                 (staging / "audio" / f"fold{fold}").mkdir(parents=True)
             for row in clips:
@@ -241,11 +245,13 @@ def make_demo_dataset(cfg=None, out=None, overwrite=None, progress=False):
             for row in scenes:
                 _write_wav(staging / "upstream" / row["file"], row, render_scene(row, cfg))
                 bar.update()
+            ust = write_ust(staging / "ust", cfg, bar) if ust_clips else None
         (staging / "metadata").mkdir()
         _write_csv(staging / "metadata" / "UrbanSound8K.csv", METADATA_COLUMNS, sorted(clips, key=lambda r: r["slice_file_name"]))
         _write_csv(staging / "upstream" / "manifest.csv", MANIFEST_COLUMNS,
                    [{**r, "duration": round(r["n_samples"] / r["sample_rate"], 6)} for r in scenes])
         card = _card(cfg, clips, scenes, staging)
+        card["ust"] = ust and {**ust, "annotations_sha256": cards.sha256_file(staging / "ust" / "annotations.csv")}
         cards.write_card(staging, card)
         write_resolved(cfg, staging, "data")
         _move_into_place(staging, out)
@@ -267,7 +273,8 @@ def is_complete(out, cfg):
                 and card.get("generator_version") == GENERATOR_VERSION
                 and card.get("config") == generation_config(cfg)
                 and (out / "metadata" / "UrbanSound8K.csv").is_file()
-                and (out / "upstream" / "manifest.csv").is_file())
+                and (out / "upstream" / "manifest.csv").is_file()
+                and (not cfg["ust"]["clips_per_sensor"] or (out / "ust" / "annotations.csv").is_file()))
     except AttributeError:  # a card that is not a JSON object
         return False
 
