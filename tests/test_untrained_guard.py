@@ -113,10 +113,9 @@ def test_features_of_a_preset_say_untrained(clip, tmp_path):
     with pytest.warns(SeaTFWarning, match="untrained preset"):
         embedder = open_embedder("sea-64")
     extract_features(clips, embedder, tmp_path / "cache", progress=False)
-    # The card sits beside the model's cache directory on a first run (the directory does not exist
-    # yet when it is written), inside it afterwards.
+    # The card sits inside the model's cache directory, on the first run as on later ones.
     written = sorted((tmp_path / "cache").rglob("*card.json"))
-    assert len(written) == 1
+    assert written == [tmp_path / "cache" / embedder.name / "card.json"]
     card = json.loads(written[0].read_text())
     assert card["weights"] == "untrained" and card["model_card"]["weights"]["source"] == "untrained"
 

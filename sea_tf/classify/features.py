@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sea_tf import atomic, cards
+from sea_tf import atomic, cards, tf_logs
 from sea_tf.errors import ClassifyError, DataError, ModelError, OutputError, SeaTFError, SeaTFWarning
 
 FRAMINGS = ("centered", "uncentered", "l3e")
@@ -224,7 +224,8 @@ def _open_tflite(path, name):
     except (OSError, ValueError) as exc:
         raise ModelError(f"{sidecar}: the .tflite's JSON sidecar is missing or unreadable ({exc}); re-export") from exc
     try:
-        artifact = load_artifact(path)
+        with tf_logs.quiet_stderr():  # LiteRT announces its XNNPACK delegate at the first allocation
+            artifact = load_artifact(path)
     except Exception as exc:  # the device harness has its own error types; name the file either way
         raise ModelError(f"{path}: cannot load the .tflite through the device harness ({exc})") from exc
     if not artifact.sample_rate or not artifact.frame_samples:
@@ -333,7 +334,7 @@ def read_cached(path, key, audio_sha):
 
 
 def extract_features(clips, embedder, cache_dir, hop_size=0.1, framing="centered", max_failed_fraction=0.05,
-                     progress=True):
+                     progress=True, frame_fn=None):
     """Frame embeddings of every clip, reusing valid cache files.
 
     Parameters
@@ -348,6 +349,9 @@ def extract_features(clips, embedder, cache_dir, hop_size=0.1, framing="centered
         Clips that cannot be read or embedded are skipped with a warning naming them; more than
         this fraction of failures is an error.
     progress : bool
+    frame_fn : callable, optional
+        ``(path, sample_rate, hop_size, framing) -> (frames, timestamps)`` in place of
+        :func:`clip_frames` (SONYC-UST fixes every clip to 10 s first: ``sea_tf.classify.ust``).
 
     Returns
     -------
@@ -361,6 +365,12 @@ def extract_features(clips, embedder, cache_dir, hop_size=0.1, framing="centered
         raise ClassifyError(f"unknown framing {framing!r}; choose one of {FRAMINGS}")
     hop_size = check_hop_size(hop_size)
     cache_root = Path(cache_dir) / embedder.name
+    try:
+        # The directory first: cards.card_path gives a directory's card only when it exists.
+        cache_root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{cache_root}: cannot create the embedding cache ({exc}); pass a writable "
+                          f"--cache-dir") from exc
     # "weights" up front: features of an untrained preset must not pass for real ones.
     cards.write_card(cache_root, {"model_name": embedder.name, "model_key": embedder.key,
                                   "weights": cards.weights_provenance(embedder.card), "model_card": embedder.card})
@@ -382,7 +392,7 @@ def extract_features(clips, embedder, cache_dir, hop_size=0.1, framing="centered
                     stats[f"stale_{emb}"] += 1
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
-                    frames, ts = clip_frames(path, embedder.sample_rate, hop_size, framing)
+                    frames, ts = (frame_fn or clip_frames)(path, embedder.sample_rate, hop_size, framing)
                 short += any("shorter than" in str(w.message) for w in caught)
                 for w in caught:  # one summary below instead of a warning per short clip
                     if "shorter than" not in str(w.message):
