@@ -129,7 +129,7 @@ def default_model_path() -> Path:
     """
     if not weights_cache.is_cached(DEFAULT_MODEL):
         raise ModelError(
-            f"no model named, and the default {DEFAULT_MODEL} (the published SEA-64 student) is not in the weights "
+            f"no model named (--model), and the default {DEFAULT_MODEL} (the published SEA-64 student) is not in the weights "
             f"cache {weights_cache.weights_dir()}: fetch it with `sea-tf models fetch {DEFAULT_MODEL}`, import a "
             f"copy of edgel3_sea_ust_audio_emb_64.h5 with `sea-tf models import PATH`, or name a model "
             "(a .keras/.h5 file, or a preset such as sea-64, which is untrained)")
