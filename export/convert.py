@@ -23,6 +23,7 @@ plain LiteRT interpreter; :func:`check_builtin_ops` verifies the flatbuffer afte
 import re
 import warnings
 
+from sea_tf import tf_logs
 from sea_tf.backend import tf
 from sea_tf.errors import ExportError
 
@@ -130,7 +131,8 @@ def convert(keras_model, mode, representative=None, io="int8", name="model"):
         with warnings.catch_warnings():
             # "Statistics for quantized inputs were expected": the converter's own calibration supplies them.
             warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
-            data = converter.convert()
+            with tf_logs.quiet_stderr():  # the calibrator prints its settings from C++ ("fully_quantize: 0, ...")
+                data = converter.convert()
     except Exception as exc:  # noqa: BLE001 - the converter raises many unrelated types
         raise ExportError(f"{name}: TFLite conversion in mode {mode} failed ({_first_error(exc)}); the model must "
                           "convert with builtin operators only - export another mode or replace the layers "

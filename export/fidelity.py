@@ -20,6 +20,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from device.runner import load_artifact
+from sea_tf import tf_logs
 
 
 def file_sizes(path):
@@ -141,7 +142,8 @@ def measure_embedding(tflite_path, frames, reference, runs=30, warmup=3, threads
         :func:`file_sizes` + :func:`compare` + :func:`time_windows` keys.
     outputs : np.ndarray [shape=(n, D), dtype=float32]
     """
-    artifact = load_artifact(tflite_path, threads=threads)
+    with tf_logs.quiet_stderr():  # LiteRT announces its XNNPACK delegate at the first allocation
+        artifact = load_artifact(tflite_path, threads=threads)
     outputs = artifact.embed_frames(frames)
     result = {**file_sizes(tflite_path), **compare(outputs, reference),
               **time_windows(artifact, frames, runs, warmup), "interpreter": artifact.interpreter_info}
@@ -171,7 +173,8 @@ def measure_classifier(tflite_path, embeddings, reference_probs, runs=30, warmup
     result : dict
     probs : np.ndarray [shape=(n, n_classes)]
     """
-    artifact = load_artifact(tflite_path, threads=threads, kind="classifier")
+    with tf_logs.quiet_stderr():
+        artifact = load_artifact(tflite_path, threads=threads, kind="classifier")
     probs = artifact.classify(embeddings)
     result = {**file_sizes(tflite_path), **compare(probs, reference_probs),
               "top1_agreement": float(np.mean(probs.argmax(1) == np.asarray(reference_probs).argmax(1))),
