@@ -43,6 +43,13 @@ BANNER = [re.compile(p) for p in (
     r"appropriate compiler flags\.$",
 )]
 
+# The TFLite converter's calibration step: its settings, printed once per int8/int16x8 conversion,
+# and LiteRT's notice that it uses its default CPU delegate (once per process).
+TFLITE_BANNER = [re.compile(p) for p in (
+    r"^fully_quantize: \d+, inference_type: \d+, input_inference_type: \w+, output_inference_type: \w+$",
+    r"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$",
+)]
+
 # Only noise where there is no GPU to use: the CUDA probe failing as expected.
 CPU_ONLY_BANNER = [re.compile(p) for p in (
     _ABSL_PREFIX + r"Could not find cuda drivers on your machine, GPU will not be used\.$",
@@ -72,7 +79,7 @@ def is_banner(line: str, no_gpu: bool) -> bool:
     no_gpu : bool
         :func:`cpu_only` of this machine; CUDA lines are dropped only then.
     """
-    patterns = BANNER + CPU_ONLY_BANNER if no_gpu else BANNER
+    patterns = BANNER + TFLITE_BANNER + (CPU_ONLY_BANNER if no_gpu else [])
     return any(p.search(line) for p in patterns)
 
 
@@ -89,8 +96,8 @@ def quiet_stderr() -> Iterator[None]:
 
     If the block raises, everything captured is written back unfiltered (it may explain the
     failure). With ``SEA_TF_DEBUG`` set, or when fd 2 cannot be duplicated, nothing is captured.
-    Only for short blocks run before other threads write to stderr (importing TensorFlow): what
-    they write meanwhile is delayed until the block ends.
+    Only for short blocks that print no progress (importing TensorFlow, one TFLite conversion):
+    what anything writes to stderr meanwhile is delayed until the block ends.
     """
     if debug_requested():
         yield

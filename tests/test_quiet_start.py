@@ -16,7 +16,8 @@ from sea_tf import tf_logs
 ABSL_LINE = re.compile(r"^[IWEF]\d{4} [\d:.]+\s+\d+ \S+:\d+\] |absl::InitializeLog")
 
 # Lines TensorFlow 2.21 printed on a CPU-only x86-64 machine during `import tensorflow` and the
-# first device probe, copied verbatim.
+# first device probe, then the TFLite converter's int8 calibration and LiteRT 2.3's first
+# allocation, copied verbatim.
 CAPTURED = b"""\
 WARNING: All log messages before absl::InitializeLog() is called are written to STDERR
 I0000 00:00:1796119375.628773    5749 cudart_stub.cc:31] Could not find cuda drivers on your machine, GPU will not be used.
@@ -24,10 +25,13 @@ I0000 00:00:1796119375.717643    5749 cpu_feature_guard.cc:227] This TensorFlow 
 To enable the following instructions: AVX2 FMA, in other operations, rebuild TensorFlow with the appropriate compiler flags.
 E0000 00:00:1796119380.626382    5749 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)
 E0000 00:00:1730000000.000000    5749 cuda_fft.cc:485] Unable to register cuFFT factory: Attempting to register factory for plugin cuFFT when one has already been registered
+fully_quantize: 0, inference_type: 6, input_inference_type: INT8, output_inference_type: INT8
+INFO: Created TensorFlow Lite XNNPACK delegate for CPU.
 """
 KEPT = (b"/x/site.py:3: DeprecationWarning: something a user should see\n"
         b"E0000 00:00:1796119380.626382    5749 op_kernel.cc:1857] OP_REQUIRES failed at a real op\n"
-        b"sea-tf embed: warning: clip.wav: every sample is zero\n")
+        b"sea-tf embed: warning: clip.wav: every sample is zero\n"
+        b"INFO: Created TensorFlow Lite GPU delegate.\n")
 
 
 def test_filter_drops_banner_keeps_everything_else():
