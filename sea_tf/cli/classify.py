@@ -1,4 +1,4 @@
-"""``sea-tf classify us8k|esc50|final``: downstream evaluation and the deployable classifier."""
+"""``sea-tf classify us8k|esc50|ust|final``: downstream evaluation and the deployable classifier."""
 from pathlib import Path
 
 from sea_tf.cli.common import add_command
@@ -47,13 +47,48 @@ def _add_bench(subparsers, kind):
     opts.add("--no-progress", key="progress", action="store_false", help="hide the progress bars")
 
 
+_EPILOG_UST = """
+SONYC-UST (docs/PROTOCOL.md §4.3): train on the `train` split, keep the epoch with the lowest `validate`
+loss, score `validate` against its annotator-0 rows (DCASE 2019 Task 5: micro/macro AUPRC, micro F1).
+Clips are fixed to 10 s and framed like the paper code (l3e, hop 0.1 s: 91 frames). Results:
+OUT/comparison.{json,md} and, per model, OUT/<model>/{results.json,output.csv,pr_curves.png}.
+
+examples:
+  sea-tf classify ust --config classify/ust --data ~/SONYC-UST --model l3-mel256-512 --model edgel3/sea-64
+  sea-tf classify ust --config classify/ust-demo --data demo_out/data/ust --model exports/student.int8.tflite
+  sea-tf classify ust --data ~/SONYC-UST --model edgel3/sea-64 --classifier framewise --aggregation max
+"""
+
+
+def _add_ust(subparsers):
+    parser, opts = add_command(subparsers, "ust", "SONYC-UST: multi-label coarse tagging with the MIL (AutoPool) "
+                               "or framewise classifier, DCASE 2019 Task 5 metrics", "classify/ust", _run_ust)
+    parser.epilog = _EPILOG_UST
+    opts.add("--data", key="data", metavar="ROOT", help="SONYC-UST root (annotations.csv, dcase-ust-taxonomy.yaml, audio/)")
+    opts.add("--model", key="models", action="append", metavar="SPEC",
+             help="embedding model: catalogue name, .keras/.h5 path, exported .tflite or (untrained) preset; "
+                  "repeatable; none given: edgel3/sea-64 from the weights cache")
+    opts.add("--out", key="out", help="output directory")
+    opts.add("--hop-size", key="features.hop_size", type=float, metavar="S", help="seconds between 1-s windows")
+    opts.add("--framing", key="features.framing", choices=["centered", "uncentered", "l3e"],
+             help="window framing (l3e: no centring, tail dropped; docs/PROTOCOL.md §3.5)")
+    opts.add("--cache-dir", key="features.cache_dir", metavar="DIR", help="embedding cache; None means OUT/cache")
+    opts.add("--classifier", key="classifier.type", choices=["mil", "framewise"],
+             help="mil: frame sigmoid + AutoPool over time; framewise: frame MLP pooled per file")
+    opts.add("--aggregation", key="classifier.aggregation", choices=["max", "mean", "softmax"],
+             help="how --classifier framewise pools a file's frame probabilities")
+    opts.add("--seed", key="seed", type=int, help="seed of every model's classifier")
+    opts.add("--no-progress", key="progress", action="store_false", help="hide the progress bars")
+
+
 def register(subparsers):
     parser = subparsers.add_parser(
-        "classify", help="downstream evaluation (UrbanSound8K, ESC-50) and the final classifier",
+        "classify", help="downstream evaluation (UrbanSound8K, ESC-50, SONYC-UST) and the final classifier",
         description="Downstream evaluation of embedding models and the deployable classifier.")
-    sub = parser.add_subparsers(dest="classify_command", metavar="{us8k,esc50,final}")
+    sub = parser.add_subparsers(dest="classify_command", metavar="{us8k,esc50,ust,final}")
     _add_bench(sub, "us8k")
     _add_bench(sub, "esc50")
+    _add_ust(sub)
     final, opts = add_command(sub, "final", "train and save the deployable clip classifier (.keras + card)",
                               "classify/final", _run_final)
     final.epilog = """
@@ -132,3 +167,22 @@ def _run_final(cfg, args):
           f"expects {card['embedding_size']}-d embeddings of {embedder.name}"
           + (f"; validation clip accuracy {100 * val:.1f} %" if val is not None else "") + ")")
     return 0
+
+
+def _run_ust(cfg, args):
+    from sea_tf.classify.ust import run_ust
+    from sea_tf.data.ust import UST
+    from sea_tf.models.resolve import DEFAULT_MODEL, default_model_path
+
+    _require(cfg, "data", "--data ROOT")
+    if not cfg["models"]:
+        default_model_path()      # the fetch/import hint, before anything is written
+        cfg["models"] = [DEFAULT_MODEL]
+    dataset = UST(cfg["data"])
+    out = Path(cfg["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    write_resolved(cfg, out, "classify-ust")
+    table = run_ust(dataset, cfg["models"], out, cfg, progress=cfg["progress"])
+    print((out / "comparison.md").read_text())
+    print(f"results: {out / 'comparison.json'}; per model: {out}/<model>/{{results.json,output.csv,pr_curves.png}}")
+    return 0 if not table["failed"] else 1
