@@ -4,12 +4,19 @@ Variants: ``net`` = SEA-64 network full-int8 with int8 I/O (numpy front end on t
 harness quantizes its input), ``net_float_io`` = the same with float I/O (the (de)quantize ops run
 inside the interpreter), ``full`` = the whole model with its front end inside, int8 I/O.
 
-Targets:
-- the harness adds <= 5 % over the interpreter's bare ``invoke()`` for the SEA-64 int8 model
-  (harness "network" p50 = quantize + set_tensor + invoke + get_tensor + dequantize, measured by
-  ``python -m device.bench``, against a separate process timing ``invoke()`` alone);
+Targets (issue 8, then issue 16: live sensor mode), all at 1 thread:
+- the harness adds <= 5 % over the interpreter's bare ``invoke()`` for the SEA-64 int8 model with
+  int8 I/O. Interleaved in one process: bare ``invoke()`` against the harness's per-window network
+  step, which since the streaming front end writes the int8 codes itself is set_tensor + invoke +
+  get_tensor + dequantize (``Artifact.run_batch``); ``run_one`` (float features in, quantized by
+  the harness) is reported beside it;
 - the device-side process (no TensorFlow) stays <= 100 MB peak RSS for SEA-64 int8 + classifier
-  while classifying audio.
+  while classifying audio;
+- at hop 0.1 s the streaming front end (``device.frontends.StreamingFrontend``, quantized input
+  written) costs <= 35 % of the per-window front end (``compute_frontend``), p50 of ``device.bench``;
+- ``device.listen`` compute per window (p50, file source, SEA-64 int8, no classifier) is <= 1.15 x
+  (bare invoke + streaming front end);
+- batch-16 offline throughput (``Artifact.embed_audio``) >= 1.3 x batch 1 for SEA-64 fp32 (int8 reported).
 
 Without ``--artifacts``, the models are converted here from ``sea_tf.models.build_student`` (untrained
 weights: same graph and cost as the trained model) with the artifact contract of
@@ -67,13 +74,49 @@ clock = time.perf_counter
 bare, harness = [], []
 for _ in range(warmup):
     a.run_one(x)
-for block in range(runs // 25):      # alternate blocks so both see the same machine load and caches
-    it.set_tensor(idx, a.quantize_input(np.reshape(x, a.input_shape)))
+q = a.quantize_input(np.reshape(x, a.input_shape)).copy()
+fused = []
+for block in range(runs // 25):      # alternate blocks so all see the same machine load and caches
+    it.set_tensor(idx, q)
     for _ in range(25):
         t0 = clock(); it.invoke(); bare.append(clock() - t0)
     for _ in range(25):
+        t0 = clock(); a.run_batch(q); fused.append(clock() - t0)
+    for _ in range(25):
         t0 = clock(); a.run_one(x); harness.append(clock() - t0)
-print(json.dumps({"bare_p50": 1e3 * float(np.median(bare)), "harness_p50": 1e3 * float(np.median(harness))}))
+print(json.dumps({"bare_p50": 1e3 * float(np.median(bare)), "harness_p50": 1e3 * float(np.median(fused)),
+                  "run_one_p50": 1e3 * float(np.median(harness))}))
+"""
+
+
+LISTEN_INTERLEAVED = r"""
+import json, sys, time
+import numpy as np
+from device.frontends import StreamingFrontend
+from device.listen import Listener
+from device.runner import load_artifact
+path, runs, warmup, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+a = load_artifact(path, threads=threads)
+listener = Listener(a)
+fe = StreamingFrontend(a.frontend, a.frame_samples)
+hop, n = int(round(0.1 * a.sample_rate)), a.frame_samples
+stream = (0.1 * np.random.default_rng(0).standard_normal((runs + warmup) * hop + n)).astype(np.float32)
+quant, q = a.input_quantization, np.empty(a.input_shape, listener._x.dtype)
+it, idx, clock = a.interpreter, a._in["index"], time.perf_counter
+for k in range(warmup):
+    listener.window(stream[k * hop:k * hop + n], k * hop)
+base, listen, kb, kl = [], [], 0, warmup
+for block in range(runs // 25):      # alternate blocks: both see the same machine load
+    for _ in range(25):
+        s = kb * hop; kb += 1
+        t0 = clock(); fe(stream[s:s + n], s, quantize=quant, out=q[0]); t1 = clock()
+        it.set_tensor(idx, q)
+        t2 = clock(); it.invoke(); t3 = clock()
+        base.append((t1 - t0) + (t3 - t2))
+    for _ in range(25):
+        s = (kl % runs) * hop; kl += 1
+        t0 = clock(); listener.window(stream[s:s + n], s); listen.append(clock() - t0)
+print(json.dumps({"bare_plus_streaming_p50": 1e3 * float(np.median(base)), "listen_p50": 1e3 * float(np.median(listen))}))
 """
 
 
@@ -104,13 +147,20 @@ def build_audio(out_dir):
             for i in range(2)]
 
 
+def build_long_audio(out_dir, seconds=30.0):
+    """A seeded 8 kHz WAV long enough for throughput (~290 windows at hop 0.1 s)."""
+    import device_support
+
+    return device_support.write_tone_wav(Path(out_dir) / "long_8k.wav", sr=8000, seconds=seconds, freq=700.0)
+
+
 def build_models(out_dir):
     """SEA-64 int8 (network; numpy front end), SEA-64 int8 (front end inside) and an int8 MLP classifier."""
     import device_support
 
-    s = device_support.student_artifacts(out_dir, "sea-64", modes=("int8",), full_modes=("int8",), n_frames=16)
+    s = device_support.student_artifacts(out_dir, "sea-64", modes=("int8", "fp32"), full_modes=("int8",), n_frames=16)
     f = device_support.student_artifacts(out_dir, "sea-64", modes=("int8",), n_frames=16, int8_io=False)
-    return {"net": s["net.int8"], "net_float_io": f["net.int8"], "full": s["full.int8"],
+    return {"net": s["net.int8"], "net_fp32": s["net.fp32"], "net_float_io": f["net.int8"], "full": s["full.int8"],
             "classifier": build_classifier(out_dir, s["ref_emb"]), "audio": build_audio(out_dir)}
 
 
@@ -120,9 +170,17 @@ def raw_invoke(model, runs, warmup, threads):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def harness(model, classifier, audio, runs, warmup, threads, json_path):
+def listen(model, wav, threads, json_path):
+    """``device.listen`` on a file source at hop 0.1 s (as fast as possible); its summary."""
+    subprocess.run([sys.executable, "-m", "device.listen", "--model", str(model), "--source", str(wav),
+                    "--hop-size", "0.1", "--threads", str(threads), "--jsonl", str(json_path) + "l",
+                    "--summary-json", str(json_path)], cwd=ROOT, check=True, capture_output=True, text=True, env=ENV)
+    return json.loads(Path(json_path).read_text())
+
+
+def harness(model, classifier, audio, runs, warmup, threads, json_path, batch=16):
     args = [sys.executable, "-m", "device.bench", "--model", str(model), "--runs", str(runs), "--warmup", str(warmup),
-            "--threads", str(threads), "--json", str(json_path), "--quiet"]
+            "--threads", str(threads), "--json", str(json_path), "--quiet", "--batch", str(batch)]
     if classifier:
         args += ["--classifier", str(classifier)]
     if audio:
@@ -147,10 +205,12 @@ def measure(model, runs, warmup, threads, repeats, tmp):
     - ``separate``: a process timing only ``invoke()`` against ``device.bench``'s network p50.
     """
     raw, net, inv, fe, il_bare, il_harness = [], [], [], [], [], []
+    il_run_one = []
     for i in range(repeats):
         il = interleaved(model, runs, warmup, threads)
         il_bare.append(il["bare_p50"])
         il_harness.append(il["harness_p50"])
+        il_run_one.append(il["run_one_p50"])
         raw.append(raw_invoke(model, runs, warmup, threads)["p50"])
         r = harness(model, None, (), runs, warmup, threads, Path(tmp) / f"h{i}.json")
         net.append(r["latency_ms"]["network"]["p50"])
@@ -161,11 +221,44 @@ def measure(model, runs, warmup, threads, repeats, tmp):
     b, h = med(il_bare), med(il_harness)
     return {"model": str(model), "threads": threads, "runs": runs, "repeats": repeats,
             "interleaved": {"bare_invoke_p50_ms": b, "harness_p50_ms": h, "overhead_pct": 100 * (h - b) / b,
-                            "all_bare": il_bare, "all_harness": il_harness},
+                            "run_one_p50_ms": med(il_run_one), "run_one_overhead_pct": 100 * (med(il_run_one) - b) / b,
+                            "all_bare": il_bare, "all_harness": il_harness, "all_run_one": il_run_one},
             "in_bench": {"invoke_p50_ms": inv_m, "network_p50_ms": net_m, "overhead_pct": 100 * (net_m - inv_m) / inv_m},
             "separate": {"raw_invoke_p50_ms": raw_m, "bench_network_p50_ms": net_m,
                          "overhead_pct": 100 * (net_m - raw_m) / raw_m, "all_raw": raw, "all_network": net},
             "frontend_numpy_p50_ms": med(fe), "overhead_pct": 100 * (h - b) / b}
+
+
+def live_figures(models, threads, net_overhead, tmp):
+    """Issue-16 figures on a 30-s file: streaming vs per-window front end, device.listen compute
+    against bare invoke + streaming front end, offline windows/s at batch 1 and 16."""
+    wav = build_long_audio(tmp)
+    bench = harness(models["net"], None, [wav], 300, 30, threads, Path(tmp) / "live_bench.json")
+    lat = bench["latency_ms"]
+    fe, fe_stream = lat["frontend"]["p50"], lat["frontend_streaming"]["p50"]
+    summary = listen(models["net"], wav, threads, Path(tmp) / "listen.json")
+    compute = summary["latency_ms"]["compute"]["p50"]
+    bare = net_overhead["interleaved"]["bare_invoke_p50_ms"]
+    side = subprocess.run([sys.executable, "-c", LISTEN_INTERLEAVED, str(models["net"]), "300", "30", str(threads)],
+                          cwd=ROOT, capture_output=True, text=True, check=True, env=ENV)
+    side = json.loads(side.stdout.strip().splitlines()[-1])
+    batching = {}
+    for key, model in (("int8", models["net"]), ("fp32", models.get("net_fp32"))):
+        if model is None:
+            continue
+        off = (bench if key == "int8" else harness(model, None, [wav], 30, 3, threads, Path(tmp) / "b.json"))["files"][0]["offline"]
+        batching[key] = {**off, "speedup": off["batch_windows_per_s"] / off["batch_1_windows_per_s"]
+                         if off["batch_windows_per_s"] else None}
+    return {"hop_s": 0.1, "frontend_per_window_p50_ms": fe, "frontend_streaming_p50_ms": fe_stream,
+            "streaming_frontend_ratio": fe_stream / fe,
+            # Listener.window against bare invoke + streaming front end, interleaved in one process
+            "listen_window_p50_ms": side["listen_p50"], "bare_invoke_plus_streaming_p50_ms": side["bare_plus_streaming_p50"],
+            "listen_compute_ratio": side["listen_p50"] / side["bare_plus_streaming_p50"],
+            # the same from separate runs (device.listen on the file; bare invoke of the overhead section)
+            "listen_file_compute_p50_ms": compute, "bare_invoke_p50_ms": bare,
+            "listen_file_compute_ratio": compute / (bare + fe_stream),
+            "listen_real_time_factor": summary["real_time_factor"], "listen_windows": summary["windows"],
+            "listen_peak_rss_mb": summary["memory_mb"]["peak_rss"], "batching": batching}
 
 
 def main(argv=None):
@@ -202,10 +295,16 @@ def main(argv=None):
                              "audio_files": len(models["audio"]), "peak_rss_mb": mem["peak"],
                              "load_increase_mb": mem["load_increase"], "run_increase_mb": mem["run_increase"],
                              "status": full_run["status"]}
-        results["pipeline_latency_ms"] = {k: full_run["latency_ms"][k]["p50"] for k in full_run["latency_ms"]}
+        results["pipeline_latency_ms"] = {k: full_run["latency_ms"][k].get("p50") for k in full_run["latency_ms"]}
         results["environment"] = full_run["environment"]
+        results["live"] = live_figures(models, args.threads, results["overhead"]["net"], tmp)
     ov = results["overhead"]["net"]["overhead_pct"]
-    results["targets"] = {"overhead_le_5pct": ov <= 5.0, "peak_rss_le_100mb": results["memory"]["peak_rss_mb"] <= 100}
+    live = results["live"]
+    results["targets"] = {"overhead_le_5pct": ov <= 5.0, "peak_rss_le_100mb": results["memory"]["peak_rss_mb"] <= 100,
+                          "streaming_frontend_le_35pct": live["streaming_frontend_ratio"] <= 0.35,
+                          "listen_compute_le_1_15x": live["listen_compute_ratio"] <= 1.15}
+    if live["batching"].get("fp32", {}).get("speedup") is not None:
+        results["targets"]["batch16_fp32_ge_1_3x"] = live["batching"]["fp32"]["speedup"] >= 1.3
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
@@ -216,6 +315,15 @@ def main(argv=None):
               f"({ib['overhead_pct']:+.2f} %); separate processes {sp['raw_invoke_p50_ms']:.3f} vs "
               f"{sp['bench_network_p50_ms']:.3f} ms ({sp['overhead_pct']:+.2f} %); numpy front end p50 "
               f"{o['frontend_numpy_p50_ms']:.3f} ms")
+    lv = results["live"]
+    print(f"hop 0.1 s: streaming front end p50 {lv['frontend_streaming_p50_ms']:.3f} ms vs per-window "
+          f"{lv['frontend_per_window_p50_ms']:.3f} ms ({100 * lv['streaming_frontend_ratio']:.0f} %); device.listen window "
+          f"p50 {lv['listen_window_p50_ms']:.3f} ms = {lv['listen_compute_ratio']:.3f} x (bare invoke + streaming front end "
+          f"{lv['bare_invoke_plus_streaming_p50_ms']:.3f} ms, interleaved); on the file: compute p50 "
+          f"{lv['listen_file_compute_p50_ms']:.3f} ms, real-time factor {lv['listen_real_time_factor']:.4f}")
+    for key, b in lv["batching"].items():
+        print(f"offline {key}: {b['batch_1_windows_per_s']:.0f} windows/s at batch 1, "
+              f"{b['batch_windows_per_s'] or float('nan'):.0f} at batch {b['batch']} (x{b['speedup'] or float('nan'):.2f})")
     m = results["memory"]
     print(f"peak RSS {m['peak_rss_mb']:.1f} MB for {m['model']} + {m['classifier']} on {m['audio_files']} files "
           f"(+{m['load_increase_mb']:.1f} load, +{m['run_increase_mb']:.1f} run)")

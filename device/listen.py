@@ -48,7 +48,13 @@ STATUS_EVERY_S = 0.25
 
 
 class _Stop(Exception):
-    """Raised in the main thread by SIGTERM (and on --until-stdin-closes) to stop like Ctrl-C."""
+    """Raised in the main thread by a second Ctrl-C / SIGTERM: stop now."""
+
+
+#: Set by the first Ctrl-C / SIGTERM (or the end of stdin with --until-stdin-closes): the stream
+#: stops at the next block, so no JSON line is cut in half, and the summary is written.
+STOP = threading.Event()
+_SOURCES = []
 
 
 def parse_trigger(text, classes):
@@ -207,6 +213,7 @@ def listen(args, out, status_stream=sys.stderr):
     if hop < 1:
         raise DeviceError(f"--hop-size {args.hop}: shorter than one sample at {sr} Hz")
     source = open_source(args.source, sr, rate=args.rate, channels=args.channels, realtime=args.realtime)
+    _SOURCES.append(source)
     try:
         resampler = StreamResampler(source.sample_rate, sr)
     except DeviceError:
@@ -275,7 +282,11 @@ def listen(args, out, status_stream=sys.stderr):
             if done:
                 stop_reason = "duration reached"
                 break
-        if not done:
+            if STOP.is_set():
+                break
+        if STOP.is_set() and not done:
+            stop_reason = "interrupted"
+        elif not done:
             tail = resampler(np.zeros((0, source.channels), np.float32), last=True)
             if limit is not None:
                 tail = tail[:max(limit - ring.end, 0)]
@@ -381,11 +392,20 @@ def build_parser():
     return parser
 
 
-def _install_stop_handlers(args):
-    def on_term(signum, frame):
-        raise _Stop()
+def _request_stop():
+    STOP.set()
+    for source in _SOURCES:
+        source.stop.set()          # queued sources stop waiting for their next block
 
-    signal.signal(signal.SIGTERM, on_term)
+
+def _install_stop_handlers(args):
+    def on_signal(signum, frame):
+        if STOP.is_set():          # the second one: do not wait for the next block
+            raise _Stop()
+        _request_stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     if args.until_stdin_closes and args.source != "-":
         main_thread = threading.main_thread()
 
@@ -398,7 +418,7 @@ def _install_stop_handlers(args):
             except OSError:
                 pass
             if main_thread.is_alive():
-                os.kill(os.getpid(), signal.SIGTERM)
+                _request_stop()
 
         threading.Thread(target=watch, name="listen-stdin-watch", daemon=True).start()
 

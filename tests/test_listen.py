@@ -257,3 +257,31 @@ def test_memory_is_flat_over_an_hour(tmp_path):
     mem = summary["memory_mb"]
     assert mem["rss_end"] - mem["rss_after_first_minute"] < 4.0, mem
     assert np.load(tmp_path / "e.npy", mmap_mode="r").shape == (3600, 16)
+
+
+def test_ctrl_c_stops_at_a_block_with_the_summary(arts, tmp_path):
+    """A file paced at real time, interrupted after two windows: exit 0, whole lines, the summary last."""
+    import signal
+    import time
+
+    long_wav = varied_wav(tmp_path / "long.wav", sr=8000, seconds=20.0, seed=8)
+    out = tmp_path / "live.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "device.listen", "--model", str(arts["fp32"]), "--source", str(long_wav),
+                             "--realtime", "--hop-size", "0.5", "--jsonl", str(out)],
+                            cwd=ROOT, env=blocked_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out.exists() and len(out.read_text().splitlines()) >= 2):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.poll() else "slow"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err.decode()
+    lines = [json.loads(line) for line in out.read_text().splitlines()]      # every line whole
+    summary = lines[-1]
+    assert summary["stopped_by"] == "interrupted" and 2 <= summary["windows"] < 30
+    assert summary["source"]["realtime"] and summary["overruns"] == 0
+    assert summary["wall_per_audio"] > 0.8                                    # paced, not as fast as possible
