@@ -1,4 +1,4 @@
-"""Choose the M teacher windows φ is fitted on: random, loudness, DPP diversity, DPP quality×diversity.
+"""Choose the M teacher windows φ is fitted on: random, loudness, k-DPP diversity, k-DPP quality×diversity.
 
 docs/PROTOCOL.md §3.1. Candidates are the rows of a :class:`~sea_tf.shards.ShardSet`. Rows are split into
 groups — one per source file (``group_by="source"``), consecutive blocks of ``group_rows`` rows,
@@ -10,8 +10,23 @@ Strategies
 ----------
 ``random``       uniform, without replacement.
 ``loudness``     probability ∝ q, the within-group loudness rank ``rank_min(dB) / count`` ∈ (0, 1].
-``dpp``          k-DPP over L1-normalised embeddings, ``L = Xn Xnᵀ + 0.1 I``, per group.
-``dpp-quality``  ``L = diag(q) Xn Xnᵀ diag(q) + 0.1 I``, q as for ``loudness``.
+``dpp``          a k-DPP per group with ``L = Xn Xnᵀ + ridge·I``.
+``dpp-quality``  ``L = diag(q) Xn Xnᵀ diag(q) + ridge·I``, q as for ``loudness``.
+
+Kernels (how the rows Xn are normalised)
+----------------------------------------
+``published``  L1-normalised rows and ridge 0.1, as in the paper's code. With 512-d rows the
+               off-diagonal entries are ~1e-4 against a diagonal ~0.1, so this k-DPP is close to
+               uniform — which is what the published pipeline sampled.
+``cosine``     L2-normalised rows (entries are cosine similarities, diagonal 1 + ridge), where
+               diversity actually shapes the sample.
+
+Solvers
+-------
+``exact``       draws a k-DPP sample (:func:`sample_kdpp`), seeded per group: the published method.
+``greedy-map``  the approximate *mode* (:func:`greedy_map_kdpp`): deterministic, and with the
+                published kernel nearly "top-k by q²‖x‖²", i.e. the loudest rows. Kept for
+                comparison, never the default.
 
 Each group receives a share of M proportional to its size (largest remainders).
 """
@@ -30,7 +45,10 @@ from sea_tf.shards import ShardSet, canonical_sha256
 
 STRATEGIES = ("random", "loudness", "dpp", "dpp-quality")
 GROUP_BY = ("source", "window", "all")
-DPP_SOLVERS = ("greedy", "dppy-exact")
+DPP_SOLVERS = ("exact", "greedy-map")
+KERNELS = ("published", "cosine")
+# Names earlier releases accepted, and what replaced them (a clear error instead of a silent change).
+_RENAMED_SOLVERS = {"greedy": "greedy-map", "dppy-exact": "exact"}
 
 
 def group_bounds(n_rows, sources=None, group_by="window", group_rows=1024):
@@ -130,17 +148,14 @@ def weighted_without_replacement(weights, m, rng):
     return np.argpartition(-keys, m - 1)[:m].astype(np.int64)
 
 
-def greedy_map_kdpp(features, k, quality=None, ridge=0.1):
+def greedy_map_kdpp(features: np.ndarray, k: int, quality: np.ndarray | None = None,
+                    ridge: float = 0.1) -> np.ndarray:
     """Approximate MAP of a k-DPP with ``L = diag(q) F Fᵀ diag(q) + ridge·I`` (Chen et al., 2018).
 
-    The fast greedy MAP algorithm grows an incremental Cholesky factor of ``L`` restricted to the
-    chosen set; each step adds the item with the largest marginal log-det gain. It never forms L:
-    cost O(n·k·(D + k)) time and O(n·k) memory.
-
-    We wrote this ourselves because dppy (checked: 0.3.3 works with numpy 2 for finite DPPs) only
-    samples — its exact k-DPP sampler eigendecomposes the n×n kernel (O(n³) per group) and the
-    original MCMC with 3 iterations barely moves from its random start — and has no MAP inference.
-    ``dpp_solver="dppy-exact"`` uses dppy's exact sampler when it is installed.
+    ``dpp_solver: greedy-map``; not what the paper did (it sampled). The fast greedy MAP algorithm
+    grows an incremental Cholesky factor of ``L`` restricted to the chosen set; each step adds the
+    item with the largest marginal log-det gain. It never forms L: cost O(n·k·(D + k)) time and
+    O(n·k) memory. dppy has no MAP inference, hence our own code.
 
     Parameters
     ----------
@@ -181,21 +196,185 @@ def greedy_map_kdpp(features, k, quality=None, ridge=0.1):
     return chosen
 
 
-def _dppy_exact(features, k, quality, ridge, rng):
-    try:
-        from dppy.finite_dpps import FiniteDPP
-    except ImportError as exc:
-        raise ConfigError("dpp_solver 'dppy-exact' needs dppy (`pip install dppy`); "
-                          "or use dpp_solver=greedy") from exc
-    q = np.ones(len(features)) if quality is None else quality
-    kernel = (q[:, None] * (features @ features.T) * q[None, :]) + ridge * np.eye(len(features))
-    dpp = FiniteDPP("likelihood", L=kernel)
-    legacy = np.random.RandomState(int(rng.integers(2**32)))  # dppy only takes the legacy RandomState
-    return np.asarray(dpp.sample_exact_k_dpp(size=k, random_state=legacy), dtype=np.int64)
+def kernel_rows(embeddings: np.ndarray, kernel: str = "published") -> np.ndarray:
+    """Normalise embedding rows as the k-DPP kernel needs: L1 (``published``) or L2 (``cosine``).
+
+    A zero row (silence) stays zero, so its kernel row is the ridge alone (defined, never NaN).
+
+    Parameters
+    ----------
+    embeddings : np.ndarray [shape=(n, D)]
+    kernel : {"published", "cosine"}
+
+    Returns
+    -------
+    np.ndarray [shape=(n, D), dtype=float64]
+    """
+    if kernel not in KERNELS:
+        raise ConfigError(f"dpp_kernel must be one of {', '.join(KERNELS)}; got {kernel!r}")
+    x = np.asarray(embeddings, dtype=np.float64)
+    if not np.all(np.isfinite(x)):
+        raise ReduceError("teacher embeddings hold NaN or infinite values; re-run `sea-tf teacher-embed` "
+                          "on the affected audio")
+    return normalize(x, norm="l1" if kernel == "published" else "l2")
 
 
-def select(n_rows, m, strategy, seed, bounds, loudness_db=None, read_embeddings=None,
-           dpp_solver="greedy", ridge=0.1, progress=None):
+def _kernel_eigen(factor, ridge):
+    """Eigenvalues and an orthonormal eigenbasis of ``L = F Fᵀ + ridge·I`` (n × n) without forming L.
+
+    Returns ``(lam, vecs, n_ridge)``: ``lam`` [p] and ``vecs`` [n, p] for the part of L spanned by
+    F's columns; the other ``n_ridge`` eigenvalues equal ``ridge`` exactly, on the orthogonal
+    complement of ``vecs`` (left implicit: a basis of it would be n × (n − p)).
+    """
+    n, dims = factor.shape
+    if n <= dims:  # primal: the n × n kernel is the smaller problem
+        lam, vecs = np.linalg.eigh(factor @ factor.T)
+        return np.maximum(lam, 0.0) + ridge, vecs, 0
+    # Dual: F = U S Wᵀ, so L = U (S² + ridge) Uᵀ + ridge (I − U Uᵀ). U = F W / s is computed from
+    # the D × D eigenproblem (4x cheaper than an SVD of F here); directions with s² below 1e-9 of
+    # the largest are accurate to float64 only up to eps / 1e-9 and join the complement instead,
+    # i.e. their eigenvalue ridge + s² is taken as ridge (a relative change below 1e-9·s²_max / ridge).
+    s2, w = np.linalg.eigh(factor.T @ factor)
+    keep = s2 > 1e-9 * max(float(s2[-1]), np.finfo(np.float64).tiny)
+    s2, w = s2[keep], w[:, keep]
+    vecs = (factor @ w) / np.sqrt(s2)
+    return s2 + ridge, vecs, n - len(s2)
+
+
+def _choose_eigenvectors(lam, k, rng):
+    """Phase 1 of the spectral k-DPP sampler (Kulesza & Taskar 2012, Algorithm 8).
+
+    Picks k of the N eigenvalues ``lam`` with probability ∝ the product of the chosen ones, using
+    the elementary symmetric polynomials e_l(λ_1..λ_j), kept in log space because products of
+    a few hundred eigenvalues ~0.1 underflow float64.
+
+    Returns
+    -------
+    np.ndarray of bool [shape=(N,)]
+    """
+    n_eig = len(lam)
+    with np.errstate(divide="ignore"):
+        log_lam = np.log(lam)
+    log_e = np.full((n_eig + 1, k + 1), -np.inf)
+    log_e[:, 0] = 0.0
+    for j in range(1, n_eig + 1):  # e_l^j = e_l^{j-1} + λ_j e_{l-1}^{j-1}
+        log_e[j, 1:] = np.logaddexp(log_e[j - 1, 1:], log_lam[j - 1] + log_e[j - 1, :-1])
+    if not np.isfinite(log_e[n_eig, k]):
+        raise ReduceError(f"this k-DPP cannot pick {k} rows: its kernel has fewer than {k} non-zero "
+                          "eigenvalues; use a positive ridge or ask for fewer rows")
+    chosen = np.zeros(n_eig, dtype=bool)
+    remaining = k
+    for j in range(n_eig, 0, -1):
+        if remaining == 0:
+            break
+        if j == remaining:  # every remaining eigenvalue must be taken (the ratio below is 1)
+            chosen[:j] = True
+            break
+        log_p = log_lam[j - 1] + log_e[j - 1, remaining - 1] - log_e[j, remaining]
+        if np.log(rng.random()) < log_p:
+            chosen[j - 1] = True
+            remaining -= 1
+    return chosen
+
+
+def _sample_projection(basis, rng):
+    """Phase 2: a sample of the projection DPP with kernel ``K = V Vᵀ`` (V orthonormal, n × k).
+
+    The chain rule with an incremental Cholesky factor of K: each step picks a row with
+    probability ∝ its Schur-complement diagonal ``K_ii − K_iS K_S⁻¹ K_Si``, which sums to the
+    number of rows still to pick. O(n·k²) time, O(n·k) memory.
+    """
+    n, k = basis.shape
+    residual = np.einsum("ij,ij->i", basis, basis)
+    factors = np.zeros((k, n))
+    chosen = np.empty(k, dtype=np.int64)
+    for t in range(k):
+        weights = np.maximum(residual, 0.0)
+        weights[chosen[:t]] = 0.0
+        cumulative = np.cumsum(weights)
+        i = int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
+        i = min(i, n - 1)
+        chosen[t] = i
+        column = basis @ basis[i] - factors[:t].T @ factors[:t, i]
+        factors[t] = column / np.sqrt(max(residual[i], np.finfo(np.float64).tiny))
+        residual -= factors[t] * factors[t]
+    return chosen
+
+
+def sample_kdpp(features: np.ndarray, k: int, rng: np.random.Generator, quality: np.ndarray | None = None,
+                ridge: float = 0.1) -> np.ndarray:
+    """Exact sample of a k-DPP with ``L = diag(q) F Fᵀ diag(q) + ridge·I`` (Kulesza & Taskar 2012, §5.2.2).
+
+    The spectral algorithm: choose k eigenvectors of L with probability ∝ the product of their
+    eigenvalues (elementary symmetric polynomials), then sample the projection DPP they span.
+    The eigendecomposition is taken on the D × D dual when n > D. The ridge makes L full rank:
+    its n − D eigenvalues equal to the ridge have no explicit basis, so when j of them are chosen
+    the sampler spans a uniformly random j-dimensional subspace of that eigenspace (Gaussian
+    columns projected onto it). This is exact, not an approximation: summed over the j-subsets of
+    any basis, the mixture of projection DPPs depends on the eigenspace only (Cauchy–Binet), and a
+    Haar-random subspace averages over bases.
+
+    We wrote this ourselves because dppy's exact k-DPP sampler eigendecomposes the n × n kernel
+    (O(n³) per group) and its MCMC sampler (which the paper ran for 3 iterations) is not exact.
+
+    Parameters
+    ----------
+    features : np.ndarray [shape=(n, D)]
+        Rows already normalised for the kernel (:func:`kernel_rows`).
+    k : int
+        Sample size, ``0 ≤ k ≤ n``.
+    rng : np.random.Generator
+    quality : np.ndarray [shape=(n,)], optional
+        Per-row quality q > 0 (default 1).
+    ridge : float
+        ≥ 0, added to the diagonal (0.1 in the paper's code).
+
+    Returns
+    -------
+    np.ndarray [shape=(k,), dtype=int64]
+        Distinct row numbers in the order drawn.
+    """
+    features = np.asarray(features, dtype=np.float64)
+    n = len(features)
+    if not 0 <= k <= n:
+        raise ReduceError(f"cannot pick {k} items from a group of {n} rows; ask for at most {n} per group "
+                          "(larger groups: group_rows, or group_by=all)")
+    if ridge < 0 or not np.isfinite(ridge):
+        raise ConfigError(f"ridge must be a finite number ≥ 0, got {ridge}")
+    if k == 0:
+        return np.empty(0, dtype=np.int64)
+    q = np.ones(n) if quality is None else np.asarray(quality, dtype=np.float64)
+    factor = q[:, None] * features
+    lam, vecs, n_ridge = _kernel_eigen(factor, ridge)
+    # The implicit ridge eigenvalues go first so the backward pass of phase 1 decides the explicit ones first.
+    picked = _choose_eigenvectors(np.r_[np.full(n_ridge, float(ridge)), lam], k, rng)
+    n_from_ridge = int(picked[:n_ridge].sum())
+    basis = vecs[:, picked[n_ridge:]]
+    if n_from_ridge:
+        gauss = rng.standard_normal((n, n_from_ridge))
+        gauss -= vecs @ (vecs.T @ gauss)
+        gauss -= vecs @ (vecs.T @ gauss)  # twice: one projection leaves eps·‖vecs‖ of the span behind
+        basis = np.hstack([basis, gauss])
+    # One QR makes the explicit and random columns one orthonormal set (exactly, up to rounding).
+    basis = np.linalg.qr(basis)[0]
+    return _sample_projection(basis, rng)
+
+
+def check_dpp_options(solver: str, kernel: str, ridge: float) -> None:
+    """Refuse an unknown solver or kernel, or a negative ridge, with the names that exist."""
+    if solver in _RENAMED_SOLVERS:
+        raise ConfigError(f"dpp_solver {solver!r} was renamed; use dpp_solver: {_RENAMED_SOLVERS[solver]}")
+    if solver not in DPP_SOLVERS:
+        raise ConfigError(f"dpp_solver must be one of {', '.join(DPP_SOLVERS)}; got {solver!r}")
+    if kernel not in KERNELS:
+        raise ConfigError(f"dpp_kernel must be one of {', '.join(KERNELS)}; got {kernel!r}")
+    if not (np.isfinite(ridge) and ridge >= 0):
+        raise ConfigError(f"ridge must be a finite number ≥ 0, got {ridge}")
+
+
+def select(n_rows: int, m: int, strategy: str, seed: int, bounds: np.ndarray, loudness_db: np.ndarray | None = None,
+           read_embeddings=None, dpp_solver: str = "exact", dpp_kernel: str = "published", ridge: float = 0.1,
+           progress=None) -> np.ndarray:
     """Pick ``m`` of ``n_rows`` rows.
 
     Parameters
@@ -203,13 +382,16 @@ def select(n_rows, m, strategy, seed, bounds, loudness_db=None, read_embeddings=
     n_rows, m : int
     strategy : {"random", "loudness", "dpp", "dpp-quality"}
     seed : int
+        Group g of a DPP strategy draws from ``np.random.default_rng([seed, g])``, so a group's
+        sample does not depend on the groups before it.
     bounds : np.ndarray
         Group boundaries (:func:`group_bounds`).
     loudness_db : np.ndarray [shape=(n_rows,)], optional
         Needed by ``loudness`` and ``dpp-quality``.
     read_embeddings : callable (start, stop) -> np.ndarray [stop - start, D], optional
         Needed by the DPP strategies; called once per group.
-    dpp_solver : {"greedy", "dppy-exact"}
+    dpp_solver : {"exact", "greedy-map"}
+    dpp_kernel : {"published", "cosine"}
     ridge : float
     progress : callable(int), optional
         Called with the number of groups done (for a progress bar).
@@ -220,8 +402,7 @@ def select(n_rows, m, strategy, seed, bounds, loudness_db=None, read_embeddings=
     """
     if strategy not in STRATEGIES:
         raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
-    if dpp_solver not in DPP_SOLVERS:
-        raise ConfigError(f"dpp_solver must be one of {', '.join(DPP_SOLVERS)}; got {dpp_solver!r}")
+    check_dpp_options(dpp_solver, dpp_kernel, ridge)
     m = int(m)
     if m < 1:
         raise ReduceError(f"the number of samples must be ≥ 1, got {m}")
@@ -236,19 +417,28 @@ def select(n_rows, m, strategy, seed, bounds, loudness_db=None, read_embeddings=
         return np.sort(weighted_without_replacement(q, m, rng))
     shares = allocate(np.diff(bounds), m)
     picked = []
+    # The solvers loop over small matrix-vector products; threaded BLAS only adds synchronisation to
+    # those (measured 20-40x slower on a busy 2-core machine), so the whole loop runs on one thread.
+    with threadpool_limits(limits=1, user_api="blas"):
+        picked = _select_dpp(bounds, shares, q, seed, read_embeddings, dpp_solver, dpp_kernel, ridge, progress)
+    return np.sort(np.concatenate(picked)).astype(np.int64)
+
+
+def _select_dpp(bounds, shares, q, seed, read_embeddings, dpp_solver, dpp_kernel, ridge, progress):
+    picked = []
     for g, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
         k = int(shares[g])
         if k:
-            feats = normalize(np.asarray(read_embeddings(int(a), int(b)), dtype=np.float64), norm="l1")
+            feats = kernel_rows(read_embeddings(int(a), int(b)), dpp_kernel)
             qg = None if q is None else q[a:b]
-            if dpp_solver == "greedy":
+            if dpp_solver == "greedy-map":
                 local = greedy_map_kdpp(feats, k, qg, ridge)
             else:
-                local = _dppy_exact(feats, k, qg, ridge, rng)
+                local = sample_kdpp(feats, k, np.random.default_rng([int(seed), g]), qg, ridge)
             picked.append(local + a)
         if progress:
             progress(1)
-    return np.sort(np.concatenate(picked)).astype(np.int64)
+    return picked
 
 
 def diversity(embeddings):
@@ -268,8 +458,9 @@ def diversity(embeddings):
     return float(np.sqrt(sq).sum() / max(1, m * (m - 1)))
 
 
-def sample_shards(shard_dirs, out_dir, m, strategy="dpp-quality", seed=20180123, group_by="window",
-                  group_rows=1024, dpp_solver="greedy", ridge=0.1, progress=True):
+def sample_shards(shard_dirs, out_dir, m: int, strategy: str = "dpp-quality", seed: int = 20180123,
+                  group_by: str = "window", group_rows: int = 1024, dpp_solver: str = "exact",
+                  dpp_kernel: str = "published", ridge: float = 0.1, progress: bool = True):
     """Sample ``m`` rows of teacher shards and write ``OUT/sample.npz`` (``index``) + ``OUT/card.json``.
 
     Parameters
@@ -279,7 +470,7 @@ def sample_shards(shard_dirs, out_dir, m, strategy="dpp-quality", seed=20180123,
     out_dir : str or Path
     m : int
         Number of rows to pick.
-    strategy, seed, group_by, group_rows, dpp_solver, ridge
+    strategy, seed, group_by, group_rows, dpp_solver, dpp_kernel, ridge
         See :func:`select` and :func:`group_bounds`.
     progress : bool
         Show a tqdm bar over groups (DPP strategies).
@@ -290,6 +481,7 @@ def sample_shards(shard_dirs, out_dir, m, strategy="dpp-quality", seed=20180123,
         Sorted global row numbers.
     card : dict
     """
+    check_dpp_options(dpp_solver, dpp_kernel, ridge)
     shards = ShardSet(shard_dirs)
     if m > shards.n_rows:
         raise ReduceError(f"cannot pick {m} samples from {shards.n_rows} teacher rows in "
@@ -301,11 +493,11 @@ def sample_shards(shard_dirs, out_dir, m, strategy="dpp-quality", seed=20180123,
                disable=not progress or strategy not in ("dpp", "dpp-quality"))
     index = select(shards.n_rows, m, strategy, seed, bounds, loud,
                    read_embeddings=lambda a, b: shards.read("embedding", np.arange(a, b)),
-                   dpp_solver=dpp_solver, ridge=ridge, progress=bar.update)
+                   dpp_solver=dpp_solver, dpp_kernel=dpp_kernel, ridge=ridge, progress=bar.update)
     bar.close()
     card = {"kind": "sample", "strategy": strategy, "m": int(m), "seed": int(seed), "group_by": group_by,
             "group_rows": int(group_rows), "n_groups": int(len(bounds) - 1), "dpp_solver": dpp_solver,
-            "ridge": float(ridge), "teacher_shards": shards.describe(),
+            "dpp_kernel": dpp_kernel, "ridge": float(ridge), "teacher_shards": shards.describe(),
             "teacher_card_sha256": shards.teacher_card_sha256,
             "index_sha256": canonical_sha256(index.tolist())}
     out_dir = Path(out_dir)

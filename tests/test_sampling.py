@@ -1,10 +1,13 @@
-"""Samplers: seeded, the right statistics, DPP more diverse than random, greedy MAP = log-det greedy."""
+"""Samplers: seeded, the right statistics, the exact k-DPP against brute force, greedy MAP = log-det greedy."""
+import itertools
+
 import numpy as np
 import pytest
+from scipy.stats import chisquare
 from sklearn.preprocessing import normalize
 
 from sea_tf import sampling
-from sea_tf.errors import ReduceError
+from sea_tf.errors import ConfigError, ReduceError
 from sea_tf.shards import write_table
 
 CARD = {"name": "synthetic-teacher"}
@@ -55,19 +58,22 @@ def test_loudness_prefers_loud_windows(clustered, tmp_path):
     assert np.median(loud[idx]) > np.median(loud) + 3.0
 
 
-def test_dpp_covers_clusters_better_than_random(clustered, tmp_path):
-    shards, emb, label, _ = clustered
-    chosen = {}
+def test_dpp_covers_clusters_better_than_random(clustered):
+    """With the cosine kernel and a small ridge a k-DPP sample spreads over the clusters (5 seeds)."""
+    _, emb, label, loud = clustered
+    bounds = np.array([0, 3000])
+    share_big, n_clusters, spread = {}, {}, {}
     for strategy in ("random", "dpp", "dpp-quality"):
-        idx, _ = sampling.sample_shards(shards, tmp_path / strategy, 60, strategy=strategy, group_rows=3000,
-                                        progress=False)
-        chosen[strategy] = idx
-    share_big = {s: np.mean(label[i] == 0) for s, i in chosen.items()}
-    assert share_big["random"] > 0.45          # random follows the 60 % cluster
-    assert share_big["dpp"] < 0.25             # the DPP spreads its picks over the clusters
-    assert len(np.unique(label[chosen["dpp"]])) == 12
-    assert sampling.diversity(emb[chosen["dpp"]]) > sampling.diversity(emb[chosen["random"]]) + 0.1
-    assert sampling.diversity(emb[chosen["dpp-quality"]]) > sampling.diversity(emb[chosen["random"]])
+        picks = [sampling.select(3000, 24, strategy, seed, bounds, loud, read_embeddings=lambda a, b: emb[a:b],
+                                 dpp_kernel="cosine", ridge=0.01) for seed in range(5)]
+        share_big[strategy] = np.mean([np.mean(label[i] == 0) for i in picks])
+        n_clusters[strategy] = np.mean([len(np.unique(label[i])) for i in picks])
+        spread[strategy] = np.mean([sampling.diversity(emb[i]) for i in picks])
+    assert share_big["random"] > 0.5                         # random follows the 60 % cluster
+    assert share_big["dpp"] < share_big["random"] - 0.12     # the DPP spreads its picks over the clusters
+    assert n_clusters["dpp"] > n_clusters["random"] + 2
+    assert spread["dpp"] > spread["random"] + 0.1
+    assert spread["dpp-quality"] > spread["random"] + 0.05
 
 
 def test_greedy_map_matches_brute_force_log_det_greedy():
@@ -80,7 +86,8 @@ def test_greedy_map_matches_brute_force_log_det_greedy():
         rest = [i for i in range(40) if i not in chosen]
         dets = [np.linalg.slogdet(kernel[np.ix_(chosen + [i], chosen + [i])])[1] for i in rest]
         chosen.append(rest[int(np.argmax(dets))])
-    assert list(sampling.greedy_map_kdpp(x, 5, q, 0.1)) == chosen
+    with sampling.threadpool_limits(limits=1, user_api="blas"):
+        assert list(sampling.greedy_map_kdpp(x, 5, q, 0.1)) == chosen
 
 
 def test_allocation_and_groups():
@@ -96,3 +103,74 @@ def test_too_many_samples_is_a_clear_error(clustered, tmp_path):
     with pytest.raises(ReduceError, match="cannot pick 3001 samples from 3000"):
         sampling.sample_shards(shards, tmp_path / "s", 3001, strategy="random", progress=False)
     assert not (tmp_path / "s").exists()
+
+
+def _brute_force_kdpp(kernel, k):
+    subsets = list(itertools.combinations(range(len(kernel)), k))
+    dets = np.array([np.linalg.det(kernel[np.ix_(s, s)]) for s in subsets])
+    return subsets, dets / dets.sum()
+
+
+@pytest.mark.parametrize("n, dims", [(9, 3), (6, 8)])  # dual path with implicit ridge eigenvectors; primal path
+def test_exact_kdpp_matches_brute_force_probabilities(n, dims):
+    rng = np.random.default_rng(11)
+    x = sampling.kernel_rows(rng.normal(size=(n, dims)), "cosine")
+    x[2] = 0.0  # a silent row: its kernel row is the ridge alone
+    q = rng.random(n) + 0.3
+    ridge, k = 0.05, 3
+    subsets, prob = _brute_force_kdpp(q[:, None] * (x @ x.T) * q[None, :] + ridge * np.eye(n), k)
+    draws = 3000
+    gen = np.random.default_rng(5)
+    counts = dict.fromkeys(subsets, 0)
+    for _ in range(draws):
+        picked = sampling.sample_kdpp(x, k, gen, q, ridge)
+        assert len(set(picked.tolist())) == k
+        counts[tuple(sorted(picked.tolist()))] += 1
+    observed = np.array([counts[s] for s in subsets])
+    # Pearson's test against the exact law; the seeded draw passes at p ≈ 0.1–0.9, a sampler off by
+    # a few per cent of probability mass fails at p < 1e-6 with 3000 draws.
+    assert chisquare(observed, prob * draws).pvalue > 1e-3
+    # Negative control: the same counts are far from uniform, so the test has the power to tell.
+    assert chisquare(observed, np.full(len(subsets), draws / len(subsets))).pvalue < 1e-6
+
+
+def test_exact_kdpp_is_seeded_and_takes_every_row_when_k_is_n():
+    x = sampling.kernel_rows(np.random.default_rng(0).random((50, 8)), "published")
+    a = sampling.sample_kdpp(x, 7, np.random.default_rng(3))
+    assert np.array_equal(a, sampling.sample_kdpp(x, 7, np.random.default_rng(3)))
+    assert sorted(sampling.sample_kdpp(x, 50, np.random.default_rng(3)).tolist()) == list(range(50))
+    assert sampling.sample_kdpp(x, 0, np.random.default_rng(3)).shape == (0,)
+
+
+def test_bad_dpp_input_is_a_clear_error_never_nan(clustered, tmp_path):
+    shards, *_ = clustered
+    with pytest.raises(ConfigError, match="dpp_kernel must be one of published, cosine"):
+        sampling.sample_shards(shards, tmp_path / "k", 10, strategy="dpp", dpp_kernel="rbf", progress=False)
+    with pytest.raises(ConfigError, match="dpp_solver must be one of exact, greedy-map"):
+        sampling.sample_shards(shards, tmp_path / "s", 10, strategy="dpp", dpp_solver="mcmc", progress=False)
+    with pytest.raises(ConfigError, match="renamed; use dpp_solver: greedy-map"):
+        sampling.sample_shards(shards, tmp_path / "g", 10, strategy="dpp", dpp_solver="greedy", progress=False)
+    assert not any((tmp_path / name).exists() for name in "ksg")
+    x = sampling.kernel_rows(np.random.default_rng(0).random((20, 4)), "cosine")
+    with pytest.raises(ReduceError, match="cannot pick 21 items from a group of 20"):
+        sampling.sample_kdpp(x, 21, np.random.default_rng(0))
+    # Without a ridge the kernel has rank 4: five rows cannot be drawn.
+    with pytest.raises(ReduceError, match="fewer than 5 non-zero eigenvalues"):
+        sampling.sample_kdpp(x, 5, np.random.default_rng(0), ridge=0.0)
+    # Silence: all-zero rows are normalised to zero rows (ridge only); the sample stays valid.
+    silent = np.zeros((30, 16))
+    silent[:5] = np.random.default_rng(1).random((5, 16))
+    for kernel in sampling.KERNELS:
+        rows = sampling.kernel_rows(silent, kernel)
+        assert np.all(np.isfinite(rows)) and not rows[5:].any()
+        picked = sampling.sample_kdpp(rows, 12, np.random.default_rng(2))
+        assert len(set(picked.tolist())) == 12
+
+
+def test_greedy_map_is_a_named_solver_not_the_default(clustered, tmp_path):
+    shards, *_ = clustered
+    _, exact = sampling.sample_shards(shards, tmp_path / "e", 40, strategy="dpp", group_rows=1000, progress=False)
+    _, greedy = sampling.sample_shards(shards, tmp_path / "g", 40, strategy="dpp", group_rows=1000,
+                                       dpp_solver="greedy-map", progress=False)
+    assert exact["dpp_solver"] == "exact" and exact["dpp_kernel"] == "published"
+    assert greedy["dpp_solver"] == "greedy-map"

@@ -17,7 +17,7 @@ examples:
 
 
 def register(subparsers):
-    from sea_tf.sampling import DPP_SOLVERS, GROUP_BY, STRATEGIES
+    from sea_tf.sampling import DPP_SOLVERS, GROUP_BY, KERNELS, STRATEGIES
 
     parser, opts = add_command(subparsers, "sample", "choose M teacher rows to fit the reduction on", "sampling", run)
     parser.epilog = EPILOG
@@ -28,7 +28,10 @@ def register(subparsers):
     opts.add("--seed", key="seed", type=int, help="random seed")
     opts.add("--group-by", key="group_by", choices=GROUP_BY, help="grouping of rows")
     opts.add("--group-rows", key="group_rows", type=int, metavar="N", help="rows per 'window' group")
-    opts.add("--dpp-solver", key="dpp_solver", choices=DPP_SOLVERS, help="greedy MAP or dppy's exact sampler")
+    opts.add("--dpp-solver", key="dpp_solver", choices=DPP_SOLVERS,
+             help="exact: draw a k-DPP sample (published); greedy-map: its approximate mode")
+    opts.add("--dpp-kernel", key="dpp_kernel", choices=KERNELS,
+             help="published: L1-normalised rows; cosine: L2-normalised rows")
     opts.add("--no-progress", key="progress", action="store_false", help="hide the progress bar")
 
 
@@ -41,7 +44,8 @@ def run(cfg, args):
     out = Path(cfg["out"])
     index, card = sample_shards(cfg["shards"], out, cfg["m"], strategy=cfg["strategy"], seed=cfg["seed"],
                                 group_by=cfg["group_by"], group_rows=cfg["group_rows"],
-                                dpp_solver=cfg["dpp_solver"], ridge=cfg["ridge"], progress=cfg["progress"])
+                                dpp_solver=cfg["dpp_solver"], dpp_kernel=cfg["dpp_kernel"], ridge=cfg["ridge"],
+                                progress=cfg["progress"])
     write_resolved(cfg, out, "sample")
     print(f"sample: {len(index)} of {card['teacher_shards']['n_rows']} rows by {cfg['strategy']} "
           f"({card['n_groups']} groups) -> {out / 'sample.npz'}")

@@ -20,7 +20,7 @@ def run(ctx):
     out = ctx.out_dir / "sample"
     index, card = sample_shards(shards, out, cfg["m"], strategy=cfg["strategy"], seed=ctx.seed,
                                 group_by=cfg["group_by"], group_rows=cfg["group_rows"], dpp_solver=cfg["dpp_solver"],
-                                ridge=cfg["ridge"])
+                                dpp_kernel=cfg["dpp_kernel"], ridge=cfg["ridge"])
     ctx.artifacts["sample"] = str(out)
     n_rows = card["teacher_shards"]["n_rows"]
     # The study: each strategy draws a quarter of the rows so that held-out rows remain for scoring.
