@@ -10,6 +10,9 @@ banner lines below. Nothing else is touched: ``TF_ENABLE_ONEDNN_OPTS`` is left a
 numerics), Python warnings raised during the import are written back, and lines about CUDA are only
 dropped when the machine has no NVIDIA driver (on a GPU machine they explain why a GPU is unused).
 
+The same filter is put around a TFLite conversion and the first LiteRT interpreter allocation of
+``sea-tf export``/``classify``, whose C++ code prints one-line notices there (patterns below).
+
 Setting ``SEA_TF_DEBUG=1`` (what ``sea-tf ... --debug`` does) keeps every line and leaves
 TensorFlow's log level at its default. This module never imports TensorFlow.
 """
