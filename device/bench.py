@@ -210,6 +210,7 @@ def offline_throughput(emb, audio, hop, center, batch):
     count = len(emb.embed_audio(audio, hop, center=center, batch=1))
     t1 = clock()
     out = {"batch_1_windows_per_s": count / (t1 - t0), "batch": None, "batch_windows_per_s": None}
+    batch = emb.batch_size(batch)
     if batch > 1 and emb.batched_interpreter(batch) is not None and count >= batch:
         emb.embed_audio(audio[:emb.frame_samples * 2], hop, center=center, batch=batch)   # warm the batch interpreter
         t2 = clock()

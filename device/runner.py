@@ -24,6 +24,9 @@ from device.interpreter import open_interpreter
 
 #: Windows per ``invoke()`` in offline runs (windows known in advance), when the model allows it.
 DEFAULT_BATCH = 16
+#: A batch whose per-example tensors would exceed this is made smaller: an L3 teacher's activations
+#: (tens of MB per window) times 16 would not fit a 1-4 GB board, a student's (~1 MB) do.
+MAX_BATCH_BYTES = 64 << 20
 
 
 def sidecar_path(tflite_path):
@@ -203,6 +206,15 @@ class Artifact:
         q = self.quantize_input(self.batch_of_one(x))
         return self.dequantize_output(self.invoke(q)).reshape(-1)
 
+    def batch_size(self, batch):
+        """``batch``, reduced so that ``batch`` examples' tensors stay under :data:`MAX_BATCH_BYTES`."""
+        per_example = 0
+        for t in self.interpreter.get_tensor_details():
+            shape = t.get("shape")
+            if shape is not None and len(shape) >= 2 and int(shape[0]) == 1:       # activations, batch first
+                per_example += int(np.prod(shape)) * np.dtype(t["dtype"]).itemsize
+        return max(1, min(int(batch), MAX_BATCH_BYTES // max(per_example, 1)))
+
     def batched_interpreter(self, batch):
         """An interpreter of this model resized to ``batch`` examples, or ``None`` if the model's
         batch dimension is fixed (``shape_signature[0] != -1``) or the resize fails."""
@@ -244,6 +256,7 @@ class Artifact:
     def _run_many(self, examples, batch):
         """``examples`` [N, *input_shape[1:]] float32 through the network, ``batch`` at a time."""
         out = np.empty((len(examples), self.output_size), np.float32)
+        batch = self.batch_size(batch)
         interp = self.batched_interpreter(batch) if batch > 1 and len(examples) >= batch else None
         done = 0
         if interp is not None:
@@ -323,6 +336,7 @@ class Artifact:
         from device.frontends import StreamingFrontend
 
         fe = StreamingFrontend(self.frontend, self.frame_samples)
+        batch = self.batch_size(batch)
         interp = self.batched_interpreter(batch) if batch > 1 and count >= batch else None
         size = batch if interp is not None else 1
         q = np.empty((size, *self._input_shape[1:]), self._quantize.dtype)

@@ -1,6 +1,7 @@
 """Workstation side of ``make test-arm64``: an exported SEA-64 int8 model, a classifier and a WAV.
 
-Writes ``OUT/`` with the artifacts and ``OUT/args`` (the ``device.bench`` arguments). The SEA-64
+Writes ``OUT/`` with the artifacts, ``OUT/args`` (the ``device.bench`` arguments) and
+``OUT/listen_args`` (those of ``device.listen`` on the WAV). The SEA-64
 network (untrained weights, ``sea_tf.models.build_student``) is exported full-int8 without its
 front end, so the board computes the numpy front end (``device/frontends.py``) under emulation too;
 the classifier is the small fp32 one of ``tests/device_support.py``. Both follow the artifact
@@ -23,8 +24,12 @@ def main(out):
                                         card={"name": "tiny-cls", "kind": "classifier"},
                                         classes=device_support.CLASSES, input_kind="embedding")
     wav = device_support.write_tone_wav(out / "tone_22k.wav", sr=22050, seconds=2.0)
-    args = ["--model", student["net.int8"], "--classifier", classifier, "--audio", wav, "--hop", "0.5"]
+    args = ["--model", student["net.int8"], "--classifier", classifier, "--audio", wav, "--hop-size", "0.5"]
     (out / "args").write_text(" ".join(str(a) for a in args))
+    # device.listen on the same WAV as a file source (streaming resampler and front end); 0.2 s is
+    # 10 STFT hops of SEA-64, so consecutive windows share frames
+    listen = ["--model", student["net.int8"], "--classifier", classifier, "--source", wav, "--hop-size", "0.2"]
+    (out / "listen_args").write_text(" ".join(str(a) for a in listen))
     print(f"make_inputs: {student['net.int8'].name}, {classifier.name}, {wav.name} in {out}")
 
 

@@ -11,7 +11,8 @@
 #           SEA_TF_QEMU=/path/to/qemu-aarch64 uses another emulator (e.g. to reproduce that).
 #   site/   the board wheels of requirements-device.txt for aarch64/cp311, unpacked
 # then exports a model + WAV (scripts/arm64/make_inputs.py, workstation side) and runs
-# `python -m device.bench` under `qemu-aarch64 -cpu cortex-a72 -L root/`, checking the JSON.
+# `python -m device.bench` and `python -m device.listen` (the WAV as a file source) under
+# `qemu-aarch64 -cpu cortex-a72 -L root/`, checking them against the same runs natively.
 # Anything that cannot be fetched here makes the run SKIP (exit 0) with the reason.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -132,4 +133,34 @@ print(f"test-arm64: OK: {r['model']['name']} [{r['model']['mode']}] on {env['arc
       f"prediction {r['files'][0]['predicted_class']} ({r['files'][0]['confidence']:.3f}; native x86_64: "
       f"{native['files'][0]['confidence']:.3f})")
 PYEOF
-log "done in $(( $(date +%s) - start )) s (JSON: $WORK/result.json)"
+
+# 6. device.listen on the WAV as a file source, emulated and native: same windows, classes, embeddings
+log "running device.listen under qemu-aarch64 -cpu cortex-a72"
+set +e
+(cd "$WORK/board" && PYTHONHOME="$ROOT/usr" PYTHONPATH="$WORK/board:$SITE" PYTHONDONTWRITEBYTECODE=1 \
+    timeout 240 "$QEMU" -cpu cortex-a72 -L "$ROOT" "$ROOT/usr/bin/python3.11" -m device.listen \
+    $(cat "$WORK/inputs/listen_args") --jsonl "$WORK/listen.jsonl" --embeddings "$WORK/listen.npy")
+rc=$?
+set -e
+[ $rc -eq 0 ] || { echo "test-arm64: FAILED: device.listen exited $rc under emulation" >&2; exit 1; }
+(cd "$WORK/board" && "$PY" -m device.listen $(cat "$WORK/inputs/listen_args") --jsonl "$WORK/listen_native.jsonl" \
+    --embeddings "$WORK/listen_native.npy" 2>/dev/null)
+"$PY" - "$WORK" <<'PYEOF'
+import json, sys
+import numpy as np
+work = sys.argv[1]
+emu = [json.loads(line) for line in open(f"{work}/listen.jsonl")]
+native = [json.loads(line) for line in open(f"{work}/listen_native.jsonl")]
+summary = emu[-1]
+assert summary["event"] == "summary" and summary["status"] == "complete", summary
+assert summary["source"]["resampled"] == "soxr-hq" and summary["frontend"]["frames_reused"] > 0, summary
+windows, ref = [w for w in emu if "k" in w], [w for w in native if "k" in w]
+assert len(windows) == len(ref) == summary["windows"] > 0, (len(windows), len(ref))
+assert [w["top"][0][0] for w in windows] == [w["top"][0][0] for w in ref]
+a, b = np.load(f"{work}/listen.npy"), np.load(f"{work}/listen_native.npy")
+cos = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+assert cos.min() > 0.99, cos   # int8 kernels of aarch64 and x86_64 may round a requantization differently
+print(f"test-arm64: OK: device.listen {summary['windows']} windows on aarch64, classes as native x86_64, "
+      f"embedding cosine >= {cos.min():.4f}")
+PYEOF
+log "done in $(( $(date +%s) - start )) s (JSON: $WORK/result.json, $WORK/listen.jsonl)"
