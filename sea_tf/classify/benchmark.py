@@ -62,7 +62,9 @@ def run_benchmark(clips, model_specs, out_dir, features_cfg=None, clf_cfg=None, 
             embedder = open_embedder(spec, name=name)
             feats = extract_features(clips, embedder, cache_dir, fcfg["hop_size"], fcfg["framing"],
                                      fcfg["max_failed_fraction"], progress=progress)
-            summaries[name] = cross_validate(feats, out_dir / name, clf_cfg, seed, test_folds, workers, progress)
+            framing = {"framing": fcfg["framing"], "hop_size": float(fcfg["hop_size"])}
+            summaries[name] = cross_validate(feats, out_dir / name, clf_cfg, seed, test_folds, workers, progress,
+                                             framing=framing)
             summaries[name]["spec"] = str(spec)
             summaries[name]["weights"] = cards.weights_provenance(embedder.card)   # "untrained" rows say so
         except SeaTFError as exc:

@@ -92,7 +92,7 @@ def settings_hash(features, clf_cfg, seed):
 
 
 def cross_validate(features, out_dir, clf_cfg=None, seed=0, test_folds=None, workers=1, progress=True,
-                   resume=True):
+                   resume=True, framing=None):
     """Run the fold protocol on ``features`` and write the model's results.
 
     Parameters
@@ -112,6 +112,9 @@ def cross_validate(features, out_dir, clf_cfg=None, seed=0, test_folds=None, wor
         tqdm bars over folds (and epochs when sequential).
     resume : bool
         Reuse ``fold-<k>.json`` written by an earlier run with the same settings.
+    framing : dict, optional
+        How the clips were cut into frames (``{"framing", "hop_size"}``), recorded in ``results.json``
+        because accuracies under different framings are not comparable (docs/PROTOCOL.md §3.5).
 
     Returns
     -------
@@ -180,6 +183,8 @@ def cross_validate(features, out_dir, clf_cfg=None, seed=0, test_folds=None, wor
                    n_clips=int(embedded.sum()), n_frames=int(len(features.x)), classifier=clf_cfg["type"],
                    seed=seed, failed_clips=features.failed, cache=features.stats, confusion_png=str(png),
                    folds=[{k: v for k, v in r.items() if k != "predictions"} for r in ordered])
+    if framing is not None:
+        summary["framing"] = dict(framing)
     atomic.write_json(out_dir / "results.json", summary)
     return summary
 

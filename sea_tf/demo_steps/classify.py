@@ -124,7 +124,8 @@ def run(ctx):
                      "classifier": settings["classifier"], "protocol": settings["protocol"]},
     }
     md = [comparison_markdown(models, table["n_folds"]).strip(),
-          f"Hop {hop} s for both models ({teacher_windows} teacher windows); MLP 512-128, Adam "
+          f"Hop {hop} s and {features['framing']} framing for both models ({teacher_windows} teacher windows); "
+          f"MLP 512-128, Adam "
           f"{mlp['learning_rate']}, batch {mlp['batch_size']}, patience "
           f"{mlp['patience']}. Teacher: {teacher_source} (`{teacher}`); student: {student_source} "
           f"(`{student}`)."]
