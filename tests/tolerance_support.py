@@ -61,3 +61,32 @@ def db_interval(amp_lo, amp_hi, floor_db=-80.0, amin=1e-10):
     lo = log_lo - log_hi.max(axis=axes, keepdims=True)
     hi = log_hi - log_lo.max(axis=axes, keepdims=True)
     return np.maximum(lo, floor_db), np.maximum(hi, floor_db)
+
+
+def accumulation_length(keras_model):
+    """``n`` of ``γ_n`` for one forward pass: the dot-product lengths summed along the network.
+
+    Each Conv2D adds ``kh * kw * c_in`` terms and each Dense ``n_in``; a mel front end adds its
+    filterbank's ``n_dft/2 + 1``. With errors carried from layer to layer at unit gain relative to
+    the activations' scale (BN, ReLU and max pooling do not amplify it), the outputs are off by at
+    most ``γ_n`` times their largest magnitude. The rFFT and the dB step before the filterbank are
+    the same row by row whatever the batch, so they add nothing when only the batching differs.
+    """
+    n = 0
+    for module in keras_model.submodules:
+        kernel = getattr(module, "kernel", None)
+        if kernel is not None and len(kernel.shape) in (2, 4):
+            n += int(np.prod(kernel.shape[:-1]))
+        spec = getattr(module, "spec", None)
+        if isinstance(spec, dict) and spec.get("n_mels"):
+            n += spec["n_dft"] // 2 + 1
+    return n
+
+
+def forward_atol(keras_model, reference):
+    """Absolute tolerance between two float32 runs of ``keras_model`` whose sum orders differ.
+
+    ``2 γ_n max|reference|`` with ``n`` from :func:`accumulation_length`: each run is off by at
+    most ``γ_n`` of the output scale from the exact result.
+    """
+    return 2 * gamma(accumulation_length(keras_model)) * float(np.abs(reference).max())
