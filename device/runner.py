@@ -125,8 +125,10 @@ class Artifact:
         self.frontend = meta.get("frontend") if not self.frontend_in_model else None
         self.classes = meta.get("classes")
         self.kind = kind or ("classifier" if self.classes or card.get("kind") == "classifier" else "embedding")
-        self.name = card.get("name") or self.path.name.split(".")[0]
-        self.mode = meta.get("mode") or (self.path.name.split(".")[1] if self.path.name.count(".") >= 2 else "unknown")
+        # Exported files are <name>.<mode>.tflite, and <name> may hold dots itself (sparsity_95.45).
+        parts = self.path.name.rsplit(".", 2)
+        self.name = card.get("name") or parts[0]
+        self.mode = meta.get("mode") or (parts[1] if len(parts) == 3 else "unknown")
         self.scaler = meta.get("scaler")
         self.sample_rate = card.get("sample_rate") or (self.frontend or {}).get("sr")
         self.frame_samples = card.get("frame_samples")

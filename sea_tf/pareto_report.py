@@ -88,7 +88,7 @@ class Collection:
             if obj.get("classes") or (obj.get("model_card") or {}).get("kind") == "classifier":
                 return 1  # a classifier is part of every pipeline's cost, not a row of its own
             size = obj.get("size_bytes") or (tflite.stat().st_size if tflite.exists() else None)
-            self.export[_stem(tflite)] = {"name": (obj.get("model_card") or {}).get("name") or _stem(tflite).split(".")[0],
+            self.export[_stem(tflite)] = {"name": (obj.get("model_card") or {}).get("name") or _stem(tflite).rsplit(".", 1)[0],
                                           "mode": obj["mode"], "size_bytes": size}
             return 1
         if isinstance(obj.get("models"), dict) and any(isinstance(v, dict) and "accuracy_mean" in v

@@ -127,8 +127,9 @@ def test_config_files_resolve(name):
     defaults = load_defaults(schema_of_preset(name))
     cfg = config.resolve(defaults, name)
     assert set(cfg) == set(defaults)
-    mlp = cfg["mlp"] if "mlp" in cfg else cfg["classifier"]["mlp"]
-    assert mlp["hidden"] == [512, 128] and mlp["l2"] == 1e-5   # the published MLP in every preset
+    if schema_of_preset(name) in ("classify/us8k", "classify/esc50", "classify/final"):
+        mlp = cfg["mlp"] if "mlp" in cfg else cfg["classifier"]["mlp"]
+        assert mlp["hidden"] == [512, 128] and mlp["l2"] == 1e-5   # the published MLP in every US8K/ESC-50 preset
 
 
 def test_demo_step_runs_the_demo_preset():

@@ -12,8 +12,8 @@ _INLINE = re.compile(r"`([^`\n]+)`")
 _COMMAND_START = re.compile(r"^(sea-tf\b|\S*python3?\s+-m\s+(sea_tf|device)\b)")
 
 
-def _fenced_lines(text):
-    """(line, 'README.md:N') of every shell code block line, ``\\`` continuations joined."""
+def _fenced_lines(text, name="README.md"):
+    """(line, 'NAME:N') of every shell code block line, ``\\`` continuations joined."""
     for match in _FENCE.finditer(text):
         if match.group(1) not in _SHELL:
             continue
@@ -24,17 +24,17 @@ def _fenced_lines(text):
             if raw.rstrip().endswith("\\"):
                 pending += raw.rstrip()[:-1] + " "
                 continue
-            yield pending + raw, f"README.md:{start}"
+            yield pending + raw, f"{name}:{start}"
             pending, start = "", None
 
 
-def _inline_commands(text):
-    """(span, 'README.md:N') of every inline code span outside fences that starts with a command."""
+def _inline_commands(text, name="README.md"):
+    """(span, 'NAME:N') of every inline code span outside fences that starts with a command."""
     outside = _FENCE.sub(lambda m: "\n" * m.group(0).count("\n"), text)
     for match in _INLINE.finditer(outside):
         span = match.group(1).strip()
         if _COMMAND_START.match(span):
-            yield span, f"README.md:{outside[:match.start()].count(chr(10)) + 1}"
+            yield span, f"{name}:{outside[:match.start()].count(chr(10)) + 1}"
 
 
 def _all_commands():
@@ -52,6 +52,18 @@ def test_every_readme_command_parses():
     assert not failures, "README commands the CLI refuses:\n" + "\n".join(failures)
     # The README shows a few dozen commands; far fewer means the extraction above broke.
     assert checked >= 30, f"only {checked} commands found in README.md"
+
+
+@pytest.mark.parametrize("doc", sorted((REPO / "docs").glob("*.md")), ids=lambda p: p.name)
+def test_every_command_in_the_docs_parses(doc):
+    text = doc.read_text(encoding="utf-8")
+    failures = []
+    for line, where in list(_fenced_lines(text, f"docs/{doc.name}")) + list(_inline_commands(text, f"docs/{doc.name}")):
+        try:
+            check(line, where)
+        except CommandError as exc:
+            failures.append(str(exc))
+    assert not failures, f"docs/{doc.name} commands the CLI refuses:\n" + "\n".join(failures)
 
 
 def test_readme_commands_have_no_ellipsis_placeholders():

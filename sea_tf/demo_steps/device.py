@@ -40,7 +40,7 @@ def _aliases(ctx):
         if not spec:
             continue
         card = cards.read_card(spec, required=False) if Path(str(spec)).exists() else None
-        aliases[name] = (card or {}).get("name") or Path(str(spec)).name.split(".")[0]
+        aliases[name] = (card or {}).get("name") or Path(str(spec)).name.rsplit(".", 1)[0]
     return aliases
 
 
@@ -84,7 +84,7 @@ def run(ctx):
     for model in plan.embeddings:
         json_path = out_dir / f"{model.stem}.json"
         cmd = [sys.executable, "-m", "device.bench", "--model", str(model), "--runs", str(settings["runs"]),
-               "--warmup", str(settings["warmup"]), "--threads", str(settings["threads"]), "--hop", str(settings["hop_s"]),
+               "--warmup", str(settings["warmup"]), "--threads", str(settings["threads"]), "--hop-size", str(settings["hop_s"]),
                "--label", "local", "--json", str(json_path)]
         classifier = plan.classifier_for(model)
         if classifier:
