@@ -12,6 +12,7 @@ import numpy as np
 import yaml
 
 from distill_fixtures import make_dataset, tiny_config
+from tolerance_support import forward_atol
 
 
 def test_two_device_mirrored_training_loads_on_one_device(tmp_path):
@@ -41,7 +42,9 @@ def test_two_device_mirrored_training_loads_on_one_device(tmp_path):
     model, _ = student_mod.training_model(fresh)
     best = json.loads((out / "state.json").read_text())["best"]["checkpoint"]
     tf.train.Checkpoint(model=model).restore(str(out / best)).expect_partial()
-    np.testing.assert_allclose(model(audio, training=False).numpy(), expected, rtol=1e-5, atol=1e-5)
+    # The same weights in another graph (the training model): only the kernels' sum order may differ.
+    np.testing.assert_allclose(model(audio, training=False).numpy(), expected, rtol=0,
+                               atol=forward_atol(student.keras, expected))
     assert not np.allclose(expected, 0)
 
 
