@@ -7,7 +7,9 @@ Inputs are recognised by their content, so any mix of files (or directories sear
   "sea-tf/device-bench/1"``): latency, memory, size, per (model, mode, device);
 - export sidecars ``X.json`` (``sha256``, ``mode``, ``frontend_in_model``, ``model_card``): size;
 - classification results of ``sea-tf classify`` (``results.json`` with ``accuracy_mean`` or
-  ``comparison.json`` with ``models: {name: summary}``), also when nested in a demo ``report.json``.
+  ``comparison.json`` with ``models: {name: summary}``), also when nested in a demo ``report.json``;
+- SONYC-UST results of ``sea-tf classify ust`` (``results.json`` / ``comparison.json`` with
+  ``micro_auprc``): a table of their own (micro/macro AUPRC, micro F1), and the rows' ``ust_*`` fields.
 
 Rows are keyed by the artifact stem ``<name>.<mode>`` (what ``sea-tf classify`` calls a ``.tflite``
 model); a row without an accuracy measured on its own artifact takes its float model's accuracy
@@ -50,12 +52,16 @@ class Collection:
     accuracy : dict
         ``key -> {"accuracy", "accuracy_std", "dataset", "n_folds"}``; key is a ``.tflite``
         stem or a model name.
+    ust : dict
+        ``key -> {"micro_auprc", "macro_auprc", "micro_f1", "n_files"}`` (SONYC-UST, validate split),
+        keyed like ``accuracy``.
     ignored : list of str
         Input files that held nothing recognisable.
     """
 
     def __init__(self, aliases=None):
         self.device, self.export, self.accuracy, self.ignored = {}, {}, {}, []
+        self.ust = {}
         self.aliases = dict(aliases or {})
 
     def add_file(self, path):
@@ -96,6 +102,11 @@ class Collection:
             return sum(self._add_accuracy(name, s, obj) for name, s in obj["models"].items() if isinstance(s, dict))
         if "accuracy_mean" in obj and (obj.get("model") or hint):
             return self._add_accuracy(obj.get("model") or hint, obj, {})
+        if isinstance(obj.get("models"), dict) and any(isinstance(v, dict) and "micro_auprc" in v
+                                                       for v in obj["models"].values()):
+            return sum(self._add_ust(name, s) for name, s in obj["models"].items() if isinstance(s, dict))
+        if "micro_auprc" in obj and (obj.get("model") or hint):
+            return self._add_ust(obj.get("model") or hint, obj)
         return sum(self.add(v, None, hint=k) for k, v in obj.items() if isinstance(v, (dict, list)))
 
     def _add_accuracy(self, name, summary, parent):
@@ -107,6 +118,16 @@ class Collection:
                               "accuracy_std": summary.get("accuracy_std"),
                               "dataset": parent.get("dataset") or summary.get("dataset"),
                               "n_folds": parent.get("n_folds") or len(summary.get("per_fold") or {}) or None}
+        return 1
+
+
+    def _add_ust(self, name, summary):
+        if "micro_auprc" not in summary:
+            return 0
+        spec = str(summary.get("spec") or "")
+        key = _stem(spec) if spec.endswith(".tflite") else self.aliases.get(name, name)
+        self.ust[key] = {"micro_auprc": float(summary["micro_auprc"]), "macro_auprc": float(summary["macro_auprc"]),
+                         "micro_f1": summary.get("micro_f1"), "n_files": summary.get("n_validate_scored")}
         return 1
 
 
@@ -153,6 +174,10 @@ def build_rows(col, latency_stat="p50"):
             acc, inherited = _accuracy(col, stem, e["name"])
             rows.append({"stem": stem, "model": e["name"], "mode": e["mode"], "device": None, **acc,
                          "accuracy_inherited": inherited, "size_bytes": e["size_bytes"], "status": "not benchmarked"})
+    for r in rows:
+        # the UST figures of the artifact itself, else of its float model (like accuracy)
+        u = col.ust.get(r["stem"]) or col.ust.get(r["model"])
+        r.update(ust_micro_auprc=u and u["micro_auprc"], ust_macro_auprc=u and u["macro_auprc"])
     used = {r["stem"] for r in rows} | {r["model"] for r in rows}
     for key, a in sorted(col.accuracy.items()):
         if key not in used:
@@ -244,6 +269,23 @@ def markdown_table(rows, latency_stat="p50"):
     return "\n".join(lines)
 
 
+def ust_markdown(col, rows):
+    """The SONYC-UST table: one row per evaluated model or artifact, with its size where one is known."""
+    sizes = {}
+    for r in rows:
+        if r.get("size_bytes") is not None:
+            sizes.setdefault(r["stem"], r["size_bytes"])
+            sizes.setdefault(r["model"], r["size_bytes"])
+    lines = ["| model | micro AUPRC | macro AUPRC | micro F1 | validate files | size (KiB) |",
+             "|---|---|---|---|---|---|"]
+    for key, u in sorted(col.ust.items()):
+        size = sizes.get(key)
+        lines.append(f"| {key} | {u['micro_auprc']:.3f} | {u['macro_auprc']:.3f} | "
+                     f"{'—' if u['micro_f1'] is None else format(u['micro_f1'], '.3f')} | {u['n_files'] or '—'} | "
+                     f"{'—' if size is None else format(size / 1024, '.1f')} |")
+    return "\n".join(lines)
+
+
 def write_report(inputs=(), out_dir="runs/report", objects=(), title="sea-tf: accuracy vs cost", latency_stat="p50",
                  md_name="report.md", prefix="", aliases=None):
     """Collect, tabulate and plot; writes ``report.md``, ``rows.json`` and two Pareto PNGs.
@@ -271,7 +313,7 @@ def write_report(inputs=(), out_dir="runs/report", objects=(), title="sea-tf: ac
     """
     col = collect(inputs, objects, aliases)
     rows = build_rows(col, latency_stat)
-    if not rows:
+    if not rows and not col.ust:
         raise DataError(f"nothing to report in {', '.join(map(str, inputs)) or 'the given results'}: no device, export "
                         "or classification JSON recognised; pass the files those stages wrote")
     out_dir = Path(out_dir)
@@ -292,6 +334,9 @@ def write_report(inputs=(), out_dir="runs/report", objects=(), title="sea-tf: ac
             md.append(f"Pareto front (accuracy vs {label}): " + ", ".join(
                 f"{r['model']} [{r['mode']}]" + (f" on {r['device']}" if key == "latency_ms" and r.get("device") else "")
                 for r in front))
+    if col.ust:
+        md += ["", "## SONYC-UST (coarse tagging, validate split; DCASE 2019 Task 5 metrics, docs/PROTOCOL.md §4.3)", "",
+               ust_markdown(col, rows)]
     if col.ignored:
         md += ["", "Ignored (nothing recognised): " + ", ".join(f"`{p}`" for p in col.ignored)]
     md_path = out_dir / md_name

@@ -116,3 +116,30 @@ def test_short_and_long_clips_are_padded_or_cut_with_a_warning(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert frames(exact, 8000, 0.5, "l3e")[0].shape == (3, 8000)
+
+
+def test_demo_step_ust_part_reports_both_models_and_their_ratio(tiny_ust, tmp_path, monkeypatch):
+    from sea_tf.demo import DemoContext
+    from sea_tf.demo_steps import classify as step
+
+    settings = step.ust_settings()
+    assert settings["classifier"]["type"] == "mil" and settings["features"]["hop_size"] == 1.0   # the demo preset
+    settings["features"].update(clip_seconds=2.0, hop_size=0.5)
+    settings["classifier"].update(epochs=20, patience=20)
+    monkeypatch.setattr(step, "ust_settings", lambda: copy.deepcopy(settings))
+    ctx = DemoContext(out_dir=tmp_path, report_dir=tmp_path / "report", data_dir=tmp_path, seed=3)
+    ctx.report_dir.mkdir()
+    figures, markdown, images = step.run_ust(ctx, tiny_ust, "sea-64", "sea-128", tmp_path / "ust")
+    assert set(figures["models"]) == {"teacher", "student"} and figures["teacher_windows"] == 12 * 3
+    m = figures["models"]
+    assert figures["student_teacher_ratio"]["micro_auprc"] == pytest.approx(
+        m["student"]["micro_auprc"] / m["teacher"]["micro_auprc"])
+    assert "### SONYC-UST" in markdown and "| teacher |" in markdown and "Student / teacher: micro AUPRC" in markdown
+    assert sorted(images) == ["classify-ust-pr-student.png", "classify-ust-pr-teacher.png"]
+    assert all((ctx.report_dir / i).is_file() for i in images)
+    # The demo's pareto report (sea-tf report) picks the UST figures out of the step's results.
+    from sea_tf import pareto_report
+    report = pareto_report.write_report([], tmp_path / "rep", objects=[{"classify": {"ust": figures}}])
+    text = report["markdown"].read_text()
+    assert "## SONYC-UST" in text and f"| teacher | {m['teacher']['micro_auprc']:.3f} |" in text
+    assert step.run_ust(ctx, tmp_path / "no-ust", "sea-64", "sea-128", tmp_path / "x") is None

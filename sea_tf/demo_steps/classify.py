@@ -7,6 +7,11 @@ dataset it uses Adam 1e-3 and patience 10 (instead of 1e-4 and 20) so that the 2
 take well under a minute: the packaged preset ``classify/demo`` (``configs/classify/demo.yaml``), which
 ``sea-tf classify us8k --config classify/demo`` runs too. About 2 min on 2 cores, most of it the teacher's embeddings (cached in
 ``OUT/classify/cache``, so a re-run is quicker).
+
+Then SONYC-UST (docs/PROTOCOL.md §4.3) on the dataset's ``ust/`` for the same two models: the MIL
+with AutoPool of the packaged preset ``classify/ust-demo`` (hop 1 s: 48 clips x 10 windows = 480
+teacher windows, about a minute), micro/macro AUPRC of both and their ratio, in
+``OUT/classify/ust/``.
 """
 import shutil
 from pathlib import Path
@@ -19,6 +24,7 @@ from sea_tf.presets import load_defaults
 
 HOP_CANDIDATES = (0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 1.0)
 PRESET = "classify/demo"
+UST_PRESET = "classify/ust-demo"
 TEACHER_MAX_WINDOWS = 500  # the 48-kHz teacher's share of the demo's time budget
 
 
@@ -51,6 +57,57 @@ def evaluate_models(ctx, clips, specs, names, out, hop, progress=True):
     cfg = demo_settings()
     return run_benchmark(clips, specs, out, features_settings(hop, out), cfg["classifier"],
                          seed=ctx.seed, test_folds=cfg["protocol"]["test_folds"], progress=progress, names=names)
+
+
+def ust_settings():
+    """The resolved ``classify ust`` settings of the demo (preset :data:`UST_PRESET`)."""
+    return resolve(load_defaults("classify/ust"), UST_PRESET)
+
+
+def run_ust(ctx, root, teacher, student, out):
+    """SONYC-UST for the teacher and the student on ``root``; returns (figures, markdown, images) or None.
+
+    None when the dataset has no ``ust/`` (made before the UST set existed: regenerate it).
+    """
+    from sea_tf.classify.ust import comparison_markdown, run_ust as run_ust_models
+    from sea_tf.data.ust import UST
+
+    if not (root / "annotations.csv").is_file():
+        return None
+    dataset = UST(root)
+    cfg = ust_settings()
+    cfg["seed"] = ctx.seed
+    cfg["features"] = {**cfg["features"], "cache_dir": str(out / "cache")}
+    table = run_ust_models(dataset, [teacher, student], out, cfg, names=["teacher", "student"], progress=False)
+    models = table["models"]
+    ratio = {k: models["student"][k] / models["teacher"][k]
+             for k in ("micro_auprc", "macro_auprc") if {"teacher", "student"} <= models.keys() and models["teacher"][k]}
+    images = []
+    for name in models:
+        dest = ctx.report_dir / f"classify-ust-pr-{name}.png"
+        shutil.copyfile(models[name]["pr_png"], dest)
+        images.append(dest.name)
+    teacher_windows = (models["teacher"]["framing"]["frames_per_file"] * (models["teacher"]["n_train"] +
+                       models["teacher"]["n_validate"])) if "teacher" in models else None
+    figures = {"dataset": "ust", "root": str(root), "n_train": len(dataset.clips_in_split("train")),
+               "n_validate": len(dataset.clips_in_split("validate")), "teacher_windows": teacher_windows,
+               "models": {n: {k: r[k] for k in ("spec", "micro_auprc", "macro_auprc", "micro_f1", "class_auprc",
+                                                "n_validate_scored", "embedding_size", "weights")}
+                          for n, r in models.items()},
+               "student_teacher_ratio": ratio, "failed_models": table["failed"],
+               "settings": {"preset": UST_PRESET, "features": cfg["features"], "classifier": cfg["classifier"]}}
+    md = ["### SONYC-UST (coarse tagging of the validate split)", "",
+          comparison_markdown(models, dataset.classes).strip(),
+          f"MIL + AutoPool ({cfg['classifier']['n_hidden']} hidden layer of {cfg['classifier']['hidden_size']}, Adam "
+          f"{cfg['classifier']['learning_rate']}, {cfg['classifier']['epochs']} epochs, best validation loss "
+          f"restored) on {figures['n_train']} train / {figures['n_validate']} validate clips of 10 s, 1-s windows "
+          f"every {cfg['features']['hop_size']} s ({teacher_windows} teacher windows)."]
+    if ratio:
+        md.append(f"Student / teacher: micro AUPRC **{100 * ratio['micro_auprc']:.1f} %**, macro AUPRC "
+                  f"**{100 * ratio['macro_auprc']:.1f} %**.")
+    if table["failed"]:
+        md.append("Failed: " + "; ".join(f"{n}: {r}" for n, r in table["failed"].items()))
+    return figures, "\n\n".join(md), images
 
 
 def _student_spec(ctx):
@@ -136,4 +193,14 @@ def run(ctx):
         md.append("Failed: " + "; ".join(f"{n}: {r}" for n, r in table["failed"].items()))
     md.append(f"Final classifier: `{clf_path}` ({card['params']} parameters, scaler folded in)." if card else
               "No final classifier: the student could not be evaluated.")
+
+    ust = run_ust(ctx, data_dir / "ust", teacher, student, out / "ust")
+    if ust is None:
+        md.append(f"SONYC-UST: skipped, {data_dir / 'ust'} has no annotations.csv (a dataset made before the UST set; "
+                  "regenerate it with `sea-tf data make-demo --overwrite`).")
+    else:
+        figures["ust"], ust_md, ust_images = ust
+        md.append(ust_md)
+        images += ust_images
+        ctx.artifacts["classify_ust_results"] = str(out / "ust" / "comparison.json")
     return StepReport(figures=figures, markdown="\n\n".join(md), images=images)
