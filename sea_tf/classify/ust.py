@@ -15,7 +15,7 @@ Outputs of ``sea-tf classify ust`` (``OUT/``)::
     <model>/output.csv                  DCASE submission format for validate: audio_filename, the
                                         fine columns (zeros: coarse mode), the coarse probabilities
     <model>/pr_curves.png               per-class and micro PR curves
-    cache/<model>/hop<h>-<framing>/<clip>.npz
+    cache/clip<s>s/<model>/hop<h>-<framing>/<clip>.npz
 """
 from __future__ import annotations
 
@@ -188,7 +188,8 @@ def evaluate_model(dataset, spec, name: str, out_dir: Path, cfg: dict, progress:
     check_splits(dataset)
     clips, ust_clips = ust_clipset(dataset)
     embedder = open_embedder(spec, name=name)
-    cache = Path(fcfg["cache_dir"]) if fcfg["cache_dir"] else out_dir / "cache"
+    # The clip length is not in the cache key (model + audio hash), so it names a directory of its own.
+    cache = (Path(fcfg["cache_dir"]) if fcfg["cache_dir"] else out_dir / "cache") / f"clip{fcfg['clip_seconds']:g}s"
     feats = extract_features(clips, embedder, cache, fcfg["hop_size"], fcfg["framing"], fcfg["max_failed_fraction"],
                              progress=progress, frame_fn=fixed_length_frames(float(fcfg["clip_seconds"])))
     x, index = file_embeddings(feats)
