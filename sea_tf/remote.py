@@ -258,8 +258,6 @@ def run_on_host(host, run_plan, out_dir, key_path=None, known_hosts="~/.ssh/know
     The remote stdout (the bench table) goes to ``log``; on a remote failure the remote stderr goes
     to ``err`` and a :class:`RemoteError` is raised.
     """
-    from tqdm import tqdm
-
     remote_dir = remote_dir[2:] if remote_dir.startswith("~/") else remote_dir  # SFTP and shell start in $HOME
     rdir = shlex.quote(remote_dir)
     client = connect(host, key_path, known_hosts, connect_timeout)
@@ -275,19 +273,11 @@ def run_on_host(host, run_plan, out_dir, key_path=None, known_hosts="~/.ssh/know
         if requirements.exists():
             uploads.append((requirements, f"{remote_dir}/{REQUIREMENTS}"))
         needed = run_plan.embeddings + sorted({run_plan.classifier_for(m) for m in run_plan.embeddings} - {None})
-        for model in needed:
-            uploads.append((model, f"{remote_dir}/artifacts/{model.name}"))
-            if model.with_suffix(".json").exists():
-                uploads.append((model.with_suffix(".json"), f"{remote_dir}/artifacts/{model.with_suffix('.json').name}"))
+        uploads += _artifact_uploads(needed, remote_dir)
         uploads += [(a, f"{remote_dir}/audio/{a.name}") for a in run_plan.audio]
         sftp = client.open_sftp()
         sftp.get_channel().settimeout(command_timeout)
-        for local, remote in tqdm(uploads, desc=f"copy to {host.label}", unit="file", leave=False):
-            try:
-                sftp.put(str(local), remote)
-            except (OSError, EOFError) as exc:
-                raise RemoteError(f"{host.label}: copying {local} to {remote} failed ({exc}); check free space on "
-                                  f"the board (df -h {remote_dir}) and that the directory is writable") from None
+        _upload(sftp, uploads, host, remote_dir)
 
         python = remote_python
         if setup:
@@ -387,8 +377,6 @@ def listen_on_host(host, model, classifier, out_path, source="default", listen_a
     listen_args : sequence of str
         More ``device.listen`` arguments (``--hop-size``, ``--duration``, ``--trigger``...).
     """
-    from tqdm import tqdm
-
     remote_dir = remote_dir[2:] if remote_dir.startswith("~/") else remote_dir
     rdir = shlex.quote(remote_dir)
     local_source = Path(source) if source not in ("-",) and Path(source).is_file() else None
@@ -401,20 +389,12 @@ def listen_on_host(host, model, classifier, out_path, source="default", listen_a
             raise RemoteError(f"{host.label}: cannot create {remote_dir} ({stderr.strip()}); pass a writable --remote-dir")
         device_dir = _device_dir()
         uploads = [(p, f"{remote_dir}/device/{p.name}") for pattern in DEVICE_FILES for p in sorted(device_dir.glob(pattern))]
-        for path in [model] + ([classifier] if classifier else []):
-            uploads.append((path, f"{remote_dir}/artifacts/{path.name}"))
-            if path.with_suffix(".json").exists():
-                uploads.append((path.with_suffix(".json"), f"{remote_dir}/artifacts/{path.with_suffix('.json').name}"))
+        uploads += _artifact_uploads([model] + ([classifier] if classifier else []), remote_dir)
         if local_source:
             uploads.append((local_source, f"{remote_dir}/audio/{local_source.name}"))
         sftp = client.open_sftp()
         try:
-            for local, remote in tqdm(uploads, desc=f"copy to {host.label}", unit="file", leave=False):
-                try:
-                    sftp.put(str(local), remote)
-                except (OSError, EOFError) as exc:
-                    raise RemoteError(f"{host.label}: copying {local} to {remote} failed ({exc}); check free space "
-                                      f"on the board (df -h {remote_dir})") from None
+            _upload(sftp, uploads, host, remote_dir)
         finally:
             sftp.close()
         args = ["--model", f"artifacts/{model.name}", "--source", f"audio/{local_source.name}" if local_source else source,
@@ -480,3 +460,26 @@ def _stream_lines(client, command, out_path, host, stop_timeout, on_line, err):
     if text and (code not in (0, None) or summary is None):
         err(f"--- remote stderr ({host.label}) ---\n{_indent(text)}")
     return summary, code, interrupted
+
+
+def _artifact_uploads(models, remote_dir):
+    """``(local, remote)`` pairs of each exported model and its JSON sidecar, into ``REMOTE_DIR/artifacts``."""
+    pairs = []
+    for model in models:
+        pairs.append((model, f"{remote_dir}/artifacts/{model.name}"))
+        sidecar = model.with_suffix(".json")
+        if sidecar.exists():
+            pairs.append((sidecar, f"{remote_dir}/artifacts/{sidecar.name}"))
+    return pairs
+
+
+def _upload(sftp, uploads, host, remote_dir):
+    """Copy every ``(local, remote)`` pair over ``sftp``; a failed copy is a RemoteError naming the file."""
+    from tqdm import tqdm
+
+    for local, remote in tqdm(uploads, desc=f"copy to {host.label}", unit="file", leave=False):
+        try:
+            sftp.put(str(local), remote)
+        except (OSError, EOFError) as exc:
+            raise RemoteError(f"{host.label}: copying {local} to {remote} failed ({exc}); check free space on "
+                              f"the board (df -h {remote_dir}) and that the directory is writable") from None
