@@ -86,17 +86,7 @@ class _Pipeline:
         else:
             q = self.emb.quantize_input(self.emb.batch_of_one(self.emb.features(samples[None])[0]))
         t1 = clock()
-        self.interp.set_tensor(self._in["index"], q)
-        ti0 = clock()
-        self.interp.invoke()
-        ti1 = clock()
-        embedding = self.emb.dequantize_output(self.interp.get_tensor(self._out["index"])).reshape(1, -1)
-        t2 = clock()
-        probs = self.cls.classify(embedding, batch=1)[0] if self.cls is not None else None
-        t3 = clock()
-        times = {"frontend": (t1 - t0) * 1e3, "network": (t2 - t1) * 1e3, "invoke": (ti1 - ti0) * 1e3,
-                 "classifier": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3}
-        return embedding[0], probs, times
+        return self._network(q, t0, t1)
 
     def window(self, frame, feats=None):
         """One window through the pipeline; returns (probs or embedding, times in ms)."""
@@ -104,7 +94,12 @@ class _Pipeline:
         t0 = clock()
         x = self.emb.features(frame[None])[0] if feats is None else feats
         t1 = clock()
-        q = self.emb.quantize_input(self.emb.batch_of_one(x))
+        return self._network(self.emb.quantize_input(self.emb.batch_of_one(x)), t0, t1)
+
+    def _network(self, q, t0, t1):
+        """The timed rest of a window from its model input ``q`` (front end ran from ``t0`` to ``t1``):
+        network (set, bare ``invoke()``, get), classifier; returns (embedding, probs, times in ms)."""
+        clock = time.perf_counter
         self.interp.set_tensor(self._in["index"], q)
         ti0 = clock()
         self.interp.invoke()
