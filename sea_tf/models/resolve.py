@@ -163,7 +163,7 @@ def warn_if_untrained(spec: str, model: SeaModel) -> None:
         what, instead = f"'{spec}' is the seeded, untrained preset (seed {seed})", published_counterpart(spec)
         hint = f"use {instead} (`sea-tf models fetch {instead}` or `sea-tf models import PATH`)"
     else:
-        what = f"{spec}: its card says its weights are untrained (seeded {model.name}, seed {seed})"
+        what = f"{spec}: its card says its weights are untrained ({model.name}, seed {seed})"
         hint = "use a published model (`sea-tf models list`) or a distilled student"
     warnings.warn(f"{what}: its embeddings are random features, not learnt ones; for trained weights {hint}",
                   SeaTFWarning, stacklevel=_caller_stacklevel())
