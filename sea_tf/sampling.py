@@ -520,3 +520,165 @@ def load_sample(sample_dir):
 def _column(shards, key):
     return np.concatenate([c[key] for c in shards.iter_chunks([key], rows=1 << 16)]) if shards.n_rows \
         else np.empty(0)
+
+
+# ------------------------------------------------------------------------------------------------
+# Sensor streams (docs/PROTOCOL.md §3.1): the published "dpp / day" setting samples each sensor's
+# recordings per timeframe. A sensor manifest names each source file's sensor and recording time.
+
+STREAM_TIMEFRAMES = ("day", "week", "month", "all")
+_TIMEFRAME_FORMAT = {"day": "%j", "week": "%V", "month": "%m"}   # day of year, ISO week, month
+
+
+def read_sensor_manifest(path) -> dict:
+    """``{file: (sensor_id, datetime)}`` from a CSV with columns ``file``, ``sensor_id``, ``timestamp``.
+
+    ``timestamp`` is Unix seconds or ISO 8601; a time without an offset is read as UTC. Each file is
+    also reachable by its base name, so a manifest of relative paths matches the shards' sources.
+
+    Raises
+    ------
+    DataError
+        Missing file or column, or a timestamp that is neither form (naming the line).
+    """
+    import csv
+    from datetime import datetime, timezone
+
+    path = Path(path)
+    out = {}
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            missing = {"file", "sensor_id", "timestamp"} - set(reader.fieldnames or [])
+            if missing:
+                raise DataError(f"{path}: missing column(s) {', '.join(sorted(missing))}; a sensor manifest has "
+                                "file, sensor_id, timestamp (Unix seconds or ISO 8601)")
+            for row in reader:
+                text = row["timestamp"].strip()
+                try:
+                    when = datetime.fromtimestamp(float(text), tz=timezone.utc)
+                except ValueError:
+                    try:
+                        when = datetime.fromisoformat(text)
+                    except ValueError:
+                        raise DataError(f"{path} line {reader.line_num}: timestamp {text!r} is neither Unix "
+                                        "seconds nor ISO 8601; fix the row") from None
+                    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+                entry = (row["sensor_id"].strip(), when)
+                out[row["file"].strip()] = entry
+                out.setdefault(Path(row["file"].strip()).name, entry)
+    except FileNotFoundError:
+        raise DataError(f"{path}: sensor manifest not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the sensor manifest ({exc})") from exc
+    return out
+
+
+def stream_keys(sources, manifest: dict, timeframe: str = "day"):
+    """Sensor and timeframe of every row, from its source file.
+
+    Timeframes follow the published code (day of year, ISO week, month) but in UTC: the original
+    used the machine's local time zone, which made the grouping depend on where it ran.
+
+    Returns
+    -------
+    sensors, frames : np.ndarray [shape=(n_rows,)], str
+    """
+    from datetime import timezone
+
+    if timeframe not in STREAM_TIMEFRAMES:
+        raise ConfigError(f"timeframe must be one of {', '.join(STREAM_TIMEFRAMES)}; got {timeframe!r}")
+    sensors, frames, unknown = [], [], set()
+    for source in sources:
+        entry = manifest.get(str(source)) or manifest.get(Path(str(source)).name)
+        if entry is None:
+            unknown.add(str(source))
+            continue
+        sensors.append(entry[0])
+        when = entry[1].astimezone(timezone.utc)
+        frames.append("all" if timeframe == "all" else when.strftime(_TIMEFRAME_FORMAT[timeframe]))
+    if unknown:
+        shown = ", ".join(sorted(unknown)[:5])
+        raise DataError(f"the sensor manifest does not name {len(unknown)} source file(s) of the shards, e.g. "
+                        f"{shown}; list every embedded file with its sensor_id and timestamp")
+    return np.array(sensors, dtype=object), np.array(frames, dtype=object)
+
+
+def plan_streams(sensors: np.ndarray, frames: np.ndarray, m: int) -> tuple[list, list]:
+    """The published per-sensor, per-timeframe allocation.
+
+    Each of the S sensors gets ceil(m / S) picks, split evenly over its T timeframes: ceil(ceil(m / S) / T)
+    per timeframe; a timeframe with fewer rows than that is dropped (as the original code did,
+    so the total can fall short of m).
+
+    Returns
+    -------
+    streams : list of (sensor, frame, rows int64 [n], k)
+    dropped : list of (sensor, frame, n_rows, k)
+    """
+    streams, dropped = [], []
+    unique_sensors = sorted(set(sensors.tolist()))
+    per_sensor = -(-int(m) // max(1, len(unique_sensors)))
+    for sensor in unique_sensors:
+        mine = sensors == sensor
+        sensor_frames = sorted(set(frames[mine].tolist()))
+        k = -(-per_sensor // len(sensor_frames))
+        for frame in sensor_frames:
+            rows = np.flatnonzero(mine & (frames == frame)).astype(np.int64)
+            (streams.append((sensor, frame, rows, k)) if len(rows) >= k else dropped.append((sensor, frame, len(rows), k)))
+    return streams, dropped
+
+
+def sample_streams(shard_dirs, out_dir, m: int, manifest, timeframe: str = "day", strategy: str = "dpp-quality",
+                   seed: int = 20180123, dpp_solver: str = "exact", dpp_kernel: str = "published", ridge: float = 0.1,
+                   progress: bool = True):
+    """Like :func:`sample_shards`, with one group per (sensor, timeframe) stream (:func:`plan_streams`).
+
+    Each stream is sampled on its own with :func:`select`, seeded by ``seed`` and the stream's
+    sensor and timeframe (not its position in the list), with loudness ranked within the stream.
+
+    Parameters
+    ----------
+    manifest : str, Path or dict
+        A sensor manifest CSV (:func:`read_sensor_manifest`) or its parsed dict.
+    timeframe : {"day", "week", "month", "all"}
+        ``all``: one stream per sensor.
+
+    Returns
+    -------
+    index : np.ndarray [shape=(n_picked,), dtype=int64]
+        Sorted global row numbers (n_picked ≤ S·ceil(ceil(m/S)/T) per the allocation).
+    card : dict
+        :func:`sample_shards`' card with ``group_by: "sensor-<timeframe>"``, ``streams`` and ``dropped``.
+    """
+    check_dpp_options(dpp_solver, dpp_kernel, ridge)
+    shards = ShardSet(shard_dirs)
+    table = manifest if isinstance(manifest, dict) else read_sensor_manifest(manifest)
+    sensors, frames = stream_keys(_column(shards, "source"), table, timeframe)
+    streams, dropped = plan_streams(sensors, frames, m)
+    if not streams:
+        raise ReduceError(f"every (sensor, {timeframe}) stream has fewer rows than its share of {m} samples; ask "
+                          "for fewer samples or a longer timeframe")
+    loud = _column(shards, "loudness_db") if strategy in ("loudness", "dpp-quality") else None
+    picked = []
+    for s, (sensor, frame, rows, k) in enumerate(tqdm(streams, desc=f"sample {strategy} per stream", unit="stream",
+                                                      disable=not progress)):
+        key = list(f"{sensor}/{frame}".encode())
+        stream_seed = int(np.random.SeedSequence([int(seed), *key]).generate_state(1)[0])
+        local = select(len(rows), k, strategy, stream_seed, np.array([0, len(rows)]),
+                       None if loud is None else loud[rows],
+                       read_embeddings=lambda a, b, rows=rows: shards.read("embedding", rows[a:b]),
+                       dpp_solver=dpp_solver, dpp_kernel=dpp_kernel, ridge=ridge)
+        picked.append(rows[local])
+    index = np.sort(np.concatenate(picked)).astype(np.int64)
+    card = {"kind": "sample", "strategy": strategy, "m": int(m), "n_picked": int(len(index)), "seed": int(seed),
+            "group_by": f"sensor-{timeframe}", "n_groups": len(streams), "dpp_solver": dpp_solver,
+            "dpp_kernel": dpp_kernel, "ridge": float(ridge),
+            "streams": [{"sensor": a, "timeframe": b, "rows": int(len(r)), "picked": int(k)} for a, b, r, k in streams],
+            "dropped": [{"sensor": a, "timeframe": b, "rows": int(n), "needed": int(k)} for a, b, n, k in dropped],
+            "teacher_shards": shards.describe(), "teacher_card_sha256": shards.teacher_card_sha256,
+            "index_sha256": canonical_sha256(index.tolist())}
+    out_dir = Path(out_dir)
+    save_npz(out_dir / "sample.npz", index=index)
+    cards.write_card(out_dir, card)
+    return index, card
