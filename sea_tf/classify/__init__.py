@@ -1,10 +1,16 @@
-"""Downstream evaluation (UrbanSound8K, ESC-50) and the deployable clip classifier (docs/PROTOCOL.md §4.1–4.2).
+"""Downstream evaluation (UrbanSound8K, ESC-50, SONYC-UST) and the deployable clip classifier (docs/PROTOCOL.md §4.1–4.3).
 
 Straight-line flow: :mod:`features` (frame embeddings, cached per clip) → :mod:`protocol` (fold
 splits: test k, validation k−1 cyclic, train the rest) → :mod:`mlp` / :mod:`svm` (frame
 classifiers) → :mod:`evaluate` (clip = mean of frame probabilities, accuracies, confusion matrix)
 → :mod:`crossval` (one model over all folds) → :mod:`benchmark` (several models, one comparison
 table) and :mod:`final` (the classifier to deploy). Settings and their defaults: :mod:`defaults`.
+
+SONYC-UST (multi-label 10-s clips, splits instead of folds) reuses :mod:`features` (with every clip
+fixed to 10 s) and continues with :mod:`mil` (the MIL classifier with :mod:`autopool`, and the
+framewise one) → :mod:`ust_metrics` (DCASE 2019 Task 5 micro/macro AUPRC, micro F1) →
+:mod:`ust` (several models, ``results.json``, the challenge's ``output.csv``, PR curves, one
+comparison table).
 
 Outputs of ``sea-tf classify us8k|esc50`` (``OUT/``)::
 
