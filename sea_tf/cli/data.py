@@ -8,7 +8,7 @@ from sea_tf.errors import DataError
 
 def register(subparsers):
     parser = subparsers.add_parser(
-        "data", help="make the demo dataset or check an UrbanSound8K / ESC-50 root",
+        "data", help="make the demo dataset or check an UrbanSound8K / ESC-50 / SONYC-UST root",
         description="Datasets: `data make-demo` writes the synthetic UrbanSound8K-layout demo dataset; "
                     "`data check ROOT` validates a real or generated dataset and lists bad audio files.")
     parser.set_defaults(_run=lambda cfg, args: _print_help(parser), _defaults={}, _command="data",
@@ -16,9 +16,11 @@ def register(subparsers):
     sub = parser.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
 
     make, opts = add_command(
-        sub, "make-demo", "write the synthetic demo dataset (UrbanSound8K layout + upstream/)", "data/make-demo", run_make_demo,
+        sub, "make-demo", "write the synthetic demo dataset (UrbanSound8K layout + upstream/ + ust/)", "data/make-demo",
+        run_make_demo,
         description="Write a deterministic synthetic dataset in the exact UrbanSound8K layout "
-                    "(audio/fold1..fold10, metadata/UrbanSound8K.csv) plus upstream/ unlabelled scenes.\n"
+                    "(audio/fold1..fold10, metadata/UrbanSound8K.csv) plus upstream/ unlabelled scenes and ust/ "
+                    "(the SONYC-UST v2 layout: annotations.csv, dcase-ust-taxonomy.yaml, audio/).\n"
                     "All settings and their defaults: configs/data/defaults.yaml (`sea-tf configs show data/defaults`).")
     make.set_defaults(_command="data make-demo")
     opts.add("--out", key="out", metavar="DIR", help="output directory (refused when non-empty unless --overwrite)")
