@@ -40,6 +40,9 @@ class ClipSet:
         The protocol's folds (1..10 for UrbanSound8K, 1..5 for ESC-50).
     kind : str
         ``"us8k"``, ``"esc50"`` or a free name.
+    sources : np.ndarray [shape=(n_clips,)], int, optional
+        Source recording of each clip (UrbanSound8K ``fsID``, ESC-50 ``src_file``), −1 where unknown:
+        slices of one recording must not land on both sides of a hold-out.
     """
     names: list
     paths: list
@@ -48,6 +51,7 @@ class ClipSet:
     classes: list
     fold_ids: list
     kind: str = "us8k"
+    sources: np.ndarray | None = None
 
     def __len__(self):
         return len(self.names)
@@ -56,7 +60,8 @@ class ClipSet:
         """A ClipSet with only the clips where boolean ``keep`` is True."""
         idx = np.flatnonzero(keep)
         return dataclasses.replace(self, names=[self.names[i] for i in idx], paths=[self.paths[i] for i in idx],
-                                   folds=self.folds[idx], labels=self.labels[idx])
+                                   folds=self.folds[idx], labels=self.labels[idx],
+                                   sources=None if self.sources is None else self.sources[idx])
 
 
 def clipset_from_dataset(dataset, kind="us8k"):
@@ -75,7 +80,8 @@ def clipset_from_dataset(dataset, kind="us8k"):
     fold_ids = list(range(1, n_folds + 1)) if n_folds else sorted(int(f) for f in dataset.folds)
     return ClipSet(names=names, paths=[Path(c.path) for c in clips],
                    folds=np.array([int(c.fold) for c in clips]), labels=np.array([int(c.class_id) for c in clips]),
-                   classes=list(dataset.classes), fold_ids=fold_ids, kind=getattr(dataset, "kind", None) or kind)
+                   classes=list(dataset.classes), fold_ids=fold_ids, kind=getattr(dataset, "kind", None) or kind,
+                   sources=np.array([-1 if getattr(c, "fs_id", None) is None else int(c.fs_id) for c in clips]))
 
 
 def load_clipset(root, kind):

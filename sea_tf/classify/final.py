@@ -31,10 +31,13 @@ def final_split(clips, train_folds=None, val_fold=None, val_fraction=0.1, seed=0
     train_folds : list of int, optional
         Folds to train on (default: every fold except ``val_fold``).
     val_fold : int, optional
-        Fold for early stopping. Without it, a stratified ``val_fraction`` of the training
-        clips (whole clips, never frames) is held out; ``val_fraction`` 0 trains on everything
-        for the configured number of epochs.
+        Fold for early stopping. Without it, about ``val_fraction`` of the training clips is held
+        out, grouped by source recording (``clips.sources``: UrbanSound8K ``fsID``) like the folds
+        themselves, so slices of one recording never land on both sides; ``val_fraction`` 0 trains on
+        everything for the configured number of epochs.
     val_fraction : float
+        In [0, 0.5]. The hold-out is one split of ``StratifiedGroupKFold(round(1 / val_fraction))``
+        (sklearn: whole groups, class shares kept as far as the groups allow).
     seed : int
 
     Returns
@@ -52,15 +55,39 @@ def final_split(clips, train_folds=None, val_fold=None, val_fraction=0.1, seed=0
     if val_fold is not None:
         val = folds == val_fold
         return train & ~val, val
+    if not 0 <= val_fraction <= 0.5:
+        raise ClassifyError(f"split.val_fraction must lie in [0, 0.5], got {val_fraction}")
     val = np.zeros_like(train)
     if val_fraction > 0:
-        rng = np.random.default_rng(seed)
-        for c in np.unique(clips.labels[train]):
-            members = np.flatnonzero(train & (clips.labels == c))
-            n_val = int(round(val_fraction * len(members)))
-            if 0 < n_val < len(members):
-                val[rng.choice(members, n_val, replace=False)] = True
+        val[np.flatnonzero(train)[_grouped_holdout(clips, train, val_fraction, seed)]] = True
     return train & ~val, val
+
+
+def _grouped_holdout(clips, train, val_fraction, seed):
+    """Boolean mask over the training clips: whole source recordings held out for early stopping."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    idx = np.flatnonzero(train)
+    labels = clips.labels[idx]
+    sources = np.full(len(clips), -1) if clips.sources is None else np.asarray(clips.sources)
+    groups = sources[idx].astype(np.int64)
+    unknown = groups < 0
+    groups[unknown] = -1 - np.arange(int(unknown.sum()))  # a clip of unknown source is its own group
+    n_splits = max(2, int(round(1.0 / val_fraction)))
+    if len(np.unique(groups)) < n_splits:
+        return np.zeros(len(idx), dtype=bool)
+    with warnings.catch_warnings():
+        # "The least populated class has only n members": expected for rare classes; handled below.
+        warnings.simplefilter("ignore", UserWarning)
+        splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        _, held = next(splitter.split(np.zeros(len(idx)), labels, groups))
+    val = np.zeros(len(idx), dtype=bool)
+    val[held] = True
+    # A class whose every clip went to validation could never be learned: give its recordings back.
+    for c in np.unique(labels):
+        if not np.any(~val & (labels == c)):
+            val[np.isin(groups, groups[labels == c])] = False
+    return val
 
 
 def train_final(features, embedder_card, out_path, mlp_cfg=None, seed=0, train_folds=None, val_fold=None,
@@ -138,7 +165,8 @@ def train_final(features, embedder_card, out_path, mlp_cfg=None, seed=0, train_f
                      "frame_length_s": 1.0},
         "training": {"dataset": clips.kind, "train_folds": sorted(set(clips.folds[train_c].tolist())),
                      "validation": (f"fold {val_fold}" if val_fold is not None
-                                    else f"{int(val_c.sum())} held-out clips ({val_fraction:.0%} per class)"),
+                                    else f"{int(val_c.sum())} held-out clips (~{val_fraction:.0%}, whole source "
+                                          "recordings, stratified by class)"),
                      "train_clips": int(train_c.sum()), "validation_clips": int(val_c.sum()),
                      "validation_accuracy": val_acc, "seed": seed,
                      "settings": {k: cfg[k] for k in ("learning_rate", "batch_size", "epochs", "patience")}, **info},

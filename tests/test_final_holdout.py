@@ -1,0 +1,41 @@
+"""`classify final`'s early-stopping hold-out keeps every source recording (fsID) on one side, like the folds."""
+import numpy as np
+import pytest
+
+from sea_tf.classify.features import ClipSet
+from sea_tf.classify.final import final_split
+from sea_tf.errors import ClassifyError
+
+
+def _clips(with_sources=True):
+    """300 clips: 60 recordings of 5 slices each, 4 classes, a recording's slices in one fold."""
+    rng = np.random.default_rng(2)
+    sources = np.repeat(np.arange(1000, 1060), 5)
+    labels = np.repeat(rng.integers(0, 4, size=60), 5)
+    folds = np.repeat(np.arange(60) % 10 + 1, 5)
+    names = [f"{s}-{c}-0-{i % 5}.wav" for i, (s, c) in enumerate(zip(sources, labels))]
+    return ClipSet(names=names, paths=names, folds=folds, labels=labels, classes=["a", "b", "c", "d"],
+                   fold_ids=list(range(1, 11)), sources=sources if with_sources else None)
+
+
+def test_holdout_never_splits_a_recording():
+    clips = _clips()
+    train, val = final_split(clips, val_fraction=0.1, seed=3)
+    assert not np.any(train & val) and np.all(train | val)
+    assert not set(clips.sources[train]) & set(clips.sources[val])
+    assert 0.05 <= val.mean() <= 0.17                                   # ~10 %, in whole recordings of 5
+    assert set(clips.labels[train]) == set(clips.labels)
+    again = final_split(clips, val_fraction=0.1, seed=3)
+    assert np.array_equal(again[1], val)
+    assert not np.array_equal(final_split(clips, val_fraction=0.1, seed=4)[1], val)
+
+
+def test_holdout_without_sources_is_per_clip_and_limits_are_checked():
+    clips = _clips(with_sources=False)
+    train, val = final_split(clips, val_fraction=0.2, seed=0)
+    assert 0.15 <= val.mean() <= 0.25 and set(clips.labels[train]) == set(clips.labels)
+    assert not final_split(clips, val_fraction=0.0)[1].any()
+    with pytest.raises(ClassifyError, match="val_fraction must lie in"):
+        final_split(clips, val_fraction=0.9)
+    train, val = final_split(_clips(), val_fold=3)
+    assert np.array_equal(val, _clips().folds == 3) and not np.any(train & val)
