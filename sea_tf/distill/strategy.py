@@ -8,8 +8,9 @@
   reads ``SLURM_JOB_NODELIST``, ``SLURM_PROCID`` etc. (the same information ``TF_CONFIG`` carries;
   when ``TF_CONFIG`` is set it is used instead). Every worker must see the same shards and the
   same run directory (a shared file system); only worker 0 writes files.
-- The per-replica batch is ``train.batch_size``; the global batch is that × replicas, and the
-  learning rate is left unchanged (as the original ``multi_gpu_model``, which split one batch; docs/PROTOCOL.md §3.4).
+- The global batch is ``train.batch_size`` (64), split across the replicas, and the learning rate
+  is left unchanged, as the original ``multi_gpu_model`` did (docs/PROTOCOL.md §3.4);
+  ``train.scale_batch_with_replicas: true`` gives each replica ``batch_size`` instead.
 - Checkpoints are ``tf.train.Checkpoint`` files of the plain (single-replica) variables, so they
   load on one device without conversion (the original code needed ``04_convert_multiGPU_singleGPU.py``).
 

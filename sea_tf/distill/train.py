@@ -79,7 +79,7 @@ def distill(cfg, log=print, callbacks=()):
         calibrate_batchnorm(seamodel, pairs.shards.read("audio", np.sort(rows)))
 
     replicas = strategy.num_replicas_in_sync
-    batch = int(train_cfg["batch_size"]) * replicas
+    batch = global_batch(train_cfg["batch_size"], replicas, train_cfg["scale_batch_with_replicas"])
     if len(split.train_rows) < batch:
         raise TrainError(f"only {len(split.train_rows)} training windows for a global batch of {batch}; "
                          "lower train.batch_size or embed more audio")
@@ -166,6 +166,7 @@ def distill(cfg, log=print, callbacks=()):
     metrics = evaluate.regression_metrics(preds, targets)
     report = {"run_dir": str(run_dir), "student": None, "held_out": metrics,
               "d": pairs.d, "split": split.summary(), "replicas": replicas, "global_batch": batch,
+              "per_replica_batch": per_replica_batches(batch, replicas),
               "steps_per_epoch": steps, "epochs_run": state["epoch"], "stopped": state["stopped"],
               "best": best, "final_lr": state["history"][-1]["lr"] if state["history"] else None,
               "fit_windows_per_s": (trained_epochs * steps * batch / fit_seconds) if trained_epochs else None,  # incl. validation
@@ -206,6 +207,38 @@ def _save_student(seamodel, path, pairs, cfg, best, warm, sparsity, metrics):
     return path
 
 
+def global_batch(batch_size: int, replicas: int, scale_with_replicas: bool = False) -> int:
+    """Windows per optimizer step over all replicas.
+
+    The published recipe (docs/PROTOCOL.md §3.4, Keras ``multi_gpu_model``) splits one batch of
+    ``batch_size`` across the GPUs, so an epoch of N steps sees the same rows on 1 or 2 GPUs;
+    ``scale_with_replicas`` (``train.scale_batch_with_replicas``) gives each replica
+    ``batch_size`` instead (global ``batch_size × replicas``, twice the data per epoch on 2 GPUs).
+
+    Parameters
+    ----------
+    batch_size : int
+        ``train.batch_size``.
+    replicas : int
+        ``strategy.num_replicas_in_sync``.
+    scale_with_replicas : bool
+
+    Returns
+    -------
+    int
+    """
+    batch = int(batch_size) * (int(replicas) if scale_with_replicas else 1)
+    if batch < replicas:
+        raise TrainError(f"a global batch of {batch} cannot be split across {replicas} replicas; "
+                         f"raise train.batch_size to at least {replicas}")
+    return batch
+
+
+def per_replica_batches(batch: int, replicas: int) -> list:
+    """How tf.distribute splits a global batch: as evenly as possible, the first replicas one row more."""
+    return [batch // replicas + (1 if r < batch % replicas else 0) for r in range(replicas)]
+
+
 def _eval_batches(max_rows, batch):
     return math.ceil(int(max_rows) / batch) if max_rows else None
 
@@ -218,5 +251,8 @@ def _check_config(cfg):
     for key in ("epochs", "batch_size"):
         if not isinstance(train[key], int) or train[key] < 1:
             raise TrainError(f"train.{key} must be a positive integer, got {train[key]!r}")
+    if not isinstance(train["scale_batch_with_replicas"], bool):
+        raise TrainError(f"train.scale_batch_with_replicas must be true or false, got "
+                         f"{train['scale_batch_with_replicas']!r}")
     if not float(train["learning_rate"]) > 0:
         raise TrainError(f"train.learning_rate must be positive, got {train['learning_rate']!r}")
