@@ -20,6 +20,8 @@ order for a class. For the micro curve the challenge code lists the points from 
 threshold up and then sorts them by recall with numpy's default, unstable sort, so the order of
 points with equal recall — which changes the area — depends on numpy's version and the CPU; the
 two agree whenever no two thresholds share a recall. With one class, micro = that class's AUPRC.
+Per-class AUPRC, macro AUPRC and micro F1 follow the challenge code exactly; a micro AUPRC can
+differ from the official script's in the last digits where recalls tie (more on a handful of files).
 """
 from __future__ import annotations
 
