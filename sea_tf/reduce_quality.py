@@ -9,6 +9,11 @@ Measured on rows *not* used to fit φ (a seeded random subset), comparing the te
   reduced-space neighbours;
 - explained variance ratio (PCA only), summed over the d components;
 - ``quality.png``: the first two reduced dimensions, coloured by class when labels are known.
+
+The sampling study (:func:`compare_strategies`) also says what each sampler picked: the share of
+its rows among the m loudest (:func:`loudness_overlap`; random ≈ m/n, top-m by loudness = 1),
+coverage (:func:`coverage`: mean distance from every row to its nearest sampled row) and
+diversity (:func:`sea_tf.sampling.diversity`).
 """
 import time
 from pathlib import Path
@@ -42,6 +47,46 @@ def knn_recall(high, low, k=10):
         return [set(row[row != i][:k]) for i, row in enumerate(idx)]
     hi, lo = neighbours(np.asarray(high, np.float64)), neighbours(np.asarray(low, np.float64))
     return float(np.mean([len(a & b) / k for a, b in zip(hi, lo)]))
+
+
+def loudness_overlap(sample_index: np.ndarray, loudness_db: np.ndarray) -> float:
+    """Share of a sample of m rows that lies among the m loudest rows of the pool.
+
+    Parameters
+    ----------
+    sample_index : np.ndarray of int [shape=(m,)]
+    loudness_db : np.ndarray [shape=(n,)]
+        Window loudness (dBFS) of every row of the pool.
+
+    Returns
+    -------
+    float in [0, 1]
+        About m/n for a uniform sample; 1 for "the m loudest".
+    """
+    sample_index = np.asarray(sample_index, dtype=np.int64)
+    m = len(sample_index)
+    loudest = np.argsort(-np.asarray(loudness_db, dtype=np.float64), kind="stable")[:m]
+    return float(len(np.intersect1d(loudest, sample_index)) / max(1, m))
+
+
+def coverage(pool: np.ndarray, sample: np.ndarray) -> float:
+    """Mean distance from every pool row to its nearest sampled row, on L2-normalised rows (lower: better covered).
+
+    Parameters
+    ----------
+    pool : np.ndarray [shape=(n, D)]
+        The rows to cover (a seeded subset of a large pool is fine).
+    sample : np.ndarray [shape=(m, D)]
+
+    Returns
+    -------
+    float in [0, 2]
+        Chord distance ``‖a/‖a‖ − b/‖b‖‖``: scale-free, so loud and quiet rows count alike.
+    """
+    from sklearn.preprocessing import normalize
+
+    nn = NearestNeighbors(n_neighbors=1).fit(normalize(np.asarray(sample, np.float64)))
+    return float(nn.kneighbors(normalize(np.asarray(pool, np.float64)))[0].mean())
 
 
 def heldout_rows(n_rows, sample_index, n_heldout, seed):
@@ -143,17 +188,18 @@ def plot_scatter(reduced, labels, path, title=""):
 
 
 def compare_strategies(shard_dirs, out_dir, m, strategies=None, method="pca", d=64, seed=20180216,
-                       sampling=None, reducer=None, n_heldout=1000, k=10, progress=True):
+                       sampling=None, reducer=None, n_heldout=1000, k=10, progress=True, n_coverage=4000):
     """The SEA paper's sampling study (docs/PROTOCOL.md §3.1) in one call: every strategy samples the same shards, fits φ, is scored.
 
-    All strategies are scored on the same held-out rows (drawn from the rows none of them picked).
+    All strategies are scored on the same held-out rows (drawn from the rows none of them picked),
+    and their samples are described against the same pool: loudness overlap, coverage, diversity.
 
     Parameters
     ----------
     shard_dirs : str, Path or list
     out_dir : str or Path
         Gets ``<strategy>/{sample.npz, card.json}``, ``<strategy>/reducer/``, ``compare.json``,
-        ``compare.md`` and one ``quality-<strategy>.png`` each.
+        ``compare.md``, ``compare.png`` and one ``quality-<strategy>.png`` each.
     m : int
         Samples per strategy.
     strategies : list of str, optional
@@ -161,15 +207,20 @@ def compare_strategies(shard_dirs, out_dir, m, strategies=None, method="pca", d=
     method, d : str, int
         The reduction fitted on each sample.
     sampling : dict, optional
-        Extra keyword arguments of :func:`sea_tf.sampling.sample_shards` (``group_by``, ...).
+        Extra keyword arguments of :func:`sea_tf.sampling.sample_shards` (``group_by``,
+        ``dpp_solver``, ``dpp_kernel``, ...).
     reducer : dict, optional
         Extra keyword arguments of :func:`sea_tf.reduce.fit` (``pca_solver``, ``umap_params``).
+    n_coverage : int
+        Pool rows (a seeded subset) whose nearest sampled row sets the coverage.
 
     Returns
     -------
     list of dict
-        One row per strategy: ``strategy``, ``trustworthiness``, ``knn_recall`` (at ``k``),
-        ``explained_variance`` (PCA), ``diversity`` (of the sample), ``wall_s``.
+        One row per strategy: ``strategy``, ``loud_overlap`` (share of the sample among the m
+        loudest rows; None without loudness), ``coverage`` (lower is better), ``diversity`` (of the
+        sample), then φ's ``trustworthiness``, ``knn_recall`` (at ``k``), ``explained_variance``
+        (PCA) on held-out rows, and ``wall_s``.
     """
     out_dir = Path(out_dir)
     strategies = list(strategies or sampling_mod.STRATEGIES)
@@ -183,17 +234,66 @@ def compare_strategies(shard_dirs, out_dir, m, strategies=None, method="pca", d=
                        seed=seed, quality=None, progress=progress, **(reducer or {}))
         walls[strategy] = time.perf_counter() - start
     union = np.unique(np.concatenate(list(samples.values())))
+    loud = _column_or_none(shards, "loudness_db")
+    rng = np.random.default_rng(seed)
+    pool_rows = np.sort(rng.choice(shards.n_rows, size=min(int(n_coverage), shards.n_rows), replace=False))
+    pool = shards.read("embedding", pool_rows)
     table = []
     for strategy in strategies:
         fitted = reduce_mod.Reducer.load(out_dir / strategy / "reducer")
         q = evaluate(shards, fitted, union, out_dir, seed=seed, n_heldout=n_heldout, k=k,
                      name=f"quality-{strategy}")
-        emb = shards.read("embedding", samples[strategy][:2000])
-        table.append({"strategy": strategy, **{key: q[key] for key in q if key not in ("png", "method")},
-                      "diversity": sampling_mod.diversity(emb), "wall_s": round(walls[strategy], 3)})
-    atomic.write_json(out_dir / "compare.json", {"m": int(m), "method": method, "d": int(d), "rows": table})
+        emb = shards.read("embedding", samples[strategy])
+        row = {"strategy": strategy,
+               "loud_overlap": None if loud is None else loudness_overlap(samples[strategy], loud),
+               "coverage": coverage(pool, emb),
+               "diversity": sampling_mod.diversity(emb[:2000])}
+        row.update({key: q[key] for key in q if key not in ("png", "method")})
+        row["wall_s"] = round(walls[strategy], 3)
+        table.append(row)
+    png = plot_study(table, out_dir / "compare.png", title=f"sampling study: m = {m} of {shards.n_rows} rows, "
+                                                           f"{method} d = {d}")
+    atomic.write_json(out_dir / "compare.json", {"m": int(m), "n_rows": int(shards.n_rows), "method": method,
+                                                 "d": int(d), "sampling": dict(sampling or {}),
+                                                 "random_loud_overlap": float(m / shards.n_rows),
+                                                 "rows": table, "png": str(png)})
     atomic.write_text(out_dir / "compare.md", markdown_table(table))
     return table
+
+
+STUDY_COLUMNS = (("loud_overlap", "share among the m loudest"), ("coverage", "coverage (↓ better)"),
+                 ("diversity", "diversity"), ("explained_variance", "φ explained variance"),
+                 ("trustworthiness", "φ trustworthiness"), ("knn_recall", "φ kNN recall"))
+
+
+def plot_study(rows, path, title=""):
+    """One bar panel per study column (:data:`STUDY_COLUMNS`), one bar per strategy; writes ``path`` (PNG)."""
+    import matplotlib
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    columns = [(key, label) for key, label in STUDY_COLUMNS if any(row.get(key) is not None for row in rows)]
+    fig, axes = plt.subplots(1, len(columns), figsize=(2.3 * len(columns), 3.2), dpi=100, squeeze=False)
+    names = [row["strategy"] for row in rows]
+    for ax, (key, label) in zip(axes[0], columns):
+        values = [np.nan if row.get(key) is None else row[key] for row in rows]
+        ax.bar(range(len(rows)), values, color=[f"C{i}" for i in range(len(rows))])
+        ax.set_xticks(range(len(rows)), names, rotation=45, ha="right", fontsize=7)
+        ax.set_title(label, fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    with atomic.atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+def _column_or_none(shards, key):
+    try:
+        return np.concatenate([c[key] for c in shards.iter_chunks([key], rows=1 << 16)])
+    except (KeyError, ValueError):
+        return None
 
 
 def markdown_table(rows):
@@ -201,7 +301,7 @@ def markdown_table(rows):
     if not rows:
         return ""
     keys = [key for key in rows[0] if key not in ("heldout", "d")]
-    fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else str(v)  # noqa: E731
+    fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else ("–" if v is None else str(v))  # noqa: E731
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(fmt(row[key]) for key in keys) + " |" for row in rows]
     return "\n".join(lines) + "\n"

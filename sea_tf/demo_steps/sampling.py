@@ -1,4 +1,6 @@
 """Demo step ``sampling``: pick the rows φ is fitted on (dpp-quality) and compare all strategies."""
+import shutil
+
 from sea_tf.config import resolve
 from sea_tf.demo import StepReport
 from sea_tf.presets import load_defaults
@@ -25,13 +27,20 @@ def run(ctx):
     n_rows = card["teacher_shards"]["n_rows"]
     # The study: each strategy draws a quarter of the rows so that held-out rows remain for scoring.
     m_study = max(COMPARE_D + 1, n_rows // 4)
+    study_sampling = {key: cfg[key] for key in ("group_by", "group_rows", "dpp_solver", "dpp_kernel", "ridge")}
     table = compare_strategies(shards, ctx.out_dir / "sampling_study", m_study, method="pca", d=COMPARE_D,
-                               seed=ctx.seed, sampling={"group_by": cfg["group_by"], "group_rows": cfg["group_rows"]},
-                               n_heldout=300, k=10)
+                               seed=ctx.seed, sampling=study_sampling, n_heldout=300, k=10)
+    png = ctx.report_dir / "sampling-study.png"
+    shutil.copyfile(ctx.out_dir / "sampling_study" / "compare.png", png)
     figures = {"strategy": cfg["strategy"], "m": int(len(index)), "rows": n_rows, "groups": card["n_groups"],
-               "study": {"m": m_study, "d": COMPARE_D, "rows": table}}
+               "dpp_solver": cfg["dpp_solver"], "dpp_kernel": cfg["dpp_kernel"],
+               "study": {"m": m_study, "d": COMPARE_D, "random_loud_overlap": m_study / n_rows, "rows": table}}
     markdown = (f"Sampled {len(index)} of {n_rows} teacher rows with **{cfg['strategy']}** "
-                f"({card['n_groups']} groups of ≤ {cfg['group_rows']} rows) → `{out}`.\n\n"
+                f"({cfg['dpp_solver']} k-DPP solver, {cfg['dpp_kernel']} kernel, ridge {cfg['ridge']}; "
+                f"{card['n_groups']} groups of ≤ {cfg['group_rows']} rows) → `{out}`.\n\n"
                 f"Sampling study (`sea-tf reduce compare`): each strategy draws {m_study} rows, PCA to "
-                f"d = {COMPARE_D}, scored on the same held-out rows:\n\n" + markdown_table(table))
-    return StepReport(figures=figures, markdown=markdown)
+                f"d = {COMPARE_D}, scored on the same held-out rows. `loud_overlap`: share of the sample among "
+                f"the {m_study} loudest rows (a uniform sample: {m_study / n_rows:.2f}; the loudest rows: 1); "
+                "`coverage`: mean distance from every row to its nearest sampled row (lower is better):\n\n"
+                + markdown_table(table))
+    return StepReport(figures=figures, markdown=markdown, images=[png.name])
