@@ -200,3 +200,79 @@ def test_cli_runs_a_job_and_reports_errors_in_one_line(audio_dir, tmp_path, caps
     assert main(["teacher-embed", "--input", str(tmp_path / "empty"), "--out", str(out), "--teacher", "sea-64"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no audio files found" in err[0]
+
+
+# ------------------------------------------------------------------------------------ cascade teachers
+# A zoo model as the teacher (README, "A zoo model as teacher"): the input is 44.1 kHz, the teacher
+# reads its own rate, and the shards must hold the *student's* rate — a teacher-rate mix-up must fail.
+
+@pytest.fixture(scope="module")
+def cd_audio(tmp_path_factory):
+    """Two 44.1 kHz recordings (3.2 s and 2.1 s): a chirp and noise bursts."""
+    root = tmp_path_factory.mktemp("cd")
+    rng = np.random.default_rng(9)
+    t = np.arange(int(3.2 * 44100)) / 44100
+    sf.write(root / "chirp.wav", (0.3 * np.sin(2 * np.pi * (200 + 800 * t) * t)).astype(np.float32), 44100)
+    bursts = rng.normal(size=int(2.1 * 44100)) * np.repeat(rng.uniform(0.01, 0.5, 21), 4410)[: int(2.1 * 44100)]
+    sf.write(root / "bursts.wav", bursts.astype(np.float32), 44100)
+    return root
+
+
+def _check_cascade(cd_audio, out, teacher, student_sr):
+    summary = _run(cd_audio, out, teacher, student_sample_rate=student_sr)
+    assert summary["complete"] and not summary["failed"]
+    shards = ShardSet(out)
+    assert shards.student_sample_rate == student_sr
+    audio = shards.read("audio", np.arange(shards.n_rows))
+    assert audio.shape == (shards.n_rows, student_sr)          # student-rate windows, not teacher-rate
+    sources = shards.read("source", np.arange(shards.n_rows))
+    rows = np.flatnonzero(sources == "chirp.wav")
+    x, sr = sf.read(cd_audio / "chirp.wav", dtype="float32")
+    student_frames, _ = frame_audio(resample(x, sr, student_sr), student_sr, hop_size=0.5)
+    teacher_frames, _ = frame_audio(resample(x, sr, teacher.sample_rate), teacher.sample_rate, hop_size=0.5)
+    n = len(rows)
+    np.testing.assert_array_equal(audio[rows], student_frames[:n])
+    want = teacher.embed_frames(teacher_frames[:n])
+    got = shards.read("embedding", rows)
+    atol = forward_atol(teacher.keras, want)
+    np.testing.assert_allclose(got, want, rtol=0, atol=atol)
+    # Negative control: the embedding of the neighbouring window is far outside that tolerance.
+    assert np.abs(got[1:] - want[:-1]).max() > 100 * atol
+    return shards
+
+
+def _pairs_line_up(shards_dir, tmp_path, student_sr):
+    """reduce fit/apply on the shards, then the distillation pairs: row i = (audio i, φ(embedding i))."""
+    from sea_tf import reduce
+    from sea_tf.distill import pairs as pairs_mod
+
+    from sea_tf.sampling import sample_shards
+
+    sample_shards(shards_dir, tmp_path / "sample", ShardSet(shards_dir).n_rows, strategy="random", progress=False)
+    reduce.fit(shards_dir, tmp_path / "sample", tmp_path / "reducer", method="pca", d=4, quality=None, progress=False)
+    reduce.apply(tmp_path / "reducer", shards_dir, tmp_path / "targets", progress=False)
+    pairs = pairs_mod.open_pairs(shards_dir, tmp_path / "targets", check_rows=3)
+    assert pairs.frame_samples == student_sr
+    rows = np.arange(pairs.shards.n_rows)
+    phi = reduce.Reducer.load(tmp_path / "reducer")
+    np.testing.assert_allclose(pairs.shards.read("target", rows), phi.transform(pairs.shards.read("embedding", rows)),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_cascade_8k_teacher_teaches_an_8k_student_from_44k_audio(cd_audio, tmp_path, sea64_home):
+    from sea_tf.models import load_model
+
+    teacher = load_model("edgel3/sea-64")          # the published SEA-64 from the weights cache
+    assert teacher.sample_rate == 8000 and teacher.card["weights"]["source"] != "untrained"
+    _check_cascade(cd_audio, tmp_path / "shards", teacher, 8000)
+    _pairs_line_up(tmp_path / "shards", tmp_path, 8000)
+
+
+def test_cascade_48k_teacher_writes_8k_student_windows(cd_audio, tmp_path):
+    from sea_tf.models.builders import build_student
+
+    # A cheap 48 kHz stand-in teacher: the SEA-64 body on a 48 kHz front end (6x the 8 kHz n_dft and hop).
+    teacher = build_student("sea-64", seed=2, sample_rate=48000, n_dft=6144, n_hop=960, fmax=24000.0)
+    assert teacher.sample_rate == 48000
+    _check_cascade(cd_audio, tmp_path / "shards", teacher, 8000)
+    _pairs_line_up(tmp_path / "shards", tmp_path, 8000)
