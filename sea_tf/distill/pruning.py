@@ -1,12 +1,14 @@
-"""Magnitude pruning of the student body with tensorflow-model-optimization (docs/PROTOCOL.md §2.4).
+"""Magnitude pruning of the student body (docs/PROTOCOL.md §2.4): EdgeL3's one-shot masks, or tfmot's gradual schedule.
 
-The EdgeL3 code pruned each conv layer once to a fixed percentile of |W| and retrained with a frozen
-mask. Here tfmot's ``prune_low_magnitude`` raises each layer's sparsity along a
-``PolynomialDecay`` schedule while the student distils (or while a trained student is fine-tuned:
-start from it with ``student.init``), which reaches the same per-layer magnitude masks with less
-damage. The front end has no weights and is never wrapped; the first conv is excluded by default
-(it has few weights and every later layer depends on it). ``strip_pruning`` removes the wrappers
-before saving; :func:`measure_sparsity` records what was actually reached.
+``pruning.schedule: one-shot`` is EdgeL3 as published: start from the pretrained L3 audio body
+(``student.init: openl3/mel256-env``), zero each layer's weights at or below the s-th percentile
+of its |W| once (:func:`magnitude_masks`), then retrain with those masks frozen
+(:class:`FixedMasks` re-applies them after every step). ``schedule: gradual`` uses tfmot's
+``prune_low_magnitude``, raising each layer's sparsity along a ``PolynomialDecay`` schedule while
+the student distils, which reaches per-layer magnitude masks with less damage. The front end has
+no weights and is never pruned; the first conv is excluded by default (it has few weights and every
+later layer depends on it). ``strip_pruning`` removes tfmot's wrappers before saving;
+:func:`measure_sparsity` records what was actually reached.
 """
 import numpy as np
 
@@ -17,6 +19,7 @@ from sea_tf.errors import TrainError
 import tensorflow_model_optimization as tfmot  # noqa: E402  (isort: skip)
 
 PRUNABLE = (keras.layers.Conv2D, keras.layers.Dense)
+SCHEDULES = ("gradual", "one-shot")
 
 
 def prunable_layer_names(network):
@@ -94,6 +97,52 @@ def prune_network(network, targets, begin_step, end_step, initial_sparsity=0.0, 
         return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
 
     return keras.models.clone_model(network, clone_function=wrap)
+
+
+def magnitude_masks(network, targets):
+    """EdgeL3's one-shot masks: keep the weights of each layer above the s-th percentile of its |W|.
+
+    Parameters
+    ----------
+    network : keras.Model
+        The (pretrained) body.
+    targets : dict of str -> float
+        Per-layer sparsity in [0, 1) (:func:`layer_targets`); layers at 0 are not masked.
+
+    Returns
+    -------
+    dict of str -> np.ndarray of bool
+        ``mask = |W| > percentile(|W|, 100·s)``, the shape of each masked layer's kernel.
+    """
+    masks = {}
+    for layer in network.layers:
+        target = float(targets.get(layer.name, 0.0))
+        if isinstance(layer, PRUNABLE) and target > 0.0:
+            magnitude = np.abs(np.asarray(layer.get_weights()[0]))
+            masks[layer.name] = magnitude > np.percentile(magnitude, 100.0 * target)
+    return masks
+
+
+def apply_masks(network, masks):
+    """Zero the masked-out kernel weights of ``network`` in place."""
+    for layer in network.layers:
+        if layer.name in masks:
+            weights = layer.get_weights()
+            weights[0] = weights[0] * masks[layer.name]
+            layer.set_weights(weights)
+
+
+class FixedMasks(keras.callbacks.Callback):
+    """Re-apply one-shot masks after every training step, so pruned weights stay exactly zero."""
+
+    def __init__(self, network, masks):
+        super().__init__()
+        self._pairs = [(layer.kernel, masks[layer.name].astype(np.float32))
+                       for layer in network.layers if layer.name in masks]
+
+    def on_train_batch_end(self, batch, logs=None):
+        for kernel, mask in self._pairs:
+            kernel.assign(kernel * mask)
 
 
 def strip(network):

@@ -11,7 +11,7 @@ Two Keras models exist during a run:
 import copy
 
 from sea_tf.backend import keras
-from sea_tf.errors import ModelError, TrainError
+from sea_tf.errors import ModelError, TrainError, WeightsError
 from sea_tf.models import build_student, load_model
 from sea_tf.models.architectures import build_l3_network
 from sea_tf.models.seamodel import NETWORK_LAYER
@@ -62,7 +62,7 @@ def warm_start(student, spec):
     """
     try:
         source = load_model(spec)
-    except ModelError as exc:
+    except (ModelError, WeightsError) as exc:  # WeightsError: a catalogue model that is not cached
         raise TrainError(f"student.init: {exc}") from exc
     if source.frontend != student.frontend:
         raise TrainError(f"student.init {spec}: its front end {source.frontend.get('type')} "

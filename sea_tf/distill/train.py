@@ -87,10 +87,16 @@ def distill(cfg, log=print, callbacks=()):
     valid_steps = train_cfg["validation_steps"] or math.ceil(len(split.valid_rows) / batch)
     epochs = int(train_cfg["epochs"])
     prune_cfg = cfg["pruning"]
-    targets_by_layer, prune_fn, best_from_epoch, end_step = None, None, 0, None
+    targets_by_layer, prune_fn, best_from_epoch, end_step, masks = None, None, 0, None, None
     if prune_cfg["enabled"]:
         targets_by_layer = pruning.layer_targets(seamodel.network(), prune_cfg["target_sparsity"],
                                                  prune_cfg["per_layer"], prune_cfg["exclude"])
+    if prune_cfg["enabled"] and prune_cfg["schedule"] == "one-shot":
+        # EdgeL3: masks from the starting (pretrained) weights, fixed while retraining. A resumed run
+        # restores weights that already carry the zeros, so recomputing the masks gives the same ones.
+        masks = pruning.magnitude_masks(seamodel.network(), targets_by_layer)
+        pruning.apply_masks(seamodel.network(), masks)
+    elif prune_cfg["enabled"]:
         begin = int(prune_cfg["begin_step"])
         end_step = begin + max(1, int(round(float(prune_cfg["end_fraction"]) * (epochs * steps - begin))))
         best_from_epoch = math.ceil(end_step / steps) - 1  # first epoch ending at full sparsity
@@ -140,7 +146,8 @@ def distill(cfg, log=print, callbacks=()):
                                       rows_done=int(model.optimizer.iterations.numpy()) * batch)
     valid_blocks = pipeline.make_blocks(pairs.shards, split.valid_rows, data["block_rows"])
     valid_ds = pipeline.eval_dataset(pairs.shards, valid_blocks, batch, train_cfg["validation_steps"])
-    fit_callbacks = (pruning.callbacks() if prune_fn else []) + [
+    fit_callbacks = (pruning.callbacks() if prune_fn else []) + \
+        ([pruning.FixedMasks(network, masks)] if masks is not None else []) + [
         runstate.ProgressBar(steps, epochs, disable=not cfg["progress"]),
         es, rlr, runstate.EventLog(run_dir / "tensorboard", chief), runstate.TimeBudget(train_cfg["time_budget_s"], state),
         saver, *callbacks]
@@ -170,15 +177,17 @@ def distill(cfg, log=print, callbacks=()):
               "steps_per_epoch": steps, "epochs_run": state["epoch"], "stopped": state["stopped"],
               "best": best, "final_lr": state["history"][-1]["lr"] if state["history"] else None,
               "fit_windows_per_s": (trained_epochs * steps * batch / fit_seconds) if trained_epochs else None,  # incl. validation
-              "sparsity": {"total": sparsity["total"], "pruned_total": sparsity["pruned_total"]}
-              if prune_fn else None,
+              "sparsity": {"total": sparsity["total"], "pruned_total": sparsity["pruned_total"],
+                           "schedule": prune_cfg["schedule"]} if prune_cfg["enabled"] else None,
               "warm_start": warm}
     if cfg["evaluate"]["downstream"]:
         report["downstream"] = evaluate.downstream_accuracy(seamodel, pairs.shards, split, seed,
                                                             progress=cfg["progress"])
     if chief:
         report["student"] = str(_save_student(seamodel, run_dir / "student.keras", pairs, cfg, best, warm,
-                                              {**sparsity, "pruned": bool(prune_fn)}, metrics))
+                                              {**sparsity, "pruned": bool(prune_cfg["enabled"]),
+                                               "schedule": prune_cfg["schedule"] if prune_cfg["enabled"] else None},
+                                              metrics))
         if state["history"]:
             report["loss_png"] = str(evaluate.plot_history(state["history"], run_dir / "loss.png",
                                                            f"{seamodel.name} → d={pairs.d}"))
@@ -251,6 +260,9 @@ def _check_config(cfg):
     for key in ("epochs", "batch_size"):
         if not isinstance(train[key], int) or train[key] < 1:
             raise TrainError(f"train.{key} must be a positive integer, got {train[key]!r}")
+    if cfg["pruning"]["schedule"] not in pruning.SCHEDULES:
+        raise TrainError(f"pruning.schedule must be one of {', '.join(pruning.SCHEDULES)}; "
+                         f"got {cfg['pruning']['schedule']!r}")
     if not isinstance(train["scale_batch_with_replicas"], bool):
         raise TrainError(f"train.scale_batch_with_replicas must be true or false, got "
                          f"{train['scale_batch_with_replicas']!r}")
