@@ -5,10 +5,11 @@ Framing follows openl3/edgel3 (docs/PROTOCOL.md §1.3) so that windows match the
 padding at the end up to a whole hop, windows every ``hop_s`` seconds.
 """
 import math
+import warnings
 
 import numpy as np
 
-from device.errors import AudioFileError
+from device.errors import AudioFileError, DeviceWarning
 
 
 def load_audio(path):
@@ -43,8 +44,17 @@ def load_audio(path):
     return audio, int(sr)
 
 
+def resampler_name():
+    """The resampler this board uses: ``"soxr-hq"`` (the workstation's, in requirements-device.txt) or ``"numpy-fft"``."""
+    try:
+        import soxr  # noqa: F401
+    except ImportError:
+        return "numpy-fft"
+    return "soxr-hq"
+
+
 def resample(audio, sr_in, sr_out):
-    """Resample mono audio; soxr (HQ) when importable, else a numpy FFT resampler.
+    """Resample mono audio with soxr (HQ), the workstation's resampler; a numpy FFT fallback only without soxr.
 
     Parameters
     ----------
@@ -63,6 +73,9 @@ def resample(audio, sr_in, sr_out):
     try:
         import soxr
     except ImportError:
+        warnings.warn("soxr is not installed: resampling with the numpy FFT fallback, which treats the clip as "
+                      "periodic (its edges wrap around), so predictions differ from the workstation's; "
+                      "install soxr from requirements-device.txt", DeviceWarning, stacklevel=2)
         return _fft_resample(audio, sr_in, sr_out), "numpy-fft"
     return soxr.resample(audio, sr_in, sr_out, quality="HQ").astype(np.float32), "soxr-hq"
 

@@ -32,7 +32,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 from device import system  # noqa: E402
-from device.audio import load_audio, padded_stream, resample  # noqa: E402
+from device.audio import load_audio, padded_stream, resample, resampler_name  # noqa: E402
 from device.errors import DeviceError  # noqa: E402
 from device.runner import DEFAULT_BATCH, load_artifact  # noqa: E402
 
@@ -251,6 +251,8 @@ def run(model, classifier=None, audio=(), threads=1, runs=100, warmup=10, hop_s=
         "model": _describe(emb),
         "classifier": _describe(cls) if cls else None,
         "settings": {"threads": threads, "runs": runs, "warmup": warmup, "hop_s": hop_s, "seed": seed, "batch": batch},
+        # soxr-hq: the workstation's resampler; numpy-fft (soxr missing) changes predictions near clip edges
+        "resampler": resampler_name(),
         "load_time_s": {"model": emb.load_time_s, "classifier": cls.load_time_s if cls else None},
         "latency_ms": latency,
         "throughput_windows_per_s": 1e3 / total_ms if total_ms else None,
@@ -282,7 +284,7 @@ def format_table(result):
     m, env = result["model"], result["environment"]
     lines = [f"sea-tf device bench [{result['status']}] on {result['device']}: {env['cpu_model']} "
              f"({env['architecture']}, {env['cores']} cores), {env['os']}, Python {env['python']}, "
-             f"{env['interpreter']['package']} {env['interpreter']['version']}",
+             f"{env['interpreter']['package']} {env['interpreter']['version']}, resampler {result.get('resampler')}",
              f"model      {m['name']} [{m['mode']}] {m['size_bytes'] / 1024:.1f} KiB, load {result['load_time_s']['model'] * 1e3:.1f} ms, "
              f"front end {'in model' if m['frontend_in_model'] else 'numpy'}"]
     if result["classifier"]:

@@ -137,7 +137,13 @@ def test_resample_preserves_a_tone(method, monkeypatch):
         monkeypatch.setitem(sys.modules, "soxr", None)  # import soxr -> ImportError
     sr_in, sr_out, f = 44100, 8000, 440.0
     t = np.arange(sr_in) / sr_in
-    out, used = dev_audio.resample(np.sin(2 * np.pi * f * t).astype(np.float32), sr_in, sr_out)
+    if method == "numpy":  # the fallback says what it changes and how to avoid it
+        with pytest.warns(DeviceWarning, match="soxr is not installed.*requirements-device.txt"):
+            out, used = dev_audio.resample(np.sin(2 * np.pi * f * t).astype(np.float32), sr_in, sr_out)
+        assert dev_audio.resampler_name() == "numpy-fft"
+    else:
+        out, used = dev_audio.resample(np.sin(2 * np.pi * f * t).astype(np.float32), sr_in, sr_out)
+        assert dev_audio.resampler_name() == "soxr-hq"
     assert used == ("soxr-hq" if method == "soxr" else "numpy-fft")
     assert out.shape == (8000,) and out.dtype == np.float32
     ideal = np.sin(2 * np.pi * f * np.arange(sr_out) / sr_out)
@@ -159,6 +165,7 @@ def test_bench_without_tensorflow(arts, wavs, tmp_path):
     assert blocked == [], f"device/ tried to import {blocked}"
     r = json.loads(out.read_text())
     assert r["status"] == "complete" and r["failed_files"] == []
+    assert r["resampler"] == "soxr-hq"      # the workstation's resampler, from requirements-device.txt
     assert r["environment"]["interpreter"]["package"] == "ai-edge-litert"
     assert r["environment"]["architecture"] and r["environment"]["cores"] >= 1
     assert (r["model"]["mode"], r["classifier"]["kind"]) == ("int8", "classifier")
