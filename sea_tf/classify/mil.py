@@ -14,7 +14,7 @@ import numpy as np
 
 from sea_tf.backend import keras, tf
 from sea_tf.classify.autopool import AutoPool1D
-from sea_tf.classify.mlp import fit_scaler
+from sea_tf.classify.mlp import epoch_function, fit_scaler
 from sea_tf.errors import ClassifyError
 
 AGGREGATIONS = ("max", "mean", "softmax")
@@ -79,32 +79,9 @@ def aggregate(frame_probs: np.ndarray, how: str) -> np.ndarray:
 
 
 def _epoch_function(model, optimizer, batch_size):
-    # One tf.function per epoch, as sea_tf.classify.mlp does: 1500 epochs of Keras fit() would
-    # spend most of their time in per-epoch Python.
-    loss_fn = keras.losses.BinaryCrossentropy()
-
-    @tf.function(reduce_retracing=True)
-    def train_epoch(x, y, order):
-        n = tf.shape(order)[0]
-        total = tf.constant(0.0)
-        for i in tf.range((n + batch_size - 1) // batch_size):
-            idx = order[i * batch_size:(i + 1) * batch_size]
-            xb, yb = tf.gather(x, idx), tf.gather(y, idx)
-            with tf.GradientTape() as tape:
-                loss = loss_fn(yb, model(xb, training=True))
-                if model.losses:
-                    loss += tf.add_n(model.losses)
-            grads = tape.gradient(loss, model.trainable_variables)
-            optimizer.apply_gradients(zip(grads, model.trainable_variables))
-            total += loss * tf.cast(tf.shape(idx)[0], tf.float32)
-        return total / tf.cast(n, tf.float32)
-
-    @tf.function(reduce_retracing=True)
-    def eval_loss(x, y):
-        loss = loss_fn(y, model(x, training=False))
-        return loss + tf.add_n(model.losses) if model.losses else loss
-
-    return train_epoch, eval_loss
+    # The classify stage's compiled epoch loop (1500 epochs of Keras fit() would spend most of their
+    # time in per-epoch Python), on binary cross-entropy.
+    return epoch_function(model, optimizer, batch_size, keras.losses.BinaryCrossentropy())
 
 
 def train_network(model, x_train, y_train, x_val, y_val, cfg: dict, seed: int = 0, progress: bool = True,
