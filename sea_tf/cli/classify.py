@@ -25,13 +25,9 @@ def _folds(text):
         raise ConfigError(f"--folds {text!r}: expected comma-separated fold numbers, e.g. 1,2,3") from None
 
 
-def _add_bench(subparsers, kind):
-    parser, opts = add_command(
-        subparsers, kind, f"{'UrbanSound8K (10 folds)' if kind == 'us8k' else 'ESC-50 (5 folds)'}: "
-        "fold protocol for one or more embedding models", f"classify/{kind}", _run_bench)
-    parser.epilog = _EPILOG_BENCH
-    parser.set_defaults(_kind=kind)
-    opts.add("--data", key="data", metavar="ROOT", help="dataset root (metadata + audio)")
+def _add_evaluation_options(opts, data_help):
+    """The options every evaluation command (us8k, esc50, ust) shares: data, models, output, framing."""
+    opts.add("--data", key="data", metavar="ROOT", help=data_help)
     opts.add("--model", key="models", action="append", metavar="SPEC",
              help="embedding model: catalogue name, .keras/.h5 path, exported .tflite or (untrained) preset; "
                   "repeatable; none given: edgel3/sea-64 from the weights cache")
@@ -40,6 +36,15 @@ def _add_bench(subparsers, kind):
     opts.add("--framing", key="features.framing", choices=["centered", "uncentered", "l3e"],
              help="window framing (l3e: no centring, tail dropped; docs/PROTOCOL.md §3.5)")
     opts.add("--cache-dir", key="features.cache_dir", metavar="DIR", help="embedding cache; None means OUT/cache")
+
+
+def _add_bench(subparsers, kind):
+    parser, opts = add_command(
+        subparsers, kind, f"{'UrbanSound8K (10 folds)' if kind == 'us8k' else 'ESC-50 (5 folds)'}: "
+        "fold protocol for one or more embedding models", f"classify/{kind}", _run_bench)
+    parser.epilog = _EPILOG_BENCH
+    parser.set_defaults(_kind=kind)
+    _add_evaluation_options(opts, "dataset root (metadata + audio)")
     opts.add("--classifier", key="classifier.type", choices=["mlp", "svm"], help="frame classifier")
     opts.add("--folds", key="protocol.test_folds", type=_folds, metavar="K,K", help="test only these folds, e.g. 1,2")
     opts.add("--workers", key="protocol.workers", type=int, metavar="N", help="folds trained in parallel processes")
@@ -64,15 +69,7 @@ def _add_ust(subparsers):
     parser, opts = add_command(subparsers, "ust", "SONYC-UST: multi-label coarse tagging with the MIL (AutoPool) "
                                "or framewise classifier, DCASE 2019 Task 5 metrics", "classify/ust", _run_ust)
     parser.epilog = _EPILOG_UST
-    opts.add("--data", key="data", metavar="ROOT", help="SONYC-UST root (annotations.csv, dcase-ust-taxonomy.yaml, audio/)")
-    opts.add("--model", key="models", action="append", metavar="SPEC",
-             help="embedding model: catalogue name, .keras/.h5 path, exported .tflite or (untrained) preset; "
-                  "repeatable; none given: edgel3/sea-64 from the weights cache")
-    opts.add("--out", key="out", help="output directory")
-    opts.add("--hop-size", key="features.hop_size", type=float, metavar="S", help="seconds between 1-s windows")
-    opts.add("--framing", key="features.framing", choices=["centered", "uncentered", "l3e"],
-             help="window framing (l3e: no centring, tail dropped; docs/PROTOCOL.md §3.5)")
-    opts.add("--cache-dir", key="features.cache_dir", metavar="DIR", help="embedding cache; None means OUT/cache")
+    _add_evaluation_options(opts, "SONYC-UST root (annotations.csv, dcase-ust-taxonomy.yaml, audio/)")
     opts.add("--classifier", key="classifier.type", choices=["mil", "framewise"],
              help="mil: frame sigmoid + AutoPool over time; framewise: frame MLP pooled per file")
     opts.add("--aggregation", key="classifier.aggregation", choices=["max", "mean", "softmax"],
