@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from sea_tf import atomic
+from sea_tf.audio import RESAMPLERS, resample
 from sea_tf.errors import ConfigError, DataError, OutputError
 from sea_tf.shards import canonical_sha256, job_name, new_manifest, read_manifest, shard_name, write_h5
 
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 
 #: Manifest config keys that decide the bytes of the outputs; a resume must match all of them.
 OUTPUT_KEYS = ("hop_size", "center", "student_sample_rate", "shard_rows", "batch_size", "compression",
-               "limit_files", "shard")
+               "limit_files", "shard", "resampler")
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ def weights_sha256(seamodel):
     return digest.hexdigest()
 
 
-def _decode(item, teacher_sr, student_sr, hop_size, center):
+def _decode(item, teacher_sr, student_sr, hop_size, center, resampler="soxr-hq"):
     """Read one file and frame it at both rates (runs in a worker thread)."""
     from sea_tf.audio import check_audio, frame_audio, load_audio, resample, to_mono, window_loudness_db
 
@@ -173,8 +174,10 @@ def _decode(item, teacher_sr, student_sr, hop_size, center):
         warnings.simplefilter("ignore")  # short/silent files are still embedded; nothing to act on
         audio, sr = load_audio(item.path)
         audio = to_mono(check_audio(audio, str(item.path)))
-        teacher, ts = frame_audio(resample(audio, sr, teacher_sr), teacher_sr, hop_size, center, str(item.path))
-        student, ts_s = frame_audio(resample(audio, sr, student_sr), student_sr, hop_size, center, str(item.path))
+        teacher, ts = frame_audio(resample(audio, sr, teacher_sr, resampler), teacher_sr, hop_size, center,
+                                  str(item.path))
+        student, ts_s = frame_audio(resample(audio, sr, student_sr, resampler), student_sr, hop_size, center,
+                                    str(item.path))
     n = min(len(ts), len(ts_s))  # resampled lengths round differently; windows share timestamps
     return {"teacher": teacher[:n], "audio": student[:n], "timestamp": ts[:n],
             "loudness_db": window_loudness_db(teacher[:n])}
@@ -211,7 +214,7 @@ class _Prefetcher:
 
 def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_rate=8000, shard_rows=1024,
             batch_size=32, shard=None, recursive=True, limit_files=None, compression=None,
-            decode_workers=2, prefetch_files=8, progress=True, environ=None):
+            decode_workers=2, prefetch_files=8, progress=True, environ=None, resampler="soxr-hq"):
     """Embed every window of the inputs with the teacher and write shards + manifest (resumable).
 
     Parameters
@@ -243,6 +246,9 @@ def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_
     progress : bool
     environ : mapping, optional
         For SLURM variables (tests).
+    resampler : {"soxr-hq", "resampy-kaiser-best", "resampy-kaiser-fast"}
+        For both rates (:func:`sea_tf.audio.resample`); resampy's filters match the published
+        features exactly (an optional extra), soxr is what the board uses.
 
     Returns
     -------
@@ -269,9 +275,14 @@ def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"{out_dir}: exists and is not a directory; choose another output")
 
+    if resampler not in RESAMPLERS:
+        raise ConfigError(f"resampler must be one of {', '.join(RESAMPLERS)}; got {resampler!r}")
+    if resampler != "soxr-hq":
+        resample(np.zeros(8, np.float32), 16000, 8000, method=resampler)  # resampy installed? (a clear error if not)
     model = load_model(teacher)
     teacher_card = copy.deepcopy(model.card)
-    config = {"hop_size": float(hop_size), "center": bool(center), "student_sample_rate": int(student_sample_rate),
+    config = {"resampler": resampler,
+              "hop_size": float(hop_size), "center": bool(center), "student_sample_rate": int(student_sample_rate),
               "shard_rows": int(shard_rows), "batch_size": int(batch_size), "compression": compression,
               "limit_files": limit_files, "shard": [k, n], "input_kind": kind,
               "teacher_weights_sha256": weights_sha256(model),
@@ -298,7 +309,8 @@ def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_
     writer = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer")
     writes = collections.deque()
     decoder = _Prefetcher(files, start_file, decode_workers, prefetch_files,
-                          lambda item: _decode(item, model.sample_rate, student_sample_rate, hop_size, center))
+                          lambda item: _decode(item, model.sample_rate, student_sample_rate, hop_size, center,
+                                                       resampler))
     bar = tqdm(total=len(files), initial=start_file, desc=f"teacher-embed {job}", unit="file", disable=not progress)
     windows_embedded, inference_s = 0, 0.0
 

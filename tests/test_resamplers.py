@@ -34,3 +34,22 @@ def test_resampy_missing_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "resampy", None)
     with pytest.raises(ConfigError, match="optional extra .*pip install resampy"):
         resample(_tone(44100), 44100, 8000, method="resampy-kaiser-fast")
+
+
+def test_teacher_embed_records_its_resampler_and_refuses_unknown_ones(tmp_path):
+    import json
+
+    import soundfile as sf
+
+    from sea_tf import teacher_embed
+    from sea_tf.models import load_model
+
+    (tmp_path / "in").mkdir()
+    sf.write(tmp_path / "in" / "a.wav", _tone(22050, seconds=1.5), 22050)
+    teacher = load_model("sea-64", seed=1)
+    teacher_embed.extract(tmp_path / "in", tmp_path / "out", teacher, shard_rows=8, progress=False)
+    manifest = json.loads((tmp_path / "out" / "manifest-0of1.json").read_text())
+    assert manifest["config"]["resampler"] == "soxr-hq"
+    with pytest.raises(ConfigError, match="resampler must be one of"):
+        teacher_embed.extract(tmp_path / "in", tmp_path / "bad", teacher, resampler="sinc", progress=False)
+    assert not (tmp_path / "bad").exists()

@@ -19,6 +19,8 @@ examples:
 
 
 def register(subparsers):
+    from sea_tf.audio import RESAMPLERS
+
     parser, opts = add_command(subparsers, "teacher-embed",
                                "embed 1-s windows of audio with the teacher; write resumable shards", "teacher", run)
     parser.epilog = EPILOG
@@ -32,6 +34,8 @@ def register(subparsers):
     opts.add("--student-sample-rate", key="student_sample_rate", type=int, metavar="HZ",
              help="sample rate (Hz) of the student-rate audio window stored beside each teacher embedding")
     opts.alias("--student-sr", key="student_sample_rate", type=int)
+    opts.add("--resampler", key="resampler", choices=RESAMPLERS,
+             help="resampler for both rates: soxr-hq (also on the board) or resampy (optional extra)")
     opts.add("--shard-rows", key="shard_rows", type=int, metavar="N", help="rows per shard file")
     opts.add("--batch-size", key="batch_size", type=int, metavar="N", help="windows per teacher forward pass")
     opts.add("--shard", key="shard", metavar="K/N", help="run job K of N (else SLURM array variables, else 0/1)")
@@ -52,7 +56,7 @@ def run(cfg, args):
                       batch_size=cfg["batch_size"], shard=f"{k}/{n}", recursive=cfg["recursive"],
                       limit_files=cfg["limit_files"], compression=cfg["compression"],
                       decode_workers=cfg["decode_workers"], prefetch_files=cfg["prefetch_files"],
-                      progress=cfg["progress"])
+                      progress=cfg["progress"], resampler=cfg["resampler"])
     write_resolved(cfg, out, f"teacher-embed-{job_name(k, n)}")
     print(f"teacher-embed {summary['job']}: {summary['n_rows']} rows in {summary['n_shards']} shards in {out} "
           f"({summary['windows_per_s']} windows/s, CPU {summary['cpu_utilisation']})")
