@@ -70,10 +70,20 @@ def add_command(subparsers, name, help, defaults, run, description=None):
                         help=f"YAML file of settings, or a packaged preset name such as {stage}/NAME "
                              f"(`sea-tf configs list {stage}`); defaults: configs/{stage}")
     parser.add_argument("--set", dest="set_items", action="append", default=[], metavar="KEY=VALUE",
-                        help="override one setting, e.g. --set train.epochs=5 (repeatable)")
+                        help=f"override one setting, e.g. --set {_set_example(defaults)} (repeatable)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     parser.set_defaults(_run=run, _defaults=defaults, _stage=stage, _command=name)
     return parser, Options(parser, defaults)
+
+
+def _set_example(defaults):
+    """A ``key=value`` of this command's own settings for the ``--set`` help: a nested number if there
+    is one (to show the dotted keys), else any number, shown with its default value."""
+    numbers = [key for key in config_mod.flatten_keys(defaults)
+               if type(config_mod.get_dotted(defaults, key)) in (int, float) and key != "seed"]
+    for key in sorted(numbers, key=lambda k: "." not in k):
+        return f"{key}={config_mod.get_dotted(defaults, key)}"
+    return "KEY=VALUE"
 
 
 def resolved_config(args):
