@@ -2,7 +2,9 @@
 
 docs/PROTOCOL.md §3.1. Candidates are the rows of a :class:`~sea_tf.shards.ShardSet`. Rows are split into
 groups — one per source file (``group_by="source"``), consecutive blocks of ``group_rows`` rows,
-i.e. a time window in recording order (``"window"``), or one group (``"all"``). Groups play the
+i.e. a time window in recording order (``"window"``), or one group (``"all"``); or into the published
+per-sensor streams (``"sensor-day"``, ``"sensor-week"``, ``"sensor-month"``: :func:`sample_streams`,
+sensor and recording time from the shards or a sensor manifest). Groups play the
 roles of the original code's 2-hour windows (loudness is ranked within a group) and of its per-day streams
 (DPPs are solved per group, so the cost stays linear in the pool size for bounded groups).
 
@@ -44,7 +46,9 @@ from sea_tf.errors import ConfigError, DataError, ReduceError
 from sea_tf.shards import ShardSet, canonical_sha256
 
 STRATEGIES = ("random", "loudness", "dpp", "dpp-quality")
-GROUP_BY = ("source", "window", "all")
+#: Contiguous groups (:func:`group_bounds`), then per-sensor streams by timeframe (:func:`sample_streams`).
+GROUP_BY = ("source", "window", "all", "sensor-day", "sensor-week", "sensor-month")
+_CONTIGUOUS = GROUP_BY[:3]
 DPP_SOLVERS = ("exact", "greedy-map")
 KERNELS = ("published", "cosine")
 # Names earlier releases accepted, and what replaced them (a clear error instead of a silent change).
@@ -67,8 +71,9 @@ def group_bounds(n_rows, sources=None, group_by="window", group_rows=1024):
     -------
     np.ndarray [shape=(G + 1,), dtype=int64]
     """
-    if group_by not in GROUP_BY:
-        raise ConfigError(f"group_by must be one of {', '.join(GROUP_BY)}; got {group_by!r}")
+    if group_by not in _CONTIGUOUS:
+        hint = "; sensor streams are not contiguous, use sample_streams" if group_by in GROUP_BY else ""
+        raise ConfigError(f"group_by must be one of {', '.join(_CONTIGUOUS)}; got {group_by!r}{hint}")
     if group_by == "all" or n_rows == 0:
         return np.array([0, n_rows], dtype=np.int64)
     if group_by == "window":
@@ -460,8 +465,11 @@ def diversity(embeddings):
 
 def sample_shards(shard_dirs, out_dir, m: int, strategy: str = "dpp-quality", seed: int = 20180123,
                   group_by: str = "window", group_rows: int = 1024, dpp_solver: str = "exact",
-                  dpp_kernel: str = "published", ridge: float = 0.1, progress: bool = True):
+                  dpp_kernel: str = "published", ridge: float = 0.1, progress: bool = True, sensor_manifest=None):
     """Sample ``m`` rows of teacher shards and write ``OUT/sample.npz`` (``index``) + ``OUT/card.json``.
+
+    ``group_by="sensor-<timeframe>"`` hands over to :func:`sample_streams` (then ``group_rows`` is
+    unused and fewer than ``m`` rows may be picked).
 
     Parameters
     ----------
@@ -474,6 +482,9 @@ def sample_shards(shard_dirs, out_dir, m: int, strategy: str = "dpp-quality", se
         See :func:`select` and :func:`group_bounds`.
     progress : bool
         Show a tqdm bar over groups (DPP strategies).
+    sensor_manifest : str or Path, optional
+        For the sensor groupings: a sensor manifest CSV to use instead of the shards' own
+        ``sensor_id`` / ``recording_time`` columns.
 
     Returns
     -------
@@ -481,6 +492,11 @@ def sample_shards(shard_dirs, out_dir, m: int, strategy: str = "dpp-quality", se
         Sorted global row numbers.
     card : dict
     """
+    if group_by not in GROUP_BY:
+        raise ConfigError(f"group_by must be one of {', '.join(GROUP_BY)}; got {group_by!r}")
+    if group_by not in _CONTIGUOUS:
+        return sample_streams(shard_dirs, out_dir, m, sensor_manifest, group_by.removeprefix("sensor-"), strategy,
+                              seed, dpp_solver, dpp_kernel, ridge, progress)
     check_dpp_options(dpp_solver, dpp_kernel, ridge)
     shards = ShardSet(shard_dirs)
     if m > shards.n_rows:
@@ -527,6 +543,7 @@ def _column(shards, key):
 # recordings per timeframe. A sensor manifest names each source file's sensor and recording time.
 
 STREAM_TIMEFRAMES = ("day", "week", "month", "all")
+_MANIFEST_COLUMNS = ("file", "sensor_id", "timestamp")
 _TIMEFRAME_FORMAT = {"day": "%j", "week": "%V", "month": "%m"}   # day of year, ISO week, month
 
 
@@ -534,12 +551,14 @@ def read_sensor_manifest(path) -> dict:
     """``{file: (sensor_id, datetime)}`` from a CSV with columns ``file``, ``sensor_id``, ``timestamp``.
 
     ``timestamp`` is Unix seconds or ISO 8601; a time without an offset is read as UTC. Each file is
-    also reachable by its base name, so a manifest of relative paths matches the shards' sources.
+    also reachable by its base name (:func:`lookup_sensor`), so a manifest of relative paths matches
+    the shards' sources.
 
     Raises
     ------
     DataError
-        Missing file or column, or a timestamp that is neither form (naming the line).
+        Missing file, a missing or unknown column, an empty cell, a file listed twice with other
+        values, or a timestamp that is neither form (naming the line).
     """
     import csv
     from datetime import datetime, timezone
@@ -549,15 +568,24 @@ def read_sensor_manifest(path) -> dict:
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
-            missing = {"file", "sensor_id", "timestamp"} - set(reader.fieldnames or [])
-            if missing:
-                raise DataError(f"{path}: missing column(s) {', '.join(sorted(missing))}; a sensor manifest has "
-                                "file, sensor_id, timestamp (Unix seconds or ISO 8601)")
+            header = [name.strip() for name in reader.fieldnames or []]
+            reader.fieldnames = header
+            missing = sorted(set(_MANIFEST_COLUMNS) - set(header))
+            unknown = [name for name in header if name not in _MANIFEST_COLUMNS]
+            if missing or unknown:
+                what = "; ".join(part for part in (missing and f"missing column(s) {', '.join(missing)}",
+                                                   unknown and f"unknown column(s) {', '.join(unknown)}") if part)
+                raise DataError(f"{path} line 1: {what}; a sensor manifest has the columns file, sensor_id, "
+                                "timestamp (Unix seconds or ISO 8601)")
+            bases = {}
             for row in reader:
+                if None in row or any(row[name] is None or not row[name].strip() for name in _MANIFEST_COLUMNS):
+                    raise DataError(f"{path} line {reader.line_num}: expected 3 non-empty cells (file, sensor_id, "
+                                    "timestamp); fix the row")
                 text = row["timestamp"].strip()
                 try:
                     when = datetime.fromtimestamp(float(text), tz=timezone.utc)
-                except ValueError:
+                except (ValueError, OverflowError, OSError):  # not a number, NaN, or out of datetime's range
                     try:
                         when = datetime.fromisoformat(text)
                     except ValueError:
@@ -565,38 +593,82 @@ def read_sensor_manifest(path) -> dict:
                                         "seconds nor ISO 8601; fix the row") from None
                     when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
                 entry = (row["sensor_id"].strip(), when)
-                out[row["file"].strip()] = entry
-                out.setdefault(Path(row["file"].strip()).name, entry)
+                name = row["file"].strip()
+                if out.get(name, entry) != entry:
+                    raise DataError(f"{path} line {reader.line_num}: {name} is listed again with another sensor or "
+                                    "time; keep one row per file")
+                out[name] = entry
+                base = Path(name).name
+                # A base name that two files with other values share names neither (lookup_sensor).
+                bases[base] = entry if bases.get(base, entry) == entry else None
     except FileNotFoundError:
-        raise DataError(f"{path}: sensor manifest not found") from None
+        raise DataError(f"{path}: sensor manifest not found; pass a CSV with columns file, sensor_id, "
+                        "timestamp") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a UTF-8 text CSV ({exc}); save the sensor manifest as UTF-8") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read the sensor manifest ({exc})") from exc
+    for base, entry in bases.items():
+        out.setdefault(base, entry)
     return out
 
 
-def stream_keys(sources, manifest: dict, timeframe: str = "day"):
-    """Sensor and timeframe of every row, from its source file.
+def lookup_sensor(manifest: dict, source: str):
+    """``(sensor_id, datetime)`` of a source file: by its path, else by its base name; None if unnamed.
+
+    A base name that two files of the manifest share matches neither (it would be a guess).
+    """
+    entry = manifest.get(str(source))
+    return entry if entry is not None else manifest.get(Path(str(source)).name)
+
+
+def timeframes(times, timeframe: str = "day") -> np.ndarray:
+    """Timeframe label (``"064"`` day of year, ``"10"`` ISO week, ``"03"`` month, or ``"all"``) of Unix times.
 
     Timeframes follow the published code (day of year, ISO week, month) but in UTC: the original
     used the machine's local time zone, which made the grouping depend on where it ran.
+
+    Parameters
+    ----------
+    times : np.ndarray [shape=(n,)]
+        Unix seconds (UTC).
+    timeframe : {"day", "week", "month", "all"}
+
+    Returns
+    -------
+    np.ndarray of str [shape=(n,), dtype=object]
+    """
+    from datetime import datetime, timezone
+
+    if timeframe not in STREAM_TIMEFRAMES:
+        raise ConfigError(f"timeframe must be one of {', '.join(STREAM_TIMEFRAMES)}; got {timeframe!r}")
+    times = np.asarray(times, dtype=np.float64)
+    if timeframe == "all":
+        return np.full(len(times), "all", dtype=object)
+    # Rows of one file share its time: format each distinct time once (millions of rows, few files).
+    unique, inverse = np.unique(times, return_inverse=True)
+    labels = [datetime.fromtimestamp(t, tz=timezone.utc).strftime(_TIMEFRAME_FORMAT[timeframe]) for t in unique]
+    return np.array(labels, dtype=object)[inverse.reshape(-1)] if len(times) else np.empty(0, dtype=object)
+
+
+def stream_keys(sources, manifest: dict, timeframe: str = "day"):
+    """Sensor and timeframe (:func:`timeframes`) of every row, from its source file.
 
     Returns
     -------
     sensors, frames : np.ndarray [shape=(n_rows,)], str
     """
-    from datetime import timezone
-
     if timeframe not in STREAM_TIMEFRAMES:
         raise ConfigError(f"timeframe must be one of {', '.join(STREAM_TIMEFRAMES)}; got {timeframe!r}")
-    sensors, frames, unknown = [], [], set()
+    sensors, times, unknown = [], [], set()
     for source in sources:
-        entry = manifest.get(str(source)) or manifest.get(Path(str(source)).name)
+        entry = lookup_sensor(manifest, source)
         if entry is None:
             unknown.add(str(source))
             continue
         sensors.append(entry[0])
-        when = entry[1].astimezone(timezone.utc)
-        frames.append("all" if timeframe == "all" else when.strftime(_TIMEFRAME_FORMAT[timeframe]))
+        times.append(entry[1].timestamp())
+    frames = timeframes(np.array(times, dtype=np.float64), timeframe)
     if unknown:
         shown = ", ".join(sorted(unknown)[:5])
         raise DataError(f"the sensor manifest does not name {len(unknown)} source file(s) of the shards, e.g. "
@@ -639,8 +711,9 @@ def sample_streams(shard_dirs, out_dir, m: int, manifest, timeframe: str = "day"
 
     Parameters
     ----------
-    manifest : str, Path or dict
-        A sensor manifest CSV (:func:`read_sensor_manifest`) or its parsed dict.
+    manifest : str, Path, dict or None
+        A sensor manifest CSV (:func:`read_sensor_manifest`) or its parsed dict; None: the shards'
+        own ``sensor_id`` and ``recording_time`` columns (``sea-tf teacher-embed --sensor-manifest``).
     timeframe : {"day", "week", "month", "all"}
         ``all``: one stream per sensor.
 
@@ -653,8 +726,15 @@ def sample_streams(shard_dirs, out_dir, m: int, manifest, timeframe: str = "day"
     """
     check_dpp_options(dpp_solver, dpp_kernel, ridge)
     shards = ShardSet(shard_dirs)
-    table = manifest if isinstance(manifest, dict) else read_sensor_manifest(manifest)
-    sensors, frames = stream_keys(_column(shards, "source"), table, timeframe)
+    if manifest is None:
+        if "sensor_id" not in shards.columns:
+            raise DataError(f"{', '.join(map(str, shards.dirs))}: the shards carry no sensor ids; embed with "
+                            "`sea-tf teacher-embed --sensor-manifest CSV`, or pass `sea-tf sample --sensor-manifest CSV`")
+        sensors = _column(shards, "sensor_id").astype(object)
+        frames = timeframes(_column(shards, "recording_time"), timeframe)
+    else:
+        table = manifest if isinstance(manifest, dict) else read_sensor_manifest(manifest)
+        sensors, frames = stream_keys(_column(shards, "source"), table, timeframe)
     streams, dropped = plan_streams(sensors, frames, m)
     if not streams:
         raise ReduceError(f"every (sensor, {timeframe}) stream has fewer rows than its share of {m} samples; ask "
@@ -676,6 +756,8 @@ def sample_streams(shard_dirs, out_dir, m: int, manifest, timeframe: str = "day"
             "dpp_kernel": dpp_kernel, "ridge": float(ridge),
             "streams": [{"sensor": a, "timeframe": b, "rows": int(len(r)), "picked": int(k)} for a, b, r, k in streams],
             "dropped": [{"sensor": a, "timeframe": b, "rows": int(n), "needed": int(k)} for a, b, n, k in dropped],
+            "sensors_from": "shards" if manifest is None else str(manifest) if isinstance(manifest, (str, Path))
+            else "a parsed manifest",
             "teacher_shards": shards.describe(), "teacher_card_sha256": shards.teacher_card_sha256,
             "index_sha256": canonical_sha256(index.tolist())}
     out_dir = Path(out_dir)

@@ -4,7 +4,11 @@ Layout (docs/ARCHITECTURE.md, "Teacher shards")::
 
     OUT/shard-<job>-<nnnnn>.h5   embedding f32 [n, D], audio f32 [n, student_sr], timestamp f64 [n],
                                  loudness_db f32 [n], source utf-8 [n], label i32 [n], fold i32 [n]
-    OUT/manifest-<job>.json      teacher card, config, the finished shards in row order, failures
+                                 and, from a sensor manifest (docs/PROTOCOL.md §3.1), sensor_id utf-8 [n],
+                                 recording_time f64 [n] (Unix s, UTC: the source file's start;
+                                 the window's own time is recording_time + timestamp)
+    OUT/manifest-<job>.json      teacher card, config, the finished shards in row order, failures,
+                                 ``columns`` (the datasets every shard holds; absent: SHARD_KEYS)
 
 ``<job>`` is ``<K>of<N>`` for the K-th of N cluster jobs. A manifest lists a shard only after the
 shard file has been renamed into place, so a killed job never references a half-written file.
@@ -24,8 +28,12 @@ from sea_tf.errors import DataError
 
 MANIFEST_FORMAT = "sea-tf-teacher-manifest/1"
 SHARD_KEYS = ("embedding", "audio", "timestamp", "loudness_db", "source", "label", "fold")
+#: Columns only shards embedded with a sensor manifest hold (``sea-tf teacher-embed --sensor-manifest``).
+SENSOR_KEYS = ("sensor_id", "recording_time")
+_STRING_KEYS = ("source", "sensor_id")
 _DTYPES = {"embedding": np.float32, "audio": np.float32, "timestamp": np.float64,
-           "loudness_db": np.float32, "label": np.int32, "fold": np.int32, "target": np.float32}
+           "loudness_db": np.float32, "label": np.int32, "fold": np.int32, "target": np.float32,
+           "recording_time": np.float64}
 _STR = h5py.string_dtype("utf-8")
 
 
@@ -52,7 +60,7 @@ def write_h5(path, arrays, compression=None, attrs=None):
     ----------
     path : str or Path
     arrays : dict of str -> np.ndarray
-        Each array's first axis is the row axis. ``source`` (str) is stored as UTF-8 strings.
+        Each array's first axis is the row axis. ``source`` and ``sensor_id`` (str) are stored as UTF-8 strings.
     compression : {None, "gzip", "lzf"}
         HDF5 filter; chunking is fixed (64 rows) so the bytes depend only on the data.
     attrs : dict, optional
@@ -61,7 +69,7 @@ def write_h5(path, arrays, compression=None, attrs=None):
     with atomic.atomic_path(path, suffix=".h5") as tmp:
         with h5py.File(tmp, "w", libver="earliest", track_order=False) as fh:
             for key, value in arrays.items():
-                if key == "source":
+                if key in _STRING_KEYS:
                     data = np.asarray([str(s) for s in value], dtype=object)
                     dtype = _STR
                 else:
@@ -116,6 +124,9 @@ class ShardSet:
     Attributes
     ----------
     n_rows : int
+    columns : tuple of str
+        Datasets every shard holds (:data:`SHARD_KEYS`, plus :data:`SENSOR_KEYS` when every job
+        was embedded with a sensor manifest).
     embedding_size : int
     student_sample_rate : int
     teacher_card : dict
@@ -158,6 +169,9 @@ class ShardSet:
         self.student_sample_rate = int(first["student_sample_rate"])
         self.teacher_card = first["teacher_card"]
         self.teacher_card_sha256 = first["teacher_card_sha256"]
+        # Manifests written before sensor columns existed list none: their shards hold SHARD_KEYS.
+        held = [set(m.get("columns", SHARD_KEYS)) for m in self.manifests]
+        self.columns = tuple(k for k in SHARD_KEYS + SENSOR_KEYS if all(k in h for h in held))
         self._ends = np.array([s.offset + s.n_rows for s in self.shards], dtype=np.int64)
         self.targets = None
         if targets is not None:
@@ -195,8 +209,11 @@ class ShardSet:
             if self.targets is None:
                 raise DataError("key 'target' needs ShardSet(..., targets=DIR) from `sea-tf reduce apply`")
             return self.targets / info.path.name
-        if key not in SHARD_KEYS:
-            raise DataError(f"unknown shard key {key!r}; known: {', '.join(SHARD_KEYS + ('target',))}")
+        if key in SENSOR_KEYS and key not in self.columns:
+            raise DataError(f"{', '.join(map(str, self.dirs))}: these shards carry no {key} (some job was "
+                            "embedded without a sensor manifest); re-run `sea-tf teacher-embed --sensor-manifest CSV`")
+        if key not in SHARD_KEYS + SENSOR_KEYS:
+            raise DataError(f"unknown shard key {key!r}; known: {', '.join(SHARD_KEYS + SENSOR_KEYS + ('target',))}")
         return info.path
 
     def read_shard(self, i, key, start=0, stop=None):
@@ -218,7 +235,7 @@ class ShardSet:
         except (OSError, KeyError) as exc:
             raise DataError(f"{path}: cannot read dataset {key!r} ({exc}); the shard is damaged, delete it "
                             "and re-run the command that wrote it") from exc
-        if key == "source":
+        if key in _STRING_KEYS:
             data = np.array([s.decode("utf-8") if isinstance(s, bytes) else s for s in data], dtype=object)
         return data
 
@@ -282,7 +299,7 @@ class ShardSet:
                 out = np.empty((index.size,) + part.shape[1:], dtype=part.dtype)
             out[mask] = part
         if out is None:
-            return np.empty((0,), dtype=object if key == "source" else _DTYPES.get(key, np.float32))
+            return np.empty((0,), dtype=object if key in _STRING_KEYS else _DTYPES.get(key, np.float32))
         return out
 
     def describe(self):
@@ -293,9 +310,13 @@ class ShardSet:
                 "teacher_card_sha256": self.teacher_card_sha256}
 
 
-def new_manifest(job, teacher_card, config, embedding_size, student_sample_rate, hop_size, inputs=None):
-    """An empty (unfinished) manifest dict for ``job``; see :func:`write_table` for a complete one."""
-    return {"format": MANIFEST_FORMAT, "job": job,
+def new_manifest(job, teacher_card, config, embedding_size, student_sample_rate, hop_size, inputs=None,
+                 sensors=False):
+    """An empty (unfinished) manifest dict for ``job``; see :func:`write_table` for a complete one.
+
+    ``sensors``: the shards will hold :data:`SENSOR_KEYS` too (listed under ``columns``).
+    """
+    return {"format": MANIFEST_FORMAT, "job": job, "columns": list(SHARD_KEYS + (SENSOR_KEYS if sensors else ())),
             "teacher_card": teacher_card, "teacher_card_sha256": canonical_sha256(teacher_card),
             "config": config, "config_sha256": canonical_sha256(config),
             "embedding_size": int(embedding_size), "student_sample_rate": int(student_sample_rate),
@@ -313,7 +334,8 @@ def write_table(out_dir, arrays, teacher_card, shard_rows=1024, job="0of1", hop_
     arrays : dict
         ``embedding`` [n, D] is required; missing keys get neutral values (zero audio at 8 kHz
         unless ``audio`` is given, timestamps ``k * hop_size``, loudness −120 dB, source
-        ``"synthetic"``, label and fold −1).
+        ``"synthetic"``, label and fold −1). ``sensor_id`` [n] and ``recording_time`` [n] (Unix s)
+        are written only when given, both together.
     teacher_card : dict
     shard_rows : int
         Rows per shard file.
@@ -333,8 +355,12 @@ def write_table(out_dir, arrays, teacher_card, shard_rows=1024, job="0of1", hop_
             "source": arrays.get("source", np.array(["synthetic"] * n, dtype=object)),
             "label": arrays.get("label", np.full(n, -1, np.int32)),
             "fold": arrays.get("fold", np.full(n, -1, np.int32))}
+    given = [key for key in SENSOR_KEYS if key in arrays]
+    if given and len(given) != len(SENSOR_KEYS):
+        raise DataError(f"write_table: {given[0]} without {set(SENSOR_KEYS).difference(given).pop()}; pass both or neither")
+    full.update({key: arrays[key] for key in given})
     manifest = new_manifest(job, teacher_card, config or {"synthetic": True}, emb.shape[1],
-                            np.shape(full["audio"])[1], hop_size)
+                            np.shape(full["audio"])[1], hop_size, sensors=bool(given))
     for k, a in enumerate(range(0, n, shard_rows)):
         name = shard_name(job, k)
         write_h5(out_dir / name, {key: value[a:a + shard_rows] for key, value in full.items()}, compression)

@@ -3,8 +3,10 @@
 docs/PROTOCOL.md §3.0. For every 1-s window (teacher framing: hop ``hop_size``, default 0.5 s as the SONYC
 upstream pairs, centred) one row holds the teacher embedding, the same window of the source
 resampled once to the student's rate (so distillation never decodes audio again), the source file,
-timestamp, loudness (dB) and, for UrbanSound8K, label and fold. Rows go to fixed-size shards
-(:mod:`sea_tf.shards`).
+timestamp, loudness (dB) and, for UrbanSound8K, label and fold. With a sensor manifest (a CSV naming
+each file's ``sensor_id`` and recording time, docs/PROTOCOL.md §3.1) every row also holds its sensor
+and recording time, so ``sea-tf sample --group-by sensor-day`` can draw per-sensor, per-day streams.
+Rows go to fixed-size shards (:mod:`sea_tf.shards`).
 
 Scale:
 
@@ -40,7 +42,8 @@ log = logging.getLogger(__name__)
 
 #: Manifest config keys that decide the bytes of the outputs; a resume must match all of them.
 OUTPUT_KEYS = ("hop_size", "center", "student_sample_rate", "shard_rows", "batch_size", "compression",
-               "limit_files", "shard", "resampler")
+               "limit_files", "shard", "resampler", "sensor_manifest_sha256")
+_STRING_COLUMNS = ("source", "sensor_id")
 
 
 @dataclass(frozen=True)
@@ -214,7 +217,8 @@ class _Prefetcher:
 
 def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_rate=8000, shard_rows=1024,
             batch_size=32, shard=None, recursive=True, limit_files=None, compression=None,
-            decode_workers=2, prefetch_files=8, progress=True, environ=None, resampler="soxr-hq"):
+            decode_workers=2, prefetch_files=8, progress=True, environ=None, resampler="soxr-hq",
+            sensor_manifest=None):
     """Embed every window of the inputs with the teacher and write shards + manifest (resumable).
 
     Parameters
@@ -249,6 +253,9 @@ def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_
     resampler : {"soxr-hq", "resampy-kaiser-best", "resampy-kaiser-fast"}
         For both rates (:func:`sea_tf.audio.resample`); resampy's filters match the published
         features exactly (an optional extra), soxr is what the board uses.
+    sensor_manifest : str or Path, optional
+        CSV with columns ``file, sensor_id, timestamp`` (:func:`sea_tf.sampling.read_sensor_manifest`)
+        naming every input file; rows then carry ``sensor_id`` and ``recording_time`` (Unix s, UTC).
 
     Returns
     -------
@@ -271,6 +278,7 @@ def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_
         files = files[:int(limit_files)]
     files = partition(files, k, n)
     job = job_name(k, n)
+    sensors = _file_sensors(sensor_manifest, files) if sensor_manifest not in (None, "") else None
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputError(f"{out_dir}: exists and is not a directory; choose another output")
@@ -286,11 +294,15 @@ def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_
               "shard_rows": int(shard_rows), "batch_size": int(batch_size), "compression": compression,
               "limit_files": limit_files, "shard": [k, n], "input_kind": kind,
               "teacher_weights_sha256": weights_sha256(model),
-              "files_sha256": canonical_sha256([f.source for f in files])}
+              "files_sha256": canonical_sha256([f.source for f in files]),
+              # What the manifest says about this job's files decides the rows, not where the CSV lies.
+              "sensor_manifest_sha256": None if sensors is None else canonical_sha256(sensors)}
     inputs_info = {"root": str(root), "kind": kind, "n_files": len(files)}
+    if sensors is not None:
+        inputs_info["sensor_manifest"] = str(sensor_manifest)
     manifest_path = out_dir / f"manifest-{job}.json"
     manifest = _resume_or_new(manifest_path, job, teacher_card, config, model, student_sample_rate, hop_size,
-                              inputs_info)
+                              inputs_info, sensors is not None)
     if manifest["complete"]:
         print(f"teacher-embed: job {job} already complete in {out_dir} ({manifest['n_rows']} rows); nothing to do")
         return _summary(out_dir, manifest, 0.0, 0.0, 0, 0.0)
@@ -349,10 +361,11 @@ def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_
                 continue
             first = start_window if pos == start_file else 0
             count = len(decoded["timestamp"])
+            extra = {} if sensors is None else {"sensor_id": sensors[pos][1], "recording_time": sensors[pos][2]}
             for w in range(first, count):
                 pending.append({"teacher": decoded["teacher"][w], "audio": decoded["audio"][w],
                                 "timestamp": decoded["timestamp"][w], "loudness_db": decoded["loudness_db"][w],
-                                "source": item.source, "label": item.label, "fold": item.fold})
+                                "source": item.source, "label": item.label, "fold": item.fold, **extra})
                 if len(pending) == batch_size or len(buf) + len(pending) == shard_rows:
                     infer()
                 if len(buf) == shard_rows:
@@ -380,8 +393,30 @@ def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_
     return _summary(out_dir, manifest, wall, cpu, windows_embedded, inference_s)
 
 
-def _resume_or_new(path, job, teacher_card, config, model, student_sr, hop_size, inputs_info):
-    fresh = new_manifest(job, teacher_card, config, model.embedding_size, student_sr, hop_size, inputs_info)
+def _file_sensors(sensor_manifest, files):
+    """``[[source, sensor_id, recording_time (Unix s)], ...]`` for ``files``, from a sensor manifest CSV.
+
+    Raises :class:`DataError` naming the CSV when a file has no row (every row of a stream needs one).
+    """
+    from sea_tf.sampling import lookup_sensor, read_sensor_manifest
+
+    table = read_sensor_manifest(sensor_manifest)
+    out, unknown = [], []
+    for item in files:
+        entry = lookup_sensor(table, item.source)
+        if entry is None:
+            unknown.append(item.source)
+        else:
+            out.append([item.source, entry[0], entry[1].timestamp()])
+    if unknown:
+        raise DataError(f"{sensor_manifest}: no row for {len(unknown)} input file(s), e.g. {', '.join(unknown[:3])}; "
+                        "add a line file,sensor_id,timestamp for every file embedded")
+    return out
+
+
+def _resume_or_new(path, job, teacher_card, config, model, student_sr, hop_size, inputs_info, sensors=False):
+    fresh = new_manifest(job, teacher_card, config, model.embedding_size, student_sr, hop_size, inputs_info,
+                         sensors=sensors)
     if not path.exists():
         return fresh
     old = read_manifest(path)
@@ -426,7 +461,7 @@ class _Rows:
 
     def take(self):
         rows, self.rows = self.rows, []
-        return {key: [r[key] for r in rows] if key == "source" else np.stack([r[key] for r in rows])
+        return {key: [r[key] for r in rows] if key in _STRING_COLUMNS else np.stack([r[key] for r in rows])
                 for key in rows[0]}
 
 
@@ -445,7 +480,7 @@ class _Blocks:
 
     def take(self):
         blocks, self.blocks, self.n = self.blocks, [], 0
-        return {key: [s for blk in blocks for s in blk[key]] if key == "source"
+        return {key: [s for blk in blocks for s in blk[key]] if key in _STRING_COLUMNS
                 else np.concatenate([blk[key] for blk in blocks]) for key in blocks[0]}
 
 

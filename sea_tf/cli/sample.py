@@ -8,11 +8,15 @@ from sea_tf.config import write_resolved
 EPILOG = """
 Writes OUT/sample.npz (index: sorted global row numbers of the shard table) and OUT/card.json.
 Groups: 'source' (one per file), 'window' (blocks of --group-rows consecutive rows, a time window
-in recording order), 'all'. Loudness is ranked within a group; DPPs are solved per group.
+in recording order), 'all'; or 'sensor-day' / 'sensor-week' / 'sensor-month': one stream per sensor
+and timeframe with ceil(ceil(M / sensors) / timeframes) rows each, timeframes with fewer rows dropped
+(docs/PROTOCOL.md §3.1; sensors from shards embedded with --sensor-manifest, or from --sensor-manifest).
+Loudness is ranked within a group; DPPs are solved per group.
 
 examples:
   sea-tf sample --shards shards/ --m 500000 --strategy dpp-quality --out sample/
   sea-tf sample --shards shards_a/ --shards shards_b/ --m 2000 --strategy random --seed 1
+  sea-tf sample --shards shards/ --m 500000 --strategy dpp-quality --group-by sensor-day --out sample/
 """
 
 
@@ -28,6 +32,8 @@ def register(subparsers):
     opts.add("--seed", key="seed", type=int, help="random seed")
     opts.add("--group-by", key="group_by", choices=GROUP_BY, help="grouping of rows")
     opts.add("--group-rows", key="group_rows", type=int, metavar="N", help="rows per 'window' group")
+    opts.add("--sensor-manifest", key="sensor_manifest", metavar="CSV",
+             help="sensor-* groupings: CSV file,sensor_id,timestamp instead of the shards' sensor columns")
     opts.add("--dpp-solver", key="dpp_solver", choices=DPP_SOLVERS,
              help="exact: draw a k-DPP sample (published); greedy-map: its approximate mode")
     opts.add("--dpp-kernel", key="dpp_kernel", choices=KERNELS,
@@ -45,8 +51,10 @@ def run(cfg, args):
     index, card = sample_shards(cfg["shards"], out, cfg["m"], strategy=cfg["strategy"], seed=cfg["seed"],
                                 group_by=cfg["group_by"], group_rows=cfg["group_rows"],
                                 dpp_solver=cfg["dpp_solver"], dpp_kernel=cfg["dpp_kernel"], ridge=cfg["ridge"],
-                                progress=cfg["progress"])
+                                progress=cfg["progress"], sensor_manifest=cfg["sensor_manifest"])
     write_resolved(cfg, out, "sample")
     print(f"sample: {len(index)} of {card['teacher_shards']['n_rows']} rows by {cfg['strategy']} "
           f"({card['n_groups']} groups) -> {out / 'sample.npz'}")
+    if card.get("dropped"):
+        print(f"{len(card['dropped'])} (sensor, timeframe) stream(s) dropped: fewer rows than their share")
     return 0

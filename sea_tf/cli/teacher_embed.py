@@ -7,7 +7,7 @@ from sea_tf.config import write_resolved
 
 EPILOG = """
 Writes OUT/shard-<K>of<N>-<nnnnn>.h5 (embedding, audio at the student rate, timestamp, loudness_db,
-source, label, fold), OUT/manifest-<K>of<N>.json and OUT/summary-<K>of<N>.json. Re-running the same
+source, label, fold; with --sensor-manifest also sensor_id, recording_time), OUT/manifest-<K>of<N>.json and OUT/summary-<K>of<N>.json. Re-running the same
 command after a crash or Ctrl-C resumes; a directory made with another teacher or settings is refused.
 Without --shard, SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT choose the job (configs/slurm/).
 
@@ -15,6 +15,7 @@ examples:
   sea-tf teacher-embed --input ~/sonyc/audio --out shards/ --teacher openl3/mel256-env
   sea-tf teacher-embed --input ~/UrbanSound8K --out us8k_shards/ --shard 3/8
   sea-tf teacher-embed --config configs/teacher/sonyc-upstream.yaml --input files.txt --out shards/
+  sea-tf teacher-embed --input ~/sonyc/audio --sensor-manifest sensors.csv --out shards/
 """
 
 
@@ -40,6 +41,8 @@ def register(subparsers):
     opts.add("--batch-size", key="batch_size", type=int, metavar="N", help="windows per teacher forward pass")
     opts.add("--shard", key="shard", metavar="K/N", help="run job K of N (else SLURM array variables, else 0/1)")
     opts.add("--limit-files", key="limit_files", type=int, metavar="N", help="only the first N files (quick runs)")
+    opts.add("--sensor-manifest", key="sensor_manifest", metavar="CSV",
+             help="CSV file,sensor_id,timestamp naming every input file: rows record sensor and recording time")
     opts.add("--decode-workers", key="decode_workers", type=int, metavar="N",
              help="threads decoding/resampling ahead of inference")
     opts.add("--no-progress", key="progress", action="store_false", help="hide the progress bar")
@@ -56,7 +59,7 @@ def run(cfg, args):
                       batch_size=cfg["batch_size"], shard=f"{k}/{n}", recursive=cfg["recursive"],
                       limit_files=cfg["limit_files"], compression=cfg["compression"],
                       decode_workers=cfg["decode_workers"], prefetch_files=cfg["prefetch_files"],
-                      progress=cfg["progress"], resampler=cfg["resampler"])
+                      progress=cfg["progress"], resampler=cfg["resampler"], sensor_manifest=cfg["sensor_manifest"])
     write_resolved(cfg, out, f"teacher-embed-{job_name(k, n)}")
     print(f"teacher-embed {summary['job']}: {summary['n_rows']} rows in {summary['n_shards']} shards in {out} "
           f"({summary['windows_per_s']} windows/s, CPU {summary['cpu_utilisation']})")
