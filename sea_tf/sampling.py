@@ -729,7 +729,8 @@ def sample_streams(shard_dirs, out_dir, m: int, manifest, timeframe: str = "day"
     if manifest is None:
         if "sensor_id" not in shards.columns:
             raise DataError(f"{', '.join(map(str, shards.dirs))}: the shards carry no sensor ids; embed with "
-                            "`sea-tf teacher-embed --sensor-manifest CSV`, or pass `sea-tf sample --sensor-manifest CSV`")
+                            "`sea-tf teacher-embed --sensor-manifest CSV`, or pass "
+                            "`sea-tf sample --sensor-manifest CSV`")
         sensors = _column(shards, "sensor_id").astype(object)
         frames = timeframes(_column(shards, "recording_time"), timeframe)
     else:

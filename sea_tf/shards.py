@@ -357,7 +357,8 @@ def write_table(out_dir, arrays, teacher_card, shard_rows=1024, job="0of1", hop_
             "fold": arrays.get("fold", np.full(n, -1, np.int32))}
     given = [key for key in SENSOR_KEYS if key in arrays]
     if given and len(given) != len(SENSOR_KEYS):
-        raise DataError(f"write_table: {given[0]} without {set(SENSOR_KEYS).difference(given).pop()}; pass both or neither")
+        raise DataError(f"write_table: {given[0]} without {set(SENSOR_KEYS).difference(given).pop()}; "
+                        "pass both or neither")
     full.update({key: arrays[key] for key in given})
     manifest = new_manifest(job, teacher_card, config or {"synthetic": True}, emb.shape[1],
                             np.shape(full["audio"])[1], hop_size, sensors=bool(given))

@@ -163,8 +163,10 @@ def test_sensor_manifest_is_part_of_the_resume_check(sensor_run, sensor_audio, t
 
 
 @pytest.mark.parametrize("text, message", [
-    ("file,sensor_id,timestamp\na/rec0.wav,a,1546300800\n", r"sensors\.csv: no row for 4 input file\(s\), e\.g\. a/rec1\.wav"),
-    ("file,sensor_id,timestamp\na/rec0.wav,a,1546300800\nb/rec2.wav,b,noon\n", r"sensors\.csv line 3: timestamp 'noon'"),
+    ("file,sensor_id,timestamp\na/rec0.wav,a,1546300800\n",
+     r"sensors\.csv: no row for 4 input file\(s\), e\.g\. a/rec1\.wav"),
+    ("file,sensor_id,timestamp\na/rec0.wav,a,1546300800\nb/rec2.wav,b,noon\n",
+     r"sensors\.csv line 3: timestamp 'noon'"),
     ("file,sensor,timestamp\n", r"sensors\.csv line 1: missing column\(s\) sensor_id; unknown column\(s\) sensor"),
     ("file,sensor_id,timestamp,site\n", r"sensors\.csv line 1: unknown column\(s\) site"),
     ("file,sensor_id,timestamp\na/rec0.wav,,1546300800\n", r"sensors\.csv line 2: expected 3 non-empty cells"),

@@ -7,8 +7,10 @@ from sea_tf.config import write_resolved
 
 EPILOG = """
 Writes OUT/shard-<K>of<N>-<nnnnn>.h5 (embedding, audio at the student rate, timestamp, loudness_db,
-source, label, fold; with --sensor-manifest also sensor_id, recording_time), OUT/manifest-<K>of<N>.json and OUT/summary-<K>of<N>.json. Re-running the same
-command after a crash or Ctrl-C resumes; a directory made with another teacher or settings is refused.
+source, label, fold; with --sensor-manifest also sensor_id and recording_time, for
+`sea-tf sample --group-by sensor-day`), OUT/manifest-<K>of<N>.json and OUT/summary-<K>of<N>.json.
+Re-running the same command after a crash or Ctrl-C resumes; a directory made with another teacher
+or settings (a different sensor manifest included) is refused.
 Without --shard, SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT choose the job (configs/slurm/).
 
 examples:
