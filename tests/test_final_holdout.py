@@ -39,3 +39,17 @@ def test_holdout_without_sources_is_per_clip_and_limits_are_checked():
         final_split(clips, val_fraction=0.9)
     train, val = final_split(_clips(), val_fold=3)
     assert np.array_equal(val, _clips().folds == 3) and not np.any(train & val)
+
+
+def test_holdout_on_classes_smaller_than_the_number_of_splits():
+    """The demo's size: 10 classes of 8 clips, one recording each; 1 / 0.1 = 10 splits is more than any
+    class has, so the hold-out is one of 8 splits (sklearn would refuse 10) and still keeps every class."""
+    labels = np.repeat(np.arange(10), 8)
+    sources = np.arange(80) + 500
+    folds = np.arange(80) % 10 + 1
+    names = [f"{s}-{c}-0-0.wav" for s, c in zip(sources, labels)]
+    clips = ClipSet(names=names, paths=names, folds=folds, labels=labels, classes=[str(c) for c in range(10)],
+                    fold_ids=list(range(1, 11)), sources=sources)
+    train, val = final_split(clips, val_fraction=0.1, seed=0)
+    assert not np.any(train & val) and np.all(train | val)
+    assert 0.05 <= val.mean() <= 0.2 and set(clips.labels[train]) == set(range(10))

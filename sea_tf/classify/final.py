@@ -73,8 +73,10 @@ def _grouped_holdout(clips, train, val_fraction, seed):
     groups = sources[idx].astype(np.int64)
     unknown = groups < 0
     groups[unknown] = -1 - np.arange(int(unknown.sum()))  # a clip of unknown source is its own group
-    n_splits = max(2, int(round(1.0 / val_fraction)))
-    if len(np.unique(groups)) < n_splits:
+    # sklearn refuses more splits than the largest class has members: on small data (8 clips per
+    # class) the hold-out is one of fewer, larger splits.
+    n_splits = min(max(2, int(round(1.0 / val_fraction))), int(np.bincount(labels).max()))
+    if n_splits < 2 or len(np.unique(groups)) < n_splits:
         return np.zeros(len(idx), dtype=bool)
     with warnings.catch_warnings():
         # "The least populated class has only n members": expected for rare classes; handled below.
