@@ -1,6 +1,5 @@
 """`sea-tf classify us8k|esc50|final` on tiny generated datasets, configs, and the saved classifier."""
 import copy
-import csv
 import json
 from pathlib import Path
 
@@ -12,11 +11,9 @@ from sea_tf import config
 from sea_tf.cli import main as cli_main
 from sea_tf.presets import load_defaults, preset_names, schema_of_preset
 
-from classify_support import band_embedder
+from classify_support import TONES, band_embedder, write_tone_us8k
 
 ROOT = Path(__file__).resolve().parent.parent
-TONES = {0: 300.0, 3: 1200.0, 6: 2800.0}    # classIDs used, tone frequency (Hz)
-NAMES = {0: "air_conditioner", 3: "dog_bark", 6: "gun_shot"}
 
 
 def _tone(rng, f0, sr, dur):
@@ -28,21 +25,8 @@ def _tone(rng, f0, sr, dur):
 @pytest.fixture(scope="module")
 def us8k_root(tmp_path_factory):
     """UrbanSound8K layout: 10 folds x 3 tone classes x 1 clip of 0.6-1.2 s at 16 kHz."""
-    root = tmp_path_factory.mktemp("us8k")
-    rng = np.random.default_rng(3)
-    rows = []
-    for fold in range(1, 11):
-        for cid, f0 in TONES.items():
-            name = f"{100 + fold}-{cid}-0-0.wav"
-            path = root / "audio" / f"fold{fold}" / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            sf.write(path, _tone(rng, f0, 16000, rng.uniform(0.6, 1.2)), 16000)
-            rows.append([name, 100 + fold, 0, 1, 1, fold, cid, NAMES[cid]])
-    (root / "metadata").mkdir()
-    with open(root / "metadata" / "UrbanSound8K.csv", "w", newline="") as fh:
-        csv.writer(fh).writerows([["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class"]]
-                                 + rows)
-    return root
+    return write_tone_us8k(tmp_path_factory.mktemp("us8k"), 16000, 3,
+                           lambda rng, f0: _tone(rng, f0, 16000, rng.uniform(0.6, 1.2)), end=1)
 
 
 TINY = ["--set", "classifier.mlp.hidden=[32]", "--set", "classifier.mlp.epochs=30",

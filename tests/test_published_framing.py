@@ -1,17 +1,15 @@
 """The published protocol presets frame clips as the paper's extraction did (L3E), and every result names it."""
-import csv
 import json
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from sea_tf import config
 from sea_tf.cli import main as cli_main
 from sea_tf.presets import load_defaults
 
-TONES = {0: 300.0, 3: 1200.0, 6: 2800.0}
-NAMES = {0: "air_conditioner", 3: "dog_bark", 6: "gun_shot"}
+from classify_support import write_tone_us8k
+
 TINY = ["--set", "classifier.mlp.hidden=[16]", "--set", "classifier.mlp.epochs=3",
         "--set", "classifier.mlp.patience=2", "--set", "protocol.test_folds=[1, 2]"]
 
@@ -27,23 +25,10 @@ def test_protocol_presets_name_their_framing(preset, framing):
 @pytest.fixture(scope="module")
 def two_second_us8k(tmp_path_factory):
     """10 folds x 3 tone classes x one 2-s clip at 8 kHz (L3E at hop 0.5 s: 3 windows; centred: 4)."""
-    root = tmp_path_factory.mktemp("us8k2s")
-    rng = np.random.default_rng(4)
-    rows = []
-    for fold in range(1, 11):
-        for cid, f0 in TONES.items():
-            name = f"{100 + fold}-{cid}-0-0.wav"
-            path = root / "audio" / f"fold{fold}" / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            t = np.arange(16000) / 8000
-            sf.write(path, (0.3 * np.sin(2 * np.pi * f0 * t) + 0.01 * rng.normal(size=len(t))).astype(np.float32),
-                     8000)
-            rows.append([name, 100 + fold, 0, 2, 1, fold, cid, NAMES[cid]])
-    (root / "metadata").mkdir()
-    with open(root / "metadata" / "UrbanSound8K.csv", "w", newline="") as fh:
-        csv.writer(fh).writerows([["slice_file_name", "fsID", "start", "end", "salience", "fold", "classID",
-                                   "class"]] + rows)
-    return root
+    def tone(rng, f0):
+        t = np.arange(16000) / 8000
+        return (0.3 * np.sin(2 * np.pi * f0 * t) + 0.01 * rng.normal(size=len(t))).astype(np.float32)
+    return write_tone_us8k(tmp_path_factory.mktemp("us8k2s"), 8000, 4, tone, end=2)
 
 
 @pytest.mark.parametrize("preset, framing, windows", [("classify/us8k", "l3e", 3),
