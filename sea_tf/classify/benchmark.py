@@ -9,9 +9,9 @@ from pathlib import Path
 from sea_tf import atomic, cards
 from sea_tf.classify import defaults
 from sea_tf.classify.crossval import cross_validate
-from sea_tf.classify.evaluate import breakdown_markdown, comparison_markdown
+from sea_tf.classify.evaluate import breakdown_markdown, comparison_markdown, write_comparison_markdown
 from sea_tf.classify.features import extract_features, open_embedder, spec_name
-from sea_tf.errors import ClassifyError, SeaTFError
+from sea_tf.errors import SeaTFError
 
 DEFAULTS_FEATURES = defaults.FEATURES
 
@@ -86,10 +86,5 @@ def run_benchmark(clips, model_specs, out_dir, features_cfg=None, clf_cfg=None, 
         md += ["", "## Accuracy per test fold (%)", "", breakdown_markdown(summaries, "per_fold", "fold"),
                "## Accuracy per class (%, over all test folds)", "",
                breakdown_markdown(summaries, "per_class_accuracy", "class")]
-    if failed:
-        md += ["", "Failed models:", ""] + [f"- {n}: {r}" for n, r in failed.items()]
-    atomic.write_text(out_dir / "comparison.md", "\n".join(md) + "\n")
-    if not summaries:
-        raise ClassifyError(f"every model failed; see {out_dir / 'comparison.md'}: "
-                            + "; ".join(f"{n}: {r}" for n, r in failed.items()))
+    write_comparison_markdown(out_dir, md, failed, any_succeeded=bool(summaries))
     return table

@@ -9,6 +9,7 @@ import numpy as np
 from sklearn.metrics import confusion_matrix
 
 from sea_tf import atomic
+from sea_tf.errors import ClassifyError
 
 
 def clip_probabilities(frame_probs, frame_clip, n_clips=None):
@@ -179,3 +180,16 @@ def breakdown_markdown(summaries, key, label):
         cells = [summaries[n][key].get(row) for n in names]
         lines.append(f"| {row} | " + " | ".join("–" if c is None else f"{100 * c:.1f}" for c in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def write_comparison_markdown(out_dir, lines, failed, any_succeeded):
+    """Write ``out_dir/comparison.md`` from ``lines`` plus the failed models (name → reason).
+
+    Raises ClassifyError (after writing) when no model succeeded, naming every failure.
+    """
+    if failed:
+        lines = lines + ["", "Failed models:", ""] + [f"- {n}: {r}" for n, r in failed.items()]
+    atomic.write_text(Path(out_dir) / "comparison.md", "\n".join(lines) + "\n")
+    if not any_succeeded:
+        raise ClassifyError(f"every model failed; see {Path(out_dir) / 'comparison.md'}: "
+                            + "; ".join(f"{n}: {r}" for n, r in failed.items()))

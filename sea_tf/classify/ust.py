@@ -28,6 +28,7 @@ import numpy as np
 
 from sea_tf import atomic, cards
 from sea_tf.classify import mil, ust_metrics
+from sea_tf.classify.evaluate import write_comparison_markdown
 from sea_tf.classify.features import ClipSet, extract_features, frame_l3e, open_embedder
 from sea_tf.errors import ClassifyError, SeaTFError, SeaTFWarning
 
@@ -276,16 +277,11 @@ def run_ust(dataset, specs: list, out_dir, cfg: dict, names: list[str] | None = 
     atomic.write_json(out_dir / "comparison.json", table)
     c = cfg["classifier"]
     kind = "MIL + AutoPool" if c["type"] == "mil" else f"framewise ({c['aggregation']} of frames)"
-    md = [f"# SONYC-UST: coarse tagging of the validate split (DCASE 2019 Task 5 metrics)", "",
+    md = ["# SONYC-UST: coarse tagging of the validate split (DCASE 2019 Task 5 metrics)", "",
           comparison_markdown(models, dataset.classes),
           f"Frames: 1-s windows every {cfg['features']['hop_size']} s ({cfg['features']['framing']} framing) of "
           f"{cfg['features']['clip_seconds']:g}-s clips; classifier: {kind}, {c['n_hidden']} hidden layer(s) of "
           f"{c['hidden_size']}, Adam {c['learning_rate']}, batch {c['batch_size']}, {c['epochs']} epochs "
           f"(patience {c['patience']}, best validation loss restored)."]
-    if failed:
-        md += ["", "Failed models:", ""] + [f"- {n}: {r}" for n, r in failed.items()]
-    atomic.write_text(out_dir / "comparison.md", "\n".join(md) + "\n")
-    if not models:
-        raise ClassifyError(f"every model failed; see {out_dir / 'comparison.md'}: "
-                            + "; ".join(f"{n}: {r}" for n, r in failed.items()))
+    write_comparison_markdown(out_dir, md, failed, any_succeeded=bool(models))
     return table
