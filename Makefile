@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test install clean test-arm64 sshd audio
+.PHONY: demo test install clean test-arm64 sshd audio slurm
 
 $(STAMP): requirements.txt setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sea-tf demo --out $(DEMO_OUT)
 
-test: $(STAMP) sshd audio
+test: $(STAMP) sshd audio slurm
 	$(BIN)/python -m pytest -q
 
 clean:
@@ -31,6 +31,14 @@ sshd:
 	@command -v sshd >/dev/null || test -x /usr/sbin/sshd || { \
 	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
 	   openssh-server) >/dev/null 2>&1 || echo "openssh-server could not be installed: the SSH tests will skip"; }
+
+# The SLURM tests (tests/test_slurm*.py, the multi-worker run) start a real one-node cluster with
+# scripts/slurm/start.sh (munge + slurmctld + slurmd, private config); install the distribution's
+# packages when absent (the tests skip with the reason if this is impossible).
+slurm:
+	@{ command -v sbatch >/dev/null && command -v slurmctld >/dev/null && command -v munged >/dev/null; } || { \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	   slurm-wlm munge) >/dev/null 2>&1 || echo "slurm-wlm/munge could not be installed: the SLURM tests will skip"; }
 
 # The real-audio test (tests/test_listen_pulse.py) starts a PulseAudio server with a null sink and
 # records it through PortAudio (sounddevice); install them from the distribution's packages when
