@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from slurm_support import slurm_cluster  # noqa: F401 - the real SLURM cluster fixture, for every test file
+
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
