@@ -8,6 +8,7 @@ number of hops; audio shorter than a window is padded to one window with a warni
 import numbers
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import soundfile as sf
@@ -346,3 +347,363 @@ def find_audio_files(inputs, recursive=False):
                 seen.add(key)
                 found.append(path)
     return found
+
+
+# -- Streaming: one file block by block, memory flat in its length ------------------------------
+#
+# A long field recording framed whole costs ~1.4 GB per hour at 48 kHz and hop 0.5 s; the functions
+# below read, downmix, resample and frame it in blocks, so memory depends on the block size only.
+# soxr's streaming resampler carries its filter state across blocks and gives the very samples of the
+# one-shot ``soxr.resample`` (bit-identical, checked in tests/test_audio_stream.py), so a streamed file
+# yields exactly frame_audio's windows.
+
+#: libsndfile's error code for a failure of the operating system (open/read errno), as opposed to a
+#: file it does not understand: the only libsndfile error worth retrying.
+_SF_ERR_SYSTEM = 2
+
+#: Source frames per soundfile read when no block size is asked for (~1.4 s at 48 kHz).
+READ_BLOCK_FRAMES = 65536
+
+
+class TransientAudioError(AudioError):
+    """The operating system failed to open or read an audio file (an errno: NFS, a mount not up yet).
+
+    Raised by :func:`read_mono_blocks` once its retries are spent; a file libsndfile cannot
+    decode raises a plain :class:`AudioError` at once instead.
+    """
+
+
+def _is_transient(exc):
+    if isinstance(exc, sf.LibsndfileError):
+        return exc.code == _SF_ERR_SYSTEM
+    return isinstance(exc, OSError)
+
+
+def read_mono_blocks(path, block_frames=READ_BLOCK_FRAMES, retries=0, backoff_s=0.5, log=None):
+    """Open an audio file and return its rate and an iterator over mono float32 blocks.
+
+    Every format :func:`load_audio` reads streams (libsndfile decodes all of them sequentially),
+    and the samples are those of ``to_mono(load_audio(path)[0])``. A transient failure of the
+    operating system (an ``OSError`` such as a stale NFS handle or a missing mount, or libsndfile's
+    "System error") is retried up to ``retries`` times per file, waiting ``backoff_s * 2**i``
+    seconds before retry ``i``; the file is reopened and reading continues at the frame where it
+    failed, so the blocks are the same as those of an undisturbed read. A file libsndfile cannot
+    decode (or with NaN/infinite samples, or a truncated WAV) fails at once with :class:`AudioError`.
+
+    Parameters
+    ----------
+    path : str or Path
+    block_frames : int
+        Source frames per block (the last block may be shorter).
+    retries : int
+        Retries of a transient error per file (0: fail at the first).
+    backoff_s : float
+        Seconds before the first retry; doubled for each further one.
+    log : logging.Logger, optional
+        Where each retry is reported (warning); ``sea_tf.audio``'s logger by default.
+
+    Returns
+    -------
+    sr : int
+        The file's sample rate in Hz.
+    blocks : iterator of np.ndarray [shape=(<= block_frames,), dtype=float32]
+        Mono samples (channel mean); at least one sample in all, else :class:`AudioError`.
+    """
+    import logging
+    import time
+
+    path = Path(path)
+    log = log or logging.getLogger(__name__)
+    block_frames = int(block_frames)
+    if block_frames < 1:
+        raise AudioError(f"block_frames must be a positive number of frames, got {block_frames}")
+    state = {"retries_left": int(retries), "attempt": 0}
+
+    def attempt(what, fn, error=None):
+        # fn() with the retry policy; `error` is a failure that already happened (a read), so the
+        # first call of fn is then a retry.
+        while True:
+            if error is None:
+                try:
+                    return fn()
+                except Exception as exc:  # noqa: BLE001 - sorted into transient / not below
+                    error = exc
+            if not _is_transient(error):
+                if isinstance(error, AudioError):
+                    raise error
+                raise AudioError(f"{path}: cannot read audio ({error}); is the file truncated or not "
+                                 "audio?") from error
+            if state["retries_left"] <= 0:
+                raise TransientAudioError(f"{path}: {what} failed {state['attempt'] + 1} time(s) ({error}); "
+                                          "check the file system (NFS, mounts) and re-run, which resumes") from error
+            wait = float(backoff_s) * 2 ** state["attempt"]
+            log.warning("%s: %s failed (%s); retry %d of %d in %.2f s", path, what, error,
+                        state["attempt"] + 1, int(retries), wait)
+            state["retries_left"] -= 1
+            state["attempt"] += 1
+            time.sleep(wait)
+            error = None
+
+    def open_at(frame):
+        if not path.exists():
+            # A file that was listed a moment ago and is gone now: a mount or NFS hiccup until the
+            # retries say otherwise (ENOENT is an OSError, like any errno).
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        if not path.is_file():
+            raise AudioError(f"{path}: not a regular file; pass audio files")
+        _check_wav_complete(path)
+        handle = sf.SoundFile(str(path))
+        try:
+            if frame:
+                if handle.seekable():
+                    handle.seek(frame)
+                else:  # decoded stream without seeking: skip what was already delivered
+                    left = frame
+                    while left:
+                        got = len(handle.read(min(left, block_frames), dtype="float32", always_2d=True))
+                        if not got:
+                            raise OSError(f"{path} ended before frame {frame} on reopening (was it replaced?)")
+                        left -= got
+        except BaseException:
+            handle.close()
+            raise
+        return handle
+
+    handle = attempt("opening", lambda: open_at(0))
+    sr = int(handle.samplerate)
+
+    def blocks():
+        nonlocal handle
+        done = 0
+        try:
+            while True:
+                try:
+                    block = handle.read(block_frames, dtype="float32", always_2d=True)
+                except Exception as exc:  # noqa: BLE001 - the retry policy sorts it
+                    handle.close()
+                    handle = None
+                    handle = attempt("reading", lambda: open_at(done), error=exc)
+                    continue
+                if not len(block):
+                    break
+                mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0].copy()
+                if not np.all(np.isfinite(mono)):
+                    raise AudioError(f"{path}: NaN or infinite samples near {done / sr:.1f} s; re-encode or clean "
+                                     "the file")
+                done += len(block)
+                yield mono
+            if done == 0:
+                raise AudioError(f"{path}: audio is empty (0 samples); remove it from the input")
+        finally:
+            if handle is not None:
+                handle.close()
+
+    return sr, blocks()
+
+
+class WindowFramer:
+    """Cut mono audio pushed block by block into :func:`frame_audio`'s windows.
+
+    Holds at most one window plus one pushed block of samples, whatever the length of the signal.
+    ``push`` returns the windows complete so far; ``finish`` pads the end exactly as
+    :func:`frame_audio` does (to a whole hop, or to one window) and returns the rest, so the
+    concatenated windows equal ``frame_audio(whole_signal, sr, hop_size, center)[0]``.
+
+    Parameters
+    ----------
+    sr : int
+        Sample rate in Hz; a window is ``sr`` samples (1 s).
+    hop_size : float
+        Seconds between windows; the hop in samples is ``int(hop_size * sr)``.
+    center : bool
+        Prepend ``sr // 2`` zeros (window ``k`` centred on ``k * hop_size``).
+    """
+
+    def __init__(self, sr: int, hop_size: float = 0.1, center: bool = True):
+        self.sr = check_sample_rate(sr)
+        self.hop_size = check_hop_size(hop_size)
+        self.center = bool(center)
+        self.frame_len, self.hop_len = self.sr, int(self.hop_size * self.sr)
+        if self.hop_len < 1:
+            raise AudioError(f"hop_size {hop_size} s is shorter than one sample at {sr} Hz")
+        self.n_in = 0                     # samples pushed (without the centring pad)
+        self.n_out = 0                    # windows returned
+        self._buf = np.zeros(self.frame_len // 2 if center else 0, np.float32)
+        self._buf_start = 0               # position of _buf[0] in the centred signal
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        """Append mono samples; return the windows now complete, float32 ``[m, sr]`` (m may be 0)."""
+        samples = np.asarray(samples, dtype=np.float32)
+        self.n_in += len(samples)
+        self._buf = np.concatenate([self._buf, samples]) if len(self._buf) else samples
+        end = self._buf_start + len(self._buf)
+        last = (end - self.frame_len) // self.hop_len if end >= self.frame_len else -1
+        return self._take(last + 1)
+
+    def finish(self) -> np.ndarray:
+        """Zero-pad the end as :func:`frame_audio` does; return the remaining windows ``[m, sr]``."""
+        count = n_frames(self.n_in, self.sr, self.hop_size, self.center)
+        need = (count - 1) * self.hop_len + self.frame_len - (self._buf_start + len(self._buf))
+        if need > 0:
+            self._buf = np.concatenate([self._buf, np.zeros(need, np.float32)])
+        return self._take(count)
+
+    def _take(self, upto):
+        """Windows ``n_out .. upto-1`` (copies), then drop the samples no later window needs."""
+        first = self.n_out
+        if upto <= first:
+            return np.empty((0, self.frame_len), np.float32)
+        offset = first * self.hop_len - self._buf_start
+        view = np.lib.stride_tricks.sliding_window_view(self._buf[offset:], self.frame_len)[::self.hop_len]
+        frames = np.array(view[:upto - first], dtype=np.float32)
+        self.n_out = upto
+        drop = min(upto * self.hop_len - self._buf_start, len(self._buf))
+        self._buf, self._buf_start = self._buf[drop:].copy(), self._buf_start + drop
+        return frames
+
+
+class WindowBlock(NamedTuple):
+    """Consecutive 1-s windows of one file, at one or several sample rates (:func:`stream_windows`).
+
+    Attributes
+    ----------
+    start : int
+        Index of the first window in the file (window ``start + i`` is row ``i``).
+    timestamps : np.ndarray [shape=(b,), dtype=float64]
+        Seconds, ``(start + arange(b)) * hop_size``, as :func:`frame_audio`'s.
+    frames : tuple of np.ndarray [shape=(b, sr_j), dtype=float32]
+        The windows at each requested rate, in the order asked for.
+    loudness_db : np.ndarray [shape=(b,), dtype=float32]
+        :func:`window_loudness_db` of ``frames[0]``.
+    """
+    start: int
+    timestamps: np.ndarray
+    frames: tuple
+    loudness_db: np.ndarray
+
+
+class _StreamResampler:
+    """soxr's streaming resampler, or the identity when the rates agree."""
+
+    def __init__(self, sr_in, sr_out):
+        self.stream = None if sr_in == sr_out else soxr.ResampleStream(sr_in, sr_out, 1, dtype="float32",
+                                                                       quality="HQ")
+
+    def __call__(self, block, last=False):
+        if self.stream is None:
+            return block
+        return self.stream.resample_chunk(block, last=last)
+
+
+def stream_windows(path, sample_rates, hop_size: float = 0.1, center: bool = True, block_windows: int = 32,
+                   resampler: str = "soxr-hq", retries: int = 0, backoff_s: float = 0.5, log=None):
+    """Read, downmix, resample and frame one file in blocks: memory flat in the file's length.
+
+    For each rate in ``sample_rates`` the windows are exactly those of
+    ``prepare_frames(*load_audio(path), rate, hop_size, center)`` (soxr's streaming resampler gives
+    the one-shot resampler's samples bit for bit); when the rates' window counts differ (their
+    resampled lengths round differently), the file has the smaller count at every rate, as
+    ``sea-tf teacher-embed`` pairs them. Peak memory is a few blocks of ``block_windows`` windows
+    at each rate plus one read block, whatever the file's length.
+
+    Parameters
+    ----------
+    path : str or Path
+        Any file :func:`load_audio` reads.
+    sample_rates : sequence of int
+        Rates (Hz) to frame at; the first one's loudness is returned.
+    hop_size : float
+        Seconds between windows.
+    center : bool
+        Window ``k`` centred on ``k * hop_size``.
+    block_windows : int
+        Windows per yielded block (the last block may be shorter).
+    resampler : {"soxr-hq", "resampy-kaiser-best", "resampy-kaiser-fast"}
+        resampy filters a whole signal at once and cannot stream: with them the file is read whole
+        and resampled with :func:`resample` (memory grows with the file, as before), then framed in
+        blocks.
+    retries, backoff_s, log
+        Transient read errors: see :func:`read_mono_blocks`.
+
+    Yields
+    ------
+    WindowBlock
+        ``start`` increasing from 0 without gaps; at least one window in all.
+
+    Examples
+    --------
+    >>> for block in stream_windows("rec.wav", [48000, 8000], hop_size=0.5):   # doctest: +SKIP
+    ...     teacher_windows, student_windows = block.frames
+    """
+    if resampler not in RESAMPLERS:
+        raise ConfigError(f"resampler must be one of {', '.join(RESAMPLERS)}; got {resampler!r}")
+    rates = [check_sample_rate(r, "target sample rate") for r in sample_rates]
+    if not rates:
+        raise AudioError("stream_windows needs at least one sample rate")
+    hop_size = check_hop_size(hop_size)
+    block_windows = int(block_windows)
+    if block_windows < 1:
+        raise ConfigError(f"block_windows must be a positive integer, got {block_windows}")
+    framers = [WindowFramer(r, hop_size, center) for r in rates]
+    sr, blocks = read_mono_blocks(path, READ_BLOCK_FRAMES, retries=retries, backoff_s=backoff_s, log=log)
+    return _paired_blocks(path, sr, blocks, rates, framers, hop_size, block_windows, resampler)
+
+
+def _paired_blocks(path, sr, blocks, rates, framers, hop_size, block_windows, resampler):
+    """The generator behind :func:`stream_windows`: windows at every rate, paired by index."""
+    if resampler == "soxr-hq":
+        resamplers = [_StreamResampler(sr, r) for r in rates]
+    else:
+        blocks = iter([np.concatenate(list(blocks))])
+        resamplers = [lambda b, last=False, r=r: resample(b, sr, r, method=resampler) if len(b) else b
+                      for r in rates]
+    pending = [[] for _ in rates]        # windows produced, not yet yielded, per rate
+    have = [0] * len(rates)
+    start = 0
+
+    def ready(final):
+        nonlocal start
+        common = min(have)
+        while common >= block_windows or (final and common > 0):
+            b = min(block_windows, common)
+            parts = tuple(_pop(pending[j], b) for j in range(len(rates)))
+            for j in range(len(rates)):
+                have[j] -= b
+            common -= b
+            timestamps = (start + np.arange(b, dtype=np.float64)) * hop_size
+            yield WindowBlock(start, timestamps, parts, window_loudness_db(parts[0]))
+            start += b
+
+    def add(j, windows):
+        if len(windows):
+            pending[j].append(windows)
+            have[j] += len(windows)
+
+    for block in blocks:
+        for j in range(len(rates)):
+            add(j, framers[j].push(resamplers[j](block)))
+        yield from ready(final=False)
+    for j in range(len(rates)):
+        # soxr holds back its filter's delay until told the stream has ended.
+        add(j, framers[j].push(resamplers[j](np.empty(0, np.float32), last=True)))
+        add(j, framers[j].finish())
+    if framers[0].n_in < framers[0].frame_len - (framers[0].frame_len // 2 if framers[0].center else 0):
+        warnings.warn(f"{path}: audio is shorter than the 1-s window; zero-padding it to one window", SeaTFWarning,
+                      stacklevel=2)
+    yield from ready(final=True)
+
+
+def _pop(parts, b):
+    """The first ``b`` windows of a list of window arrays (removed from the list)."""
+    taken, n = [], 0
+    while n < b:
+        head = parts[0]
+        need = b - n
+        if len(head) <= need:
+            taken.append(parts.pop(0))
+            n += len(head)
+        else:
+            taken.append(head[:need])
+            parts[0] = head[need:]
+            n += need
+    return taken[0] if len(taken) == 1 else np.concatenate(taken)

@@ -26,6 +26,7 @@ import concurrent.futures as cf
 import copy
 import logging
 import os
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -169,56 +170,118 @@ def weights_sha256(seamodel):
     return digest.hexdigest()
 
 
-def _decode(item, teacher_sr, student_sr, hop_size, center, resampler="soxr-hq"):
-    """Read one file and frame it at both rates (runs in a worker thread)."""
-    from sea_tf.audio import check_audio, frame_audio, load_audio, resample, to_mono, window_loudness_db
+def _decode(item, teacher_sr, student_sr, hop_size, center, resampler="soxr-hq", block_windows=16,
+            read_retries=0, read_backoff_s=0.5):
+    """One file's windows at both rates, block by block (iterated on a worker thread).
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # short/silent files are still embedded; nothing to act on
-        audio, sr = load_audio(item.path)
-        audio = to_mono(check_audio(audio, str(item.path)))
-        teacher, ts = frame_audio(resample(audio, sr, teacher_sr, resampler), teacher_sr, hop_size, center,
-                                  str(item.path))
-        student, ts_s = frame_audio(resample(audio, sr, student_sr, resampler), student_sr, hop_size, center,
-                                    str(item.path))
-    n = min(len(ts), len(ts_s))  # resampled lengths round differently; windows share timestamps
-    return {"teacher": teacher[:n], "audio": student[:n], "timestamp": ts[:n],
-            "loudness_db": window_loudness_db(teacher[:n])}
+    Yields dicts ``start`` (index of the block's first window), ``teacher`` float32 [b, teacher_sr],
+    ``audio`` float32 [b, student_sr], ``timestamp`` float64 [b], ``loudness_db`` float32 [b]:
+    :func:`sea_tf.audio.stream_windows`, so memory does not grow with the file's length and the
+    windows are those of framing the whole file (the smaller of the two rates' window counts).
+    """
+    from sea_tf.audio import stream_windows
+
+    for block in stream_windows(item.path, [teacher_sr, student_sr], hop_size, center, block_windows, resampler,
+                                retries=read_retries, backoff_s=read_backoff_s, log=log):
+        teacher, student = block.frames
+        yield {"start": block.start, "teacher": teacher, "audio": student, "timestamp": block.timestamps,
+               "loudness_db": block.loudness_db}
 
 
 class _Prefetcher:
-    """Decode files ``start..`` in a thread pool, at most ``depth`` ahead, yielded in order."""
+    """Decode files ``start..`` on ``workers`` threads into window blocks, at most ``depth`` blocks ahead.
+
+    Iterating yields ``(pos, kind, payload)`` in file order: ``("block", dict)`` for each block of
+    file ``pos`` (the file's last block has ``"last": True``), then ``("done", None)`` or
+    ``("error", message)``. Memory is bounded by blocks, not files, so an hour-long recording costs
+    what a short clip does. The file being consumed may always take the last free place, so the
+    files further ahead can never fill every place while the consumer waits for it.
+    """
 
     def __init__(self, files, start, workers, depth, decode):
-        self.files, self.next_submit, self.decode = files, start, decode
-        self.pool = cf.ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode")
-        self.queue = collections.deque()
-        self.depth = max(1, depth)
+        self.files, self.decode, self.depth = files, decode, max(2, depth)
+        self.start = start
+        self.cond = threading.Condition()
+        self.queues = {}              # pos -> deque of (kind, payload)
+        self.head = start             # the file the consumer reads
+        self.held = 0                 # blocks waiting, all files
+        self.next_pos = start
+        self.stopping = False
+        self.threads = [threading.Thread(target=self._work, name=f"decode-{i}", daemon=True)
+                        for i in range(max(1, workers))]
+        for thread in self.threads:
+            thread.start()
+
+    def _put(self, pos, kind, payload):
+        with self.cond:
+            if kind == "block":
+                while not self.stopping and not (self.held < self.depth - (0 if pos == self.head else 1)):
+                    self.cond.wait()
+                if self.stopping:
+                    return False
+                self.held += 1
+            self.queues[pos].append((kind, payload))
+            self.cond.notify_all()
+            return True
+
+    def _work(self):
+        while True:
+            with self.cond:
+                if self.stopping or self.next_pos >= len(self.files):
+                    return
+                pos = self.next_pos
+                self.next_pos += 1
+                self.queues[pos] = collections.deque()
+            blocks = None
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # short/silent files are still embedded; nothing to act on
+                    blocks = self.decode(self.files[pos])
+                    held = None   # one block held back, to mark the file's last one
+                    for block in blocks:
+                        if held is not None and not self._put(pos, "block", held):
+                            return
+                        held = block
+                    if held is not None:
+                        held["last"] = True
+                        if not self._put(pos, "block", held):
+                            return
+                self._put(pos, "done", None)
+            except Exception as exc:  # noqa: BLE001 - any decoding failure skips just this file
+                self._put(pos, "error", f"{type(exc).__name__}: {exc}")
+            finally:
+                if blocks is not None and hasattr(blocks, "close"):
+                    blocks.close()
 
     def __iter__(self):
-        self._fill()
-        while self.queue:
-            pos, future = self.queue.popleft()
-            self._fill()
-            try:
-                yield pos, future.result(), None
-            except Exception as exc:  # noqa: BLE001 - any decoding failure skips just this file
-                yield pos, None, f"{type(exc).__name__}: {exc}"
-
-    def _fill(self):
-        while len(self.queue) < self.depth and self.next_submit < len(self.files):
-            pos = self.next_submit
-            self.queue.append((pos, self.pool.submit(self.decode, self.files[pos])))
-            self.next_submit += 1
+        for pos in range(self.start, len(self.files)):
+            while True:
+                with self.cond:
+                    while not self.queues.get(pos):
+                        self.cond.wait()
+                    kind, payload = self.queues[pos].popleft()
+                    if kind == "block":
+                        self.held -= 1
+                    else:
+                        del self.queues[pos]
+                        self.head = pos + 1
+                    self.cond.notify_all()
+                yield pos, kind, payload
+                if kind != "block":
+                    break
 
     def close(self):
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        with self.cond:
+            self.stopping = True
+            self.cond.notify_all()
+        for thread in self.threads:
+            thread.join()
 
 
 def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_rate=8000, shard_rows=1024,
             batch_size=32, shard=None, recursive=True, limit_files=None, compression=None,
-            decode_workers=2, prefetch_files=8, progress=True, environ=None, resampler="soxr-hq",
-            sensor_manifest=None):
+            decode_workers=2, prefetch_blocks=16, progress=True, environ=None, resampler="soxr-hq",
+            sensor_manifest=None, block_windows=16, read_retries=3, read_backoff_s=0.5):
     """Embed every window of the inputs with the teacher and write shards + manifest (resumable).
 
     Parameters
@@ -245,8 +308,9 @@ def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_
     limit_files : int, optional
         Use only the first files of the sorted list (before partitioning): quick runs.
     compression : {None, "gzip", "lzf"}
-    decode_workers, prefetch_files : int
-        Decoding threads and how many files they may run ahead of inference.
+    decode_workers, prefetch_blocks : int
+        Decoding threads, and how many blocks of ``block_windows`` windows they may hold ahead of
+        inference (all files together: memory does not grow with a file's length).
     progress : bool
     environ : mapping, optional
         For SLURM variables (tests).
@@ -256,6 +320,12 @@ def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_
     sensor_manifest : str or Path, optional
         CSV with columns ``file, sensor_id, timestamp`` (:func:`sea_tf.sampling.read_sensor_manifest`)
         naming every input file; rows then carry ``sensor_id`` and ``recording_time`` (Unix s, UTC).
+    block_windows : int
+        Windows per decoded block (:func:`sea_tf.audio.stream_windows`); the outputs do not depend on it.
+    read_retries, read_backoff_s : int, float
+        A transient read error (an ``OSError``: NFS, a mount not up) is retried this many times per
+        file, waiting ``read_backoff_s * 2**i`` s before retry ``i``, before the file is recorded as
+        failed; a file that is not audio fails at once.
 
     Returns
     -------
@@ -270,6 +340,10 @@ def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_
     for name, value in (("shard_rows", shard_rows), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
             raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+    for name, value, least in (("block_windows", block_windows, 1), ("prefetch_blocks", prefetch_blocks, 1),
+                               ("read_retries", read_retries, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            raise ConfigError(f"{name} must be an integer >= {least}, got {value!r}")
     if compression not in (None, "gzip", "lzf"):
         raise ConfigError(f"compression must be null, gzip or lzf; got {compression!r}")
     k, n = parse_shard(shard, environ)
@@ -320,9 +394,9 @@ def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_
     pending = _Rows()
     writer = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer")
     writes = collections.deque()
-    decoder = _Prefetcher(files, start_file, decode_workers, prefetch_files,
+    decoder = _Prefetcher(files, start_file, decode_workers, prefetch_blocks,
                           lambda item: _decode(item, model.sample_rate, student_sample_rate, hop_size, center,
-                                                       resampler))
+                                               resampler, block_windows, read_retries, read_backoff_s))
     bar = tqdm(total=len(files), initial=start_file, desc=f"teacher-embed {job}", unit="file", disable=not progress)
     windows_embedded, inference_s = 0, 0.0
 
@@ -352,25 +426,35 @@ def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_
         shard_no += 1
 
     try:
-        for pos, decoded, error in decoder:
+        kept = 0   # windows of the current file taken so far (a file can fail after some blocks)
+        for pos, kind, payload in decoder:
             item = files[pos]
-            if error is not None:
-                log.warning("skipping unreadable %s: %s", item.path, error)
-                manifest["failed"].append({"pos": pos, "source": item.source, "error": error})
+            if kind != "block":
+                if kind == "error":
+                    log.warning("skipping unreadable %s: %s", item.path, payload)
+                    failure = {"pos": pos, "source": item.source, "error": payload}
+                    if kept:
+                        # A long file that fails part-way keeps the windows before the failure.
+                        failure["windows_kept"] = kept
+                    manifest["failed"].append(failure)
+                kept = 0
                 bar.update(1)
                 continue
             first = start_window if pos == start_file else 0
-            count = len(decoded["timestamp"])
+            count = payload["start"] + len(payload["timestamp"]) if payload.get("last") else None
             extra = {} if sensors is None else {"sensor_id": sensors[pos][1], "recording_time": sensors[pos][2]}
-            for w in range(first, count):
-                pending.append({"teacher": decoded["teacher"][w], "audio": decoded["audio"][w],
-                                "timestamp": decoded["timestamp"][w], "loudness_db": decoded["loudness_db"][w],
+            for i in range(len(payload["timestamp"])):
+                w = payload["start"] + i
+                kept = w + 1
+                if w < first:
+                    continue
+                pending.append({"teacher": payload["teacher"][i], "audio": payload["audio"][i],
+                                "timestamp": payload["timestamp"][i], "loudness_db": payload["loudness_db"][i],
                                 "source": item.source, "label": item.label, "fold": item.fold, **extra})
                 if len(pending) == batch_size or len(buf) + len(pending) == shard_rows:
                     infer()
                 if len(buf) == shard_rows:
-                    flush_shard((pos, w + 1) if w + 1 < count else (pos + 1, 0))
-            bar.update(1)
+                    flush_shard((pos + 1, 0) if w + 1 == count else (pos, w + 1))
         infer()
         if rows_done + len(buf) == 0:
             raise DataError(f"{inputs}: none of the {len(files)} files of job {job} could be read "

@@ -47,6 +47,8 @@ def register(subparsers):
              help="CSV file,sensor_id,timestamp naming every input file: rows record sensor and recording time")
     opts.add("--decode-workers", key="decode_workers", type=int, metavar="N",
              help="threads decoding/resampling ahead of inference")
+    opts.add("--read-retries", key="read_retries", type=int, metavar="N",
+             help="retries of a transient read error (NFS, a mount not up) per file before it is recorded as failed")
     opts.add("--no-progress", key="progress", action="store_false", help="hide the progress bar")
 
 
@@ -60,7 +62,9 @@ def run(cfg, args):
                       student_sample_rate=cfg["student_sample_rate"], shard_rows=cfg["shard_rows"],
                       batch_size=cfg["batch_size"], shard=f"{k}/{n}", recursive=cfg["recursive"],
                       limit_files=cfg["limit_files"], compression=cfg["compression"],
-                      decode_workers=cfg["decode_workers"], prefetch_files=cfg["prefetch_files"],
+                      decode_workers=cfg["decode_workers"], prefetch_blocks=cfg["prefetch_blocks"],
+                      block_windows=cfg["block_windows"], read_retries=cfg["read_retries"],
+                      read_backoff_s=cfg["read_backoff_s"],
                       progress=cfg["progress"], resampler=cfg["resampler"], sensor_manifest=cfg["sensor_manifest"])
     write_resolved(cfg, out, f"teacher-embed-{job_name(k, n)}")
     print(f"teacher-embed {summary['job']}: {summary['n_rows']} rows in {summary['n_shards']} shards in {out} "

@@ -73,7 +73,7 @@ def run(ctx):
     summary = extract(upstream, out, model, hop_size=cfg["hop_size"], center=cfg["center"],
                       student_sample_rate=cfg["student_sample_rate"], shard_rows=cfg["shard_rows"],
                       batch_size=cfg["batch_size"], limit_files=limit, compression=cfg["compression"],
-                      decode_workers=cfg["decode_workers"], prefetch_files=cfg["prefetch_files"], progress=True)
+                      decode_workers=cfg["decode_workers"], prefetch_blocks=cfg["prefetch_blocks"], progress=True)
     ctx.artifacts["teacher_model"] = spec
     ctx.artifacts["teacher_shards"] = str(out)
     figures = {"teacher": description, "teacher_model": spec, "weights": model.card["weights"].get("source"),
