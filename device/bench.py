@@ -32,7 +32,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 from device import system  # noqa: E402
-from device.audio import load_audio, padded_stream, resample, resampler_name  # noqa: E402
+from device.audio import AudioStream, resampler_name, stream_windows  # noqa: E402
 from device.errors import DeviceError  # noqa: E402
 from device.runner import DEFAULT_BATCH, load_artifact  # noqa: E402
 
@@ -167,20 +167,20 @@ def bench_file(pipe, path, hop_s, center=True, batch=DEFAULT_BATCH):
     """
     emb, cls = pipe.emb, pipe.cls
     start = time.perf_counter()
-    audio, sr = load_audio(path)
-    duration_s = len(audio) / sr
-    audio, method = resample(audio, sr, emb.sample_rate)
+    # Read, resampled and framed block by block: memory does not grow with the file's length.
+    source = AudioStream(path, emb.sample_rate)
+    sr, method = source.sr, source.method
     hop = int(round(hop_s * emb.sample_rate))
-    stream, count = padded_stream(audio, emb.frame_samples, hop, center=center)
     if pipe.streaming is not None:
         pipe.streaming.reset()
     per_window = []
     probs = []
-    for k in range(count):
-        _, p, times = pipe.stream_window(stream[k * hop:k * hop + emb.frame_samples], k * hop)
+    for begin, window in stream_windows(source, emb.frame_samples, hop, center=center):
+        _, p, times = pipe.stream_window(window, begin)
         per_window.append(times)
         if p is not None:
             probs.append(p)
+    count, duration_s = len(per_window), source.n_source / sr
     elapsed = time.perf_counter() - start
     result = {"file": str(path), "status": "ok", "duration_s": duration_s, "sample_rate": sr,
               "resampled": None if method == "none" else {"from": sr, "to": emb.sample_rate, "method": method},
@@ -188,7 +188,7 @@ def bench_file(pipe, path, hop_s, center=True, batch=DEFAULT_BATCH):
               "latency_ms": {key: latency_stats([t[key] for t in per_window])
                              for key in ("frontend", "network", "classifier", "total")},
               "window_total_ms": [round(t["total"], 4) for t in per_window],
-              "offline": offline_throughput(emb, audio, hop, center, batch)}
+              "offline": offline_throughput(emb, lambda: AudioStream(path, emb.sample_rate), hop, center, batch)}
     if probs:
         mean = np.mean(probs, axis=0)
         best = int(np.argmax(mean))
@@ -199,17 +199,22 @@ def bench_file(pipe, path, hop_s, center=True, batch=DEFAULT_BATCH):
 
 
 def offline_throughput(emb, audio, hop, center, batch):
-    """Windows/s of ``Artifact.embed_audio`` (streaming front end + network) at batch 1 and ``batch``."""
+    """Windows/s of ``Artifact.embed_audio`` (streaming front end + network) at batch 1 and ``batch``.
+
+    ``audio``: mono samples at the model's rate, or a function returning a fresh block stream of
+    them (``device.audio.AudioStream``), read once per pass.
+    """
+    fresh = audio if callable(audio) else (lambda: audio)
     clock = time.perf_counter
     t0 = clock()
-    count = len(emb.embed_audio(audio, hop, center=center, batch=1))
+    count = len(emb.embed_audio(fresh(), hop, center=center, batch=1))
     t1 = clock()
     out = {"batch_1_windows_per_s": count / (t1 - t0), "batch": None, "batch_windows_per_s": None}
     batch = emb.batch_size(batch)
     if batch > 1 and emb.batched_interpreter(batch) is not None and count >= batch:
-        emb.embed_audio(audio[:emb.frame_samples * 2], hop, center=center, batch=batch)   # warm the batch interpreter
+        emb.embed_audio(np.zeros(emb.frame_samples * 2, np.float32), hop, center=center, batch=batch)  # warm up
         t2 = clock()
-        emb.embed_audio(audio, hop, center=center, batch=batch)
+        emb.embed_audio(fresh(), hop, center=center, batch=batch)
         out.update(batch=batch, batch_windows_per_s=count / (clock() - t2))
     return out
 

@@ -314,12 +314,14 @@ class Artifact:
 
         The windows are those of ``device.audio.frame_audio(audio, frame_samples, hop_samples,
         center)``; consecutive windows share STFT frames (``device.frontends.StreamingFrontend``),
-        and ``batch`` windows go through the network per ``invoke()``.
+        and ``batch`` windows go through the network per ``invoke()``. The audio may come as
+        blocks (``device.audio.read_blocks`` → ``resample_blocks``): it is framed as it arrives, so
+        memory stays one block plus ``batch`` windows however long the recording.
 
         Parameters
         ----------
-        audio : np.ndarray [shape=(n,), dtype=float32]
-            Mono samples at :attr:`sample_rate`.
+        audio : np.ndarray [shape=(n,), dtype=float32] or iterable of such blocks
+            Mono samples at :attr:`sample_rate` (blocks: consecutive parts of one signal).
         hop_samples : int
         center : bool
             Window k centred on ``k * hop`` (half a window of zeros in front).
@@ -329,34 +331,57 @@ class Artifact:
         -------
         np.ndarray [shape=(K, D), dtype=float32]
         """
-        from device.audio import padded_stream
+        from device.audio import stream_windows
 
-        stream, count = padded_stream(audio, self.frame_samples, hop_samples, center)
+        blocks = [audio] if isinstance(audio, np.ndarray) else audio
+        windows = stream_windows(blocks, self.frame_samples, hop_samples, center)
         if self.frontend_in_model or self.frontend is None:
-            views = np.lib.stride_tricks.sliding_window_view(stream, self.frame_samples)[::hop_samples][:count]
-            return self._run_many(self.features(views), batch)
+            return self._embed_window_chunks(windows, batch)
         from device.frontends import StreamingFrontend
 
         fe = StreamingFrontend(self.frontend, self.frame_samples)
         batch = self.batch_size(batch)
-        interp = self.batched_interpreter(batch) if batch > 1 and count >= batch else None
-        size = batch if interp is not None else 1
-        q = np.empty((size, *self._input_shape[1:]), self._quantize.dtype)
         quant = self.input_quantization
-        out = np.empty((count, self.output_size), np.float32)
-        k = 0
-        while k < count:
-            n = min(size, count - k)
-            for i in range(n):
-                start = (k + i) * hop_samples
-                fe(stream[start:start + self.frame_samples], start, quantize=quant, out=q[i])
-            if n == size:
-                out[k:k + n] = self.run_batch(q, interp)
-            else:                                   # the tail after the last whole batch: batch 1
-                for i in range(n):
-                    out[k + i] = self.run_batch(q[i:i + 1])
-            k += n
-        return out
+        size = batch if batch > 1 else 1
+        q = np.empty((size, *self._input_shape[1:]), self._quantize.dtype)
+        interp, rows, n = None, [], 0
+        for start, window in windows:
+            fe(window, start, quantize=quant, out=q[n])
+            n += 1
+            if n == size and size > 1:
+                # Whole batches through the batched interpreter (made at the first one: a recording
+                # shorter than a batch runs at batch 1 only, as before).
+                interp = interp or self.batched_interpreter(batch)
+                if interp is None:
+                    size = 1
+                    rows.extend(np.array(self.run_batch(q[i:i + 1])) for i in range(n))
+                    q = q[:1]
+                else:
+                    rows.append(np.array(self.run_batch(q, interp)))
+                n = 0
+            elif n == size:
+                rows.append(np.array(self.run_batch(q[:1])))
+                n = 0
+        rows.extend(np.array(self.run_batch(q[i:i + 1])) for i in range(n))   # the tail: batch 1
+        return np.concatenate(rows).reshape(-1, self.output_size).astype(np.float32, copy=False)
+
+    def _embed_window_chunks(self, windows, batch):
+        """Model-side front end: windows gathered a few batches at a time (never the whole recording).
+
+        A chunk is a whole number of batches, so the windows meet the same batches as in one
+        :meth:`_run_many` over all of them (the tail after the last whole batch runs at batch 1).
+        """
+        whole = max(1, self.batch_size(batch))
+        chunk = whole * max(1, 256 // whole)
+        held, out = [], []
+        for _, window in windows:
+            held.append(window.copy())
+            if len(held) == chunk:
+                out.append(self._run_many(self.features(np.stack(held)), batch))
+                held = []
+        if held:
+            out.append(self._run_many(self.features(np.stack(held)), batch))
+        return np.concatenate(out).astype(np.float32, copy=False)
 
     # -- classifiers ---------------------------------------------------------------------
     def classify(self, embeddings, batch=DEFAULT_BATCH):
