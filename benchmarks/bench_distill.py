@@ -43,8 +43,9 @@ def synthetic_pairs(root, n_rows, d, shard_rows=1024, seed=0):
                                   "audio": audio, "source": sources}, {"name": "bench"}, shard_rows=shard_rows)
     shards = ShardSet(root / "shards")
     (root / "targets").mkdir(parents=True, exist_ok=True)
-    for info in shards.shards:
-        with h5py.File(root / "targets" / info.path.name, "w") as fh:
+    for info, name in zip(shards.shards, shards.target_names()):
+        (root / "targets" / name).parent.mkdir(exist_ok=True)
+        with h5py.File(root / "targets" / name, "w") as fh:
             fh.create_dataset("target", data=rng.standard_normal((info.n_rows, d)).astype(np.float32))
     atomic.write_json(root / "targets" / "card.json", {"kind": "targets", "d": d, "complete": True})
     return ShardSet(root / "shards", targets=root / "targets")

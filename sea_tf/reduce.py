@@ -8,7 +8,8 @@ Files::
 
     REDUCER_DIR/reducer.joblib   {"scaler", "model", "method", "d"}
     REDUCER_DIR/card.json        method, d, params, sample card, teacher card, hashes, quality
-    TARGETS/<teacher shard name>.h5   dataset ``target`` float32 [n, d], row i ↔ teacher row i
+    TARGETS/<job id>/<teacher shard name>.h5   dataset ``target`` float32 [n, d], row i ↔ teacher row i;
+                                 attributes source_sha256 (of the shard's embedding), reducer_sha256
     TARGETS/card.json            reducer card + teacher manifests; ``complete`` once every shard is done
 """
 from pathlib import Path
@@ -257,10 +258,16 @@ def _chunked_sha256(read, n_rows, step=65536):
 
 
 def apply(reducer_dir, shard_dirs, out_dir, chunk_rows=16384, progress=True):
-    """``sea-tf reduce apply``: transform every teacher row into ``OUT/<shard name>.h5`` (``target``).
+    """``sea-tf reduce apply``: transform every teacher row into ``OUT/<job id>/<shard name>.h5`` (``target``).
 
-    Memory is bounded by ``chunk_rows`` rows; a re-run skips target shards already done for the same
-    reducer (resume), and refuses a directory holding targets of another reducer.
+    Target files are named by :meth:`sea_tf.shards.ShardSet.target_names`, so shards of different
+    runs that share a name (two runs without ``--shard`` both write ``shard-0of1-*``) never overwrite
+    each other. Each target file records, as HDF5 attributes, the sha256 of the float32 bytes of its
+    source shard's ``embedding`` dataset (``source_sha256``; hashed while transforming, and on resume
+    re-read: the embedding is ~1/17 of a shard's bytes at 512-d with 1-s 8 kHz audio) and the
+    reducer's sha256. A re-run reuses a target only when both match (resume), recomputes it when its
+    source shard changed, and refuses a directory holding targets of another reducer. Memory is
+    bounded by ``chunk_rows`` rows.
 
     Parameters
     ----------
@@ -272,7 +279,7 @@ def apply(reducer_dir, shard_dirs, out_dir, chunk_rows=16384, progress=True):
     Returns
     -------
     dict
-        The targets card.
+        The targets card; ``shards`` lists the target files (relative to ``out_dir``) in row order.
     """
     reducer_dir, out_dir = Path(reducer_dir), Path(out_dir)
     reducer_card = cards.read_card(reducer_dir)
@@ -290,33 +297,56 @@ def apply(reducer_dir, shard_dirs, out_dir, chunk_rows=16384, progress=True):
             "reducer_sha256": reducer_sha, "reducer_card": reducer_card,
             "teacher_shards": shards.describe(), "done": [], "complete": False}
     old = cards.read_card(out_dir, required=False) if out_dir.is_dir() else None
-    if old is not None:
-        if old.get("kind") != "targets" or old.get("reducer_sha256") != reducer_sha:
-            raise OutputError(f"{out_dir}: holds targets of another reducer ({old.get('reducer_dir')}); "
-                              "choose a new output directory or delete this one")
-        card["done"] = [name for name in old.get("done", []) if (out_dir / name).is_file()]
-    done = set(card["done"])
+    if old is not None and (old.get("kind") != "targets" or old.get("reducer_sha256") != reducer_sha):
+        raise OutputError(f"{out_dir}: holds targets of another reducer ({old.get('reducer_dir')}); "
+                          "choose a new output directory or delete this one")
+    names = shards.target_names()
     bar = tqdm(total=shards.n_rows, desc=f"reduce apply ({reducer.method}, d={reducer.d})", unit="row",
                disable=not progress)
     for i, info in enumerate(shards.shards):
-        name = info.path.name
-        if name in done:
+        path = out_dir / names[i]
+        if old is not None and _reusable(path, reducer_sha, lambda a, b, i=i: shards.read_shard(i, "embedding", a, b),
+                                         info.n_rows, chunk_rows):
             bar.update(info.n_rows)
-            continue
-        with atomic.atomic_path(out_dir / name, suffix=".h5") as tmp:
-            with h5py.File(tmp, "w", libver="earliest", track_order=False) as fh:
-                dset = fh.create_dataset("target", shape=(info.n_rows, reducer.d), dtype=np.float32,
-                                         chunks=(max(1, min(64, info.n_rows)), reducer.d), track_times=False)
-                for a in range(0, info.n_rows, chunk_rows):
-                    b = min(a + chunk_rows, info.n_rows)
-                    x = shards.read_shard(i, "embedding", a, b)
-                    check_rows_finite(x, info.path, a)
-                    dset[a:b] = reducer.transform(x)
-                    bar.update(b - a)
-        card["done"].append(name)
+        else:
+            _write_target(path, shards, i, reducer, reducer_sha, chunk_rows, bar)
+        card["done"].append(names[i])
         cards.write_card(out_dir, card)
     bar.close()
     card["complete"] = True
-    card["shards"] = [info.path.name for info in shards.shards]
+    card["shards"] = names
     cards.write_card(out_dir, card)
     return card
+
+
+def _write_target(path, shards, i, reducer, reducer_sha, chunk_rows, bar):
+    """Transform shard ``i`` chunk by chunk into ``path`` (atomic), hashing its embedding on the way."""
+    import hashlib
+    info = shards.shards[i]
+    digest = hashlib.sha256()
+    with atomic.atomic_path(path, suffix=".h5") as tmp:
+        with h5py.File(tmp, "w", libver="earliest", track_order=False) as fh:
+            dset = fh.create_dataset("target", shape=(info.n_rows, reducer.d), dtype=np.float32,
+                                     chunks=(max(1, min(64, info.n_rows)), reducer.d), track_times=False)
+            for a in range(0, info.n_rows, chunk_rows):
+                b = min(a + chunk_rows, info.n_rows)
+                x = np.ascontiguousarray(shards.read_shard(i, "embedding", a, b), dtype=np.float32)
+                check_rows_finite(x, info.path, a)
+                digest.update(x.tobytes())
+                dset[a:b] = reducer.transform(x)
+                bar.update(b - a)
+            fh.attrs["source_sha256"] = digest.hexdigest()
+            fh.attrs["reducer_sha256"] = reducer_sha
+            fh.attrs["source_shard"] = str(info.path)
+
+
+def _reusable(path, reducer_sha, read, n_rows, chunk_rows):
+    """True when ``path`` holds targets of this reducer for exactly these embedding rows (``read(a, b)``)."""
+    try:
+        with h5py.File(path, "r") as fh:
+            recorded = (fh.attrs.get("source_sha256"), fh.attrs.get("reducer_sha256"), fh["target"].shape[0])
+    except (OSError, KeyError):  # missing, damaged or pre-naming target: recompute it
+        return False
+    if recorded[1] != reducer_sha or recorded[2] != n_rows or recorded[0] is None:
+        return False
+    return _chunked_sha256(read, n_rows, step=chunk_rows) == recorded[0]

@@ -195,11 +195,39 @@ class ShardSet:
             raise DataError(f"{card_file}: no readable targets card ({exc}); run `sea-tf reduce apply`") from exc
         if not card.get("complete"):
             raise DataError(f"{targets}: `sea-tf reduce apply` has not finished here; re-run it to complete the targets")
-        for info in self.shards:
-            path = targets / info.path.name
+        self._target_paths = {info: targets / name for info, name in zip(self.shards, self.target_names())}
+        for info, path in self._target_paths.items():
             if not path.is_file():
                 raise DataError(f"{path}: target shard missing for {info.path}; run `sea-tf reduce apply` on "
                                 "these teacher shards")
+
+    def target_names(self):
+        """Where ``sea-tf reduce apply`` writes each shard's targets, relative to the targets directory.
+
+        ``<job id>/<shard name>``: ``<job id>`` is 16 hex digits of the sha256 of the shard's
+        manifest (canonical JSON), so two teacher-embed runs that both wrote ``shard-0of1-*`` get
+        separate targets, and a moved shard directory keeps its own. A job listed twice with identical
+        manifests (the same directory given twice, or two synthetic tables) has its k-th repeat in
+        ``<job id>-<k>``.
+
+        Returns
+        -------
+        list of str [len(shards)], in row order.
+        """
+        job_ids = {path: canonical_sha256(m)[:16] for path, m in zip(self.manifest_paths, self.manifests)}
+        seen, names = {}, []
+        for info in self.shards:
+            key = (job_ids[info.manifest], info.path.name)
+            seen[key] = seen.get(key, 0) + 1
+            folder = key[0] if seen[key] == 1 else f"{key[0]}-{seen[key]}"
+            names.append(f"{folder}/{info.path.name}")
+        return names
+
+    def target_path(self, i):
+        """Path of shard ``i``'s target file (needs ``ShardSet(..., targets=DIR)``)."""
+        if self.targets is None:
+            raise DataError("key 'target' needs ShardSet(..., targets=DIR) from `sea-tf reduce apply`")
+        return self._target_paths[self.shards[int(i)]]
 
     def __len__(self):
         return self.n_rows
@@ -208,7 +236,7 @@ class ShardSet:
         if key == "target":
             if self.targets is None:
                 raise DataError("key 'target' needs ShardSet(..., targets=DIR) from `sea-tf reduce apply`")
-            return self.targets / info.path.name
+            return self._target_paths[info]
         if key in SENSOR_KEYS and key not in self.columns:
             raise DataError(f"{', '.join(map(str, self.dirs))}: these shards carry no {key} (some job was "
                             "embedded without a sensor manifest); re-run `sea-tf teacher-embed --sensor-manifest CSV`")

@@ -152,13 +152,13 @@ def _rewrite_target(path, transform):
 
 def test_targets_shorter_than_audio(data, tmp_path):
     bad = _copy(data, tmp_path)
-    _rewrite_target(sorted(bad["targets"].glob("shard-*.h5"))[1], lambda t: t[:-5])
+    _rewrite_target(sorted(bad["targets"].glob("*/shard-*.h5"))[1], lambda t: t[:-5])
     _expect(tiny_config(bad, tmp_path / "run"), r"target rows but .* audio")
 
 
 def test_misaligned_targets(data, tmp_path):
     bad = _copy(data, tmp_path)
-    _rewrite_target(sorted(bad["targets"].glob("shard-*.h5"))[0], lambda t: t[::-1])
+    _rewrite_target(sorted(bad["targets"].glob("*/shard-*.h5"))[0], lambda t: t[::-1])
     _expect(tiny_config(bad, tmp_path / "run"), "misaligned")
 
 

@@ -52,8 +52,8 @@ def test_pca_apply_equals_scikit_learn_and_stays_aligned(data, tmp_path):
         assert np.array_equal(chunk["audio"][:, 0], chunk["row"].astype(np.float32))
         np.testing.assert_allclose(chunk["target"], reduce.Reducer.load(tmp_path / "red").transform(chunk["embedding"]),
                                    atol=1e-6)
-    assert tcard["complete"] and tcard["shards"] == [s.path.name for s in shards.shards]
-    with h5py.File(tmp_path / "targets" / shards.shards[-1].path.name) as fh:
+    assert tcard["complete"] and tcard["shards"] == shards.target_names()
+    with h5py.File(shards.target_path(-1)) as fh:
         assert fh["target"].shape == (1500 - 5 * 256, 6) and fh["target"].dtype == np.float32
 
 
@@ -118,10 +118,11 @@ def test_bad_input_is_refused(data, tmp_path):
     # a targets directory of another reducer is not overwritten
     reduce.apply(tmp_path / "red", root / "shards", tmp_path / "t2", progress=False)
     reduce.fit(root / "shards", root / "sample", tmp_path / "red8", d=8)
-    before = (tmp_path / "t2" / "shard-0of1-00000.h5").read_bytes()
+    first = tmp_path / "t2" / ShardSet(root / "shards").target_names()[0]
+    before = first.read_bytes()
     with pytest.raises(OutputError, match="another reducer"):
         reduce.apply(tmp_path / "red8", root / "shards", tmp_path / "t2", progress=False)
-    assert (tmp_path / "t2" / "shard-0of1-00000.h5").read_bytes() == before
+    assert first.read_bytes() == before
 
 
 def test_cli_fit_apply_and_errors(data, tmp_path, capsys):

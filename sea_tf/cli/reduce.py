@@ -8,8 +8,9 @@ from sea_tf.errors import ConfigError
 
 _EPILOG = """
 fit:     REDUCER/{reducer.joblib, card.json, quality.json, quality.png}
-apply:   TARGETS/<teacher shard name>.h5 (dataset 'target' [n, d], row i <-> teacher row i) + card.json;
-         re-running resumes; NaN embeddings are rejected naming the shard and row
+apply:   TARGETS/<job id>/<teacher shard name>.h5 (dataset 'target' [n, d], row i <-> teacher row i) + card.json;
+         re-running resumes (a target is reused only when its source shard and reducer are unchanged);
+         NaN embeddings are rejected naming the shard and row
 compare: OUT/<strategy>/..., OUT/compare.{json,md}, OUT/quality-<strategy>.png
 
 examples:

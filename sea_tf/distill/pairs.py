@@ -126,8 +126,8 @@ def _check_reducer(targets_card, targets_dir, reducer_dir, d):
 
 def _check_shapes(shards, d):
     widths = set()
-    for info in shards.shards:
-        target = shards.targets / info.path.name
+    for i, info in enumerate(shards.shards):
+        target = shards.target_path(i)
         try:
             with h5py.File(info.path, "r") as fa, h5py.File(target, "r") as ft:
                 audio_shape, target_shape = fa["audio"].shape, ft["target"].shape
@@ -168,7 +168,7 @@ def _check_alignment(shards, reducer_dir, check_rows, seed):
         stored = shards.read("target", index)
         scale = max(1e-6, float(np.abs(expected).max()))
         if not np.allclose(stored, expected, atol=1e-3 * scale, rtol=1e-3):
-            raise TrainError(f"{shards.targets / info.path.name}: row {rows[int(np.argmax(np.abs(stored - expected).max(1)))]} "
+            raise TrainError(f"{shards.target_path(i)}: row {rows[int(np.argmax(np.abs(stored - expected).max(1)))]} "
                              f"is not φ(teacher embedding) of the same row in {info.path}: targets and audio are "
                              "misaligned; re-run `sea-tf reduce apply` on these shards")
 

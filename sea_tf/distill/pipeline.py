@@ -69,7 +69,7 @@ class BlockReader:
         info = self.shards.shards[int(i)]
         with self._lock:  # h5py serialises access anyway; the lock also guards the handle cache
             audio = self._open(info.path)["audio"][int(start):int(stop)]
-            target = self._open(self.shards.targets / info.path.name)["target"][int(start):int(stop)]
+            target = self._open(self.shards.target_path(i))["target"][int(start):int(stop)]
         return audio.astype(np.float32, copy=False), target.astype(np.float32, copy=False)
 
 
@@ -155,7 +155,7 @@ def _start(blocks, seed, rows_done):
 
 
 def _target_dim(shards):
-    with h5py.File(shards.targets / shards.shards[0].path.name, "r") as fh:
+    with h5py.File(shards.target_path(0), "r") as fh:
         return int(fh["target"].shape[1])
 
 
