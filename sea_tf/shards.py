@@ -119,7 +119,13 @@ class ShardSet:
     targets : str or Path, optional
         Reduced-target directory (``<same shard name>.h5`` with dataset ``target``).
     allow_incomplete : bool
-        Accept jobs that have not finished (their finished shards are used).
+        Accept jobs that have started but not finished (their finished shards are used).
+    allow_partial : bool
+        Accept a directory whose jobs are not all there (e.g. only ``1of3``): the rows of the jobs
+        present are read. Without it each directory must hold one complete set of jobs
+        ``0ofN .. (N-1)ofN`` (``sea-tf teacher-embed --status DIR`` lists what is missing). Jobs
+        of two array sizes in one directory (``0of1`` + ``0of2``: the same files twice) are refused
+        either way.
 
     Attributes
     ----------
@@ -135,7 +141,7 @@ class ShardSet:
     shards : list of ShardInfo
     """
 
-    def __init__(self, dirs, targets=None, allow_incomplete=False):
+    def __init__(self, dirs, targets=None, allow_incomplete=False, allow_partial=False):
         if isinstance(dirs, (str, Path)):
             dirs = [dirs]
         self.dirs = [Path(d) for d in dirs]
@@ -149,8 +155,9 @@ class ShardSet:
             paths = sorted(directory.glob("manifest-*.json"))
             if not paths:
                 raise DataError(f"{directory}: no manifest-*.json found; is this a `sea-tf teacher-embed` output?")
-            for path in paths:
-                manifest = read_manifest(path)
+            manifests = [read_manifest(path) for path in paths]
+            _check_jobs(directory, paths, manifests, allow_partial)
+            for path, manifest in zip(paths, manifests):
                 if not manifest.get("complete") and not allow_incomplete:
                     raise DataError(f"{path}: job {manifest.get('job')} has not finished; re-run its "
                                     "`sea-tf teacher-embed` command to complete it")
@@ -336,6 +343,34 @@ class ShardSet:
                 "manifests": [{"path": str(p), "sha256": canonical_sha256(m)}
                               for p, m in zip(self.manifest_paths, self.manifests)],
                 "teacher_card_sha256": self.teacher_card_sha256}
+
+
+def _check_jobs(directory, paths, manifests, allow_partial):
+    """Refuse a directory whose jobs are not one complete set ``0ofN .. (N-1)ofN`` of one N.
+
+    Two sizes mean two runs over the same files (duplicate rows); a missing job means rows
+    silently absent from every later stage, unless ``allow_partial`` asks for just that.
+    """
+    from sea_tf.array_jobs import parse_job
+
+    jobs = {}
+    for path, manifest in zip(paths, manifests):
+        kn = parse_job(manifest.get("job"))
+        if kn is None:
+            raise DataError(f"{path}: job {manifest.get('job')!r} is not of the form KofN; re-run "
+                            "`sea-tf teacher-embed` to rewrite this directory")
+        jobs.setdefault(kn[1], []).append(kn[0])
+    if len(jobs) > 1:
+        listed = "; ".join(f"N={n}: {', '.join(job_name(k, n) for k in sorted(ks))}" for n, ks in sorted(jobs.items()))
+        raise DataError(f"{directory}: holds jobs of different array sizes ({listed}); they embed the same files "
+                        "twice. Keep one run's manifest-*.json and shard-* files there (move the others away)")
+    (n, present), = jobs.items()
+    missing = sorted(set(range(n)) - set(present))
+    if missing and not allow_partial:
+        names = ", ".join(job_name(k, n) for k in missing)
+        raise DataError(f"{directory}: job(s) {names} missing (found {len(present)} of {n}); run them (a SLURM "
+                        f"array: sbatch --array={','.join(map(str, missing))} ...; `sea-tf teacher-embed --status "
+                        f"{directory}` lists every job), or pass --allow-partial to read only the jobs present")
 
 
 def new_manifest(job, teacher_card, config, embedding_size, student_sample_rate, hop_size, inputs=None,

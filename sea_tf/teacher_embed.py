@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from sea_tf import atomic
+from sea_tf.array_jobs import parse_shard, resolve_job  # noqa: F401 - parse_shard: part of this module's API
 from sea_tf.audio import RESAMPLERS, resample
 from sea_tf.errors import ConfigError, DataError, OutputError
 from sea_tf.shards import canonical_sha256, job_name, new_manifest, read_manifest, shard_name, write_h5
@@ -122,38 +123,6 @@ def _us8k_files(root):
     dataset = US8K(root)
     clips = getattr(dataset, "clips", dataset)
     return [InputFile(Path(c.path), _relative(c.path, root), int(c.class_id), int(c.fold)) for c in clips]
-
-
-def parse_shard(spec=None, environ=None):
-    """Which job this is: ``(K, N)`` from ``"K/N"``, else from SLURM array variables, else ``(0, 1)``.
-
-    Parameters
-    ----------
-    spec : str, optional
-        ``"K/N"`` with ``0 ≤ K < N``.
-    environ : mapping, optional
-        Defaults to ``os.environ``; ``SLURM_ARRAY_TASK_ID`` minus ``SLURM_ARRAY_TASK_MIN`` (0 when
-        unset) is K and ``SLURM_ARRAY_TASK_COUNT`` is N.
-    """
-    environ = os.environ if environ is None else environ
-    if spec not in (None, ""):
-        try:
-            k, n = (int(part) for part in str(spec).split("/"))
-        except ValueError:
-            raise ConfigError(f"--shard {spec!r}: expected K/N, e.g. --shard 0/4") from None
-        source = f"--shard {spec}"
-    elif "SLURM_ARRAY_TASK_ID" in environ and "SLURM_ARRAY_TASK_COUNT" in environ:
-        try:
-            k = int(environ["SLURM_ARRAY_TASK_ID"]) - int(environ.get("SLURM_ARRAY_TASK_MIN", 0))
-            n = int(environ["SLURM_ARRAY_TASK_COUNT"])
-        except ValueError:
-            raise ConfigError("SLURM_ARRAY_TASK_ID/COUNT are not integers; pass --shard K/N") from None
-        source = "SLURM_ARRAY_TASK_ID/COUNT"
-    else:
-        return 0, 1
-    if not (n >= 1 and 0 <= k < n):
-        raise ConfigError(f"{source}: job {k} of {n} is out of range; need 0 ≤ K < N")
-    return k, n
 
 
 def partition(files, k, n):
@@ -281,7 +250,7 @@ class _Prefetcher:
 def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_rate=8000, shard_rows=1024,
             batch_size=32, shard=None, recursive=True, limit_files=None, compression=None,
             decode_workers=2, prefetch_blocks=16, progress=True, environ=None, resampler="soxr-hq",
-            sensor_manifest=None, block_windows=16, read_retries=3, read_backoff_s=0.5):
+            sensor_manifest=None, block_windows=16, read_retries=3, read_backoff_s=0.5, shard_count=None):
     """Embed every window of the inputs with the teacher and write shards + manifest (resumable).
 
     Parameters
@@ -303,7 +272,9 @@ def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_
     batch_size : int
         Windows per teacher forward pass.
     shard : str, optional
-        ``"K/N"``; see :func:`parse_shard`.
+        ``"K/N"``; else K of a SLURM array task (:func:`sea_tf.array_jobs.resolve_job`), else 0/1.
+    shard_count : int, optional
+        N for a SLURM array task (``--shard-count``); else the N of the manifests in ``out_dir``.
     recursive : bool
     limit_files : int, optional
         Use only the first files of the sorted list (before partitioning): quick runs.
@@ -346,7 +317,7 @@ def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_
             raise ConfigError(f"{name} must be an integer >= {least}, got {value!r}")
     if compression not in (None, "gzip", "lzf"):
         raise ConfigError(f"compression must be null, gzip or lzf; got {compression!r}")
-    k, n = parse_shard(shard, environ)
+    k, n = resolve_job(shard, shard_count, out_dir, environ)
     kind, root, files = list_inputs(inputs, recursive=recursive)
     if limit_files:
         files = files[:int(limit_files)]

@@ -125,7 +125,9 @@ def _script_problems(text, name):
         code, pending = (pending + code).strip(), ""
         assign = _ASSIGN.match(code)
         if assign:
-            values[assign.group(1)] = assign.group(2)
+            # VAR=${VAR:-default} (overridable from the submit environment): check the default.
+            default = re.fullmatch(rf"\$\{{{assign.group(1)}:-(.*)\}}", assign.group(2))
+            values[assign.group(1)] = default.group(1) if default else assign.group(2)
             continue
         for var, value in values.items():
             code = re.sub(rf"\$\{{?{var}\}}?", value, code)

@@ -107,7 +107,8 @@ def test_shard_jobs_partition_the_inputs_exactly(full, audio_dir, teacher, tmp_p
     reference, _ = full
     for k in range(3):
         _run(audio_dir, tmp_path / "jobs", teacher, shard=f"{k}/3")
-    env = {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "3"}
+    env = {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "0",
+           "SLURM_ARRAY_TASK_MAX": "2"}  # task 2 of `sbatch --array=0-2`
     _run(audio_dir, tmp_path / "slurm", teacher, environ=env)
     assert (tmp_path / "slurm" / "shard-2of3-00000.h5").read_bytes() == \
         (tmp_path / "jobs" / "shard-2of3-00000.h5").read_bytes()
@@ -149,8 +150,10 @@ def test_bad_inputs(tmp_path, teacher):
         teacher_embed.parse_shard("3")
     with pytest.raises(ConfigError, match="out of range"):
         teacher_embed.parse_shard("3/3")
-    assert teacher_embed.parse_shard(None, {"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_MIN": "1",
-                                           "SLURM_ARRAY_TASK_COUNT": "8"}) == (4, 8)
+    # K is the absolute task id, and an array 1-8 states no N (more cases: tests/test_array_jobs.py)
+    with pytest.raises(ConfigError, match="pass --shard-count N"):
+        teacher_embed.resolve_job(environ={"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_MIN": "1",
+                                           "SLURM_ARRAY_TASK_MAX": "8", "SLURM_ARRAY_TASK_COUNT": "8"})
 
 
 def test_file_list_and_us8k_inputs(audio_dir, teacher, tmp_path):
@@ -197,7 +200,8 @@ def test_cli_runs_a_job_and_reports_errors_in_one_line(audio_dir, tmp_path, caps
     assert (out / "manifest-0of2.json").is_file() and (out / "teacher-embed-0of2.config.yaml").is_file()
     assert "broken.wav" in capsys.readouterr().out  # job 0 holds the unreadable file; the summary lists it
     (tmp_path / "empty").mkdir()
-    assert main(["teacher-embed", "--input", str(tmp_path / "empty"), "--out", str(out), "--teacher", "sea-64"]) == 2
+    assert main(["teacher-embed", "--input", str(tmp_path / "empty"), "--out", str(tmp_path / "o"),
+                 "--teacher", "sea-64"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no audio files found" in err[0]
 

@@ -11,13 +11,19 @@ source, label, fold; with --sensor-manifest also sensor_id and recording_time, f
 `sea-tf sample --group-by sensor-day`), OUT/manifest-<K>of<N>.json and OUT/summary-<K>of<N>.json.
 Re-running the same command after a crash or Ctrl-C resumes; a directory made with another teacher
 or settings (a different sensor manifest included) is refused.
-Without --shard, SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT choose the job (configs/slurm/).
+In a SLURM array (configs/slurm/) task K is job K of N: K = SLURM_ARRAY_TASK_ID (arrays are
+indexed 0..N-1), N = --shard-count, else the N of the manifests already in OUT, else the size of a
+whole array. A task resubmitted alone (sbatch --array=5 ...) therefore resumes job 5 of N.
+--status OUT lists every job as done / partial / missing; exit status 0 when all are done,
+1 when some are partial or missing, 2 on an error (e.g. manifests of two array sizes).
 
 examples:
   sea-tf teacher-embed --input ~/sonyc/audio --out shards/ --teacher openl3/mel256-env
   sea-tf teacher-embed --input ~/UrbanSound8K --out us8k_shards/ --shard 3/8
   sea-tf teacher-embed --config configs/teacher/sonyc-upstream.yaml --input files.txt --out shards/
   sea-tf teacher-embed --input ~/sonyc/audio --sensor-manifest sensors.csv --out shards/
+  sea-tf teacher-embed --input files.txt --out shards/ --shard-count 16   # in a SLURM array task
+  sea-tf teacher-embed --status shards/
 """
 
 
@@ -41,7 +47,11 @@ def register(subparsers):
              help="resampler for both rates: soxr-hq (also on the board) or resampy (optional extra)")
     opts.add("--shard-rows", key="shard_rows", type=int, metavar="N", help="rows per shard file")
     opts.add("--batch-size", key="batch_size", type=int, metavar="N", help="windows per teacher forward pass")
-    opts.add("--shard", key="shard", metavar="K/N", help="run job K of N (else SLURM array variables, else 0/1)")
+    opts.add("--shard", key="shard", metavar="K/N", help="run job K of N (else K = SLURM_ARRAY_TASK_ID, else 0/1)")
+    opts.add("--shard-count", key="shard_count", type=int, metavar="N",
+             help="N of a SLURM array run: task K is job K of N, also when resubmitted alone")
+    parser.add_argument("--status", metavar="OUT",
+                        help="list every job of the run in OUT as done/partial/missing and exit (0: all done)")
     opts.add("--limit-files", key="limit_files", type=int, metavar="N", help="only the first N files (quick runs)")
     opts.add("--sensor-manifest", key="sensor_manifest", metavar="CSV",
              help="CSV file,sensor_id,timestamp naming every input file: rows record sensor and recording time")
@@ -53,11 +63,14 @@ def register(subparsers):
 
 
 def run(cfg, args):
+    from sea_tf.array_jobs import resolve_job
     from sea_tf.shards import job_name
-    from sea_tf.teacher_embed import extract, parse_shard
+    from sea_tf.teacher_embed import extract
 
+    if args.status is not None:
+        return status(args.status, cfg["shard_count"])
     out = Path(cfg["out"])
-    k, n = parse_shard(cfg["shard"])
+    k, n = resolve_job(cfg["shard"], cfg["shard_count"], out)
     summary = extract(cfg["input"], out, cfg["teacher"], hop_size=cfg["hop_size"], center=cfg["center"],
                       student_sample_rate=cfg["student_sample_rate"], shard_rows=cfg["shard_rows"],
                       batch_size=cfg["batch_size"], shard=f"{k}/{n}", recursive=cfg["recursive"],
@@ -74,3 +87,12 @@ def run(cfg, args):
         for item in summary["failed"]:
             print(f"  {item['source']}: {item['error']}")
     return 0
+
+
+def status(out, shard_count=None):
+    """``--status OUT``: print the job table; 0 when every job is done, 1 otherwise."""
+    from sea_tf.array_jobs import STATUS_DONE, STATUS_UNFINISHED, array_status, format_status
+
+    table = array_status(out, shard_count)
+    print(format_status(out, table))
+    return STATUS_DONE if all(job.state == "done" for job in table) else STATUS_UNFINISHED
