@@ -12,6 +12,8 @@ import hashlib
 import json
 import re
 import warnings
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -324,7 +326,8 @@ def read_cached(path, key, audio_sha):
     -------
     np.ndarray [shape=(T, D)] or str or None
         The embedding; ``"model"`` or ``"audio"`` when the file was made by another model or from
-        other audio (stale: recompute); ``None`` when absent or unreadable (recompute).
+        other audio (stale: recompute); ``"damaged"`` when it cannot be read (empty, truncated, not a
+        zip, a key missing: recompute); ``None`` when absent.
     """
     if not path.exists():
         return None
@@ -334,9 +337,25 @@ def read_cached(path, key, audio_sha):
                 return "model"
             if str(data["audio_sha256"]) != audio_sha:
                 return "audio"
-            return data["embedding"].astype(np.float32)
-    except (OSError, ValueError, KeyError):
-        return None
+            emb = data["embedding"].astype(np.float32)
+    # np.load of an empty file raises EOFError, of a truncated one zipfile.BadZipFile, and a damaged
+    # member zlib.error or ValueError; any of them only means "compute this clip again".
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error):
+        return "damaged"
+    return emb if emb.ndim == 2 else "damaged"
+
+
+def _save_cached(path, **arrays):
+    """Write one cache file; a failed write (full disk, quota, file-size limit) is an :class:`OutputError`.
+
+    Not a per-clip failure: every later clip would fail the same way, and up to
+    ``max_failed_fraction`` of the clips would be dropped with only a warning.
+    """
+    try:
+        atomic.save_npz(path, **arrays)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write the embedding cache ({exc.strerror or exc}); free space in "
+                          f"{path.parent} or pass another --cache-dir") from exc
 
 
 def extract_features(clips, embedder, cache_dir, hop_size=0.1, framing="centered", max_failed_fraction=0.05,
@@ -396,6 +415,9 @@ def extract_features(clips, embedder, cache_dir, hop_size=0.1, framing="centered
             else:
                 if emb in ("model", "audio"):
                     stats[f"stale_{emb}"] += 1
+                elif emb == "damaged":
+                    warnings.warn(f"{target}: damaged cache file (empty, truncated or incomplete); recomputing it",
+                                  SeaTFWarning, stacklevel=2)
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always")
                     frames, ts = (frame_fn or clip_frames)(path, embedder.sample_rate, hop_size, framing)
@@ -407,8 +429,8 @@ def extract_features(clips, embedder, cache_dir, hop_size=0.1, framing="centered
                 if emb.ndim != 2 or len(emb) != len(frames) or not np.all(np.isfinite(emb)):
                     raise ModelError(f"model {embedder.name} returned embeddings of shape {emb.shape} "
                                      f"(or non-finite values) for {len(frames)} frames")
-                atomic.save_npz(target, embedding=emb, timestamps=ts, model_key=np.array(embedder.key),
-                                audio_sha256=np.array(audio_sha), framing=np.array(_framing_tag(hop_size, framing)))
+                _save_cached(target, embedding=emb, timestamps=ts, model_key=np.array(embedder.key),
+                             audio_sha256=np.array(audio_sha), framing=np.array(_framing_tag(hop_size, framing)))
                 stats["computed"] += 1
         except OutputError:
             raise  # an unwritable cache is not a property of this clip
