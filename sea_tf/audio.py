@@ -306,12 +306,17 @@ def window_loudness_db(frames):
     np.ndarray [shape=(T,), dtype=float32]
         ``20 * log10(rms)``; a full-scale sine gives about −3 dB, silence gives −120 dB.
     """
-    frames = np.asarray(frames, dtype=np.float64)
+    frames = np.asarray(frames)
     if frames.ndim != 2:
         raise AudioError(f"window_loudness_db needs frames [T, n_samples]; got shape {frames.shape}")
-    rms = np.sqrt(np.mean(np.square(frames), axis=1))
+    # float64 rows a few at a time: the whole array in float64 (and its square) would cost 4x the
+    # windows' own memory; each row's mean is the same whichever rows share the call.
+    rows = max(1, (1 << 22) // max(1, frames.shape[1]))
+    mean_square = np.empty(len(frames), np.float64)
+    for i in range(0, len(frames), rows):
+        mean_square[i:i + rows] = np.mean(np.square(frames[i:i + rows].astype(np.float64)), axis=1)
     floor = 10.0 ** (LOUDNESS_FLOOR_DB / 20.0)
-    return (20.0 * np.log10(np.maximum(rms, floor))).astype(np.float32)
+    return (20.0 * np.log10(np.maximum(np.sqrt(mean_square), floor))).astype(np.float32)
 
 
 def find_audio_files(inputs, recursive=False):
