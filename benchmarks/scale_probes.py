@@ -1,0 +1,106 @@
+"""Measurements ``bench_scale.py`` runs in their own process, beside the CLI stages it drives.
+
+Each probe times one piece of work with imports and model loading excluded, so that a rate can
+be compared with a stage's own figure (a stage's wall time also holds TensorFlow's start-up):
+
+    python benchmarks/scale_probes.py predict --model edgel3/sea-64 --audio LONG.wav --hop-size 0.5 --json OUT
+    python benchmarks/scale_probes.py reduce-apply --reducer R --shards S --out T --json OUT
+    python benchmarks/scale_probes.py input-pipeline --shards S --targets T --reducer R --json OUT
+
+``predict``: bare ``model.keras.predict`` windows/s on the windows ``sea-tf teacher-embed`` cuts
+from the file (mono → teacher rate → 1-s frames, the same ``prepare_frames``).
+``reduce-apply``: rows/s of :func:`sea_tf.reduce.apply` (read embeddings, transform, write targets).
+``input-pipeline``: rows/s of distill's training ``tf.data`` stream alone (no model), built exactly
+as ``sea-tf distill`` builds it (one :class:`BlockReader`, ``data.*`` defaults), over one pass.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def predict(args) -> dict:
+    import soundfile as sf
+
+    from sea_tf.audio import prepare_frames
+    from sea_tf.models import load_model
+
+    model = load_model(args.model)
+    with sf.SoundFile(args.audio) as f:
+        # The rate does not depend on how many windows are timed; a bounded stretch keeps this
+        # probe's memory small whatever the file's length.
+        x = f.read(min(f.frames, int(args.max_seconds * f.samplerate)), dtype="float32")
+        sr = f.samplerate
+    frames = prepare_frames(x, sr, model.sample_rate, hop_size=args.hop_size)[0]
+    model.keras.predict(frames[: args.batch_size], batch_size=args.batch_size, verbose=0)  # tracing
+    start = time.perf_counter()
+    model.keras.predict(frames, batch_size=args.batch_size, verbose=0)
+    wall = time.perf_counter() - start
+    return {"windows": int(len(frames)), "wall_s": wall, "windows_per_s": len(frames) / wall}
+
+
+def reduce_apply(args) -> dict:
+    from sea_tf.reduce import apply
+
+    start = time.perf_counter()
+    card = apply(args.reducer, args.shards, args.out, progress=False)
+    wall = time.perf_counter() - start
+    rows = int(card["teacher_shards"]["n_rows"])
+    return {"rows": rows, "target_files": len(card["shards"]), "wall_s": wall, "rows_per_s": rows / wall}
+
+
+def input_pipeline(args) -> dict:
+    import numpy as np
+
+    from sea_tf.distill import pairs as pairs_mod, pipeline
+    from sea_tf.distill.defaults import DEFAULTS
+
+    data = DEFAULTS["data"]
+    pairs = pairs_mod.open_pairs(args.shards, args.targets, args.reducer, 0, 0)
+    rows = np.arange(pairs.shards.n_rows, dtype=np.int64)
+    reader = pipeline.BlockReader(pairs.shards, data["max_open_files"])
+    blocks = pipeline.make_blocks(pairs.shards, rows, data["block_rows"])
+    ds = pipeline.train_dataset(pairs.shards, blocks, args.batch_size, 0, data["shuffle_buffer"],
+                                data["cycle_length"], reader=reader)
+    n_batches = max(1, len(rows) // args.batch_size)
+    start = time.perf_counter()
+    seen = 0
+    for audio, _ in ds.take(n_batches):
+        seen += int(audio.shape[0])
+    wall = time.perf_counter() - start
+    reader.close()
+    return {"rows": seen, "shards": len(pairs.shards.shards), "wall_s": wall, "rows_per_s": seen / wall}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="probe", required=True)
+    p = sub.add_parser("predict")
+    p.add_argument("--model", required=True)
+    p.add_argument("--audio", required=True)
+    p.add_argument("--hop-size", type=float, default=0.5)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-seconds", type=float, default=600.0)
+    r = sub.add_parser("reduce-apply")
+    r.add_argument("--reducer", required=True)
+    r.add_argument("--shards", required=True, action="append")
+    r.add_argument("--out", required=True)
+    i = sub.add_parser("input-pipeline")
+    i.add_argument("--shards", required=True, action="append")
+    i.add_argument("--targets", required=True)
+    i.add_argument("--reducer", required=True)
+    i.add_argument("--batch-size", type=int, default=64)
+    for q in (p, r, i):
+        q.add_argument("--json", required=True)
+    args = parser.parse_args(argv)
+    result = {"predict": predict, "reduce-apply": reduce_apply, "input-pipeline": input_pipeline}[args.probe](args)
+    Path(args.json).write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
