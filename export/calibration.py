@@ -86,13 +86,15 @@ def windows_from_files(files, sample_rate, count, seed=0, hop_size=0.5):
     return windows.astype(np.float32, copy=False), origin
 
 
-def windows_from_shards(dirs, sample_rate, count, seed=0):
+def windows_from_shards(dirs, sample_rate, count, seed=0, allow_partial=False):
     """``count`` random rows of the ``audio`` dataset of teacher shards.
+
+    ``allow_partial``: read directories whose split run lacks some jobs (:class:`~sea_tf.shards.ShardSet`).
 
     Raises :class:`ExportError` when the shards hold windows at another rate than the model's.
     """
     try:
-        shards = ShardSet(dirs)
+        shards = ShardSet(dirs, allow_partial=allow_partial)
     except SeaTFError as exc:
         raise ExportError(f"calibration shards: {exc}") from exc
     if shards.student_sample_rate != int(sample_rate):
@@ -111,7 +113,8 @@ def windows_from_shards(dirs, sample_rate, count, seed=0):
     return windows, origin
 
 
-def draw_windows(sources, sample_rate, count, seed=0, hop_size=0.5, what="calibration", exclude=()):
+def draw_windows(sources, sample_rate, count, seed=0, hop_size=0.5, what="calibration", exclude=(),
+                 allow_partial=False):
     """1-s windows at ``sample_rate`` from audio files, directories and/or teacher shards.
 
     Parameters
@@ -129,6 +132,8 @@ def draw_windows(sources, sample_rate, count, seed=0, hop_size=0.5, what="calibr
         Name of the set in errors (``"calibration"``, ``"held-out"``).
     exclude : collection of str
         Audio files to leave out (e.g. the calibration files when drawing held-out windows).
+    allow_partial : bool
+        Read teacher-shard directories whose split run lacks some jobs.
 
     Returns
     -------
@@ -155,7 +160,7 @@ def draw_windows(sources, sample_rate, count, seed=0, hop_size=0.5, what="calibr
         parts.append(w)
         origin += o
     if shard_dirs:
-        w, o = windows_from_shards(shard_dirs, sample_rate, max(count - n_audio, 1), seed)
+        w, o = windows_from_shards(shard_dirs, sample_rate, max(count - n_audio, 1), seed, allow_partial)
         parts.append(w)
         origin += o
     windows = np.concatenate(parts) if parts else np.zeros((0, sample_rate), np.float32)

@@ -43,7 +43,8 @@ def _windows(source, sample_rate, settings, what, exclude=()):
         windows = calib.check_windows(source, sample_rate, what)
         return windows[: int(settings["windows"])], [f"array[{i}]" for i in range(len(windows))], "in-memory windows"
     windows, origin = calib.draw_windows(source, sample_rate, settings["windows"], settings["seed"],
-                                         settings["hop_size"], what=what, exclude=exclude)
+                                         settings["hop_size"], what=what, exclude=exclude,
+                                         allow_partial=settings.get("allow_partial", False))
     files = len(set(origin))
     return windows, origin, f"{files} file(s) from {', '.join(map(str, _as_list(source)))}"
 

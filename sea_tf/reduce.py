@@ -189,7 +189,7 @@ def check_rows_finite(x, shard_path, first_row):
 
 
 def fit(shard_dirs, sample_dir, out_dir, method="pca", d=64, pca_solver="exact", umap_params=None,
-        seed=20180216, quality=None, progress=True):
+        seed=20180216, quality=None, progress=True, allow_partial=False):
     """``sea-tf reduce fit``: fit φ on a sample of teacher rows and save it with its card.
 
     Parameters
@@ -204,13 +204,15 @@ def fit(shard_dirs, sample_dir, out_dir, method="pca", d=64, pca_solver="exact",
         See :func:`fit_reducer`.
     quality : dict, optional
         Settings for :func:`sea_tf.reduce_quality.evaluate` (``n_heldout``, ``k``); ``None`` skips it.
+    allow_partial : bool
+        Read shard directories whose split run lacks some jobs (:class:`~sea_tf.shards.ShardSet`).
 
     Returns
     -------
     dict
         The reducer card.
     """
-    shards = ShardSet(shard_dirs)
+    shards = ShardSet(shard_dirs, allow_partial=allow_partial)
     index, sample_card = load_sample(sample_dir)
     if sample_card.get("teacher_card_sha256") != shards.teacher_card_sha256 or \
             int(index.max(initial=-1)) >= shards.n_rows:
@@ -257,7 +259,7 @@ def _chunked_sha256(read, n_rows, step=65536):
     return digest.hexdigest()
 
 
-def apply(reducer_dir, shard_dirs, out_dir, chunk_rows=16384, progress=True):
+def apply(reducer_dir, shard_dirs, out_dir, chunk_rows=16384, progress=True, allow_partial=False):
     """``sea-tf reduce apply``: transform every teacher row into ``OUT/<job id>/<shard name>.h5`` (``target``).
 
     Target files are named by :meth:`sea_tf.shards.ShardSet.target_names`, so shards of different
@@ -275,6 +277,8 @@ def apply(reducer_dir, shard_dirs, out_dir, chunk_rows=16384, progress=True):
     shard_dirs : str, Path or list
     out_dir : str or Path
     chunk_rows : int
+    allow_partial : bool
+        Read shard directories whose split run lacks some jobs (:class:`~sea_tf.shards.ShardSet`).
 
     Returns
     -------
@@ -284,7 +288,7 @@ def apply(reducer_dir, shard_dirs, out_dir, chunk_rows=16384, progress=True):
     reducer_dir, out_dir = Path(reducer_dir), Path(out_dir)
     reducer_card = cards.read_card(reducer_dir)
     reducer = Reducer.load(reducer_dir)
-    shards = ShardSet(shard_dirs)
+    shards = ShardSet(shard_dirs, allow_partial=allow_partial)
     if reducer_card.get("teacher_card_sha256") != shards.teacher_card_sha256:
         raise ReduceError(f"{reducer_dir}: this reducer was fitted on embeddings of another teacher "
                           f"({reducer_card.get('teacher_card', {}).get('name')!r}) than the shards in "

@@ -188,7 +188,8 @@ def plot_scatter(reduced, labels, path, title=""):
 
 
 def compare_strategies(shard_dirs, out_dir, m, strategies=None, method="pca", d=64, seed=20180216,
-                       sampling=None, reducer=None, n_heldout=1000, k=10, progress=True, n_coverage=4000):
+                       sampling=None, reducer=None, n_heldout=1000, k=10, progress=True, n_coverage=4000,
+                       allow_partial=False):
     """The SEA paper's sampling study (docs/PROTOCOL.md §3.1) in one call: every strategy samples the same shards, fits φ, is scored.
 
     All strategies are scored on the same held-out rows (drawn from the rows none of them picked),
@@ -213,6 +214,8 @@ def compare_strategies(shard_dirs, out_dir, m, strategies=None, method="pca", d=
         Extra keyword arguments of :func:`sea_tf.reduce.fit` (``pca_solver``, ``umap_params``).
     n_coverage : int
         Pool rows (a seeded subset) whose nearest sampled row sets the coverage.
+    allow_partial : bool
+        Read shard directories whose split run lacks some jobs (:class:`~sea_tf.shards.ShardSet`).
 
     Returns
     -------
@@ -224,14 +227,15 @@ def compare_strategies(shard_dirs, out_dir, m, strategies=None, method="pca", d=
     """
     out_dir = Path(out_dir)
     strategies = list(strategies or sampling_mod.STRATEGIES)
-    shards = ShardSet(shard_dirs)
+    shards = ShardSet(shard_dirs, allow_partial=allow_partial)
     samples, walls = {}, {}
     for strategy in strategies:
         start = time.perf_counter()
         samples[strategy], _ = sampling_mod.sample_shards(shard_dirs, out_dir / strategy, m, strategy=strategy,
-                                                          seed=seed, progress=progress, **(sampling or {}))
+                                                          seed=seed, progress=progress, allow_partial=allow_partial,
+                                                          **(sampling or {}))
         reduce_mod.fit(shard_dirs, out_dir / strategy, out_dir / strategy / "reducer", method=method, d=d,
-                       seed=seed, quality=None, progress=progress, **(reducer or {}))
+                       seed=seed, quality=None, progress=progress, allow_partial=allow_partial, **(reducer or {}))
         walls[strategy] = time.perf_counter() - start
     union = np.unique(np.concatenate(list(samples.values())))
     loud = _column_or_none(shards, "loudness_db")

@@ -465,7 +465,8 @@ def diversity(embeddings):
 
 def sample_shards(shard_dirs, out_dir, m: int, strategy: str = "dpp-quality", seed: int = 20180123,
                   group_by: str = "window", group_rows: int = 1024, dpp_solver: str = "exact",
-                  dpp_kernel: str = "published", ridge: float = 0.1, progress: bool = True, sensor_manifest=None):
+                  dpp_kernel: str = "published", ridge: float = 0.1, progress: bool = True, sensor_manifest=None,
+                  allow_partial: bool = False):
     """Sample ``m`` rows of teacher shards and write ``OUT/sample.npz`` (``index``) + ``OUT/card.json``.
 
     ``group_by="sensor-<timeframe>"`` hands over to :func:`sample_streams` (then ``group_rows`` is
@@ -485,6 +486,8 @@ def sample_shards(shard_dirs, out_dir, m: int, strategy: str = "dpp-quality", se
     sensor_manifest : str or Path, optional
         For the sensor groupings: a sensor manifest CSV to use instead of the shards' own
         ``sensor_id`` / ``recording_time`` columns.
+    allow_partial : bool
+        Read shard directories whose split run lacks some jobs (:class:`~sea_tf.shards.ShardSet`).
 
     Returns
     -------
@@ -496,9 +499,9 @@ def sample_shards(shard_dirs, out_dir, m: int, strategy: str = "dpp-quality", se
         raise ConfigError(f"group_by must be one of {', '.join(GROUP_BY)}; got {group_by!r}")
     if group_by not in _CONTIGUOUS:
         return sample_streams(shard_dirs, out_dir, m, sensor_manifest, group_by.removeprefix("sensor-"), strategy,
-                              seed, dpp_solver, dpp_kernel, ridge, progress)
+                              seed, dpp_solver, dpp_kernel, ridge, progress, allow_partial)
     check_dpp_options(dpp_solver, dpp_kernel, ridge)
-    shards = ShardSet(shard_dirs)
+    shards = ShardSet(shard_dirs, allow_partial=allow_partial)
     if m > shards.n_rows:
         raise ReduceError(f"cannot pick {m} samples from {shards.n_rows} teacher rows in "
                           f"{', '.join(map(str, shards.dirs))}; ask for at most {shards.n_rows}")
@@ -703,7 +706,7 @@ def plan_streams(sensors: np.ndarray, frames: np.ndarray, m: int) -> tuple[list,
 
 def sample_streams(shard_dirs, out_dir, m: int, manifest, timeframe: str = "day", strategy: str = "dpp-quality",
                    seed: int = 20180123, dpp_solver: str = "exact", dpp_kernel: str = "published", ridge: float = 0.1,
-                   progress: bool = True):
+                   progress: bool = True, allow_partial: bool = False):
     """Like :func:`sample_shards`, with one group per (sensor, timeframe) stream (:func:`plan_streams`).
 
     Each stream is sampled on its own with :func:`select`, seeded by ``seed`` and the stream's
@@ -725,7 +728,7 @@ def sample_streams(shard_dirs, out_dir, m: int, manifest, timeframe: str = "day"
         :func:`sample_shards`' card with ``group_by: "sensor-<timeframe>"``, ``streams`` and ``dropped``.
     """
     check_dpp_options(dpp_solver, dpp_kernel, ridge)
-    shards = ShardSet(shard_dirs)
+    shards = ShardSet(shard_dirs, allow_partial=allow_partial)
     if manifest is None:
         if "sensor_id" not in shards.columns:
             raise DataError(f"{', '.join(map(str, shards.dirs))}: the shards carry no sensor ids; embed with "

@@ -161,3 +161,41 @@ def test_allow_partial_and_allow_incomplete_are_separate(tmp_path):
     with pytest.raises(DataError, match="job 1of2 has not finished"):
         ShardSet(tmp_path, allow_partial=True)
     assert ShardSet(tmp_path, allow_incomplete=True).n_rows == 10
+
+
+# --- every stage that reads shards refuses a partial run unless --allow-partial ---------------------
+
+def test_every_stage_refuses_a_partial_run_unless_allowed(tmp_path, capsys):
+    from export.calibration import windows_from_shards
+    from sea_tf.cli.common import resolved_config
+    from sea_tf.cli.main import build_parser
+    from sea_tf.distill.pairs import open_pairs
+    from sea_tf.errors import ExportError, TrainError
+
+    shards = tmp_path / "shards"
+    rng = np.random.default_rng(3)
+    for job in ("0of3", "2of3"):  # job 1 of 3 never ran
+        write_table(shards, {"embedding": rng.normal(size=(24, 8)).astype(np.float32)}, CARD, shard_rows=8, job=job)
+    s, r, t = (str(tmp_path / name) for name in ("sample", "reducer", "targets"))
+    steps = [["sample", "--shards", str(shards), "--m", "8", "--strategy", "random", "--group-by", "all", "--out", s],
+             ["reduce", "fit", "--shards", str(shards), "--sample", s, "--method", "pca", "--d", "2", "--out", r,
+              "--set", "quality.enabled=false"],
+             ["reduce", "apply", "--reducer", r, "--shards", str(shards), "--out", t],
+             ["reduce", "compare", "--shards", str(shards), "--m", "8", "--d", "2", "--set", "strategies=[random]",
+              "--set", "quality.n_heldout=8", "--out", str(tmp_path / "study")]]
+    for argv in steps:
+        assert cli_main.main(argv) == 2, argv
+        assert "1of3 missing" in capsys.readouterr().err, argv
+        assert cli_main.main(argv + ["--allow-partial"]) == 0, argv
+        capsys.readouterr()
+    assert np.load(tmp_path / "sample" / "sample.npz")["index"].max() < 48
+
+    with pytest.raises(TrainError, match="1of3 missing"):
+        open_pairs([shards], t)
+    assert open_pairs([shards], t, allow_partial=True).shards.n_rows == 48
+    with pytest.raises(ExportError, match="1of3 missing"):
+        windows_from_shards([shards], 8000, 4)
+    assert windows_from_shards([shards], 8000, 4, allow_partial=True)[0].shape == (4, 8000)
+    parse = lambda *argv: resolved_config(build_parser().parse_args(list(argv)))  # noqa: E731
+    assert parse("distill", "--allow-partial")["allow_partial"] is True
+    assert parse("export", "edgel3/sea-64", "--allow-partial")["calibration"]["allow_partial"] is True

@@ -19,6 +19,8 @@ def register(subparsers):
     parser, opts = add_command(subparsers, "distill", "train a student on reduced teacher targets",
                                "distill", run, description=DESCRIPTION)
     opts.add("--shards", key="shards", nargs="+", metavar="DIR", help="teacher-shard directories")
+    opts.add("--allow-partial", key="allow_partial", action="store_true",
+             help="read shard directories whose split run lacks some jobs (`sea-tf teacher-embed --status`)")
     opts.add("--targets", key="targets", metavar="DIR", help="reduced targets (`sea-tf reduce apply` output)")
     opts.add("--reducer", key="reducer", metavar="DIR", help="reducer directory; None: the one the targets card names")
     opts.add("--out", key="out", metavar="DIR", help="run directory (resumed if it exists)")

@@ -43,6 +43,9 @@ def register(subparsers):
     opts.add("--classifier", key="classifier", metavar="CLS.keras",
              help="downstream classifier (sea-tf classify final) to export in the same modes")
     opts.add("--name", key="name", help="artifact base name; None means the model card's name")
+    opts.add("--allow-partial", key="calibration.allow_partial", action="store_true",
+             help="calibrate on shard directories whose split run lacks some jobs (held-out: "
+                  "--set held_out.allow_partial=true)")
     opts.add("--calibration-windows", key="calibration.windows", type=int, metavar="N",
              help="calibration windows, drawn across files")
     opts.add("--held-out-windows", key="held_out.windows", type=int, metavar="N", help="held-out windows")

@@ -23,6 +23,8 @@ examples:
 
 def _shards_option(opts):
     opts.add("--shards", key="shards", action="append", metavar="DIR", help="teacher-shard directory (repeatable)")
+    opts.add("--allow-partial", key="allow_partial", action="store_true",
+             help="read shard directories whose split run lacks some jobs (`sea-tf teacher-embed --status`)")
 
 
 def _need_shards(cfg):
@@ -87,7 +89,7 @@ def run_fit(cfg, args):
     quality = {"n_heldout": cfg["quality"]["n_heldout"], "k": cfg["quality"]["k"]} if cfg["quality"]["enabled"] else None
     out = Path(cfg["out"])
     card = fit(cfg["shards"], cfg["sample"], out, method=cfg["method"], d=cfg["d"], seed=cfg["seed"],
-               quality=quality, progress=cfg["progress"], **_reducer_kwargs(cfg))
+               quality=quality, progress=cfg["progress"], allow_partial=cfg["allow_partial"], **_reducer_kwargs(cfg))
     write_resolved(cfg, out, "reduce-fit")
     q = card.get("quality", {})
     print(f"reduce fit: {card['method']} d={card['d']} on {card['sample']['m']} samples -> {out}"
@@ -103,7 +105,8 @@ def run_apply(cfg, args):
     if not cfg["reducer"]:
         raise ConfigError("no reducer given; pass --reducer DIR (output of `sea-tf reduce fit`)")
     out = Path(cfg["out"])
-    card = apply(cfg["reducer"], cfg["shards"], out, chunk_rows=cfg["chunk_rows"], progress=cfg["progress"])
+    card = apply(cfg["reducer"], cfg["shards"], out, chunk_rows=cfg["chunk_rows"], progress=cfg["progress"],
+                 allow_partial=cfg["allow_partial"])
     write_resolved(cfg, out, "reduce-apply")
     print(f"reduce apply: {card['teacher_shards']['n_rows']} rows -> {len(card['shards'])} target shards "
           f"(d={card['d']}) in {out}")
@@ -118,7 +121,7 @@ def run_compare(cfg, args):
     table = compare_strategies(cfg["shards"], out, cfg["m"], strategies=cfg["strategies"], method=cfg["method"],
                                d=cfg["d"], seed=cfg["seed"], sampling=dict(cfg["sampling"]),
                                reducer=_reducer_kwargs(cfg), n_heldout=cfg["quality"]["n_heldout"],
-                               k=cfg["quality"]["k"], progress=cfg["progress"])
+                               k=cfg["quality"]["k"], progress=cfg["progress"], allow_partial=cfg["allow_partial"])
     write_resolved(cfg, out, "reduce-compare")
     print(markdown_table(table))
     return 0

@@ -38,6 +38,8 @@ def register(subparsers):
              help="exact: draw a k-DPP sample (published); greedy-map: its approximate mode")
     opts.add("--dpp-kernel", key="dpp_kernel", choices=KERNELS,
              help="published: L1-normalised rows; cosine: L2-normalised rows")
+    opts.add("--allow-partial", key="allow_partial", action="store_true",
+             help="read shard directories whose split run lacks some jobs (`sea-tf teacher-embed --status`)")
     opts.add("--no-progress", key="progress", action="store_false", help="hide the progress bar")
 
 
@@ -51,7 +53,8 @@ def run(cfg, args):
     index, card = sample_shards(cfg["shards"], out, cfg["m"], strategy=cfg["strategy"], seed=cfg["seed"],
                                 group_by=cfg["group_by"], group_rows=cfg["group_rows"],
                                 dpp_solver=cfg["dpp_solver"], dpp_kernel=cfg["dpp_kernel"], ridge=cfg["ridge"],
-                                progress=cfg["progress"], sensor_manifest=cfg["sensor_manifest"])
+                                progress=cfg["progress"], sensor_manifest=cfg["sensor_manifest"],
+                                allow_partial=cfg["allow_partial"])
     write_resolved(cfg, out, "sample")
     print(f"sample: {len(index)} of {card['teacher_shards']['n_rows']} rows by {cfg['strategy']} "
           f"({card['n_groups']} groups) -> {out / 'sample.npz'}")

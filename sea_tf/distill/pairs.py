@@ -52,7 +52,7 @@ class Pairs:
                 "teacher_card_sha256": self.shards.teacher_card_sha256}
 
 
-def open_pairs(shard_dirs, targets_dir, reducer_dir=None, check_rows=2, seed=0):
+def open_pairs(shard_dirs, targets_dir, reducer_dir=None, check_rows=2, seed=0, allow_partial=False):
     """Open teacher shards with their reduced targets and check that they belong together.
 
     Parameters
@@ -67,6 +67,8 @@ def open_pairs(shard_dirs, targets_dir, reducer_dir=None, check_rows=2, seed=0):
         Rows per shard (first, last, then random) re-reduced from the teacher embeddings and compared
         with the stored targets (PCA / none reducers); 0 skips the check.
     seed : int
+    allow_partial : bool
+        Read shard directories whose split run lacks some jobs (:class:`~sea_tf.shards.ShardSet`).
 
     Returns
     -------
@@ -84,7 +86,7 @@ def open_pairs(shard_dirs, targets_dir, reducer_dir=None, check_rows=2, seed=0):
     if not targets_card.get("complete"):
         raise TrainError(f"{targets_dir}: `sea-tf reduce apply` has not finished here; re-run it to complete the targets")
     try:
-        shards = ShardSet(shard_dirs, targets=targets_dir)
+        shards = ShardSet(shard_dirs, targets=targets_dir, allow_partial=allow_partial)
     except DataError as exc:
         raise TrainError(str(exc)) from exc
     d = int(targets_card["d"])

@@ -62,7 +62,8 @@ def distill(cfg, log=print, callbacks=()):
     resuming = runstate.check_resumable(run_dir, cfg, CONFIG_NAME, RESUMABLE_CHANGES)
     data, train_cfg, seed = cfg["data"], cfg["train"], int(cfg["seed"])
 
-    pairs = pairs_mod.open_pairs(cfg["shards"], cfg["targets"], cfg["reducer"], data["check_rows"], seed)
+    pairs = pairs_mod.open_pairs(cfg["shards"], cfg["targets"], cfg["reducer"], data["check_rows"], seed,
+                                 allow_partial=cfg["allow_partial"])
     split = pairs_mod.split_by_source(pairs.shards, data["valid_fraction"], seed)
     if resuming and (run_dir / "split.json").is_file():
         pairs_mod.check_split(split, run_dir / "split.json")
