@@ -10,8 +10,11 @@ with the numpy front end, the network (quantize + ``invoke()`` + dequantize), th
 and the classifier timed separately and together. Each ``--audio`` file is then framed like the
 workstation does (1-s windows every ``--hop-size`` s), embedded, classified (mean of window
 probabilities, then argmax, as in the US8K protocol) and timed per window. A file that fails is
-marked failed and the whole result is ``"status": "partial"`` (exit code 1); a model that cannot be
-loaded is a one-line error (exit code 2) and no JSON is written.
+marked failed and the whole result is ``"status": "partial"``.
+
+Exit codes (``sea-tf device run`` tells them apart): 0 complete; 3 partial (the JSON is written);
+2 an error the harness reports in one line (a model that cannot be loaded, a bad argument; no JSON);
+1 a crash: an uncaught exception, with Python's traceback on stderr.
 """
 import argparse
 import json
@@ -37,6 +40,8 @@ from device.errors import DeviceError  # noqa: E402
 from device.runner import DEFAULT_BATCH, load_artifact  # noqa: E402
 
 SCHEMA = "sea-tf/device-bench/1"
+#: exit codes; 1 stays Python's own for an uncaught exception, so a crash is never read as a result
+EXIT_COMPLETE, EXIT_ERROR, EXIT_PARTIAL = 0, 2, 3
 
 
 def latency_stats(ms):
@@ -370,7 +375,7 @@ def build_parser():
 
 
 def main(argv=None):
-    """Command-line entry point; returns 0 (complete), 1 (partial) or 2 (error)."""
+    """Command-line entry point; returns 0 (complete), 3 (partial) or 2 (error); see the module docstring."""
     args = build_parser().parse_args(argv)
     try:
         if args.runs < 1 or args.warmup < 0 or args.threads < 1 or args.hop <= 0 or args.batch < 1:
@@ -382,17 +387,17 @@ def main(argv=None):
             write_json(args.json, result)
     except DeviceError as exc:
         print(f"device.bench: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     except OSError as exc:
         print(f"device.bench: error: {exc}; check the paths and free disk space", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     if not args.quiet:
         print(format_table(result))
     if result["status"] != "complete":
         print(f"device.bench: {len(result['failed_files'])} audio file(s) failed; the result is partial",
               file=sys.stderr)
-        return 1
-    return 0
+        return EXIT_PARTIAL
+    return EXIT_COMPLETE
 
 
 if __name__ == "__main__":

@@ -26,18 +26,40 @@ DEVICE_SCHEMA = "sea-tf/device-bench/1"
 
 
 def find_json(inputs):
-    """JSON files among ``inputs`` (files, or directories searched recursively), in order."""
+    """JSON files among ``inputs`` (files, or directories searched recursively), in order.
+
+    In a directory of ``sea-tf device run`` results (``OUT/<user@host>/<run-id>/``) only each
+    host's latest run is read: the older runs are still there, and merging them would report stale
+    numbers beside new ones. Name a run directory (or its files) to read that run instead.
+    """
     files = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*.json") if not p.name.startswith("."))
+            runs = {}
+            files += sorted(p for p in path.rglob("*.json") if not p.name.startswith(".") and _in_latest_run(p, path, runs))
         elif path.is_file():
             files.append(path)
         else:
             raise DataError(f"{path}: no such results file or directory; pass the JSONs written by "
                             "`sea-tf export`, `sea-tf classify` and `sea-tf device run`")
     return files
+
+
+def _in_latest_run(path, root, runs):
+    """False for a file of ``root`` that belongs to an older device run than its host's latest, or
+    that lies loose beside run directories (the layout before run ids). ``runs``: a cache, folder ->
+    names of the run directories in it."""
+    from sea_tf.remote import RUN_ID_RE
+
+    parts = path.relative_to(root).parts[:-1]
+    for depth in range(len(parts) + 1):
+        folder = root.joinpath(*parts[:depth])
+        if folder not in runs:
+            runs[folder] = [p.name for p in folder.iterdir() if p.is_dir() and RUN_ID_RE.fullmatch(p.name)]
+        if runs[folder] and (depth == len(parts) or parts[depth] != max(runs[folder])):
+            return False
+    return True
 
 
 class Collection:

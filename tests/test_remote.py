@@ -4,19 +4,15 @@ The server gets a throwaway host key and authorizes one generated user key; the 
 whole CLI: copy device/ + artifacts, run the bench with this venv's Python, fetch the JSON; and the
 failure paths: unknown host, wrong key, unreachable port, missing Python, remote failure.
 """
-import getpass
 import json
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 import device_support
+import remote_support
 from sea_tf import config, remote
 from sea_tf.cli import main as cli_main
 from sea_tf.errors import RemoteError
@@ -25,57 +21,21 @@ from sea_tf.presets import load_defaults, preset_names, schema_of_preset
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _find_sshd():
-    return shutil.which("sshd") or next((p for p in ("/usr/sbin/sshd", "/usr/local/sbin/sshd") if os.path.exists(p)), None)
+_free_port = remote_support.free_port
 
 
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory):
     """A running ``sshd -D -e -f <own config>`` on a free 127.0.0.1 port; yields its details."""
-    exe = _find_sshd()
-    if exe is None:
+    if remote_support.find_sshd() is None:
         pytest.skip("OpenSSH sshd not found and could not be installed (make test installs openssh-server "
                     "with apt-get when run as root); the real-SSH tests need it")
-    d = tmp_path_factory.mktemp("sshd")
-    for name in ("host_key", "user_key", "other_key"):
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(d / name)], check=True)
-    (d / "authorized_keys").write_text((d / "user_key.pub").read_text())
-    port = _free_port()
-    cfg = d / "sshd_config"
-    cfg.write_text("\n".join([
-        f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {d / 'host_key'}", f"PidFile {d / 'sshd.pid'}",
-        f"AuthorizedKeysFile {d / 'authorized_keys'}", "PubkeyAuthentication yes", "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no", "PermitRootLogin prohibit-password", "StrictModes no", "UsePAM no",
-        "Subsystem sftp internal-sftp", "LogLevel VERBOSE", "MaxStartups 50", ""]))
-    if os.geteuid() == 0:
-        os.makedirs("/run/sshd", exist_ok=True)  # privilege-separation directory sshd insists on
-    log = open(d / "sshd.log", "w")
-    proc = subprocess.Popen([exe, "-D", "-e", "-f", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"sshd did not start: {(d / 'sshd.log').read_text()}")
-            time.sleep(0.1)
-    key_type, key_b64 = (d / "host_key.pub").read_text().split()[:2]
-    (d / "known_hosts").write_text(f"[127.0.0.1]:{port} {key_type} {key_b64}\n")
-    fp = subprocess.run(["ssh-keygen", "-lf", str(d / "host_key.pub")], capture_output=True, text=True).stdout.split()[1]
-    info = {"port": port, "user": getpass.getuser(), "key": d / "user_key", "other_key": d / "other_key",
-            "known_hosts": d / "known_hosts", "fingerprint": fp, "dir": d, "log": d / "sshd.log"}
-    yield info
-    proc.terminate()
-    proc.wait(timeout=10)
-    log.close()
+    try:
+        server = remote_support.start_sshd(tmp_path_factory.mktemp("sshd"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield server.info
+    server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +64,8 @@ def test_end_to_end_copy_run_fetch(sshd, export_dir, tmp_path, capsys):
     code = device_run(sshd, tmp_path, [export_dir], "--audio", wav)
     out = capsys.readouterr()
     assert code == 0, out.err
-    host_dir = tmp_path / "results" / f"{sshd['user']}@127.0.0.1_{sshd['port']}"
+    (host_dir,) = (tmp_path / "results" / f"{sshd['user']}@127.0.0.1_{sshd['port']}").iterdir()  # one run
+    assert remote.RUN_ID_RE.fullmatch(host_dir.name)
     results = sorted(p.name for p in host_dir.glob("*.json"))
     assert results == ["tiny-emb.fp32.json", "tiny-emb.int8.json"]  # one bench per embedding model
     for name in results:
@@ -157,7 +118,7 @@ def test_remote_failure_prints_remote_stderr(sshd, tmp_path, capsys):
     assert code == 2
     assert "--- remote stderr" in err and "device.bench: error:" in err and "cannot load this model" in err
     assert "sea-tf device run: error:" in err and "device.bench failed on broken.fp32.tflite" in err
-    assert not list((tmp_path / "results").glob("*/*.json"))  # nothing reported as a result
+    assert not list((tmp_path / "results").rglob("*.json"))  # nothing reported as a result
 
 
 def test_missing_remote_python(sshd, export_dir, tmp_path, capsys):
@@ -179,7 +140,7 @@ def test_several_hosts_one_unreachable(sshd, export_dir, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert "cannot reach 127.0.0.1" in err and "1 of 2 host(s) failed" in err
-    assert len(list((tmp_path / "results").glob("*/tiny-emb.int8.json"))) == 1  # the good host's result
+    assert len(list((tmp_path / "results").glob("*/*/tiny-emb.int8.json"))) == 1  # the good host's result
 
 
 # -- no server needed -----------------------------------------------------------------------------------
@@ -234,7 +195,7 @@ def test_setup_creates_venv(sshd, export_dir, tmp_path, capsys):
                           "--remote-dir", str(tmp_path / "board"), "--remote-python", base_python, "--setup",
                           "--out", str(tmp_path / "results"), "--runs", "3", "--warmup", "0", "--command-timeout", "900"])
     assert code == 0, capsys.readouterr().err
-    (result,) = (tmp_path / "results").glob("*/tiny-emb.int8.json")
+    (result,) = (tmp_path / "results").glob("*/*/tiny-emb.int8.json")
     env = json.loads(result.read_text())["environment"]
     assert env["interpreter"]["package"] == "ai-edge-litert" and (tmp_path / "board" / ".venv" / "bin" / "python").exists()
 

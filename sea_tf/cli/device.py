@@ -11,7 +11,9 @@ from sea_tf.errors import RemoteError
 EPILOG = """\
 Host keys are checked against --known-hosts; an unknown board is refused with its fingerprint and
 the ssh-keyscan command that accepts it. Authentication uses --key or the ssh-agent, never a password.
-Results: OUT/<user@host>/<model>.json, one per embedding model; `sea-tf report OUT/*/*.json` merges them.
+Results: OUT/<user@host>/<run-id>/<model>.json, one per embedding model, in a fresh run directory
+each time; `sea-tf report OUT` reads the latest run of each host (or name a run directory).
+Exit code: 0 all complete, 1 some results partial, 2 a host failed (the others still ran).
 """
 
 
@@ -42,7 +44,10 @@ def register(subparsers):
     opts.add("--hop-size", key="bench.hop_s", type=float, metavar="S", help="seconds between audio windows")
     opts.alias("--hop", key="bench.hop_s", type=float)
     opts.add("--connect-timeout", key="timeouts.connect_s", type=float, metavar="S", help="seconds to connect and authenticate")
-    opts.add("--command-timeout", key="timeouts.command_s", type=float, metavar="S", help="seconds any remote command may run")
+    opts.add("--command-timeout", key="timeouts.command_s", type=float, metavar="S",
+             help="seconds any remote command may run (then its process group is killed on the board)")
+    opts.add("--keepalive", key="timeouts.keepalive_s", type=float, metavar="S",
+             help="seconds of silence before the board must answer a keepalive (within as long again)")
     register_listen(actions)
 
 
@@ -142,14 +147,15 @@ def run(cfg, args):
     b = cfg["bench"]
     bench_args = ["--threads", b["threads"], "--runs", b["runs"], "--warmup", b["warmup"], "--hop-size", b["hop_s"]]
     failures, partial = [], []
+    run_id = remote.new_run_id()  # one per invocation: the results of all hosts of this run share it
     for host in hosts:
         try:
             result = remote.run_on_host(
                 host, run_plan, out, key_path=cfg["key"], known_hosts=cfg["known_hosts"],
                 remote_dir=cfg["remote_dir"], remote_python=cfg["remote_python"], setup=cfg["setup"],
                 bench_args=bench_args, connect_timeout=cfg["timeouts"]["connect_s"],
-                command_timeout=cfg["timeouts"]["command_s"],
-                log=print, err=lambda text: print(text, file=sys.stderr))
+                command_timeout=cfg["timeouts"]["command_s"], keepalive_s=cfg["timeouts"]["keepalive_s"],
+                run_id=run_id, log=print, err=lambda text: print(text, file=sys.stderr))
         except RemoteError as exc:
             if len(hosts) == 1:
                 raise
