@@ -184,11 +184,13 @@ def distill(cfg, log=print, callbacks=()):
     if cfg["evaluate"]["downstream"]:
         report["downstream"] = evaluate.downstream_accuracy(seamodel, pairs.shards, split, seed,
                                                             progress=cfg["progress"])
+    # Every worker saves (reading multi-worker batch-norm statistics is a collective op); the chief's copy is kept.
+    with strategy_mod.worker_dir(run_dir, chief) as save_dir:
+        saved = _save_student(seamodel, save_dir / "student.keras", pairs, cfg, best, warm,
+                              {**sparsity, "pruned": bool(prune_cfg["enabled"]),
+                               "schedule": prune_cfg["schedule"] if prune_cfg["enabled"] else None}, metrics)
     if chief:
-        report["student"] = str(_save_student(seamodel, run_dir / "student.keras", pairs, cfg, best, warm,
-                                              {**sparsity, "pruned": bool(prune_cfg["enabled"]),
-                                               "schedule": prune_cfg["schedule"] if prune_cfg["enabled"] else None},
-                                              metrics))
+        report["student"] = str(saved)
         if state["history"]:
             report["loss_png"] = str(evaluate.plot_history(state["history"], run_dir / "loss.png",
                                                            f"{seamodel.name} → d={pairs.d}"))
