@@ -18,7 +18,17 @@ stop_pid_file() {
   rm -f "$file"
 }
 
-# slurmd first (it ends the job steps it runs), then the controller, then authentication.
+# Cancel this cluster's jobs first: slurmstepd and the job's processes outlive a stopped slurmd.
+if [ -f "$DIR/slurm.conf" ] && [ -f "$DIR/slurmctld.pid" ] && kill -0 "$(cat "$DIR/slurmctld.pid")" 2>/dev/null; then
+  export SLURM_CONF="$DIR/slurm.conf"
+  timeout 10 scancel --user="$(id -un)" 2>/dev/null
+  for _ in $(seq 50); do
+    [ -z "$(timeout 5 squeue -h -t RUNNING,COMPLETING -o %i 2>/dev/null)" ] && break
+    sleep 0.2
+  done
+fi
+
+# slurmd next, then the controller, then authentication.
 stop_pid_file "$DIR/slurmd.pid"
 stop_pid_file "$DIR/slurmctld.pid"
 stop_pid_file "$DIR/munged.pid"
