@@ -2,6 +2,12 @@
 
 A reader (or a resumed run) therefore sees either the old file or the whole new one, never a
 half-written file, even when the process is killed mid-write.
+
+The rename alone survives a killed process, not a crashed machine: a journalling file system may
+commit the rename before the file's data, and after a node crash the name points at a zero-length
+file. So every write here is durable (POSIX): ``fsync`` the new file, rename it, then ``fsync`` the
+directory so the rename itself is on disk. :func:`replace` does the same for files that other
+libraries write (Keras models, TensorFlow checkpoints).
 """
 import contextlib
 import json
@@ -40,10 +46,56 @@ def atomic_path(path, suffix=""):
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the permissions open() would
     try:
         yield tmp
-        os.replace(tmp, path)
+        replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def fsync_file(path):
+    """Flush ``path``'s data and metadata to the disk (``fsync``); a directory flushes its entries.
+
+    Parameters
+    ----------
+    path : str or Path
+        A file written by this process (or a directory whose new names must survive a crash).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        raise OutputError(f"cannot open {path} to flush it to disk: {exc.strerror}; check the output directory") from exc
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        raise OutputError(f"cannot flush {path} to disk: {exc.strerror}; check the disk and the output directory") from exc
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(directory):
+    """``fsync`` a directory so that renames and new names in it survive a crash (no-op where unsupported)."""
+    if os.name != "posix":  # Windows cannot open a directory; its renames are durable on return
+        return
+    fsync_file(directory)
+
+
+def replace(src, dst):
+    """Rename ``src`` onto ``dst`` durably: fsync ``src``, ``os.replace``, fsync ``dst``'s directory.
+
+    Parameters
+    ----------
+    src : str or Path
+        A complete file, written beside ``dst`` (same file system).
+    dst : str or Path
+        Final name; replaced atomically if it exists.
+    """
+    src, dst = Path(src), Path(dst)
+    fsync_file(src)
+    try:
+        os.replace(src, dst)
+    except OSError as exc:
+        raise OutputError(f"cannot rename {src} to {dst}: {exc.strerror}; check the output directory") from exc
+    fsync_dir(dst.parent)
 
 
 def write_bytes(path, data):

@@ -8,4 +8,5 @@ DEFAULTS = load_defaults("distill")
 
 #: Keys that may change between a run and its resumption (they do not change what is learnt).
 RESUMABLE_CHANGES = ("progress", "out", "train.epochs", "train.time_budget_s", "evaluate.max_rows",
-                     "evaluate.downstream", "data.cycle_length", "qat.enabled", "qat.epochs", "qat.learning_rate")
+                     "evaluate.downstream", "data.cycle_length", "data.max_open_files", "qat.enabled", "qat.epochs",
+                     "qat.learning_rate")

@@ -11,7 +11,6 @@ converter turns them into int8 ops); read it back with :func:`load`. It is HDF5,
 tfmot's quantize wrappers do not round-trip through tf_keras 2.21's ``.keras`` format (the
 wrapped layers' variables are restored in another order), while HDF5 restores them exactly.
 """
-import os
 import shutil
 import tempfile
 import warnings
@@ -19,7 +18,7 @@ from pathlib import Path
 
 # sea_tf.backend before tfmot, which imports TensorFlow: it selects Keras 2 and starts TensorFlow quietly.
 from sea_tf.backend import keras
-from sea_tf import cards
+from sea_tf import atomic, cards
 
 import tensorflow_model_optimization as tfmot  # noqa: E402  (isort: skip)
 from sea_tf.distill import evaluate
@@ -102,7 +101,7 @@ def _save_keras(model, path):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "HDF5 is legacy": chosen on purpose, see above
             model.save(tmp_dir / "model.h5")
-        os.replace(tmp_dir / "model.h5", path)
+        atomic.replace(tmp_dir / "model.h5", path)  # flushed before and after the rename
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
 

@@ -1,22 +1,32 @@
 """Everything a run directory remembers so that a killed run resumes where it was.
 
-``RUN/state.json`` is rewritten atomically after every epoch, *after* the latest checkpoint is on
-disk. It names that checkpoint and holds what ``tf.train.Checkpoint`` does not: the epoch count,
-the history, the best validation loss, and the internal state of EarlyStopping and
-ReduceLROnPlateau (Keras resets both at ``on_train_begin``; :class:`RunState` puts them back
-afterwards). The checkpoint holds the model (including pruning masks and steps), the optimizer
-(Adam moments, iteration count, learning rate).
+``RUN/state.json`` names the checkpoints of the run and holds what ``tf.train.Checkpoint`` does
+not: the epoch count, the history, the best validation loss, and the internal state of
+EarlyStopping and ReduceLROnPlateau (Keras resets both at ``on_train_begin``; :class:`RunState`
+puts them back afterwards). The checkpoint holds the model (including pruning masks and steps),
+the optimizer (Adam moments, iteration count, learning rate).
 
 Checkpoints::
 
-    RUN/checkpoints/latest/ckpt-<epoch>.*   the last two epochs
+    RUN/checkpoints/latest/ckpt-<epoch>.*   the last epoch
     RUN/checkpoints/best/ckpt-<epoch>.*     lowest validation loss (used downstream)
+
+After every epoch, in this order, so that a kill at any point leaves a resumable run:
+
+1. the new checkpoints are written under new names and flushed to disk (``fsync``);
+2. ``state.json`` is replaced atomically (flushed) and names them;
+3. the checkpoints it no longer names are deleted.
+
+Killed before 2, the old ``state.json`` still names the old checkpoints, which are still there;
+killed after it, the new ones are complete. Whatever a kill leaves unnamed (new checkpoints
+before step 2, old ones before step 3, TensorFlow's ``*_temp`` folders) is deleted when the run
+restarts (:meth:`RunState.restore`).
 """
 import csv
 import io
 import json
 import math
-import tempfile
+import shutil
 import time
 from pathlib import Path
 
@@ -104,9 +114,15 @@ class RunState(keras.callbacks.Callback):
         First epoch (0-based) allowed to become "best" (pruning: once the target sparsity is reached).
     chief : bool
         Whether this process writes files.
+    save_dir : Path, optional
+        Where the checkpoints go: ``run_dir`` (default) for the chief; a non-chief worker must
+        pass its own temporary directory (:func:`sea_tf.distill.strategy.worker_dir`), since
+        multi-worker saves may run collective ops, so every worker saves, but only the chief's
+        files count.
     """
 
-    def __init__(self, run_dir, checkpoint, state, early_stopping, reduce_lr, best_from_epoch=0, chief=True):
+    def __init__(self, run_dir, checkpoint, state, early_stopping, reduce_lr, best_from_epoch=0, chief=True,
+                 save_dir=None):
         super().__init__()
         self.run_dir = Path(run_dir)
         self.checkpoint = checkpoint
@@ -114,16 +130,20 @@ class RunState(keras.callbacks.Callback):
         self.es, self.rlr = early_stopping, reduce_lr
         self.best_from_epoch = int(best_from_epoch)
         self.chief = chief
-        # Multi-worker saves may run collective ops, so every worker saves; only the chief's files count.
-        self.save_dir = self.run_dir if chief else Path(tempfile.mkdtemp(prefix="sea-tf-distill-worker-"))
-        self.latest = tf.train.CheckpointManager(checkpoint, str(self.save_dir / "checkpoints" / "latest"),
-                                                 max_to_keep=2, checkpoint_name="ckpt")
-        self.best = tf.train.CheckpointManager(checkpoint, str(self.save_dir / "checkpoints" / "best"),
-                                               max_to_keep=1, checkpoint_name="ckpt")
+        if not chief and (save_dir is None or Path(save_dir) == self.run_dir):
+            raise ValueError("a non-chief worker must save into its own directory (strategy.worker_dir), "
+                             "not the chief's run directory")
+        self.save_dir = Path(save_dir) if save_dir is not None else self.run_dir
         self._epoch_start = None
 
     def restore(self):
-        """Load the latest checkpoint named in the state (if any); returns the epoch to start at."""
+        """Load the latest checkpoint named in the state (if any); returns the epoch to start at.
+
+        First deletes the checkpoint files the state does not name: what a run killed between
+        writing a checkpoint and replacing ``state.json`` (or before deleting the old ones) left.
+        """
+        if self.chief:
+            remove_unnamed_checkpoints(self.run_dir, self.state)
         path = self.state.get("latest_checkpoint")
         if not path:
             return 0
@@ -131,14 +151,14 @@ class RunState(keras.callbacks.Callback):
         if not tf.io.gfile.exists(full + ".index"):
             raise TrainError(f"{self.run_dir}/state.json names checkpoint {path}, which is missing; delete the run "
                              "directory to start over")
-        self.checkpoint.restore(full).assert_existing_objects_matched()
+        self.checkpoint.read(full).assert_existing_objects_matched()  # read(): the pair of write()
         return int(self.state["epoch"])
 
     def restore_best(self):
         """Load the best-on-validation checkpoint (or the latest when none qualified)."""
         best = (self.state.get("best") or {}).get("checkpoint") or self.state.get("latest_checkpoint")
         if best:
-            self.checkpoint.restore(str(self.run_dir / best)).expect_partial()
+            self.checkpoint.read(str(self.run_dir / best)).expect_partial()
         return self.state.get("best")
 
     def on_train_begin(self, logs=None):
@@ -166,22 +186,106 @@ class RunState(keras.callbacks.Callback):
         state["epoch"] = epoch + 1
         state["iterations"] = int(keras.backend.get_value(self.model.optimizer.iterations))
         state["train_seconds"] = float(state.get("train_seconds", 0.0)) + wall
+        # Step 1 (module docstring): new checkpoints under new names; nothing is deleted yet.
+        state["latest_checkpoint"] = f"checkpoints/latest/ckpt-{epoch + 1}"
+        write_checkpoint(self.checkpoint, self.save_dir / state["latest_checkpoint"])
         val = logs.get("val_loss")
         if val is not None and math.isfinite(val) and epoch >= self.best_from_epoch and \
                 (state["best"] is None or val < state["best"]["val_loss"]):
-            path = self.best.save(checkpoint_number=epoch + 1)
             state["best"] = {"epoch": epoch + 1, "val_loss": float(val), "val_mae": _num(logs.get("val_mae")),
-                             "checkpoint": str(Path(path).relative_to(self.save_dir))}
+                             "checkpoint": f"checkpoints/best/ckpt-{epoch + 1}"}
+            write_checkpoint(self.checkpoint, self.save_dir / state["best"]["checkpoint"])
         state["early_stopping"] = {"wait": int(self.es.wait), "best": _num(self.es.best),
                                    "best_epoch": int(getattr(self.es, "best_epoch", 0))}
         state["reduce_lr"] = {"wait": int(self.rlr.wait), "best": _num(self.rlr.best),
                               "cooldown_counter": int(self.rlr.cooldown_counter)}
         if self.model.stop_training and state["stopped"] is None:
             state["stopped"] = "early_stopping" if getattr(self.es, "stopped_epoch", 0) == epoch else "requested"
-        path = self.latest.save(checkpoint_number=epoch + 1)
-        state["latest_checkpoint"] = str(Path(path).relative_to(self.save_dir))
         if self.chief:
-            write_state(self.run_dir, state)
+            write_state(self.run_dir, state)  # step 2: the state names the new checkpoints
+        remove_unnamed_checkpoints(self.save_dir, state)  # step 3
+
+
+CHECKPOINT_DIRS = ("checkpoints/latest", "checkpoints/best")
+
+
+def write_checkpoint(checkpoint, prefix):
+    """Write ``checkpoint`` to ``prefix`` (``<prefix>.index`` + ``<prefix>.data-*``) and flush it to disk.
+
+    Parameters
+    ----------
+    checkpoint : tf.train.Checkpoint
+    prefix : Path
+        ``.../checkpoints/<kind>/ckpt-<epoch>``; files already there under that prefix (left by a
+        killed run, never named by a state) are overwritten.
+
+    Returns
+    -------
+    Path
+        ``prefix``.
+    """
+    prefix = Path(prefix)
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    # write(), not save(): save() also keeps a `checkpoint` index file and deletes old checkpoints
+    # on its own schedule, which is the order this module must control.
+    checkpoint.write(str(prefix))
+    files = checkpoint_files(prefix)
+    if not any(f.name.endswith(".index") for f in files):
+        raise TrainError(f"{prefix}: TensorFlow wrote no checkpoint index; check free space in {prefix.parent}")
+    for file in files:
+        atomic.fsync_file(file)
+    atomic.fsync_dir(prefix.parent)
+    return prefix
+
+
+def checkpoint_files(prefix):
+    """The files of the checkpoint ``prefix``: ``<name>.index`` and ``<name>.data-*`` (sorted list of Path)."""
+    prefix = Path(prefix)
+    if not prefix.parent.is_dir():
+        return []
+    return sorted(p for p in prefix.parent.iterdir()
+                  if p.name == prefix.name + ".index" or p.name.startswith(prefix.name + ".data-"))
+
+
+def remove_unnamed_checkpoints(save_dir, state):
+    """Delete everything in ``save_dir``'s checkpoint folders that ``state`` does not name.
+
+    Parameters
+    ----------
+    save_dir : Path
+        The run directory (or a non-chief worker's temporary directory).
+    state : dict
+        Names ``latest_checkpoint`` and ``best.checkpoint`` (relative to ``save_dir``).
+
+    Returns
+    -------
+    list of Path
+        What was deleted.
+    """
+    save_dir = Path(save_dir)
+    keep = {save_dir / p for p in (state.get("latest_checkpoint"), (state.get("best") or {}).get("checkpoint")) if p}
+    kept_files = {f for prefix in keep for f in checkpoint_files(prefix)}
+    removed = []
+    for folder in CHECKPOINT_DIRS:
+        folder = save_dir / folder
+        if not folder.is_dir():
+            continue
+        for entry in sorted(folder.iterdir()):
+            # Only checkpoint names: a user's notes in the folder are not ours to delete.
+            if not entry.name.startswith("ckpt-") or entry in kept_files:
+                continue
+            if entry.is_dir():  # TensorFlow's <prefix>_temp folder of a write that was killed
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+        # A CheckpointManager `checkpoint` file of an older sea-tf points at deleted names.
+        stale = folder / "checkpoint"
+        if stale.is_file():
+            stale.unlink()
+            removed.append(stale)
+    # No fsync: a deletion lost in a crash leaves an unnamed file, which the next start deletes again.
+    return removed
 
 
 def write_state(run_dir, state):

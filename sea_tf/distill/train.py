@@ -16,6 +16,7 @@ Run directory (``out``)::
     student-qat.h5 (+ card)      with qat.enabled (see qat.py)
     report.json                  evaluation and run figures
 """
+import contextlib
 import copy
 import math
 import time
@@ -52,6 +53,13 @@ def distill(cfg, log=print, callbacks=()):
     dict
         The run report (also written to ``out/report.json``).
     """
+    # What a run holds until it returns, also when it fails: open shard files, a non-chief
+    # worker's temporary checkpoint directory.
+    with contextlib.ExitStack() as cleanup:
+        return _distill(cfg, log, callbacks, cleanup)
+
+
+def _distill(cfg, log, callbacks, cleanup):
     start = time.perf_counter()
     cfg = copy.deepcopy(cfg)
     run_dir = Path(cfg["out"])
@@ -128,7 +136,9 @@ def distill(cfg, log=print, callbacks=()):
     rlr = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=train_cfg["reduce_lr"]["factor"],
                                             patience=train_cfg["reduce_lr"]["patience"],
                                             min_delta=train_cfg["reduce_lr"]["min_delta"], verbose=0)
-    saver = runstate.RunState(run_dir, checkpoint, state, es, rlr, best_from_epoch, chief)
+    # A non-chief worker's checkpoints go to a temporary directory, removed when the run ends (also on error).
+    save_dir = cleanup.enter_context(strategy_mod.worker_dir(run_dir, chief))
+    saver = runstate.RunState(run_dir, checkpoint, state, es, rlr, best_from_epoch, chief, save_dir)
     initial_epoch = saver.restore()
     # A run stopped by its time budget continues when re-run without one (train.time_budget_s: null).
     finished = initial_epoch >= epochs or state.get("stopped") == "early_stopping" or \
@@ -141,12 +151,15 @@ def distill(cfg, log=print, callbacks=()):
             log(f"resuming {run_dir} at epoch {initial_epoch + 1} (optimizer step "
                 f"{int(model.optimizer.iterations.numpy())})")
 
+    # One reader for every dataset: data.max_open_files bounds the whole run's open shard files.
+    reader = pipeline.BlockReader(pairs.shards, data["max_open_files"])
+    cleanup.callback(reader.close)
     train_ds = pipeline.train_dataset(pairs.shards, pipeline.make_blocks(pairs.shards, split.train_rows,
                                                                          data["block_rows"]),
                                       batch, seed, data["shuffle_buffer"], data["cycle_length"],
-                                      rows_done=int(model.optimizer.iterations.numpy()) * batch)
+                                      rows_done=int(model.optimizer.iterations.numpy()) * batch, reader=reader)
     valid_blocks = pipeline.make_blocks(pairs.shards, split.valid_rows, data["block_rows"])
-    valid_ds = pipeline.eval_dataset(pairs.shards, valid_blocks, batch, train_cfg["validation_steps"])
+    valid_ds = pipeline.eval_dataset(pairs.shards, valid_blocks, batch, train_cfg["validation_steps"], reader=reader)
     fit_callbacks = (pruning.callbacks() if prune_fn else []) + \
         ([pruning.FixedMasks(network, masks)] if masks is not None else []) + [
         runstate.ProgressBar(steps, epochs, disable=not cfg["progress"]),
@@ -170,7 +183,7 @@ def distill(cfg, log=print, callbacks=()):
     student_mod.copy_back(seamodel, body)
     sparsity = pruning.measure_sparsity(seamodel.network(), targets_by_layer)
     preds, targets = evaluate.predict(seamodel.keras, pipeline.eval_dataset(
-        pairs.shards, valid_blocks, batch, _eval_batches(cfg["evaluate"]["max_rows"], batch)))
+        pairs.shards, valid_blocks, batch, _eval_batches(cfg["evaluate"]["max_rows"], batch), reader=reader))
     metrics = evaluate.regression_metrics(preds, targets)
     report = {"run_dir": str(run_dir), "student": None, "held_out": metrics,
               "d": pairs.d, "split": split.summary(), "replicas": replicas, "global_batch": batch,
@@ -260,6 +273,9 @@ def _check_config(cfg):
     if unknown:
         raise TrainError(f"unknown distill setting(s) {sorted(unknown)}")
     train = cfg["train"]
+    if not isinstance(cfg["data"]["max_open_files"], int) or cfg["data"]["max_open_files"] < 2:
+        raise TrainError(f"data.max_open_files must be an integer of at least 2 (a shard and its target file), "
+                         f"got {cfg['data']['max_open_files']!r}")
     for key in ("epochs", "batch_size"):
         if not isinstance(train[key], int) or train[key] < 1:
             raise TrainError(f"train.{key} must be a positive integer, got {train[key]!r}")

@@ -4,7 +4,6 @@ The Keras model is ``Input [B, frame_samples] → AudioFrontend → network``, w
 a nested Keras model taking the front-end image ``[B, F, T, 1]`` (what ``.network()`` returns,
 and what export and pruning work on). ``save("m.keras")`` writes ``m.keras`` and ``m.card.json``.
 """
-import os
 import shutil
 import tempfile
 import zipfile
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sea_tf import cards
+from sea_tf import atomic, cards
 from sea_tf.backend import keras, tf
 from sea_tf.errors import ModelError
 from sea_tf.frontends import AudioFrontend, frontend_macs
@@ -176,7 +175,7 @@ class SeaModel:
         try:
             tmp = tmp_dir / "model.keras"
             self.keras.save(tmp)
-            os.replace(tmp, path)
+            atomic.replace(tmp, path)  # flushed before and after the rename: durable across a node crash
         finally:
             shutil.rmtree(tmp_dir, ignore_errors=True)
         cards.write_card(path, self.card)
