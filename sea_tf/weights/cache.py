@@ -1,13 +1,17 @@
 """The local weights cache: where fetched/imported files live and the hashes they must keep.
 
 Layout: ``$SEA_TF_HOME/weights/<published file name>.h5`` plus ``registry.json``, which records for
-every cached name the sha256, size and origin of its file at the moment it entered the cache.
+every cached name the sha256, size and origin of its file at the moment it entered the cache, and
+``registry.lock``: every read-modify-write of the registry holds an exclusive ``flock`` on it, so
+parallel fetches and imports (cluster jobs sharing one home) never lose each other's entries.
 ``$SEA_TF_HOME`` defaults to the user's cache directory (``platformdirs.user_cache_dir("sea-tf")``).
 
 Nothing here touches the network: :func:`resolve_name` only looks in the cache and says how to
 fill it when the file is absent.
 """
+import contextlib
 import datetime
+import fcntl
 import hashlib
 import json
 import os
@@ -19,6 +23,7 @@ from sea_tf.weights import catalogue
 
 HOME_ENV = "SEA_TF_HOME"
 REGISTRY_NAME = "registry.json"
+LOCK_NAME = "registry.lock"
 _VERIFIED = {}  # (path, size, mtime_ns) -> sha256, so repeated loads in one process hash once
 
 
@@ -66,27 +71,50 @@ def read_registry(home=None):
     return data.get("files", {})
 
 
+@contextlib.contextmanager
+def registry_lock(home=None):
+    """Hold an exclusive ``flock`` on ``weights/registry.lock`` for a registry read-modify-write.
+
+    ``flock`` is released by the kernel when the holder dies, so a killed fetch never blocks the
+    next one. (On NFS, Linux emulates ``flock`` with byte-range locks, which NFS servers honour.)
+    """
+    path = weights_dir(home) / LOCK_NAME
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a+b")
+    except OSError as exc:
+        raise WeightsError(f"cannot open {path}: {exc.strerror or exc}; check the permissions of the cache") from exc
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def record(name, sha256, size, origin, source, home=None):
     """Register ``name``'s cached file with its hash (called once the file is in place)."""
-    files = read_registry(home)
-    files[catalogue.lookup(name).name] = {
-        "sha256": sha256, "size": int(size), "origin": origin, "source": str(source),
-        "recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }
-    _write_registry(files, home)
+    with registry_lock(home):
+        files = read_registry(home)  # re-read under the lock: another process may have added an entry
+        files[catalogue.lookup(name).name] = {
+            "sha256": sha256, "size": int(size), "origin": origin, "source": str(source),
+            "recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        }
+        _write_registry(files, home)
 
 
 def forget(name, home=None):
     """Delete ``name``'s cached file and its registry entry; returns True when something was removed."""
     entry = catalogue.lookup(name)
-    files = read_registry(home)
-    removed = files.pop(entry.name, None) is not None
-    path = weights_dir(home) / entry.filename
-    if path.exists():
-        path.unlink()
-        removed = True
-    if removed:
-        _write_registry(files, home)
+    with registry_lock(home):
+        files = read_registry(home)
+        removed = files.pop(entry.name, None) is not None
+        path = weights_dir(home) / entry.filename
+        if path.exists():
+            path.unlink()
+            removed = True
+        if removed:
+            _write_registry(files, home)
     return removed
 
 
