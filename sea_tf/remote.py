@@ -137,7 +137,7 @@ def _embedding_size(path):
         meta = json.loads(Path(path).with_suffix(".json").read_text())
     except (OSError, ValueError):
         return None
-    return (meta.get("model_card") or {}).get("embedding_size")
+    return _card(meta).get("embedding_size")
 
 
 def _is_classifier(path):
@@ -148,7 +148,13 @@ def _is_classifier(path):
         meta = json.loads(sidecar.read_text())
     except ValueError:
         return False
-    return bool(meta.get("classes")) or (meta.get("model_card") or {}).get("kind") == "classifier"
+    return (isinstance(meta, dict) and bool(meta.get("classes"))) or _card(meta).get("kind") == "classifier"
+
+
+def _card(meta):
+    """The sidecar's model card, or {} when it has none or a damaged one (the board then says what is wrong)."""
+    card = meta.get("model_card") if isinstance(meta, dict) else None
+    return card if isinstance(card, dict) else {}
 
 
 def fingerprint(key):
@@ -601,9 +607,10 @@ def _run_on_host(client, host, run_plan, run_dir, remote_dir, remote_python, set
         log(stdout.rstrip())
         if code not in (BENCH_COMPLETE, BENCH_PARTIAL):
             err(f"--- remote stderr ({host.label}) ---\n{_indent(stderr)}")
-            what = ("crashed (an uncaught exception: its traceback is above; please report it)" if code == BENCH_CRASH
-                    else "failed")
-            raise RemoteError(f"{host.label}: device.bench {what} on {model.name} (exit {code}; remote stderr above)")
+            if code == BENCH_CRASH:
+                raise RemoteError(f"{host.label}: device.bench crashed on {model.name} (exit 1, an uncaught exception; "
+                                  "its traceback is in the remote stderr above: please report it)")
+            raise RemoteError(f"{host.label}: device.bench failed on {model.name} (exit {code}; remote stderr above)")
         try:
             with sftp.open(f"{remote_dir}/{remote_json}") as remote_file:
                 data = remote_file.read()

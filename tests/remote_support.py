@@ -74,7 +74,8 @@ def start_sshd(d, extra=(), keys_from=None):
         *extra, f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {d / 'host_key'}", f"PidFile {d / 'sshd.pid'}",
         f"AuthorizedKeysFile {d / 'authorized_keys'}", "PubkeyAuthentication yes", "PasswordAuthentication no",
         "KbdInteractiveAuthentication no", "PermitRootLogin yes", "StrictModes no", "UsePAM no",
-        "Subsystem sftp internal-sftp", "LogLevel VERBOSE", "MaxStartups 50", ""]))
+        *([] if any(line.startswith("Subsystem sftp") for line in extra) else ["Subsystem sftp internal-sftp"]),
+        "LogLevel VERBOSE", "MaxStartups 50", ""]))
     if os.geteuid() == 0:
         os.makedirs("/run/sshd", exist_ok=True)  # privilege-separation directory sshd insists on
     log = open(d / "sshd.log", "w")
@@ -97,6 +98,21 @@ def start_sshd(d, extra=(), keys_from=None):
             "known_hosts": d / "known_hosts", "fingerprint": fp, "dir": d, "log": d / "sshd.log",
             "host_key_line": f"{key_type} {key_b64}", "pid": proc.pid}
     return SSHServer(proc, info, log)
+
+
+_ARTIFACTS = {}
+
+
+def shared_artifacts(tmp_path_factory):
+    """tests/device_support.py's tiny exported models, built once per test run (about 30 s of
+    TFLite conversion) for every module that only reads them."""
+    if "dir" not in _ARTIFACTS:
+        import device_support
+
+        d = tmp_path_factory.mktemp("remote_artifacts")
+        device_support.build_artifacts(d)
+        _ARTIFACTS["dir"] = d
+    return _ARTIFACTS["dir"]
 
 
 def _children():

@@ -40,9 +40,7 @@ def sshd(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def export_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("export")
-    device_support.build_artifacts(d)
-    return d
+    return remote_support.shared_artifacts(tmp_path_factory)  # read only
 
 
 @pytest.fixture(autouse=True)
