@@ -6,12 +6,14 @@ be compared with a stage's own figure (a stage's wall time also holds TensorFlow
     python benchmarks/scale_probes.py predict --model edgel3/sea-64 --audio LONG.wav --hop-size 0.5 --json OUT
     python benchmarks/scale_probes.py reduce-apply --reducer R --shards S --out T --json OUT
     python benchmarks/scale_probes.py input-pipeline --shards S --targets T --reducer R --json OUT
+    python benchmarks/scale_probes.py train-steps --shards S --targets T --reducer R --out RUN --d 32 --json OUT
 
 ``predict``: bare ``model.keras.predict`` windows/s on the windows ``sea-tf teacher-embed`` cuts
 from the file (mono → teacher rate → 1-s frames, the same ``prepare_frames``).
 ``reduce-apply``: rows/s of :func:`sea_tf.reduce.apply` (read embeddings, transform, write targets).
 ``input-pipeline``: rows/s of distill's training ``tf.data`` stream alone (no model), built exactly
 as ``sea-tf distill`` builds it (one :class:`BlockReader`, ``data.*`` defaults), over one pass.
+``train-steps``: steps/s of distill's training loop itself, after its first steps (tracing).
 """
 import argparse
 import json
@@ -36,7 +38,8 @@ def predict(args) -> dict:
         x = f.read(min(f.frames, int(args.max_seconds * f.samplerate)), dtype="float32")
         sr = f.samplerate
     frames = prepare_frames(x, sr, model.sample_rate, hop_size=args.hop_size)[0]
-    model.keras.predict(frames[: args.batch_size], batch_size=args.batch_size, verbose=0)  # tracing
+    # Untimed first pass: predict traces once per batch shape (the last batch is usually smaller).
+    model.keras.predict(frames, batch_size=args.batch_size, verbose=0)
     start = time.perf_counter()
     model.keras.predict(frames, batch_size=args.batch_size, verbose=0)
     wall = time.perf_counter() - start
@@ -66,14 +69,52 @@ def input_pipeline(args) -> dict:
     blocks = pipeline.make_blocks(pairs.shards, rows, data["block_rows"])
     ds = pipeline.train_dataset(pairs.shards, blocks, args.batch_size, 0, data["shuffle_buffer"],
                                 data["cycle_length"], reader=reader)
-    n_batches = max(1, len(rows) // args.batch_size)
+    # One pass, plus the first batch: it waits for the shuffle buffer to fill, once per run (the
+    # training stream is endless), so the rate is timed from it on and its latency kept apart.
+    n_batches = max(2, len(rows) // args.batch_size + 1)
     start = time.perf_counter()
-    seen = 0
-    for audio, _ in ds.take(n_batches):
-        seen += int(audio.shape[0])
-    wall = time.perf_counter() - start
+    ends = []
+    for _ in ds.take(n_batches):
+        ends.append(time.perf_counter())
     reader.close()
-    return {"rows": seen, "shards": len(pairs.shards.shards), "wall_s": wall, "rows_per_s": seen / wall}
+    seen = (len(ends) - 1) * args.batch_size
+    wall = ends[-1] - ends[0]
+    return {"rows": seen, "shards": len(pairs.shards.shards), "first_batch_s": ends[0] - start, "wall_s": wall,
+            "rows_per_s": seen / wall, "max_open_files": data["max_open_files"]}
+
+
+def train_steps(args) -> dict:
+    """Steady-state training rate of ``sea-tf distill``'s own loop (the library call, a timing callback).
+
+    The first ``--skip`` steps (tracing, the shuffle buffer filling) are left out, so the rate is
+    that of the steps an epoch at scale is made of.
+    """
+    from sea_tf.backend import keras
+    from sea_tf.config import resolve
+    from sea_tf.distill import distill
+    from sea_tf.distill.defaults import DEFAULTS
+
+    cfg = resolve(DEFAULTS, "distill/sea-64", set_items=[
+        f"shards={json.dumps([str(s) for s in args.shards])}", f"targets={args.targets}", f"reducer={args.reducer}",
+        f"out={args.out}", "train.epochs=1", f"train.steps_per_epoch={args.steps}", "train.validation_steps=1",
+        f"student.overrides.embedding_size={args.d}", "progress=false"])
+
+    class Clock(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.ends = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.ends.append(time.perf_counter())
+
+    clock = Clock()
+    report = distill(cfg, log=lambda *_: None, callbacks=[clock])
+    timed = clock.ends[args.skip:]
+    wall = timed[-1] - timed[0]
+    steps = len(timed) - 1
+    batch = int(report["global_batch"])
+    return {"steps": steps, "global_batch": batch, "wall_s": wall, "steps_per_s": steps / wall,
+            "rows_per_s": steps * batch / wall}
 
 
 def main(argv=None) -> int:
@@ -94,10 +135,20 @@ def main(argv=None) -> int:
     i.add_argument("--targets", required=True)
     i.add_argument("--reducer", required=True)
     i.add_argument("--batch-size", type=int, default=64)
-    for q in (p, r, i):
+    t = sub.add_parser("train-steps")
+    t.add_argument("--shards", required=True, action="append")
+    t.add_argument("--targets", required=True)
+    t.add_argument("--reducer", required=True)
+    t.add_argument("--out", required=True)
+    t.add_argument("--d", type=int, required=True)
+    t.add_argument("--steps", type=int, default=60)
+    t.add_argument("--skip", type=int, default=10)
+    for q in (p, r, i, t):
         q.add_argument("--json", required=True)
     args = parser.parse_args(argv)
-    result = {"predict": predict, "reduce-apply": reduce_apply, "input-pipeline": input_pipeline}[args.probe](args)
+    probes = {"predict": predict, "reduce-apply": reduce_apply, "input-pipeline": input_pipeline,
+              "train-steps": train_steps}
+    result = probes[args.probe](args)
     Path(args.json).write_text(json.dumps(result))
     return 0
 
