@@ -53,7 +53,8 @@ def home(tmp_path, monkeypatch):
 def leftovers(home):
     """Everything in the weights directory (hidden temporaries included), registry aside."""
     folder = home / "weights"
-    return sorted(p.name for p in folder.iterdir() if p.name != "registry.json") if folder.exists() else []
+    return sorted(p.name for p in folder.iterdir() if p.name not in (cache.REGISTRY_NAME, cache.LOCK_NAME)) \
+        if folder.exists() else []
 
 
 def test_fetch_verifies_the_known_hash_and_loads_through_the_resolver(home, server, sea64_gz, chirp_wav):
@@ -149,7 +150,7 @@ def test_full_disk_leaves_nothing(home, server, teachers, monkeypatch):
     import errno
     from sea_tf.weights import fetch as fetch_module
 
-    def full_disk(gz_path, out_path, url, entry):
+    def full_disk(gz_path, out_path, url, entry, max_unpacked_mb):
         out_path.write_bytes(b"half a file")
         raise OSError(errno.ENOSPC, "No space left on device")
     monkeypatch.setattr(fetch_module, "_gunzip", full_disk)

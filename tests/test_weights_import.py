@@ -36,7 +36,8 @@ def files(tmp_path_factory):
 
 def cached_files(home):
     folder = home / "weights"
-    return sorted(p.name for p in folder.iterdir() if p.name != "registry.json") if folder.exists() else []
+    return sorted(p.name for p in folder.iterdir() if p.name not in (cache.REGISTRY_NAME, cache.LOCK_NAME)) \
+        if folder.exists() else []
 
 
 def test_real_sea64_imports_and_its_known_hash_verifies(home, sea64_h5):

@@ -97,7 +97,8 @@ def run_fetch(cfg, args):
     timeout = (float(cfg["timeout"]["connect"]), float(cfg["timeout"]["read"]))
     for entry in catalogue.select(args.names):
         result = fetch(entry.name, home=cfg["home"], base_url=cfg["base_url"], force=cfg["force"],
-                       timeout=timeout, retries=int(cfg["retries"]), progress=cfg["progress"])
+                       timeout=timeout, retries=int(cfg["retries"]), progress=cfg["progress"],
+                       max_unpacked_mb=cfg["max_unpacked_mb"])
         print(f"{result.name}: {result.status} {result.path} ({result.size / 2**20:.1f} MB, "
               f"sha256 {result.sha256[:16]}... {_HASH_WORDS[result.hash_source]})")
     return 0
@@ -113,14 +114,15 @@ def run_import(cfg, args):
     if cfg["from_package"]:
         if args.paths or cfg["name"]:
             raise WeightsError("--from-package imports a whole package; give no PATH or --name with it")
-        results = importer.import_from_package(cfg["from_package"], home=cfg["home"], force=cfg["force"])
+        results = importer.import_from_package(cfg["from_package"], home=cfg["home"], force=cfg["force"],
+                                               max_unpacked_mb=cfg["max_unpacked_mb"])
     else:
         if not args.paths:
             raise WeightsError("give a PATH to import, or --from-package openl3|edgel3")
         if cfg["name"] and len(args.paths) > 1:
             raise WeightsError("--name applies to one PATH; import the files one at a time")
-        results = [importer.import_file(path, name=cfg["name"], home=cfg["home"], force=cfg["force"])
-                   for path in args.paths]
+        results = [importer.import_file(path, name=cfg["name"], home=cfg["home"], force=cfg["force"],
+                                        max_unpacked_mb=cfg["max_unpacked_mb"]) for path in args.paths]
     for result in results:
         print(f"{result.name}: {result.status} {result.source} -> {result.path} (sha256 {result.sha256[:16]}...)")
     return 0

@@ -4,7 +4,8 @@ Order of work, so that the cache never holds a file that looks complete but is n
 
 1. pooch streams ``<file>.h5.gz`` to a hidden ``.part`` file in the cache directory (progress bar,
    connect/read timeouts; transient failures are retried, connection failures are not);
-2. it is gunzipped to a hidden temporary name while its sha256 is computed;
+2. its gzip trailer's size is checked against ``max_unpacked_mb`` (a gzip bomb is refused before it
+   is unpacked), then it is gunzipped to a hidden temporary name while its sha256 is computed;
 3. the hash is compared with the catalogue's, or with the one recorded at the first download;
 4. the layers are checked against the architecture the name implies;
 5. only then is the file renamed to its final name and its hash recorded.
@@ -14,21 +15,21 @@ address and the ``sea-tf models import`` alternative.
 """
 import dataclasses
 import gzip
-import hashlib
 import os
 import tempfile
 import time
+import warnings
 import zlib
 from pathlib import Path
 
 from sea_tf import atomic
-from sea_tf.errors import SeaTFError, WeightsError
+from sea_tf.errors import SeaTFError, SeaTFWarning, WeightsError
 from sea_tf.weights import cache, catalogue
 from sea_tf.weights.layout import check_entry_layout
+from sea_tf.weights.unpack import DEFAULT_MAX_UNPACKED_MB, check_declared_size, copy_capped
 
 DEFAULT_TIMEOUT = (10.0, 60.0)  # seconds: connect, read (between two received chunks)
 DEFAULT_RETRIES = 2
-_CHUNK = 1 << 20
 
 
 @dataclasses.dataclass
@@ -58,7 +59,7 @@ class FetchResult:
 
 
 def fetch(name, home=None, base_url=None, force=False, timeout=DEFAULT_TIMEOUT, retries=DEFAULT_RETRIES,
-          progress=True):
+          progress=True, max_unpacked_mb=DEFAULT_MAX_UNPACKED_MB):
     """Make ``name``'s published weight file available in the cache.
 
     Parameters
@@ -78,6 +79,8 @@ def fetch(name, home=None, base_url=None, force=False, timeout=DEFAULT_TIMEOUT, 
         Extra attempts after a read timeout, a cut-off transfer or an HTTP 5xx/429.
     progress : bool
         Show a download progress bar on stderr.
+    max_unpacked_mb : float
+        Largest unpacked file accepted, in MiB (2**20 bytes).
 
     Returns
     -------
@@ -86,8 +89,15 @@ def fetch(name, home=None, base_url=None, force=False, timeout=DEFAULT_TIMEOUT, 
     Raises
     ------
     WeightsError
-        Unreachable server, HTTP error, truncated or corrupt ``.gz``, hash mismatch, wrong layers,
-        unwritable cache or full disk. Nothing is left in the cache.
+        Unreachable server, HTTP error, truncated or corrupt ``.gz``, an archive larger than
+        ``max_unpacked_mb`` unpacked, hash mismatch, wrong layers, unwritable cache or full disk.
+        Nothing is left in the cache.
+
+    Warns
+    -----
+    SeaTFWarning
+        A name without a catalogue hash fetched for the first time over plain ``http://``: the
+        hash pinned now came over an unauthenticated connection.
     """
     entry = catalogue.lookup(name)
     wdir = cache.ensure_weights_dir(home)
@@ -102,8 +112,9 @@ def fetch(name, home=None, base_url=None, force=False, timeout=DEFAULT_TIMEOUT, 
     gz_path = None
     try:
         gz_path = _download(url, entry, wdir, timeout, retries, progress)
+        check_declared_size(gz_path, max_unpacked_mb, url)
         with atomic.atomic_path(dest) as tmp:
-            sha, size = _gunzip(gz_path, tmp, url, entry)
+            sha, size = _gunzip(gz_path, tmp, url, entry, max_unpacked_mb)
             if expected and sha != expected:
                 raise WeightsError(
                     f"{url}: unpacked sha256 {sha[:16]}... does not match the {source} hash {expected[:16]}... "
@@ -122,6 +133,10 @@ def fetch(name, home=None, base_url=None, force=False, timeout=DEFAULT_TIMEOUT, 
     finally:
         if gz_path is not None:
             gz_path.unlink(missing_ok=True)
+    if not expected and url.lower().startswith("http://"):
+        warnings.warn(f"{url}: '{entry.name}' has no published hash and this first download came over plain "
+                      f"http://, so the sha256 now pinned for it ({sha[:16]}...) is only as trustworthy as the "
+                      "network; compare it with a trusted copy, or fetch over https://", SeaTFWarning, stacklevel=2)
     return FetchResult(entry.name, dest, sha, size, "downloaded", source if expected else "new")
 
 
@@ -165,23 +180,18 @@ def _download(url, entry, wdir, timeout, retries, progress):
         raise
 
 
-def _gunzip(gz_path, out_path, url, entry):
-    """Unpack ``gz_path`` into ``out_path``; returns (sha256, size). Damaged archives raise."""
-    digest = hashlib.sha256()
-    size = 0
+def _gunzip(gz_path, out_path, url, entry, max_unpacked_mb):
+    """Unpack ``gz_path`` into ``out_path``; returns (sha256, size). Damaged or oversized archives raise."""
     try:
         with gzip.open(gz_path, "rb") as src, open(out_path, "wb") as dst:
-            while chunk := src.read(_CHUNK):
-                digest.update(chunk)
-                dst.write(chunk)
-                size += len(chunk)
+            sha, size = copy_capped(src, dst, max_unpacked_mb, url)
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise WeightsError(f"{url}: the download is not a complete gzip file ({exc}); it was deleted: fetch again, "
                            f"or {_alternatives(entry)}") from exc
     if size == 0:
         raise WeightsError(f"{url}: the download is empty; it was deleted: check the address, or "
                            f"{_alternatives(entry)}")
-    return digest.hexdigest(), size
+    return sha, size
 
 
 def _is_connect_failure(exc):

@@ -7,7 +7,6 @@ The file is checked against the architecture its catalogue name implies and agai
 """
 import dataclasses
 import gzip
-import hashlib
 import importlib.util
 import re
 import zlib
@@ -17,11 +16,11 @@ from sea_tf import atomic
 from sea_tf.errors import SeaTFError, WeightsError
 from sea_tf.weights import cache, catalogue
 from sea_tf.weights.layout import check_entry_layout, openl3_version
+from sea_tf.weights.unpack import DEFAULT_MAX_UNPACKED_MB, check_declared_size, copy_capped
 
 # openl3 installs its files without the generation suffix: openl3/openl3_audio_mel256_env.h5
 _OPENL3_INSTALLED = re.compile(r"^openl3_audio_(linear|mel128|mel256)_(music|env)\.h5(\.gz)?$")
 PACKAGES = ("openl3", "edgel3")
-_CHUNK = 1 << 20
 
 
 @dataclasses.dataclass
@@ -73,7 +72,7 @@ def guess_name(path):
     return None
 
 
-def import_file(path, name=None, home=None, force=False):
+def import_file(path, name=None, home=None, force=False, max_unpacked_mb=DEFAULT_MAX_UNPACKED_MB):
     """Copy the weight file ``path`` into the cache as ``name``.
 
     Parameters
@@ -87,6 +86,9 @@ def import_file(path, name=None, home=None, force=False):
     force : bool
         Replace a cached copy whose recorded hash differs. A hash the catalogue publishes is
         always enforced.
+    max_unpacked_mb : float
+        Largest (unpacked) file accepted, in MiB; a ``.gz`` whose trailer declares more is refused
+        before it is unpacked.
 
     Returns
     -------
@@ -95,7 +97,8 @@ def import_file(path, name=None, home=None, force=False):
     Raises
     ------
     WeightsError
-        Missing or unreadable file, unknown name, wrong layers, hash mismatch, unwritable cache.
+        Missing or unreadable file, unknown name, too large, wrong layers, hash mismatch,
+        unwritable cache.
     """
     path = Path(path).expanduser()
     if not path.is_file():
@@ -115,8 +118,9 @@ def import_file(path, name=None, home=None, force=False):
         expected, source = (recorded["sha256"], "recorded") if recorded and dest.is_file() and not force else (None, "")
 
     try:
+        check_declared_size(path, max_unpacked_mb, str(path))
         with atomic.atomic_path(dest) as tmp:
-            sha, size = _copy(path, tmp)
+            sha, size = _copy(path, tmp, max_unpacked_mb)
             if expected and sha != expected:
                 hint = ("load it by path instead (`--model PATH`)" if source == "catalogue" else
                         "pass --force to replace the cached copy")
@@ -138,7 +142,7 @@ def import_file(path, name=None, home=None, force=False):
     return ImportResult(entry.name, dest, sha, size, "cached" if already else "imported", path)
 
 
-def import_from_package(package, home=None, force=False):
+def import_from_package(package, home=None, force=False, max_unpacked_mb=DEFAULT_MAX_UNPACKED_MB):
     """Import every weight file an installed openl3 or edgel3 package ships.
 
     The package is located, not imported (importing it would pull in its old Keras/kapre stack).
@@ -163,22 +167,17 @@ def import_from_package(package, home=None, force=False):
     if not files:
         raise WeightsError(f"{folder}: the installed {package} holds no audio weight files (installed from an "
                            "sdist without network?); fetch them with `sea-tf models fetch` instead")
-    return [import_file(p, home=home, force=force) for p in files]
+    return [import_file(p, home=home, force=force, max_unpacked_mb=max_unpacked_mb) for p in files]
 
 
-def _copy(src, dst):
+def _copy(src, dst, max_unpacked_mb):
     """Copy ``src`` (gunzipping a ``.gz``) to ``dst``; returns (sha256, size)."""
-    digest = hashlib.sha256()
-    size = 0
     opener = gzip.open if src.name.endswith(".gz") else open
     try:
         with opener(src, "rb") as fin, open(dst, "wb") as fout:
-            while chunk := fin.read(_CHUNK):
-                digest.update(chunk)
-                fout.write(chunk)
-                size += len(chunk)
+            sha, size = copy_capped(fin, fout, max_unpacked_mb, str(src))
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
         raise WeightsError(f"{src}: not a complete gzip file ({exc}); copy it again") from exc
     if size == 0:
         raise WeightsError(f"{src}: the file is empty; copy it again")
-    return digest.hexdigest(), size
+    return sha, size
