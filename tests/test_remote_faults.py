@@ -65,8 +65,6 @@ def test_output_after_the_exit_status_is_read(connection):
 
 
 def test_a_board_that_stops_answering_is_noticed(sshd, connection):
-    defaults = load_defaults("device/run")["timeouts"]
-    assert 2 * defaults["keepalive_s"] <= 30  # the default notices a dead board within 30 s
     outcome = {}
 
     def run():
@@ -100,11 +98,12 @@ def test_a_board_that_stops_answering_is_noticed(sshd, connection):
             remote_support._signal(pid, signal.SIGKILL)
     assert "stopped answering" in outcome["error"] and "fewer --runs" not in outcome["error"]
     assert outcome["seconds"] < 2 * 1 + 5  # 2 x keepalive_s, plus polling slack on a loaded machine
+    assert 2 * load_defaults("device/run")["timeouts"]["keepalive_s"] <= 30  # the default: within 30 s
 
 
 def test_a_remote_timeout_kills_the_process_group(connection):
     command = "sleep 301.25 & sleep 302.25 & sleep 303.25"
-    with pytest.raises(RemoteError, match="did not finish within 1 s and was stopped on the board"):
+    with pytest.raises(RemoteError, match="did not finish within 1 s") as caught:
         remote.execute(connection, command, 1)
     deadline = time.monotonic() + 10
     while any(remote_support.processes_with(f"sleep {s}") for s in ("301.25", "302.25", "303.25")):
@@ -114,6 +113,7 @@ def test_a_remote_timeout_kills_the_process_group(connection):
                     remote_support._signal(pid, signal.SIGKILL)
             pytest.fail("processes of the timed-out command still run on the board")
         time.sleep(0.1)
+    assert "was stopped on the board" in str(caught.value) and "fewer --runs" in str(caught.value)
 
 
 def test_every_ssh_fault_is_one_hosts_error(sshd, export_dir, tmp_path, capsys):
