@@ -471,6 +471,13 @@ def run_pipeline(label: str, scale: float, work: Path, args, env: dict, cluster:
     probe = _probe(label, "predict", ["--model", args.teacher, "--audio", long_wav, "--hop-size", args.hop_size],
                    env, logs)
     stages["predict"] = probe
+    # reduce apply again on the long recording's shards (the default 1,024 rows each): the transform's
+    # rate where the per-file cost is spread over full shards, beside the rehearsal's small ones.
+    probe = _probe(label, "reduce-apply", ["--reducer", reducer, "--shards", work / "embed_long", "--out",
+                                           work / "targets-long"], env, logs)
+    stages["reduce_apply"]["default_shards_apply_rows_per_s"] = round(probe["rows_per_s"], 1)
+    stages["reduce_apply"]["default_shards_rows_per_target_file"] = round(probe["rows"]
+                                                                          / max(1, probe["target_files"]), 1)
     shutil.rmtree(upstream, ignore_errors=True)  # GBs at full scale; nothing later reads it
     return stages
 
@@ -510,9 +517,13 @@ def targets(full: dict, quarter: dict | None) -> dict:
                                          "predict_windows_per_s": round(full["predict"]["windows_per_s"], 2),
                                          "measured": round(ratio, 3), "limit": EMBED_OVER_PREDICT,
                                          "pass": ratio >= EMBED_OVER_PREDICT}
-    rate = full["reduce_apply"]["apply_rows_per_s"]
-    # At >= 1,000 shards the shards are small: the per-file cost (open, hash, write, fsync) shows here.
-    out["reduce_apply_rows_per_s"] = {"rows_per_target_file": full["reduce_apply"]["rows_per_target_file"],
+    ra = full["reduce_apply"]
+    rate = ra["default_shards_apply_rows_per_s"]
+    # Measured on shards of the default size; at >= 1,000 shards the shards are small and the
+    # per-file cost (open, hash, write, fsync) bounds the rate instead: reported beside it.
+    out["reduce_apply_rows_per_s"] = {"rows_per_target_file": ra["default_shards_rows_per_target_file"],
+                                      "rehearsal_rows_per_s": ra["apply_rows_per_s"],
+                                      "rehearsal_rows_per_target_file": ra["rows_per_target_file"],
                                       "measured": rate, "limit": REDUCE_APPLY_ROWS_PER_S,
                                       "pass": rate >= REDUCE_APPLY_ROWS_PER_S}
     d = full["distill"]
