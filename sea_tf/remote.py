@@ -682,6 +682,8 @@ def listen_on_host(host, model, classifier, out_path, source="default", listen_a
     remote_dir = remote_dir[2:] if remote_dir.startswith("~/") else remote_dir
     rdir = shlex.quote(remote_dir)
     local_source = Path(source) if source not in ("-",) and Path(source).is_file() else None
+    import paramiko
+
     if source == "-":
         raise RemoteError("--source -: stdin of the board is how sea-tf stops it; pass a file or a microphone")
     client = connect(host, key_path, known_hosts, connect_timeout)
@@ -705,6 +707,9 @@ def listen_on_host(host, model, classifier, out_path, source="default", listen_a
             args += ["--classifier", f"artifacts/{classifier.name}"]
         command = f"cd {rdir} && exec {shlex.quote(remote_python)} -m device.listen " + " ".join(shlex.quote(a) for a in args)
         return _stream_lines(client, command, out_path, host, stop_timeout, on_line, err)
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        raise RemoteError(f"{host.label}: the SSH connection failed ({type(exc).__name__}: {exc}); check the board's "
+                          "sshd (its SFTP subsystem too) and network, then run again") from None
     finally:
         client.close()
 
@@ -715,7 +720,7 @@ def _stream_lines(client, command, out_path, host, stop_timeout, on_line, err):
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     summary, interrupted, pending, errors = None, False, b"", bytearray()
-    deadline = None
+    deadline, heard = None, time.monotonic()
     with open(out_path, "w") as out:
         while True:
             try:
@@ -743,6 +748,15 @@ def _stream_lines(client, command, out_path, host, stop_timeout, on_line, err):
                         on_line(record)
                 if channel.closed and not channel.recv_ready() and not channel.recv_stderr_ready():
                     break  # closed, not just exited: the last output can come after the exit status
+                if got:
+                    heard = time.monotonic()
+                elif time.monotonic() - heard > client.keepalive_s:  # silent: is the board still there?
+                    if not client.alive():
+                        channel.close()
+                        err(f"{host.label}: the board stopped answering (no reply to an SSH keepalive within "
+                            f"{2 * client.keepalive_s:g} s); the stream was closed")
+                        break
+                    heard = time.monotonic()
                 if deadline is not None and time.monotonic() > deadline:
                     channel.close()
                     err(f"{host.label}: the board did not stop within {stop_timeout:g} s of Ctrl-C; the channel was closed")
