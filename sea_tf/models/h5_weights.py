@@ -55,13 +55,25 @@ def _weights_root(handle, path):
                      "this is not a Keras 2 weight file")
 
 
-def _group_weights(group):
+def _read_dataset(dataset, path):
+    try:
+        return np.asarray(dataset)
+    except OSError as exc:  # the header opened but the data cannot be read: damaged bytes inside the file
+        raise ModelError(f"{path}: cannot read dataset '{dataset.name}' ({exc}); the file is damaged, copy it "
+                         "again") from exc
+
+
+def _group_weights(group, path):
     names = [_text(n) for n in group.attrs.get("weight_names", [])]
+    for name in names:
+        if name not in group:
+            raise ModelError(f"{path}: layer '{group.name.lstrip('/')}' lists weight '{name}' but the file has no "
+                             "such dataset; the file is incomplete or damaged, copy it again")
     if names:
-        return [(name, np.asarray(group[name])) for name in names]
+        return [(name, _read_dataset(group[name], path)) for name in names]
     found = []
-    group.visititems(lambda name, obj: found.append((name, np.asarray(obj))) if isinstance(obj, h5py.Dataset)
-                     else None)
+    group.visititems(lambda name, obj: found.append((name, _read_dataset(obj, path)))
+                     if isinstance(obj, h5py.Dataset) else None)
 
     def rank(item):
         base = item[0].rsplit("/", 1)[-1].split(":")[0]
@@ -89,7 +101,7 @@ def read_weight_groups(path):
             if name not in root:
                 raise ModelError(f"{path}: layer '{name}' is listed in layer_names but has no group; "
                                  "the file is damaged")
-            weights = _group_weights(root[name])
+            weights = _group_weights(root[name], path)
             if weights:
                 groups.append((name, weights))
     return groups
@@ -112,11 +124,16 @@ def inspect_weight_file(path):
             version = handle["model_weights"].attrs.get("keras_version")
         config = handle.attrs.get("model_config")
     groups = read_weight_groups(path)
+    try:
+        config = json.loads(_text(config)) if config is not None else None
+    except ValueError as exc:
+        raise ModelError(f"{path}: the model_config attribute is not valid JSON ({exc}); the file is damaged, "
+                         "copy it again") from exc
     return {
         "layout": layout,
         "keras_version": _text(version) if version is not None else None,
         "weighted_layers": [(name, [tuple(a.shape) for _, a in weights]) for name, weights in groups],
-        "model_config": json.loads(_text(config)) if config is not None else None,
+        "model_config": config,
     }
 
 
@@ -274,11 +291,33 @@ def load_edgel3_h5(path, dft="rfft"):
     front end, the Conv2D widths give the filters, and a BatchNormalization after
     ``audio_embedding_layer`` marks a SEA student (docs/PROTOCOL.md §2.1) rather than a sparse EdgeL3 (§2.4).
     """
-    from sea_tf.models.builders import STUDENT_PRESETS, build_student
+    from sea_tf.models.builders import build_student
     info = inspect_weight_file(path)
     if info["model_config"] is None:
         raise ModelError(f"{path}: no model_config attribute; edgel3 files are full Keras models")
-    class_name, kapre, layers = _kapre_config(info["model_config"])
+    try:
+        preset, named, arch, bn_after = _architecture(path, info["model_config"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a config of the wrong shape
+        what = f"the setting {exc}" if isinstance(exc, KeyError) else f"a readable value ({exc})"
+        raise ModelError(f"{path}: model_config lacks {what} where an edgel3 model keeps its Melspectrogram "
+                         "and Conv2D layer settings; the file is damaged or not an edgel3 model") from exc
+    model = build_student(named, dft=dft) if named else build_student(preset, dft=dft, **arch)
+    groups = read_weight_groups(path)
+    front = [g for g in groups if is_frontend_group(g[0])]
+    check = check_frontend_constants(path, front[0], model.frontend) if front else {"checked": False}
+    assign_weights(model.network(), [g for g in groups if not is_frontend_group(g[0])], path)
+    name = f"edgel3/{named}" if bn_after and named else f"edgel3/{Path(path).stem}"
+    _mark_published(model, path, name, "edgel3-keras-full-model", check, info["keras_version"])
+    return model
+
+
+def _architecture(path, model_config):
+    """What ``model_config`` describes: (base preset, matching preset name or None, arch kwargs, is SEA).
+
+    A SEA student has a BatchNormalization after ``audio_embedding_layer``; a sparse EdgeL3 has none.
+    """
+    from sea_tf.models.builders import STUDENT_PRESETS
+    class_name, kapre, layers = _kapre_config(model_config)
     if class_name != "Melspectrogram":
         raise ModelError(f"{path}: no kapre Melspectrogram layer in model_config; not an edgel3 model")
     if not kapre.get("return_decibel_melgram", False) or float(kapre.get("power_melgram", 1.0)) != 1.0 \
@@ -299,17 +338,7 @@ def load_edgel3_h5(path, dft="rfft"):
         raise ModelError(f"{path}: Melspectrogram padding {kapre.get('padding')!r} is not supported (only 'same')")
     named = next((p for p, v in STUDENT_PRESETS.items()
                   if all(v[k] == arch[k] for k in arch) and v["embedding_bn_relu"] == bn_after), None)
-    if named:
-        model = build_student(named, dft=dft)
-    else:
-        model = build_student(preset, dft=dft, **arch)
-    groups = read_weight_groups(path)
-    front = [g for g in groups if is_frontend_group(g[0])]
-    check = check_frontend_constants(path, front[0], model.frontend) if front else {"checked": False}
-    assign_weights(model.network(), [g for g in groups if not is_frontend_group(g[0])], path)
-    name = f"edgel3/{named}" if bn_after and named else f"edgel3/{Path(path).stem}"
-    _mark_published(model, path, name, "edgel3-keras-full-model", check, info["keras_version"])
-    return model
+    return preset, named, arch, bn_after
 
 
 def guess_input_repr(path):

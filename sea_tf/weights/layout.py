@@ -23,8 +23,9 @@ def check_entry_layout(path, entry, shown=None):
     shown = shown or str(path)
     try:
         check_layout(path, entry.kind, input_repr=entry.input_repr, embedding_size=entry.embedding_size)
-    except ModelError as exc:
-        raise WeightsError(f"{shown} does not have the layers of '{entry.name}' ({entry.kind}): {exc}") from exc
+    except ModelError as exc:  # its message names the temporary copy being checked: name the user's file
+        reason = str(exc).replace(f"{path}: ", "").replace(str(path), shown)
+        raise WeightsError(f"{shown} does not have the layers of '{entry.name}' ({entry.kind}): {reason}") from exc
     except OSError as exc:
         raise WeightsError(f"{shown} is not a readable HDF5 weight file ({exc}); "
                            f"expected the published {entry.filename}") from exc
