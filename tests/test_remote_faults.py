@@ -8,6 +8,7 @@ there, a server that asks for a second factor, a model whose sidecar makes devic
 import builtins
 import getpass
 import json
+import os
 import shutil
 import signal
 import sys
@@ -196,6 +197,8 @@ def test_a_second_factor_is_an_error_never_a_prompt(tmp_path, monkeypatch):
     cases = {"keyboard-interactive": ["AuthenticationMethods publickey,keyboard-interactive",
                                       "KbdInteractiveAuthentication yes", "UsePAM yes"],
              "password": ["AuthenticationMethods publickey,password", "PasswordAuthentication yes"]}
+    if os.geteuid() != 0:
+        del cases["keyboard-interactive"]  # sshd runs PAM's conversation only as root; the password case still runs
     for method, extra in cases.items():
         (tmp_path / method).mkdir()
         server = remote_support.start_sshd(tmp_path / method, extra)
@@ -244,3 +247,24 @@ def test_a_new_run_never_merges_the_old_ones(sshd, export_dir, tmp_path, capsys)
     assert code == 0
     rows = json.loads((tmp_path / "report" / "rows.json").read_text())
     assert [row["stem"] for row in rows] == ["tiny-emb.int8"]
+
+
+def test_known_hosts_hashed_wildcard_and_other_hosts_broken_lines(sshd, tmp_path):
+    import paramiko
+
+    host = remote.Host("pi", "10.1.2.3", 2222)
+    key = sshd["host_key_line"]
+    path = tmp_path / "known_hosts"
+    path.write_text("\n".join([
+        "# comment", "",
+        f"[other]:22 ssh-ed25519 AAAA!!broken",               # another host's broken line: not this host's concern
+        f"@revoked *.lan {key}",                               # a marker line for other names
+        f"{paramiko.HostKeys.hash_host('[10.1.2.3]:2222')} {key}",   # ssh-keyscan -H / HashKnownHosts yes
+        f"[10.1.2.*]:2222 {key}",                              # a wildcard
+        f"[10.1.*]:2222,![10.1.2.3]:2222 ssh-ed25519 AAAA!!broken", ""]))  # negated: not this host's line
+    known = remote.read_known_hosts(path, host)
+    assert len(known.accepted) == 2 and not known.revoked and not known.cert_authority
+    assert not remote.read_known_hosts(path, remote.Host("pi", "10.1.2.3", 22)).accepted  # the port is part of the name
+    path.write_text(f"[10.1.2.3]:2222 ssh-ed25519\n")
+    with pytest.raises(RemoteError, match="line 1 for this host is malformed"):
+        remote.read_known_hosts(path, host)
