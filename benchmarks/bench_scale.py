@@ -253,13 +253,19 @@ def run_stage(name: str, argv: list, env: dict, nofile: int | None = None, log_d
         resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, hard))
 
     start = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(log_path, "w") as out:
         proc = subprocess.Popen([str(a) for a in argv], env=env, stdout=out, stderr=subprocess.STDOUT,
                                 preexec_fn=limit_files if nofile else None)
         with Sampler(root_pid=proc.pid) as sampler:
             returncode = proc.wait()
     wall = time.perf_counter() - start
-    result = {"wall_s": round(wall, 2), "returncode": returncode, **sampler.figures(), "log": str(log_path)}
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # CPU seconds of the stage's processes: unlike wall time, they do not grow when other work
+    # shares the cores, so they give the stage's time on an idle machine (cpu_s / cores at best).
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result = {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "returncode": returncode, **sampler.figures(),
+              "log": str(log_path)}
     if nofile:
         result["ulimit_n"] = nofile
     if check and returncode != 0:
@@ -332,6 +338,9 @@ def slurm_teacher_embed(cluster: Cluster, upstream: Path, shards: Path, config: 
     result["shards"] = len(list(shards.glob("shard-*.h5")))
     result["windows_per_s"] = round(result["rows"] / result["wall_s"], 2)
     result["task_windows_per_s"] = [s.get("windows_per_s") for s in summaries]
+    # CPU seconds of each job's last run (summary: cpu_utilisation = cpu / wall / cores).
+    result["cpu_s"] = round(sum(s["cpu_utilisation"] * s["wall_s"] * s["cores"] for s in summaries
+                                if s.get("cpu_utilisation") is not None), 2)
     log(f"teacher-embed: {result['rows']} rows in {result['shards']} shards, {result['wall_s']} s; "
         f"--status exit {result['status']['returncode']}")
     return result
