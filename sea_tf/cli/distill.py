@@ -29,7 +29,7 @@ def register(subparsers):
     opts.add("--epochs", key="train.epochs", type=int, metavar="N", help="maximum epochs")
     opts.add("--steps-per-epoch", key="train.steps_per_epoch", type=int, metavar="N",
              help="training steps per epoch; None: one pass over the training windows")
-    opts.add("--batch-size", key="train.batch_size", type=int, metavar="N", help="windows per step and replica")
+    opts.add("--batch-size", key="train.batch_size", type=int, metavar="N", help="windows per step, split across replicas (train.scale_batch_with_replicas: true makes it per replica)")
     opts.add("--lr", key="train.learning_rate", type=float, metavar="LR", help="Adam learning rate")
     opts.add("--prune", key="pruning.enabled", action="store_true", help="prune while distilling")
     opts.add("--sparsity", key="pruning.target_sparsity", type=float, metavar="S",
