@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("teacher_embed", "sample", "reduce_fit", "reduce_apply", "distill", "export", "device_bench",
           "embed_long", "embed_short")
@@ -21,6 +23,12 @@ def _number(x):
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
+pytestmark = pytest.mark.slow
+
+
+# About 20 processes start TensorFlow (each stage, SLURM task and probe): ~3 min on 2 idle cores,
+# several times that when other work shares them.
+@pytest.mark.timeout(1500)
 def test_bench_scale_tiny_run(slurm_cluster, sea64_h5, tmp_path):
     out = tmp_path / "out"
     # 0.004 of 6 h (86 s of audio, two 14-s "long" recordings, 168 windows); one row per shard
@@ -31,7 +39,7 @@ def test_bench_scale_tiny_run(slurm_cluster, sea64_h5, tmp_path):
          "--nofile", "128", "--no-quarter", "--sample-m", "64", "--strategy", "random", "--train-steps", "12",
          "--teacher-h5", str(sea64_h5), "--slurm-conf", str(slurm_cluster.conf), "--out", str(out),
          "--work", str(tmp_path / "work")],
-        capture_output=True, text=True, timeout=900)
+        capture_output=True, text=True, timeout=1400)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((out / "bench_scale.json").read_text())
     assert (out / "bench_scale.png").stat().st_size > 10_000
