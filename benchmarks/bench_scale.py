@@ -406,7 +406,8 @@ def run_pipeline(label: str, scale: float, work: Path, args, env: dict, cluster:
     targets_dir = work / "targets"
     m = max(64, min(args.sample_m, stages["teacher_embed"]["rows"] // 4))
     stages["sample"] = run_stage(f"{label}-sample", [SEA_TF, "sample", "--shards", shards, "--strategy",
-                                                     args.strategy, "--m", m, "--out", sample, "--no-progress"],
+                                                     args.strategy, "--m", m, "--group-by", args.group_by, "--out", sample,
+                                                     "--no-progress"],
                                  env, log_dir=logs)
     stages["sample"]["rows_per_s"] = round(stages["teacher_embed"]["rows"] / stages["sample"]["wall_s"], 1)
     stages["reduce_fit"] = run_stage(f"{label}-reduce-fit", [SEA_TF, "reduce", "fit", "--shards", shards, "--sample",
@@ -589,6 +590,9 @@ def main(argv=None) -> int:
     parser.add_argument("--min-shards", type=int, default=1000, help="shard_rows is chosen to give at least this")
     parser.add_argument("--nofile", type=int, default=256, help="ulimit -n of distill")
     parser.add_argument("--strategy", default="dpp-quality", help="sea-tf sample --strategy")
+    parser.add_argument("--group-by", default="window",
+                        help="sea-tf sample --group-by: 'window' bounds a DPP kernel at group_rows² whatever "
+                             "the file length ('source' makes a 1-h recording one 7,200² kernel)")
     parser.add_argument("--sample-m", type=int, default=4096, help="sampled rows (at most a quarter of the table)")
     parser.add_argument("--train-steps", type=int, default=60,
                         help="distill steps timed for the training rate (the first sixth untimed)")
