@@ -406,9 +406,8 @@ def run_pipeline(label: str, scale: float, work: Path, args, env: dict, cluster:
     targets_dir = work / "targets"
     m = max(64, min(args.sample_m, stages["teacher_embed"]["rows"] // 4))
     stages["sample"] = run_stage(f"{label}-sample", [SEA_TF, "sample", "--shards", shards, "--strategy",
-                                                     args.strategy, "--m", m, "--group-by", args.group_by, "--out", sample,
-                                                     "--no-progress"],
-                                 env, log_dir=logs)
+                                                     args.strategy, "--m", m, "--group-by", args.group_by,
+                                                     "--out", sample, "--no-progress"], env, log_dir=logs)
     stages["sample"]["rows_per_s"] = round(stages["teacher_embed"]["rows"] / stages["sample"]["wall_s"], 1)
     stages["reduce_fit"] = run_stage(f"{label}-reduce-fit", [SEA_TF, "reduce", "fit", "--shards", shards, "--sample",
                                                              sample, "--method", "pca", "--d", args.d, "--out", reducer,
