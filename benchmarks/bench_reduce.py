@@ -6,6 +6,10 @@ written as teacher shards. φ is fitted on a random sample (PCA: 20 000 rows; UM
 RSS (``ru_maxrss``), so the figure is that of applying alone. UMAP's transform is far slower than
 PCA's, so it is applied to the first ``--umap-rows`` rows (whole shards) and its rate extrapolated.
 
+``pca_resume`` re-runs the PCA apply into the finished targets directory: every target is reused
+after re-hashing its source shard's embeddings (``sea-tf reduce apply`` resumes only targets whose
+recorded source sha256 and reducer sha256 match), so its rate is that of the resume check alone.
+
     .venv/bin/python benchmarks/bench_reduce.py --out benchmarks/results
 
 Needs ~2.1 GB of free disk in ``--work`` (deleted afterwards unless --keep).
@@ -68,8 +72,9 @@ def child_apply(reducer, shards, out, chunk_rows):
                       "peak_rss_mb": rss_mb}))
 
 
-def run_child(reducer, shards, out, chunk_rows):
-    shutil.rmtree(out, ignore_errors=True)
+def run_child(reducer, shards, out, chunk_rows, fresh=True):
+    if fresh:
+        shutil.rmtree(out, ignore_errors=True)
     proc = subprocess.run([sys.executable, __file__, "--child", str(reducer), str(shards), str(out), str(chunk_rows)],
                           capture_output=True, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -114,6 +119,12 @@ def main(argv=None):
                                "wall_s_median": round(statistics.median(r["wall_s"] for r in runs), 2),
                                "peak_rss_mb_max": round(max(r["peak_rss_mb"] for r in runs), 1)}
         print("pca apply", result["pca_apply"], flush=True)
+        resume = [run_child(work / "pca", work / "shards", work / "targets_pca", args.chunk_rows, fresh=False)
+                  for _ in range(args.repeats)]
+        result["pca_resume"] = {"runs": resume,
+                                "rows_per_s_median": round(statistics.median(r["rows"] / r["wall_s"] for r in resume)),
+                                "wall_s_median": round(statistics.median(r["wall_s"] for r in resume), 2)}
+        print("pca resume (all targets reused after the hash check)", result["pca_resume"], flush=True)
         shutil.rmtree(work / "targets_pca", ignore_errors=True)
         if not args.skip_umap:
             umap_dir = work / "shards_umap"

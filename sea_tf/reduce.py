@@ -299,11 +299,14 @@ def apply(reducer_dir, shard_dirs, out_dir, chunk_rows=16384, progress=True, all
     reducer_sha = reducer_card["hashes"]["reducer_sha256"]
     card = {"kind": "targets", "d": reducer.d, "method": reducer.method, "reducer_dir": str(reducer_dir),
             "reducer_sha256": reducer_sha, "reducer_card": reducer_card,
-            "teacher_shards": shards.describe(), "done": [], "complete": False}
+            "teacher_shards": shards.describe(), "complete": False}
     old = cards.read_card(out_dir, required=False) if out_dir.is_dir() else None
     if old is not None and (old.get("kind") != "targets" or old.get("reducer_sha256") != reducer_sha):
         raise OutputError(f"{out_dir}: holds targets of another reducer ({old.get('reducer_dir')}); "
                           "choose a new output directory or delete this one")
+    # Written first so that a killed run leaves a card naming its reducer (another one is refused
+    # here); which targets are done is read from the target files themselves, not from this card.
+    cards.write_card(out_dir, card)
     names = shards.target_names()
     bar = tqdm(total=shards.n_rows, desc=f"reduce apply ({reducer.method}, d={reducer.d})", unit="row",
                disable=not progress)
@@ -314,8 +317,6 @@ def apply(reducer_dir, shard_dirs, out_dir, chunk_rows=16384, progress=True, all
             bar.update(info.n_rows)
         else:
             _write_target(path, shards, i, reducer, reducer_sha, chunk_rows, bar)
-        card["done"].append(names[i])
-        cards.write_card(out_dir, card)
     bar.close()
     card["complete"] = True
     card["shards"] = names
@@ -336,7 +337,7 @@ def _write_target(path, shards, i, reducer, reducer_sha, chunk_rows, bar):
                 b = min(a + chunk_rows, info.n_rows)
                 x = np.ascontiguousarray(shards.read_shard(i, "embedding", a, b), dtype=np.float32)
                 check_rows_finite(x, info.path, a)
-                digest.update(x.tobytes())
+                digest.update(x.data)
                 dset[a:b] = reducer.transform(x)
                 bar.update(b - a)
             fh.attrs["source_sha256"] = digest.hexdigest()
