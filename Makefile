@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_OUT ?= demo_out
 
-.PHONY: demo test install clean test-arm64 sshd audio slurm
+.PHONY: demo test install clean test-arm64 sshd audio slurm strace
 
 $(STAMP): requirements.txt setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sea-tf demo --out $(DEMO_OUT)
 
-test: $(STAMP) sshd audio slurm
+test: $(STAMP) sshd audio slurm strace
 	$(BIN)/python -m pytest -q
 
 clean:
@@ -39,6 +39,13 @@ slurm:
 	@{ command -v sbatch >/dev/null && command -v slurmctld >/dev/null && command -v munged >/dev/null; } || { \
 	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
 	   slurm-wlm munge) >/dev/null 2>&1 || echo "slurm-wlm/munge could not be installed: the SLURM tests will skip"; }
+
+# The crash-safety tests (tests/test_atomic_fsync.py) check the order of fsync and rename system calls
+# under strace; install it when absent (they skip with the reason if this is impossible).
+strace:
+	@command -v strace >/dev/null || { \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	   strace) >/dev/null 2>&1 || echo "strace could not be installed: the fsync-order tests will skip"; }
 
 # The real-audio test (tests/test_listen_pulse.py) starts a PulseAudio server with a null sink and
 # records it through PortAudio (sounddevice); install them from the distribution's packages when
