@@ -426,7 +426,8 @@ def run_pipeline(label: str, scale: float, work: Path, args, env: dict, cluster:
     stages["distill"] = run_stage(
         f"{label}-distill", [SEA_TF, "distill", "--config", "distill/sea-64", "--shards", shards, "--targets",
                              targets_dir, "--reducer", reducer, "--out", run_dir, "--epochs", 1,
-                             "--set", "train.steps_per_epoch=null", "--set", "train.validation_steps=null",
+                             "--set", f"train.steps_per_epoch={args.distill_steps or 'null'}",
+                             "--set", "train.validation_steps=null",
                              "--set", f"student.overrides.embedding_size={args.d}",
                              "--no-progress"], env, nofile=args.nofile, log_dir=logs)
     report = json.loads((run_dir / "report.json").read_text())
@@ -593,6 +594,8 @@ def main(argv=None) -> int:
                         help="sea-tf sample --group-by: 'window' bounds a DPP kernel at group_rows² whatever "
                              "the file length ('source' makes a 1-h recording one 7,200² kernel)")
     parser.add_argument("--sample-m", type=int, default=4096, help="sampled rows (at most a quarter of the table)")
+    parser.add_argument("--distill-steps", type=int, default=None,
+                        help="steps of distill's one epoch (default: one pass over the training windows)")
     parser.add_argument("--train-steps", type=int, default=60,
                         help="distill steps timed for the training rate (the first sixth untimed)")
     parser.add_argument("--no-quarter", dest="quarter", action="store_false",
