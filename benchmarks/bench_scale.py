@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import shutil
@@ -134,10 +135,10 @@ def write_upstream(directory: Path, recordings: list[dict], seed: int = 0, pool_
 
 
 def expected_windows(recordings: list[dict], hop_s: float) -> int:
-    """Windows teacher-embed cuts from the recordings: 1-s windows centred on ``k × hop_s`` and
-    inside the padded signal (half a window of zeros in front, docs/PROTOCOL.md §1.3), so
-    ``1 + floor((seconds − 0.5) / hop_s)`` per recording."""
-    return int(sum(1 + int((r["seconds"] - 0.5) // hop_s) for r in recordings))
+    """Windows teacher-embed cuts from the recordings: 1-s windows centred on ``k × hop_s``, half a
+    window of zeros in front and the end padded to a whole hop (docs/PROTOCOL.md §1.3), so
+    ``1 + ceil((seconds − 0.5) / hop_s)`` per recording."""
+    return int(sum(1 + math.ceil((r["seconds"] - 0.5) / hop_s - 1e-9) for r in recordings))
 
 
 # --------------------------------------------------------------------------------------------
