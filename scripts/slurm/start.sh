@@ -50,7 +50,9 @@ cp "$DIR/munge/munged.pid" "$DIR/munged.pid"
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 CTLD_PORT=$(free_port)
 SLURMD_PORT=$(free_port)
-CPUS=$(nproc)
+# Online CPUs: not `nproc`, which obeys OMP_NUM_THREADS (set to 1 by some test processes) and would
+# leave a one-CPU node on which a two-task job waits forever.
+CPUS=$(getconf _NPROCESSORS_ONLN)
 # slurmd drains a node that reports less memory than configured: configure a little less than it has.
 MEM_MB=$(( $(awk '/MemTotal/ {print int($2 / 1024)}' /proc/meminfo) * 9 / 10 ))
 
