@@ -457,13 +457,7 @@ def execute(connection, command, timeout, host=None):
     heard = time.monotonic()
     try:
         while True:
-            got = False
-            while channel.recv_ready():
-                out += channel.recv(65536)
-                got = True
-            while channel.recv_stderr_ready():
-                err += channel.recv_stderr(65536)
-                got = True
+            got = _drain(channel, out, err)
             if channel.closed and not channel.recv_ready() and not channel.recv_stderr_ready():
                 break
             now = time.monotonic()
@@ -714,23 +708,29 @@ def listen_on_host(host, model, classifier, out_path, source="default", listen_a
         client.close()
 
 
+def _drain(channel, out, err):
+    """Append what ``channel`` has buffered to ``out`` / ``err`` (bytearrays); True when anything came."""
+    got = False
+    while channel.recv_ready():
+        out += channel.recv(65536)
+        got = True
+    while channel.recv_stderr_ready():
+        err += channel.recv_stderr(65536)
+        got = True
+    return got
+
+
 def _stream_lines(client, command, out_path, host, stop_timeout, on_line, err):
     channel = client.get_transport().open_session()
     channel.exec_command(command)
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    summary, interrupted, pending, errors = None, False, b"", bytearray()
+    summary, interrupted, pending, errors = None, False, bytearray(), bytearray()
     deadline, heard = None, time.monotonic()
     with open(out_path, "w") as out:
         while True:
             try:
-                got = False
-                while channel.recv_ready():
-                    pending += channel.recv(65536)
-                    got = True
-                while channel.recv_stderr_ready():
-                    errors += channel.recv_stderr(65536)
-                    got = True
+                got = _drain(channel, pending, errors)
                 *lines, pending = pending.split(b"\n")
                 for raw in lines:
                     if not raw.strip():

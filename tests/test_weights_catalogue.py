@@ -7,16 +7,10 @@ import pytest
 from sea_tf.errors import WeightsError
 from sea_tf.weights import cache, catalogue
 from weights_support import run_cli
+from weights_support import home  # noqa: F401  (the empty-cache fixture)
 
 SEA64_SHA = "e8cd0eaac5d444c231d81940e30dc904ffed5cdafa632f7a5547142dc8283912"
 
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("SEA_TF_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("SEA_TF_WEIGHTS_URL", raising=False)
-    return tmp_path / "home"
 
 
 @pytest.fixture

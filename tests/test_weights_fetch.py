@@ -12,6 +12,7 @@ from sea_tf.errors import WeightsError
 from sea_tf.weights import cache
 from sea_tf.weights.fetch import fetch
 from weights_support import FileServer, first_kernel, gzip_bytes, run_cli, write_openl3
+from weights_support import home  # noqa: F401  (the empty-cache fixture)
 
 SEA64_SHA = "e8cd0eaac5d444c231d81940e30dc904ffed5cdafa632f7a5547142dc8283912"
 SEA64_GZ = "edgel3_sea_ust_audio_emb_64.h5.gz"
@@ -41,13 +42,6 @@ def server():
     yield srv
     srv.close()
 
-
-
-@pytest.fixture
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("SEA_TF_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("SEA_TF_WEIGHTS_URL", raising=False)
-    return tmp_path / "home"
 
 
 def leftovers(home):

@@ -13,6 +13,7 @@ import threading
 
 import h5py
 import numpy as np
+import pytest
 
 TEACHER_FILTERS = (64, 128, 256, 512)
 FRONTENDS = {"linear": (512, None), "mel128": (2048, 128), "mel256": (2048, 256)}
@@ -149,3 +150,11 @@ def run_cli(argv):
         return cli_main.main(argv)
     finally:
         cli_main.COMMAND_MODULES = saved
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """An empty weights cache: ``SEA_TF_HOME`` in ``tmp_path`` and no catalogue URL override."""
+    monkeypatch.setenv("SEA_TF_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("SEA_TF_WEIGHTS_URL", raising=False)
+    return tmp_path / "home"

@@ -1,13 +1,14 @@
 """A cap on the unpacked size of weight files, so that a hostile or broken ``.gz`` cannot fill the disk.
 
 The published files are tens of MB; gzip can expand ~1000x, so a small download could otherwise
-unpack to many GB inside the cache. Two checks: before unpacking, the size the gzip trailer
-declares (ISIZE: the unpacked size modulo 2**32) is compared with the cap; while unpacking, the
-bytes written are counted, which also catches a multi-member file or a trailer that lies.
+unpack to many GB inside the cache. Before unpacking, the archive is decompressed into a counter
+(nothing written) that stops past the cap; while unpacking, the bytes written are counted again, in
+case the file changed between the two passes.
 """
+import gzip
 import hashlib
 import os
-import struct
+import zlib
 
 from sea_tf.errors import WeightsError
 
@@ -16,29 +17,39 @@ DEFAULT_MAX_UNPACKED_MB = 512
 _CHUNK = 1 << 20
 
 
-def declared_size(path):
-    """Unpacked size a file declares: a gzip file's ISIZE trailer, else the file's own size, in bytes.
+def unpacked_size(path, limit):
+    """Bytes ``path`` unpacks to, counted without writing anything, stopping once past ``limit``.
 
-    Gzip is recognised by its magic bytes, not its name (a download is a ``.part`` file).
+    A gzip file (recognised by its magic bytes, not its name: a download is a ``.part`` file) is
+    decompressed into a counter; any other file counts its own size. The gzip trailer (ISIZE) is
+    not trusted: a cut-off download's last four bytes are compressed data, not a trailer.
 
     Parameters
     ----------
     path : str or Path
+    limit : int
+        Bytes; counting stops at the first chunk past it.
 
     Returns
     -------
-    int
+    int or None
+        The count (``> limit`` when it stopped early), or None when the gzip stream is broken or cut
+        off (the unpacker then reports it with its own message).
     """
     with open(path, "rb") as fh:
         magic = fh.read(2)
-        fh.seek(0, os.SEEK_END)
-        end = fh.tell()
         if magic != b"\x1f\x8b":
-            return end
-        if end < 18:  # shorter than a gzip header + trailer: let the unpacker report it
-            return 0
-        fh.seek(-4, os.SEEK_END)
-        return struct.unpack("<I", fh.read(4))[0]
+            return os.fstat(fh.fileno()).st_size
+    size = 0
+    try:
+        with gzip.open(path, "rb") as src:
+            while chunk := src.read(_CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    return size
+    except (OSError, EOFError, zlib.error):
+        return None
+    return size
 
 
 def _limit(max_unpacked_mb):
@@ -46,7 +57,7 @@ def _limit(max_unpacked_mb):
 
 
 def check_declared_size(path, max_unpacked_mb, shown):
-    """Raise :class:`WeightsError` before unpacking when ``path`` declares more than the cap.
+    """Raise :class:`WeightsError` before unpacking when ``path`` would unpack to more than the cap.
 
     Parameters
     ----------
@@ -57,11 +68,11 @@ def check_declared_size(path, max_unpacked_mb, shown):
     shown : str
         How to name the file in the message (e.g. its download address).
     """
-    size = declared_size(path)
-    if size > _limit(max_unpacked_mb):
-        raise WeightsError(f"{shown}: would unpack to {size / 2**20:.1f} MiB, more than max_unpacked_mb = "
-                           f"{max_unpacked_mb} MiB; nothing was unpacked. Published weight files are tens of MB: "
-                           "check the file, or raise the cap with --set max_unpacked_mb=N")
+    size = unpacked_size(path, _limit(max_unpacked_mb))
+    if size is not None and size > _limit(max_unpacked_mb):
+        raise WeightsError(f"{shown}: unpacks to more than max_unpacked_mb = {max_unpacked_mb} MiB; nothing was "
+                           "unpacked. Published weight files are tens of MB: check the file, or raise the cap "
+                           "with --set max_unpacked_mb=N")
 
 
 def copy_capped(src, dst, max_unpacked_mb, shown):
@@ -78,7 +89,7 @@ def copy_capped(src, dst, max_unpacked_mb, shown):
         size += len(chunk)
         if size > limit:
             raise WeightsError(f"{shown}: unpacks to more than max_unpacked_mb = {max_unpacked_mb} MiB (its gzip "
-                               "trailer declared less); stopped and deleted the partial file. Check the file, or "
+                               "first pass counted less); stopped and deleted the partial file. Check the file, or "
                                "raise the cap with --set max_unpacked_mb=N")
         digest.update(chunk)
         dst.write(chunk)
