@@ -78,7 +78,10 @@ def test_ctrl_c_stops_the_board_too(sshd, export_dir, tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "SSH_AUTH_SOCK"}
     proc = subprocess.Popen([sys.executable, "-m", "sea_tf", *listen_argv(sshd, tmp_path, export_dir, "--source", wav,
                                                                           "--realtime", "--hop-size", 0.25)],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # as from a terminal: a suite started as a background job (`make test &`)
+                            # has SIGINT ignored, and Python keeps an inherited SIG_IGN (no Ctrl-C)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     out = tmp_path / "live.jsonl"
     try:
         deadline = time.monotonic() + 60
