@@ -11,7 +11,9 @@ start=$(date +%s)
 echo "== wheel-e2e: building the wheel"
 "$python" -m pip wheel -q --no-deps -w "$work/dist" "$repo"
 wheel="$(ls "$work"/dist/sea_tf-*.whl)"
-unzip -l "$wheel" | grep -q "sea_tf/configs/distill/defaults.yaml" || { echo "the wheel lacks the packaged configs"; exit 1; }
+# Not `unzip -l | grep -q`: under pipefail, grep quitting at the first match SIGPIPEs unzip.
+listing="$(unzip -l "$wheel")"
+grep -q "sea_tf/configs/distill/defaults.yaml" <<<"$listing" || { echo "the wheel lacks the packaged configs"; exit 1; }
 
 echo "== wheel-e2e: installing $(basename "$wheel") into a fresh venv"
 "$python" -m venv "$work/venv"
