@@ -54,8 +54,9 @@ def test_array_with_cancelled_tasks_resubmitted_alone(slurm_cluster, sea64_home,
     env = {"INPUT": str(audio), "OUT": str(out), "CONFIG": str(config), "VENV": sys.prefix,
            "SHARD_COUNT": str(N_JOBS), "SEA_TF_HOME": str(sea64_home)}
     # The test node has 2 CPUs: one per task lets two run while two wait.
-    options = ("--cpus-per-task=1", "--mem=1G", f"--output={tmp_path}/logs/teacher-%A_%a.out")
-    (tmp_path / "logs").mkdir()  # slurmd opens the output file before the script runs
+    # No --output and no logs/ folder made here: the script's own log path must work from any
+    # submit folder (slurmd opens it before the script runs).
+    options = ("--cpus-per-task=1", "--mem=1G")
 
     job = slurm_cluster.submit(SBATCH, f"--array=0-{N_JOBS - 1}", *options, env=env, cwd=tmp_path)
     slurm_cluster.cancel(f"{job}_3")           # never starts
@@ -64,6 +65,8 @@ def test_array_with_cancelled_tasks_resubmitted_alone(slurm_cluster, sea64_home,
     states = slurm_cluster.wait(job, timeout=300)
     # scontrol drops a task cancelled while pending from the array's records: 3 is absent.
     assert states == {0: "COMPLETED", 1: "CANCELLED", 2: "COMPLETED"}, f"{states}\n{_logs(tmp_path)}"
+    for k in (0, 2):  # the log of each task that ran, in the submit folder, with the job's output
+        assert "teacher-embed" in (tmp_path / f"sea-teacher-{job}_{k}.out").read_text(errors="replace"), _logs(tmp_path)
 
     code, status = _status(out, capsys)
     assert code == 1 and "3of4  missing" in status and "--array=1,3" in status, status
@@ -93,4 +96,4 @@ def test_array_with_cancelled_tasks_resubmitted_alone(slurm_cluster, sea64_home,
 
 def _logs(tmp_path):
     return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-2000:]}"
-                     for p in sorted((tmp_path / "logs").glob("*.out")))
+                     for p in sorted(tmp_path.glob("*.out")))
