@@ -5,24 +5,57 @@ Inputs are recognised by their content, so any mix of files (or directories sear
 
 - device results of ``python -m device.bench`` / ``sea-tf device run`` (``"schema":
   "sea-tf/device-bench/1"``): latency, memory, size, per (model, mode, device);
-- export sidecars ``X.json`` (``sha256``, ``mode``, ``frontend_in_model``, ``model_card``): size;
+- export sidecars ``X.json`` (``sha256``, ``mode``, ``frontend_in_model``, ``model_card``) and the
+  ``artifacts`` rows of an export ``report.json``: size;
 - classification results of ``sea-tf classify`` (``results.json`` with ``accuracy_mean`` or
   ``comparison.json`` with ``models: {name: summary}``), also when nested in a demo ``report.json``;
 - SONYC-UST results of ``sea-tf classify ust`` (``results.json`` / ``comparison.json`` with
   ``micro_auprc``): a table of their own (micro/macro AUPRC, micro F1), and the rows' ``ust_*`` fields.
 
-Rows are keyed by the artifact stem ``<name>.<mode>`` (what ``sea-tf classify`` calls a ``.tflite``
-model); a row without an accuracy measured on its own artifact takes its float model's accuracy
-(same model name), marked "†". The Pareto front is the set of rows no other row beats on both
-accuracy (higher) and cost (lower).
+One row is one artifact (a ``.tflite``) on one device. Results are joined by the identity of the
+files, never by display names, which differ between stages (``sea-tf classify`` names a model after
+its file, a model card after its preset) and collide (two students of one preset):
+
+- an artifact is the ``sha256`` of its ``.tflite`` (sidecar ``sha256``, device result
+  ``model.sha256``, export report row ``sha256``); it was converted from the model file whose sha256
+  is its ``source_sha256`` (sidecar ``source.sha256``, device ``model.source_sha256``, export row
+  ``source_sha256``; null for a preset built in memory);
+- a classification result names the file it evaluated by ``model_sha256`` (the ``.keras``/``.h5``,
+  or the ``.tflite`` itself; null for a preset without a file).
+
+A row's accuracy is *measured* when a classification result's ``model_sha256`` is the artifact's
+``sha256``; else it is *inherited* (marked "†") from the result whose ``model_sha256`` is the
+artifact's ``source_sha256``, i.e. the float model's accuracy. Inherited accuracy is shown in the
+table but is never a Pareto point: it says nothing about what quantization did. The Pareto front is
+the set of measured rows no other row beats on both accuracy (higher) and cost (lower).
+
+Names join only where a hash is missing: results written before these fields existed, and presets
+built in memory on both sides. Then a ``.tflite`` result joins the artifact of the same stem
+(``<name>.<mode>``), and a float result the artifact whose source file stem, export name or
+model-card name is its name (``aliases`` rename a result's name, the legacy ``--alias``).
 """
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sea_tf import atomic
 from sea_tf.errors import DataError
 
 DEVICE_SCHEMA = "sea-tf/device-bench/1"
+
+
+class _Absent:
+    """A hash field the input does not have at all (written before the identity contract), as
+    opposed to ``None``: the input says there is no file to hash (a preset built in memory)."""
+
+    def __repr__(self):
+        return "ABSENT"
+
+    def __bool__(self):
+        return False
+
+
+ABSENT = _Absent()
 
 
 def find_json(inputs):
@@ -62,28 +95,80 @@ def _in_latest_run(path, root, runs):
     return True
 
 
+@dataclass
+class Artifact:
+    """One ``.tflite`` as the inputs describe it (merged from its sidecar, export row, device results).
+
+    ``sha256`` / ``source_sha256``: hex digests, ``None`` (no file) or :data:`ABSENT` (not said).
+    ``names``: the names a float result may carry when only names can join (source file stem,
+    export name, model-card name), most specific first.
+    """
+    stem: str
+    mode: str
+    sha256: object = ABSENT
+    source_sha256: object = ABSENT
+    card: str = None
+    names: list = field(default_factory=list)
+    size_bytes: int = None
+
+    @property
+    def key(self):
+        return self.sha256 if isinstance(self.sha256, str) else f"stem:{self.stem}"
+
+    @property
+    def name(self):
+        """The display name: the stem without its mode (``student.int8`` -> ``student``)."""
+        return self.stem[: -len(self.mode) - 1] if self.stem.endswith(f".{self.mode}") else self.stem
+
+    def merge(self, other):
+        """Fill what this record lacks from ``other`` (another description of the same file)."""
+        for attr in ("sha256", "source_sha256", "card", "size_bytes"):
+            if getattr(self, attr) in (None, ABSENT) and getattr(other, attr) not in (None, ABSENT):
+                setattr(self, attr, getattr(other, attr))
+        self.names += [n for n in other.names if n not in self.names]
+        return self
+
+
+@dataclass
+class Evaluation:
+    """One classification (or SONYC-UST) result of one model file.
+
+    ``key``: its name for joins by name (a ``.tflite`` result: the artifact stem; else the
+    result's name after ``aliases``). ``tflite``: the evaluated file is an artifact itself.
+    """
+    name: str
+    key: str
+    tflite: bool
+    sha256: object
+    source_sha256: object
+    figures: dict
+
+    @property
+    def identity(self):
+        return self.sha256 if isinstance(self.sha256, str) else f"name:{self.key}"
+
+
 class Collection:
     """Everything recognised in the inputs.
 
     Attributes
     ----------
-    device : dict
-        ``(stem, device) -> device-bench result``.
-    export : dict
-        ``stem -> {"name", "mode", "size_bytes"}``.
+    artifacts : dict
+        ``sha256 -> Artifact`` from export sidecars and report rows.
+    device : list
+        ``(Artifact, device, device-bench result)`` in input order; joined to ``artifacts`` by
+        :func:`build_rows`.
     accuracy : dict
-        ``key -> {"accuracy", "accuracy_std", "dataset", "n_folds"}``; key is a ``.tflite``
-        stem or a model name.
+        ``identity -> Evaluation`` with figures ``accuracy``, ``accuracy_std``, ``dataset``, ``n_folds``.
     ust : dict
-        ``key -> {"micro_auprc", "macro_auprc", "micro_f1", "n_files"}`` (SONYC-UST, validate split),
-        keyed like ``accuracy``.
+        ``identity -> Evaluation`` with figures ``micro_auprc``, ``macro_auprc``, ``micro_f1``,
+        ``n_files`` (SONYC-UST, validate split).
     ignored : list of str
         Input files that held nothing recognisable.
     """
 
     def __init__(self, aliases=None):
-        self.device, self.export, self.accuracy, self.ignored = {}, {}, {}, []
-        self.ust = {}
+        self.artifacts, self.device, self.accuracy, self.ust, self.ignored = {}, [], {}, {}, []
         self.aliases = dict(aliases or {})
 
     def add_file(self, path):
@@ -102,23 +187,14 @@ class Collection:
         if not isinstance(obj, dict):
             return 0
         if obj.get("schema") == DEVICE_SCHEMA:
-            stem = _stem(obj["model"]["path"])
-            self.device[(stem, obj.get("device") or obj["environment"].get("hostname"))] = obj
-            self.export.setdefault(stem, {"name": obj["model"]["name"], "mode": obj["model"]["mode"],
-                                          "size_bytes": obj["model"]["size_bytes"]})
+            m = obj["model"]
+            art = Artifact(stem=_stem(m["path"]), mode=m["mode"], sha256=_hash(m, "sha256"),
+                           source_sha256=_hash(m, "source_sha256"), card=m.get("name"),
+                           names=[n for n in [m.get("name")] if n], size_bytes=m.get("size_bytes"))
+            self.device.append((art, obj.get("device") or obj["environment"].get("hostname"), obj))
             return 1
         if {"sha256", "mode", "frontend_in_model"} <= obj.keys():
-            # a sidecar file names its .tflite by its own name; a nested entry must say "path"
-            tflite = obj.get("path") or obj.get("tflite") or (Path(source).with_suffix(".tflite") if source else None)
-            if tflite is None:
-                return 0
-            tflite = Path(tflite)
-            if obj.get("classes") or (obj.get("model_card") or {}).get("kind") == "classifier":
-                return 1  # a classifier is part of every pipeline's cost, not a row of its own
-            size = obj.get("size_bytes") or (tflite.stat().st_size if tflite.exists() else None)
-            self.export[_stem(tflite)] = {"name": (obj.get("model_card") or {}).get("name") or _stem(tflite).rsplit(".", 1)[0],
-                                          "mode": obj["mode"], "size_bytes": size}
-            return 1
+            return self._add_artifact(obj, source)
         if isinstance(obj.get("models"), dict) and any(isinstance(v, dict) and "accuracy_mean" in v
                                                        for v in obj["models"].values()):
             return sum(self._add_accuracy(name, s, obj) for name, s in obj["models"].items() if isinstance(s, dict))
@@ -131,33 +207,65 @@ class Collection:
             return self._add_ust(obj.get("model") or hint, obj)
         return sum(self.add(v, None, hint=k) for k, v in obj.items() if isinstance(v, (dict, list)))
 
+    def _add_artifact(self, obj, source):
+        """An export sidecar, or a row of an export ``report.json`` (which names its ``path``)."""
+        tflite = obj.get("path") or obj.get("tflite") or (Path(source).with_suffix(".tflite") if source else None)
+        if tflite is None:
+            return 0
+        tflite = Path(tflite)
+        input_kind = obj.get("input_kind") or (obj.get("input") or {}).get("kind")
+        if obj.get("classes") or (obj.get("model_card") or {}).get("kind") == "classifier" or input_kind == "embedding":
+            return 1  # a classifier is part of every pipeline's cost, not a row of its own
+        card = (obj.get("model_card") or {}).get("name")
+        src = obj.get("source")
+        if isinstance(src, dict):
+            source_sha = _hash(src, "sha256")
+            src_names = [Path(str(src["path"])).name.split(".")[0] if src.get("path") else None, src.get("name")]
+        else:
+            source_sha, src_names = _hash(obj, "source_sha256"), []
+        # an export row's "model" is the export name (the stem's name); a sidecar says it by its file name
+        names = [n for n in [*src_names, obj.get("model") if "path" in obj else None, card] if n]
+        size = obj.get("size_bytes") or (tflite.stat().st_size if tflite.exists() else None)
+        art = Artifact(stem=_stem(tflite), mode=obj["mode"], sha256=_hash(obj, "sha256"), source_sha256=source_sha,
+                       card=card, names=list(dict.fromkeys(names)), size_bytes=size)
+        if art.key in self.artifacts:
+            self.artifacts[art.key].merge(art)
+        else:
+            self.artifacts[art.key] = art
+        return 1
+
+    def _evaluation(self, name, summary, figures):
+        spec = str(summary.get("spec") or "")
+        tflite = spec.endswith(".tflite")
+        return Evaluation(name=name, key=_stem(spec) if tflite else self.aliases.get(name, name), tflite=tflite,
+                          sha256=_hash(summary, "model_sha256"), source_sha256=_hash(summary, "source_sha256"),
+                          figures=figures)
+
     def _add_accuracy(self, name, summary, parent):
         if "accuracy_mean" not in summary:
             return 0
-        spec = str(summary.get("spec") or "")
-        key = _stem(spec) if spec.endswith(".tflite") else self.aliases.get(name, name)
-        self.accuracy[key] = {"accuracy": float(summary["accuracy_mean"]),
-                              "accuracy_std": summary.get("accuracy_std"),
-                              "dataset": parent.get("dataset") or summary.get("dataset"),
-                              "n_folds": parent.get("n_folds") or len(summary.get("per_fold") or {}) or None}
+        ev = self._evaluation(name, summary, {
+            "accuracy": float(summary["accuracy_mean"]), "accuracy_std": summary.get("accuracy_std"),
+            "dataset": parent.get("dataset") or summary.get("dataset"),
+            "n_folds": parent.get("n_folds") or len(summary.get("per_fold") or {}) or None})
+        self.accuracy[ev.identity] = ev
         return 1
-
 
     def _add_ust(self, name, summary):
         if "micro_auprc" not in summary:
             return 0
-        spec = str(summary.get("spec") or "")
-        key = _stem(spec) if spec.endswith(".tflite") else self.aliases.get(name, name)
-        self.ust[key] = {"micro_auprc": float(summary["micro_auprc"]), "macro_auprc": float(summary["macro_auprc"]),
-                         "micro_f1": summary.get("micro_f1"), "n_files": summary.get("n_validate_scored")}
+        ev = self._evaluation(name, summary, {
+            "micro_auprc": float(summary["micro_auprc"]), "macro_auprc": float(summary["macro_auprc"]),
+            "micro_f1": summary.get("micro_f1"), "n_files": summary.get("n_validate_scored")})
+        self.ust[ev.identity] = ev
         return 1
 
 
 def collect(inputs, objects=(), aliases=None):
     """A :class:`Collection` from result files/directories ``inputs`` and in-memory ``objects``.
 
-    ``aliases`` maps a classification result's model name to the model-card name its artifacts
-    carry (e.g. ``{"student": "sea-64"}`` when ``sea-tf classify`` called the student "student").
+    ``aliases`` maps a classification result's model name to a name its artifacts carry (e.g.
+    ``{"student": "sea-64"}``); only results without hashes need it (module docstring).
     """
     col = Collection(aliases)
     for path in find_json(inputs):
@@ -167,57 +275,121 @@ def collect(inputs, objects=(), aliases=None):
     return col
 
 
+def _hash(obj, key):
+    """``obj[key]`` as a hash: a hex string, None (the input says there is no file) or :data:`ABSENT`."""
+    if key not in obj:
+        return ABSENT
+    return obj[key] if isinstance(obj[key], str) and obj[key] else None
+
+
+def _join_rank(hash_a, names_a, hash_b, names_b):
+    """How well two descriptions name one file: 0 not at all; by name (a hash missing), ranked by
+    how specific the first shared name of ``names_a`` is; best, by equal hashes."""
+    if isinstance(hash_a, str) and isinstance(hash_b, str):
+        return 1000 if hash_a == hash_b else 0
+    # a file hashed on one side and "no file" on the other are different models whatever their names
+    if hash_a is ABSENT or hash_b is ABSENT or (hash_a is None and hash_b is None):
+        for i, name in enumerate(names_a):
+            if name in names_b:
+                return 999 - i
+    return 0
+
+
+def _best(evaluations, hash_a, names_a, tflite):
+    """The evaluation (of a ``.tflite`` when ``tflite``, else of a float model) that best joins; the
+    last one read among equals, as a re-run's result is read after the older one it replaces."""
+    best, best_rank = None, 0
+    for ev in evaluations.values():
+        if ev.tflite != tflite and not (isinstance(ev.sha256, str) and ev.sha256 == hash_a):
+            continue
+        rank = _join_rank(hash_a, names_a, ev.sha256, [ev.key])
+        if rank and rank >= best_rank:
+            best, best_rank = ev, rank
+    return best
+
+
+def _resolve_device(col):
+    """``(Artifact, device, result)`` per device result, each artifact joined to its export record:
+    by sha256, or (a result without one) by stem when exactly one exported artifact has that stem."""
+    by_stem = {}
+    for art in col.artifacts.values():
+        by_stem.setdefault(art.stem, []).append(art)
+    runs = {}
+    for art, device, result in col.device:
+        if isinstance(art.sha256, str):
+            known = col.artifacts.setdefault(art.sha256, art)
+        elif len(by_stem.get(art.stem, [])) == 1:
+            known = by_stem[art.stem][0]
+        else:
+            known = col.artifacts.setdefault(art.key, art)
+        if known is not art:
+            known.merge(art)
+        runs[(known.key, device)] = (known, device, result)   # a later result of the same pair replaces it
+    return list(runs.values())
+
+
 def build_rows(col, latency_stat="p50"):
-    """One row per (model, mode, device), plus rows for artifacts or models without a device run.
+    """One row per (artifact, device), plus rows for artifacts or models without a device run.
 
     Returns
     -------
     list of dict
-        ``model``, ``mode``, ``device``, ``accuracy`` (fraction or None), ``accuracy_std``,
-        ``accuracy_inherited`` (bool), ``latency_ms`` (total per window, ``latency_stat``),
-        ``network_ms``, ``frontend_ms``, ``rtf``, ``peak_rss_mb``, ``size_bytes``, ``status``, ``stem``.
+        ``model`` (display name), ``card``, ``mode``, ``device``, ``sha256`` (of the artifact, or of
+        the model file of an accuracy-only row), ``source_sha256``, ``accuracy`` (fraction or None),
+        ``accuracy_std``, ``accuracy_inherited`` (bool), ``accuracy_from`` (the classification
+        result's name), ``latency_ms`` (total per window, ``latency_stat``), ``network_ms``,
+        ``frontend_ms``, ``rtf``, ``peak_rss_mb``, ``size_bytes``, ``status``, ``stem``,
+        ``ust_micro_auprc``, ``ust_macro_auprc``.
     """
-    rows = []
-    benched = set()
-    for (stem, device), r in sorted(col.device.items()):
-        lat = r["latency_ms"]
-        acc, inherited = _accuracy(col, stem, r["model"]["name"])
-        rows.append({"stem": stem, "model": r["model"]["name"], "mode": r["model"]["mode"], "device": device,
-                     **acc, "accuracy_inherited": inherited,
-                     "latency_ms": lat["total"].get(latency_stat), "network_ms": lat["network"].get(latency_stat),
-                     "frontend_ms": lat["frontend"].get(latency_stat), "rtf": r.get("real_time_factor"),
-                     "peak_rss_mb": r["memory_mb"]["peak"], "size_bytes": r["model"]["size_bytes"],
-                     "arch": r["environment"].get("architecture"),
-                     "interpreter": f"{r['environment']['interpreter']['package']} {r['environment']['interpreter']['version']}",
-                     "status": r["status"]})
-        benched.add(stem)
-    for stem, e in sorted(col.export.items()):
-        if stem not in benched:
-            acc, inherited = _accuracy(col, stem, e["name"])
-            rows.append({"stem": stem, "model": e["name"], "mode": e["mode"], "device": None, **acc,
-                         "accuracy_inherited": inherited, "size_bytes": e["size_bytes"], "status": "not benchmarked"})
-    for r in rows:
+    rows, used_acc, used_ust = [], set(), set()
+    runs = _resolve_device(col)
+    benched = {art.key for art, _, _ in runs}
+    entries = [(art, device, r) for art, device, r in sorted(runs, key=lambda x: (x[0].stem, str(x[1]), x[0].key))]
+    entries += [(art, None, None) for art in sorted(col.artifacts.values(), key=lambda a: (a.stem, a.key))
+                if art.key not in benched]
+    for art, device, r in entries:
+        row = {"stem": art.stem, "model": art.name, "card": art.card, "mode": art.mode, "device": device,
+               "sha256": _plain(art.sha256), "source_sha256": _plain(art.source_sha256)}
+        measured = _best(col.accuracy, art.sha256, [art.stem], tflite=True)
+        inherited = None if measured else _best(col.accuracy, art.source_sha256, art.names, tflite=False)
+        ev = measured or inherited
+        used_acc |= {e.identity for e in (measured, inherited) if e}
+        row.update(accuracy=ev and ev.figures["accuracy"], accuracy_std=ev and ev.figures["accuracy_std"],
+                   accuracy_inherited=inherited is not None, accuracy_from=ev and ev.name)
+        if r is not None:
+            lat, env = r["latency_ms"], r["environment"]
+            row.update(latency_ms=lat["total"].get(latency_stat), network_ms=lat["network"].get(latency_stat),
+                       frontend_ms=lat["frontend"].get(latency_stat), rtf=r.get("real_time_factor"),
+                       peak_rss_mb=r["memory_mb"]["peak"], size_bytes=r["model"]["size_bytes"],
+                       arch=env.get("architecture"),
+                       interpreter=f"{env['interpreter']['package']} {env['interpreter']['version']}",
+                       status=r["status"])
+        else:
+            row.update(size_bytes=art.size_bytes, status="not benchmarked")
         # the UST figures of the artifact itself, else of its float model (like accuracy)
-        u = col.ust.get(r["stem"]) or col.ust.get(r["model"])
-        r.update(ust_micro_auprc=u and u["micro_auprc"], ust_macro_auprc=u and u["macro_auprc"])
-    used = {r["stem"] for r in rows} | {r["model"] for r in rows}
-    for key, a in sorted(col.accuracy.items()):
-        if key not in used:
-            name, _, mode = key.partition(".")
-            rows.append({"stem": key, "model": name if mode else key, "mode": mode or "keras", "device": None,
-                         "accuracy": a["accuracy"], "accuracy_std": a["accuracy_std"], "accuracy_inherited": False,
-                         "status": "accuracy only"})
+        u = (_best(col.ust, art.sha256, [art.stem], tflite=True)
+             or _best(col.ust, art.source_sha256, art.names, tflite=False))
+        used_ust |= {u.identity} if u else set()
+        row.update(ust_micro_auprc=u and u.figures["micro_auprc"], ust_macro_auprc=u and u.figures["macro_auprc"])
+        rows.append(row)
+    for ident, ev in sorted(col.accuracy.items(), key=lambda x: (x[1].key, x[0])):
+        if ident not in used_acc:
+            name, _, mode = ev.key.partition(".") if ev.tflite else (ev.key, "", "")
+            rows.append({"stem": ev.key, "model": name, "card": None, "mode": mode or "keras", "device": None,
+                         "sha256": _plain(ev.sha256), "source_sha256": _plain(ev.source_sha256),
+                         "accuracy": ev.figures["accuracy"], "accuracy_std": ev.figures["accuracy_std"],
+                         "accuracy_inherited": False, "accuracy_from": ev.name, "status": "accuracy only"})
     return rows
 
 
-def _accuracy(col, stem, name):
-    if stem in col.accuracy:
-        a = col.accuracy[stem]
-        return {"accuracy": a["accuracy"], "accuracy_std": a["accuracy_std"]}, False
-    if name in col.accuracy:
-        a = col.accuracy[name]
-        return {"accuracy": a["accuracy"], "accuracy_std": a["accuracy_std"]}, True
-    return {"accuracy": None, "accuracy_std": None}, False
+def _plain(value):
+    return None if value is ABSENT else value
+
+
+def _measured(rows, cost_key):
+    """Rows that may be Pareto points: an accuracy measured on the artifact itself, and a cost."""
+    return [r for r in rows if r.get("accuracy") is not None and not r["accuracy_inherited"]
+            and r.get(cost_key) is not None]
 
 
 def pareto_front(points):
@@ -231,17 +403,30 @@ def pareto_front(points):
     return front
 
 
+def labels(rows):
+    """Display label per row: the model name, with the artifact's short sha256 where two artifacts
+    of one name, mode and device would otherwise read as the same row."""
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["model"], r["mode"], r.get("device")), set()).add(r.get("sha256") or r["stem"])
+    return [f"{r['model']} @{(r.get('sha256') or r['stem'])[:8]}"
+            if len(groups[(r["model"], r["mode"], r.get("device"))]) > 1 else r["model"] for r in rows]
+
+
 def plot_pareto(rows, cost_key, xlabel, path, title, group_key=None, log_x=False):
-    """Scatter accuracy against ``cost_key`` with each group's Pareto front; returns ``path`` or None."""
+    """Scatter measured accuracy against ``cost_key`` with each group's Pareto front; returns ``path``."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    pts = [r for r in rows if r.get("accuracy") is not None and r.get(cost_key) is not None]
+    pts = _measured(rows, cost_key)
+    names = dict(zip(map(id, rows), labels(rows)))
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
     if not pts:
-        ax.text(0.5, 0.5, f"no row has both an accuracy and {xlabel}:\npass classification results "
-                "(sea-tf classify results.json)\nand device/export JSONs", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, f"no row has both an accuracy measured on its own artifact and {xlabel}:\n"
+                "classify the .tflite files (sea-tf classify ... --model X.int8.tflite)\nand pass those results "
+                "with the device/export JSONs\n(accuracy copied from the float model, †, is never plotted)",
+                ha="center", va="center", transform=ax.transAxes, fontsize=8)
         ax.set_axis_off()
     groups = {}
     for r in pts:
@@ -249,22 +434,20 @@ def plot_pareto(rows, cost_key, xlabel, path, title, group_key=None, log_x=False
     markers = {"fp32": "o", "float16": "s", "dynamic": "D", "int8": "^", "keras": "*"}
     for (group, members), color in zip(sorted(groups.items(), key=lambda g: str(g[0])), plt.cm.tab10.colors):
         for r in members:
-            ax.scatter(r[cost_key], 100 * r["accuracy"], color=color, marker=markers.get(r["mode"], "o"),
-                       facecolors="none" if r["accuracy_inherited"] else color, s=50, zorder=3)
-            ax.annotate(f"{r['model']} [{r['mode']}]", (r[cost_key], 100 * r["accuracy"]), fontsize=7,
+            ax.scatter(r[cost_key], 100 * r["accuracy"], color=color, marker=markers.get(r["mode"], "o"), s=50, zorder=3)
+            ax.annotate(f"{names[id(r)]} [{r['mode']}]", (r[cost_key], 100 * r["accuracy"]), fontsize=7,
                         xytext=(4, 3), textcoords="offset points")
         front = [members[i] for i in pareto_front([(m[cost_key], m["accuracy"]) for m in members])]
         ax.step([m[cost_key] for m in front], [100 * m["accuracy"] for m in front], where="post", color=color,
                 alpha=0.6, label=f"{group} Pareto front" if group_key else "Pareto front")
     if pts:
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("accuracy (%)")
+        ax.set_ylabel("accuracy measured on the artifact (%)")
         if log_x:
             ax.set_xscale("log")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower right")
-    ax.set_title(title + ("  (hollow: accuracy of the float model)" if any(r["accuracy_inherited"] for r in pts) else ""),
-                 fontsize=9)
+    ax.set_title(title, fontsize=9)
     fig.tight_layout()
     with atomic.atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png")
@@ -273,19 +456,19 @@ def plot_pareto(rows, cost_key, xlabel, path, title, group_key=None, log_x=False
 
 
 def markdown_table(rows, latency_stat="p50"):
-    """The report's table (one row per model, mode and device)."""
+    """The report's table (one row per artifact and device)."""
     def num(value, fmt):
         return "—" if value is None else format(value, fmt)
 
     lines = [f"| model | mode | device | accuracy (%) | latency {latency_stat} (ms/window) | network (ms) | "
              "RTF | peak RSS (MiB) | size (KiB) | status |",
              "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
+    for r, label in zip(rows, labels(rows)):
         acc = "—" if r.get("accuracy") is None else (
             f"{100 * r['accuracy']:.1f}" + (f" ± {100 * r['accuracy_std']:.1f}" if r.get("accuracy_std") is not None else "")
             + (" †" if r["accuracy_inherited"] else ""))
         size = None if r.get("size_bytes") is None else r["size_bytes"] / 1024
-        lines.append(f"| {r['model']} | {r['mode']} | {r.get('device') or '—'} | {acc} | {num(r.get('latency_ms'), '.3f')} "
+        lines.append(f"| {label} | {r['mode']} | {r.get('device') or '—'} | {acc} | {num(r.get('latency_ms'), '.3f')} "
                      f"| {num(r.get('network_ms'), '.3f')} | {num(r.get('rtf'), '.3f')} | {num(r.get('peak_rss_mb'), '.1f')} "
                      f"| {num(size, '.1f')} | {r['status']} |")
     return "\n".join(lines)
@@ -296,13 +479,15 @@ def ust_markdown(col, rows):
     sizes = {}
     for r in rows:
         if r.get("size_bytes") is not None:
-            sizes.setdefault(r["stem"], r["size_bytes"])
-            sizes.setdefault(r["model"], r["size_bytes"])
+            for key in (r.get("sha256"), r["stem"], r["model"]):
+                if key:
+                    sizes.setdefault(key, r["size_bytes"])
     lines = ["| model | micro AUPRC | macro AUPRC | micro F1 | validate files | size (KiB) |",
              "|---|---|---|---|---|---|"]
-    for key, u in sorted(col.ust.items()):
-        size = sizes.get(key)
-        lines.append(f"| {key} | {u['micro_auprc']:.3f} | {u['macro_auprc']:.3f} | "
+    for ev in sorted(col.ust.values(), key=lambda e: (e.key, str(e.sha256))):
+        u = ev.figures
+        size = (sizes.get(ev.sha256) or sizes.get(ev.key)) if ev.tflite else None   # a float model has no artifact size
+        lines.append(f"| {ev.key} | {u['micro_auprc']:.3f} | {u['macro_auprc']:.3f} | "
                      f"{'—' if u['micro_f1'] is None else format(u['micro_f1'], '.3f')} | {u['n_files'] or '—'} | "
                      f"{'—' if size is None else format(size / 1024, '.1f')} |")
     return "\n".join(lines)
@@ -341,21 +526,27 @@ def write_report(inputs=(), out_dir="runs/report", objects=(), title="sea-tf: ac
     out_dir = Path(out_dir)
     png_latency = plot_pareto(rows, "latency_ms", f"latency per 1-s window, {latency_stat} (ms)",
                               out_dir / f"{prefix}pareto_accuracy_latency.png", "accuracy vs latency", group_key="device", log_x=True)
-    png_size = plot_pareto([r for r in _one_per_artifact(rows)], "size_bytes", "model file size (bytes)",
+    png_size = plot_pareto(_one_per_artifact(rows), "size_bytes", "model file size (bytes)",
                            out_dir / f"{prefix}pareto_accuracy_size.png", "accuracy vs model size", log_x=True)
     md = [f"# {title}", "",
-          "One row per (model, mode, device). Latency is per 1-s window (front end + network + classifier); "
-          "RTF = compute time per second of audio at the bench's hop. † accuracy of the float model, not "
-          "measured on this artifact.", "", markdown_table(rows, latency_stat), "",
+          "One row per artifact and device (two artifacts of one name are told apart by their sha256). Latency is "
+          "per 1-s window (front end + network + classifier); RTF = compute time per second of audio at the bench's "
+          "hop. † accuracy of the float model the artifact was converted from, not measured on the artifact: "
+          "shown, never a Pareto point.", "", markdown_table(rows, latency_stat), "",
           f"![accuracy vs latency]({png_latency.name})", "", f"![accuracy vs size]({png_size.name})", ""]
-    for key, label in (("latency_ms", "latency"), ("size_bytes", "size")):
-        pts = [r for r in (rows if key == "latency_ms" else _one_per_artifact(rows))
-               if r.get("accuracy") is not None and r.get(key) is not None]
+    names = dict(zip(map(id, rows), labels(rows)))
+    # latency is compared per device, as on the plot: one board's milliseconds do not beat another's
+    fronts = [(f"latency on {device}", [r for r in _measured(rows, "latency_ms") if r["device"] == device], "latency_ms")
+              for device in sorted({r["device"] for r in _measured(rows, "latency_ms")}, key=str)]
+    fronts.append(("size", _measured(_one_per_artifact(rows), "size_bytes"), "size_bytes"))
+    for label, pts, key in fronts:
         front = [pts[i] for i in pareto_front([(r[key], r["accuracy"]) for r in pts])]
         if front:
-            md.append(f"Pareto front (accuracy vs {label}): " + ", ".join(
-                f"{r['model']} [{r['mode']}]" + (f" on {r['device']}" if key == "latency_ms" and r.get("device") else "")
-                for r in front))
+            md.append(f"Pareto front (accuracy vs {label}): " + ", ".join(f"{names[id(r)]} [{r['mode']}]" for r in front))
+    inherited = [r for r in rows if r["accuracy_inherited"]]
+    if inherited:
+        md.append(f"Not on the Pareto plots: {len(inherited)} row(s) with † accuracy; classify the `.tflite` "
+                  "files themselves to place them.")
     if col.ust:
         md += ["", "## SONYC-UST (coarse tagging, validate split; DCASE 2019 Task 5 metrics, docs/PROTOCOL.md §4.3)", "",
                ust_markdown(col, rows)]
@@ -370,10 +561,12 @@ def write_report(inputs=(), out_dir="runs/report", objects=(), title="sea-tf: ac
 
 
 def _one_per_artifact(rows):
+    """The first row of each artifact (size does not depend on the device)."""
     seen, out = set(), []
     for r in rows:
-        if r["stem"] not in seen:
-            seen.add(r["stem"])
+        key = r.get("sha256") or r["stem"]
+        if key not in seen:
+            seen.add(key)
             out.append(r)
     return out
 

@@ -1,4 +1,6 @@
 """``sea-tf report RESULTS...``: one accuracy-vs-cost report (library: :mod:`sea_tf.pareto_report`)."""
+import argparse
+import sys
 from pathlib import Path
 
 from sea_tf.cli.common import add_command
@@ -10,8 +12,9 @@ def register(subparsers):
         "report", run)
     parser.add_argument("results", nargs="+", metavar="RESULTS",
                         help="JSON files or directories (device bench results, export sidecars, classify results.json)")
-    parser.add_argument("--alias", action="append", default=[], metavar="NAME=MODEL",
-                        help="a classification result's model NAME is the model card MODEL (e.g. student=sea-64)")
+    # Legacy, hidden: results are joined by the files' sha256 now; --alias only renames a classification
+    # result that has no hash (written before the identity contract), and says it is deprecated.
+    parser.add_argument("--alias", action="append", default=[], metavar="NAME=MODEL", help=argparse.SUPPRESS)
     opts.add("--out", key="out", metavar="DIR", help="where report.md, rows.json and the PNGs go")
     opts.add("--title", key="title", help="report title")
     opts.add("--latency-stat", key="latency_stat", choices=["mean", "p50", "p90", "p99"],
@@ -25,6 +28,9 @@ def run(cfg, args):
     if any("=" not in a for a in args.alias):
         raise ConfigError("--alias expects NAME=MODEL, e.g. --alias student=sea-64")
     aliases = dict(a.split("=", 1) for a in args.alias)
+    if aliases:
+        print("sea-tf report: --alias is deprecated: results are joined by the model files' sha256; it only "
+              "renames classification results written without one", file=sys.stderr)
     out = Path(cfg["out"])
     result = write_report(args.results, out, title=cfg["title"], latency_stat=cfg["latency_stat"], aliases=aliases)
     write_resolved(cfg, out, "report")
