@@ -28,40 +28,11 @@ import time
 from pathlib import Path
 
 from sea_tf import atomic
-from sea_tf.errors import ConfigError, RemoteError
+from sea_tf.errors import RemoteError
+from sea_tf.ssh_hosts import Host, parse_host, resolve_host  # noqa: F401 - re-exported: --host's meaning
 
 DEVICE_FILES = ("*.py",)
 REQUIREMENTS = "requirements-device.txt"
-
-
-@dataclasses.dataclass(frozen=True)
-class Host:
-    """A remote machine: ``user@host`` and a port."""
-    user: str
-    host: str
-    port: int = 22
-
-    @property
-    def label(self):
-        """``user@host[:port]`` as the user would type it."""
-        return f"{self.user}@{self.host}" + (f":{self.port}" if self.port != 22 else "")
-
-    @property
-    def known_hosts_name(self):
-        """How OpenSSH and paramiko name this host in known_hosts."""
-        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
-
-
-def parse_host(text, default_port=22):
-    """Parse ``USER@HOST`` or ``USER@HOST:PORT`` into a :class:`Host`."""
-    match = re.fullmatch(r"([^@\s]+)@(\[[^\]]+\]|[^:@\s]+)(?::(\d+))?", text or "")
-    if not match:
-        raise RemoteError(f"--host {text!r}: expected USER@HOST or USER@HOST:PORT, e.g. pi@raspberrypi.local")
-    user, host, port = match.groups()
-    port = int(port) if port else int(default_port)
-    if not 1 <= port <= 65535:  # a larger number would wrap around to another port in the socket call
-        raise ConfigError(f"--host {text!r}: port {port} is outside 1-65535; pass the board's SSH port (usually 22)")
-    return Host(user, host.strip("[]"), port)
 
 
 @dataclasses.dataclass
@@ -248,8 +219,9 @@ class Connection:
     for a reply, and one that does not come within as long again means the board stopped answering.
     """
 
-    def __init__(self, host, transport, keepalive_s):
+    def __init__(self, host, transport, keepalive_s, jump=None):
         self.host, self.transport, self.keepalive_s = host, transport, float(keepalive_s)
+        self.jump = jump  # the Connection to the ProxyJump host this one is tunnelled through, or None
 
     def get_transport(self):
         """The underlying :class:`paramiko.Transport`."""
@@ -281,13 +253,17 @@ class Connection:
 
     def close(self):
         self.transport.close()
+        if self.jump is not None:
+            self.jump.close()
 
 
 def connect(host, key_path=None, known_hosts="~/.ssh/known_hosts", timeout=10.0, keepalive_s=10.0):
     """An authenticated :class:`Connection` to ``host``.
 
-    Authentication is by public key only: ``key_path``, else the ssh-agent's keys and the default
-    keys in ``~/.ssh``. paramiko's :class:`~paramiko.SSHClient` is not used because, when a server
+    Authentication is by public key only: ``key_path``, else the host's ssh_config ``IdentityFile``
+    keys, the ssh-agent's keys and the default keys in ``~/.ssh``. A host with a ``jump``
+    (``ProxyJump``) is reached through a ``direct-tcpip`` channel of a connection to the jump host,
+    as ``ssh -J`` does; every hop's host key is checked against ``known_hosts``. paramiko's :class:`~paramiko.SSHClient` is not used because, when a server
     asks for a second factor, it answers keyboard-interactive prompts with ``input()``: a run on
     several boards would wait forever at a prompt nobody sees.
 
@@ -308,15 +284,14 @@ def connect(host, key_path=None, known_hosts="~/.ssh/known_hosts", timeout=10.0,
     known_hosts = Path(known_hosts).expanduser()
     known = read_known_hosts(known_hosts, host)
     keys = _client_keys(host, key_path)
+    jump = connect(host.jump, key_path, known_hosts, timeout, keepalive_s) if host.jump is not None else None
     try:
-        sock = socket.create_connection((host.host, host.port), timeout=timeout)
-    except (socket.timeout, TimeoutError) as exc:
-        raise RemoteError(f"{host.label}: no answer within {timeout:g} s; check the address and that the "
-                          "board is on the network") from exc
-    except OSError as exc:
-        raise RemoteError(f"{host.label}: cannot reach {host.host}:{host.port} ({exc}); check the address, "
-                          "the port, and that sshd runs on the board") from None
-    transport = paramiko.Transport(sock)
+        sock = _open_socket(host, jump, timeout)
+        transport = paramiko.Transport(sock)
+    except BaseException:
+        if jump is not None:
+            jump.close()
+        raise
     transport.banner_timeout = transport.auth_timeout = transport.handshake_timeout = timeout
     _prefer_key_types(transport, known.accepted)
     try:
@@ -329,13 +304,38 @@ def connect(host, key_path=None, known_hosts="~/.ssh/known_hosts", timeout=10.0,
         _authenticate(host, transport, keys, key_path)
     except BaseException:
         transport.close()
+        if jump is not None:
+            jump.close()
         raise
     transport.set_keepalive(max(1, int(keepalive_s)))  # keeps NAT entries open while a long bench is quiet
-    return Connection(host, transport, keepalive_s)
+    return Connection(host, transport, keepalive_s, jump)
+
+
+def _open_socket(host, jump, timeout):
+    """A TCP connection to ``host``'s sshd: direct, or a ``direct-tcpip`` channel from ``jump``."""
+    import paramiko
+
+    if jump is not None:
+        try:
+            return jump.transport.open_channel("direct-tcpip", (host.host, host.port), ("127.0.0.1", 0),
+                                               timeout=timeout)
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            raise RemoteError(f"{host.route}: the jump host {jump.host.label} could not connect to "
+                              f"{host.host}:{host.port} ({exc or type(exc).__name__}); check HostName and Port in "
+                              "the ssh_config entry and that the jump host may forward (AllowTcpForwarding)") from None
+    try:
+        return socket.create_connection((host.host, host.port), timeout=timeout)
+    except (socket.timeout, TimeoutError) as exc:
+        raise RemoteError(f"{host.label}: no answer within {timeout:g} s; check the address and that the "
+                          "board is on the network") from exc
+    except OSError as exc:
+        raise RemoteError(f"{host.label}: cannot reach {host.host}:{host.port} ({exc}); check the address, "
+                          "the port, and that sshd runs on the board") from None
 
 
 def _client_keys(host, key_path):
-    """Private keys to offer, in order: ``key_path`` alone, else the ssh-agent's and ``~/.ssh``'s."""
+    """Private keys to offer, in order: ``key_path`` alone, else the host's ssh_config ``IdentityFile``
+    keys (those that exist and need no passphrase, as ssh skips the others), the ssh-agent's and ``~/.ssh``'s."""
     import paramiko
 
     if key_path:
@@ -351,6 +351,11 @@ def _client_keys(host, key_path):
             raise RemoteError(f"--key {key_path}: not a usable private key ({exc}); pass an OpenSSH private key "
                               "file") from None
     keys = []
+    for name in host.identity_files:
+        try:
+            keys.append(paramiko.PKey.from_path(name))
+        except (paramiko.SSHException, paramiko.UnknownKeyType, OSError, ValueError):
+            pass  # missing, passphrase-protected or unusable: only the agent can offer it
     try:
         keys += list(paramiko.Agent().get_keys())
     except paramiko.SSHException:
@@ -402,7 +407,9 @@ def _authenticate(host, transport, keys, key_path):
     error, never a prompt."""
     import paramiko
 
-    how = f"the key {key_path}" if key_path else "the ssh-agent and ~/.ssh keys"
+    how = (f"the key {key_path}" if key_path else
+           f"IdentityFile {', '.join(host.identity_files)}, the ssh-agent and ~/.ssh keys" if host.identity_files else
+           "the ssh-agent and ~/.ssh keys")
     reason = "no key to offer" if not keys else None
     for key in keys:
         try:

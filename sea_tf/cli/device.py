@@ -25,9 +25,12 @@ def register(subparsers):
                                    "device/run", run)
     run_parser.epilog = EPILOG
     run_parser.set_defaults(_command="device run")
-    opts.add("--host", key="hosts", action="append", metavar="USER@HOST[:PORT]",
-             help="board to run on (repeat for several)")
+    opts.add("--host", key="hosts", action="append", metavar="USER@HOST[:PORT]|ALIAS",
+             help="board to run on, or a Host of the ssh_config file (repeat for several: they run in parallel)")
     opts.add("--port", key="port", type=int, help="SSH port for hosts given without :PORT")
+    opts.add("--ssh-config", key="ssh_config", metavar="PATH",
+             help="OpenSSH client config whose Host entries --host may name (HostName, User, Port, IdentityFile, "
+                  "ProxyJump); ~/.ssh/config when it exists")
     opts.add("--key", key="key", metavar="PATH", help="private key file (else ssh-agent / ~/.ssh keys)")
     opts.add("--known-hosts", key="known_hosts", metavar="PATH", help="known_hosts file with the boards' host keys")
     opts.add("--artifacts", key="artifacts", nargs="+", metavar="DIR|FILE",
@@ -64,8 +67,10 @@ def register_listen(actions):
                                "device/listen", listen)
     parser.epilog = LISTEN_EPILOG
     parser.set_defaults(_command="device listen")
-    opts.add("--host", key="host", metavar="USER@HOST[:PORT]", help="board to listen on")
+    opts.add("--host", key="host", metavar="USER@HOST[:PORT]|ALIAS", help="board to listen on, or a Host of the ssh_config file")
     opts.add("--port", key="port", type=int, help="SSH port when --host has no :PORT")
+    opts.add("--ssh-config", key="ssh_config", metavar="PATH",
+             help="OpenSSH client config whose Host entries --host may name; ~/.ssh/config when it exists")
     opts.add("--key", key="key", metavar="PATH", help="private key file (else ssh-agent / ~/.ssh keys)")
     opts.add("--known-hosts", key="known_hosts", metavar="PATH", help="known_hosts file with the board's host key")
     opts.add("--artifacts", key="artifacts", nargs="+", metavar="DIR|FILE",
@@ -90,7 +95,7 @@ def listen(cfg, args):
 
     if not cfg["host"]:
         raise RemoteError("no --host given; e.g. --host pi@raspberrypi.local --artifacts OUT/export")
-    host = remote.parse_host(cfg["host"], cfg["port"])
+    host = remote.resolve_host(cfg["host"], port=cfg["port"], ssh_config=cfg["ssh_config"])
     model, classifier = remote.listen_plan(cfg["artifacts"], cfg["model"])
     source = cfg["source"] or "default"
     listen_args = ["--hop-size", cfg["hop_s"], "--threads", cfg["threads"]]
@@ -113,7 +118,7 @@ def listen(cfg, args):
             print(f"{'' if not live else chr(10)}{host.label}: {record['event']} {record['class']} at {record['t']} s",
                   file=sys.stderr)
 
-    print(f"{host.label}: device.listen {model.name}" + (f" + {classifier.name}" if classifier else "")
+    print(f"{host.route}: device.listen {model.name}" + (f" + {classifier.name}" if classifier else "")
           + f" on {source} -> {out}", file=sys.stderr)
     summary, code, interrupted = remote.listen_on_host(
         host, model, classifier, out, source=source, listen_args=listen_args, key_path=cfg["key"],
@@ -139,7 +144,7 @@ def run(cfg, args):
 
     if not cfg["hosts"]:
         raise RemoteError("no --host given; e.g. --host pi@raspberrypi.local --artifacts OUT/export")
-    hosts = [remote.parse_host(h, cfg["port"]) for h in cfg["hosts"]]
+    hosts = [remote.resolve_host(h, port=cfg["port"], ssh_config=cfg["ssh_config"]) for h in cfg["hosts"]]
     run_plan = remote.plan(cfg["artifacts"], cfg["audio"])
     out = Path(cfg["out"])
     out.mkdir(parents=True, exist_ok=True)
