@@ -220,7 +220,7 @@ class Collection:
         src = obj.get("source")
         if isinstance(src, dict):
             source_sha = _hash(src, "sha256")
-            src_names = [Path(str(src["path"])).name.split(".")[0] if src.get("path") else None, src.get("name")]
+            src_names = [Path(str(src["path"])).stem if src.get("path") else None, src.get("name")]
         else:
             source_sha, src_names = _hash(obj, "source_sha256"), []
         # an export row's "model" is the export name (the stem's name); a sidecar says it by its file name
