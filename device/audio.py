@@ -239,7 +239,7 @@ def resample_blocks(blocks, sr_in, sr_out):
     return stream(), "soxr-hq"
 
 
-def stream_windows(blocks, frame_samples, hop_samples, center=True):
+def stream_windows(blocks, frame_samples, hop_samples, center=True, pad_end=True):
     """The windows of :func:`frame_audio` over a signal given as blocks, one at a time.
 
     Holds one window plus one block of samples, whatever the length of the signal.
@@ -251,6 +251,11 @@ def stream_windows(blocks, frame_samples, hop_samples, center=True):
     frame_samples, hop_samples : int
     center : bool
         Prepend ``frame_samples // 2`` zeros.
+    pad_end : bool
+        False: the L3E downstream framing (``sea_tf.classify.features.frame_l3e``, docs/PROTOCOL.md
+        §3.5; use with ``center=False``): only the windows wholly inside the signal, the tail after
+        the last one dropped; a signal shorter than one window is one window, zero-padded on both
+        sides (``(pad // 2, pad - pad // 2)``).
 
     Yields
     ------
@@ -273,6 +278,11 @@ def stream_windows(blocks, frame_samples, hop_samples, center=True):
             k += 1
         drop = min(k * hop_samples - buf_start, len(buf))
         buf, buf_start = buf[drop:], buf_start + drop
+    if not pad_end:
+        if k == 0:  # shorter than one window: centred in zeros, as librosa's framing of a padded clip
+            pad = frame_samples - len(buf)
+            yield 0, np.concatenate([np.zeros(pad // 2, np.float32), buf, np.zeros(pad - pad // 2, np.float32)])
+        return
     # The end: zero padding up to a whole hop (or to one window), as padded_stream pads it.
     length = n_in + (frame_samples // 2 if center else 0)
     count = 1 if length <= frame_samples else 1 + math.ceil((length - frame_samples) / hop_samples)

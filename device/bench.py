@@ -7,16 +7,23 @@ Usage::
 
 Latency is measured per 1-s window on a seeded noise window: W warm-up passes, then R timed passes,
 with the numpy front end, the network (quantize + ``invoke()`` + dequantize), the bare ``invoke()``
-and the classifier timed separately and together. Each ``--audio`` file is then framed like the
-workstation does (1-s windows every ``--hop-size`` s), embedded, classified (mean of window
+and the classifier timed separately and together. Each ``--audio`` file is then framed as the
+classifier was evaluated (its card's ``features.framing`` and ``hop_size``, e.g. the L3E windows of
+``sea-tf classify us8k``; ``--framing`` overrides), embedded, classified (mean of window
 probabilities, then argmax, as in the US8K protocol) and timed per window. A file that fails is
 marked failed and the whole result is ``"status": "partial"``.
+
+A model without its sidecar is refused: without it the front end, rates and classes are unknown,
+and the numbers would be those of the bare network on random input. ``--no-sidecar`` runs it anyway
+and says so above the table. ``--progress`` prints ``device.bench: progress ...`` lines on stderr
+(what ``sea-tf device run`` shows live for each board).
 
 Exit codes (``sea-tf device run`` tells them apart): 0 complete; 3 partial (the JSON is written);
 2 an error the harness reports in one line (a model that cannot be loaded, a bad argument; no JSON);
 1 a crash: an uncaught exception, with Python's traceback on stderr.
 """
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -40,6 +47,10 @@ from device.errors import DeviceError  # noqa: E402
 from device.runner import DEFAULT_BATCH, load_artifact  # noqa: E402
 
 SCHEMA = "sea-tf/device-bench/1"
+#: how ``--audio`` files are cut into windows (the names of sea-tf classify's ``framing``)
+FRAMINGS = ("centered", "uncentered", "l3e")
+#: seconds between two progress lines (a line per window would flood a slow board's SSH channel)
+PROGRESS_EVERY_S = 0.5
 #: exit codes; 1 stays Python's own for an uncaught exception, so a crash is never read as a result
 EXIT_COMPLETE, EXIT_ERROR, EXIT_PARTIAL = 0, 2, 3
 
@@ -118,7 +129,22 @@ class _Pipeline:
         return embedding[0], probs, times
 
 
-def time_synthetic(pipe, runs, warmup, seed, hop_s=0.1):
+class Progress:
+    """``device.bench: progress <what> <done>/<total>`` lines on stderr, at most every
+    :data:`PROGRESS_EVERY_S` seconds and at the end of each stage; silent when not ``enabled``.
+    ``sea-tf device run`` parses them (``sea_tf.remote.PROGRESS_RE``); the total is ``?`` when unknown."""
+
+    def __init__(self, enabled):
+        self.enabled, self._last = enabled, 0.0
+
+    def __call__(self, what, done, total=None, final=False):
+        now = time.monotonic()
+        if self.enabled and (final or now - self._last >= PROGRESS_EVERY_S):
+            self._last = now
+            print(f"device.bench: progress {what} {done}/{'?' if total is None else total}", file=sys.stderr, flush=True)
+
+
+def time_synthetic(pipe, runs, warmup, seed, hop_s=0.1, progress=None):
     """Latency over ``runs`` timed passes after ``warmup`` passes on one seeded noise window."""
     emb = pipe.emb
     rng = np.random.default_rng(seed)
@@ -132,10 +158,12 @@ def time_synthetic(pipe, runs, warmup, seed, hop_s=0.1):
     for _ in range(warmup):
         pipe.window(frame, feats)
     samples = {key: [] for key in ("frontend", "network", "invoke", "classifier", "total")}
-    for _ in range(runs):
+    for k in range(runs):
         _, _, times = pipe.window(frame, feats)
         for key, value in times.items():
             samples[key].append(value)
+        if progress is not None:
+            progress("timing", k + 1, runs, final=k + 1 == runs)
     result = {key: latency_stats(values) for key, values in samples.items()}
     result["frontend_streaming"] = time_streaming_frontend(pipe, runs, warmup, hop_s, seed)
     return result
@@ -163,12 +191,14 @@ def time_streaming_frontend(pipe, runs, warmup, hop_s, seed):
     return latency_stats(ms)
 
 
-def bench_file(pipe, path, hop_s, center=True, batch=DEFAULT_BATCH):
+def bench_file(pipe, path, hop_s, center=True, batch=DEFAULT_BATCH, pad_end=True, progress=None, label="file"):
     """Embed and classify one audio file window by window (streaming front end); returns its result dict.
 
-    The windows are ``device.audio.frame_audio``'s; each is timed as ``device.listen`` runs it. The
-    file is then embedded again offline, at batch 1 and at ``batch`` windows per ``invoke()``
-    (when the model's batch dimension can be resized), for the throughput of each.
+    The windows are ``device.audio.stream_windows``' (``center``; ``pad_end=False``: L3E, see
+    :func:`framing_for`); each is timed as ``device.listen`` runs it. The file is then embedded
+    again offline, at batch 1 and at ``batch`` windows per ``invoke()`` (when the model's batch
+    dimension can be resized), for the throughput of each. ``progress(label, windows so far)``
+    is told as windows are done.
     """
     emb, cls = pipe.emb, pipe.cls
     start = time.perf_counter()
@@ -180,11 +210,15 @@ def bench_file(pipe, path, hop_s, center=True, batch=DEFAULT_BATCH):
         pipe.streaming.reset()
     per_window = []
     probs = []
-    for begin, window in stream_windows(source, emb.frame_samples, hop, center=center):
+    for begin, window in stream_windows(source, emb.frame_samples, hop, center=center, pad_end=pad_end):
         _, p, times = pipe.stream_window(window, begin)
         per_window.append(times)
         if p is not None:
             probs.append(p)
+        if progress is not None:
+            progress(f"{label} windows", len(per_window))
+    if progress is not None:
+        progress(f"{label} windows", len(per_window), len(per_window), final=True)
     count, duration_s = len(per_window), source.n_source / sr
     elapsed = time.perf_counter() - start
     result = {"file": str(path), "status": "ok", "duration_s": duration_s, "sample_rate": sr,
@@ -193,7 +227,8 @@ def bench_file(pipe, path, hop_s, center=True, batch=DEFAULT_BATCH):
               "latency_ms": {key: latency_stats([t[key] for t in per_window])
                              for key in ("frontend", "network", "classifier", "total")},
               "window_total_ms": [round(t["total"], 4) for t in per_window],
-              "offline": offline_throughput(emb, lambda: AudioStream(path, emb.sample_rate), hop, center, batch)}
+              "offline": offline_throughput(emb, lambda: AudioStream(path, emb.sample_rate), hop, center, batch,
+                                            pad_end)}
     if probs:
         mean = np.mean(probs, axis=0)
         best = int(np.argmax(mean))
@@ -203,7 +238,7 @@ def bench_file(pipe, path, hop_s, center=True, batch=DEFAULT_BATCH):
     return result
 
 
-def offline_throughput(emb, audio, hop, center, batch):
+def offline_throughput(emb, audio, hop, center, batch, pad_end=True):
     """Windows/s of ``Artifact.embed_audio`` (streaming front end + network) at batch 1 and ``batch``.
 
     ``audio``: mono samples at the model's rate, or a function returning a fresh block stream of
@@ -212,39 +247,86 @@ def offline_throughput(emb, audio, hop, center, batch):
     fresh = audio if callable(audio) else (lambda: audio)
     clock = time.perf_counter
     t0 = clock()
-    count = len(emb.embed_audio(fresh(), hop, center=center, batch=1))
+    count = len(emb.embed_audio(fresh(), hop, center=center, batch=1, pad_end=pad_end))
     t1 = clock()
     out = {"batch_1_windows_per_s": count / (t1 - t0), "batch": None, "batch_windows_per_s": None}
     batch = emb.batch_size(batch)
     if batch > 1 and emb.batched_interpreter(batch) is not None and count >= batch:
         emb.embed_audio(np.zeros(emb.frame_samples * 2, np.float32), hop, center=center, batch=batch)  # warm up
         t2 = clock()
-        emb.embed_audio(fresh(), hop, center=center, batch=batch)
+        emb.embed_audio(fresh(), hop, center=center, batch=batch, pad_end=pad_end)
         out.update(batch=batch, batch_windows_per_s=count / (clock() - t2))
     return out
 
 
+def framing_for(cls, framing="card", hop_s=0.1):
+    """How ``--audio`` files are framed: as the classifier's card says it was evaluated, or ``framing``.
+
+    Parameters
+    ----------
+    cls : Artifact or None
+        The classifier; its sidecar's ``model_card.features`` (``framing``, ``hop_size``) is what
+        ``sea-tf classify`` recorded.
+    framing : {"card", "centered", "uncentered", "l3e"}
+        ``card``: the card's framing and hop, else ``centered`` at ``hop_s`` (``sea-tf embed``'s).
+    hop_s : float
+        Seconds between windows when the card gives none.
+
+    Returns
+    -------
+    dict
+        ``name`` (one of :data:`FRAMINGS`), ``hop_s``, ``source`` (where they came from).
+    """
+    if framing != "card":
+        return {"name": framing, "hop_s": hop_s, "source": "--framing"}
+    card = (cls.meta or {}).get("model_card") if cls is not None else None
+    features = card.get("features") if isinstance(card, dict) else None
+    if isinstance(features, dict) and features.get("framing") in FRAMINGS:
+        hop = features.get("hop_size")
+        return {"name": features["framing"], "hop_s": float(hop) if hop else hop_s,
+                "source": f"classifier card ({cls.path.name})"}
+    return {"name": "centered", "hop_s": hop_s, "source": "default (no classifier card with features.framing)"}
+
+
+def _sidecar_missing(path, kind):
+    return DeviceError(f"{path}: no sidecar {Path(path).with_suffix('.json').name} beside the {kind}, so its front end, "
+                       "sample rate and classes are unknown and the numbers would be the bare network's on random "
+                       "input; copy the sidecar that `sea-tf export` wrote, or pass --no-sidecar to time it anyway")
+
+
 def run(model, classifier=None, audio=(), threads=1, runs=100, warmup=10, hop_s=0.1, seed=0,
-        label=None, prefer=None, batch=DEFAULT_BATCH):
-    """The whole benchmark; returns the JSON-able result dict (see module docstring)."""
+        label=None, prefer=None, batch=DEFAULT_BATCH, framing="card", no_sidecar=False, progress=False):
+    """The whole benchmark; returns the JSON-able result dict (see module docstring).
+
+    ``framing``: see :func:`framing_for`. ``no_sidecar``: run a model or classifier without its
+    sidecar (else a :class:`DeviceError`). ``progress``: progress lines on stderr (:class:`Progress`).
+    """
     caught = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         peak_start = system.peak_rss_mb()
         rss_start = system.current_rss_mb()
         emb = load_artifact(model, threads=threads, kind="embedding", prefer=prefer)
+        if emb.meta is None and not no_sidecar:
+            raise _sidecar_missing(model, "model")
         cls = load_artifact(classifier, threads=threads, kind="classifier", prefer=prefer) if classifier else None
+        if cls is not None and cls.meta is None and not no_sidecar:
+            raise _sidecar_missing(classifier, "classifier")
         if cls is not None and int(np.prod(cls.input_shape[1:])) != emb.output_size:
             raise DeviceError(f"{classifier}: the classifier takes {int(np.prod(cls.input_shape[1:]))}-d inputs but "
                               f"{model} makes {emb.output_size}-d embeddings; pass the classifier trained on this model")
         peak_loaded = system.peak_rss_mb()
         rss_loaded = system.current_rss_mb()
         pipe = _Pipeline(emb, cls)
-        latency = time_synthetic(pipe, runs, warmup, seed, hop_s)
+        report = Progress(progress)
+        latency = time_synthetic(pipe, runs, warmup, seed, hop_s, report)
+        frames = framing_for(cls, framing, hop_s)
         files = []
-        for path in audio:
+        for k, path in enumerate(audio, 1):
             try:
-                files.append(bench_file(pipe, path, hop_s, batch=batch))
+                files.append(bench_file(pipe, path, frames["hop_s"], center=frames["name"] == "centered",
+                                        pad_end=frames["name"] != "l3e", batch=batch, progress=report,
+                                        label=f"file {k}/{len(audio)}"))
             except DeviceError as exc:
                 files.append({"file": str(path), "status": "failed", "error": str(exc)})
             except Exception as exc:  # noqa: BLE001 - one bad file must not hide the others
@@ -261,6 +343,8 @@ def run(model, classifier=None, audio=(), threads=1, runs=100, warmup=10, hop_s=
         "model": _describe(emb),
         "classifier": _describe(cls) if cls else None,
         "settings": {"threads": threads, "runs": runs, "warmup": warmup, "hop_s": hop_s, "seed": seed, "batch": batch},
+        # how the --audio files were framed, and why (the classifier's card: the windows its accuracy was measured on)
+        "framing": frames,
         # soxr-hq: the workstation's resampler; numpy-fft (soxr missing) changes predictions near clip edges
         "resampler": resampler_name(),
         "load_time_s": {"model": emb.load_time_s, "classifier": cls.load_time_s if cls else None},
@@ -280,7 +364,11 @@ def run(model, classifier=None, audio=(), threads=1, runs=100, warmup=10, hop_s=
 def _describe(art):
     size = art.path.stat().st_size
     sidecar = art.path.with_suffix(".json")
+    source = (art.meta or {}).get("source")
     return {"path": str(art.path), "name": art.name, "mode": art.mode, "kind": art.kind,
+            # the identity sea-tf report joins on: this file, and the model file it was exported from
+            "sha256": _sha256(art.path),
+            "source_sha256": source.get("sha256") if isinstance(source, dict) else None,
             "size_bytes": size, "sidecar_bytes": sidecar.stat().st_size if sidecar.exists() else None,
             "has_sidecar": art.meta is not None, "frontend_in_model": art.frontend_in_model,
             "frontend_type": (art.frontend or {}).get("type"), "sample_rate": art.sample_rate,
@@ -289,10 +377,21 @@ def _describe(art):
             "classes": art.classes}
 
 
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def format_table(result):
     """A readable plain-text summary of a result dict."""
     m, env = result["model"], result["environment"]
-    lines = [f"sea-tf device bench [{result['status']}] on {result['device']}: {env['cpu_model']} "
+    bare = [d["name"] for d in (m, result["classifier"]) if d and not d["has_sidecar"]]
+    lines = [f"NO SIDECAR (--no-sidecar): {', '.join(bare)} ran without its sidecar: no front end, rates or classes "
+             "from the export; the numbers below are the bare network's on random input"] if bare else []
+    lines += [f"sea-tf device bench [{result['status']}] on {result['device']}: {env['cpu_model']} "
              f"({env['architecture']}, {env['cores']} cores), {env['os']}, Python {env['python']}, "
              f"{env['interpreter']['package']} {env['interpreter']['version']}, resampler {result.get('resampler')}",
              f"model      {m['name']} [{m['mode']}] {m['size_bytes'] / 1024:.1f} KiB, load {result['load_time_s']['model'] * 1e3:.1f} ms, "
@@ -314,7 +413,9 @@ def format_table(result):
               f"memory: peak RSS {mem['peak']:.1f} MiB (+{mem['load_increase']:.1f} loading, "
               f"+{mem['run_increase']:.1f} running)"]
     if result["files"]:
-        lines += ["", f"  {'file':<40}{'windows':>8}{'ms/win':>9}{'RTF':>8}  prediction"]
+        fr = result.get("framing") or {}
+        lines += ["", f"audio framed {fr.get('name')} every {fr.get('hop_s')} s ({fr.get('source')})",
+                  f"  {'file':<40}{'windows':>8}{'ms/win':>9}{'RTF':>8}  prediction"]
         for f in result["files"]:
             name = Path(f["file"]).name[:39]
             if f["status"] != "ok":
@@ -366,6 +467,12 @@ def build_parser():
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic timing window")
     parser.add_argument("--batch", type=int, default=DEFAULT_BATCH,
                         help="windows per invoke() for the offline throughput of --audio files (1: no batching)")
+    parser.add_argument("--framing", choices=["card", *FRAMINGS], default="card",
+                        help="how --audio files are cut into windows; card: as the classifier's card says it was "
+                             "evaluated (its hop too), else centered at --hop-size")
+    parser.add_argument("--no-sidecar", action="store_true",
+                        help="run a model without its X.json sidecar (no front end: the bare network's numbers)")
+    parser.add_argument("--progress", action="store_true", help="progress lines on stderr (for sea-tf device run)")
     parser.add_argument("--label", help="device name in the report (default: hostname)")
     parser.add_argument("--interpreter", choices=["ai-edge-litert", "tflite-runtime", "tensorflow"],
                         help="interpreter package to try first")
@@ -382,7 +489,8 @@ def main(argv=None):
             raise DeviceError("--runs, --threads and --batch must be >= 1, --warmup >= 0 and --hop-size > 0")
         result = run(args.model, args.classifier, args.audio, threads=args.threads, runs=args.runs,
                      warmup=args.warmup, hop_s=args.hop, seed=args.seed, label=args.label,
-                     prefer=args.interpreter, batch=args.batch)
+                     prefer=args.interpreter, batch=args.batch, framing=args.framing,
+                     no_sidecar=args.no_sidecar, progress=args.progress)
         if args.json:
             write_json(args.json, result)
     except DeviceError as exc:

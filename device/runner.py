@@ -309,7 +309,7 @@ class Artifact:
         """
         return self._run_many(self.features(frames), batch)
 
-    def embed_audio(self, audio, hop_samples, center=False, batch=DEFAULT_BATCH):
+    def embed_audio(self, audio, hop_samples, center=False, batch=DEFAULT_BATCH, pad_end=True):
         """Embeddings of every window of a whole recording, with the streaming front end.
 
         The windows are those of ``device.audio.frame_audio(audio, frame_samples, hop_samples,
@@ -326,6 +326,8 @@ class Artifact:
         center : bool
             Window k centred on ``k * hop`` (half a window of zeros in front).
         batch : int
+        pad_end : bool
+            False: L3E framing, no windows past the end (``device.audio.stream_windows``).
 
         Returns
         -------
@@ -334,7 +336,7 @@ class Artifact:
         from device.audio import stream_windows
 
         blocks = [audio] if isinstance(audio, np.ndarray) else audio
-        windows = stream_windows(blocks, self.frame_samples, hop_samples, center)
+        windows = stream_windows(blocks, self.frame_samples, hop_samples, center, pad_end)
         if self.frontend_in_model or self.frontend is None:
             return self._embed_window_chunks(windows, batch)
         from device.frontends import StreamingFrontend

@@ -160,7 +160,7 @@ def test_load_audio_downmixes(wavs):
 def test_bench_without_tensorflow(arts, wavs, tmp_path):
     out = tmp_path / "bench.json"
     proc, blocked = run_bench(["--model", arts["emb_int8"], "--classifier", arts["cls_fp32"], "--audio", *wavs,
-                               "--runs", 30, "--warmup", 3, "--json", out], tmp_path)
+                               "--runs", 30, "--warmup", 3, "--out-file", out], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert blocked == [], f"device/ tried to import {blocked}"
     r = json.loads(out.read_text())
@@ -197,7 +197,7 @@ def test_bench_marks_failed_file_partial(arts, wavs, tmp_path):
     bad.write_bytes(b"RIFF not really a wav")
     out = tmp_path / "bench.json"
     proc, _ = run_bench(["--model", arts["emb_fp32"], "--audio", wavs[0], bad, "--runs", 3, "--warmup", 0,
-                         "--json", out], tmp_path)
+                         "--out-file", out], tmp_path)
     assert proc.returncode == 3  # partial: the JSON is written (1 is a crash)
     r = json.loads(out.read_text())
     assert r["status"] == "partial" and r["failed_files"] == [str(bad)]
@@ -209,7 +209,7 @@ def test_bench_corrupt_model_is_one_line_error(arts, tmp_path):
     model = tmp_path / "corrupt.fp32.tflite"
     model.write_bytes(Path(arts["emb_fp32"]).read_bytes()[:200])
     out = tmp_path / "bench.json"
-    proc, _ = run_bench(["--model", model, "--json", out], tmp_path)
+    proc, _ = run_bench(["--model", model, "--out-file", out], tmp_path)
     assert proc.returncode == 2 and not out.exists()
     errors = [line for line in proc.stderr.splitlines() if line.startswith("device.bench: error:")]
     assert len(errors) == 1 and "cannot load this model" in errors[0]
@@ -241,3 +241,73 @@ def test_bench_refuses_mismatched_classifier(arts, tmp_path):
                                   card={"name": "c8", "kind": "classifier"}, classes=device_support.CLASSES)
     proc, _ = run_bench(["--model", arts["emb_fp32"], "--classifier", cls8], tmp_path)
     assert proc.returncode == 2 and "takes 8-d inputs" in proc.stderr and "16-d embeddings" in proc.stderr
+
+
+# -- framing as the classifier was evaluated; the sidecar required; the identity of what ran ----------
+
+def _with_sidecar(src, dst, **changes):
+    """Copy ``src`` (.tflite) to ``dst`` with its sidecar, the sidecar's top-level keys updated."""
+    shutil.copy(src, dst)
+    meta = json.loads(Path(src).with_suffix(".json").read_text())
+    meta.update(changes)
+    dst.with_suffix(".json").write_text(json.dumps(meta))
+    return dst
+
+
+@pytest.mark.parametrize("seconds", [0.6, 1.0, 3.95, 4.0])
+@pytest.mark.parametrize("block", [333, 65536])
+def test_l3e_stream_windows_are_frame_l3e(seconds, block):
+    from sea_tf.classify.features import frame_l3e
+
+    audio = np.random.default_rng(3).standard_normal(int(8000 * seconds)).astype(np.float32)
+    blocks = [audio[i:i + block] for i in range(0, len(audio), block)]
+    got = [w.copy() for _, w in dev_audio.stream_windows(blocks, 8000, 800, center=False, pad_end=False)]
+    expected, _ = frame_l3e(audio, 8000, 0.1)
+    assert len(got) == len(expected)
+    np.testing.assert_array_equal(np.stack(got), expected)   # the same samples, not just as many windows
+
+
+def test_bench_frames_audio_as_the_classifier_card_says(arts, tmp_path):
+    wav = device_support.write_tone_wav(tmp_path / "clip4s.wav", sr=8000, seconds=4.0, freq=700)
+    cls_meta = json.loads(Path(arts["cls_fp32"]).with_suffix(".json").read_text())
+    card = dict(cls_meta["model_card"], features={"hop_size": 0.1, "framing": "l3e", "frame_length_s": 1.0})
+    cls = _with_sidecar(arts["cls_fp32"], tmp_path / "us8k-cls.fp32.tflite", model_card=card)
+    source = {"path": "runs/a/student.keras", "name": "student", "sha256": "ab" * 32}
+    emb = _with_sidecar(arts["emb_int8"], tmp_path / "student.int8.tflite", source=source)
+    out = tmp_path / "bench.json"
+    proc, _ = run_bench(["--model", emb, "--classifier", cls, "--audio", wav, "--runs", 3, "--warmup", 0,
+                         "--hop-size", 0.25, "--out-file", out], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(out.read_text())
+    # classify us8k's L3E windows: 1 + floor((4 s - 1 s) / 0.1 s) = 31 at the card's hop, not
+    # --hop-size's 0.25 s and not centred (1 + ceil((4 + 0.5 - 1) / 0.1) = 36)
+    (f,) = r["files"]
+    assert f["n_windows"] == 31 and r["framing"]["name"] == "l3e" and r["framing"]["hop_s"] == 0.1
+    assert "us8k-cls.fp32.tflite" in r["framing"]["source"] and "audio framed l3e every 0.1 s" in proc.stdout
+    audio, _ = dev_audio.load_audio(wav)
+    frames = np.stack([audio[k * 800:k * 800 + 8000] for k in range(31)])
+    probs = load_artifact(cls).classify(load_artifact(emb).embed_frames(frames)).mean(axis=0)
+    assert f["predicted_class"] == device_support.CLASSES[int(np.argmax(probs))]
+    assert f["confidence"] == pytest.approx(float(probs.max()), abs=1e-5)
+    # the identity sea-tf report joins on
+    assert r["model"]["sha256"] == device_support._sha256(emb) and r["model"]["source_sha256"] == "ab" * 32
+    assert r["classifier"]["sha256"] == device_support._sha256(cls) and r["classifier"]["source_sha256"] is None
+
+    proc, _ = run_bench(["--model", emb, "--classifier", cls, "--audio", wav, "--runs", 3, "--warmup", 0,
+                         "--framing", "centered", "--out-file", out], tmp_path)
+    r = json.loads(out.read_text())
+    assert proc.returncode == 0 and r["files"][0]["n_windows"] == 36 and r["framing"]["source"] == "--framing"
+
+
+def test_bench_refuses_a_model_without_its_sidecar(arts, tmp_path):
+    bare = tmp_path / "bare.fp32.tflite"
+    shutil.copy(arts["emb_fp32"], bare)
+    out = tmp_path / "bench.json"
+    proc, _ = run_bench(["--model", bare, "--runs", 3, "--warmup", 0, "--out-file", out], tmp_path)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("device.bench: error:")]
+    assert proc.returncode == 2 and not out.exists() and len(errors) == 1
+    assert "no sidecar bare.fp32.json" in errors[0] and "--no-sidecar" in errors[0]
+    proc, _ = run_bench(["--model", bare, "--runs", 3, "--warmup", 0, "--no-sidecar", "--out-file", out], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].startswith("NO SIDECAR (--no-sidecar): bare")   # said before the table
+    assert json.loads(out.read_text())["model"]["has_sidecar"] is False
