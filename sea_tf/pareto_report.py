@@ -105,11 +105,11 @@ class Artifact:
     """
     stem: str
     mode: str
-    sha256: object = ABSENT
-    source_sha256: object = ABSENT
-    card: str = None
-    names: list = field(default_factory=list)
-    size_bytes: int = None
+    sha256: "str | None | _Absent" = ABSENT
+    source_sha256: "str | None | _Absent" = ABSENT
+    card: str | None = None
+    names: list[str] = field(default_factory=list)
+    size_bytes: int | None = None
 
     @property
     def key(self):
@@ -120,7 +120,7 @@ class Artifact:
         """The display name: the stem without its mode (``student.int8`` -> ``student``)."""
         return self.stem[: -len(self.mode) - 1] if self.stem.endswith(f".{self.mode}") else self.stem
 
-    def merge(self, other):
+    def merge(self, other: "Artifact") -> "Artifact":
         """Fill what this record lacks from ``other`` (another description of the same file)."""
         for attr in ("sha256", "source_sha256", "card", "size_bytes"):
             if getattr(self, attr) in (None, ABSENT) and getattr(other, attr) not in (None, ABSENT):
@@ -139,8 +139,8 @@ class Evaluation:
     name: str
     key: str
     tflite: bool
-    sha256: object
-    source_sha256: object
+    sha256: "str | None | _Absent"
+    source_sha256: "str | None | _Absent"
     figures: dict
 
     @property
@@ -341,7 +341,7 @@ def build_rows(col, latency_stat="p50"):
         ``frontend_ms``, ``rtf``, ``peak_rss_mb``, ``size_bytes``, ``status``, ``stem``,
         ``ust_micro_auprc``, ``ust_macro_auprc``.
     """
-    rows, used_acc, used_ust = [], set(), set()
+    rows, used_acc = [], set()
     runs = _resolve_device(col)
     benched = {art.key for art, _, _ in runs}
     entries = [(art, device, r) for art, device, r in sorted(runs, key=lambda x: (x[0].stem, str(x[1]), x[0].key))]
@@ -369,12 +369,11 @@ def build_rows(col, latency_stat="p50"):
         # the UST figures of the artifact itself, else of its float model (like accuracy)
         u = (_best(col.ust, art.sha256, [art.stem], tflite=True)
              or _best(col.ust, art.source_sha256, art.names, tflite=False))
-        used_ust |= {u.identity} if u else set()
         row.update(ust_micro_auprc=u and u.figures["micro_auprc"], ust_macro_auprc=u and u.figures["macro_auprc"])
         rows.append(row)
     for ident, ev in sorted(col.accuracy.items(), key=lambda x: (x[1].key, x[0])):
         if ident not in used_acc:
-            name, _, mode = ev.key.partition(".") if ev.tflite else (ev.key, "", "")
+            name, _, mode = ev.key.rpartition(".") if ev.tflite and "." in ev.key else (ev.key, "", "")
             rows.append({"stem": ev.key, "model": name, "card": None, "mode": mode or "keras", "device": None,
                          "sha256": _plain(ev.sha256), "source_sha256": _plain(ev.source_sha256),
                          "accuracy": ev.figures["accuracy"], "accuracy_std": ev.figures["accuracy_std"],
@@ -403,7 +402,7 @@ def pareto_front(points):
     return front
 
 
-def labels(rows):
+def labels(rows: list[dict]) -> list[str]:
     """Display label per row: the model name, with the artifact's short sha256 where two artifacts
     of one name, mode and device would otherwise read as the same row."""
     groups = {}
