@@ -180,7 +180,7 @@ def listen(model, wav, threads, json_path):
 
 def harness(model, classifier, audio, runs, warmup, threads, json_path, batch=16):
     args = [sys.executable, "-m", "device.bench", "--model", str(model), "--runs", str(runs), "--warmup", str(warmup),
-            "--threads", str(threads), "--json", str(json_path), "--quiet", "--batch", str(batch)]
+            "--threads", str(threads), "--out-file", str(json_path), "--quiet", "--batch-size", str(batch)]
     if classifier:
         args += ["--classifier", str(classifier)]
     if audio:

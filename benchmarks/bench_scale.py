@@ -450,7 +450,7 @@ def run_pipeline(label: str, scale: float, work: Path, args, env: dict, cluster:
 
     stages["export"] = run_stage(
         f"{label}-export", [SEA_TF, "export", run_dir / "student.keras", "--modes", "int8", "--calibration", shards,
-                            "--calibration-windows", 64, "--held-out-windows", 32, "--runs", 5, "--out", export_dir,
+                            "--calibration-windows", 64, "--held-out-windows", 32, "--latency-windows", 5, "--out", export_dir,
                             "--no-progress"],
         env, log_dir=logs)
     tflite = sorted(export_dir.glob("*.int8.tflite"))[0]
@@ -458,7 +458,7 @@ def run_pipeline(label: str, scale: float, work: Path, args, env: dict, cluster:
     long_wav = upstream / "long-00.wav"
     stages["device_bench"] = run_stage(
         f"{label}-device-bench", [PYTHON, "-m", "device.bench", "--model", tflite, "--audio", long_wav,
-                                  "--hop-size", args.hop_size, "--runs", 20, "--json", bench_json, "--quiet"],
+                                  "--hop-size", args.hop_size, "--runs", 20, "--out-file", bench_json, "--quiet"],
         dict(env, PYTHONPATH=str(ROOT)), log_dir=logs)
     bench = json.loads(bench_json.read_text())
     stages["device_bench"].update({"windows": sum(f.get("n_windows", 0) for f in bench["files"]),
@@ -496,7 +496,7 @@ def run_pipeline(label: str, scale: float, work: Path, args, env: dict, cluster:
 def _probe(label: str, name: str, probe_args: list, env: dict, logs: Path, nofile: int | None = None) -> dict:
     out = logs / f"probe-{name}.json"
     figures = run_stage(f"{label}-probe-{name}", [PYTHON, ROOT / "benchmarks" / "scale_probes.py", name, *probe_args,
-                                                  "--json", out], env, nofile=nofile, log_dir=logs)
+                                                  "--out-file", out], env, nofile=nofile, log_dir=logs)
     return {**json.loads(out.read_text()), **figures}
 
 

@@ -451,22 +451,36 @@ def write_json(path, obj):
             os.unlink(tmp)
 
 
+class _Deprecated(argparse._StoreAction):
+    """A hidden old spelling that says once, on stderr, which spelling replaced it."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{parser.prog}: warning: {option_string} is deprecated; use {self.metavar}", file=sys.stderr)
+        super().__call__(parser, namespace, values, option_string)
+
+
 def build_parser():
     """The ``python -m device.bench`` argument parser (also used by tests that check documented commands)."""
     parser = argparse.ArgumentParser(prog="python -m device.bench", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", required=True, help="embedding model X.tflite (sidecar X.json beside it)")
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                     allow_abbrev=False)  # --r would otherwise silently be --runs or --rate
+    parser.add_argument("--model", required=True, metavar="X.tflite",
+                        help="embedding model X.tflite (sidecar X.json beside it)")
     parser.add_argument("--classifier", help="classifier .tflite taking the embeddings")
-    parser.add_argument("--audio", nargs="*", default=[], help="audio files to embed and classify")
+    parser.add_argument("--audio", action="extend", nargs="+", default=[], metavar="FILE",
+                        help="audio files to embed and classify (--audio A B or --audio A --audio B)")
     parser.add_argument("--threads", type=int, default=1, help="interpreter threads")
     parser.add_argument("--runs", type=int, default=100, help="timed passes")
     parser.add_argument("--warmup", type=int, default=10, help="untimed passes first")
     parser.add_argument("--hop-size", dest="hop", type=float, default=0.1, help="seconds between audio windows")
     # The older spelling, hidden: sea-tf spells this idea --hop-size everywhere.
-    parser.add_argument("--hop", dest="hop", type=float, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    parser.add_argument("--hop", dest="hop", type=float, default=argparse.SUPPRESS, help=argparse.SUPPRESS,
+                        action=_Deprecated, metavar="--hop-size")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic timing window")
-    parser.add_argument("--batch", type=int, default=DEFAULT_BATCH,
+    parser.add_argument("--batch-size", dest="batch", type=int, default=DEFAULT_BATCH, metavar="N",
                         help="windows per invoke() for the offline throughput of --audio files (1: no batching)")
+    parser.add_argument("--batch", dest="batch", type=int, default=argparse.SUPPRESS, help=argparse.SUPPRESS,
+                        action=_Deprecated, metavar="--batch-size")
     parser.add_argument("--framing", choices=["card", *FRAMINGS], default="card",
                         help="how --audio files are cut into windows; card: as the classifier's card says it was "
                              "evaluated (its hop too), else centered at --hop-size")
@@ -476,7 +490,10 @@ def build_parser():
     parser.add_argument("--label", help="device name in the report (default: hostname)")
     parser.add_argument("--interpreter", choices=["ai-edge-litert", "tflite-runtime", "tensorflow"],
                         help="interpreter package to try first")
-    parser.add_argument("--json", help="write the result here as JSON")
+    # --out-file, as every sea-tf option naming a file written (`sea-tf models list --json` prints JSON).
+    parser.add_argument("--out-file", dest="json", metavar="FILE.json", help="write the result here as JSON")
+    parser.add_argument("--json", dest="json", default=argparse.SUPPRESS, help=argparse.SUPPRESS,
+                        action=_Deprecated, metavar="--out-file")
     parser.add_argument("--quiet", action="store_true", help="do not print the table")
     return parser
 
@@ -486,7 +503,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         if args.runs < 1 or args.warmup < 0 or args.threads < 1 or args.hop <= 0 or args.batch < 1:
-            raise DeviceError("--runs, --threads and --batch must be >= 1, --warmup >= 0 and --hop-size > 0")
+            raise DeviceError("--runs, --threads and --batch-size must be >= 1, --warmup >= 0 and --hop-size > 0")
         result = run(args.model, args.classifier, args.audio, threads=args.threads, runs=args.runs,
                      warmup=args.warmup, hop_s=args.hop, seed=args.seed, label=args.label,
                      prefer=args.interpreter, batch=args.batch, framing=args.framing,

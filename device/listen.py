@@ -364,16 +364,27 @@ def format_summary(s):
     return "\n".join(lines)
 
 
+class _Deprecated(argparse._StoreAction):
+    """A hidden old spelling that says once, on stderr, which spelling replaced it."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{parser.prog}: warning: {option_string} is deprecated; use {self.metavar}", file=sys.stderr)
+        super().__call__(parser, namespace, values, option_string)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m device.listen", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", required=True, help="embedding model X.tflite (sidecar X.json beside it)")
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                                     allow_abbrev=False)  # --r would otherwise silently be --runs or --rate
+    parser.add_argument("--model", required=True, metavar="X.tflite",
+                        help="embedding model X.tflite (sidecar X.json beside it)")
     parser.add_argument("--classifier", help="classifier .tflite taking the embeddings (for classes and triggers)")
     parser.add_argument("--source", default="default",
                         help="'default' or a microphone name/index, a WAV/FLAC file, or '-' (16-bit PCM on stdin)")
     parser.add_argument("--hop-size", dest="hop", type=float, default=0.1, help="seconds between window starts")
     # The issue's spelling, hidden: sea-tf spells this idea --hop-size everywhere.
-    parser.add_argument("--hop", dest="hop", type=float, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    parser.add_argument("--hop", dest="hop", type=float, default=argparse.SUPPRESS, help=argparse.SUPPRESS,
+                        action=_Deprecated, metavar="--hop-size")
     parser.add_argument("--duration", type=float, help="stop after this many seconds of audio")
     parser.add_argument("--realtime", action="store_true", help="pace a file source at real time")
     parser.add_argument("--rate", type=int, help="sample rate of stdin PCM (or the microphone's) in Hz")
@@ -383,7 +394,7 @@ def build_parser():
     parser.add_argument("--with-embedding", action="store_true", help="put each window's embedding in its JSON line")
     parser.add_argument("--top", type=int, default=3, help="classes per JSON line")
     parser.add_argument("--threads", type=int, default=1, help="interpreter threads")
-    parser.add_argument("--trigger", action="append", default=[], metavar="CLASS:P[:N]",
+    parser.add_argument("--trigger", action="extend", nargs="+", default=[], metavar="CLASS:P[:N]",
                         help="onset/offset events when CLASS stays >= P for N windows (repeatable)")
     parser.add_argument("--summary-json", help="also write the summary here")
     parser.add_argument("--until-stdin-closes", action="store_true",

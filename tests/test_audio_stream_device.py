@@ -63,7 +63,7 @@ def test_embed_audio_from_blocks_equals_the_whole_recording(arts, tmp_path):
 def _bench_run_increase(model, wav, tmp_path):
     out = tmp_path / f"{Path(wav).stem}.json"
     proc = subprocess.run([sys.executable, "-m", "device.bench", "--model", str(model), "--audio", str(wav),
-                           "--runs", "3", "--warmup", "1", "--hop-size", "0.1", "--json", str(out), "--quiet"],
+                           "--runs", "3", "--warmup", "1", "--hop-size", "0.1", "--out-file", str(out), "--quiet"],
                           cwd=ROOT, env=blocked_env(tmp_path), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(out.read_text())

@@ -340,7 +340,7 @@ def test_cli_export(tiny, tmp_path, capsys):
     for k in range(2):
         sf.write(tmp_path / "wav" / f"c{k}.wav", scene_windows(2, k + 5, 16000).reshape(-1), 16000)
     code = main(["export", str(path), "--modes", "fp32", "--held-out", str(tmp_path / "wav"), "--out",
-                 str(tmp_path / "out"), "--runs", "2", "--no-progress"])
+                 str(tmp_path / "out"), "--latency-windows", "2", "--no-progress"])
     assert code == 0
     assert (tmp_path / "out" / "sea-custom.fp32.tflite").is_file()
     cfg = yaml.safe_load((tmp_path / "out" / "export.config.yaml").read_text())

@@ -1,6 +1,6 @@
 """``sea-tf device listen`` against the real OpenSSH server of tests/test_remote.py (file sources).
 
-The board side's JSON lines must arrive in --out as they are made, and Ctrl-C here must stop the
+The board side's JSON lines must arrive in --out-file as they are made, and Ctrl-C here must stop the
 board's device.listen too (with its summary), not leave it running.
 """
 import json
@@ -34,7 +34,7 @@ def listen_argv(sshd, tmp_path, export_dir, *extra):
     return ["device", "listen", "--host", f"{sshd['user']}@127.0.0.1:{sshd['port']}", "--key", str(sshd["key"]),
             "--known-hosts", str(sshd["known_hosts"]), "--artifacts", str(export_dir), "--model", "tiny-feat.fp32",
             "--remote-dir", str(tmp_path / "board"), "--remote-python", sys.executable,
-            "--out", str(tmp_path / "live.jsonl"), "--connect-timeout", "5", *map(str, extra)]
+            "--out-file", str(tmp_path / "live.jsonl"), "--connect-timeout", "5", *map(str, extra)]
 
 
 def test_listen_over_ssh_on_a_file(sshd, export_dir, tmp_path, capsys):

@@ -47,7 +47,7 @@ def write_config(path, cfg):
 
 
 def start_workers(cfg_path, logs, n=2, attempt=0):
-    """``n`` ``sea-tf distill --strategy multiworker`` processes forming one cluster.
+    """``n`` ``sea-tf distill --distribution multiworker`` processes forming one cluster.
 
     Each has its own TMPDIR (``logs/tmp-<attempt>-<i>``) so that a test can see what a worker left behind.
     """
@@ -61,7 +61,7 @@ def start_workers(cfg_path, logs, n=2, attempt=0):
                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})}
         log = open(logs / f"worker-{i}.log", "a")
         procs.append(subprocess.Popen([sys.executable, "-m", "sea_tf", "distill", "--config", str(cfg_path),
-                                       "--strategy", "multiworker", "--no-progress"],
+                                       "--distribution", "multiworker", "--no-progress"],
                                       env=env, stdout=log, stderr=subprocess.STDOUT))
         log.close()
     return procs

@@ -31,7 +31,7 @@ def _add_evaluation_options(opts, data_help):
     opts.add("--model", key="models", action="append", metavar="SPEC",
              help="embedding model: catalogue name, .keras/.h5 path, exported .tflite or (untrained) preset; "
                   "repeatable; none given: edgel3/sea-64 from the weights cache")
-    opts.add("--out", key="out", help="output directory")
+    opts.add("--out", key="out", metavar="DIR", help="output directory")
     opts.add("--hop-size", key="features.hop_size", type=float, metavar="S", help="seconds between 1-s windows")
     opts.add("--framing", key="features.framing", choices=["centered", "uncentered", "l3e"],
              help="window framing (l3e: no centring, tail dropped; docs/PROTOCOL.md §3.5)")
@@ -45,8 +45,10 @@ def _add_bench(subparsers, kind):
     parser.epilog = _EPILOG_BENCH
     parser.set_defaults(_kind=kind)
     _add_evaluation_options(opts, "dataset root (metadata + audio)")
-    opts.add("--classifier", key="classifier.type", choices=["mlp", "svm"], help="frame classifier")
-    opts.add("--folds", key="protocol.test_folds", type=_folds, metavar="K,K", help="test only these folds, e.g. 1,2")
+    opts.add("--classifier-type", key="classifier.type", choices=["mlp", "svm"], help="frame classifier")
+    opts.alias("--classifier", key="classifier.type", choices=["mlp", "svm"])
+    opts.add("--folds", key="protocol.test_folds", type=_folds, nargs="+", metavar="K",
+             help="test only these folds, e.g. 1,2 or 1 2")
     opts.add("--workers", key="protocol.workers", type=int, metavar="N", help="folds trained in parallel processes")
     opts.add("--seed", key="seed", type=int, help="seed of every classifier (fold k uses seed + k)")
     opts.add("--no-progress", key="progress", action="store_false", help="hide the progress bars")
@@ -61,7 +63,7 @@ OUT/comparison.{json,md} and, per model, OUT/<model>/{results.json,output.csv,pr
 examples:
   sea-tf classify ust --config classify/ust --data ~/SONYC-UST --model l3-mel256-512 --model edgel3/sea-64
   sea-tf classify ust --config classify/ust-demo --data demo_out/data/ust --model exports/student.int8.tflite
-  sea-tf classify ust --data ~/SONYC-UST --model edgel3/sea-64 --classifier framewise --aggregation max
+  sea-tf classify ust --data ~/SONYC-UST --model edgel3/sea-64 --classifier-type framewise --aggregation max
 """
 
 
@@ -70,10 +72,11 @@ def _add_ust(subparsers):
                                "or framewise classifier, DCASE 2019 Task 5 metrics", "classify/ust", _run_ust)
     parser.epilog = _EPILOG_UST
     _add_evaluation_options(opts, "SONYC-UST root (annotations.csv, dcase-ust-taxonomy.yaml, audio/)")
-    opts.add("--classifier", key="classifier.type", choices=["mil", "framewise"],
+    opts.add("--classifier-type", key="classifier.type", choices=["mil", "framewise"],
              help="mil: frame sigmoid + AutoPool over time; framewise: frame MLP pooled per file")
+    opts.alias("--classifier", key="classifier.type", choices=["mil", "framewise"])
     opts.add("--aggregation", key="classifier.aggregation", choices=["max", "mean", "softmax"],
-             help="how --classifier framewise pools a file's frame probabilities")
+             help="how --classifier-type framewise pools a file's frame probabilities")
     opts.add("--seed", key="seed", type=int, help="seed of every model's classifier")
     opts.add("--no-progress", key="progress", action="store_false", help="hide the progress bars")
 
@@ -93,19 +96,20 @@ The classifier takes raw frame embeddings (the scaler is its first layer); a cli
 its frames' probabilities. Its card names the classes and the embedding model it expects.
 
 example:
-  sea-tf classify final --data ~/UrbanSound8K --model runs/sea64/student.keras --out clf/us8k.keras
+  sea-tf classify final --data ~/UrbanSound8K --model runs/sea64/student.keras --out-file clf/us8k.keras
 """
     opts.add("--data", key="data", metavar="ROOT", help="dataset root (metadata + audio)")
     opts.add("--dataset", key="dataset", choices=["us8k", "esc50"], help="dataset layout")
     opts.add("--model", key="model", metavar="SPEC",
              help="embedding model the classifier is trained for; None: edgel3/sea-64 from the weights cache")
-    opts.add("--out", key="out", help="classifier path (.keras); its card is written beside it")
+    opts.add("--out-file", key="out", metavar="FILE.keras", help="classifier file (.keras); its card is written beside it")
+    opts.alias("--out", key="out")
     opts.add("--hop-size", key="features.hop_size", type=float, metavar="S", help="seconds between 1-s windows")
     opts.add("--framing", key="features.framing", choices=["centered", "uncentered", "l3e"], help="window framing")
     opts.add("--cache-dir", key="features.cache_dir", metavar="DIR",
-             help="embedding cache; None means cache/ beside --out")
-    opts.add("--train-folds", key="split.train_folds", type=_folds, metavar="K,K",
-             help="folds to train on; None means all")
+             help="embedding cache; None means cache/ beside --out-file")
+    opts.add("--train-folds", key="split.train_folds", type=_folds, nargs="+", metavar="K",
+             help="folds to train on, e.g. 1,2 or 1 2; None means all")
     opts.add("--val-fold", key="split.val_fold", type=int, metavar="K",
              help="fold for early stopping; None: a held-out fraction (split.val_fraction) of the training clips")
     opts.add("--seed", key="seed", type=int, help="seed of the classifier")

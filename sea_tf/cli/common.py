@@ -6,10 +6,105 @@ added through :class:`Options` map to dotted config keys and show their default 
 only the flags a user actually types override the config file.
 """
 import argparse
+import sys
 
 from sea_tf import config as config_mod
+from sea_tf.errors import SeaTFError
 
 _FLAG_KEYS = "_sea_tf_flag_keys"
+_SEEN_LISTS = "_sea_tf_seen_lists"
+_WARNED = "_sea_tf_warned"
+
+
+class Parser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` with sea-tf's rules, inherited by every subcommand parser.
+
+    No abbreviations (``--n 300`` was silently taken as ``--no-progress``), and an unknown argument
+    is reported with the usage of the subcommand it was given to, not the top-level one.
+    """
+
+    def __init__(self, *args, allow_abbrev=False, **kwargs):
+        super().__init__(*args, allow_abbrev=allow_abbrev, **kwargs)
+        self.register("action", "parsers", _Subcommands)
+
+    def _get_value(self, action, arg_string):
+        # A type function that raises a sea-tf error (--folds x) is a usage error like any other,
+        # not a traceback from inside argparse.
+        try:
+            return super()._get_value(action, arg_string)
+        except SeaTFError as exc:
+            raise argparse.ArgumentError(action, str(exc)) from None
+
+
+class _Subcommands(argparse._SubParsersAction):
+    def __call__(self, parser, namespace, values, option_string=None):
+        sub = self._name_parser_map.get(values[0])
+        if sub is None:
+            return super().__call__(parser, namespace, values, option_string)   # the "invalid choice" error
+        if self.dest is not argparse.SUPPRESS:
+            setattr(namespace, self.dest, values[0])
+        # argparse hands a subcommand's unknown arguments up to the top-level parser, whose error
+        # shows the top-level usage; the subcommand's own usage is the one that helps.
+        subnamespace, extras = sub.parse_known_args(values[1:], None)
+        if extras:
+            sub.error(f"unrecognized arguments: {' '.join(extras)}")
+        for key, value in vars(subnamespace).items():
+            setattr(namespace, key, value)
+
+
+class ListAction(argparse.Action):
+    """A list option that keeps every value however it is spelled.
+
+    ``--x A --x B``, ``--x A B`` and a mix of both give ``[A, B]`` (argparse's ``nargs="+"`` keeps
+    only the last repeat; ``action="append"`` refuses ``--x A B``). A ``type`` that returns a list
+    (e.g. one splitting ``fp32,int8`` at the commas) is flattened in, so comma lists mix with the
+    other spellings too. A value given twice is a usage error: it would be read, trained or
+    written twice.
+    """
+
+    def __init__(self, option_strings, dest, nargs="+", **kwargs):
+        super().__init__(option_strings, dest, nargs=nargs, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        seen = getattr(namespace, _SEEN_LISTS, set())
+        setattr(namespace, _SEEN_LISTS, seen | {self.dest})
+        # A default (the config's list) is replaced by the first value typed, never extended.
+        items = list(getattr(namespace, self.dest) or []) if self.dest in seen else []
+        for value in values if isinstance(values, list) else [values]:
+            for item in value if isinstance(value, list) else [value]:
+                if item in items:
+                    parser.error(f"argument {option_string}: {item!r} given twice")
+                items.append(item)
+        setattr(namespace, self.dest, items)
+
+
+def is_list_option(action):
+    """Whether argparse ``action`` takes a list of values (what the list-spelling test checks)."""
+    return isinstance(action, (ListAction, argparse._AppendAction, argparse._ExtendAction)) or \
+        action.nargs in ("+", "*") or (isinstance(action.nargs, int) and action.nargs > 1)
+
+
+def percent(text):
+    """``--sparsity 53.5`` (percent, as in the preset names) -> 0.535, the fraction the config holds."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of percent, e.g. 53.5") from None
+    if 0 < value <= 1:
+        # The old fraction spelling (0.9 meant 90 %): refused rather than read as 0.9 %.
+        raise argparse.ArgumentTypeError(f"{text} is a fraction; --sparsity is in percent as in the preset names "
+                                         f"(the fraction {text} is --sparsity {value * 100:g})")
+    if not 0 <= value < 100:
+        raise argparse.ArgumentTypeError(f"{text} is not a percentage in [0, 100), e.g. 53.5 for 53.5 % zero weights")
+    return value / 100
+
+
+def key_value(text):
+    """A ``--set`` item; checked here so that a positional swallowed by ``--set A B`` is named as such."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not KEY=VALUE (a positional argument goes before --set, or after --)")
+    return text
 
 
 class Options:
@@ -33,7 +128,10 @@ class Options:
         default = config_mod.get_dotted(self.defaults, key)
         self.keys.append(key)
         kwargs.setdefault("default", argparse.SUPPRESS)
-        if kwargs.get("action") == "store_false":
+        _as_list_option(kwargs)
+        if kwargs.get("type") is percent and isinstance(default, (int, float)):
+            shown = f"default: {default * 100:g}"
+        elif kwargs.get("action") == "store_false":
             # "--no-progress ... (default: True)" would read as if the flag were on by default.
             shown = f"sets {key}: false; default: {str(default).lower()}"
         elif kwargs.get("action") == "store_true":
@@ -42,13 +140,43 @@ class Options:
             shown = f"default: {default!r}" if isinstance(default, str) else f"default: {default}"
         self.parser.add_argument(*flags, dest=key, help=f"{help} ({shown})", **kwargs)
 
-    def alias(self, *flags, key, **kwargs):
+    def alias(self, *flags, key, use=None, **kwargs):
         """Accept an older spelling of the option bound to ``key``, hidden from ``--help``.
 
-        One spelling per idea across subcommands is shown; the old one keeps old scripts working.
+        One spelling per idea across subcommands is shown; the old one keeps old scripts working and
+        prints ``sea-tf CMD: warning: --old is deprecated; use --new`` once. ``use`` is the new
+        spelling; None: the visible option already bound to ``key``.
         """
         kwargs.setdefault("default", argparse.SUPPRESS)
-        self.parser.add_argument(*flags, dest=key, help=argparse.SUPPRESS, **kwargs)
+        _as_list_option(kwargs)
+        if use is None:
+            use = next(max(a.option_strings, key=len) for a in self.parser._actions
+                       if a.dest == key and a.help != argparse.SUPPRESS)
+        action = kwargs.pop("action", None)
+        base = action if isinstance(action, type) else self.parser._registry_get("action", action, action)
+        self.parser.add_argument(*flags, dest=key, help=argparse.SUPPRESS, action=_deprecated(base, use), **kwargs)
+
+
+def _as_list_option(kwargs):
+    """Make every list option a :class:`ListAction` (whatever spelling a command asked for)."""
+    if kwargs.get("action") in ("append", "extend") or kwargs.get("nargs") in ("+", "*"):
+        kwargs["action"] = ListAction
+        kwargs["nargs"] = "+" if kwargs.get("nargs") != "*" else "*"
+
+
+def _deprecated(base, use):
+    """``base`` (an argparse action class) that first warns that its spelling is deprecated."""
+
+    class Deprecated(base):
+        def __call__(self, parser, namespace, values, option_string=None):
+            warned = getattr(namespace, _WARNED, set())
+            if option_string not in warned:
+                print(f"{parser.prog}: warning: {option_string} is deprecated; use {use}", file=sys.stderr)
+                setattr(namespace, _WARNED, warned | {option_string})
+            super().__call__(parser, namespace, values, option_string)
+
+    Deprecated.use = use
+    return Deprecated
 
 
 def add_command(subparsers, name, help, defaults, run, description=None):
@@ -69,8 +197,8 @@ def add_command(subparsers, name, help, defaults, run, description=None):
     parser.add_argument("--config", metavar="FILE|PRESET",
                         help=f"YAML file of settings, or a packaged preset name such as {stage}/NAME "
                              f"(`sea-tf configs list {stage}`); defaults: configs/{stage}")
-    parser.add_argument("--set", dest="set_items", action="append", default=[], metavar="KEY=VALUE",
-                        help=f"override one setting, e.g. --set {_set_example(defaults)} (repeatable)")
+    parser.add_argument("--set", dest="set_items", action=ListAction, type=key_value, default=[], metavar="KEY=VALUE",
+                        help=f"override settings, e.g. --set {_set_example(defaults)} (several: repeated or space-separated)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     parser.set_defaults(_run=run, _defaults=defaults, _stage=stage, _command=name)
     return parser, Options(parser, defaults)

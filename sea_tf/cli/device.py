@@ -57,7 +57,7 @@ def register(subparsers):
 LISTEN_EPILOG = """\
 The board runs python -m device.listen (numpy + LiteRT, + sounddevice for a microphone) on --source:
 one of its microphones or a local audio file copied there. Each window's
-JSON line is written to --out as it arrives; the last line is the board's summary. Ctrl-C stops the
+JSON line is written to --out-file as it arrives; the last line is the board's summary. Ctrl-C stops the
 board too (its stdin is closed) and waits for that summary.
 """
 
@@ -86,7 +86,8 @@ def register_listen(actions):
              help="onset/offset events when CLASS stays >= P for N windows (repeatable)")
     opts.add("--remote-dir", key="remote_dir", metavar="PATH", help="working directory on the board (relative to $HOME)")
     opts.add("--remote-python", key="remote_python", metavar="PY", help="Python on the board")
-    opts.add("--out", key="out", metavar="FILE.jsonl", help="local file for the streamed JSON lines")
+    opts.add("--out-file", key="out", metavar="FILE.jsonl", help="local file for the streamed JSON lines")
+    opts.alias("--out", key="out")
     opts.add("--connect-timeout", key="timeouts.connect_s", type=float, metavar="S", help="seconds to connect and authenticate")
 
 

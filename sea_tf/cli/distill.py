@@ -1,5 +1,5 @@
 """``sea-tf distill``: train a student on reduced teacher targets (resumable, pruning, QAT, multi-device)."""
-from sea_tf.cli.common import add_command
+from sea_tf.cli.common import add_command, percent
 
 DESCRIPTION = """\
 Distil a student (SEA preset or custom) to regress the reduced teacher targets from its own
@@ -18,7 +18,7 @@ student.keras (+ card) and report.json."""
 def register(subparsers):
     parser, opts = add_command(subparsers, "distill", "train a student on reduced teacher targets",
                                "distill", run, description=DESCRIPTION)
-    opts.add("--shards", key="shards", nargs="+", metavar="DIR", help="teacher-shard directories")
+    opts.add("--shards", key="shards", nargs="+", metavar="DIR", help="teacher-shard directories (--shards A B or --shards A --shards B)")
     opts.add("--allow-partial", key="allow_partial", action="store_true",
              help="read shard directories whose split run lacks some jobs (`sea-tf teacher-embed --status`)")
     opts.add("--targets", key="targets", metavar="DIR", help="reduced targets (`sea-tf reduce apply` output)")
@@ -32,11 +32,13 @@ def register(subparsers):
     opts.add("--batch-size", key="train.batch_size", type=int, metavar="N", help="windows per step, split across replicas (train.scale_batch_with_replicas: true makes it per replica)")
     opts.add("--lr", key="train.learning_rate", type=float, metavar="LR", help="Adam learning rate")
     opts.add("--prune", key="pruning.enabled", action="store_true", help="prune while distilling")
-    opts.add("--sparsity", key="pruning.target_sparsity", type=float, metavar="S",
-             help="target sparsity per pruned layer")
+    opts.add("--sparsity", key="pruning.target_sparsity", type=percent, metavar="PERCENT",
+             help="target sparsity per pruned layer in percent of zero weights, as in the preset names "
+                  "(e.g. 53.5; the config holds the fraction)")
     opts.add("--qat", key="qat.enabled", action="store_true", help="quantization-aware fine-tune afterwards")
-    opts.add("--strategy", key="strategy.kind", choices=["auto", "default", "mirrored", "multiworker"],
-             help="distribution strategy")
+    opts.add("--distribution", key="strategy.kind", choices=["auto", "default", "mirrored", "multiworker"],
+             help="tf.distribute strategy")
+    opts.alias("--strategy", key="strategy.kind", choices=["auto", "default", "mirrored", "multiworker"])
     opts.add("--cpu-devices", key="strategy.cpu_devices", type=int, metavar="N",
              help="split the CPU into N logical devices (tests MirroredStrategy without GPUs)")
     opts.add("--mixed-precision", key="strategy.mixed_precision", action="store_true",

@@ -20,7 +20,10 @@ COMMAND_MODULES = [
 
 def build_parser():
     """The top-level parser with one subcommand per available stage module."""
-    parser = argparse.ArgumentParser(
+    from sea_tf.cli.common import Parser
+
+    # Parser: no abbreviations, errors with the subcommand's usage (every subcommand inherits it).
+    parser = Parser(
         prog="sea-tf",
         description="Specialized Embedding Approximation: L3 teacher -> sampling -> reduction -> "
                     "distilled student -> TFLite -> on-device benchmark.")

@@ -85,7 +85,7 @@ def test_two_students_of_one_preset_in_one_folder_are_two_rows(tmp_path, capsys)
     device_dir = tmp_path / "device"
     for label, path in tflite.items():
         proc = subprocess.run([sys.executable, "-m", "device.bench", "--model", str(path), "--runs", "5",
-                               "--warmup", "1", "--label", "local", "--quiet", "--json", str(device_dir / f"{label}.json")],
+                               "--warmup", "1", "--label", "local", "--quiet", "--out-file", str(device_dir / f"{label}.json")],
                               cwd=ROOT, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr
         model = json.loads((device_dir / f"{label}.json").read_text())["model"]
