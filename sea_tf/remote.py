@@ -600,7 +600,7 @@ def _run_on_host(client, host, run_plan, run_dir, remote_dir, remote_python, set
             args += ["--classifier", f"artifacts/{classifier.name}"]
         if audio:
             args += ["--audio", *audio.values()]
-        args += [*map(str, bench_args), "--label", host.host, "--json", remote_json]
+        args += [*map(str, bench_args), "--progress", "--label", host.host, "--out-file", remote_json]
         command = f"cd {rdir} && rm -f {shlex.quote(remote_json)} && {shlex.quote(python)} -m device.bench " + \
                   " ".join(shlex.quote(a) for a in args)
         log(f"{host.label}: {model.name}")

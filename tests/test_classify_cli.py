@@ -54,7 +54,7 @@ def test_us8k_cli_then_final_classifier(us8k_root, tmp_path, capsys):
     assert "| car_horn | – |" in md                                         # a class the data lacks
 
     clf = tmp_path / "clf" / "tones.keras"
-    code = cli_main.main(["classify", "final", "--data", str(us8k_root), "--model", "sea-64", "--out", str(clf),
+    code = cli_main.main(["classify", "final", "--data", str(us8k_root), "--model", "sea-64", "--out-file", str(clf),
                           "--hop-size", "0.5", "--cache-dir", str(out / "cache"), "--no-progress",
                           "--set", "mlp.hidden=[32]", "--set", "mlp.epochs=5"])
     assert code == 0, capsys.readouterr().err

@@ -77,7 +77,7 @@ def test_classify_ust_published_sea64_and_a_tflite(tiny_ust, sea64_tflite, sea64
 def test_framewise_and_cache_reuse(tiny_ust, tmp_path, capsys):
     out = tmp_path / "out"
     args = ["classify", "ust", "--data", str(tiny_ust), "--model", "sea-64", "--out", str(out), *FAST,
-            "--classifier", "framewise", "--aggregation", "max"]
+            "--classifier-type", "framewise", "--aggregation", "max"]
     assert cli_main.main(args) == 0
     first = json.loads((out / "sea-64" / "results.json").read_text())
     assert first["settings"]["classifier"]["type"] == "framewise" and first["cache"]["computed"] == 12

@@ -9,10 +9,10 @@ from sea_tf.config import write_resolved
 def register(subparsers):
     parser, opts = add_command(subparsers, "demo", "run every stage end to end on the embedded demo dataset",
                                "demo", run)
-    opts.add("--out", key="out", help="output root (dataset, models, report)")
+    opts.add("--out", key="out", metavar="DIR", help="output root (dataset, models, report)")
     opts.add("--seed", key="seed", type=int, help="seed for every random choice")
-    opts.add("--stages", key="stages", type=lambda s: s.split(","),
-             help="comma-separated subset of stages to run; None: all")
+    opts.add("--stages", key="stages", type=lambda s: [stage for stage in s.split(",") if stage], nargs="+",
+             metavar="STAGE", help="subset of stages to run (--stages data,teacher or --stages data teacher); None: all")
 
 
 def run(cfg, args):

@@ -33,14 +33,14 @@ def register(subparsers):
     parser.epilog = _EPILOG
     parser.add_argument("model_arg", nargs="?", metavar="MODEL",
                         help="preset, catalogue name, .keras (with its card) or published .h5 (default: config 'model')")
-    opts.add("--modes", key="modes", type=_modes, metavar="M,M", help="comma-separated modes among "
-             "fp32,dynamic,fp16,int8,int16x8")
+    opts.add("--modes", key="modes", type=_modes, nargs="+", metavar="MODE", help="modes among "
+             "fp32,dynamic,fp16,int8,int16x8 (--modes fp32,int8 or --modes fp32 int8)")
     opts.add("--calibration", key="calibration.sources", nargs="+", metavar="AUDIO_OR_SHARDS",
              help="audio files/directories or teacher-shard directories for int8/int16x8 calibration")
     opts.add("--held-out", key="held_out.sources", nargs="+", metavar="AUDIO",
              help="audio files/directories or shards for the fidelity figures")
     opts.add("--out", key="out", metavar="DIR", help="output directory")
-    opts.add("--classifier", key="classifier", metavar="CLS.keras",
+    opts.add("--classifier", key="classifier", metavar="FILE",
              help="downstream classifier (sea-tf classify final) to export in the same modes")
     opts.add("--name", key="name", help="artifact base name; None means the model card's name")
     opts.add("--allow-partial", key="calibration.allow_partial", action="store_true",
@@ -53,7 +53,8 @@ def register(subparsers):
     opts.add("--placement", key="placement", choices=["auto", "device"],
              help="front end: inside the file when the mode carries it exactly (auto) or always on the device")
     opts.add("--dft", key="dft", choices=["rfft", "matmul"], help="DFT of in-model front ends (RFFT2D or matmul)")
-    opts.add("--runs", key="latency.runs", type=int, metavar="N", help="timed windows per file")
+    opts.add("--latency-windows", key="latency.runs", type=int, metavar="N", help="timed windows per file")
+    opts.alias("--runs", key="latency.runs", type=int)
     opts.add("--threads", key="latency.threads", type=int, metavar="N", help="interpreter threads for latency")
     opts.add("--no-progress", key="progress", action="store_false", help="hide the progress bars")
 

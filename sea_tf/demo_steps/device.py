@@ -85,7 +85,7 @@ def run(ctx):
         json_path = out_dir / f"{model.stem}.json"
         cmd = [sys.executable, "-m", "device.bench", "--model", str(model), "--runs", str(settings["runs"]),
                "--warmup", str(settings["warmup"]), "--threads", str(settings["threads"]), "--hop-size", str(settings["hop_s"]),
-               "--label", "local", "--json", str(json_path)]
+               "--label", "local", "--out-file", str(json_path)]
         classifier = plan.classifier_for(model)
         if classifier:
             cmd += ["--classifier", str(classifier)]
