@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 DEMO_OUT ?= demo_out
+# Extra `sea-tf demo` arguments, e.g. DEMO_ARGS="--config demo/ci" (the small run .ci/run makes).
+DEMO_ARGS ?=
 
 .PHONY: demo test install clean test-arm64 sshd audio slurm strace
 
@@ -17,7 +19,7 @@ $(STAMP): requirements.txt setup.cfg pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/sea-tf demo --out $(DEMO_OUT)
+	$(BIN)/sea-tf demo --out $(DEMO_OUT) $(DEMO_ARGS)
 
 test: $(STAMP) sshd audio slurm strace
 	$(BIN)/python -m pytest -q

@@ -16,8 +16,18 @@ import time
 from pathlib import Path
 
 from sea_tf import atomic
+from sea_tf.config import parse_set, resolve
+from sea_tf.errors import ConfigError
+from sea_tf.presets import load_defaults
 
 STAGES = ["data", "models", "teacher", "sampling", "reduce", "distill", "classify", "export", "device"]
+
+# The settings schema each step resolves (``configs/<schema>``), keyed as in ``sea-tf demo``'s
+# ``steps:`` section; ``--set steps.<key>=[a.b=1, c=2]`` overrides that step's preset, like the
+# stage command's own ``--set`` (``configs/demo/ci.yaml`` is the small run ``.ci/run`` makes).
+STEP_SCHEMAS = {"data": "data/make-demo", "teacher": "teacher", "sampling": "sampling", "reduce": "reduce/fit",
+                "distill": "distill", "classify": "classify/us8k", "classify_ust": "classify/ust",
+                "export": "export", "device": "device/run"}
 
 
 @dataclasses.dataclass
@@ -51,6 +61,8 @@ class DemoContext:
     data_dir : Path
         The generated UrbanSound8K-layout dataset (``out_dir / "data"``); ``upstream/`` sits inside.
     seed : int
+    step_settings : dict
+        ``key=value`` overrides per step (keys of :data:`STEP_SCHEMAS`), applied over the step's preset.
     artifacts : dict
         Paths later steps need, keyed by name (e.g. ``"student_model"``, ``"teacher_shards"``).
     results : dict
@@ -60,14 +72,43 @@ class DemoContext:
     report_dir: Path
     data_dir: Path
     seed: int = 20180216
+    step_settings: dict = dataclasses.field(default_factory=dict)
     artifacts: dict = dataclasses.field(default_factory=dict)
     results: dict = dataclasses.field(default_factory=dict)
 
+    def settings(self, key: str, preset: str | None = None) -> dict:
+        """The resolved settings of step ``key``: its schema's defaults, then ``preset``, then the demo's overrides.
 
-def run_demo(out_dir, seed=20180216, stages=None, log=print):
-    """Run every available demo step and write the report; returns the report directory."""
+        Parameters
+        ----------
+        key : str
+            A key of :data:`STEP_SCHEMAS` (``"distill"``, ``"classify_ust"``, ...).
+        preset : str, optional
+            The packaged preset the step runs (``"distill/demo"``).
+        """
+        return resolve(load_defaults(STEP_SCHEMAS[key]), preset, set_items=self.step_settings.get(key))
+
+
+def check_step_settings(step_settings: dict) -> None:
+    """Raise ConfigError for an unknown step key or a ``key=value`` its schema refuses, before any step runs."""
+    for key, items in (step_settings or {}).items():
+        if key not in STEP_SCHEMAS:
+            raise ConfigError(f"demo setting 'steps.{key}': no such step; known: {', '.join(STEP_SCHEMAS)}")
+        if items and not all(isinstance(item, str) for item in items):
+            raise ConfigError(f"demo setting 'steps.{key}': expected a list of key=value strings, got {items!r}")
+        parse_set(items, load_defaults(STEP_SCHEMAS[key]))
+
+
+def run_demo(out_dir, seed=20180216, stages=None, log=print, step_settings=None):
+    """Run every available demo step and write the report; returns the report directory.
+
+    ``step_settings`` maps a :data:`STEP_SCHEMAS` key to ``key=value`` overrides of that step's preset.
+    """
     out_dir = Path(out_dir)
-    ctx = DemoContext(out_dir=out_dir, report_dir=out_dir / "report", data_dir=out_dir / "data", seed=seed)
+    step_settings = {key: items for key, items in (step_settings or {}).items() if items}
+    check_step_settings(step_settings)
+    ctx = DemoContext(out_dir=out_dir, report_dir=out_dir / "report", data_dir=out_dir / "data", seed=seed,
+                      step_settings=step_settings)
     ctx.report_dir.mkdir(parents=True, exist_ok=True)
     sections = []
     for stage in stages or STAGES:

@@ -146,7 +146,7 @@ def test_demo_step_reports_both_models_and_saves_the_classifier(us8k_root, tmp_p
     settings["classifier"]["mlp"] = {"hidden": [32], "l2": 1e-5, "learning_rate": 1e-2, "batch_size": 32,
                                      "epochs": 20, "patience": 5}
     settings["protocol"]["test_folds"] = [1, 2]
-    monkeypatch.setattr(step, "demo_settings", lambda: copy.deepcopy(settings))
+    monkeypatch.setattr(step, "demo_settings", lambda ctx=None: copy.deepcopy(settings))
     ctx = DemoContext(out_dir=tmp_path, report_dir=tmp_path / "report", data_dir=us8k_root)
     ctx.report_dir.mkdir()
     ctx.artifacts.update(data_dir=us8k_root, teacher_model="sea-64", embed_model="sea-128")

@@ -1,19 +1,18 @@
 """The ``data`` demo step: generates once, reuses a matching dataset, reports and plots."""
-import copy
 
 from sea_tf.demo import DemoContext
 from sea_tf.demo_steps import data as data_step
-from sea_tf.presets import load_defaults
 
 
-def test_data_step_generates_then_reuses(tmp_path, monkeypatch):
-    tiny = load_defaults("data/make-demo")
-    tiny.update(clips_per_class=2, sample_rates=[22050], sample_rate_weights=[1.0])
-    tiny["duration_s"]["max"] = 1.0
-    tiny["upstream"].update(recordings=1, min_duration_s=5.0, max_duration_s=5.0)
-    tiny["ust"].update(clips_per_sensor=1, clip_seconds=1.0)
-    monkeypatch.setattr(data_step, "load_defaults", lambda name: copy.deepcopy(tiny))
-    ctx = DemoContext(out_dir=tmp_path, report_dir=tmp_path / "report", data_dir=tmp_path / "data", seed=5)
+# The demo's own way to shrink a step (`sea-tf demo --set 'steps.data=[...]'`, configs/demo/ci.yaml).
+TINY = ["clips_per_class=2", "sample_rates=[22050]", "sample_rate_weights=[1.0]", "duration_s.max=1.0",
+        "upstream.recordings=1", "upstream.min_duration_s=5.0", "upstream.max_duration_s=5.0",
+        "ust.clips_per_sensor=1", "ust.clip_seconds=1.0"]
+
+
+def test_data_step_generates_then_reuses(tmp_path):
+    ctx = DemoContext(out_dir=tmp_path, report_dir=tmp_path / "report", data_dir=tmp_path / "data", seed=5,
+                      step_settings={"data": TINY})
 
     first = data_step.run(ctx)
     assert ctx.artifacts["data_dir"] == tmp_path / "data"

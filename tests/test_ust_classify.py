@@ -126,7 +126,7 @@ def test_demo_step_ust_part_reports_both_models_and_their_ratio(tiny_ust, tmp_pa
     assert settings["classifier"]["type"] == "mil" and settings["features"]["hop_size"] == 1.0   # the demo preset
     settings["features"].update(clip_seconds=2.0, hop_size=0.5)
     settings["classifier"].update(epochs=20, patience=20)
-    monkeypatch.setattr(step, "ust_settings", lambda: copy.deepcopy(settings))
+    monkeypatch.setattr(step, "ust_settings", lambda ctx=None: copy.deepcopy(settings))
     ctx = DemoContext(out_dir=tmp_path, report_dir=tmp_path / "report", data_dir=tmp_path, seed=3)
     ctx.report_dir.mkdir()
     figures, markdown, images = step.run_ust(ctx, tiny_ust, "sea-64", "sea-128", tmp_path / "ust")

@@ -16,10 +16,11 @@ def register(subparsers):
 
 
 def run(cfg, args):
-    from sea_tf.demo import run_demo
+    from sea_tf.demo import check_step_settings, run_demo
+    check_step_settings(cfg["steps"])  # a bad override is one line before anything is written
     out = Path(cfg["out"])
     out.mkdir(parents=True, exist_ok=True)
     write_resolved(cfg, out, "demo")
-    report_dir = run_demo(out, seed=cfg["seed"], stages=cfg["stages"])
+    report_dir = run_demo(out, seed=cfg["seed"], stages=cfg["stages"], step_settings=cfg["steps"])
     print(f"report: {report_dir / 'report.md'} (figures in {report_dir / 'report.json'})")
     return 0

@@ -28,9 +28,9 @@ UST_PRESET = "classify/ust-demo"
 TEACHER_MAX_WINDOWS = 500  # the 48-kHz teacher's share of the demo's time budget
 
 
-def demo_settings():
-    """The resolved ``classify us8k`` settings of the demo (preset :data:`PRESET`)."""
-    return resolve(load_defaults("classify/us8k"), PRESET)
+def demo_settings(ctx=None):
+    """The resolved ``classify us8k`` settings of the demo (preset :data:`PRESET`, then ``ctx``'s overrides)."""
+    return ctx.settings("classify", PRESET) if ctx else resolve(load_defaults("classify/us8k"), PRESET)
 
 
 def choose_hop(paths, max_windows, candidates=HOP_CANDIDATES):
@@ -54,14 +54,14 @@ def evaluate_models(ctx, clips, specs, names, out, hop, progress=True):
     """The demo's 10-fold protocol (preset :data:`PRESET`) for ``specs``; returns the comparison table."""
     from sea_tf.classify.benchmark import run_benchmark
 
-    cfg = demo_settings()
+    cfg = demo_settings(ctx)
     return run_benchmark(clips, specs, out, features_settings(hop, out), cfg["classifier"],
                          seed=ctx.seed, test_folds=cfg["protocol"]["test_folds"], progress=progress, names=names)
 
 
-def ust_settings():
-    """The resolved ``classify ust`` settings of the demo (preset :data:`UST_PRESET`)."""
-    return resolve(load_defaults("classify/ust"), UST_PRESET)
+def ust_settings(ctx=None):
+    """The resolved ``classify ust`` settings of the demo (preset :data:`UST_PRESET`, then ``ctx``'s overrides)."""
+    return ctx.settings("classify_ust", UST_PRESET) if ctx else resolve(load_defaults("classify/ust"), UST_PRESET)
 
 
 def run_ust(ctx, root, teacher, student, out):
@@ -75,7 +75,7 @@ def run_ust(ctx, root, teacher, student, out):
     if not (root / "annotations.csv").is_file():
         return None
     dataset = UST(root)
-    cfg = ust_settings()
+    cfg = ust_settings(ctx)
     cfg["seed"] = ctx.seed
     cfg["features"] = {**cfg["features"], "cache_dir": str(out / "cache")}
     table = run_ust_models(dataset, [teacher, student], out, cfg, names=["teacher", "student"], progress=False)
@@ -136,7 +136,7 @@ def run(ctx):
     student, student_source = _student_spec(ctx)
 
     clips = load_clipset(data_dir, "us8k")
-    settings = demo_settings()
+    settings = demo_settings(ctx)
     mlp = settings["classifier"]["mlp"]
     hop, teacher_windows = choose_hop(clips.paths, TEACHER_MAX_WINDOWS)
     features = features_settings(hop, out)

@@ -8,7 +8,6 @@ from sea_tf.data import US8K
 from sea_tf.data.demo_dataset import is_complete, make_demo_dataset
 from sea_tf.data.probe import linear_probe_accuracy, mean_logmel_features
 from sea_tf.demo import StepReport
-from sea_tf.presets import load_defaults
 
 FIGURE = "data_logmel_per_class.png"
 
@@ -18,7 +17,7 @@ def run(ctx):
 
     Sets ``ctx.artifacts["data_dir"]`` (UrbanSound8K layout) and ``ctx.artifacts["upstream_dir"]``.
     """
-    cfg = load_defaults("data/make-demo")
+    cfg = ctx.settings("data")
     cfg.update(out=str(ctx.data_dir), seed=ctx.seed, overwrite=True)
     start = time.perf_counter()
     reused = is_complete(ctx.data_dir, cfg)

@@ -25,9 +25,9 @@ def _device_root():
     return Path(device.__file__).resolve().parents[1]
 
 
-def bench_settings():
+def bench_settings(ctx=None):
     """``bench`` settings of ``sea-tf device run`` with the demo's preset (threads, runs, warmup, hop_s)."""
-    return resolve(load_defaults("device/run"), PRESET)["bench"]
+    return (ctx.settings("device", PRESET) if ctx else resolve(load_defaults("device/run"), PRESET))["bench"]
 
 
 def _aliases(ctx):
@@ -76,7 +76,7 @@ def run(ctx):
         plan = remote.plan([export_dir])
     except SeaTFError as exc:
         return StepReport(figures={"skipped": str(exc)}, markdown=f"Skipped: {exc}.")
-    settings = bench_settings()
+    settings = bench_settings(ctx)
     audio = sorted(Path(ctx.artifacts.get("data_dir", ctx.data_dir)).rglob("*.wav"))[:N_AUDIO]
     out_dir = ctx.out_dir / "device"
     out_dir.mkdir(parents=True, exist_ok=True)

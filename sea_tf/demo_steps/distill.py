@@ -10,7 +10,6 @@ import shutil
 from pathlib import Path
 
 from sea_tf import cards
-from sea_tf.config import resolve
 from sea_tf.demo import StepReport
 from sea_tf.shards import canonical_sha256
 
@@ -20,10 +19,10 @@ PRESETS = {64: "sea-64", 128: "sea-128", 256: "sea-256", 512: "sea-512"}
 
 
 def run(ctx):
-    from sea_tf.distill import DEFAULTS, distill
+    from sea_tf.distill import distill
     from sea_tf.weights import is_cached
 
-    cfg = resolve(DEFAULTS, PRESET)
+    cfg = ctx.settings("distill", PRESET)
     reducer = ctx.artifacts.get("reducer")
     d = int(cards.read_card(Path(reducer))["d"]) if reducer else int(cards.read_card(Path(ctx.artifacts["targets"]))["d"])
     cfg.update(shards=[str(ctx.artifacts["teacher_shards"])], targets=str(ctx.artifacts["targets"]),

@@ -31,7 +31,7 @@ def run(ctx):
     upstream = Path(ctx.artifacts.get("upstream_dir") or data_dir / "upstream")
     clips = data_dir / "audio"
     defaults = load_defaults("export")
-    cfg = resolve(defaults, PRESET)
+    cfg = ctx.settings("export", PRESET)
     cfg["calibration"]["seed"] = cfg["held_out"]["seed"] = ctx.seed
     cfg["classifier_modes"] = ["fp32"]
     student, source = _student_spec(ctx)

@@ -1,21 +1,15 @@
 """Demo step ``reduce``: fit StandardScaler + PCA (d = 64) on the sample, write aligned targets, report quality."""
 import shutil
 
-from sea_tf.config import resolve
 from sea_tf.demo import StepReport
-from sea_tf.presets import load_defaults
 
 PRESET = "reduce/fit-pca64"
-
-
-def _config():
-    return resolve(load_defaults("reduce/fit"), PRESET)
 
 
 def run(ctx):
     from sea_tf.reduce import apply, fit
 
-    cfg = _config()
+    cfg = ctx.settings("reduce", PRESET)
     shards, sample = ctx.artifacts["teacher_shards"], ctx.artifacts["sample"]
     reducer_dir, targets_dir = ctx.out_dir / "reducer", ctx.out_dir / "targets"
     card = fit(shards, sample, reducer_dir, method=cfg["method"], d=cfg["d"], pca_solver=cfg["pca"]["solver"],

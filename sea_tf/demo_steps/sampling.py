@@ -1,23 +1,17 @@
 """Demo step ``sampling``: pick the rows φ is fitted on (dpp-quality) and compare all strategies."""
 import shutil
 
-from sea_tf.config import resolve
 from sea_tf.demo import StepReport
-from sea_tf.presets import load_defaults
 
 PRESET = "sampling/demo"
 COMPARE_D = 16
-
-
-def _config():
-    return resolve(load_defaults("sampling"), PRESET)
 
 
 def run(ctx):
     from sea_tf.reduce_quality import compare_strategies, markdown_table
     from sea_tf.sampling import sample_shards
 
-    cfg = _config()
+    cfg = ctx.settings("sampling", PRESET)
     shards = ctx.artifacts["teacher_shards"]
     out = ctx.out_dir / "sample"
     index, card = sample_shards(shards, out, cfg["m"], strategy=cfg["strategy"], seed=ctx.seed,

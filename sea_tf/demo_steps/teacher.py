@@ -12,20 +12,14 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from sea_tf.config import resolve
 from sea_tf.demo import StepReport
 from sea_tf.errors import DataError
-from sea_tf.presets import load_defaults
 
 PUBLISHED = "openl3/mel256-env"
 UNTRAINED = "l3-mel256-512"
 MAX_WINDOWS = 640
 CALIBRATION_FILES = 2  # ~25 windows: BN statistics pool over every time-frequency bin; calibration costs ~0.6 s per window
 PRESET = "teacher/demo"
-
-
-def _config():
-    return resolve(load_defaults("teacher"), PRESET)
 
 
 def _files_within_budget(files, hop_size, budget):
@@ -61,7 +55,7 @@ def choose_teacher(upstream_files, seed, out_dir, hop_size):
 def run(ctx):
     from sea_tf.teacher_embed import extract, list_inputs
 
-    cfg = _config()
+    cfg = ctx.settings("teacher", PRESET)
     upstream = Path(ctx.artifacts.get("upstream_dir") or ctx.data_dir / "upstream")
     if not upstream.is_dir():
         raise DataError(f"{upstream}: no upstream recordings; the data step should have made them "
