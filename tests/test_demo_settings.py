@@ -50,7 +50,7 @@ def test_the_ci_preset_resolves_and_every_override_is_valid(tmp_path, capsys):
     check_step_settings(run_demo_settings)
     # The command line accepts the same spelling README and .ci/run use, and refuses a bad key.
     assert main(["configs", "show", "demo/ci"]) == 0
-    assert "clips_per_class=4" in capsys.readouterr().out
+    assert "upstream.recordings=12" in capsys.readouterr().out
     code = main(["demo", "--config", "demo/ci", "--out", str(tmp_path / "o"),
                  "--set", "steps.distill=[train.epoch=3]"])
     assert code != 0 and not (tmp_path / "o").exists()
