@@ -1,25 +1,34 @@
 """``tf.data`` input: (audio window, reduced target) batches read straight from the shards.
 
-The training stream is an endless sequence of passes over the training rows. Each pass visits
-*blocks* (≤ ``block_rows`` contiguous rows of one shard, all from the training side of the split)
-in an order drawn from ``(seed, pass)``; ``cycle_length`` blocks are read in parallel and
-interleaved, windows are mixed in a shuffle buffer, batched and prefetched. Because the block
-order depends only on the seed and the pass, a resumed run restarts the stream at the block where
-the killed run was (to within the shuffle buffer) without reading the skipped data.
+The training stream is an endless sequence of passes over the training rows, and which window
+comes at which position is a function of ``(seed, position)`` alone. Each pass visits *blocks*
+(≤ ``block_rows`` contiguous rows of one shard, all from the training side of the split) in an
+order drawn from ``(seed, pass)``; consecutive blocks of that order form *groups* of about
+``shuffle_buffer`` windows (so a group mixes blocks of many shards), and each group's rows are
+permuted by a draw from ``(seed, pass, group)``. Batches are consecutive windows of that stream.
+A resumed run therefore computes where window ``rows_done`` lies (pass, group, offset) and gets
+exactly the batches the uninterrupted run would have had, without reading the skipped data; a
+streaming shuffle buffer could not do that (its content at the kill is lost).
 
-Memory is bounded by ``shuffle_buffer + cycle_length × block_rows`` windows, open files by
-``max_open_files`` (``data.max_open_files``): one :class:`BlockReader` serves every dataset of a
-run, whatever the number of shards.
+Memory is bounded by ``(1 + cycle_length)`` groups (the one being batched and ``cycle_length``
+read ahead), open files by ``max_open_files`` (``data.max_open_files``): one
+:class:`BlockReader` serves every dataset of a run, whatever the number of shards.
 """
 import collections
+import math
 import threading
+import warnings
 
 import h5py
 import numpy as np
 
 from sea_tf.backend import tf
 from sea_tf.distill.defaults import DEFAULTS
-from sea_tf.errors import TrainError
+from sea_tf.errors import SeaTFWarning, TrainError
+
+
+class SmallValidationWarning(SeaTFWarning):
+    """The validation split holds fewer batches than ``train.validation_steps``: all of it is used."""
 
 
 def make_blocks(shards, rows, block_rows=256):
@@ -116,18 +125,64 @@ class BlockReader:
                 self._files.popitem()[1].close()
 
 
-def block_order(n_blocks, seed, start_pass=0, start_block=0):
-    """Endless block indices: pass p visits ``permutation(n_blocks)`` drawn from ``(seed, p)``."""
-    p, skip = int(start_pass), int(start_block)
-    while True:
-        order = np.random.default_rng([int(seed), p]).permutation(n_blocks)
-        yield from order[skip:]
-        p, skip = p + 1, 0
+def blocks_per_group(blocks, shuffle_buffer):
+    """Blocks whose rows are permuted together: about ``shuffle_buffer`` windows (1: no shuffling).
+
+    Parameters
+    ----------
+    blocks : np.ndarray [shape=(n_blocks, 3)]
+    shuffle_buffer : int
+        ``data.shuffle_buffer``; ≤ 1 keeps every block's rows in order.
+
+    Returns
+    -------
+    int
+    """
+    if not shuffle_buffer or int(shuffle_buffer) <= 1 or len(blocks) == 0:
+        return 1
+    return max(1, min(len(blocks), int(shuffle_buffer) // int((blocks[:, 2] - blocks[:, 1]).max())))
+
+
+def pass_groups(blocks, seed, pass_no, per_group):
+    """The groups of pass ``pass_no``: block indices per group and each group's first row in the pass.
+
+    Returns
+    -------
+    groups : list of np.ndarray [shape=(≤ per_group,)]
+        Block indices (into ``blocks``) of each group, in pass order.
+    starts : np.ndarray [shape=(n_groups + 1,)], int64
+        Row of the pass where each group begins; ``starts[-1]`` is the pass's row count.
+    """
+    order = np.random.default_rng([int(seed), int(pass_no)]).permutation(len(blocks))
+    groups = [order[a:a + per_group] for a in range(0, len(order), per_group)]
+    sizes = (blocks[:, 2] - blocks[:, 1]).astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum([sizes[g].sum() for g in groups])]).astype(np.int64)
+    return groups, starts
+
+
+def group_permutation(n_rows, seed, pass_no, group_no, shuffle):
+    """Order of a group's ``n_rows`` rows: a draw from ``(seed, pass, group)``, or as read."""
+    if not shuffle:
+        return np.arange(n_rows)
+    return np.random.default_rng([int(seed), int(pass_no), int(group_no)]).permutation(n_rows)
+
+
+def stream_position(blocks, seed, per_group, rows_done):
+    """Where window ``rows_done`` of the training stream lies: ``(pass, group, offset in the group)``."""
+    total = int((blocks[:, 2] - blocks[:, 1]).sum())
+    pass_no, left = divmod(int(rows_done), total)
+    _, starts = pass_groups(blocks, seed, pass_no, per_group)
+    group_no = int(np.searchsorted(starts, left, side="right")) - 1
+    return pass_no, group_no, left - int(starts[group_no])
 
 
 def train_dataset(shards, blocks, batch_size, seed, shuffle_buffer=4096, cycle_length=4, rows_done=0,
                   reader=None):
     """The endless, shuffled training stream of ``(audio [B, S], target [B, d])`` batches.
+
+    Batch ``k`` holds windows ``k·B … (k+1)·B − 1`` of the stream described in the module
+    docstring, whatever ``rows_done`` the dataset started from, so a resumed run (``rows_done`` =
+    optimizer steps × ``B``) sees the batches of an uninterrupted one.
 
     Parameters
     ----------
@@ -139,9 +194,9 @@ def train_dataset(shards, blocks, batch_size, seed, shuffle_buffer=4096, cycle_l
         Global batch (windows per step).
     seed : int
     shuffle_buffer : int
-        Windows mixed across blocks (and therefore shards).
+        Windows permuted together (a group of blocks from random shards); ≤ 1: no shuffling.
     cycle_length : int
-        Blocks read and interleaved in parallel.
+        Groups read ahead of training (memory: ``1 + cycle_length`` groups).
     rows_done : int
         Windows already consumed by the run being resumed (0 for a new run).
     reader : BlockReader, optional
@@ -151,19 +206,78 @@ def train_dataset(shards, blocks, batch_size, seed, shuffle_buffer=4096, cycle_l
     -------
     tf.data.Dataset
     """
-    start_pass, start_block = _start(blocks, seed, rows_done)
+    blocks = np.asarray(blocks, np.int64)
+    if len(blocks) == 0:
+        raise TrainError("no training windows to stream; embed more audio or lower data.valid_fraction")
+    reader = reader if reader is not None else BlockReader(shards)
+    per_group = blocks_per_group(blocks, shuffle_buffer)
+    shuffle = bool(shuffle_buffer) and int(shuffle_buffer) > 1
+    seed = int(seed)
+    start = stream_position(blocks, seed, per_group, rows_done)
+    frame_samples, d = shards.student_sample_rate, _target_dim(shards)
+    cache = {}  # pass -> its groups; a pass's groups are read in order, so one entry is enough
 
-    def order():
-        for k in block_order(len(blocks), seed, start_pass, start_block):
-            yield blocks[k]
+    def positions():
+        pass_no, group_no, offset = start
+        while True:
+            groups, _ = pass_groups(blocks, seed, pass_no, per_group)
+            for g in range(group_no, len(groups)):
+                yield np.array([pass_no, g, offset], np.int64)
+                offset = 0
+            pass_no, group_no = pass_no + 1, 0
 
-    ds = tf.data.Dataset.from_generator(order, output_signature=tf.TensorSpec([3], tf.int64))
-    ds = ds.interleave(_block_reader(shards, reader), cycle_length=max(1, int(cycle_length)), block_length=16,
-                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if shuffle_buffer and shuffle_buffer > 1:
-        ds = ds.shuffle(int(shuffle_buffer), seed=int(seed) + int(rows_done), reshuffle_each_iteration=False)
-    ds = ds.batch(int(batch_size), drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    def read_group(position):
+        pass_no, group_no, offset = (int(v) for v in position)
+        if pass_no not in cache:
+            cache.clear()
+            cache[pass_no] = pass_groups(blocks, seed, pass_no, per_group)[0]
+        parts = [reader.read(*blocks[k]) for k in cache[pass_no][group_no]]
+        audio = np.concatenate([a for a, _ in parts])
+        target = np.concatenate([t for _, t in parts])
+        order = group_permutation(len(audio), seed, pass_no, group_no, shuffle)[offset:]
+        return audio[order], target[order]
+
+    def read(position):
+        audio, target = tf.numpy_function(read_group, [position], [tf.float32, tf.float32])
+        audio.set_shape([None, frame_samples])
+        target.set_shape([None, d])
+        return audio, target
+
+    ds = tf.data.Dataset.from_generator(positions, output_signature=tf.TensorSpec([3], tf.int64))
+    # One reader call at a time (the cache above and h5py are not for concurrent use); reading
+    # ahead overlaps the reads with training.
+    ds = ds.map(read).prefetch(max(1, int(cycle_length)))
+    ds = ds.unbatch().batch(int(batch_size), drop_remainder=True).prefetch(tf.data.AUTOTUNE)
     return _with_options(ds)
+
+
+def validation_batches(n_windows: int, batch_size: int, validation_steps: int | None = None) -> int:
+    """Batches of held-out windows evaluated at the end of every epoch.
+
+    Parameters
+    ----------
+    n_windows : int
+        Windows on the validation side of the split.
+    batch_size : int
+        Global batch.
+    validation_steps : int, optional
+        ``train.validation_steps``; None (or 0): every held-out window.
+
+    Returns
+    -------
+    int
+        ``validation_steps``, or every batch of the split when it holds fewer (the last may be
+        short), with a :class:`SmallValidationWarning` naming both numbers.
+    """
+    available = math.ceil(int(n_windows) / int(batch_size))
+    if not validation_steps:
+        return available
+    if int(validation_steps) > available:
+        warnings.warn(f"train.validation_steps is {int(validation_steps)} batches of {int(batch_size)} but the "
+                      f"validation split holds {int(n_windows)} windows ({available} batches): every epoch "
+                      f"validates on all {int(n_windows)}", SmallValidationWarning, stacklevel=2)
+        return available
+    return int(validation_steps)
 
 
 def eval_dataset(shards, blocks, batch_size, max_batches=None, reader=None):
@@ -191,16 +305,6 @@ def _block_reader(shards, reader=None):
         return tf.data.Dataset.from_tensor_slices((audio, target))
 
     return read
-
-
-def _start(blocks, seed, rows_done):
-    if not rows_done or len(blocks) == 0:
-        return 0, 0
-    sizes = (blocks[:, 2] - blocks[:, 1]).astype(np.int64)
-    start_pass, left = divmod(int(rows_done), int(sizes.sum()))
-    order = np.random.default_rng([int(seed), start_pass]).permutation(len(blocks))
-    start_block = int(np.searchsorted(np.cumsum(sizes[order]), left, side="right"))
-    return start_pass, start_block
 
 
 def _target_dim(shards):

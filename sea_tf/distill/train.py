@@ -93,7 +93,9 @@ def _distill(cfg, log, callbacks, cleanup):
         raise TrainError(f"only {len(split.train_rows)} training windows for a global batch of {batch}; "
                          "lower train.batch_size or embed more audio")
     steps = int(train_cfg["steps_per_epoch"] or len(split.train_rows) // batch)
-    valid_steps = train_cfg["validation_steps"] or math.ceil(len(split.valid_rows) / batch)
+    # The same validation batches every epoch: all held-out windows, or the first
+    # train.validation_steps batches of them when there are more (never a stream that runs dry).
+    valid_steps = pipeline.validation_batches(len(split.valid_rows), batch, train_cfg["validation_steps"])
     epochs = int(train_cfg["epochs"])
     prune_cfg = cfg["pruning"]
     targets_by_layer, prune_fn, best_from_epoch, end_step, masks = None, None, 0, None, None
@@ -159,7 +161,7 @@ def _distill(cfg, log, callbacks, cleanup):
                                       batch, seed, data["shuffle_buffer"], data["cycle_length"],
                                       rows_done=int(model.optimizer.iterations.numpy()) * batch, reader=reader)
     valid_blocks = pipeline.make_blocks(pairs.shards, split.valid_rows, data["block_rows"])
-    valid_ds = pipeline.eval_dataset(pairs.shards, valid_blocks, batch, train_cfg["validation_steps"], reader=reader)
+    valid_ds = pipeline.eval_dataset(pairs.shards, valid_blocks, batch, valid_steps, reader=reader)
     fit_callbacks = (pruning.callbacks() if prune_fn else []) + \
         ([pruning.FixedMasks(network, masks)] if masks is not None else []) + [
         runstate.ProgressBar(steps, epochs, disable=not cfg["progress"]),
@@ -168,8 +170,9 @@ def _distill(cfg, log, callbacks, cleanup):
     fit_start = time.perf_counter()
     if not finished:
         model.fit(train_ds, epochs=epochs, initial_epoch=initial_epoch, steps_per_epoch=steps,
-                  validation_data=valid_ds, validation_steps=valid_steps if train_cfg["validation_steps"] else None,
-                  callbacks=fit_callbacks, verbose=0)
+                  # validation_steps=None: Keras then re-iterates the finite valid_ds from its start every
+                  # epoch; given a step count, it keeps one iterator across epochs, which runs dry.
+                  validation_data=valid_ds, validation_steps=None, callbacks=fit_callbacks, verbose=0)
         if state["stopped"] is None and state["epoch"] >= epochs:
             state["stopped"] = "epochs"
         if chief:
@@ -189,7 +192,9 @@ def _distill(cfg, log, callbacks, cleanup):
               "d": pairs.d, "split": split.summary(), "replicas": replicas, "global_batch": batch,
               "per_replica_batch": per_replica_batches(batch, replicas),
               "steps_per_epoch": steps, "epochs_run": state["epoch"], "stopped": state["stopped"],
-              "best": best, "final_lr": state["history"][-1]["lr"] if state["history"] else None,
+              "validation": {"windows": int(min(len(split.valid_rows), valid_steps * batch)),
+                             "batches": int(valid_steps), "validation_steps": train_cfg["validation_steps"]},
+              **kept_epoch(state, best_from_epoch), "best": best, "final_lr": state["history"][-1]["lr"] if state["history"] else None,
               "fit_windows_per_s": (trained_epochs * steps * batch / fit_seconds) if trained_epochs else None,  # incl. validation
               "sparsity": {"total": sparsity["total"], "pruned_total": sparsity["pruned_total"],
                            "schedule": prune_cfg["schedule"]} if prune_cfg["enabled"] else None,
@@ -209,12 +214,40 @@ def _distill(cfg, log, callbacks, cleanup):
                                                            f"{seamodel.name} → d={pairs.d}"))
     if cfg["qat"]["enabled"]:
         from sea_tf.distill import qat
-        report["qat"] = qat.fine_tune(seamodel, train_ds, valid_ds, steps, valid_steps, cfg, run_dir, chief,
+        # valid_ds already holds exactly the validation batches: no step count (see model.fit above).
+        report["qat"] = qat.fine_tune(seamodel, train_ds, valid_ds, steps, None, cfg, run_dir, chief,
                                       pairs, log=log)
     report["wall_s"] = round(time.perf_counter() - start, 2)
     if chief:
         atomic.write_json(run_dir / "report.json", report)
     return report
+
+
+def kept_epoch(state: dict, best_from_epoch: int = 0) -> dict:
+    """Which epoch's weights ``student.keras`` holds, and why (the ``kept_*`` keys of report.json).
+
+    Parameters
+    ----------
+    state : dict
+        The run state (:mod:`sea_tf.distill.runstate`) after training.
+    best_from_epoch : int
+        First epoch (0-based) allowed to be "best" (pruning: the first at full sparsity).
+
+    Returns
+    -------
+    dict
+        ``kept_epoch`` (1-based, None before any epoch), ``kept_because`` (a phrase) and
+        ``kept_val_loss``.
+    """
+    best = state.get("best")
+    if best:
+        because = "lowest val_loss" if not best_from_epoch else \
+            f"lowest val_loss from epoch {best_from_epoch + 1} on (the first at the target sparsity)"
+        return {"kept_epoch": int(best["epoch"]), "kept_because": because, "kept_val_loss": best["val_loss"]}
+    if state.get("epoch"):
+        return {"kept_epoch": int(state["epoch"]), "kept_because": "last epoch (no epoch had a finite val_loss"
+                + (f" from epoch {best_from_epoch + 1} on)" if best_from_epoch else ")"), "kept_val_loss": None}
+    return {"kept_epoch": None, "kept_because": "not trained", "kept_val_loss": None}
 
 
 def _save_student(seamodel, path, pairs, cfg, best, warm, sparsity, metrics):
