@@ -439,8 +439,16 @@ def _authenticate(host, transport, keys, key_path):
 KILL_AFTER_S = 5
 
 
-def execute(connection, command, timeout, host=None):
+#: a progress line of ``device.bench --progress`` on the board's stderr: what, done, total (``?``: unknown)
+PROGRESS_RE = re.compile(r"device\.bench: progress (.+) (\d+)/(\d+|\?)")
+
+
+def execute(connection, command, timeout, host=None, on_stderr_line=None):
     """Run ``command`` on the board's shell; returns (exit code, stdout, stderr) as str.
+
+    ``on_stderr_line(str)`` is given each line of the command's stderr as soon as it arrives
+    (``device.bench --progress`` lines among them); the progress lines are left out of the
+    returned stderr, which is what a failure shows.
 
     The command runs under coreutils ``timeout --kill-after`` on the board: after ``timeout``
     seconds its whole process group gets SIGTERM, then SIGKILL, so an overrunning benchmark never
@@ -461,10 +469,13 @@ def execute(connection, command, timeout, host=None):
     out, err = bytearray(), bytearray()
     # the board's timeout fires first; this one only covers a board whose timeout did not work
     deadline = time.monotonic() + timeout + KILL_AFTER_S + connection.keepalive_s
-    heard = time.monotonic()
+    heard, scanned = time.monotonic(), 0
     try:
         while True:
             got = _drain(channel, out, err)
+            while on_stderr_line is not None and (end := err.find(b"\n", scanned)) >= 0:
+                on_stderr_line(err[scanned:end].decode(errors="replace"))
+                scanned = end + 1
             if channel.closed and not channel.recv_ready() and not channel.recv_stderr_ready():
                 break
             now = time.monotonic()
@@ -488,7 +499,9 @@ def execute(connection, command, timeout, host=None):
     if code in (124, 128 + 9):  # timeout's own codes: the command overran and was stopped (TERM, then KILL)
         raise RemoteError(f"{label}: `{command}` did not finish within {timeout:g} s and was stopped on the board "
                           "(raise timeouts.command_s / --command-timeout, or use fewer --runs)")
-    return code, out.decode(errors="replace"), err.decode(errors="replace")
+    stderr = "".join(line for line in err.decode(errors="replace").splitlines(keepends=True)
+                     if not PROGRESS_RE.fullmatch(line.rstrip("\n")))
+    return code, out.decode(errors="replace"), stderr
 
 
 def _device_dir():
@@ -522,8 +535,15 @@ def new_run_id():
 
 def run_on_host(host, run_plan, out_dir, key_path=None, known_hosts="~/.ssh/known_hosts", remote_dir="sea-tf-device",
                 remote_python="python3", setup=False, bench_args=(), connect_timeout=10.0, command_timeout=900.0,
-                keepalive_s=10.0, run_id=None, log=print, err=print):
+                keepalive_s=10.0, run_id=None, log=print, err=print, progress=None):
     """Copy, (set up,) run and fetch on one host; returns a :class:`HostResult`.
+
+    ``remote_dir`` may hold ``{host}``, replaced by the board's ``user@host[:port]`` (boards that
+    share a home directory, over NFS say, then do not overwrite each other's files).
+    ``progress(stage, done=None, total=None)``, when given, is told what happens as it happens:
+    ``connect``, ``copy`` (files), each model's start, ``timing`` passes and ``file K/N windows``
+    from the board's ``device.bench --progress`` lines (``total`` None while unknown); threads
+    may call it for several hosts at once.
 
     Results go to ``out_dir/<user@host>/<run_id>/<model>.json`` (a fresh directory per run, so a
     report never mixes in an earlier run's files). The remote stdout (the bench table) goes to
@@ -533,12 +553,14 @@ def run_on_host(host, run_plan, out_dir, key_path=None, known_hosts="~/.ssh/know
     """
     import paramiko
 
-    remote_dir = remote_dir[2:] if remote_dir.startswith("~/") else remote_dir  # SFTP and shell start in $HOME
+    remote_dir = remote_dir_for(remote_dir, host)
     run_dir = Path(out_dir) / _safe(host.label) / (run_id or new_run_id())
+    progress = progress or (lambda stage, done=None, total=None: None)
+    progress("connect")
     client = connect(host, key_path, known_hosts, connect_timeout, keepalive_s)
     try:
         return _run_on_host(client, host, run_plan, run_dir, remote_dir, remote_python, setup, bench_args,
-                            command_timeout, log, err)
+                            command_timeout, log, err, progress)
     except RemoteError:
         raise
     except (paramiko.SSHException, OSError, EOFError) as exc:
@@ -551,8 +573,15 @@ def run_on_host(host, run_plan, out_dir, key_path=None, known_hosts="~/.ssh/know
         client.close()
 
 
+def remote_dir_for(remote_dir, host):
+    """The board's working directory: ``~/`` dropped (SFTP and the shell start in $HOME), ``{host}``
+    replaced by ``user@host[:port]`` made safe for a path."""
+    remote_dir = remote_dir[2:] if remote_dir.startswith("~/") else remote_dir
+    return remote_dir.replace("{host}", _safe(host.label))
+
+
 def _run_on_host(client, host, run_plan, run_dir, remote_dir, remote_python, setup, bench_args, command_timeout,
-                 log, err):
+                 log, err, progress):
     rdir = shlex.quote(remote_dir)
     audio = {a: remote_audio_name(a) for a in run_plan.audio}
     folders = ["device", "artifacts", "results", *sorted({str(Path(name).parent) for name in audio.values()})]
@@ -570,7 +599,7 @@ def _run_on_host(client, host, run_plan, run_dir, remote_dir, remote_python, set
     uploads += _artifact_uploads(needed, remote_dir)
     uploads += [(a, f"{remote_dir}/{name}") for a, name in audio.items()]
     sftp = client.open_sftp()
-    _upload(sftp, uploads, host, remote_dir)
+    _upload(sftp, uploads, host, remote_dir, progress)
 
     python = remote_python
     if setup:
@@ -592,7 +621,15 @@ def _run_on_host(client, host, run_plan, run_dir, remote_dir, remote_python, set
                           "install Python 3, pass --remote-python, or use --setup")
 
     result = HostResult(host, [])
-    for model in run_plan.embeddings:
+    for number, model in enumerate(run_plan.embeddings, 1):
+        name = f"{model.name} ({number}/{len(run_plan.embeddings)})"
+
+        def on_line(line, name=name):
+            match = PROGRESS_RE.fullmatch(line.strip())
+            if match:
+                what, done, total = match.groups()
+                progress(f"{name} {what}", int(done), None if total == "?" else int(total))
+
         remote_json = f"results/{model.stem}.json"
         args = ["--model", f"artifacts/{model.name}"]
         classifier = run_plan.classifier_for(model)
@@ -604,7 +641,8 @@ def _run_on_host(client, host, run_plan, run_dir, remote_dir, remote_python, set
         command = f"cd {rdir} && rm -f {shlex.quote(remote_json)} && {shlex.quote(python)} -m device.bench " + \
                   " ".join(shlex.quote(a) for a in args)
         log(f"{host.label}: {model.name}")
-        code, stdout, stderr = execute(client, command, command_timeout, host)
+        progress(f"{name} start")
+        code, stdout, stderr = execute(client, command, command_timeout, host, on_line)
         log(stdout.rstrip())
         if code not in (BENCH_COMPLETE, BENCH_PARTIAL):
             err(f"--- remote stderr ({host.label}) ---\n{_indent(stderr)}")
@@ -680,7 +718,7 @@ def listen_on_host(host, model, classifier, out_path, source="default", listen_a
     listen_args : sequence of str
         More ``device.listen`` arguments (``--hop-size``, ``--duration``, ``--trigger``...).
     """
-    remote_dir = remote_dir[2:] if remote_dir.startswith("~/") else remote_dir
+    remote_dir = remote_dir_for(remote_dir, host)
     rdir = shlex.quote(remote_dir)
     local_source = Path(source) if source not in ("-",) and Path(source).is_file() else None
     import paramiko
@@ -796,11 +834,16 @@ def _artifact_uploads(models, remote_dir):
     return pairs
 
 
-def _upload(sftp, uploads, host, remote_dir):
-    """Copy every ``(local, remote)`` pair over ``sftp``; a failed copy is a RemoteError naming the file."""
+def _upload(sftp, uploads, host, remote_dir, progress=None):
+    """Copy every ``(local, remote)`` pair over ``sftp``; a failed copy is a RemoteError naming the file.
+    ``progress("copy", done, total)`` when given, else a tqdm bar."""
     from tqdm import tqdm
 
-    for local, remote in tqdm(uploads, desc=f"copy to {host.label}", unit="file", leave=False):
+    if progress is None:
+        uploads = tqdm(uploads, desc=f"copy to {host.label}", unit="file", leave=False)
+    for done, (local, remote) in enumerate(uploads, 1):
+        if progress is not None:
+            progress("copy", done, len(uploads))
         try:
             sftp.put(str(local), remote)
         except (OSError, EOFError) as exc:

@@ -4,6 +4,7 @@ The server gets a throwaway host key and authorizes one generated user key; the 
 whole CLI: copy device/ + artifacts, run the bench with this venv's Python, fetch the JSON; and the
 failure paths: unknown host, wrong key, unreachable port, missing Python, remote failure.
 """
+import io
 import json
 import os
 import sys
@@ -141,6 +142,50 @@ def test_several_hosts_one_unreachable(sshd, export_dir, tmp_path, capsys):
     assert len(list((tmp_path / "results").glob("*/*/tiny-emb.int8.json"))) == 1  # the good host's result
 
 
+def test_several_hosts_run_in_parallel_with_live_progress(sshd, export_dir, tmp_path, capsys):
+    (tmp_path / "sshd2").mkdir()
+    second = remote_support.start_sshd(tmp_path / "sshd2", keys_from=sshd)   # a second board, same keys
+    try:
+        known = tmp_path / "known_hosts"
+        known.write_text(sshd["known_hosts"].read_text() + second.info["known_hosts"].read_text())
+        wav = device_support.write_tone_wav(tmp_path / "clip.wav", sr=8000, seconds=2.5)
+        labels = [f"{sshd['user']}@127.0.0.1:{port}" for port in (sshd["port"], second.info["port"])]
+        code = cli_main.main(["device", "run", "--host", labels[0], "--host", labels[1], "--key", str(sshd["key"]),
+                              "--known-hosts", str(known), "--artifacts", str(Path(export_dir) / "tiny-emb.int8.tflite"),
+                              str(Path(export_dir) / "tiny-cls.fp32.tflite"), "--audio", str(wav),
+                              "--remote-dir", str(tmp_path / "board-{host}"), "--remote-python", sys.executable,
+                              "--out", str(tmp_path / "results"), "--runs", "7", "--warmup", "0"])
+        out = capsys.readouterr()
+    finally:
+        second.stop()
+    assert code == 0, out.err
+    lines = out.out.splitlines()
+    for label in labels:
+        (result,) = (tmp_path / "results" / label.replace(":", "_")).glob("*/tiny-emb.int8.json")
+        windows = json.loads(result.read_text())["files"][0]["n_windows"]
+        # each stage the board finished, parsed from device.bench's progress lines on its stderr
+        for stage in ("connect", "tiny-emb.int8.tflite (1/1) timing 7/7", f"tiny-emb.int8.tflite (1/1) file 1/1 windows "
+                      f"{windows}/{windows}", "done"):
+            assert f"{label}: {stage}" in lines, (stage, out.out)
+        assert (tmp_path / f"board-{label.replace(':', '_')}" / "results" / "tiny-emb.int8.json").exists()
+    # in parallel: both boards started before either finished (one after the other, the second
+    # board's connect would come after the first one's done)
+    first_done = min(lines.index(f"{label}: done") for label in labels)
+    assert all(lines.index(f"{label}: connect") < first_done for label in labels), out.out
+    assert "device.bench: progress" not in out.err   # progress lines are not remote stderr to show
+
+
+def test_one_board_named_twice_is_refused(sshd, export_dir, tmp_path, capsys):
+    config = tmp_path / "ssh_config"
+    config.write_text(f"Host board\n    HostName 127.0.0.1\n    Port {sshd['port']}\n")
+    code = cli_main.main(["device", "run", "--ssh-config", str(config), "--host", "board", "--host",
+                          f"{sshd['user']}@127.0.0.1:{sshd['port']}", "--artifacts", str(export_dir),
+                          "--out", str(tmp_path / "results")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "is named more than once" in err[0], err
+    assert not (tmp_path / "results").exists()
+
+
 # -- no server needed -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("text, expected", [("pi@board", ("pi", "board", 22)), ("pi@10.0.0.5:2222", ("pi", "10.0.0.5", 2222)),
@@ -209,3 +254,24 @@ def test_classifier_only_pairs_with_a_matching_embedding_size(tmp_path):
     pairs = {e.name: p.classifier_for(e) for e in p.embeddings}
     assert pairs["student.fp32.tflite"].name == "cls.fp32.tflite"
     assert pairs["teacher.fp32.tflite"] is None  # a 512-d teacher cannot feed the 64-d classifier
+
+
+def test_live_lines_on_a_terminal_redraw_one_line_per_board(capsys):
+    from sea_tf.cli.device import LiveLines
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    screen = Terminal()
+    live = LiveLines(["pi@a", "pi@b:2222"], stream=screen)
+    live.update("pi@a", "copy", 3, 9)
+    live.update("pi@b:2222", "m.int8.tflite (1/2) file 1/1 windows", 14)
+    live.print("a table")
+    live.update("pi@a", "done")
+    drawn = screen.getvalue()
+    # every update redraws both lines in place (cursor up 2 lines, each line cleared), never appends
+    assert drawn.count("\x1b[2F") == 3 and drawn.count("\x1b[2K") == 2 * 4
+    last = drawn.rsplit("\x1b[2F", 1)[1].replace("\x1b[2K", "").splitlines()
+    assert last == ["pi@a: done", "pi@b:2222: m.int8.tflite (1/2) file 1/1 windows 14/?"]
+    assert "\x1b[J" in drawn and capsys.readouterr().out == "a table\n"   # printed above the lines, not over them

@@ -1,6 +1,9 @@
 """``sea-tf device run`` (benchmark exported models on boards over SSH) and ``sea-tf device listen``
 (a model on a board's microphone or a file, live); library: :mod:`sea_tf.remote`."""
+import functools
+import shutil
 import sys
+import threading
 from pathlib import Path
 
 from sea_tf.cli.common import add_command
@@ -11,6 +14,9 @@ from sea_tf.errors import RemoteError
 EPILOG = """\
 Host keys are checked against --known-hosts; an unknown board is refused with its fingerprint and
 the ssh-keyscan command that accepts it. Authentication uses --key or the ssh-agent, never a password.
+--host may name a Host of the ssh_config file (--ssh-config, else ~/.ssh/config): its HostName,
+User, Port, IdentityFile and ProxyJump are used as ssh would. Several --host run in parallel, with
+one live line per board (on a terminal; elsewhere a line per finished stage on stdout).
 Results: OUT/<user@host>/<run-id>/<model>.json, one per embedding model, in a fresh run directory
 each time; `sea-tf report OUT` reads the latest run of each host (or name a run directory).
 Exit code: 0 all complete, 1 some results partial, 2 a host failed (the others still ran).
@@ -36,7 +42,9 @@ def register(subparsers):
     opts.add("--artifacts", key="artifacts", nargs="+", metavar="DIR|FILE",
              help="export directory or .tflite files (sidecars are taken along)")
     opts.add("--audio", key="audio", nargs="+", metavar="FILE", help="audio files to classify on the board")
-    opts.add("--remote-dir", key="remote_dir", metavar="PATH", help="working directory on the board (relative to $HOME)")
+    opts.add("--remote-dir", key="remote_dir", metavar="PATH",
+             help="working directory on the board (relative to $HOME; {host} becomes user@host_port, for boards "
+                  "sharing a home directory)")
     opts.add("--remote-python", key="remote_python", metavar="PY", help="Python on the board")
     opts.add("--setup", key="setup", action="store_true",
              help="create REMOTE_DIR/.venv from requirements-device.txt first (board needs internet)")
@@ -140,34 +148,110 @@ def listen(cfg, args):
     return 0 if code == 0 or (interrupted and summary["status"] == "complete") else 1
 
 
+class LiveLines:
+    """One status line per board while ``sea-tf device run`` works on all of them at once.
+
+    On a terminal the lines are redrawn in place on stderr; elsewhere (a log file, CI) each stage
+    a board finishes is printed once on stdout (``copy 9/9``, ``... timing 100/100``, ``... file
+    1/2 windows 31/31``), so a log says what each board did without every window count.
+    ``update`` and ``print`` may be called from several threads.
+    """
+
+    def __init__(self, labels, stream=None):
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
+        self.labels = list(labels)
+        self.text = dict.fromkeys(self.labels, "waiting")
+        self.lock = threading.Lock()
+        self.drawn = 0
+
+    def update(self, label, stage, done=None, total=None):
+        """Board ``label`` is at ``stage`` (``done`` of ``total`` items; ``total`` None: unknown yet)."""
+        text = stage if done is None else f"{stage} {done}/{'?' if total is None else total}"
+        with self.lock:
+            self.text[label] = text
+            if self.tty:
+                self._redraw()
+            elif done is None or done == total:
+                print(f"{label}: {text}", flush=True)
+
+    def print(self, text, file=None):
+        """Print ``text`` above the live lines (which are drawn again below it)."""
+        with self.lock:
+            if self.tty and self.drawn:
+                self.stream.write(f"\x1b[{self.drawn}F\x1b[J")  # up to the first live line, clear to the end
+                self.drawn = 0
+            print(text, file=file or sys.stdout, flush=True)
+            if self.tty:
+                self._redraw()
+
+    def _redraw(self):
+        width = max(20, shutil.get_terminal_size().columns - 1)
+        if self.drawn:
+            self.stream.write(f"\x1b[{self.drawn}F")
+        for label in self.labels:
+            self.stream.write("\x1b[2K" + f"{label}: {self.text[label]}"[:width] + "\n")
+        self.stream.flush()
+        self.drawn = len(self.labels)
+
+
 def run(cfg, args):
     from sea_tf import remote
 
     if not cfg["hosts"]:
         raise RemoteError("no --host given; e.g. --host pi@raspberrypi.local --artifacts OUT/export")
     hosts = [remote.resolve_host(h, port=cfg["port"], ssh_config=cfg["ssh_config"]) for h in cfg["hosts"]]
+    labels = [host.label for host in hosts]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:  # one result folder and one remote directory per board: two runs on one would overwrite each other
+        raise RemoteError(f"--host: {', '.join(twice)} is named more than once ({', '.join(cfg['hosts'])}); "
+                          "give each board once")
     run_plan = remote.plan(cfg["artifacts"], cfg["audio"])
     out = Path(cfg["out"])
     out.mkdir(parents=True, exist_ok=True)
     write_resolved(cfg, out, "device_run")
     b = cfg["bench"]
     bench_args = ["--threads", b["threads"], "--runs", b["runs"], "--warmup", b["warmup"], "--hop-size", b["hop_s"]]
-    failures, partial = [], []
     run_id = remote.new_run_id()  # one per invocation: the results of all hosts of this run share it
-    for host in hosts:
+    live = LiveLines(labels)
+    outcome = {}
+
+    def on_host(host):
         try:
-            result = remote.run_on_host(
+            outcome[host.label] = remote.run_on_host(
                 host, run_plan, out, key_path=cfg["key"], known_hosts=cfg["known_hosts"],
                 remote_dir=cfg["remote_dir"], remote_python=cfg["remote_python"], setup=cfg["setup"],
                 bench_args=bench_args, connect_timeout=cfg["timeouts"]["connect_s"],
                 command_timeout=cfg["timeouts"]["command_s"], keepalive_s=cfg["timeouts"]["keepalive_s"],
-                run_id=run_id, log=print, err=lambda text: print(text, file=sys.stderr))
+                run_id=run_id, log=live.print, err=lambda text: live.print(text, sys.stderr),
+                progress=functools.partial(live.update, host.label))
+            live.update(host.label, "done")
         except RemoteError as exc:
+            outcome[host.label] = exc
+            live.update(host.label, "FAILED")
+        except BaseException as exc:  # noqa: BLE001 - a bug in one board's thread is re-raised in the main thread
+            outcome[host.label] = exc
+
+    # Boards in parallel: a run on several boards takes as long as the slowest, not the sum. Daemon
+    # threads, joined with a timeout, so that Ctrl-C reaches this thread at once.
+    threads = [threading.Thread(target=on_host, args=(host,), name=f"device run {host.label}", daemon=True)
+               for host in hosts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.2)
+    failures, partial = [], []
+    for host in hosts:
+        result = outcome.get(host.label)
+        if isinstance(result, RemoteError):
             if len(hosts) == 1:
-                raise
-            print(f"sea-tf device run: error: {exc}", file=sys.stderr)
+                raise result
+            print(f"sea-tf device run: error: {result}", file=sys.stderr)
             failures.append(host.label)
             continue
+        if isinstance(result, BaseException):
+            raise result
         for path in result.results:
             print(f"{host.label}: {path}" + (" (PARTIAL)" if result.partial else ""))
         if result.partial:
