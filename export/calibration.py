@@ -5,7 +5,14 @@ framed like openl3/edgel3), or teacher-shard directories (``manifest-*.json`` + 
 ``audio`` dataset already holds 1-s windows at the student's rate). Windows are drawn across files:
 a seeded choice of files first, then an even quota of windows from each, so that one long
 recording cannot dominate the set.
+
+Held-out windows are kept apart from calibration by *source file*: every window is named by the
+recording it came from (:func:`source_key`: an audio file's resolved path; a shard row's
+``source`` resolved against its manifest's input root), and a held-out draw leaves out every
+recording that calibration used, whether it reached calibration as a file or as shard rows.
+A name that cannot be resolved (a shard without an input root) matches any path ending in it.
 """
+import os
 import warnings
 from pathlib import Path
 
@@ -86,34 +93,152 @@ def windows_from_files(files, sample_rate, count, seed=0, hop_size=0.5):
     return windows.astype(np.float32, copy=False), origin
 
 
-def windows_from_shards(dirs, sample_rate, count, seed=0, allow_partial=False):
-    """``count`` random rows of the ``audio`` dataset of teacher shards.
+def source_key(name, root=None):
+    """The canonical name of a recording: resolved absolute path, or the normalised relative name.
 
-    ``allow_partial``: read directories whose split run lacks some jobs (:class:`~sea_tf.shards.ShardSet`).
-
-    Raises :class:`ExportError` when the shards hold windows at another rate than the model's.
+    Parameters
+    ----------
+    name : str or Path
+        A file path, or a shard row's ``source`` (relative to ``root``).
+    root : str or Path, optional
+        What a relative ``name`` is relative to (a shard manifest's ``inputs.root``).
     """
+    path = Path(os.path.expanduser(str(name)))
+    if path.is_absolute():
+        return str(path.resolve())
+    if root:
+        return str((Path(root) / path).resolve())
+    return Path(os.path.normpath(str(path))).as_posix()
+
+
+def _key_filter(keys):
+    """A predicate: is a canonical source name one of ``keys`` (relative names match as path suffixes)?"""
+    keys = set(keys)
+    relative = [k for k in keys if not Path(k).is_absolute()]
+    absolute = [k for k in keys if Path(k).is_absolute()]
+
+    def matches(key):
+        if key in keys:
+            return True
+        if Path(key).is_absolute():
+            return any(key.endswith("/" + r) for r in relative)
+        return any(a.endswith("/" + key) for a in absolute)
+
+    return matches
+
+
+def _open_shards(dirs, allow_partial):
     try:
-        shards = ShardSet(dirs, allow_partial=allow_partial)
+        return ShardSet(dirs, allow_partial=allow_partial)
     except SeaTFError as exc:
-        raise ExportError(f"calibration shards: {exc}") from exc
+        raise ExportError(f"calibration/held-out shards: {exc}") from exc
+
+
+def shard_row_sources(shards):
+    """Canonical source name of every row of a :class:`~sea_tf.shards.ShardSet`, ``np.ndarray [n_rows]`` of str."""
+    roots = {path: (m.get("inputs") or {}).get("root") for path, m in zip(shards.manifest_paths, shards.manifests)}
+    keys = np.empty(shards.n_rows, dtype=object)
+    for i, info in enumerate(shards.shards):
+        names = shards.read_shard(i, "source")
+        unique, inverse = np.unique(names.astype(str), return_inverse=True)
+        resolved = np.array([source_key(u, roots[info.manifest]) for u in unique], dtype=object)
+        keys[info.offset:info.offset + info.n_rows] = resolved[inverse]
+    return keys
+
+
+def source_files(sources, sample_rate, allow_partial=False):
+    """Sorted canonical names of every recording in ``sources`` (audio files and shard rows' sources).
+
+    Shards at another rate than ``sample_rate`` (Hz) raise :class:`ExportError`.
+    """
+    audio_inputs, shard_dirs = split_sources(sources)
+    keys = {source_key(f) for f in list_audio_files(audio_inputs)} if audio_inputs else set()
+    if shard_dirs:
+        shards = _open_shards(shard_dirs, allow_partial)
+        _check_rate(shards, shard_dirs, sample_rate)
+        keys |= set(shard_row_sources(shards))
+    return sorted(keys)
+
+
+def _check_rate(shards, dirs, sample_rate):
     if shards.student_sample_rate != int(sample_rate):
         raise ExportError(f"{', '.join(map(str, dirs))}: the shards hold {shards.student_sample_rate} Hz windows but "
                           f"the model takes {sample_rate} Hz; calibrate with shards made for this student or "
                           "with audio files (which are resampled)")
+
+
+def split_held_out_files(files, fraction, seed=0):
+    """A seeded share ``fraction`` of ``files`` (at least one; at least one left) kept for held-out windows.
+
+    Raises :class:`ExportError` when there are fewer than two recordings to split.
+    """
+    files = sorted(files)
+    if not files:
+        raise ExportError("the calibration set is empty: no audio files or shard rows found; point --calibration at "
+                          "audio files or shards")
+    if len(files) < 2:
+        raise ExportError(f"the calibration sources hold {len(files)} recording(s), too few to keep held-out windows "
+                          "apart from calibration by file; pass --held-out with other audio")
+    if not 0 < float(fraction) < 1:
+        raise ExportError(f"held_out.fraction must be between 0 and 1, got {fraction}")
+    n = min(len(files) - 1, max(1, int(round(float(fraction) * len(files)))))
+    rng = np.random.default_rng(seed)
+    return sorted(files[i] for i in rng.choice(len(files), n, replace=False))
+
+
+def excluded_counts(sources, keys, allow_partial=False):
+    """How much of ``sources`` a set of recordings ``keys`` covers: ``{"files", "windows"}`` (windows: shard rows)."""
+    if not keys:
+        return {"files": 0, "windows": 0}
+    matches = _key_filter(keys)
+    audio_inputs, shard_dirs = split_sources(sources)
+    files = {source_key(f) for f in list_audio_files(audio_inputs) if matches(source_key(f))} if audio_inputs else set()
+    windows = 0
+    if shard_dirs:
+        rows = shard_row_sources(_open_shards(shard_dirs, allow_partial))
+        hit = np.array([matches(k) for k in rows], dtype=bool) if len(rows) else np.zeros(0, bool)
+        windows = int(hit.sum())
+        files |= set(rows[hit])
+    return {"files": len(files), "windows": windows}
+
+
+def _allowed(keys, exclude, only):
+    """Boolean mask of the canonical names ``keys`` that are not in ``exclude`` and (if given) are in ``only``."""
+    unique, inverse = np.unique(np.asarray(keys, dtype=str), return_inverse=True)
+    drop = _key_filter(exclude) if exclude else (lambda k: False)
+    keep = _key_filter(only) if only is not None else (lambda k: True)
+    ok = np.array([keep(k) and not drop(k) for k in unique], dtype=bool)
+    return ok[inverse] if len(unique) else np.zeros(0, bool)
+
+
+def windows_from_shards(dirs, sample_rate, count, seed=0, allow_partial=False, exclude=(), only=None):
+    """``count`` random rows of the ``audio`` dataset of teacher shards.
+
+    ``allow_partial``: read directories whose split run lacks some jobs (:class:`~sea_tf.shards.ShardSet`).
+    ``exclude`` / ``only``: canonical source names (:func:`source_key`) whose rows are left out / the
+    only ones drawn from. The returned origins are canonical source names.
+
+    Raises :class:`ExportError` when the shards hold windows at another rate than the model's.
+    """
+    shards = _open_shards(dirs, allow_partial)
+    _check_rate(shards, dirs, sample_rate)
     if shards.n_rows == 0:
         return np.zeros((0, sample_rate), np.float32), []
+    keys = shard_row_sources(shards)
+    candidates = np.flatnonzero(_allowed(keys, exclude, only)) if (exclude or only is not None) \
+        else np.arange(shards.n_rows)
+    if len(candidates) == 0:
+        return np.zeros((0, sample_rate), np.float32), []
     rng = np.random.default_rng(seed)
-    rows = np.sort(rng.choice(shards.n_rows, min(count, shards.n_rows), replace=False))
+    rows = np.sort(rng.choice(candidates, min(count, len(candidates)), replace=False))
     windows = shards.read("audio", rows).astype(np.float32, copy=False)
     if windows.ndim != 2 or windows.shape[1] != int(sample_rate):
         raise ExportError(f"{dirs[0]}: shard audio has shape {list(windows.shape)}, not [n, {sample_rate}]; "
                           "re-run `sea-tf teacher-embed` for this student")
-    origin = [str(s) for s in shards.read("source", rows)]
-    return windows, origin
+    return windows, [str(k) for k in keys[rows]]
 
 
-def draw_windows(sources, sample_rate, count, seed=0, hop_size=0.5, what="calibration", exclude=(),
+def draw_windows(sources, sample_rate, count, seed=0, hop_size=0.5, what="calibration", exclude=(), only=None,
                  allow_partial=False):
     """1-s windows at ``sample_rate`` from audio files, directories and/or teacher shards.
 
@@ -131,7 +256,10 @@ def draw_windows(sources, sample_rate, count, seed=0, hop_size=0.5, what="calibr
     what : str
         Name of the set in errors (``"calibration"``, ``"held-out"``).
     exclude : collection of str
-        Audio files to leave out (e.g. the calibration files when drawing held-out windows).
+        Recordings to leave out, as :func:`source_key` names (e.g. those calibration drew from, when
+        drawing held-out windows): audio files and shard rows alike.
+    only : collection of str, optional
+        Draw only from these recordings (:func:`source_key` names).
     allow_partial : bool
         Read teacher-shard directories whose split run lacks some jobs.
 
@@ -140,7 +268,7 @@ def draw_windows(sources, sample_rate, count, seed=0, hop_size=0.5, what="calibr
     windows : np.ndarray [shape=(n, sample_rate), dtype=float32]
         ``0 < n <= count``.
     origin : list of str
-        Source file of each window.
+        Recording of each window (:func:`source_key`).
     """
     count = int(count)
     if count < 1:
@@ -152,21 +280,26 @@ def draw_windows(sources, sample_rate, count, seed=0, hop_size=0.5, what="calibr
     parts, origin = [], []
     n_audio = count if not shard_dirs else (count * len(audio_inputs)) // (len(audio_inputs) + len(shard_dirs))
     if audio_inputs:
-        files = [f for f in list_audio_files(audio_inputs) if str(f) not in set(exclude)]
+        files = list_audio_files(audio_inputs)
+        if exclude or only is not None:
+            files = [f for f, ok in zip(files, _allowed([source_key(f) for f in files], exclude, only)) if ok]
         try:
             w, o = windows_from_files(files, sample_rate, max(n_audio, 1), seed, hop_size)
         except SeaTFError as exc:
             raise ExportError(f"{what} audio: {exc}") from exc
         parts.append(w)
-        origin += o
+        origin += [source_key(x) for x in o]
     if shard_dirs:
-        w, o = windows_from_shards(shard_dirs, sample_rate, max(count - n_audio, 1), seed, allow_partial)
+        w, o = windows_from_shards(shard_dirs, sample_rate, max(count - n_audio, 1), seed, allow_partial,
+                                   exclude, only)
         parts.append(w)
         origin += o
     windows = np.concatenate(parts) if parts else np.zeros((0, sample_rate), np.float32)
     if len(windows) == 0:
+        left_out = " once the calibration recordings are left out" if exclude else ""
         raise ExportError(f"the {what} set is empty: no audio windows found in "
-                          f"{', '.join(map(str, audio_inputs + shard_dirs))}; point it at audio files or shards")
+                          f"{', '.join(map(str, audio_inputs + shard_dirs))}{left_out}; point it at other audio "
+                          "files or shards")
     if not np.all(np.isfinite(windows)):
         raise ExportError(f"the {what} set holds NaN or infinite samples; check the audio files")
     return windows, origin

@@ -8,6 +8,8 @@
                 "quantization": {"scale", "zero_point"}},
      "output": {"kind": "embedding"|"probabilities", ...same...},
      "sha256": "<of the .tflite>", "size_bytes": int, "operators": [...builtin op names...],
+     "source": {"path", "name", "sha256"}  (the model file it was converted from; null path/sha256
+                for a preset built in memory: see export/identity.py),
      "classes": [...]  (classifiers only), "calibration": {...} (calibrated modes), "sea_tf_version"}
 
 ``frontend`` is always the model card's front-end spec; ``frontend_in_model`` says whether the
@@ -72,7 +74,7 @@ def tensor_details(tflite_bytes):
 
 
 def build_sidecar(tflite_bytes, model_card, mode, frontend_in_model, frontend, input_kind, output_kind,
-                  operators=None, classes=None, calibration=None, extra=None):
+                  operators=None, classes=None, calibration=None, extra=None, source=None):
     """The sidecar dict for one converted model.
 
     Parameters
@@ -94,6 +96,8 @@ def build_sidecar(tflite_bytes, model_card, mode, frontend_in_model, frontend, i
         How the calibration set was drawn.
     extra : dict, optional
         More keys (never one of the contract keys).
+    source : dict, optional
+        ``{"path", "name", "sha256"}`` of the model file converted (:func:`export.identity.source_of`).
     """
     if input_kind not in INPUT_KINDS:
         raise ExportError(f"unknown input kind {input_kind!r}; known: {', '.join(INPUT_KINDS)}")
@@ -107,6 +111,8 @@ def build_sidecar(tflite_bytes, model_card, mode, frontend_in_model, frontend, i
         meta["classes"] = list(classes)
     if calibration is not None:
         meta["calibration"] = calibration
+    if source is not None:
+        meta["source"] = dict(source)
     for key, value in (extra or {}).items():
         if key in meta:
             raise ExportError(f"sidecar key {key!r} is reserved")

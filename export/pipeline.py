@@ -4,6 +4,11 @@ Straight-line flow::
 
     model + card ─► calibration windows (real audio) ─► per mode: placement ─► convert (builtin ops only)
         ─► OUT/<name>.<mode>.tflite + .json sidecar ─► LiteRT fidelity/cost on held-out audio ─► report
+
+``<name>`` is the model file's stem (``student.keras`` → ``student``) unless ``cfg["name"]`` says
+otherwise; a QAT student (``student-qat.h5``, card ``qat``) is converted with its learnt ranges
+beside the float student's PTQ files (:mod:`export.qat`). Held-out windows never come from a
+calibration row or a calibration source file (:mod:`export.calibration`).
 """
 import csv
 import time
@@ -14,7 +19,8 @@ from tqdm import tqdm
 
 from device.frontends import compute_frontend
 from export import calibration as calib
-from export import fidelity, int8_body, metadata, report
+from export import fidelity, identity, int8_body, metadata, report
+from export import qat as qat_export
 from export.convert import CALIBRATED_MODES, IO_TYPES, check_builtin_ops, convert, parse_modes
 from export.defaults import DEFAULTS
 from export.placement import export_graph, frontend_in_model
@@ -27,6 +33,9 @@ CARD_KEYS = ("name", "sample_rate", "frame_samples", "embedding_size", "frontend
 
 def resolve_model(spec):
     """A :class:`SeaModel` with a usable card, or :class:`ExportError`."""
+    if qat_export.qat_card(spec) is not None:
+        raise ExportError(f"{spec}: a QAT student; export it with its float student "
+                          f"(`sea-tf export FLOAT.keras --qat-model {spec}`)")
     model = spec if isinstance(spec, SeaModel) else load_model(spec)
     card = getattr(model, "card", None)
     missing = [k for k in CARD_KEYS if not isinstance(card, dict) or k not in card]
@@ -37,13 +46,13 @@ def resolve_model(spec):
     return model
 
 
-def _windows(source, sample_rate, settings, what, exclude=()):
-    """(windows, origin, description) from paths or an in-memory array."""
+def _windows(source, sample_rate, settings, what, exclude=(), only=None):
+    """(windows, origin, description) from paths or an in-memory array; see :func:`export.calibration.draw_windows`."""
     if isinstance(source, np.ndarray):
         windows = calib.check_windows(source, sample_rate, what)
         return windows[: int(settings["windows"])], [f"array[{i}]" for i in range(len(windows))], "in-memory windows"
     windows, origin = calib.draw_windows(source, sample_rate, settings["windows"], settings["seed"],
-                                         settings["hop_size"], what=what, exclude=exclude,
+                                         settings["hop_size"], what=what, exclude=exclude, only=only,
                                          allow_partial=settings.get("allow_partial", False))
     files = len(set(origin))
     return windows, origin, f"{files} file(s) from {', '.join(map(str, _as_list(source)))}"
@@ -56,7 +65,7 @@ def _as_list(value):
 
 
 def export_model(model, out_dir, modes=None, calibration=None, held_out=None, classifier=None, cfg=None,
-                 progress=True, log=None):
+                 progress=True, log=None, *, qat=None):
     """Convert ``model`` in each mode, measure every file on held-out audio, write the report.
 
     Parameters
@@ -76,6 +85,12 @@ def export_model(model, out_dir, modes=None, calibration=None, held_out=None, cl
     classifier : str or Path, optional
         A downstream classifier ``.keras`` with its card (``sea-tf classify final``), exported in
         the same modes.
+    qat : str or Path, optional
+        The QAT student of the same distill run (``student-qat.h5`` with its card; default
+        ``cfg["qat"]``), exported in the requested modes among :data:`export.qat.QAT_MODES` with
+        its learnt ranges, its fidelity measured against ``model`` on the same held-out windows.
+        ``model`` may itself be the QAT file: its card links the float student, which is then
+        exported beside it.
     cfg : dict, optional
         Settings (schema :data:`export.defaults.DEFAULTS`; nested keys may be given partially).
     progress : bool
@@ -94,28 +109,46 @@ def export_model(model, out_dir, modes=None, calibration=None, held_out=None, cl
     modes = parse_modes(modes if modes is not None else cfg["modes"])
     if cfg["int8_io"] not in IO_TYPES:
         raise ExportError(f"int8_io must be one of {IO_TYPES}; got {cfg['int8_io']!r}")
-    model = resolve_model(model)
+    qat = cfg.get("qat") if qat is None else qat
+    spec, qat_spec, qat_card = _pair_qat(model, qat)
+    model = resolve_model(spec)
+    name = identity.default_name(spec, model.name, cfg["name"])
+    source = identity.source_of(spec, model.name)
+    qat_rows = []
+    if qat_spec is not None:
+        qat_export.check_pair(source, model.card, qat_spec, qat_card)
+        qat_rows = qat_export.qat_modes(modes)
+        if not qat_rows:
+            raise ExportError(f"{qat_spec}: a QAT student exports in {' or '.join(qat_export.QAT_MODES)}; add one to "
+                              f"--modes (got {','.join(modes)})")
+        qat_name = f"{cfg['name']}-qat" if cfg["name"] else identity.default_name(qat_spec, qat_card["name"])
+        qat_source = identity.source_of(qat_spec, qat_card["name"])
     classifier = cfg.get("classifier") if classifier is None else classifier
     cls_model, cls_card = (_load_classifier(classifier, model) if classifier is not None
                            else (None, None))
     calibration = cfg["calibration"]["sources"] if calibration is None else calibration
     held_out = cfg["held_out"]["sources"] if held_out is None else held_out
     sr = model.sample_rate
+    planned = [(metadata.artifact_stem(name, m), source) for m in modes]
+    planned += [(metadata.artifact_stem(qat_name, m), qat_source) for m in qat_rows]
+    if cls_model is not None:
+        cls_source = identity.source_of(classifier, cls_card["name"])
+        planned += [(metadata.artifact_stem(cls_card["name"], m), cls_source)
+                    for m in (parse_modes(cfg["classifier_modes"]) if cfg["classifier_modes"] else modes)]
+    identity.check_targets(out_dir, planned, cfg["overwrite"])  # before any conversion: nothing written
 
-    needs_calibration = any(m in CALIBRATED_MODES for m in modes)
+    needs_calibration = any(m in CALIBRATED_MODES for m in modes + qat_rows)
     has_cal = isinstance(calibration, np.ndarray) or bool(_as_list(calibration))
     if needs_calibration and not has_cal:
         raise ExportError(f"modes {', '.join(m for m in modes if m in CALIBRATED_MODES)} need calibration audio; "
                           "pass --calibration with audio files, directories or teacher shards")
-    cal, cal_origin, cal_desc = (_windows(calibration, sr, cfg["calibration"], "calibration") if has_cal
-                                 else (None, [], "none (no calibrated mode)"))
-    held, held_origin, held_desc = _held_out(held_out, calibration, cal_origin, sr, cfg, has_cal)
-    log(f"calibration: {0 if cal is None else len(cal)} windows; held-out: {len(held)} windows at {sr} Hz")
+    cal, cal_desc, held, held_origin, held_info = _calibration_and_held_out(calibration, held_out, sr, cfg, has_cal)
+    log(f"calibration: {0 if cal is None else len(cal)} windows; held-out: {len(held)} windows at {sr} Hz "
+        f"({held_info['description']})")
 
     reference = model.embed_frames(held)
     downstream = _Downstream(cls_model, cls_card, reference, held_origin) if cls_model is not None else None
     out_dir.mkdir(parents=True, exist_ok=True)
-    name = cfg["name"] or model.name
     artifacts = []
     lat = cfg["latency"]
     for mode in tqdm(modes, desc=f"export {name}", unit="mode", disable=not progress):
@@ -135,7 +168,7 @@ def export_model(model, out_dir, modes=None, calibration=None, held_out=None, cl
             cal_info["int8_body"] = prepared
         meta = metadata.build_sidecar(
             data, model.card, mode, inside, model.frontend, "raw_audio" if inside else "frontend_features",
-            "embedding", operators=check_builtin_ops(data), calibration=cal_info,
+            "embedding", operators=check_builtin_ops(data), calibration=cal_info, source=source,
             extra={"dft": cfg["dft"] if inside else None})
         path = metadata.write_artifact(out_dir, metadata.artifact_stem(name, mode), data, meta)
         result, outputs = fidelity.measure_embedding(path, held, reference, lat["runs"], lat["warmup"], lat["threads"])
@@ -145,13 +178,20 @@ def export_model(model, out_dir, modes=None, calibration=None, held_out=None, cl
         log(f"{path.name}: {result['size_bytes'] / 1024:.0f} KB, cosine mean {result['cosine_mean']:.5f}, "
             f"end-to-end {result['end_to_end_ms']:.3f} ms")
 
+    qat_info = None
+    if qat_rows:
+        qat_student = qat_export.QatStudent(qat_spec, qat_card)
+        rows, qat_info = _export_qat(qat_student, qat_rows, qat_name, qat_source, model, name, cal, cal_desc, held,
+                                     reference, downstream, out_dir, cfg, progress, log)
+        artifacts += rows
     if cls_model is not None:
         cls_modes = parse_modes(cfg["classifier_modes"]) if cfg["classifier_modes"] else modes
-        artifacts += _export_classifier(downstream, model, cls_modes, cal, cal_desc, out_dir, cfg, progress, log)
-    summary = {"format": "sea-tf-export-report/1", "model": model.name, "model_card": model.card,
-               "out_dir": str(out_dir), "modes": modes,
+        artifacts += _export_classifier(downstream, model, cls_modes, cal, cal_desc, out_dir, cfg, progress, log,
+                                        cls_source)
+    summary = {"format": "sea-tf-export-report/1", "model": name, "model_card": model.card, "source": source,
+               "out_dir": str(out_dir), "modes": modes, "qat": qat_info,
                "calibration": {"n_windows": 0 if cal is None else int(len(cal)), "description": cal_desc},
-               "held_out": {"n_windows": int(len(held)), "description": held_desc},
+               "held_out": {"n_windows": int(len(held)), **held_info},
                "threads": lat["threads"], "latency_runs": lat["runs"],
                "interpreter": artifacts[0]["interpreter"] if artifacts else {},
                "settings": {k: cfg[k] for k in ("placement", "dft", "int8_io", "int8_body")},
@@ -160,21 +200,73 @@ def export_model(model, out_dir, modes=None, calibration=None, held_out=None, cl
     return summary
 
 
-def _held_out(held_out, calibration, cal_origin, sr, cfg, has_cal):
-    """Held-out windows: the given sources, else calibration files not used for calibration."""
-    if isinstance(held_out, np.ndarray) or _as_list(held_out):
-        return _windows(held_out, sr, cfg["held_out"], "held-out", exclude=set(cal_origin))
-    if not has_cal:
-        raise ExportError("no held-out audio to measure fidelity on; pass --held-out (or --calibration) audio")
-    if not isinstance(calibration, np.ndarray):
-        try:
-            windows, origin, desc = _windows(calibration, sr, cfg["held_out"], "held-out", exclude=set(cal_origin))
-            return windows, origin, desc + " (calibration files not used for calibration)"
-        except ExportError:
-            pass  # every file went into calibration: fall back to overlapping windows, and say so
-    windows, origin, desc = _windows(calibration, sr, {**cfg["held_out"], "seed": cfg["held_out"]["seed"] + 1},
-                                     "held-out")
-    return windows, origin, desc + " (NOT disjoint from calibration: pass --held-out)"
+def _pair_qat(spec, qat):
+    """(float model spec, QAT file or None, QAT card or None): a QAT file named as MODEL brings its float student."""
+    card = qat_export.qat_card(spec)
+    if card is not None:
+        if qat is not None and Path(qat).expanduser().resolve() != Path(spec).expanduser().resolve():
+            raise ExportError(f"{spec} is itself a QAT student and --qat-model names another ({qat}); pass the float "
+                              "student as MODEL")
+        return qat_export.float_student(spec, card), Path(spec), card
+    if qat is None:
+        return spec, None, None
+    card = qat_export.qat_card(qat)
+    if card is None:
+        raise ExportError(f"{qat}: not a QAT student (--qat-model takes the student-qat.h5 that `sea-tf distill --qat` "
+                          "writes, with its card)" if Path(qat).expanduser().is_file() else
+                          f"{qat}: no such QAT student file; check the path")
+    return spec, Path(qat), card
+
+
+def _calibration_and_held_out(calibration, held_out, sr, cfg, has_cal):
+    """Calibration windows and held-out windows that share no row and no source file.
+
+    Returns
+    -------
+    cal : np.ndarray or None
+    cal_desc : str
+    held : np.ndarray
+    held_origin : list of str
+    held_info : dict
+        ``description`` and ``excluded`` (calibration source files / windows left out of the held-out draw).
+    """
+    given = isinstance(held_out, np.ndarray) or bool(_as_list(held_out))
+    cal_paths = has_cal and not isinstance(calibration, np.ndarray)
+    cal, cal_origin, cal_desc = None, [], "none (no calibrated mode)"
+    if not given:
+        if not has_cal:
+            raise ExportError("no held-out audio to measure fidelity on; pass --held-out (or --calibration) audio")
+        if not cal_paths:
+            calib.check_windows(calibration, sr, "calibration")  # a malformed array says so first
+            raise ExportError("in-memory calibration windows have no source files to keep apart; pass held-out "
+                              "windows (--held-out) too")
+        # One pool of source files, split by file before anything is drawn: no held-out window shares
+        # a recording with a calibration window, whether it comes from an audio file or a shard row.
+        pool = calib.source_files(calibration, sr, allow_partial=cfg["calibration"].get("allow_partial", False))
+        held_files = calib.split_held_out_files(pool, cfg["held_out"]["fraction"], cfg["held_out"]["seed"])
+        cal, cal_origin, cal_desc = _windows(calibration, sr, cfg["calibration"], "calibration", exclude=held_files)
+        held, held_origin, _ = _windows(calibration, sr, cfg["held_out"], "held-out", only=held_files)
+        excluded = calib.excluded_counts(calibration, set(pool) - set(held_files),
+                                         allow_partial=cfg["held_out"].get("allow_partial", False))
+        files = len(set(held_origin))
+        desc = (f"{files} file(s) of {len(pool)} in {', '.join(map(str, _as_list(calibration)))}, kept apart from "
+                f"calibration by file ({len(held_files)} held-out file(s); the other {excluded['files']} file(s), "
+                f"{excluded['windows']} shard window(s) among them, calibrate only)")
+        return cal, cal_desc, held, held_origin, {"description": desc, "excluded": excluded, "split": "by file"}
+    if has_cal:
+        cal, cal_origin, cal_desc = _windows(calibration, sr, cfg["calibration"], "calibration")
+    if isinstance(held_out, np.ndarray):
+        held, held_origin, desc = _windows(held_out, sr, cfg["held_out"], "held-out")
+        return cal, cal_desc, held, held_origin, {"description": desc + " (given by the caller)",
+                                                  "excluded": {"files": 0, "windows": 0}}
+    # Given held-out sources: leave out every calibration source file (and so every calibration row).
+    used = sorted(set(cal_origin)) if cal_paths else []   # canonical names of the recordings calibration drew from
+    excluded = calib.excluded_counts(held_out, used, allow_partial=cfg["held_out"].get("allow_partial", False))
+    held, held_origin, desc = _windows(held_out, sr, cfg["held_out"], "held-out", exclude=used)
+    if used:
+        desc += (f" (left out {excluded['files']} file(s), {excluded['windows']} shard window(s) among them, of the "
+                 f"{len(used)} recording(s) calibration drew from)")
+    return cal, cal_desc, held, held_origin, {"description": desc, "excluded": excluded}
 
 
 def _cal_info(mode, cal, desc, cfg):
@@ -185,7 +277,9 @@ def _cal_info(mode, cal, desc, cfg):
 
 
 def _row(name, mode, path, meta, result, convert_s):
+    source = meta.get("source") or {}
     return {"model": name, "mode": mode, "path": str(path), "sidecar": str(metadata.sidecar_path(path)),
+            "sha256": meta["sha256"], "source_sha256": source.get("sha256"), "source": source.get("path"),
             "frontend_in_model": meta["frontend_in_model"], "input_kind": meta["input"]["kind"],
             "input_dtype": meta["input"]["dtype"], "output_dtype": meta["output"]["dtype"],
             "convert_s": round(convert_s, 2), **result}
@@ -226,7 +320,7 @@ class _Downstream:
         return out
 
 
-def _export_classifier(downstream, model, modes, cal, cal_desc, out_dir, cfg, progress, log):
+def _export_classifier(downstream, model, modes, cal, cal_desc, out_dir, cfg, progress, log, source):
     """Export the classifier in ``modes``; each file is measured on the Keras model's held-out embeddings."""
     lat = cfg["latency"]
     card = downstream.card
@@ -240,7 +334,7 @@ def _export_classifier(downstream, model, modes, cal, cal_desc, out_dir, cfg, pr
         meta = metadata.build_sidecar(
             data, card, mode, False, None, "embedding", "probabilities", operators=check_builtin_ops(data),
             classes=card.get("classes"), calibration=_cal_info(mode, cal_emb, f"embeddings of {cal_desc}", cfg),
-            extra={"embedding_model": model.name})
+            source=source, extra={"embedding_model": model.name})
         path = metadata.write_artifact(out_dir, metadata.artifact_stem(card["name"], mode), data, meta)
         result, _ = fidelity.measure_classifier(path, downstream.reference, downstream.probs, lat["runs"],
                                                 lat["warmup"], lat["threads"], downstream.labels, downstream.clip_ids,
@@ -249,6 +343,51 @@ def _export_classifier(downstream, model, modes, cal, cal_desc, out_dir, cfg, pr
         rows.append(_row(card["name"], mode, path, meta, result, convert_s))
         log(f"{path.name}: top-1 agreement {result['top1_agreement']:.3f} with the Keras classifier")
     return rows
+
+
+def _export_qat(student, modes, name, source, model, float_name, cal, cal_desc, held, reference, downstream,
+                out_dir, cfg, progress, log):
+    """Convert the QAT body with its learnt ranges; each file is measured against the float student's reference.
+
+    Returns
+    -------
+    rows : list of dict
+        Report rows (``qat: true``, ``reference``: the float artifact name) with, beside the
+        fidelity vs the float student, ``qat_keras_*``: fidelity vs the QAT Keras model itself.
+    info : dict
+        The report's ``qat`` entry.
+    """
+    lat = cfg["latency"]
+    qat_reference = student.embed_frames(held)
+    keras_vs_float = fidelity.compare(qat_reference, reference)
+    rows = []
+    for mode in tqdm(modes, desc=f"export {name}", unit="mode", disable=not progress):
+        rep = None
+        if mode == "int8":  # ranges for what QAT left in float: the input and the input batch norm
+            rep = calib.representative_dataset(compute_frontend(cal, model.frontend))
+        start = time.perf_counter()
+        data = convert(student.body, mode, rep, cfg["int8_io"], name)
+        convert_s = time.perf_counter() - start
+        cal_info = _cal_info(mode, cal, cal_desc, cfg)
+        if cal_info is not None:
+            cal_info["used_for"] = "the input and input batch norm only (QAT learnt the body's ranges)"
+        meta = metadata.build_sidecar(
+            data, student.card, mode, False, student.card["frontend"], "frontend_features", "embedding",
+            operators=check_builtin_ops(data), calibration=cal_info, source=source,
+            extra={"dft": None, "qat": {"ranges": "learnt (tfmot fake quantization)", "float_student": float_name,
+                                        "scheme": student.card["qat"].get("scheme")}})
+        path = metadata.write_artifact(out_dir, metadata.artifact_stem(name, mode), data, meta)
+        result, outputs = fidelity.measure_embedding(path, held, reference, lat["runs"], lat["warmup"], lat["threads"])
+        own = fidelity.compare(outputs, qat_reference)
+        result.update({f"qat_keras_{k}": own[k] for k in ("cosine_mean", "cosine_p5", "cosine_worst")})
+        if downstream is not None:
+            result.update(downstream.effect(outputs))
+        rows.append({**_row(name, mode, path, meta, result, convert_s), "qat": True, "reference": float_name})
+        log(f"{path.name} (QAT): cosine mean {result['cosine_mean']:.5f} vs the float student, "
+            f"{own['cosine_mean']:.5f} vs its own Keras model")
+    info = {"path": str(student.path), "name": name, "float_student": float_name, "modes": modes,
+            "keras_vs_float": {k: keras_vs_float[k] for k in ("cosine_mean", "cosine_p5", "cosine_worst")}}
+    return rows, info
 
 
 def held_out_labels(origin, classes):

@@ -19,7 +19,7 @@ def table_rows(artifacts):
             extra = f"top-1 agree {a['top1_agreement']:.3f}"
             if a.get("accuracy_change") is not None:
                 extra += f", acc {a['clip_accuracy']:.3f} ({a['accuracy_change']:+.3f})"
-        base = fp32_size.get(a["model"])
+        base = fp32_size.get(a["model"]) or fp32_size.get(a.get("reference"))  # a QAT row: its float student's fp32
         rows.append({"model": a["model"], "mode": a["mode"], "input": a["input_kind"],
                      "size_kb": a["size_bytes"] / 1024, "gzip_kb": a["gzip_bytes"] / 1024,
                      "size_vs_fp32": a["size_bytes"] / base if base else None,
@@ -65,6 +65,14 @@ def markdown(summary):
              f"{summary['latency_runs']} windows; `end-to-end` = raw 1-s audio → output, numpy front end included "
              "when the file holds only the network body.", "",
              markdown_table(summary["artifacts"]), ""]
+    qat = summary.get("qat")
+    if qat:
+        own = ", ".join(f"{a['mode']} {a['qat_keras_cosine_mean']:.5f}" for a in summary["artifacts"] if a.get("qat"))
+        lines += [f"Rows `{qat['name']}`: the quantization-aware student ({qat['path']}) converted with the ranges it "
+                  f"learnt, measured like the post-training rows against the float student `{qat['float_student']}` "
+                  f"on the same held-out windows (the QAT Keras model itself: cosine mean "
+                  f"{qat['keras_vs_float']['cosine_mean']:.5f} vs the float student; each file vs its own Keras "
+                  f"model: {own}).", ""]
     notes = [a for a in summary["artifacts"] if not a["frontend_in_model"] and a["input_kind"] == "frontend_features"]
     if notes:
         lines.append("Files with input `frontend_features` take the dB mel image; the device computes it with "

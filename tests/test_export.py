@@ -342,10 +342,10 @@ def test_cli_export(tiny, tmp_path, capsys):
     code = main(["export", str(path), "--modes", "fp32", "--held-out", str(tmp_path / "wav"), "--out",
                  str(tmp_path / "out"), "--latency-windows", "2", "--no-progress"])
     assert code == 0
-    assert (tmp_path / "out" / "sea-custom.fp32.tflite").is_file()
+    assert (tmp_path / "out" / "tiny.fp32.tflite").is_file()     # named after the file, not the card
     cfg = yaml.safe_load((tmp_path / "out" / "export.config.yaml").read_text())
     assert cfg["model"] == str(path) and cfg["modes"] == ["fp32"]
-    assert "| sea-custom | fp32 | raw_audio |" in capsys.readouterr().out
+    assert "| tiny | fp32 | raw_audio |" in capsys.readouterr().out
     code = main(["export", str(path), "--modes", "fp32,int3", "--out", str(tmp_path / "bad")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "unknown export mode 'int3'" in err[0]
@@ -376,9 +376,9 @@ def test_demo_step(tiny, tmp_path):
     report = step.run(ctx)
     export_dir = Path(ctx.artifacts["export_dir"])
     assert sorted(p.name for p in export_dir.glob("*.tflite")) == sorted(
-        f"sea-custom.{m}.tflite" for m in ("fp32", "dynamic", "fp16", "int8", "int16x8"))
-    assert report.figures["artifacts"]["sea-custom.int8"]["cosine_mean"] > 0.99
-    assert "| sea-custom | int16x8 | frontend_features |" in report.markdown
+        f"student.{m}.tflite" for m in ("fp32", "dynamic", "fp16", "int8", "int16x8"))
+    assert report.figures["artifacts"]["student.int8"]["cosine_mean"] > 0.99
+    assert "| student | int16x8 | frontend_features |" in report.markdown
     assert (ctx.report_dir / report.images[0]).is_file()
 
 

@@ -12,11 +12,18 @@ raw 1-s audio (front end inside); dynamic, int8 and int16x8 files take the dB me
 device computes with device/frontends.py (the sidecar says so). int8 and int16x8 are calibrated on
 real audio windows drawn across the --calibration files (any rate: resampled) or teacher shards
 (must be at the model's rate). Fidelity and latency are measured with the LiteRT interpreter at
-1 thread on --held-out audio (default: calibration files not used for calibration).
+1 thread on --held-out audio, leaving out every recording calibration drew from (default: a share of
+the calibration sources' recordings, split by file, that never calibrates). File names come from the
+model file (runs/a/student.keras -> student.int8.tflite; --name overrides); a file exported from
+another model is never replaced without --overwrite. A QAT student (`distill --qat`, student-qat.h5
+and its card) is converted with the ranges it learnt, in int8 and dynamic, and reported beside PTQ
+of its float student on the same held-out windows: pass it as --qat-model, or as MODEL (its card names the
+float student).
 
 examples:
   sea-tf export edgel3/sea-64 --calibration demo_out/data/upstream --held-out demo_out/data/audio --out exports/
   sea-tf export runs/sea64/student.keras --modes fp32,int8 --calibration shards/ --classifier clf/us8k.keras
+  sea-tf export runs/sea64/student.keras --qat-model runs/sea64/student-qat.h5 --modes int8,dynamic --calibration shards/
   sea-tf export l3-mel256-512 --modes fp32 --held-out audio/ --out exports/teacher
 """
 
@@ -42,7 +49,15 @@ def register(subparsers):
     opts.add("--out", key="out", metavar="DIR", help="output directory")
     opts.add("--classifier", key="classifier", metavar="FILE",
              help="downstream classifier (sea-tf classify final) to export in the same modes")
-    opts.add("--name", key="name", help="artifact base name; None means the model card's name")
+    opts.add("--name", key="name", help="artifact base name; None: the model file's stem (student.keras -> "
+             "student), a preset's card name")
+    opts.add("--overwrite", key="overwrite", action="store_true",
+             help="replace OUT/<name>.<mode>.tflite files converted from another model (else refused)")
+    # --qat-model: `distill --qat` is the switch that makes this file.
+    opts.add("--qat-model", key="qat", metavar="QAT.h5",
+             help="the QAT student of the same distill run (student-qat.h5): exported in int8/dynamic with its "
+                  "learnt ranges, beside PTQ of MODEL, in one report")
+    opts.alias("--qat", key="qat")
     opts.add("--allow-partial", key="calibration.allow_partial", action="store_true",
              help="calibrate on shard directories whose split run lacks some jobs (held-out: "
                   "--set held_out.allow_partial=true)")

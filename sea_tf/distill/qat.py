@@ -90,6 +90,10 @@ def fine_tune(seamodel, train_ds, valid_ds, steps, valid_steps, cfg, run_dir, ch
                        "val_loss": [float(v) for v in history.history.get("val_loss", [])],
                        "held_out": metrics, "load": "sea_tf.distill.qat.load"}
         card["weights"] = {**card.get("weights", {}), "path": str(path), "sha256": cards.sha256_file(path)}
+        student = Path(run_dir) / "student.keras"
+        if student.is_file():
+            # The float student it was fine-tuned from: export pairs the two (PTQ beside QAT) by this link.
+            card["qat"]["student"] = {"path": student.name, "sha256": cards.sha256_file(student)}
         cards.write_card(path, card)
     return {"path": str(path), "epochs": int(qcfg["epochs"]), "held_out": metrics}
 
@@ -106,13 +110,42 @@ def _save_keras(model, path):
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
-def load(path):
-    """Read ``student-qat.h5`` back (needs tfmot's quantize scope); returns ``(keras.Model, card)``."""
-    path = Path(path)
+def is_qat_file(path: str | Path) -> bool:
+    """True when ``path`` is a Keras HDF5 model holding tfmot quantize wrappers (read with h5py, nothing run)."""
+    import h5py
+
     try:
-        with tfmot.quantization.keras.quantize_scope():
+        with h5py.File(path, "r") as fh:
+            config = fh.attrs.get("model_config")
+    except OSError:
+        return False
+    if isinstance(config, bytes):
+        config = config.decode("utf-8", "replace")
+    return isinstance(config, str) and ("QuantizeWrapper" in config or "QuantizeLayer" in config)
+
+
+def load(path):
+    """Read ``student-qat.h5`` back (needs tfmot's quantize scope); returns ``(keras.Model, card)``.
+
+    The card must be there and say ``qat`` (it names the front end and the float student); the
+    file is deserialised in Keras' safe mode with only sea-tf's front end and tfmot's quantize
+    objects known, so a Lambda layer's pickled bytecode or any other class is refused, not run.
+    """
+    from tf_keras.src.saving.serialization_lib import SafeModeScope
+
+    path = Path(path)
+    card = cards.read_card(path, required=False)
+    if not isinstance(card, dict) or not isinstance(card.get("qat"), dict):
+        raise ModelError(f"{path}: no QAT card at {cards.card_path(path)} (a card with 'qat'); the card written by "
+                         "`sea-tf distill` with qat.enabled must sit beside the .h5 file")
+    try:
+        with tfmot.quantization.keras.quantize_scope(), SafeModeScope(True):
             model = keras.models.load_model(path, compile=False, custom_objects={"AudioFrontend": AudioFrontend})
     except (OSError, ValueError, TypeError, KeyError) as exc:
-        raise ModelError(f"{path}: cannot load the QAT student ({exc}); was it written by `sea-tf distill` "
-                         "with qat.enabled?") from exc
-    return model, cards.read_card(path)
+        raise ModelError(f"{path}: cannot load the QAT student ({_first_line(exc)}); was it written by "
+                         "`sea-tf distill` with qat.enabled?") from exc
+    return model, card
+
+
+def _first_line(exc):
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
