@@ -120,6 +120,12 @@ def test_comma_lists_take_every_spelling():
         assert getattr(parser.parse_args(["classify", "us8k", *argv]), "protocol.test_folds") == [1, 2, 3]
 
 
+def test_set_takes_items_up_to_a_positional():
+    # `--set A B` must not swallow the MODEL that follows (argparse's nargs="+" would).
+    args = cli_main.build_parser().parse_args(["export", "--set", "latency.runs=3", "name=x", "tiny.keras"])
+    assert args.set_items == ["latency.runs=3", "name=x"] and args.model_arg == "tiny.keras"
+
+
 def test_sparsity_is_percent_like_the_preset_names():
     from sea_tf.cli.common import resolved_config
 

@@ -27,6 +27,32 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, allow_abbrev=allow_abbrev, **kwargs)
         self.register("action", "parsers", _Subcommands)
 
+    def parse_known_args(self, args=None, namespace=None):
+        args = sys.argv[1:] if args is None else list(args)
+        return super().parse_known_args(self._spread(args), namespace)
+
+    def _spread(self, args):
+        """``--set a=1 b=2 MODEL`` -> ``--set a=1 --set b=2 MODEL``.
+
+        A list option whose items have a shape (``ListAction(item=...)``: KEY=VALUE) takes the
+        following arguments only while they have it, so that a positional after it stays one.
+        """
+        spread, i = [], 0
+        while i < len(args):
+            arg = args[i]
+            spread.append(arg)
+            i += 1
+            if arg == "--":
+                return spread + args[i:]
+            action = self._option_string_actions.get(arg)
+            if isinstance(action, ListAction) and action.item is not None and i < len(args):
+                spread.append(args[i])      # the first value, whatever it is: the action judges it
+                i += 1
+                while i < len(args) and not args[i].startswith("-") and action.item(args[i]):
+                    spread += [arg, args[i]]
+                    i += 1
+        return spread
+
     def _get_value(self, action, arg_string):
         # A type function that raises a sea-tf error (--folds x) is a usage error like any other,
         # not a traceback from inside argparse.
@@ -62,8 +88,11 @@ class ListAction(argparse.Action):
     written twice.
     """
 
-    def __init__(self, option_strings, dest, nargs="+", **kwargs):
-        super().__init__(option_strings, dest, nargs=nargs, **kwargs)
+    def __init__(self, option_strings, dest, nargs="+", item=None, **kwargs):
+        # item: the shape of a value (a predicate); Parser then spreads `--x A B` itself and argparse
+        # takes one value per occurrence.
+        super().__init__(option_strings, dest, nargs=None if item else nargs, **kwargs)
+        self.item = item
 
     def __call__(self, parser, namespace, values, option_string=None):
         seen = getattr(namespace, _SEEN_LISTS, set())
@@ -100,10 +129,10 @@ def percent(text):
 
 
 def key_value(text):
-    """A ``--set`` item; checked here so that a positional swallowed by ``--set A B`` is named as such."""
+    """A ``--set`` item, checked as it is parsed (so the error shows the subcommand's usage)."""
     if "=" not in text:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not KEY=VALUE (a positional argument goes before --set, or after --)")
+            f"{text!r} is not KEY=VALUE, e.g. --set train.epochs=5")
     return text
 
 
@@ -197,7 +226,8 @@ def add_command(subparsers, name, help, defaults, run, description=None):
     parser.add_argument("--config", metavar="FILE|PRESET",
                         help=f"YAML file of settings, or a packaged preset name such as {stage}/NAME "
                              f"(`sea-tf configs list {stage}`); defaults: configs/{stage}")
-    parser.add_argument("--set", dest="set_items", action=ListAction, type=key_value, default=[], metavar="KEY=VALUE",
+    parser.add_argument("--set", dest="set_items", action=ListAction, item=lambda text: "=" in text, type=key_value,
+                        default=[], metavar="KEY=VALUE",
                         help=f"override settings, e.g. --set {_set_example(defaults)} (several: repeated or space-separated)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     parser.set_defaults(_run=run, _defaults=defaults, _stage=stage, _command=name)

@@ -9,6 +9,8 @@ import argparse
 import dataclasses
 import sys
 
+from sea_tf.cli.common import is_list_option
+
 
 @dataclasses.dataclass(frozen=True)
 class Meaning:
@@ -65,13 +67,15 @@ def _value(action):
     metavar = action.metavar or (action.dest.split(".")[-1].upper() if action.option_strings else action.dest)
     if action.choices:
         metavar = "{" + ",".join(map(str, action.choices)) + "}"
-    if action.nargs in ("+", "*") or isinstance(action, (argparse._AppendAction, argparse._ExtendAction)):
+    if is_list_option(action):
         return f"{metavar} … (list: repeated or space-separated)"
     return metavar
 
 
 def _cell(text):
-    return (text or "").replace("|", "\\|").replace("\n", " ")
+    # Help texts quote commands in backticks; as plain text here, a half-command in a table cell
+    # (`sea-tf teacher-embed --status`) is not taken for a documented command line.
+    return (text or "").replace("|", "\\|").replace("\n", " ").replace("`", "'")
 
 
 def markdown():
