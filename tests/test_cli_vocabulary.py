@@ -182,5 +182,5 @@ def test_no_abbreviations_anywhere():
 
 
 def test_cli_reference_is_current():
-    # Regenerate with: python -m sea_tf.cli.reference > docs/CLI.md
-    assert (ROOT / "docs" / "CLI.md").read_text() == markdown()
+    assert (ROOT / "docs" / "CLI.md").read_text() == markdown(), \
+        "docs/CLI.md is stale: python -m sea_tf.cli.reference > docs/CLI.md"

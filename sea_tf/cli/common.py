@@ -102,7 +102,7 @@ class ListAction(argparse.Action):
         for value in values if isinstance(values, list) else [values]:
             for item in value if isinstance(value, list) else [value]:
                 if item in items:
-                    parser.error(f"argument {option_string}: {item!r} given twice")
+                    raise argparse.ArgumentError(self, f"{item!r} given twice")
                 items.append(item)
         setattr(namespace, self.dest, items)
 
@@ -131,8 +131,7 @@ def percent(text):
 def key_value(text):
     """A ``--set`` item, checked as it is parsed (so the error shows the subcommand's usage)."""
     if "=" not in text:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not KEY=VALUE, e.g. --set train.epochs=5")
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE, e.g. --set train.epochs=5")
     return text
 
 
