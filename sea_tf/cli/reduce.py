@@ -22,7 +22,7 @@ examples:
 
 
 def _shards_option(opts):
-    opts.add("--shards", key="shards", action="append", metavar="DIR", help="teacher-shard directory (repeatable)")
+    opts.add("--shards", key="shards", action="append", metavar="DIR", help="teacher-shard directories (--shards A B or --shards A --shards B)")
     opts.add("--allow-partial", key="allow_partial", action="store_true",
              help="read shard directories whose split run lacks some jobs (`sea-tf teacher-embed --status`)")
 

@@ -25,7 +25,7 @@ def register(subparsers):
 
     parser, opts = add_command(subparsers, "sample", "choose M teacher rows to fit the reduction on", "sampling", run)
     parser.epilog = EPILOG
-    opts.add("--shards", key="shards", action="append", metavar="DIR", help="teacher-shard directory (repeatable)")
+    opts.add("--shards", key="shards", action="append", metavar="DIR", help="teacher-shard directories (--shards A B or --shards A --shards B)")
     opts.add("--out", key="out", metavar="DIR", help="output directory")
     opts.add("--m", key="m", type=int, metavar="M", help="number of rows to pick")
     opts.add("--strategy", key="strategy", choices=STRATEGIES, help="sampling strategy")
