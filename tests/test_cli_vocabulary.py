@@ -175,6 +175,16 @@ def _parsers(parser):
                 yield from _parsers(sub)
 
 
+def test_every_hidden_spelling_warns():
+    # Old code: --no-center, --student-sr and --hop were accepted without a word.
+    # report --alias is refused-or-warned by the command itself (it says what replaced it at run time).
+    silent = [f"{program} {command} {action.option_strings}" for program, parser in programs()
+              for command, action in walk(parser)
+              if action.option_strings and action.help == argparse.SUPPRESS
+              and type(action).__name__ not in ("Deprecated", "_Deprecated") and action.dest != "alias"]
+    assert not silent
+
+
 def test_no_abbreviations_anywhere():
     # Old code: `sea-tf sample --n 300` was silently `--no-progress`.
     abbreviating = [p.prog for _, parser in programs() for p in _parsers(parser) if p.allow_abbrev]
