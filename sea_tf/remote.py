@@ -81,6 +81,10 @@ def plan(artifacts, audio=()):
     if twice:  # one name on the board and one result file per model: a second one would overwrite the first
         raise RemoteError(f"--artifacts: {', '.join(twice)} given from several directories; the board and the "
                           "results name models by file name, so pass each name once")
+    bare = [str(path) for path in files if not path.with_suffix(".json").exists()]
+    if bare:  # the board would refuse it after the copy (device.bench: no sidecar, no front end)
+        raise RemoteError(f"--artifacts: {', '.join(bare)} has no sidecar (.json) beside it, so the board cannot know its "
+                          "front end, rates or classes; copy the sidecar `sea-tf export` wrote next to it")
     embeddings, classifiers = [], []
     for path in files:
         (classifiers if _is_classifier(path) else embeddings).append(path)

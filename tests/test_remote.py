@@ -4,6 +4,7 @@ The server gets a throwaway host key and authorizes one generated user key; the 
 whole CLI: copy device/ + artifacts, run the bench with this venv's Python, fetch the JSON; and the
 failure paths: unknown host, wrong key, unreachable port, missing Python, remote failure.
 """
+import hashlib
 import io
 import json
 import os
@@ -111,13 +112,24 @@ def test_wrong_key_is_an_authentication_failure(sshd, export_dir, tmp_path, caps
 def test_remote_failure_prints_remote_stderr(sshd, tmp_path, capsys):
     bad = tmp_path / "bad"
     bad.mkdir()
-    (bad / "broken.fp32.tflite").write_bytes(b"TFL3" + bytes(300))  # no sidecar: loads, then fails
-    code = device_run(sshd, tmp_path, [bad / "broken.fp32.tflite"])
+    broken = bad / "broken.fp32.tflite"
+    broken.write_bytes(b"TFL3" + bytes(300))  # a sidecar that matches it: copied, then the board cannot load it
+    broken.with_suffix(".json").write_text(json.dumps({"mode": "fp32", "sha256": hashlib.sha256(broken.read_bytes()).hexdigest()}))
+    code = device_run(sshd, tmp_path, [broken])
     err = capsys.readouterr().err
     assert code == 2
     assert "--- remote stderr" in err and "device.bench: error:" in err and "cannot load this model" in err
     assert "sea-tf device run: error:" in err and "device.bench failed on broken.fp32.tflite" in err
     assert not list((tmp_path / "results").rglob("*.json"))  # nothing reported as a result
+
+
+def test_a_model_without_its_sidecar_is_refused_before_anything_is_copied(sshd, export_dir, tmp_path, capsys):
+    bare = tmp_path / "bare.fp32.tflite"
+    bare.write_bytes((Path(export_dir) / "tiny-emb.fp32.tflite").read_bytes())
+    code = device_run(sshd, tmp_path, [bare])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and f"{bare} has no sidecar" in err[0], err
+    assert not (tmp_path / "board").exists() and not (tmp_path / "results").exists()
 
 
 def test_missing_remote_python(sshd, export_dir, tmp_path, capsys):
