@@ -24,6 +24,7 @@ Scale:
 import collections
 import concurrent.futures as cf
 import copy
+import json
 import logging
 import os
 import threading
@@ -302,7 +303,9 @@ def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_
     -------
     dict
         The summary (also written to ``summary-<job>.json``): rows, shards, failed files, wall
-        time, windows/s and CPU utilisation.
+        time, windows/s and CPU utilisation. For a job already complete, nothing is written: the
+        summary of the run that completed it, with ``already_complete: True`` and
+        ``windows_this_run: 0``.
     """
     from tqdm import tqdm
 
@@ -350,7 +353,7 @@ def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_
                               inputs_info, sensors is not None)
     if manifest["complete"]:
         print(f"teacher-embed: job {job} already complete in {out_dir} ({manifest['n_rows']} rows); nothing to do")
-        return _summary(out_dir, manifest, 0.0, 0.0, 0, 0.0)
+        return _finished_summary(out_dir, manifest)
     if not files:
         raise DataError(f"{inputs}: job {job} has no files (only {n} jobs for fewer files); use fewer jobs")
 
@@ -537,6 +540,22 @@ class _Blocks:
         blocks, self.blocks, self.n = self.blocks, [], 0
         return {key: [s for blk in blocks for s in blk[key]] if key in _STRING_COLUMNS
                 else np.concatenate([blk[key] for blk in blocks]) for key in blocks[0]}
+
+
+def _finished_summary(out_dir, manifest):
+    """A re-run of a complete job: the summary its run wrote, left as it is on disk.
+
+    Rewriting it would replace the run's figures (rate, CPU use) with those of a run that did
+    nothing. The returned dict adds ``already_complete: True`` and ``windows_this_run: 0``. Only
+    a job without a readable summary (deleted, or from an older sea-tf) gets one written, whose
+    rates are null: nothing was measured.
+    """
+    path = Path(out_dir) / f"summary-{manifest['job']}.json"
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, ValueError):
+        summary = _summary(out_dir, manifest, 0.0, 0.0, 0, 0.0)
+    return {**summary, "windows_this_run": 0, "already_complete": True}
 
 
 def _summary(out_dir, manifest, wall, cpu, windows, inference_s):

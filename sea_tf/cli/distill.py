@@ -50,6 +50,8 @@ def register(subparsers):
 def run(cfg, args):
     from sea_tf.distill import distill
     report = distill(cfg)
+    if report.get("already_done"):  # distill() printed the one line saying so
+        return 0
     held = report["held_out"]
     print(f"student: {report['student']}  held-out R² {held['r2']:.3f}, MSE {held['mse']:.4g}, "
           f"cosine {held['cosine']:.3f}  ({report['epochs_run']} epochs, stopped: {report['stopped']})")

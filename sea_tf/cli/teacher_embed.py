@@ -79,6 +79,8 @@ def run(cfg, args):
                       block_windows=cfg["block_windows"], read_retries=cfg["read_retries"],
                       read_backoff_s=cfg["read_backoff_s"],
                       progress=cfg["progress"], resampler=cfg["resampler"], sensor_manifest=cfg["sensor_manifest"])
+    if summary.get("already_complete"):  # extract() printed the one line saying so; nothing is rewritten
+        return 0
     write_resolved(cfg, out, f"teacher-embed-{job_name(k, n)}")
     print(f"teacher-embed {summary['job']}: {summary['n_rows']} rows in {summary['n_shards']} shards in {out} "
           f"({summary['windows_per_s']} windows/s, CPU {summary['cpu_utilisation']})")

@@ -18,15 +18,17 @@ Run directory (``out``)::
 """
 import contextlib
 import copy
+import json
 import math
 import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from sea_tf import atomic, cards
 from sea_tf.backend import keras, tf
-from sea_tf.config import write_resolved
+from sea_tf.config import flatten_keys, get_dotted, write_resolved
 from sea_tf.distill import evaluate, pairs as pairs_mod, pipeline, pruning, runstate, student as student_mod
 from sea_tf.distill import strategy as strategy_mod
 from sea_tf.distill.defaults import DEFAULTS, RESUMABLE_CHANGES
@@ -75,6 +77,13 @@ def _distill(cfg, log, callbacks, cleanup):
     split = pairs_mod.split_by_source(pairs.shards, data["valid_fraction"], seed)
     if resuming and (run_dir / "split.json").is_file():
         pairs_mod.check_split(split, run_dir / "split.json")
+    done = finished_report(run_dir, cfg, pairs) if resuming else None
+    if done is not None:
+        # A re-run of a finished run: rewriting student.keras would give it a new sha256 (the
+        # archive holds a timestamp), and the stages keyed on that hash would redo their work.
+        log(f"{run_dir}: already distilled with this configuration ({done.get('epochs_run')} epochs, stopped: "
+            f"{done.get('stopped')}, kept epoch {done.get('kept_epoch')}); nothing to do, see {run_dir / 'report.json'}")
+        return {**done, "already_done": True}
     keras.utils.set_random_seed(seed)
     with strategy.scope():  # variables of a distributed run must be created in its scope
         seamodel = student_mod.build(cfg["student"]["preset"], cfg["student"]["overrides"], pairs.d,
@@ -143,8 +152,7 @@ def _distill(cfg, log, callbacks, cleanup):
     saver = runstate.RunState(run_dir, checkpoint, state, es, rlr, best_from_epoch, chief, save_dir)
     initial_epoch = saver.restore()
     # A run stopped by its time budget continues when re-run without one (train.time_budget_s: null).
-    finished = initial_epoch >= epochs or state.get("stopped") == "early_stopping" or \
-        (state.get("stopped") == "time_budget" and bool(train_cfg["time_budget_s"]))
+    finished = training_finished(state, train_cfg)
     if finished:
         log(f"{run_dir}: training already finished ({state.get('stopped') or 'epochs'}); re-evaluating the best checkpoint")
     else:
@@ -220,6 +228,63 @@ def _distill(cfg, log, callbacks, cleanup):
     report["wall_s"] = round(time.perf_counter() - start, 2)
     if chief:
         atomic.write_json(run_dir / "report.json", report)
+    return report
+
+
+def training_finished(state: dict, train_cfg: dict) -> bool:
+    """Whether a run in ``state`` has nothing left to train under ``train_cfg`` (the ``train`` section).
+
+    A run stopped by its time budget continues when re-run without one (``time_budget_s: null``).
+    """
+    return int(state.get("epoch") or 0) >= int(train_cfg["epochs"]) or state.get("stopped") == "early_stopping" or \
+        (state.get("stopped") == "time_budget" and bool(train_cfg["time_budget_s"]))
+
+
+def finished_report(run_dir, cfg: dict, pairs) -> dict | None:
+    """The report of a finished run of exactly this configuration on these inputs, or None.
+
+    Finished means: ``distill.config.yaml`` equals ``cfg`` (``progress`` and the spelling of
+    ``out`` aside), the training has nothing left to do (:func:`training_finished`), ``report.json``
+    exists (written last), ``student.keras`` still has the sha256 its card records and was
+    distilled on the targets ``pairs`` holds now, and the QAT student exists when asked for.
+
+    Parameters
+    ----------
+    run_dir : Path
+    cfg : dict
+        The resolved config of this call.
+    pairs : sea_tf.distill.pairs.Pairs
+        The inputs as opened now.
+
+    Returns
+    -------
+    dict or None
+        ``report.json`` as written by the finished run.
+    """
+    run_dir = Path(run_dir)
+    report_path, student = run_dir / "report.json", run_dir / "student.keras"
+    state = runstate.read_state(run_dir)
+    if state is None or not report_path.is_file() or not student.is_file() or \
+            not training_finished(state, cfg["train"]):
+        return None
+    old = yaml.safe_load((run_dir / f"{CONFIG_NAME}.config.yaml").read_text()) or {}
+    for key in flatten_keys(cfg):
+        if key in ("progress", "out"):
+            continue
+        try:
+            if get_dotted(old, key) != get_dotted(cfg, key):
+                return None
+        except KeyError:
+            return None
+    card = cards.read_card(student, required=False) or {}
+    if (card.get("weights") or {}).get("sha256") != cards.sha256_file(student) or card.get("reducer") != pairs.reference():
+        return None
+    try:
+        report = json.loads(report_path.read_text())
+    except ValueError:
+        return None
+    if cfg["qat"]["enabled"] and not (report.get("qat") and Path(report["qat"]["path"]).is_file()):
+        return None
     return report
 
 
