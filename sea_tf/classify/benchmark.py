@@ -63,10 +63,10 @@ def run_benchmark(clips, model_specs, out_dir, features_cfg=None, clf_cfg=None, 
             feats = extract_features(clips, embedder, cache_dir, fcfg["hop_size"], fcfg["framing"],
                                      fcfg["max_failed_fraction"], progress=progress)
             framing = {"framing": fcfg["framing"], "hop_size": float(fcfg["hop_size"])}
+            # "untrained" rows say so; the file hashes join this row with export and device rows (sea-tf report)
+            extra = {"spec": str(spec), "weights": cards.weights_provenance(embedder.card), **embedder.identity()}
             summaries[name] = cross_validate(feats, out_dir / name, clf_cfg, seed, test_folds, workers, progress,
-                                             framing=framing)
-            summaries[name]["spec"] = str(spec)
-            summaries[name]["weights"] = cards.weights_provenance(embedder.card)   # "untrained" rows say so
+                                             framing=framing, extra=extra)
         except SeaTFError as exc:
             failed[name] = str(exc)
             if progress:

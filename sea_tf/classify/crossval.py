@@ -92,7 +92,7 @@ def settings_hash(features, clf_cfg, seed):
 
 
 def cross_validate(features, out_dir, clf_cfg=None, seed=0, test_folds=None, workers=1, progress=True,
-                   resume=True, framing=None):
+                   resume=True, framing=None, extra=None):
     """Run the fold protocol on ``features`` and write the model's results.
 
     Parameters
@@ -115,6 +115,8 @@ def cross_validate(features, out_dir, clf_cfg=None, seed=0, test_folds=None, wor
     framing : dict, optional
         How the clips were cut into frames (``{"framing", "hop_size"}``), recorded in ``results.json``
         because accuracies under different framings are not comparable (docs/PROTOCOL.md §3.5).
+    extra : dict, optional
+        More keys for ``results.json`` (the model's ``spec``, ``weights``, ``model_sha256`` …).
 
     Returns
     -------
@@ -185,6 +187,7 @@ def cross_validate(features, out_dir, clf_cfg=None, seed=0, test_folds=None, wor
                    folds=[{k: v for k, v in r.items() if k != "predictions"} for r in ordered])
     if framing is not None:
         summary["framing"] = dict(framing)
+    summary.update(extra or {})
     atomic.write_json(out_dir / "results.json", summary)
     return summary
 

@@ -171,6 +171,14 @@ class Embedder:
     sample_rate, frame_samples : int
     embed_frames : callable
         ``frames float32 [N, frame_samples] -> float32 [N, D]``.
+    model_sha256 : str or None
+        sha256 of the model file's bytes (``.keras``/``.h5`` or the ``.tflite`` itself); None for a
+        preset or catalogue name given without a file. Results carry it so that ``sea-tf report``
+        joins them with the export and device rows of the same file.
+    source_sha256 : str or None
+        For a ``.tflite``: its sidecar's ``source.sha256`` (the file it was converted from), or None.
+    tflite : bool
+        The model is an exported ``.tflite``.
     """
     name: str
     key: str
@@ -178,6 +186,13 @@ class Embedder:
     sample_rate: int
     frame_samples: int
     embed_frames: object
+    model_sha256: str | None = None
+    source_sha256: str | None = None
+    tflite: bool = False
+
+    def identity(self) -> dict:
+        """``{"model_sha256": …}``, plus ``"source_sha256"`` for a ``.tflite``: the keys results carry."""
+        return {"model_sha256": self.model_sha256, **({"source_sha256": self.source_sha256} if self.tflite else {})}
 
 
 def model_key(card, weight_file=None):
@@ -215,7 +230,8 @@ def open_embedder(spec, name=None):
     weight_file = path if isinstance(spec, (str, Path)) and path.is_file() else None
     return Embedder(name=name, key=model_key(model.card, weight_file), card=model.card,
                     sample_rate=int(model.sample_rate), frame_samples=int(model.frame_samples),
-                    embed_frames=model.embed_frames)
+                    embed_frames=model.embed_frames,
+                    model_sha256=cards.sha256_file(weight_file) if weight_file else None)
 
 
 def _open_tflite(path, name):
@@ -238,7 +254,11 @@ def _open_tflite(path, name):
         raise ModelError(f"{path}: cannot load the .tflite through the device harness ({exc})") from exc
     if not artifact.sample_rate or not artifact.frame_samples:
         raise ModelError(f"{path}: the sidecar does not say the model's sample rate and window length; re-export it")
-    key = hashlib.sha256((cards.sha256_file(path) + cards.sha256_file(sidecar)).encode()).hexdigest()
+    tflite_sha256 = cards.sha256_file(path)
+    key = hashlib.sha256((tflite_sha256 + cards.sha256_file(sidecar)).encode()).hexdigest()
+    source = meta.get("source")
+    # export's sidecars name the file the artifact was converted from (null for a preset built in memory)
+    source_sha256 = source.get("sha256") if isinstance(source, dict) else None
 
     def embed_frames(frames):
         try:
@@ -247,7 +267,8 @@ def _open_tflite(path, name):
             raise ModelError(f"{path}: the interpreter failed on these frames ({exc})") from exc
 
     return Embedder(name=name, key=key, card=meta.get("model_card", meta), sample_rate=int(artifact.sample_rate),
-                    frame_samples=int(artifact.frame_samples), embed_frames=embed_frames)
+                    frame_samples=int(artifact.frame_samples), embed_frames=embed_frames,
+                    model_sha256=tflite_sha256, source_sha256=source_sha256, tflite=True)
 
 
 # -------------------------------------------------------------------------------------------- framing

@@ -10,10 +10,13 @@ metrics (:mod:`sea_tf.classify.ust_metrics`).
 Outputs of ``sea-tf classify ust`` (``OUT/``)::
 
     comparison.json / comparison.md     one row per model: micro/macro AUPRC, micro F1, per class
-    <model>/results.json                micro_auprc, macro_auprc, micro_f1, class_auprc, framing,
-                                        settings, training, model provenance
+    <model>/results.json                micro_auprc, macro_auprc, micro_f1, class_auprc (the
+                                        evaluator's numbers on output.csv), the threshold-order
+                                        areas, framing, settings, training, model provenance
+                                        (model_sha256; source_sha256 for a .tflite)
     <model>/output.csv                  DCASE submission format for validate: audio_filename, the
                                         fine columns (zeros: coarse mode), the coarse probabilities
+                                        (float32 shortest decimals)
     <model>/pr_curves.png               per-class and micro PR curves
     cache/clip<s>s/<model>/hop<h>-<framing>/<clip>.npz
 """
@@ -107,14 +110,40 @@ def file_embeddings(features) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([g[:t] for g in groups]).astype(np.float32), index
 
 
-def output_csv(dataset, names: list[str], probs: np.ndarray) -> str:
-    """The DCASE 2019 Task 5 submission table: ``audio_filename``, fine columns (0), coarse probabilities."""
+def probability_text(probs: np.ndarray) -> list[list[str]]:
+    """Each probability as the shortest decimal that reads back as its float32 value.
+
+    At most 9 significant digits: every CSV reader (Python's ``float``, pandas' parsers, the
+    evaluator's) reads such a decimal to the same float64, so the metrics computed on
+    :func:`written_probabilities` are the ones the evaluator computes on ``output.csv``.
+
+    Parameters
+    ----------
+    probs : np.ndarray [shape=(n_files, n_classes)]
+
+    Returns
+    -------
+    list of list of str
+    """
+    return [[np.format_float_positional(np.float32(p), unique=True, trim="-") for p in row] for row in probs]
+
+
+def written_probabilities(text: list[list[str]]) -> np.ndarray:
+    """The float64 values a reader of ``output.csv`` gets from :func:`probability_text`'s strings."""
+    return np.array([[float(v) for v in row] for row in text], dtype=np.float64).reshape(len(text), -1)
+
+
+def output_csv(dataset, names: list[str], text: list[list[str]]) -> str:
+    """The DCASE 2019 Task 5 submission table: ``audio_filename``, fine columns (0), coarse probabilities.
+
+    ``text`` holds the probabilities as :func:`probability_text` writes them (one row per name).
+    """
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["audio_filename", *dataset.fine_columns, *dataset.coarse_columns])
     zeros = ["0"] * len(dataset.fine_columns)   # coarse mode: no fine predictions
-    for name, row in zip(names, probs):
-        writer.writerow([name, *zeros, *(f"{float(p):.6f}" for p in row)])
+    for name, row in zip(names, text):
+        writer.writerow([name, *zeros, *row])
     return buffer.getvalue()
 
 
@@ -201,19 +230,22 @@ def evaluate_model(dataset, spec, name: str, out_dir: Path, cfg: dict, progress:
     model, info = mil.fit_classifier(x[train], y[train], x[val], y[val], ccfg, seed=int(cfg["seed"]),
                                      progress=progress)
     val_names = [c.audio_filename for c in kept if c.split == "validate"]
-    probs = mil.predict_files(model, x[val], ccfg)
+    text = probability_text(mil.predict_files(model, x[val], ccfg))
+    # scored as written to output.csv, so that the challenge's evaluator run on that file gives these numbers
+    probs = written_probabilities(text)
     scored = np.array([c.verified is not None for c in kept if c.split == "validate"])
     truth = dataset.targets([c for c in kept if c.split == "validate" and c.verified is not None], verified_only=True)
     metrics = ust_metrics.ust_metrics(truth, probs[scored], dataset.classes)
     model_dir = out_dir / name
-    atomic.write_text(model_dir / "output.csv", output_csv(dataset, val_names, probs))
+    atomic.write_text(model_dir / "output.csv", output_csv(dataset, val_names, text))
     png = plot_pr_curves(truth, probs[scored], dataset.classes, model_dir / "pr_curves.png",
                          f"{name}: micro AUPRC {metrics['micro_auprc']:.3f}, macro {metrics['macro_auprc']:.3f} "
                          f"({metrics['n_files']} validate files)")
     results = {
-        "model": name, "spec": str(spec), "dataset": "ust", "model_key": embedder.key,
+        "model": name, "spec": str(spec), "dataset": "ust", "model_key": embedder.key, **embedder.identity(),
         "weights": cards.weights_provenance(embedder.card), "embedding_size": int(x.shape[2]),
-        **{k: metrics[k] for k in ("micro_auprc", "macro_auprc", "micro_f1", "micro_f1_threshold", "class_auprc")},
+        **{k: metrics[k] for k in ("micro_auprc", "macro_auprc", "micro_f1", "micro_f1_threshold", "class_auprc",
+                                   "micro_auprc_threshold_order", "macro_auprc_threshold_order")},
         "n_validate_scored": metrics["n_files"], "validate_positives": metrics["positives"],
         "n_train": int(train.sum()), "n_validate": int(val.sum()),
         "framing": {"framing": fcfg["framing"], "hop_size": float(fcfg["hop_size"]),

@@ -1,27 +1,34 @@
-"""SONYC-UST coarse-level metrics, computed as the DCASE 2019 Task 5 evaluation does (docs/PROTOCOL.md §4.3).
+"""SONYC-UST coarse-level metrics: the DCASE 2019 Task 5 evaluator's numbers (docs/PROTOCOL.md §4.3).
 
-The challenge's ``metrics.py`` (github.com/sonyc-project/dcase2019-task5, ``evaluate``,
-``micro_averaged_auprc``, ``macro_averaged_auprc``) builds, for each coarse class:
+The challenge's evaluator (``metrics.py`` + ``evaluate_predictions.py`` of
+github.com/sonyc-project/urban-sound-tagging-baseline: ``evaluate``, ``micro_averaged_auprc``,
+``macro_averaged_auprc``) builds, for each coarse class:
 
-1. thresholds = the class's predicted values ≥ 0.01, plus 1.0, unique;
+1. thresholds = the class's predicted values ≥ 0.01, plus 1.0, unique, listed from the highest down;
 2. at each threshold t a file is positive when its probability is ≥ t; TP, FP, FN are counted;
 3. precision = TP / max(TP + FP, 0.5), recall = TP / max(TP + FN, 0.5) (the 0.5 only avoids 0/0:
    the numerator is then 0 anyway);
-4. the points are sorted by recall, (recall 0, precision 1) is put first and (recall 1,
-   precision 0) last, and the area is the trapezoid rule (``sklearn.metrics.auc``).
+4. the points are sorted by recall with numpy's default ``argsort`` (quicksort kind: not stable),
+   (recall 0, precision 1) is put first and (recall 1, precision 0) last, and the area is the
+   trapezoid rule (``sklearn.metrics.auc``).
 
-Macro AUPRC is the mean of the classes' areas. The micro curve takes the union of every class's
-thresholds and sums TP, FP, FN over the classes; micro F1 is that curve's F = 2 / (1/P + 1/R) at
-the smallest threshold ≥ 0.5.
+Macro AUPRC is the mean of the classes' areas, in taxonomy order. The micro curve takes the union
+of every class's thresholds, listed from the lowest up, sums TP, FP, FN over the classes and is
+sorted and integrated as in 4; micro F1 is that curve's F = 2 / (1/P + 1/R) at the smallest
+threshold ≥ 0.5.
 
-Order of the points: a PR curve is traced by its threshold, so every curve here is integrated
-from the highest threshold down (recall never decreases along it). That is the challenge code's
-order for a class. For the micro curve the challenge code lists the points from the lowest
-threshold up and then sorts them by recall with numpy's default, unstable sort, so the order of
-points with equal recall — which changes the area — depends on numpy's version and the CPU; the
-two agree whenever no two thresholds share a recall. With one class, micro = that class's AUPRC.
-Per-class AUPRC, macro AUPRC and micro F1 follow the challenge code exactly; a micro AUPRC can
-differ from the official script's in the last digits where recalls tie (more on a handful of files).
+Order of tied points: points of equal recall keep whatever order numpy's unstable sort leaves them
+in, and that order changes the area (the tied point next to the previous recall is the one the
+trapezoid joins). This module hands the sort the same values in the same listing order with the
+same call (``np.argsort``, default kind), so its ties break as the evaluator's do on the same numpy
+and CPU, and ``micro_auprc``, ``macro_auprc``, ``class_auprc`` equal the evaluator's numbers. The
+areas integrated in threshold order — the PR curve as its threshold traces it, independent of any
+sort — are reported beside them (``micro_auprc_threshold_order``, ``macro_auprc_threshold_order``);
+the two agree whenever no two thresholds share a recall.
+
+Where the evaluator's confusion matrix is undefined (``sklearn.metrics.confusion_matrix`` returns a
+1 × 1 matrix when truth and prediction hold one label only, e.g. a class with no positive file and no
+prediction of 1.0, and the evaluator then stops with an IndexError) the counts here are still exact.
 """
 from __future__ import annotations
 
@@ -30,13 +37,13 @@ from sklearn.metrics import auc
 
 from sea_tf.errors import ClassifyError
 
-MIN_THRESHOLD = 0.01   # the challenge skips lower values (speed, low-precision regime)
+MIN_THRESHOLD = 0.01   # the evaluator skips lower values (speed, low-precision regime)
 DENOMINATOR_FLOOR = 0.5
 F1_THRESHOLD = 0.5
 
 
 def thresholds_of(probabilities: np.ndarray) -> np.ndarray:
-    """The challenge's thresholds for one class (or the union over classes), ascending.
+    """The evaluator's thresholds for one class (or the union over classes), ascending.
 
     Parameters
     ----------
@@ -81,7 +88,7 @@ def precision_recall(tp, fp, fn):
 
 
 def area(precision: np.ndarray, recall: np.ndarray) -> float:
-    """Trapezoid area of a PR curve given from its highest threshold down.
+    """Trapezoid area of a PR curve given from its highest threshold down (threshold order, no sort).
 
     (recall 0, precision 1) is put before the points and (recall 1, precision 0) after them.
 
@@ -95,8 +102,30 @@ def area(precision: np.ndarray, recall: np.ndarray) -> float:
     return float(auc(r, p))
 
 
+def evaluator_area(precision: np.ndarray, recall: np.ndarray) -> float:
+    """The evaluator's area: points sorted by recall with numpy's default ``argsort``, padded, trapezoid rule.
+
+    Parameters
+    ----------
+    precision, recall : np.ndarray [shape=(n_thresholds,)]
+        In the evaluator's listing order (a class: highest threshold first; micro: lowest first).
+        The order matters only for points of equal recall, which the unstable sort may permute.
+
+    Returns
+    -------
+    float
+        The area with (recall 0, precision 1) before and (recall 1, precision 0) after the sorted points.
+    """
+    recall = np.asarray(recall, dtype=np.float64)
+    precision = np.asarray(precision, dtype=np.float64)
+    # The evaluator's own call: default kind (quicksort, unstable; SIMD-dispatched by numpy), never
+    # kind="stable", so that tied recalls come out in the order its run gives them.
+    order = np.argsort(recall)
+    return area(precision[order], recall[order])
+
+
 def class_curve(y_true: np.ndarray, y_prob: np.ndarray) -> dict:
-    """One class's PR curve, points from the highest threshold down (the challenge's order).
+    """One class's PR curve, points from the highest threshold down (the evaluator's listing).
 
     Parameters
     ----------
@@ -106,17 +135,18 @@ def class_curve(y_true: np.ndarray, y_prob: np.ndarray) -> dict:
     Returns
     -------
     dict
-        ``threshold``, ``tp``, ``fp``, ``fn``, ``precision``, ``recall`` (arrays), ``auprc`` (float).
+        ``threshold``, ``tp``, ``fp``, ``fn``, ``precision``, ``recall`` (arrays), ``auprc`` (the
+        evaluator's area, float), ``auprc_threshold_order`` (the area in threshold order, float).
     """
     t = thresholds_of(y_prob)[::-1]
     tp, fp, fn = counts(y_true, y_prob, t)
     precision, recall = precision_recall(tp, fp, fn)
     return {"threshold": t, "tp": tp, "fp": fp, "fn": fn, "precision": precision, "recall": recall,
-            "auprc": area(precision, recall)}
+            "auprc": evaluator_area(precision, recall), "auprc_threshold_order": area(precision, recall)}
 
 
 def micro_curve(y_true: np.ndarray, y_prob: np.ndarray) -> dict:
-    """The micro-averaged PR curve, points from the lowest threshold up (as the challenge lists them).
+    """The micro-averaged PR curve, points from the lowest threshold up (the evaluator's listing).
 
     Counting every class at threshold t directly equals the challenge's "last row of each class
     with threshold ≥ t": a class's predictions between t and its next threshold would themselves
@@ -129,16 +159,17 @@ def micro_curve(y_true: np.ndarray, y_prob: np.ndarray) -> dict:
     Returns
     -------
     dict
-        ``threshold``, ``tp``, ``fp``, ``fn``, ``precision``, ``recall``, ``f1`` (arrays), ``auprc``.
+        ``threshold``, ``tp``, ``fp``, ``fn``, ``precision``, ``recall``, ``f1`` (arrays), ``auprc`` (the
+        evaluator's area), ``auprc_threshold_order`` (the area from the highest threshold down).
     """
     t = thresholds_of(y_prob)
     tp, fp, fn = counts(y_true, y_prob, t)
     precision, recall = precision_recall(tp, fp, fn)
     with np.errstate(divide="ignore"):
-        # 2 / (1/P + 1/R) rather than 2PR / (P + R): 0 (not 0/0) when TP = 0, as in the challenge code.
+        # 2 / (1/P + 1/R) rather than 2PR / (P + R): 0 (not 0/0) when TP = 0, as in the evaluator.
         f1 = 2.0 / (1.0 / precision + 1.0 / recall)
     return {"threshold": t, "tp": tp, "fp": fp, "fn": fn, "precision": precision, "recall": recall, "f1": f1,
-            "auprc": area(precision[::-1], recall[::-1])}
+            "auprc": evaluator_area(precision, recall), "auprc_threshold_order": area(precision[::-1], recall[::-1])}
 
 
 def ust_metrics(y_true: np.ndarray, y_prob: np.ndarray, classes: list[str]) -> dict:
@@ -155,8 +186,10 @@ def ust_metrics(y_true: np.ndarray, y_prob: np.ndarray, classes: list[str]) -> d
     Returns
     -------
     dict
-        ``micro_auprc``, ``macro_auprc``, ``micro_f1``, ``micro_f1_threshold`` (the threshold used),
-        ``class_auprc`` ({class: AUPRC}), ``n_files``, ``positives`` ({class: count}).
+        ``micro_auprc``, ``macro_auprc``, ``micro_f1`` (the evaluator's numbers), ``micro_f1_threshold``
+        (the threshold used), ``class_auprc`` ({class: AUPRC}), ``micro_auprc_threshold_order`` and
+        ``macro_auprc_threshold_order`` (the areas in threshold order, independent of the sort),
+        ``n_files``, ``positives`` ({class: count}).
 
     Raises
     ------
@@ -168,9 +201,9 @@ def ust_metrics(y_true: np.ndarray, y_prob: np.ndarray, classes: list[str]) -> d
     The threshold 1.0 always adds the point (recall 0, precision 0), so even a perfect ranking
     scores less than 1 on few files:
 
-    >>> m = ust_metrics(np.array([[1], [0]]), np.array([[0.9], [0.2]]), ["dog"])
+    >>> m = ust_metrics(np.array([[1], [0], [1]]), np.array([[0.9], [0.2], [0.6]]), ["dog"])
     >>> m["micro_auprc"], m["micro_f1"]
-    (0.5, 1.0)
+    (0.75, 1.0)
     """
     y_true = np.asarray(y_true)
     y_prob = np.asarray(y_prob, dtype=np.float64)
@@ -181,11 +214,15 @@ def ust_metrics(y_true: np.ndarray, y_prob: np.ndarray, classes: list[str]) -> d
         raise ClassifyError("UST metrics: no files to evaluate")
     if not np.all(np.isfinite(y_prob)):
         raise ClassifyError("UST metrics: the predicted probabilities contain NaN or infinity")
-    per_class = {c: class_curve(y_true[:, i], y_prob[:, i])["auprc"] for i, c in enumerate(classes)}
+    curves = [class_curve(y_true[:, i], y_prob[:, i]) for i in range(len(classes))]
+    per_class = {c: curve["auprc"] for c, curve in zip(classes, curves)}
     micro = micro_curve(y_true, y_prob)
     # The curve always reaches 1.0, so a threshold ≥ 0.5 exists.
     at = int(np.flatnonzero(micro["threshold"] >= F1_THRESHOLD)[0])
-    return {"micro_auprc": micro["auprc"], "macro_auprc": float(np.mean(list(per_class.values()))),
+    # np.mean of the list in taxonomy order, as the evaluator averages: the same sum, bit for bit.
+    return {"micro_auprc": micro["auprc"], "macro_auprc": float(np.mean([c["auprc"] for c in curves])),
             "micro_f1": float(micro["f1"][at]), "micro_f1_threshold": float(micro["threshold"][at]),
-            "class_auprc": per_class, "n_files": int(len(y_true)),
+            "class_auprc": per_class, "micro_auprc_threshold_order": micro["auprc_threshold_order"],
+            "macro_auprc_threshold_order": float(np.mean([c["auprc_threshold_order"] for c in curves])),
+            "n_files": int(len(y_true)),
             "positives": {c: int(y_true[:, i].sum()) for i, c in enumerate(classes)}}
