@@ -265,3 +265,38 @@ def test_tflite_model_spec_goes_through_the_device_harness(tiny_wavs, tmp_path):
     from sea_tf.classify.features import clip_frames
     frames, _ = clip_frames(tiny_wavs.paths[0], 8000, 0.5)
     np.testing.assert_allclose(feats.x[feats.frame_clip == 0], model(frames).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_results_name_the_file_they_evaluated(tiny_wavs, tmp_path):
+    """results.json and comparison.json carry model_sha256 (+ source_sha256 for a .tflite): sea-tf report joins on them."""
+    pytest.importorskip("device.runner")
+    import hashlib
+
+    from sea_tf.backend import keras, tf
+    from sea_tf.classify.benchmark import run_benchmark
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((8000,))
+    x = keras.layers.Reshape((80, 100))(inp)
+    x = keras.layers.Lambda(lambda t: tf.reduce_mean(tf.abs(t), axis=2))(x)
+    path = tmp_path / "tiny.fp32.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(keras.Model(inp, keras.layers.Dense(8)(x))).convert())
+    card = {"name": "tiny", "kind": "student", "sample_rate": 8000, "frame_samples": 8000, "embedding_size": 8}
+    source = "ab" * 32
+    path.with_suffix(".json").write_text(json.dumps({
+        "model_card": card, "mode": "fp32", "frontend_in_model": True, "frontend": None,
+        "input": {"kind": "raw_audio", "shape": [1, 8000], "dtype": "float32"},
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "source": {"path": "runs/a/student.keras", "name": "student.keras", "sha256": source}}))
+    out = tmp_path / "out"
+    with pytest.warns(SeaTFWarning, match="untrained preset"):
+        table = run_benchmark(tiny_wavs, [str(path), "sea-64"], out, {"hop_size": 0.5},
+                              {"mlp": {"hidden": [8], "epochs": 2, "patience": 1}}, test_folds=[1], progress=False)
+    tflite_sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    results = json.loads((out / "tiny.fp32" / "results.json").read_text())
+    assert results["model_sha256"] == tflite_sha and results["source_sha256"] == source
+    assert table["models"]["tiny.fp32"]["model_sha256"] == tflite_sha
+    assert table["models"]["tiny.fp32"]["source_sha256"] == source
+    preset = json.loads((out / "sea-64" / "results.json").read_text())
+    assert preset["model_sha256"] is None and "source_sha256" not in preset   # a preset: no file
+    assert preset["spec"] == "sea-64" and preset["weights"] == "untrained"
