@@ -100,6 +100,7 @@ def test_two_students_of_one_preset_in_one_folder_are_two_rows(tmp_path, capsys)
     accuracy = {}
     for name, summary in comparison["models"].items():
         label = next(k for k, p in tflite.items() if Path(summary["spec"]).name == p.name)
+        assert (summary["model_sha256"], summary["source_sha256"]) == (tflite_sha[label], keras_sha[label])
         accuracy[label] = (name, summary["accuracy_mean"])
 
     # README's command, no --alias: two rows, one per artifact, each joined to its own results
