@@ -152,3 +152,32 @@ def test_config_files_load_through_stage_defaults():
             assert cfg, name
             seen += 1
     assert seen >= 15
+
+
+def test_explained_variance_is_measured_on_the_heldout_rows(tmp_path):
+    """quality.json's explained variance is on the held-out rows, as its "heldout": true says.
+
+    30 rows of 24-D noise with weak structure, 4 components: the directions chosen on the fit sample
+    explain much more of that sample (in-sample, optimistic) than of unseen rows, so the two differ.
+    """
+    rng = np.random.default_rng(3)
+    emb = (rng.normal(size=(600, 24)) + rng.normal(size=(600, 1)) * np.linspace(1, 0.2, 24)).astype(np.float32)
+    write_table(tmp_path / "shards", {"embedding": emb, "audio": np.zeros((600, 4), np.float32),
+                                      "label": np.zeros(600, np.int32)}, CARD, shard_rows=256)
+    idx, _ = sampling.sample_shards(tmp_path / "shards", tmp_path / "sample", 30, strategy="random", progress=False)
+    card = reduce.fit(tmp_path / "shards", tmp_path / "sample", tmp_path / "red", method="pca", d=4,
+                      quality={"n_heldout": 200, "k": 10})
+    q = json.loads((tmp_path / "red" / "quality.json").read_text())
+    assert q["heldout"] and q == card["quality"]
+    rows, heldout = reduce_quality.heldout_rows(600, idx, 200, card["seed"])
+    assert heldout and not np.isin(rows, idx).any()
+    # independently: variance of φ's outputs over the variance of the standardised inputs, on those rows
+    scaler = StandardScaler().fit(emb[idx])
+    pca = PCA(n_components=4, svd_solver="full").fit(scaler.transform(emb[idx]))
+    expected = (np.var(pca.transform(scaler.transform(emb[rows])), axis=0).sum()
+                / np.var(scaler.transform(emb[rows]), axis=0).sum())
+    # float32 rows (relative rounding 6e-8 each) summed over 200 x 24 values: far inside 1e-5
+    assert q["explained_variance"] == pytest.approx(expected, rel=1e-5)
+    in_sample = float(np.sum(card["explained_variance_ratio"]))
+    assert q["explained_variance_fit_sample"] == pytest.approx(in_sample, rel=1e-12)
+    assert q["explained_variance"] < in_sample - 0.1     # the in-sample figure flatters φ on 30 rows
