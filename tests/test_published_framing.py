@@ -22,6 +22,12 @@ def test_protocol_presets_name_their_framing(preset, framing):
     assert cfg["features"]["framing"] == framing and cfg["features"]["hop_size"] == 0.1
 
 
+@pytest.mark.parametrize("schema", ["classify/us8k", "classify/esc50", "classify/final", "classify/ust"])
+def test_defaults_are_the_published_framing(schema):
+    # no --config: README's commands run the published extraction; centred is the us8k-centered preset
+    assert load_defaults(schema)["features"]["framing"] == "l3e"
+
+
 @pytest.fixture(scope="module")
 def two_second_us8k(tmp_path_factory):
     """10 folds x 3 tone classes x one 2-s clip at 8 kHz (L3E at hop 0.5 s: 3 windows; centred: 4)."""
