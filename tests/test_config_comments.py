@@ -170,7 +170,7 @@ def test_negative_control_in_script():
 
 
 def test_positive_controls():
-    text = ("# usage: sea-tf classify us8k --config configs/classify/us8k.yaml --data D --model S [--model S ...]\n"
+    text = ("# usage: sea-tf classify us8k --config configs/classify/us8k.yaml --data D --model S [--model S2 ...]\n"
             "#SBATCH --nodes=2 --ntasks-per-node=1\n"
             "# targets: `sea-tf reduce fit\n# --method none`; old spelling `--no-center` still parses\n"
             "hop: 0.5  # like --hop-size of python -m device.bench\n")
