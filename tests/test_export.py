@@ -393,3 +393,30 @@ def test_int8_with_float_io(tiny, tmp_path):
     assert meta["calibration"]["int8_io"] == "float"
     assert {"QUANTIZE", "DEQUANTIZE"} <= set(meta["operators"])
     assert art["cosine_mean"] > 0.995
+
+
+def test_demo_step_shows_qat_beside_ptq(tmp_path):
+    """With QAT on in distill, the demo's export table holds the QAT rows beside PTQ of the same student."""
+    from distill_fixtures import make_dataset, tiny_config
+    from sea_tf.demo import DemoContext
+    from sea_tf.demo_steps import export as step
+    from sea_tf.distill import distill
+
+    data = make_dataset(tmp_path / "shards", n_sources=8)
+    cfg = tiny_config(data, tmp_path / "run", epochs=1, steps_per_epoch=4)
+    cfg["qat"].update(enabled=True, epochs=1)
+    distill(cfg, log=lambda *_: None)
+    demo = tmp_path / "data"
+    for sub, n in (("upstream", 3), ("audio/fold1", 2)):
+        (demo / sub).mkdir(parents=True)
+        for k in range(n):
+            sf.write(demo / sub / f"x{k}.wav", scene_windows(3, 10 * n + k, 16000).reshape(-1), 16000)
+    ctx = DemoContext(out_dir=tmp_path, report_dir=tmp_path / "report", data_dir=demo)
+    ctx.report_dir.mkdir()
+    ctx.artifacts["student_model"] = str(tmp_path / "run" / "student.keras")
+    report = step.run(ctx)
+    assert {"student.int8", "student.dynamic", "student-qat.int8", "student-qat.dynamic"} <= set(
+        report.figures["artifacts"])
+    qat = report.figures["qat"]
+    assert set(qat["qat_int8"]) == {"cosine_mean", "cosine_p5", "cosine_worst"} and "ptq_int8" in qat
+    assert "| student-qat | int8 | frontend_features |" in report.markdown and "QAT " in report.markdown
