@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 
 from sea_tf import cards
-from sea_tf.backend import keras
 from sea_tf.classify import mlp
 from sea_tf.classify.evaluate import clip_probabilities
 from sea_tf.errors import ClassifyError, ModelError, OutputError, SeaTFWarning
@@ -179,8 +178,16 @@ def train_final(features, embedder_card, out_path, mlp_cfg=None, seed=0, train_f
     return card
 
 
-def load_classifier(path):
-    """Load a saved classifier and its card.
+def load_classifier(path, *, trust_model_code=None):
+    """Load a saved classifier and its card, without running code from the file.
+
+    Parameters
+    ----------
+    path : str or Path
+        ``<name>.keras`` (a Keras zip) beside ``<name>.card.json``.
+    trust_model_code : bool, optional
+        Also accept a Keras HDF5 classifier, whose legacy loader can run code stored in the file
+        (None: ``$SEA_TF_TRUST_MODEL_CODE``); see :mod:`sea_tf.models.safe_load`.
 
     Returns
     -------
@@ -194,7 +201,8 @@ def load_classifier(path):
     card = cards.read_card(path)
     if card.get("kind") != "classifier":
         raise ModelError(f"{path}: its card says kind={card.get('kind')!r}, not a classifier")
-    return keras.models.load_model(path, compile=False), card
+    from sea_tf.models.safe_load import load_keras
+    return load_keras(path, what="classifier", trust_model_code=trust_model_code), card
 
 
 def classify_clip(model, frame_embeddings):

@@ -6,7 +6,6 @@ and what export and pruning work on). ``save("m.keras")`` writes ``m.keras`` and
 """
 import shutil
 import tempfile
-import zipfile
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from sea_tf import atomic, cards
 from sea_tf.backend import keras, tf
 from sea_tf.errors import ModelError
 from sea_tf.frontends import AudioFrontend, frontend_macs
+from sea_tf.models import safe_load
 from sea_tf.models.architectures import network_macs
 
 FRONTEND_LAYER = "frontend"
@@ -183,7 +183,14 @@ class SeaModel:
 
     @classmethod
     def load(cls, path):
-        """Read a model written by :meth:`save` (``.keras`` + ``.card.json``)."""
+        """Read a model written by :meth:`save` (``.keras`` + ``.card.json``) without running code from it.
+
+        Raises
+        ------
+        ModelError
+            No file or card; a ``.keras`` name on anything but a Keras zip; a config holding a
+            ``Lambda`` or naming a class outside Keras and sea-tf (:mod:`sea_tf.models.safe_load`).
+        """
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"{path}: no such model file; check the path")
@@ -191,11 +198,9 @@ class SeaModel:
         if card is None:
             raise ModelError(f"{path}: no card at {cards.card_path(path)}; sea-tf models are saved with "
                              "SeaModel.save, which writes both files")
-        try:
-            model = keras.models.load_model(path, compile=False, custom_objects={"AudioFrontend": AudioFrontend})
-        except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as exc:
-            raise ModelError(f"{path}: cannot load Keras model ({exc}); was it written by SeaModel.save?") from exc
-        return cls(model, card)
+        # A user-supplied file: a Keras zip only, safe mode, Keras built-ins and sea-tf's layers only
+        # (sea_tf.models.safe_load says why a renamed HDF5 file is refused outright).
+        return cls(safe_load.load_keras(path, what="model"), card)
 
     def __repr__(self):
         return (f"SeaModel({self.name!r}, {self.sample_rate} Hz, D={self.embedding_size}, "
