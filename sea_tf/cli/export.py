@@ -39,7 +39,8 @@ def register(subparsers):
                                "quantization mode, with a fidelity and cost report", "export", run)
     parser.epilog = _EPILOG
     parser.add_argument("model_arg", nargs="?", metavar="MODEL",
-                        help="preset, catalogue name, .keras (with its card) or published .h5 (default: config 'model')")
+                        help="preset, catalogue name, .keras (with its card), published .h5, or a QAT student-qat.h5 "
+                             "(with its card; its float student is exported beside it) (default: config 'model')")
     opts.add("--modes", key="modes", type=_modes, nargs="+", metavar="MODE", help="modes among "
              "fp32,dynamic,fp16,int8,int16x8 (--modes fp32,int8 or --modes fp32 int8)")
     opts.add("--calibration", key="calibration.sources", nargs="+", metavar="AUDIO_OR_SHARDS",
