@@ -6,12 +6,25 @@ fitted chunk by chunk for samples that do not fit in memory) or UMAP (umap-learn
 
 Files::
 
-    REDUCER_DIR/reducer.joblib   {"scaler", "model", "method", "d"}
+    REDUCER_DIR/reducer.joblib   {"scaler", "model", "method", "d"} (a pickle: loaded only when its sha256
+                                 is the card's hashes.reducer_sha256; use reducers from trusted sources only)
     REDUCER_DIR/card.json        method, d, params, sample card, teacher card, hashes, quality
+    REDUCER_DIR/quality.json|png held-out quality (:mod:`sea_tf.reduce_quality`)
+
+A fit writes these into a fresh ``.REDUCER_DIR.staging-<pid>-*`` folder and swaps it into place as
+one unit (:func:`_install`), so a killed fit leaves the old reducer whole, never a new model beside
+an old card.
     TARGETS/<job id>/<teacher shard name>.h5   dataset ``target`` float32 [n, d], row i ↔ teacher row i;
                                  attributes source_sha256 (of the shard's embedding), reducer_sha256
     TARGETS/card.json            reducer card + teacher manifests; ``complete`` once every shard is done
 """
+import contextlib
+import ctypes
+import errno
+import os
+import secrets
+import shutil
+import tempfile
 from pathlib import Path
 
 import h5py
@@ -72,11 +85,32 @@ class Reducer:
 
     @classmethod
     def load(cls, reducer_dir):
-        """Read a reducer saved by :meth:`save` (and check it matches its card)."""
+        """Read a reducer saved by :meth:`save`, only when its sha256 is the one its card records.
+
+        ``reducer.joblib`` is a pickle: unpickling runs whatever code the file names. So it is read
+        only when its bytes are the ones ``card.json`` beside it was written for (by ``sea-tf reduce
+        fit``); a reducer folder must still come from a trusted source, since whoever can write the
+        pickle can write the card.
+
+        Raises
+        ------
+        DataError
+            No reducer or card, or a ``reducer.joblib`` whose sha256 differs from the card's.
+        """
         reducer_dir = Path(reducer_dir)
         path = reducer_dir / "reducer.joblib"
         if not path.is_file():
             raise DataError(f"{path}: no reducer found; run `sea-tf reduce fit` first")
+        card = cards.read_card(reducer_dir, required=False)
+        expected = ((card or {}).get("hashes") or {}).get("reducer_sha256") if isinstance(card, dict) else None
+        if not expected:
+            raise DataError(f"{path}: no card with its sha256 beside it ({cards.card_path(reducer_dir)}); a reducer is "
+                            "a pickle, loaded only as written by `sea-tf reduce fit` with its card: re-run it")
+        actual = cards.sha256_file(path)
+        if actual != expected:
+            raise DataError(f"{path}: sha256 {actual[:12]}... differs from the {expected[:12]}... its card records; the "
+                            "file was changed or replaced after the fit (a pickle: it was not loaded). Re-run "
+                            "`sea-tf reduce fit`, and use reducers from trusted sources only")
         try:
             state = joblib.load(path)
         except Exception as exc:  # noqa: BLE001 - joblib raises many types for damaged files
@@ -212,6 +246,8 @@ def fit(shard_dirs, sample_dir, out_dir, method="pca", d=64, pca_solver="exact",
     dict
         The reducer card.
     """
+    out_dir = Path(out_dir)
+    _check_replaceable(out_dir)  # before the fit: a folder that is not a reducer's is never replaced
     shards = ShardSet(shard_dirs, allow_partial=allow_partial)
     index, sample_card = load_sample(sample_dir)
     if sample_card.get("teacher_card_sha256") != shards.teacher_card_sha256 or \
@@ -231,8 +267,17 @@ def fit(shard_dirs, sample_dir, out_dir, method="pca", d=64, pca_solver="exact",
         _check_finite(x, f"sample {sample_dir}")
         reducer = fit_reducer(x, method, d, pca_solver, umap_params, seed)
         data_sha = _chunked_sha256(lambda a, b: x[a:b], len(x))
-    out_dir = Path(out_dir)
-    path = reducer.save(out_dir)
+    with _staging(out_dir) as stage:
+        card = _write_reducer(stage, out_dir, reducer, shards, index, sample_card, sample_dir, method, d, pca_solver,
+                              umap_params, seed, data_sha, quality)
+        _install(stage, out_dir)
+    return card
+
+
+def _write_reducer(stage, out_dir, reducer, shards, index, sample_card, sample_dir, method, d, pca_solver,
+                   umap_params, seed, data_sha, quality):
+    """Write model, quality report and card into ``stage`` (paths in them name ``out_dir``); returns the card."""
+    path = reducer.save(stage)
     params = {"pca_solver": pca_solver} if method == "pca" else dict(umap_params or {}) if method == "umap" else {}
     card = {"kind": "reducer", "method": method, "d": d, "params": params, "seed": int(seed),
             "embedding_size": shards.embedding_size,
@@ -245,9 +290,111 @@ def fit(shard_dirs, sample_dir, out_dir, method="pca", d=64, pca_solver="exact",
         card["explained_variance_ratio"] = [float(v) for v in reducer.model.explained_variance_ratio_]
     if quality is not None:
         from sea_tf.reduce_quality import evaluate  # reduce_quality imports this module
-        card["quality"] = evaluate(shards, reducer, index, out_dir, seed=seed, **quality)
-    cards.write_card(out_dir, card)
+        card["quality"] = evaluate(shards, reducer, index, stage, seed=seed, **quality)
+        if card["quality"].get("png"):  # written in the stage; named where it will be
+            card["quality"]["png"] = str(out_dir / Path(card["quality"]["png"]).name)
+            atomic.write_json(stage / "quality.json", card["quality"])
+    cards.write_card(stage, card)
     return card
+
+
+#: What ``sea-tf reduce fit`` writes in a reducer folder (besides ``<command>.config.yaml``).
+REDUCER_FILES = ("reducer.joblib", "card.json", "quality.json", "quality.png")
+_RENAME_EXCHANGE = 2  # linux/fs.h: renameat2 swaps the two names atomically
+
+
+def _check_replaceable(out_dir):
+    """Refuse an ``out_dir`` that exists and holds anything but a reducer (it is replaced as a whole)."""
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise OutputError(f"{out_dir}: exists and is not a directory; choose another --out for the reducer")
+    entries = sorted(p.name for p in out_dir.iterdir() if not p.name.startswith("."))
+    foreign = [n for n in entries if n not in REDUCER_FILES and not n.endswith(".config.yaml")]
+    card = cards.read_card(out_dir, required=False) if "card.json" in entries else None
+    if foreign or (entries and not (isinstance(card, dict) and card.get("kind") == "reducer")):
+        raise OutputError(f"{out_dir}: holds {', '.join(foreign or entries)[:200]}, not only a reducer, and a new fit "
+                          "replaces the whole folder; choose another --out (nothing was written)")
+
+
+@contextlib.contextmanager
+def _staging(out_dir):
+    """A fresh folder beside ``out_dir`` (``.<name>.staging-<pid>-*``), removed unless installed.
+
+    Stale stages of writers that died (their pid gone) are swept first, and a reducer folder left
+    aside by an interrupted :func:`_install` fallback is put back.
+    """
+    parent = out_dir.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        _sweep(out_dir)
+        stage = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.staging-{os.getpid()}-", dir=parent))
+    except OSError as exc:
+        raise OutputError(f"cannot write in {parent}: {exc.strerror or exc}; choose a writable --out") from exc
+    try:
+        yield stage
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _sweep(out_dir):
+    for prefix in ("staging", "old"):
+        for stale in out_dir.parent.glob(f".{out_dir.name}.{prefix}-*"):
+            pid = stale.name[len(f".{out_dir.name}.{prefix}-"):].split("-")[0]
+            if pid.isdigit() and _alive(int(pid)):
+                continue
+            if prefix == "old" and not out_dir.exists():
+                os.rename(stale, out_dir)  # killed between the fallback's two renames: the old one is whole
+            else:
+                shutil.rmtree(stale, ignore_errors=True)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _install(stage, out_dir):
+    """Put the finished ``stage`` at ``out_dir`` as one unit: a reader sees the old reducer or the new one.
+
+    A new ``out_dir`` is one ``rename``. An existing one is swapped with ``renameat2(RENAME_EXCHANGE)``
+    (Linux ≥ 3.15; ext4, xfs, btrfs, tmpfs), then the old contents, now in ``stage``, are deleted.
+    Where the swap is unsupported (NFS, other systems) the old folder is renamed aside first; a kill
+    between the two renames leaves it at ``.<name>.old-<pid>-*``, which the next fit puts back.
+    """
+    atomic.fsync_dir(stage)
+    try:
+        if not out_dir.exists():
+            os.rename(stage, out_dir)
+        elif not _exchange(stage, out_dir):
+            aside = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}-{secrets.token_hex(4)}"
+            os.rename(out_dir, aside)
+            os.rename(stage, out_dir)
+            shutil.rmtree(aside, ignore_errors=True)
+        atomic.fsync_dir(out_dir.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot put the reducer in place at {out_dir}: {exc.strerror or exc}; check the folder "
+                          "and its permissions") from exc
+
+
+def _exchange(a, b):
+    """Swap two paths atomically (``renameat2(RENAME_EXCHANGE)``); False where the system cannot."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd = -100
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EXDEV):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
 
 
 def _chunked_sha256(read, n_rows, step=65536):

@@ -149,5 +149,5 @@ def test_rebuild_from_card_and_corrupt_keras(tmp_path):
     assert rebuild(build_teacher("mel128", 6144).card).card["architecture"]["pool_size"] == [4, 8]
     path = model.save(tmp_path / "m.keras")
     path.write_bytes(path.read_bytes()[:500])
-    with pytest.raises(ModelError, match="cannot load Keras model"):
+    with pytest.raises(ModelError, match="named .keras but not a zip archive; a .keras model must be a Keras zip"):
         load_model(path)
