@@ -7,9 +7,11 @@ with a root ``layer_names`` and per-layer ``weight_names``; the v0_2_0 generatio
 kapre ``spectrogram_1``/``melspectrogram_1`` group holding the DFT kernels (and filterbank).
 Values are seeded random numbers, so two seeds give two different files of the same layout.
 """
+import base64
 import gzip
 import http.server
 import threading
+import time
 
 import h5py
 import numpy as np
@@ -97,20 +99,32 @@ class FileServer:
 
     ``routes[name] = (data, mode)``; ``mode`` is ``"ok"``, ``"truncate"`` (announces the whole
     length, sends half, closes), ``"truncate-nolength"`` (sends half without a length),
-    ``"404"`` or ``"500-once"`` (HTTP 500 on the first request, then the data).
-    ``hits[name]`` counts requests.
+    ``"404"``, ``"500-once"`` (HTTP 500 on the first request, then the data), ``"endless"`` (no
+    length; ``data`` over and over, up to 256 MiB, until the client hangs up) or ``"drip"`` (the
+    whole length announced, then one byte every 50 ms: never silent long enough for a read timeout).
+    ``hits[name]`` counts requests; with ``credentials = (user, password)`` set, a request
+    without that HTTP basic authorization gets 401.
     """
 
     def __init__(self):
         self.routes = {}
         self.hits = {}
+        self.credentials = None
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - http.server's naming
-                name = self.path.rsplit("/", 1)[-1]
+                name = self.path.split("?", 1)[0].rsplit("/", 1)[-1]
                 server.hits[name] = server.hits.get(name, 0) + 1
+                if server.credentials is not None:
+                    token = base64.b64encode(":".join(server.credentials).encode()).decode()
+                    if self.headers.get("Authorization") != f"Basic {token}":
+                        self.send_error(401)
+                        return
                 data, mode = server.routes.get(name, (b"", "404"))
+                if mode in ("endless", "drip"):
+                    self._stream(data, mode)
+                    return
                 if mode == "404" or (mode == "500-once" and server.hits[name] == 1):
                     self.send_error(404 if mode == "404" else 500)
                     return
@@ -125,6 +139,25 @@ class FileServer:
                     self.close_connection = True
                     return
                 self.wfile.write(data)
+
+            def _stream(self, data, mode):
+                self.send_response(200)
+                self.send_header("Content-Type", "application/gzip")
+                if mode == "drip":
+                    self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                try:
+                    if mode == "drip":
+                        for i in range(len(data)):
+                            self.wfile.write(data[i:i + 1])
+                            self.wfile.flush()
+                            time.sleep(0.05)
+                    else:
+                        for _ in range(256 * 2**20 // max(1, len(data))):
+                            self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client stopped reading: what the caps are for
+                self.close_connection = True
 
             def log_message(self, *args):
                 pass

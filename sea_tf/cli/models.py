@@ -64,6 +64,7 @@ def register(subparsers):
 
 def run_list(cfg, args):
     from sea_tf.weights import cache, catalogue
+    from sea_tf.weights.fetch import redact
     registry = cache.read_registry(cfg["home"])
     rows = []
     for entry in catalogue.CATALOGUE.values():
@@ -75,7 +76,7 @@ def run_list(cfg, args):
         sha = entry.sha256 or recorded.get("sha256")
         rows.append({"name": entry.name, "cached": cached, "size": path.stat().st_size if cached else None,
                      "sha256": sha, "hash": "catalogue" if entry.sha256 else ("recorded" if sha else None),
-                     "kind": entry.kind, "path": str(path) if cached else None, "url": entry.url(),
+                     "kind": entry.kind, "path": str(path) if cached else None, "url": redact(entry.url()),
                      "description": entry.description})
     if cfg["json"]:
         print(json.dumps({"cache": str(cache.weights_dir(cfg["home"])), "models": rows}, indent=2))
@@ -98,7 +99,8 @@ def run_fetch(cfg, args):
     for entry in catalogue.select(args.names):
         result = fetch(entry.name, home=cfg["home"], base_url=cfg["base_url"], force=cfg["force"],
                        timeout=timeout, retries=int(cfg["retries"]), progress=cfg["progress"],
-                       max_unpacked_mb=cfg["max_unpacked_mb"])
+                       max_unpacked_mb=cfg["max_unpacked_mb"], max_download_mb=float(cfg["max_download_mb"]),
+                       total_timeout=float(cfg["timeout"]["total"]))
         print(f"{result.name}: {result.status} {result.path} ({result.size / 2**20:.1f} MB, "
               f"sha256 {result.sha256[:16]}... {_HASH_WORDS[result.hash_source]})")
     return 0

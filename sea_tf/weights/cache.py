@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import json
 import os
+import secrets
 from pathlib import Path
 
 from sea_tf import atomic
@@ -213,8 +214,10 @@ def ensure_weights_dir(home=None):
     path = weights_dir(home)
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
+        # A fresh name, created exclusively and never through a symlink: in a shared cache another user
+        # may plant a link at a guessable name, and opening it would truncate whatever it points to.
+        probe = path / f".write-test-{os.getpid()}-{secrets.token_hex(8)}"
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
         probe.unlink()
     except OSError as exc:
         raise WeightsError(f"cannot write the weights cache {path}: {exc.strerror or exc}; set ${HOME_ENV} "

@@ -1,9 +1,13 @@
-"""Download a published weight file into the cache: pooch over HTTP, gunzip, verify, rename.
+"""Download a published weight file into the cache: HTTP (requests), gunzip, verify, rename.
 
 Order of work, so that the cache never holds a file that looks complete but is not:
 
-1. pooch streams ``<file>.h5.gz`` to a hidden ``.part`` file in the cache directory (progress bar,
-   connect/read timeouts; transient failures are retried, connection failures are not);
+1. ``<file>.h5.gz`` is streamed to a hidden ``.part`` file in the cache directory (progress bar,
+   connect/read timeouts; transient failures are retried, connection failures are not). The
+   download itself is bounded: a server announcing more than ``max_download_mb`` is refused before
+   a byte is written, a stream that goes past it is cut there, and the whole download, retries
+   included, must end within ``timeout.total`` seconds (a server dripping a byte now and then
+   never trips the read timeout);
 2. its gzip trailer's size is checked against ``max_unpacked_mb`` (a gzip bomb is refused before it
    is unpacked), then it is gunzipped to a hidden temporary name while its sha256 is computed;
 3. the hash is compared with the catalogue's, or with the one recorded at the first download;
@@ -11,13 +15,16 @@ Order of work, so that the cache never holds a file that looks complete but is n
 5. only then is the file renamed to its final name and its hash recorded.
 
 Any failure deletes both temporaries and raises :class:`WeightsError` with one line naming the
-address and the ``sea-tf models import`` alternative.
+address and the ``sea-tf models import`` alternative. Credentials in the address (``user:password@``,
+query values such as a signed URL's signature) are used for the request but shown as ``***`` in
+every message and never stored in ``registry.json`` (:func:`redact`).
 """
 import dataclasses
 import gzip
 import os
 import tempfile
 import time
+import urllib.parse
 import warnings
 import zlib
 from pathlib import Path
@@ -30,6 +37,40 @@ from sea_tf.weights.unpack import DEFAULT_MAX_UNPACKED_MB, check_declared_size, 
 
 DEFAULT_TIMEOUT = (10.0, 60.0)  # seconds: connect, read (between two received chunks)
 DEFAULT_RETRIES = 2
+# configs/models/defaults.yaml repeats these for the CLI (fetch.max_download_mb, fetch.timeout.total).
+DEFAULT_MAX_DOWNLOAD_MB = 256.0  # MiB; the published .h5.gz files are 5-20 MiB
+DEFAULT_TOTAL_TIMEOUT = 1800.0   # seconds for one file's whole download, retries included
+_CHUNK = 1 << 16
+
+
+def redact(url: str) -> str:
+    """``url`` without its secrets: ``user:password@`` becomes ``***@``, each query value ``***``.
+
+    Parameters
+    ----------
+    url : str
+
+    Returns
+    -------
+    str
+        Safe to print and to store (the fragment is dropped).
+    """
+    parts = urllib.parse.urlsplit(str(url))
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = "&".join(f"{key}=***" for key, _ in urllib.parse.parse_qsl(parts.query, keep_blank_values=True))
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def _scrub(text, url):
+    """``text`` (an exception's message) with every secret of ``url`` replaced by ``***``."""
+    parts = urllib.parse.urlsplit(str(url))
+    secrets = [parts.username, parts.password, parts.query]
+    secrets += [value for _, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)]
+    for secret in sorted({s for s in secrets if s and len(s) > 1}, key=len, reverse=True):
+        text = text.replace(secret, "***").replace(urllib.parse.quote(secret, safe=""), "***")
+    return text
 
 
 @dataclasses.dataclass
@@ -59,7 +100,8 @@ class FetchResult:
 
 
 def fetch(name, home=None, base_url=None, force=False, timeout=DEFAULT_TIMEOUT, retries=DEFAULT_RETRIES,
-          progress=True, max_unpacked_mb=DEFAULT_MAX_UNPACKED_MB):
+          progress=True, max_unpacked_mb=DEFAULT_MAX_UNPACKED_MB, *, max_download_mb=DEFAULT_MAX_DOWNLOAD_MB,
+          total_timeout=DEFAULT_TOTAL_TIMEOUT):
     """Make ``name``'s published weight file available in the cache.
 
     Parameters
@@ -81,6 +123,11 @@ def fetch(name, home=None, base_url=None, force=False, timeout=DEFAULT_TIMEOUT, 
         Show a download progress bar on stderr.
     max_unpacked_mb : float
         Largest unpacked file accepted, in MiB (2**20 bytes).
+    max_download_mb : float
+        Largest download accepted, in MiB: refused on the announced length, else cut when the
+        stream passes it.
+    total_timeout : float
+        Seconds the whole download may take, retries included.
 
     Returns
     -------
@@ -89,7 +136,8 @@ def fetch(name, home=None, base_url=None, force=False, timeout=DEFAULT_TIMEOUT, 
     Raises
     ------
     WeightsError
-        Unreachable server, HTTP error, truncated or corrupt ``.gz``, an archive larger than
+        Unreachable server, HTTP error, truncated or corrupt ``.gz``, a download larger than
+        ``max_download_mb`` or slower than ``total_timeout``, an archive larger than
         ``max_unpacked_mb`` unpacked, hash mismatch, wrong layers, unwritable cache or full disk.
         Nothing is left in the cache.
 
@@ -109,20 +157,21 @@ def fetch(name, home=None, base_url=None, force=False, timeout=DEFAULT_TIMEOUT, 
 
     expected, source = cache.expected_sha256(entry.name, home)
     url = entry.url(base_url)
+    shown = redact(url)  # what messages and the registry say; the request uses url itself
     gz_path = None
     try:
-        gz_path = _download(url, entry, wdir, timeout, retries, progress)
-        check_declared_size(gz_path, max_unpacked_mb, url)
+        gz_path = _download(url, entry, wdir, timeout, retries, progress, max_download_mb, total_timeout)
+        check_declared_size(gz_path, max_unpacked_mb, shown)
         with atomic.atomic_path(dest) as tmp:
-            sha, size = _gunzip(gz_path, tmp, url, entry, max_unpacked_mb)
+            sha, size = _gunzip(gz_path, tmp, shown, entry, max_unpacked_mb)
             if expected and sha != expected:
                 raise WeightsError(
-                    f"{url}: unpacked sha256 {sha[:16]}... does not match the {source} hash {expected[:16]}... "
+                    f"{shown}: unpacked sha256 {sha[:16]}... does not match the {source} hash {expected[:16]}... "
                     f"of '{entry.name}'; the file was deleted. If the published file really changed, run "
                     f"`sea-tf models remove {entry.name}` first; otherwise check the address (--base-url)")
-            check_entry_layout(tmp, entry, shown=url)
+            check_entry_layout(tmp, entry, shown=shown)
             cache.make_readable(tmp)
-        cache.record(entry.name, sha, size, "fetch", url, home)
+        cache.record(entry.name, sha, size, "fetch", shown, home)
     except WeightsError:
         raise
     except SeaTFError as exc:  # atomic_path's OutputError: the cache cannot be written
@@ -134,50 +183,89 @@ def fetch(name, home=None, base_url=None, force=False, timeout=DEFAULT_TIMEOUT, 
         if gz_path is not None:
             gz_path.unlink(missing_ok=True)
     if not expected and url.lower().startswith("http://"):
-        warnings.warn(f"{url}: '{entry.name}' has no published hash and this first download came over plain "
+        warnings.warn(f"{shown}: '{entry.name}' has no published hash and this first download came over plain "
                       f"http://, so the sha256 now pinned for it ({sha[:16]}...) is only as trustworthy as the "
                       "network; compare it with a trusted copy, or fetch over https://", SeaTFWarning, stacklevel=2)
     return FetchResult(entry.name, dest, sha, size, "downloaded", source if expected else "new")
 
 
-def _download(url, entry, wdir, timeout, retries, progress):
-    """Stream ``url`` to a hidden ``.part`` file in ``wdir`` with pooch; returns its path."""
-    import pooch
+def _download(url, entry, wdir, timeout, retries, progress, max_download_mb, total_timeout):
+    """Stream ``url`` to a hidden ``.part`` file in ``wdir``, within the size cap and the deadline; returns its path."""
     import requests
-    from tqdm import tqdm
+    import urllib3
 
+    shown = redact(url)
+    deadline = time.monotonic() + float(total_timeout)
     fd, part = tempfile.mkstemp(prefix=f".{entry.filename}.gz.", suffix=".part", dir=wdir)
     os.close(fd)
     part = Path(part)
     try:
         for attempt in range(retries + 1):
-            # total=1 until pooch sets the real size: pooch tests the bar's truth value.
-            bar = tqdm(total=1, desc=entry.name, unit="B", unit_scale=True, unit_divisor=1024,
-                       leave=False) if progress else False
-            downloader = pooch.HTTPDownloader(progressbar=bar, chunk_size=1 << 16, timeout=timeout)
             try:
-                downloader(url, str(part), None)
+                _stream(url, part, timeout, int(float(max_download_mb) * 2**20), deadline, entry, progress)
                 return part
+            except _Overdue:
+                raise WeightsError(f"{shown}: the download did not finish within timeout.total = {total_timeout:g} s "
+                                   f"(attempt {attempt + 1}); try again later, raise it with --set timeout.total=S, "
+                                   f"or {_alternatives(entry)}") from None
             except requests.exceptions.HTTPError as exc:
                 status = exc.response.status_code if exc.response is not None else None
                 if (status in (408, 429) or (status or 0) >= 500) and attempt < retries:
-                    _pause(attempt)
+                    _pause(attempt, deadline)
                     continue
-                raise WeightsError(f"{url}: HTTP {status}; {_alternatives(entry)}") from exc
-            except requests.exceptions.RequestException as exc:
-                if _is_connect_failure(exc):
-                    raise WeightsError(f"cannot reach {url} ({_reason(exc)}); {_alternatives(entry)}") from exc
+                raise WeightsError(f"{shown}: HTTP {status}; {_alternatives(entry)}") from exc
+            except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
+                if isinstance(exc, requests.exceptions.RequestException) and _is_connect_failure(exc):
+                    raise WeightsError(f"cannot reach {shown} ({_scrub(_reason(exc), url)}); "
+                                       f"{_alternatives(entry)}") from exc
                 if attempt < retries:
-                    _pause(attempt)
+                    _pause(attempt, deadline)
                     continue
-                raise WeightsError(f"{url}: transfer failed {retries + 1} time(s) ({_reason(exc)}); try again "
-                                   f"later, or {_alternatives(entry)}") from exc
-            finally:
-                if bar is not False:
-                    bar.close()
+                raise WeightsError(f"{shown}: transfer failed {retries + 1} time(s) ({_scrub(_reason(exc), url)}); "
+                                   f"try again later, or {_alternatives(entry)}") from exc
     except BaseException:
         part.unlink(missing_ok=True)
         raise
+
+
+class _Overdue(Exception):
+    """The download's deadline passed."""
+
+
+def _stream(url, part, timeout, limit, deadline, entry, progress):
+    """One attempt: GET ``url`` into ``part`` (overwritten), at most ``limit`` bytes, before ``deadline``."""
+    import requests
+    from tqdm import tqdm
+
+    shown = redact(url)
+    if time.monotonic() >= deadline:
+        raise _Overdue
+    with requests.get(url, stream=True, timeout=timeout) as response:
+        response.raise_for_status()
+        announced = response.headers.get("Content-Length")
+        if announced and announced.isdigit() and int(announced) > limit:
+            raise WeightsError(f"{shown}: the server announces {int(announced) / 2**20:.1f} MiB, more than "
+                               f"max_download_mb = {limit / 2**20:g} MiB; nothing was downloaded. Check the address, "
+                               f"or raise the cap with --set max_download_mb=N")
+        bar = tqdm(total=int(announced) if announced and announced.isdigit() else None, desc=entry.name, unit="B",
+                   unit_scale=True, unit_divisor=1024, leave=False, disable=not progress)
+        with bar, open(part, "wb") as fh:
+            done = 0
+            while True:
+                # read1: whatever one receive brings (≤ _CHUNK), so the deadline is checked even when a
+                # server drips a byte at a time; Content-Encoding is decoded, and counted, as it comes.
+                chunk = response.raw.read1(_CHUNK, decode_content=True)
+                if not chunk:
+                    break
+                done += len(chunk)
+                if done > limit:
+                    raise WeightsError(f"{shown}: the download passed max_download_mb = {limit / 2**20:g} MiB and was "
+                                       "stopped and deleted. Check the address, or raise the cap with "
+                                       "--set max_download_mb=N")
+                if time.monotonic() >= deadline:
+                    raise _Overdue
+                fh.write(chunk)
+                bar.update(len(chunk))
 
 
 def _gunzip(gz_path, out_path, url, entry, max_unpacked_mb):
@@ -218,5 +306,5 @@ def _alternatives(entry):
             f"`sea-tf models import PATH --name {entry.name}`")
 
 
-def _pause(attempt):
-    time.sleep(min(1.0 * (attempt + 1), 5.0))
+def _pause(attempt, deadline):
+    time.sleep(max(0.0, min(1.0 * (attempt + 1), 5.0, deadline - time.monotonic())))
