@@ -123,6 +123,25 @@ def test_a_config_naming_a_foreign_class_or_tf_io_op_is_refused(tmp_path):
                      "m.keras")
 
 
+def test_the_qat_students_quantize_layers_pass_the_check(tmp_path):
+    # The QAT student (an HDF5 file sea-tf writes, loaded in tfmot's quantize scope) names tfmot's
+    # classes by module; they are sea-tf's own objects, other tfmot names are not.
+    import h5py
+    import tensorflow_model_optimization as tfmot
+    from sea_tf.models.safe_load import check_config
+
+    inputs = keras.Input((4,))
+    path = tmp_path / "student-qat.h5"
+    tfmot.quantization.keras.quantize_model(keras.Model(inputs, keras.layers.Dense(2, activation="relu")(inputs))).save(path)
+    with h5py.File(path) as fh:
+        config = json.loads(fh.attrs["model_config"])
+    assert "tensorflow_model_optimization" in json.dumps(config)
+    check_config(config, path)
+    with pytest.raises(ModelError, match="names tensorflow_model_optimization.sparsity.keras.prune_low_magnitude"):
+        check_config({"class_name": "function", "module": "tensorflow_model_optimization.sparsity.keras",
+                      "config": "prune_low_magnitude"}, path)
+
+
 def test_an_hdf5_classifier_needs_trust(tmp_path, lambda_h5, marker, monkeypatch):
     path = _with_cards(lambda_h5, "classifier")
     monkeypatch.delenv(TRUST_ENV, raising=False)

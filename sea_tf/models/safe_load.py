@@ -87,6 +87,8 @@ def check_config(config, path: str | Path) -> None:
         top = module.split(".")[0]
         if top in _KERAS_MODULES or (top == "sea_tf" and name in ours):
             continue
+        if top == "tensorflow_model_optimization" and name in _quantize_classes():
+            continue  # the QAT student's fake-quantization layers (sea-tf's own file, tfmot's quantize scope)
         if module == "builtins" and name == "function" and _is_keras_builtin(node.get("config")):
             continue
         raise ModelError(f"{path}: its config names {module}.{node.get('config') if name == 'function' else name}, "
@@ -105,6 +107,12 @@ def _nodes(value):
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
+
+
+def _quantize_classes():
+    """Names of the classes tfmot's ``quantize_scope`` knows (imported only when a config names tfmot)."""
+    import tensorflow_model_optimization as tfmot
+    return {name for objects in tfmot.quantization.keras.quantize_scope().custom_objects for name in objects}
 
 
 def _plain_tf_op(function):
