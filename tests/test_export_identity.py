@@ -104,6 +104,6 @@ def test_qat_loading_runs_no_code_from_the_file(tmp_path):
     keras.Model(x, y).save(path)
     marker.unlink()                       # building the model ran it once; loading must not
     cards.write_card(path, {"name": "x-qat", "qat": {"epochs": 1}})
-    with pytest.raises(ModelError, match="cannot load the QAT student"):
+    with pytest.raises(ModelError, match="Lambda"):
         qat.load(path)
     assert not marker.exists()

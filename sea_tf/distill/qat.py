@@ -190,6 +190,7 @@ def load(path):
     if not isinstance(card, dict) or not isinstance(card.get("qat"), dict):
         raise ModelError(f"{path}: no QAT card at {cards.card_path(path)} (a card with 'qat'); the card written by "
                          "`sea-tf distill` with qat.enabled must sit beside the .h5 file")
+    _check_config(path)
     try:
         with tfmot.quantization.keras.quantize_scope(), SafeModeScope(True):
             model = keras.models.load_model(path, compile=False, custom_objects={"AudioFrontend": AudioFrontend})
@@ -197,6 +198,46 @@ def load(path):
         raise ModelError(f"{path}: cannot load the QAT student ({_first_line(exc)}); was it written by "
                          "`sea-tf distill` with qat.enabled?") from exc
     return model, card
+
+
+def _check_config(path):
+    """Refuse, before Keras sees it, a config with a Lambda, a TF op outside math/array ops, or a foreign class.
+
+    sea-tf writes this file itself, so it needs no ``--trust-model-code``; the legacy HDF5 loader is
+    still given only configs that :func:`sea_tf.models.safe_load.check_config` passes (tfmot's
+    quantize classes are resolved by name in its quantize scope, like Keras built-ins).
+    """
+    import json
+
+    import h5py
+
+    from sea_tf.models.safe_load import check_config
+
+    try:
+        with h5py.File(path, "r") as fh:
+            config = fh.attrs.get("model_config")
+    except OSError as exc:
+        raise ModelError(f"{path}: not an HDF5 file ({exc}); was it written by `sea-tf distill` with "
+                         "qat.enabled?") from exc
+    if config is None:
+        raise ModelError(f"{path}: holds no Keras model config; was it written by `sea-tf distill` with qat.enabled?")
+    try:
+        config = json.loads(config.decode() if isinstance(config, bytes) else config)
+    except ValueError as exc:
+        raise ModelError(f"{path}: unreadable model config ({exc}); re-run `sea-tf distill --qat`") from exc
+    check_config(_tfmot_by_name(config), path)
+
+
+def _tfmot_by_name(node):
+    """``node`` with tfmot's own classes unmarked: the legacy loader resolves them by name in the quantize scope."""
+    if isinstance(node, list):
+        return [_tfmot_by_name(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _tfmot_by_name(value) for key, value in node.items()}
+    if str(out.get("module", "")).split(".")[0] == "tensorflow_model_optimization":
+        out.pop("module")
+    return out
 
 
 def _first_line(exc):
