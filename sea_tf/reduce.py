@@ -267,10 +267,11 @@ def fit(shard_dirs, sample_dir, out_dir, method="pca", d=64, pca_solver="exact",
         _check_finite(x, f"sample {sample_dir}")
         reducer = fit_reducer(x, method, d, pca_solver, umap_params, seed)
         data_sha = _chunked_sha256(lambda a, b: x[a:b], len(x))
-    with _staging(out_dir) as stage:
+    folder = Path(os.path.abspath(out_dir))  # its parent holds the stage, even for --out .
+    with _staging(folder) as stage:
         card = _write_reducer(stage, out_dir, reducer, shards, index, sample_card, sample_dir, method, d, pca_solver,
                               umap_params, seed, data_sha, quality)
-        _install(stage, out_dir)
+        _install(stage, folder)
     return card
 
 
