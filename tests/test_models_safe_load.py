@@ -149,7 +149,7 @@ def test_an_hdf5_classifier_needs_trust(tmp_path, lambda_h5, marker, monkeypatch
         load_classifier(path)
     message = str(info.value)
     assert "\n" not in message and "a Keras HDF5 classifier file" in message
-    assert f"--trust-model-code ({TRUST_ENV}=1)" in message
+    assert f"only for a file from a source you trust, allow it with {TRUST_ENV}=1" in message
     assert not marker.exists()
     # Trusted (the flag's environment variable): the legacy loader runs, code included, as asked.
     monkeypatch.setenv(TRUST_ENV, "1")

@@ -9,10 +9,10 @@ config may name any importable module's function or class (tf_keras imports ``mo
   it, so such a file is refused, whatever the trust setting;
 - the zip's ``config.json`` is read as JSON first (nothing runs) and refused when it holds a
   ``Lambda`` layer or names anything but Keras built-ins and sea-tf's own layers
-  (:data:`CUSTOM_OBJECTS`); only then is it loaded, with ``safe_mode=True``;
+  (:func:`custom_objects`); only then is it loaded, with ``safe_mode=True``;
 - a Keras HDF5 *model* file (``model.save("x.h5")``) goes through the legacy loader, which has no
-  safe mode worth the name, so it is refused unless the user trusts its author: the
-  ``--trust-model-code`` flag, or ``SEA_TF_TRUST_MODEL_CODE=1`` in the environment, or
+  safe mode worth the name, so it is refused unless the user trusts its author:
+  ``SEA_TF_TRUST_MODEL_CODE=1`` in the environment (what a ``--trust-model-code`` flag sets), or
   ``trust_model_code=True`` in Python. (Published openl3/edgel3 ``.h5`` files are not affected:
   sea-tf reads their weights itself with h5py, :mod:`sea_tf.models.h5_weights`, and runs nothing
   from them.)
@@ -24,11 +24,11 @@ from pathlib import Path
 
 from sea_tf.errors import ModelError
 
-#: Environment variable that allows Keras HDF5 model files (``1``); what ``--trust-model-code`` sets.
+#: Environment variable that allows Keras HDF5 model files (``1``).
 TRUST_ENV = "SEA_TF_TRUST_MODEL_CODE"
-#: The hint every refusal ends with.
-TRUST_HINT = (f"only for a file from a source you trust, allow it with --trust-model-code "
-              f"({TRUST_ENV}=1)")
+#: The hint a refused HDF5 model ends with (the one place to name a command-line flag, once every
+#: command that loads models has ``--trust-model-code``; until then the environment variable).
+TRUST_HINT = f"only for a file from a source you trust, allow it with {TRUST_ENV}=1 in the environment"
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _KERAS_MODULES = ("keras", "tf_keras")
@@ -36,8 +36,9 @@ _KERAS_MODULES = ("keras", "tf_keras")
 
 def custom_objects() -> dict:
     """sea-tf's own Keras classes: the only non-Keras names a model file may use."""
+    from sea_tf.classify.autopool import AutoPool1D
     from sea_tf.frontends import AudioFrontend
-    return {"AudioFrontend": AudioFrontend}
+    return {"AudioFrontend": AudioFrontend, "AutoPool1D": AutoPool1D}
 
 
 def trusted(trust_model_code: bool | None = None) -> bool:
