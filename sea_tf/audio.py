@@ -6,6 +6,8 @@ so that timestamp ``k * hop_size`` is the centre of window ``k``; the end is zer
 number of hops; audio shorter than a window is padded to one window with a warning.
 """
 import numbers
+import os
+import stat
 import warnings
 from pathlib import Path
 from typing import NamedTuple
@@ -88,8 +90,99 @@ def check_audio(audio, name="audio"):
     return audio
 
 
+#: Sample rates (Hz) a file's header may declare. Below 1 kHz no real recording exists and the ratio
+#: to a model's rate (up to 48 kHz) would multiply the samples by more than 48 before any check; a
+#: 2-KB WAV whose header said 1 Hz cost +996 MiB in the old reader. 384 kHz is the highest rate of
+#: common recorders and of libsndfile's own tests.
+MIN_FILE_SAMPLE_RATE, MAX_FILE_SAMPLE_RATE = 1000, 384000
+
+#: Bytes per sample of the uncompressed subtypes, for the frames x channels check against the
+#: file's size (compressed formats are never allocated from their header's frame count: they
+#: are read block by block).
+_PCM_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8,
+              "ULAW": 1, "ALAW": 1}
+#: Containers whose samples are stored as they are (FLAC says PCM_16 of what it compresses).
+_PCM_CONTAINERS = frozenset({"WAV", "WAVEX", "RF64", "W64", "AIFF", "AU", "CAF", "RAW"})
+#: A FLAC frame holds at most 65,535 samples per channel and costs more than one byte per channel
+#: (frame header, CRC), so no FLAC file holds more samples than this many per byte.
+_FLAC_SAMPLES_PER_BYTE = 65535
+
+
+def check_file_header(path, handle):
+    """Raise :class:`AudioError` when an open file's header cannot describe real audio.
+
+    Checked before any sample is read or resampled, so a header that lies cannot make a reader
+    allocate: the sample rate must lie within ``MIN_FILE_SAMPLE_RATE``–``MAX_FILE_SAMPLE_RATE``
+    (1 kHz–384 kHz), there must be at least one channel, and for uncompressed PCM the declared
+    frames x channels x bytes per sample must fit in the file's size (FLAC: at most 65,535
+    samples per byte).
+
+    Parameters
+    ----------
+    path : Path
+        Named in the message.
+    handle : soundfile.SoundFile
+        Open for reading.
+    """
+    sr, channels, frames = int(handle.samplerate), int(handle.channels), int(handle.frames)
+    if not MIN_FILE_SAMPLE_RATE <= sr <= MAX_FILE_SAMPLE_RATE:
+        raise AudioError(f"{path}: header declares a sample rate of {sr} Hz, outside "
+                         f"{MIN_FILE_SAMPLE_RATE // 1000} kHz-{MAX_FILE_SAMPLE_RATE // 1000} kHz; the file is "
+                         "corrupt or not audio (re-encode or remove it)")
+    if channels < 1:
+        raise AudioError(f"{path}: header declares {channels} channels; the file is corrupt (re-encode or remove it)")
+    width = _PCM_BYTES.get(handle.subtype) if handle.format in _PCM_CONTAINERS else None
+    info = os.stat(path)
+    size = info.st_size
+    if width and stat.S_ISREG(info.st_mode) and frames > 0 and frames * channels * width > size:
+        raise AudioError(f"{path}: header declares {frames} frames x {channels} channels of {width}-byte "
+                         f"samples ({frames * channels * width} bytes) but the file holds {size} bytes; the "
+                         "file is truncated or corrupt (re-copy or re-encode it)")
+    if handle.format == "FLAC" and stat.S_ISREG(info.st_mode) and frames * channels > _FLAC_SAMPLES_PER_BYTE * size:
+        raise AudioError(f"{path}: header declares {frames} frames x {channels} channels, more than a FLAC file of "
+                         f"{size} bytes can hold; the file is corrupt (re-encode it)")
+
+
+def read_block_frames(sr, channels, samples=None):
+    """Source frames per read so that one block is bounded whatever the file's rate and channels.
+
+    A block holds at most ``samples`` samples over all channels (default :data:`READ_BLOCK_FRAMES`)
+    and at most ``samples / 48000`` seconds, so resampled to any model rate up to 48 kHz it is at
+    most ``samples`` samples too: peak memory depends on this bound, never on the header.
+
+    Parameters
+    ----------
+    sr : int
+        The file's sample rate in Hz.
+    channels : int
+    samples : int, optional
+
+    Returns
+    -------
+    int
+        At least 1.
+    """
+    samples = int(samples or READ_BLOCK_FRAMES)
+    return max(1, min(samples // max(1, int(channels)), -(-samples * int(sr) // 48000)))
+
+
+def _open_checked(path):
+    """soundfile's handle on ``path`` after :func:`check_file_header` (closed again on failure)."""
+    handle = sf.SoundFile(str(path))
+    try:
+        check_file_header(path, handle)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
 def load_audio(path):
     """Read an audio file with soundfile (any format libsndfile reads).
+
+    The header is checked first (:func:`check_file_header`), and the samples are read in blocks
+    (:func:`read_block_frames`), so what is allocated follows the samples the file really holds,
+    never the frame count its header declares.
 
     Parameters
     ----------
@@ -106,11 +199,22 @@ def load_audio(path):
     if not path.is_file():
         raise AudioError(f"{path}: no such audio file; check the path")
     try:
-        audio, sr = sf.read(str(path), dtype="float32", always_2d=False)
+        with _open_checked(path) as handle:
+            step = read_block_frames(handle.samplerate, handle.channels)
+            parts = []
+            while True:
+                block = handle.read(step, dtype="float32", always_2d=True)
+                if not len(block):
+                    break
+                parts.append(block)
+            sr, channels = int(handle.samplerate), int(handle.channels)
+    except AudioError:
+        raise
     except (sf.LibsndfileError, RuntimeError, ValueError, OSError) as exc:
         raise AudioError(f"{path}: cannot read audio ({exc}); is the file truncated or not audio?") from exc
     _check_wav_complete(path)
-    return audio, int(sr)
+    audio = np.concatenate(parts) if len(parts) > 1 else (parts[0] if parts else np.zeros((0, channels), np.float32))
+    return (audio[:, 0].copy() if channels == 1 else audio), sr
 
 
 def _check_wav_complete(path):
@@ -384,7 +488,7 @@ def _is_transient(exc):
     return isinstance(exc, OSError)
 
 
-def read_mono_blocks(path, block_frames=READ_BLOCK_FRAMES, retries=0, backoff_s=0.5, log=None):
+def read_mono_blocks(path, block_frames=None, retries=0, backoff_s=0.5, log=None):
     """Open an audio file and return its rate and an iterator over mono float32 blocks.
 
     Every format :func:`load_audio` reads streams (libsndfile decodes all of them sequentially),
@@ -398,8 +502,10 @@ def read_mono_blocks(path, block_frames=READ_BLOCK_FRAMES, retries=0, backoff_s=
     Parameters
     ----------
     path : str or Path
-    block_frames : int
-        Source frames per block (the last block may be shorter).
+    block_frames : int, optional
+        Source frames per block (the last block may be shorter); default
+        :func:`read_block_frames` of the file's rate and channels, so a block is bounded whatever
+        the header says. The header is checked (:func:`check_file_header`) before any read.
     retries : int
         Retries of a transient error per file (0: fail at the first).
     backoff_s : float
@@ -419,9 +525,10 @@ def read_mono_blocks(path, block_frames=READ_BLOCK_FRAMES, retries=0, backoff_s=
 
     path = Path(path)
     log = log or logging.getLogger(__name__)
-    block_frames = int(block_frames)
-    if block_frames < 1:
-        raise AudioError(f"block_frames must be a positive number of frames, got {block_frames}")
+    if block_frames is not None:
+        block_frames = int(block_frames)
+        if block_frames < 1:
+            raise AudioError(f"block_frames must be a positive number of frames, got {block_frames}")
     state = {"retries_left": int(retries), "attempt": 0}
 
     def attempt(what, fn, error=None):
@@ -457,7 +564,7 @@ def read_mono_blocks(path, block_frames=READ_BLOCK_FRAMES, retries=0, backoff_s=
         if not path.is_file():
             raise AudioError(f"{path}: not a regular file; pass audio files")
         _check_wav_complete(path)
-        handle = sf.SoundFile(str(path))
+        handle = _open_checked(path)
         try:
             if frame:
                 if handle.seekable():
@@ -476,6 +583,8 @@ def read_mono_blocks(path, block_frames=READ_BLOCK_FRAMES, retries=0, backoff_s=
 
     handle = attempt("opening", lambda: open_at(0))
     sr = int(handle.samplerate)
+    if block_frames is None:
+        block_frames = read_block_frames(sr, handle.channels)
 
     def blocks():
         nonlocal handle
@@ -650,8 +759,49 @@ def stream_windows(path, sample_rates, hop_size: float = 0.1, center: bool = Tru
     if block_windows < 1:
         raise ConfigError(f"block_windows must be a positive integer, got {block_windows}")
     framers = [WindowFramer(r, hop_size, center) for r in rates]
-    sr, blocks = read_mono_blocks(path, READ_BLOCK_FRAMES, retries=retries, backoff_s=backoff_s, log=log)
+    sr, blocks = read_mono_blocks(path, retries=retries, backoff_s=backoff_s, log=log)
     return _paired_blocks(path, sr, blocks, rates, framers, hop_size, block_windows, resampler)
+
+
+def stream_array_windows(audio, sr, sample_rate, hop_size: float = 0.1, center: bool = True,
+                         block_windows: int = 32, name: str = "audio"):
+    """:func:`stream_windows` for a signal already in memory: the windows of :func:`prepare_frames`
+    in blocks, resampled block by block (soxr's streaming resampler, the one-shot's samples), so
+    only the input, one block of windows and soxr's state are held, never every window at once.
+
+    Parameters
+    ----------
+    audio : array_like [shape=(n,) or (n, channels)]
+    sr : int
+        Rate of ``audio`` in Hz.
+    sample_rate : int
+        The model's rate in Hz.
+    hop_size, center
+        As in :func:`frame_audio`.
+    block_windows : int
+        Windows per yielded block.
+    name : str
+        How to name the input in warnings and errors.
+
+    Yields
+    ------
+    WindowBlock
+        With one entry in ``frames``.
+    """
+    sr = check_sample_rate(sr)
+    rate = check_sample_rate(sample_rate, "model sample rate")
+    hop_size = check_hop_size(hop_size)
+    block_windows = int(block_windows)
+    if block_windows < 1:
+        raise ConfigError(f"block_windows must be a positive integer, got {block_windows}")
+    mono = to_mono(check_audio(audio, name))
+    step = read_block_frames(sr, 1)
+    chunks = (mono[i:i + step] for i in range(0, len(mono), step))
+    with warnings.catch_warnings():
+        # check_audio above already warned once about all-zero input.
+        warnings.filterwarnings("ignore", message=".*every sample is zero.*", category=SeaTFWarning)
+        yield from _paired_blocks(name, sr, chunks, [rate], [WindowFramer(rate, hop_size, center)], hop_size,
+                                  block_windows, "soxr-hq")
 
 
 def _paired_blocks(path, sr, blocks, rates, framers, hop_size, block_windows, resampler):

@@ -1,9 +1,11 @@
 """openl3/edgel3-style embedding API: arrays → (embedding, timestamps); files → ``<base>[_suffix].npz``.
 
 Mirrors ``openl3.get_audio_embedding`` / ``process_audio_file``: every argument is validated up
-front and raises a :class:`~sea_tf.errors.SeaTFError` subclass; lists of arrays are embedded
-together (all windows stacked, predicted in batches) and split back; output files hold
-``embedding`` (T×D float32) and ``timestamps`` (T, float64 seconds).
+front and raises a :class:`~sea_tf.errors.SeaTFError` subclass; output files hold
+``embedding`` (T×D float32) and ``timestamps`` (T, float64 seconds). Unlike openl3, windows are
+never all held at once: arrays and files are resampled, framed and embedded a block at a time
+(:mod:`sea_tf.audio` streaming), so memory is flat in the input's length, and in a batch of files
+each failure (memory included) is that file's alone.
 
 Like edgel3, the default model has trained weights: the published SEA-64 student
 (``edgel3/sea-64``) from the weights cache. When it is not cached the call fails before anything
@@ -20,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from sea_tf import atomic
-from sea_tf.audio import check_hop_size, check_sample_rate, load_audio, prepare_frames
+from sea_tf.audio import check_hop_size, check_sample_rate, stream_array_windows, stream_windows
 from sea_tf.errors import AudioError, ModelError, SeaTFError
 
 if TYPE_CHECKING:  # TensorFlow is imported only when a model is resolved
@@ -146,18 +148,34 @@ def get_embedding(audio, sr, model=DEFAULT_MODEL, hop_size=0.1, center=True, bat
     else:
         rates = [check_sample_rate(sr)] * len(audios)
     seamodel = get_model(model)
-    framed = [prepare_frames(a, r, seamodel.sample_rate, hop_size=hop_size, center=center,
-                             name=f"audio[{i}]" if is_list else "audio")
-              for i, (a, r) in enumerate(zip(audios, rates))]
-    frames = np.concatenate([f for f, _ in framed])
-    with tqdm(total=len(frames), unit="win", desc="embedding", disable=not verbose) as bar:
-        embedding = seamodel.embed_frames(frames, batch_size=batch_size, progress=bar.update)
-    splits = np.cumsum([len(f) for f, _ in framed])[:-1]
-    embeddings = np.split(embedding, splits)
-    timestamps = [ts for _, ts in framed]
+    embeddings, timestamps = [], []
+    with tqdm(unit="win", desc="embedding", disable=not verbose) as bar:
+        for i, (a, r) in enumerate(zip(audios, rates)):
+            # Windows framed and embedded a block at a time: a 10-min clip at 48 kHz framed whole
+            # was one 1.07 GiB array; now only the input and the embeddings grow with its length.
+            blocks = stream_array_windows(a, r, seamodel.sample_rate, hop_size=hop_size, center=center,
+                                          block_windows=_block_windows(batch_size),
+                                          name=f"audio[{i}]" if is_list else "audio")
+            rows, ts = _embed_blocks(seamodel, blocks, batch_size, bar.update)
+            embeddings.append(rows)
+            timestamps.append(ts)
     if is_list:
         return embeddings, timestamps
     return embeddings[0], timestamps[0]
+
+
+def _block_windows(batch_size):
+    """Windows per decoded block: whole forward passes, and a few of them (fewer Python round trips)."""
+    return batch_size * max(1, 64 // batch_size)
+
+
+def _embed_blocks(seamodel, blocks, batch_size, progress=None):
+    """Embed the :class:`~sea_tf.audio.WindowBlock` s of one input; (embedding [T, D], timestamps [T])."""
+    rows, stamps = [], []
+    for block in blocks:
+        rows.append(seamodel.embed_frames(block.frames[0], batch_size=batch_size, progress=progress))
+        stamps.append(block.timestamps)
+    return np.concatenate(rows), np.concatenate(stamps)
 
 
 def get_output_path(filepath, suffix, output_dir=None):
@@ -216,13 +234,43 @@ class EmbedSummary:
         return out
 
 
+def _failure(path, exc):
+    """The sentence recorded for a file whose embedding failed with ``exc``."""
+    if isinstance(exc, MemoryError):
+        return (f"{path}: out of memory while embedding it ({exc or 'MemoryError'}); the other files went on; "
+                "free memory or lower --batch-size and re-run, which resumes")
+    if isinstance(exc, SeaTFError):
+        return str(exc)
+    first = (str(exc).strip().splitlines() or [""])[0]      # TensorFlow's messages run over many lines
+    return f"{path}: {type(exc).__name__}: {first}"
+
+
+class _Job:
+    """One input of :func:`embed_files` on its way: embedded rows so far, windows still queued."""
+
+    def __init__(self, path, out):
+        self.path, self.out = path, out
+        self.rows, self.timestamps = [], []
+        self.queued = 0           # windows read and not yet embedded
+        self.read = False         # every window of the file is read
+        self.failed = False
+
+
+#: What a single file may fail with while the batch goes on: sea-tf's own errors, the operating
+#: system's (a read or write), and running out of memory on one file.
+_PER_FILE_ERRORS = (SeaTFError, OSError, MemoryError)
+
+
 def embed_files(paths, model=DEFAULT_MODEL, output_dir=None, suffix=None, hop_size=0.1, center=True,
                 batch_size=32, overwrite=False, verbose=False):
     """Embed many files, batching windows across files; a failing file never stops the others.
 
-    Files are read and framed in groups until the group holds at least ``batch_size`` windows,
-    then embedded together and written one ``.npz`` per file (atomically). Existing outputs are
-    skipped unless ``overwrite``, so re-running resumes an interrupted job.
+    Each file is read, resampled and framed in blocks (:func:`sea_tf.audio.stream_windows`, its
+    header checked first), so memory is flat in its length; windows of consecutive files share
+    forward passes of ``batch_size``. A file's ``.npz`` is written (atomically) as soon as its last
+    window is embedded. A file that fails (unreadable, a header that lies, out of memory, its
+    output not writable) is recorded in the summary with its reason and the batch goes on.
+    Existing outputs are skipped unless ``overwrite``, so re-running resumes an interrupted job.
 
     Parameters
     ----------
@@ -241,6 +289,9 @@ def embed_files(paths, model=DEFAULT_MODEL, output_dir=None, suffix=None, hop_si
     """
     _check_options(hop_size, center, batch_size, verbose)
     seamodel = get_model(model)
+    import tensorflow as tf   # loaded with the model already; its errors (e.g. out of memory in a kernel)
+
+    per_file_errors = _PER_FILE_ERRORS + (tf.errors.OpError,)
     summary = EmbedSummary()
     todo, claimed = [], {}
     for path in map(Path, paths):
@@ -254,46 +305,82 @@ def embed_files(paths, model=DEFAULT_MODEL, output_dir=None, suffix=None, hop_si
         if out.exists() and not overwrite:
             summary.skipped.append((path, f"{out} exists (use --overwrite to replace it)"))
             continue
-        todo.append((path, out))
-    group, n_windows = [], 0
+        todo.append(_Job(path, out))
+    queue = []                    # (job, windows [b, sr]) read and not yet embedded, in reading order
+
+    def fail(job, exc):
+        if not job.failed:
+            job.failed = True
+            job.rows = job.timestamps = None
+            summary.failed.append((job.path, _failure(job.path, exc)))
+            if job.read:          # counted here; a file failing while read is counted by the loop
+                bar.update(1)
+        queue[:] = [item for item in queue if item[0] is not job]
+
+    def finish(job):
+        if job.failed or not job.read or job.queued:
+            return
+        try:
+            atomic.save_npz(job.out, embedding=np.concatenate(job.rows).astype(np.float32, copy=False),
+                            timestamps=np.concatenate(job.timestamps).astype(np.float64, copy=False))
+        except per_file_errors as exc:
+            fail(job, exc)
+            return
+        summary.processed.append(job.out)
+        job.rows = job.timestamps = None
+        bar.update(1)
+
+    def embed(items):
+        embedding = seamodel.embed_frames(np.concatenate([w for _, w in items]), batch_size=batch_size)
+        start = 0
+        for job, windows in items:
+            job.rows.append(embedding[start:start + len(windows)])
+            job.queued -= len(windows)
+            start += len(windows)
+
+    def flush():
+        if not queue:
+            return
+        items = list(queue)
+        queue.clear()
+        jobs = list(dict.fromkeys(j for j, _ in items))
+        try:
+            embed(items)
+        except per_file_errors as exc:
+            if len(jobs) == 1:
+                fail(jobs[0], exc)
+                return
+            # Windows of several files shared the pass: each file alone, so one file's failure
+            # (its memory, its samples) is recorded for that file only.
+            for job in jobs:
+                try:
+                    embed([item for item in items if item[0] is job])
+                except per_file_errors as exc_job:
+                    fail(job, exc_job)
+        for job in jobs:
+            finish(job)
+
     with tqdm(total=len(todo), unit="file", desc="embed", disable=not verbose) as bar:
-        for path, out in todo:
+        for job in todo:
             try:
-                audio, sr = load_audio(path)
-                frames, ts = prepare_frames(audio, sr, seamodel.sample_rate, hop_size=hop_size, center=center,
-                                            name=str(path))
-            except SeaTFError as exc:
-                summary.failed.append((path, str(exc)))
+                for block in stream_windows(job.path, [seamodel.sample_rate], hop_size=hop_size, center=center,
+                                            block_windows=batch_size):
+                    job.timestamps.append(block.timestamps)
+                    job.queued += len(block.timestamps)
+                    queue.append((job, block.frames[0]))
+                    if sum(len(w) for _, w in queue) >= batch_size:
+                        flush()
+                        if job.failed:
+                            break
+            except per_file_errors as exc:
+                fail(job, exc)
+            if job.failed:
                 bar.update(1)
                 continue
-            group.append((path, out, frames, ts))
-            n_windows += len(frames)
-            if n_windows >= batch_size:
-                _embed_group(seamodel, group, batch_size, summary)
-                bar.update(len(group))
-                group, n_windows = [], 0
-        if group:
-            _embed_group(seamodel, group, batch_size, summary)
-            bar.update(len(group))
+            job.read = True
+            finish(job)
+        flush()
     return summary
-
-
-def _embed_group(seamodel, group, batch_size, summary):
-    frames = np.concatenate([g[2] for g in group])
-    try:
-        embedding = seamodel.embed_frames(frames, batch_size=batch_size)
-    except SeaTFError as exc:
-        summary.failed.extend((g[0], str(exc)) for g in group)
-        return
-    start = 0
-    for path, out, file_frames, ts in group:
-        emb = embedding[start:start + len(file_frames)]
-        start += len(file_frames)
-        try:
-            atomic.save_npz(out, embedding=emb.astype(np.float32), timestamps=ts.astype(np.float64))
-            summary.processed.append(out)
-        except SeaTFError as exc:
-            summary.failed.append((path, str(exc)))
 
 
 def process_file(filepath, output_dir=None, suffix=None, model=DEFAULT_MODEL, hop_size=0.1, center=True,
