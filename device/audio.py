@@ -5,6 +5,7 @@ Framing follows openl3/edgel3 (docs/PROTOCOL.md §1.3) so that windows match the
 padding at the end up to a whole hop, windows every ``hop_s`` seconds.
 """
 import math
+import os
 import warnings
 
 import numpy as np
@@ -12,8 +13,118 @@ import numpy as np
 from device.errors import AudioFileError, DeviceWarning
 
 
+#: Sample rates (Hz) a file's header may declare (as ``sea_tf.audio``): outside them the file is
+#: refused before any sample is read, since resampling a header's 1 Hz to the model's rate would
+#: multiply the samples by thousands (a 2-KB WAV cost +996 MiB on the workstation).
+MIN_FILE_SAMPLE_RATE, MAX_FILE_SAMPLE_RATE = 1000, 384000
+#: Bytes per sample of uncompressed subtypes in containers that store samples as they are.
+_PCM_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8,
+              "ULAW": 1, "ALAW": 1}
+_PCM_CONTAINERS = frozenset({"WAV", "WAVEX", "RF64", "W64", "AIFF", "AU", "CAF", "RAW"})
+#: A FLAC frame holds at most 65,535 samples per channel and costs more than one byte per channel.
+_FLAC_SAMPLES_PER_BYTE = 65535
+
+
+def check_header(path, handle, error=AudioFileError):
+    """Raise ``error`` when an open file's header cannot describe the audio the file holds.
+
+    Checked before any sample is read or resampled: the rate within 1 kHz-384 kHz, at least one
+    channel, frames x channels x bytes per sample within the file's size for uncompressed PCM
+    (FLAC: at most 65,535 samples per byte), and a WAV's data chunk as long as it declares.
+
+    Parameters
+    ----------
+    path : str or Path
+        Named in the message.
+    handle : soundfile.SoundFile
+        Open for reading.
+    error : type
+        The exception class raised (:class:`AudioFileError`, or ``SourceError`` for live sources).
+    """
+    import stat
+
+    sr, channels, frames = int(handle.samplerate), int(handle.channels), int(handle.frames)
+    if not MIN_FILE_SAMPLE_RATE <= sr <= MAX_FILE_SAMPLE_RATE:
+        raise error(f"{path}: header declares a sample rate of {sr} Hz, outside 1 kHz-384 kHz; the file is corrupt "
+                    "or not audio (re-encode it)")
+    if channels < 1:
+        raise error(f"{path}: header declares {channels} channels; the file is corrupt (re-encode it)")
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        return
+    size, samples = info.st_size, frames * channels
+    width = _PCM_BYTES.get(handle.subtype) if handle.format in _PCM_CONTAINERS else None
+    if width and samples * width > size:
+        raise error(f"{path}: header declares {frames} frames x {channels} channels of {width}-byte samples "
+                    f"({samples * width} bytes) but the file holds {size} bytes; re-copy or re-encode it")
+    if handle.format == "FLAC" and samples > _FLAC_SAMPLES_PER_BYTE * size:
+        raise error(f"{path}: header declares {frames} frames x {channels} channels, more than a FLAC file of {size} "
+                    "bytes can hold; the file is corrupt (re-encode it)")
+    declared, available = wav_data_bytes(path, size)
+    if declared is not None and declared > available:
+        raise error(f"{path}: truncated WAV (header declares {declared} data bytes, the file holds {available}); "
+                    "re-copy the file")
+
+
+def wav_data_bytes(path, size):
+    """(declared, available) bytes of a RIFF/WAVE file's data chunk, or (None, None) when not a WAV
+    or when its writer left the size open (0 or 0xFFFFFFFF: a stream). libsndfile silently reads
+    what is there, so a half-copied WAV would otherwise pass as a shorter clip."""
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None, None
+        offset = 12
+        while offset + 8 <= size:
+            fh.seek(offset)
+            chunk = fh.read(8)
+            declared = int.from_bytes(chunk[4:8], "little")
+            if chunk[:4] == b"data":
+                if 0 < declared < 0xFFFFFFFF:
+                    return declared, size - offset - 8
+                return None, None
+            offset += 8 + declared + (declared & 1)
+    return None, None
+
+
+def open_checked(path, error=AudioFileError):
+    """A ``soundfile.SoundFile`` on ``path`` whose header passed :func:`check_header` (``error`` otherwise).
+
+    Parameters
+    ----------
+    path : str or Path
+    error : type
+        The exception class raised for a missing, unreadable or inconsistent file.
+    """
+    import soundfile
+
+    try:
+        handle = soundfile.SoundFile(str(path))
+    except (RuntimeError, OSError, soundfile.LibsndfileError) as exc:
+        raise error(f"{path}: cannot read audio ({exc}); convert it to WAV/FLAC") from exc
+    try:
+        check_header(path, handle, error)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+def read_block_frames(sr, channels, samples=None):
+    """Source frames per read: at most ``samples`` (default :data:`READ_BLOCK_FRAMES`) samples over
+    all channels and ``samples / 48000`` seconds, so that a block resampled to any model rate up to
+    48 kHz is bounded too, whatever the file's header says."""
+    samples = int(samples or READ_BLOCK_FRAMES)
+    return max(1, min(samples // max(1, int(channels)), -(-samples * int(sr) // 48000)))
+
+
+def _frames_known(handle):
+    """Whether ``handle.frames`` is the file's true length (containers and FLAC), not an estimate."""
+    return handle.format in _PCM_CONTAINERS or handle.format == "FLAC"
+
+
 def load_audio(path):
-    """Read an audio file as mono float32.
+    """Read an audio file as mono float32, block by block after :func:`check_header`.
 
     Parameters
     ----------
@@ -26,22 +137,9 @@ def load_audio(path):
     sr : int
         Sample rate in Hz.
     """
-    import os
-
-    import soundfile
-
-    if not os.path.isfile(path):
-        raise AudioFileError(f"{path}: audio file not found; check the --audio paths")
-    try:
-        audio, sr = soundfile.read(str(path), dtype="float32", always_2d=True)
-    except (RuntimeError, OSError, soundfile.LibsndfileError) as exc:
-        raise AudioFileError(f"{path}: cannot read audio ({exc}); convert it to WAV/FLAC") from exc
-    if audio.size == 0:
-        raise AudioFileError(f"{path}: the file holds no samples; remove it from --audio")
-    audio = audio.mean(axis=1, dtype=np.float32)
-    if not np.all(np.isfinite(audio)):
-        raise AudioFileError(f"{path}: the audio contains NaN or infinite samples; re-encode the file")
-    return audio, int(sr)
+    sr, blocks = read_blocks(path)
+    parts = list(blocks)
+    return (parts[0] if len(parts) == 1 else np.concatenate(parts)), sr
 
 
 def resampler_name():
@@ -153,16 +251,19 @@ def padded_stream(audio, frame_samples, hop_samples, center=True):
 READ_BLOCK_FRAMES = 65536
 
 
-def read_blocks(path, block_frames=READ_BLOCK_FRAMES):
+def read_blocks(path, block_frames=None):
     """Open an audio file; return its rate and an iterator over mono float32 blocks.
 
-    The samples are :func:`load_audio`'s (mean over channels), read ``block_frames`` at a time.
+    The header is checked first (:func:`check_header`). The samples are the file's, averaged
+    over channels, read ``block_frames`` at a time. A file that ends before the frames its header
+    declares (cut while being read, or a FLAC cut after its header) raises
+    :class:`AudioFileError` once the samples that were there have been yielded.
 
     Parameters
     ----------
     path : str or Path
-    block_frames : int
-        Source frames per block.
+    block_frames : int, optional
+        Source frames per block; default :func:`read_block_frames` of the file's rate and channels.
 
     Returns
     -------
@@ -170,26 +271,23 @@ def read_blocks(path, block_frames=READ_BLOCK_FRAMES):
         Sample rate in Hz.
     blocks : iterator of np.ndarray [shape=(<= block_frames,), dtype=float32]
     """
-    import os
-
     import soundfile
 
     if not os.path.isfile(path):
         raise AudioFileError(f"{path}: audio file not found; check the --audio paths")
-    try:
-        handle = soundfile.SoundFile(str(path))
-    except (RuntimeError, OSError, soundfile.LibsndfileError) as exc:
-        raise AudioFileError(f"{path}: cannot read audio ({exc}); convert it to WAV/FLAC") from exc
+    handle = open_checked(path)
+    step = int(block_frames) if block_frames else read_block_frames(handle.samplerate, handle.channels)
+    declared = handle.frames if _frames_known(handle) else None
 
     def blocks():
         total = 0
         with handle:
             while True:
                 try:
-                    block = handle.read(block_frames, dtype="float32", always_2d=True)
+                    block = handle.read(step, dtype="float32", always_2d=True)
                 except (RuntimeError, OSError, soundfile.LibsndfileError) as exc:
-                    raise AudioFileError(f"{path}: reading failed after {total} frames ({exc}); check the file") \
-                        from exc
+                    raise AudioFileError(f"{path}: reading failed after {total} frames "
+                                         f"({total / handle.samplerate:.2f} s) ({exc}); check the file") from exc
                 if not len(block):
                     break
                 mono = block.mean(axis=1, dtype=np.float32)
@@ -199,6 +297,9 @@ def read_blocks(path, block_frames=READ_BLOCK_FRAMES):
                 yield mono
         if total == 0:
             raise AudioFileError(f"{path}: the file holds no samples; remove it from --audio")
+        if declared is not None and total < declared:
+            raise AudioFileError(f"{path}: the file ended after {total} of the {declared} frames its header "
+                                 "declares (cut while being read?); re-copy it")
 
     return int(handle.samplerate), blocks()
 
@@ -306,11 +407,11 @@ class AudioStream:
     path : str or Path
     sample_rate : int
         Rate (Hz) of the blocks it yields.
-    block_frames : int
-        Source frames per read.
+    block_frames : int, optional
+        Source frames per read (default :func:`read_block_frames`).
     """
 
-    def __init__(self, path, sample_rate, block_frames=READ_BLOCK_FRAMES):
+    def __init__(self, path, sample_rate, block_frames=None):
         self.sr, self._blocks = read_blocks(path, block_frames)
         self.n_source = 0
         self._out, self.method = resample_blocks(self._counted(), self.sr, int(sample_rate))

@@ -11,7 +11,11 @@ and the classifier timed separately and together. Each ``--audio`` file is then 
 classifier was evaluated (its card's ``features.framing`` and ``hop_size``, e.g. the L3E windows of
 ``sea-tf classify us8k``; ``--framing`` overrides), embedded, classified (mean of window
 probabilities, then argmax, as in the US8K protocol) and timed per window. A file that fails is
-marked failed and the whole result is ``"status": "partial"``.
+marked failed and the whole result is ``"status": "partial"`` (``"partial": true``); one that fails
+mid-stream (a decoder error, a file cut while being read) keeps the windows done, with
+``"partial": true`` in its entry. A header that cannot describe the file (a rate outside
+1 kHz-384 kHz, more frames than the file holds, a truncated WAV) fails the file before any sample
+is read.
 
 A model without its sidecar is refused: without it the front end, rates and classes are unknown,
 and the numbers would be those of the bare network on random input. ``--no-sidecar`` runs it anyway
@@ -210,25 +214,34 @@ def bench_file(pipe, path, hop_s, center=True, batch=DEFAULT_BATCH, pad_end=True
         pipe.streaming.reset()
     per_window = []
     probs = []
-    for begin, window in stream_windows(source, emb.frame_samples, hop, center=center, pad_end=pad_end):
-        _, p, times = pipe.stream_window(window, begin)
-        per_window.append(times)
-        if p is not None:
-            probs.append(p)
-        if progress is not None:
-            progress(f"{label} windows", len(per_window))
+    failure = None
+    try:
+        for begin, window in stream_windows(source, emb.frame_samples, hop, center=center, pad_end=pad_end):
+            _, p, times = pipe.stream_window(window, begin)
+            per_window.append(times)
+            if p is not None:
+                probs.append(p)
+            if progress is not None:
+                progress(f"{label} windows", len(per_window))
+    except (DeviceError, OSError, RuntimeError, MemoryError) as exc:
+        # A source that fails mid-stream: the windows done are kept, the file marked failed and partial.
+        failure = exc if isinstance(exc, DeviceError) else f"{type(exc).__name__}: {exc}"
     if progress is not None:
         progress(f"{label} windows", len(per_window), len(per_window), final=True)
     count, duration_s = len(per_window), source.n_source / sr
     elapsed = time.perf_counter() - start
     result = {"file": str(path), "status": "ok", "duration_s": duration_s, "sample_rate": sr,
               "resampled": None if method == "none" else {"from": sr, "to": emb.sample_rate, "method": method},
-              "n_windows": count, "processing_s": elapsed, "real_time_factor": elapsed / duration_s,
+              "n_windows": count, "processing_s": elapsed,
+              "real_time_factor": elapsed / duration_s if duration_s else None,
               "latency_ms": {key: latency_stats([t[key] for t in per_window])
                              for key in ("frontend", "network", "classifier", "total")},
-              "window_total_ms": [round(t["total"], 4) for t in per_window],
-              "offline": offline_throughput(emb, lambda: AudioStream(path, emb.sample_rate), hop, center, batch,
-                                            pad_end)}
+              "window_total_ms": [round(t["total"], 4) for t in per_window]}
+    if failure is not None:
+        result.update(status="failed", partial=True, error=str(failure), offline=None)
+        return result
+    result["offline"] = offline_throughput(emb, lambda: AudioStream(path, emb.sample_rate), hop, center, batch,
+                                           pad_end)
     if probs:
         mean = np.mean(probs, axis=0)
         best = int(np.argmax(mean))
@@ -338,6 +351,7 @@ def run(model, classifier=None, audio=(), threads=1, runs=100, warmup=10, hop_s=
     return {
         "schema": SCHEMA,
         "status": "partial" if failed else "complete",
+        "partial": bool(failed),
         "failed_files": failed,
         "device": label or env["hostname"],
         "model": _describe(emb),
@@ -419,7 +433,8 @@ def format_table(result):
         for f in result["files"]:
             name = Path(f["file"]).name[:39]
             if f["status"] != "ok":
-                lines.append(f"  {name:<40}  FAILED: {f['error']}")
+                done = f" after {f['n_windows']} windows (kept, partial)" if f.get("partial") else ""
+                lines.append(f"  {name:<40}  FAILED{done}: {f['error']}")
                 continue
             pred = f"{f['predicted_class']} ({f['confidence']:.2f})" if "predicted_class" in f else "-"
             note = f" [resampled {f['resampled']['from']}->{f['resampled']['to']} Hz, {f['resampled']['method']}]" if f["resampled"] else ""

@@ -21,7 +21,8 @@ Output: per window a JSON line ``{"t": end of the window in s, "top": [[class, p
 ``{"event": "summary", ...}`` (windows, real-time factor, latency percentiles, overruns, dropped
 samples, peak RSS, CPU %), also printed as text on stderr. A live status line is shown on stderr
 when it is a terminal. Ctrl-C or SIGTERM stops cleanly with the summary. Exit codes: 0 done,
-1 the source failed or ended before ``--duration`` (summary of what was processed), 2 nothing
+1 the source failed mid-stream or ended before ``--duration`` (the summary of what was processed,
+``"partial": true``; ``--embeddings`` holds the windows done, under its own name), 2 nothing
 could start (bad model, source or arguments).
 """
 import argparse
@@ -183,8 +184,8 @@ class _Recorder:
         if self._emb_part is None:
             return None
         self._emb_part.close()
-        part = f"{self._emb_path}.part"
-        with open(self._emb_path, "wb") as out, open(part, "rb") as rows:
+        part, tmp = f"{self._emb_path}.part", f"{self._emb_path}.tmp"
+        with open(tmp, "wb") as out, open(part, "rb") as rows:
             np.lib.format.write_array_header_1_0(out, {"descr": "<f4", "fortran_order": False,
                                                        "shape": (self.windows, self.dim)})
             while True:
@@ -192,6 +193,7 @@ class _Recorder:
                 if not chunk:
                     break
                 out.write(chunk)
+        os.replace(tmp, self._emb_path)     # a reader never sees a header without its rows
         os.unlink(part)
         return self._emb_path
 
@@ -308,6 +310,12 @@ def listen(args, out, status_stream=sys.stderr):
     except DeviceError as exc:
         code, error = 1, exc
         stop_reason = "error"
+    except (OSError, RuntimeError, MemoryError, ValueError) as exc:
+        # Whatever stops the stream half-way (a decoder error, the disk, memory) still ends with the
+        # summary and the outputs of the windows done, marked partial, never a traceback.
+        code, error = 1, SourceError(f"--source {args.source}: the stream failed after {processed_s:.2f} s "
+                                     f"({type(exc).__name__}: {exc})")
+        stop_reason = "error"
     finally:
         source.close()
     if live:
@@ -322,6 +330,8 @@ def listen(args, out, status_stream=sys.stderr):
     audio_s = processed_s
     summary.update({
         "status": "error" if error else "complete", "stopped_by": stop_reason, "error": str(error) if error else None,
+        # the outputs (JSON lines, --embeddings) cover only part of the source
+        "partial": error is not None,
         "windows": rec.windows, "audio_s": round(audio_s, 4), "wall_s": round(wall, 4), "hop_s": args.hop,
         # compute per second of audio (<1: the board keeps up); wall/audio as well for paced sources
         "real_time_factor": compute_total_s / audio_s if audio_s else None,

@@ -123,26 +123,39 @@ class FileSource(_QueuedSource):
     kind = "file"
 
     def __init__(self, path, realtime=False):
-        import soundfile
+        from device.audio import _frames_known, open_checked
 
         if not os.path.isfile(path):
             raise SourceError(f"{path}: audio file not found; pass an existing WAV/FLAC file, '-' for stdin "
                               "or a microphone (default, a device name or index)")
-        try:
-            self._file = soundfile.SoundFile(str(path))
-        except (RuntimeError, OSError, soundfile.LibsndfileError) as exc:
-            raise SourceError(f"{path}: cannot read audio ({exc}); convert it to WAV or FLAC") from exc
+        # The header is checked before any sample is read or resampled (rate, channels, size).
+        self._file = open_checked(path, SourceError)
         super().__init__(path, self._file.samplerate, self._file.channels)
         self.realtime = bool(realtime)
         self.frames = self._file.frames
+        self._declared = self.frames if _frames_known(self._file) else None
+        self._pos = 0
         self._block = max(1, int(round(BLOCK_S * self.sample_rate)))
         if self.realtime:
             self._thread = threading.Thread(target=self._pace, name="listen-file-pacer", daemon=True)
             self._thread.start()
 
     def _read(self):
-        block = self._file.read(self._block, dtype="float32", always_2d=True)
-        return block if len(block) else None
+        """The next block, or None at the end; a read that fails, or a file that ends before the
+        frames its header declared (cut while being read), raises :class:`SourceError`."""
+        try:
+            block = self._file.read(self._block, dtype="float32", always_2d=True)
+        except Exception as exc:  # noqa: BLE001 - libsndfile's and the OS's errors alike end the stream
+            raise SourceError(f"{self.name}: reading failed after {self._pos / self.sample_rate:.2f} s "
+                              f"({type(exc).__name__}: {exc}); the outputs so far are kept, marked partial") from exc
+        if len(block):
+            self._pos += len(block)
+            return block
+        if self._declared is not None and self._pos < self._declared:
+            raise SourceError(f"{self.name}: the file ended after {self._pos / self.sample_rate:.2f} s of the "
+                              f"{self._declared / self.sample_rate:.2f} s its header declared (cut while being "
+                              "read?); the outputs so far are kept, marked partial")
+        return None
 
     def _pace(self):
         start, pos = time.perf_counter(), 0
@@ -156,6 +169,9 @@ class FileSource(_QueuedSource):
                 if delay > 0:
                     time.sleep(delay)
                 self._offer(block, time.perf_counter())
+        except SourceError as exc:
+            self._finish(exc)
+            return
         except Exception as exc:  # noqa: BLE001 - reported by the consumer as a SourceError
             self._finish(SourceError(f"{self.name}: reading failed after {pos / self.sample_rate:.1f} s ({exc})"))
             return
@@ -193,6 +209,10 @@ class StdinSource(Source):
         if not sample_rate or int(sample_rate) <= 0 or not channels or int(channels) <= 0:
             raise SourceError("--source -: raw PCM on stdin needs --rate HZ and --channels N (e.g. --rate 16000 "
                               "--channels 1)")
+        from device.audio import MAX_FILE_SAMPLE_RATE, MIN_FILE_SAMPLE_RATE
+
+        if not MIN_FILE_SAMPLE_RATE <= int(sample_rate) <= MAX_FILE_SAMPLE_RATE:
+            raise SourceError(f"--rate {sample_rate}: outside 1 kHz-384 kHz; pass the rate the producer records at")
         super().__init__("-", sample_rate, channels)
         self._stream = stream if stream is not None else sys.stdin.buffer
         self._bytes = 2 * self.channels * max(1, int(round(BLOCK_S * self.sample_rate)))
