@@ -102,3 +102,35 @@ def test_positive_controls_pass():
     assert check("python -m device.bench --model m.tflite [--classifier c.tflite] [--hop 0.5]", "c") == 1
     assert check("sea-tf distill --config distill/sea-64 --shards s/ && sea-tf report r.json", "c") == 2
     assert check("sea-tf models fetch", "c") == 1 and check("make demo", "c") == 0
+
+
+def _setup_section():
+    return README.read_text(encoding="utf-8").split("## Set up", 1)[1].split("\n## ", 1)[0]
+
+
+def test_setup_lists_every_apt_package_make_test_installs():
+    # The Makefile's `apt-get install ... PACKAGES)` lines of the targets `make test` depends on.
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    test_deps = re.search(r"^test:([^\n]*)", makefile, re.M).group(1).split()
+    packages = set()
+    for target in test_deps:
+        body = re.search(rf"^{re.escape(target)}:.*?(?=^\S|\Z)", makefile, re.M | re.S)
+        if body:
+            for line in re.findall(r"--no-install-recommends\s*\\?\s*\n?\s*([^)\n]+)\)", body.group(0)):
+                packages |= set(line.split())
+    assert {"openssh-server", "slurm-wlm", "strace"} <= packages      # the parse above found the lines
+    section = _setup_section()
+    missing = sorted(p for p in packages if f"`{p}`" not in section)
+    assert not missing, f"README's set-up does not name apt packages `make test` installs: {missing}"
+
+
+def test_setup_times_name_their_measurement():
+    section = _setup_section()
+    assert "benchmarks/bench_readme.py" in section
+    rows = [line for line in section.splitlines() if line.startswith("| `make ")]
+    assert {r.split("`")[1] for r in rows} >= {"make demo", "make test", 'make demo DEMO_ARGS="--config demo/ci"'}
+    for row in rows:
+        # a measured figure says where and when; an unmeasured one says so
+        assert re.search(r"\d{4}-\d{2}-\d{2}", row) or "not yet measured" in row, row
+    assert (REPO / "benchmarks" / "bench_readme.py").is_file()
+    assert "Keras 2 only (tf_keras), because tfmot needs it" in section and "TF_USE_LEGACY_KERAS=1" in section
