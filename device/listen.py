@@ -169,7 +169,12 @@ class _Recorder:
         self.windows = 0
         self.rss_first_minute = None
         self._emb_path = embeddings_path
-        self._emb_part = open(f"{embeddings_path}.part", "wb") if embeddings_path else None
+        self._emb_part = None
+        if embeddings_path:
+            sweep_stale(embeddings_path)
+            # named by this process, so that a later run can tell a killed writer's rows from a live one's
+            self._part = f"{embeddings_path}.{os.getpid()}.part"
+            self._emb_part = open(self._part, "wb")
         self.dim = dim
 
     def add(self, latency_ms, compute_ms, embedding):
@@ -180,11 +185,11 @@ class _Recorder:
             self._emb_part.write(np.ascontiguousarray(embedding, np.float32).tobytes())
 
     def save_embeddings(self):
-        """Write the ``[K, D]`` float32 ``.npy`` from the rows streamed to ``OUT.npy.part``."""
+        """Write the ``[K, D]`` float32 ``.npy`` from the rows streamed to ``OUT.npy.<pid>.part``."""
         if self._emb_part is None:
             return None
         self._emb_part.close()
-        part, tmp = f"{self._emb_path}.part", f"{self._emb_path}.tmp"
+        part, tmp = self._part, f"{self._emb_path}.{os.getpid()}.tmp"
         with open(tmp, "wb") as out, open(part, "rb") as rows:
             np.lib.format.write_array_header_1_0(out, {"descr": "<f4", "fortran_order": False,
                                                        "shape": (self.windows, self.dim)})
@@ -196,6 +201,37 @@ class _Recorder:
         os.replace(tmp, self._emb_path)     # a reader never sees a header without its rows
         os.unlink(part)
         return self._emb_path
+
+
+def sweep_stale(path):
+    """Remove ``PATH.<pid>.part`` / ``.tmp`` files left by writers that were killed (their pid is gone).
+
+    A SIGKILL (the OOM killer, a power cut of the SSH session's process group) leaves them behind;
+    a live writer's (another listen on the same output) are kept. Returns the paths removed.
+    """
+    import glob
+
+    removed = []
+    for stale in glob.glob(glob.escape(str(path)) + ".*.part") + glob.glob(glob.escape(str(path)) + ".*.tmp"):
+        pid = stale.rsplit(".", 2)[-2]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue                                   # alive (or another user's): not ours to remove
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        try:
+            os.unlink(stale)
+            removed.append(stale)
+        except FileNotFoundError:
+            pass
+    if removed:
+        print(f"device.listen: removed {len(removed)} temporary file(s) of killed runs: {', '.join(removed)}",
+              file=sys.stderr)
+    return removed
 
 
 def _stats(values):

@@ -71,7 +71,7 @@ def test_listen_on_a_file_that_fails_mid_read_ends_with_its_summary(arts, cut_fl
     assert json.loads(summary_json.read_text())["partial"] is True
     emb = np.load(npy)
     assert emb.shape == (summary["windows"], 16) and np.all(np.isfinite(emb))
-    assert not Path(f"{npy}.part").exists() and not Path(f"{npy}.tmp").exists()
+    assert not list(tmp_path.glob("emb.npy.*"))                       # no .part / .tmp left
     assert "device.listen [error, error]" in proc.stderr           # the text summary too
     _assert_no_import_of_tensorflow(tmp_path)
 
@@ -101,7 +101,7 @@ def test_listen_on_a_file_cut_while_it_is_read(arts, tmp_path):
     summary = json.loads(out.read_text().splitlines()[-1])
     assert summary["event"] == "summary" and summary["partial"] is True
     assert summary["audio_s"] == pytest.approx(3.0) and summary["windows"] == 5      # 1 + (3 - 1) / 0.5
-    assert np.load(npy).shape == (5, 16) and not Path(f"{npy}.part").exists()
+    assert np.load(npy).shape == (5, 16) and not list(tmp_path.glob("live.npy.*"))
 
 
 def test_bench_keeps_the_windows_of_a_file_that_fails_mid_stream(arts, cut_flac, tmp_path):
@@ -129,3 +129,51 @@ def test_bench_keeps_the_windows_of_a_file_that_fails_mid_stream(arts, cut_flac,
     assert wav["status"] == "failed" and "truncated WAV" in wav["error"] and "partial" not in wav
     assert f"FAILED after {flac['n_windows']} windows (kept, partial)" in proc.stdout
     _assert_no_import_of_tensorflow(tmp_path)
+
+
+def _start_listen(arts, wav, npy, jsonl, tmp_path):
+    """A listen paced at real time, returned once its first window is out."""
+    proc = subprocess.Popen([sys.executable, "-m", "device.listen", "--model", str(arts["fp32"]), "--source", str(wav),
+                             "--realtime", "--hop-size", "0.5", "--jsonl", str(jsonl), "--embeddings", str(npy)],
+                            cwd=ROOT, env=blocked_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 60
+    while not (jsonl.exists() and jsonl.read_text().count("\n") >= 1):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(proc.stderr.read())
+        time.sleep(0.05)
+    return proc
+
+
+def test_a_killed_listen_leaves_nothing_a_later_run_cannot_clean(arts, tmp_path):
+    """Run A is SIGKILLed mid-stream; run C, started next into the same emb.npy, removes A's rows
+    (its pid is gone) and listens on; run B, on a short file into the same emb.npy meanwhile,
+    leaves C's rows alone. The old temporaries had one name for every run: B truncated and then
+    deleted the file C was writing, and C ended with an error instead of its embeddings."""
+    import signal
+
+    long_wav = varied_wav(tmp_path / "long.wav", sr=8000, seconds=30.0, seed=5)
+    short_wav = varied_wav(tmp_path / "short.wav", sr=8000, seconds=2.0, seed=6)
+    npy = tmp_path / "emb.npy"
+    a = _start_listen(arts, long_wav, npy, tmp_path / "a.jsonl", tmp_path)
+    a.kill()
+    a.wait(timeout=30)
+    assert len(list(tmp_path.glob("emb.npy.*"))) == 1                     # A's rows, left behind
+    c = _start_listen(arts, long_wav, npy, tmp_path / "c.jsonl", tmp_path)
+    try:
+        b = _board("device.listen", ["--model", arts["fp32"], "--source", short_wav, "--hop-size", 0.5,
+                                     "--jsonl", tmp_path / "b.jsonl", "--embeddings", npy], tmp_path)
+        assert b.returncode == 0, b.stderr
+        assert np.load(npy).shape == (3, 16)                              # 1 + (2 - 1) / 0.5
+        assert len(list(tmp_path.glob("emb.npy.*"))) == 1                 # C's rows, still being written
+        c.send_signal(signal.SIGINT)
+        _, err = c.communicate(timeout=30)
+    finally:
+        if c.poll() is None:
+            c.kill()
+    assert c.returncode == 0, err
+    assert "removed 1 temporary file(s) of killed runs" in err and f"emb.npy.{a.pid}.part" in err
+    summary = json.loads((tmp_path / "c.jsonl").read_text().splitlines()[-1])
+    assert summary["embeddings"] == str(npy) and np.load(npy).shape == (summary["windows"], 16)
+    assert not list(tmp_path.glob("emb.npy.*"))
