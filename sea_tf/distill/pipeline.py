@@ -125,7 +125,7 @@ class BlockReader:
                 self._files.popitem()[1].close()
 
 
-def blocks_per_group(blocks, shuffle_buffer):
+def blocks_per_group(blocks: np.ndarray, shuffle_buffer: int) -> int:
     """Blocks whose rows are permuted together: about ``shuffle_buffer`` windows (1: no shuffling).
 
     Parameters
@@ -143,7 +143,7 @@ def blocks_per_group(blocks, shuffle_buffer):
     return max(1, min(len(blocks), int(shuffle_buffer) // int((blocks[:, 2] - blocks[:, 1]).max())))
 
 
-def pass_groups(blocks, seed, pass_no, per_group):
+def pass_groups(blocks: np.ndarray, seed: int, pass_no: int, per_group: int) -> tuple[list, np.ndarray]:
     """The groups of pass ``pass_no``: block indices per group and each group's first row in the pass.
 
     Returns
@@ -160,14 +160,14 @@ def pass_groups(blocks, seed, pass_no, per_group):
     return groups, starts
 
 
-def group_permutation(n_rows, seed, pass_no, group_no, shuffle):
+def group_permutation(n_rows: int, seed: int, pass_no: int, group_no: int, shuffle: bool) -> np.ndarray:
     """Order of a group's ``n_rows`` rows: a draw from ``(seed, pass, group)``, or as read."""
     if not shuffle:
         return np.arange(n_rows)
     return np.random.default_rng([int(seed), int(pass_no), int(group_no)]).permutation(n_rows)
 
 
-def stream_position(blocks, seed, per_group, rows_done):
+def stream_position(blocks: np.ndarray, seed: int, per_group: int, rows_done: int) -> tuple[int, int, int]:
     """Where window ``rows_done`` of the training stream lies: ``(pass, group, offset in the group)``."""
     total = int((blocks[:, 2] - blocks[:, 1]).sum())
     pass_no, left = divmod(int(rows_done), total)

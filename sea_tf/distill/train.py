@@ -202,7 +202,8 @@ def _distill(cfg, log, callbacks, cleanup):
               "steps_per_epoch": steps, "epochs_run": state["epoch"], "stopped": state["stopped"],
               "validation": {"windows": int(min(len(split.valid_rows), valid_steps * batch)),
                              "batches": int(valid_steps), "validation_steps": train_cfg["validation_steps"]},
-              **kept_epoch(state, best_from_epoch), "best": best, "final_lr": state["history"][-1]["lr"] if state["history"] else None,
+              **kept_epoch(state, best_from_epoch), "best": best,
+              "final_lr": state["history"][-1]["lr"] if state["history"] else None,
               "fit_windows_per_s": (trained_epochs * steps * batch / fit_seconds) if trained_epochs else None,  # incl. validation
               "sparsity": {"total": sparsity["total"], "pruned_total": sparsity["pruned_total"],
                            "schedule": prune_cfg["schedule"]} if prune_cfg["enabled"] else None,
@@ -277,7 +278,8 @@ def finished_report(run_dir, cfg: dict, pairs) -> dict | None:
         except KeyError:
             return None
     card = cards.read_card(student, required=False) or {}
-    if (card.get("weights") or {}).get("sha256") != cards.sha256_file(student) or card.get("reducer") != pairs.reference():
+    if (card.get("weights") or {}).get("sha256") != cards.sha256_file(student) or \
+            card.get("reducer") != pairs.reference():
         return None
     try:
         report = json.loads(report_path.read_text())
