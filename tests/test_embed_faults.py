@@ -45,6 +45,14 @@ if case == "rss":
     base = status("VmHWM")
     s = embed_files([files[1]], model=m, output_dir=out, batch_size=256)
     result = {"delta_mb": (status("VmHWM") - base) / 2**20, "failed": s.failed}
+elif case == "rss-array":
+    import soundfile as sf
+    from sea_tf.embed import get_embedding
+    long, sr = sf.read(files[1], dtype="float32")
+    get_embedding(long[:30 * sr], sr, model=m, batch_size=256)
+    base = status("VmHWM")
+    emb, ts = get_embedding(long, sr, model=m, batch_size=256)
+    result = {"delta_mb": (status("VmHWM") - base) / 2**20, "shape": list(emb.shape)}
 else:
     extra_mb, batch = float(case.split(":")[1]), case.split(":")[2]
     limit = status("VmSize") + int(extra_mb * 2**20)
@@ -100,6 +108,16 @@ def test_a_long_file_costs_what_a_short_one_costs(files, tmp_path):
     assert got["delta_mb"] < bound_mb, got
     emb = np.load(tmp_path / "long.npz")
     assert emb["embedding"].shape == (2996, 64) and emb["timestamps"][-1] == pytest.approx(299.5)
+
+
+def test_get_embedding_of_a_long_array_holds_one_block_of_windows(files, tmp_path):
+    """``get_embedding`` on the 5-minute signal already in memory: the old code framed it whole
+    (91 MiB of windows); now one block of windows at a time, the same bound as for a file."""
+    bound_mb = (6 * BATCH * SR * 4 + 8 * 4 * READ_BLOCK_FRAMES) / 2**20 + 16
+    got = _child("rss-array", files["model"], tmp_path, [files["short_30s"], files["long"]])
+    print(f"get_embedding peak RSS, 5 min over 30 s: +{got['delta_mb']:.1f} MiB (bound {bound_mb:.1f} MiB)")
+    assert got["shape"] == [2996, 64]
+    assert got["delta_mb"] < bound_mb, got
 
 
 def test_under_a_memory_limit_the_long_file_streams_and_the_batch_goes_on(files, tmp_path):
