@@ -96,7 +96,10 @@ def check_step_settings(step_settings: dict) -> None:
             raise ConfigError(f"demo setting 'steps.{key}': no such step; known: {', '.join(STEP_SCHEMAS)}")
         if items and not all(isinstance(item, str) for item in items):
             raise ConfigError(f"demo setting 'steps.{key}': expected a list of key=value strings, got {items!r}")
-        parse_set(items, load_defaults(STEP_SCHEMAS[key]))
+        try:
+            parse_set(items, load_defaults(STEP_SCHEMAS[key]))
+        except ConfigError as exc:
+            raise ConfigError(f"demo setting 'steps.{key}' (settings of {STEP_SCHEMAS[key]}): {exc}") from None
 
 
 def run_demo(out_dir, seed=20180216, stages=None, log=print, step_settings=None):
