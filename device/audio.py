@@ -25,7 +25,7 @@ _PCM_CONTAINERS = frozenset({"WAV", "WAVEX", "RF64", "W64", "AIFF", "AU", "CAF",
 _FLAC_SAMPLES_PER_BYTE = 65535
 
 
-def check_header(path, handle, error=AudioFileError):
+def check_header(path, handle, *, error: type = AudioFileError) -> None:
     """Raise ``error`` when an open file's header cannot describe the audio the file holds.
 
     Checked before any sample is read or resampled: the rate within 1 kHz-384 kHz, at least one
@@ -66,7 +66,7 @@ def check_header(path, handle, error=AudioFileError):
                     "re-copy the file")
 
 
-def wav_data_bytes(path, size):
+def wav_data_bytes(path, size: int) -> tuple:
     """(declared, available) bytes of a RIFF/WAVE file's data chunk, or (None, None) when not a WAV
     or when its writer left the size open (0 or 0xFFFFFFFF: a stream). libsndfile silently reads
     what is there, so a half-copied WAV would otherwise pass as a shorter clip."""
@@ -87,7 +87,7 @@ def wav_data_bytes(path, size):
     return None, None
 
 
-def open_checked(path, error=AudioFileError):
+def open_checked(path, *, error: type = AudioFileError):
     """A ``soundfile.SoundFile`` on ``path`` whose header passed :func:`check_header` (``error`` otherwise).
 
     Parameters
@@ -103,14 +103,14 @@ def open_checked(path, error=AudioFileError):
     except (RuntimeError, OSError, soundfile.LibsndfileError) as exc:
         raise error(f"{path}: cannot read audio ({exc}); convert it to WAV/FLAC") from exc
     try:
-        check_header(path, handle, error)
+        check_header(path, handle, error=error)
     except BaseException:
         handle.close()
         raise
     return handle
 
 
-def read_block_frames(sr, channels, samples=None):
+def read_block_frames(sr: int, channels: int, *, samples: "int | None" = None) -> int:
     """Source frames per read: at most ``samples`` (default :data:`READ_BLOCK_FRAMES`) samples over
     all channels and ``samples / 48000`` seconds, so that a block resampled to any model rate up to
     48 kHz is bounded too, whatever the file's header says."""

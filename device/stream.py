@@ -129,7 +129,7 @@ class FileSource(_QueuedSource):
             raise SourceError(f"{path}: audio file not found; pass an existing WAV/FLAC file, '-' for stdin "
                               "or a microphone (default, a device name or index)")
         # The header is checked before any sample is read or resampled (rate, channels, size).
-        self._file = open_checked(path, SourceError)
+        self._file = open_checked(path, error=SourceError)
         super().__init__(path, self._file.samplerate, self._file.channels)
         self.realtime = bool(realtime)
         self.frames = self._file.frames

@@ -108,7 +108,7 @@ _PCM_CONTAINERS = frozenset({"WAV", "WAVEX", "RF64", "W64", "AIFF", "AU", "CAF",
 _FLAC_SAMPLES_PER_BYTE = 65535
 
 
-def check_file_header(path, handle):
+def check_file_header(path: Path, handle: sf.SoundFile) -> None:
     """Raise :class:`AudioError` when an open file's header cannot describe real audio.
 
     Checked before any sample is read or resampled, so a header that lies cannot make a reader
@@ -143,7 +143,7 @@ def check_file_header(path, handle):
                          f"{size} bytes can hold; the file is corrupt (re-encode it)")
 
 
-def read_block_frames(sr, channels, samples=None):
+def read_block_frames(sr: int, channels: int, *, samples: "int | None" = None) -> int:
     """Source frames per read so that one block is bounded whatever the file's rate and channels.
 
     A block holds at most ``samples`` samples over all channels (default :data:`READ_BLOCK_FRAMES`)
@@ -763,8 +763,8 @@ def stream_windows(path, sample_rates, hop_size: float = 0.1, center: bool = Tru
     return _paired_blocks(path, sr, blocks, rates, framers, hop_size, block_windows, resampler)
 
 
-def stream_array_windows(audio, sr, sample_rate, hop_size: float = 0.1, center: bool = True,
-                         block_windows: int = 32, name: str = "audio"):
+def stream_array_windows(audio: np.ndarray, sr: int, sample_rate: int, *, hop_size: float = 0.1,
+                         center: bool = True, block_windows: int = 32, name: str = "audio"):
     """:func:`stream_windows` for a signal already in memory: the windows of :func:`prepare_frames`
     in blocks, resampled block by block (soxr's streaming resampler, the one-shot's samples), so
     only the input, one block of windows and soxr's state are held, never every window at once.
