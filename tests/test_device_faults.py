@@ -177,3 +177,15 @@ def test_a_killed_listen_leaves_nothing_a_later_run_cannot_clean(arts, tmp_path)
     summary = json.loads((tmp_path / "c.jsonl").read_text().splitlines()[-1])
     assert summary["embeddings"] == str(npy) and np.load(npy).shape == (summary["windows"], 16)
     assert not list(tmp_path.glob("emb.npy.*"))
+
+
+def test_stdin_at_a_rate_no_recorder_makes_is_refused(arts, tmp_path):
+    """``--source - --rate 1``: the old listen resampled every stdin sample to 8,000 (1 Hz to the
+    model's rate) and ran; now a one-line error before anything starts (exit 2)."""
+    pcm = (3000 * np.random.default_rng(0).standard_normal(4000)).astype("<i2").tobytes()
+    proc = subprocess.run([sys.executable, "-m", "device.listen", "--model", str(arts["fp32"]), "--source", "-",
+                           "--rate", "1", "--channels", "1"], cwd=ROOT, env=blocked_env(tmp_path), input=pcm,
+                          capture_output=True, timeout=120)
+    errors = [line for line in proc.stderr.decode().splitlines() if line.startswith("device.listen: error:")]
+    assert proc.returncode == 2 and len(errors) == 1 and "--rate 1: outside 1 kHz-384 kHz" in errors[0], proc.stderr
+    assert proc.stdout == b""

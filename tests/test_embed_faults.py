@@ -90,6 +90,9 @@ def files(tmp_path_factory):
     data = (d / "whole.flac").read_bytes()
     (d / "cut.flac").write_bytes(data[:len(data) // 2])     # the decoder loses sync half-way
     sf.write(d / "short_30s.wav", (0.1 * rng.standard_normal(30 * SR)).astype(np.float32), SR, subtype="PCM_16")
+    # 2 KB of samples under a header that says 1 Hz (the old reader resampled it to 8 kHz: 16 M samples)
+    from test_audio_headers import riff_wav
+    riff_wav(d / "rate_1hz.wav", 1, (3000 * rng.standard_normal(1000)).astype("<i2").tobytes())
     return {"model": model, "dir": d, **{p.stem: p for p in d.iterdir() if p.suffix in (".wav", ".flac")}}
 
 
@@ -123,13 +126,15 @@ def test_get_embedding_of_a_long_array_holds_one_block_of_windows(files, tmp_pat
 def test_under_a_memory_limit_the_long_file_streams_and_the_batch_goes_on(files, tmp_path):
     """48 MiB of address space over the warm model, batch 16: the old code framed the 5-minute
     file whole (a 91 MiB allocation), died with a MemoryError traceback and lost short_a's pending
-    output; now every file but the cut FLAC is written, and the summary names it (exit 1)."""
+    output; now every file but the cut FLAC and the WAV whose header says 1 Hz is written, and the
+    summary names those two, one line each (exit 1)."""
     got = _child("limit:48:16", files["model"], tmp_path,
-                 [files["short_a"], files["long"], files["short_b"], files["cut"]])
+                 [files["short_a"], files["long"], files["rate_1hz"], files["short_b"], files["cut"]])
     lines = got["stdout"].splitlines()
     assert got["code"] == 1, got
-    assert lines[0] == "processed 3, skipped 0, failed 1", lines
-    assert len(lines) == 2 and "cut.flac" in lines[1] and "cannot read audio" in lines[1]
+    assert lines[0] == "processed 3, skipped 0, failed 2", lines
+    assert len(lines) == 3 and "rate_1hz.wav" in lines[1] and "sample rate of 1 Hz" in lines[1]
+    assert "cut.flac" in lines[2] and "cannot read audio" in lines[2]
     assert np.load(tmp_path / "long.npz")["embedding"].shape == (2996, 64)
     for name in ("short_a", "short_b"):
         assert np.load(tmp_path / f"{name}.npz")["embedding"].shape == (16, 64)   # 1 + ceil((2 + 0.5 - 1) / 0.1)
