@@ -149,7 +149,7 @@ def test_an_hdf5_classifier_needs_trust(tmp_path, lambda_h5, marker, monkeypatch
         load_classifier(path)
     message = str(info.value)
     assert "\n" not in message and "a Keras HDF5 classifier file" in message
-    assert f"only for a file from a source you trust, allow it with {TRUST_ENV}=1" in message
+    assert "only for a file from a source you trust, allow it with --trust-model-code" in message and TRUST_ENV in message
     assert not marker.exists()
     # Trusted (the flag's environment variable): the legacy loader runs, code included, as asked.
     monkeypatch.setenv(TRUST_ENV, "1")
@@ -164,3 +164,25 @@ def test_a_sea_tf_model_still_round_trips(tmp_path):
     frames = np.random.default_rng(0).standard_normal((2, model.frame_samples)).astype(np.float32) * 0.1
     np.testing.assert_array_equal(loaded.embed_frames(frames), model.embed_frames(frames))
     assert os.path.getsize(path) > 0
+
+
+def test_every_subcommand_takes_trust_model_code(monkeypatch, tmp_path):
+    """The flag the refusal names exists on every stage command and reaches the loader (as its variable)."""
+    from sea_tf.cli.main import build_parser, main
+
+    def leaves(parser, name):
+        sub = parser._subparsers
+        if sub is None:
+            yield name, parser
+            return
+        for action in sub._group_actions:
+            for child_name, child in action.choices.items():
+                yield from leaves(child, f"{name} {child_name}".strip())
+
+    stage_commands = [(n, p) for n, p in leaves(build_parser(), "") if "--set" in p._option_string_actions]
+    assert len(stage_commands) > 15
+    assert [n for n, p in stage_commands if "--trust-model-code" not in p._option_string_actions] == []
+    monkeypatch.delenv(TRUST_ENV, raising=False)
+    assert main(["data", "check", str(tmp_path / "absent"), "--trust-model-code"]) == 2
+    import os
+    assert os.environ.get(TRUST_ENV) == "1"

@@ -229,6 +229,9 @@ def add_command(subparsers, name, help, defaults, run, description=None):
                         default=[], metavar="KEY=VALUE",
                         help=f"override settings, e.g. --set {_set_example(defaults)} (several: repeated or space-separated)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    parser.add_argument("--trust-model-code", action="store_true",
+                        help="allow Keras HDF5 model files (model.save('x.h5')), whose Python code tf_keras's "
+                             "loader runs; only for files from a source you trust (sets SEA_TF_TRUST_MODEL_CODE=1)")
     parser.set_defaults(_run=run, _defaults=defaults, _stage=stage, _command=name)
     return parser, Options(parser, defaults)
 

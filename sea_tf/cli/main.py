@@ -44,6 +44,10 @@ def main(argv=None):
         # Set before a stage imports TensorFlow (sea_tf.backend), and inherited by worker processes:
         # --debug shows every TensorFlow start-up line as well as tracebacks.
         os.environ[tf_logs.DEBUG_ENV] = "1"
+    if getattr(args, "trust_model_code", False):
+        # Read where a model is loaded (sea_tf.models.safe_load), in this process and its workers.
+        from sea_tf.models.safe_load import TRUST_ENV
+        os.environ[TRUST_ENV] = "1"
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2

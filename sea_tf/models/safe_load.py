@@ -26,9 +26,10 @@ from sea_tf.errors import ModelError
 
 #: Environment variable that allows Keras HDF5 model files (``1``).
 TRUST_ENV = "SEA_TF_TRUST_MODEL_CODE"
-#: The hint a refused HDF5 model ends with (the one place to name a command-line flag, once every
-#: command that loads models has ``--trust-model-code``; until then the environment variable).
-TRUST_HINT = f"only for a file from a source you trust, allow it with {TRUST_ENV}=1 in the environment"
+#: The hint a refused HDF5 model ends with: every subcommand has ``--trust-model-code``
+#: (sea_tf.cli.common), which sets the environment variable for the process.
+TRUST_HINT = (f"only for a file from a source you trust, allow it with --trust-model-code "
+              f"(or {TRUST_ENV}=1 in the environment)")
 
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _KERAS_MODULES = ("keras", "tf_keras")
