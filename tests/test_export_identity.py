@@ -107,3 +107,19 @@ def test_qat_loading_runs_no_code_from_the_file(tmp_path):
     with pytest.raises(ModelError, match="Lambda"):
         qat.load(path)
     assert not marker.exists()
+
+
+def test_qat_file_as_an_embedding_model_is_one_line(tmp_path):
+    """classify/embed load models through sea_tf.models: a QAT file is named as such, not taken for openl3
+    weights ("does not match openl3-v0_4_0 ..." before)."""
+    import tensorflow_model_optimization as tfmot
+    from sea_tf.backend import keras
+    from sea_tf.errors import ModelError
+    from sea_tf.models import load_model
+
+    x = keras.Input((4,))
+    path = tmp_path / "student-qat.h5"
+    tfmot.quantization.keras.quantize_model(keras.Model(x, keras.layers.Dense(2)(x))).save(path)
+    with pytest.raises(ModelError, match="quantization-aware student.*export it") as err:
+        load_model(str(path))
+    assert "\n" not in str(err.value)

@@ -193,6 +193,12 @@ def load_path(path, input_repr=None, embedding_size=None, frontend=None, dft="rf
                          "(openl3/edgel3)")
     info = h5_weights.inspect_weight_file(path)
     config = info["model_config"]
+    if config is not None and ("QuantizeWrapper" in str(config) or "QuantizeLayer" in str(config)):
+        # distill --qat's student: fake-quant layers a float Keras embedder must not run as if they were
+        # its weights; what it is for is its int8 export.
+        raise ModelError(f"{path}: a quantization-aware student (distill --qat), not an embedding model to run in "
+                         "Keras; export it (`sea-tf export`, then pass its .tflite, e.g. to classify) or use its "
+                         "float student.keras")
     if config is not None and "Melspectrogram" in str(config):
         # Full Keras models with a kapre Melspectrogram are edgel3 students (SEA or sparse).
         return h5_weights.load_edgel3_h5(path, dft=dft)
