@@ -29,7 +29,8 @@ _JOB = re.compile(r"(\d+)of(\d+)")
 _MANIFEST = re.compile(r"manifest-(\d+)of(\d+)\.json")
 
 #: ``sea-tf teacher-embed --status`` exit codes: every job done / some partial or missing
-#: (errors, e.g. manifests of two array sizes, exit 2 like every sea-tf error).
+#: (errors, e.g. manifests of two array sizes, exit 2 like every sea-tf error). A job that
+#: finished with failed files is ``partial``: its rows lack those files.
 STATUS_DONE, STATUS_UNFINISHED = 0, 1
 
 
@@ -164,12 +165,15 @@ class JobStatus:
     """One job of a split run, as its manifest tells it (``state`` "missing" when there is none)."""
     k: int
     n: int
-    state: str             # "done" | "partial" | "missing"
+    state: str             # "done" | "partial" (unfinished, or finished with failed files) | "missing"
     n_rows: int = 0
     n_shards: int = 0
     files_done: int = 0    # files fully embedded (or recorded as failed) so far
     files_failed: int = 0
     n_files: int | None = None  # files of this job (None: no manifest yet)
+    #: ``(source, kind, error)`` of every failed file; kind "transient" (a re-run retries it) or
+    #: "permanent" (retried only with ``--retry-failed``).
+    failed: tuple = ()
 
 
 def array_status(out_dir: str | os.PathLike, shard_count: int | None = None) -> list[JobStatus]:
@@ -207,12 +211,20 @@ def array_status(out_dir: str | os.PathLike, shard_count: int | None = None) -> 
         except (OSError, ValueError) as exc:
             raise DataError(f"{path}: unreadable manifest ({exc}); re-run job {k} of {n} to rewrite it") from exc
         shards = manifest.get("shards", [])
-        files_done = int(shards[-1]["end"][0]) if shards and "end" in shards[-1] else 0
         n_files = manifest.get("inputs", {}).get("n_files")
-        table.append(JobStatus(k, n, "done" if manifest.get("complete") else "partial",
+        retry = manifest.get("retry")
+        if retry:  # a retry pass: its ``end`` markers count the files being retried
+            own = shards[retry["first_shard"]:]
+            files_done = (n_files or 0) - len(retry["positions"]) + (int(own[-1]["end"][0]) if own else 0)
+        else:
+            files_done = int(shards[-1]["end"][0]) if shards and "end" in shards[-1] else 0
+        failed = tuple((f.get("source"), f.get("kind", "transient"), f.get("error", ""))
+                       for f in manifest.get("failed", []))
+        done = manifest.get("complete") and not failed
+        table.append(JobStatus(k, n, "done" if done else "partial",
                                int(manifest.get("n_rows", 0)), len(shards),
                                n_files if manifest.get("complete") and n_files is not None else files_done,
-                               len(manifest.get("failed", [])), n_files))
+                               len(failed), n_files, failed))
     return table
 
 
@@ -223,8 +235,13 @@ def format_status(out_dir: str | os.PathLike, table: list[JobStatus]) -> str:
         files = "-" if job.n_files is None else f"{job.files_done}/{job.n_files}"
         lines.append(f"{f'{job.k}of{job.n}':>10}  {job.state:<8} {job.n_rows:>10} {job.n_shards:>7} "
                      f"{files:>13} {job.files_failed:>7}")
+    for job in table:
+        for source, kind, error in job.failed:
+            lines.append(f"  {job.k}of{job.n} failed ({kind}): {source}: {error}")
     done = sum(job.state == "done" for job in table)
     missing = [str(job.k) for job in table if job.state != "done"]
     verdict = "all done" if not missing else f"to (re)run: --array={','.join(missing)}"
+    if any(kind == "permanent" for job in table for _, kind, _ in job.failed):
+        verdict += " (permanent failures are retried only with --retry-failed)"
     lines.append(f"{out_dir}: {done} of {len(table)} jobs done, {sum(j.n_rows for j in table)} rows; {verdict}")
     return "\n".join(lines)

@@ -19,7 +19,11 @@ Scale:
   ends byte-identical;
 - **busy CPU**: a thread pool decodes and resamples the next files, and a writer thread writes
   shards, while the main thread runs inference;
-- **robust**: unreadable files are logged, skipped and listed in the manifest and summary.
+- **robust**: unreadable files are logged, skipped and listed in the manifest and summary with
+  their error kind: ``transient`` (the operating system failed: I/O, NFS, a timeout) or
+  ``permanent`` (the file is not audio, or is malformed). A re-run of a finished job retries its
+  transient failures (``retry_failed``: all of them) in a *retry pass* whose rows go to further
+  shards, so no file is lost to a fault that has gone by the next run.
 """
 import collections
 import concurrent.futures as cf
@@ -158,6 +162,27 @@ def _decode(item, teacher_sr, student_sr, hop_size, center, resampler="soxr-hq",
                "loudness_db": block.loudness_db}
 
 
+def failure_kind(exc: BaseException) -> str:
+    """``"transient"`` for a failure of the operating system (I/O, timeouts), else ``"permanent"``.
+
+    A transient failure may be gone by the next run (a mount that was down), so a resume retries
+    it; a permanent one (a malformed file) fails the same way every time.
+    """
+    from sea_tf.audio import TransientAudioError
+
+    return "transient" if isinstance(exc, (TransientAudioError, OSError)) else "permanent"
+
+
+def retryable(manifest: dict, *, retry_failed: bool = False) -> list[int]:
+    """Positions (in the job's file list) of the failed files a re-run retries, sorted.
+
+    Transient failures always; permanent ones too with ``retry_failed``. A failure recorded by an
+    older sea-tf has no kind and counts as transient: retrying it costs one read.
+    """
+    return sorted({int(f["pos"]) for f in manifest.get("failed", [])
+                   if retry_failed or f.get("kind", "transient") == "transient"})
+
+
 class _Prefetcher:
     """Decode files ``start..`` on ``workers`` threads into window blocks, at most ``depth`` blocks ahead.
 
@@ -218,7 +243,7 @@ class _Prefetcher:
                             return
                 self._put(pos, "done", None)
             except Exception as exc:  # noqa: BLE001 - any decoding failure skips just this file
-                self._put(pos, "error", f"{type(exc).__name__}: {exc}")
+                self._put(pos, "error", (f"{type(exc).__name__}: {exc}", failure_kind(exc)))
             finally:
                 if blocks is not None and hasattr(blocks, "close"):
                     blocks.close()
@@ -251,7 +276,8 @@ class _Prefetcher:
 def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_rate=8000, shard_rows=1024,
             batch_size=32, shard=None, recursive=True, limit_files=None, compression=None,
             decode_workers=2, prefetch_blocks=16, progress=True, environ=None, resampler="soxr-hq",
-            sensor_manifest=None, block_windows=16, read_retries=3, read_backoff_s=0.5, shard_count=None):
+            sensor_manifest=None, block_windows=16, read_retries=3, read_backoff_s=0.5, shard_count=None,
+            retry_failed=False):
     """Embed every window of the inputs with the teacher and write shards + manifest (resumable).
 
     Parameters
@@ -298,6 +324,8 @@ def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_
         A transient read error (an ``OSError``: NFS, a mount not up) is retried this many times per
         file, waiting ``read_backoff_s * 2**i`` s before retry ``i``, before the file is recorded as
         failed; a file that is not audio fails at once.
+    retry_failed : bool
+        A re-run of a finished job retries its permanent failures too (transient ones always are).
 
     Returns
     -------
@@ -352,13 +380,31 @@ def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_
     manifest = _resume_or_new(manifest_path, job, teacher_card, config, model, student_sample_rate, hop_size,
                               inputs_info, sensors is not None)
     if manifest["complete"]:
-        print(f"teacher-embed: job {job} already complete in {out_dir} ({manifest['n_rows']} rows); nothing to do")
-        return _finished_summary(out_dir, manifest)
+        again = retryable(manifest, retry_failed=retry_failed)
+        if not again:
+            kept = len(manifest["failed"])
+            print(f"teacher-embed: job {job} already complete in {out_dir} ({manifest['n_rows']} rows); nothing to do"
+                  + (f" ({kept} file(s) failed permanently; --retry-failed tries them again)" if kept else ""))
+            return _finished_summary(out_dir, manifest)
+        # A retry pass: the failed files, in file order, into further shards of this job.
+        print(f"teacher-embed: job {job} retrying {len(again)} failed file(s)")
+        manifest["complete"] = False
+        # A file that failed part-way has its first windows in a shard already: retry it after them.
+        kept = {int(f["pos"]): int(f.get("windows_kept", 0)) for f in manifest["failed"]}
+        manifest["retry"] = {"positions": again, "from_window": [kept.get(p, 0) for p in again],
+                             "first_shard": len(manifest["shards"])}
     if not files:
         raise DataError(f"{inputs}: job {job} has no files (only {n} jobs for fewer files); use fewer jobs")
 
-    start_file, start_window = manifest["shards"][-1]["end"] if manifest["shards"] else (0, 0)
-    manifest["failed"] = [f for f in manifest["failed"] if f["pos"] < start_file]
+    # ``order``: the positions this pass embeds; shard ``end`` markers index into it (the main
+    # pass: every file, so ``end`` is a position in the file list as before).
+    retry = manifest.get("retry")
+    order = list(retry["positions"]) if retry else list(range(len(files)))
+    own_shards = manifest["shards"][retry["first_shard"]:] if retry else manifest["shards"]
+    start_file, start_window = own_shards[-1]["end"] if own_shards else (0, 0)
+    first_window = dict(zip(retry["positions"], retry["from_window"])) if retry else {}
+    redo = set(order[start_file:])
+    manifest["failed"] = [f for f in manifest["failed"] if f["pos"] not in redo]
     out_dir.mkdir(parents=True, exist_ok=True)
 
     wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -368,10 +414,10 @@ def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_
     pending = _Rows()
     writer = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer")
     writes = collections.deque()
-    decoder = _Prefetcher(files, start_file, decode_workers, prefetch_blocks,
+    decoder = _Prefetcher([files[p] for p in order], start_file, decode_workers, prefetch_blocks,
                           lambda item: _decode(item, model.sample_rate, student_sample_rate, hop_size, center,
                                                resampler, block_windows, read_retries, read_backoff_s))
-    bar = tqdm(total=len(files), initial=start_file, desc=f"teacher-embed {job}", unit="file", disable=not progress)
+    bar = tqdm(total=len(order), initial=start_file, desc=f"teacher-embed {job}", unit="file", disable=not progress)
     windows_embedded, inference_s = 0, 0.0
 
     def infer():
@@ -401,12 +447,16 @@ def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_
 
     try:
         kept = 0   # windows of the current file taken so far (a file can fail after some blocks)
-        for pos, kind, payload in decoder:
+        for at, kind, payload in decoder:   # ``at``: index into ``order``
+            pos = order[at]
             item = files[pos]
+            first = start_window if at == start_file else first_window.get(pos, 0)
             if kind != "block":
                 if kind == "error":
-                    log.warning("skipping unreadable %s: %s", item.path, payload)
-                    failure = {"pos": pos, "source": item.source, "error": payload}
+                    message, error_kind = payload
+                    log.warning("skipping unreadable %s (%s): %s", item.path, error_kind, message)
+                    failure = {"pos": pos, "source": item.source, "error": message, "kind": error_kind}
+                    kept = max(kept, first)
                     if kept:
                         # A long file that fails part-way keeps the windows before the failure.
                         failure["windows_kept"] = kept
@@ -414,7 +464,6 @@ def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_
                 kept = 0
                 bar.update(1)
                 continue
-            first = start_window if pos == start_file else 0
             count = payload["start"] + len(payload["timestamp"]) if payload.get("last") else None
             extra = {} if sensors is None else {"sensor_id": sensors[pos][1], "recording_time": sensors[pos][2]}
             for i in range(len(payload["timestamp"])):
@@ -428,15 +477,16 @@ def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_
                 if len(pending) == batch_size or len(buf) + len(pending) == shard_rows:
                     infer()
                 if len(buf) == shard_rows:
-                    flush_shard((pos + 1, 0) if w + 1 == count else (pos, w + 1))
+                    flush_shard((at + 1, 0) if w + 1 == count else (at, w + 1))
         infer()
         if rows_done + len(buf) == 0:
             raise DataError(f"{inputs}: none of the {len(files)} files of job {job} could be read "
                             f"({manifest['failed'][0]['error'] if manifest['failed'] else 'no windows'}); "
                             "check the audio")
         manifest["complete"] = True
+        manifest.pop("retry", None)
         if len(buf):
-            flush_shard((len(files), 0))
+            flush_shard((len(order), 0))
         else:
             while writes:
                 writes.popleft().result()
@@ -563,7 +613,8 @@ def _summary(out_dir, manifest, wall, cpu, windows, inference_s):
     cores = os.cpu_count() or 1
     summary = {"job": manifest["job"], "out_dir": str(out_dir), "n_rows": manifest["n_rows"],
                "n_shards": len(manifest["shards"]), "complete": manifest["complete"],
-               "failed": [{"source": f["source"], "error": f["error"]} for f in manifest["failed"]],
+               "failed": [{"source": f["source"], "error": f["error"], "kind": f.get("kind", "transient")}
+                          for f in manifest["failed"]],
                "windows_this_run": int(windows), "wall_s": round(wall, 3),
                "windows_per_s": round(windows / wall, 3) if wall > 0 else None,
                "cpu_utilisation": round(cpu / wall / cores, 3) if wall > 0 else None, "cores": cores,

@@ -14,8 +14,12 @@ or settings (a different sensor manifest included) is refused.
 In a SLURM array (configs/slurm/) task K is job K of N: K = SLURM_ARRAY_TASK_ID (arrays are
 indexed 0..N-1), N = --shard-count, else the N of the manifests already in OUT, else the size of a
 whole array. A task resubmitted alone (sbatch --array=5 ...) therefore resumes job 5 of N.
---status OUT lists every job as done / partial / missing; exit status 0 when all are done,
-1 when some are partial or missing, 2 on an error (e.g. manifests of two array sizes).
+Unreadable files are recorded as failed with their kind: transient (I/O, a mount not up, a
+timeout), retried by every re-run of a finished job, or permanent (malformed), retried only with
+--retry-failed.
+--status OUT lists every job as done / partial / missing, and every failed file; exit status 0
+when all are done, 1 when some are partial (unfinished, or with failed files) or missing, 2 on an
+error (e.g. manifests of two array sizes).
 
 examples:
   sea-tf teacher-embed --input ~/sonyc/audio --out shards/ --teacher openl3/mel256-env
@@ -59,6 +63,8 @@ def register(subparsers):
              help="threads decoding/resampling ahead of inference")
     opts.add("--read-retries", key="read_retries", type=int, metavar="N",
              help="retries of a transient read error (NFS, a mount not up) per file before it is recorded as failed")
+    opts.add("--retry-failed", key="retry_failed", action="store_true",
+             help="a re-run retries permanently failed (malformed) files too; transient failures always are")
     opts.add("--no-progress", key="progress", action="store_false", help="hide the progress bar")
 
 
@@ -77,7 +83,7 @@ def run(cfg, args):
                       limit_files=cfg["limit_files"], compression=cfg["compression"],
                       decode_workers=cfg["decode_workers"], prefetch_blocks=cfg["prefetch_blocks"],
                       block_windows=cfg["block_windows"], read_retries=cfg["read_retries"],
-                      read_backoff_s=cfg["read_backoff_s"],
+                      read_backoff_s=cfg["read_backoff_s"], retry_failed=cfg["retry_failed"],
                       progress=cfg["progress"], resampler=cfg["resampler"], sensor_manifest=cfg["sensor_manifest"])
     if summary.get("already_complete"):  # extract() printed the one line saying so; nothing is rewritten
         return 0
@@ -85,9 +91,10 @@ def run(cfg, args):
     print(f"teacher-embed {summary['job']}: {summary['n_rows']} rows in {summary['n_shards']} shards in {out} "
           f"({summary['windows_per_s']} windows/s, CPU {summary['cpu_utilisation']})")
     if summary["failed"]:
-        print(f"{len(summary['failed'])} unreadable file(s) skipped:")
+        print(f"{len(summary['failed'])} unreadable file(s) skipped (a re-run of this command retries the "
+              "transient ones; --retry-failed also the permanent ones):")
         for item in summary["failed"]:
-            print(f"  {item['source']}: {item['error']}")
+            print(f"  {item['source']} ({item['kind']}): {item['error']}")
     return 0
 
 
