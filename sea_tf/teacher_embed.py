@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sea_tf import atomic
+from sea_tf import atomic, runlock
 from sea_tf.array_jobs import parse_shard, resolve_job  # noqa: F401 - parse_shard: part of this module's API
 from sea_tf.audio import RESAMPLERS, resample
 from sea_tf.errors import ConfigError, DataError, OutputError
@@ -335,6 +335,24 @@ def extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_
         summary of the run that completed it, with ``already_complete: True`` and
         ``windows_this_run: 0``.
     """
+    k, n = resolve_job(shard, shard_count, out_dir, environ)
+    # One process per job while it runs: a second one would write the same shards and manifest.
+    with runlock.locked(out_dir, command=f"teacher-embed job {job_name(k, n)}", name=f".lock-{job_name(k, n)}"):
+        return _extract(inputs, out_dir, teacher, hop_size=hop_size, center=center,
+                        student_sample_rate=student_sample_rate, shard_rows=shard_rows, batch_size=batch_size,
+                        shard=f"{k}/{n}", recursive=recursive, limit_files=limit_files, compression=compression,
+                        decode_workers=decode_workers, prefetch_blocks=prefetch_blocks, progress=progress,
+                        environ=environ, resampler=resampler, sensor_manifest=sensor_manifest,
+                        block_windows=block_windows, read_retries=read_retries, read_backoff_s=read_backoff_s,
+                        shard_count=n, retry_failed=retry_failed)
+
+
+def _extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample_rate=8000, shard_rows=1024,
+            batch_size=32, shard=None, recursive=True, limit_files=None, compression=None,
+            decode_workers=2, prefetch_blocks=16, progress=True, environ=None, resampler="soxr-hq",
+            sensor_manifest=None, block_windows=16, read_retries=3, read_backoff_s=0.5, shard_count=None,
+            retry_failed=False):
+    """:func:`extract` with the job's lock held."""
     from tqdm import tqdm
 
     from sea_tf.models import load_model

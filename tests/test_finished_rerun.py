@@ -17,9 +17,13 @@ from sea_tf.cli.main import main
 
 
 def snapshot(root):
-    """``relative path -> (sha256, mtime_ns)`` of every file under ``root``."""
+    """``relative path -> (sha256, mtime_ns)`` of every file under ``root``.
+
+    Run-folder locks (``.lock*``, :mod:`sea_tf.runlock`) are left out: every run records its pid
+    there, and no stage reads them.
+    """
     return {p.relative_to(root).as_posix(): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
-            for p in sorted(root.rglob("*")) if p.is_file()}
+            for p in sorted(root.rglob("*")) if p.is_file() and not p.name.startswith(".lock")}
 
 
 def _distill_argv(data, out, epochs):

@@ -1,6 +1,7 @@
 """``sea-tf classify us8k|esc50|ust|final``: downstream evaluation and the deployable classifier."""
 from pathlib import Path
 
+from sea_tf import runlock
 from sea_tf.cli.common import add_command
 from sea_tf.config import write_resolved
 from sea_tf.errors import ConfigError
@@ -133,7 +134,7 @@ def _run_bench(cfg, args):
         default_model_path()
         cfg["models"] = [DEFAULT_MODEL]
     out = Path(cfg["out"])
-    out.mkdir(parents=True, exist_ok=True)
+    runlock.hold(out, command=f"classify {args._kind}")   # until this process ends: one run per folder
     write_resolved(cfg, out, f"classify-{args._kind}")
     clips = load_clipset(cfg["data"], args._kind)
     table = run_benchmark(clips, cfg["models"], out, cfg["features"], cfg["classifier"], cfg["seed"],
@@ -181,7 +182,7 @@ def _run_ust(cfg, args):
         cfg["models"] = [DEFAULT_MODEL]
     dataset = UST(cfg["data"])
     out = Path(cfg["out"])
-    out.mkdir(parents=True, exist_ok=True)
+    runlock.hold(out, command="classify ust")   # until this process ends: one run per folder
     write_resolved(cfg, out, "classify-ust")
     table = run_ust(dataset, cfg["models"], out, cfg, progress=cfg["progress"])
     print((out / "comparison.md").read_text())

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from sea_tf import atomic, cards
+from sea_tf import atomic, cards, runlock
 from sea_tf.backend import keras, tf
 from sea_tf.config import flatten_keys, get_dotted, write_resolved
 from sea_tf.distill import evaluate, pairs as pairs_mod, pipeline, pruning, runstate, student as student_mod
@@ -125,8 +125,11 @@ def _distill(cfg, log, callbacks, cleanup):
             return pruning.prune_network(network, targets_by_layer, begin, end_step,
                                          prune_cfg["initial_sparsity"], prune_cfg["frequency"])
 
-    # Nothing was trained yet: every input check has passed. Record the run.
+    # Nothing was trained yet: every input check has passed. Record the run, holding its folder for
+    # the life of the process: a second run on it would delete this one's checkpoints.
     run_dir.mkdir(parents=True, exist_ok=True)
+    if chief:
+        cleanup.enter_context(runlock.locked(run_dir, command="distill"))
     if chief:
         write_resolved(cfg, run_dir, CONFIG_NAME)
         if not resuming:
