@@ -137,9 +137,10 @@ def test_readme_walkthrough_runs_as_written_and_ends_in_a_joined_report(demo_roo
     assert len(benched) == 1, f"one benchmarked row for {int8.name} expected: {rows}"
     row = benched[0]
     comparison = json.loads((demo_root / "runs" / "classify" / "comparison.json").read_text())
-    classified = [m for m in comparison["models"].values() if m.get("model_sha256") == int8_sha]
+    classified = [name for name, m in comparison["models"].items() if m.get("model_sha256") == int8_sha]
     assert classified, f"classify us8k did not record {int8.name}'s sha256: {comparison['models']}"
-    assert row["accuracy"] == pytest.approx(classified[0]["accuracy_mean"]) and not row["accuracy_inherited"]
+    assert row["accuracy_from"] == classified[0] and not row["accuracy_inherited"], row
+    assert row["accuracy"] == pytest.approx(comparison["models"][classified[0]]["accuracy_mean"])
     assert row["latency_ms"] and row["latency_ms"] > 0 and row["size_bytes"] == int8.stat().st_size
     fp32_sha = hashlib.sha256((demo_root / "export" / "student.fp32.tflite").read_bytes()).hexdigest()
     fp32 = [r for r in rows if r.get("sha256") == fp32_sha]
