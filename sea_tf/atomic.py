@@ -8,10 +8,18 @@ commit the rename before the file's data, and after a node crash the name points
 file. So every write here is durable (POSIX): ``fsync`` the new file, rename it, then ``fsync`` the
 directory so the rename itself is on disk. :func:`replace` does the same for files that other
 libraries write (Keras models, TensorFlow checkpoints).
+
+A write that fails (a full disk) raises one :class:`OutputError` naming the file and the free
+space, and leaves no temporary file. Temporary names carry the writer's pid and host
+(``.NAME.<pid>@<host>.<random>.tmp``), so :func:`sweep_stale` can remove those of writers that
+died (``kill -9``, a node crash) without touching a live writer's.
 """
 import contextlib
+import errno
 import json
 import os
+import re
+import socket
 import tempfile
 from pathlib import Path
 
@@ -22,6 +30,165 @@ from sea_tf.errors import OutputError
 # Read once at import: os.umask can only be read by setting it, which is not thread-safe later.
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
+#: This host in temporary names (no dots: they separate the name's parts).
+_HOST = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname()) or "host"
+_STALE = re.compile(r"\..+\.(\d+)@([A-Za-z0-9_-]+)\.[^/]*\.tmp")
+
+
+def free_space(directory) -> str:
+    """``"2.1 MiB free"`` on ``directory``'s file system (``"free space unknown"`` if it cannot be read)."""
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return "free space unknown"
+    return f"{st.f_bavail * st.f_frsize / 2**20:.1f} MiB free"
+
+
+def write_error(path, exc: BaseException) -> OutputError:
+    """The one-line :class:`OutputError` for a failed write of ``path``: what failed and the free space."""
+    path = Path(path)
+    text = str(exc).strip()
+    reason = getattr(exc, "strerror", None) or (text.splitlines()[0] if text else type(exc).__name__)
+    full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    advice = "free some space or choose another output directory" if full else "check the output directory"
+    return OutputError(f"{path}: cannot write it ({reason}); {free_space(path.parent)} in {path.parent}; {advice}")
+
+
+def reserve(fd: int, nbytes: int, path) -> None:
+    """Allocate ``nbytes`` of disk for the open file ``fd`` up front (``posix_fallocate``).
+
+    A full disk then fails here, as one :class:`OutputError` for ``path``, before a library such
+    as HDF5 meets it in the middle of its own writes (where it crashed). File systems without
+    ``fallocate`` are left to fail at the write.
+    """
+    if nbytes <= 0 or not hasattr(os, "posix_fallocate"):
+        return
+    try:
+        os.posix_fallocate(fd, 0, int(nbytes))
+    except OSError as exc:
+        if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            return
+        raise write_error(path, exc) from exc
+
+
+class ReservedFile:
+    """A binary file whose disk space is reserved up front, for writers that cannot survive a full disk.
+
+    ``posix_fallocate`` sets the file's size to the reservation, so this object keeps the logical
+    size (what was written) itself: ``seek(0, 2)`` and reads stop there, and :meth:`truncate`
+    (which HDF5 calls at the end) cuts the file to it, giving the unused space back. The methods
+    are those h5py's file-object driver calls (``readinto``, ``write``, ``seek``, ``tell``,
+    ``truncate``, ``flush``); every ``OSError`` becomes one :class:`OutputError` for ``path``.
+    """
+
+    def __init__(self, tmp, nbytes: int, path):
+        self.path = Path(path)
+        self.fd = os.open(tmp, os.O_RDWR)
+        self.pos = self.size = 0
+        try:
+            reserve(self.fd, nbytes, self.path)
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def readinto(self, buffer) -> int:
+        view = memoryview(buffer).cast("B")
+        n = max(0, min(len(view), self.size - self.pos))
+        data = os.pread(self.fd, n, self.pos) if n else b""
+        view[:len(data)] = data
+        view[len(data):] = bytes(len(view) - len(data))   # HDF5 reads past its end as zeros
+        self.pos += len(view)
+        return len(view)
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.size - self.pos if n is None or n < 0 else n
+        buffer = bytearray(n)
+        self.readinto(buffer)
+        return bytes(buffer)
+
+    def write(self, data) -> int:
+        view = memoryview(data).cast("B")
+        done = 0
+        try:
+            while done < len(view):
+                done += os.pwrite(self.fd, view[done:], self.pos + done)
+        except OSError as exc:
+            raise write_error(self.path, exc) from exc
+        self.pos += done
+        self.size = max(self.size, self.pos)
+        return done
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.pos = {0: 0, 1: self.pos, 2: self.size}[whence] + int(offset)
+        return self.pos
+
+    def tell(self) -> int:
+        return self.pos
+
+    def truncate(self, size=None) -> int:
+        size = self.pos if size is None else int(size)
+        try:
+            os.ftruncate(self.fd, size)
+        except OSError as exc:
+            raise write_error(self.path, exc) from exc
+        self.size = size
+        return size
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        """Cut the file to what was written (the reservation beyond it is given back) and close it."""
+        if self.fd is not None:
+            try:
+                os.ftruncate(self.fd, self.size)
+            finally:
+                os.close(self.fd)
+                self.fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def sweep_stale(directory) -> list:
+    """Remove the temporary files in ``directory`` of writers on this host that are gone (pid dead).
+
+    Call it from the process that owns the folder (holding its :mod:`sea_tf.runlock`). A live
+    writer's files, another host's and names not made here are left alone.
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _STALE.fullmatch(entry.name)
+        if not match or match[2] != _HOST or not entry.is_file(follow_symlinks=False):
+            continue
+        if _alive(int(match[1])):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # another user's live process
+        return True
+    return True
 
 
 @contextlib.contextmanager
@@ -38,7 +205,8 @@ def atomic_path(path, suffix=""):
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}@{_HOST}.", suffix=suffix + ".tmp",
+                                   dir=path.parent)
     except OSError as exc:
         raise OutputError(f"cannot write in {path.parent}: {exc.strerror}; choose a writable output directory") from exc
     os.close(fd)
@@ -99,9 +267,12 @@ def replace(src, dst):
 
 
 def write_bytes(path, data):
-    """Write ``data`` (bytes) to ``path`` atomically."""
+    """Write ``data`` (bytes) to ``path`` atomically; a failed write (a full disk) is an :class:`OutputError`."""
     with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+        try:
+            tmp.write_bytes(data)
+        except OSError as exc:
+            raise write_error(path, exc) from exc
 
 
 def write_text(path, text):
@@ -117,8 +288,11 @@ def write_json(path, obj):
 def save_npz(path, **arrays):
     """``np.savez`` to ``path`` atomically."""
     with atomic_path(path, suffix=".npz") as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+        except OSError as exc:
+            raise write_error(path, exc) from exc
 
 
 def _json_default(obj):

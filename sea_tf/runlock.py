@@ -18,6 +18,7 @@ import socket
 import time
 from pathlib import Path
 
+from sea_tf import atomic
 from sea_tf.errors import OutputError
 
 #: Locks this process holds: resolved lock path → [open file, depth] (closing the file releases it).
@@ -107,6 +108,9 @@ def hold(folder: str | os.PathLike, *, command: str, name: str = ".lock") -> Pat
                              "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}) + "\n")
     handle.flush()
     _HELD[key] = [handle, 1]
+    # The folder is ours now: temporary files of writers that died here (kill -9, a full disk
+    # before this fix) are removed; a live writer's (another job of a shared folder) are kept.
+    atomic.sweep_stale(folder)
     return path
 
 

@@ -24,7 +24,7 @@ import h5py
 import numpy as np
 
 from sea_tf import atomic
-from sea_tf.errors import DataError
+from sea_tf.errors import DataError, OutputError
 
 MANIFEST_FORMAT = "sea-tf-teacher-manifest/1"
 SHARD_KEYS = ("embedding", "audio", "timestamp", "loudness_db", "source", "label", "fold")
@@ -66,21 +66,47 @@ def write_h5(path, arrays, compression=None, attrs=None):
     attrs : dict, optional
         Small file attributes (str or numbers).
     """
+    columns = {}
+    for key, value in arrays.items():
+        if key in _STRING_KEYS:
+            columns[key] = (np.asarray([str(s) for s in value], dtype=object), _STR)
+        else:
+            data = np.ascontiguousarray(value, dtype=_DTYPES.get(key, np.asarray(value).dtype))
+            columns[key] = (data, data.dtype)
     with atomic.atomic_path(path, suffix=".h5") as tmp:
-        with h5py.File(tmp, "w", libver="earliest", track_order=False) as fh:
-            for key, value in arrays.items():
-                if key in _STRING_KEYS:
-                    data = np.asarray([str(s) for s in value], dtype=object)
-                    dtype = _STR
-                else:
-                    data = np.ascontiguousarray(value, dtype=_DTYPES.get(key, np.asarray(value).dtype))
-                    dtype = data.dtype
-                n = len(data)
-                chunks = (max(1, min(64, n)),) + tuple(np.shape(data)[1:]) if n else None
-                fh.create_dataset(key, data=data, dtype=dtype, chunks=chunks,
-                                  compression=compression if n else None, track_times=False)
-            for key, value in (attrs or {}).items():
-                fh.attrs[key] = value
+        # HDF5 met a full disk in the middle of its own writes and crashed (a chunked write
+        # segfaulted): the file's disk space is reserved first, so a full disk is one OutputError
+        # here, and HDF5 writes through a Python file object whose errors come back as exceptions.
+        with atomic.ReservedFile(tmp, _size_bound(columns, compression), path) as raw:
+            try:
+                with h5py.File(raw, "w", libver="earliest", track_order=False) as fh:
+                    for key, (data, dtype) in columns.items():
+                        n = len(data)
+                        chunks = (max(1, min(64, n)),) + tuple(np.shape(data)[1:]) if n else None
+                        fh.create_dataset(key, data=data, dtype=dtype, chunks=chunks,
+                                          compression=compression if n else None, track_times=False)
+                    for key, value in (attrs or {}).items():
+                        fh.attrs[key] = value
+            except OutputError:
+                raise
+            except (OSError, RuntimeError) as exc:
+                raise atomic.write_error(path, exc) from exc
+
+
+def _size_bound(columns, compression):
+    """Bytes an HDF5 file of ``columns`` can take: the data, string heaps, chunk indexes, headers.
+
+    Generous on purpose (it is only reserved, the file is truncated to its size): 1 % more for
+    filters on incompressible data, 64 KiB per dataset and 64 bytes per chunk of index, 1 MiB.
+    """
+    total = 1 << 20
+    for data, dtype in columns.values():
+        if dtype is _STR:
+            total += sum(len(str(s).encode("utf-8")) + 48 for s in data)
+        else:
+            total += data.nbytes
+        total += 65536 + 64 * (len(data) // 64 + 1)
+    return int(total * (1.01 if compression else 1.0))
 
 
 @dataclass(frozen=True)
