@@ -21,7 +21,8 @@ Files: a 10-s and a 1-hour 48 kHz recording (and a 15-min one for the flatness c
 
     .venv/bin/python benchmarks/bench_audio_memory.py --out benchmarks/results
 
-About 8 minutes on 2 cores (the hour of teacher-embed dominates; ``--skip-embed`` leaves it out).
+About 8 minutes on 2 cores (the hour of teacher-embed dominates; ``--skip-embed`` leaves it out;
+``--modes teacher-embed --skip-15min`` measures just the teacher-embed figure).
 """
 import argparse
 import json
@@ -94,6 +95,9 @@ print(json.dumps({"peak_mb": peak_mb(), "base_mb": base, "windows": windows}))
 '''
 
 
+MODES = ("host-stream", "host-whole", "teacher-embed", "teacher-embed-warm", "device-stream", "device-whole")
+
+
 def write_noise(path, seconds, sr, seed=0, chunk_s=60):
     """A seeded noise + tone recording, written a minute at a time (never held whole)."""
     rng = np.random.default_rng(seed)
@@ -126,29 +130,45 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--teacher", default="sea-64", help="teacher for the teacher-embed rows (8 kHz is cheap)")
     parser.add_argument("--skip-embed", action="store_true", help="leave out the teacher-embed rows")
+    parser.add_argument("--modes", default=",".join(MODES),
+                        help=f"comma-separated subset of {','.join(MODES)} (e.g. teacher-embed: quicker)")
+    parser.add_argument("--skip-15min", action="store_true", help="leave out the 15-min file (the flatness check)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     args = parser.parse_args(argv)
+    modes = [m for m in args.modes.split(",") if m]
+    unknown = sorted(set(modes) - set(MODES))
+    if unknown:
+        parser.error(f"unknown mode(s) {', '.join(unknown)}; choose from {', '.join(MODES)}")
+    if args.skip_embed:
+        modes = [m for m in modes if not m.startswith("teacher-embed")]
+    long48 = ["10s_48k"] + ([] if args.skip_15min else ["15min_48k"]) + ["1h_48k"]
 
     work = Path(tempfile.mkdtemp(prefix="bench_audio_memory_"))
     rows = []
     try:
         files = {"10s_48k": (10, 48000), "15min_48k": (900, 48000), "1h_48k": (3600, 48000), "1h_8k": (3600, 8000)}
+        needed = set(long48) if any(not m.startswith("device") for m in modes) else set()
+        needed |= {"1h_8k"} if any(m.startswith("device") for m in modes) else set()
         paths = {}
         for name, (seconds, sr) in files.items():
+            if name not in needed:
+                continue
             directory = work / name
             directory.mkdir()
             paths[name] = directory / f"{name}.wav"
             write_noise(paths[name], seconds, sr)
         for mode in ("host-stream", "host-whole"):
-            for name in ("10s_48k", "15min_48k", "1h_48k"):
+            for name in long48 if mode in modes else ():
                 rows.append(measure(mode, paths[name]))
-        if not args.skip_embed:
-            for name in ("10s_48k", "15min_48k", "1h_48k"):
+        if "teacher-embed" in modes:
+            for name in long48:
                 rows.append(measure("teacher-embed", paths[name].parent, args.teacher, work / f"shards_{name}"))
+        if "teacher-embed-warm" in modes:
             for name in ("10s_48k", "1h_48k"):
                 rows.append(measure("teacher-embed-warm", paths[name].parent, args.teacher, work / f"warm_{name}"))
         for mode in ("device-stream", "device-whole"):
-            rows.append(measure(mode, paths["1h_8k"]))
+            if mode in modes:
+                rows.append(measure(mode, paths["1h_8k"]))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -162,7 +182,8 @@ def main(argv=None):
             if delta(mode, "15min_48k") is not None:
                 summary[mode]["one_hour_over_15min_mb"] = round(delta(mode, "1h_48k") - delta(mode, "15min_48k"), 1)
     for mode in ("device-stream", "device-whole"):
-        summary[mode] = {"one_hour_8k_mb": delta(mode, "1h_8k")}
+        if delta(mode, "1h_8k") is not None:
+            summary[mode] = {"one_hour_8k_mb": delta(mode, "1h_8k")}
     result = {"benchmark": "audio_memory", "cores": os.cpu_count(), "rows": rows, "summary": summary,
               "note": "delta_mb = peak RSS (VmHWM) minus the peak after imports (and model load), per subprocess",
               "targets": {"teacher-embed one hour over 10 s": "<= 100 MB"}}

@@ -428,7 +428,7 @@ def _extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample
     wall0, cpu0 = time.perf_counter(), time.process_time()
     shard_no = len(manifest["shards"])
     rows_done = manifest["n_rows"]
-    buf = _Blocks()
+    buf = _Blocks(shard_rows)
     pending = _Rows()
     writer = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer")
     writes = collections.deque()
@@ -456,7 +456,9 @@ def _extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample
         rows_done += len(rows["embedding"])
         manifest["n_rows"] = rows_done
         snapshot = copy.deepcopy(manifest)
-        while len(writes) >= 2:  # bound memory: at most two shards waiting for the disk
+        # Bound memory: one shard waiting for the disk while the next fills, so a long file holds
+        # two shards' rows whatever its length (writing one takes far less than embedding the next).
+        while len(writes) >= 1:
             writes.popleft().result()
         previous = writes[-1] if writes else None
         writes.append(writer.submit(_write_shard, out_dir / name, rows, compression, manifest_path, snapshot,
@@ -592,22 +594,35 @@ class _Rows:
 
 
 class _Blocks:
-    """Embedded column blocks of the shard being filled; :meth:`take` concatenates them."""
+    """Embedded rows of the shard being filled, copied into columns of ``capacity`` rows as they come.
 
-    def __init__(self):
-        self.blocks, self.n = [], 0
+    One array per column, allocated at the shard's first block: no list of blocks plus their
+    concatenation (twice a shard) at :meth:`take`, which hands the columns over and starts anew.
+    """
+
+    def __init__(self, capacity):
+        self.capacity, self.columns, self.n = int(capacity), None, 0
 
     def __len__(self):
         return self.n
 
     def extend(self, block):
-        self.blocks.append(block)
-        self.n += len(block["embedding"])
+        rows = len(block["embedding"])
+        if self.columns is None:
+            self.columns = {key: [] if key in _STRING_COLUMNS
+                            else np.empty((self.capacity,) + np.shape(value)[1:], np.asarray(value).dtype)
+                            for key, value in block.items()}
+        for key, value in block.items():
+            if key in _STRING_COLUMNS:
+                self.columns[key].extend(value)
+            else:
+                self.columns[key][self.n:self.n + rows] = value
+        self.n += rows
 
     def take(self):
-        blocks, self.blocks, self.n = self.blocks, [], 0
-        return {key: [s for blk in blocks for s in blk[key]] if key in _STRING_COLUMNS
-                else np.concatenate([blk[key] for blk in blocks]) for key in blocks[0]}
+        columns, n = self.columns, self.n
+        self.columns, self.n = None, 0
+        return {key: value if key in _STRING_COLUMNS else value[:n] for key, value in columns.items()}
 
 
 def _finished_summary(out_dir, manifest):
