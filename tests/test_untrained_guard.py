@@ -179,7 +179,8 @@ def test_demo_classify_fallback_student_comes_from_the_cache(tmp_path, request):
 @pytest.mark.parametrize("command", ["us8k", "final"])
 def test_classify_without_a_model_uses_the_default_and_fails_before_writing(command, tmp_path, capsys):
     out = tmp_path / ("out" if command == "us8k" else "clf/c.keras")
-    assert cli_main.main(["classify", command, "--data", str(tmp_path / "data"), "--out", str(out)]) == 2
+    out_flag = "--out" if command == "us8k" else "--out-file"   # classify final writes one file
+    assert cli_main.main(["classify", command, "--data", str(tmp_path / "data"), out_flag, str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"sea-tf {command}: error: no model named")
     assert FETCH_HINT in err[0] and IMPORT_HINT in err[0]

@@ -374,9 +374,12 @@ def _save_cached(path, **arrays):
     """
     try:
         atomic.save_npz(path, **arrays)
-    except OSError as exc:
-        raise OutputError(f"{path}: cannot write the embedding cache ({exc.strerror or exc}); free space in "
-                          f"{path.parent} or pass another --cache-dir") from exc
+    except (OSError, OutputError) as exc:
+        # atomic's own OutputError names the disk's free space; the cache's way out is --cache-dir
+        cause = exc if isinstance(exc, OSError) else exc.__cause__
+        reason = getattr(cause, "strerror", None) or cause or exc
+        raise OutputError(f"{path}: cannot write the embedding cache ({reason}); {atomic.free_space(path.parent)} in "
+                          f"{path.parent}: free some space or pass another --cache-dir") from exc
 
 
 def extract_features(clips, embedder, cache_dir, hop_size=0.1, framing="centered", max_failed_fraction=0.05,
