@@ -29,6 +29,7 @@ from sea_tf import atomic
 from sea_tf import reduce as reduce_mod
 from sea_tf import sampling as sampling_mod
 from sea_tf.shards import ShardSet
+from sea_tf.errors import DataError
 
 
 def knn_recall(high, low, k=10):
@@ -124,17 +125,22 @@ def heldout_explained_variance(reducer, embeddings: np.ndarray) -> float:
     return float(np.sum(projected * projected) / total)
 
 
+#: Fewest rows the neighbourhood figures can be computed on: trustworthiness needs 1 <= k < n / 2.
+MIN_EVAL_ROWS = 3
+
+
 def heldout_rows(n_rows, sample_index, n_heldout, seed):
-    """A sorted, seeded random subset of rows outside the sample (the sample itself if none are left).
+    """A sorted, seeded random subset of rows outside the sample (the sample itself if fewer than
+    :data:`MIN_EVAL_ROWS` are left).
 
     Returns
     -------
     rows : np.ndarray [shape=(h,), dtype=int64]
     heldout : bool
-        False when every row was in the sample and the sample had to be used.
+        False when (nearly) every row was in the sample and the sample had to be used.
     """
     rest = np.setdiff1d(np.arange(n_rows, dtype=np.int64), np.asarray(sample_index, dtype=np.int64))
-    heldout = len(rest) > 0
+    heldout = len(rest) >= MIN_EVAL_ROWS
     pool = rest if heldout else np.asarray(sample_index, dtype=np.int64)
     rng = np.random.default_rng(seed)
     take = min(int(n_heldout), len(pool))
@@ -168,6 +174,9 @@ def evaluate(shards, reducer, sample_index, out_dir, seed=20180216, n_heldout=10
     """
     out_dir = Path(out_dir)
     rows, heldout = heldout_rows(shards.n_rows, sample_index, n_heldout, seed)
+    if len(rows) < MIN_EVAL_ROWS:
+        raise DataError(f"{', '.join(map(str, shards.dirs))}: {shards.n_rows} teacher row(s) in all: reduce's "
+                        f"quality figures need at least {MIN_EVAL_ROWS}; embed more audio with teacher-embed")
     high = shards.read("embedding", rows)
     low = reducer.transform(high)
     k = int(min(k, max(1, len(rows) // 2 - 1)))

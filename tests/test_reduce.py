@@ -181,3 +181,17 @@ def test_explained_variance_is_measured_on_the_heldout_rows(tmp_path):
     in_sample = float(np.sum(card["explained_variance_ratio"]))
     assert q["explained_variance_fit_sample"] == pytest.approx(in_sample, rel=1e-12)
     assert q["explained_variance"] < in_sample - 0.1     # the in-sample figure flatters φ on 30 rows
+
+
+def test_a_sample_of_nearly_every_row_is_evaluated_on_the_sample(tmp_path):
+    """Two rows left out of the sample are too few for trustworthiness (k >= 1 < n / 2): the figures are
+    computed on the sample and say so ("heldout": false); before, sklearn's ValueError ended the fit
+    as an internal error."""
+    emb = _low_rank(60, dim=12, rank=3, seed=5)
+    write_table(tmp_path / "shards", {"embedding": emb, "audio": np.zeros((60, 4), np.float32),
+                                      "label": np.zeros(60, np.int32)}, CARD, shard_rows=32)
+    sampling.sample_shards(tmp_path / "shards", tmp_path / "sample", 58, strategy="random", progress=False)
+    card = reduce.fit(tmp_path / "shards", tmp_path / "sample", tmp_path / "red", method="pca", d=3,
+                      quality={"n_heldout": 200, "k": 10})
+    q = card["quality"]
+    assert q["heldout"] is False and q["n_heldout"] == 58 and 0 <= q["trustworthiness"] <= 1
