@@ -215,6 +215,11 @@ def atomic_path(path, suffix=""):
     try:
         yield tmp
         replace(tmp, path)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        # a writer's own full-disk error (joblib, np.savez, json): the same one line as ours
+        raise write_error(path, exc) from exc
     finally:
         if tmp.exists():
             tmp.unlink()

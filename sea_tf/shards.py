@@ -99,14 +99,22 @@ def _size_bound(columns, compression):
     Generous on purpose (it is only reserved, the file is truncated to its size): 1 % more for
     filters on incompressible data, 64 KiB per dataset and 64 bytes per chunk of index, 1 MiB.
     """
+    datasets = [(sum(len(str(s).encode("utf-8")) + 48 for s in data) if dtype is _STR else data.nbytes, len(data))
+                for data, dtype in columns.values()]
+    return hdf5_size_bound(datasets, compressed=bool(compression))
+
+
+def hdf5_size_bound(datasets, *, compressed: bool) -> int:
+    """Bytes to reserve for an HDF5 file of ``datasets`` (``(data bytes, rows)`` each), chunked by 64 rows.
+
+    Generous on purpose (the reservation is given back when the file is truncated to its size):
+    1 % more for filters on incompressible data, 64 KiB per dataset and 64 bytes per chunk of
+    index, and 1 MiB for the file's own headers.
+    """
     total = 1 << 20
-    for data, dtype in columns.values():
-        if dtype is _STR:
-            total += sum(len(str(s).encode("utf-8")) + 48 for s in data)
-        else:
-            total += data.nbytes
-        total += 65536 + 64 * (len(data) // 64 + 1)
-    return int(total * (1.01 if compression else 1.0))
+    for nbytes, n_rows in datasets:
+        total += int(nbytes) + 65536 + 64 * (int(n_rows) // 64 + 1)
+    return int(total * (1.01 if compressed else 1.0))
 
 
 @dataclass(frozen=True)

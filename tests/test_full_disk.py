@@ -93,3 +93,48 @@ def test_stale_temporary_files_of_dead_writers_are_swept(tmp_path):
     with runlock.locked(folder, command="test"):
         pass
     assert not stale.exists() and live.exists() and other_host.exists()
+
+
+def _reduce_inputs(root, n=3000, dim=128):
+    """Teacher shards of ``n`` low-rank rows and a random sample of them (for reduce fit/apply)."""
+    from sea_tf import sampling
+    from sea_tf.shards import write_table
+
+    rng = np.random.default_rng(0)
+    emb = (rng.normal(size=(n, 8)) @ rng.normal(size=(8, dim))).astype(np.float32)
+    write_table(root / "shards", {"embedding": emb, "audio": np.zeros((n, 4), np.float32),
+                                  "label": np.zeros(n, np.int32)}, {"name": "t"}, shard_rows=1500)
+    sampling.sample_shards(root / "shards", root / "sample", 400, strategy="random", progress=False)
+
+
+def test_reduce_apply_on_a_full_disk_is_an_output_error(small_disk, tmp_path):
+    """Targets (chunked HDF5, 2 x 1500 rows x 64 d = 384 KB each) into a tmpfs that 2.5 MiB of ballast
+    leaves too small: one OutputError naming the target file, in a child process (the old writer
+    could crash its interpreter), no temporary file left."""
+    _reduce_inputs(tmp_path)
+    from sea_tf import reduce
+    reduce.fit(tmp_path / "shards", tmp_path / "sample", tmp_path / "red", method="pca", d=64,
+               quality={"n_heldout": 50, "k": 5})
+    (small_disk / "ballast").write_bytes(b"\0" * (5 * 2**19))
+    child = subprocess.run([sys.executable, "-m", "sea_tf", "reduce", "apply", "--reducer", str(tmp_path / "red"),
+                            "--shards", str(tmp_path / "shards"), "--out", str(small_disk / "targets"),
+                            "--no-progress"], capture_output=True, text=True, timeout=300)
+    errors = [line for line in child.stderr.splitlines() if "error" in line]
+    assert child.returncode == 2, (child.returncode, child.stderr[-2000:])
+    assert len(errors) == 1 and "cannot write it (No space left on device)" in errors[0] and "MiB free" in errors[0]
+    assert ".h5" in errors[0] and "internal error" not in child.stderr
+    assert _tmp_files(small_disk) == []
+
+
+def test_reduce_fit_on_a_full_disk_is_an_output_error(small_disk, tmp_path):
+    """The reducer's pickle meets the full disk (joblib's own write): one OutputError, no stage left."""
+    _reduce_inputs(tmp_path)
+    (small_disk / "ballast").write_bytes(b"\0" * (3 * 2**20 - 4096 * 4))
+    child = subprocess.run([sys.executable, "-m", "sea_tf", "reduce", "fit", "--shards", str(tmp_path / "shards"),
+                            "--sample", str(tmp_path / "sample"), "--out", str(small_disk / "red"),
+                            "--method", "pca", "--d", "64", "--no-progress"],
+                           capture_output=True, text=True, timeout=300)
+    errors = [line for line in child.stderr.splitlines() if "error" in line]
+    assert child.returncode == 2, (child.returncode, child.stderr[-2000:])
+    assert len(errors) == 1 and "No space left on device" in errors[0] and "internal error" not in child.stderr
+    assert _tmp_files(small_disk) == [] and not (small_disk / "red").exists()
