@@ -63,7 +63,7 @@ def compare(outputs, reference):
             "max_abs_error": float(err.max()), "rel_max_abs_error": float(err.max() / scale)}
 
 
-def time_windows(artifact, frames, runs=30, warmup=3):
+def time_windows(artifact, frames, *, runs, warmup):
     """Median latency per window of an embedding artifact, in ms.
 
     Parameters
@@ -107,7 +107,7 @@ def _time_loop(artifact, frames, runs, warmup, clock, invoke, front, total):
             total.append((t4 - t0) * 1e3)
 
 
-def time_vectors(artifact, vectors, runs=30, warmup=3):
+def time_vectors(artifact, vectors, *, runs, warmup):
     """Median latency per input vector of a classifier artifact (quantize, invoke, dequantize), in ms."""
     clock = time.perf_counter
     total = []
@@ -120,7 +120,7 @@ def time_vectors(artifact, vectors, runs=30, warmup=3):
             "runs": int(runs)}
 
 
-def measure_embedding(tflite_path, frames, reference, runs=30, warmup=3, threads=1):
+def measure_embedding(tflite_path, frames, reference, *, runs, warmup, threads):
     """Fidelity and cost of one embedding artifact.
 
     Parameters
@@ -146,11 +146,11 @@ def measure_embedding(tflite_path, frames, reference, runs=30, warmup=3, threads
         artifact = load_artifact(tflite_path, threads=threads)
     outputs = artifact.embed_frames(frames)
     result = {**file_sizes(tflite_path), **compare(outputs, reference),
-              **time_windows(artifact, frames, runs, warmup), "interpreter": artifact.interpreter_info}
+              **time_windows(artifact, frames, runs=runs, warmup=warmup), "interpreter": artifact.interpreter_info}
     return result, outputs
 
 
-def measure_classifier(tflite_path, embeddings, reference_probs, runs=30, warmup=3, threads=1, labels=None,
+def measure_classifier(tflite_path, embeddings, reference_probs, *, runs, warmup, threads, labels=None,
                        clip_ids=None, reference_accuracy=None):
     """Fidelity and cost of one classifier artifact on (already computed) embeddings.
 
@@ -178,7 +178,7 @@ def measure_classifier(tflite_path, embeddings, reference_probs, runs=30, warmup
     probs = artifact.classify(embeddings)
     result = {**file_sizes(tflite_path), **compare(probs, reference_probs),
               "top1_agreement": float(np.mean(probs.argmax(1) == np.asarray(reference_probs).argmax(1))),
-              **time_vectors(artifact, np.asarray(embeddings, np.float32), runs, warmup),
+              **time_vectors(artifact, np.asarray(embeddings, np.float32), runs=runs, warmup=warmup),
               "interpreter": artifact.interpreter_info}
     if labels is not None and clip_ids is not None:
         acc = clip_accuracy(probs, labels, clip_ids)

@@ -171,7 +171,8 @@ def export_model(model, out_dir, modes=None, calibration=None, held_out=None, cl
             "embedding", operators=check_builtin_ops(data), calibration=cal_info, source=source,
             extra={"dft": cfg["dft"] if inside else None})
         path = metadata.write_artifact(out_dir, metadata.artifact_stem(name, mode), data, meta)
-        result, outputs = fidelity.measure_embedding(path, held, reference, lat["runs"], lat["warmup"], lat["threads"])
+        result, outputs = fidelity.measure_embedding(path, held, reference, runs=lat["runs"], warmup=lat["warmup"],
+                                                   threads=lat["threads"])
         if downstream is not None:
             result.update(downstream.effect(outputs))
         artifacts.append(_row(name, mode, path, meta, result, convert_s))
@@ -336,9 +337,9 @@ def _export_classifier(downstream, model, modes, cal, cal_desc, out_dir, cfg, pr
             classes=card.get("classes"), calibration=_cal_info(mode, cal_emb, f"embeddings of {cal_desc}", cfg),
             source=source, extra={"embedding_model": model.name})
         path = metadata.write_artifact(out_dir, metadata.artifact_stem(card["name"], mode), data, meta)
-        result, _ = fidelity.measure_classifier(path, downstream.reference, downstream.probs, lat["runs"],
-                                                lat["warmup"], lat["threads"], downstream.labels, downstream.clip_ids,
-                                                downstream.accuracy)
+        result, _ = fidelity.measure_classifier(path, downstream.reference, downstream.probs, runs=lat["runs"],
+                                                warmup=lat["warmup"], threads=lat["threads"], labels=downstream.labels,
+                                                clip_ids=downstream.clip_ids, reference_accuracy=downstream.accuracy)
         result["reference_clip_accuracy"] = downstream.accuracy
         rows.append(_row(card["name"], mode, path, meta, result, convert_s))
         log(f"{path.name}: top-1 agreement {result['top1_agreement']:.3f} with the Keras classifier")
@@ -377,7 +378,8 @@ def _export_qat(student, modes, name, source, model, float_name, cal, cal_desc, 
             extra={"dft": None, "qat": {"ranges": "learnt (tfmot fake quantization)", "float_student": float_name,
                                         "scheme": student.card["qat"].get("scheme")}})
         path = metadata.write_artifact(out_dir, metadata.artifact_stem(name, mode), data, meta)
-        result, outputs = fidelity.measure_embedding(path, held, reference, lat["runs"], lat["warmup"], lat["threads"])
+        result, outputs = fidelity.measure_embedding(path, held, reference, runs=lat["runs"], warmup=lat["warmup"],
+                                                   threads=lat["threads"])
         own = fidelity.compare(outputs, qat_reference)
         result.update({f"qat_keras_{k}": own[k] for k in ("cosine_mean", "cosine_p5", "cosine_worst")})
         if downstream is not None:

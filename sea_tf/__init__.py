@@ -18,8 +18,12 @@ from sea_tf.errors import SeaTFError, SeaTFWarning  # noqa: E402
 
 
 
-def _package_version():
-    # The one version number is setup.cfg's; an installed sea-tf (wheel or editable) has it in its metadata.
+def package_version() -> str:
+    """Installed sea-tf version (``0+unknown`` when running from a plain checkout).
+
+    The one version number is setup.cfg's; an installed sea-tf (wheel or editable) has it in its
+    metadata. Cards and sidecars record it (``sea_tf_version``).
+    """
     from importlib.metadata import PackageNotFoundError, version
     try:
         return version("sea-tf")
@@ -27,7 +31,7 @@ def _package_version():
         return "0+unknown"
 
 
-__version__ = _package_version()
+__version__ = package_version()
 
 _LAZY = {
     "get_embedding": "sea_tf.embed",
@@ -44,4 +48,4 @@ def __getattr__(name):
     raise AttributeError(f"module 'sea_tf' has no attribute {name!r}")
 
 
-__all__ = ["SeaTFError", "SeaTFWarning", "__version__", *_LAZY]
+__all__ = ["SeaTFError", "SeaTFWarning", "__version__", "package_version", *_LAZY]

@@ -20,6 +20,7 @@ import json
 import os
 import re
 import socket
+import sys
 import tempfile
 from pathlib import Path
 
@@ -288,6 +289,35 @@ def write_text(path, text):
 def write_json(path, obj):
     """Write ``obj`` as indented JSON to ``path`` atomically (numpy scalars become numbers)."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def save_figure(fig, path, *, dpi: float | None = None) -> Path:
+    """Save a matplotlib figure as PNG to ``path`` atomically and close it.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The finished figure; closed afterwards (also when saving fails), so that a long run drawing
+        many figures does not keep them all in memory.
+    path : str or Path
+        Destination ``.png``.
+    dpi : float, optional
+        Resolution; None: matplotlib's ``savefig.dpi`` (the figure's own).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png", dpi=dpi)
+    finally:
+        # Only pyplot keeps figures alive; a bare Figure needs no closing (and pyplot no import).
+        plt = sys.modules.get("matplotlib.pyplot")
+        if plt is not None:
+            plt.close(fig)
+    return Path(path)
 
 
 def save_npz(path, **arrays):

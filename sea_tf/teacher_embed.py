@@ -144,8 +144,8 @@ def weights_sha256(seamodel):
     return digest.hexdigest()
 
 
-def _decode(item, teacher_sr, student_sr, hop_size, center, resampler="soxr-hq", block_windows=16,
-            read_retries=0, read_backoff_s=0.5):
+def _decode(item, teacher_sr, student_sr, hop_size, center, resampler="soxr-hq", block_windows=16, *,
+            read_retries, read_backoff_s=0.5):
     """One file's windows at both rates, block by block (iterated on a worker thread).
 
     Yields dicts ``start`` (index of the block's first window), ``teacher`` float32 [b, teacher_sr],
@@ -434,7 +434,8 @@ def _extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample
     writes = collections.deque()
     decoder = _Prefetcher([files[p] for p in order], start_file, decode_workers, prefetch_blocks,
                           lambda item: _decode(item, model.sample_rate, student_sample_rate, hop_size, center,
-                                               resampler, block_windows, read_retries, read_backoff_s))
+                                               resampler, block_windows, read_retries=read_retries,
+                                               read_backoff_s=read_backoff_s))
     bar = tqdm(total=len(order), initial=start_file, desc=f"teacher-embed {job}", unit="file", disable=not progress)
     windows_embedded, inference_s = 0, 0.0
 

@@ -62,7 +62,7 @@ def test_no_clip_frames_cross_splits():
         assert set(feats.frame_fold[frame_masks[2]]) == {split.test}
         assert set(feats.frame_fold[frame_masks[1]]) == {split.validation}
     result = run_fold(feats.x, feats.frame_clip, clips.labels, clips.folds, clips.names, 3,
-                      protocol.fold_split(clips.fold_ids, 2), {"type": "mlp", **FAST_MLP}, seed=1)
+                      protocol.fold_split(clips.fold_ids, 2), {"type": "mlp", **FAST_MLP}, seed=1, progress=False)
     assert sorted(result["predictions"]) == sorted(n for n in clips.names if n.startswith("2-"))
     assert result["train_frames"] == 3 * 6 * 3 and result["validation_frames"] == 3 * 6
     assert result["validation_fold"] == 1 and result["train_folds"] == [3, 4, 5]
@@ -137,7 +137,7 @@ def test_empty_fold_is_an_error(tmp_path):
     feats = synthetic_features(n_folds=4)
     feats.clips.fold_ids = [1, 2, 3, 4, 5]
     with pytest.raises(ClassifyError, match=r"fold\(s\) \[5\] have no clips"):
-        cross_validate(feats, tmp_path, FAST_MLP, progress=False)
+        cross_validate(feats, tmp_path, FAST_MLP, seed=0, progress=False)
 
 
 def test_class_never_trained_warns_with_clip_names():
@@ -178,7 +178,8 @@ def tiny_wavs(tmp_path):
 def test_extraction_frames_and_cache_invalidation(tiny_wavs, tmp_path):
     cache = tmp_path / "cache"
     calls = []
-    feats = extract_features(tiny_wavs, band_embedder(calls=calls), cache, hop_size=0.25, progress=False)
+    feats = extract_features(tiny_wavs, band_embedder(calls=calls), cache, hop_size=0.25, framing="centered",
+                             progress=False)
     assert feats.stats["computed"] == 24 and feats.x.shape[1] == 8
     # openl3 framing, centred: n = 1 + ceil((len + sr/2 - sr) / hop) windows (1 when shorter)
     for i, path in enumerate(tiny_wavs.paths):
@@ -186,35 +187,40 @@ def test_extraction_frames_and_cache_invalidation(tiny_wavs, tmp_path):
         expected = 1 if n + 4000 <= 8000 else 1 + int(np.ceil((n + 4000 - 8000) / 2000))
         assert (feats.frame_clip == i).sum() == expected
     assert np.array_equal(feats.frame_fold, tiny_wavs.folds[feats.frame_clip])
-    again = extract_features(tiny_wavs, band_embedder(calls=calls), cache, hop_size=0.25, progress=False)
+    again = extract_features(tiny_wavs, band_embedder(calls=calls), cache, hop_size=0.25, framing="centered",
+                             progress=False)
     assert again.stats == {"computed": 0, "cached": 24, "stale_model": 0, "stale_audio": 0}
     np.testing.assert_array_equal(again.x, feats.x)
     n_calls = len(calls)
     # Same name, different model: every cached file is detected as stale and recomputed.
     with pytest.warns(SeaTFWarning, match="different model"):
         other = extract_features(tiny_wavs, band_embedder(key="model-b", calls=calls), cache, hop_size=0.25,
+                                 framing="centered",
                                  progress=False)
     assert other.stats["stale_model"] == 24 and other.stats["computed"] == 24 and len(calls) == n_calls + 24
     # Changed audio is recomputed too.
     sf.write(tiny_wavs.paths[0], np.zeros(4000, np.float32) + 0.1, 16000)
     with pytest.warns(SeaTFWarning, match="changed on disk"), pytest.warns(SeaTFWarning, match="zero-padded"):
-        changed = extract_features(tiny_wavs, band_embedder(key="model-b"), cache, hop_size=0.25, progress=False)
+        changed = extract_features(tiny_wavs, band_embedder(key="model-b"), cache, hop_size=0.25, framing="centered",
+                                   progress=False)
     assert changed.stats["stale_audio"] == 1 and changed.stats["cached"] == 23
 
 
 def test_missing_audio_is_skipped_with_its_name_or_fails(tiny_wavs, tmp_path):
     tiny_wavs.paths[3].unlink()
     with pytest.warns(SeaTFWarning, match=r"skipped 1 of 24 clips.*1-1-1.wav"):
-        feats = extract_features(tiny_wavs, band_embedder(), tmp_path / "c", hop_size=0.5,
+        feats = extract_features(tiny_wavs, band_embedder(), tmp_path / "c", hop_size=0.5, framing="centered",
                                  max_failed_fraction=0.1, progress=False)
     assert 3 not in feats.frame_clip and "1-1-1.wav" in feats.failed
     with pytest.raises(DataError, match="1-1-1.wav.*metadata and the audio on disk disagree"):
-        extract_features(tiny_wavs, band_embedder(), tmp_path / "c", hop_size=0.5, max_failed_fraction=0.0,
+        extract_features(tiny_wavs, band_embedder(), tmp_path / "c", hop_size=0.5, framing="centered",
+                         max_failed_fraction=0.0,
                          progress=False)
 
 
 def test_tone_dataset_end_to_end(tiny_wavs, tmp_path):
-    feats = extract_features(tiny_wavs, band_embedder(), tmp_path / "cache", hop_size=0.25, progress=False)
+    feats = extract_features(tiny_wavs, band_embedder(), tmp_path / "cache", hop_size=0.25, framing="centered",
+                             progress=False)
     summary = cross_validate(feats, tmp_path / "bands", FAST_MLP, seed=0, progress=False)
     assert summary["accuracy_mean"] >= 0.9 and len(summary["folds"]) == 4
     assert summary["folds"][0]["validation_fold"] == 4
@@ -261,9 +267,10 @@ def test_tflite_model_spec_goes_through_the_device_harness(tiny_wavs, tmp_path):
     embedder = open_embedder(str(path))
     assert (embedder.name, embedder.sample_rate, embedder.card["name"]) == ("tiny.fp32", 8000, "tiny")
     feats = extract_features(tiny_wavs.subset(tiny_wavs.folds == 1), embedder, tmp_path / "cache", hop_size=0.5,
+                             framing="centered",
                              progress=False)
     from sea_tf.classify.features import clip_frames
-    frames, _ = clip_frames(tiny_wavs.paths[0], 8000, 0.5)
+    frames, _ = clip_frames(tiny_wavs.paths[0], 8000, 0.5, "centered")
     np.testing.assert_allclose(feats.x[feats.frame_clip == 0], model(frames).numpy(), rtol=1e-4, atol=1e-5)
 
 
@@ -291,7 +298,8 @@ def test_results_name_the_file_they_evaluated(tiny_wavs, tmp_path):
     out = tmp_path / "out"
     with pytest.warns(SeaTFWarning, match="untrained preset"):
         table = run_benchmark(tiny_wavs, [str(path), "sea-64"], out, {"hop_size": 0.5},
-                              {"mlp": {"hidden": [8], "epochs": 2, "patience": 1}}, test_folds=[1], progress=False)
+                              {"mlp": {"hidden": [8], "epochs": 2, "patience": 1}}, seed=0, test_folds=[1],
+                              progress=False)
     tflite_sha = hashlib.sha256(path.read_bytes()).hexdigest()
     results = json.loads((out / "tiny.fp32" / "results.json").read_text())
     assert results["model_sha256"] == tflite_sha and results["source_sha256"] == source

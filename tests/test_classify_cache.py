@@ -31,7 +31,7 @@ def clips(tmp_path):
 
 def test_damaged_cache_files_are_recomputed(clips, tmp_path):
     cache = tmp_path / "cache"
-    first = extract_features(clips, band_embedder(), cache, hop_size=HOP, progress=False)
+    first = extract_features(clips, band_embedder(), cache, hop_size=HOP, framing="centered", progress=False)
     files = [cache_file(cache, "bands", name, HOP, "centered") for name in clips.names]
     files[0].write_bytes(b"")                                   # empty: np.load raises EOFError
     files[1].write_bytes(files[1].read_bytes()[:100])           # truncated: zipfile.BadZipFile
@@ -40,13 +40,15 @@ def test_damaged_cache_files_are_recomputed(clips, tmp_path):
         np.savez(files[3], **{k: data[k] for k in data.files if k != "embedding"})
     calls = []
     with pytest.warns(SeaTFWarning, match="damaged cache file") as caught:
-        again = extract_features(clips, band_embedder(calls=calls), cache, hop_size=HOP, progress=False)
+        again = extract_features(clips, band_embedder(calls=calls), cache, hop_size=HOP, framing="centered",
+                                 progress=False)
     assert {str(f) for f in files[:4]} <= {str(w.message).split(": damaged")[0] for w in caught}
     assert again.stats["computed"] == 4 and again.stats["cached"] == 8 and not again.failed and len(calls) == 4
     np.testing.assert_array_equal(again.x, first.x)
     with warnings.catch_warnings():  # the rewritten files read back: no warning, nothing computed
         warnings.simplefilter("error", SeaTFWarning)
-        assert extract_features(clips, band_embedder(), cache, hop_size=HOP, progress=False).stats["cached"] == 12
+        assert extract_features(clips, band_embedder(), cache, hop_size=HOP, framing="centered",
+                                progress=False).stats["cached"] == 12
 
 
 @pytest.fixture
@@ -67,5 +69,5 @@ def small_disk(tmp_path):
 def test_full_disk_while_caching_is_an_output_error(clips, small_disk):
     """Before: ENOSPC counted as a failed clip, and with max_failed_fraction the run went on."""
     with pytest.raises(OutputError, match=r"cannot write the embedding cache \(No space left on device\).*--cache-dir"):
-        extract_features(clips, band_embedder(), small_disk / "cache", hop_size=HOP, progress=False,
+        extract_features(clips, band_embedder(), small_disk / "cache", hop_size=HOP, framing="centered", progress=False,
                          max_failed_fraction=1.0)

@@ -46,7 +46,7 @@ def many_shards(tmp_path_factory):
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open files through Linux /proc")
 def test_block_reader_keeps_at_most_max_open_files_from_many_threads(many_shards):
-    pairs = pairs_mod.open_pairs([str(many_shards["shards"])], str(many_shards["targets"]), None, 0, 0)
+    pairs = pairs_mod.open_pairs([str(many_shards["shards"])], str(many_shards["targets"]), None, 0, seed=0)
     shards = pairs.shards
     reader = pipeline.BlockReader(shards, max_open_files=6)
     before = open_h5_files()

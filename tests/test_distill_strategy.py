@@ -74,12 +74,14 @@ from sea_tf.distill import pairs as pairs_mod, pipeline, strategy as strategy_mo
 from sea_tf.distill.train import global_batch
 data, steps = json.loads(sys.argv[1]), int(sys.argv[2])
 strategy = strategy_mod.make_strategy("auto", cpu_devices=2)
-pairs = pairs_mod.open_pairs([data["shards"]], data["targets"], data["reducer"], 2, 0)
-split = pairs_mod.split_by_source(pairs.shards, 0.2, 0)
+pairs = pairs_mod.open_pairs([data["shards"]], data["targets"], data["reducer"], 2, seed=0)
+split = pairs_mod.split_by_source(pairs.shards, 0.2, seed=0)
 blocks = pipeline.make_blocks(pairs.shards, split.train_rows, 32)
 batch = global_batch(8, strategy.num_replicas_in_sync)
-one = [a.numpy() for a, _ in pipeline.train_dataset(pairs.shards, blocks, batch, 0, 256).take(steps)]
-dist = strategy.experimental_distribute_dataset(pipeline.train_dataset(pairs.shards, blocks, batch, 0, 256))
+one = [a.numpy() for a, _ in
+       pipeline.train_dataset(pairs.shards, blocks, batch, 0, 256, cycle_length=4).take(steps)]
+dist = strategy.experimental_distribute_dataset(pipeline.train_dataset(pairs.shards, blocks, batch, 0, 256,
+                                                                            cycle_length=4))
 sizes, rows = [], []
 for _, (audio, _) in zip(range(steps), dist):
     parts = [t.numpy() for t in strategy.experimental_local_results(audio)]

@@ -35,7 +35,7 @@ def test_masks_from_an_l3_body_hit_each_layers_percentile(tmp_path):
     assert warm["name"] == teacher.name
     network = sparse.network()
     targets = pruning.layer_targets(network, 0.9545, [{"layer": k, "sparsity": v} for k, v in KD_LAYERS.items()],
-                                    ["conv2d_1"])
+                                    exclude=["conv2d_1"])
     before = {layer.name: np.abs(layer.get_weights()[0]) for layer in network.layers if layer.name in targets}
     masks = pruning.magnitude_masks(network, targets)
     pruning.apply_masks(network, masks)
@@ -70,7 +70,7 @@ def test_one_shot_masks_stay_frozen_while_retraining(tmp_path):
     cfg["pruning"].update(enabled=True, schedule="one-shot", target_sparsity=0.6, exclude=["conv2d_1"])
     start = student_mod.build(cfg["student"]["preset"], cfg["student"]["overrides"], data["d"], 8000,
                               int(cfg["seed"]))
-    targets = pruning.layer_targets(start.network(), 0.6, [], ["conv2d_1"])
+    targets = pruning.layer_targets(start.network(), 0.6, [], exclude=["conv2d_1"])
     masks = pruning.magnitude_masks(start.network(), targets)
     report = distill(cfg, log=lambda *_: None)
     assert report["sparsity"]["schedule"] == "one-shot"

@@ -99,6 +99,6 @@ def test_aggregations_and_bad_settings():
         mil.aggregate(p, "median")
     x, y = _weak_labels(4, 0)
     with pytest.raises(ClassifyError, match="mil' or 'framewise"):
-        mil.fit_classifier(x, y, None, None, {**CFG, "type": "svm"}, progress=False)
+        mil.fit_classifier(x, y, None, None, {**CFG, "type": "svm"}, seed=0, progress=False)
     with pytest.raises(ClassifyError, match="train split is empty"):
-        mil.fit_classifier(np.zeros((0, 10, 6)), np.zeros((0, 3)), None, None, CFG, progress=False)
+        mil.fit_classifier(np.zeros((0, 10, 6)), np.zeros((0, 3)), None, None, CFG, seed=0, progress=False)

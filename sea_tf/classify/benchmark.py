@@ -26,7 +26,7 @@ def unique_names(specs):
     return names
 
 
-def run_benchmark(clips, model_specs, out_dir, features_cfg=None, clf_cfg=None, seed=0, test_folds=None,
+def run_benchmark(clips, model_specs, out_dir, features_cfg=None, clf_cfg=None, *, seed, test_folds=None,
                   workers=1, progress=True, names=None):
     """Evaluate every model of ``model_specs`` on ``clips`` with the fold protocol.
 
@@ -60,12 +60,13 @@ def run_benchmark(clips, model_specs, out_dir, features_cfg=None, clf_cfg=None, 
     for spec, name in zip(model_specs, names):
         try:
             embedder = open_embedder(spec, name=name)
-            feats = extract_features(clips, embedder, cache_dir, fcfg["hop_size"], fcfg["framing"],
-                                     fcfg["max_failed_fraction"], progress=progress)
+            feats = extract_features(clips, embedder, cache_dir, hop_size=fcfg["hop_size"], framing=fcfg["framing"],
+                                     max_failed_fraction=fcfg["max_failed_fraction"], progress=progress)
             framing = {"framing": fcfg["framing"], "hop_size": float(fcfg["hop_size"])}
             # "untrained" rows say so; the file hashes join this row with export and device rows (sea-tf report)
             extra = {"spec": str(spec), "weights": cards.weights_provenance(embedder.card), **embedder.identity()}
-            summaries[name] = cross_validate(feats, out_dir / name, clf_cfg, seed, test_folds, workers, progress,
+            summaries[name] = cross_validate(feats, out_dir / name, clf_cfg, seed=seed, test_folds=test_folds, workers=workers,
+                                             progress=progress,
                                              framing=framing, extra=extra)
         except SeaTFError as exc:
             failed[name] = str(exc)

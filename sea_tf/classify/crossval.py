@@ -24,7 +24,7 @@ from sea_tf.errors import ClassifyError, SeaTFWarning
 CLASSIFIER_DEFAULTS = defaults.CLASSIFIER
 
 
-def run_fold(x, frame_clip, clip_labels, clip_folds, clip_names, n_classes, split, clf_cfg, seed, progress=False):
+def run_fold(x, frame_clip, clip_labels, clip_folds, clip_names, n_classes, split, clf_cfg, seed, *, progress):
     """Train on ``split.train``, early-stop on ``split.validation``, score clips of ``split.test``.
 
     Parameters
@@ -53,12 +53,12 @@ def run_fold(x, frame_clip, clip_labels, clip_folds, clip_names, n_classes, spli
     y = clip_labels[frame_clip]
     if clf_cfg["type"] == "mlp":
         from sea_tf.classify import mlp
-        model, info = mlp.train_mlp(x[train_f], y[train_f], n_classes, x[val_f], y[val_f], clf_cfg["mlp"], seed,
+        model, info = mlp.train_mlp(x[train_f], y[train_f], n_classes, x[val_f], y[val_f], clf_cfg["mlp"], seed=seed,
                                     progress=progress, desc=f"fold {split.test} epochs")
         probs = mlp.predict_proba(model, x[test_f])
     elif clf_cfg["type"] == "svm":
         from sea_tf.classify import svm
-        model, info = svm.train_svm(x[train_f], y[train_f], x[val_f], y[val_f], frame_clip[val_f], clf_cfg["svm"], seed)
+        model, info = svm.train_svm(x[train_f], y[train_f], x[val_f], y[val_f], frame_clip[val_f], clf_cfg["svm"], seed=seed)
         probs = svm.predict_proba(model, x[test_f], n_classes)
     else:
         raise ClassifyError(f"unknown classifier type {clf_cfg['type']!r}; choose 'mlp' or 'svm'")
@@ -80,7 +80,8 @@ def _run_fold_from_file(arrays_path, clip_names, n_classes, split, clf_cfg, seed
     x = np.load(Path(arrays_path) / "x.npy", mmap_mode="r")
     with np.load(Path(arrays_path) / "index.npz") as idx:
         frame_clip, labels, folds = idx["frame_clip"], idx["labels"], idx["folds"]
-    return run_fold(np.asarray(x), frame_clip, labels, folds, clip_names, n_classes, split, clf_cfg, seed)
+    return run_fold(np.asarray(x), frame_clip, labels, folds, clip_names, n_classes, split, clf_cfg, seed,
+                    progress=False)
 
 
 def settings_hash(features, clf_cfg, seed):
@@ -91,7 +92,7 @@ def settings_hash(features, clf_cfg, seed):
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def cross_validate(features, out_dir, clf_cfg=None, seed=0, test_folds=None, workers=1, progress=True,
+def cross_validate(features, out_dir, clf_cfg=None, *, seed, test_folds=None, workers=1, progress=True,
                    resume=True, framing=None, extra=None):
     """Run the fold protocol on ``features`` and write the model's results.
 

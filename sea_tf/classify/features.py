@@ -301,7 +301,7 @@ def frame_l3e(audio, sr, hop_size=0.1):
     return np.ascontiguousarray(frames, dtype=np.float32), np.arange(len(frames)) * float(hop_size)
 
 
-def clip_frames(path, sample_rate, hop_size=0.1, framing="centered"):
+def clip_frames(path, sample_rate, hop_size, framing):
     """Read ``path`` and cut it into the model's 1-s windows.
 
     Parameters
@@ -382,8 +382,8 @@ def _save_cached(path, **arrays):
                           f"{path.parent}: free some space or pass another --cache-dir") from exc
 
 
-def extract_features(clips, embedder, cache_dir, hop_size=0.1, framing="centered", max_failed_fraction=0.05,
-                     progress=True, frame_fn=None):
+def extract_features(clips, embedder, cache_dir, *, hop_size, framing, max_failed_fraction=0.05, progress=True,
+                     frame_fn=None):
     """Frame embeddings of every clip, reusing valid cache files.
 
     Parameters

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sea_tf import cards
+from sea_tf import cards, package_version
 from sea_tf.classify import mlp
 from sea_tf.classify.evaluate import clip_probabilities
 from sea_tf.errors import ClassifyError, ModelError, OutputError, SeaTFWarning
@@ -21,7 +21,7 @@ from sea_tf.errors import ClassifyError, ModelError, OutputError, SeaTFWarning
 AGGREGATION = "mean of frame probabilities, then argmax"
 
 
-def final_split(clips, train_folds=None, val_fold=None, val_fraction=0.1, seed=0):
+def final_split(clips, train_folds=None, val_fold=None, val_fraction=0.1, *, seed):
     """Clip masks ``(train, validation)`` for the final classifier.
 
     Parameters
@@ -91,7 +91,7 @@ def _grouped_holdout(clips, train, val_fraction, seed):
     return val
 
 
-def train_final(features, embedder_card, out_path, mlp_cfg=None, seed=0, train_folds=None, val_fold=None,
+def train_final(features, embedder_card, out_path, mlp_cfg=None, *, seed, train_folds=None, val_fold=None,
                 val_fraction=0.1, features_cfg=None, progress=True):
     """Train the final MLP on ``features`` and save ``out_path`` (``.keras``) with its card.
 
@@ -120,7 +120,7 @@ def train_final(features, embedder_card, out_path, mlp_cfg=None, seed=0, train_f
     if out_path.suffix != ".keras":
         raise ClassifyError(f"{out_path}: the classifier is saved in Keras format; give a path ending in .keras")
     clips = features.clips
-    train_c, val_c = final_split(clips, train_folds, val_fold, val_fraction, seed)
+    train_c, val_c = final_split(clips, train_folds, val_fold, val_fraction, seed=seed)
     train_f, val_f = train_c[features.frame_clip], val_c[features.frame_clip]
     y = features.y
     cfg = {**mlp.DEFAULTS, **(mlp_cfg or {})}
@@ -135,7 +135,7 @@ def train_final(features, embedder_card, out_path, mlp_cfg=None, seed=0, train_f
         warnings.warn(f"classes {absent} have no clips in the dataset; the classifier keeps their outputs but will "
                       "never predict them", SeaTFWarning, stacklevel=2)
     model, info = mlp.train_mlp(features.x[train_f], y[train_f], len(clips.classes), features.x[val_f], y[val_f],
-                                cfg, seed, progress=progress, desc="final epochs")
+                                cfg, seed=seed, progress=progress, desc="final epochs")
     val_acc = None
     if val_f.any():
         probs = clip_probabilities(mlp.predict_proba(model, features.x[val_f]), features.frame_clip[val_f],
@@ -172,7 +172,7 @@ def train_final(features, embedder_card, out_path, mlp_cfg=None, seed=0, train_f
                      "validation_accuracy": val_acc, "seed": seed,
                      "settings": {k: cfg[k] for k in ("learning_rate", "batch_size", "epochs", "patience")}, **info},
         "weights": {"source": "trained", "path": out_path.name, "sha256": cards.sha256_file(out_path)},
-        "sea_tf_version": _version(),
+        "sea_tf_version": package_version(),
     }
     cards.write_card(out_path, card)
     return card
@@ -229,12 +229,4 @@ def _save_keras_atomically(model, path):
             os.replace(staged, path)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc}; choose a writable --out") from exc
-
-
-def _version():
-    from importlib.metadata import PackageNotFoundError, version
-    try:
-        return version("sea-tf")
-    except PackageNotFoundError:
-        return "0+unknown"
 

@@ -84,7 +84,7 @@ def _epoch_function(model, optimizer, batch_size):
     return epoch_function(model, optimizer, batch_size, keras.losses.BinaryCrossentropy())
 
 
-def train_network(model, x_train, y_train, x_val, y_val, cfg: dict, seed: int = 0, progress: bool = True,
+def train_network(model, x_train, y_train, x_val, y_val, cfg: dict, *, seed: int, progress: bool = True,
                   desc: str = "epochs"):
     """Adam on binary cross-entropy + L2, keeping the weights of the lowest validation loss.
 
@@ -138,7 +138,7 @@ def train_network(model, x_train, y_train, x_val, y_val, cfg: dict, seed: int = 
 
 
 def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray | None, y_val: np.ndarray | None,
-                   cfg: dict, seed: int = 0, progress: bool = True):
+                   cfg: dict, *, seed: int, progress: bool = True):
     """Train the MIL or framewise classifier on file embeddings.
 
     Parameters
@@ -172,7 +172,8 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray |
     arch = {"n_hidden": cfg["n_hidden"], "hidden_size": cfg["hidden_size"], "l2": cfg["l2"]}
     if cfg["type"] == "mil":
         model = build_mil(t, d, n_classes, mean, variance, **arch)
-        model, info = train_network(model, x_train, y_train, x_val, y_val, cfg, seed, progress, "MIL epochs")
+        model, info = train_network(model, x_train, y_train, x_val, y_val, cfg, seed=seed, progress=progress,
+                                    desc="MIL epochs")
     elif cfg["type"] == "framewise":
         if cfg["aggregation"] not in AGGREGATIONS:
             raise ClassifyError(f"unknown framewise aggregation {cfg['aggregation']!r}; choose one of "
@@ -185,7 +186,7 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray |
                                                    np.repeat(np.asarray(y), np.shape(x)[1], axis=0))
 
         (xf, yf), (xvf, yvf) = frames(x_train, y_train), frames(x_val, y_val)
-        model, info = train_network(model, xf, yf, xvf, yvf, cfg, seed, progress, "framewise epochs")
+        model, info = train_network(model, xf, yf, xvf, yvf, cfg, seed=seed, progress=progress, desc="framewise epochs")
     else:
         raise ClassifyError(f"unknown UST classifier {cfg['type']!r}; choose 'mil' or 'framewise'")
     info["type"] = cfg["type"]

@@ -99,7 +99,7 @@ def epoch_function(model, optimizer, batch_size, loss_fn=None):
     return train_epoch, eval_loss
 
 
-def train_mlp(x_train, y_train, n_classes, x_val=None, y_val=None, cfg=None, seed=0,
+def train_mlp(x_train, y_train, n_classes, x_val=None, y_val=None, cfg=None, *, seed,
               progress=True, desc="epochs"):
     """Train the MLP with early stopping on the validation frames.
 

@@ -26,7 +26,7 @@ def _fit(x, y, C, tol, seed):
     return make_pipeline(StandardScaler(), clf).fit(x, y)
 
 
-def train_svm(x_train, y_train, x_val=None, y_val=None, val_clip=None, cfg=None, seed=0):
+def train_svm(x_train, y_train, x_val=None, y_val=None, val_clip=None, cfg=None, *, seed):
     """Fit the SVM, choosing C on the validation clips when ``cfg["C_grid"]`` is non-empty.
 
     Parameters

@@ -168,10 +168,7 @@ def plot_pr_curves(y_true: np.ndarray, probs: np.ndarray, classes: list[str], pa
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="lower left")
     fig.tight_layout()
-    with atomic.atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return path
+    return atomic.save_figure(fig, path, dpi=100)
 
 
 def check_splits(dataset) -> None:
@@ -220,8 +217,8 @@ def evaluate_model(dataset, spec, name: str, out_dir: Path, cfg: dict, progress:
     embedder = open_embedder(spec, name=name)
     # The clip length is not in the cache key (model + audio hash), so it names a directory of its own.
     cache = (Path(fcfg["cache_dir"]) if fcfg["cache_dir"] else out_dir / "cache") / f"clip{fcfg['clip_seconds']:g}s"
-    feats = extract_features(clips, embedder, cache, fcfg["hop_size"], fcfg["framing"], fcfg["max_failed_fraction"],
-                             progress=progress, frame_fn=fixed_length_frames(float(fcfg["clip_seconds"])))
+    feats = extract_features(clips, embedder, cache, hop_size=fcfg["hop_size"], framing=fcfg["framing"],
+                             max_failed_fraction=fcfg["max_failed_fraction"], progress=progress, frame_fn=fixed_length_frames(float(fcfg["clip_seconds"])))
     x, index = file_embeddings(feats)
     kept = [ust_clips[i] for i in index]
     split = np.array([c.split for c in kept])

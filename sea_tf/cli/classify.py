@@ -137,8 +137,9 @@ def _run_bench(cfg, args):
     runlock.hold(out, command=f"classify {args._kind}")   # until this process ends: one run per folder
     write_resolved(cfg, out, f"classify-{args._kind}")
     clips = load_clipset(cfg["data"], args._kind)
-    table = run_benchmark(clips, cfg["models"], out, cfg["features"], cfg["classifier"], cfg["seed"],
-                          cfg["protocol"]["test_folds"], cfg["protocol"]["workers"], cfg["progress"])
+    table = run_benchmark(clips, cfg["models"], out, cfg["features"], cfg["classifier"], seed=cfg["seed"],
+                          test_folds=cfg["protocol"]["test_folds"], workers=cfg["protocol"]["workers"],
+                          progress=cfg["progress"])
     print((out / "comparison.md").read_text())
     print(f"results: {out / 'comparison.json'}; confusion matrices: {out}/<model>/confusion.png")
     return 0 if not table["failed"] else 1
@@ -158,11 +159,12 @@ def _run_final(cfg, args):
     embedder = open_embedder(cfg["model"])
     fcfg = cfg["features"]
     cache = Path(fcfg["cache_dir"]) if fcfg["cache_dir"] else out.parent / "cache"
-    feats = extract_features(clips, embedder, cache, fcfg["hop_size"], fcfg["framing"], fcfg["max_failed_fraction"],
-                             progress=cfg["progress"])
+    feats = extract_features(clips, embedder, cache, hop_size=fcfg["hop_size"], framing=fcfg["framing"],
+                             max_failed_fraction=fcfg["max_failed_fraction"], progress=cfg["progress"])
     split = cfg["split"]
-    card = train_final(feats, embedder.card, out, cfg["mlp"], cfg["seed"], split["train_folds"], split["val_fold"],
-                       split["val_fraction"], fcfg, progress=cfg["progress"])
+    card = train_final(feats, embedder.card, out, cfg["mlp"], seed=cfg["seed"], train_folds=split["train_folds"],
+                       val_fold=split["val_fold"], val_fraction=split["val_fraction"], features_cfg=fcfg,
+                       progress=cfg["progress"])
     write_resolved(cfg, out.parent, out.name[: -len(".keras")] if out.name.endswith(".keras") else out.name)
     val = card["training"]["validation_accuracy"]
     print(f"classifier: {out} ({card['n_classes']} classes, {card['params']} parameters, "

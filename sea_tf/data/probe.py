@@ -36,7 +36,7 @@ def mean_logmel_features(clips, sr=22050, n_mels=64, progress=False):
     return feats
 
 
-def linear_probe_accuracy(features, labels, folds, C=0.3, seed=0):
+def linear_probe_accuracy(features, labels, folds, C=0.3, *, seed):
     """Leave-one-fold-out accuracy of a standardised logistic regression.
 
     Parameters

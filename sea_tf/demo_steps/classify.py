@@ -150,8 +150,9 @@ def run(ctx):
     card = None
     if "student" in models:
         embedder = open_embedder(student, name="student")
-        feats = extract_features(clips, embedder, out / "cache", hop, features["framing"], progress=False)
-        card = train_final(feats, embedder.card, clf_path, mlp, ctx.seed, features_cfg=features,
+        feats = extract_features(clips, embedder, out / "cache", hop_size=hop, framing=features["framing"],
+                                 progress=False)
+        card = train_final(feats, embedder.card, clf_path, mlp, seed=ctx.seed, features_cfg=features,
                            progress=False)
         ctx.artifacts["classifier"] = str(clf_path)
     ctx.artifacts["classify_results"] = str(out / "comparison.json")

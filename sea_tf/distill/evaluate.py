@@ -41,7 +41,7 @@ def regression_metrics(pred, target):
             "cosine": float(np.mean(cosine))}
 
 
-def downstream_accuracy(student, shards, split, seed=0, max_rows=20000, progress=False):
+def downstream_accuracy(student, shards, split, *, seed, max_rows=20000, progress):
     """Window accuracy of the classify stage's MLP on the student's embeddings (labelled shards only).
 
     Returns
@@ -102,7 +102,4 @@ def plot_history(history, path, title="distillation"):
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    with atomic.atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return path
+    return atomic.save_figure(fig, path)

@@ -52,7 +52,7 @@ class Pairs:
                 "teacher_card_sha256": self.shards.teacher_card_sha256}
 
 
-def open_pairs(shard_dirs, targets_dir, reducer_dir=None, check_rows=2, seed=0, allow_partial=False):
+def open_pairs(shard_dirs, targets_dir, reducer_dir=None, check_rows=2, *, seed, allow_partial=False):
     """Open teacher shards with their reduced targets and check that they belong together.
 
     Parameters
@@ -195,7 +195,7 @@ class Split:
                 "n_train_sources": len(self.train_sources), "n_valid_sources": len(self.valid_sources)}
 
 
-def split_by_source(shards, valid_fraction=0.1, seed=0):
+def split_by_source(shards, valid_fraction=0.1, *, seed):
     """Hold out a seeded random share of the source files (all their windows) for validation.
 
     Parameters

@@ -176,7 +176,7 @@ def stream_position(blocks: np.ndarray, seed: int, per_group: int, rows_done: in
     return pass_no, group_no, left - int(starts[group_no])
 
 
-def train_dataset(shards, blocks, batch_size, seed, shuffle_buffer=4096, cycle_length=4, rows_done=0,
+def train_dataset(shards, blocks, batch_size, seed, shuffle_buffer=4096, *, cycle_length, rows_done=0,
                   reader=None):
     """The endless, shuffled training stream of ``(audio [B, S], target [B, d])`` batches.
 

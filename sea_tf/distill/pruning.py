@@ -27,7 +27,7 @@ def prunable_layer_names(network):
     return [layer.name for layer in network.layers if isinstance(layer, PRUNABLE)]
 
 
-def layer_targets(network, target_sparsity, per_layer=None, exclude=()):
+def layer_targets(network, target_sparsity, per_layer=None, *, exclude):
     """Target sparsity of every prunable layer (0 for excluded layers).
 
     Parameters

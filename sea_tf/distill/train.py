@@ -72,9 +72,9 @@ def _distill(cfg, log, callbacks, cleanup):
     resuming = runstate.check_resumable(run_dir, cfg, CONFIG_NAME, RESUMABLE_CHANGES)
     data, train_cfg, seed = cfg["data"], cfg["train"], int(cfg["seed"])
 
-    pairs = pairs_mod.open_pairs(cfg["shards"], cfg["targets"], cfg["reducer"], data["check_rows"], seed,
+    pairs = pairs_mod.open_pairs(cfg["shards"], cfg["targets"], cfg["reducer"], data["check_rows"], seed=seed,
                                  allow_partial=cfg["allow_partial"])
-    split = pairs_mod.split_by_source(pairs.shards, data["valid_fraction"], seed)
+    split = pairs_mod.split_by_source(pairs.shards, data["valid_fraction"], seed=seed)
     if resuming and (run_dir / "split.json").is_file():
         pairs_mod.check_split(split, run_dir / "split.json")
     done = finished_report(run_dir, cfg, pairs) if resuming else None
@@ -110,7 +110,7 @@ def _distill(cfg, log, callbacks, cleanup):
     targets_by_layer, prune_fn, best_from_epoch, end_step, masks = None, None, 0, None, None
     if prune_cfg["enabled"]:
         targets_by_layer = pruning.layer_targets(seamodel.network(), prune_cfg["target_sparsity"],
-                                                 prune_cfg["per_layer"], prune_cfg["exclude"])
+                                                 prune_cfg["per_layer"], exclude=prune_cfg["exclude"])
     if prune_cfg["enabled"] and prune_cfg["schedule"] == "one-shot":
         # EdgeL3: masks from the starting (pretrained) weights, fixed while retraining. A resumed run
         # restores weights that already carry the zeros, so recomputing the masks gives the same ones.
@@ -169,7 +169,7 @@ def _distill(cfg, log, callbacks, cleanup):
     cleanup.callback(reader.close)
     train_ds = pipeline.train_dataset(pairs.shards, pipeline.make_blocks(pairs.shards, split.train_rows,
                                                                          data["block_rows"]),
-                                      batch, seed, data["shuffle_buffer"], data["cycle_length"],
+                                      batch, seed, data["shuffle_buffer"], cycle_length=data["cycle_length"],
                                       rows_done=int(model.optimizer.iterations.numpy()) * batch, reader=reader)
     valid_blocks = pipeline.make_blocks(pairs.shards, split.valid_rows, data["block_rows"])
     valid_ds = pipeline.eval_dataset(pairs.shards, valid_blocks, batch, valid_steps, reader=reader)
@@ -212,7 +212,7 @@ def _distill(cfg, log, callbacks, cleanup):
                            "schedule": prune_cfg["schedule"]} if prune_cfg["enabled"] else None,
               "warm_start": warm}
     if cfg["evaluate"]["downstream"]:
-        report["downstream"] = evaluate.downstream_accuracy(seamodel, pairs.shards, split, seed,
+        report["downstream"] = evaluate.downstream_accuracy(seamodel, pairs.shards, split, seed=seed,
                                                             progress=cfg["progress"])
     # Every worker saves (reading multi-worker batch-norm statistics is a collective op); the chief's copy is kept.
     with strategy_mod.worker_dir(run_dir, chief) as save_dir:
