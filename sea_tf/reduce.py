@@ -21,6 +21,8 @@ an old card.
 import contextlib
 import ctypes
 import errno
+import hashlib
+import io
 import os
 import secrets
 import shutil
@@ -106,13 +108,15 @@ class Reducer:
         if not expected:
             raise DataError(f"{path}: no card with its sha256 beside it ({cards.card_path(reducer_dir)}); a reducer is "
                             "a pickle, loaded only as written by `sea-tf reduce fit` with its card: re-run it")
-        actual = cards.sha256_file(path)
+        # Hash and unpickle the same bytes: the file cannot be swapped between the check and the load.
+        blob = path.read_bytes()
+        actual = hashlib.sha256(blob).hexdigest()
         if actual != expected:
             raise DataError(f"{path}: sha256 {actual[:12]}... differs from the {expected[:12]}... its card records; the "
                             "file was changed or replaced after the fit (a pickle: it was not loaded). Re-run "
                             "`sea-tf reduce fit`, and use reducers from trusted sources only")
         try:
-            state = joblib.load(path)
+            state = joblib.load(io.BytesIO(blob))
         except Exception as exc:  # noqa: BLE001 - joblib raises many types for damaged files
             raise DataError(f"{path}: cannot load the reducer ({exc}); re-run `sea-tf reduce fit`") from exc
         return cls(state["method"], state["d"], state["scaler"], state["model"])

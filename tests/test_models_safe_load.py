@@ -182,7 +182,15 @@ def test_every_subcommand_takes_trust_model_code(monkeypatch, tmp_path):
     stage_commands = [(n, p) for n, p in leaves(build_parser(), "") if "--set" in p._option_string_actions]
     assert len(stage_commands) > 15
     assert [n for n, p in stage_commands if "--trust-model-code" not in p._option_string_actions] == []
-    monkeypatch.delenv(TRUST_ENV, raising=False)
-    assert main(["data", "check", str(tmp_path / "absent"), "--trust-model-code"]) == 2
     import os
-    assert os.environ.get(TRUST_ENV) == "1"
+    from sea_tf.cli import main as main_mod
+
+    seen = []
+    real_run = main_mod._run
+    monkeypatch.setattr(main_mod, "_run", lambda args: seen.append(os.environ.get(TRUST_ENV)) or real_run(args))
+    monkeypatch.setenv(TRUST_ENV, "0")   # so that monkeypatch restores whatever the test leaves
+    monkeypatch.delenv(TRUST_ENV)
+    assert main(["data", "check", str(tmp_path / "absent"), "--trust-model-code"]) == 2
+    assert main(["data", "check", str(tmp_path / "absent")]) == 2
+    # trusted while that command ran, and only then: a later in-process command is not
+    assert seen == ["1", None] and TRUST_ENV not in os.environ

@@ -58,7 +58,6 @@ def register(subparsers):
     opts.add("--qat-model", key="qat", metavar="QAT.h5",
              help="the QAT student of the same distill run (student-qat.h5): exported in int8/dynamic with its "
                   "learnt ranges, beside PTQ of MODEL, in one report")
-    opts.alias("--qat", key="qat")
     opts.add("--allow-partial", key="calibration.allow_partial", action="store_true",
              help="calibrate on shard directories whose split run lacks some jobs (held-out: "
                   "--set held_out.allow_partial=true)")

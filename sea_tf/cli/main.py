@@ -44,13 +44,34 @@ def main(argv=None):
         # Set before a stage imports TensorFlow (sea_tf.backend), and inherited by worker processes:
         # --debug shows every TensorFlow start-up line as well as tracebacks.
         os.environ[tf_logs.DEBUG_ENV] = "1"
-    if getattr(args, "trust_model_code", False):
-        # Read where a model is loaded (sea_tf.models.safe_load), in this process and its workers.
-        from sea_tf.models.safe_load import TRUST_ENV
-        os.environ[TRUST_ENV] = "1"
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    if getattr(args, "trust_model_code", False):
+        # Read where a model is loaded (sea_tf.models.safe_load), in this process and its workers; for
+        # this command only (an in-process caller's later commands do not inherit the trust).
+        from sea_tf.models.safe_load import TRUST_ENV
+        with _environment(TRUST_ENV, "1"):
+            return _run(args)
+    return _run(args)
+
+
+@contextlib.contextmanager
+def _environment(name, value):
+    """``os.environ[name] = value`` inside the block, the previous state restored after it."""
+    previous = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
+
+
+def _run(args):
+    """Resolve the config of parsed ``args`` and run its command; one line per error."""
     from sea_tf.cli.common import resolved_config
     try:
         cfg = resolved_config(args)
