@@ -93,21 +93,31 @@ def windows_from_files(files, sample_rate, count, seed=0, hop_size=0.5):
     return windows.astype(np.float32, copy=False), origin
 
 
+def file_key(path):
+    """The canonical name of an audio file named on this machine: its resolved absolute path.
+
+    A relative path is relative to this process's working directory (``../audio/a.wav`` included).
+    """
+    return str(Path(os.path.expanduser(str(path))).resolve())
+
+
 def source_key(name, root=None):
-    """The canonical name of a recording: resolved absolute path, or the normalised relative name.
+    """The canonical name of a shard row's recording: resolved absolute path, or the normalised relative name.
 
     Parameters
     ----------
     name : str or Path
-        A file path, or a shard row's ``source`` (relative to ``root``).
+        A shard row's ``source`` (relative to ``root``), or an absolute path.
     root : str or Path, optional
-        What a relative ``name`` is relative to (a shard manifest's ``inputs.root``).
+        What a relative ``name`` is relative to (a shard manifest's ``inputs.root``). A relative root
+        (shards written before it was recorded resolved) is relative to a working directory no longer
+        known, so the name stays relative and matches files as a path ending.
     """
     path = Path(os.path.expanduser(str(name)))
     if path.is_absolute():
         return str(path.resolve())
-    if root:
-        return str((Path(root) / path).resolve())
+    if root and Path(os.path.expanduser(str(root))).is_absolute():
+        return str((Path(os.path.expanduser(str(root))) / path).resolve())
     return Path(os.path.normpath(str(path))).as_posix()
 
 
@@ -152,7 +162,7 @@ def source_files(sources, sample_rate, allow_partial=False):
     Shards at another rate than ``sample_rate`` (Hz) raise :class:`ExportError`.
     """
     audio_inputs, shard_dirs = split_sources(sources)
-    keys = {source_key(f) for f in list_audio_files(audio_inputs)} if audio_inputs else set()
+    keys = {file_key(f) for f in list_audio_files(audio_inputs)} if audio_inputs else set()
     if shard_dirs:
         shards = _open_shards(shard_dirs, allow_partial)
         _check_rate(shards, shard_dirs, sample_rate)
@@ -192,7 +202,7 @@ def excluded_counts(sources, keys, allow_partial=False):
         return {"files": 0, "windows": 0}
     matches = _key_filter(keys)
     audio_inputs, shard_dirs = split_sources(sources)
-    files = {source_key(f) for f in list_audio_files(audio_inputs) if matches(source_key(f))} if audio_inputs else set()
+    files = {file_key(f) for f in list_audio_files(audio_inputs) if matches(file_key(f))} if audio_inputs else set()
     windows = 0
     if shard_dirs:
         rows = shard_row_sources(_open_shards(shard_dirs, allow_partial))
@@ -282,13 +292,13 @@ def draw_windows(sources, sample_rate, count, seed=0, hop_size=0.5, what="calibr
     if audio_inputs:
         files = list_audio_files(audio_inputs)
         if exclude or only is not None:
-            files = [f for f, ok in zip(files, _allowed([source_key(f) for f in files], exclude, only)) if ok]
+            files = [f for f, ok in zip(files, _allowed([file_key(f) for f in files], exclude, only)) if ok]
         try:
             w, o = windows_from_files(files, sample_rate, max(n_audio, 1), seed, hop_size)
         except SeaTFError as exc:
             raise ExportError(f"{what} audio: {exc}") from exc
         parts.append(w)
-        origin += [source_key(x) for x in o]
+        origin += [file_key(x) for x in o]
     if shard_dirs:
         w, o = windows_from_shards(shard_dirs, sample_rate, max(count - n_audio, 1), seed, allow_partial,
                                    exclude, only)

@@ -391,7 +391,9 @@ def _extract(inputs, out_dir, teacher, hop_size=0.5, center=True, student_sample
               "files_sha256": canonical_sha256([f.source for f in files]),
               # What the manifest says about this job's files decides the rows, not where the CSV lies.
               "sensor_manifest_sha256": None if sensors is None else canonical_sha256(sensors)}
-    inputs_info = {"root": str(root), "kind": kind, "n_files": len(files)}
+    # Absolute: the rows' sources are relative to it, and a later stage (export's held-out split) may
+    # run from another working directory.
+    inputs_info = {"root": str(Path(root).resolve()), "kind": kind, "n_files": len(files)}
     if sensors is not None:
         inputs_info["sensor_manifest"] = str(sensor_manifest)
     manifest_path = out_dir / f"manifest-{job}.json"

@@ -100,6 +100,36 @@ def test_relative_audio_calibration_against_held_out_shards(tiny, data, tmp_path
     assert summary["held_out"]["excluded"]["windows"] == 5 * len(cal)
 
 
+def test_dot_dot_calibration_against_absolute_held_out_audio(tiny, data, tmp_path, monkeypatch):
+    """``--calibration ../wav`` (relative, climbing) with ``--held-out /abs/wav``: the same files by two
+    spellings are one recording each (before: a '..' name never matched, nothing was left out)."""
+    (data / "sub").mkdir(exist_ok=True)
+    monkeypatch.chdir(data / "sub")
+    summary, cal, held = _export(tiny, tmp_path, monkeypatch, cal_windows=3, calibration=["../wav"],
+                                 held_out=[data / "wav"])
+    assert held and cal and not cal & set(held)
+    assert summary["held_out"]["excluded"] == {"files": len(cal), "windows": 0}
+
+
+def test_shards_written_from_another_directory(tiny, tmp_path, monkeypatch):
+    """teacher-embed run in one directory with a relative input; export run in another: the shard rows'
+    recordings are still the files named by absolute paths (the manifest records its root resolved)."""
+    from sea_tf.teacher_embed import extract
+
+    (tmp_path / "proj" / "wav").mkdir(parents=True)
+    for k in range(4):
+        sf.write(tmp_path / "proj" / "wav" / f"f{k}.wav", tone(k), SR, subtype="FLOAT")
+    monkeypatch.chdir(tmp_path / "proj")
+    extract("wav", "shards", teacher="sea-64", student_sample_rate=SR, hop_size=0.5, progress=False)
+    root = json.loads(next((tmp_path / "proj" / "shards").glob("manifest-*.json")).read_text())["inputs"]["root"]
+    assert root == str((tmp_path / "proj" / "wav").resolve())
+    monkeypatch.chdir(tmp_path)
+    summary, cal, held = _export(tiny, tmp_path / "out", monkeypatch, cal_windows=3,
+                                 calibration=[tmp_path / "proj" / "shards"], held_out=[tmp_path / "proj" / "wav"])
+    assert held and cal and not cal & set(held)
+    assert summary["held_out"]["excluded"]["files"] == len(cal)
+
+
 def test_nothing_left_is_an_error(tiny, data, tmp_path):
     from export import export_model
     from sea_tf.errors import ExportError
