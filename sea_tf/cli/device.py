@@ -23,6 +23,23 @@ Exit code: 0 all complete, 1 some results partial, 2 a host failed (the others s
 """
 
 
+def _ssh_options(opts, *, several: bool) -> None:
+    """How to reach a board: --port, --ssh-config, --key, --known-hosts (after --host).
+
+    ``several``: the command takes several --host (``device run``), which only changes the wording.
+    """
+    opts.add("--port", key="port", type=int,
+             help="SSH port for hosts given without :PORT" if several else "SSH port when --host has no :PORT")
+    opts.add("--ssh-config", key="ssh_config", metavar="PATH",
+             help="OpenSSH client config whose Host entries --host may name (HostName, User, Port, IdentityFile, "
+                  "ProxyJump); ~/.ssh/config when it exists" if several else
+                  "OpenSSH client config whose Host entries --host may name; ~/.ssh/config when it exists")
+    opts.add("--key", key="key", metavar="PATH", help="private key file (else ssh-agent / ~/.ssh keys)")
+    opts.add("--known-hosts", key="known_hosts", metavar="PATH",
+             help="known_hosts file with the boards' host keys" if several else
+                  "known_hosts file with the board's host key")
+
+
 def register(subparsers):
     parser = subparsers.add_parser("device", help="run the board-side benchmark on remote boards over SSH",
                                    description="Run device/ (numpy + LiteRT) on Raspberry-Pi-class boards.")
@@ -33,12 +50,7 @@ def register(subparsers):
     run_parser.set_defaults(_command="device run")
     opts.add("--host", key="hosts", action="append", metavar="USER@HOST[:PORT]|ALIAS",
              help="board to run on, or a Host of the ssh_config file (repeat for several: they run in parallel)")
-    opts.add("--port", key="port", type=int, help="SSH port for hosts given without :PORT")
-    opts.add("--ssh-config", key="ssh_config", metavar="PATH",
-             help="OpenSSH client config whose Host entries --host may name (HostName, User, Port, IdentityFile, "
-                  "ProxyJump); ~/.ssh/config when it exists")
-    opts.add("--key", key="key", metavar="PATH", help="private key file (else ssh-agent / ~/.ssh keys)")
-    opts.add("--known-hosts", key="known_hosts", metavar="PATH", help="known_hosts file with the boards' host keys")
+    _ssh_options(opts, several=True)
     opts.add("--artifacts", key="artifacts", nargs="+", metavar="DIR|FILE",
              help="export directory or .tflite files (sidecars are taken along)")
     opts.add("--audio", key="audio", nargs="+", metavar="FILE", help="audio files to classify on the board")
@@ -76,11 +88,7 @@ def register_listen(actions):
     parser.epilog = LISTEN_EPILOG
     parser.set_defaults(_command="device listen")
     opts.add("--host", key="host", metavar="USER@HOST[:PORT]|ALIAS", help="board to listen on, or a Host of the ssh_config file")
-    opts.add("--port", key="port", type=int, help="SSH port when --host has no :PORT")
-    opts.add("--ssh-config", key="ssh_config", metavar="PATH",
-             help="OpenSSH client config whose Host entries --host may name; ~/.ssh/config when it exists")
-    opts.add("--key", key="key", metavar="PATH", help="private key file (else ssh-agent / ~/.ssh keys)")
-    opts.add("--known-hosts", key="known_hosts", metavar="PATH", help="known_hosts file with the board's host key")
+    _ssh_options(opts, several=False)
     opts.add("--artifacts", key="artifacts", nargs="+", metavar="DIR|FILE",
              help="export directory or .tflite files: the embedding model and a classifier for it")
     opts.add("--model", key="model", metavar="NAME", help="embedding model to use when --artifacts holds several")
