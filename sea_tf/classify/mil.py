@@ -14,6 +14,7 @@ import numpy as np
 
 from sea_tf.backend import keras, tf
 from sea_tf.classify.autopool import AutoPool1D
+from sea_tf.classify.epochs import train_epochs
 from sea_tf.classify.mlp import epoch_function, fit_scaler
 from sea_tf.errors import ClassifyError
 
@@ -104,36 +105,19 @@ def train_network(model, x_train, y_train, x_val, y_val, cfg: dict, *, seed: int
     info : dict
         ``epochs_run``, ``best_epoch``, ``best_val_loss``, ``final_train_loss``, ``train_items``.
     """
-    from tqdm.auto import tqdm
-
     optimizer = keras.optimizers.Adam(learning_rate=float(cfg["learning_rate"]))
     train_epoch, eval_loss = _epoch_function(model, optimizer, int(cfg["batch_size"]))
     x_t, y_t = tf.constant(np.asarray(x_train, np.float32)), tf.constant(np.asarray(y_train, np.float32))
-    has_val = x_val is not None and len(x_val) > 0
-    if has_val:
-        x_v, y_v = tf.constant(np.asarray(x_val, np.float32)), tf.constant(np.asarray(y_val, np.float32))
-    rng = np.random.default_rng(seed)
-    best, best_epoch, best_weights, waited, loss, epoch = np.inf, 0, None, 0, float("nan"), 0
-    bar = tqdm(total=int(cfg["epochs"]), desc=desc, unit="epoch", leave=False, disable=not progress)
-    for epoch in range(1, int(cfg["epochs"]) + 1):
-        loss = float(train_epoch(x_t, y_t, tf.constant(rng.permutation(len(x_train)))))
-        if not np.isfinite(loss):
-            raise ClassifyError(f"training diverged (loss {loss}) at epoch {epoch}; lower classifier.learning_rate")
-        if has_val:
-            val = float(eval_loss(x_v, y_v))
-            if val < best:
-                best, best_epoch, best_weights, waited = val, epoch, model.get_weights(), 0
-            else:
-                waited += 1
-            bar.set_postfix(loss=f"{loss:.4f}", val_loss=f"{val:.4f}")
-        bar.update(1)
-        if has_val and waited >= int(cfg["patience"]):
-            break
-    bar.close()
-    info = {"epochs_run": epoch, "final_train_loss": loss, "train_items": int(len(x_train))}
-    if best_weights is not None:
-        model.set_weights(best_weights)
-        info.update(best_epoch=best_epoch, best_val_loss=float(best))
+    validation = None
+    if x_val is not None and len(x_val) > 0:
+        validation = tf.constant(np.asarray(x_val, np.float32)), tf.constant(np.asarray(y_val, np.float32))
+    run = train_epochs(model, train_epoch, eval_loss, x_t, y_t, validation, epochs=cfg["epochs"],
+                       patience=cfg["patience"], seed=seed, progress=progress, desc=desc,
+                       learning_rate_key="classifier.learning_rate")
+    info = {"epochs_run": run["epochs_run"], "final_train_loss": run["final_train_loss"],
+            "train_items": int(len(x_train))}
+    if "best_epoch" in run:
+        info.update(best_epoch=run["best_epoch"], best_val_loss=run["best_val_loss"])
     return model, info
 
 

@@ -13,6 +13,7 @@ from sklearn.preprocessing import StandardScaler
 
 from sea_tf.backend import keras, tf
 from sea_tf.classify import defaults
+from sea_tf.classify.epochs import train_epochs
 from sea_tf.errors import ClassifyError
 
 DEFAULTS = defaults.MLP
@@ -130,8 +131,6 @@ def train_mlp(x_train, y_train, n_classes, x_val=None, y_val=None, cfg=None, *, 
         ``epochs_run``, ``best_epoch`` (1-based), ``best_val_loss``, ``final_train_loss``,
         ``train_frames``.
     """
-    from tqdm.auto import tqdm
-
     cfg = {**DEFAULTS, **(cfg or {})}
     x_train = np.asarray(x_train, dtype=np.float32)
     y_train = np.asarray(y_train, dtype=np.int64)
@@ -142,35 +141,16 @@ def train_mlp(x_train, y_train, n_classes, x_val=None, y_val=None, cfg=None, *, 
     model = build_mlp(x_train.shape[1], n_classes, mean, variance, cfg["hidden"], cfg["l2"])
     optimizer = keras.optimizers.Adam(learning_rate=cfg["learning_rate"])
     train_epoch, eval_loss = epoch_function(model, optimizer, int(cfg["batch_size"]))
-    x_t, y_t = tf.constant(x_train), tf.constant(y_train)
-    has_val = x_val is not None and len(x_val) > 0
-    if has_val:
-        x_v, y_v = tf.constant(np.asarray(x_val, np.float32)), tf.constant(np.asarray(y_val, np.int64))
-    rng = np.random.default_rng(seed)
-    best, best_epoch, best_weights, waited = np.inf, 0, None, 0
-    bar = tqdm(total=cfg["epochs"], desc=desc, unit="epoch", leave=False, disable=not progress)
-    epoch = 0
-    for epoch in range(1, int(cfg["epochs"]) + 1):
-        loss = float(train_epoch(x_t, y_t, tf.constant(rng.permutation(len(x_train)))))
-        post = {"loss": f"{loss:.3f}"}
-        if has_val:
-            val = float(eval_loss(x_v, y_v))
-            post["val_loss"] = f"{val:.3f}"
-            if val < best:
-                best, best_epoch, best_weights, waited = val, epoch, model.get_weights(), 0
-            else:
-                waited += 1
-        bar.set_postfix(post)
-        bar.update(1)
-        if not np.isfinite(loss):
-            raise ClassifyError(f"training diverged (loss {loss}) at epoch {epoch}; lower mlp.learning_rate")
-        if has_val and waited >= cfg["patience"]:
-            break
-    bar.close()
-    info = {"epochs_run": epoch, "train_frames": int(len(x_train)), "final_train_loss": loss}
-    if best_weights is not None:
-        model.set_weights(best_weights)
-        info.update(best_epoch=best_epoch, best_val_loss=best)
+    validation = None
+    if x_val is not None and len(x_val) > 0:
+        validation = tf.constant(np.asarray(x_val, np.float32)), tf.constant(np.asarray(y_val, np.int64))
+    run = train_epochs(model, train_epoch, eval_loss, tf.constant(x_train), tf.constant(y_train), validation,
+                       epochs=cfg["epochs"], patience=cfg["patience"], seed=seed, progress=progress, desc=desc,
+                       learning_rate_key="mlp.learning_rate")
+    info = {"epochs_run": run["epochs_run"], "train_frames": int(len(x_train)),
+            "final_train_loss": run["final_train_loss"]}
+    if "best_epoch" in run:
+        info.update(best_epoch=run["best_epoch"], best_val_loss=run["best_val_loss"])
     return model, info
 
 
