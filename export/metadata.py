@@ -117,8 +117,8 @@ def build_sidecar(tflite_bytes, model_card, mode, frontend_in_model, frontend, i
         if key in meta:
             raise ExportError(f"sidecar key {key!r} is reserved")
         meta[key] = value
-    from sea_tf.models.seamodel import sea_tf_version
-    meta["sea_tf_version"] = sea_tf_version()
+    from sea_tf import package_version
+    meta["sea_tf_version"] = package_version()
     return meta
 
 

@@ -105,10 +105,7 @@ def plot(summary, path):
     for ax in axes:
         ax.tick_params(axis="x", labelsize=7, rotation=90)
     fig.tight_layout()
-    with atomic.atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
-    return Path(path)
+    return atomic.save_figure(fig, path, dpi=90)
 
 
 def write_report(summary, out_dir):

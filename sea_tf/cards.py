@@ -112,13 +112,14 @@ def read_card(artifact: str | Path, required: bool = True) -> dict | None:
         raise DataError(f"{path}: unreadable card ({exc}); delete it and re-run the stage that wrote it") from exc
 
 
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of the bytes of the file at ``path`` (read in chunks: never whole into memory).
+
+    The one file hash of sea-tf (cards, sidecars, the weights cache); ``device/runner.py`` keeps its own
+    copy because the board side may not import ``sea_tf``.
+    """
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 #: ``weights.source`` of a model card whose weights are seeded random numbers (an untrained preset).

@@ -448,10 +448,7 @@ def plot_pareto(rows, cost_key, xlabel, path, title, group_key=None, log_x=False
         ax.legend(fontsize=7, loc="lower right")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    with atomic.atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return Path(path)
+    return atomic.save_figure(fig, path)
 
 
 def markdown_table(rows, latency_stat="p50"):

@@ -228,9 +228,7 @@ def plot_scatter(reduced, labels, path, title=""):
     ax.set_ylabel("reduced dim 2")
     ax.set_title(title, fontsize=8)
     fig.tight_layout()
-    with atomic.atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
+    atomic.save_figure(fig, path)
 
 
 def compare_strategies(shard_dirs, out_dir, m, strategies=None, method="pca", d=64, seed=20180216,
@@ -333,10 +331,7 @@ def plot_study(rows, path, title=""):
         ax.tick_params(axis="y", labelsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    with atomic.atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png")
-    plt.close(fig)
-    return Path(path)
+    return atomic.save_figure(fig, path)
 
 
 def _column_or_none(shards, key):

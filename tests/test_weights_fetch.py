@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from sea_tf.cards import sha256_file
 from sea_tf.errors import WeightsError
 from sea_tf.weights import cache
 from sea_tf.weights.fetch import fetch
@@ -81,7 +82,7 @@ def test_first_download_records_the_hash_and_a_changed_upstream_is_refused(home,
     server.routes[TEACHER_GZ] = (gz0, "ok")
     result = fetch("openl3/mel256-env", base_url=server.url, **FAST)
     assert (result.status, result.hash_source) == ("downloaded", "new")
-    assert result.sha256 == cache.file_sha256(path0)
+    assert result.sha256 == sha256_file(path0)
     registry = json.loads((home / "weights" / "registry.json").read_text())["files"]
     assert registry["openl3/mel256-env"]["sha256"] == result.sha256
     assert registry["openl3/mel256-env"]["source"] == f"{server.url}/{TEACHER_GZ}"
@@ -95,7 +96,7 @@ def test_first_download_records_the_hash_and_a_changed_upstream_is_refused(home,
     server.routes[TEACHER_GZ] = (gz1, "ok")  # same layout, other numbers: only the hash can tell
     with pytest.raises(WeightsError, match="does not match the recorded hash"):
         fetch("openl3/mel256-env", base_url=server.url, force=True, **FAST)
-    assert cache.file_sha256(result.path) == result.sha256
+    assert sha256_file(result.path) == result.sha256
     assert leftovers(home) == ["openl3_audio_mel256_env-v0_4_0.h5"]
 
 

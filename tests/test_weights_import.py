@@ -8,6 +8,7 @@ import sys
 import h5py
 import pytest
 
+from sea_tf.cards import sha256_file
 from sea_tf.errors import WeightsError
 from sea_tf.weights import cache
 from sea_tf.weights.importer import guess_name, import_file, import_from_package
@@ -39,7 +40,7 @@ def test_real_sea64_imports_and_its_known_hash_verifies(home, sea64_h5):
     result = import_file(sea64_h5)  # name guessed from the published file name
     assert (result.name, result.status, result.sha256, result.size) == ("edgel3/sea-64", "imported", SEA64_SHA, 6025848)
     assert cache.resolve_name("edgel3/sea-64") == result.path
-    assert cache.file_sha256(result.path) == SEA64_SHA
+    assert sha256_file(result.path) == SEA64_SHA
     assert import_file(sea64_h5, name="edgel3/sea-64").status == "cached"
     assert cache.read_registry()["edgel3/sea-64"]["origin"] == "import"
 
@@ -94,10 +95,10 @@ def test_recorded_hash_protects_the_cached_copy(home, files):
     first = import_file(files["v4"])
     with pytest.raises(WeightsError, match="differs from the recorded hash.*--force"):
         import_file(files["v4b"], name="openl3/mel256-env")
-    assert cache.file_sha256(first.path) == first.sha256
+    assert sha256_file(first.path) == first.sha256
     replaced = import_file(files["v4b"], name="openl3/mel256-env", force=True)
     assert replaced.sha256 != first.sha256 and cache.resolve_name("openl3/mel256-env") == first.path
-    assert cache.file_sha256(first.path) == replaced.sha256
+    assert sha256_file(first.path) == replaced.sha256
 
 
 def test_import_from_an_installed_package(home, sea64_h5, tmp_path, monkeypatch):

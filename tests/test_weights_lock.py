@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+from sea_tf.cards import sha256_file
 from sea_tf.weights import cache
 from sea_tf.weights.catalogue import CATALOGUE
 from weights_support import FileServer, gzip_bytes, write_openl3
@@ -86,11 +87,11 @@ def test_parallel_fetch_and_import_keep_every_entry(tmp_path):
             imported = write_openl3(tmp_path / f"v4-{k}.h5", input_repr, "v0_4_0", seed=k)
             name = f"openl3/{input_repr}-{content}"
             jobs.append([f"import|{name}|{imported}"])
-            expected[name] = cache.file_sha256(imported)
+            expected[name] = sha256_file(imported)
             served = write_openl3(tmp_path / f"v2-{k}.h5", input_repr, "v0_2_0", seed=100 + k)
             server.routes[f"openl3_audio_{input_repr}_{content}-v0_2_0.h5.gz"] = (gzip_bytes(served), "ok")
             jobs[-1].append(f"fetch|{name}@v0_2_0|{server.url}")
-            expected[f"{name}@v0_2_0"] = cache.file_sha256(served)
+            expected[f"{name}@v0_2_0"] = sha256_file(served)
         home = tmp_path / "home"
         codes, output = _run_together(WORKER, home, jobs)
     finally:

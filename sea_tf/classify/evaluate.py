@@ -134,11 +134,7 @@ def plot_confusion(confusion, classes, path, title=""):
     ax.set_title(title, fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
     fig.tight_layout()
-    path = Path(path)
-    with atomic.atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return path
+    return atomic.save_figure(fig, path, dpi=100)
 
 
 def comparison_markdown(summaries, n_folds):

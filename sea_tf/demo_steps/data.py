@@ -98,5 +98,4 @@ def _plot_logmel_grid(dataset, path):
         ax.set_xlabel("time (s)", fontsize=8)
         ax.set_ylabel("mel band", fontsize=8)
     fig.suptitle("Demo dataset: log-mel spectrogram of one clip per class (dB re max)")
-    with atomic.atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=80)
+    atomic.save_figure(fig, path, dpi=80)

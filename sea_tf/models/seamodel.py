@@ -6,12 +6,11 @@ and what export and pruning work on). ``save("m.keras")`` writes ``m.keras`` and
 """
 import shutil
 import tempfile
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import numpy as np
 
-from sea_tf import atomic, cards
+from sea_tf import atomic, cards, package_version
 from sea_tf.backend import keras, tf
 from sea_tf.errors import ModelError
 from sea_tf.frontends import AudioFrontend, frontend_macs
@@ -20,14 +19,6 @@ from sea_tf.models.architectures import network_macs
 
 FRONTEND_LAYER = "frontend"
 NETWORK_LAYER = "network"
-
-
-def sea_tf_version():
-    """Installed sea-tf version (``0+unknown`` when running from a plain checkout)."""
-    try:
-        return version("sea-tf")
-    except PackageNotFoundError:
-        return "0+unknown"
 
 
 def assemble(frontend_spec, network, name, dft="rfft"):
@@ -68,7 +59,7 @@ def make_card(name, kind, architecture, frontend_spec, model, weights):
         "params": int(network.count_params()),
         "macs": {"frontend": macs_front, "network": macs_net, "total": macs_front + macs_net},
         "weights": dict(weights),
-        "sea_tf_version": sea_tf_version(),
+        "sea_tf_version": package_version(),
     }
 
 

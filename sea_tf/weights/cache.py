@@ -12,13 +12,13 @@ fill it when the file is absent.
 import contextlib
 import datetime
 import fcntl
-import hashlib
 import json
 import os
 import secrets
 from pathlib import Path
 
 from sea_tf import atomic
+from sea_tf.cards import sha256_file
 from sea_tf.errors import SeaTFError, WeightsError
 from sea_tf.weights import catalogue
 
@@ -51,12 +51,6 @@ def weights_dir(home=None):
 def cached_path(name, home=None):
     """Where ``name``'s file lives in the cache (whether or not it is there yet)."""
     return weights_dir(home) / catalogue.lookup(name).filename
-
-
-def file_sha256(path):
-    """sha256 hex digest of the file at ``path``."""
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def read_registry(home=None):
@@ -194,7 +188,7 @@ def verify_file(name, path, home=None):
     expected, source = expected_sha256(name, home)
     stat = Path(path).stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns)
-    actual = _VERIFIED.get(key) or file_sha256(path)
+    actual = _VERIFIED.get(key) or sha256_file(path)
     if expected and actual != expected:
         raise WeightsError(
             f"{path}: sha256 {actual[:16]}... does not match the {source} hash {expected[:16]}... of "

@@ -13,6 +13,7 @@ import zlib
 from pathlib import Path
 
 from sea_tf import atomic
+from sea_tf.cards import sha256_file
 from sea_tf.errors import SeaTFError, WeightsError
 from sea_tf.weights import cache, catalogue
 from sea_tf.weights.layout import check_entry_layout, openl3_version
@@ -126,7 +127,7 @@ def import_file(path, name=None, home=None, force=False, max_unpacked_mb=DEFAULT
                         "pass --force to replace the cached copy")
                 raise WeightsError(f"{path}: sha256 {sha[:16]}... differs from the {source} hash "
                                    f"{expected[:16]}... of '{entry.name}'; {hint}")
-            already = cache.is_cached(entry.name, home) and cache.file_sha256(dest) == sha
+            already = cache.is_cached(entry.name, home) and sha256_file(dest) == sha
             if not already:
                 check_entry_layout(tmp, entry, shown=str(path))
             cache.make_readable(tmp)
