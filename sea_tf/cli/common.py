@@ -13,6 +13,7 @@ from sea_tf.errors import SeaTFError
 
 _FLAG_KEYS = "_sea_tf_flag_keys"
 _SEEN_LISTS = "_sea_tf_seen_lists"
+_LIST_SPELLINGS = "_sea_tf_list_spellings"
 _WARNED = "_sea_tf_warned"
 
 
@@ -79,13 +80,13 @@ class _Subcommands(argparse._SubParsersAction):
 
 
 class ListAction(argparse.Action):
-    """A list option that keeps every value however it is spelled.
+    """A list option that keeps every value, spelled ``--x A --x B`` or ``--x A B``.
 
-    ``--x A --x B``, ``--x A B`` and a mix of both give ``[A, B]`` (argparse's ``nargs="+"`` keeps
-    only the last repeat; ``action="append"`` refuses ``--x A B``). A ``type`` that returns a list
-    (e.g. one splitting ``fp32,int8`` at the commas) is flattened in, so comma lists mix with the
-    other spellings too. A value given twice is a usage error: it would be read, trained or
-    written twice.
+    Either spelling gives ``[A, B]`` (argparse's ``nargs="+"`` kept only the last repeat;
+    ``action="append"`` refused ``--x A B``); a ``type`` that returns a list (one splitting
+    ``fp32,int8`` at the commas) is a third spelling. Two spellings mixed in one option
+    (``--x A B --x C``, ``--modes fp32,int8 dynamic``) are a usage error, as is a value given twice
+    (it would be read, trained or written twice): the command line says one thing or is refused.
     """
 
     def __init__(self, option_strings, dest, nargs="+", item=None, **kwargs):
@@ -99,7 +100,17 @@ class ListAction(argparse.Action):
         setattr(namespace, _SEEN_LISTS, seen | {self.dest})
         # A default (the config's list) is replaced by the first value typed, never extended.
         items = list(getattr(namespace, self.dest) or []) if self.dest in seen else []
-        for value in values if isinstance(values, list) else [values]:
+        values = values if isinstance(values, list) else [values]
+        spellings = getattr(namespace, _LIST_SPELLINGS, {})
+        used = spellings.get(self.dest, set()) | {"comma" for v in values if isinstance(v, list) and len(v) > 1}
+        if self.item is None:   # item-shaped lists (--set) are spread into repeats by Parser: both read alike
+            used |= {"space" for _ in values[1:]} | ({"repeat"} if self.dest in seen else set())
+        if len(used) > 1:
+            raise argparse.ArgumentError(self, f"mixes {' and '.join(sorted(used))} lists; give the values one way, "
+                                               f"{self.option_strings[-1]} A B or {self.option_strings[-1]} A "
+                                               f"{self.option_strings[-1]} B")
+        setattr(namespace, _LIST_SPELLINGS, {**spellings, self.dest: used})
+        for value in values:
             for item in value if isinstance(value, list) else [value]:
                 if item in items:
                     raise argparse.ArgumentError(self, f"{item!r} given twice")
