@@ -4,6 +4,7 @@ import socket
 
 import pytest
 
+from sea_tf.cards import sha256_file
 from sea_tf.errors import WeightsError
 from sea_tf.weights import cache, catalogue
 from weights_support import run_cli
@@ -85,10 +86,10 @@ def test_registered_file_resolves_and_a_changed_file_is_refused(home, no_network
     path.write_bytes(b"pretend weights")
     with pytest.raises(WeightsError, match="an unregistered file is at"):
         cache.resolve_name("openl3/mel128-env")
-    cache.record("openl3/mel128-env", cache.file_sha256(path), path.stat().st_size, "import", "test")
+    cache.record("openl3/mel128-env", sha256_file(path), path.stat().st_size, "import", "test")
     assert cache.is_cached("openl3/mel128-env@v0_4_0")
     assert cache.resolve_name("openl3/mel128-env") == path
-    assert cache.expected_sha256("openl3/mel128-env") == (cache.file_sha256(path), "recorded")
+    assert cache.expected_sha256("openl3/mel128-env") == (sha256_file(path), "recorded")
     path.write_bytes(b"pretend weightz")
     with pytest.raises(WeightsError, match="does not match the recorded hash"):
         cache.resolve_name("openl3/mel128-env")
