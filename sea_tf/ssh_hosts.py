@@ -12,14 +12,18 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import getpass
+import os
 import re
 import socket
 from pathlib import Path
 
 from sea_tf.errors import ConfigError, RemoteError
 
-#: where ``--ssh-config`` points when it is not given (read only when it exists), as for ``ssh``
+#: where ``--ssh-config`` points when it is not given (read only when it exists), as for ``ssh``;
+#: ``$SEA_TF_SSH_CONFIG`` replaces it (the test suite points it at nothing, so that a developer's own
+#: ``~/.ssh/config`` cannot change how the tests connect)
 DEFAULT_SSH_CONFIG = "~/.ssh/config"
+SSH_CONFIG_ENV = "SEA_TF_SSH_CONFIG"
 #: ProxyJump hops followed before a chain is taken for a loop (``Host *`` with ``ProxyJump`` loops)
 MAX_JUMPS = 8
 
@@ -89,7 +93,7 @@ def load_ssh_config(path: str | Path | None = None):
     import paramiko
 
     explicit = path is not None
-    path = Path(path if explicit else DEFAULT_SSH_CONFIG).expanduser()
+    path = Path(path if explicit else os.environ.get(SSH_CONFIG_ENV) or DEFAULT_SSH_CONFIG).expanduser()
     if not path.is_file():
         if explicit:
             raise RemoteError(f"--ssh-config {path}: file not found; pass an OpenSSH client config file")

@@ -14,6 +14,9 @@ from slurm_support import slurm_cluster  # noqa: F401 - the real SLURM cluster f
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# No developer's ~/.ssh/config (Host *, ProxyJump, User) in the SSH tests: they name their own config
+# with --ssh-config where they test one (sea_tf.ssh_hosts reads this instead of ~/.ssh/config).
+os.environ["SEA_TF_SSH_CONFIG"] = os.devnull
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("SEA_TF_SHARED", ROOT.parent / "shared"))

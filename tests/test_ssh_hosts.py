@@ -83,3 +83,16 @@ def test_unresolvable_and_missing(config, tmp_path):
         resolve_host("board", ssh_config=tmp_path / "absent")
     with pytest.raises(RemoteError, match="expected USER@HOST"):
         resolve_host("pi@", ssh_config=config)
+
+
+def test_the_default_config_is_home_ssh_config_unless_sea_tf_ssh_config_says(config, monkeypatch, tmp_path):
+    """Without --ssh-config: ~/.ssh/config as ssh reads it; $SEA_TF_SSH_CONFIG replaces it (the suite sets
+    it to /dev/null so that a developer's own ~/.ssh/config cannot change how the tests connect)."""
+    (tmp_path / ".ssh").mkdir()
+    (tmp_path / ".ssh" / "config").write_text(CONFIG)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("SEA_TF_SSH_CONFIG")
+    assert resolve_host("board").host == "127.0.0.1"          # ~/.ssh/config's Host entry
+    monkeypatch.setenv("SEA_TF_SSH_CONFIG", "/dev/null")
+    with pytest.raises(RemoteError, match="does not resolve"):
+        resolve_host("board")                                   # no file: the alias is a DNS name
