@@ -82,9 +82,7 @@ def markdown(summary):
 
 def plot(summary, path):
     """Bar charts of size, end-to-end latency and cosine p5 per artifact; written atomically as PNG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = atomic.pyplot()
 
     arts = summary["artifacts"]
     labels = [f"{a['model']}\n{a['mode']}" for a in arts]

@@ -291,6 +291,18 @@ def write_json(path, obj):
     write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
+def pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend: figures are drawn for files only.
+
+    Imported on first use (matplotlib is slow to import and most commands draw nothing); a figure
+    made from it is written and closed by :func:`save_figure`.
+    """
+    import matplotlib
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    return plt
+
+
 def save_figure(fig, path, *, dpi: float | None = None) -> Path:
     """Save a matplotlib figure as PNG to ``path`` atomically and close it.
 

@@ -414,9 +414,7 @@ def labels(rows: list[dict]) -> list[str]:
 
 def plot_pareto(rows, cost_key, xlabel, path, title, group_key=None, log_x=False):
     """Scatter measured accuracy against ``cost_key`` with each group's Pareto front; returns ``path``."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = atomic.pyplot()
 
     pts = _measured(rows, cost_key)
     names = dict(zip(map(id, rows), labels(rows)))

@@ -208,9 +208,7 @@ def plot_scatter(reduced, labels, path, title=""):
     path : str or Path
         PNG to write (atomically).
     """
-    import matplotlib
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = atomic.pyplot()
 
     reduced = np.asarray(reduced)
     x = reduced[:, 0]
@@ -316,9 +314,7 @@ STUDY_COLUMNS = (("loud_overlap", "share among the m loudest"), ("coverage", "co
 
 def plot_study(rows, path, title=""):
     """One bar panel per study column (:data:`STUDY_COLUMNS`), one bar per strategy; writes ``path`` (PNG)."""
-    import matplotlib
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = atomic.pyplot()
 
     columns = [(key, label) for key, label in STUDY_COLUMNS if any(row.get(key) is not None for row in rows)]
     fig, axes = plt.subplots(1, len(columns), figsize=(2.3 * len(columns), 3.2), dpi=100, squeeze=False)

@@ -111,9 +111,7 @@ def plot_confusion(confusion, classes, path, title=""):
     path : str or Path
     title : str
     """
-    import matplotlib
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = atomic.pyplot()
 
     cm = np.asarray(confusion, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -149,9 +149,7 @@ def output_csv(dataset, names: list[str], text: list[list[str]]) -> str:
 
 def plot_pr_curves(y_true: np.ndarray, probs: np.ndarray, classes: list[str], path: Path, title: str) -> Path:
     """Save the per-class and micro PR curves (the challenge's points) as a PNG; returns ``path``."""
-    import matplotlib
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    plt = atomic.pyplot()
 
     fig, ax = plt.subplots(figsize=(6.5, 5))
     for i, name in enumerate(classes):

@@ -82,12 +82,9 @@ def _labelled(shards, rows, rng, max_rows):
 
 def plot_history(history, path, title="distillation"):
     """Write the loss curves (train and validation MSE per epoch, log scale) as a PNG."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from sea_tf import atomic
 
+    plt = atomic.pyplot()
     epochs = [h["epoch"] for h in history]
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
     for key, label in (("loss", "train MSE"), ("val_loss", "validation MSE")):
