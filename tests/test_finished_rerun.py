@@ -36,7 +36,7 @@ def _distill_argv(data, out, epochs):
     return argv
 
 
-def test_finished_distill_rerun_rewrites_nothing(tmp_path, capsys):
+def test_finished_distill_rerun_rewrites_nothing(tmp_path, capsys, monkeypatch):
     data = make_dataset(tmp_path / "data", n_sources=10)
     out = tmp_path / "run"
     assert main(_distill_argv(data, out, 2)) == 0
@@ -47,6 +47,15 @@ def test_finished_distill_rerun_rewrites_nothing(tmp_path, capsys):
     assert main(_distill_argv(data, out, 2)) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1 and "already distilled" in lines[0] and "nothing to do" in lines[0], lines
+    assert snapshot(out) == before
+
+    # The same inputs spelled relative to another working directory are the same command.
+    monkeypatch.chdir(tmp_path)
+    relative = {**data, "shards": "data/" + data["shards"].relative_to(tmp_path / "data").as_posix(),
+                "targets": "data/" + data["targets"].relative_to(tmp_path / "data").as_posix()}
+    assert main(_distill_argv(relative, out, 2)) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and "already distilled" in lines[0], lines
     assert snapshot(out) == before
 
     # Control: asking for more epochs is not the same command; it trains on and saves a new student.

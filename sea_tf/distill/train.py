@@ -64,6 +64,13 @@ def distill(cfg, log=print, callbacks=()):
 def _distill(cfg, log, callbacks, cleanup):
     start = time.perf_counter()
     cfg = copy.deepcopy(cfg)
+    # The inputs by their absolute paths: `--shards data/shards` and `--shards /abs/data/shards` are one
+    # run (resumed, or a finished no-op), and the config written beside the run says where they are.
+    shards = [cfg["shards"]] if isinstance(cfg["shards"], (str, Path)) else cfg["shards"]
+    cfg["shards"] = [str(Path(p).expanduser().resolve()) for p in shards]
+    for key in ("targets", "reducer"):
+        if cfg[key] is not None:
+            cfg[key] = str(Path(cfg[key]).expanduser().resolve())
     run_dir = Path(cfg["out"])
     _check_config(cfg)
     # Logical CPU devices must exist before anything creates TensorFlow's context.
