@@ -53,7 +53,8 @@ def test_a_dripping_server_meets_the_overall_deadline(home, server):
     start = time.monotonic()
     with pytest.raises(WeightsError, match=r"did not finish within timeout\.total = 1 s.*--set timeout\.total=S"):
         fetch("openl3/mel256-env", base_url=server.url, total_timeout=1.0, **FAST)
-    assert time.monotonic() - start < 3.0 and stored(home) == []
+    # Without the deadline the drip takes 10,000 x 50 ms = 500 s; 60 s leaves a loaded machine room.
+    assert time.monotonic() - start < 60 and stored(home) == []
 
 
 def test_cli_caps_are_config_keys(home, server, capsys):
