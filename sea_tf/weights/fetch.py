@@ -174,10 +174,13 @@ def fetch(name, home=None, base_url=None, force=False, timeout=DEFAULT_TIMEOUT, 
         cache.record(entry.name, sha, size, "fetch", shown, home)
     except WeightsError:
         raise
-    except SeaTFError as exc:  # atomic_path's OutputError: the cache cannot be written
-        raise WeightsError(f"cannot write {dest}: {exc}") from exc
-    except OSError as exc:
-        raise WeightsError(f"writing {dest} failed: {exc.strerror or exc}; free some space or set "
+    except (SeaTFError, OSError) as exc:
+        # atomic_path's OutputError (a full disk met inside it carries the OSError as its cause), or
+        # an OSError of the download's own writes: one line, with the cache's way out
+        cause = exc if isinstance(exc, OSError) else exc.__cause__
+        if not isinstance(cause, OSError):
+            raise WeightsError(f"cannot write {dest}: {exc}") from exc
+        raise WeightsError(f"writing {dest} failed: {cause.strerror or cause}; free some space or set "
                            f"${cache.HOME_ENV} to another disk; nothing was left in the cache") from exc
     finally:
         if gz_path is not None:
