@@ -10,7 +10,7 @@ Modules, in the order the pipeline uses them:
 ``identity``     names from the model file, the sidecar's ``source``, no overwrite of another model's file
 ``metadata``     the ``<name>.<mode>.json`` sidecar (model card, tensors, quantization, front end, sha256)
 ``fidelity``     size, cosine / max error vs Keras and latency, run through ``device.runner`` (LiteRT)
-``report``       ``report.json`` + ``report.md`` + ``report.png``
+``report``       ``<name>.report.json`` + ``.md`` + ``.png`` (one per exported model)
 ``pipeline``     :func:`export_model`, the whole flow (what ``sea-tf export`` calls)
 
 Example

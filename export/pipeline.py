@@ -100,7 +100,7 @@ def export_model(model, out_dir, modes=None, calibration=None, held_out=None, cl
     Returns
     -------
     dict
-        The report summary (also ``out_dir/report.json``): ``artifacts`` (one dict per file with
+        The report summary (also ``out_dir/<name>.report.json``): ``artifacts`` (one dict per file with
         paths, sizes, fidelity and latency), calibration / held-out descriptions, settings.
     """
     cfg = merge(DEFAULTS, cfg or {})  # deep merge; an unknown setting is a ConfigError
@@ -197,7 +197,7 @@ def export_model(model, out_dir, modes=None, calibration=None, held_out=None, cl
                "interpreter": artifacts[0]["interpreter"] if artifacts else {},
                "settings": {k: cfg[k] for k in ("placement", "dft", "int8_io", "int8_body")},
                "artifacts": artifacts}
-    summary["report"] = {k: str(v) for k, v in report.write_report(summary, out_dir).items()}
+    summary["report"] = {k: str(v) for k, v in report.write_report(summary, out_dir, name=name).items()}
     return summary
 
 

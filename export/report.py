@@ -1,6 +1,7 @@
-"""The fidelity and cost report of one export run: ``report.json``, ``report.md``, ``report.png``."""
+"""The fidelity and cost report of one export run: ``<name>.report.json``, ``.md``, ``.png``."""
 from pathlib import Path
 
+from export import metadata
 from sea_tf import atomic
 
 COLUMNS = [("model", "model"), ("mode", "mode"), ("input", "input"), ("size_kb", "size KB"),
@@ -106,10 +107,15 @@ def plot(summary, path):
     return atomic.save_figure(fig, path, dpi=90)
 
 
-def write_report(summary, out_dir):
-    """Write ``report.json``, ``report.md`` and ``report.png`` into ``out_dir``; returns their paths."""
+def write_report(summary, out_dir, *, name: str):
+    """Write ``<name>.report.json``, ``.md`` and ``.png`` into ``out_dir``; returns their paths.
+
+    Named after the export (``name``, the model file's stem), like its ``.tflite`` files: two models
+    exported into one folder keep a report each (one ``report.json`` was replaced by the second).
+    """
     out_dir = Path(out_dir)
-    paths = {"json": out_dir / "report.json", "markdown": out_dir / "report.md", "png": out_dir / "report.png"}
+    stem = metadata.artifact_stem(name, "report")
+    paths = {"json": out_dir / f"{stem}.json", "markdown": out_dir / f"{stem}.md", "png": out_dir / f"{stem}.png"}
     atomic.write_json(paths["json"], summary)
     atomic.write_text(paths["markdown"], markdown(summary))
     plot(summary, paths["png"])

@@ -166,11 +166,11 @@ def test_sidecar_detects_a_changed_model(exported, tmp_path):
 
 def test_report_files(exported):
     out, _, summary = exported
-    report = json.loads((out / "report.json").read_text())
+    report = json.loads((out / "sea-custom.report.json").read_text())
     assert [a["mode"] for a in report["artifacts"]] == summary["modes"]
-    md = (out / "report.md").read_text()
+    md = (out / "sea-custom.report.md").read_text()
     assert "| sea-custom | int8 | frontend_features |" in md
-    assert (out / "report.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / "sea-custom.report.png").read_bytes()[:4] == b"\x89PNG"
 
 
 # -- classifier -----------------------------------------------------------------------------

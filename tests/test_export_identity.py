@@ -41,7 +41,7 @@ def test_name_from_file_and_identity_contract(students, tmp_path):
                               "sha256": cards.sha256_file(students[0])}
     assert art["sha256"] == meta["sha256"] == cards.sha256_file(art["path"])
     assert art["source_sha256"] == meta["source"]["sha256"]
-    report = json.loads((tmp_path / "report.json").read_text())
+    report = json.loads((tmp_path / "student.report.json").read_text())
     assert report["artifacts"][0]["source_sha256"] == cards.sha256_file(students[0])
     assert _export(students[0], tmp_path)["artifacts"][0]["sha256"] == art["sha256"]   # a re-run replaces its own
 

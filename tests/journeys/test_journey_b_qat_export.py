@@ -55,7 +55,7 @@ def test_distill_qat_then_export_qat_beside_ptq(tmp_path, capsys):
                           "--calibration-windows", "32", "--held-out-windows", "24", "--latency-windows", "2",
                           "--out", str(out), "--no-progress"])
     assert code == 0, capsys.readouterr().err
-    report = json.loads((out / "report.json").read_text())
+    report = json.loads((out / "student.report.json").read_text())
     rows = {(a["model"], a["mode"]): a for a in report["artifacts"]}
     assert set(rows) == {(name, mode) for name in ("student", "student-qat") for mode in MODES}
 
@@ -72,7 +72,7 @@ def test_distill_qat_then_export_qat_beside_ptq(tmp_path, capsys):
         assert qat_row["qat_keras_cosine_mean"] > 0.95
         assert -1 <= qat_row["cosine_worst"] <= qat_row["cosine_p5"] <= qat_row["cosine_mean"] <= 1
     assert report["qat"]["float_student"] == "student" and report["qat"]["modes"] == list(MODES)
-    assert "student-qat" in (out / "report.md").read_text()
+    assert "student-qat" in (out / "student.report.md").read_text()
 
     # The QAT int8 file uses the learnt ranges: each learnt activation scale is one of its tensors' scales.
     qat_scales = _int8_scales(rows[("student-qat", "int8")]["path"])

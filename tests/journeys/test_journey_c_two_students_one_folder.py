@@ -80,6 +80,9 @@ def test_two_students_of_one_preset_in_one_folder_are_two_rows(tmp_path, capsys)
         meta = json.loads(path.with_suffix(".json").read_text())
         assert meta["sha256"] == tflite_sha[label]
         assert meta["source"]["sha256"] == keras_sha[label], "the sidecar must record the .keras it came from"
+        # each export's fidelity report is its own (one report.json was replaced by the second export)
+        report = json.loads((export_dir / f"student-{label}.report.json").read_text())
+        assert [a["sha256"] for a in report["artifacts"]] == [tflite_sha[label]]
 
     # benchmark both on "the board" (this machine): numpy + LiteRT, no sea_tf
     device_dir = tmp_path / "device"
