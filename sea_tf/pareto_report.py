@@ -159,7 +159,11 @@ class Collection:
         ``(Artifact, device, device-bench result)`` in input order; joined to ``artifacts`` by
         :func:`build_rows`.
     accuracy : dict
-        ``identity -> Evaluation`` with figures ``accuracy``, ``accuracy_std``, ``dataset``, ``n_folds``.
+        ``identity -> Evaluation`` with figures ``accuracy``, ``accuracy_std``, ``dataset``, ``n_folds``:
+        one dataset's (:meth:`choose_dataset`), so that one model's UrbanSound8K and ESC-50 results
+        never stand in one column.
+    other_datasets : dict
+        ``dataset -> number of results`` of the datasets the table does not show.
     ust : dict
         ``identity -> Evaluation`` with figures ``micro_auprc``, ``macro_auprc``, ``micro_f1``,
         ``n_files`` (SONYC-UST, validate split).
@@ -170,6 +174,15 @@ class Collection:
     def __init__(self, aliases=None):
         self.artifacts, self.device, self.accuracy, self.ust, self.ignored = {}, [], {}, {}, []
         self.aliases = dict(aliases or {})
+        self.by_dataset, self.other_datasets = {}, {}
+
+    def choose_dataset(self):
+        """Show one dataset's accuracy: the one with the most results (ties: by name); count the rest."""
+        if not self.by_dataset:
+            return
+        ranked = sorted(self.by_dataset.items(), key=lambda item: (-len(item[1]), str(item[0])))
+        self.accuracy = dict(ranked[0][1])
+        self.other_datasets = {str(name): len(evs) for name, evs in ranked[1:]}
 
     def add_file(self, path):
         path = Path(path)
@@ -248,7 +261,8 @@ class Collection:
             "accuracy": float(summary["accuracy_mean"]), "accuracy_std": summary.get("accuracy_std"),
             "dataset": parent.get("dataset") or summary.get("dataset"),
             "n_folds": parent.get("n_folds") or len(summary.get("per_fold") or {}) or None})
-        self.accuracy[ev.identity] = ev
+        self.by_dataset.setdefault(ev.figures["dataset"], {})[ev.identity] = ev
+        self.accuracy = self.by_dataset[ev.figures["dataset"]]   # until choose_dataset() picks one
         return 1
 
     def _add_ust(self, name, summary):
@@ -272,6 +286,7 @@ def collect(inputs, objects=(), aliases=None):
         col.add_file(path)
     for obj in objects:
         col.add(obj)
+    col.choose_dataset()
     return col
 
 
@@ -544,6 +559,11 @@ def write_report(inputs=(), out_dir="runs/report", objects=(), title="sea-tf: ac
     if col.ust:
         md += ["", "## SONYC-UST (coarse tagging, validate split; DCASE 2019 Task 5 metrics, docs/PROTOCOL.md §4.3)", "",
                ust_markdown(col, rows)]
+    if col.other_datasets:
+        shown = next(iter(col.accuracy.values())).figures["dataset"]
+        md += ["", f"Accuracy is on {shown}; also given, not shown: " + ", ".join(
+            f"{name} ({n} result(s))" for name, n in col.other_datasets.items())
+            + " — report each dataset's classify results on their own"]
     if col.ignored:
         md += ["", "Ignored (nothing recognised): " + ", ".join(f"`{p}`" for p in col.ignored)]
     md_path = out_dir / md_name

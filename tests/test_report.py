@@ -227,3 +227,20 @@ def test_alias_is_hidden_and_deprecated(results, tmp_path, capsys):
     rows = json.loads((tmp_path / "r" / "rows.json").read_text())
     # a legacy result (no hashes) still joins by the alias: l3-teacher's accuracy is now sea-512's float accuracy
     assert next(r for r in rows if r["stem"] == "sea-512.int8")["accuracy"] == 0.80
+
+
+def test_one_models_results_on_two_datasets_never_share_the_column(tmp_path):
+    """UrbanSound8K and ESC-50 results of the same files: the table shows one dataset's (the one with the
+    most results) and names the other; before, the last file read won, whichever dataset it was."""
+    src = {"path": "runs/sea-64/student.keras", "name": "student", "sha256": H_STUDENT}
+    write(tmp_path / "OUT" / "sea-64.int8.json", sidecar("sea-64", "int8", H_INT8, 400_000, src))
+    write(tmp_path / "a_us8k" / "comparison.json", {"dataset": "us8k", "n_folds": 10, "models": {
+        "student": classify_summary(0.70, "runs/sea-64/student.keras", H_STUDENT),
+        "int8": classify_summary(0.66, "OUT/sea-64.int8.tflite", H_INT8, source_sha256=H_STUDENT)}})
+    write(tmp_path / "b_esc50" / "comparison.json", {"dataset": "esc50", "n_folds": 5, "models": {
+        "int8": classify_summary(0.40, "OUT/sea-64.int8.tflite", H_INT8, source_sha256=H_STUDENT)}})
+    for order in ([tmp_path / "a_us8k", tmp_path / "b_esc50"], [tmp_path / "b_esc50", tmp_path / "a_us8k"]):
+        out = pareto_report.write_report([tmp_path / "OUT", *order], tmp_path / "report")
+        (int8,) = [r for r in out["rows"] if r["mode"] == "int8"]
+        assert int8["accuracy"] == 0.66
+        assert "Accuracy is on us8k; also given, not shown: esc50 (1 result(s))" in out["markdown"].read_text()
