@@ -39,7 +39,7 @@ from tqdm import tqdm
 from sea_tf import atomic, cards
 from sea_tf.errors import ConfigError, DataError, OutputError, ReduceError
 from sea_tf.sampling import load_sample
-from sea_tf.shards import ShardSet, hdf5_size_bound
+from sea_tf.shards import ShardSet, hdf5_size_bound, reserved_h5
 
 METHODS = ("pca", "umap", "none")
 PCA_SOLVERS = ("exact", "incremental")
@@ -481,26 +481,21 @@ def _write_target(path, shards, i, reducer, reducer_sha, chunk_rows, bar):
     import hashlib
     info = shards.shards[i]
     digest = hashlib.sha256()
-    # As for teacher shards (sea_tf.shards): the disk space is reserved before HDF5 writes a chunk, so a
-    # full disk is one OutputError here instead of a crash inside HDF5's chunked writes.
+    # Space reserved before HDF5's chunked writes, as for teacher shards: a full disk is one OutputError.
     bound = hdf5_size_bound([(info.n_rows * reducer.d * 4, info.n_rows)], compressed=False)
-    with atomic.atomic_path(path, suffix=".h5") as tmp, atomic.ReservedFile(tmp, bound, path) as raw:
-        try:
-            with h5py.File(raw, "w", libver="earliest", track_order=False) as fh:
-                dset = fh.create_dataset("target", shape=(info.n_rows, reducer.d), dtype=np.float32,
-                                         chunks=(max(1, min(64, info.n_rows)), reducer.d), track_times=False)
-                for a in range(0, info.n_rows, chunk_rows):
-                    b = min(a + chunk_rows, info.n_rows)
-                    x = np.ascontiguousarray(shards.read_shard(i, "embedding", a, b), dtype=np.float32)
-                    check_rows_finite(x, info.path, a)
-                    digest.update(x.data)
-                    dset[a:b] = reducer.transform(x)
-                    bar.update(b - a)
-                fh.attrs["source_sha256"] = digest.hexdigest()
-                fh.attrs["reducer_sha256"] = reducer_sha
-                fh.attrs["source_shard"] = str(info.path)
-        except (OSError, RuntimeError) as exc:
-            raise atomic.write_error(path, exc) from exc
+    with reserved_h5(path, bound) as fh:
+        dset = fh.create_dataset("target", shape=(info.n_rows, reducer.d), dtype=np.float32,
+                                 chunks=(max(1, min(64, info.n_rows)), reducer.d), track_times=False)
+        for a in range(0, info.n_rows, chunk_rows):
+            b = min(a + chunk_rows, info.n_rows)
+            x = np.ascontiguousarray(shards.read_shard(i, "embedding", a, b), dtype=np.float32)
+            check_rows_finite(x, info.path, a)
+            digest.update(x.data)
+            dset[a:b] = reducer.transform(x)
+            bar.update(b - a)
+        fh.attrs["source_sha256"] = digest.hexdigest()
+        fh.attrs["reducer_sha256"] = reducer_sha
+        fh.attrs["source_shard"] = str(info.path)
 
 
 def _reusable(path, reducer_sha, read, n_rows, chunk_rows):

@@ -15,6 +15,7 @@ shard file has been renamed into place, so a killed job never references a half-
 Files are written deterministically (no HDF5 timestamps, fixed chunking) so that a resumed run ends
 byte-identical to an uninterrupted one.
 """
+import contextlib
 import hashlib
 import json
 from dataclasses import dataclass
@@ -73,24 +74,37 @@ def write_h5(path, arrays, compression=None, attrs=None):
         else:
             data = np.ascontiguousarray(value, dtype=_DTYPES.get(key, np.asarray(value).dtype))
             columns[key] = (data, data.dtype)
-    with atomic.atomic_path(path, suffix=".h5") as tmp:
-        # HDF5 met a full disk in the middle of its own writes and crashed (a chunked write
-        # segfaulted): the file's disk space is reserved first, so a full disk is one OutputError
-        # here, and HDF5 writes through a Python file object whose errors come back as exceptions.
-        with atomic.ReservedFile(tmp, _size_bound(columns, compression), path) as raw:
-            try:
-                with h5py.File(raw, "w", libver="earliest", track_order=False) as fh:
-                    for key, (data, dtype) in columns.items():
-                        n = len(data)
-                        chunks = (max(1, min(64, n)),) + tuple(np.shape(data)[1:]) if n else None
-                        fh.create_dataset(key, data=data, dtype=dtype, chunks=chunks,
-                                          compression=compression if n else None, track_times=False)
-                    for key, value in (attrs or {}).items():
-                        fh.attrs[key] = value
-            except OutputError:
-                raise
-            except (OSError, RuntimeError) as exc:
-                raise atomic.write_error(path, exc) from exc
+    with reserved_h5(path, _size_bound(columns, compression)) as fh:
+        for key, (data, dtype) in columns.items():
+            n = len(data)
+            chunks = (max(1, min(64, n)),) + tuple(np.shape(data)[1:]) if n else None
+            fh.create_dataset(key, data=data, dtype=dtype, chunks=chunks,
+                              compression=compression if n else None, track_times=False)
+        for key, value in (attrs or {}).items():
+            fh.attrs[key] = value
+
+
+@contextlib.contextmanager
+def reserved_h5(path, nbytes: int):
+    """A new HDF5 file written atomically to ``path``, ``nbytes`` of disk reserved before it is written.
+
+    HDF5 met a full disk in the middle of its own writes and crashed (a chunked write segfaulted):
+    the space is reserved first, so a full disk is one :class:`OutputError` naming ``path`` and
+    the free space, and HDF5 writes through a Python file object whose errors come back as
+    exceptions. Teacher shards and reduce's targets are written through this.
+
+    Yields
+    ------
+    h5py.File
+    """
+    with atomic.atomic_path(path, suffix=".h5") as tmp, atomic.ReservedFile(tmp, nbytes, path) as raw:
+        try:
+            with h5py.File(raw, "w", libver="earliest", track_order=False) as fh:
+                yield fh
+        except OutputError:
+            raise
+        except (OSError, RuntimeError) as exc:
+            raise atomic.write_error(path, exc) from exc
 
 
 def _size_bound(columns, compression):
