@@ -3,10 +3,10 @@
 Each probe times one piece of work with imports and model loading excluded, so that a rate can
 be compared with a stage's own figure (a stage's wall time also holds TensorFlow's start-up):
 
-    python benchmarks/scale_probes.py predict --model edgel3/sea-64 --audio LONG.wav --hop-size 0.5 --json OUT
-    python benchmarks/scale_probes.py reduce-apply --reducer R --shards S --out T --json OUT
-    python benchmarks/scale_probes.py input-pipeline --shards S --targets T --reducer R --json OUT
-    python benchmarks/scale_probes.py train-steps --shards S --targets T --reducer R --out RUN --d 32 --json OUT
+    python benchmarks/scale_probes.py predict --model edgel3/sea-64 --audio LONG.wav --hop-size 0.5 --out-file OUT
+    python benchmarks/scale_probes.py reduce-apply --reducer R --shards S --out T --out-file OUT
+    python benchmarks/scale_probes.py input-pipeline --shards S --targets T --reducer R --out-file OUT
+    python benchmarks/scale_probes.py train-steps --shards S --targets T --reducer R --out RUN --d 32 --out-file OUT
 
 ``predict``: bare ``model.keras.predict`` windows/s on the windows ``sea-tf teacher-embed`` cuts
 from the file (mono → teacher rate → 1-s frames, the same ``prepare_frames``).
@@ -144,7 +144,7 @@ def main(argv=None) -> int:
     t.add_argument("--steps", type=int, default=60)
     t.add_argument("--skip", type=int, default=10)
     for q in (p, r, i, t):
-        q.add_argument("--json", required=True)
+        q.add_argument("--out-file", dest="json", required=True, metavar="FILE.json")
     args = parser.parse_args(argv)
     probes = {"predict": predict, "reduce-apply": reduce_apply, "input-pipeline": input_pipeline,
               "train-steps": train_steps}
