@@ -1,7 +1,7 @@
 """Numpy twin of sea-tf's audio front ends (no TensorFlow, no sea_tf imports).
 
 The device harness computes the front end here when an exported model takes features instead
-of raw audio; the tests check the Keras layers in ``sea_tf.frontends`` against it. The spec dict
+of raw audio; the tests check the Keras layers in ``sea_tf.models.frontends`` against it. The spec dict
 is the ``frontend`` entry of a model card (``type``, ``sr``, ``n_dft``, ``n_hop``, ``n_mels``,
 ``fmin``, ``fmax``, ``htk``, ``norm``, ``padding``).
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from device import frontends as twin
-from sea_tf import frontends as F
+from sea_tf.models import frontends as F
 from sea_tf.backend import keras
 from sea_tf.errors import ModelError
 from tolerance_support import db_interval, fft_relative_error, gamma, ulp32
@@ -118,7 +118,7 @@ def test_same_padding_split_and_teacher_shapes():
     assert F.stft_geometry(48000, 2048, 242, "same") == (982, 982, 199)
     shapes = {r: F.teacher_frontend_spec(r)["output_shape"] for r in ("linear", "mel128", "mel256")}
     assert shapes == {"linear": [257, 197, 1], "mel128": [128, 199, 1], "mel256": [256, 199, 1]}
-    assert F.teacher_frontend_spec("mel256", "openl3-0.4-librosa")["output_shape"] == [256, 199, 1]
+    assert F.teacher_frontend_spec("mel256", family="openl3-0.4-librosa")["output_shape"] == [256, 199, 1]
 
 
 def test_padding_split_matters(frames):
@@ -144,8 +144,8 @@ def test_layer_config_roundtrip_and_bad_specs(frames):
 
 def test_frontend_macs_matmul_vs_fft():
     spec = _spec("kapre-0.1.4-mel")
-    assert F.frontend_macs(spec, "matmul") > 52_000_000          # 50 x 1024 x 1026 DFT (docs/PROTOCOL.md §2.3)
-    assert F.frontend_macs(spec, "rfft") < 3_000_000
+    assert F.frontend_macs(spec, dft="matmul") > 52_000_000          # 50 x 1024 x 1026 DFT (docs/PROTOCOL.md §2.3)
+    assert F.frontend_macs(spec, dft="rfft") < 3_000_000
 
 
 def test_stored_ref_constants_equal_ours(sea64_h5):

@@ -5,7 +5,7 @@ import pytest
 
 from sea_tf.embed import get_embedding
 from sea_tf.errors import ModelError
-from sea_tf.frontends import dft_kernels, mel_filterbank, teacher_frontend_spec
+from sea_tf.models.frontends import dft_kernels, mel_filterbank, teacher_frontend_spec
 from sea_tf.models import load_model
 from sea_tf.models.h5_weights import check_layout, inspect_weight_file, network_weight_shapes
 from tolerance_support import ulp32

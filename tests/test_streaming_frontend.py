@@ -9,7 +9,7 @@ import pytest
 
 from device import frontends as twin
 from device.runner import _Quantizer
-from sea_tf import frontends as F
+from sea_tf.models import frontends as F
 
 # Both paths compute each frame's log-amplitude with the same float64 code; only the BLAS/FFT
 # batch size differs (11 frames vs 50), which may change the last bit of a float64 sum. After the
@@ -23,7 +23,7 @@ def _spec(type_, geometry):
             return F.frontend_spec(type_, sr=8000, n_dft=1024, n_hop=160, n_mels=64)
         return F.frontend_spec(type_, sr=8000, n_dft=512, n_hop=242)
     family, repr_ = type_.rsplit("-", 1)
-    return F.teacher_frontend_spec("linear" if repr_ == "linear" else "mel128", family)
+    return F.teacher_frontend_spec("linear" if repr_ == "linear" else "mel128", family=family)
 
 
 def generated_audio(sr, seconds, seed=0):

@@ -25,7 +25,7 @@ from sea_tf import atomic, cards
 import tensorflow_model_optimization as tfmot  # noqa: E402  (isort: skip)
 from sea_tf.distill import evaluate
 from sea_tf.errors import ModelError, TrainError
-from sea_tf.frontends import AudioFrontend
+from sea_tf.models.frontends import AudioFrontend
 
 
 def quantize_body(network, preserve_sparsity=False):

@@ -6,7 +6,7 @@ gives the same weights. Published weights are loaded on top by ``sea_tf.models.h
 import copy
 
 from sea_tf.errors import ModelError
-from sea_tf.frontends import frontend_spec, teacher_frontend_spec
+from sea_tf.models.frontends import frontend_spec, teacher_frontend_spec
 from sea_tf.models.architectures import build_l3_network
 from sea_tf.models.seamodel import NETWORK_LAYER, SeaModel, assemble, make_card
 
@@ -79,7 +79,7 @@ def build_student(preset=None, seed=DEFAULT_SEED, dft="rfft", name=None, **overr
         arch["fmax"] = arch["sample_rate"] / 2
     spec = frontend_spec(arch["frontend"], sr=arch["sample_rate"], n_dft=arch["n_dft"], n_hop=arch["n_hop"],
                          n_mels=arch["n_mels"], fmin=arch["fmin"], fmax=arch["fmax"])
-    network = build_l3_network(spec["output_shape"], arch["filters"], arch["embedding_bn_relu"], seed=seed,
+    network = build_l3_network(spec["output_shape"], arch["filters"], embedding_bn_relu=arch["embedding_bn_relu"], seed=seed,
                                name=NETWORK_LAYER)
     name = name or (base if not overrides and embedding_size is None else "sea-custom")
     model = assemble(spec, network, name, dft=dft)
@@ -112,7 +112,7 @@ def build_teacher(input_repr="mel256", embedding_size=512, frontend="kapre-0.1.4
         raise ModelError(f"input_repr must be linear, mel128 or mel256; got {input_repr!r}")
     if embedding_size not in (512, 6144):
         raise ModelError(f"teacher embedding_size must be 512 or 6144; got {embedding_size!r}")
-    spec = teacher_frontend_spec(input_repr, frontend)
+    spec = teacher_frontend_spec(input_repr, family=frontend)
     pool = TEACHER_POOLS[(input_repr, embedding_size)]
     network = build_l3_network(spec["output_shape"], [64, 128, 256, 512], embedding_bn_relu=False, pool_size=pool,
                                pool_padding="same", seed=seed, name=NETWORK_LAYER)

@@ -21,7 +21,7 @@ import numpy as np
 
 from sea_tf import cards
 from sea_tf.errors import ModelError
-from sea_tf.frontends import dft_kernels, mel_filterbank
+from sea_tf.models.frontends import dft_kernels, mel_filterbank
 
 LAYOUT_KINDS = ("openl3-v0_4_0", "openl3-v0_2_0", "edgel3-sea", "edgel3-sparse")
 # Keras-2 weight order inside a layer, used when a group lacks its ``weight_names`` attribute.

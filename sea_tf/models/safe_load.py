@@ -38,7 +38,7 @@ _KERAS_MODULES = ("keras", "tf_keras")
 def custom_objects() -> dict:
     """sea-tf's own Keras classes: the only non-Keras names a model file may use."""
     from sea_tf.classify.autopool import AutoPool1D
-    from sea_tf.frontends import AudioFrontend
+    from sea_tf.models.frontends import AudioFrontend
     return {"AudioFrontend": AudioFrontend, "AutoPool1D": AutoPool1D}
 
 

@@ -13,7 +13,7 @@ import numpy as np
 from sea_tf import atomic, cards, package_version
 from sea_tf.backend import keras, tf
 from sea_tf.errors import ModelError
-from sea_tf.frontends import AudioFrontend, frontend_macs
+from sea_tf.models.frontends import AudioFrontend, frontend_macs
 from sea_tf.models import safe_load
 from sea_tf.models.architectures import network_macs
 
@@ -27,7 +27,7 @@ def assemble(frontend_spec, network, name, dft="rfft"):
     Parameters
     ----------
     frontend_spec : dict
-        From :func:`sea_tf.frontends.frontend_spec`.
+        From :func:`sea_tf.models.frontends.frontend_spec`.
     network : keras.Model
         Takes ``[B, *frontend_spec["output_shape"]]``.
     name : str
@@ -49,7 +49,7 @@ def make_card(name, kind, architecture, frontend_spec, model, weights):
     """The model card (contract in docs/ARCHITECTURE.md) for an assembled Keras model."""
     network = model.get_layer(NETWORK_LAYER)
     dft = model.get_layer(FRONTEND_LAYER).dft
-    macs_front = frontend_macs(frontend_spec, dft)
+    macs_front = frontend_macs(frontend_spec, dft=dft)
     macs_net = network_macs(network)
     return {
         "name": name, "kind": kind, "architecture": dict(architecture),
@@ -115,7 +115,7 @@ class SeaModel:
         return self.keras.get_layer(NETWORK_LAYER)
 
     def frontend_layer(self):
-        """The :class:`~sea_tf.frontends.AudioFrontend` layer."""
+        """The :class:`~sea_tf.models.frontends.AudioFrontend` layer."""
         return self.keras.get_layer(FRONTEND_LAYER)
 
     def embed_frames(self, frames, batch_size=32, progress=None):

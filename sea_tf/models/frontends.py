@@ -19,9 +19,11 @@ without an FFT kernel. ``device/frontends.py`` is the numpy twin the layer is te
 """
 import math
 import warnings
+from typing import Any, NamedTuple
 
 import librosa
 import numpy as np
+import numpy.typing as npt
 
 from sea_tf.backend import keras, tf
 from sea_tf.errors import ModelError
@@ -30,21 +32,28 @@ DB_FLOOR = -80.0
 AMIN = 1e-10
 DFT_MODES = ("rfft", "matmul")
 
-# Per type: is there a mel filterbank, is it applied to power (kapre 0.1.4) or magnitude,
-# the mel scale and the default STFT padding.
+
+class _Traits(NamedTuple):
+    """What sets one front-end type apart."""
+    mel: bool  # a mel filterbank (else the linear-frequency magnitude)
+    on_power: bool  # filterbank applied to the power (kapre 0.1.4), else to the magnitude
+    htk: bool | None  # HTK mel scale (else Slaney); None without a filterbank
+    padding: str  # default STFT padding
+
+
 _TYPES = {
-    "kapre-0.1.4-mel": dict(mel=True, on_power=True, htk=True, padding="same"),
-    "kapre-0.1.4-linear": dict(mel=False, on_power=True, htk=None, padding="valid"),
-    "openl3-0.4-kapre-mel": dict(mel=True, on_power=False, htk=False, padding="end"),
-    "openl3-0.4-kapre-linear": dict(mel=False, on_power=False, htk=None, padding="valid"),
-    "openl3-0.4-librosa-mel": dict(mel=True, on_power=False, htk=False, padding="center"),
-    "openl3-0.4-librosa-linear": dict(mel=False, on_power=False, htk=None, padding="valid"),
+    "kapre-0.1.4-mel": _Traits(mel=True, on_power=True, htk=True, padding="same"),
+    "kapre-0.1.4-linear": _Traits(mel=False, on_power=True, htk=None, padding="valid"),
+    "openl3-0.4-kapre-mel": _Traits(mel=True, on_power=False, htk=False, padding="end"),
+    "openl3-0.4-kapre-linear": _Traits(mel=False, on_power=False, htk=None, padding="valid"),
+    "openl3-0.4-librosa-mel": _Traits(mel=True, on_power=False, htk=False, padding="center"),
+    "openl3-0.4-librosa-linear": _Traits(mel=False, on_power=False, htk=None, padding="valid"),
 }
 FRONTEND_TYPES = tuple(_TYPES)
 PADDINGS = ("same", "valid", "end", "center")
 
 
-def stft_geometry(n_samples, n_dft, n_hop, padding):
+def stft_geometry(n_samples: int, n_dft: int, n_hop: int, padding: str) -> tuple[int, int, int]:
     """(front pad, back pad, n_frames) of the framed STFT; see ``device.frontends.padding_amounts``."""
     if padding == "same":
         frames = math.ceil(n_samples / n_hop)
@@ -62,8 +71,9 @@ def stft_geometry(n_samples, n_dft, n_hop, padding):
     raise ModelError(f"unknown STFT padding {padding!r}; use one of {', '.join(PADDINGS)}")
 
 
-def frontend_spec(type="kapre-0.1.4-mel", sr=8000, n_dft=1024, n_hop=160, n_mels=64, fmin=0.0, fmax=None,
-                  padding=None, frame_samples=None):
+def frontend_spec(type: str = "kapre-0.1.4-mel", *, sr: int = 8000, n_dft: int = 1024, n_hop: int = 160,
+                  n_mels: int | None = 64, fmin: float = 0.0, fmax: float | None = None, padding: str | None = None,
+                  frame_samples: int | None = None) -> dict[str, Any]:
     """The front-end description stored as ``card["frontend"]``.
 
     Parameters
@@ -94,24 +104,26 @@ def frontend_spec(type="kapre-0.1.4-mel", sr=8000, n_dft=1024, n_hop=160, n_mels
     sr, n_dft, n_hop = int(sr), int(n_dft), int(n_hop)
     if min(sr, n_dft, n_hop) <= 0:
         raise ModelError(f"front end needs positive sr, n_dft and n_hop; got {sr}, {n_dft}, {n_hop}")
-    padding = padding or traits["padding"]
+    padding = padding or traits.padding
     frame_samples = int(frame_samples or sr)
     _, _, frames = stft_geometry(frame_samples, n_dft, n_hop, padding)
-    mel = traits["mel"]
+    mel = traits.mel
     fmax = float(sr / 2 if fmax is None else fmax)
     if mel and not (0 <= fmin < fmax <= sr / 2):
         raise ModelError(f"mel band edges must satisfy 0 <= fmin < fmax <= sr/2; got {fmin}, {fmax} at sr={sr}")
-    n_freq = int(n_mels) if mel else n_dft // 2 + 1
+    if mel and n_mels is None:
+        raise ModelError(f"front-end type {type!r} needs n_mels (mel bands), got None")
+    n_freq = int(n_mels) if mel and n_mels is not None else n_dft // 2 + 1
     return {
         "type": type, "sr": sr, "n_dft": n_dft, "n_hop": n_hop,
-        "n_mels": int(n_mels) if mel else None,
+        "n_mels": int(n_mels) if mel and n_mels is not None else None,
         "fmin": float(fmin) if mel else None, "fmax": fmax if mel else None,
-        "htk": traits["htk"], "norm": "slaney" if mel else None,
+        "htk": traits.htk, "norm": "slaney" if mel else None,
         "padding": padding, "decibel": True, "output_shape": [n_freq, frames, 1],
     }
 
 
-def teacher_frontend_spec(input_repr, family="kapre-0.1.4"):
+def teacher_frontend_spec(input_repr: str, *, family: str = "kapre-0.1.4") -> dict[str, Any]:
     """Front end of the L3 teacher for ``input_repr`` in {linear, mel128, mel256} (48 kHz, docs/PROTOCOL.md §1.2).
 
     ``family`` is "kapre-0.1.4" (the original training front end, default), "openl3-0.4-kapre"
@@ -124,7 +136,7 @@ def teacher_frontend_spec(input_repr, family="kapre-0.1.4"):
     return frontend_spec(f"{family}-mel", sr=48000, n_dft=2048, n_hop=242, n_mels=int(input_repr[3:]))
 
 
-def dft_kernels(n_dft):
+def dft_kernels(n_dft: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Periodic-Hann-windowed DFT kernels as kapre 0.1.4 stores them.
 
     Returns
@@ -139,7 +151,7 @@ def dft_kernels(n_dft):
     return np.cos(angle) * window[:, None], -np.sin(angle) * window[:, None]
 
 
-def mel_filterbank(spec):
+def mel_filterbank(spec: dict[str, Any]) -> npt.NDArray[np.float32]:
     """Mel filterbank of a front-end spec, ``[n_dft // 2 + 1, n_mels]`` float32 (librosa)."""
     with warnings.catch_warnings():
         # 256 HTK mels on 1025 bins (the mel256 teacher) leave a few low bands empty, as they
@@ -150,7 +162,7 @@ def mel_filterbank(spec):
     return fb.T.astype(np.float32)
 
 
-def frontend_macs(spec, dft="rfft"):
+def frontend_macs(spec: dict[str, Any], *, dft: str = "rfft") -> int:
     """Multiply-accumulates of the front end per window.
 
     The matmul DFT costs ``T * n_dft * 2 * (n_dft/2+1)``; the rFFT is estimated as
@@ -181,7 +193,7 @@ class AudioFrontend(keras.layers.Layer):
         How to compute the DFT; both give the same numbers within float32 rounding.
     """
 
-    def __init__(self, spec, dft="rfft", **kwargs):
+    def __init__(self, spec: dict[str, Any], *, dft: str = "rfft", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if spec.get("type") not in _TYPES:
             raise ModelError(f"unknown front-end type {spec.get('type')!r}; known: {', '.join(FRONTEND_TYPES)}")
@@ -190,7 +202,7 @@ class AudioFrontend(keras.layers.Layer):
         self.spec = dict(spec)
         self.dft = dft
         traits = _TYPES[spec["type"]]
-        self._mel, self._on_power = traits["mel"], traits["on_power"]
+        self._mel, self._on_power = traits.mel, traits.on_power
         n_dft = spec["n_dft"]
         self._window = tf.constant(0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_dft) / n_dft), tf.float32)
         if dft == "matmul":
@@ -199,7 +211,7 @@ class AudioFrontend(keras.layers.Layer):
         if self._mel:
             self._fb = tf.constant(mel_filterbank(self.spec), tf.float32)
 
-    def call(self, audio):
+    def call(self, audio: tf.Tensor) -> tf.Tensor:
         spec = self.spec
         n_samples = audio.shape[-1]
         front, back, count = stft_geometry(n_samples, spec["n_dft"], spec["n_hop"], spec["padding"])
@@ -226,10 +238,10 @@ class AudioFrontend(keras.layers.Layer):
         log = tf.maximum(log, DB_FLOOR)
         return tf.expand_dims(tf.transpose(log, [0, 2, 1]), -1)                  # [B, F, T, 1]
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tf.TensorShape) -> tf.TensorShape:
         n_samples = input_shape[-1]
         _, _, frames = stft_geometry(n_samples, self.spec["n_dft"], self.spec["n_hop"], self.spec["padding"])
         return tf.TensorShape([input_shape[0], self.spec["output_shape"][0], frames, 1])
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "spec": self.spec, "dft": self.dft}
