@@ -43,6 +43,7 @@ from tqdm import tqdm
 from sea_tf import cards
 from sea_tf.atomic import save_npz
 from sea_tf.errors import ConfigError, DataError, ReduceError
+from sea_tf.sensors import _TIMEFRAME_FORMAT, lookup_sensor, read_sensor_manifest
 from sea_tf.shards import ShardSet, canonical_sha256
 
 STRATEGIES = ("random", "loudness", "dpp", "dpp-quality")
@@ -546,83 +547,6 @@ def _column(shards, key):
 # recordings per timeframe. A sensor manifest names each source file's sensor and recording time.
 
 STREAM_TIMEFRAMES = ("day", "week", "month", "all")
-_MANIFEST_COLUMNS = ("file", "sensor_id", "timestamp")
-_TIMEFRAME_FORMAT = {"day": "%j", "week": "%V", "month": "%m"}   # day of year, ISO week, month
-
-
-def read_sensor_manifest(path) -> dict:
-    """``{file: (sensor_id, datetime)}`` from a CSV with columns ``file``, ``sensor_id``, ``timestamp``.
-
-    ``timestamp`` is Unix seconds or ISO 8601; a time without an offset is read as UTC. Each file is
-    also reachable by its base name (:func:`lookup_sensor`), so a manifest of relative paths matches
-    the shards' sources.
-
-    Raises
-    ------
-    DataError
-        Missing file, a missing or unknown column, an empty cell, a file listed twice with other
-        values, or a timestamp that is neither form (naming the line).
-    """
-    import csv
-    from datetime import datetime, timezone
-
-    path = Path(path)
-    out = {}
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            header = [name.strip() for name in reader.fieldnames or []]
-            reader.fieldnames = header
-            missing = sorted(set(_MANIFEST_COLUMNS) - set(header))
-            unknown = [name for name in header if name not in _MANIFEST_COLUMNS]
-            if missing or unknown:
-                what = "; ".join(part for part in (missing and f"missing column(s) {', '.join(missing)}",
-                                                   unknown and f"unknown column(s) {', '.join(unknown)}") if part)
-                raise DataError(f"{path} line 1: {what}; a sensor manifest has the columns file, sensor_id, "
-                                "timestamp (Unix seconds or ISO 8601)")
-            bases = {}
-            for row in reader:
-                if None in row or any(row[name] is None or not row[name].strip() for name in _MANIFEST_COLUMNS):
-                    raise DataError(f"{path} line {reader.line_num}: expected 3 non-empty cells (file, sensor_id, "
-                                    "timestamp); fix the row")
-                text = row["timestamp"].strip()
-                try:
-                    when = datetime.fromtimestamp(float(text), tz=timezone.utc)
-                except (ValueError, OverflowError, OSError):  # not a number, NaN, or out of datetime's range
-                    try:
-                        when = datetime.fromisoformat(text)
-                    except ValueError:
-                        raise DataError(f"{path} line {reader.line_num}: timestamp {text!r} is neither Unix "
-                                        "seconds nor ISO 8601; fix the row") from None
-                    when = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-                entry = (row["sensor_id"].strip(), when)
-                name = row["file"].strip()
-                if out.get(name, entry) != entry:
-                    raise DataError(f"{path} line {reader.line_num}: {name} is listed again with another sensor or "
-                                    "time; keep one row per file")
-                out[name] = entry
-                base = Path(name).name
-                # A base name that two files with other values share names neither (lookup_sensor).
-                bases[base] = entry if bases.get(base, entry) == entry else None
-    except FileNotFoundError:
-        raise DataError(f"{path}: sensor manifest not found; pass a CSV with columns file, sensor_id, "
-                        "timestamp") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not a UTF-8 text CSV ({exc}); save the sensor manifest as UTF-8") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read the sensor manifest ({exc})") from exc
-    for base, entry in bases.items():
-        out.setdefault(base, entry)
-    return out
-
-
-def lookup_sensor(manifest: dict, source: str):
-    """``(sensor_id, datetime)`` of a source file: by its path, else by its base name; None if unnamed.
-
-    A base name that two files of the manifest share matches neither (it would be a guess).
-    """
-    entry = manifest.get(str(source))
-    return entry if entry is not None else manifest.get(Path(str(source)).name)
 
 
 def timeframes(times, timeframe: str = "day") -> np.ndarray:

@@ -6,6 +6,7 @@ import pytest
 
 from sea_tf import sampling
 from sea_tf.errors import DataError, ReduceError
+from sea_tf.sensors import read_sensor_manifest
 from sea_tf.shards import write_table
 
 DAY = 86400
@@ -59,11 +60,11 @@ def test_manifest_problems(sensor_shards, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("file,sensor_id,timestamp\nx.wav,a,yesterday\n")
     with pytest.raises(DataError, match="line 2: timestamp 'yesterday'"):
-        sampling.read_sensor_manifest(bad)
+        read_sensor_manifest(bad)
     iso = tmp_path / "iso.csv"
     iso.write_text("file,sensor_id,timestamp\nx.wav,a,2019-03-04T23:30:00-05:00\n")
     # An explicit offset is honoured: 23:30 in New York is 04:30 UTC the next day (day 064).
-    assert sampling.stream_keys(["dir/x.wav"], sampling.read_sensor_manifest(iso), "day")[1].tolist() == ["064"]
+    assert sampling.stream_keys(["dir/x.wav"], read_sensor_manifest(iso), "day")[1].tolist() == ["064"]
     with pytest.raises(ReduceError, match="fewer rows than its share"):
         sampling.sample_streams(shards, tmp_path / "y", 3000, manifest, progress=False)
 
