@@ -20,7 +20,7 @@ import pytest
 
 import device_support
 import remote_support
-from sea_tf import pareto_report, remote
+from sea_tf import remote, report
 from sea_tf.cli import main as cli_main
 from sea_tf.errors import ConfigError, RemoteError
 from sea_tf.presets import load_defaults
@@ -239,10 +239,10 @@ def test_a_new_run_never_merges_the_old_ones(sshd, export_dir, tmp_path, capsys)
     first, second = sorted(host_dir.iterdir())
     assert {p.name for p in first.glob("*.json")} == {"tiny-emb.fp32.json", "tiny-emb.int8.json"}
     assert str(second / "tiny-emb.int8.json") in out
-    files = pareto_report.find_json([tmp_path / "results"])
+    files = report.find_json([tmp_path / "results"])
     assert files == [second / "tiny-emb.int8.json"]  # the latest run only: no stale fp32 row
     assert json.loads(files[0].read_text())["settings"]["runs"] == 4
-    assert pareto_report.find_json([first]) == sorted(first.glob("*.json"))  # a named run is read as it is
+    assert report.find_json([first]) == sorted(first.glob("*.json"))  # a named run is read as it is
     code = cli_main.main(["report", str(tmp_path / "results"), "--out", str(tmp_path / "report")])
     assert code == 0
     rows = json.loads((tmp_path / "report" / "rows.json").read_text())

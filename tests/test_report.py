@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from sea_tf import pareto_report
+from sea_tf import report
 from sea_tf.cli import main as cli_main
 from sea_tf.errors import DataError
 
@@ -13,7 +13,7 @@ def device_result(stem, name, mode, device, p50, size, peak=60.0, status="comple
     """A ``device.bench`` result as device/bench.py writes it; ``hashes``: the model section's
     ``sha256`` / ``source_sha256`` (the identity contract), absent in results written before it."""
     stats = {"n": 10, "mean": p50 * 1.05, "p50": p50, "p90": p50 * 1.2, "p99": p50 * 1.5}
-    return {"schema": pareto_report.DEVICE_SCHEMA, "status": status, "device": device,
+    return {"schema": report.DEVICE_SCHEMA, "status": status, "device": device,
             "model": {"path": f"{folder}/{stem}.tflite", "name": name, "mode": mode, "size_bytes": size, "kind": "embedding",
                       "has_sidecar": True, **hashes},
             "latency_ms": {"total": stats, "network": {k: v * 0.9 if k != "n" else v for k, v in stats.items()},
@@ -47,7 +47,7 @@ def results(tmp_path):
 
 
 def test_rows_and_joins(results, tmp_path):
-    out = pareto_report.write_report([results], tmp_path / "report")
+    out = report.write_report([results], tmp_path / "report")
     rows = {(r["model"], r["mode"], r["device"]): r for r in out["rows"]}
     assert set(rows) == {("sea-64", "int8", "pi4"), ("sea-64", "fp32", "pi4"), ("sea-512", "int8", "pi4"),
                          ("sea-64", "int8", "pi5"), ("sea-128", "int8", None), ("l3-teacher", "keras", None)}
@@ -76,7 +76,7 @@ def test_rows_and_joins(results, tmp_path):
     ([(5, 0.9), (1, 0.9), (1, 0.8)], [1]),          # equal accuracy: the cheaper one only
     ([(1, 0.1)], [0]), ([], [])])
 def test_pareto_front(points, expected):
-    assert sorted(pareto_report.pareto_front(points)) == expected
+    assert sorted(report.pareto_front(points)) == expected
 
 
 def test_pareto_front_matches_brute_force():
@@ -84,7 +84,7 @@ def test_pareto_front_matches_brute_force():
     pts = [tuple(p) for p in rng.random((60, 2))]
     dominated = {i for i, (c, a) in enumerate(pts)
                  if any((c2 <= c and a2 >= a) and (c2, a2) != (c, a) for c2, a2 in pts)}
-    assert sorted(pareto_report.pareto_front(pts)) == sorted(set(range(60)) - dominated)
+    assert sorted(report.pareto_front(pts)) == sorted(set(range(60)) - dominated)
 
 
 def test_cli_report(results, tmp_path, capsys):
@@ -98,7 +98,7 @@ def test_cli_report(results, tmp_path, capsys):
 def test_nothing_recognised_is_an_error(tmp_path, capsys):
     (tmp_path / "x.json").write_text("{}")
     with pytest.raises(DataError, match="nothing to report"):
-        pareto_report.write_report([tmp_path / "x.json"], tmp_path / "r")
+        report.write_report([tmp_path / "x.json"], tmp_path / "r")
     assert cli_main.main(["report", str(tmp_path / "missing.json"), "--out", str(tmp_path / "r")]) == 2
     assert "no such results file" in capsys.readouterr().err
 
@@ -147,7 +147,7 @@ def test_readme_flow_joins_by_hash_without_alias(tmp_path):
     write(tmp_path / "classify" / "comparison.json", {"dataset": "us8k", "n_folds": 10, "models": {
         "student": classify_summary(0.70, "runs/sea-64/student.keras", H_STUDENT),
         "renamed": classify_summary(0.66, "/copies/renamed.tflite", H_INT8, source_sha256=H_STUDENT)}})
-    out = pareto_report.write_report([tmp_path / "device", tmp_path / "OUT", tmp_path / "classify" / "comparison.json"],
+    out = report.write_report([tmp_path / "device", tmp_path / "OUT", tmp_path / "classify" / "comparison.json"],
                                      tmp_path / "report")
     rows = {(r["model"], r["mode"]): r for r in out["rows"]}
     assert set(rows) == {("sea-64", "int8"), ("sea-64", "fp32")}          # no loose "accuracy only" rows left over
@@ -169,7 +169,7 @@ def test_two_students_of_one_preset_are_two_rows(tmp_path):
     write(tmp_path / "comparison.json", {"dataset": "us8k", "n_folds": 10, "models": {
         "student": classify_summary(0.61, "a/student.keras", H_STUDENT),
         "student-2": classify_summary(0.72, "b/student.keras", H_OTHER)}})
-    out = pareto_report.write_report([tmp_path], tmp_path / "report")
+    out = report.write_report([tmp_path], tmp_path / "report")
     rows = {r["sha256"]: r for r in out["rows"]}
     assert set(rows) == {H_INT8, H_INT8_B} and len(out["rows"]) == 2
     assert (rows[H_INT8]["accuracy"], rows[H_INT8]["latency_ms"]) == (0.61, 20.0)
@@ -185,7 +185,7 @@ def test_a_name_never_joins_two_hashed_files(tmp_path):
     write(tmp_path / "comparison.json", {"dataset": "us8k", "n_folds": 10, "models": {
         "sea-64": classify_summary(0.80, "other/sea-64.keras", H_OTHER),
         "sea-64.int8": classify_summary(0.79, "other/sea-64.int8.tflite", H_INT8_B)}})
-    rows = pareto_report.write_report([tmp_path], tmp_path / "report")["rows"]
+    rows = report.write_report([tmp_path], tmp_path / "report")["rows"]
     artifact = next(r for r in rows if r["sha256"] == H_INT8)
     assert artifact["accuracy"] is None
     assert sorted((r["model"], r["mode"], r["sha256"]) for r in rows if r is not artifact) == [
@@ -199,7 +199,7 @@ def test_device_result_without_hash_takes_its_sidecars(tmp_path):
     write(tmp_path / "dev" / "student.int8.json", device_result("student.int8", "sea-64", "int8", "pi4", 20.0, 400_000))
     write(tmp_path / "comparison.json", {"dataset": "us8k", "n_folds": 10, "models": {
         "student": classify_summary(0.70, "r/student.keras", H_STUDENT)}})
-    rows = pareto_report.write_report([tmp_path], tmp_path / "report")["rows"]
+    rows = report.write_report([tmp_path], tmp_path / "report")["rows"]
     assert len(rows) == 1 and rows[0]["device"] == "pi4"
     assert (rows[0]["sha256"], rows[0]["accuracy"], rows[0]["accuracy_inherited"]) == (H_INT8, 0.70, True)
 
@@ -213,7 +213,7 @@ def test_export_report_rows_merge_with_sidecars(tmp_path):
          "input_kind": "frontend_features", "size_bytes": 400_000, "sha256": H_INT8, "source_sha256": H_STUDENT},
         {"model": "mlp", "mode": "int8", "path": str(tmp_path / "OUT" / "mlp.int8.tflite"), "frontend_in_model": False,
          "input_kind": "embedding", "size_bytes": 9_000, "sha256": "f" * 64, "source_sha256": None}]})
-    rows = pareto_report.write_report([tmp_path / "OUT"], tmp_path / "report")["rows"]
+    rows = report.write_report([tmp_path / "OUT"], tmp_path / "report")["rows"]
     assert [(r["model"], r["mode"], r["sha256"], r["size_bytes"]) for r in rows] == [("student", "int8", H_INT8, 400_000)]
 
 
@@ -240,7 +240,7 @@ def test_one_models_results_on_two_datasets_never_share_the_column(tmp_path):
     write(tmp_path / "b_esc50" / "comparison.json", {"dataset": "esc50", "n_folds": 5, "models": {
         "int8": classify_summary(0.40, "OUT/sea-64.int8.tflite", H_INT8, source_sha256=H_STUDENT)}})
     for order in ([tmp_path / "a_us8k", tmp_path / "b_esc50"], [tmp_path / "b_esc50", tmp_path / "a_us8k"]):
-        out = pareto_report.write_report([tmp_path / "OUT", *order], tmp_path / "report")
+        out = report.write_report([tmp_path / "OUT", *order], tmp_path / "report")
         (int8,) = [r for r in out["rows"] if r["mode"] == "int8"]
         assert int8["accuracy"] == 0.66
         assert "Accuracy is on us8k; also given, not shown: esc50 (1 result(s))" in out["markdown"].read_text()

@@ -1,4 +1,4 @@
-"""``sea-tf report RESULTS...``: one accuracy-vs-cost report (library: :mod:`sea_tf.pareto_report`)."""
+"""``sea-tf report RESULTS...``: one accuracy-vs-cost report (library: :mod:`sea_tf.report`)."""
 import argparse
 import sys
 from pathlib import Path
@@ -23,7 +23,7 @@ def register(subparsers):
 
 def run(cfg, args):
     from sea_tf.errors import ConfigError
-    from sea_tf.pareto_report import write_report
+    from sea_tf.report import write_report
 
     if any("=" not in a for a in args.alias):
         raise ConfigError("--alias expects NAME=MODEL, e.g. --alias student=sea-64")

@@ -3,7 +3,7 @@
 Runs the same entry point as the board (``python -m device.bench``, in a subprocess without
 TensorFlow in its imports) once per exported embedding model, with the exported classifier and a
 few demo clips, then merges those JSONs with the export sidecars and the classification results
-into ``report/pareto_report.md`` + two Pareto PNGs (:mod:`sea_tf.pareto_report`).
+into ``report/pareto_report.md`` + two Pareto PNGs (:mod:`sea_tf.report`).
 """
 import json
 import subprocess
@@ -65,7 +65,8 @@ def _classify_artifacts(ctx, plan):
 
 
 def run(ctx):
-    from sea_tf import pareto_report, remote
+    from sea_tf import remote
+    from sea_tf.report import markdown_table, write_report
     from sea_tf.errors import SeaTFError
 
     export_dir = ctx.artifacts.get("export_dir")
@@ -102,9 +103,9 @@ def run(ctx):
     artifact_accuracy = _classify_artifacts(ctx, plan)
     if artifact_accuracy:
         classify_results.append(artifact_accuracy)
-    report = pareto_report.write_report([*results, export_dir, *classify_results], ctx.report_dir, objects=[ctx.results],
-                                        title="Demo: accuracy vs cost", md_name="pareto_report.md",
-                                        prefix="device-", aliases=_aliases(ctx))
+    report = write_report([*results, export_dir, *classify_results], ctx.report_dir, objects=[ctx.results],
+                          title="Demo: accuracy vs cost", md_name="pareto_report.md", prefix="device-",
+                          aliases=_aliases(ctx))
     per_model = {}
     for path in results:
         r = json.loads(path.read_text())
@@ -126,5 +127,5 @@ def run(ctx):
           f"{settings['runs']} runs after {settings['warmup']} warm-ups, {len(audio)} demo clips.", ""]
     md += ["```", *tables, "```", ""] if tables else []
     md += [f"- {name}: FAILED: {why}" for name, why in failed.items()]
-    md += [pareto_report.markdown_table(report["rows"]), "", f"Full report: `{report['markdown'].name}`."]
+    md += [markdown_table(report["rows"]), "", f"Full report: `{report['markdown'].name}`."]
     return StepReport(figures=figures, markdown="\n".join(md), images=[p.name for p in report["pngs"]])

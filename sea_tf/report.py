@@ -35,41 +35,48 @@ built in memory on both sides. Then a ``.tflite`` result joins the artifact of t
 model-card name is its name (``aliases`` rename a result's name, the legacy ``--alias``).
 """
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sea_tf import atomic
 from sea_tf.errors import DataError
 
 DEVICE_SCHEMA = "sea-tf/device-bench/1"
 
+#: One row of the report (:func:`build_rows`): column name -> value (str, float, int, bool or None).
+Row = dict[str, Any]
+
 
 class _Absent:
     """A hash field the input does not have at all (written before the identity contract), as
     opposed to ``None``: the input says there is no file to hash (a preset built in memory)."""
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "ABSENT"
 
-    def __bool__(self):
+    def __bool__(self) -> bool:
         return False
 
 
 ABSENT = _Absent()
+#: A hash field: a hex digest, None (no file to hash) or :data:`ABSENT` (the input does not say).
+Hash = str | None | _Absent
 
 
-def find_json(inputs):
+def find_json(inputs: Iterable[Path | str]) -> list[Path]:
     """JSON files among ``inputs`` (files, or directories searched recursively), in order.
 
     In a directory of ``sea-tf device run`` results (``OUT/<user@host>/<run-id>/``) only each
     host's latest run is read: the older runs are still there, and merging them would report stale
     numbers beside new ones. Name a run directory (or its files) to read that run instead.
     """
-    files = []
+    files: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            runs = {}
+            runs: dict[Path, list[str]] = {}
             files += sorted(p for p in path.rglob("*.json") if not p.name.startswith(".") and _in_latest_run(p, path, runs))
         elif path.is_file():
             files.append(path)
@@ -79,7 +86,7 @@ def find_json(inputs):
     return files
 
 
-def _in_latest_run(path, root, runs):
+def _in_latest_run(path: Path, root: Path, runs: dict[Path, list[str]]) -> bool:
     """False for a file of ``root`` that belongs to an older device run than its host's latest, or
     that lies loose beside run directories (the layout before run ids). ``runs``: a cache, folder ->
     names of the run directories in it."""
@@ -105,18 +112,18 @@ class Artifact:
     """
     stem: str
     mode: str
-    sha256: "str | None | _Absent" = ABSENT
-    source_sha256: "str | None | _Absent" = ABSENT
+    sha256: Hash = ABSENT
+    source_sha256: Hash = ABSENT
     card: str | None = None
     names: list[str] = field(default_factory=list)
     size_bytes: int | None = None
 
     @property
-    def key(self):
+    def key(self) -> str:
         return self.sha256 if isinstance(self.sha256, str) else f"stem:{self.stem}"
 
     @property
-    def name(self):
+    def name(self) -> str:
         """The display name: the stem without its mode (``student.int8`` -> ``student``)."""
         return self.stem[: -len(self.mode) - 1] if self.stem.endswith(f".{self.mode}") else self.stem
 
@@ -139,12 +146,12 @@ class Evaluation:
     name: str
     key: str
     tflite: bool
-    sha256: "str | None | _Absent"
-    source_sha256: "str | None | _Absent"
-    figures: dict
+    sha256: Hash
+    source_sha256: Hash
+    figures: dict[str, Any]
 
     @property
-    def identity(self):
+    def identity(self) -> str:
         return self.sha256 if isinstance(self.sha256, str) else f"name:{self.key}"
 
 
@@ -171,12 +178,17 @@ class Collection:
         Input files that held nothing recognisable.
     """
 
-    def __init__(self, aliases=None):
-        self.artifacts, self.device, self.accuracy, self.ust, self.ignored = {}, [], {}, {}, []
+    def __init__(self, aliases: Mapping[str, str] | None = None) -> None:
+        self.artifacts: dict[str, Artifact] = {}
+        self.device: list[tuple[Artifact, str | None, dict[str, Any]]] = []
+        self.accuracy: dict[str, Evaluation] = {}
+        self.ust: dict[str, Evaluation] = {}
+        self.ignored: list[str] = []
         self.aliases = dict(aliases or {})
-        self.by_dataset, self.other_datasets = {}, {}
+        self.by_dataset: dict[str | None, dict[str, Evaluation]] = {}
+        self.other_datasets: dict[str, int] = {}
 
-    def choose_dataset(self):
+    def choose_dataset(self) -> None:
         """Show one dataset's accuracy: the one with the most results (ties: by name); count the rest."""
         if not self.by_dataset:
             return
@@ -184,7 +196,8 @@ class Collection:
         self.accuracy = dict(ranked[0][1])
         self.other_datasets = {str(name): len(evs) for name, evs in ranked[1:]}
 
-    def add_file(self, path):
+    def add_file(self, path: Path | str) -> None:
+        """Read one JSON file and :meth:`add` it; listed in ``ignored`` when nothing in it is recognised."""
         path = Path(path)
         try:
             obj = json.loads(path.read_text())
@@ -193,10 +206,14 @@ class Collection:
         if not self.add(obj, source=path):
             self.ignored.append(str(path))
 
-    def add(self, obj, source=None, hint=None):
-        """Recognise ``obj`` (and what is nested in it); returns how many records were taken."""
+    def add(self, obj: object, *, source: Path | None = None, hint: str | None = None) -> int:
+        """Recognise ``obj`` (and what is nested in it); returns how many records were taken.
+
+        ``source``: the file ``obj`` was read from (an export sidecar names its ``.tflite`` by it);
+        ``hint``: the key ``obj`` was found under, the model name of a result that does not say it.
+        """
         if isinstance(obj, list):
-            return sum(self.add(o, None, hint) for o in obj)
+            return sum(self.add(o, hint=hint) for o in obj)
         if not isinstance(obj, dict):
             return 0
         if obj.get("schema") == DEVICE_SCHEMA:
@@ -211,16 +228,17 @@ class Collection:
         if isinstance(obj.get("models"), dict) and any(isinstance(v, dict) and "accuracy_mean" in v
                                                        for v in obj["models"].values()):
             return sum(self._add_accuracy(name, s, obj) for name, s in obj["models"].items() if isinstance(s, dict))
-        if "accuracy_mean" in obj and (obj.get("model") or hint):
-            return self._add_accuracy(obj.get("model") or hint, obj, {})
+        named = obj.get("model") or hint
+        if "accuracy_mean" in obj and named:
+            return self._add_accuracy(named, obj, {})
         if isinstance(obj.get("models"), dict) and any(isinstance(v, dict) and "micro_auprc" in v
                                                        for v in obj["models"].values()):
             return sum(self._add_ust(name, s) for name, s in obj["models"].items() if isinstance(s, dict))
-        if "micro_auprc" in obj and (obj.get("model") or hint):
-            return self._add_ust(obj.get("model") or hint, obj)
-        return sum(self.add(v, None, hint=k) for k, v in obj.items() if isinstance(v, (dict, list)))
+        if "micro_auprc" in obj and named:
+            return self._add_ust(named, obj)
+        return sum(self.add(v, hint=k) for k, v in obj.items() if isinstance(v, (dict, list)))
 
-    def _add_artifact(self, obj, source):
+    def _add_artifact(self, obj: dict[str, Any], source: Path | None) -> int:
         """An export sidecar, or a row of an export ``report.json`` (which names its ``path``)."""
         tflite = obj.get("path") or obj.get("tflite") or (Path(source).with_suffix(".tflite") if source else None)
         if tflite is None:
@@ -231,6 +249,7 @@ class Collection:
             return 1  # a classifier is part of every pipeline's cost, not a row of its own
         card = (obj.get("model_card") or {}).get("name")
         src = obj.get("source")
+        src_names: list[str | None]
         if isinstance(src, dict):
             source_sha = _hash(src, "sha256")
             src_names = [Path(str(src["path"])).stem if src.get("path") else None, src.get("name")]
@@ -247,14 +266,14 @@ class Collection:
             self.artifacts[art.key] = art
         return 1
 
-    def _evaluation(self, name, summary, figures):
+    def _evaluation(self, name: str, summary: dict[str, Any], figures: dict[str, Any]) -> "Evaluation":
         spec = str(summary.get("spec") or "")
         tflite = spec.endswith(".tflite")
         return Evaluation(name=name, key=_stem(spec) if tflite else self.aliases.get(name, name), tflite=tflite,
                           sha256=_hash(summary, "model_sha256"), source_sha256=_hash(summary, "source_sha256"),
                           figures=figures)
 
-    def _add_accuracy(self, name, summary, parent):
+    def _add_accuracy(self, name: str, summary: dict[str, Any], parent: dict[str, Any]) -> int:
         if "accuracy_mean" not in summary:
             return 0
         ev = self._evaluation(name, summary, {
@@ -265,7 +284,7 @@ class Collection:
         self.accuracy = self.by_dataset[ev.figures["dataset"]]   # until choose_dataset() picks one
         return 1
 
-    def _add_ust(self, name, summary):
+    def _add_ust(self, name: str, summary: dict[str, Any]) -> int:
         if "micro_auprc" not in summary:
             return 0
         ev = self._evaluation(name, summary, {
@@ -275,7 +294,8 @@ class Collection:
         return 1
 
 
-def collect(inputs, objects=(), aliases=None):
+def collect(inputs: Iterable[Path | str], *, objects: Iterable[object] = (),
+            aliases: Mapping[str, str] | None = None) -> Collection:
     """A :class:`Collection` from result files/directories ``inputs`` and in-memory ``objects``.
 
     ``aliases`` maps a classification result's model name to a name its artifacts carry (e.g.
@@ -290,14 +310,14 @@ def collect(inputs, objects=(), aliases=None):
     return col
 
 
-def _hash(obj, key):
+def _hash(obj: Mapping[str, Any], key: str) -> Hash:
     """``obj[key]`` as a hash: a hex string, None (the input says there is no file) or :data:`ABSENT`."""
     if key not in obj:
         return ABSENT
     return obj[key] if isinstance(obj[key], str) and obj[key] else None
 
 
-def _join_rank(hash_a, names_a, hash_b, names_b):
+def _join_rank(hash_a: Hash, names_a: Sequence[str], hash_b: Hash, names_b: Sequence[str]) -> int:
     """How well two descriptions name one file: 0 not at all; by name (a hash missing), ranked by
     how specific the first shared name of ``names_a`` is; best, by equal hashes."""
     if isinstance(hash_a, str) and isinstance(hash_b, str):
@@ -310,10 +330,12 @@ def _join_rank(hash_a, names_a, hash_b, names_b):
     return 0
 
 
-def _best(evaluations, hash_a, names_a, tflite):
+def _best(evaluations: dict[str, Evaluation], hash_a: Hash, names_a: Sequence[str], *,
+          tflite: bool) -> Evaluation | None:
     """The evaluation (of a ``.tflite`` when ``tflite``, else of a float model) that best joins; the
     last one read among equals, as a re-run's result is read after the older one it replaces."""
-    best, best_rank = None, 0
+    best: Evaluation | None = None
+    best_rank = 0
     for ev in evaluations.values():
         if ev.tflite != tflite and not (isinstance(ev.sha256, str) and ev.sha256 == hash_a):
             continue
@@ -323,13 +345,13 @@ def _best(evaluations, hash_a, names_a, tflite):
     return best
 
 
-def _resolve_device(col):
+def _resolve_device(col: Collection) -> list[tuple[Artifact, str | None, dict[str, Any]]]:
     """``(Artifact, device, result)`` per device result, each artifact joined to its export record:
     by sha256, or (a result without one) by stem when exactly one exported artifact has that stem."""
-    by_stem = {}
+    by_stem: dict[str, list[Artifact]] = {}
     for art in col.artifacts.values():
         by_stem.setdefault(art.stem, []).append(art)
-    runs = {}
+    runs: dict[tuple[str, str | None], tuple[Artifact, str | None, dict[str, Any]]] = {}
     for art, device, result in col.device:
         if isinstance(art.sha256, str):
             known = col.artifacts.setdefault(art.sha256, art)
@@ -343,7 +365,7 @@ def _resolve_device(col):
     return list(runs.values())
 
 
-def build_rows(col, latency_stat="p50"):
+def build_rows(col: Collection, *, latency_stat: str = "p50") -> list[Row]:
     """One row per (artifact, device), plus rows for artifacts or models without a device run.
 
     Returns
@@ -356,14 +378,16 @@ def build_rows(col, latency_stat="p50"):
         ``frontend_ms``, ``rtf``, ``peak_rss_mb``, ``size_bytes``, ``status``, ``stem``,
         ``ust_micro_auprc``, ``ust_macro_auprc``.
     """
-    rows, used_acc = [], set()
+    rows: list[Row] = []
+    used_acc: set[str] = set()
     runs = _resolve_device(col)
     benched = {art.key for art, _, _ in runs}
+    entries: list[tuple[Artifact, str | None, dict[str, Any] | None]]
     entries = [(art, device, r) for art, device, r in sorted(runs, key=lambda x: (x[0].stem, str(x[1]), x[0].key))]
     entries += [(art, None, None) for art in sorted(col.artifacts.values(), key=lambda a: (a.stem, a.key))
                 if art.key not in benched]
     for art, device, r in entries:
-        row = {"stem": art.stem, "model": art.name, "card": art.card, "mode": art.mode, "device": device,
+        row: Row = {"stem": art.stem, "model": art.name, "card": art.card, "mode": art.mode, "device": device,
                "sha256": _plain(art.sha256), "source_sha256": _plain(art.source_sha256)}
         measured = _best(col.accuracy, art.sha256, [art.stem], tflite=True)
         inherited = None if measured else _best(col.accuracy, art.source_sha256, art.names, tflite=False)
@@ -396,20 +420,21 @@ def build_rows(col, latency_stat="p50"):
     return rows
 
 
-def _plain(value):
-    return None if value is ABSENT else value
+def _plain(value: Hash) -> str | None:
+    return None if isinstance(value, _Absent) else value
 
 
-def _measured(rows, cost_key):
+def _measured(rows: list[Row], cost_key: str) -> list[Row]:
     """Rows that may be Pareto points: an accuracy measured on the artifact itself, and a cost."""
     return [r for r in rows if r.get("accuracy") is not None and not r["accuracy_inherited"]
             and r.get(cost_key) is not None]
 
 
-def pareto_front(points):
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     """Indices of the non-dominated points among ``(cost, accuracy)`` pairs (lower cost, higher accuracy)."""
     order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
-    front, best = [], float("-inf")
+    front: list[int] = []
+    best = float("-inf")
     for i in order:
         if points[i][1] > best:
             front.append(i)
@@ -417,17 +442,18 @@ def pareto_front(points):
     return front
 
 
-def labels(rows: list[dict]) -> list[str]:
+def labels(rows: list[Row]) -> list[str]:
     """Display label per row: the model name, with the artifact's short sha256 where two artifacts
     of one name, mode and device would otherwise read as the same row."""
-    groups = {}
+    groups: dict[tuple[str, str, str | None], set[str]] = {}
     for r in rows:
         groups.setdefault((r["model"], r["mode"], r.get("device")), set()).add(r.get("sha256") or r["stem"])
     return [f"{r['model']} @{(r.get('sha256') or r['stem'])[:8]}"
             if len(groups[(r["model"], r["mode"], r.get("device"))]) > 1 else r["model"] for r in rows]
 
 
-def plot_pareto(rows, cost_key, xlabel, path, title, group_key=None, log_x=False):
+def plot_pareto(rows: list[Row], cost_key: str, xlabel: str, path: Path | str, title: str, *,
+                group_key: str | None = None, log_x: bool = False) -> Path:
     """Scatter measured accuracy against ``cost_key`` with each group's Pareto front; returns ``path``."""
     plt = atomic.pyplot()
 
@@ -440,7 +466,7 @@ def plot_pareto(rows, cost_key, xlabel, path, title, group_key=None, log_x=False
                 "with the device/export JSONs\n(accuracy copied from the float model, †, is never plotted)",
                 ha="center", va="center", transform=ax.transAxes, fontsize=8)
         ax.set_axis_off()
-    groups = {}
+    groups: dict[object, list[Row]] = {}
     for r in pts:
         groups.setdefault(r.get(group_key) if group_key else "all", []).append(r)
     markers = {"fp32": "o", "float16": "s", "dynamic": "D", "int8": "^", "keras": "*"}
@@ -464,9 +490,9 @@ def plot_pareto(rows, cost_key, xlabel, path, title, group_key=None, log_x=False
     return atomic.save_figure(fig, path)
 
 
-def markdown_table(rows, latency_stat="p50"):
+def markdown_table(rows: list[Row], *, latency_stat: str = "p50") -> str:
     """The report's table (one row per artifact and device)."""
-    def num(value, fmt):
+    def num(value: float | None, fmt: str) -> str:
         return "—" if value is None else format(value, fmt)
 
     lines = [f"| model | mode | device | accuracy (%) | latency {latency_stat} (ms/window) | network (ms) | "
@@ -483,9 +509,9 @@ def markdown_table(rows, latency_stat="p50"):
     return "\n".join(lines)
 
 
-def ust_markdown(col, rows):
+def ust_markdown(col: Collection, rows: list[Row]) -> str:
     """The SONYC-UST table: one row per evaluated model or artifact, with its size where one is known."""
-    sizes = {}
+    sizes: dict[str, int] = {}
     for r in rows:
         if r.get("size_bytes") is not None:
             for key in (r.get("sha256"), r["stem"], r["model"]):
@@ -495,15 +521,17 @@ def ust_markdown(col, rows):
              "|---|---|---|---|---|---|"]
     for ev in sorted(col.ust.values(), key=lambda e: (e.key, str(e.sha256))):
         u = ev.figures
-        size = (sizes.get(ev.sha256) or sizes.get(ev.key)) if ev.tflite else None   # a float model has no artifact size
+        by_hash = sizes.get(ev.sha256) if isinstance(ev.sha256, str) else None
+        size = (by_hash or sizes.get(ev.key)) if ev.tflite else None   # a float model has no artifact size
         lines.append(f"| {ev.key} | {u['micro_auprc']:.3f} | {u['macro_auprc']:.3f} | "
                      f"{'—' if u['micro_f1'] is None else format(u['micro_f1'], '.3f')} | {u['n_files'] or '—'} | "
                      f"{'—' if size is None else format(size / 1024, '.1f')} |")
     return "\n".join(lines)
 
 
-def write_report(inputs=(), out_dir="runs/report", objects=(), title="sea-tf: accuracy vs cost", latency_stat="p50",
-                 md_name="report.md", prefix="", aliases=None):
+def write_report(inputs: Sequence[Path | str] = (), out_dir: Path | str = "runs/report", *,
+                 objects: Iterable[object] = (), title: str = "sea-tf: accuracy vs cost", latency_stat: str = "p50",
+                 md_name: str = "report.md", prefix: str = "", aliases: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Collect, tabulate and plot; writes ``report.md``, ``rows.json`` and two Pareto PNGs.
 
     Parameters
@@ -527,8 +555,8 @@ def write_report(inputs=(), out_dir="runs/report", objects=(), title="sea-tf: ac
     dict
         ``markdown`` (path), ``rows_json`` (path), ``pngs`` (paths), ``rows``, ``ignored``.
     """
-    col = collect(inputs, objects, aliases)
-    rows = build_rows(col, latency_stat)
+    col = collect(inputs, objects=objects, aliases=aliases)
+    rows = build_rows(col, latency_stat=latency_stat)
     if not rows and not col.ust:
         raise DataError(f"nothing to report in {', '.join(map(str, inputs)) or 'the given results'}: no device, export "
                         "or classification JSON recognised; pass the files those stages wrote")
@@ -541,7 +569,7 @@ def write_report(inputs=(), out_dir="runs/report", objects=(), title="sea-tf: ac
           "One row per artifact and device (two artifacts of one name are told apart by their sha256). Latency is "
           "per 1-s window (front end + network + classifier); RTF = compute time per second of audio at the bench's "
           "hop. † accuracy of the float model the artifact was converted from, not measured on the artifact: "
-          "shown, never a Pareto point.", "", markdown_table(rows, latency_stat), "",
+          "shown, never a Pareto point.", "", markdown_table(rows, latency_stat=latency_stat), "",
           f"![accuracy vs latency]({png_latency.name})", "", f"![accuracy vs size]({png_size.name})", ""]
     names = dict(zip(map(id, rows), labels(rows)))
     # latency is compared per device, as on the plot: one board's milliseconds do not beat another's
@@ -574,9 +602,10 @@ def write_report(inputs=(), out_dir="runs/report", objects=(), title="sea-tf: ac
             "ignored": col.ignored}
 
 
-def _one_per_artifact(rows):
+def _one_per_artifact(rows: list[Row]) -> list[Row]:
     """The first row of each artifact (size does not depend on the device)."""
-    seen, out = set(), []
+    seen: set[str] = set()
+    out: list[Row] = []
     for r in rows:
         key = r.get("sha256") or r["stem"]
         if key not in seen:
@@ -585,6 +614,6 @@ def _one_per_artifact(rows):
     return out
 
 
-def _stem(path):
+def _stem(path: Path | str) -> str:
     name = Path(str(path)).name
     return name[: -len(".tflite")] if name.endswith(".tflite") else Path(name).stem
