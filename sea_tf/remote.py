@@ -15,12 +15,10 @@ SSH/SFTP failure is a :class:`~sea_tf.errors.RemoteError` of that host alone.
 """
 import base64
 import dataclasses
-import datetime
 import hashlib
 import importlib.util
 import json
 import re
-import secrets
 import shlex
 import socket
 import threading
@@ -29,6 +27,7 @@ from pathlib import Path
 
 from sea_tf import atomic
 from sea_tf.errors import RemoteError
+from sea_tf.runs import new_run_id
 from sea_tf.ssh_hosts import Host, parse_host, resolve_host  # noqa: F401 - re-exported: --host's meaning
 
 DEVICE_FILES = ("*.py",)
@@ -526,16 +525,6 @@ class HostResult:
 #: ``python -m device.bench`` exit codes (device/bench.py): complete, partial, an error it reported
 #: (DeviceError: one line on stderr), and 1, what Python exits with on an uncaught exception
 BENCH_COMPLETE, BENCH_CRASH, BENCH_ERROR, BENCH_PARTIAL = 0, 1, 2, 3
-
-#: a run directory's name, ``OUT/<user@host>/<run-id>/``: UTC time (sorts in run order) + random
-RUN_ID_RE = re.compile(r"\d{8}T\d{6}\.\d{6}Z-[0-9a-f]{6}")
-
-
-def new_run_id():
-    """A fresh run id: ``YYYYMMDDTHHMMSS.ffffffZ-xxxxxx`` (UTC; sorts in time order; see :data:`RUN_ID_RE`)."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return now.strftime("%Y%m%dT%H%M%S.%fZ") + "-" + secrets.token_hex(3)
-
 
 def run_on_host(host, run_plan, out_dir, key_path=None, known_hosts="~/.ssh/known_hosts", remote_dir="sea-tf-device",
                 remote_python="python3", setup=False, bench_args=(), connect_timeout=10.0, command_timeout=900.0,

@@ -16,6 +16,7 @@ import pytest
 import device_support
 import remote_support
 from sea_tf import config, remote
+from sea_tf.runs import RUN_ID_RE
 from sea_tf.cli import main as cli_main
 from sea_tf.errors import RemoteError
 from sea_tf.presets import load_defaults, preset_names, schema_of_preset
@@ -65,7 +66,7 @@ def test_end_to_end_copy_run_fetch(sshd, export_dir, tmp_path, capsys):
     out = capsys.readouterr()
     assert code == 0, out.err
     (host_dir,) = (tmp_path / "results" / f"{sshd['user']}@127.0.0.1_{sshd['port']}").iterdir()  # one run
-    assert remote.RUN_ID_RE.fullmatch(host_dir.name)
+    assert RUN_ID_RE.fullmatch(host_dir.name)
     results = sorted(p.name for p in host_dir.glob("*.json"))
     assert results == ["tiny-emb.fp32.json", "tiny-emb.int8.json"]  # one bench per embedding model
     for name in results:

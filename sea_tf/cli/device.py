@@ -205,6 +205,7 @@ class LiveLines:
 
 def run(cfg, args):
     from sea_tf import remote
+    from sea_tf.runs import new_run_id
 
     if not cfg["hosts"]:
         raise RemoteError("no --host given; e.g. --host pi@raspberrypi.local --artifacts OUT/export")
@@ -220,7 +221,7 @@ def run(cfg, args):
     write_resolved(cfg, out, "device_run")
     b = cfg["bench"]
     bench_args = ["--threads", b["threads"], "--runs", b["runs"], "--warmup", b["warmup"], "--hop-size", b["hop_s"]]
-    run_id = remote.new_run_id()  # one per invocation: the results of all hosts of this run share it
+    run_id = new_run_id()  # one per invocation: the results of all hosts of this run share it
     live = LiveLines(labels)
     outcome = {}
 
