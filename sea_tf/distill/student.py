@@ -8,17 +8,21 @@ Two Keras models exist during a run:
   under ``mixed_float16`` and wrapped for pruning, with a float32 output. Its weights are copied
   back into the reference student at the end (after ``strip_pruning``).
 """
+from __future__ import annotations
+
 import copy
+from pathlib import Path
+from typing import Callable
 
 from sea_tf.backend import keras
 from sea_tf.errors import ModelError, TrainError, WeightsError
 from sea_tf.models import build_student, load_model
 from sea_tf.models.architectures import build_l3_network
-from sea_tf.models.seamodel import NETWORK_LAYER
+from sea_tf.models.seamodel import NETWORK_LAYER, SeaModel
 from sea_tf.distill import strategy as strategy_mod
 
 
-def build(preset, overrides, d, frame_samples, seed):
+def build(preset: str, *, overrides: dict | None, d: int, frame_samples: int, seed: int) -> SeaModel:
     """Build the student and check it fits the targets.
 
     Parameters
@@ -52,7 +56,7 @@ def build(preset, overrides, d, frame_samples, seed):
     return student
 
 
-def warm_start(student, spec):
+def warm_start(student: SeaModel, spec: str | Path) -> dict:
     """Copy the body weights of model ``spec`` (path, catalogue name) into ``student``.
 
     Returns
@@ -77,7 +81,8 @@ def warm_start(student, spec):
     return {"spec": str(spec), "name": source.name, "weights": source.card.get("weights", {})}
 
 
-def training_model(student, mixed_precision=False, prune=None):
+def training_model(student: SeaModel, *, mixed_precision: bool = False,
+                   prune: Callable[[keras.Model], keras.Model] | None = None) -> tuple[keras.Model, keras.Model]:
     """The Keras model that is trained: ``[B, frame_samples]`` → ``[B, d]`` float32.
 
     Parameters
@@ -100,7 +105,8 @@ def training_model(student, mixed_precision=False, prune=None):
         arch = student.card["architecture"]
         strategy_mod.set_mixed_precision(True)
         try:
-            network = build_l3_network(student.frontend["output_shape"], arch["filters"], arch["embedding_bn_relu"],
+            network = build_l3_network(student.frontend["output_shape"], arch["filters"],
+                                       embedding_bn_relu=arch["embedding_bn_relu"],
                                        name=NETWORK_LAYER)
         finally:
             strategy_mod.set_mixed_precision(False)
@@ -115,7 +121,7 @@ def training_model(student, mixed_precision=False, prune=None):
     return keras.Model(audio, output, name="distill"), network
 
 
-def copy_back(student, trained_network):
+def copy_back(student: SeaModel, trained_network: keras.Model) -> SeaModel:
     """Copy a trained (stripped) body's weights into the reference student's body."""
     student.network().set_weights(trained_network.get_weights())
     return student

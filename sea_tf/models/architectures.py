@@ -11,6 +11,8 @@ Input BN → 3 blocks of (conv → BN → ReLU) × 2 → 2×2 max pool → block
 Layer names follow the published Keras files (``conv2d_N``, ``batch_normalization_N``,
 ``audio_embedding_layer``) so that weight files read by order are easy to check by eye.
 """
+from collections.abc import Sequence
+
 from sea_tf.backend import keras
 from sea_tf.errors import ModelError
 
@@ -19,19 +21,20 @@ BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.99
 
 
-def _conv(filters, name, seed):
+def _conv(filters: int, name: str, seed: int) -> keras.layers.Conv2D:
     # he_normal-style initialisation with a per-layer seed: the model is a pure function of the seed.
     init = keras.initializers.VarianceScaling(2.0, "fan_in", "truncated_normal", seed=seed)
     return keras.layers.Conv2D(filters, 3, padding="same", kernel_initializer=init,
                                kernel_regularizer=keras.regularizers.L2(CONV_L2), name=name)
 
 
-def _bn(name):
+def _bn(name: str) -> keras.layers.BatchNormalization:
     return keras.layers.BatchNormalization(axis=-1, epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)
 
 
-def build_l3_network(input_shape, filters, embedding_bn_relu, pool_size=None, pool_padding="valid", seed=0,
-                     name="network"):
+def build_l3_network(input_shape: Sequence[int], filters: Sequence[int], *, embedding_bn_relu: bool,
+                     pool_size: Sequence[int] | None = None, pool_padding: str = "valid", seed: int = 0,
+                     name: str = "network") -> keras.Model:
     """The L3 body from front-end image to embedding.
 
     Parameters
@@ -83,7 +86,7 @@ def build_l3_network(input_shape, filters, embedding_bn_relu, pool_size=None, po
     return keras.Model(inputs, outputs, name=name)
 
 
-def network_macs(network):
+def network_macs(network: keras.Model) -> int:
     """Multiply-accumulates of one forward pass of ``network`` for one example (Conv2D and Dense).
 
     BN, ReLU and pooling are not counted: BN folds into the preceding convolution at export

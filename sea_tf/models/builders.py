@@ -4,6 +4,7 @@ Models built here are seeded and untrained (card ``weights.source = "untrained"`
 gives the same weights. Published weights are loaded on top by ``sea_tf.models.h5_weights``.
 """
 import copy
+from typing import Any
 
 from sea_tf.errors import ModelError
 from sea_tf.models.frontends import frontend_spec, teacher_frontend_spec
@@ -13,9 +14,9 @@ from sea_tf.models.seamodel import NETWORK_LAYER, SeaModel, assemble, make_card
 DEFAULT_SEED = 20180216
 
 #: SEA students of edgel3 (docs/PROTOCOL.md §2.1): 8 kHz, 64 HTK mels, n_dft 1024, hop 160, fmax 4 kHz.
-_SEA_COMMON = dict(sample_rate=8000, n_mels=64, n_dft=1024, n_hop=160, fmin=0.0, fmax=4000.0,
+_SEA_COMMON: dict[str, Any] = dict(sample_rate=8000, n_mels=64, n_dft=1024, n_hop=160, fmin=0.0, fmax=4000.0,
                    frontend="kapre-0.1.4-mel", embedding_bn_relu=True)
-STUDENT_PRESETS = {
+STUDENT_PRESETS: dict[str, dict[str, Any]] = {
     "sea-64": dict(_SEA_COMMON, filters=[32, 64, 128, 64]),
     "sea-128": dict(_SEA_COMMON, filters=[32, 64, 128, 128]),
     "sea-256": dict(_SEA_COMMON, filters=[32, 64, 128, 256]),
@@ -26,17 +27,18 @@ STUDENT_PRESETS = {
 }
 
 #: Teacher head pools (openl3 AUDIO_POOLING_SIZES, docs/PROTOCOL.md §1.1).
-TEACHER_POOLS = {
+TEACHER_POOLS: dict[tuple[str, int], tuple[int, int]] = {
     ("linear", 6144): (8, 8), ("linear", 512): (32, 24),
     ("mel128", 6144): (4, 8), ("mel128", 512): (16, 24),
     ("mel256", 6144): (8, 8), ("mel256", 512): (32, 24),
 }
-TEACHER_PRESETS = {f"l3-{repr_}-{size}": dict(input_repr=repr_, embedding_size=size)
+TEACHER_PRESETS: dict[str, dict[str, Any]] = {f"l3-{repr_}-{size}": dict(input_repr=repr_, embedding_size=size)
                    for repr_, size in TEACHER_POOLS}
 PRESETS = tuple(STUDENT_PRESETS) + tuple(TEACHER_PRESETS)
 
 
-def build_student(preset=None, seed=DEFAULT_SEED, dft="rfft", name=None, **overrides):
+def build_student(preset: str | None = None, *, seed: int = DEFAULT_SEED, dft: str = "rfft", name: str | None = None,
+                  **overrides: Any) -> SeaModel:
     """A SEA-family student (or an EdgeL3 sparse model) on raw audio windows.
 
     Parameters
@@ -79,8 +81,8 @@ def build_student(preset=None, seed=DEFAULT_SEED, dft="rfft", name=None, **overr
         arch["fmax"] = arch["sample_rate"] / 2
     spec = frontend_spec(arch["frontend"], sr=arch["sample_rate"], n_dft=arch["n_dft"], n_hop=arch["n_hop"],
                          n_mels=arch["n_mels"], fmin=arch["fmin"], fmax=arch["fmax"])
-    network = build_l3_network(spec["output_shape"], arch["filters"], embedding_bn_relu=arch["embedding_bn_relu"], seed=seed,
-                               name=NETWORK_LAYER)
+    network = build_l3_network(spec["output_shape"], arch["filters"], embedding_bn_relu=arch["embedding_bn_relu"],
+                               seed=seed, name=NETWORK_LAYER)
     name = name or (base if not overrides and embedding_size is None else "sea-custom")
     model = assemble(spec, network, name, dft=dft)
     arch.update(builder="build_student", preset=base, embedding_size=arch["filters"][3], dft=dft)
@@ -88,8 +90,8 @@ def build_student(preset=None, seed=DEFAULT_SEED, dft="rfft", name=None, **overr
     return SeaModel(model, card)
 
 
-def build_teacher(input_repr="mel256", embedding_size=512, frontend="kapre-0.1.4", seed=DEFAULT_SEED, dft="rfft",
-                  name=None):
+def build_teacher(input_repr: str = "mel256", embedding_size: int = 512, *, frontend: str = "kapre-0.1.4",
+                  seed: int = DEFAULT_SEED, dft: str = "rfft", name: str | None = None) -> SeaModel:
     """The L3 audio network (openl3's audio model, docs/PROTOCOL.md §1.1) on raw 48 kHz windows.
 
     Parameters
@@ -125,7 +127,7 @@ def build_teacher(input_repr="mel256", embedding_size=512, frontend="kapre-0.1.4
     return SeaModel(model, card)
 
 
-def build_preset(name, seed=DEFAULT_SEED, dft="rfft"):
+def build_preset(name: str, *, seed: int = DEFAULT_SEED, dft: str = "rfft") -> SeaModel:
     """Build any preset by name (students and ``l3-<repr>-<size>`` teachers), seeded and untrained."""
     if name in STUDENT_PRESETS:
         return build_student(name, seed=seed, dft=dft)
@@ -134,7 +136,7 @@ def build_preset(name, seed=DEFAULT_SEED, dft="rfft"):
     raise ModelError(f"unknown model preset {name!r}; known: {', '.join(PRESETS)}")
 
 
-def rebuild(card, seed=None, dft=None):
+def rebuild(card: dict[str, Any], *, seed: int | None = None, dft: str | None = None) -> SeaModel:
     """Build an untrained model with the architecture recorded in ``card`` (for weight loading)."""
     arch = dict(card["architecture"])
     builder = arch.pop("builder", None)

@@ -7,14 +7,16 @@ already-normalised output of the previous ones) gives a random but informative "
 L3" — what the demo uses as its teacher when no openl3 weights are available.
 """
 import numpy as np
+import numpy.typing as npt
 
 from sea_tf.backend import keras, tf
 from sea_tf.errors import ModelError
+from sea_tf.models.seamodel import SeaModel
 
 UNTRAINED_TEACHER_NAME = "seeded untrained L3"
 
 
-def calibrate_batchnorm(seamodel, frames, batch_size=16):
+def calibrate_batchnorm(seamodel: SeaModel, frames: npt.ArrayLike, *, batch_size: int = 16) -> SeaModel:
     """Set every BN layer's moving mean/variance from ``frames``, in layer order (in place).
 
     Parameters

@@ -15,6 +15,7 @@ assign the rest to the network's weighted layers in order, checking every shape.
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
@@ -23,6 +24,9 @@ from sea_tf import cards
 from sea_tf.errors import ModelError
 from sea_tf.models.frontends import dft_kernels, mel_filterbank
 
+if TYPE_CHECKING:
+    from sea_tf.models.seamodel import SeaModel
+
 LAYOUT_KINDS = ("openl3-v0_4_0", "openl3-v0_2_0", "edgel3-sea", "edgel3-sparse")
 # Keras-2 weight order inside a layer, used when a group lacks its ``weight_names`` attribute.
 _WEIGHT_ORDER = ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance")
@@ -30,12 +34,17 @@ _WEIGHT_ORDER = ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_varia
 DFT_TOLERANCE = 1e-5
 FILTERBANK_TOLERANCE = 1e-6
 
+#: One weighted layer of a file: ``(group_name, [(weight_name, array), ...])``.
+WeightGroup = tuple[str, list[tuple[str, np.ndarray]]]
+#: Weight shapes of each weighted layer, in order.
+LayerShapes = list[list[tuple[int, ...]]]
 
-def _text(value):
+
+def _text(value: object) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
-def _open(path):
+def _open(path: Path | str) -> h5py.File:
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"{path}: no such weight file; check the path")
@@ -46,7 +55,7 @@ def _open(path):
             from exc
 
 
-def _weights_root(handle, path):
+def _weights_root(handle: h5py.File, path: Path | str) -> tuple[h5py.Group, str]:
     if "layer_names" in handle.attrs:
         return handle, "weights-only"
     if "model_weights" in handle and "layer_names" in handle["model_weights"].attrs:
@@ -55,7 +64,7 @@ def _weights_root(handle, path):
                      "this is not a Keras 2 weight file")
 
 
-def _read_dataset(dataset, path):
+def _read_dataset(dataset: h5py.Dataset, path: Path | str) -> np.ndarray:
     try:
         return np.asarray(dataset)
     except OSError as exc:  # the header opened but the data cannot be read: damaged bytes inside the file
@@ -63,7 +72,7 @@ def _read_dataset(dataset, path):
                          "again") from exc
 
 
-def _group_weights(group, path):
+def _group_weights(group: h5py.Group, path: Path | str) -> list[tuple[str, np.ndarray]]:
     names = [_text(n) for n in group.attrs.get("weight_names", [])]
     for name in names:
         if name not in group:
@@ -71,22 +80,22 @@ def _group_weights(group, path):
                              "such dataset; the file is incomplete or damaged, copy it again")
     if names:
         return [(name, _read_dataset(group[name], path)) for name in names]
-    found = []
+    found: list[tuple[str, np.ndarray]] = []
     group.visititems(lambda name, obj: found.append((name, _read_dataset(obj, path)))
                      if isinstance(obj, h5py.Dataset) else None)
 
-    def rank(item):
+    def rank(item: tuple[str, np.ndarray]) -> int:
         base = item[0].rsplit("/", 1)[-1].split(":")[0]
         return _WEIGHT_ORDER.index(base) if base in _WEIGHT_ORDER else len(_WEIGHT_ORDER)
     return sorted(found, key=rank)
 
 
-def is_frontend_group(name):
+def is_frontend_group(name: str) -> bool:
     """kapre front-end layers (``spectrogram_1``, ``melspectrogram_1``) hold constants, not learnt weights."""
     return "spectrogram" in name.lower()
 
 
-def read_weight_groups(path):
+def read_weight_groups(path: Path | str) -> list[WeightGroup]:
     """Weighted layer groups of a Keras-2 h5 file, in ``layer_names`` order.
 
     Returns
@@ -107,7 +116,7 @@ def read_weight_groups(path):
     return groups
 
 
-def inspect_weight_file(path):
+def inspect_weight_file(path: Path | str) -> dict[str, Any]:
     """Describe a Keras-2 h5 weight file without building a model.
 
     Returns
@@ -137,9 +146,9 @@ def inspect_weight_file(path):
     }
 
 
-def network_weight_shapes(filters, embedding_bn_relu):
+def network_weight_shapes(filters: list[int], *, embedding_bn_relu: bool) -> LayerShapes:
     """Shapes of the weighted layers of the L3 body, in order (see ``architectures.build_l3_network``)."""
-    shapes = [[(1,)] * 4]
+    shapes: LayerShapes = [[(1,)] * 4]
     in_ch = 1
     for block, width in enumerate(filters):
         for position in range(2):
@@ -151,13 +160,14 @@ def network_weight_shapes(filters, embedding_bn_relu):
     return shapes
 
 
-def _frontend_group_shapes(n_dft, n_mels):
+def _frontend_group_shapes(n_dft: int, n_mels: int | None) -> list[tuple[int, ...]]:
     n_freq = n_dft // 2 + 1
-    shapes = [(n_dft, 1, 1, n_freq), (n_dft, 1, 1, n_freq)]
+    shapes: list[tuple[int, ...]] = [(n_dft, 1, 1, n_freq), (n_dft, 1, 1, n_freq)]
     return shapes + [(n_freq, n_mels)] if n_mels else shapes
 
 
-def _describe_mismatch(path, kind, expected, found):
+def _describe_mismatch(path: Path | str, kind: str, expected: LayerShapes,
+                       found: list[tuple[str, list[tuple[int, ...]]]]) -> str:
     for index, (exp, (name, shapes)) in enumerate(zip(expected, found)):
         if [tuple(s) for s in exp] != [tuple(s) for s in shapes]:
             return (f"{path}: does not match {kind}: weighted layer {index} ('{name}') has shapes {shapes}, "
@@ -166,7 +176,8 @@ def _describe_mismatch(path, kind, expected, found):
             f"the architecture expects {len(expected)}")
 
 
-def check_layout(path, kind, input_repr=None, embedding_size=None):
+def check_layout(path: Path | str, kind: str, *, input_repr: str | None = None,
+                 embedding_size: int | None = None) -> dict[str, Any]:
     """Raise :class:`ModelError` unless the file's weighted layers match architecture ``kind``.
 
     Parameters
@@ -190,7 +201,7 @@ def check_layout(path, kind, input_repr=None, embedding_size=None):
         raise ModelError(f"unknown weight-file kind {kind!r}; known: {', '.join(LAYOUT_KINDS)}")
     info = inspect_weight_file(path)
     found = info["weighted_layers"]
-    result = {"kind": kind, "layout": info["layout"], "filters": [64, 128, 256, 512]}
+    result: dict[str, Any] = {"kind": kind, "layout": info["layout"], "filters": [64, 128, 256, 512]}
     teacher = network_weight_shapes([64, 128, 256, 512], embedding_bn_relu=False)
     if kind == "openl3-v0_4_0":
         body = [g for g in found if not is_frontend_group(g[0])]
@@ -219,7 +230,7 @@ def check_layout(path, kind, input_repr=None, embedding_size=None):
             preset = STUDENT_PRESETS.get(f"sea-{size}")
             if preset is None:
                 raise ModelError(f"edgel3 SEA embedding_size must be 64, 128, 256 or 512; got {size!r}")
-            expected = [_frontend_group_shapes(1024, 64)] + network_weight_shapes(preset["filters"], True)
+            expected = [_frontend_group_shapes(1024, 64)] + network_weight_shapes(preset["filters"], embedding_bn_relu=True)
             if [[tuple(s) for s in e] for e in expected] == [[tuple(s) for s in g[1]] for g in found]:
                 result.update(filters=list(preset["filters"]), embedding_size=size)
                 return result
@@ -229,7 +240,7 @@ def check_layout(path, kind, input_repr=None, embedding_size=None):
     return result
 
 
-def check_frontend_constants(path, group, spec):
+def check_frontend_constants(path: Path | str, group: WeightGroup, spec: dict[str, Any]) -> dict[str, Any]:
     """Compare a kapre group's stored DFT kernels (and filterbank) with what our front end computes.
 
     Returns
@@ -259,7 +270,7 @@ def check_frontend_constants(path, group, spec):
     return {"checked": True, "dft_kernels_max_abs_diff": dft_diff, "filterbank_max_abs_diff": fb_diff}
 
 
-def assign_weights(network, groups, path):
+def assign_weights(network: Any, groups: list[WeightGroup], path: Path | str) -> None:
     """Set ``network``'s weighted layers from ``groups`` (front-end groups removed), by order with shape checks."""
     layers = [layer for layer in network.layers if layer.weights]
     if len(layers) != len(groups):
@@ -276,7 +287,7 @@ def assign_weights(network, groups, path):
         layer.set_weights([a.astype(np.float32) for _, a in weights])
 
 
-def _kapre_config(model_config):
+def _kapre_config(model_config: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None, list[dict[str, Any]]]:
     layers = model_config.get("config", {}).get("layers", [])
     for layer in layers:
         if layer.get("class_name") in ("Melspectrogram", "Spectrogram"):
@@ -284,7 +295,7 @@ def _kapre_config(model_config):
     return None, None, layers
 
 
-def load_edgel3_h5(path, dft="rfft"):
+def load_edgel3_h5(path: Path | str, *, dft: str = "rfft") -> "SeaModel":
     """Load an edgel3 full-model ``.h5`` (Keras 2.0.9 + kapre 0.1.4; SEA or sparse) as a SeaModel.
 
     The architecture is read from ``model_config``: the kapre Melspectrogram settings give the
@@ -311,14 +322,15 @@ def load_edgel3_h5(path, dft="rfft"):
     return model
 
 
-def _architecture(path, model_config):
+def _architecture(path: Path | str,
+                  model_config: dict[str, Any]) -> tuple[str, str | None, dict[str, Any], bool]:
     """What ``model_config`` describes: (base preset, matching preset name or None, arch kwargs, is SEA).
 
     A SEA student has a BatchNormalization after ``audio_embedding_layer``; a sparse EdgeL3 has none.
     """
     from sea_tf.models.builders import STUDENT_PRESETS
     class_name, kapre, layers = _kapre_config(model_config)
-    if class_name != "Melspectrogram":
+    if class_name != "Melspectrogram" or kapre is None:
         raise ModelError(f"{path}: no kapre Melspectrogram layer in model_config; not an edgel3 model")
     if not kapre.get("return_decibel_melgram", False) or float(kapre.get("power_melgram", 1.0)) != 1.0 \
             or not kapre.get("htk", False) or kapre.get("norm", 1) not in (1, "slaney"):
@@ -341,13 +353,14 @@ def _architecture(path, model_config):
     return preset, named, arch, bn_after
 
 
-def guess_input_repr(path):
+def guess_input_repr(path: Path | str) -> str | None:
     """``linear``/``mel128``/``mel256`` from an openl3 file name, else None."""
     match = re.search(r"(linear|mel128|mel256)", Path(path).name)
     return match.group(1) if match else None
 
 
-def load_openl3_weights(path, input_repr=None, embedding_size=512, frontend="kapre-0.1.4", dft="rfft"):
+def load_openl3_weights(path: Path | str, *, input_repr: str | None = None, embedding_size: int = 512,
+                        frontend: str = "kapre-0.1.4", dft: str = "rfft") -> "SeaModel":
     """Load openl3 audio weights (v0_2_0 with a spectrogram layer, or v0_4_0 without) into the L3 teacher.
 
     Parameters
@@ -376,7 +389,7 @@ def load_openl3_weights(path, input_repr=None, embedding_size=512, frontend="kap
         raise ModelError(f"{path}: cannot tell the input representation (linear, mel128, mel256) from a v0_4_0 "
                          "file without 'linear'/'mel128'/'mel256' in its name; pass input_repr")
     model = build_teacher(input_repr, embedding_size, frontend=frontend, dft=dft)
-    check = {"checked": False}
+    check: dict[str, Any] = {"checked": False}
     if front and frontend == "kapre-0.1.4":
         check = check_frontend_constants(path, front[0], model.frontend)
     assign_weights(model.network(), [g for g in groups if not is_frontend_group(g[0])], path)
@@ -385,7 +398,8 @@ def load_openl3_weights(path, input_repr=None, embedding_size=512, frontend="kap
     return model
 
 
-def _mark_published(model, path, name, file_format, check, keras_version):
+def _mark_published(model: "SeaModel", path: Path | str, name: str, file_format: str, check: dict[str, Any],
+                    keras_version: str | None) -> None:
     model.card["name"] = name
     model.card["weights"] = {
         "source": "published", "path": str(Path(path).resolve()), "sha256": cards.sha256_file(path),

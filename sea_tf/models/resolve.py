@@ -38,7 +38,7 @@ _CATALOGUE = re.compile(r"^(openl3|edgel3)/[A-Za-z0-9_.\-]+(@[A-Za-z0-9_.\-]+)?$
 _OPENL3_NAME = re.compile(r"^openl3/(linear|mel128|mel256)-(music|env)(@[A-Za-z0-9_.\-]+)?$")
 
 
-def load_model(spec: str | Path | SeaModel | None = None, input_repr: str | None = None,
+def load_model(spec: str | Path | SeaModel | None = None, *, input_repr: str | None = None,
                embedding_size: int | None = None, frontend: str | None = None, dft: str = "rfft",
                seed: int = DEFAULT_SEED) -> SeaModel:
     """Resolve ``spec`` to a :class:`SeaModel`.
@@ -183,7 +183,8 @@ def _caller_stacklevel() -> int:
     return level
 
 
-def load_path(path, input_repr=None, embedding_size=None, frontend=None, dft="rfft"):
+def load_path(path: Path | str, *, input_repr: str | None = None, embedding_size: int | None = None,
+              frontend: str | None = None, dft: str = "rfft") -> SeaModel:
     """Load a saved sea-tf ``.keras`` model or a published ``.h5`` file."""
     path = Path(path)
     if path.suffix == ".keras":
@@ -211,12 +212,12 @@ def is_catalogue_spec(text: str) -> bool:
     return bool(_CATALOGUE.match(str(text)))
 
 
-def _repr_from_name(name):
+def _repr_from_name(name: str) -> str | None:
     match = _OPENL3_NAME.match(name)
     return match.group(1) if match else None
 
 
-def installed_openl3_file(name):
+def installed_openl3_file(name: str) -> Path | None:
     """Path of ``openl3/<repr>-<content>`` inside an installed ``openl3`` package, or None."""
     match = _OPENL3_NAME.match(name)
     if not match or match.group(3):
@@ -231,7 +232,7 @@ def installed_openl3_file(name):
     return None
 
 
-def resolve_catalogue(name):
+def resolve_catalogue(name: str) -> Path:
     """Local path of catalogue model ``name`` (installed openl3 package first, then the weights cache)."""
     local = installed_openl3_file(name)
     if local is not None:

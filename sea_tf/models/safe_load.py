@@ -20,7 +20,9 @@ config may name any importable module's function or class (tf_keras imports ``mo
 import json
 import os
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from sea_tf.errors import ModelError
 
@@ -35,7 +37,7 @@ _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _KERAS_MODULES = ("keras", "tf_keras")
 
 
-def custom_objects() -> dict:
+def custom_objects() -> dict[str, type]:
     """sea-tf's own Keras classes: the only non-Keras names a model file may use."""
     from sea_tf.classify.autopool import AutoPool1D
     from sea_tf.models.frontends import AudioFrontend
@@ -58,7 +60,7 @@ def file_kind(path: str | Path) -> str:
     return "zip" if zipfile.is_zipfile(path) else "other"
 
 
-def check_config(config, path: str | Path) -> None:
+def check_config(config: Any, path: str | Path) -> None:
     """Refuse a Keras config that holds a ``Lambda`` or names a class/function outside Keras and sea-tf.
 
     Parameters
@@ -98,7 +100,7 @@ def check_config(config, path: str | Path) -> None:
                          "code the file chooses, so it is refused (nothing was loaded)")
 
 
-def _nodes(value):
+def _nodes(value: Any) -> Iterator[dict[str, Any]]:
     """Every dict in a JSON tree that names a class (``class_name``)."""
     stack = [value]
     while stack:
@@ -111,13 +113,13 @@ def _nodes(value):
             stack.extend(item)
 
 
-def _quantize_classes():
+def _quantize_classes() -> set[str]:
     """Names of the classes tfmot's ``quantize_scope`` knows (imported only when a config names tfmot)."""
     import tensorflow_model_optimization as tfmot
     return {name for objects in tfmot.quantization.keras.quantize_scope().custom_objects for name in objects}
 
 
-def _plain_tf_op(function):
+def _plain_tf_op(function: object) -> bool:
     """True for a TF op a functional model may record (``tf.reshape``, ``tf.math.add``, ``tf.nn.relu``):
     no namespace that touches files, the Python interpreter or raw kernels."""
     if not isinstance(function, str):
@@ -132,7 +134,7 @@ def _plain_tf_op(function):
 _TF_OP_NAMESPACES = ("math", "nn", "linalg", "signal", "image", "bitwise", "__operators__")
 
 
-def _is_keras_builtin(name):
+def _is_keras_builtin(name: object) -> bool:
     """True when ``name`` is a Keras built-in function (activation, loss, metric), as tf_keras resolves them."""
     if not isinstance(name, str):
         return False
@@ -141,7 +143,7 @@ def _is_keras_builtin(name):
     return any(tf_export.get_symbol_from_name(f"keras.{mod}.{name}") is not None for mod in BUILTIN_MODULES)
 
 
-def load_keras(path: str | Path, *, what: str = "model", trust_model_code: bool | None = None):
+def load_keras(path: str | Path, *, what: str = "model", trust_model_code: bool | None = None) -> Any:
     """Load a user-supplied Keras model file without running code from it.
 
     Parameters
@@ -181,7 +183,7 @@ def load_keras(path: str | Path, *, what: str = "model", trust_model_code: bool 
     raise ModelError(f"{path}: not a Keras {what} file (expected a .keras zip); check the path")
 
 
-def _load_zip(path, what):
+def _load_zip(path: Path, what: str) -> Any:
     from tf_keras.src.saving.serialization_lib import SafeModeScope
 
     from sea_tf.backend import keras
@@ -200,7 +202,7 @@ def _load_zip(path, what):
                          "sea-tf?") from exc
 
 
-def _load_hdf5(path, what, trust):
+def _load_hdf5(path: Path, what: str, trust: bool) -> Any:
     if not trust:
         raise ModelError(f"{path}: a Keras HDF5 {what} file, which tf_keras can only load through its legacy "
                          "loader, able to run Python code stored in the file (a Lambda layer's bytecode); sea-tf "
@@ -212,5 +214,5 @@ def _load_hdf5(path, what, trust):
         raise ModelError(f"{path}: cannot load the Keras {what} ({_first_line(exc)})") from exc
 
 
-def _first_line(exc):
+def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]

@@ -6,9 +6,12 @@ and what export and pruning work on). ``save("m.keras")`` writes ``m.keras`` and
 """
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from sea_tf import atomic, cards, package_version
 from sea_tf.backend import keras, tf
@@ -21,7 +24,7 @@ FRONTEND_LAYER = "frontend"
 NETWORK_LAYER = "network"
 
 
-def assemble(frontend_spec, network, name, dft="rfft"):
+def assemble(frontend_spec: dict[str, Any], network: keras.Model, name: str, *, dft: str = "rfft") -> keras.Model:
     """Wrap ``network`` behind an :class:`AudioFrontend`: a Keras model on raw audio windows.
 
     Parameters
@@ -45,7 +48,8 @@ def assemble(frontend_spec, network, name, dft="rfft"):
     return keras.Model(audio, network(image), name=name.replace("-", "_"))
 
 
-def make_card(name, kind, architecture, frontend_spec, model, weights):
+def make_card(name: str, kind: str, architecture: dict[str, Any], frontend_spec: dict[str, Any], model: keras.Model,
+              weights: dict[str, Any]) -> dict[str, Any]:
     """The model card (contract in docs/ARCHITECTURE.md) for an assembled Keras model."""
     network = model.get_layer(NETWORK_LAYER)
     dft = model.get_layer(FRONTEND_LAYER).dft
@@ -85,40 +89,41 @@ class SeaModel:
         ``card["frontend"]``: which front end the model expects.
     """
 
-    def __init__(self, keras_model, card):
+    def __init__(self, keras_model: keras.Model, card: dict[str, Any]) -> None:
         self.keras = keras_model
         self.card = card
-        self._forward = None
+        self._forward: Callable[[tf.Tensor], tf.Tensor] | None = None
 
     @property
-    def sample_rate(self):
+    def sample_rate(self) -> int:
         return int(self.card["sample_rate"])
 
     @property
-    def frame_samples(self):
+    def frame_samples(self) -> int:
         return int(self.card["frame_samples"])
 
     @property
-    def embedding_size(self):
+    def embedding_size(self) -> int:
         return int(self.card["embedding_size"])
 
     @property
-    def frontend(self):
+    def frontend(self) -> dict[str, Any]:
         return self.card["frontend"]
 
     @property
-    def name(self):
+    def name(self) -> str:
         return self.card["name"]
 
-    def network(self):
+    def network(self) -> keras.Model:
         """The body: a Keras model taking the front-end image ``[B, F, T, 1]`` (shares weights)."""
         return self.keras.get_layer(NETWORK_LAYER)
 
-    def frontend_layer(self):
+    def frontend_layer(self) -> AudioFrontend:
         """The :class:`~sea_tf.models.frontends.AudioFrontend` layer."""
         return self.keras.get_layer(FRONTEND_LAYER)
 
-    def embed_frames(self, frames, batch_size=32, progress=None):
+    def embed_frames(self, frames: npt.ArrayLike, *, batch_size: int = 32,
+                     progress: Callable[[int], object] | None = None) -> npt.NDArray[np.float32]:
         """Embed raw audio windows.
 
         Parameters
@@ -152,7 +157,7 @@ class SeaModel:
                 progress(len(batch))
         return out
 
-    def save(self, path):
+    def save(self, path: Path | str) -> Path:
         """Write ``path`` (a ``.keras`` file) and its card ``<stem>.card.json``; returns the path.
 
         The model file is written to a temporary directory beside ``path`` and renamed into place,
@@ -173,7 +178,7 @@ class SeaModel:
         return path
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: Path | str) -> "SeaModel":
         """Read a model written by :meth:`save` (``.keras`` + ``.card.json``) without running code from it.
 
         Raises
@@ -193,6 +198,6 @@ class SeaModel:
         # (sea_tf.models.safe_load says why a renamed HDF5 file is refused outright).
         return cls(safe_load.load_keras(path, what="model"), card)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (f"SeaModel({self.name!r}, {self.sample_rate} Hz, D={self.embedding_size}, "
                 f"params={self.card['params']:,}, MACs={self.card['macs']['total']:,})")
