@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Literal, overload
 
 from sea_tf import atomic
 from sea_tf.errors import DataError
@@ -84,6 +85,15 @@ def write_card(artifact: str | Path, card: dict) -> Path:
     path = card_path(artifact)
     atomic.write_json(path, card)
     return path
+
+
+# A required card is always returned (or DataError raised); only ``required=False`` may give None.
+@overload
+def read_card(artifact: str | Path, required: Literal[True] = ...) -> dict: ...
+
+
+@overload
+def read_card(artifact: str | Path, required: bool) -> dict | None: ...
 
 
 def read_card(artifact: str | Path, required: bool = True) -> dict | None:
