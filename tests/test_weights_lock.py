@@ -28,7 +28,7 @@ while not (home / "go").exists():
 lost, done = 0, set()
 for _ in range(20):  # re-recording a name is idempotent; after each, none recorded so far may be missing
     for name in names:
-        cache.record(name, hashlib.sha256(name.encode()).hexdigest(), 1, "import", "test", home)
+        cache.record(name, hashlib.sha256(name.encode()).hexdigest(), 1, "import", "test", home=home)
         done.add(name)
         lost += len(done - set(cache.read_registry(home)))
 print(f"lost {lost}")
@@ -99,4 +99,4 @@ def test_parallel_fetch_and_import_keep_every_entry(tmp_path):
     assert codes == [0, 0], output
     assert {name: e["sha256"] for name, e in cache.read_registry(home).items()} == expected
     for name in expected:  # every file is usable: present, registered, matching its pinned hash
-        assert cache.resolve_name(name, home) == cache.cached_path(name, home)
+        assert cache.resolve_name(name, home=home) == cache.cached_path(name, home=home)

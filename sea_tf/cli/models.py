@@ -133,6 +133,6 @@ def run_import(cfg, args):
 def run_remove(cfg, args):
     from sea_tf.weights import cache, catalogue
     for entry in catalogue.select(args.names):
-        removed = cache.forget(entry.name, cfg["home"])
+        removed = cache.forget(entry.name, home=cfg["home"])
         print(f"{entry.name}: {'removed' if removed else 'was not cached'}")
     return 0

@@ -15,7 +15,9 @@ import fcntl
 import json
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from sea_tf import atomic
 from sea_tf.cards import sha256_file
@@ -25,10 +27,10 @@ from sea_tf.weights import catalogue
 HOME_ENV = "SEA_TF_HOME"
 REGISTRY_NAME = "registry.json"
 LOCK_NAME = "registry.lock"
-_VERIFIED = {}  # (path, size, mtime_ns) -> sha256, so repeated loads in one process hash once
+_VERIFIED: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, so repeated loads in one process hash once
 
 
-def home_dir(home=None):
+def home_dir(home: Path | str | None = None) -> Path:
     """The sea-tf home: ``home``, else ``$SEA_TF_HOME``, else the user's cache directory.
 
     Returns
@@ -43,17 +45,17 @@ def home_dir(home=None):
     return Path(platformdirs.user_cache_dir("sea-tf"))
 
 
-def weights_dir(home=None):
+def weights_dir(home: Path | str | None = None) -> Path:
     """Directory holding the cached weight files and ``registry.json``."""
     return home_dir(home) / "weights"
 
 
-def cached_path(name, home=None):
+def cached_path(name: str, *, home: Path | str | None = None) -> Path:
     """Where ``name``'s file lives in the cache (whether or not it is there yet)."""
     return weights_dir(home) / catalogue.lookup(name).filename
 
 
-def read_registry(home=None):
+def read_registry(home: Path | str | None = None) -> dict[str, dict[str, Any]]:
     """The registry: ``{name: {"sha256", "size", "origin", "source", "recorded"}}``."""
     path = weights_dir(home) / REGISTRY_NAME
     try:
@@ -67,7 +69,7 @@ def read_registry(home=None):
 
 
 @contextlib.contextmanager
-def registry_lock(home=None):
+def registry_lock(home: Path | str | None = None) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``weights/registry.lock`` for a registry read-modify-write.
 
     ``flock`` is released by the kernel when the holder dies, so a killed fetch never blocks the
@@ -87,7 +89,7 @@ def registry_lock(home=None):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def record(name, sha256, size, origin, source, home=None):
+def record(name: str, sha256: str, size: int, origin: str, source: Path | str, *, home: Path | str | None = None) -> None:
     """Register ``name``'s cached file with its hash (called once the file is in place)."""
     with registry_lock(home):
         files = read_registry(home)  # re-read under the lock: another process may have added an entry
@@ -98,7 +100,7 @@ def record(name, sha256, size, origin, source, home=None):
         _write_registry(files, home)
 
 
-def forget(name, home=None):
+def forget(name: str, *, home: Path | str | None = None) -> bool:
     """Delete ``name``'s cached file and its registry entry; returns True when something was removed."""
     entry = catalogue.lookup(name)
     with registry_lock(home):
@@ -113,7 +115,7 @@ def forget(name, home=None):
     return removed
 
 
-def expected_sha256(name, home=None):
+def expected_sha256(name: str, *, home: Path | str | None = None) -> tuple[str | None, str]:
     """The hash ``name``'s file must have: the catalogue's, else the one recorded at first download.
 
     Returns
@@ -131,7 +133,7 @@ def expected_sha256(name, home=None):
     return None, "none"
 
 
-def is_cached(name, home=None):
+def is_cached(name: str, *, home: Path | str | None = None) -> bool:
     """True when ``name`` has a registered file in the cache (cheap: no hashing, no network).
 
     Parameters
@@ -143,7 +145,7 @@ def is_cached(name, home=None):
     return (weights_dir(home) / entry.filename).is_file() and entry.name in read_registry(home)
 
 
-def resolve_name(name, home=None, verify=True):
+def resolve_name(name: str, *, home: Path | str | None = None, verify: bool = True) -> Path:
     """Path of ``name``'s cached weight file; never downloads.
 
     Parameters
@@ -179,13 +181,13 @@ def resolve_name(name, home=None, verify=True):
             f"`sea-tf models fetch {entry.name}` or import a copy with "
             f"`sea-tf models import PATH --name {entry.name}`")
     if verify:
-        verify_file(entry.name, path, home)
+        verify_file(entry.name, path, home=home)
     return path
 
 
-def verify_file(name, path, home=None):
+def verify_file(name: str, path: Path | str, *, home: Path | str | None = None) -> str:
     """Check ``path`` against ``name``'s expected sha256; raises WeightsError on a mismatch."""
-    expected, source = expected_sha256(name, home)
+    expected, source = expected_sha256(name, home=home)
     stat = Path(path).stat()
     key = (str(path), stat.st_size, stat.st_mtime_ns)
     actual = _VERIFIED.get(key) or sha256_file(path)
@@ -198,12 +200,12 @@ def verify_file(name, path, home=None):
     return actual
 
 
-def make_readable(path):
+def make_readable(path: Path | str) -> None:
     """Give a finished cache file the usual 0644 mode (temporary files are created 0600)."""
     os.chmod(path, 0o644)
 
 
-def ensure_weights_dir(home=None):
+def ensure_weights_dir(home: Path | str | None = None) -> Path:
     """Create the cache directory, or explain why it cannot be written; returns it."""
     path = weights_dir(home)
     try:
@@ -219,7 +221,7 @@ def ensure_weights_dir(home=None):
     return path
 
 
-def _write_registry(files, home):
+def _write_registry(files: dict[str, dict[str, Any]], home: Path | str | None) -> None:
     path = weights_dir(home) / REGISTRY_NAME
     try:
         atomic.write_json(path, {"format": "sea-tf weights registry 1", "files": files})

@@ -17,6 +17,7 @@ import dataclasses
 import difflib
 import fnmatch
 import os
+from collections.abc import Iterable
 
 from sea_tf.errors import WeightsError
 
@@ -84,7 +85,7 @@ class WeightEntry:
     sha256: str | None = None
     api_listed: bool = True
 
-    def url(self, base_url=None):
+    def url(self, base_url: str | None = None) -> str:
         """Address of the ``.h5.gz`` download.
 
         Parameters
@@ -101,7 +102,7 @@ class WeightEntry:
         return base.rstrip("/") + "/" + self.filename + ".gz"
 
 
-def _build():
+def _build() -> dict[str, WeightEntry]:
     entries = []
     for version in OPENL3_VERSIONS:
         for input_repr in OPENL3_REPRS:
@@ -145,7 +146,7 @@ _ALIASES = {name.split("@")[0] + "@v0_4_0": name for name in CATALOGUE if name.s
 _BY_FILENAME = {entry.filename: entry for entry in CATALOGUE.values()}
 
 
-def is_catalogue_name(spec):
+def is_catalogue_name(spec: object) -> bool:
     """True when ``spec`` is spelled like a catalogue name (``openl3/...`` or ``edgel3/...``).
 
     A model resolver uses this to route a ``--model`` value here rather than to a file path; an
@@ -154,7 +155,7 @@ def is_catalogue_name(spec):
     return isinstance(spec, str) and spec.split("/", 1)[0] in DEFAULT_BASE_URLS and "/" in spec
 
 
-def lookup(name):
+def lookup(name: str) -> WeightEntry:
     """The catalogue entry for ``name`` (canonical name or alias).
 
     Parameters
@@ -180,7 +181,7 @@ def lookup(name):
     raise WeightsError(f"unknown published model '{name}'; {hint}`sea-tf models list` shows every name")
 
 
-def select(patterns):
+def select(patterns: Iterable[str]) -> list[WeightEntry]:
     """Entries matching names or shell-style patterns (``"edgel3/sea-*"``), in catalogue order.
 
     Raises
@@ -188,7 +189,7 @@ def select(patterns):
     WeightsError
         A pattern that matches nothing.
     """
-    chosen = []
+    chosen: list[WeightEntry] = []
     for pattern in patterns:
         if any(ch in pattern for ch in "*?["):
             found = [entry for name, entry in CATALOGUE.items() if fnmatch.fnmatchcase(name, pattern)]
@@ -200,7 +201,7 @@ def select(patterns):
     return chosen
 
 
-def by_filename(filename):
+def by_filename(filename: str) -> WeightEntry | None:
     """The entry whose published file is called ``filename`` (``.h5`` or ``.h5.gz``), or None."""
     filename = filename[:-3] if filename.endswith(".gz") else filename
     return _BY_FILENAME.get(filename)

@@ -35,7 +35,10 @@ from sea_tf.weights import cache, catalogue
 from sea_tf.weights.layout import check_entry_layout
 from sea_tf.weights.unpack import DEFAULT_MAX_UNPACKED_MB, check_declared_size, copy_capped
 
-DEFAULT_TIMEOUT = (10.0, 60.0)  # seconds: connect, read (between two received chunks)
+#: ``requests`` timeout: seconds, or (connect, read) seconds.
+Timeout = float | tuple[float, float]
+
+DEFAULT_TIMEOUT: Timeout = (10.0, 60.0)  # seconds: connect, read (between two received chunks)
 DEFAULT_RETRIES = 2
 # configs/models/defaults.yaml repeats these for the CLI (fetch.max_download_mb, fetch.timeout.total).
 DEFAULT_MAX_DOWNLOAD_MB = 256.0  # MiB; the published .h5.gz files are 5-20 MiB
@@ -63,7 +66,7 @@ def redact(url: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
-def _scrub(text, url):
+def _scrub(text: str, url: str) -> str:
     """``text`` (an exception's message) with every secret of ``url`` replaced by ``***``."""
     parts = urllib.parse.urlsplit(str(url))
     secrets = [parts.username, parts.password, parts.query]
@@ -99,9 +102,10 @@ class FetchResult:
     hash_source: str
 
 
-def fetch(name, home=None, base_url=None, force=False, timeout=DEFAULT_TIMEOUT, retries=DEFAULT_RETRIES,
-          progress=True, max_unpacked_mb=DEFAULT_MAX_UNPACKED_MB, *, max_download_mb=DEFAULT_MAX_DOWNLOAD_MB,
-          total_timeout=DEFAULT_TOTAL_TIMEOUT):
+def fetch(name: str, *, home: Path | str | None = None, base_url: str | None = None, force: bool = False,
+          timeout: Timeout = DEFAULT_TIMEOUT, retries: int = DEFAULT_RETRIES, progress: bool = True,
+          max_unpacked_mb: float = DEFAULT_MAX_UNPACKED_MB, max_download_mb: float = DEFAULT_MAX_DOWNLOAD_MB,
+          total_timeout: float = DEFAULT_TOTAL_TIMEOUT) -> FetchResult:
     """Make ``name``'s published weight file available in the cache.
 
     Parameters
@@ -150,12 +154,12 @@ def fetch(name, home=None, base_url=None, force=False, timeout=DEFAULT_TIMEOUT, 
     entry = catalogue.lookup(name)
     wdir = cache.ensure_weights_dir(home)
     dest = wdir / entry.filename
-    if not force and cache.is_cached(entry.name, home):
-        sha = cache.verify_file(entry.name, dest, home)
-        source = cache.expected_sha256(entry.name, home)[1]
+    if not force and cache.is_cached(entry.name, home=home):
+        sha = cache.verify_file(entry.name, dest, home=home)
+        source = cache.expected_sha256(entry.name, home=home)[1]
         return FetchResult(entry.name, dest, sha, dest.stat().st_size, "cached", source)
 
-    expected, source = cache.expected_sha256(entry.name, home)
+    expected, source = cache.expected_sha256(entry.name, home=home)
     url = entry.url(base_url)
     shown = redact(url)  # what messages and the registry say; the request uses url itself
     gz_path = None
@@ -171,7 +175,7 @@ def fetch(name, home=None, base_url=None, force=False, timeout=DEFAULT_TIMEOUT, 
                     f"`sea-tf models remove {entry.name}` first; otherwise check the address (--base-url)")
             check_entry_layout(tmp, entry, shown=shown)
             cache.make_readable(tmp)
-        cache.record(entry.name, sha, size, "fetch", shown, home)
+        cache.record(entry.name, sha, size, "fetch", shown, home=home)
     except WeightsError:
         raise
     except (SeaTFError, OSError) as exc:
@@ -192,16 +196,17 @@ def fetch(name, home=None, base_url=None, force=False, timeout=DEFAULT_TIMEOUT, 
     return FetchResult(entry.name, dest, sha, size, "downloaded", source if expected else "new")
 
 
-def _download(url, entry, wdir, timeout, retries, progress, max_download_mb, total_timeout):
+def _download(url: str, entry: catalogue.WeightEntry, wdir: Path, timeout: Timeout, retries: int, progress: bool,
+              max_download_mb: float, total_timeout: float) -> Path:
     """Stream ``url`` to a hidden ``.part`` file in ``wdir``, within the size cap and the deadline; returns its path."""
     import requests
     import urllib3
 
     shown = redact(url)
     deadline = time.monotonic() + float(total_timeout)
-    fd, part = tempfile.mkstemp(prefix=f".{entry.filename}.gz.", suffix=".part", dir=wdir)
+    fd, part_name = tempfile.mkstemp(prefix=f".{entry.filename}.gz.", suffix=".part", dir=wdir)
     os.close(fd)
-    part = Path(part)
+    part = Path(part_name)
     try:
         for attempt in range(retries + 1):
             try:
@@ -226,6 +231,8 @@ def _download(url, entry, wdir, timeout, retries, progress, max_download_mb, tot
                     continue
                 raise WeightsError(f"{shown}: transfer failed {retries + 1} time(s) ({_scrub(_reason(exc), url)}); "
                                    f"try again later, or {_alternatives(entry)}") from exc
+        # Each attempt returns, retries or raises: only a negative ``retries`` (no attempt) gets here.
+        raise WeightsError(f"retries must be 0 or more, got {retries}")
     except BaseException:
         part.unlink(missing_ok=True)
         raise
@@ -235,7 +242,8 @@ class _Overdue(Exception):
     """The download's deadline passed."""
 
 
-def _stream(url, part, timeout, limit, deadline, entry, progress):
+def _stream(url: str, part: Path, timeout: Timeout, limit: int, deadline: float, entry: catalogue.WeightEntry,
+            progress: bool) -> None:
     """One attempt: GET ``url`` into ``part`` (overwritten), at most ``limit`` bytes, before ``deadline``."""
     import requests
     from tqdm import tqdm
@@ -271,7 +279,8 @@ def _stream(url, part, timeout, limit, deadline, entry, progress):
                 bar.update(len(chunk))
 
 
-def _gunzip(gz_path, out_path, url, entry, max_unpacked_mb):
+def _gunzip(gz_path: Path, out_path: Path, url: str, entry: catalogue.WeightEntry,
+            max_unpacked_mb: float) -> tuple[str, int]:
     """Unpack ``gz_path`` into ``out_path``; returns (sha256, size). Damaged or oversized archives raise."""
     try:
         with gzip.open(gz_path, "rb") as src, open(out_path, "wb") as dst:
@@ -285,7 +294,7 @@ def _gunzip(gz_path, out_path, url, entry, max_unpacked_mb):
     return sha, size
 
 
-def _is_connect_failure(exc):
+def _is_connect_failure(exc: BaseException) -> bool:
     """True for DNS, refused and connect-timeout failures: retrying would only delay the error."""
     import requests
     from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
@@ -297,17 +306,17 @@ def _is_connect_failure(exc):
     return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
 
 
-def _reason(exc):
+def _reason(exc: BaseException) -> str:
     """The innermost readable cause of a requests error, on one line."""
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     text = str(reason or exc)
     return " ".join(text.split())[:200]
 
 
-def _alternatives(entry):
+def _alternatives(entry: catalogue.WeightEntry) -> str:
     return (f"copy {entry.filename}.gz (or the unpacked .h5) from a networked machine and run "
             f"`sea-tf models import PATH --name {entry.name}`")
 
 
-def _pause(attempt, deadline):
+def _pause(attempt: int, deadline: float) -> None:
     time.sleep(max(0.0, min(1.0 * (attempt + 1), 5.0, deadline - time.monotonic())))

@@ -48,7 +48,7 @@ class ImportResult:
     source: Path
 
 
-def guess_name(path):
+def guess_name(path: Path | str) -> str | None:
     """The catalogue name a file's name (and, for unversioned openl3 files, its layers) implies.
 
     Parameters
@@ -73,7 +73,8 @@ def guess_name(path):
     return None
 
 
-def import_file(path, name=None, home=None, force=False, max_unpacked_mb=DEFAULT_MAX_UNPACKED_MB):
+def import_file(path: Path | str, *, name: str | None = None, home: Path | str | None = None, force: bool = False,
+                max_unpacked_mb: float = DEFAULT_MAX_UNPACKED_MB) -> ImportResult:
     """Copy the weight file ``path`` into the cache as ``name``.
 
     Parameters
@@ -112,6 +113,7 @@ def import_file(path, name=None, home=None, force=False, max_unpacked_mb=DEFAULT
     entry = catalogue.lookup(name)
     wdir = cache.ensure_weights_dir(home)
     dest = wdir / entry.filename
+    expected: str | None
     if entry.sha256:
         expected, source = entry.sha256, "catalogue"
     else:
@@ -127,12 +129,12 @@ def import_file(path, name=None, home=None, force=False, max_unpacked_mb=DEFAULT
                         "pass --force to replace the cached copy")
                 raise WeightsError(f"{path}: sha256 {sha[:16]}... differs from the {source} hash "
                                    f"{expected[:16]}... of '{entry.name}'; {hint}")
-            already = cache.is_cached(entry.name, home) and sha256_file(dest) == sha
+            already = cache.is_cached(entry.name, home=home) and sha256_file(dest) == sha
             if not already:
                 check_entry_layout(tmp, entry, shown=str(path))
             cache.make_readable(tmp)
         if not already:
-            cache.record(entry.name, sha, size, "import", path.resolve(), home)
+            cache.record(entry.name, sha, size, "import", path.resolve(), home=home)
     except WeightsError:
         raise
     except SeaTFError as exc:
@@ -143,7 +145,8 @@ def import_file(path, name=None, home=None, force=False, max_unpacked_mb=DEFAULT
     return ImportResult(entry.name, dest, sha, size, "cached" if already else "imported", path)
 
 
-def import_from_package(package, home=None, force=False, max_unpacked_mb=DEFAULT_MAX_UNPACKED_MB):
+def import_from_package(package: str, *, home: Path | str | None = None, force: bool = False,
+                        max_unpacked_mb: float = DEFAULT_MAX_UNPACKED_MB) -> list[ImportResult]:
     """Import every weight file an installed openl3 or edgel3 package ships.
 
     The package is located, not imported (importing it would pull in its old Keras/kapre stack).
@@ -171,7 +174,7 @@ def import_from_package(package, home=None, force=False, max_unpacked_mb=DEFAULT
     return [import_file(p, home=home, force=force, max_unpacked_mb=max_unpacked_mb) for p in files]
 
 
-def _copy(src, dst, max_unpacked_mb):
+def _copy(src: Path, dst: Path, max_unpacked_mb: float) -> tuple[str, int]:
     """Copy ``src`` (gunzipping a ``.gz``) to ``dst``; returns (sha256, size)."""
     opener = gzip.open if src.name.endswith(".gz") else open
     try:

@@ -4,10 +4,16 @@ The layer-by-layer comparison itself belongs to the model zoo
 (:func:`sea_tf.models.h5_weights.check_layout`); this module turns its verdict into a
 :class:`WeightsError` that names the file and the catalogue name.
 """
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 from sea_tf.errors import ModelError, WeightsError
 
+if TYPE_CHECKING:
+    from sea_tf.weights.catalogue import WeightEntry
 
-def check_entry_layout(path, entry, shown=None):
+
+def check_entry_layout(path: Path | str, entry: "WeightEntry", *, shown: str | None = None) -> None:
     """Raise WeightsError unless the h5 at ``path`` has the layers of ``entry``'s architecture.
 
     Parameters
@@ -31,7 +37,7 @@ def check_entry_layout(path, entry, shown=None):
                            f"expected the published {entry.filename}") from exc
 
 
-def openl3_version(path):
+def openl3_version(path: Path | str) -> str:
     """``"v0_2_0"`` when an openl3 file still holds its kapre front-end weights, else ``"v0_4_0"``.
 
     openl3 installs its files without the version suffix; the generation shows in the layers: the

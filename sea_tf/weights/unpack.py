@@ -9,6 +9,8 @@ import gzip
 import hashlib
 import os
 import zlib
+from pathlib import Path
+from typing import BinaryIO, Protocol
 
 from sea_tf.errors import WeightsError
 
@@ -17,7 +19,13 @@ DEFAULT_MAX_UNPACKED_MB = 512
 _CHUNK = 1 << 20
 
 
-def unpacked_size(path, limit):
+class _ByteReader(Protocol):
+    """An open binary stream: a file, or a gzip stream that unpacks as it is read."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def unpacked_size(path: Path | str, limit: int) -> int | None:
     """Bytes ``path`` unpacks to, counted without writing anything, stopping once past ``limit``.
 
     A gzip file (recognised by its magic bytes, not its name: a download is a ``.part`` file) is
@@ -52,11 +60,11 @@ def unpacked_size(path, limit):
     return size
 
 
-def _limit(max_unpacked_mb):
+def _limit(max_unpacked_mb: float) -> int:
     return int(float(max_unpacked_mb) * 2**20)
 
 
-def check_declared_size(path, max_unpacked_mb, shown):
+def check_declared_size(path: Path | str, max_unpacked_mb: float, shown: str) -> None:
     """Raise :class:`WeightsError` before unpacking when ``path`` would unpack to more than the cap.
 
     Parameters
@@ -75,7 +83,7 @@ def check_declared_size(path, max_unpacked_mb, shown):
                            "with --set max_unpacked_mb=N")
 
 
-def copy_capped(src, dst, max_unpacked_mb, shown):
+def copy_capped(src: _ByteReader, dst: BinaryIO, max_unpacked_mb: float, shown: str) -> tuple[str, int]:
     """Copy the open binary stream ``src`` to ``dst`` while hashing; stop past the cap.
 
     Returns
