@@ -26,10 +26,10 @@ STAGE_MODULES = {
     "classify": ["sea_tf/classify"],
     "export": ["export"],
     "distill": ["sea_tf/distill"],
-    "reduce": ["sea_tf/reduce.py", "sea_tf/reduce_quality.py"],
-    "sampling": ["sea_tf/sampling.py"],
-    "teacher": ["sea_tf/teacher_embed.py", "sea_tf/array_jobs.py"],
-    "device": ["sea_tf/remote.py"],
+    "reduce": ["sea_tf/reduce"],
+    "sampling": ["sea_tf/sampling"],
+    "teacher": ["sea_tf/teacher"],
+    "device": ["sea_tf/remote"],
     "data": ["sea_tf/data"],
     "models": ["sea_tf/models"],
 }
@@ -40,7 +40,7 @@ OTHER_SETTING = {
     ("sea_tf/classify/mil.py", "predict_files", "batch_size"): "files per inference call, not the training batch",
     ("sea_tf/models/calibrate.py", "calibrate_batchnorm", "batch_size"):
         "the batch-norm calibration batch (its statistics depend on it), not the embedding forward pass",
-    ("sea_tf/reduce.py", "fit_reducer", "chunk_rows"): "rows per incremental fit, not `reduce apply`'s transform chunk",
+    ("sea_tf/reduce/reducer.py", "fit_reducer", "chunk_rows"): "rows per incremental fit, not `reduce apply`'s transform chunk",
 }
 
 

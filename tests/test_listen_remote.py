@@ -108,7 +108,7 @@ def test_ctrl_c_stops_the_board_too(sshd, export_dir, tmp_path):
 def test_listen_plan_needs_one_model(export_dir):
     with pytest.raises(RemoteError, match="pick one with --model NAME"):
         remote.listen_plan([export_dir])
-    model, classifier = remote.listen_plan([export_dir], "tiny-feat.int8")
+    model, classifier = remote.listen_plan([export_dir], model="tiny-feat.int8")
     assert (model.name, classifier.name) == ("tiny-feat.int8.tflite", "tiny-cls.fp32.tflite")
     with pytest.raises(RemoteError, match="no embedding model of that name"):
-        remote.listen_plan([export_dir], "sea-64")
+        remote.listen_plan([export_dir], model="sea-64")

@@ -36,8 +36,8 @@ def export_dir(tmp_path_factory):
 
 @pytest.fixture
 def connection(sshd):
-    conn = remote.connect(remote.Host(sshd["user"], "127.0.0.1", sshd["port"]), sshd["key"], sshd["known_hosts"],
-                          timeout=5, keepalive_s=1)
+    conn = remote.connect(remote.Host(sshd["user"], "127.0.0.1", sshd["port"]), key_path=sshd["key"],
+                          known_hosts=sshd["known_hosts"], timeout=5, keepalive_s=1)
     yield conn
     conn.close()
 
@@ -205,8 +205,8 @@ def test_a_second_factor_is_an_error_never_a_prompt(tmp_path, monkeypatch):
         info = server.info
         try:
             with pytest.raises(RemoteError) as caught:
-                remote.connect(remote.Host(info["user"], "127.0.0.1", info["port"]), info["key"],
-                               info["known_hosts"], timeout=5).close()
+                remote.connect(remote.Host(info["user"], "127.0.0.1", info["port"]), key_path=info["key"],
+                               known_hosts=info["known_hosts"], timeout=5).close()
         finally:
             server.stop()
         assert f"also asks for {method} (a second factor); sea-tf never prompts" in str(caught.value)

@@ -113,7 +113,7 @@ def listen(cfg, args):
     if not cfg["host"]:
         raise RemoteError("no --host given; e.g. --host pi@raspberrypi.local --artifacts OUT/export")
     host = remote.resolve_host(cfg["host"], port=cfg["port"], ssh_config=cfg["ssh_config"])
-    model, classifier = remote.listen_plan(cfg["artifacts"], cfg["model"])
+    model, classifier = remote.listen_plan(cfg["artifacts"], model=cfg["model"])
     source = cfg["source"] or "default"
     listen_args = ["--hop-size", cfg["hop_s"], "--threads", cfg["threads"]]
     if cfg["duration_s"]:
@@ -215,7 +215,7 @@ def run(cfg, args):
     if twice:  # one result folder and one remote directory per board: two runs on one would overwrite each other
         raise RemoteError(f"--host: {', '.join(twice)} is named more than once ({', '.join(cfg['hosts'])}); "
                           "give each board once")
-    run_plan = remote.plan(cfg["artifacts"], cfg["audio"])
+    run_plan = remote.plan(cfg["artifacts"], audio=cfg["audio"])
     out = Path(cfg["out"])
     out.mkdir(parents=True, exist_ok=True)
     write_resolved(cfg, out, "device_run")

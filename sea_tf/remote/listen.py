@@ -1,0 +1,136 @@
+"""``sea-tf device listen``: ``device.listen`` on one board, its JSON lines streamed back live.
+
+:func:`listen_on_host` copies ``device/`` and the model (:func:`~sea_tf.remote.plan.listen_plan`
+picks it) as a run does, then keeps the channel open: each line the board prints is written to a
+local JSON-lines file as it arrives, and Ctrl-C here closes the board's stdin so that it stops and
+sends its summary.
+"""
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from sea_tf.errors import RemoteError
+from sea_tf.remote.plan import DEVICE_FILES
+from sea_tf.remote.run import _artifact_uploads, _device_dir, _indent, _upload, remote_dir_for
+from sea_tf.remote.ssh import Connection, _drain, connect, execute
+from sea_tf.ssh_hosts import Host
+
+
+def listen_on_host(host: Host, model: Path, classifier: Path | None, out_path: Path | str, *, source: str = "default",
+                   listen_args: Sequence[object] = (), key_path: Path | str | None = None,
+                   known_hosts: Path | str = "~/.ssh/known_hosts", remote_dir: str = "sea-tf-device",
+                   remote_python: str = "python3", connect_timeout: float = 10.0, stop_timeout: float = 20.0,
+                   on_line: Callable[[dict[str, Any]], object] | None = None,
+                   err: Callable[[str], object] = print) -> tuple[dict[str, Any] | None, int | None, bool]:
+    """Copy device/ and the models to ``host``, run ``python -m device.listen`` there, stream its JSON lines.
+
+    Every line the board prints is appended to ``out_path`` as it arrives (and passed to
+    ``on_line(dict)``). Ctrl-C here (KeyboardInterrupt) closes the board's stdin: ``device.listen
+    --until-stdin-closes`` then stops like a local Ctrl-C and sends its summary, which is awaited
+    for ``stop_timeout`` seconds. Returns ``(summary dict or None, remote exit code, interrupted)``.
+
+    Parameters
+    ----------
+    source : str
+        ``default`` / a device name or index (the board's microphone), or a local audio file (copied).
+    listen_args : sequence of str
+        More ``device.listen`` arguments (``--hop-size``, ``--duration``, ``--trigger``...).
+    """
+    remote_dir = remote_dir_for(remote_dir, host)
+    rdir = shlex.quote(remote_dir)
+    local_source = Path(source) if source not in ("-",) and Path(source).is_file() else None
+    import paramiko
+
+    if source == "-":
+        raise RemoteError("--source -: stdin of the board is how sea-tf stops it; pass a file or a microphone")
+    client = connect(host, key_path=key_path, known_hosts=known_hosts, timeout=connect_timeout)
+    try:
+        code, _, stderr = execute(client, f"mkdir -p {rdir}/device {rdir}/artifacts {rdir}/audio", 60, host=host)
+        if code:
+            raise RemoteError(f"{host.label}: cannot create {remote_dir} ({stderr.strip()}); pass a writable --remote-dir")
+        device_dir = _device_dir()
+        uploads = [(p, f"{remote_dir}/device/{p.name}") for pattern in DEVICE_FILES for p in sorted(device_dir.glob(pattern))]
+        uploads += _artifact_uploads([model] + ([classifier] if classifier else []), remote_dir)
+        if local_source:
+            uploads.append((local_source, f"{remote_dir}/audio/{local_source.name}"))
+        sftp = client.open_sftp()
+        try:
+            _upload(sftp, uploads, host, remote_dir)
+        finally:
+            sftp.close()
+        args = ["--model", f"artifacts/{model.name}", "--source", f"audio/{local_source.name}" if local_source else source,
+                "--jsonl", "-", "--until-stdin-closes", *map(str, listen_args)]
+        if classifier:
+            args += ["--classifier", f"artifacts/{classifier.name}"]
+        command = f"cd {rdir} && exec {shlex.quote(remote_python)} -m device.listen " + " ".join(shlex.quote(a) for a in args)
+        return _stream_lines(client, command, Path(out_path), host, stop_timeout=stop_timeout, on_line=on_line, err=err)
+    except (paramiko.SSHException, OSError, EOFError) as exc:
+        raise RemoteError(f"{host.label}: the SSH connection failed ({type(exc).__name__}: {exc}); check the board's "
+                          "sshd (its SFTP subsystem too) and network, then run again") from None
+    finally:
+        client.close()
+
+
+def _stream_lines(client: Connection, command: str, out_path: Path, host: Host, *, stop_timeout: float,
+                  on_line: Callable[[dict[str, Any]], object] | None,
+                  err: Callable[[str], object]) -> tuple[dict[str, Any] | None, int | None, bool]:
+    """Run ``command`` and write each line it prints to ``out_path`` until the channel closes; see
+    :func:`listen_on_host`."""
+    channel = client.get_transport().open_session()
+    channel.exec_command(command)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    summary, interrupted, pending, errors = None, False, bytearray(), bytearray()
+    deadline, heard = None, time.monotonic()
+    with open(out_path, "w") as out:
+        while True:
+            try:
+                got = _drain(channel, pending, errors)
+                *lines, pending = pending.split(b"\n")
+                for raw in lines:
+                    if not raw.strip():
+                        continue
+                    text = raw.decode(errors="replace")
+                    out.write(text + "\n")
+                    out.flush()
+                    try:
+                        record = json.loads(text)
+                    except ValueError:
+                        continue
+                    if record.get("event") == "summary":
+                        summary = record
+                    if on_line is not None:
+                        on_line(record)
+                if channel.closed and not channel.recv_ready() and not channel.recv_stderr_ready():
+                    break  # closed, not just exited: the last output can come after the exit status
+                if got:
+                    heard = time.monotonic()
+                elif time.monotonic() - heard > client.keepalive_s:  # silent: is the board still there?
+                    if not client.alive():
+                        channel.close()
+                        err(f"{host.label}: the board stopped answering (no reply to an SSH keepalive within "
+                            f"{2 * client.keepalive_s:g} s); the stream was closed")
+                        break
+                    heard = time.monotonic()
+                if deadline is not None and time.monotonic() > deadline:
+                    channel.close()
+                    err(f"{host.label}: the board did not stop within {stop_timeout:g} s of Ctrl-C; the channel was closed")
+                    break
+                if not got:
+                    time.sleep(0.02)
+            except KeyboardInterrupt:
+                if interrupted:            # a second Ctrl-C: stop waiting for the board's summary
+                    channel.close()
+                    break
+                interrupted = True
+                channel.shutdown_write()   # the board's stdin ends: device.listen stops and sends its summary
+                deadline = time.monotonic() + stop_timeout
+    code = channel.recv_exit_status() if channel.exit_status_ready() else None
+    channel.close()
+    text = errors.decode(errors="replace").strip()
+    if text and (code not in (0, None) or summary is None):
+        err(f"--- remote stderr ({host.label}) ---\n{_indent(text)}")
+    return summary, code, interrupted
