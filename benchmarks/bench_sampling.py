@@ -35,7 +35,8 @@ def timed(n, strategy, emb, loud, group_by, group_rows, repeats, solver="exact")
     times = []
     for r in range(repeats):
         start = time.perf_counter()
-        select(n, n // 10, strategy, r, bounds, loud[:n], read_embeddings=lambda a, b: emb[a:b], dpp_solver=solver)
+        select(n, n // 10, strategy=strategy, seed=r, bounds=bounds, loudness_db=loud[:n],
+               read_embeddings=lambda a, b: emb[a:b], dpp_solver=solver)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -60,7 +61,7 @@ def target(fraction, group_rows, strategy, out):
 
     loud = np.random.default_rng(1).normal(-35, 8, n).astype(np.float32)
     start = time.perf_counter()
-    index = select(n, int(round(m_full * fraction)), strategy, 20180123, bounds, loud,
+    index = select(n, int(round(m_full * fraction)), strategy=strategy, seed=20180123, bounds=bounds, loudness_db=loud,
                    read_embeddings=read_embeddings, dpp_solver="exact")
     wall = time.perf_counter() - start
     sampling_s = wall - generate_s

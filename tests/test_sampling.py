@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from scipy.stats import chisquare
 from sklearn.preprocessing import normalize
+from threadpoolctl import threadpool_limits
 
 from sea_tf import sampling
 from sea_tf.errors import ConfigError, ReduceError
@@ -64,8 +65,8 @@ def test_dpp_covers_clusters_better_than_random(clustered):
     bounds = np.array([0, 3000])
     share_big, n_clusters, spread = {}, {}, {}
     for strategy in ("random", "dpp", "dpp-quality"):
-        picks = [sampling.select(3000, 24, strategy, seed, bounds, loud, read_embeddings=lambda a, b: emb[a:b],
-                                 dpp_kernel="cosine", ridge=0.01) for seed in range(5)]
+        picks = [sampling.select(3000, 24, strategy=strategy, seed=seed, bounds=bounds, loudness_db=loud,
+                                 read_embeddings=lambda a, b: emb[a:b], dpp_kernel="cosine", ridge=0.01) for seed in range(5)]
         share_big[strategy] = np.mean([np.mean(label[i] == 0) for i in picks])
         n_clusters[strategy] = np.mean([len(np.unique(label[i])) for i in picks])
         spread[strategy] = np.mean([sampling.diversity(emb[i]) for i in picks])
@@ -86,8 +87,8 @@ def test_greedy_map_matches_brute_force_log_det_greedy():
         rest = [i for i in range(40) if i not in chosen]
         dets = [np.linalg.slogdet(kernel[np.ix_(chosen + [i], chosen + [i])])[1] for i in rest]
         chosen.append(rest[int(np.argmax(dets))])
-    with sampling.threadpool_limits(limits=1, user_api="blas"):
-        assert list(sampling.greedy_map_kdpp(x, 5, q, 0.1)) == chosen
+    with threadpool_limits(limits=1, user_api="blas"):
+        assert list(sampling.greedy_map_kdpp(x, 5, q, ridge=0.1)) == chosen
 
 
 def test_allocation_and_groups():
@@ -114,7 +115,7 @@ def _brute_force_kdpp(kernel, k):
 @pytest.mark.parametrize("n, dims", [(9, 3), (6, 8)])  # dual path with implicit ridge eigenvectors; primal path
 def test_exact_kdpp_matches_brute_force_probabilities(n, dims):
     rng = np.random.default_rng(11)
-    x = sampling.kernel_rows(rng.normal(size=(n, dims)), "cosine")
+    x = sampling.kernel_rows(rng.normal(size=(n, dims)), kernel="cosine")
     x[2] = 0.0  # a silent row: its kernel row is the ridge alone
     q = rng.random(n) + 0.3
     ridge, k = 0.05, 3
@@ -123,7 +124,7 @@ def test_exact_kdpp_matches_brute_force_probabilities(n, dims):
     gen = np.random.default_rng(5)
     counts = dict.fromkeys(subsets, 0)
     for _ in range(draws):
-        picked = sampling.sample_kdpp(x, k, gen, q, ridge)
+        picked = sampling.sample_kdpp(x, k, gen, q, ridge=ridge)
         assert len(set(picked.tolist())) == k
         counts[tuple(sorted(picked.tolist()))] += 1
     observed = np.array([counts[s] for s in subsets])
@@ -135,7 +136,7 @@ def test_exact_kdpp_matches_brute_force_probabilities(n, dims):
 
 
 def test_exact_kdpp_is_seeded_and_takes_every_row_when_k_is_n():
-    x = sampling.kernel_rows(np.random.default_rng(0).random((50, 8)), "published")
+    x = sampling.kernel_rows(np.random.default_rng(0).random((50, 8)), kernel="published")
     a = sampling.sample_kdpp(x, 7, np.random.default_rng(3))
     assert np.array_equal(a, sampling.sample_kdpp(x, 7, np.random.default_rng(3)))
     assert sorted(sampling.sample_kdpp(x, 50, np.random.default_rng(3)).tolist()) == list(range(50))
@@ -151,7 +152,7 @@ def test_bad_dpp_input_is_a_clear_error_never_nan(clustered, tmp_path):
     with pytest.raises(ConfigError, match="renamed; use dpp_solver: greedy-map"):
         sampling.sample_shards(shards, tmp_path / "g", 10, strategy="dpp", dpp_solver="greedy", progress=False)
     assert not any((tmp_path / name).exists() for name in "ksg")
-    x = sampling.kernel_rows(np.random.default_rng(0).random((20, 4)), "cosine")
+    x = sampling.kernel_rows(np.random.default_rng(0).random((20, 4)), kernel="cosine")
     with pytest.raises(ReduceError, match="cannot pick 21 items from a group of 20"):
         sampling.sample_kdpp(x, 21, np.random.default_rng(0))
     # Without a ridge the kernel has rank 4: five rows cannot be drawn.
@@ -161,7 +162,7 @@ def test_bad_dpp_input_is_a_clear_error_never_nan(clustered, tmp_path):
     silent = np.zeros((30, 16))
     silent[:5] = np.random.default_rng(1).random((5, 16))
     for kernel in sampling.KERNELS:
-        rows = sampling.kernel_rows(silent, kernel)
+        rows = sampling.kernel_rows(silent, kernel=kernel)
         assert np.all(np.isfinite(rows)) and not rows[5:].any()
         picked = sampling.sample_kdpp(rows, 12, np.random.default_rng(2))
         assert len(set(picked.tolist())) == 12

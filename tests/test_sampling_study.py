@@ -10,7 +10,7 @@ import json
 import numpy as np
 import pytest
 
-from sea_tf import reduce_quality, sampling
+from sea_tf import reduce, sampling
 from sea_tf.shards import write_table
 
 N_ROWS, GROUP, M = 600, 200, 150
@@ -50,15 +50,15 @@ def shards_512(tmp_path_factory):
 
 def _mean_over_seeds(emb, loud, strategy, metric, seeds=8, **kwargs):
     bounds = sampling.group_bounds(N_ROWS, group_by="window", group_rows=GROUP)
-    values = [metric(sampling.select(N_ROWS, M, strategy, seed, bounds, loud, read_embeddings=lambda a, b: emb[a:b],
-                                     **kwargs)) for seed in range(seeds)]
+    values = [metric(sampling.select(N_ROWS, M, strategy=strategy, seed=seed, bounds=bounds, loudness_db=loud,
+                                     read_embeddings=lambda a, b: emb[a:b], **kwargs)) for seed in range(seeds)]
     return float(np.mean(values))
 
 
 def test_regime_is_the_published_one(shards_512):
     _, emb, _ = shards_512
     assert emb.shape == (N_ROWS, 512) and emb.min() >= 0
-    x = sampling.kernel_rows(emb[:GROUP], "published")
+    x = sampling.kernel_rows(emb[:GROUP], kernel="published")
     gram = x @ x.T
     off = gram[~np.eye(GROUP, dtype=bool)]
     assert off.mean() < 0.01 and np.diag(gram).mean() < 0.01   # both far below the ridge 0.1
@@ -90,7 +90,7 @@ def test_dpp_quality_overlap_lies_between_random_and_the_loudest(shards_512):
     shares = sampling.allocate(np.diff(bounds), M)
     inclusion = np.concatenate([
         _inclusion_probabilities(kernel=(lambda x, qg: qg[:, None] * (x @ x.T) * qg[None, :] + 0.1 * np.eye(len(x)))(
-            sampling.kernel_rows(emb[a:b], "published"), q[a:b]), k=int(k))
+            sampling.kernel_rows(emb[a:b], kernel="published"), q[a:b]), k=int(k))
         for (a, b), k in zip(zip(bounds[:-1], bounds[1:]), shares)])
     assert np.isclose(inclusion.sum(), M)
     loudest = np.argsort(-loud, kind="stable")[:M]
@@ -98,7 +98,7 @@ def test_dpp_quality_overlap_lies_between_random_and_the_loudest(shards_512):
     # Exact expectations: random M / N; the exact dpp-quality sampler leans towards loud rows only
     # through the top eigenvector of diag(q)·Xn·Xnᵀ·diag(q), so strictly above random, far below top-M (1).
     assert M / N_ROWS < expected < 0.5
-    overlap = lambda idx: reduce_quality.loudness_overlap(idx, loud)  # noqa: E731
+    overlap = lambda idx: reduce.loudness_overlap(idx, loud)  # noqa: E731
     sampled = _mean_over_seeds(emb, loud, "dpp-quality", overlap, seeds=16)
     # 16 draws: the overlap's spread per draw is ≤ 0.035 (a hypergeometric bound), 0.009 on the mean;
     # 0.03 is > 3 of those.
@@ -110,7 +110,7 @@ def test_dpp_quality_overlap_lies_between_random_and_the_loudest(shards_512):
 
 def test_cosine_dpp_covers_better_than_random(shards_512):
     _, emb, loud = shards_512
-    cover = lambda idx: reduce_quality.coverage(emb, emb[idx])  # noqa: E731
+    cover = lambda idx: reduce.coverage(emb, emb[idx])  # noqa: E731
     random = _mean_over_seeds(emb, loud, "random", cover, seeds=4)
     cosine = _mean_over_seeds(emb, loud, "dpp", cover, seeds=4, dpp_kernel="cosine", ridge=0.01)
     # Seed-to-seed spread of these means is ~0.0005 (measured over 3 seeds); the gap is ~5x that.
@@ -119,7 +119,7 @@ def test_cosine_dpp_covers_better_than_random(shards_512):
 
 def test_study_table_has_overlap_and_coverage_and_a_png(shards_512, tmp_path):
     shards, _, _ = shards_512
-    table = reduce_quality.compare_strategies(shards, tmp_path / "study", M, d=16, progress=False,
+    table = reduce.compare_strategies(shards, tmp_path / "study", M, d=16, progress=False,
                                               sampling={"group_by": "window", "group_rows": GROUP}, n_heldout=200)
     rows = {row["strategy"]: row for row in table}
     assert list(rows) == list(sampling.STRATEGIES)

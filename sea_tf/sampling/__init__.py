@@ -1,0 +1,29 @@
+"""Sampling (docs/PROTOCOL.md §3.1): choose the M teacher rows φ is fitted on — random, loudness,
+k-DPP diversity, k-DPP quality×diversity.
+
+Candidates are the rows of a :class:`~sea_tf.shards.ShardSet`, split into groups (per source file,
+per window of rows, one group) or into the published per-sensor streams; each group receives a share
+of M and is sampled on its own.
+
+Read top to bottom: :mod:`groups` (contiguous groups, loudness ranks, shares of M) →
+:mod:`kdpp` (kernels, the exact k-DPP sampler and the greedy MAP; pure numpy) → :mod:`choose`
+(:func:`select`: one strategy over the groups) → :mod:`streams` (per-sensor, per-timeframe streams
+from a sensor manifest, :mod:`sea_tf.sensors`) → :mod:`select_shards` (``sea-tf sample``: read the
+shards, choose, write ``sample.npz`` + card; :func:`load_sample` reads it back).
+
+    from sea_tf.sampling import sample_shards, load_sample
+    index, card = sample_shards(["shards/"], "sample/", 1024, strategy="dpp-quality")
+"""
+from sea_tf.sampling.choose import STRATEGIES, select
+from sea_tf.sampling.groups import GROUP_BY, allocate, group_bounds, loudness_rank, weighted_without_replacement
+from sea_tf.sampling.kdpp import (DPP_SOLVERS, KERNELS, check_dpp_options, diversity, greedy_map_kdpp, kernel_rows,
+                                  sample_kdpp)
+from sea_tf.sampling.select_shards import load_sample, sample_shards
+from sea_tf.sampling.streams import STREAM_TIMEFRAMES, plan_streams, sample_streams, stream_keys, timeframes
+
+__all__ = [
+    "DPP_SOLVERS", "GROUP_BY", "KERNELS", "STRATEGIES", "STREAM_TIMEFRAMES",
+    "allocate", "check_dpp_options", "diversity", "greedy_map_kdpp", "group_bounds", "kernel_rows",
+    "load_sample", "loudness_rank", "plan_streams", "sample_kdpp", "sample_shards", "sample_streams",
+    "select", "stream_keys", "timeframes", "weighted_without_replacement",
+]
