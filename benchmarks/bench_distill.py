@@ -62,8 +62,8 @@ def _median_rate(run, windows, repeats):
 
 def bench(n_rows, batch, steps, repeats, work):
     shards = synthetic_pairs(work, n_rows, 64)
-    blocks = pipeline.make_blocks(shards, np.arange(shards.n_rows), 256)
-    ds = pipeline.train_dataset(shards, blocks, batch, seed=0, shuffle_buffer=4096, cycle_length=4)
+    blocks = pipeline.make_blocks(shards, np.arange(shards.n_rows), block_rows=256)
+    ds = pipeline.train_dataset(shards, blocks, batch_size=batch, seed=0, shuffle_buffer=4096, cycle_length=4)
     iterator = iter(ds)
     for _ in range(5):  # warm-up: open files, fill the shuffle buffer
         next(iterator)
@@ -75,7 +75,7 @@ def bench(n_rows, batch, steps, repeats, work):
 
     pipe_rate, pipe_all = _median_rate(drain, pipe_steps * batch, repeats)
 
-    student = student_mod.build("sea-64", {}, 64, 8000, seed=0)
+    student = student_mod.build("sea-64", overrides={}, d=64, frame_samples=8000, seed=0)
     model, _ = student_mod.training_model(student)
     model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="mse", metrics=["mae"])
     model.fit(ds, steps_per_epoch=2, epochs=1, verbose=0)  # trace and warm up

@@ -63,12 +63,13 @@ def input_pipeline(args) -> dict:
     from sea_tf.distill.defaults import DEFAULTS
 
     data = DEFAULTS["data"]
-    pairs = pairs_mod.open_pairs(args.shards, args.targets, args.reducer, 0, seed=0)
+    pairs = pairs_mod.open_pairs(args.shards, args.targets, reducer_dir=args.reducer, check_rows=0, seed=0)
     rows = np.arange(pairs.shards.n_rows, dtype=np.int64)
-    reader = pipeline.BlockReader(pairs.shards, data["max_open_files"])
-    blocks = pipeline.make_blocks(pairs.shards, rows, data["block_rows"])
-    ds = pipeline.train_dataset(pairs.shards, blocks, args.batch_size, 0, data["shuffle_buffer"],
-                                cycle_length=data["cycle_length"], reader=reader)
+    reader = pipeline.BlockReader(pairs.shards, max_open_files=data["max_open_files"])
+    blocks = pipeline.make_blocks(pairs.shards, rows, block_rows=data["block_rows"])
+    ds = pipeline.train_dataset(pairs.shards, blocks, batch_size=args.batch_size, seed=0,
+                                shuffle_buffer=data["shuffle_buffer"], cycle_length=data["cycle_length"],
+                                reader=reader)
     # One pass, from the start: the first batch waits for the shuffle buffer to fill, and those
     # reads are part of the pass (on a small table the buffer holds all of it).
     n_batches = max(1, len(rows) // args.batch_size)

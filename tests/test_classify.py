@@ -62,7 +62,8 @@ def test_no_clip_frames_cross_splits():
         assert set(feats.frame_fold[frame_masks[2]]) == {split.test}
         assert set(feats.frame_fold[frame_masks[1]]) == {split.validation}
     result = run_fold(feats.x, feats.frame_clip, clips.labels, clips.folds, clips.names, 3,
-                      protocol.fold_split(clips.fold_ids, 2), {"type": "mlp", **FAST_MLP}, seed=1, progress=False)
+                      protocol.fold_split(clips.fold_ids, 2), clf_cfg={"type": "mlp", **FAST_MLP}, seed=1,
+                      progress=False)
     assert sorted(result["predictions"]) == sorted(n for n in clips.names if n.startswith("2-"))
     assert result["train_frames"] == 3 * 6 * 3 and result["validation_frames"] == 3 * 6
     assert result["validation_fold"] == 1 and result["train_folds"] == [3, 4, 5]
@@ -71,7 +72,8 @@ def test_no_clip_frames_cross_splits():
 def test_augmented_variants_train_but_never_validate_or_test():
     names = ["a.wav", "a_pitch1.wav", "b.wav", "b_ts2.wav", "c.wav", "c_drc.wav"]
     folds = np.array([1, 1, 2, 2, 3, 3])
-    train, val, test = protocol.split_masks(folds, protocol.fold_split([1, 2, 3], 1), protocol.is_augmented(names))
+    train, val, test = protocol.split_masks(folds, protocol.fold_split([1, 2, 3], 1),
+                                          augmented=protocol.is_augmented(names))
     assert test.tolist() == [True, False, False, False, False, False]
     assert val.tolist() == [False] * 4 + [True, False]
     assert train.tolist() == [False, False, True, True, False, False]
@@ -98,8 +100,8 @@ def test_clip_prediction_is_mean_of_frame_probabilities():
 
 def test_crossval_is_deterministic_and_accurate(tmp_path):
     feats = synthetic_features(n_folds=4)
-    a = cross_validate(feats, tmp_path / "a", FAST_MLP, seed=3, progress=False)
-    b = cross_validate(feats, tmp_path / "b", FAST_MLP, seed=3, progress=False)
+    a = cross_validate(feats, tmp_path / "a", clf_cfg=FAST_MLP, seed=3, progress=False)
+    b = cross_validate(feats, tmp_path / "b", clf_cfg=FAST_MLP, seed=3, progress=False)
     assert a["accuracy_mean"] > 0.9                          # separable toy classes
     assert a["per_fold"] == b["per_fold"]
     fa = json.loads((tmp_path / "a" / "fold-3.json").read_text())
@@ -113,7 +115,7 @@ def test_mlp_weights_deterministic_given_seed():
     from sea_tf.classify import mlp
     feats = synthetic_features(n_folds=3)
     y = feats.y
-    runs = [mlp.train_mlp(feats.x, y, 3, feats.x[:12], y[:12], FAST_MLP["mlp"], seed=s, progress=False)[0]
+    runs = [mlp.train_mlp(feats.x, y, 3, feats.x[:12], y[:12], cfg=FAST_MLP["mlp"], seed=s, progress=False)[0]
             for s in (5, 5, 6)]
     w = [np.concatenate([v.ravel() for v in m.get_weights()]) for m in runs]
     np.testing.assert_array_equal(w[0], w[1])
@@ -124,9 +126,9 @@ def test_mlp_weights_deterministic_given_seed():
 
 def test_crossval_resumes_finished_folds(tmp_path):
     feats = synthetic_features(n_folds=3)
-    cross_validate(feats, tmp_path, FAST_MLP, seed=1, test_folds=[1], progress=False)
+    cross_validate(feats, tmp_path, clf_cfg=FAST_MLP, seed=1, test_folds=[1], progress=False)
     first = (tmp_path / "fold-1.json").stat().st_mtime_ns
-    full = cross_validate(feats, tmp_path, FAST_MLP, seed=1, progress=False)
+    full = cross_validate(feats, tmp_path, clf_cfg=FAST_MLP, seed=1, progress=False)
     assert (tmp_path / "fold-1.json").stat().st_mtime_ns == first
     assert sorted(full["per_fold"]) == ["1", "2", "3"]
 
@@ -137,7 +139,7 @@ def test_empty_fold_is_an_error(tmp_path):
     feats = synthetic_features(n_folds=4)
     feats.clips.fold_ids = [1, 2, 3, 4, 5]
     with pytest.raises(ClassifyError, match=r"fold\(s\) \[5\] have no clips"):
-        cross_validate(feats, tmp_path, FAST_MLP, seed=0, progress=False)
+        cross_validate(feats, tmp_path, clf_cfg=FAST_MLP, seed=0, progress=False)
 
 
 def test_class_never_trained_warns_with_clip_names():
@@ -145,7 +147,7 @@ def test_class_never_trained_warns_with_clip_names():
     labels = np.array([0, 1, 0, 1, 0, 2])
     names = [f"c{i}.wav" for i in range(6)]
     with pytest.warns(SeaTFWarning) as caught:
-        protocol.check_folds(folds, labels, names, [1, 2, 3], CLASSES)
+        protocol.check_folds(folds, labels, names, folds=[1, 2, 3], classes=CLASSES)
     messages = sorted(str(w.message) for w in caught)
     assert len(messages) == 2
     assert "test fold 2: class(es) ['mid'] never appear in its training folds [3]" in messages[0]
@@ -221,25 +223,25 @@ def test_missing_audio_is_skipped_with_its_name_or_fails(tiny_wavs, tmp_path):
 def test_tone_dataset_end_to_end(tiny_wavs, tmp_path):
     feats = extract_features(tiny_wavs, band_embedder(), tmp_path / "cache", hop_size=0.25, framing="centered",
                              progress=False)
-    summary = cross_validate(feats, tmp_path / "bands", FAST_MLP, seed=0, progress=False)
+    summary = cross_validate(feats, tmp_path / "bands", clf_cfg=FAST_MLP, seed=0, progress=False)
     assert summary["accuracy_mean"] >= 0.9 and len(summary["folds"]) == 4
     assert summary["folds"][0]["validation_fold"] == 4
 
 
 def test_l3e_framing_drops_the_tail():
     sr, hop = 8000, 0.1
-    frames, ts = frame_l3e(np.arange(10 * sr, dtype=np.float32), sr, hop)
+    frames, ts = frame_l3e(np.arange(10 * sr, dtype=np.float32), sr, hop_size=hop)
     assert frames.shape == (91, sr)                       # docs/PROTOCOL.md §3.5: a 10-s clip gives 91 frames
     assert frames[1, 0] == 800 and ts[-1] == pytest.approx(9.0)
-    frames, _ = frame_l3e(np.arange(int(2.55 * sr), dtype=np.float32), sr, hop)
+    frames, _ = frame_l3e(np.arange(int(2.55 * sr), dtype=np.float32), sr, hop_size=hop)
     assert len(frames) == 16 and frames[-1, -1] == 1.5 * sr + sr - 1   # the last 0.05 s are dropped
-    short, _ = frame_l3e(np.ones(6000, np.float32), sr, hop)
+    short, _ = frame_l3e(np.ones(6000, np.float32), sr, hop_size=hop)
     assert short.shape == (1, sr) and short[0, :1000].sum() == 0 and short[0, 1000:7000].all()
 
 
 def test_svm_alternative_chooses_C_on_validation(tmp_path):
     feats = synthetic_features(n_folds=3, spread=1.5)
-    summary = cross_validate(feats, tmp_path, {"type": "svm", "svm": {"C_grid": [0.01, 1.0]}}, seed=0,
+    summary = cross_validate(feats, tmp_path, clf_cfg={"type": "svm", "svm": {"C_grid": [0.01, 1.0]}}, seed=0,
                              progress=False)
     assert summary["classifier"] == "svm" and summary["accuracy_mean"] >= 0.8
     for fold in summary["folds"]:
@@ -297,8 +299,8 @@ def test_results_name_the_file_they_evaluated(tiny_wavs, tmp_path):
         "source": {"path": "runs/a/student.keras", "name": "student.keras", "sha256": source}}))
     out = tmp_path / "out"
     with pytest.warns(SeaTFWarning, match="untrained preset"):
-        table = run_benchmark(tiny_wavs, [str(path), "sea-64"], out, {"hop_size": 0.5},
-                              {"mlp": {"hidden": [8], "epochs": 2, "patience": 1}}, seed=0, test_folds=[1],
+        table = run_benchmark(tiny_wavs, [str(path), "sea-64"], out, features_cfg={"hop_size": 0.5},
+                              clf_cfg={"mlp": {"hidden": [8], "epochs": 2, "patience": 1}}, seed=0, test_folds=[1],
                               progress=False)
     tflite_sha = hashlib.sha256(path.read_bytes()).hexdigest()
     results = json.loads((out / "tiny.fp32" / "results.json").read_text())

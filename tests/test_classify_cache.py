@@ -32,7 +32,7 @@ def clips(tmp_path):
 def test_damaged_cache_files_are_recomputed(clips, tmp_path):
     cache = tmp_path / "cache"
     first = extract_features(clips, band_embedder(), cache, hop_size=HOP, framing="centered", progress=False)
-    files = [cache_file(cache, "bands", name, HOP, "centered") for name in clips.names]
+    files = [cache_file(cache, "bands", name, hop_size=HOP, framing="centered") for name in clips.names]
     files[0].write_bytes(b"")                                   # empty: np.load raises EOFError
     files[1].write_bytes(files[1].read_bytes()[:100])           # truncated: zipfile.BadZipFile
     files[2].write_bytes(b"not a zip file at all" * 10)         # garbage

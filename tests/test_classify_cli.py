@@ -97,7 +97,7 @@ def test_esc50_folds_from_file_names(tmp_path):
     assert clips.fold_ids == [1, 2, 3, 4, 5] and len(clips.classes) == 50
     feats = extract_features(clips, band_embedder(), tmp_path / "cache", hop_size=0.5, framing="centered",
                              progress=False)
-    summary = cross_validate(feats, tmp_path / "out", {"mlp": {"hidden": [16], "epochs": 25, "patience": 5,
+    summary = cross_validate(feats, tmp_path / "out", clf_cfg={"mlp": {"hidden": [16], "epochs": 25, "patience": 5,
                                                                "learning_rate": 1e-2}}, seed=0, progress=False)
     assert [f["validation_fold"] for f in summary["folds"]] == [5, 1, 2, 3, 4]
     assert summary["accuracy_mean"] >= 0.9

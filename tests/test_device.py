@@ -262,7 +262,7 @@ def test_l3e_stream_windows_are_frame_l3e(seconds, block):
     audio = np.random.default_rng(3).standard_normal(int(8000 * seconds)).astype(np.float32)
     blocks = [audio[i:i + block] for i in range(0, len(audio), block)]
     got = [w.copy() for _, w in dev_audio.stream_windows(blocks, 8000, 800, center=False, pad_end=False)]
-    expected, _ = frame_l3e(audio, 8000, 0.1)
+    expected, _ = frame_l3e(audio, 8000, hop_size=0.1)
     assert len(got) == len(expected)
     np.testing.assert_array_equal(np.stack(got), expected)   # the same samples, not just as many windows
 

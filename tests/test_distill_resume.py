@@ -132,22 +132,23 @@ def test_training_stream_restarts_at_any_position(tmp_path):
     from sea_tf.distill import pairs as pairs_mod, pipeline
 
     data = make_dataset(tmp_path / "data", n_sources=20)
-    pairs = pairs_mod.open_pairs([str(data["shards"])], str(data["targets"]), None, 0, seed=0)
-    split = pairs_mod.split_by_source(pairs.shards, 0.2, seed=0)
-    blocks = pipeline.make_blocks(pairs.shards, split.train_rows, 16)
+    pairs = pairs_mod.open_pairs([str(data["shards"])], str(data["targets"]), reducer_dir=None, check_rows=0, seed=0)
+    split = pairs_mod.split_by_source(pairs.shards, valid_fraction=0.2, seed=0)
+    blocks = pipeline.make_blocks(pairs.shards, split.train_rows, block_rows=16)
     assert len(split.train_rows) == 128 and pipeline.blocks_per_group(blocks, 64) == 4
     batch, n = 24, 20
     reader = pipeline.BlockReader(pairs.shards)
     full = [t.numpy() for _, t in
-            pipeline.train_dataset(pairs.shards, blocks, batch, 7, 64, cycle_length=4, reader=reader).take(n)]
+            pipeline.train_dataset(pairs.shards, blocks, batch_size=batch, seed=7, shuffle_buffer=64, cycle_length=4,
+                                   reader=reader).take(n)]
     # One pass holds every training row once, in an order that is not the row order.
     first_pass = np.concatenate(full)[:128]
     expected = pairs.shards.read("target", split.train_rows)
     assert sorted(map(bytes, first_pass)) == sorted(map(bytes, expected))
     assert not np.array_equal(first_pass, expected)
     for j in (1, 2, 5, 6, 11):  # rows 24, 48, 120, 144 (pass 2), 264 (pass 3)
-        resumed = pipeline.train_dataset(pairs.shards, blocks, batch, 7, 64, cycle_length=4, rows_done=j * batch,
-                                         reader=reader)
+        resumed = pipeline.train_dataset(pairs.shards, blocks, batch_size=batch, seed=7, shuffle_buffer=64,
+                                         cycle_length=4, rows_done=j * batch, reader=reader)
         for k, (_, target) in enumerate(resumed.take(n - j)):
             assert np.array_equal(target.numpy(), full[j + k]), (j, k)
     reader.close()

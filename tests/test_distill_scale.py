@@ -46,11 +46,12 @@ def many_shards(tmp_path_factory):
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open files through Linux /proc")
 def test_block_reader_keeps_at_most_max_open_files_from_many_threads(many_shards):
-    pairs = pairs_mod.open_pairs([str(many_shards["shards"])], str(many_shards["targets"]), None, 0, seed=0)
+    pairs = pairs_mod.open_pairs([str(many_shards["shards"])], str(many_shards["targets"]), reducer_dir=None,
+                                 check_rows=0, seed=0)
     shards = pairs.shards
     reader = pipeline.BlockReader(shards, max_open_files=6)
     before = open_h5_files()
-    blocks = pipeline.make_blocks(shards, np.arange(shards.n_rows), 2)
+    blocks = pipeline.make_blocks(shards, np.arange(shards.n_rows), block_rows=2)
     rng = np.random.default_rng(0)
     work = [blocks[rng.permutation(len(blocks))[:120]] for _ in range(4)]
     peak, errors, got = [0], [], {}

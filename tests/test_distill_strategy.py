@@ -39,7 +39,7 @@ def test_two_device_mirrored_training_loads_on_one_device(tmp_path):
     student = load_model(out / "student.keras")
     audio = np.random.default_rng(0).standard_normal((4, 8000)).astype(np.float32) * 0.1
     expected = student.embed_frames(audio)
-    fresh = student_mod.build("sea-64", cfg["student"]["overrides"], 8, 8000, seed=1)
+    fresh = student_mod.build("sea-64", overrides=cfg["student"]["overrides"], d=8, frame_samples=8000, seed=1)
     model, _ = student_mod.training_model(fresh)
     best = json.loads((out / "state.json").read_text())["best"]["checkpoint"]
     tf.train.Checkpoint(model=model).restore(str(out / best)).expect_partial()
@@ -74,14 +74,15 @@ from sea_tf.distill import pairs as pairs_mod, pipeline, strategy as strategy_mo
 from sea_tf.distill.train import global_batch
 data, steps = json.loads(sys.argv[1]), int(sys.argv[2])
 strategy = strategy_mod.make_strategy("auto", cpu_devices=2)
-pairs = pairs_mod.open_pairs([data["shards"]], data["targets"], data["reducer"], 2, seed=0)
-split = pairs_mod.split_by_source(pairs.shards, 0.2, seed=0)
-blocks = pipeline.make_blocks(pairs.shards, split.train_rows, 32)
+pairs = pairs_mod.open_pairs([data["shards"]], data["targets"], reducer_dir=data["reducer"], check_rows=2, seed=0)
+split = pairs_mod.split_by_source(pairs.shards, valid_fraction=0.2, seed=0)
+blocks = pipeline.make_blocks(pairs.shards, split.train_rows, block_rows=32)
 batch = global_batch(8, strategy.num_replicas_in_sync)
 one = [a.numpy() for a, _ in
-       pipeline.train_dataset(pairs.shards, blocks, batch, 0, 256, cycle_length=4).take(steps)]
-dist = strategy.experimental_distribute_dataset(pipeline.train_dataset(pairs.shards, blocks, batch, 0, 256,
-                                                                            cycle_length=4))
+       pipeline.train_dataset(pairs.shards, blocks, batch_size=batch, seed=0, shuffle_buffer=256,
+                              cycle_length=4).take(steps)]
+dist = strategy.experimental_distribute_dataset(pipeline.train_dataset(pairs.shards, blocks, batch_size=batch, seed=0,
+                                                                       shuffle_buffer=256, cycle_length=4))
 sizes, rows = [], []
 for _, (audio, _) in zip(range(steps), dist):
     parts = [t.numpy() for t in strategy.experimental_local_results(audio)]

@@ -72,8 +72,8 @@ CFG = {"type": "mil", "n_hidden": 1, "hidden_size": 16, "l2": 1e-5, "learning_ra
 def test_classifiers_learn_weak_labels(cfg):
     x, y = _weak_labels(120, 0)
     xv, yv = _weak_labels(60, 1)
-    model, info = mil.fit_classifier(x, y, xv, yv, cfg, seed=3, progress=False)
-    probs = mil.predict_files(model, xv, cfg)
+    model, info = mil.fit_classifier(x, y, xv, yv, cfg=cfg, seed=3, progress=False)
+    probs = mil.predict_files(model, xv, cfg=cfg)
     assert probs.shape == (60, 3) and np.all((probs >= 0) & (probs <= 1))
     # The classes are separable from the bursts; chance-level macro AUPRC would be about 0.4.
     assert ust_metrics(yv, probs, ["a", "b", "c"])["macro_auprc"] > 0.85
@@ -99,6 +99,6 @@ def test_aggregations_and_bad_settings():
         mil.aggregate(p, "median")
     x, y = _weak_labels(4, 0)
     with pytest.raises(ClassifyError, match="mil' or 'framewise"):
-        mil.fit_classifier(x, y, None, None, {**CFG, "type": "svm"}, seed=0, progress=False)
+        mil.fit_classifier(x, y, None, None, cfg={**CFG, "type": "svm"}, seed=0, progress=False)
     with pytest.raises(ClassifyError, match="train split is empty"):
-        mil.fit_classifier(np.zeros((0, 10, 6)), np.zeros((0, 3)), None, None, CFG, seed=0, progress=False)
+        mil.fit_classifier(np.zeros((0, 10, 6)), np.zeros((0, 3)), None, None, cfg=CFG, seed=0, progress=False)

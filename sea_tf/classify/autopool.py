@@ -9,7 +9,10 @@ McFee, Salamon & Bello, "Adaptive pooling operators for weakly labeled sound eve
 ``autopool`` package implements it for standalone Keras 3, which does not mix with the tf_keras
 models sea-tf builds, so this is our own small tf_keras layer.
 """
+from __future__ import annotations
+
 import numpy as np
+import numpy.typing as npt
 
 from sea_tf.backend import keras, tf
 
@@ -28,33 +31,33 @@ class AutoPool1D(keras.layers.Layer):
     Input ``float32 [B, T, C]`` (probabilities) → output ``float32 [B, C]``.
     """
 
-    def __init__(self, axis=1, alpha_init=0.0, **kwargs):
+    def __init__(self, *, axis: int = 1, alpha_init: float = 0.0, **kwargs: object) -> None:
         super().__init__(**kwargs)
         self.axis = int(axis)
         self.alpha_init = float(alpha_init)
 
-    def build(self, input_shape):
+    def build(self, input_shape: tf.TensorShape) -> None:
         self.alpha = self.add_weight(name="alpha", shape=(int(input_shape[-1]),),
                                      initializer=keras.initializers.Constant(self.alpha_init),
                                      constraint=keras.constraints.NonNeg(), trainable=True)
         super().build(input_shape)
 
-    def call(self, x):
+    def call(self, x: tf.Tensor) -> tf.Tensor:
         scaled = self.alpha * x
         # softmax over time; subtracting the max keeps exp() finite for large α
         weights = tf.nn.softmax(scaled, axis=self.axis)
         return tf.reduce_sum(x * weights, axis=self.axis)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(self, input_shape: tf.TensorShape) -> tuple:
         shape = list(input_shape)
         del shape[self.axis]
         return tuple(shape)
 
-    def get_config(self):
+    def get_config(self) -> dict:
         return {**super().get_config(), "axis": self.axis, "alpha_init": self.alpha_init}
 
 
-def autopool_numpy(x: np.ndarray, alpha: np.ndarray, axis: int = 1) -> np.ndarray:
+def autopool_numpy(x: npt.ArrayLike, alpha: npt.ArrayLike, *, axis: int = 1) -> npt.NDArray[np.float64]:
     """The AutoPool formula in float64 numpy (the reference the layer is tested against).
 
     Parameters
@@ -66,8 +69,8 @@ def autopool_numpy(x: np.ndarray, alpha: np.ndarray, axis: int = 1) -> np.ndarra
     -------
     np.ndarray [shape=(B, C)]
     """
-    x = np.asarray(x, dtype=np.float64)
-    z = np.asarray(alpha, dtype=np.float64) * x
+    values = np.asarray(x, dtype=np.float64)
+    z = np.asarray(alpha, dtype=np.float64) * values
     w = np.exp(z - z.max(axis=axis, keepdims=True))
     w /= w.sum(axis=axis, keepdims=True)
-    return (x * w).sum(axis=axis)
+    return (values * w).sum(axis=axis)

@@ -4,7 +4,10 @@
 ``OUT/comparison.{json,md}`` compares the models. A model that fails (cannot be loaded, no clip
 embedded) is reported in the table's ``failed`` entry and the others still run.
 """
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 from sea_tf import atomic, cards
 from sea_tf.classify import defaults
@@ -13,12 +16,17 @@ from sea_tf.classify.evaluate import breakdown_markdown, comparison_markdown, wr
 from sea_tf.classify.features import extract_features, open_embedder, spec_name
 from sea_tf.errors import SeaTFError
 
+if TYPE_CHECKING:  # annotations only
+    from sea_tf.classify.features import ClipSet
+    from sea_tf.models.seamodel import SeaModel
+
 DEFAULTS_FEATURES = defaults.FEATURES
 
 
-def unique_names(specs):
+def unique_names(specs: Sequence[object]) -> list[str]:
     """Short names for ``specs``, suffixed ``-2``, ``-3`` … where two specs share one."""
-    names, seen = [], {}
+    names: list[str] = []
+    seen: dict[str, int] = {}
     for spec in specs:
         base = spec_name(spec)
         seen[base] = seen.get(base, 0) + 1
@@ -26,8 +34,10 @@ def unique_names(specs):
     return names
 
 
-def run_benchmark(clips, model_specs, out_dir, features_cfg=None, clf_cfg=None, *, seed, test_folds=None,
-                  workers=1, progress=True, names=None):
+def run_benchmark(clips: ClipSet, model_specs: Sequence[str | Path | SeaModel], out_dir: Path | str, *,
+                  features_cfg: dict | None = None, clf_cfg: dict | None = None, seed: int,
+                  test_folds: Sequence[int] | None = None, workers: int = 1, progress: bool = True,
+                  names: list[str] | None = None) -> dict:
     """Evaluate every model of ``model_specs`` on ``clips`` with the fold protocol.
 
     Parameters
@@ -56,7 +66,8 @@ def run_benchmark(clips, model_specs, out_dir, features_cfg=None, clf_cfg=None, 
     fcfg = {**DEFAULTS_FEATURES, **(features_cfg or {})}
     cache_dir = Path(fcfg["cache_dir"]) if fcfg["cache_dir"] else out_dir / "cache"
     names = names or unique_names(model_specs)
-    summaries, failed = {}, {}
+    summaries: dict[str, dict] = {}
+    failed: dict[str, str] = {}
     for spec, name in zip(model_specs, names):
         try:
             embedder = open_embedder(spec, name=name)
@@ -65,9 +76,8 @@ def run_benchmark(clips, model_specs, out_dir, features_cfg=None, clf_cfg=None, 
             framing = {"framing": fcfg["framing"], "hop_size": float(fcfg["hop_size"])}
             # "untrained" rows say so; the file hashes join this row with export and device rows (sea-tf report)
             extra = {"spec": str(spec), "weights": cards.weights_provenance(embedder.card), **embedder.identity()}
-            summaries[name] = cross_validate(feats, out_dir / name, clf_cfg, seed=seed, test_folds=test_folds, workers=workers,
-                                             progress=progress,
-                                             framing=framing, extra=extra)
+            summaries[name] = cross_validate(feats, out_dir / name, clf_cfg=clf_cfg, seed=seed, test_folds=test_folds,
+                                             workers=workers, progress=progress, framing=framing, extra=extra)
         except SeaTFError as exc:
             failed[name] = str(exc)
             if progress:

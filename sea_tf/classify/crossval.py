@@ -5,6 +5,8 @@ the validation fold's frames, predict the test frames, average them per clip, an
 Fold results are saved as they finish (``fold-<k>.json``) and reused when the run is repeated
 with the same model and settings, so an interrupted run resumes.
 """
+from __future__ import annotations
+
 import hashlib
 import json
 import multiprocessing
@@ -13,6 +15,7 @@ import tempfile
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -21,10 +24,15 @@ from sea_tf.classify import defaults, protocol
 from sea_tf.classify.evaluate import clip_metrics, clip_probabilities, plot_confusion, summarize_folds
 from sea_tf.errors import ClassifyError, SeaTFWarning
 
+if TYPE_CHECKING:  # annotations only
+    from sea_tf.classify.features import FrameFeatures
+
 CLASSIFIER_DEFAULTS = defaults.CLASSIFIER
 
 
-def run_fold(x, frame_clip, clip_labels, clip_folds, clip_names, n_classes, split, clf_cfg, seed, *, progress):
+def run_fold(x: np.ndarray, frame_clip: np.ndarray, clip_labels: np.ndarray, clip_folds: np.ndarray,
+             clip_names: Sequence[str], n_classes: int, split: protocol.FoldSplit, *, clf_cfg: dict, seed: int,
+             progress: bool) -> dict:
     """Train on ``split.train``, early-stop on ``split.validation``, score clips of ``split.test``.
 
     Parameters
@@ -48,18 +56,19 @@ def run_fold(x, frame_clip, clip_labels, clip_folds, clip_names, n_classes, spli
         :func:`~sea_tf.classify.evaluate.clip_metrics` keys plus ``fold``, ``validation_fold``,
         ``train_folds``, ``train_frames``, training info and per-clip ``predictions``.
     """
-    train_c, val_c, test_c = protocol.split_masks(clip_folds, split, protocol.is_augmented(clip_names))
+    train_c, val_c, test_c = protocol.split_masks(clip_folds, split, augmented=protocol.is_augmented(clip_names))
     train_f, val_f, test_f = train_c[frame_clip], val_c[frame_clip], test_c[frame_clip]
     y = clip_labels[frame_clip]
     if clf_cfg["type"] == "mlp":
         from sea_tf.classify import mlp
-        model, info = mlp.train_mlp(x[train_f], y[train_f], n_classes, x[val_f], y[val_f], clf_cfg["mlp"], seed=seed,
-                                    progress=progress, desc=f"fold {split.test} epochs")
+        model, info = mlp.train_mlp(x[train_f], y[train_f], n_classes, x[val_f], y[val_f], cfg=clf_cfg["mlp"],
+                                    seed=seed, progress=progress, desc=f"fold {split.test} epochs")
         probs = mlp.predict_proba(model, x[test_f])
     elif clf_cfg["type"] == "svm":
         from sea_tf.classify import svm
-        model, info = svm.train_svm(x[train_f], y[train_f], x[val_f], y[val_f], frame_clip[val_f], clf_cfg["svm"], seed=seed)
-        probs = svm.predict_proba(model, x[test_f], n_classes)
+        model, info = svm.train_svm(x[train_f], y[train_f], x[val_f], y[val_f], frame_clip[val_f],
+                                    cfg=clf_cfg["svm"], seed=seed)
+        probs = svm.predict_proba(model, x[test_f], n_classes=n_classes)
     else:
         raise ClassifyError(f"unknown classifier type {clf_cfg['type']!r}; choose 'mlp' or 'svm'")
     test_clips = np.flatnonzero(test_c & np.isin(np.arange(len(clip_labels)), frame_clip[test_f]))
@@ -71,20 +80,21 @@ def run_fold(x, frame_clip, clip_labels, clip_folds, clip_names, n_classes, spli
     result.update(fold=split.test, validation_fold=split.validation, train_folds=list(split.train),
                   train_frames=int(train_f.sum()), validation_frames=int(val_f.sum()), test_frames=int(test_f.sum()),
                   training=info,
-                  predictions={clip_names[c]: [int(t), int(p)] for c, t, p in zip(test_clips, truth, pred)})
+                  predictions={clip_names[int(c)]: [int(t), int(p)] for c, t, p in zip(test_clips, truth, pred)})
     return result
 
 
-def _run_fold_from_file(arrays_path, clip_names, n_classes, split, clf_cfg, seed):
+def _run_fold_from_file(arrays_path: Path | str, clip_names: Sequence[str], n_classes: int, split: protocol.FoldSplit,
+                        clf_cfg: dict, seed: int) -> dict:
     # Worker entry point: the frame matrix is memory-mapped instead of pickled to each process.
     x = np.load(Path(arrays_path) / "x.npy", mmap_mode="r")
     with np.load(Path(arrays_path) / "index.npz") as idx:
         frame_clip, labels, folds = idx["frame_clip"], idx["labels"], idx["folds"]
-    return run_fold(np.asarray(x), frame_clip, labels, folds, clip_names, n_classes, split, clf_cfg, seed,
-                    progress=False)
+    return run_fold(np.asarray(x), frame_clip, labels, folds, clip_names, n_classes, split, clf_cfg=clf_cfg,
+                    seed=seed, progress=False)
 
 
-def settings_hash(features, clf_cfg, seed):
+def settings_hash(features: FrameFeatures, clf_cfg: dict, seed: int) -> str:
     """sha256 of what a fold result depends on (model, clips, classifier settings, seed)."""
     blob = json.dumps({"model": features.model_key, "clf": clf_cfg, "seed": seed, "n_frames": len(features.x),
                        "clips": features.clips.names, "folds": features.clips.folds.tolist(),
@@ -92,8 +102,9 @@ def settings_hash(features, clf_cfg, seed):
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def cross_validate(features, out_dir, clf_cfg=None, *, seed, test_folds=None, workers=1, progress=True,
-                   resume=True, framing=None, extra=None):
+def cross_validate(features: FrameFeatures, out_dir: Path | str, *, clf_cfg: dict | None = None, seed: int,
+                   test_folds: Sequence[int] | None = None, workers: int = 1, progress: bool = True,
+                   resume: bool = True, framing: dict | None = None, extra: dict | None = None) -> dict:
     """Run the fold protocol on ``features`` and write the model's results.
 
     Parameters
@@ -127,7 +138,7 @@ def cross_validate(features, out_dir, clf_cfg=None, *, seed, test_folds=None, wo
     """
     from tqdm.auto import tqdm
 
-    clf_cfg = _merge(CLASSIFIER_DEFAULTS, clf_cfg or {})
+    settings = _merge(CLASSIFIER_DEFAULTS, clf_cfg or {})
     clips = features.clips
     out_dir = Path(out_dir)
     if len(features.x) == 0:
@@ -135,11 +146,12 @@ def cross_validate(features, out_dir, clf_cfg=None, *, seed, test_folds=None, wo
     embedded = np.zeros(len(clips), bool)
     embedded[features.frame_clip] = True
     protocol.check_folds(clips.folds[embedded], clips.labels[embedded],
-                         [n for n, e in zip(clips.names, embedded) if e], clips.fold_ids, clips.classes)
-    splits = protocol.all_splits(clips.fold_ids, test_folds)
-    key = settings_hash(features, clf_cfg, seed)
+                         [n for n, e in zip(clips.names, embedded) if e], folds=clips.fold_ids, classes=clips.classes)
+    splits = protocol.all_splits(clips.fold_ids, test_folds=test_folds)
+    key = settings_hash(features, settings, seed)
     n_classes = len(clips.classes)
-    results, todo = {}, []
+    results: dict[int, dict] = {}
+    todo: list[protocol.FoldSplit] = []
     for split in splits:
         done = out_dir / f"fold-{split.test}.json"
         if resume and done.exists():
@@ -154,7 +166,7 @@ def cross_validate(features, out_dir, clf_cfg=None, *, seed, test_folds=None, wo
     bar = tqdm(total=len(splits), initial=len(results), desc=f"{features.model_name} folds", unit="fold",
                disable=not progress)
 
-    def finish(result):
+    def finish(result: dict) -> None:
         result["settings_hash"] = key
         atomic.write_json(out_dir / f"fold-{result['fold']}.json", result)
         results[result["fold"]] = result
@@ -168,14 +180,14 @@ def cross_validate(features, out_dir, clf_cfg=None, *, seed, test_folds=None, wo
             np.savez(Path(tmp) / "index.npz", frame_clip=features.frame_clip, labels=clips.labels, folds=clips.folds)
             ctx = multiprocessing.get_context("spawn")  # TensorFlow is not fork-safe
             with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=ctx) as pool:
-                futures = [pool.submit(_run_fold_from_file, tmp, clips.names, n_classes, s, clf_cfg,
+                futures = [pool.submit(_run_fold_from_file, tmp, clips.names, n_classes, s, settings,
                                        seed + s.test) for s in todo]
                 for future in futures:
                     finish(future.result())
     else:
         for split in todo:
             finish(run_fold(features.x, features.frame_clip, clips.labels, clips.folds, clips.names, n_classes,
-                            split, clf_cfg, seed + split.test, progress=progress))
+                            split, clf_cfg=settings, seed=seed + split.test, progress=progress))
     bar.close()
     ordered = [results[s.test] for s in splits]
     summary = summarize_folds(ordered, clips.classes)
@@ -183,7 +195,7 @@ def cross_validate(features, out_dir, clf_cfg=None, *, seed, test_folds=None, wo
                          title=f"{features.model_name}: {100 * summary['accuracy_mean']:.1f} ± "
                                f"{100 * summary['accuracy_std']:.1f} % over {len(ordered)} folds")
     summary.update(model=features.model_name, dataset=clips.kind, model_key=features.model_key, embedding_size=features.embedding_size,
-                   n_clips=int(embedded.sum()), n_frames=int(len(features.x)), classifier=clf_cfg["type"],
+                   n_clips=int(embedded.sum()), n_frames=int(len(features.x)), classifier=settings["type"],
                    seed=seed, failed_clips=features.failed, cache=features.stats, confusion_png=str(png),
                    folds=[{k: v for k, v in r.items() if k != "predictions"} for r in ordered])
     if framing is not None:
@@ -193,7 +205,7 @@ def cross_validate(features, out_dir, clf_cfg=None, *, seed, test_folds=None, wo
     return summary
 
 
-def _affordable_workers(workers, frame_bytes):
+def _affordable_workers(workers: int, frame_bytes: int) -> int:
     """``workers`` reduced so that the processes' copies of the frames fit in half the free memory."""
     if workers <= 1:
         return 1
@@ -209,12 +221,12 @@ def _affordable_workers(workers, frame_bytes):
     return max(1, min(workers, fit))
 
 
-def _mkdir(path):
+def _mkdir(path: Path) -> Path:
     os.makedirs(path, exist_ok=True)
     return path
 
 
-def _merge(base, overrides):
+def _merge(base: dict, overrides: dict) -> dict:
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
     for k, v in overrides.items():
         out[k] = {**out[k], **v} if isinstance(v, dict) and isinstance(out.get(k), dict) else v

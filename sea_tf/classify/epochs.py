@@ -12,12 +12,13 @@ from typing import Callable
 
 import numpy as np
 
-from sea_tf.backend import tf
+from sea_tf.backend import keras, tf
 from sea_tf.errors import ClassifyError
 
 
-def train_epochs(model, train_epoch: Callable, eval_loss: Callable, x_train, y_train, validation, *,
-                 epochs: int, patience: int, seed: int, progress: bool, desc: str, learning_rate_key: str) -> dict:
+def train_epochs(model: keras.Model, train_epoch: Callable, eval_loss: Callable, x_train: tf.Tensor, y_train: tf.Tensor,
+                 validation: tuple[tf.Tensor, tf.Tensor] | None, *, epochs: int, patience: int, seed: int,
+                 progress: bool, desc: str, learning_rate_key: str) -> dict:
     """Run the epochs; leave the best-validation-loss weights in ``model``.
 
     Parameters

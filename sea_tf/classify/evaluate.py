@@ -3,16 +3,21 @@
 The published protocol (docs/PROTOCOL.md §4.1) predicts a clip by averaging the softmax probabilities of its
 frames and taking the argmax; accuracy is computed over clips, per fold, then averaged over folds.
 """
+from __future__ import annotations
+
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
+import numpy.typing as npt
 from sklearn.metrics import confusion_matrix
 
 from sea_tf import atomic
 from sea_tf.errors import ClassifyError
 
 
-def clip_probabilities(frame_probs, frame_clip, n_clips=None):
+def clip_probabilities(frame_probs: npt.ArrayLike, frame_clip: npt.ArrayLike, *,
+                       n_clips: int | None = None) -> npt.NDArray[np.float64]:
     """Average frame probabilities per clip.
 
     Parameters
@@ -29,17 +34,17 @@ def clip_probabilities(frame_probs, frame_clip, n_clips=None):
     np.ndarray [shape=(n_clips, n_classes)]
         Mean probability of each class over the clip's frames (NaN rows for clips without frames).
     """
-    frame_probs = np.asarray(frame_probs, dtype=np.float64)
-    frame_clip = np.asarray(frame_clip)
-    n_clips = int(frame_clip.max()) + 1 if n_clips is None else n_clips
-    sums = np.zeros((n_clips, frame_probs.shape[1]))
-    np.add.at(sums, frame_clip, frame_probs)
-    counts = np.bincount(frame_clip, minlength=n_clips).astype(np.float64)
+    probs = np.asarray(frame_probs, dtype=np.float64)
+    owner = np.asarray(frame_clip)
+    n_clips = int(owner.max()) + 1 if n_clips is None else n_clips
+    sums = np.zeros((n_clips, probs.shape[1]))
+    np.add.at(sums, owner, probs)
+    counts = np.bincount(owner, minlength=n_clips).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return sums / counts[:, None]
 
 
-def clip_metrics(y_true, y_pred, n_classes):
+def clip_metrics(y_true: npt.ArrayLike, y_pred: npt.ArrayLike, n_classes: int) -> dict:
     """Accuracy, per-class accuracy and mean class accuracy of clip predictions.
 
     Parameters
@@ -54,22 +59,22 @@ def clip_metrics(y_true, y_pred, n_classes):
         ``y_true``), ``class_accuracy_mean`` (mean over present classes), ``confusion``
         (``n_classes × n_classes`` list, rows = true class), ``n_clips``.
     """
-    y_true = np.asarray(y_true)
-    y_pred = np.asarray(y_pred)
-    cm = confusion_matrix(y_true, y_pred, labels=np.arange(n_classes))
+    truth = np.asarray(y_true)
+    pred = np.asarray(y_pred)
+    cm = confusion_matrix(truth, pred, labels=np.arange(n_classes))
     support = cm.sum(axis=1)
     per_class = [float(cm[c, c] / support[c]) if support[c] else None for c in range(n_classes)]
     present = [a for a in per_class if a is not None]
     return {
-        "accuracy": float(np.mean(y_true == y_pred)) if len(y_true) else float("nan"),
+        "accuracy": float(np.mean(truth == pred)) if len(truth) else float("nan"),
         "per_class_accuracy": per_class,
         "class_accuracy_mean": float(np.mean(present)) if present else float("nan"),
         "confusion": cm.tolist(),
-        "n_clips": int(len(y_true)),
+        "n_clips": int(len(truth)),
     }
 
 
-def summarize_folds(fold_results, classes):
+def summarize_folds(fold_results: list[dict], classes: Sequence[str]) -> dict:
     """Aggregate per-fold results of one model.
 
     Parameters
@@ -100,7 +105,7 @@ def summarize_folds(fold_results, classes):
     }
 
 
-def plot_confusion(confusion, classes, path, title=""):
+def plot_confusion(confusion: npt.ArrayLike, classes: Sequence[str], path: Path | str, *, title: str = "") -> Path:
     """Save a row-normalised confusion matrix as a PNG (atomically); returns ``path``.
 
     Parameters
@@ -135,7 +140,7 @@ def plot_confusion(confusion, classes, path, title=""):
     return atomic.save_figure(fig, path, dpi=100)
 
 
-def comparison_markdown(summaries, n_folds):
+def comparison_markdown(summaries: dict[str, dict], n_folds: int) -> str:
     """A markdown table comparing models (rows) by mean ± std accuracy over folds.
 
     Parameters
@@ -156,7 +161,7 @@ def comparison_markdown(summaries, n_folds):
     return "\n".join(lines) + "\n"
 
 
-def breakdown_markdown(summaries, key, label):
+def breakdown_markdown(summaries: dict[str, dict], key: str, label: str) -> str:
     """A markdown table with one row per fold or class and one column per model.
 
     Parameters
@@ -176,7 +181,8 @@ def breakdown_markdown(summaries, key, label):
     return "\n".join(lines) + "\n"
 
 
-def write_comparison_markdown(out_dir, lines, failed, any_succeeded):
+def write_comparison_markdown(out_dir: Path | str, lines: list[str], failed: dict[str, str], *,
+                              any_succeeded: bool) -> None:
     """Write ``out_dir/comparison.md`` from ``lines`` plus the failed models (name → reason).
 
     Raises ClassifyError (after writing) when no model succeeded, naming every failure.

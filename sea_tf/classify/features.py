@@ -7,6 +7,8 @@ cache file records the model key (sha256 of the model card and weight file) and 
 sha256; a file made by another model or from other audio is detected and recomputed. Every frame
 inherits its clip's label and fold, so splits made over clips never mix a clip's frames.
 """
+from __future__ import annotations
+
 import dataclasses
 import hashlib
 import json
@@ -15,13 +17,22 @@ import warnings
 import zipfile
 import zlib
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
+import numpy.typing as npt
 
 from sea_tf import atomic, cards, tf_logs
 from sea_tf.errors import ClassifyError, DataError, ModelError, OutputError, SeaTFError, SeaTFWarning
 
+if TYPE_CHECKING:  # annotations only: datasets and models are imported when first used
+    from sea_tf.data.base import LabelledDataset
+    from sea_tf.models.seamodel import SeaModel
+
 FRAMINGS = ("centered", "uncentered", "l3e")
+
+#: ``(path, sample_rate, hop_size, framing) -> (frames [T, sample_rate], timestamps [T])``.
+FrameFn = Callable[[Path, int, float, str], tuple[npt.NDArray[np.float32], np.ndarray]]
 
 
 @dataclasses.dataclass
@@ -46,19 +57,19 @@ class ClipSet:
         Source recording of each clip (UrbanSound8K ``fsID``, ESC-50 ``src_file``), −1 where unknown:
         slices of one recording must not land on both sides of a hold-out.
     """
-    names: list
-    paths: list
+    names: list[str]
+    paths: list[Path]
     folds: np.ndarray
     labels: np.ndarray
-    classes: list
-    fold_ids: list
+    classes: list[str]
+    fold_ids: list[int]
     kind: str = "us8k"
     sources: np.ndarray | None = None
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.names)
 
-    def subset(self, keep):
+    def subset(self, keep: npt.ArrayLike) -> ClipSet:
         """A ClipSet with only the clips where boolean ``keep`` is True."""
         idx = np.flatnonzero(keep)
         return dataclasses.replace(self, names=[self.names[i] for i in idx], paths=[self.paths[i] for i in idx],
@@ -66,7 +77,7 @@ class ClipSet:
                                    sources=None if self.sources is None else self.sources[idx])
 
 
-def clipset_from_dataset(dataset, kind="us8k"):
+def clipset_from_dataset(dataset: LabelledDataset, *, kind: str = "us8k") -> ClipSet:
     """A :class:`ClipSet` from a ``sea_tf.data`` dataset (``.clips``, ``.classes``, ``.folds``, ``.n_folds``)."""
     clips = list(dataset.clips)
     if not clips:
@@ -86,7 +97,7 @@ def clipset_from_dataset(dataset, kind="us8k"):
                    sources=np.array([-1 if getattr(c, "fs_id", None) is None else int(c.fs_id) for c in clips]))
 
 
-def load_clipset(root, kind):
+def load_clipset(root: Path | str, kind: str) -> ClipSet:
     """Read a labelled dataset (``kind`` = ``"us8k"`` or ``"esc50"``) through ``sea_tf.data``."""
     try:
         from sea_tf.data import load_labelled_dataset
@@ -98,7 +109,7 @@ def load_clipset(root, kind):
     return clipset_from_dataset(dataset, kind=kind)
 
 
-def _warn_unlisted_audio(dataset):
+def _warn_unlisted_audio(dataset: LabelledDataset) -> None:
     """Warn about audio files under ``ROOT/audio`` that the metadata does not list (they are ignored)."""
     from sea_tf.audio import AUDIO_EXTENSIONS
 
@@ -136,21 +147,21 @@ class FrameFeatures:
     clips: ClipSet
     model_name: str
     model_key: str
-    failed: dict = dataclasses.field(default_factory=dict)
-    stats: dict = dataclasses.field(default_factory=dict)
+    failed: dict[str, str] = dataclasses.field(default_factory=dict)
+    stats: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @property
-    def y(self):
+    def y(self) -> np.ndarray:
         """Frame labels ``int [n_frames]`` (each frame inherits its clip's label)."""
         return self.clips.labels[self.frame_clip]
 
     @property
-    def frame_fold(self):
+    def frame_fold(self) -> np.ndarray:
         """Frame folds ``int [n_frames]``."""
         return self.clips.folds[self.frame_clip]
 
     @property
-    def embedding_size(self):
+    def embedding_size(self) -> int:
         return int(self.x.shape[1])
 
 
@@ -185,7 +196,7 @@ class Embedder:
     card: dict
     sample_rate: int
     frame_samples: int
-    embed_frames: object
+    embed_frames: Callable[[npt.NDArray[np.float32]], np.ndarray]
     model_sha256: str | None = None
     source_sha256: str | None = None
     tflite: bool = False
@@ -195,7 +206,7 @@ class Embedder:
         return {"model_sha256": self.model_sha256, **({"source_sha256": self.source_sha256} if self.tflite else {})}
 
 
-def model_key(card, weight_file=None):
+def model_key(card: dict, weight_file: Path | str | None = None) -> str:
     """sha256 of the canonical JSON of ``card`` plus, when given, the bytes of ``weight_file``."""
     digest = hashlib.sha256(json.dumps(card, sort_keys=True, default=str).encode())
     if weight_file is not None:
@@ -203,7 +214,7 @@ def model_key(card, weight_file=None):
     return digest.hexdigest()
 
 
-def spec_name(spec):
+def spec_name(spec: object) -> str:
     """A filesystem-safe short name for a model spec (``sea-64``, ``student``, ``x.int8``)."""
     text = str(getattr(spec, "name", spec))
     path = Path(text)
@@ -212,7 +223,7 @@ def spec_name(spec):
     return re.sub(r"[^A-Za-z0-9._+-]+", "_", text).strip("_") or "model"
 
 
-def open_embedder(spec, name=None):
+def open_embedder(spec: str | Path | SeaModel, *, name: str | None = None) -> Embedder:
     """Load ``spec`` (preset, catalogue name, ``.h5``/``.keras`` path, ``SeaModel`` or ``.tflite``).
 
     A ``.tflite`` goes through the device harness (``device.runner.load_artifact``), which reads
@@ -220,7 +231,7 @@ def open_embedder(spec, name=None):
     """
     name = name or spec_name(spec)
     if str(spec).endswith(".tflite"):
-        return _open_tflite(Path(spec), name)
+        return _open_tflite(Path(str(spec)), name)
     try:
         from sea_tf.models import load_model
     except ImportError as exc:
@@ -234,7 +245,7 @@ def open_embedder(spec, name=None):
                     model_sha256=cards.sha256_file(weight_file) if weight_file else None)
 
 
-def _open_tflite(path, name):
+def _open_tflite(path: Path, name: str) -> Embedder:
     if not path.is_file():
         raise ModelError(f"{path}: no such .tflite file; export the model first (sea-tf export)")
     try:
@@ -260,7 +271,7 @@ def _open_tflite(path, name):
     # export's sidecars name the file the artifact was converted from (null for a preset built in memory)
     source_sha256 = source.get("sha256") if isinstance(source, dict) else None
 
-    def embed_frames(frames):
+    def embed_frames(frames: npt.NDArray[np.float32]) -> np.ndarray:
         try:
             return artifact.embed_frames(frames)
         except Exception as exc:  # device errors are not SeaTFErrors; keep the per-clip failure path
@@ -273,7 +284,7 @@ def _open_tflite(path, name):
 
 # -------------------------------------------------------------------------------------------- framing
 
-def frame_l3e(audio, sr, hop_size=0.1):
+def frame_l3e(audio: npt.ArrayLike, sr: int, *, hop_size: float = 0.1) -> tuple[npt.NDArray[np.float32], np.ndarray]:
     """L3E downstream framing (docs/PROTOCOL.md §3.5): no centring, tail after the last full hop dropped.
 
     Audio shorter than one window is zero-padded symmetrically to one window.
@@ -292,16 +303,17 @@ def frame_l3e(audio, sr, hop_size=0.1):
     """
     import librosa
 
-    audio = np.asarray(audio, dtype=np.float32)
+    samples = np.asarray(audio, dtype=np.float32)
     hop = int(hop_size * sr)
-    if len(audio) < sr:
-        pad = sr - len(audio)
-        audio = np.pad(audio, (pad // 2, pad - pad // 2))
-    frames = librosa.util.frame(audio, frame_length=sr, hop_length=hop, axis=0)
+    if len(samples) < sr:
+        pad = sr - len(samples)
+        samples = np.pad(samples, (pad // 2, pad - pad // 2))
+    frames = librosa.util.frame(samples, frame_length=sr, hop_length=hop, axis=0)
     return np.ascontiguousarray(frames, dtype=np.float32), np.arange(len(frames)) * float(hop_size)
 
 
-def clip_frames(path, sample_rate, hop_size, framing):
+def clip_frames(path: Path | str, sample_rate: int, hop_size: float,
+                framing: str) -> tuple[npt.NDArray[np.float32], np.ndarray]:
     """Read ``path`` and cut it into the model's 1-s windows.
 
     Parameters
@@ -324,23 +336,23 @@ def clip_frames(path, sample_rate, hop_size, framing):
     samples, sr = audio_mod.load_audio(path)
     if framing == "l3e":
         mono = audio_mod.to_mono(audio_mod.check_audio(samples, str(path)))
-        return frame_l3e(audio_mod.resample(mono, sr, sample_rate), sample_rate, hop_size)
+        return frame_l3e(audio_mod.resample(mono, sr, sample_rate), sample_rate, hop_size=hop_size)
     return audio_mod.prepare_frames(samples, sr, sample_rate, hop_size=hop_size,
                                     center=framing == "centered", name=str(path))
 
 
 # ---------------------------------------------------------------------------------------------- cache
 
-def _framing_tag(hop_size, framing):
+def _framing_tag(hop_size: float, framing: str) -> str:
     return f"hop{float(hop_size):g}-{framing}"
 
 
-def cache_file(cache_dir, model_name, clip_name, hop_size, framing):
+def cache_file(cache_dir: Path | str, model_name: str, clip_name: str, *, hop_size: float, framing: str) -> Path:
     """``CACHE/<model>/<hop…-framing>/<clip stem>.npz``."""
     return Path(cache_dir) / model_name / _framing_tag(hop_size, framing) / (Path(clip_name).stem + ".npz")
 
 
-def read_cached(path, key, audio_sha):
+def read_cached(path: Path, key: str, audio_sha: str) -> npt.NDArray[np.float32] | str | None:
     """The cached embedding at ``path`` if model ``key`` made it from audio ``audio_sha``.
 
     Returns
@@ -366,7 +378,7 @@ def read_cached(path, key, audio_sha):
     return emb if emb.ndim == 2 else "damaged"
 
 
-def _save_cached(path, **arrays):
+def _save_cached(path: Path, **arrays: np.ndarray) -> None:
     """Write one cache file; a failed write (full disk, quota, file-size limit) is an :class:`OutputError`.
 
     Not a per-clip failure: every later clip would fail the same way, and up to
@@ -382,8 +394,9 @@ def _save_cached(path, **arrays):
                           f"{path.parent}: free some space or pass another --cache-dir") from exc
 
 
-def extract_features(clips, embedder, cache_dir, *, hop_size, framing, max_failed_fraction=0.05, progress=True,
-                     frame_fn=None):
+def extract_features(clips: ClipSet, embedder: Embedder, cache_dir: Path | str, *, hop_size: float, framing: str,
+                     max_failed_fraction: float = 0.05, progress: bool = True,
+                     frame_fn: FrameFn | None = None) -> FrameFeatures:
     """Frame embeddings of every clip, reusing valid cache files.
 
     Parameters
@@ -432,7 +445,7 @@ def extract_features(clips, embedder, cache_dir, *, hop_size, framing, max_faile
             if not path.is_file():
                 raise DataError(f"audio file missing: {path}")
             audio_sha = cards.sha256_file(path)
-            target = cache_file(cache_dir, embedder.name, name, hop_size, framing)
+            target = cache_file(cache_dir, embedder.name, name, hop_size=hop_size, framing=framing)
             emb = read_cached(target, embedder.key, audio_sha)
             if isinstance(emb, np.ndarray):
                 stats["cached"] += 1
@@ -483,7 +496,7 @@ def extract_features(clips, embedder, cache_dir, *, hop_size, framing, max_faile
     return feats
 
 
-def _report_failures(failed, n_clips, max_fraction, model_name):
+def _report_failures(failed: dict[str, str], n_clips: int, max_fraction: float, model_name: str) -> None:
     if not failed:
         return
     shown = "; ".join(f"{k}: {v}" for k, v in list(failed.items())[:5])

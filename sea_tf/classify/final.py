@@ -6,22 +6,31 @@ probabilities. ``<name>.card.json`` names the classes, the scaler statistics, th
 card of the embedding model the classifier expects, so ``sea-tf export`` and the device harness
 can pair them.
 """
+from __future__ import annotations
+
 import os
 import tempfile
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from sea_tf import cards, package_version
 from sea_tf.classify import mlp
 from sea_tf.classify.evaluate import clip_probabilities
+from sea_tf.backend import keras
 from sea_tf.errors import ClassifyError, ModelError, OutputError, SeaTFWarning
+
+if TYPE_CHECKING:  # annotations only
+    from sea_tf.classify.features import ClipSet, FrameFeatures
 
 AGGREGATION = "mean of frame probabilities, then argmax"
 
 
-def final_split(clips, train_folds=None, val_fold=None, val_fraction=0.1, *, seed):
+def final_split(clips: ClipSet, *, train_folds: Sequence[int] | None = None, val_fold: int | None = None,
+                val_fraction: float = 0.1, seed: int) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
     """Clip masks ``(train, validation)`` for the final classifier.
 
     Parameters
@@ -46,11 +55,11 @@ def final_split(clips, train_folds=None, val_fold=None, val_fraction=0.1, *, see
     folds = clips.folds
     if val_fold is not None and val_fold not in clips.fold_ids:
         raise ClassifyError(f"validation fold {val_fold} is not one of the dataset's folds {clips.fold_ids}")
-    train_folds = list(train_folds) if train_folds else [f for f in clips.fold_ids if f != val_fold]
-    unknown = sorted(set(train_folds) - set(clips.fold_ids))
+    chosen = list(train_folds) if train_folds else [f for f in clips.fold_ids if f != val_fold]
+    unknown = sorted(set(chosen) - set(clips.fold_ids))
     if unknown:
         raise ClassifyError(f"training folds {unknown} are not among the dataset's folds {clips.fold_ids}")
-    train = np.isin(folds, train_folds)
+    train = np.isin(folds, chosen)
     if val_fold is not None:
         val = folds == val_fold
         return train & ~val, val
@@ -62,7 +71,8 @@ def final_split(clips, train_folds=None, val_fold=None, val_fraction=0.1, *, see
     return train & ~val, val
 
 
-def _grouped_holdout(clips, train, val_fraction, seed):
+def _grouped_holdout(clips: ClipSet, train: npt.NDArray[np.bool_], val_fraction: float,
+                     seed: int) -> npt.NDArray[np.bool_]:
     """Boolean mask over the training clips: whole source recordings held out for early stopping."""
     from sklearn.model_selection import StratifiedGroupKFold
 
@@ -91,8 +101,9 @@ def _grouped_holdout(clips, train, val_fraction, seed):
     return val
 
 
-def train_final(features, embedder_card, out_path, mlp_cfg=None, *, seed, train_folds=None, val_fold=None,
-                val_fraction=0.1, features_cfg=None, progress=True):
+def train_final(features: FrameFeatures, embedder_card: dict, out_path: Path | str, *, mlp_cfg: dict | None = None,
+                seed: int, train_folds: Sequence[int] | None = None, val_fold: int | None = None,
+                val_fraction: float = 0.1, features_cfg: dict | None = None, progress: bool = True) -> dict:
     """Train the final MLP on ``features`` and save ``out_path`` (``.keras``) with its card.
 
     Parameters
@@ -120,7 +131,8 @@ def train_final(features, embedder_card, out_path, mlp_cfg=None, *, seed, train_
     if out_path.suffix != ".keras":
         raise ClassifyError(f"{out_path}: the classifier is saved in Keras format; give a path ending in .keras")
     clips = features.clips
-    train_c, val_c = final_split(clips, train_folds, val_fold, val_fraction, seed=seed)
+    train_c, val_c = final_split(clips, train_folds=train_folds, val_fold=val_fold, val_fraction=val_fraction,
+                                 seed=seed)
     train_f, val_f = train_c[features.frame_clip], val_c[features.frame_clip]
     y = features.y
     cfg = {**mlp.DEFAULTS, **(mlp_cfg or {})}
@@ -135,7 +147,7 @@ def train_final(features, embedder_card, out_path, mlp_cfg=None, *, seed, train_
         warnings.warn(f"classes {absent} have no clips in the dataset; the classifier keeps their outputs but will "
                       "never predict them", SeaTFWarning, stacklevel=2)
     model, info = mlp.train_mlp(features.x[train_f], y[train_f], len(clips.classes), features.x[val_f], y[val_f],
-                                cfg, seed=seed, progress=progress, desc="final epochs")
+                                cfg=cfg, seed=seed, progress=progress, desc="final epochs")
     val_acc = None
     if val_f.any():
         probs = clip_probabilities(mlp.predict_proba(model, features.x[val_f]), features.frame_clip[val_f],
@@ -178,7 +190,7 @@ def train_final(features, embedder_card, out_path, mlp_cfg=None, *, seed, train_
     return card
 
 
-def load_classifier(path, *, trust_model_code=None):
+def load_classifier(path: Path | str, *, trust_model_code: bool | None = None) -> tuple[keras.Model, dict]:
     """Load a saved classifier and its card, without running code from the file.
 
     Parameters
@@ -205,7 +217,7 @@ def load_classifier(path, *, trust_model_code=None):
     return load_keras(path, what="classifier", trust_model_code=trust_model_code), card
 
 
-def classify_clip(model, frame_embeddings):
+def classify_clip(model: keras.Model, frame_embeddings: npt.ArrayLike) -> np.ndarray:
     """Class probabilities ``[n_classes]`` of one clip: the mean of its frames' probabilities.
 
     Parameters
@@ -218,7 +230,7 @@ def classify_clip(model, frame_embeddings):
     return probs.mean(axis=0)
 
 
-def _save_keras_atomically(model, path):
+def _save_keras_atomically(model: keras.Model, path: Path) -> None:
     # Keras picks the format from the file name, so the temporary file must itself end in .keras
     # (sea_tf.atomic's temporary names end in .tmp); rename it into place from a private folder.
     try:

@@ -10,7 +10,10 @@ the StandardScaler fitted on the training frames folded in as the first layer.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
+import numpy.typing as npt
 
 from sea_tf.backend import keras, tf
 from sea_tf.classify.autopool import AutoPool1D
@@ -21,10 +24,11 @@ from sea_tf.errors import ClassifyError
 AGGREGATIONS = ("max", "mean", "softmax")
 
 
-def _dense_stack(x, n_hidden, hidden_size, n_classes, l2, time_distributed):
+def _dense_stack(x: tf.Tensor, n_hidden: int, hidden_size: int, n_classes: int, l2: float,
+                 time_distributed: bool) -> tf.Tensor:
     reg = keras.regularizers.l2(l2) if l2 else None
 
-    def wrap(layer, name):
+    def wrap(layer: keras.layers.Layer, name: str) -> keras.layers.Layer:
         return keras.layers.TimeDistributed(layer, name=name) if time_distributed else layer
 
     for i in range(int(n_hidden)):
@@ -32,8 +36,8 @@ def _dense_stack(x, n_hidden, hidden_size, n_classes, l2, time_distributed):
     return wrap(keras.layers.Dense(n_classes, activation="sigmoid", kernel_regularizer=reg), "frame_probabilities")(x)
 
 
-def build_mil(n_frames: int, dim: int, n_classes: int, mean: np.ndarray, variance: np.ndarray, n_hidden: int = 0,
-              hidden_size: int = 128, l2: float = 1e-5, name: str = "ust_mil"):
+def build_mil(n_frames: int, dim: int, n_classes: int, mean: np.ndarray, variance: np.ndarray, *, n_hidden: int = 0,
+              hidden_size: int = 128, l2: float = 1e-5, name: str = "ust_mil") -> keras.Model:
     """The MIL network: raw embeddings ``float32 [B, T, dim]`` → file probabilities ``[B, n_classes]``.
 
     Parameters
@@ -55,15 +59,15 @@ def build_mil(n_frames: int, dim: int, n_classes: int, mean: np.ndarray, varianc
     return keras.Model(inputs, AutoPool1D(axis=1, name="autopool")(frames), name=name)
 
 
-def build_framewise(dim: int, n_classes: int, mean: np.ndarray, variance: np.ndarray, n_hidden: int = 0,
-                    hidden_size: int = 128, l2: float = 1e-5, name: str = "ust_framewise"):
+def build_framewise(dim: int, n_classes: int, mean: np.ndarray, variance: np.ndarray, *, n_hidden: int = 0,
+                    hidden_size: int = 128, l2: float = 1e-5, name: str = "ust_framewise") -> keras.Model:
     """The framewise network: one embedding ``float32 [B, dim]`` → sigmoid probabilities ``[B, n_classes]``."""
     inputs = keras.Input(shape=(int(dim),), name="embedding")
     x = keras.layers.Normalization(axis=-1, mean=mean, variance=variance, name="scaler")(inputs)
     return keras.Model(inputs, _dense_stack(x, n_hidden, hidden_size, n_classes, l2, False), name=name)
 
 
-def aggregate(frame_probs: np.ndarray, how: str) -> np.ndarray:
+def aggregate(frame_probs: npt.ArrayLike, how: str) -> npt.NDArray[np.float64]:
     """File probabilities from frame probabilities ``[N, T, C]`` → ``[N, C]``.
 
     ``softmax`` weights frame t by softmax_t(p_t), i.e. AutoPool with α = 1.
@@ -79,14 +83,16 @@ def aggregate(frame_probs: np.ndarray, how: str) -> np.ndarray:
     raise ClassifyError(f"unknown framewise aggregation {how!r}; choose one of {', '.join(AGGREGATIONS)}")
 
 
-def _epoch_function(model, optimizer, batch_size):
+def _epoch_function(model: keras.Model, optimizer: keras.optimizers.Optimizer,
+                    batch_size: int) -> tuple[Callable, Callable]:
     # The classify stage's compiled epoch loop (1500 epochs of Keras fit() would spend most of their
     # time in per-epoch Python), on binary cross-entropy.
-    return epoch_function(model, optimizer, batch_size, keras.losses.BinaryCrossentropy())
+    return epoch_function(model, optimizer, batch_size=batch_size, loss_fn=keras.losses.BinaryCrossentropy())
 
 
-def train_network(model, x_train, y_train, x_val, y_val, cfg: dict, *, seed: int, progress: bool = True,
-                  desc: str = "epochs"):
+def train_network(model: keras.Model, x_train: npt.ArrayLike, y_train: npt.ArrayLike, x_val: npt.ArrayLike | None,
+                  y_val: npt.ArrayLike | None, *, cfg: dict, seed: int, progress: bool = True,
+                  desc: str = "epochs") -> tuple[keras.Model, dict]:
     """Adam on binary cross-entropy + L2, keeping the weights of the lowest validation loss.
 
     Parameters
@@ -109,20 +115,21 @@ def train_network(model, x_train, y_train, x_val, y_val, cfg: dict, *, seed: int
     train_epoch, eval_loss = _epoch_function(model, optimizer, int(cfg["batch_size"]))
     x_t, y_t = tf.constant(np.asarray(x_train, np.float32)), tf.constant(np.asarray(y_train, np.float32))
     validation = None
-    if x_val is not None and len(x_val) > 0:
+    if x_val is not None and len(np.asarray(x_val)) > 0:
         validation = tf.constant(np.asarray(x_val, np.float32)), tf.constant(np.asarray(y_val, np.float32))
     run = train_epochs(model, train_epoch, eval_loss, x_t, y_t, validation, epochs=cfg["epochs"],
                        patience=cfg["patience"], seed=seed, progress=progress, desc=desc,
                        learning_rate_key="classifier.learning_rate")
     info = {"epochs_run": run["epochs_run"], "final_train_loss": run["final_train_loss"],
-            "train_items": int(len(x_train))}
+            "train_items": int(len(np.asarray(x_train)))}
     if "best_epoch" in run:
         info.update(best_epoch=run["best_epoch"], best_val_loss=run["best_val_loss"])
     return model, info
 
 
-def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray | None, y_val: np.ndarray | None,
-                   cfg: dict, *, seed: int, progress: bool = True):
+def fit_classifier(x_train: npt.ArrayLike, y_train: npt.ArrayLike, x_val: npt.ArrayLike | None,
+                   y_val: npt.ArrayLike | None, *, cfg: dict, seed: int,
+                   progress: bool = True) -> tuple[keras.Model, dict]:
     """Train the MIL or framewise classifier on file embeddings.
 
     Parameters
@@ -146,17 +153,17 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray |
     info : dict
         :func:`train_network`'s, plus ``type``.
     """
-    x_train = np.asarray(x_train, np.float32)
-    if x_train.ndim != 3 or len(x_train) == 0:
-        raise ClassifyError(f"no training files (embeddings of shape {x_train.shape}); the train split is empty")
-    n, t, d = x_train.shape
+    x = np.asarray(x_train, np.float32)
+    if x.ndim != 3 or len(x) == 0:
+        raise ClassifyError(f"no training files (embeddings of shape {x.shape}); the train split is empty")
+    n, t, d = x.shape
     n_classes = int(np.shape(y_train)[1])
     keras.utils.set_random_seed(int(seed))
-    mean, variance = fit_scaler(x_train.reshape(-1, d))
+    mean, variance = fit_scaler(x.reshape(-1, d))
     arch = {"n_hidden": cfg["n_hidden"], "hidden_size": cfg["hidden_size"], "l2": cfg["l2"]}
     if cfg["type"] == "mil":
         model = build_mil(t, d, n_classes, mean, variance, **arch)
-        model, info = train_network(model, x_train, y_train, x_val, y_val, cfg, seed=seed, progress=progress,
+        model, info = train_network(model, x, y_train, x_val, y_val, cfg=cfg, seed=seed, progress=progress,
                                     desc="MIL epochs")
     elif cfg["type"] == "framewise":
         if cfg["aggregation"] not in AGGREGATIONS:
@@ -164,27 +171,31 @@ def fit_classifier(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray |
                                 f"{', '.join(AGGREGATIONS)}")
         model = build_framewise(d, n_classes, mean, variance, **arch)
 
-        def frames(x, y):
+        def frames(files: npt.ArrayLike | None,
+                   targets: npt.ArrayLike | None) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
             # every frame inherits its file's targets
-            return (None, None) if x is None else (np.asarray(x, np.float32).reshape(-1, d),
-                                                   np.repeat(np.asarray(y), np.shape(x)[1], axis=0))
+            return (None, None) if files is None else (np.asarray(files, np.float32).reshape(-1, d),
+                                                       np.repeat(np.asarray(targets), np.shape(files)[1], axis=0))
 
-        (xf, yf), (xvf, yvf) = frames(x_train, y_train), frames(x_val, y_val)
-        model, info = train_network(model, xf, yf, xvf, yvf, cfg, seed=seed, progress=progress, desc="framewise epochs")
+        (xf, yf), (xvf, yvf) = frames(x, y_train), frames(x_val, y_val)
+        assert xf is not None and yf is not None  # the training files are there (checked above)
+        model, info = train_network(model, xf, yf, xvf, yvf, cfg=cfg, seed=seed, progress=progress,
+                                    desc="framewise epochs")
     else:
         raise ClassifyError(f"unknown UST classifier {cfg['type']!r}; choose 'mil' or 'framewise'")
     info["type"] = cfg["type"]
     return model, info
 
 
-def predict_files(model, x: np.ndarray, cfg: dict, batch_size: int = 256) -> np.ndarray:
+def predict_files(model: keras.Model, x: npt.ArrayLike, *, cfg: dict,
+                  batch_size: int = 256) -> npt.NDArray[np.float64]:
     """File probabilities ``float64 [N, C]`` of files ``x [N, T, d]`` (framewise: aggregated frames)."""
-    x = np.asarray(x, np.float32)
-    n, t, d = x.shape
+    files = np.asarray(x, np.float32)
+    n, t, d = files.shape
     if cfg["type"] == "framewise":
-        flat = x.reshape(-1, d)
+        flat = files.reshape(-1, d)
         out = np.concatenate([model(tf.constant(flat[i:i + batch_size * t]), training=False).numpy()
                               for i in range(0, len(flat), batch_size * t)])
         return aggregate(out.reshape(n, t, -1), cfg["aggregation"])
-    return np.concatenate([model(tf.constant(x[i:i + batch_size]), training=False).numpy()
+    return np.concatenate([model(tf.constant(files[i:i + batch_size]), training=False).numpy()
                            for i in range(0, n, batch_size)]).astype(np.float64)

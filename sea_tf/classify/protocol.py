@@ -4,11 +4,15 @@ For test fold ``k`` the validation fold is the preceding one, cyclically (fold 1
 fold 1 is tested in UrbanSound8K, fold 5 in ESC-50), and every other fold trains. Splits are made
 over clips, so a clip's frames can never land in two splits.
 """
+from __future__ import annotations
+
 import dataclasses
 import warnings
 from pathlib import Path
+from typing import Iterable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from sea_tf.errors import ClassifyError, SeaTFWarning
 
@@ -28,10 +32,10 @@ class FoldSplit:
     """
     test: int
     validation: int | None
-    train: tuple
+    train: tuple[int, ...]
 
 
-def fold_split(folds, test_fold):
+def fold_split(folds: Iterable[int], test_fold: int) -> FoldSplit:
     """The split for ``test_fold``: validation = the previous fold (cyclic), train = the rest.
 
     Parameters
@@ -50,24 +54,25 @@ def fold_split(folds, test_fold):
     >>> fold_split(range(1, 11), 1)
     FoldSplit(test=1, validation=10, train=(2, 3, 4, 5, 6, 7, 8, 9))
     """
-    folds = sorted(int(f) for f in folds)
-    if len(folds) < 3:
-        raise ClassifyError(f"the fold protocol needs at least 3 folds (test, validation, train); got {folds}")
-    if test_fold not in folds:
-        raise ClassifyError(f"test fold {test_fold} is not one of the dataset's folds {folds}")
-    i = folds.index(test_fold)
-    validation = folds[(i - 1) % len(folds)]
-    train = tuple(f for f in folds if f not in (test_fold, validation))
+    ordered = sorted(int(f) for f in folds)
+    if len(ordered) < 3:
+        raise ClassifyError(f"the fold protocol needs at least 3 folds (test, validation, train); got {ordered}")
+    if test_fold not in ordered:
+        raise ClassifyError(f"test fold {test_fold} is not one of the dataset's folds {ordered}")
+    i = ordered.index(test_fold)
+    validation = ordered[(i - 1) % len(ordered)]
+    train = tuple(f for f in ordered if f not in (test_fold, validation))
     return FoldSplit(test=test_fold, validation=validation, train=train)
 
 
-def all_splits(folds, test_folds=None):
+def all_splits(folds: Iterable[int], *, test_folds: Sequence[int] | None = None) -> list[FoldSplit]:
     """One :class:`FoldSplit` per test fold (all folds by default)."""
-    folds = sorted(int(f) for f in folds)
-    return [fold_split(folds, k) for k in (test_folds or folds)]
+    ordered = sorted(int(f) for f in folds)
+    return [fold_split(ordered, k) for k in (test_folds or ordered)]
 
 
-def split_masks(clip_folds, split, augmented=None):
+def split_masks(clip_folds: npt.ArrayLike, split: FoldSplit, *,
+                augmented: npt.NDArray[np.bool_] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boolean clip masks ``(train, validation, test)`` for ``split``.
 
     Parameters
@@ -84,22 +89,23 @@ def split_masks(clip_folds, split, augmented=None):
     tuple of np.ndarray [shape=(n_clips,)], bool
         Disjoint masks; the validation mask is all False when ``split.validation`` is None.
     """
-    clip_folds = np.asarray(clip_folds)
-    train = np.isin(clip_folds, split.train)
-    val = clip_folds == split.validation if split.validation is not None else np.zeros_like(train)
-    test = clip_folds == split.test
+    folds = np.asarray(clip_folds)
+    train = np.isin(folds, split.train)
+    val = folds == split.validation if split.validation is not None else np.zeros_like(train)
+    test = folds == split.test
     if augmented is not None:
         val, test = val & ~augmented, test & ~augmented
     return train, val, test
 
 
-def is_augmented(names):
+def is_augmented(names: Iterable[str]) -> npt.NDArray[np.bool_]:
     """``bool [n_clips]``: clips whose file stem holds ``_``, the L3E convention for augmented
     variants (the original UrbanSound8K / ESC-50 names never do)."""
     return np.array(["_" in Path(name).stem for name in names], dtype=bool)
 
 
-def check_folds(clip_folds, clip_labels, clip_names, folds, classes):
+def check_folds(clip_folds: npt.ArrayLike, clip_labels: npt.ArrayLike, clip_names: Sequence[str], *,
+                folds: Sequence[int], classes: Sequence[str]) -> None:
     """Fail on an empty fold; warn about classes a split tests but never trains.
 
     Parameters
@@ -117,23 +123,23 @@ def check_folds(clip_folds, clip_labels, clip_names, folds, classes):
     ClassifyError
         When a fold has no clips.
     """
-    clip_folds = np.asarray(clip_folds)
-    clip_labels = np.asarray(clip_labels)
-    counts = {int(f): int((clip_folds == f).sum()) for f in folds}
+    fold_of = np.asarray(clip_folds)
+    label_of = np.asarray(clip_labels)
+    counts = {int(f): int((fold_of == f).sum()) for f in folds}
     empty = [f for f, n in counts.items() if n == 0]
     if empty:
         raise ClassifyError(
             f"fold(s) {empty} have no clips (clips per fold: {counts}); check the dataset's metadata "
             f"fold column, or that the audio of those folds was found")
-    stray = sorted(set(np.unique(clip_folds).tolist()) - set(int(f) for f in folds))
+    stray = sorted(set(np.unique(fold_of).tolist()) - set(int(f) for f in folds))
     if stray:
         raise ClassifyError(f"clips carry fold ids {stray} outside the protocol's folds {list(folds)}; "
                             "fix the metadata")
     for split in all_splits(folds):
-        train, _, test = split_masks(clip_folds, split)
-        unseen = sorted(set(clip_labels[test].tolist()) - set(clip_labels[train].tolist()))
+        train, _, test = split_masks(fold_of, split)
+        unseen = sorted(set(label_of[test].tolist()) - set(label_of[train].tolist()))
         if unseen:
-            names = [clip_names[i] for i in np.flatnonzero(test & np.isin(clip_labels, unseen))]
+            names = [clip_names[int(i)] for i in np.flatnonzero(test & np.isin(label_of, unseen))]
             shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
             warnings.warn(
                 f"test fold {split.test}: class(es) {[classes[c] for c in unseen]} never appear in its training "

@@ -4,9 +4,12 @@
 through ``CalibratedClassifierCV``, scikit-learn's replacement for ``probability=True``);
 optionally C is chosen from a grid by clip accuracy on the validation fold.
 """
+from __future__ import annotations
+
 import numpy as np
+import numpy.typing as npt
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 
@@ -17,7 +20,7 @@ from sea_tf.errors import ClassifyError
 DEFAULTS = defaults.SVM
 
 
-def _fit(x, y, C, tol, seed):
+def _fit(x: np.ndarray, y: np.ndarray, C: float, tol: float, seed: int) -> Pipeline:
     # SVC(probability=True) is deprecated since scikit-learn 1.9; this is its documented
     # replacement: Platt (sigmoid) calibration over internal 5-fold CV, one final SVC.
     svc = SVC(C=C, kernel="rbf", tol=tol, random_state=seed)
@@ -26,7 +29,9 @@ def _fit(x, y, C, tol, seed):
     return make_pipeline(StandardScaler(), clf).fit(x, y)
 
 
-def train_svm(x_train, y_train, x_val=None, y_val=None, val_clip=None, cfg=None, *, seed):
+def train_svm(x_train: npt.ArrayLike, y_train: npt.ArrayLike, x_val: npt.ArrayLike | None = None,
+              y_val: npt.ArrayLike | None = None, val_clip: npt.ArrayLike | None = None, *, cfg: dict | None = None,
+              seed: int) -> tuple[Pipeline, dict]:
     """Fit the SVM, choosing C on the validation clips when ``cfg["C_grid"]`` is non-empty.
 
     Parameters
@@ -49,34 +54,36 @@ def train_svm(x_train, y_train, x_val=None, y_val=None, val_clip=None, cfg=None,
     info : dict
         ``C`` and, after a search, ``val_accuracy`` per C.
     """
-    cfg = {**DEFAULTS, **(cfg or {})}
-    x_train = np.asarray(x_train, dtype=np.float64)
-    y_train = np.asarray(y_train)
-    if len(x_train) == 0:
+    settings = {**DEFAULTS, **(cfg or {})}
+    x = np.asarray(x_train, dtype=np.float64)
+    y = np.asarray(y_train)
+    if len(x) == 0:
         raise ClassifyError("no training frames: every training fold is empty; check the dataset folds")
-    if cfg["max_train_frames"] and len(x_train) > cfg["max_train_frames"]:
-        keep = np.random.default_rng(seed).choice(len(x_train), cfg["max_train_frames"], replace=False)
-        x_train, y_train = x_train[keep], y_train[keep]
-    grid = list(cfg["C_grid"] or [])
-    if not grid or x_val is None or len(x_val) == 0:
-        return _fit(x_train, y_train, cfg["C"], cfg["tol"], seed), {"C": cfg["C"], "train_frames": len(x_train)}
-    val_clip = np.asarray(val_clip)
-    truth = np.full(int(val_clip.max()) + 1, -1)
-    truth[val_clip] = y_val
-    present = np.unique(val_clip)
-    n_classes = int(max(np.max(y_train), np.max(y_val))) + 1
-    scores, best = {}, None
+    if settings["max_train_frames"] and len(x) > settings["max_train_frames"]:
+        keep = np.random.default_rng(seed).choice(len(x), settings["max_train_frames"], replace=False)
+        x, y = x[keep], y[keep]
+    grid = list(settings["C_grid"] or [])
+    if not grid or x_val is None or len(np.asarray(x_val)) == 0:
+        return _fit(x, y, settings["C"], settings["tol"], seed), {"C": settings["C"], "train_frames": len(x)}
+    val_clips = np.asarray(val_clip)
+    truth = np.full(int(val_clips.max()) + 1, -1)
+    truth[val_clips] = y_val
+    present = np.unique(val_clips)
+    n_classes = int(max(np.max(y), np.max(np.asarray(y_val)))) + 1
+    scores: dict[float, float] = {}
+    best: tuple[float, Pipeline] | None = None
     for C in grid:
-        model = _fit(x_train, y_train, C, cfg["tol"], seed)
-        probs = clip_probabilities(predict_proba(model, x_val, n_classes), val_clip)
+        model = _fit(x, y, C, settings["tol"], seed)
+        probs = clip_probabilities(predict_proba(model, x_val, n_classes=n_classes), val_clips)
         scores[C] = float(np.mean(probs[present].argmax(1) == truth[present]))
         if best is None or scores[C] > scores[best[0]]:
             best = (C, model)
+    assert best is not None  # the grid is not empty
     return best[1], {"C": best[0], "val_accuracy": {str(C): a for C, a in scores.items()},
-                     "train_frames": len(x_train)}
+                     "train_frames": len(x)}
 
 
-def predict_proba(model, x, n_classes=None):
+def predict_proba(model: Pipeline, x: npt.ArrayLike, *, n_classes: int | None = None) -> np.ndarray:
     """Frame probabilities ``[n_frames, n]``; with ``n_classes``, columns are all class ids
     (zeros for classes the SVM never saw), otherwise the columns follow ``model.classes_``."""
     probs = model.predict_proba(np.asarray(x, dtype=np.float64))

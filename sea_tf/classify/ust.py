@@ -26,19 +26,24 @@ import csv
 import io
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence, cast
 
 import numpy as np
 
 from sea_tf import atomic, cards
 from sea_tf.classify import mil, ust_metrics
 from sea_tf.classify.evaluate import write_comparison_markdown
-from sea_tf.classify.features import ClipSet, extract_features, frame_l3e, open_embedder
+from sea_tf.classify.features import ClipSet, FrameFeatures, FrameFn, extract_features, frame_l3e, open_embedder
 from sea_tf.errors import ClassifyError, SeaTFError, SeaTFWarning
+
+if TYPE_CHECKING:  # annotations only: the dataset module is imported by whoever reads the root
+    from sea_tf.data.ust import UST, USTClip
+    from sea_tf.models.seamodel import SeaModel
 
 SPLIT_CODES = {"train": 1, "validate": 2}
 
 
-def fixed_length_frames(clip_seconds: float):
+def fixed_length_frames(clip_seconds: float) -> FrameFn:
     """A ``frame_fn`` for :func:`~sea_tf.classify.features.extract_features` that fixes clips to ``clip_seconds``.
 
     SONYC-UST clips are nominally 10 s; a shorter one is zero-padded at the end and a longer one
@@ -51,7 +56,7 @@ def fixed_length_frames(clip_seconds: float):
     """
     from sea_tf import audio as audio_mod
 
-    def frames(path, sample_rate, hop_size, framing):
+    def frames(path: Path, sample_rate: int, hop_size: float, framing: str) -> tuple[np.ndarray, np.ndarray]:
         samples, sr = audio_mod.load_audio(path)
         mono = audio_mod.resample(audio_mod.to_mono(audio_mod.check_audio(samples, str(path))), sr, sample_rate)
         want = int(round(clip_seconds * sample_rate))
@@ -63,14 +68,14 @@ def fixed_length_frames(clip_seconds: float):
                               f"{clip_seconds:g} s", SeaTFWarning, stacklevel=2)
             mono = np.pad(mono, (0, max(0, want - len(mono))))[:want]
         if framing == "l3e":
-            return frame_l3e(mono, sample_rate, hop_size)
+            return frame_l3e(mono, sample_rate, hop_size=hop_size)
         return audio_mod.prepare_frames(mono, sample_rate, sample_rate, hop_size=hop_size,
                                         center=framing == "centered", name=str(path))
 
     return frames
 
 
-def ust_clipset(dataset) -> tuple[ClipSet, list]:
+def ust_clipset(dataset: UST) -> tuple[ClipSet, list[USTClip]]:
     """The train and validate clips with audio, as a :class:`ClipSet` (fold 1 = train, 2 = validate).
 
     Returns
@@ -86,14 +91,15 @@ def ust_clipset(dataset) -> tuple[ClipSet, list]:
         warnings.warn(f"{dataset.annotations_path}: {len(dataset.missing)} listed file(s) have no audio under "
                       f"{dataset.root / 'audio'} and are skipped: {shown}"
                       + (" ..." if len(dataset.missing) > 5 else ""), SeaTFWarning, stacklevel=2)
-    clips = ClipSet(names=[c.audio_filename for c in chosen], paths=[c.path for c in chosen],
+    # clips_in_split lists only clips whose audio exists, so every path is set
+    clips = ClipSet(names=[c.audio_filename for c in chosen], paths=[cast(Path, c.path) for c in chosen],
                     folds=np.array([SPLIT_CODES[c.split] for c in chosen], dtype=int),
                     labels=np.zeros(len(chosen), dtype=int), classes=list(dataset.classes),
                     fold_ids=list(SPLIT_CODES.values()), kind="ust")
     return clips, chosen
 
 
-def file_embeddings(features) -> tuple[np.ndarray, np.ndarray]:
+def file_embeddings(features: FrameFeatures) -> tuple[np.ndarray, np.ndarray]:
     """Frame embeddings grouped per file and truncated to the smallest frame count.
 
     Returns
@@ -133,7 +139,7 @@ def written_probabilities(text: list[list[str]]) -> np.ndarray:
     return np.array([[float(v) for v in row] for row in text], dtype=np.float64).reshape(len(text), -1)
 
 
-def output_csv(dataset, names: list[str], text: list[list[str]]) -> str:
+def output_csv(dataset: UST, names: list[str], text: list[list[str]]) -> str:
     """The DCASE 2019 Task 5 submission table: ``audio_filename``, fine columns (0), coarse probabilities.
 
     ``text`` holds the probabilities as :func:`probability_text` writes them (one row per name).
@@ -147,7 +153,7 @@ def output_csv(dataset, names: list[str], text: list[list[str]]) -> str:
     return buffer.getvalue()
 
 
-def plot_pr_curves(y_true: np.ndarray, probs: np.ndarray, classes: list[str], path: Path, title: str) -> Path:
+def plot_pr_curves(y_true: np.ndarray, probs: np.ndarray, classes: list[str], path: Path, *, title: str) -> Path:
     """Save the per-class and micro PR curves (the challenge's points) as a PNG; returns ``path``."""
     plt = atomic.pyplot()
 
@@ -169,7 +175,7 @@ def plot_pr_curves(y_true: np.ndarray, probs: np.ndarray, classes: list[str], pa
     return atomic.save_figure(fig, path, dpi=100)
 
 
-def check_splits(dataset) -> None:
+def check_splits(dataset: UST) -> None:
     """ClassifyError unless train and validate have audio and validate has annotator-0 rows.
 
     A validate split without verified rows is an error, never a zero score.
@@ -183,7 +189,8 @@ def check_splits(dataset) -> None:
                             "the SONYC-UST evaluation scores against them, so there is nothing to score")
 
 
-def evaluate_model(dataset, spec, name: str, out_dir: Path, cfg: dict, progress: bool = True) -> dict:
+def evaluate_model(dataset: UST, spec: str | Path | SeaModel, *, name: str, out_dir: Path, cfg: dict,
+                   progress: bool = True) -> dict:
     """Embed, train, predict and score one model; writes ``OUT/<name>/``.
 
     Parameters
@@ -222,10 +229,10 @@ def evaluate_model(dataset, spec, name: str, out_dir: Path, cfg: dict, progress:
     split = np.array([c.split for c in kept])
     y = dataset.targets(kept)
     train, val = split == "train", split == "validate"
-    model, info = mil.fit_classifier(x[train], y[train], x[val], y[val], ccfg, seed=int(cfg["seed"]),
+    model, info = mil.fit_classifier(x[train], y[train], x[val], y[val], cfg=ccfg, seed=int(cfg["seed"]),
                                      progress=progress)
     val_names = [c.audio_filename for c in kept if c.split == "validate"]
-    text = probability_text(mil.predict_files(model, x[val], ccfg))
+    text = probability_text(mil.predict_files(model, x[val], cfg=ccfg))
     # scored as written to output.csv, so that the challenge's evaluator run on that file gives these numbers
     probs = written_probabilities(text)
     scored = np.array([c.verified is not None for c in kept if c.split == "validate"])
@@ -234,8 +241,8 @@ def evaluate_model(dataset, spec, name: str, out_dir: Path, cfg: dict, progress:
     model_dir = out_dir / name
     atomic.write_text(model_dir / "output.csv", output_csv(dataset, val_names, text))
     png = plot_pr_curves(truth, probs[scored], dataset.classes, model_dir / "pr_curves.png",
-                         f"{name}: micro AUPRC {metrics['micro_auprc']:.3f}, macro {metrics['macro_auprc']:.3f} "
-                         f"({metrics['n_files']} validate files)")
+                         title=f"{name}: micro AUPRC {metrics['micro_auprc']:.3f}, macro "
+                               f"{metrics['macro_auprc']:.3f} ({metrics['n_files']} validate files)")
     results = {
         "model": name, "spec": str(spec), "dataset": "ust", "model_key": embedder.key, **embedder.identity(),
         "weights": cards.weights_provenance(embedder.card), "embedding_size": int(x.shape[2]),
@@ -272,7 +279,8 @@ def comparison_markdown(models: dict, classes: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def run_ust(dataset, specs: list, out_dir, cfg: dict, names: list[str] | None = None, progress: bool = True) -> dict:
+def run_ust(dataset: UST, specs: Sequence[str | Path | SeaModel], out_dir: Path | str, cfg: dict, *,
+            names: list[str] | None = None, progress: bool = True) -> dict:
     """Evaluate every model of ``specs``; writes ``OUT/comparison.{json,md}`` and each model's directory.
 
     A model that fails (cannot be loaded, nothing embedded) is listed under ``failed`` and the others
@@ -289,10 +297,11 @@ def run_ust(dataset, specs: list, out_dir, cfg: dict, names: list[str] | None = 
     out_dir = Path(out_dir)
     names = names or unique_names(specs)
     check_splits(dataset)   # the dataset's problems stop the run; a model's are reported per model
-    models, failed = {}, {}
+    models: dict[str, dict] = {}
+    failed: dict[str, str] = {}
     for spec, name in zip(specs, names):
         try:
-            models[name] = evaluate_model(dataset, spec, name, out_dir, cfg, progress)
+            models[name] = evaluate_model(dataset, spec, name=name, out_dir=out_dir, cfg=cfg, progress=progress)
         except SeaTFError as exc:
             failed[name] = str(exc)
             if progress:

@@ -33,6 +33,7 @@ prediction of 1.0, and the evaluator then stops with an IndexError) the counts h
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 from sklearn.metrics import auc
 
 from sea_tf.errors import ClassifyError
@@ -58,7 +59,8 @@ def thresholds_of(probabilities: np.ndarray) -> np.ndarray:
     return np.unique(np.append(values[values >= MIN_THRESHOLD], 1.0))
 
 
-def counts(y_true: np.ndarray, y_prob: np.ndarray, thresholds: np.ndarray):
+def counts(y_true: np.ndarray, y_prob: np.ndarray,
+           thresholds: np.ndarray) -> tuple[npt.NDArray[np.int_], npt.NDArray[np.int_], npt.NDArray[np.int_]]:
     """TP, FP, FN at every threshold (a file is positive when its probability is ≥ t).
 
     Parameters
@@ -81,10 +83,11 @@ def counts(y_true: np.ndarray, y_prob: np.ndarray, thresholds: np.ndarray):
     return tp, fp, fn
 
 
-def precision_recall(tp, fp, fn):
+def precision_recall(tp: npt.ArrayLike, fp: npt.ArrayLike,
+                     fn: npt.ArrayLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Precision and recall with the challenge's denominators floored at 0.5."""
-    tp, fp, fn = (np.asarray(a, dtype=np.float64) for a in (tp, fp, fn))
-    return tp / np.maximum(tp + fp, DENOMINATOR_FLOOR), tp / np.maximum(tp + fn, DENOMINATOR_FLOOR)
+    t, f_p, f_n = (np.asarray(a, dtype=np.float64) for a in (tp, fp, fn))
+    return t / np.maximum(t + f_p, DENOMINATOR_FLOOR), t / np.maximum(t + f_n, DENOMINATOR_FLOOR)
 
 
 def area(precision: np.ndarray, recall: np.ndarray) -> float:

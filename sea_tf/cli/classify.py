@@ -137,7 +137,8 @@ def _run_bench(cfg, args):
     runlock.hold(out, command=f"classify {args._kind}")   # until this process ends: one run per folder
     write_resolved(cfg, out, f"classify-{args._kind}")
     clips = load_clipset(cfg["data"], args._kind)
-    table = run_benchmark(clips, cfg["models"], out, cfg["features"], cfg["classifier"], seed=cfg["seed"],
+    table = run_benchmark(clips, cfg["models"], out, features_cfg=cfg["features"], clf_cfg=cfg["classifier"],
+                          seed=cfg["seed"],
                           test_folds=cfg["protocol"]["test_folds"], workers=cfg["protocol"]["workers"],
                           progress=cfg["progress"])
     print((out / "comparison.md").read_text())
@@ -162,7 +163,8 @@ def _run_final(cfg, args):
     feats = extract_features(clips, embedder, cache, hop_size=fcfg["hop_size"], framing=fcfg["framing"],
                              max_failed_fraction=fcfg["max_failed_fraction"], progress=cfg["progress"])
     split = cfg["split"]
-    card = train_final(feats, embedder.card, out, cfg["mlp"], seed=cfg["seed"], train_folds=split["train_folds"],
+    card = train_final(feats, embedder.card, out, mlp_cfg=cfg["mlp"], seed=cfg["seed"],
+                       train_folds=split["train_folds"],
                        val_fold=split["val_fold"], val_fraction=split["val_fraction"], features_cfg=fcfg,
                        progress=cfg["progress"])
     write_resolved(cfg, out.parent, out.name[: -len(".keras")] if out.name.endswith(".keras") else out.name)

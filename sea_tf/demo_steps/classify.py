@@ -55,7 +55,7 @@ def evaluate_models(ctx, clips, specs, names, out, hop, progress=True):
     from sea_tf.classify.benchmark import run_benchmark
 
     cfg = demo_settings(ctx)
-    return run_benchmark(clips, specs, out, features_settings(hop, out), cfg["classifier"],
+    return run_benchmark(clips, specs, out, features_cfg=features_settings(hop, out), clf_cfg=cfg["classifier"],
                          seed=ctx.seed, test_folds=cfg["protocol"]["test_folds"], progress=progress, names=names)
 
 
@@ -152,7 +152,7 @@ def run(ctx):
         embedder = open_embedder(student, name="student")
         feats = extract_features(clips, embedder, out / "cache", hop_size=hop, framing=features["framing"],
                                  progress=False)
-        card = train_final(feats, embedder.card, clf_path, mlp, seed=ctx.seed, features_cfg=features,
+        card = train_final(feats, embedder.card, clf_path, mlp_cfg=mlp, seed=ctx.seed, features_cfg=features,
                            progress=False)
         ctx.artifacts["classifier"] = str(clf_path)
     ctx.artifacts["classify_results"] = str(out / "comparison.json")

@@ -8,10 +8,18 @@ resumable) → :mod:`evaluate` (held-out MSE / R² / cosine, loss figure) → :m
     from sea_tf.distill import distill, DEFAULTS
     report = distill(config.resolve(DEFAULTS, "configs/distill/sea-64.yaml"))
 """
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable, Sequence
+
 from sea_tf.distill.defaults import DEFAULTS
 
+if TYPE_CHECKING:  # TensorFlow is imported when a run starts, not with the package
+    from sea_tf.backend import keras
 
-def distill(cfg, log=print, callbacks=()):
+
+def distill(cfg: dict, *, log: Callable[[str], object] = print,
+            callbacks: Sequence[keras.callbacks.Callback] = ()) -> dict:
     """Run or resume a distillation; see :func:`sea_tf.distill.train.distill`."""
     from sea_tf.distill.train import distill as _distill
     return _distill(cfg, log=log, callbacks=callbacks)

@@ -7,13 +7,25 @@
   the classify stage's MLP is trained on the student's embeddings of the training windows and
   scored on the held-out windows.
 """
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
+import numpy.typing as npt
 from sklearn.metrics import r2_score
 
-from sea_tf.backend import tf
+from sea_tf.backend import keras, tf
+
+if TYPE_CHECKING:  # annotations only
+    from sea_tf.distill.pairs import Split
+    from sea_tf.models.seamodel import SeaModel
+    from sea_tf.shards import ShardSet
 
 
-def predict(model, dataset):
+def predict(model: keras.Model,
+            dataset: tf.data.Dataset) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """Run ``model`` over ``(audio, target)`` batches.
 
     Returns
@@ -30,18 +42,19 @@ def predict(model, dataset):
     return np.concatenate(preds).astype(np.float32), np.concatenate(targets).astype(np.float32)
 
 
-def regression_metrics(pred, target):
+def regression_metrics(pred: npt.ArrayLike, target: npt.ArrayLike) -> dict[str, float | int]:
     """MSE, MAE, R² and mean cosine of ``pred`` against ``target`` (both ``[n, d]``)."""
-    pred, target = np.asarray(pred, np.float64), np.asarray(target, np.float64)
-    err = pred - target
-    norms = np.linalg.norm(pred, axis=1) * np.linalg.norm(target, axis=1)
-    cosine = np.sum(pred * target, axis=1) / np.maximum(norms, 1e-12)
-    return {"n_windows": int(len(pred)), "mse": float(np.mean(err ** 2)), "mae": float(np.mean(np.abs(err))),
-            "r2": float(r2_score(target, pred, multioutput="variance_weighted")),
+    p, t = np.asarray(pred, np.float64), np.asarray(target, np.float64)
+    err = p - t
+    norms = np.linalg.norm(p, axis=1) * np.linalg.norm(t, axis=1)
+    cosine = np.sum(p * t, axis=1) / np.maximum(norms, 1e-12)
+    return {"n_windows": int(len(p)), "mse": float(np.mean(err ** 2)), "mae": float(np.mean(np.abs(err))),
+            "r2": float(r2_score(t, p, multioutput="variance_weighted")),
             "cosine": float(np.mean(cosine))}
 
 
-def downstream_accuracy(student, shards, split, *, seed, max_rows=20000, progress):
+def downstream_accuracy(student: SeaModel, shards: ShardSet, split: Split, *, seed: int, max_rows: int = 20000,
+                        progress: bool) -> dict:
     """Window accuracy of the classify stage's MLP on the student's embeddings (labelled shards only).
 
     Returns
@@ -70,7 +83,8 @@ def downstream_accuracy(student, shards, split, *, seed, max_rows=20000, progres
             "note": "window-level accuracy on held-out source files; the fold protocol is `sea-tf classify`"}
 
 
-def _labelled(shards, rows, rng, max_rows):
+def _labelled(shards: ShardSet, rows: npt.NDArray[np.int64], rng: np.random.Generator,
+              max_rows: int) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]] | None:
     labels = shards.read("label", rows) if len(rows) else np.zeros(0, np.int32)
     keep = rows[labels >= 0]
     if keep.size == 0:
@@ -80,7 +94,7 @@ def _labelled(shards, rows, rng, max_rows):
     return keep, shards.read("label", keep).astype(np.int64)
 
 
-def plot_history(history, path, title="distillation"):
+def plot_history(history: list[dict], path: Path | str, *, title: str = "distillation") -> Path:
     """Write the loss curves (train and validation MSE per epoch, log scale) as a PNG."""
     from sea_tf import atomic
 

@@ -6,12 +6,15 @@ make these targets, targets that do not re-compute from the teacher embeddings (
 and a train/validation split with an empty side. The split is by source file (dataset
 ``source``), never by window, so no recording contributes to both sides.
 """
+from __future__ import annotations
+
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
+import numpy.typing as npt
 
 from sea_tf import atomic, cards
 from sea_tf.errors import DataError, TrainError
@@ -40,7 +43,7 @@ class Pairs:
     reducer_card: dict
     reducer_dir: Path | None
 
-    def reference(self):
+    def reference(self) -> dict:
         """What the student card records about its targets (JSON-able)."""
         reducer = self.reducer_card
         return {"dir": None if self.reducer_dir is None else str(self.reducer_dir),
@@ -52,7 +55,9 @@ class Pairs:
                 "teacher_card_sha256": self.shards.teacher_card_sha256}
 
 
-def open_pairs(shard_dirs, targets_dir, reducer_dir=None, check_rows=2, *, seed, allow_partial=False):
+def open_pairs(shard_dirs: Path | str | list[Path | str], targets_dir: Path | str, *,
+               reducer_dir: Path | str | None = None, check_rows: int = 2, seed: int,
+               allow_partial: bool = False) -> Pairs:
     """Open teacher shards with their reduced targets and check that they belong together.
 
     Parameters
@@ -79,7 +84,7 @@ def open_pairs(shard_dirs, targets_dir, reducer_dir=None, check_rows=2, *, seed,
     if not targets_dir:
         raise TrainError("no targets given; set `targets` (or --targets) to a `sea-tf reduce apply` output")
     targets_dir = Path(targets_dir)
-    targets_card = cards.read_card(targets_dir, required=False) if targets_dir.is_dir() else None
+    targets_card: dict | None = cards.read_card(targets_dir, required=False) if targets_dir.is_dir() else None
     if targets_card is None or targets_card.get("kind") != "targets":
         raise TrainError(f"{targets_dir}: no targets card (card.json of kind 'targets'); pass the output "
                          "directory of `sea-tf reduce apply`")
@@ -91,14 +96,14 @@ def open_pairs(shard_dirs, targets_dir, reducer_dir=None, check_rows=2, *, seed,
         raise TrainError(str(exc)) from exc
     d = int(targets_card["d"])
     _check_same_teacher_shards(shards, targets_card, targets_dir)
-    reducer_dir, reducer_card = _check_reducer(targets_card, targets_dir, reducer_dir, d)
+    checked_dir, reducer_card = _check_reducer(targets_card, targets_dir, reducer_dir, d)
     frame_samples = _check_shapes(shards, d)
-    if check_rows and reducer_dir is not None and reducer_card.get("method") in ("pca", "none"):
-        _check_alignment(shards, reducer_dir, check_rows, seed)
-    return Pairs(shards, d, frame_samples, targets_card, reducer_card, reducer_dir)
+    if check_rows and checked_dir is not None and reducer_card.get("method") in ("pca", "none"):
+        _check_alignment(shards, checked_dir, check_rows, seed)
+    return Pairs(shards, d, frame_samples, targets_card, reducer_card, checked_dir)
 
 
-def _check_same_teacher_shards(shards, targets_card, targets_dir):
+def _check_same_teacher_shards(shards: ShardSet, targets_card: dict, targets_dir: Path) -> None:
     made_from = {m["sha256"] for m in targets_card.get("teacher_shards", {}).get("manifests", [])}
     given = {m["sha256"] for m in shards.describe()["manifests"]}
     if made_from and not given <= made_from:
@@ -107,14 +112,15 @@ def _check_same_teacher_shards(shards, targets_card, targets_dir):
                          "(their manifests differ), so rows would be misaligned; run `sea-tf reduce apply` on these shards")
 
 
-def _check_reducer(targets_card, targets_dir, reducer_dir, d):
-    reducer_dir = Path(reducer_dir) if reducer_dir else None
+def _check_reducer(targets_card: dict, targets_dir: Path, given_dir: Path | str | None,
+                   d: int) -> tuple[Path | None, dict]:
+    reducer_dir = Path(given_dir) if given_dir else None
     if reducer_dir is None and targets_card.get("reducer_dir"):
         candidate = Path(targets_card["reducer_dir"])
         reducer_dir = candidate if (candidate / "card.json").is_file() else None
     if reducer_dir is None:  # the targets card embeds the reducer card: enough to know d and the method
         return None, dict(targets_card.get("reducer_card") or {})
-    reducer_card = cards.read_card(reducer_dir, required=False)
+    reducer_card: dict | None = cards.read_card(reducer_dir, required=False)
     if reducer_card is None or reducer_card.get("kind") != "reducer":
         raise TrainError(f"{reducer_dir}: no reducer card (card.json of kind 'reducer'); pass a `sea-tf reduce fit` output")
     sha = reducer_card.get("hashes", {}).get("reducer_sha256")
@@ -126,8 +132,8 @@ def _check_reducer(targets_card, targets_dir, reducer_dir, d):
     return reducer_dir, reducer_card
 
 
-def _check_shapes(shards, d):
-    widths = set()
+def _check_shapes(shards: ShardSet, d: int) -> int:
+    widths: set[int] = set()
     for i, info in enumerate(shards.shards):
         target = shards.target_path(i)
         try:
@@ -154,7 +160,7 @@ def _check_shapes(shards, d):
     return width
 
 
-def _check_alignment(shards, reducer_dir, check_rows, seed):
+def _check_alignment(shards: ShardSet, reducer_dir: Path, check_rows: int, seed: int) -> None:
     """Re-reduce a few teacher embeddings per shard and compare with the stored targets."""
     from sea_tf.reduce import Reducer
 
@@ -163,8 +169,8 @@ def _check_alignment(shards, reducer_dir, check_rows, seed):
     for i, info in enumerate(shards.shards):
         if info.n_rows == 0:
             continue
-        rows = {0, info.n_rows - 1} | set(rng.integers(0, info.n_rows, max(0, check_rows - 2)).tolist())
-        rows = sorted(rows)[:max(1, check_rows)]
+        drawn = {0, info.n_rows - 1} | set(rng.integers(0, info.n_rows, max(0, check_rows - 2)).tolist())
+        rows = sorted(drawn)[:max(1, check_rows)]
         index = np.asarray(rows) + info.offset
         expected = reducer.transform(shards.read("embedding", index))
         stored = shards.read("target", index)
@@ -185,17 +191,17 @@ class Split:
         Global row numbers, ascending.
     train_sources, valid_sources : list of str
     """
-    train_rows: np.ndarray
-    valid_rows: np.ndarray
-    train_sources: list
-    valid_sources: list
+    train_rows: npt.NDArray[np.int64]
+    valid_rows: npt.NDArray[np.int64]
+    train_sources: list[str]
+    valid_sources: list[str]
 
-    def summary(self):
+    def summary(self) -> dict[str, int]:
         return {"n_train_rows": int(len(self.train_rows)), "n_valid_rows": int(len(self.valid_rows)),
                 "n_train_sources": len(self.train_sources), "n_valid_sources": len(self.valid_sources)}
 
 
-def split_by_source(shards, valid_fraction=0.1, *, seed):
+def split_by_source(shards: ShardSet, *, valid_fraction: float = 0.1, seed: int) -> Split:
     """Hold out a seeded random share of the source files (all their windows) for validation.
 
     Parameters
@@ -226,7 +232,7 @@ def split_by_source(shards, valid_fraction=0.1, *, seed):
                  names[~is_valid].tolist(), names[is_valid].tolist())
 
 
-def write_split(split, path, valid_fraction, seed):
+def write_split(split: Split, path: Path | str, *, valid_fraction: float, seed: int) -> None:
     """Record the split as ``split.json`` (sources per side, row counts, sha256 of the row lists)."""
     atomic.write_json(path, {"by": "source", "valid_fraction": float(valid_fraction), "seed": int(seed),
                              **split.summary(),
@@ -235,7 +241,7 @@ def write_split(split, path, valid_fraction, seed):
                              "valid_sources": split.valid_sources, "train_sources": split.train_sources})
 
 
-def check_split(split, path):
+def check_split(split: Split, path: Path | str) -> None:
     """On resume: the split recomputed now must equal the one recorded in ``split.json``."""
     old = json.loads(Path(path).read_text())
     if old.get("valid_rows_sha256") != canonical_sha256(split.valid_rows.tolist()) or \

@@ -14,24 +14,29 @@ Memory is bounded by ``(1 + cycle_length)`` groups (the one being batched and ``
 read ahead), open files by ``max_open_files`` (``data.max_open_files``): one
 :class:`BlockReader` serves every dataset of a run, whatever the number of shards.
 """
+from __future__ import annotations
+
 import collections
 import math
 import threading
 import warnings
+from typing import Callable, Iterator
 
 import h5py
 import numpy as np
+import numpy.typing as npt
 
 from sea_tf.backend import tf
 from sea_tf.distill.defaults import DEFAULTS
 from sea_tf.errors import SeaTFWarning, TrainError
+from sea_tf.shards import ShardSet
 
 
 class SmallValidationWarning(SeaTFWarning):
     """The validation split holds fewer batches than ``train.validation_steps``: all of it is used."""
 
 
-def make_blocks(shards, rows, block_rows=256):
+def make_blocks(shards: ShardSet, rows: npt.ArrayLike, *, block_rows: int = 256) -> npt.NDArray[np.int64]:
     """Cut sorted global ``rows`` into contiguous single-shard blocks.
 
     Parameters
@@ -45,17 +50,18 @@ def make_blocks(shards, rows, block_rows=256):
     np.ndarray [shape=(n_blocks, 3)], int64
         ``(shard index, local start, local stop)`` per block.
     """
-    rows = np.asarray(rows, dtype=np.int64)
-    if rows.size == 0:
+    row_array = np.asarray(rows, dtype=np.int64)
+    if row_array.size == 0:
         return np.zeros((0, 3), np.int64)
     ends = np.array([s.offset + s.n_rows for s in shards.shards], np.int64)
-    shard = np.searchsorted(ends, rows, side="right")
+    shard = np.searchsorted(ends, row_array, side="right")
     # A run breaks where rows stop being consecutive or the shard changes.
-    breaks = np.flatnonzero((np.diff(rows) != 1) | (np.diff(shard) != 0)) + 1
+    breaks = np.flatnonzero((np.diff(row_array) != 1) | (np.diff(shard) != 0)) + 1
     blocks = []
-    for run in np.split(np.arange(rows.size), breaks):
+    for run in np.split(np.arange(row_array.size), breaks):
         i = int(shard[run[0]])
-        first, last = int(rows[run[0]]) - shards.shards[i].offset, int(rows[run[-1]]) - shards.shards[i].offset + 1
+        first = int(row_array[run[0]]) - shards.shards[i].offset
+        last = int(row_array[run[-1]]) - shards.shards[i].offset + 1
         for a in range(first, last, int(block_rows)):
             blocks.append((i, a, min(a + int(block_rows), last)))
     return np.asarray(blocks, np.int64)
@@ -80,7 +86,7 @@ class BlockReader:
         ``data.max_open_files`` of ``configs/distill/defaults.yaml``.
     """
 
-    def __init__(self, shards, max_open_files=None):
+    def __init__(self, shards: ShardSet, *, max_open_files: int | None = None) -> None:
         if max_open_files is None:
             max_open_files = DEFAULTS["data"]["max_open_files"]
         if isinstance(max_open_files, bool) or not isinstance(max_open_files, int) or max_open_files < 2:
@@ -88,10 +94,11 @@ class BlockReader:
                              f"file), got {max_open_files!r}")
         self.shards = shards
         self.max_open_files = max_open_files
-        self._files = collections.OrderedDict()  # path -> h5py.File, least recently used first
+        # path -> h5py.File, least recently used first
+        self._files: collections.OrderedDict[str, h5py.File] = collections.OrderedDict()
         self._lock = threading.Lock()
 
-    def _open(self, path):
+    def _open(self, path: str) -> h5py.File:
         handle = self._files.pop(path, None)
         if handle is None:
             while len(self._files) >= self.max_open_files:
@@ -101,7 +108,7 @@ class BlockReader:
         self._files[path] = handle  # now the most recently used
         return handle
 
-    def read(self, i, start, stop):
+    def read(self, i: int, start: int, stop: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
         """``audio float32 [n, frame_samples]``, ``target float32 [n, d]`` of shard ``i`` rows [start, stop)."""
         info = self.shards.shards[int(i)]
         target_path = self.shards.target_path(i)
@@ -113,12 +120,12 @@ class BlockReader:
         return audio.astype(np.float32, copy=False), target.astype(np.float32, copy=False)
 
     @property
-    def n_open(self):
+    def n_open(self) -> int:
         """Files open now (int)."""
         with self._lock:
             return len(self._files)
 
-    def close(self):
+    def close(self) -> None:
         """Close every open file (files are reopened as needed if the reader is used again)."""
         with self._lock:
             while self._files:
@@ -143,7 +150,8 @@ def blocks_per_group(blocks: np.ndarray, shuffle_buffer: int) -> int:
     return max(1, min(len(blocks), int(shuffle_buffer) // int((blocks[:, 2] - blocks[:, 1]).max())))
 
 
-def pass_groups(blocks: np.ndarray, seed: int, pass_no: int, per_group: int) -> tuple[list, np.ndarray]:
+def pass_groups(blocks: np.ndarray, seed: int, pass_no: int,
+                per_group: int) -> tuple[list[np.ndarray], npt.NDArray[np.int64]]:
     """The groups of pass ``pass_no``: block indices per group and each group's first row in the pass.
 
     Returns
@@ -176,8 +184,8 @@ def stream_position(blocks: np.ndarray, seed: int, per_group: int, rows_done: in
     return pass_no, group_no, left - int(starts[group_no])
 
 
-def train_dataset(shards, blocks, batch_size, seed, shuffle_buffer=4096, *, cycle_length, rows_done=0,
-                  reader=None):
+def train_dataset(shards: ShardSet, blocks: npt.ArrayLike, *, batch_size: int, seed: int, shuffle_buffer: int = 4096,
+                  cycle_length: int, rows_done: int = 0, reader: BlockReader | None = None) -> tf.data.Dataset:
     """The endless, shuffled training stream of ``(audio [B, S], target [B, d])`` batches.
 
     Batch ``k`` holds windows ``k·B … (k+1)·B − 1`` of the stream described in the module
@@ -206,38 +214,39 @@ def train_dataset(shards, blocks, batch_size, seed, shuffle_buffer=4096, *, cycl
     -------
     tf.data.Dataset
     """
-    blocks = np.asarray(blocks, np.int64)
-    if len(blocks) == 0:
+    block_array = np.asarray(blocks, np.int64)
+    if len(block_array) == 0:
         raise TrainError("no training windows to stream; embed more audio or lower data.valid_fraction")
-    reader = reader if reader is not None else BlockReader(shards)
-    per_group = blocks_per_group(blocks, shuffle_buffer)
+    block_reader = reader if reader is not None else BlockReader(shards)
+    per_group = blocks_per_group(block_array, shuffle_buffer)
     shuffle = bool(shuffle_buffer) and int(shuffle_buffer) > 1
     seed = int(seed)
-    start = stream_position(blocks, seed, per_group, rows_done)
+    start = stream_position(block_array, seed, per_group, rows_done)
     frame_samples, d = shards.student_sample_rate, _target_dim(shards)
-    cache = {}  # pass -> its groups; a pass's groups are read in order, so one entry is enough
+    # pass -> its groups; a pass's groups are read in order, so one entry is enough
+    cache: dict[int, list[np.ndarray]] = {}
 
-    def positions():
+    def positions() -> Iterator[npt.NDArray[np.int64]]:
         pass_no, group_no, offset = start
         while True:
-            groups, _ = pass_groups(blocks, seed, pass_no, per_group)
+            groups, _ = pass_groups(block_array, seed, pass_no, per_group)
             for g in range(group_no, len(groups)):
                 yield np.array([pass_no, g, offset], np.int64)
                 offset = 0
             pass_no, group_no = pass_no + 1, 0
 
-    def read_group(position):
+    def read_group(position: np.ndarray) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
         pass_no, group_no, offset = (int(v) for v in position)
         if pass_no not in cache:
             cache.clear()
-            cache[pass_no] = pass_groups(blocks, seed, pass_no, per_group)[0]
-        parts = [reader.read(*blocks[k]) for k in cache[pass_no][group_no]]
+            cache[pass_no] = pass_groups(block_array, seed, pass_no, per_group)[0]
+        parts = [block_reader.read(*block_array[k]) for k in cache[pass_no][group_no]]
         audio = np.concatenate([a for a, _ in parts])
         target = np.concatenate([t for _, t in parts])
         order = group_permutation(len(audio), seed, pass_no, group_no, shuffle)[offset:]
         return audio[order], target[order]
 
-    def read(position):
+    def read(position: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         audio, target = tf.numpy_function(read_group, [position], [tf.float32, tf.float32])
         audio.set_shape([None, frame_samples])
         target.set_shape([None, d])
@@ -251,7 +260,7 @@ def train_dataset(shards, blocks, batch_size, seed, shuffle_buffer=4096, *, cycl
     return _with_options(ds)
 
 
-def validation_batches(n_windows: int, batch_size: int, validation_steps: int | None = None) -> int:
+def validation_batches(n_windows: int, batch_size: int, *, validation_steps: int | None = None) -> int:
     """Batches of held-out windows evaluated at the end of every epoch.
 
     Parameters
@@ -280,7 +289,8 @@ def validation_batches(n_windows: int, batch_size: int, validation_steps: int | 
     return int(validation_steps)
 
 
-def eval_dataset(shards, blocks, batch_size, max_batches=None, reader=None):
+def eval_dataset(shards: ShardSet, blocks: np.ndarray, *, batch_size: int, max_batches: int | None = None,
+                 reader: BlockReader | None = None) -> tf.data.Dataset:
     """The held-out windows in row order (the same batches every epoch, like the original SEA code's validator).
 
     ``reader``: a :class:`BlockReader` shared with the run's other datasets (default: a new one).
@@ -293,13 +303,13 @@ def eval_dataset(shards, blocks, batch_size, max_batches=None, reader=None):
     return _with_options(ds.prefetch(tf.data.AUTOTUNE))
 
 
-def _block_reader(shards, reader=None):
+def _block_reader(shards: ShardSet, reader: BlockReader | None = None) -> Callable[[tf.Tensor], tf.data.Dataset]:
     """``block [3] -> Dataset of (audio [frame_samples], target [d])`` rows, read through ``reader``."""
-    reader = reader if reader is not None else BlockReader(shards)
+    block_reader = reader if reader is not None else BlockReader(shards)
     frame_samples, d = shards.student_sample_rate, _target_dim(shards)
 
-    def read(block):
-        audio, target = tf.numpy_function(lambda b: reader.read(*b), [block], [tf.float32, tf.float32])
+    def read(block: tf.Tensor) -> tf.data.Dataset:
+        audio, target = tf.numpy_function(lambda b: block_reader.read(*b), [block], [tf.float32, tf.float32])
         audio.set_shape([None, frame_samples])
         target.set_shape([None, d])
         return tf.data.Dataset.from_tensor_slices((audio, target))
@@ -307,12 +317,12 @@ def _block_reader(shards, reader=None):
     return read
 
 
-def _target_dim(shards):
+def _target_dim(shards: ShardSet) -> int:
     with h5py.File(shards.target_path(0), "r") as fh:
         return int(fh["target"].shape[1])
 
 
-def _with_options(ds):
+def _with_options(ds: tf.data.Dataset) -> tf.data.Dataset:
     options = tf.data.Options()
     # Blocks come from a Python generator: shard the data (not files) when several workers read.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

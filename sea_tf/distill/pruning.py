@@ -10,7 +10,12 @@ no weights and is never pruned; the first conv is excluded by default (it has fe
 later layer depends on it). ``strip_pruning`` removes tfmot's wrappers before saving;
 :func:`measure_sparsity` records what was actually reached.
 """
+from __future__ import annotations
+
+from typing import Sequence
+
 import numpy as np
+import numpy.typing as npt
 
 # sea_tf.backend before tfmot, which imports TensorFlow: it selects Keras 2 and starts TensorFlow quietly.
 from sea_tf.backend import keras
@@ -22,12 +27,14 @@ PRUNABLE = (keras.layers.Conv2D, keras.layers.Dense)
 SCHEDULES = ("gradual", "one-shot")
 
 
-def prunable_layer_names(network):
+def prunable_layer_names(network: keras.Model) -> list[str]:
     """Names of the layers that carry a kernel and could be pruned, in order."""
     return [layer.name for layer in network.layers if isinstance(layer, PRUNABLE)]
 
 
-def layer_targets(network, target_sparsity, per_layer=None, *, exclude):
+def layer_targets(network: keras.Model, target_sparsity: float, *,
+                  per_layer: list[dict] | tuple[dict, ...] | dict[str, float] | None = None,
+                  exclude: Sequence[str]) -> dict[str, float]:
     """Target sparsity of every prunable layer (0 for excluded layers).
 
     Parameters
@@ -44,26 +51,29 @@ def layer_targets(network, target_sparsity, per_layer=None, *, exclude):
     dict of str -> float
     """
     names = prunable_layer_names(network)
+    chosen: dict[str, float]
     if isinstance(per_layer, (list, tuple)):
         try:
-            per_layer = {entry["layer"]: entry["sparsity"] for entry in per_layer}
+            chosen = {entry["layer"]: entry["sparsity"] for entry in per_layer}
         except (TypeError, KeyError):
             raise TrainError(f"pruning.per_layer must be a list of {{layer: NAME, sparsity: S}}, got {per_layer!r}") from None
-    per_layer = dict(per_layer or {})
-    unknown = (set(per_layer) | set(exclude)) - set(names)
+    else:
+        chosen = dict(per_layer or {})
+    unknown = (set(chosen) | set(exclude)) - set(names)
     if unknown:
         raise TrainError(f"pruning.per_layer / pruning.exclude name unknown layer(s) {sorted(unknown)}; the student's "
                          f"prunable layers are {', '.join(names)}")
     targets = {}
     for name in names:
-        value = 0.0 if name in exclude else float(per_layer.get(name, target_sparsity))
+        value = 0.0 if name in exclude else float(chosen.get(name, target_sparsity))
         if not 0.0 <= value < 1.0:
             raise TrainError(f"sparsity of layer {name} must be in [0, 1), got {value}")
         targets[name] = value
     return targets
 
 
-def prune_network(network, targets, begin_step, end_step, initial_sparsity=0.0, frequency=100):
+def prune_network(network: keras.Model, targets: dict[str, float], *, begin_step: int, end_step: int,
+                  initial_sparsity: float = 0.0, frequency: int = 100) -> keras.Model:
     """Wrap the layers of ``network`` with a non-zero target in ``prune_low_magnitude``.
 
     Parameters
@@ -87,7 +97,7 @@ def prune_network(network, targets, begin_step, end_step, initial_sparsity=0.0, 
                          "train.steps_per_epoch or pruning.end_fraction")
     frequency = max(1, min(int(frequency), max(1, (end_step - begin_step) // 4)))
 
-    def wrap(layer):
+    def wrap(layer: keras.layers.Layer) -> keras.layers.Layer:
         target = targets.get(layer.name, 0.0)
         if not isinstance(layer, PRUNABLE) or target <= 0.0:
             return layer
@@ -99,7 +109,7 @@ def prune_network(network, targets, begin_step, end_step, initial_sparsity=0.0, 
     return keras.models.clone_model(network, clone_function=wrap)
 
 
-def magnitude_masks(network, targets):
+def magnitude_masks(network: keras.Model, targets: dict[str, float]) -> dict[str, npt.NDArray[np.bool_]]:
     """EdgeL3's one-shot masks: keep the weights of each layer above the s-th percentile of its |W|.
 
     Parameters
@@ -123,7 +133,7 @@ def magnitude_masks(network, targets):
     return masks
 
 
-def apply_masks(network, masks):
+def apply_masks(network: keras.Model, masks: dict[str, npt.NDArray[np.bool_]]) -> None:
     """Zero the masked-out kernel weights of ``network`` in place."""
     for layer in network.layers:
         if layer.name in masks:
@@ -135,27 +145,27 @@ def apply_masks(network, masks):
 class FixedMasks(keras.callbacks.Callback):
     """Re-apply one-shot masks after every training step, so pruned weights stay exactly zero."""
 
-    def __init__(self, network, masks):
+    def __init__(self, network: keras.Model, masks: dict[str, npt.NDArray[np.bool_]]) -> None:
         super().__init__()
         self._pairs = [(layer.kernel, masks[layer.name].astype(np.float32))
                        for layer in network.layers if layer.name in masks]
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         for kernel, mask in self._pairs:
             kernel.assign(kernel * mask)
 
 
-def strip(network):
+def strip(network: keras.Model) -> keras.Model:
     """The network without pruning wrappers (zeroed weights stay zero)."""
     return tfmot.sparsity.keras.strip_pruning(network)
 
 
-def callbacks():
+def callbacks() -> list[keras.callbacks.Callback]:
     """Keras callbacks a pruned model needs while training."""
     return [tfmot.sparsity.keras.UpdatePruningStep()]
 
 
-def measure_sparsity(network, targets=None):
+def measure_sparsity(network: keras.Model, targets: dict[str, float] | None = None) -> dict:
     """Measured fraction of exactly-zero kernel weights.
 
     Parameters

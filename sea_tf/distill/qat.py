@@ -11,10 +11,13 @@ converter turns them into int8 ops); read it back with :func:`load`. It is HDF5,
 tfmot's quantize wrappers do not round-trip through tf_keras 2.21's ``.keras`` format (the
 wrapped layers' variables are restored in another order), while HDF5 restores them exactly.
 """
+from __future__ import annotations
+
 import shutil
 import tempfile
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 # sea_tf.backend before tfmot, which imports TensorFlow: it selects Keras 2 and starts TensorFlow quietly.
 import numpy as np
@@ -27,8 +30,12 @@ from sea_tf.distill import evaluate
 from sea_tf.errors import ModelError, TrainError
 from sea_tf.models.frontends import AudioFrontend
 
+if TYPE_CHECKING:  # annotations only
+    from sea_tf.distill.pairs import Pairs
+    from sea_tf.models.seamodel import SeaModel
 
-def quantize_body(network, preserve_sparsity=False):
+
+def quantize_body(network: keras.Model, *, preserve_sparsity: bool = False) -> keras.Model:
     """``network`` with fake-quantization wrappers (tfmot default 8-bit scheme).
 
     With ``preserve_sparsity`` (a pruned student) tfmot's prune-preserving scheme keeps the zero
@@ -42,7 +49,7 @@ def quantize_body(network, preserve_sparsity=False):
     first_bn = next((layer.name for layer in network.layers
                      if isinstance(layer, keras.layers.BatchNormalization)), None)
 
-    def annotate(layer):
+    def annotate(layer: keras.layers.Layer) -> keras.layers.Layer:
         if layer.name == first_bn or isinstance(layer, keras.layers.InputLayer):
             return layer
         return quantize.quantize_annotate_layer(layer)
@@ -57,7 +64,7 @@ def quantize_body(network, preserve_sparsity=False):
         raise TrainError(f"quantization-aware training cannot wrap this student body ({exc}); disable qat") from exc
 
 
-def qat_model(seamodel):
+def qat_model(seamodel: SeaModel) -> keras.Model:
     """Raw audio → float front end → fake-quantized body; starts from the student's weights."""
     body = quantize_body(seamodel.network(), preserve_sparsity=seamodel.card.get("sparsity", {}).get("pruned", False))
     audio = keras.Input(shape=(seamodel.frame_samples,), name="audio")
@@ -70,7 +77,8 @@ def qat_model(seamodel):
 RANGE_BATCHES = 8
 
 
-def init_activation_ranges(body, seamodel, dataset, batches=RANGE_BATCHES):
+def init_activation_ranges(body: keras.Model, seamodel: SeaModel, dataset: tf.data.Dataset, *,
+                           batches: int = RANGE_BATCHES) -> None:
     """Start every learnt activation range at the float student's observed range on ``batches`` training batches.
 
     tfmot starts each range at [-6, 6] and moves it by an exponential moving average (decay 0.999),
@@ -102,19 +110,22 @@ def init_activation_ranges(body, seamodel, dataset, batches=RANGE_BATCHES):
         return
     network = seamodel.network()
     probe = keras.Model(network.inputs, [network.get_layer(name).output for name in wrappers])
-    lows, highs = [np.inf] * len(wrappers), [-np.inf] * len(wrappers)
+    lows: list[float] = [np.inf] * len(wrappers)
+    highs: list[float] = [-np.inf] * len(wrappers)
     for audio, _ in dataset.take(batches):
         outputs = probe(seamodel.frontend_layer()(audio), training=False)
         for i, out in enumerate(outputs if isinstance(outputs, list) else [outputs]):
             lows[i], highs[i] = min(lows[i], float(tf.reduce_min(out))), max(highs[i], float(tf.reduce_max(out)))
-    for (lo_var, hi_var), lo, hi in zip(wrappers.values(), lows, highs):
-        if np.isfinite(lo) and np.isfinite(hi):
+    for (lo_var, hi_var), low, high in zip(wrappers.values(), lows, highs):
+        if np.isfinite(low) and np.isfinite(high):
             # The int8 grid must hold 0 exactly (zero padding, ReLU): the range spans it.
-            lo_var.assign(min(lo, 0.0))
-            hi_var.assign(max(hi, 0.0) if max(hi, 0.0) > min(lo, 0.0) else min(lo, 0.0) + 1e-6)
+            lo_var.assign(min(low, 0.0))
+            hi_var.assign(max(high, 0.0) if max(high, 0.0) > min(low, 0.0) else min(low, 0.0) + 1e-6)
 
 
-def fine_tune(seamodel, train_ds, valid_ds, steps, valid_steps, cfg, run_dir, chief=True, pairs=None, log=print):
+def fine_tune(seamodel: SeaModel, train_ds: tf.data.Dataset, valid_ds: tf.data.Dataset, *, steps: int,
+              valid_steps: int | None, cfg: dict, run_dir: Path | str, chief: bool = True, pairs: Pairs | None = None,
+              log: Callable[[str], object] = print) -> dict:
     """Fine-tune with fake quantization for ``qat.epochs`` epochs; save ``student-qat.h5``.
 
     Returns
@@ -150,7 +161,7 @@ def fine_tune(seamodel, train_ds, valid_ds, steps, valid_steps, cfg, run_dir, ch
     return {"path": str(path), "epochs": int(qcfg["epochs"]), "held_out": metrics}
 
 
-def _save_keras(model, path):
+def _save_keras(model: keras.Model, path: Path) -> None:
     # Keras picks the format from the extension, so save as <tmpdir>/model.h5, then rename.
     tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
@@ -176,7 +187,7 @@ def is_qat_file(path: str | Path) -> bool:
     return isinstance(config, str) and ("QuantizeWrapper" in config or "QuantizeLayer" in config)
 
 
-def load(path):
+def load(path: Path | str) -> tuple[keras.Model, dict]:
     """Read ``student-qat.h5`` back (needs tfmot's quantize scope); returns ``(keras.Model, card)``.
 
     The card must be there and say ``qat`` (it names the front end and the float student); the
@@ -200,7 +211,7 @@ def load(path):
     return model, card
 
 
-def _check_config(path):
+def _check_config(path: Path) -> None:
     """Refuse, before Keras sees it, a config with a Lambda, a TF op outside math/array ops, or a foreign class.
 
     sea-tf writes this file itself, so it needs no ``--trust-model-code``; the legacy HDF5 loader is
@@ -228,7 +239,7 @@ def _check_config(path):
     check_config(_tfmot_by_name(config), path)
 
 
-def _tfmot_by_name(node):
+def _tfmot_by_name(node: object) -> object:
     """``node`` with tfmot's own classes unmarked: the legacy loader resolves them by name in the quantize scope."""
     if isinstance(node, list):
         return [_tfmot_by_name(item) for item in node]
@@ -240,5 +251,5 @@ def _tfmot_by_name(node):
     return out
 
 
-def _first_line(exc):
+def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]

@@ -22,6 +22,8 @@ killed after it, the new ones are complete. Whatever a kill leaves unnamed (new 
 before step 2, old ones before step 3, TensorFlow's ``*_temp`` folders) is deleted when the run
 restarts (:meth:`RunState.restore`).
 """
+from __future__ import annotations
+
 import csv
 import io
 import json
@@ -29,17 +31,21 @@ import math
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Collection
 
 from sea_tf import atomic
 from sea_tf.backend import keras, tf
 from sea_tf.config import flatten_keys, get_dotted
 from sea_tf.errors import TrainError
 
+if TYPE_CHECKING:  # annotations only: tqdm is imported when a bar is shown
+    from tqdm import tqdm
+
 STATE_FORMAT = "sea-tf-distill-state/1"
 HISTORY_KEYS = ("epoch", "loss", "mae", "val_loss", "val_mae", "lr", "wall_s")
 
 
-def check_resumable(run_dir, cfg, config_name, resumable_changes):
+def check_resumable(run_dir: Path | str, cfg: dict, *, config_name: str, resumable_changes: Collection[str]) -> bool:
     """Refuse to resume into ``run_dir`` when it holds a run of another configuration.
 
     Returns
@@ -75,7 +81,7 @@ def check_resumable(run_dir, cfg, config_name, resumable_changes):
     return state_path.is_file()
 
 
-def read_state(run_dir):
+def read_state(run_dir: Path | str) -> dict | None:
     """The saved state of ``run_dir`` or None."""
     path = Path(run_dir) / "state.json"
     if not path.is_file():
@@ -89,7 +95,7 @@ def read_state(run_dir):
     return state
 
 
-def new_state():
+def new_state() -> dict:
     return {"format": STATE_FORMAT, "epoch": 0, "iterations": 0, "history": [], "best": None,
             "latest_checkpoint": None, "early_stopping": None, "reduce_lr": None, "stopped": None,
             "train_seconds": 0.0}
@@ -121,8 +127,9 @@ class RunState(keras.callbacks.Callback):
         files count.
     """
 
-    def __init__(self, run_dir, checkpoint, state, early_stopping, reduce_lr, best_from_epoch=0, chief=True,
-                 save_dir=None):
+    def __init__(self, run_dir: Path | str, checkpoint: tf.train.Checkpoint, state: dict, *,
+                 early_stopping: keras.callbacks.EarlyStopping, reduce_lr: keras.callbacks.ReduceLROnPlateau,
+                 best_from_epoch: int = 0, chief: bool = True, save_dir: Path | str | None = None) -> None:
         super().__init__()
         self.run_dir = Path(run_dir)
         self.checkpoint = checkpoint
@@ -134,9 +141,9 @@ class RunState(keras.callbacks.Callback):
             raise ValueError("a non-chief worker must save into its own directory (strategy.worker_dir), "
                              "not the chief's run directory")
         self.save_dir = Path(save_dir) if save_dir is not None else self.run_dir
-        self._epoch_start = None
+        self._epoch_start: float | None = None
 
-    def restore(self):
+    def restore(self) -> int:
         """Load the latest checkpoint named in the state (if any); returns the epoch to start at.
 
         First deletes the checkpoint files the state does not name: what a run killed between
@@ -154,14 +161,14 @@ class RunState(keras.callbacks.Callback):
         self.checkpoint.read(full).assert_existing_objects_matched()  # read(): the pair of write()
         return int(self.state["epoch"])
 
-    def restore_best(self):
+    def restore_best(self) -> dict | None:
         """Load the best-on-validation checkpoint (or the latest when none qualified)."""
         best = (self.state.get("best") or {}).get("checkpoint") or self.state.get("latest_checkpoint")
         if best:
             self.checkpoint.read(str(self.run_dir / best)).expect_partial()
         return self.state.get("best")
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict | None = None) -> None:
         # EarlyStopping and ReduceLROnPlateau have just reset themselves: put back what they knew.
         if self.state.get("early_stopping"):
             for key, value in self.state["early_stopping"].items():
@@ -172,10 +179,10 @@ class RunState(keras.callbacks.Callback):
                 if value is not None:
                     setattr(self.rlr, key, value)
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._epoch_start = time.perf_counter()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = dict(logs or {})
         wall = time.perf_counter() - (self._epoch_start or time.perf_counter())
         lr = float(keras.backend.get_value(self.model.optimizer.learning_rate))
@@ -209,7 +216,7 @@ class RunState(keras.callbacks.Callback):
 CHECKPOINT_DIRS = ("checkpoints/latest", "checkpoints/best")
 
 
-def write_checkpoint(checkpoint, prefix):
+def write_checkpoint(checkpoint: tf.train.Checkpoint, prefix: Path | str) -> Path:
     """Write ``checkpoint`` to ``prefix`` (``<prefix>.index`` + ``<prefix>.data-*``) and flush it to disk.
 
     Parameters
@@ -238,7 +245,7 @@ def write_checkpoint(checkpoint, prefix):
     return prefix
 
 
-def checkpoint_files(prefix):
+def checkpoint_files(prefix: Path | str) -> list[Path]:
     """The files of the checkpoint ``prefix``: ``<name>.index`` and ``<name>.data-*`` (sorted list of Path)."""
     prefix = Path(prefix)
     if not prefix.parent.is_dir():
@@ -247,7 +254,7 @@ def checkpoint_files(prefix):
                   if p.name == prefix.name + ".index" or p.name.startswith(prefix.name + ".data-"))
 
 
-def remove_unnamed_checkpoints(save_dir, state):
+def remove_unnamed_checkpoints(save_dir: Path | str, state: dict) -> list[Path]:
     """Delete everything in ``save_dir``'s checkpoint folders that ``state`` does not name.
 
     Parameters
@@ -266,8 +273,8 @@ def remove_unnamed_checkpoints(save_dir, state):
     keep = {save_dir / p for p in (state.get("latest_checkpoint"), (state.get("best") or {}).get("checkpoint")) if p}
     kept_files = {f for prefix in keep for f in checkpoint_files(prefix)}
     removed = []
-    for folder in CHECKPOINT_DIRS:
-        folder = save_dir / folder
+    for name in CHECKPOINT_DIRS:
+        folder = save_dir / name
         if not folder.is_dir():
             continue
         for entry in sorted(folder.iterdir()):
@@ -288,7 +295,7 @@ def remove_unnamed_checkpoints(save_dir, state):
     return removed
 
 
-def write_state(run_dir, state):
+def write_state(run_dir: Path | str, state: dict) -> None:
     """Write ``state.json`` and ``history.csv`` atomically."""
     atomic.write_json(Path(run_dir) / "state.json", state)
     buffer = io.StringIO()
@@ -301,15 +308,15 @@ def write_state(run_dir, state):
 class TimeBudget(keras.callbacks.Callback):
     """Stop after the epoch during which ``budget_s`` seconds of training (this process) passed."""
 
-    def __init__(self, budget_s, state):
+    def __init__(self, budget_s: float | None, state: dict) -> None:
         super().__init__()
         self.budget_s, self.state = budget_s, state
-        self._start = None
+        self._start = 0.0
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs: dict | None = None) -> None:
         self._start = time.perf_counter()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self.budget_s and time.perf_counter() - self._start >= float(self.budget_s):
             self.model.stop_training = True
             self.state["stopped"] = "time_budget"
@@ -318,29 +325,31 @@ class TimeBudget(keras.callbacks.Callback):
 class ProgressBar(keras.callbacks.Callback):
     """A tqdm bar over the steps of each epoch with the running loss."""
 
-    def __init__(self, steps, epochs, disable=False):
+    def __init__(self, steps: int, epochs: int, *, disable: bool = False) -> None:
         super().__init__()
         self.steps, self.epochs, self.disable = steps, epochs, disable
-        self.bar = None
+        self.bar: tqdm | None = None
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         from tqdm import tqdm
         self.bar = tqdm(total=self.steps, desc=f"distill epoch {epoch + 1}/{self.epochs}", unit="step",
                         disable=self.disable, leave=False)
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        assert self.bar is not None  # opened by on_epoch_begin
         self.bar.update(1)
         if logs and batch % 10 == 0:
             self.bar.set_postfix(loss=f"{logs.get('loss', float('nan')):.4g}")
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        assert self.bar is not None  # opened by on_epoch_begin
         self.bar.close()
         if not self.disable and logs:
             parts = ", ".join(f"{k} {v:.4g}" for k, v in logs.items() if isinstance(v, (int, float)))
             print(f"distill epoch {epoch + 1}/{self.epochs}: {parts}", flush=True)
 
 
-def _num(value):
+def _num(value: float | None) -> float | None:
     if value is None:
         return None
     value = float(value)
@@ -355,17 +364,17 @@ class EventLog(keras.callbacks.Callback):
     same event files, tagged for TensorBoard's scalar dashboard. View with ``tensorboard --logdir``.
     """
 
-    def __init__(self, log_dir, chief=True):
+    def __init__(self, log_dir: Path | str, *, chief: bool = True) -> None:
         super().__init__()
         self.log_dir, self.chief = str(log_dir), chief
-        self._writers = {}
+        self._writers: dict[str, tf.summary.SummaryWriter] = {}
 
-    def _writer(self, split):
+    def _writer(self, split: str) -> tf.summary.SummaryWriter:
         if split not in self._writers:
             self._writers[split] = tf.summary.create_file_writer(f"{self.log_dir}/{split}")
         return self._writers[split]
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if not self.chief:
             return
         from tensorflow.core.framework import summary_pb2
@@ -381,7 +390,7 @@ class EventLog(keras.callbacks.Callback):
         for writer in self._writers.values():
             writer.flush()
 
-    def on_train_end(self, logs=None):
+    def on_train_end(self, logs: dict | None = None) -> None:
         for writer in self._writers.values():
             writer.close()
         self._writers.clear()

@@ -21,12 +21,15 @@
 
 Nothing here touches the environment at import time: GPUs are never hidden.
 """
+from __future__ import annotations
+
 import contextlib
 import os
 import re
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Iterator, Mapping
 
 from sea_tf.backend import keras, tf
 from sea_tf.errors import TrainError
@@ -39,7 +42,7 @@ PORTS_PER_JOB = 32
 FIRST_PORT, JOB_SLOTS = 20000, 1000
 
 
-def configure_cpu_devices(n):
+def configure_cpu_devices(n: int | None) -> None:
     """Split the physical CPU into ``n`` logical devices (to test MirroredStrategy without GPUs).
 
     Must run before TensorFlow creates its context (before any op runs in this process).
@@ -58,7 +61,7 @@ def configure_cpu_devices(n):
                          f"has {current} CPU device(s)); run `sea-tf distill --cpu-devices {n}` in a fresh process") from exc
 
 
-def make_strategy(kind="auto", cpu_devices=0):
+def make_strategy(kind: str = "auto", *, cpu_devices: int | None = 0) -> tf.distribute.Strategy:
     """The distribution strategy for ``kind``; see the module docstring.
 
     Returns
@@ -86,7 +89,7 @@ def make_strategy(kind="auto", cpu_devices=0):
     return tf.distribute.get_strategy()
 
 
-def slurm_resolver():
+def slurm_resolver() -> tf.distribute.cluster_resolver.SlurmClusterResolver | None:
     """The cluster of the current ``srun`` step (from its ``SLURM_*`` variables), or None outside one.
 
     :class:`tf.distribute.cluster_resolver.SlurmClusterResolver` gives task ``k`` of a node the
@@ -108,9 +111,9 @@ def slurm_resolver():
         port_base=port_base(os.environ, per_node), gpus_per_node=per_node, gpus_per_task=1, auto_set_gpu=False)
 
 
-def tasks_per_node(value):
+def tasks_per_node(value: str) -> list[int]:
     """Expand SLURM's ``SLURM_STEP_TASKS_PER_NODE`` (``"2(x3),1"`` → ``[2, 2, 2, 1]``)."""
-    counts = []
+    counts: list[int] = []
     for part in str(value).split(","):
         match = re.fullmatch(r"\s*(\d+)(?:\(x(\d+)\))?\s*", part)
         if not match:
@@ -119,12 +122,12 @@ def tasks_per_node(value):
     return counts
 
 
-def port_base(environ, tasks_on_node):
+def port_base(environ: Mapping[str, str], tasks_on_node: int) -> int:
     """First port of this job's tasks on a node (see :func:`slurm_resolver`); checked to fit."""
     if environ.get("SEA_TF_PORT_BASE"):
-        base, source = environ["SEA_TF_PORT_BASE"], "SEA_TF_PORT_BASE"
+        source = "SEA_TF_PORT_BASE"
         try:
-            base = int(base)
+            base = int(environ["SEA_TF_PORT_BASE"])
         except ValueError:
             raise TrainError(f"SEA_TF_PORT_BASE={environ['SEA_TF_PORT_BASE']!r} is not a port number") from None
     else:
@@ -140,7 +143,7 @@ def port_base(environ, tasks_on_node):
 
 
 @contextlib.contextmanager
-def worker_dir(run_dir, chief):
+def worker_dir(run_dir: Path | str, *, chief: bool) -> Iterator[Path]:
     """Where a worker writes what every worker must write but only the chief keeps.
 
     Saving a multi-worker model reads its batch-norm statistics with a collective op, so every
@@ -161,7 +164,7 @@ def worker_dir(run_dir, chief):
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def is_chief(strategy):
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """Whether this process writes files (always, except non-zero workers of a multi-worker run)."""
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not getattr(resolver, "task_type", None):
@@ -169,6 +172,6 @@ def is_chief(strategy):
     return resolver.task_type in ("chief", None) or (resolver.task_type == "worker" and resolver.task_id == 0)
 
 
-def set_mixed_precision(enabled):
+def set_mixed_precision(enabled: bool) -> None:
     """Switch Keras to ``mixed_float16`` (or back to ``float32``) for layers built afterwards."""
     keras.mixed_precision.set_global_policy("mixed_float16" if enabled else "float32")

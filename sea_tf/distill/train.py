@@ -16,12 +16,15 @@ Run directory (``out``)::
     student-qat.h5 (+ card)      with qat.enabled (see qat.py)
     report.json                  evaluation and run figures
 """
+from __future__ import annotations
+
 import contextlib
 import copy
 import json
 import math
 import time
 from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 import yaml
@@ -34,11 +37,13 @@ from sea_tf.distill import strategy as strategy_mod
 from sea_tf.distill.defaults import DEFAULTS, RESUMABLE_CHANGES
 from sea_tf.errors import TrainError
 from sea_tf.models import calibrate_batchnorm
+from sea_tf.models.seamodel import SeaModel
 
 CONFIG_NAME = "distill"
 
 
-def distill(cfg, log=print, callbacks=()):
+def distill(cfg: dict, *, log: Callable[[str], object] = print,
+            callbacks: Sequence[keras.callbacks.Callback] = ()) -> dict:
     """Run (or resume) one distillation.
 
     Parameters
@@ -61,7 +66,8 @@ def distill(cfg, log=print, callbacks=()):
         return _distill(cfg, log, callbacks, cleanup)
 
 
-def _distill(cfg, log, callbacks, cleanup):
+def _distill(cfg: dict, log: Callable[[str], object], callbacks: Sequence[keras.callbacks.Callback],
+             cleanup: contextlib.ExitStack) -> dict:
     start = time.perf_counter()
     cfg = copy.deepcopy(cfg)
     # The inputs by their absolute paths: `--shards data/shards` and `--shards /abs/data/shards` are one
@@ -74,14 +80,14 @@ def _distill(cfg, log, callbacks, cleanup):
     run_dir = Path(cfg["out"])
     _check_config(cfg)
     # Logical CPU devices must exist before anything creates TensorFlow's context.
-    strategy = strategy_mod.make_strategy(cfg["strategy"]["kind"], cfg["strategy"]["cpu_devices"])
+    strategy = strategy_mod.make_strategy(cfg["strategy"]["kind"], cpu_devices=cfg["strategy"]["cpu_devices"])
     chief = strategy_mod.is_chief(strategy)
-    resuming = runstate.check_resumable(run_dir, cfg, CONFIG_NAME, RESUMABLE_CHANGES)
+    resuming = runstate.check_resumable(run_dir, cfg, config_name=CONFIG_NAME, resumable_changes=RESUMABLE_CHANGES)
     data, train_cfg, seed = cfg["data"], cfg["train"], int(cfg["seed"])
 
-    pairs = pairs_mod.open_pairs(cfg["shards"], cfg["targets"], cfg["reducer"], data["check_rows"], seed=seed,
-                                 allow_partial=cfg["allow_partial"])
-    split = pairs_mod.split_by_source(pairs.shards, data["valid_fraction"], seed=seed)
+    pairs = pairs_mod.open_pairs(cfg["shards"], cfg["targets"], reducer_dir=cfg["reducer"],
+                                 check_rows=data["check_rows"], seed=seed, allow_partial=cfg["allow_partial"])
+    split = pairs_mod.split_by_source(pairs.shards, valid_fraction=data["valid_fraction"], seed=seed)
     if resuming and (run_dir / "split.json").is_file():
         pairs_mod.check_split(split, run_dir / "split.json")
     done = finished_report(run_dir, cfg, pairs) if resuming else None
@@ -93,8 +99,8 @@ def _distill(cfg, log, callbacks, cleanup):
         return {**done, "already_done": True}
     keras.utils.set_random_seed(seed)
     with strategy.scope():  # variables of a distributed run must be created in its scope
-        seamodel = student_mod.build(cfg["student"]["preset"], cfg["student"]["overrides"], pairs.d,
-                                     pairs.frame_samples, seed)
+        seamodel = student_mod.build(cfg["student"]["preset"], overrides=cfg["student"]["overrides"], d=pairs.d,
+                                     frame_samples=pairs.frame_samples, seed=seed)
     warm = student_mod.warm_start(seamodel, cfg["student"]["init"]) if cfg["student"]["init"] else None
     if train_cfg["calibrate_bn"] and not warm and not resuming:
         # BN moving statistics start at 0/1 while dB images are in [-80, 0]: inference-mode outputs
@@ -104,33 +110,41 @@ def _distill(cfg, log, callbacks, cleanup):
         calibrate_batchnorm(seamodel, pairs.shards.read("audio", np.sort(rows)))
 
     replicas = strategy.num_replicas_in_sync
-    batch = global_batch(train_cfg["batch_size"], replicas, train_cfg["scale_batch_with_replicas"])
+    batch = global_batch(train_cfg["batch_size"], replicas, scale_with_replicas=train_cfg["scale_batch_with_replicas"])
     if len(split.train_rows) < batch:
         raise TrainError(f"only {len(split.train_rows)} training windows for a global batch of {batch}; "
                          "lower train.batch_size or embed more audio")
     steps = int(train_cfg["steps_per_epoch"] or len(split.train_rows) // batch)
     # The same validation batches every epoch: all held-out windows, or the first
     # train.validation_steps batches of them when there are more (never a stream that runs dry).
-    valid_steps = pipeline.validation_batches(len(split.valid_rows), batch, train_cfg["validation_steps"])
+    valid_steps = pipeline.validation_batches(len(split.valid_rows), batch,
+                                              validation_steps=train_cfg["validation_steps"])
     epochs = int(train_cfg["epochs"])
     prune_cfg = cfg["pruning"]
-    targets_by_layer, prune_fn, best_from_epoch, end_step, masks = None, None, 0, None, None
+    targets_by_layer: dict[str, float] | None = None
+    prune_fn: Callable[[keras.Model], keras.Model] | None = None
+    best_from_epoch, end_step, masks = 0, None, None
     if prune_cfg["enabled"]:
         targets_by_layer = pruning.layer_targets(seamodel.network(), prune_cfg["target_sparsity"],
-                                                 prune_cfg["per_layer"], exclude=prune_cfg["exclude"])
+                                                 per_layer=prune_cfg["per_layer"], exclude=prune_cfg["exclude"])
     if prune_cfg["enabled"] and prune_cfg["schedule"] == "one-shot":
         # EdgeL3: masks from the starting (pretrained) weights, fixed while retraining. A resumed run
         # restores weights that already carry the zeros, so recomputing the masks gives the same ones.
+        assert targets_by_layer is not None  # set above: pruning is enabled
         masks = pruning.magnitude_masks(seamodel.network(), targets_by_layer)
         pruning.apply_masks(seamodel.network(), masks)
     elif prune_cfg["enabled"]:
+        assert targets_by_layer is not None  # set above: pruning is enabled
         begin = int(prune_cfg["begin_step"])
-        end_step = begin + max(1, int(round(float(prune_cfg["end_fraction"]) * (epochs * steps - begin))))
-        best_from_epoch = math.ceil(end_step / steps) - 1  # first epoch ending at full sparsity
+        end = begin + max(1, int(round(float(prune_cfg["end_fraction"]) * (epochs * steps - begin))))
+        end_step = end
+        best_from_epoch = math.ceil(end / steps) - 1  # first epoch ending at full sparsity
+        layer_sparsity = targets_by_layer
 
-        def prune_fn(network):
-            return pruning.prune_network(network, targets_by_layer, begin, end_step,
-                                         prune_cfg["initial_sparsity"], prune_cfg["frequency"])
+        def prune_fn(network: keras.Model) -> keras.Model:
+            return pruning.prune_network(network, layer_sparsity, begin_step=begin, end_step=end,
+                                         initial_sparsity=prune_cfg["initial_sparsity"],
+                                         frequency=prune_cfg["frequency"])
 
     # Nothing was trained yet: every input check has passed. Record the run, holding its folder for
     # the life of the process: a second run on it would delete this one's checkpoints.
@@ -140,11 +154,12 @@ def _distill(cfg, log, callbacks, cleanup):
     if chief:
         write_resolved(cfg, run_dir, CONFIG_NAME)
         if not resuming:
-            pairs_mod.write_split(split, run_dir / "split.json", data["valid_fraction"], seed)
+            pairs_mod.write_split(split, run_dir / "split.json", valid_fraction=data["valid_fraction"], seed=seed)
     state = (runstate.read_state(run_dir) if resuming else None) or runstate.new_state()
 
     with strategy.scope():
-        model, network = student_mod.training_model(seamodel, cfg["strategy"]["mixed_precision"], prune_fn)
+        model, network = student_mod.training_model(seamodel, mixed_precision=cfg["strategy"]["mixed_precision"],
+                                                    prune=prune_fn)
         adam = keras.optimizers.Adam(learning_rate=float(train_cfg["learning_rate"]))
         adam.build(model.trainable_variables)  # slots exist before a restore fills them
         # float16 gradients underflow without loss scaling; the model itself is float32-policy.
@@ -158,8 +173,9 @@ def _distill(cfg, log, callbacks, cleanup):
                                             patience=train_cfg["reduce_lr"]["patience"],
                                             min_delta=train_cfg["reduce_lr"]["min_delta"], verbose=0)
     # A non-chief worker's checkpoints go to a temporary directory, removed when the run ends (also on error).
-    save_dir = cleanup.enter_context(strategy_mod.worker_dir(run_dir, chief))
-    saver = runstate.RunState(run_dir, checkpoint, state, es, rlr, best_from_epoch, chief, save_dir)
+    save_dir = cleanup.enter_context(strategy_mod.worker_dir(run_dir, chief=chief))
+    saver = runstate.RunState(run_dir, checkpoint, state, early_stopping=es, reduce_lr=rlr,
+                              best_from_epoch=best_from_epoch, chief=chief, save_dir=save_dir)
     initial_epoch = saver.restore()
     # A run stopped by its time budget continues when re-run without one (train.time_budget_s: null).
     finished = training_finished(state, train_cfg)
@@ -172,18 +188,21 @@ def _distill(cfg, log, callbacks, cleanup):
                 f"{int(model.optimizer.iterations.numpy())})")
 
     # One reader for every dataset: data.max_open_files bounds the whole run's open shard files.
-    reader = pipeline.BlockReader(pairs.shards, data["max_open_files"])
+    reader = pipeline.BlockReader(pairs.shards, max_open_files=data["max_open_files"])
     cleanup.callback(reader.close)
     train_ds = pipeline.train_dataset(pairs.shards, pipeline.make_blocks(pairs.shards, split.train_rows,
-                                                                         data["block_rows"]),
-                                      batch, seed, data["shuffle_buffer"], cycle_length=data["cycle_length"],
+                                                                         block_rows=data["block_rows"]),
+                                      batch_size=batch, seed=seed, shuffle_buffer=data["shuffle_buffer"],
+                                      cycle_length=data["cycle_length"],
                                       rows_done=int(model.optimizer.iterations.numpy()) * batch, reader=reader)
-    valid_blocks = pipeline.make_blocks(pairs.shards, split.valid_rows, data["block_rows"])
-    valid_ds = pipeline.eval_dataset(pairs.shards, valid_blocks, batch, valid_steps, reader=reader)
+    valid_blocks = pipeline.make_blocks(pairs.shards, split.valid_rows, block_rows=data["block_rows"])
+    valid_ds = pipeline.eval_dataset(pairs.shards, valid_blocks, batch_size=batch, max_batches=valid_steps,
+                                     reader=reader)
     fit_callbacks = (pruning.callbacks() if prune_fn else []) + \
         ([pruning.FixedMasks(network, masks)] if masks is not None else []) + [
         runstate.ProgressBar(steps, epochs, disable=not cfg["progress"]),
-        es, rlr, runstate.EventLog(run_dir / "tensorboard", chief), runstate.TimeBudget(train_cfg["time_budget_s"], state),
+        es, rlr, runstate.EventLog(run_dir / "tensorboard", chief=chief),
+        runstate.TimeBudget(train_cfg["time_budget_s"], state),
         saver, *callbacks]
     fit_start = time.perf_counter()
     if not finished:
@@ -204,7 +223,8 @@ def _distill(cfg, log, callbacks, cleanup):
     student_mod.copy_back(seamodel, body)
     sparsity = pruning.measure_sparsity(seamodel.network(), targets_by_layer)
     preds, targets = evaluate.predict(seamodel.keras, pipeline.eval_dataset(
-        pairs.shards, valid_blocks, batch, _eval_batches(cfg["evaluate"]["max_rows"], batch), reader=reader))
+        pairs.shards, valid_blocks, batch_size=batch, max_batches=_eval_batches(cfg["evaluate"]["max_rows"], batch),
+        reader=reader))
     metrics = evaluate.regression_metrics(preds, targets)
     report = {"run_dir": str(run_dir), "student": None, "held_out": metrics,
               "d": pairs.d, "split": split.summary(), "replicas": replicas, "global_batch": batch,
@@ -212,7 +232,7 @@ def _distill(cfg, log, callbacks, cleanup):
               "steps_per_epoch": steps, "epochs_run": state["epoch"], "stopped": state["stopped"],
               "validation": {"windows": int(min(len(split.valid_rows), valid_steps * batch)),
                              "batches": int(valid_steps), "validation_steps": train_cfg["validation_steps"]},
-              **kept_epoch(state, best_from_epoch), "best": best,
+              **kept_epoch(state, best_from_epoch=best_from_epoch), "best": best,
               "final_lr": state["history"][-1]["lr"] if state["history"] else None,
               "fit_windows_per_s": (trained_epochs * steps * batch / fit_seconds) if trained_epochs else None,  # incl. validation
               "sparsity": {"total": sparsity["total"], "pruned_total": sparsity["pruned_total"],
@@ -222,20 +242,20 @@ def _distill(cfg, log, callbacks, cleanup):
         report["downstream"] = evaluate.downstream_accuracy(seamodel, pairs.shards, split, seed=seed,
                                                             progress=cfg["progress"])
     # Every worker saves (reading multi-worker batch-norm statistics is a collective op); the chief's copy is kept.
-    with strategy_mod.worker_dir(run_dir, chief) as save_dir:
-        saved = _save_student(seamodel, save_dir / "student.keras", pairs, cfg, best, warm,
+    with strategy_mod.worker_dir(run_dir, chief=chief) as student_dir:
+        saved = _save_student(seamodel, student_dir / "student.keras", pairs, cfg, best, warm,
                               {**sparsity, "pruned": bool(prune_cfg["enabled"]),
                                "schedule": prune_cfg["schedule"] if prune_cfg["enabled"] else None}, metrics)
     if chief:
         report["student"] = str(saved)
         if state["history"]:
             report["loss_png"] = str(evaluate.plot_history(state["history"], run_dir / "loss.png",
-                                                           f"{seamodel.name} → d={pairs.d}"))
+                                                           title=f"{seamodel.name} → d={pairs.d}"))
     if cfg["qat"]["enabled"]:
         from sea_tf.distill import qat
         # valid_ds already holds exactly the validation batches: no step count (see model.fit above).
-        report["qat"] = qat.fine_tune(seamodel, train_ds, valid_ds, steps, None, cfg, run_dir, chief,
-                                      pairs, log=log)
+        report["qat"] = qat.fine_tune(seamodel, train_ds, valid_ds, steps=steps, valid_steps=None, cfg=cfg,
+                                      run_dir=run_dir, chief=chief, pairs=pairs, log=log)
     report["wall_s"] = round(time.perf_counter() - start, 2)
     if chief:
         atomic.write_json(run_dir / "report.json", report)
@@ -251,7 +271,7 @@ def training_finished(state: dict, train_cfg: dict) -> bool:
         (state.get("stopped") == "time_budget" and bool(train_cfg["time_budget_s"]))
 
 
-def finished_report(run_dir, cfg: dict, pairs) -> dict | None:
+def finished_report(run_dir: Path | str, cfg: dict, pairs: pairs_mod.Pairs) -> dict | None:
     """The report of a finished run of exactly this configuration on these inputs, or None.
 
     Finished means: ``distill.config.yaml`` equals ``cfg`` (``progress`` and the spelling of
@@ -300,7 +320,7 @@ def finished_report(run_dir, cfg: dict, pairs) -> dict | None:
     return report
 
 
-def kept_epoch(state: dict, best_from_epoch: int = 0) -> dict:
+def kept_epoch(state: dict, *, best_from_epoch: int = 0) -> dict:
     """Which epoch's weights ``student.keras`` holds, and why (the ``kept_*`` keys of report.json).
 
     Parameters
@@ -327,7 +347,8 @@ def kept_epoch(state: dict, best_from_epoch: int = 0) -> dict:
     return {"kept_epoch": None, "kept_because": "not trained", "kept_val_loss": None}
 
 
-def _save_student(seamodel, path, pairs, cfg, best, warm, sparsity, metrics):
+def _save_student(seamodel: SeaModel, path: Path, pairs: pairs_mod.Pairs, cfg: dict, best: dict | None,
+                  warm: dict | None, sparsity: dict, metrics: dict) -> Path:
     card = seamodel.card
     card["weights"] = {"source": "trained", "seed": int(cfg["seed"]), "path": str(path),
                        "init": warm["spec"] if warm else None}
@@ -342,7 +363,7 @@ def _save_student(seamodel, path, pairs, cfg, best, warm, sparsity, metrics):
     return path
 
 
-def global_batch(batch_size: int, replicas: int, scale_with_replicas: bool = False) -> int:
+def global_batch(batch_size: int, replicas: int, *, scale_with_replicas: bool = False) -> int:
     """Windows per optimizer step over all replicas.
 
     The published recipe (docs/PROTOCOL.md §3.4, Keras ``multi_gpu_model``) splits one batch of
@@ -369,16 +390,16 @@ def global_batch(batch_size: int, replicas: int, scale_with_replicas: bool = Fal
     return batch
 
 
-def per_replica_batches(batch: int, replicas: int) -> list:
+def per_replica_batches(batch: int, replicas: int) -> list[int]:
     """How tf.distribute splits a global batch: as evenly as possible, the first replicas one row more."""
     return [batch // replicas + (1 if r < batch % replicas else 0) for r in range(replicas)]
 
 
-def _eval_batches(max_rows, batch):
+def _eval_batches(max_rows: int | None, batch: int) -> int | None:
     return math.ceil(int(max_rows) / batch) if max_rows else None
 
 
-def _check_config(cfg):
+def _check_config(cfg: dict) -> None:
     unknown = set(cfg) - set(DEFAULTS)
     if unknown:
         raise TrainError(f"unknown distill setting(s) {sorted(unknown)}")
