@@ -7,7 +7,7 @@ Each measurement runs in a fresh subprocess and reports its peak resident set (`
   what ``sea-tf teacher-embed`` held per file before (times ``prefetch_files``);
 - ``host-stream``: :func:`sea_tf.audio.stream_windows` at 48 kHz and 8 kHz, the blocks teacher-embed
   consumes now;
-- ``teacher-embed``: :func:`sea_tf.teacher_embed.extract` end to end with an 8 kHz teacher
+- ``teacher-embed``: :func:`sea_tf.teacher.extract` end to end with an 8 kHz teacher
   (``--teacher``, default the untrained SEA-64 preset, cheap enough for an hour of audio on 2 cores);
   this counts TensorFlow's own growth over its first predict calls, which a 10-s file never makes;
 - ``teacher-embed-warm``: the same after 60 predict calls on noise before the baseline, so the
@@ -60,7 +60,7 @@ if mode.startswith("host") or mode.startswith("teacher-embed"):
     from sea_tf import audio
     if mode.startswith("teacher-embed"):
         from sea_tf.models import load_model
-        from sea_tf.teacher_embed import extract
+        from sea_tf.teacher import extract
         teacher = load_model(sys.argv[4])
         if mode == "teacher-embed-warm":
             # TensorFlow's own growth over its first predict calls, with no audio at all.
@@ -87,9 +87,9 @@ else:
     if mode == "device-whole":
         x, sr = audio.load_audio(path)
         x, _ = audio.resample(x, sr, 8000)
-        windows = len(audio.frame_audio(x, 8000, 800, True))
+        windows = len(audio.frame_audio(x, 8000, 800, center=True))
     else:
-        for _, window in audio.stream_windows(audio.AudioStream(path, 8000), 8000, 800, True):
+        for _, window in audio.stream_windows(audio.AudioStream(path, 8000), 8000, 800, center=True):
             windows += 1
 print(json.dumps({"peak_mb": peak_mb(), "base_mb": base, "windows": windows}))
 '''

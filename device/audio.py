@@ -7,8 +7,12 @@ padding at the end up to a whole hop, windows every ``hop_s`` seconds.
 import math
 import os
 import warnings
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from device.errors import AudioFileError, DeviceWarning
 
@@ -25,7 +29,7 @@ _PCM_CONTAINERS = frozenset({"WAV", "WAVEX", "RF64", "W64", "AIFF", "AU", "CAF",
 _FLAC_SAMPLES_PER_BYTE = 65535
 
 
-def check_header(path, handle, *, error: type = AudioFileError) -> None:
+def check_header(path: Path | str, handle: Any, *, error: type[Exception] = AudioFileError) -> None:
     """Raise ``error`` when an open file's header cannot describe the audio the file holds.
 
     Checked before any sample is read or resampled: the rate within 1 kHz-384 kHz, at least one
@@ -61,12 +65,12 @@ def check_header(path, handle, *, error: type = AudioFileError) -> None:
         raise error(f"{path}: header declares {frames} frames x {channels} channels, more than a FLAC file of {size} "
                     "bytes can hold; the file is corrupt (re-encode it)")
     declared, available = wav_data_bytes(path, size)
-    if declared is not None and declared > available:
+    if declared is not None and available is not None and declared > available:   # both None or both set
         raise error(f"{path}: truncated WAV (header declares {declared} data bytes, the file holds {available}); "
                     "re-copy the file")
 
 
-def wav_data_bytes(path, size: int) -> tuple:
+def wav_data_bytes(path: Path | str, size: int) -> tuple[int, int] | tuple[None, None]:
     """(declared, available) bytes of a RIFF/WAVE file's data chunk, or (None, None) when not a WAV
     or when its writer left the size open (0 or 0xFFFFFFFF: a stream). libsndfile silently reads
     what is there, so a half-copied WAV would otherwise pass as a shorter clip."""
@@ -87,7 +91,7 @@ def wav_data_bytes(path, size: int) -> tuple:
     return None, None
 
 
-def open_checked(path, *, error: type = AudioFileError):
+def open_checked(path: Path | str, *, error: type[Exception] = AudioFileError) -> Any:
     """A ``soundfile.SoundFile`` on ``path`` whose header passed :func:`check_header` (``error`` otherwise).
 
     Parameters
@@ -110,7 +114,7 @@ def open_checked(path, *, error: type = AudioFileError):
     return handle
 
 
-def read_block_frames(sr: int, channels: int, *, samples: "int | None" = None) -> int:
+def read_block_frames(sr: int, channels: int, *, samples: int | None = None) -> int:
     """Source frames per read: at most ``samples`` (default :data:`READ_BLOCK_FRAMES`) samples over
     all channels and ``samples / 48000`` seconds, so that a block resampled to any model rate up to
     48 kHz is bounded too, whatever the file's header says."""
@@ -118,12 +122,12 @@ def read_block_frames(sr: int, channels: int, *, samples: "int | None" = None) -
     return max(1, min(samples // max(1, int(channels)), -(-samples * int(sr) // 48000)))
 
 
-def _frames_known(handle):
+def _frames_known(handle: Any) -> bool:
     """Whether ``handle.frames`` is the file's true length (containers and FLAC), not an estimate."""
     return handle.format in _PCM_CONTAINERS or handle.format == "FLAC"
 
 
-def load_audio(path):
+def load_audio(path: Path | str) -> tuple[npt.NDArray[np.float32], int]:
     """Read an audio file as mono float32, block by block after :func:`check_header`.
 
     Parameters
@@ -142,7 +146,7 @@ def load_audio(path):
     return (parts[0] if len(parts) == 1 else np.concatenate(parts)), sr
 
 
-def resampler_name():
+def resampler_name() -> str:
     """The resampler this board uses: ``"soxr-hq"`` (the workstation's, in requirements-device.txt) or ``"numpy-fft"``."""
     try:
         import soxr  # noqa: F401
@@ -151,7 +155,7 @@ def resampler_name():
     return "soxr-hq"
 
 
-def resample(audio, sr_in, sr_out):
+def resample(audio: np.ndarray, sr_in: int, sr_out: int) -> tuple[npt.NDArray[np.float32], str]:
     """Resample mono audio with soxr (HQ), the workstation's resampler; a numpy FFT fallback only without soxr.
 
     Parameters
@@ -178,7 +182,7 @@ def resample(audio, sr_in, sr_out):
     return soxr.resample(audio, sr_in, sr_out, quality="HQ").astype(np.float32), "soxr-hq"
 
 
-def _fft_resample(audio, sr_in, sr_out):
+def _fft_resample(audio: np.ndarray, sr_in: int, sr_out: int) -> npt.NDArray[np.float32]:
     # Hand-written because the board has no scipy: band-limited resampling by truncating or
     # zero-padding the spectrum (what scipy.signal.resample does), fine for clips of seconds.
     n_out = int(round(len(audio) * sr_out / sr_in))
@@ -191,7 +195,8 @@ def _fft_resample(audio, sr_in, sr_out):
     return (np.fft.irfft(spectrum, n=n_out) * (n_out / len(audio))).astype(np.float32)
 
 
-def frame_audio(audio, frame_samples, hop_samples, center=True):
+def frame_audio(audio: npt.ArrayLike, frame_samples: int, hop_samples: int, *,
+                center: bool = True) -> npt.NDArray[np.float32]:
     """Cut audio into overlapping windows (openl3/edgel3 framing).
 
     Parameters
@@ -208,12 +213,13 @@ def frame_audio(audio, frame_samples, hop_samples, center=True):
     -------
     frames : np.ndarray [shape=(n_frames, frame_samples), dtype=float32]
     """
-    stream, count = padded_stream(audio, frame_samples, hop_samples, center)
+    stream, count = padded_stream(audio, frame_samples, hop_samples, center=center)
     view = np.lib.stride_tricks.sliding_window_view(stream, frame_samples)[::hop_samples]
     return np.ascontiguousarray(view[:count])
 
 
-def padded_stream(audio, frame_samples, hop_samples, center=True):
+def padded_stream(audio: npt.ArrayLike, frame_samples: int, hop_samples: int, *,
+                  center: bool = True) -> tuple[npt.NDArray[np.float32], int]:
     """The zero-padded signal whose windows ``[k*hop, k*hop + frame)`` are :func:`frame_audio`'s.
 
     Parameters
@@ -251,7 +257,8 @@ def padded_stream(audio, frame_samples, hop_samples, center=True):
 READ_BLOCK_FRAMES = 65536
 
 
-def read_blocks(path, block_frames=None):
+def read_blocks(path: Path | str, *,
+                block_frames: int | None = None) -> tuple[int, Iterator[npt.NDArray[np.float32]]]:
     """Open an audio file; return its rate and an iterator over mono float32 blocks.
 
     The header is checked first (:func:`check_header`). The samples are the file's, averaged
@@ -279,7 +286,7 @@ def read_blocks(path, block_frames=None):
     step = int(block_frames) if block_frames else read_block_frames(handle.samplerate, handle.channels)
     declared = handle.frames if _frames_known(handle) else None
 
-    def blocks():
+    def blocks() -> Iterator[npt.NDArray[np.float32]]:
         total = 0
         with handle:
             while True:
@@ -304,7 +311,8 @@ def read_blocks(path, block_frames=None):
     return int(handle.samplerate), blocks()
 
 
-def resample_blocks(blocks, sr_in, sr_out):
+def resample_blocks(blocks: Iterable[npt.NDArray[np.float32]], sr_in: int,
+                    sr_out: int) -> tuple[Iterator[npt.NDArray[np.float32]], str]:
     """Resample a stream of mono blocks with soxr's streaming resampler (HQ, :func:`resample`'s samples).
 
     Without soxr the numpy FFT fallback needs the whole signal: the blocks are joined first (memory
@@ -331,7 +339,7 @@ def resample_blocks(blocks, sr_in, sr_out):
         audio, method = resample(np.concatenate(list(blocks)), sr_in, sr_out)
         return iter([audio]), method
 
-    def stream():
+    def stream() -> Iterator[npt.NDArray[np.float32]]:
         resampler = soxr.ResampleStream(sr_in, sr_out, 1, dtype="float32", quality="HQ")
         for block in blocks:
             yield resampler.resample_chunk(block)
@@ -340,7 +348,8 @@ def resample_blocks(blocks, sr_in, sr_out):
     return stream(), "soxr-hq"
 
 
-def stream_windows(blocks, frame_samples, hop_samples, center=True, pad_end=True):
+def stream_windows(blocks: Iterable[npt.ArrayLike], frame_samples: int, hop_samples: int, *, center: bool = True,
+                   pad_end: bool = True) -> Iterator[tuple[int, npt.NDArray[np.float32]]]:
     """The windows of :func:`frame_audio` over a signal given as blocks, one at a time.
 
     Holds one window plus one block of samples, whatever the length of the signal.
@@ -411,15 +420,15 @@ class AudioStream:
         Source frames per read (default :func:`read_block_frames`).
     """
 
-    def __init__(self, path, sample_rate, block_frames=None):
-        self.sr, self._blocks = read_blocks(path, block_frames)
+    def __init__(self, path: Path | str, sample_rate: int, *, block_frames: int | None = None) -> None:
+        self.sr, self._blocks = read_blocks(path, block_frames=block_frames)
         self.n_source = 0
         self._out, self.method = resample_blocks(self._counted(), self.sr, int(sample_rate))
 
-    def _counted(self):
+    def _counted(self) -> Iterator[npt.NDArray[np.float32]]:
         for block in self._blocks:
             self.n_source += len(block)
             yield block
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[npt.NDArray[np.float32]]:
         return iter(self._out)

@@ -34,7 +34,9 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 # One window at a time: the front end's small matmuls ([50, 513] @ [513, 64]) are 20-50x slower
 # when OpenBLAS spreads them over threads that compete with the interpreter (measured: 60 ms ->
@@ -44,11 +46,15 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import numpy as np  # noqa: E402
+import numpy.typing as npt  # noqa: E402
 
 from device import system  # noqa: E402
 from device.audio import AudioStream, resampler_name, stream_windows  # noqa: E402
 from device.errors import DeviceError  # noqa: E402
-from device.runner import DEFAULT_BATCH, load_artifact  # noqa: E402
+from device.runner import DEFAULT_BATCH, Artifact, load_artifact  # noqa: E402
+
+if TYPE_CHECKING:
+    from device.frontends import StreamingFrontend
 
 SCHEMA = "sea-tf/device-bench/1"
 #: how ``--audio`` files are cut into windows (the names of sea-tf classify's ``framing``)
@@ -59,7 +65,7 @@ PROGRESS_EVERY_S = 0.5
 EXIT_COMPLETE, EXIT_ERROR, EXIT_PARTIAL = 0, 2, 3
 
 
-def latency_stats(ms):
+def latency_stats(ms: npt.ArrayLike) -> dict[str, float]:
     """Summary of per-window times.
 
     Parameters
@@ -72,22 +78,22 @@ def latency_stats(ms):
     dict
         ``n``, ``mean``, ``std``, ``min``, ``p50``, ``p90``, ``p99``, ``max`` in ms.
     """
-    ms = np.asarray(ms, np.float64)
-    if ms.size == 0:
+    times = np.asarray(ms, np.float64)
+    if times.size == 0:
         return {"n": 0}
-    p50, p90, p99 = np.percentile(ms, [50, 90, 99])
-    return {"n": int(ms.size), "mean": float(ms.mean()), "std": float(ms.std()), "min": float(ms.min()),
-            "p50": float(p50), "p90": float(p90), "p99": float(p99), "max": float(ms.max())}
+    p50, p90, p99 = np.percentile(times, [50, 90, 99])
+    return {"n": int(times.size), "mean": float(times.mean()), "std": float(times.std()), "min": float(times.min()),
+            "p50": float(p50), "p90": float(p90), "p99": float(p99), "max": float(times.max())}
 
 
 class _Pipeline:
     """Embedding model (+ optional classifier) with every stage timed with ``perf_counter``."""
 
-    def __init__(self, emb, cls):
+    def __init__(self, emb: Artifact, cls: Artifact | None) -> None:
         self.emb, self.cls = emb, cls
         self.interp = emb.interpreter
         self._in, self._out = emb._in, emb._out
-        self.streaming = None
+        self.streaming: StreamingFrontend | None = None
         if not emb.frontend_in_model and emb.frontend is not None and emb.frame_samples:
             from device.frontends import StreamingFrontend
 
@@ -95,7 +101,8 @@ class _Pipeline:
             self._quant = emb.input_quantization
             self._x = np.empty(emb.input_shape, self._quant[2] if self._quant else np.float32)
 
-    def stream_window(self, samples, start):
+    def stream_window(self, samples: npt.NDArray[np.float32],
+                      start: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32] | None, dict[str, float]]:
         """One window of a stream: the streaming front end writes the model's (quantized) input
         in place, then the network and classifier; returns (embedding, probs, times in ms)."""
         clock = time.perf_counter
@@ -108,15 +115,22 @@ class _Pipeline:
         t1 = clock()
         return self._network(q, t0, t1)
 
-    def window(self, frame, feats=None):
+    def window(self, frame: npt.NDArray[np.float32] | None, feats: npt.NDArray[np.float32] | None = None
+               ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32] | None, dict[str, float]]:
         """One window through the pipeline; returns (probs or embedding, times in ms)."""
         clock = time.perf_counter
         t0 = clock()
-        x = self.emb.features(frame[None])[0] if feats is None else feats
+        if feats is not None:
+            x = feats
+        elif frame is not None:
+            x = self.emb.features(frame[None])[0]
+        else:
+            raise ValueError("a window needs its samples or its features")
         t1 = clock()
         return self._network(self.emb.quantize_input(self.emb.batch_of_one(x)), t0, t1)
 
-    def _network(self, q, t0, t1):
+    def _network(self, q: np.ndarray, t0: float,
+                 t1: float) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32] | None, dict[str, float]]:
         """The timed rest of a window from its model input ``q`` (front end ran from ``t0`` to ``t1``):
         network (set, bare ``invoke()``, get), classifier; returns (embedding, probs, times in ms)."""
         clock = time.perf_counter
@@ -136,23 +150,25 @@ class _Pipeline:
 class Progress:
     """``device.bench: progress <what> <done>/<total>`` lines on stderr, at most every
     :data:`PROGRESS_EVERY_S` seconds and at the end of each stage; silent when not ``enabled``.
-    ``sea-tf device run`` parses them (``sea_tf.remote.PROGRESS_RE``); the total is ``?`` when unknown."""
+    ``sea-tf device run`` parses them (``sea_tf.remote.ssh.PROGRESS_RE``); the total is ``?`` when unknown."""
 
-    def __init__(self, enabled):
+    def __init__(self, enabled: bool) -> None:
         self.enabled, self._last = enabled, 0.0
 
-    def __call__(self, what, done, total=None, final=False):
+    def __call__(self, what: str, done: int, total: int | None = None, *, final: bool = False) -> None:
         now = time.monotonic()
         if self.enabled and (final or now - self._last >= PROGRESS_EVERY_S):
             self._last = now
             print(f"device.bench: progress {what} {done}/{'?' if total is None else total}", file=sys.stderr, flush=True)
 
 
-def time_synthetic(pipe, runs, warmup, seed, hop_s=0.1, progress=None):
+def time_synthetic(pipe: _Pipeline, *, runs: int, warmup: int, seed: int, hop_s: float = 0.1,
+                   progress: Progress | None = None) -> dict[str, dict[str, float]]:
     """Latency over ``runs`` timed passes after ``warmup`` passes on one seeded noise window."""
     emb = pipe.emb
     rng = np.random.default_rng(seed)
-    feats = None
+    frame: npt.NDArray[np.float32] | None
+    feats: npt.NDArray[np.float32] | None = None
     if emb.frame_samples:
         frame = (0.1 * rng.standard_normal(emb.frame_samples)).astype(np.float32)
         if not emb.frontend_in_model and emb.frontend is None:
@@ -161,7 +177,7 @@ def time_synthetic(pipe, runs, warmup, seed, hop_s=0.1, progress=None):
         frame, feats = None, rng.standard_normal(emb.input_shape[1:]).astype(np.float32)
     for _ in range(warmup):
         pipe.window(frame, feats)
-    samples = {key: [] for key in ("frontend", "network", "invoke", "classifier", "total")}
+    samples: dict[str, list[float]] = {key: [] for key in ("frontend", "network", "invoke", "classifier", "total")}
     for k in range(runs):
         _, _, times = pipe.window(frame, feats)
         for key, value in times.items():
@@ -169,33 +185,35 @@ def time_synthetic(pipe, runs, warmup, seed, hop_s=0.1, progress=None):
         if progress is not None:
             progress("timing", k + 1, runs, final=k + 1 == runs)
     result = {key: latency_stats(values) for key, values in samples.items()}
-    result["frontend_streaming"] = time_streaming_frontend(pipe, runs, warmup, hop_s, seed)
+    result["frontend_streaming"] = time_streaming_frontend(pipe, runs=runs, warmup=warmup, hop_s=hop_s, seed=seed)
     return result
 
 
-def time_streaming_frontend(pipe, runs, warmup, hop_s, seed):
+def time_streaming_frontend(pipe: _Pipeline, *, runs: int, warmup: int, hop_s: float, seed: int) -> dict[str, float]:
     """The streaming front end (incl. writing the quantized input) per window of a seeded noise
     stream at ``hop_s``: what ``device.listen`` and ``--audio`` pay instead of ``frontend``."""
     if pipe.streaming is None:
         return {"n": 0}
     emb = pipe.emb
-    hop = max(1, int(round(hop_s * emb.sample_rate)))
+    sample_rate, frame_samples = emb.window_format()      # known: the streaming front end needs them
+    hop = max(1, int(round(hop_s * sample_rate)))
     rng = np.random.default_rng(seed + 1)
-    stream = (0.1 * rng.standard_normal((runs + warmup) * hop + emb.frame_samples)).astype(np.float32)
+    stream = (0.1 * rng.standard_normal((runs + warmup) * hop + frame_samples)).astype(np.float32)
     fe, quant, x, clock = pipe.streaming, pipe._quant, pipe._x[0], time.perf_counter
     fe.reset()
-    ms = []
+    ms: list[float] = []
     for k in range(runs + warmup):
         start = k * hop
         t0 = clock()
-        fe(stream[start:start + emb.frame_samples], start, quantize=quant, out=x)
+        fe(stream[start:start + frame_samples], start, quantize=quant, out=x)
         if k >= warmup:
             ms.append((clock() - t0) * 1e3)
     fe.reset()
     return latency_stats(ms)
 
 
-def bench_file(pipe, path, hop_s, center=True, batch=DEFAULT_BATCH, pad_end=True, progress=None, label="file"):
+def bench_file(pipe: _Pipeline, path: Path | str, hop_s: float, *, center: bool = True, batch: int = DEFAULT_BATCH,
+               pad_end: bool = True, progress: Progress | None = None, label: str = "file") -> dict[str, Any]:
     """Embed and classify one audio file window by window (streaming front end); returns its result dict.
 
     The windows are ``device.audio.stream_windows``' (``center``; ``pad_end=False``: L3E, see
@@ -206,17 +224,18 @@ def bench_file(pipe, path, hop_s, center=True, batch=DEFAULT_BATCH, pad_end=True
     """
     emb, cls = pipe.emb, pipe.cls
     start = time.perf_counter()
+    sample_rate, frame_samples = emb.window_format()
     # Read, resampled and framed block by block: memory does not grow with the file's length.
-    source = AudioStream(path, emb.sample_rate)
+    source = AudioStream(path, sample_rate)
     sr, method = source.sr, source.method
-    hop = int(round(hop_s * emb.sample_rate))
+    hop = int(round(hop_s * sample_rate))
     if pipe.streaming is not None:
         pipe.streaming.reset()
-    per_window = []
-    probs = []
-    failure = None
+    per_window: list[dict[str, float]] = []
+    probs: list[npt.NDArray[np.float32]] = []
+    failure: DeviceError | str | None = None
     try:
-        for begin, window in stream_windows(source, emb.frame_samples, hop, center=center, pad_end=pad_end):
+        for begin, window in stream_windows(source, frame_samples, hop, center=center, pad_end=pad_end):
             _, p, times = pipe.stream_window(window, begin)
             per_window.append(times)
             if p is not None:
@@ -230,8 +249,8 @@ def bench_file(pipe, path, hop_s, center=True, batch=DEFAULT_BATCH, pad_end=True
         progress(f"{label} windows", len(per_window), len(per_window), final=True)
     count, duration_s = len(per_window), source.n_source / sr
     elapsed = time.perf_counter() - start
-    result = {"file": str(path), "status": "ok", "duration_s": duration_s, "sample_rate": sr,
-              "resampled": None if method == "none" else {"from": sr, "to": emb.sample_rate, "method": method},
+    result: dict[str, Any] = {"file": str(path), "status": "ok", "duration_s": duration_s, "sample_rate": sr,
+              "resampled": None if method == "none" else {"from": sr, "to": sample_rate, "method": method},
               "n_windows": count, "processing_s": elapsed,
               "real_time_factor": elapsed / duration_s if duration_s else None,
               "latency_ms": {key: latency_stats([t[key] for t in per_window])
@@ -240,18 +259,19 @@ def bench_file(pipe, path, hop_s, center=True, batch=DEFAULT_BATCH, pad_end=True
     if failure is not None:
         result.update(status="failed", partial=True, error=str(failure), offline=None)
         return result
-    result["offline"] = offline_throughput(emb, lambda: AudioStream(path, emb.sample_rate), hop, center, batch,
-                                           pad_end)
+    result["offline"] = offline_throughput(emb, lambda: AudioStream(path, sample_rate), hop, center=center,
+                                           batch=batch, pad_end=pad_end)
     if probs:
         mean = np.mean(probs, axis=0)
         best = int(np.argmax(mean))
-        names = cls.classes or [str(i) for i in range(len(mean))]
+        names = (cls.classes if cls is not None else None) or [str(i) for i in range(len(mean))]
         result.update({"predicted_index": best, "predicted_class": names[best] if best < len(names) else str(best),
                        "confidence": float(mean[best])})
     return result
 
 
-def offline_throughput(emb, audio, hop, center, batch, pad_end=True):
+def offline_throughput(emb: Artifact, audio: npt.NDArray[np.float32] | Callable[[], Iterable[npt.NDArray[np.float32]]],
+                       hop: int, *, center: bool, batch: int, pad_end: bool = True) -> dict[str, Any]:
     """Windows/s of ``Artifact.embed_audio`` (streaming front end + network) at batch 1 and ``batch``.
 
     ``audio``: mono samples at the model's rate, or a function returning a fresh block stream of
@@ -262,17 +282,17 @@ def offline_throughput(emb, audio, hop, center, batch, pad_end=True):
     t0 = clock()
     count = len(emb.embed_audio(fresh(), hop, center=center, batch=1, pad_end=pad_end))
     t1 = clock()
-    out = {"batch_1_windows_per_s": count / (t1 - t0), "batch": None, "batch_windows_per_s": None}
+    out: dict[str, Any] = {"batch_1_windows_per_s": count / (t1 - t0), "batch": None, "batch_windows_per_s": None}
     batch = emb.batch_size(batch)
     if batch > 1 and emb.batched_interpreter(batch) is not None and count >= batch:
-        emb.embed_audio(np.zeros(emb.frame_samples * 2, np.float32), hop, center=center, batch=batch)  # warm up
+        emb.embed_audio(np.zeros(emb.window_format()[1] * 2, np.float32), hop, center=center, batch=batch)  # warm up
         t2 = clock()
         emb.embed_audio(fresh(), hop, center=center, batch=batch, pad_end=pad_end)
         out.update(batch=batch, batch_windows_per_s=count / (clock() - t2))
     return out
 
 
-def framing_for(cls, framing="card", hop_s=0.1):
+def framing_for(cls: Artifact | None, *, framing: str = "card", hop_s: float = 0.1) -> dict[str, Any]:
     """How ``--audio`` files are framed: as the classifier's card says it was evaluated, or ``framing``.
 
     Parameters
@@ -294,27 +314,28 @@ def framing_for(cls, framing="card", hop_s=0.1):
         return {"name": framing, "hop_s": hop_s, "source": "--framing"}
     card = (cls.meta or {}).get("model_card") if cls is not None else None
     features = card.get("features") if isinstance(card, dict) else None
-    if isinstance(features, dict) and features.get("framing") in FRAMINGS:
+    if cls is not None and isinstance(features, dict) and features.get("framing") in FRAMINGS:
         hop = features.get("hop_size")
         return {"name": features["framing"], "hop_s": float(hop) if hop else hop_s,
                 "source": f"classifier card ({cls.path.name})"}
     return {"name": "centered", "hop_s": hop_s, "source": "default (no classifier card with features.framing)"}
 
 
-def _sidecar_missing(path, kind):
+def _sidecar_missing(path: Path | str, kind: str) -> DeviceError:
     return DeviceError(f"{path}: no sidecar {Path(path).with_suffix('.json').name} beside the {kind}, so its front end, "
                        "sample rate and classes are unknown and the numbers would be the bare network's on random "
                        "input; copy the sidecar that `sea-tf export` wrote, or pass --no-sidecar to time it anyway")
 
 
-def run(model, classifier=None, audio=(), threads=1, runs=100, warmup=10, hop_s=0.1, seed=0,
-        label=None, prefer=None, batch=DEFAULT_BATCH, framing="card", no_sidecar=False, progress=False):
+def run(model: Path | str, *, classifier: Path | str | None = None, audio: Sequence[Path | str] = (), threads: int = 1,
+        runs: int = 100, warmup: int = 10, hop_s: float = 0.1, seed: int = 0, label: str | None = None,
+        prefer: str | None = None, batch: int = DEFAULT_BATCH, framing: str = "card", no_sidecar: bool = False,
+        progress: bool = False) -> dict[str, Any]:
     """The whole benchmark; returns the JSON-able result dict (see module docstring).
 
     ``framing``: see :func:`framing_for`. ``no_sidecar``: run a model or classifier without its
     sidecar (else a :class:`DeviceError`). ``progress``: progress lines on stderr (:class:`Progress`).
     """
-    caught = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         peak_start = system.peak_rss_mb()
@@ -324,7 +345,7 @@ def run(model, classifier=None, audio=(), threads=1, runs=100, warmup=10, hop_s=
             raise _sidecar_missing(model, "model")
         cls = load_artifact(classifier, threads=threads, kind="classifier", prefer=prefer) if classifier else None
         if cls is not None and cls.meta is None and not no_sidecar:
-            raise _sidecar_missing(classifier, "classifier")
+            raise _sidecar_missing(str(classifier), "classifier")
         if cls is not None and int(np.prod(cls.input_shape[1:])) != emb.output_size:
             raise DeviceError(f"{classifier}: the classifier takes {int(np.prod(cls.input_shape[1:]))}-d inputs but "
                               f"{model} makes {emb.output_size}-d embeddings; pass the classifier trained on this model")
@@ -332,9 +353,9 @@ def run(model, classifier=None, audio=(), threads=1, runs=100, warmup=10, hop_s=
         rss_loaded = system.current_rss_mb()
         pipe = _Pipeline(emb, cls)
         report = Progress(progress)
-        latency = time_synthetic(pipe, runs, warmup, seed, hop_s, report)
-        frames = framing_for(cls, framing, hop_s)
-        files = []
+        latency = time_synthetic(pipe, runs=runs, warmup=warmup, seed=seed, hop_s=hop_s, progress=report)
+        frames = framing_for(cls, framing=framing, hop_s=hop_s)
+        files: list[dict[str, Any]] = []
         for k, path in enumerate(audio, 1):
             try:
                 files.append(bench_file(pipe, path, frames["hop_s"], center=frames["name"] == "centered",
@@ -375,7 +396,7 @@ def run(model, classifier=None, audio=(), threads=1, runs=100, warmup=10, hop_s=
     }
 
 
-def _describe(art):
+def _describe(art: Artifact) -> dict[str, Any]:
     size = art.path.stat().st_size
     sidecar = art.path.with_suffix(".json")
     source = (art.meta or {}).get("source")
@@ -391,7 +412,7 @@ def _describe(art):
             "classes": art.classes}
 
 
-def _sha256(path):
+def _sha256(path: Path | str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -399,7 +420,7 @@ def _sha256(path):
     return digest.hexdigest()
 
 
-def format_table(result):
+def format_table(result: dict[str, Any]) -> str:
     """A readable plain-text summary of a result dict."""
     m, env = result["model"], result["environment"]
     bare = [d["name"] for d in (m, result["classifier"]) if d and not d["has_sidecar"]]
@@ -451,16 +472,16 @@ def format_table(result):
     return "\n".join(lines)
 
 
-def write_json(path, obj):
+def write_json(path: Path | str, obj: Any) -> None:
     """Write ``obj`` as JSON atomically (temporary file + rename; ``device/`` has no ``sea_tf.atomic``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w") as fh:
             json.dump(obj, fh, indent=2)
             fh.write("\n")
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -469,12 +490,13 @@ def write_json(path, obj):
 class _Deprecated(argparse._StoreAction):
     """A hidden old spelling that says once, on stderr, which spelling replaced it."""
 
-    def __call__(self, parser, namespace, values, option_string=None):
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
         print(f"{parser.prog}: warning: {option_string} is deprecated; use {self.metavar}", file=sys.stderr)
         super().__call__(parser, namespace, values, option_string)
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """The ``python -m device.bench`` argument parser (also used by tests that check documented commands)."""
     parser = argparse.ArgumentParser(prog="python -m device.bench", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -513,13 +535,13 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns 0 (complete), 3 (partial) or 2 (error); see the module docstring."""
     args = build_parser().parse_args(argv)
     try:
         if args.runs < 1 or args.warmup < 0 or args.threads < 1 or args.hop <= 0 or args.batch < 1:
             raise DeviceError("--runs, --threads and --batch-size must be >= 1, --warmup >= 0 and --hop-size > 0")
-        result = run(args.model, args.classifier, args.audio, threads=args.threads, runs=args.runs,
+        result = run(args.model, classifier=args.classifier, audio=args.audio, threads=args.threads, runs=args.runs,
                      warmup=args.warmup, hop_s=args.hop, seed=args.seed, label=args.label,
                      prefer=args.interpreter, batch=args.batch, framing=args.framing,
                      no_sidecar=args.no_sidecar, progress=args.progress)

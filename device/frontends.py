@@ -23,8 +23,10 @@ The mel filterbank is written out here (rather than taken from librosa) because 
 must run with numpy alone on the target board.
 """
 import functools
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 DB_FLOOR = -80.0
 AMIN = 1e-10
@@ -36,17 +38,17 @@ FRONTEND_TYPES = (
 )
 
 
-def is_mel(spec):
+def is_mel(spec: dict[str, Any]) -> bool:
     """True when the front end ends in a mel filterbank."""
     return spec["type"].endswith("-mel")
 
 
-def filterbank_on_power(spec):
+def filterbank_on_power(spec: dict[str, Any]) -> bool:
     """True for kapre 0.1.4 (``sqrt(FB @ |X|^2)``); False for openl3 0.4 (``FB @ |X|``)."""
     return spec["type"].startswith("kapre-0.1.4")
 
 
-def hz_to_mel(freqs, htk):
+def hz_to_mel(freqs: npt.ArrayLike, htk: bool) -> npt.NDArray[np.float64]:
     """Hz → mel, HTK (``2595 log10(1 + f/700)``) or Slaney (linear below 1 kHz, log above)."""
     freqs = np.asarray(freqs, dtype=np.float64)
     if htk:
@@ -57,7 +59,7 @@ def hz_to_mel(freqs, htk):
     return np.where(freqs >= min_log_hz, min_log_mel + np.log(safe / min_log_hz) / logstep, freqs / f_sp)
 
 
-def mel_to_hz(mels, htk):
+def mel_to_hz(mels: npt.ArrayLike, htk: bool) -> npt.NDArray[np.float64]:
     """Inverse of :func:`hz_to_mel`."""
     mels = np.asarray(mels, dtype=np.float64)
     if htk:
@@ -67,7 +69,8 @@ def mel_to_hz(mels, htk):
     return np.where(mels >= min_log_mel, min_log_hz * np.exp(logstep * (mels - min_log_mel)), f_sp * mels)
 
 
-def mel_filterbank(sr, n_dft, n_mels, fmin=0.0, fmax=None, htk=True, norm="slaney"):
+def mel_filterbank(sr: int, n_dft: int, n_mels: int, *, fmin: float = 0.0, fmax: float | None = None,
+                   htk: bool = True, norm: str | int | None = "slaney") -> npt.NDArray[np.float32]:
     """Triangular mel filterbank, laid out for ``power @ fb``.
 
     Parameters
@@ -105,7 +108,7 @@ def mel_filterbank(sr, n_dft, n_mels, fmin=0.0, fmax=None, htk=True, norm="slane
 
 
 @functools.lru_cache(maxsize=8)
-def periodic_hann(n):
+def periodic_hann(n: int) -> npt.NDArray[np.float64]:
     """Periodic Hann window ``0.5 - 0.5 cos(2 pi k / n)``, ``k = 0..n-1`` (float64, read-only)."""
     window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n) / n)
     window.flags.writeable = False
@@ -113,14 +116,15 @@ def periodic_hann(n):
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_filterbank(sr, n_dft, n_mels, fmin, fmax, htk, norm):
+def _cached_filterbank(sr: int, n_dft: int, n_mels: int, fmin: float, fmax: float | None, htk: bool,
+                       norm: str | int | None) -> npt.NDArray[np.float64]:
     # Building the filterbank costs ~0.8 ms, as much as the int8 network itself: build it once per spec.
-    fb = mel_filterbank(sr, n_dft, n_mels, fmin, fmax, htk, norm).astype(np.float64)
+    fb = mel_filterbank(sr, n_dft, n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=norm).astype(np.float64)
     fb.flags.writeable = False
     return fb
 
 
-def padding_amounts(n_samples, n_dft, n_hop, padding):
+def padding_amounts(n_samples: int, n_dft: int, n_hop: int, padding: str) -> tuple[int, int, int]:
     """(front, back, n_frames) of the STFT for one padding mode.
 
     ``same``: TF 'SAME' (kapre 0.1.4), T = ceil(n/hop), front = floor(total/2).
@@ -142,14 +146,14 @@ def padding_amounts(n_samples, n_dft, n_hop, padding):
     raise ValueError(f"unknown STFT padding {padding!r}; use same, valid, end or center")
 
 
-def output_shape(spec, n_samples):
+def output_shape(spec: dict[str, Any], n_samples: int) -> list[int]:
     """``[F, T, 1]`` of the front end for windows of ``n_samples`` samples."""
     _, _, frames = padding_amounts(n_samples, spec["n_dft"], spec["n_hop"], spec["padding"])
     n_freq = spec["n_mels"] if is_mel(spec) else spec["n_dft"] // 2 + 1
     return [int(n_freq), int(frames), 1]
 
 
-def to_decibel(amplitude):
+def to_decibel(amplitude: npt.ArrayLike) -> npt.NDArray[np.float32]:
     """kapre 0.1.4 dB: ``10 log10(max(a, 1e-10))`` minus the per-example max, floored at −80.
 
     Parameters
@@ -166,12 +170,12 @@ def to_decibel(amplitude):
     return np.maximum(log, DB_FLOOR).astype(np.float32)
 
 
-def _check_spec(spec):
+def _check_spec(spec: dict[str, Any]) -> None:
     if spec["type"] not in FRONTEND_TYPES:
         raise ValueError(f"unknown front-end type {spec['type']!r}; known: {', '.join(FRONTEND_TYPES)}")
 
 
-def frame_log_amplitude(windows, spec):
+def frame_log_amplitude(windows: npt.NDArray[np.float64], spec: dict[str, Any]) -> npt.NDArray[np.float64]:
     """``10 log10(max(amplitude, 1e-10))`` of STFT frames, before the per-example normalisation.
 
     The part of the front end that depends on one STFT frame only, shared by
@@ -204,7 +208,7 @@ def frame_log_amplitude(windows, spec):
     return 10.0 * np.log10(np.maximum(amplitude, AMIN))
 
 
-def compute_frontend(frames, spec):
+def compute_frontend(frames: npt.ArrayLike, spec: dict[str, Any]) -> npt.NDArray[np.float32]:
     """Time-frequency image of each 1-s window, as the model's front-end layer computes it.
 
     Parameters
@@ -267,7 +271,7 @@ class StreamingFrontend:
     >>> images = [fe(audio[s:s + 8000], s) for s in range(0, len(audio) - 7999, 800)]   # doctest: +SKIP
     """
 
-    def __init__(self, spec, frame_samples):
+    def __init__(self, spec: dict[str, Any], frame_samples: int) -> None:
         _check_spec(spec)
         self.spec = dict(spec)
         self.frame_samples = int(frame_samples)
@@ -290,21 +294,22 @@ class StreamingFrontend:
         # Ring of the inside rows by grid index, every row written twice (at g % cap and g % cap + cap)
         # so that any run of up to cap consecutive rows is one slice: no modulo gather per window.
         self._store = np.empty((2 * self._cap, self.n_freq), np.float64)
-        self._plans = {}                                                  # (reuse_lo, reuse_hi) -> frames to compute
+        # (reuse_lo, reuse_hi) -> frames to compute
+        self._plans: dict[tuple[int, int], tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]] = {}
         self.reset()
 
     @property
-    def output_shape(self):
+    def output_shape(self) -> tuple[int, ...]:
         """``(F, T, 1)`` of one window's image."""
         return self._image.shape
 
-    def reset(self):
+    def reset(self) -> None:
         """Forget the cached frames (e.g. after a gap in the stream)."""
-        self._grid = None                       # (phase, first, end) grid indices of the cached rows
+        self._grid: tuple[int, int, int] | None = None   # (phase, first, end) grid indices of the cached rows
         self.frames_computed = 0
         self.frames_reused = 0
 
-    def log_amplitude(self, window, start):
+    def log_amplitude(self, window: npt.ArrayLike, start: int) -> npt.NDArray[np.float64]:
         """Per-frame log-amplitude rows of one window (before normalisation), with frame reuse.
 
         Parameters
@@ -352,7 +357,9 @@ class StreamingFrontend:
         self.frames_reused += b - a
         return self._log
 
-    def __call__(self, window, start, quantize=None, out=None):
+    def __call__(self, window: npt.ArrayLike, start: int, *,
+                 quantize: tuple[Any, Any, npt.DTypeLike] | None = None,
+                 out: np.ndarray | None = None) -> np.ndarray:
         """The front-end image of one window, equal to ``compute_frontend(window[None], spec)[0]``.
 
         Parameters

@@ -6,6 +6,8 @@ reported in every benchmark, because kernels (and so timings) differ between the
 """
 import importlib
 from importlib import metadata
+from pathlib import Path
+from typing import Any
 
 from device.errors import InterpreterError
 
@@ -17,7 +19,7 @@ CANDIDATES = (
 )
 
 
-def find_interpreter(prefer=None):
+def find_interpreter(*, prefer: str | None = None) -> tuple[Any, dict[str, str]]:
     """The first importable interpreter class.
 
     Parameters
@@ -33,7 +35,7 @@ def find_interpreter(prefer=None):
         ``{"package": distribution name, "module": module path, "version": str}``.
     """
     order = sorted(CANDIDATES, key=lambda c: c[1] != prefer) if prefer else CANDIDATES
-    failures = []
+    failures: list[str] = []
     for module_name, dist in order:
         try:
             module = importlib.import_module(module_name)
@@ -47,7 +49,8 @@ def find_interpreter(prefer=None):
         "`pip install -r requirements-device.txt` (ai-edge-litert) on this machine")
 
 
-def open_interpreter(model_path, threads=1, prefer=None):
+def open_interpreter(model_path: Path | str, *, threads: int = 1,
+                     prefer: str | None = None) -> tuple[Any, dict[str, str]]:
     """Load ``model_path`` into a ready-to-run interpreter (tensors allocated).
 
     Parameters
@@ -65,7 +68,7 @@ def open_interpreter(model_path, threads=1, prefer=None):
     info : dict
         As returned by :func:`find_interpreter`.
     """
-    cls, info = find_interpreter(prefer)
+    cls, info = find_interpreter(prefer=prefer)
     try:
         interpreter = cls(model_path=str(model_path), num_threads=int(threads))
         interpreter.allocate_tensors()
@@ -76,7 +79,7 @@ def open_interpreter(model_path, threads=1, prefer=None):
     return interpreter, info
 
 
-def _version(dist):
+def _version(dist: str) -> str:
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:

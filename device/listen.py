@@ -33,16 +33,24 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterable, Sequence
+from types import FrameType
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, TextIO
 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):   # see device/bench.py
     os.environ.setdefault(_var, "1")
 
 import numpy as np  # noqa: E402
+import numpy.typing as npt  # noqa: E402
 
 from device import system  # noqa: E402
 from device.errors import ArtifactError, DeviceError, SourceError  # noqa: E402
-from device.runner import load_artifact  # noqa: E402
-from device.stream import StreamResampler, WindowRing, open_source  # noqa: E402
+from device.runner import Artifact, load_artifact  # noqa: E402
+from device.stream import Source, StreamResampler, WindowRing, open_source  # noqa: E402
+
+if TYPE_CHECKING:
+    from device.frontends import StreamingFrontend
 
 SCHEMA = "sea-tf/device-listen/1"
 STATUS_EVERY_S = 0.25
@@ -55,10 +63,10 @@ class _Stop(Exception):
 #: Set by the first Ctrl-C / SIGTERM (or the end of stdin with --until-stdin-closes): the stream
 #: stops at the next block, so no JSON line is cut in half, and the summary is written.
 STOP = threading.Event()
-_SOURCES = []
+_SOURCES: list[Source] = []
 
 
-def parse_trigger(text, classes):
+def parse_trigger(text: str, classes: Sequence[str] | None) -> tuple[int, str, float, int]:
     """``CLASS:P[:N]`` → (class index, class name, threshold P, windows N)."""
     parts = str(text).rsplit(":", 2) if str(text).count(":") >= 2 else str(text).rsplit(":", 1)
     try:
@@ -80,11 +88,12 @@ def parse_trigger(text, classes):
 class Trigger:
     """Onset when a class's probability stays >= P for N windows; offset after N windows below P."""
 
-    def __init__(self, index, name, threshold, windows):
+    def __init__(self, index: int, name: str, threshold: float, windows: int) -> None:
         self.index, self.name, self.threshold, self.windows = index, name, threshold, windows
-        self.active, self.run, self.since, self.peak = False, 0, None, 0.0
+        self.active, self.run, self.peak = False, 0, 0.0
+        self.since = 0.0          # end time of the first window of the current run (set as a run begins)
 
-    def update(self, t, probs):
+    def update(self, t: float, probs: npt.NDArray[np.float32]) -> dict[str, Any] | None:
         """Feed one window (end time ``t`` s); returns an event dict or None."""
         p = float(probs[self.index])
         above = p >= self.threshold
@@ -106,7 +115,7 @@ class Trigger:
         self.peak = p if above else 0.0
         return event
 
-    def close(self, t):
+    def close(self, t: float) -> dict[str, Any] | None:
         """The offset of an event still open when the stream ends (None if none is)."""
         if not self.active:
             return None
@@ -126,10 +135,8 @@ class Listener:
         Classifier taking ``emb``'s embeddings.
     """
 
-    def __init__(self, emb, cls=None):
-        if not emb.frame_samples or not emb.sample_rate:
-            raise ArtifactError(f"{emb.path}: the sidecar does not give the model's sample rate and window length; "
-                                "re-export it with `sea-tf export`")
+    def __init__(self, emb: Artifact, *, cls: Artifact | None = None) -> None:
+        self.sample_rate, self.frame_samples = emb.window_format()
         if not emb.frontend_in_model and emb.frontend is None:
             raise ArtifactError(f"{emb.path}: the model takes front-end features but its sidecar "
                                 f"{emb.path.with_suffix('.json').name} has no 'frontend' entry, so audio cannot be turned "
@@ -139,17 +146,18 @@ class Listener:
                                 f"{emb.path.name} makes {emb.output_size}-d embeddings; pass the classifier trained "
                                 "on this model")
         self.emb, self.cls = emb, cls
-        self.frontend = None
-        if not emb.frontend_in_model:
+        self.frontend: StreamingFrontend | None = None
+        if not emb.frontend_in_model and emb.frontend is not None:      # (None was refused above)
             from device.frontends import StreamingFrontend
 
-            self.frontend = StreamingFrontend(emb.frontend, emb.frame_samples)
+            self.frontend = StreamingFrontend(emb.frontend, self.frame_samples)
             self._quant = emb.input_quantization
             dtype = self._quant[2] if self._quant else np.float32
             self._x = np.empty(emb.input_shape, dtype)            # the interpreter's input, written in place
-        self.classes = (cls.classes or [str(i) for i in range(cls.output_size)]) if cls is not None else None
+        self.classes: list[str] | None = (cls.classes or [str(i) for i in range(cls.output_size)]) if cls is not None else None
 
-    def window(self, samples, start):
+    def window(self, samples: npt.NDArray[np.float32],
+               start: int) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32] | None]:
         """Embedding and class probabilities (None without a classifier) of one window."""
         emb = self.emb
         if self.frontend is not None:
@@ -164,12 +172,12 @@ class Listener:
 class _Recorder:
     """Everything a run accumulates, in fixed-size or compact storage (flat memory over hours)."""
 
-    def __init__(self, embeddings_path, dim):
+    def __init__(self, embeddings_path: str | None, dim: int) -> None:
         self.latency, self.compute = array.array("f"), array.array("f")
         self.windows = 0
-        self.rss_first_minute = None
+        self.rss_first_minute: float | None = None
         self._emb_path = embeddings_path
-        self._emb_part = None
+        self._emb_part: IO[bytes] | None = None
         if embeddings_path:
             sweep_stale(embeddings_path)
             # named by this process, so that a later run can tell a killed writer's rows from a live one's
@@ -177,16 +185,16 @@ class _Recorder:
             self._emb_part = open(self._part, "wb")
         self.dim = dim
 
-    def add(self, latency_ms, compute_ms, embedding):
+    def add(self, latency_ms: float, compute_ms: float, embedding: npt.NDArray[np.float32]) -> None:
         self.latency.append(latency_ms)
         self.compute.append(compute_ms)
         self.windows += 1
         if self._emb_part is not None:
             self._emb_part.write(np.ascontiguousarray(embedding, np.float32).tobytes())
 
-    def save_embeddings(self):
+    def save_embeddings(self) -> str | None:
         """Write the ``[K, D]`` float32 ``.npy`` from the rows streamed to ``OUT.npy.<pid>.part``."""
-        if self._emb_part is None:
+        if self._emb_part is None or not self._emb_path:      # (both set together, or neither)
             return None
         self._emb_part.close()
         part, tmp = self._part, f"{self._emb_path}.{os.getpid()}.tmp"
@@ -203,7 +211,7 @@ class _Recorder:
         return self._emb_path
 
 
-def sweep_stale(path):
+def sweep_stale(path: Path | str) -> list[str]:
     """Remove ``PATH.<pid>.part`` / ``.tmp`` files left by writers that were killed (their pid is gone).
 
     A SIGKILL (the OOM killer, a power cut of the SSH session's process group) leaves them behind;
@@ -234,166 +242,234 @@ def sweep_stale(path):
     return removed
 
 
-def _stats(values):
+def _stats(values: array.array) -> dict[str, float]:
     from device.bench import latency_stats
 
     return latency_stats(np.frombuffer(values, np.float32) if len(values) else [])
 
 
-def listen(args, out, status_stream=sys.stderr):
-    """Run one listening session; returns (summary dict, exit code). See the module docstring."""
-    emb = load_artifact(args.model, threads=args.threads, kind="embedding")
-    cls = load_artifact(args.classifier, threads=args.threads, kind="classifier") if args.classifier else None
-    listener = Listener(emb, cls)
-    triggers = [Trigger(*parse_trigger(t, listener.classes)) for t in args.trigger]
-    sr, frame = int(emb.sample_rate), int(emb.frame_samples)
-    hop = int(round(args.hop * sr))
-    if hop < 1:
-        raise DeviceError(f"--hop-size {args.hop}: shorter than one sample at {sr} Hz")
-    source = open_source(args.source, sr, rate=args.rate, channels=args.channels, realtime=args.realtime)
-    _SOURCES.append(source)
-    try:
-        resampler = StreamResampler(source.sample_rate, sr)
-    except DeviceError:
-        source.close()
-        raise
-    ring = WindowRing(frame, hop)
-    rec = _Recorder(args.embeddings, emb.output_size)
-    summary = {"schema": SCHEMA, "event": "summary"}
-    code, error = 0, None
-    clock = time.perf_counter
-    cpu0, wall0 = os.times(), clock()
-    stop_reason = "end of source"
-    live = status_stream is not None and status_stream.isatty()
-    last_status = 0.0
-    top_now = "-"
-    gap_until = -1          # windows starting before this model-rate stream index include dropped audio
-    processed_s = 0.0
-    try:
+class ListenSession:
+    """One listening session: the models on one source, window by window, until the source ends.
+
+    The constructor loads the models, checks the triggers and the hop, and opens the source (what
+    can fail before any audio: a :class:`DeviceError` raised here means exit code 2). :meth:`run`
+    streams: each block is resampled and pushed into the window ring, :meth:`emit` runs the windows
+    it completes and writes their JSON lines (and trigger events), :meth:`status` keeps the live
+    line on a terminal, and :meth:`summary` is the last line. A failure mid-stream ends in the
+    summary too (``"partial": true``), never a traceback.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed ``python -m device.listen`` arguments (:func:`build_parser`).
+    out : text file
+        Where the JSON lines go.
+    status_stream : text file, optional
+        Where the live status line goes when it is a terminal (``None``: nowhere).
+    """
+
+    def __init__(self, args: argparse.Namespace, out: TextIO, *, status_stream: TextIO | None = sys.stderr) -> None:
+        self.args, self.out, self.status_stream = args, out, status_stream
+        self.emb = load_artifact(args.model, threads=args.threads, kind="embedding")
+        self.cls = load_artifact(args.classifier, threads=args.threads, kind="classifier") if args.classifier else None
+        self.listener = Listener(self.emb, cls=self.cls)
+        self.triggers = [Trigger(*parse_trigger(t, self.listener.classes)) for t in args.trigger]
+        self.sr, self.frame = self.listener.sample_rate, self.listener.frame_samples
+        self.hop = int(round(args.hop * self.sr))
+        if self.hop < 1:
+            raise DeviceError(f"--hop-size {args.hop}: shorter than one sample at {self.sr} Hz")
+        self.source = open_source(args.source, self.sr, rate=args.rate, channels=args.channels, realtime=args.realtime)
+        _SOURCES.append(self.source)
+        try:
+            self.resampler = StreamResampler(self.source.sample_rate, self.sr)
+        except DeviceError:
+            self.source.close()
+            raise
+        self.ring = WindowRing(self.frame, self.hop)
+        self.rec = _Recorder(args.embeddings, self.emb.output_size)
+        self.code = 0
+        self.error: DeviceError | None = None
+        self.clock = time.perf_counter
+        self.cpu0, self.wall0 = os.times(), self.clock()
+        self.stop_reason = "end of source"
+        self.live = status_stream is not None and status_stream.isatty()
+        self.last_status = 0.0
+        self.top_now = "-"
+        self.gap_until = -1     # windows starting before this model-rate stream index include dropped audio
+        self.processed_s = 0.0
+
+    def run(self) -> tuple[dict[str, Any], int]:
+        """Stream until the source ends, ``--duration`` is reached or a stop is asked; write the summary.
+
+        Returns
+        -------
+        summary : dict
+            The last JSON line (see :meth:`summary`).
+        code : int
+            0 done, 1 the source failed mid-stream or ended before ``--duration``.
+        """
+        try:
+            self._stream()
+        except (KeyboardInterrupt, _Stop):
+            self.stop_reason = "interrupted"
+        except DeviceError as exc:
+            self.code, self.error = 1, exc
+            self.stop_reason = "error"
+        except (OSError, RuntimeError, MemoryError, ValueError) as exc:
+            # Whatever stops the stream half-way (a decoder error, the disk, memory) still ends with the
+            # summary and the outputs of the windows done, marked partial, never a traceback.
+            self.code, self.error = 1, SourceError(f"--source {self.args.source}: the stream failed after "
+                                                   f"{self.processed_s:.2f} s ({type(exc).__name__}: {exc})")
+            self.stop_reason = "error"
+        finally:
+            self.source.close()
+        if self.live and self.status_stream is not None:
+            self.status_stream.write("\n")
+        t_end = self.ring.next_k and ((self.ring.next_k - 1) * self.hop + self.frame) / self.sr
+        for trig in self.triggers:
+            event = trig.close(t_end)
+            if event:
+                self.out.write(json.dumps(event) + "\n")
+        summary = self.summary()
+        self.out.write(json.dumps(summary) + "\n")
+        self.out.flush()
+        return summary, self.code
+
+    def _stream(self) -> None:
+        """The blocks of the source through the resampler and the ring; the end of the stream."""
+        args, sr, ring, source, resampler = self.args, self.sr, self.ring, self.source, self.resampler
         limit = int(round(args.duration * sr)) if args.duration else None
-
-        def emit(windows, arrival):
-            nonlocal top_now, last_status
-            for k, start, samples in windows:
-                t_end = (start + frame) / sr
-                t0 = clock()
-                embedding, probs = listener.window(samples, start)
-                t1 = clock()
-                compute_ms, latency_ms = (t1 - t0) * 1e3, (t1 - arrival) * 1e3
-                rec.add(latency_ms, compute_ms, embedding)
-                line = {"t": round(t_end, 4), "k": k, "latency_ms": round(latency_ms, 3), "compute_ms": round(compute_ms, 3)}
-                if probs is not None:
-                    best = np.argsort(probs)[::-1][:args.top]
-                    line["top"] = [[listener.classes[i], round(float(probs[i]), 4)] for i in best]
-                    top_now = f"{listener.classes[best[0]]} {probs[best[0]]:.2f}"
-                if start < gap_until:
-                    line["gap"] = True
-                if args.with_embedding:
-                    line["embedding"] = [round(float(v), 5) for v in embedding]
-                out.write(json.dumps(line) + "\n")
-                for trig in triggers:
-                    event = trig.update(t_end, probs)
-                    if event:
-                        out.write(json.dumps(event) + "\n")
-                out.flush()
-                if live and t1 - last_status > STATUS_EVERY_S:
-                    last_status = t1
-                    elapsed = t1 - wall0
-                    status_stream.write(f"\r{t_end:8.1f} s  {top_now:<28} RTF {sum(rec.compute) / 1e3 / max(processed_s, 1e-9):.3f}"
-                                        f"  overruns {source.overruns}  dropped {source.dropped / source.sample_rate:.2f} s"
-                                        f"  ({elapsed:.0f} s)   ")
-                    status_stream.flush()
-                if rec.rss_first_minute is None and t_end >= 60.0:
-                    rec.rss_first_minute = system.current_rss_mb()
-
         done = False
         for block in source.blocks():
             if block.dropped:                                   # keep the time axis: zeros where audio was lost
                 zeros = resampler(np.zeros((block.dropped, source.channels), np.float32))
-                gap_until = ring.end + len(zeros) + frame
-                emit(ring.push(zeros), block.arrival)
+                self.gap_until = ring.end + len(zeros) + self.frame
+                self.emit(ring.push(zeros), block.arrival)
             samples = resampler(block.samples)
             if limit is not None and ring.end + len(samples) >= limit:
                 samples, done = samples[:max(limit - ring.end, 0)], True
-            processed_s = (ring.end + len(samples)) / sr
-            emit(ring.push(samples), block.arrival)
+            self.processed_s = (ring.end + len(samples)) / sr
+            self.emit(ring.push(samples), block.arrival)
             if done:
-                stop_reason = "duration reached"
+                self.stop_reason = "duration reached"
                 break
             if STOP.is_set():
                 break
         if STOP.is_set() and not done:
-            stop_reason = "interrupted"
+            self.stop_reason = "interrupted"
         elif not done:
             tail = resampler(np.zeros((0, source.channels), np.float32), last=True)
             if limit is not None:
                 tail = tail[:max(limit - ring.end, 0)]
-            emit(ring.push(tail), clock())
-            processed_s = ring.end / sr
+            self.emit(ring.push(tail), self.clock())
+            self.processed_s = ring.end / sr
             if source.kind == "file" or limit is None:
                 if ring.end:                                     # the last windows of the offline framing
-                    emit(ring.push(np.zeros(ring.tail_padding(), np.float32)), clock())
-            if limit is not None and processed_s * sr < limit:
-                code = 1
-                error = SourceError(f"--source {args.source}: the source ended after {processed_s:.2f} s of the "
-                                    f"{args.duration:g} s asked (--duration)")
+                    self.emit(ring.push(np.zeros(ring.tail_padding(), np.float32)), self.clock())
+            if limit is not None and self.processed_s * sr < limit:
+                self.code = 1
+                self.error = SourceError(f"--source {args.source}: the source ended after {self.processed_s:.2f} s "
+                                         f"of the {args.duration:g} s asked (--duration)")
             elif source.kind == "microphone":
-                code = 1
-                error = SourceError(f"--source {args.source}: the input device stopped delivering audio; check "
-                                    "that it is still connected")
-    except (KeyboardInterrupt, _Stop):
-        stop_reason = "interrupted"
-    except DeviceError as exc:
-        code, error = 1, exc
-        stop_reason = "error"
-    except (OSError, RuntimeError, MemoryError, ValueError) as exc:
-        # Whatever stops the stream half-way (a decoder error, the disk, memory) still ends with the
-        # summary and the outputs of the windows done, marked partial, never a traceback.
-        code, error = 1, SourceError(f"--source {args.source}: the stream failed after {processed_s:.2f} s "
-                                     f"({type(exc).__name__}: {exc})")
-        stop_reason = "error"
-    finally:
-        source.close()
-    if live:
-        status_stream.write("\n")
-    t_end = ring.next_k and ((ring.next_k - 1) * hop + frame) / sr
-    for trig in triggers:
-        event = trig.close(t_end)
-        if event:
-            out.write(json.dumps(event) + "\n")
-    cpu1, wall = os.times(), clock() - wall0
-    compute_total_s = float(np.sum(np.frombuffer(rec.compute, np.float32), dtype=np.float64)) / 1e3 if rec.windows else 0.0
-    audio_s = processed_s
-    summary.update({
-        "status": "error" if error else "complete", "stopped_by": stop_reason, "error": str(error) if error else None,
-        # the outputs (JSON lines, --embeddings) cover only part of the source
-        "partial": error is not None,
-        "windows": rec.windows, "audio_s": round(audio_s, 4), "wall_s": round(wall, 4), "hop_s": args.hop,
-        # compute per second of audio (<1: the board keeps up); wall/audio as well for paced sources
-        "real_time_factor": compute_total_s / audio_s if audio_s else None,
-        "wall_per_audio": wall / audio_s if audio_s else None,
-        "latency_ms": {"capture_to_result": _stats(rec.latency), "compute": _stats(rec.compute)},
-        "overruns": source.overruns, "dropped_samples": source.dropped,
-        "dropped_s": source.dropped / source.sample_rate,
-        "memory_mb": {"peak_rss": system.peak_rss_mb(), "rss_end": system.current_rss_mb(),
-                      "rss_after_first_minute": rec.rss_first_minute},
-        "cpu_percent": 100.0 * ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / wall if wall else None,
-        "frontend": ({"type": emb.frontend["type"], "streaming": True, "frames_computed": listener.frontend.frames_computed,
-                      "frames_reused": listener.frontend.frames_reused} if listener.frontend else {"in_model": True}),
-        "source": {**source.describe(), "resampled": resampler.method},
-        "model": {"path": str(emb.path), "name": emb.name, "mode": emb.mode, "sample_rate": sr,
-                  "embedding_size": emb.output_size},
-        "classifier": {"path": str(cls.path), "name": cls.name, "classes": listener.classes} if cls else None,
-        "triggers": [{"class": t.name, "threshold": t.threshold, "windows": t.windows} for t in triggers],
-        "embeddings": rec.save_embeddings(), "threads": args.threads,
-        "interpreter": emb.interpreter_info,
-    })
-    out.write(json.dumps(summary) + "\n")
-    out.flush()
-    return summary, code
+                self.code = 1
+                self.error = SourceError(f"--source {args.source}: the input device stopped delivering audio; check "
+                                         "that it is still connected")
+
+    def emit(self, windows: Iterable[tuple[int, int, npt.NDArray[np.float32]]], arrival: float) -> None:
+        """Run ``windows`` (``(k, start, samples)`` from the ring) and write their JSON lines and events.
+
+        ``arrival``: ``time.perf_counter()`` when the block that completed them arrived (the start
+        of each window's capture-to-result latency).
+        """
+        args, listener, classes, out = self.args, self.listener, self.listener.classes, self.out
+        for k, start, samples in windows:
+            t_end = (start + self.frame) / self.sr
+            t0 = self.clock()
+            embedding, probs = listener.window(samples, start)
+            t1 = self.clock()
+            compute_ms, latency_ms = (t1 - t0) * 1e3, (t1 - arrival) * 1e3
+            self.rec.add(latency_ms, compute_ms, embedding)
+            line: dict[str, Any] = {"t": round(t_end, 4), "k": k, "latency_ms": round(latency_ms, 3),
+                                    "compute_ms": round(compute_ms, 3)}
+            if probs is not None and classes is not None:
+                best = np.argsort(probs)[::-1][:args.top]
+                line["top"] = [[classes[i], round(float(probs[i]), 4)] for i in best]
+                self.top_now = f"{classes[best[0]]} {probs[best[0]]:.2f}"
+            if start < self.gap_until:
+                line["gap"] = True
+            if args.with_embedding:
+                line["embedding"] = [round(float(v), 5) for v in embedding]
+            out.write(json.dumps(line) + "\n")
+            if probs is not None:           # triggers exist only with a classifier (parse_trigger)
+                for trig in self.triggers:
+                    event = trig.update(t_end, probs)
+                    if event:
+                        out.write(json.dumps(event) + "\n")
+            out.flush()
+            self.status(t1, t_end)
+            if self.rec.rss_first_minute is None and t_end >= 60.0:
+                self.rec.rss_first_minute = system.current_rss_mb()
+
+    def status(self, now: float, t_end: float) -> None:
+        """The live line on a terminal (time, top class, real-time factor, losses), every :data:`STATUS_EVERY_S`."""
+        if not self.live or self.status_stream is None or now - self.last_status <= STATUS_EVERY_S:
+            return
+        self.last_status = now
+        elapsed = now - self.wall0
+        source = self.source
+        self.status_stream.write(f"\r{t_end:8.1f} s  {self.top_now:<28} RTF "
+                                 f"{sum(self.rec.compute) / 1e3 / max(self.processed_s, 1e-9):.3f}"
+                                 f"  overruns {source.overruns}  dropped {source.dropped / source.sample_rate:.2f} s"
+                                 f"  ({elapsed:.0f} s)   ")
+        self.status_stream.flush()
+
+    def summary(self) -> dict[str, Any]:
+        """The ``{"event": "summary", ...}`` dict of the session; call once, at the end.
+
+        It also finishes the ``--embeddings`` file (the rows streamed so far become the ``.npy``).
+        """
+        emb, cls, rec, source, listener, args = self.emb, self.cls, self.rec, self.source, self.listener, self.args
+        error = self.error
+        cpu1, wall = os.times(), self.clock() - self.wall0
+        cpu0 = self.cpu0
+        compute_total_s = float(np.sum(np.frombuffer(rec.compute, np.float32), dtype=np.float64)) / 1e3 if rec.windows else 0.0
+        audio_s = self.processed_s
+        return {
+            "schema": SCHEMA, "event": "summary",
+            "status": "error" if error else "complete", "stopped_by": self.stop_reason,
+            "error": str(error) if error else None,
+            # the outputs (JSON lines, --embeddings) cover only part of the source
+            "partial": error is not None,
+            "windows": rec.windows, "audio_s": round(audio_s, 4), "wall_s": round(wall, 4), "hop_s": args.hop,
+            # compute per second of audio (<1: the board keeps up); wall/audio as well for paced sources
+            "real_time_factor": compute_total_s / audio_s if audio_s else None,
+            "wall_per_audio": wall / audio_s if audio_s else None,
+            "latency_ms": {"capture_to_result": _stats(rec.latency), "compute": _stats(rec.compute)},
+            "overruns": source.overruns, "dropped_samples": source.dropped,
+            "dropped_s": source.dropped / source.sample_rate,
+            "memory_mb": {"peak_rss": system.peak_rss_mb(), "rss_end": system.current_rss_mb(),
+                          "rss_after_first_minute": rec.rss_first_minute},
+            "cpu_percent": 100.0 * ((cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)) / wall if wall else None,
+            "frontend": ({"type": listener.frontend.spec["type"], "streaming": True,
+                          "frames_computed": listener.frontend.frames_computed,
+                          "frames_reused": listener.frontend.frames_reused} if listener.frontend else {"in_model": True}),
+            "source": {**source.describe(), "resampled": self.resampler.method},
+            "model": {"path": str(emb.path), "name": emb.name, "mode": emb.mode, "sample_rate": self.sr,
+                      "embedding_size": emb.output_size},
+            "classifier": {"path": str(cls.path), "name": cls.name, "classes": listener.classes} if cls else None,
+            "triggers": [{"class": t.name, "threshold": t.threshold, "windows": t.windows} for t in self.triggers],
+            "embeddings": rec.save_embeddings(), "threads": args.threads,
+            "interpreter": emb.interpreter_info,
+        }
 
 
-def format_summary(s):
+def listen(args: argparse.Namespace, out: TextIO, *,
+           status_stream: TextIO | None = sys.stderr) -> tuple[dict[str, Any], int]:
+    """Run one listening session (:class:`ListenSession`); returns (summary dict, exit code). See the module docstring."""
+    return ListenSession(args, out, status_stream=status_stream).run()
+
+
+def format_summary(s: dict[str, Any]) -> str:
     """A few readable lines of a summary dict."""
     lat, comp = s["latency_ms"]["capture_to_result"], s["latency_ms"]["compute"]
     lines = [f"device.listen [{s['status']}, {s['stopped_by']}]: {s['model']['name']} [{s['model']['mode']}] on "
@@ -413,12 +489,13 @@ def format_summary(s):
 class _Deprecated(argparse._StoreAction):
     """A hidden old spelling that says once, on stderr, which spelling replaced it."""
 
-    def __call__(self, parser, namespace, values, option_string=None):
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
         print(f"{parser.prog}: warning: {option_string} is deprecated; use {self.metavar}", file=sys.stderr)
         super().__call__(parser, namespace, values, option_string)
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m device.listen", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                                      allow_abbrev=False)  # --r would otherwise silently be --runs or --rate
@@ -449,14 +526,14 @@ def build_parser():
     return parser
 
 
-def _request_stop():
+def _request_stop() -> None:
     STOP.set()
     for source in _SOURCES:
         source.stop.set()          # queued sources stop waiting for their next block
 
 
-def _install_stop_handlers(args):
-    def on_signal(signum, frame):
+def _install_stop_handlers(args: argparse.Namespace) -> None:
+    def on_signal(signum: int, frame: FrameType | None) -> None:
         if STOP.is_set():          # the second one: do not wait for the next block
             raise _Stop()
         _request_stop()
@@ -466,7 +543,7 @@ def _install_stop_handlers(args):
     if args.until_stdin_closes and args.source != "-":
         main_thread = threading.main_thread()
 
-        def watch():
+        def watch() -> None:
             # os.read on the descriptor, not sys.stdin: a daemon thread blocked inside a buffered
             # reader's lock makes the interpreter abort at exit
             try:
@@ -480,7 +557,7 @@ def _install_stop_handlers(args):
         threading.Thread(target=watch, name="listen-stdin-watch", daemon=True).start()
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns 0, 1 (source failed or ended early) or 2 (could not start)."""
     args = build_parser().parse_args(argv)
     if args.threads < 1 or args.hop <= 0 or (args.duration is not None and args.duration <= 0) or args.top < 1:

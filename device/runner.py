@@ -15,9 +15,12 @@ import hashlib
 import json
 import time
 import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from device.errors import ArtifactError, DeviceWarning
 from device.interpreter import open_interpreter
@@ -29,12 +32,12 @@ DEFAULT_BATCH = 16
 MAX_BATCH_BYTES = 64 << 20
 
 
-def sidecar_path(tflite_path):
+def sidecar_path(tflite_path: Path | str) -> Path:
     """``X.json`` beside ``X.tflite``."""
     return Path(tflite_path).with_suffix(".json")
 
 
-def sha256_file(path, chunk=1 << 20):
+def sha256_file(path: Path | str, *, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -43,7 +46,7 @@ def sha256_file(path, chunk=1 << 20):
     return digest.hexdigest()
 
 
-def read_sidecar(tflite_path):
+def read_sidecar(tflite_path: Path | str) -> dict[str, Any] | None:
     """The sidecar dict of ``tflite_path``, verified against the model's sha256.
 
     Returns ``None`` (with a :class:`DeviceWarning`) when there is no sidecar; raises
@@ -98,13 +101,14 @@ class Artifact:
         Wall time to read, verify and allocate the model.
     """
 
-    def __init__(self, tflite_path, threads=1, kind=None, prefer=None):
+    def __init__(self, tflite_path: Path | str, *, threads: int = 1, kind: str | None = None,
+                 prefer: str | None = None) -> None:
         self.path = Path(tflite_path)
         if not self.path.is_file():
             raise ArtifactError(f"{self.path}: model file not found; pass the .tflite written by `sea-tf export`")
         start = time.perf_counter()
         self.meta = read_sidecar(self.path)
-        self.interpreter, self.interpreter_info = open_interpreter(self.path, threads, prefer)
+        self.interpreter, self.interpreter_info = open_interpreter(self.path, threads=threads, prefer=prefer)
         self.load_time_s = time.perf_counter() - start
         self.threads = threads
         self._in = self.interpreter.get_input_details()[0]
@@ -112,7 +116,7 @@ class Artifact:
         self._input_shape = tuple(int(d) for d in self._in["shape"])
         self._quantize = _Quantizer(self._in)
         self.prefer = prefer
-        self._batched = {}                    # batch size -> interpreter resized to it (None: not resizable)
+        self._batched: dict[int, Any] = {}    # batch size -> interpreter resized to it (None: not resizable)
         scale, zero = self._out.get("quantization", (0.0, 0))
         quantized_out = scale and not np.issubdtype(np.dtype(self._out["dtype"]), np.floating)
         self._out_scale = np.float32(scale) if quantized_out else None
@@ -122,16 +126,16 @@ class Artifact:
         meta = self.meta or {}
         card = meta.get("model_card") or {}
         self.frontend_in_model = bool(meta.get("frontend_in_model", len(self._in["shape"]) == 2))
-        self.frontend = meta.get("frontend") if not self.frontend_in_model else None
-        self.classes = meta.get("classes")
+        self.frontend: dict[str, Any] | None = meta.get("frontend") if not self.frontend_in_model else None
+        self.classes: list[str] | None = meta.get("classes")
         self.kind = kind or ("classifier" if self.classes or card.get("kind") == "classifier" else "embedding")
         # Exported files are <name>.<mode>.tflite, and <name> may hold dots itself (sparsity_95.45).
         parts = self.path.name.rsplit(".", 2)
         self.name = card.get("name") or parts[0]
         self.mode = meta.get("mode") or (parts[1] if len(parts) == 3 else "unknown")
         self.scaler = meta.get("scaler")
-        self.sample_rate = card.get("sample_rate") or (self.frontend or {}).get("sr")
-        self.frame_samples = card.get("frame_samples")
+        self.sample_rate: int | None = card.get("sample_rate") or (self.frontend or {}).get("sr")
+        self.frame_samples: int | None = card.get("frame_samples")
         if self.kind == "embedding":
             self._guess_rates()
         if not self.frontend_in_model and self.frontend is None and self.kind == "embedding":
@@ -139,7 +143,7 @@ class Artifact:
                           "known; it can be timed on random features but cannot embed audio",
                           DeviceWarning, stacklevel=2)
 
-    def _guess_rates(self):
+    def _guess_rates(self) -> None:
         shape = [int(s) for s in self._in["shape"]]
         if self.frontend_in_model and self.frame_samples is None:
             self.frame_samples = shape[-1]
@@ -150,36 +154,47 @@ class Artifact:
                 warnings.warn(f"{self.path}: assuming {self.sample_rate} Hz (1-s windows of "
                               f"{self.frame_samples} samples)", DeviceWarning, stacklevel=3)
 
+    def window_format(self) -> tuple[int, int]:
+        """``(sample_rate, frame_samples)`` of an embedding model: the audio one window holds.
+
+        Raises :class:`ArtifactError` when neither the sidecar nor the input shape gives them.
+        """
+        if not self.frame_samples or not self.sample_rate:
+            raise ArtifactError(f"{self.path}: the sidecar does not give the model's sample rate and window length; "
+                                "re-export it with `sea-tf export`")
+        return int(self.sample_rate), int(self.frame_samples)
+
     # -- tensors -------------------------------------------------------------------------
     @property
-    def input_shape(self):
+    def input_shape(self) -> tuple[int, ...]:
         """Shape of one input example as the interpreter declares it (batch dimension first)."""
         return self._input_shape
 
     @property
-    def output_size(self):
+    def output_size(self) -> int:
         """Length of one output vector (embedding dimensions or number of classes)."""
         return int(np.prod(self._out["shape"][1:]))
 
-    def batch_of_one(self, x):
+    def batch_of_one(self, x: npt.ArrayLike) -> npt.NDArray[np.float32]:
         """``x`` (one example) with the leading batch dimension: a view, never a copy."""
         x = np.asarray(x, np.float32)
         return x[None] if x.ndim == len(self._input_shape) - 1 else np.reshape(x, self._input_shape)
 
     @property
-    def input_quantization(self):
+    def input_quantization(self) -> tuple[np.float32, np.float32, np.dtype[Any]] | None:
         """``(inv_scale, zero_point, dtype)`` of a quantized input tensor, ``None`` for a float input.
 
         What :class:`device.frontends.StreamingFrontend` takes to write the model's input codes itself.
         """
         q = self._quantize
-        return None if q.is_float else (q.inv_scale, q.zero, q.dtype)
+        # a quantized input always has a scale (_Quantizer refuses one without)
+        return None if q.is_float or q.inv_scale is None else (q.inv_scale, q.zero, q.dtype)
 
-    def quantize_input(self, x):
+    def quantize_input(self, x: npt.ArrayLike) -> np.ndarray:
         """Float input → the interpreter's input dtype (scale/zero point from the tensor details)."""
         return self._quantize(np.asarray(x, np.float32))
 
-    def dequantize_output(self, raw):
+    def dequantize_output(self, raw: np.ndarray) -> npt.NDArray[np.float32]:
         """The interpreter's raw output → float32 (scale/zero point from the tensor details)."""
         if self._out_scale is None:
             return raw.astype(np.float32, copy=False)
@@ -188,13 +203,13 @@ class Artifact:
         out *= self._out_scale
         return out
 
-    def invoke(self, x):
+    def invoke(self, x: np.ndarray) -> np.ndarray:
         """Set ``x`` (already in the input dtype and shape), ``invoke()``, return the raw output."""
         self.interpreter.set_tensor(self._in["index"], x)
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self._out["index"])
 
-    def run_one(self, x):
+    def run_one(self, x: npt.ArrayLike) -> npt.NDArray[np.float32]:
         """One example through the network: quantize, invoke, dequantize.
 
         Parameters
@@ -208,7 +223,7 @@ class Artifact:
         q = self.quantize_input(self.batch_of_one(x))
         return self.dequantize_output(self.invoke(q)).reshape(-1)
 
-    def batch_size(self, batch):
+    def batch_size(self, batch: int) -> int:
         """``batch``, reduced so that ``batch`` examples' tensors stay under :data:`MAX_BATCH_BYTES`."""
         per_example = 0
         for t in self.interpreter.get_tensor_details():
@@ -217,7 +232,7 @@ class Artifact:
                 per_example += int(np.prod(shape)) * np.dtype(t["dtype"]).itemsize
         return max(1, min(int(batch), MAX_BATCH_BYTES // max(per_example, 1)))
 
-    def batched_interpreter(self, batch):
+    def batched_interpreter(self, batch: int) -> Any:
         """An interpreter of this model resized to ``batch`` examples, or ``None`` if the model's
         batch dimension is fixed (``shape_signature[0] != -1``) or the resize fails."""
         if batch not in self._batched:
@@ -226,7 +241,7 @@ class Artifact:
             if batch > 1 and (signature is None or len(signature) == 0 or int(signature[0]) == -1):
                 from device.interpreter import find_interpreter
 
-                cls, _ = find_interpreter(self.prefer)
+                cls, _ = find_interpreter(prefer=self.prefer)
                 try:
                     interp = cls(model_path=str(self.path), num_threads=int(self.threads))
                     interp.resize_tensor_input(self._in["index"], [batch, *self._input_shape[1:]])
@@ -236,7 +251,7 @@ class Artifact:
                     pass            # e.g. a reshape to a fixed batch inside the graph: stay at batch 1
         return self._batched[batch]
 
-    def run_batch(self, q, interpreter=None):
+    def run_batch(self, q: np.ndarray, *, interpreter: Any = None) -> npt.NDArray[np.float32]:
         """Examples already in the input dtype through the network in one ``invoke()``.
 
         Parameters
@@ -255,7 +270,7 @@ class Artifact:
         interp.invoke()
         return self.dequantize_output(interp.get_tensor(self._out["index"])).reshape(len(q), -1)
 
-    def _run_many(self, examples, batch):
+    def _run_many(self, examples: np.ndarray, batch: int) -> npt.NDArray[np.float32]:
         """``examples`` [N, *input_shape[1:]] float32 through the network, ``batch`` at a time."""
         out = np.empty((len(examples), self.output_size), np.float32)
         batch = self.batch_size(batch)
@@ -263,14 +278,14 @@ class Artifact:
         done = 0
         if interp is not None:
             for done in range(0, len(examples) - batch + 1, batch):
-                out[done:done + batch] = self.run_batch(self.quantize_input(examples[done:done + batch]), interp)
+                out[done:done + batch] = self.run_batch(self.quantize_input(examples[done:done + batch]), interpreter=interp)
             done += batch
         for i in range(done, len(examples)):
             out[i] = self.run_one(examples[i])
         return out
 
     # -- embedding models ----------------------------------------------------------------
-    def features(self, frames):
+    def features(self, frames: npt.ArrayLike) -> npt.NDArray[np.float32]:
         """What the network takes for ``frames``: the frames themselves, or the numpy front end.
 
         Parameters
@@ -293,7 +308,7 @@ class Artifact:
         from device.frontends import compute_frontend
         return compute_frontend(frames, self.frontend).astype(np.float32, copy=False)
 
-    def embed_frames(self, frames, batch=DEFAULT_BATCH):
+    def embed_frames(self, frames: npt.ArrayLike, *, batch: int = DEFAULT_BATCH) -> npt.NDArray[np.float32]:
         """Embeddings of 1-s windows.
 
         Parameters
@@ -309,7 +324,8 @@ class Artifact:
         """
         return self._run_many(self.features(frames), batch)
 
-    def embed_audio(self, audio, hop_samples, center=False, batch=DEFAULT_BATCH, pad_end=True):
+    def embed_audio(self, audio: npt.NDArray[np.float32] | Iterable[npt.NDArray[np.float32]], hop_samples: int, *,
+                    center: bool = False, batch: int = DEFAULT_BATCH, pad_end: bool = True) -> npt.NDArray[np.float32]:
         """Embeddings of every window of a whole recording, with the streaming front end.
 
         The windows are those of ``device.audio.frame_audio(audio, frame_samples, hop_samples,
@@ -335,18 +351,21 @@ class Artifact:
         """
         from device.audio import stream_windows
 
+        frame_samples = self.window_format()[1]
         blocks = [audio] if isinstance(audio, np.ndarray) else audio
-        windows = stream_windows(blocks, self.frame_samples, hop_samples, center, pad_end)
+        windows = stream_windows(blocks, frame_samples, hop_samples, center=center, pad_end=pad_end)
         if self.frontend_in_model or self.frontend is None:
             return self._embed_window_chunks(windows, batch)
         from device.frontends import StreamingFrontend
 
-        fe = StreamingFrontend(self.frontend, self.frame_samples)
+        fe = StreamingFrontend(self.frontend, frame_samples)
         batch = self.batch_size(batch)
         quant = self.input_quantization
         size = batch if batch > 1 else 1
         q = np.empty((size, *self._input_shape[1:]), self._quantize.dtype)
-        interp, rows, n = None, [], 0
+        interp: Any = None
+        rows: list[npt.NDArray[np.float32]] = []
+        n = 0
         for start, window in windows:
             fe(window, start, quantize=quant, out=q[n])
             n += 1
@@ -359,7 +378,7 @@ class Artifact:
                     rows.extend(np.array(self.run_batch(q[i:i + 1])) for i in range(n))
                     q = q[:1]
                 else:
-                    rows.append(np.array(self.run_batch(q, interp)))
+                    rows.append(np.array(self.run_batch(q, interpreter=interp)))
                 n = 0
             elif n == size:
                 rows.append(np.array(self.run_batch(q[:1])))
@@ -367,7 +386,8 @@ class Artifact:
         rows.extend(np.array(self.run_batch(q[i:i + 1])) for i in range(n))   # the tail: batch 1
         return np.concatenate(rows).reshape(-1, self.output_size).astype(np.float32, copy=False)
 
-    def _embed_window_chunks(self, windows, batch):
+    def _embed_window_chunks(self, windows: Iterator[tuple[int, npt.NDArray[np.float32]]],
+                             batch: int) -> npt.NDArray[np.float32]:
         """Model-side front end: windows gathered a few batches at a time (never the whole recording).
 
         A chunk is a whole number of batches, so the windows meet the same batches as in one
@@ -386,7 +406,7 @@ class Artifact:
         return np.concatenate(out).astype(np.float32, copy=False)
 
     # -- classifiers ---------------------------------------------------------------------
-    def classify(self, embeddings, batch=DEFAULT_BATCH):
+    def classify(self, embeddings: npt.ArrayLike, *, batch: int = DEFAULT_BATCH) -> npt.NDArray[np.float32]:
         """Class probabilities for embeddings.
 
         Parameters
@@ -402,13 +422,14 @@ class Artifact:
             Rows sum to 1. A ``"scaler": {"mean", "scale"}`` in the sidecar is applied first; if
             the network's outputs are not already probabilities, a softmax is applied.
         """
-        x = np.atleast_2d(np.asarray(embeddings, np.float32))
+        x: np.ndarray = np.atleast_2d(np.asarray(embeddings, np.float32))
         if self.scaler:
             x = (x - np.asarray(self.scaler["mean"], np.float32)) / np.asarray(self.scaler["scale"], np.float32)
         return _as_probabilities(self._run_many(x, batch))
 
 
-def load_artifact(tflite_path, threads=1, kind=None, prefer=None):
+def load_artifact(tflite_path: Path | str, *, threads: int = 1, kind: str | None = None,
+                  prefer: str | None = None) -> Artifact:
     """Load an exported model for inference on the board.
 
     Parameters
@@ -437,7 +458,7 @@ class _Quantizer:
     (the issue's target: <= 5 % over ``invoke()``).
     """
 
-    def __init__(self, details):
+    def __init__(self, details: dict[str, Any]) -> None:
         self.dtype = np.dtype(details["dtype"])
         scale, zero = details.get("quantization", (0.0, 0))
         self.is_float = np.issubdtype(self.dtype, np.floating)
@@ -449,23 +470,24 @@ class _Quantizer:
         if not self.is_float:
             info = np.iinfo(self.dtype)
             self.lo, self.hi = np.float32(info.min), np.float32(info.max)
-        self._buffers = {}                    # shape -> (float32 work, output): batch 1 and batch B alternate
+        self._buffers: dict[tuple[int, ...], tuple[npt.NDArray[np.float32], np.ndarray]] = {}  # shape -> (float32 work, output): batch 1 and batch B alternate
 
-    def __call__(self, x):
+    def __call__(self, x: npt.NDArray[np.float32]) -> np.ndarray:
         if self.is_float:
             return x.astype(self.dtype, copy=False)
         bufs = self._buffers.get(x.shape)
         if bufs is None:
             bufs = self._buffers[x.shape] = (np.empty(x.shape, np.float32), np.empty(x.shape, self.dtype))
         buf, out = bufs
-        np.multiply(x, self.inv_scale, out=buf)
+        # inv_scale is set for every quantized input (__init__ raises otherwise); no check per window
+        np.multiply(x, self.inv_scale, out=buf)  # type: ignore[arg-type]
         np.add(buf, self.zero, out=buf)
         np.clip(buf, self.lo, self.hi, out=buf)
         np.rint(buf, out=out, casting="unsafe")  # round and cast in one pass
         return out
 
 
-def _as_probabilities(out):
+def _as_probabilities(out: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     # A softmax head already gives rows in [0, 1] summing to 1 (int8 output: within a few
     # quantization steps); anything else is treated as logits.
     sums = out.sum(axis=1)

@@ -20,8 +20,12 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from device.errors import SourceError
 
@@ -54,22 +58,22 @@ class Source:
 
     kind = "source"
 
-    def __init__(self, name, sample_rate, channels):
+    def __init__(self, name: Path | str, sample_rate: int, channels: int) -> None:
         self.name, self.sample_rate, self.channels = str(name), int(sample_rate), int(channels)
         self.overruns = 0        # times audio was lost (queue full, or PortAudio input overflow)
         self.dropped = 0         # source samples lost
         self.read_samples = 0    # source samples delivered
         self.stop = threading.Event()
 
-    def blocks(self):
+    def blocks(self) -> Iterator[Block]:
         """Yield :class:`Block` s until the source ends or :meth:`close` is called."""
         raise NotImplementedError
 
-    def close(self):
+    def close(self) -> None:
         """Stop delivering audio and release the device or file."""
         self.stop.set()
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
         """JSON-able description for the summary."""
         return {"kind": self.kind, "name": self.name, "sample_rate": self.sample_rate, "channels": self.channels}
 
@@ -77,13 +81,13 @@ class Source:
 class _QueuedSource(Source):
     """A source filled by another thread (PortAudio's callback or a real-time pacer)."""
 
-    def __init__(self, name, sample_rate, channels):
+    def __init__(self, name: Path | str, sample_rate: int, channels: int) -> None:
         super().__init__(name, sample_rate, channels)
-        self._queue = queue.Queue(maxsize=max(2, math.ceil(QUEUE_S / BLOCK_S)))
+        self._queue: queue.Queue[Block | object] = queue.Queue(maxsize=max(2, math.ceil(QUEUE_S / BLOCK_S)))
         self._pending_drop = 0
-        self.error = None
+        self.error: SourceError | None = None
 
-    def _offer(self, samples, arrival):
+    def _offer(self, samples: np.ndarray, arrival: float) -> None:
         # called from the producer thread: never block it (a blocked PortAudio callback drops audio itself)
         try:
             self._queue.put_nowait(Block(samples, arrival, self._pending_drop))
@@ -93,7 +97,7 @@ class _QueuedSource(Source):
             self.dropped += len(samples)
             self._pending_drop += len(samples)
 
-    def _finish(self, error=None):
+    def _finish(self, error: SourceError | None = None) -> None:
         self.error = error
         while True:
             try:
@@ -103,13 +107,13 @@ class _QueuedSource(Source):
                 if self.stop.is_set():
                     return
 
-    def blocks(self):
+    def blocks(self) -> Iterator[Block]:
         while not self.stop.is_set():
             try:
                 item = self._queue.get(timeout=0.1)
             except queue.Empty:
                 continue
-            if item is _EOF:
+            if not isinstance(item, Block):                # _EOF, the only other thing queued
                 if self.error:
                     raise self.error
                 return
@@ -122,7 +126,7 @@ class FileSource(_QueuedSource):
 
     kind = "file"
 
-    def __init__(self, path, realtime=False):
+    def __init__(self, path: Path | str, *, realtime: bool = False) -> None:
         from device.audio import _frames_known, open_checked
 
         if not os.path.isfile(path):
@@ -140,7 +144,7 @@ class FileSource(_QueuedSource):
             self._thread = threading.Thread(target=self._pace, name="listen-file-pacer", daemon=True)
             self._thread.start()
 
-    def _read(self):
+    def _read(self) -> np.ndarray | None:
         """The next block, or None at the end; a read that fails, or a file that ends before the
         frames its header declared (cut while being read), raises :class:`SourceError`."""
         try:
@@ -157,7 +161,7 @@ class FileSource(_QueuedSource):
                               "read?); the outputs so far are kept, marked partial")
         return None
 
-    def _pace(self):
+    def _pace(self) -> None:
         start, pos = time.perf_counter(), 0
         try:
             while not self.stop.is_set():
@@ -177,7 +181,7 @@ class FileSource(_QueuedSource):
             return
         self._finish()
 
-    def blocks(self):
+    def blocks(self) -> Iterator[Block]:
         if self.realtime:
             yield from super().blocks()
             return
@@ -188,13 +192,13 @@ class FileSource(_QueuedSource):
             self.read_samples += len(block)
             yield Block(block, time.perf_counter())
 
-    def close(self):
+    def close(self) -> None:
         super().close()
         if self.realtime:
             self._thread.join(timeout=2)
         self._file.close()
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
         return {**super().describe(), "realtime": self.realtime, "duration_s": self.frames / self.sample_rate}
 
 
@@ -205,7 +209,7 @@ class StdinSource(Source):
     MAGIC = {b"RIFF": "a WAV file", b"fLaC": "a FLAC file", b"OggS": "an Ogg file", b"ID3": "an MP3 file",
              b"FORM": "an AIFF file"}
 
-    def __init__(self, sample_rate, channels, stream=None):
+    def __init__(self, sample_rate: int | None, channels: int | None, *, stream: IO[bytes] | None = None) -> None:
         if not sample_rate or int(sample_rate) <= 0 or not channels or int(channels) <= 0:
             raise SourceError("--source -: raw PCM on stdin needs --rate HZ and --channels N (e.g. --rate 16000 "
                               "--channels 1)")
@@ -217,7 +221,7 @@ class StdinSource(Source):
         self._stream = stream if stream is not None else sys.stdin.buffer
         self._bytes = 2 * self.channels * max(1, int(round(BLOCK_S * self.sample_rate)))
 
-    def blocks(self):
+    def blocks(self) -> Iterator[Block]:
         first, leftover = True, b""
         while not self.stop.is_set():
             data = self._stream.read(self._bytes)
@@ -238,7 +242,7 @@ class StdinSource(Source):
             raise SourceError(f"stdin ended {len(leftover)} byte(s) into a sample frame: this is not 16-bit PCM "
                               f"with {self.channels} channel(s); check --channels and the producer's format")
 
-    def _check_header(self, data):
+    def _check_header(self, data: bytes) -> None:
         for magic, what in self.MAGIC.items():
             if data.startswith(magic):
                 raise SourceError(f"stdin holds {what}, not raw PCM; pass the file itself as --source FILE, or "
@@ -254,18 +258,19 @@ class MicrophoneSource(_QueuedSource):
 
     kind = "microphone"
 
-    def __init__(self, device, preferred_rate, rate=None, channels=None):
+    def __init__(self, device: str | int | None, preferred_rate: int, *, rate: int | None = None,
+                 channels: int | None = None) -> None:
         sd = _sounddevice()
         dev = None if device in (None, "", "default") else (int(device) if str(device).isdigit() else device)
         try:
             info = sd.query_devices(dev, "input")
         except (ValueError, sd.PortAudioError) as exc:
             raise SourceError(f"--source {device}: no such audio input device ({exc}); "
-                              f"input devices: {list_input_devices(sd)}") from None
+                              f"input devices: {list_input_devices(sd=sd)}") from None
         channels = int(channels or 1)
         if channels > info["max_input_channels"]:
             raise SourceError(f"--source {device}: {info['name']} has {info['max_input_channels']} input channel(s), "
-                              f"{channels} asked; input devices: {list_input_devices(sd)}")
+                              f"{channels} asked; input devices: {list_input_devices(sd=sd)}")
         candidates = [int(rate)] if rate else [int(preferred_rate), int(info["default_samplerate"])]
         chosen, last = None, None
         for candidate in candidates:
@@ -277,11 +282,11 @@ class MicrophoneSource(_QueuedSource):
                 last = exc
         if chosen is None:
             raise SourceError(f"--source {device}: {info['name']} does not record at {' or '.join(map(str, candidates))} Hz "
-                              f"({last}); pass --rate with a rate it supports; input devices: {list_input_devices(sd)}")
+                              f"({last}); pass --rate with a rate it supports; input devices: {list_input_devices(sd=sd)}")
         super().__init__(info["name"], chosen, channels)
         self._block = max(1, int(round(BLOCK_S * chosen)))
 
-        def callback(indata, frames, time_info, status):
+        def callback(indata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
             if status.input_overflow:
                 self.overruns += 1
             self._offer(indata.copy(), time.perf_counter())
@@ -293,9 +298,9 @@ class MicrophoneSource(_QueuedSource):
             self._stream.start()
         except sd.PortAudioError as exc:
             raise SourceError(f"--source {device}: cannot open {info['name']} ({exc}); it may be busy (another "
-                              f"program recording?) or unplugged; input devices: {list_input_devices(sd)}") from None
+                              f"program recording?) or unplugged; input devices: {list_input_devices(sd=sd)}") from None
 
-    def close(self):
+    def close(self) -> None:
         super().close()
         try:
             self._stream.stop()
@@ -304,7 +309,7 @@ class MicrophoneSource(_QueuedSource):
             pass
 
 
-def _sounddevice():
+def _sounddevice() -> Any:
     try:
         import sounddevice
     except (ImportError, OSError) as exc:
@@ -314,7 +319,7 @@ def _sounddevice():
     return sounddevice
 
 
-def list_input_devices(sd=None):
+def list_input_devices(*, sd: Any = None) -> str:
     """``"index: name (N ch, R Hz); ..."`` of the PortAudio input devices, or why there are none."""
     try:
         sd = sd or _sounddevice()
@@ -327,7 +332,8 @@ def list_input_devices(sd=None):
                      for d in devices)
 
 
-def open_source(source, model_rate, rate=None, channels=None, realtime=False, stdin=None):
+def open_source(source: Path | str, model_rate: int, *, rate: int | None = None, channels: int | None = None,
+                realtime: bool = False, stdin: IO[bytes] | None = None) -> Source:
     """The :class:`Source` named by ``--source``.
 
     Parameters
@@ -344,7 +350,7 @@ def open_source(source, model_rate, rate=None, channels=None, realtime=False, st
     """
     source = str(source)
     if source == "-":
-        return StdinSource(rate, channels or 1, stdin)
+        return StdinSource(rate, channels or 1, stream=stdin)
     if os.path.exists(source) or source.lower().endswith(AUDIO_SUFFIXES) or os.sep in source:
         return FileSource(source, realtime=realtime)
     return MicrophoneSource(source, model_rate, rate=rate, channels=channels)
@@ -353,10 +359,10 @@ def open_source(source, model_rate, rate=None, channels=None, realtime=False, st
 class StreamResampler:
     """Mono downmix (mean over channels, float32) and streaming resampling to ``rate_out``."""
 
-    def __init__(self, rate_in, rate_out):
+    def __init__(self, rate_in: int, rate_out: int) -> None:
         self.rate_in, self.rate_out = int(rate_in), int(rate_out)
         self.method = "none"
-        self._stream = None
+        self._stream: Any = None
         if self.rate_in != self.rate_out:
             try:
                 import soxr
@@ -367,7 +373,7 @@ class StreamResampler:
             self._stream = soxr.ResampleStream(self.rate_in, self.rate_out, 1, dtype="float32", quality="HQ")
             self.method = "soxr-hq"
 
-    def __call__(self, samples, last=False):
+    def __call__(self, samples: np.ndarray, *, last: bool = False) -> npt.NDArray[np.float32]:
         """Mono samples at ``rate_out`` for ``samples`` [n, channels] (``last`` flushes the resampler)."""
         mono = samples.mean(axis=1, dtype=np.float32) if samples.ndim == 2 else np.asarray(samples, np.float32)
         if self._stream is None:
@@ -381,7 +387,7 @@ class WindowRing:
     Memory is ``2 * frame + hop`` samples whatever the stream length.
     """
 
-    def __init__(self, frame_samples, hop_samples):
+    def __init__(self, frame_samples: int, hop_samples: int) -> None:
         if hop_samples <= 0:
             raise SourceError(f"hop of {hop_samples} samples: the hop must be positive")
         self.frame, self.hop = int(frame_samples), int(hop_samples)
@@ -390,7 +396,7 @@ class WindowRing:
         self.end = 0             # stream index one past the last sample pushed
         self.next_k = 0          # the next window to hand out
 
-    def push(self, samples):
+    def push(self, samples: npt.ArrayLike) -> Iterator[tuple[int, int, npt.NDArray[np.float32]]]:
         """Append samples; yield ``(k, start, window)`` for every window completed by them.
 
         ``window`` is a read-only view into the ring, valid until the next call.
@@ -414,7 +420,7 @@ class WindowRing:
                 yield k, start, view
                 view.flags.writeable = True
 
-    def _compact(self):
+    def _compact(self) -> None:
         keep_from = min(self.next_k * self.hop, self.end)       # samples before the next window are done
         if keep_from <= self.base:
             raise RuntimeError("window ring too small")         # cannot happen: capacity > frame
@@ -422,7 +428,7 @@ class WindowRing:
         self._buf[:n] = self._buf[keep_from - self.base:self.end - self.base]
         self.base = keep_from
 
-    def tail_padding(self):
+    def tail_padding(self) -> int:
         """Zeros to append at the end of a file so that its last windows are those of the offline
         framing (``device.audio.frame_audio(center=False)``: padding up to a whole hop)."""
         n = self.end

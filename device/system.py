@@ -5,9 +5,10 @@ import resource
 import socket
 import sys
 from importlib import metadata
+from typing import Any
 
 
-def peak_rss_mb():
+def peak_rss_mb() -> float:
     """Peak resident set size of this process so far, in MiB.
 
     ``VmHWM`` of ``/proc/self/status`` where available: unlike ``getrusage``'s ``ru_maxrss``, it
@@ -25,7 +26,7 @@ def peak_rss_mb():
     return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
-def current_rss_mb():
+def current_rss_mb() -> float | None:
     """Current resident set size in MiB (``/proc/self/statm``); ``None`` where unavailable."""
     try:
         with open("/proc/self/statm") as fh:
@@ -35,9 +36,9 @@ def current_rss_mb():
     return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
 
 
-def cpu_model():
+def cpu_model() -> str:
     """A human-readable CPU name from ``/proc/cpuinfo`` (Pi boards: the ``Model`` line)."""
-    fields = {}
+    fields: dict[str, str] = {}
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
@@ -46,15 +47,15 @@ def cpu_model():
     except OSError:
         pass
     for key in ("model name", "model", "hardware", "cpu model", "processor"):
-        value = fields.get(key)
-        if value and not value.isdigit():
-            return value
+        found = fields.get(key)
+        if found and not found.isdigit():
+            return found
     if fields.get("cpu part"):  # aarch64 kernels often list only implementer/part numbers
         return f"ARM implementer {fields.get('cpu implementer', '?')} part {fields['cpu part']}"
     return platform.processor() or "unknown"
 
 
-def os_release():
+def os_release() -> str:
     """``PRETTY_NAME`` from ``/etc/os-release`` (e.g. "Debian GNU/Linux 12 (bookworm)")."""
     try:
         with open("/etc/os-release") as fh:
@@ -66,7 +67,7 @@ def os_release():
     return platform.platform()
 
 
-def environment(interpreter_info):
+def environment(interpreter_info: dict[str, str]) -> dict[str, Any]:
     """The environment block of a benchmark report.
 
     Parameters
@@ -98,7 +99,7 @@ def environment(interpreter_info):
     }
 
 
-def _version(dist):
+def _version(dist: str) -> str | None:
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:

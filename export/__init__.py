@@ -19,6 +19,7 @@ Example
 >>> summary = export_model("sea-64", "out/", modes="fp32,int8", calibration="audio/")  # doctest: +SKIP
 """
 import importlib
+from typing import Any
 
 from export.defaults import DEFAULTS, MODES
 
@@ -27,7 +28,7 @@ _LAZY = {"export_model": "export.pipeline", "convert": "export.convert", "parse_
          "read_sidecar": "export.metadata"}
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     # TensorFlow is imported only when a converter function is used, so `sea-tf --help` stays fast.
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)

@@ -14,32 +14,35 @@ A name that cannot be resolved (a shard without an input root) matches any path 
 """
 import os
 import warnings
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from sea_tf.audio import find_audio_files, load_audio, prepare_frames
 from sea_tf.errors import ExportError, SeaTFError, SeaTFWarning
 from sea_tf.shards import ShardSet
 
 
-def is_shard_dir(path):
+def is_shard_dir(path: Path | str) -> bool:
     """True when ``path`` is a directory written by ``sea-tf teacher-embed``."""
     path = Path(path)
     return path.is_dir() and any(path.glob("manifest-*.json"))
 
 
-def split_sources(sources):
+def split_sources(sources: Path | str | Iterable[Path | str] | None) -> tuple[list[Path], list[Path]]:
     """Split ``sources`` into (audio inputs, shard directories)."""
     if isinstance(sources, (str, Path)):
         sources = [sources]
-    audio, shards = [], []
+    audio: list[Path] = []
+    shards: list[Path] = []
     for item in sources or []:
         (shards if is_shard_dir(item) else audio).append(Path(item))
     return audio, shards
 
 
-def list_audio_files(inputs):
+def list_audio_files(inputs: Sequence[Path | str]) -> list[Path]:
     """Audio files under ``inputs`` (recursively), sorted; missing paths raise :class:`ExportError`."""
     try:
         return find_audio_files(inputs, recursive=True)
@@ -47,7 +50,8 @@ def list_audio_files(inputs):
         raise ExportError(f"calibration/held-out audio: {exc}") from exc
 
 
-def windows_from_files(files, sample_rate, count, seed=0, hop_size=0.5):
+def windows_from_files(files: Iterable[Path | str], sample_rate: int, count: int, *, seed: int = 0,
+                       hop_size: float = 0.5) -> tuple[npt.NDArray[np.float32], list[str]]:
     """Up to ``count`` 1-s windows drawn across ``files``.
 
     Parameters
@@ -70,12 +74,13 @@ def windows_from_files(files, sample_rate, count, seed=0, hop_size=0.5):
         The file each window came from.
     """
     rng = np.random.default_rng(seed)
-    files = list(files)
-    if len(files) > count:
-        files = [files[i] for i in sorted(rng.choice(len(files), count, replace=False))]
-    quota = -(-count // max(len(files), 1))
-    chosen, origin = [], []
-    for path in files:
+    paths = list(files)
+    if len(paths) > count:
+        paths = [paths[i] for i in sorted(rng.choice(len(paths), count, replace=False))]
+    quota = -(-count // max(len(paths), 1))
+    chosen: list[np.ndarray] = []
+    origin: list[str] = []
+    for path in paths:
         audio, sr = load_audio(path)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SeaTFWarning)  # short clips are zero-padded, as at inference
@@ -93,7 +98,7 @@ def windows_from_files(files, sample_rate, count, seed=0, hop_size=0.5):
     return windows.astype(np.float32, copy=False), origin
 
 
-def file_key(path):
+def file_key(path: Path | str) -> str:
     """The canonical name of an audio file named on this machine: its resolved absolute path.
 
     A relative path is relative to this process's working directory (``../audio/a.wav`` included).
@@ -101,7 +106,7 @@ def file_key(path):
     return str(Path(os.path.expanduser(str(path))).resolve())
 
 
-def source_key(name, root=None):
+def source_key(name: Path | str, *, root: Path | str | None = None) -> str:
     """The canonical name of a shard row's recording: resolved absolute path, or the normalised relative name.
 
     Parameters
@@ -121,14 +126,14 @@ def source_key(name, root=None):
     return Path(os.path.normpath(str(path))).as_posix()
 
 
-def _key_filter(keys):
+def _key_filter(keys: Iterable[str]) -> Callable[[str], bool]:
     """A predicate: is a canonical source name one of ``keys`` (relative names match as path suffixes)?"""
-    keys = set(keys)
-    relative = [k for k in keys if not Path(k).is_absolute()]
-    absolute = [k for k in keys if Path(k).is_absolute()]
+    names = set(keys)
+    relative = [k for k in names if not Path(k).is_absolute()]
+    absolute = [k for k in names if Path(k).is_absolute()]
 
-    def matches(key):
-        if key in keys:
+    def matches(key: str) -> bool:
+        if key in names:
             return True
         if Path(key).is_absolute():
             return any(key.endswith("/" + r) for r in relative)
@@ -137,26 +142,27 @@ def _key_filter(keys):
     return matches
 
 
-def _open_shards(dirs, allow_partial):
+def _open_shards(dirs: Sequence[Path | str], allow_partial: bool) -> ShardSet:
     try:
         return ShardSet(dirs, allow_partial=allow_partial)
     except SeaTFError as exc:
         raise ExportError(f"calibration/held-out shards: {exc}") from exc
 
 
-def shard_row_sources(shards):
+def shard_row_sources(shards: ShardSet) -> np.ndarray:
     """Canonical source name of every row of a :class:`~sea_tf.shards.ShardSet`, ``np.ndarray [n_rows]`` of str."""
     roots = {path: (m.get("inputs") or {}).get("root") for path, m in zip(shards.manifest_paths, shards.manifests)}
     keys = np.empty(shards.n_rows, dtype=object)
     for i, info in enumerate(shards.shards):
         names = shards.read_shard(i, "source")
         unique, inverse = np.unique(names.astype(str), return_inverse=True)
-        resolved = np.array([source_key(u, roots[info.manifest]) for u in unique], dtype=object)
+        resolved = np.array([source_key(u, root=roots[info.manifest]) for u in unique], dtype=object)
         keys[info.offset:info.offset + info.n_rows] = resolved[inverse]
     return keys
 
 
-def source_files(sources, sample_rate, allow_partial=False):
+def source_files(sources: Path | str | Iterable[Path | str] | None, sample_rate: int, *,
+                 allow_partial: bool = False) -> list[str]:
     """Sorted canonical names of every recording in ``sources`` (audio files and shard rows' sources).
 
     Shards at another rate than ``sample_rate`` (Hz) raise :class:`ExportError`.
@@ -170,33 +176,34 @@ def source_files(sources, sample_rate, allow_partial=False):
     return sorted(keys)
 
 
-def _check_rate(shards, dirs, sample_rate):
+def _check_rate(shards: ShardSet, dirs: Sequence[Path | str], sample_rate: int) -> None:
     if shards.student_sample_rate != int(sample_rate):
         raise ExportError(f"{', '.join(map(str, dirs))}: the shards hold {shards.student_sample_rate} Hz windows but "
                           f"the model takes {sample_rate} Hz; calibrate with shards made for this student or "
                           "with audio files (which are resampled)")
 
 
-def split_held_out_files(files, fraction, seed=0):
+def split_held_out_files(files: Iterable[str], fraction: float, *, seed: int = 0) -> list[str]:
     """A seeded share ``fraction`` of ``files`` (at least one; at least one left) kept for held-out windows.
 
     Raises :class:`ExportError` when there are fewer than two recordings to split.
     """
-    files = sorted(files)
-    if not files:
+    names = sorted(files)
+    if not names:
         raise ExportError("the calibration set is empty: no audio files or shard rows found; point --calibration at "
                           "audio files or shards")
-    if len(files) < 2:
-        raise ExportError(f"the calibration sources hold {len(files)} recording(s), too few to keep held-out windows "
+    if len(names) < 2:
+        raise ExportError(f"the calibration sources hold {len(names)} recording(s), too few to keep held-out windows "
                           "apart from calibration by file; pass --held-out with other audio")
     if not 0 < float(fraction) < 1:
         raise ExportError(f"held_out.fraction must be between 0 and 1, got {fraction}")
-    n = min(len(files) - 1, max(1, int(round(float(fraction) * len(files)))))
+    n = min(len(names) - 1, max(1, int(round(float(fraction) * len(names)))))
     rng = np.random.default_rng(seed)
-    return sorted(files[i] for i in rng.choice(len(files), n, replace=False))
+    return sorted(names[i] for i in rng.choice(len(names), n, replace=False))
 
 
-def excluded_counts(sources, keys, allow_partial=False):
+def excluded_counts(sources: Path | str | Iterable[Path | str] | None, keys: Collection[str], *,
+                    allow_partial: bool = False) -> dict[str, int]:
     """How much of ``sources`` a set of recordings ``keys`` covers: ``{"files", "windows"}`` (windows: shard rows)."""
     if not keys:
         return {"files": 0, "windows": 0}
@@ -212,7 +219,8 @@ def excluded_counts(sources, keys, allow_partial=False):
     return {"files": len(files), "windows": windows}
 
 
-def _allowed(keys, exclude, only):
+def _allowed(keys: Sequence[str] | np.ndarray, exclude: Collection[str],
+             only: Collection[str] | None) -> npt.NDArray[np.bool_]:
     """Boolean mask of the canonical names ``keys`` that are not in ``exclude`` and (if given) are in ``only``."""
     unique, inverse = np.unique(np.asarray(keys, dtype=str), return_inverse=True)
     drop = _key_filter(exclude) if exclude else (lambda k: False)
@@ -221,7 +229,9 @@ def _allowed(keys, exclude, only):
     return ok[inverse] if len(unique) else np.zeros(0, bool)
 
 
-def windows_from_shards(dirs, sample_rate, count, seed=0, allow_partial=False, exclude=(), only=None):
+def windows_from_shards(dirs: Sequence[Path | str], sample_rate: int, count: int, *, seed: int = 0,
+                        allow_partial: bool = False, exclude: Collection[str] = (),
+                        only: Collection[str] | None = None) -> tuple[npt.NDArray[np.float32], list[str]]:
     """``count`` random rows of the ``audio`` dataset of teacher shards.
 
     ``allow_partial``: read directories whose split run lacks some jobs (:class:`~sea_tf.shards.ShardSet`).
@@ -248,8 +258,10 @@ def windows_from_shards(dirs, sample_rate, count, seed=0, allow_partial=False, e
     return windows, [str(k) for k in keys[rows]]
 
 
-def draw_windows(sources, sample_rate, count, seed=0, hop_size=0.5, what="calibration", exclude=(), only=None,
-                 allow_partial=False):
+def draw_windows(sources: Path | str | Iterable[Path | str] | None, sample_rate: int, count: int, *, seed: int = 0,
+                 hop_size: float = 0.5, what: str = "calibration", exclude: Collection[str] = (),
+                 only: Collection[str] | None = None,
+                 allow_partial: bool = False) -> tuple[npt.NDArray[np.float32], list[str]]:
     """1-s windows at ``sample_rate`` from audio files, directories and/or teacher shards.
 
     Parameters
@@ -287,21 +299,22 @@ def draw_windows(sources, sample_rate, count, seed=0, hop_size=0.5, what="calibr
     if not audio_inputs and not shard_dirs:
         raise ExportError(f"no {what} audio given; pass audio files, directories or teacher-shard directories "
                           f"(--calibration PATH)")
-    parts, origin = [], []
+    parts: list[np.ndarray] = []
+    origin: list[str] = []
     n_audio = count if not shard_dirs else (count * len(audio_inputs)) // (len(audio_inputs) + len(shard_dirs))
     if audio_inputs:
         files = list_audio_files(audio_inputs)
         if exclude or only is not None:
             files = [f for f, ok in zip(files, _allowed([file_key(f) for f in files], exclude, only)) if ok]
         try:
-            w, o = windows_from_files(files, sample_rate, max(n_audio, 1), seed, hop_size)
+            w, o = windows_from_files(files, sample_rate, max(n_audio, 1), seed=seed, hop_size=hop_size)
         except SeaTFError as exc:
             raise ExportError(f"{what} audio: {exc}") from exc
         parts.append(w)
         origin += [file_key(x) for x in o]
     if shard_dirs:
-        w, o = windows_from_shards(shard_dirs, sample_rate, max(count - n_audio, 1), seed, allow_partial,
-                                   exclude, only)
+        w, o = windows_from_shards(shard_dirs, sample_rate, max(count - n_audio, 1), seed=seed,
+                                   allow_partial=allow_partial, exclude=exclude, only=only)
         parts.append(w)
         origin += o
     windows = np.concatenate(parts) if parts else np.zeros((0, sample_rate), np.float32)
@@ -315,7 +328,7 @@ def draw_windows(sources, sample_rate, count, seed=0, hop_size=0.5, what="calibr
     return windows, origin
 
 
-def check_windows(windows, sample_rate, what="calibration"):
+def check_windows(windows: npt.ArrayLike, sample_rate: int, *, what: str = "calibration") -> npt.NDArray[np.float32]:
     """Validate in-memory windows ``[n, sample_rate]`` (float) and return them as float32."""
     windows = np.asarray(windows)
     if windows.ndim != 2 or windows.shape[0] == 0:
@@ -328,7 +341,7 @@ def check_windows(windows, sample_rate, what="calibration"):
     return windows.astype(np.float32, copy=False)
 
 
-def representative_dataset(inputs):
+def representative_dataset(inputs: npt.ArrayLike) -> Callable[[], Iterator[list[npt.NDArray[np.float32]]]]:
     """The TFLite ``representative_dataset`` callable over ``inputs`` (one example per step).
 
     Parameters
@@ -336,10 +349,10 @@ def representative_dataset(inputs):
     inputs : np.ndarray [shape=(n, *model_input_shape)], float32
         What the converted graph takes: raw windows, front-end images or embeddings.
     """
-    inputs = np.asarray(inputs, np.float32)
+    examples = np.asarray(inputs, np.float32)
 
-    def generate():
-        for i in range(len(inputs)):
-            yield [inputs[i:i + 1]]
+    def generate() -> Iterator[list[npt.NDArray[np.float32]]]:
+        for i in range(len(examples)):
+            yield [examples[i:i + 1]]
 
     return generate

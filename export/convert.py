@@ -22,6 +22,10 @@ plain LiteRT interpreter; :func:`check_builtin_ops` verifies the flatbuffer afte
 """
 import re
 import warnings
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import numpy as np
 
 from sea_tf import tf_logs
 from sea_tf.backend import tf
@@ -33,7 +37,7 @@ CALIBRATED_MODES = ("int8", "int16x8")
 IO_TYPES = ("int8", "float")
 
 
-def parse_modes(modes):
+def parse_modes(modes: str | Iterable[str] | None) -> list[str]:
     """Validate a mode list.
 
     Parameters
@@ -48,9 +52,9 @@ def parse_modes(modes):
     """
     if isinstance(modes, str):
         modes = [m for m in modes.split(",") if m.strip()]
-    out = []
-    for mode in modes or []:
-        mode = str(mode).strip()
+    out: list[str] = []
+    for given in modes or []:
+        mode = str(given).strip()
         if mode not in MODES:
             raise ExportError(f"unknown export mode {mode!r}; choose from {', '.join(MODES)} "
                               "(e.g. --modes fp32,int8)")
@@ -61,7 +65,8 @@ def parse_modes(modes):
     return out
 
 
-def make_converter(keras_model, mode, representative=None, io="int8"):
+def make_converter(keras_model: Any, mode: str, *, representative: Callable[[], Iterator[list[np.ndarray]]] | None = None,
+                   io: str = "int8") -> Any:
     """A configured :class:`tf.lite.TFLiteConverter` for ``mode``.
 
     Parameters
@@ -106,7 +111,8 @@ def make_converter(keras_model, mode, representative=None, io="int8"):
     return converter
 
 
-def convert(keras_model, mode, representative=None, io="int8", name="model"):
+def convert(keras_model: Any, mode: str, *, representative: Callable[[], Iterator[list[np.ndarray]]] | None = None,
+            io: str = "int8", name: str = "model") -> bytes:
     """Convert ``keras_model`` in ``mode`` and check the result uses builtin operators only.
 
     Parameters
@@ -126,7 +132,7 @@ def convert(keras_model, mode, representative=None, io="int8", name="model"):
     bytes
         The ``.tflite`` flatbuffer.
     """
-    converter = make_converter(keras_model, mode, representative, io)
+    converter = make_converter(keras_model, mode, representative=representative, io=io)
     try:
         with warnings.catch_warnings():
             # "Statistics for quantized inputs were expected": the converter's own calibration supplies them.
@@ -137,11 +143,11 @@ def convert(keras_model, mode, representative=None, io="int8", name="model"):
         raise ExportError(f"{name}: TFLite conversion in mode {mode} failed ({_first_error(exc)}); the model must "
                           "convert with builtin operators only - export another mode or replace the layers "
                           "named") from exc
-    check_builtin_ops(data, f"{name} ({mode})")
+    check_builtin_ops(data, where=f"{name} ({mode})")
     return data
 
 
-def _first_error(exc):
+def _first_error(exc: BaseException) -> str:
     # MLIR messages carry pages of call-site locations; keep the "error: 'tf.X' op ..." part.
     text = str(exc)
     match = re.search(r"error: ([^\n]*)", text)
@@ -149,14 +155,14 @@ def _first_error(exc):
     return line[:300]
 
 
-def operator_names(tflite_bytes):
+def operator_names(tflite_bytes: bytes) -> list[str]:
     """Names of the operator codes a ``.tflite`` flatbuffer uses (custom ops as ``custom:<code>``)."""
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite_bytes))
     by_code = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
-    names = []
+    names: list[str] = []
     for code in model.operatorCodes:
         # Codes above 127 live in builtinCode only; older files use deprecatedBuiltinCode.
         builtin = max(int(code.builtinCode), int(code.deprecatedBuiltinCode))
@@ -168,7 +174,7 @@ def operator_names(tflite_bytes):
     return names
 
 
-def check_builtin_ops(tflite_bytes, where="model"):
+def check_builtin_ops(tflite_bytes: bytes, *, where: str = "model") -> list[str]:
     """Raise :class:`ExportError` when the flatbuffer holds custom or ``SELECT_TF_OPS`` (Flex) operators.
 
     Returns

@@ -14,38 +14,41 @@ as ``python -m device.bench`` runs it on the board; TensorFlow is not involved. 
 """
 import gzip
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
-from device.runner import load_artifact
+from device.runner import Artifact, load_artifact
 from sea_tf import tf_logs
 
 
-def file_sizes(path):
+def file_sizes(path: Path | str) -> dict[str, int]:
     """``{"size_bytes", "gzip_bytes"}`` of a file (gzip level 9)."""
     data = Path(path).read_bytes()
     return {"size_bytes": len(data), "gzip_bytes": len(gzip.compress(data, compresslevel=9, mtime=0))}
 
 
-def cosine_rows(a, b):
+def cosine_rows(a: npt.ArrayLike, b: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """Row-wise cosine similarity of ``a`` and ``b`` ``[n, d]``; two all-zero rows count as 1.
 
     Returns
     -------
     np.ndarray [shape=(n,), dtype=float64]
     """
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    na, nb = np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1)
-    dot = np.sum(a * b, axis=1)
+    x, y = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    na, nb = np.linalg.norm(x, axis=1), np.linalg.norm(y, axis=1)
+    dot = np.sum(x * y, axis=1)
     both_zero = (na == 0) & (nb == 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         cos = np.where(both_zero, 1.0, dot / np.maximum(na * nb, 1e-30))
     return cos
 
 
-def compare(outputs, reference):
+def compare(outputs: npt.ArrayLike, reference: npt.ArrayLike) -> dict[str, Any]:
     """Fidelity of ``outputs`` vs ``reference`` (both ``[n, d]``).
 
     Returns
@@ -54,16 +57,16 @@ def compare(outputs, reference):
         ``cosine_mean``, ``cosine_p5``, ``cosine_worst``, ``worst_window`` (row index),
         ``max_abs_error``, ``rel_max_abs_error`` (max abs error / max |reference|), ``n_windows``.
     """
-    outputs, reference = np.asarray(outputs, np.float64), np.asarray(reference, np.float64)
-    cos = cosine_rows(outputs, reference)
-    err = np.abs(outputs - reference)
-    scale = float(np.max(np.abs(reference))) or 1.0
+    out, ref = np.asarray(outputs, np.float64), np.asarray(reference, np.float64)
+    cos = cosine_rows(out, ref)
+    err = np.abs(out - ref)
+    scale = float(np.max(np.abs(ref))) or 1.0
     return {"n_windows": int(len(cos)), "cosine_mean": float(cos.mean()), "cosine_p5": float(np.percentile(cos, 5)),
             "cosine_worst": float(cos.min()), "worst_window": int(np.argmin(cos)),
             "max_abs_error": float(err.max()), "rel_max_abs_error": float(err.max() / scale)}
 
 
-def time_windows(artifact, frames, *, runs, warmup):
+def time_windows(artifact: Artifact, frames: npt.NDArray[np.float32], *, runs: int, warmup: int) -> dict[str, Any]:
     """Median latency per window of an embedding artifact, in ms.
 
     Parameters
@@ -80,7 +83,9 @@ def time_windows(artifact, frames, *, runs, warmup):
         inside the model), ``end_to_end_ms`` (raw audio → float embedding), ``runs``.
     """
     clock = time.perf_counter
-    invoke, front, total = [], [], []
+    invoke: list[float] = []
+    front: list[float] = []
+    total: list[float] = []
     # The numpy front end's matrix product would otherwise use every BLAS thread: "1 thread" means 1.
     with threadpool_limits(limits=artifact.threads):
         _time_loop(artifact, frames, runs, warmup, clock, invoke, front, total)
@@ -88,7 +93,8 @@ def time_windows(artifact, frames, *, runs, warmup):
             "end_to_end_ms": float(np.median(total)), "runs": int(runs)}
 
 
-def _time_loop(artifact, frames, runs, warmup, clock, invoke, front, total):
+def _time_loop(artifact: Artifact, frames: npt.NDArray[np.float32], runs: int, warmup: int, clock: Callable[[], float],
+               invoke: list[float], front: list[float], total: list[float]) -> None:
     for i in range(warmup + runs):
         frame = frames[i % len(frames)][None]
         t0 = clock()
@@ -107,10 +113,10 @@ def _time_loop(artifact, frames, runs, warmup, clock, invoke, front, total):
             total.append((t4 - t0) * 1e3)
 
 
-def time_vectors(artifact, vectors, *, runs, warmup):
+def time_vectors(artifact: Artifact, vectors: npt.NDArray[np.float32], *, runs: int, warmup: int) -> dict[str, Any]:
     """Median latency per input vector of a classifier artifact (quantize, invoke, dequantize), in ms."""
     clock = time.perf_counter
-    total = []
+    total: list[float] = []
     for i in range(warmup + runs):
         t0 = clock()
         artifact.run_one(vectors[i % len(vectors)])
@@ -120,7 +126,8 @@ def time_vectors(artifact, vectors, *, runs, warmup):
             "runs": int(runs)}
 
 
-def measure_embedding(tflite_path, frames, reference, *, runs, warmup, threads):
+def measure_embedding(tflite_path: Path | str, frames: npt.NDArray[np.float32], reference: np.ndarray, *, runs: int,
+                      warmup: int, threads: int) -> tuple[dict[str, Any], npt.NDArray[np.float32]]:
     """Fidelity and cost of one embedding artifact.
 
     Parameters
@@ -150,8 +157,10 @@ def measure_embedding(tflite_path, frames, reference, *, runs, warmup, threads):
     return result, outputs
 
 
-def measure_classifier(tflite_path, embeddings, reference_probs, *, runs, warmup, threads, labels=None,
-                       clip_ids=None, reference_accuracy=None):
+def measure_classifier(tflite_path: Path | str, embeddings: npt.ArrayLike, reference_probs: npt.ArrayLike, *, runs: int,
+                       warmup: int, threads: int, labels: npt.ArrayLike | None = None,
+                       clip_ids: npt.ArrayLike | None = None,
+                       reference_accuracy: float | None = None) -> tuple[dict[str, Any], npt.NDArray[np.float32]]:
     """Fidelity and cost of one classifier artifact on (already computed) embeddings.
 
     Parameters
@@ -188,14 +197,14 @@ def measure_classifier(tflite_path, embeddings, reference_probs, *, runs, warmup
     return result, probs
 
 
-def clip_accuracy(probs, labels, clip_ids):
+def clip_accuracy(probs: npt.ArrayLike, labels: npt.ArrayLike, clip_ids: npt.ArrayLike) -> float | None:
     """Clip accuracy: mean of each clip's window probabilities, argmax, vs its label (``None`` without labels)."""
-    labels, clip_ids = np.asarray(labels), np.asarray(clip_ids)
-    known = labels >= 0
+    label, clip_id = np.asarray(labels), np.asarray(clip_ids)
+    known = label >= 0
     if not known.any():
         return None
     hits = []
-    for clip in np.unique(clip_ids[known]):
-        rows = clip_ids == clip
-        hits.append(int(np.asarray(probs)[rows].mean(axis=0).argmax() == labels[rows][0]))
+    for clip in np.unique(clip_id[known]):
+        rows = clip_id == clip
+        hits.append(int(np.asarray(probs)[rows].mean(axis=0).argmax() == label[rows][0]))
     return float(np.mean(hits))

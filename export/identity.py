@@ -13,7 +13,9 @@ records the same source hash; anything else is an :class:`ExportError` unless ``
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from sea_tf import cards
 from sea_tf.errors import ExportError
@@ -23,7 +25,7 @@ from export.metadata import sidecar_path
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 
 
-def model_file(spec) -> Path | None:
+def model_file(spec: Any) -> Path | None:
     """The file behind a model spec: an existing path, a catalogue name's cached file, else ``None``.
 
     Presets and in-memory :class:`~sea_tf.models.SeaModel` objects have no file.
@@ -43,7 +45,7 @@ def model_file(spec) -> Path | None:
     return None
 
 
-def source_of(spec, card_name: str) -> dict:
+def source_of(spec: Any, card_name: str) -> dict[str, Any]:
     """``{"path", "name", "sha256"}`` of the model file ``spec`` names (path and sha256 ``None`` without a file).
 
     Parameters
@@ -58,7 +60,7 @@ def source_of(spec, card_name: str) -> dict:
             "sha256": cards.sha256_file(path) if path else None}
 
 
-def default_name(spec, card_name: str, override: str | None = None) -> str:
+def default_name(spec: Any, card_name: str, *, override: str | None = None) -> str:
     """Artifact base name: ``override``, else the stem of a model file the user named, else the card's name.
 
     ``runs/a/student.keras`` → ``student``; ``student-qat.h5`` → ``student-qat``; a preset or a
@@ -73,7 +75,7 @@ def default_name(spec, card_name: str, override: str | None = None) -> str:
     return str(card_name)
 
 
-def recorded_source(tflite_path: Path) -> dict | None:
+def recorded_source(tflite_path: Path) -> dict[str, Any] | None:
     """The ``source`` a sidecar records (``None`` when there is no readable sidecar or no source)."""
     try:
         meta = json.loads(sidecar_path(tflite_path).read_text())
@@ -83,7 +85,7 @@ def recorded_source(tflite_path: Path) -> dict | None:
     return source if isinstance(source, dict) else None
 
 
-def _same(recorded: dict | None, source: dict) -> bool:
+def _same(recorded: dict[str, Any] | None, source: dict[str, Any]) -> bool:
     if recorded is None:
         return False
     if source["sha256"] is not None:
@@ -92,7 +94,7 @@ def _same(recorded: dict | None, source: dict) -> bool:
     return recorded.get("sha256") is None and recorded.get("name") == source["name"]
 
 
-def _describe(source: dict | None) -> str:
+def _describe(source: dict[str, Any] | None) -> str:
     if source is None:
         return "a model it does not record (no source in its sidecar)"
     where = source.get("path") or f"{source.get('name')} (in memory)"
@@ -100,7 +102,8 @@ def _describe(source: dict | None) -> str:
     return f"{where} (sha256 {sha[:12]})" if sha else where
 
 
-def check_targets(out_dir, planned, overwrite: bool = False) -> None:
+def check_targets(out_dir: Path | str, planned: Iterable[tuple[str, dict[str, Any]]], *,
+                  overwrite: bool = False) -> None:
     """Refuse, before anything is written, to replace an artifact converted from another model.
 
     Parameters
@@ -118,7 +121,7 @@ def check_targets(out_dir, planned, overwrite: bool = False) -> None:
         source (or none) and ``overwrite`` is false.
     """
     out_dir = Path(out_dir)
-    seen = {}
+    seen: dict[str, dict[str, Any]] = {}
     for stem, source in planned:
         if stem in seen and not _same(seen[stem], source):
             raise ExportError(f"{stem}.tflite would be written twice in one run, from {_describe(seen[stem])} and "

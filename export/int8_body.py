@@ -41,8 +41,11 @@ fold + adaptive rounding + ReLU pct 99.999      0.99898 / 0.99584 / 0.99021  0.9
 (tfmot, self-distillation) reaches about the fold + rounding figures, at the cost of training.
 """
 import itertools
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from sea_tf.backend import keras, tf
 from sea_tf.errors import ExportError
@@ -54,33 +57,33 @@ QMAX = 127
 class ConstantPad2D(keras.layers.Layer):
     """Pads height and width of an NHWC tensor by ``pad`` with the constant ``value`` (TFLite PADV2)."""
 
-    def __init__(self, pad=1, value=0.0, **kwargs):
+    def __init__(self, pad: int = 1, *, value: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.pad, self.value = int(pad), float(value)
 
-    def call(self, x):
+    def call(self, x: Any) -> Any:
         p = self.pad
         return tf.pad(x, [[0, 0], [p, p], [p, p], [0, 0]], constant_values=self.value)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "pad": self.pad, "value": self.value}
 
 
 class ActivationRange(keras.layers.Layer):
     """A fixed int8 range ``[0, maximum]`` for the tensor it follows (FakeQuant; the converter uses it)."""
 
-    def __init__(self, maximum=6.0, **kwargs):
+    def __init__(self, maximum: float = 6.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.maximum = float(maximum)
 
-    def call(self, x):
+    def call(self, x: Any) -> Any:
         return tf.quantization.fake_quant_with_min_max_args(x, min=0.0, max=self.maximum, num_bits=8)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "maximum": self.maximum}
 
 
-def chain_layers(network):
+def chain_layers(network: Any) -> list[Any] | None:
     """The layers of ``network`` after its input when it is a plain chain, else ``None``."""
     layers = network.layers
     if not layers or not isinstance(layers[0], keras.layers.InputLayer):
@@ -92,44 +95,47 @@ def chain_layers(network):
     return layers[1:]
 
 
-def _copy(layer):
+def _copy(layer: Any) -> Any:
     return layer.__class__.from_config(layer.get_config())
 
 
-def _rebuild(network, layers, replace=None, after=None):
+def _rebuild(network: Any, layers: Sequence[Any], *, replace: Mapping[str, list[Any]] | None = None,
+             after: Mapping[str, list[Any]] | None = None) -> Any:
     """A new chain model over copies of ``layers``; ``replace[name]`` gives layers to use instead,
     ``after[name]`` layers to append after that layer."""
-    replace, after = replace or {}, after or {}
+    replacements: Mapping[str, list[Any]] = replace or {}
+    appended: Mapping[str, list[Any]] = after or {}
     x = inputs = keras.Input(network.input_shape[1:], name=network.layers[0].name)
     for layer in layers:
-        for new in replace.get(layer.name, [layer]):
+        for new in replacements.get(layer.name, [layer]):
             fresh = _copy(new) if new is layer else new
             x = fresh(x)
             if new is layer and layer.get_weights():
                 fresh.set_weights(layer.get_weights())
-        for extra in after.get(layer.name, []):
+        for extra in appended.get(layer.name, []):
             x = extra(x)
     return keras.Model(inputs, x, name=network.name)
 
 
-def _bn_affine(bn):
+def _bn_affine(bn: Any) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     gamma, beta, mean, var = _bn_weights(bn)
     scale = gamma / np.sqrt(var + bn.epsilon)
     return scale, beta - mean * scale
 
 
-def _bn_weights(bn):
+def _bn_weights(bn: Any) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64],
+                                 npt.NDArray[np.float64]]:
     weights = {w.name.split("/")[-1].split(":")[0]: np.asarray(w.numpy(), np.float64) for w in bn.weights}
     n = len(weights["moving_mean"])
     return (weights.get("gamma", np.ones(n)), weights.get("beta", np.zeros(n)),
             weights["moving_mean"], weights["moving_variance"])
 
 
-def _first_conv(layers):
+def _first_conv(layers: Sequence[Any]) -> int | None:
     return next((i for i, layer in enumerate(layers) if isinstance(layer, keras.layers.Conv2D)), None)
 
 
-def fold_input_norm(network):
+def fold_input_norm(network: Any) -> tuple[Any, float | None]:
     """Fold a 1-channel input batch norm into the first convolution, exactly.
 
     Parameters
@@ -163,7 +169,7 @@ def fold_input_norm(network):
     folded = keras.layers.Conv2D.from_config({**cfg, "padding": "valid", "use_bias": True})
     pad_value = -b / a  # where a·x + b = 0: what zero padding of the normalized image meant
     x = inputs = keras.Input(network.input_shape[1:], name=network.layers[0].name)
-    x = ConstantPad2D(kh // 2, pad_value, name="input_norm_pad")(x)
+    x = ConstantPad2D(kh // 2, value=pad_value, name="input_norm_pad")(x)
     x = folded(x)
     folded.set_weights([(kernel * a).astype(np.float32), (bias + b * kernel.sum(axis=(0, 1, 2))).astype(np.float32)])
     for layer in layers[2:]:
@@ -174,7 +180,7 @@ def fold_input_norm(network):
     return keras.Model(inputs, x, name=network.name), float(pad_value)
 
 
-def patch_moments(images, kernel_size, pad_value=0.0):
+def patch_moments(images: npt.ArrayLike, kernel_size: int, *, pad_value: float = 0.0) -> npt.NDArray[np.float64]:
     """Second moments ``E[p pᵀ]`` of ``[patch, 1]`` over every ``k×k`` patch the first conv sees.
 
     Parameters
@@ -199,7 +205,8 @@ def patch_moments(images, kernel_size, pad_value=0.0):
     return flat.T @ flat / len(flat)
 
 
-def adaptive_rounding(kernel, moments, qmax=QMAX):
+def adaptive_rounding(kernel: npt.ArrayLike, moments: npt.NDArray[np.float64], *, qmax: int = QMAX
+                      ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """Per-channel int8 rounding of a 1-input-channel kernel that minimises the output error.
 
     Parameters
@@ -218,9 +225,9 @@ def adaptive_rounding(kernel, moments, qmax=QMAX):
     bias_correction : np.ndarray [shape=(C,)]
         To add to the effective bias: minus the mean output error of the chosen rounding.
     """
-    kernel = np.asarray(kernel, np.float64)
-    n, channels = int(np.prod(kernel.shape[:3])), kernel.shape[-1]
-    flat = kernel.reshape(n, channels)
+    weights = np.asarray(kernel, np.float64)
+    n, channels = int(np.prod(weights.shape[:3])), weights.shape[-1]
+    flat = weights.reshape(n, channels)
     cww, cwb, cbb = moments[:n, :n], moments[:n, n], moments[n, n]
     residual = cww - np.outer(cwb, cwb) / cbb  # error second moment once the mean error is corrected
     offsets = np.array(list(itertools.product((0.0, 1.0), repeat=n)))
@@ -240,10 +247,11 @@ def adaptive_rounding(kernel, moments, qmax=QMAX):
         best = int(np.argmin(np.einsum("ij,jk,ik->i", err, residual, err)))
         codes[:, c] = candidates[best].astype(np.int64)
         correction[c] = -(cwb @ err[best]) / cbb
-    return codes.reshape(kernel.shape), scales, correction
+    return codes.reshape(weights.shape), scales, correction
 
 
-def round_first_conv(network, images, pad_value=None):
+def round_first_conv(network: Any, images: npt.ArrayLike, *,
+                     pad_value: float | None = None) -> tuple[Any, dict[str, Any] | None]:
     """Replace the first convolution's kernel by its adaptively rounded int8 values (in float).
 
     Works on a chain whose first layer after the input is a 1-input-channel ``Conv2D`` (optionally
@@ -285,7 +293,7 @@ def round_first_conv(network, images, pad_value=None):
     if np.any(bn_scale == 0):
         return network, None
     effective = kernel * bn_scale
-    moments = patch_moments(images, kernel.shape[0], 0.0 if pad_value is None else pad_value)
+    moments = patch_moments(images, kernel.shape[0], pad_value=0.0 if pad_value is None else pad_value)
     codes, scales, correction = adaptive_rounding(effective, moments)
     new_kernel = (codes * scales) / bn_scale
     new_bias = bias + correction / bn_scale
@@ -298,7 +306,7 @@ def round_first_conv(network, images, pad_value=None):
     return model, info
 
 
-def clip_activation_ranges(network, images, percentile):
+def clip_activation_ranges(network: Any, images: npt.ArrayLike, percentile: float) -> tuple[Any, dict[str, float]]:
     """Fix each hidden ReLU's int8 range at ``percentile`` of its calibration values.
 
     The last activation (the one the embedding is pooled from) keeps the converter's min/max range.
@@ -321,7 +329,7 @@ def clip_activation_ranges(network, images, percentile):
     layers = chain_layers(network)
     acts = [layer for layer in layers or []
             if isinstance(layer, keras.layers.Activation) and layer.get_config()["activation"] == "relu"]
-    if not acts or len(acts) < 2:
+    if layers is None or not acts or len(acts) < 2:     # (no chain: no activations either)
         return network, {}
     hidden = acts[:-1]
     probe = keras.Model(network.input, [layer.output for layer in hidden])
@@ -331,7 +339,7 @@ def clip_activation_ranges(network, images, percentile):
     return _rebuild(network, layers, after=after), ranges
 
 
-def prepare_body(network, images, settings):
+def prepare_body(network: Any, images: npt.ArrayLike, settings: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]:
     """The body to convert in ``int8`` mode, and what was done to it (for the sidecar).
 
     Parameters
@@ -355,7 +363,7 @@ def prepare_body(network, images, settings):
     percentile = settings.get("activation_percentile")
     if percentile is not None and not 0 < float(percentile) <= 100:
         raise ExportError(f"int8_body.activation_percentile must be in (0, 100] or null; got {percentile!r}")
-    info = {"fold_input_norm": False, "first_conv_rounding": "nearest", "activation_percentile": None}
+    info: dict[str, Any] = {"fold_input_norm": False, "first_conv_rounding": "nearest", "activation_percentile": None}
     model, pad_value = network, None
     if settings.get("fold_input_norm", True):
         model, pad_value = fold_input_norm(model)
@@ -363,7 +371,7 @@ def prepare_body(network, images, settings):
         if pad_value is not None:
             info["pad_value_db"] = round(pad_value, 4)
     if rounding == "adaptive":
-        model, first_conv = round_first_conv(model, images, pad_value)
+        model, first_conv = round_first_conv(model, images, pad_value=pad_value)
         if first_conv is not None:
             info["first_conv_rounding"] = "adaptive"
             info["first_conv"] = first_conv

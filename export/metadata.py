@@ -20,7 +20,9 @@ Quantization parameters are ``null`` for float tensors. The device harness
 """
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,18 +34,18 @@ INPUT_KINDS = ("raw_audio", "frontend_features", "embedding")
 REQUIRED_KEYS = ("model_card", "mode", "frontend_in_model", "frontend", "input", "output", "sha256")
 
 
-def artifact_stem(name, mode):
+def artifact_stem(name: str, mode: str) -> str:
     """``<name>.<mode>``, with characters that do not belong in a file name replaced by ``_``."""
     safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in str(name)).strip("_") or "model"
     return f"{safe}.{mode}"
 
 
-def sidecar_path(tflite_path):
+def sidecar_path(tflite_path: Path | str) -> Path:
     """``X.json`` beside ``X.tflite``."""
     return Path(tflite_path).with_suffix(".json")
 
 
-def tensor_entry(details, kind):
+def tensor_entry(details: Mapping[str, Any], kind: str) -> dict[str, Any]:
     """One ``input`` / ``output`` entry from a LiteRT tensor-details dict.
 
     Parameters
@@ -61,7 +63,7 @@ def tensor_entry(details, kind):
                              "zero_point": int(zero) if quantized else None}}
 
 
-def tensor_details(tflite_bytes):
+def tensor_details(tflite_bytes: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
     """(input details, output details) of a flatbuffer, read with the LiteRT interpreter."""
     from ai_edge_litert.interpreter import Interpreter
 
@@ -73,8 +75,11 @@ def tensor_details(tflite_bytes):
     return inputs[0], outputs[0]
 
 
-def build_sidecar(tflite_bytes, model_card, mode, frontend_in_model, frontend, input_kind, output_kind,
-                  operators=None, classes=None, calibration=None, extra=None, source=None):
+def build_sidecar(tflite_bytes: bytes, model_card: dict[str, Any], mode: str, frontend_in_model: bool,
+                  frontend: dict[str, Any] | None, input_kind: str, output_kind: str, *,
+                  operators: Iterable[str] | None = None, classes: Iterable[str] | None = None,
+                  calibration: dict[str, Any] | None = None, extra: Mapping[str, Any] | None = None,
+                  source: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The sidecar dict for one converted model.
 
     Parameters
@@ -102,7 +107,7 @@ def build_sidecar(tflite_bytes, model_card, mode, frontend_in_model, frontend, i
     if input_kind not in INPUT_KINDS:
         raise ExportError(f"unknown input kind {input_kind!r}; known: {', '.join(INPUT_KINDS)}")
     inp, out = tensor_details(tflite_bytes)
-    meta = {"format": FORMAT, "model_card": model_card, "mode": mode,
+    meta: dict[str, Any] = {"format": FORMAT, "model_card": model_card, "mode": mode,
             "frontend_in_model": bool(frontend_in_model), "frontend": frontend,
             "input": tensor_entry(inp, input_kind), "output": tensor_entry(out, output_kind),
             "sha256": hashlib.sha256(tflite_bytes).hexdigest(), "size_bytes": len(tflite_bytes),
@@ -122,7 +127,7 @@ def build_sidecar(tflite_bytes, model_card, mode, frontend_in_model, frontend, i
     return meta
 
 
-def write_artifact(out_dir, stem, tflite_bytes, meta):
+def write_artifact(out_dir: Path | str, stem: str, tflite_bytes: bytes, meta: dict[str, Any]) -> Path:
     """Write ``out_dir/<stem>.tflite`` and its sidecar, each atomically; returns the ``.tflite`` path.
 
     The ``.tflite`` is renamed into place first and the sidecar second, so a reader that finds a
@@ -135,7 +140,7 @@ def write_artifact(out_dir, stem, tflite_bytes, meta):
     return path
 
 
-def read_sidecar(tflite_path, verify=True):
+def read_sidecar(tflite_path: Path | str, *, verify: bool = True) -> dict[str, Any]:
     """Read and check the sidecar of ``tflite_path``.
 
     Parameters

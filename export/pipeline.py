@@ -12,9 +12,12 @@ calibration row or a calibration source file (:mod:`export.calibration`).
 """
 import csv
 import time
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from tqdm import tqdm
 
 from device.frontends import compute_frontend
@@ -31,7 +34,7 @@ from sea_tf.models import SeaModel, load_model
 CARD_KEYS = ("name", "sample_rate", "frame_samples", "embedding_size", "frontend")
 
 
-def resolve_model(spec):
+def resolve_model(spec: Any) -> SeaModel:
     """A :class:`SeaModel` with a usable card, or :class:`ExportError`."""
     if qat_export.qat_card(spec) is not None:
         raise ExportError(f"{spec}: a QAT student; export it with its float student "
@@ -46,26 +49,30 @@ def resolve_model(spec):
     return model
 
 
-def _windows(source, sample_rate, settings, what, exclude=(), only=None):
+def _windows(source: Any, sample_rate: int, settings: dict[str, Any], what: str, *, exclude: Collection[str] = (),
+             only: Collection[str] | None = None) -> tuple[npt.NDArray[np.float32], list[str], str]:
     """(windows, origin, description) from paths or an in-memory array; see :func:`export.calibration.draw_windows`."""
     if isinstance(source, np.ndarray):
-        windows = calib.check_windows(source, sample_rate, what)
+        windows = calib.check_windows(source, sample_rate, what=what)
         return windows[: int(settings["windows"])], [f"array[{i}]" for i in range(len(windows))], "in-memory windows"
-    windows, origin = calib.draw_windows(source, sample_rate, settings["windows"], settings["seed"],
-                                         settings["hop_size"], what=what, exclude=exclude, only=only,
+    windows, origin = calib.draw_windows(source, sample_rate, settings["windows"], seed=settings["seed"],
+                                         hop_size=settings["hop_size"], what=what, exclude=exclude, only=only,
                                          allow_partial=settings.get("allow_partial", False))
     files = len(set(origin))
     return windows, origin, f"{files} file(s) from {', '.join(map(str, _as_list(source)))}"
 
 
-def _as_list(value):
+def _as_list(value: Any) -> list[Any]:
     if value is None:
         return []
     return [value] if isinstance(value, (str, Path)) else list(value)
 
 
-def export_model(model, out_dir, modes=None, calibration=None, held_out=None, classifier=None, cfg=None,
-                 progress=True, log=None, *, qat=None):
+def export_model(model: Any, out_dir: Path | str, *, modes: str | Sequence[str] | None = None,
+                 calibration: str | Path | Sequence[str | Path] | np.ndarray | None = None,
+                 held_out: str | Path | Sequence[str | Path] | np.ndarray | None = None,
+                 classifier: str | Path | None = None, cfg: dict[str, Any] | None = None, progress: bool = True,
+                 log: Callable[[str], object] | None = None, qat: str | Path | None = None) -> dict[str, Any]:
     """Convert ``model`` in each mode, measure every file on held-out audio, write the report.
 
     Parameters
@@ -112,10 +119,10 @@ def export_model(model, out_dir, modes=None, calibration=None, held_out=None, cl
     qat = cfg.get("qat") if qat is None else qat
     spec, qat_spec, qat_card = _pair_qat(model, qat)
     model = resolve_model(spec)
-    name = identity.default_name(spec, model.name, cfg["name"])
+    name = identity.default_name(spec, model.name, override=cfg["name"])
     source = identity.source_of(spec, model.name)
-    qat_rows = []
-    if qat_spec is not None:
+    qat_rows: list[str] = []
+    if qat_spec is not None and qat_card is not None:      # (both set, or neither)
         qat_export.check_pair(source, model.card, qat_spec, qat_card)
         qat_rows = qat_export.qat_modes(modes)
         if not qat_rows:
@@ -131,11 +138,11 @@ def export_model(model, out_dir, modes=None, calibration=None, held_out=None, cl
     sr = model.sample_rate
     planned = [(metadata.artifact_stem(name, m), source) for m in modes]
     planned += [(metadata.artifact_stem(qat_name, m), qat_source) for m in qat_rows]
-    if cls_model is not None:
+    if cls_card is not None:                # (set with cls_model)
         cls_source = identity.source_of(classifier, cls_card["name"])
         planned += [(metadata.artifact_stem(cls_card["name"], m), cls_source)
                     for m in (parse_modes(cfg["classifier_modes"]) if cfg["classifier_modes"] else modes)]
-    identity.check_targets(out_dir, planned, cfg["overwrite"])  # before any conversion: nothing written
+    identity.check_targets(out_dir, planned, overwrite=cfg["overwrite"])  # before any conversion: nothing written
 
     needs_calibration = any(m in CALIBRATED_MODES for m in modes + qat_rows)
     has_cal = isinstance(calibration, np.ndarray) or bool(_as_list(calibration))
@@ -147,24 +154,24 @@ def export_model(model, out_dir, modes=None, calibration=None, held_out=None, cl
         f"({held_info['description']})")
 
     reference = model.embed_frames(held)
-    downstream = _Downstream(cls_model, cls_card, reference, held_origin) if cls_model is not None else None
+    downstream = _Downstream(cls_model, cls_card, reference, held_origin) if cls_card is not None else None
     out_dir.mkdir(parents=True, exist_ok=True)
-    artifacts = []
+    artifacts: list[dict[str, Any]] = []
     lat = cfg["latency"]
     for mode in tqdm(modes, desc=f"export {name}", unit="mode", disable=not progress):
-        inside = frontend_in_model(mode, cfg["placement"])
+        inside = frontend_in_model(mode, placement=cfg["placement"])
         rep, cal_x, prepared = None, None, None
-        if mode in CALIBRATED_MODES:
+        if mode in CALIBRATED_MODES and cal is not None:     # (always set for these modes: checked above)
             cal_x = cal if inside else compute_frontend(cal, model.frontend)
             rep = calib.representative_dataset(cal_x)
         start = time.perf_counter()
-        graph = export_graph(model, inside, cfg["dft"])
-        if mode == "int8" and not inside:
+        graph = export_graph(model, inside, dft=cfg["dft"])
+        if mode == "int8" and not inside and cal_x is not None:
             graph, prepared = int8_body.prepare_body(graph, cal_x, cfg["int8_body"])
-        data = convert(graph, mode, rep, cfg["int8_io"], name)
+        data = convert(graph, mode, representative=rep, io=cfg["int8_io"], name=name)
         convert_s = time.perf_counter() - start
         cal_info = _cal_info(mode, cal, cal_desc, cfg)
-        if prepared is not None:
+        if prepared is not None and cal_info is not None:
             cal_info["int8_body"] = prepared
         meta = metadata.build_sidecar(
             data, model.card, mode, inside, model.frontend, "raw_audio" if inside else "frontend_features",
@@ -180,12 +187,12 @@ def export_model(model, out_dir, modes=None, calibration=None, held_out=None, cl
             f"end-to-end {result['end_to_end_ms']:.3f} ms")
 
     qat_info = None
-    if qat_rows:
+    if qat_rows and qat_spec is not None and qat_card is not None:
         qat_student = qat_export.QatStudent(qat_spec, qat_card)
         rows, qat_info = _export_qat(qat_student, qat_rows, qat_name, qat_source, model, name, cal, cal_desc, held,
                                      reference, downstream, out_dir, cfg, progress, log)
         artifacts += rows
-    if cls_model is not None:
+    if downstream is not None:
         cls_modes = parse_modes(cfg["classifier_modes"]) if cfg["classifier_modes"] else modes
         artifacts += _export_classifier(downstream, model, cls_modes, cal, cal_desc, out_dir, cfg, progress, log,
                                         cls_source)
@@ -201,7 +208,7 @@ def export_model(model, out_dir, modes=None, calibration=None, held_out=None, cl
     return summary
 
 
-def _pair_qat(spec, qat):
+def _pair_qat(spec: Any, qat: str | Path | None) -> tuple[Any, Path | None, dict[str, Any] | None]:
     """(float model spec, QAT file or None, QAT card or None): a QAT file named as MODEL brings its float student."""
     card = qat_export.qat_card(spec)
     if card is not None:
@@ -219,7 +226,9 @@ def _pair_qat(spec, qat):
     return spec, Path(qat), card
 
 
-def _calibration_and_held_out(calibration, held_out, sr, cfg, has_cal):
+def _calibration_and_held_out(calibration: Any, held_out: Any, sr: int, cfg: dict[str, Any], has_cal: bool
+                              ) -> tuple[npt.NDArray[np.float32] | None, str, npt.NDArray[np.float32], list[str],
+                                         dict[str, Any]]:
     """Calibration windows and held-out windows that share no row and no source file.
 
     Returns
@@ -233,18 +242,20 @@ def _calibration_and_held_out(calibration, held_out, sr, cfg, has_cal):
     """
     given = isinstance(held_out, np.ndarray) or bool(_as_list(held_out))
     cal_paths = has_cal and not isinstance(calibration, np.ndarray)
-    cal, cal_origin, cal_desc = None, [], "none (no calibrated mode)"
+    cal: npt.NDArray[np.float32] | None = None
+    cal_origin: list[str] = []
+    cal_desc = "none (no calibrated mode)"
     if not given:
         if not has_cal:
             raise ExportError("no held-out audio to measure fidelity on; pass --held-out (or --calibration) audio")
         if not cal_paths:
-            calib.check_windows(calibration, sr, "calibration")  # a malformed array says so first
+            calib.check_windows(calibration, sr, what="calibration")  # a malformed array says so first
             raise ExportError("in-memory calibration windows have no source files to keep apart; pass held-out "
                               "windows (--held-out) too")
         # One pool of source files, split by file before anything is drawn: no held-out window shares
         # a recording with a calibration window, whether it comes from an audio file or a shard row.
         pool = calib.source_files(calibration, sr, allow_partial=cfg["calibration"].get("allow_partial", False))
-        held_files = calib.split_held_out_files(pool, cfg["held_out"]["fraction"], cfg["held_out"]["seed"])
+        held_files = calib.split_held_out_files(pool, cfg["held_out"]["fraction"], seed=cfg["held_out"]["seed"])
         cal, cal_origin, cal_desc = _windows(calibration, sr, cfg["calibration"], "calibration", exclude=held_files)
         held, held_origin, _ = _windows(calibration, sr, cfg["held_out"], "held-out", only=held_files)
         excluded = calib.excluded_counts(calibration, set(pool) - set(held_files),
@@ -270,14 +281,15 @@ def _calibration_and_held_out(calibration, held_out, sr, cfg, has_cal):
     return cal, cal_desc, held, held_origin, {"description": desc, "excluded": excluded}
 
 
-def _cal_info(mode, cal, desc, cfg):
-    if mode not in CALIBRATED_MODES:
+def _cal_info(mode: str, cal: np.ndarray | None, desc: str, cfg: dict[str, Any]) -> dict[str, Any] | None:
+    if mode not in CALIBRATED_MODES or cal is None:
         return None
     return {"n_windows": int(len(cal)), "description": desc, "seed": cfg["calibration"]["seed"],
             "hop_size": cfg["calibration"]["hop_size"], "int8_io": cfg["int8_io"] if mode == "int8" else "float"}
 
 
-def _row(name, mode, path, meta, result, convert_s):
+def _row(name: str, mode: str, path: Path, meta: dict[str, Any], result: dict[str, Any],
+         convert_s: float) -> dict[str, Any]:
     source = meta.get("source") or {}
     return {"model": name, "mode": mode, "path": str(path), "sidecar": str(metadata.sidecar_path(path)),
             "sha256": meta["sha256"], "source_sha256": source.get("sha256"), "source": source.get("path"),
@@ -286,7 +298,7 @@ def _row(name, mode, path, meta, result, convert_s):
             "convert_s": round(convert_s, 2), **result}
 
 
-def _load_classifier(path, model):
+def _load_classifier(path: str | Path, model: SeaModel) -> tuple[Any, dict[str, Any]]:
     from sea_tf.classify.final import load_classifier
 
     keras_model, card = load_classifier(path)
@@ -300,37 +312,39 @@ def _load_classifier(path, model):
 class _Downstream:
     """The Keras classifier's view of the held-out windows: reference probabilities, labels, accuracy."""
 
-    def __init__(self, keras_model, card, reference, held_origin):
+    def __init__(self, keras_model: Any, card: dict[str, Any], reference: np.ndarray, held_origin: Sequence[str]) -> None:
         self.model, self.card = keras_model, card
         self.reference = reference
         self.probs = self.predict(reference)
         self.labels, self.clip_ids = held_out_labels(held_origin, card.get("classes") or [])
         self.accuracy = fidelity.clip_accuracy(self.probs, self.labels, self.clip_ids)
 
-    def predict(self, embeddings):
+    def predict(self, embeddings: npt.ArrayLike) -> np.ndarray:
         return self.model.predict(np.asarray(embeddings, np.float32), verbose=0, batch_size=256)
 
-    def effect(self, embeddings):
+    def effect(self, embeddings: npt.ArrayLike) -> dict[str, Any]:
         """How the Keras classifier's decisions change when fed an exported model's ``embeddings``."""
         probs = self.predict(embeddings)
-        out = {"top1_agreement": float(np.mean(probs.argmax(1) == self.probs.argmax(1))),
+        out: dict[str, Any] = {"top1_agreement": float(np.mean(probs.argmax(1) == self.probs.argmax(1))),
                "reference_clip_accuracy": self.accuracy}
         acc = fidelity.clip_accuracy(probs, self.labels, self.clip_ids)
-        if acc is not None:
+        if acc is not None and self.accuracy is not None:     # the same labels: both known or neither
             out["clip_accuracy"], out["accuracy_change"] = acc, acc - self.accuracy
         return out
 
 
-def _export_classifier(downstream, model, modes, cal, cal_desc, out_dir, cfg, progress, log, source):
+def _export_classifier(downstream: _Downstream, model: SeaModel, modes: Sequence[str], cal: np.ndarray | None,
+                       cal_desc: str, out_dir: Path, cfg: dict[str, Any], progress: bool, log: Callable[[str], object],
+                       source: dict[str, Any]) -> list[dict[str, Any]]:
     """Export the classifier in ``modes``; each file is measured on the Keras model's held-out embeddings."""
     lat = cfg["latency"]
     card = downstream.card
     cal_emb = model.embed_frames(cal) if cal is not None else None
-    rows = []
+    rows: list[dict[str, Any]] = []
     for mode in tqdm(modes, desc=f"export {card['name']}", unit="mode", disable=not progress):
-        rep = calib.representative_dataset(cal_emb) if mode in CALIBRATED_MODES else None
+        rep = calib.representative_dataset(cal_emb) if mode in CALIBRATED_MODES and cal_emb is not None else None
         start = time.perf_counter()
-        data = convert(downstream.model, mode, rep, cfg["int8_io"], card["name"])
+        data = convert(downstream.model, mode, representative=rep, io=cfg["int8_io"], name=card["name"])
         convert_s = time.perf_counter() - start
         meta = metadata.build_sidecar(
             data, card, mode, False, None, "embedding", "probabilities", operators=check_builtin_ops(data),
@@ -346,8 +360,10 @@ def _export_classifier(downstream, model, modes, cal, cal_desc, out_dir, cfg, pr
     return rows
 
 
-def _export_qat(student, modes, name, source, model, float_name, cal, cal_desc, held, reference, downstream,
-                out_dir, cfg, progress, log):
+def _export_qat(student: qat_export.QatStudent, modes: Sequence[str], name: str, source: dict[str, Any], model: SeaModel,
+                float_name: str, cal: np.ndarray | None, cal_desc: str, held: npt.NDArray[np.float32],
+                reference: np.ndarray, downstream: _Downstream | None, out_dir: Path, cfg: dict[str, Any],
+                progress: bool, log: Callable[[str], object]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Convert the QAT body with its learnt ranges; each file is measured against the float student's reference.
 
     Returns
@@ -361,13 +377,13 @@ def _export_qat(student, modes, name, source, model, float_name, cal, cal_desc, 
     lat = cfg["latency"]
     qat_reference = student.embed_frames(held)
     keras_vs_float = fidelity.compare(qat_reference, reference)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for mode in tqdm(modes, desc=f"export {name}", unit="mode", disable=not progress):
         rep = None
-        if mode == "int8":  # ranges for what QAT left in float: the input and the input batch norm
+        if mode == "int8" and cal is not None:  # ranges for what QAT left in float: the input and the input batch norm
             rep = calib.representative_dataset(compute_frontend(cal, model.frontend))
         start = time.perf_counter()
-        data = convert(student.body, mode, rep, cfg["int8_io"], name)
+        data = convert(student.body, mode, representative=rep, io=cfg["int8_io"], name=name)
         convert_s = time.perf_counter() - start
         cal_info = _cal_info(mode, cal, cal_desc, cfg)
         if cal_info is not None:
@@ -392,7 +408,7 @@ def _export_qat(student, modes, name, source, model, float_name, cal, cal_desc, 
     return rows, info
 
 
-def held_out_labels(origin, classes):
+def held_out_labels(origin: Sequence[str], classes: Sequence[str]) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
     """Class index and clip id of each held-out window, from an UrbanSound8K-layout metadata CSV.
 
     The CSV (``metadata/UrbanSound8K.csv``, columns ``slice_file_name`` and ``class``) is looked
@@ -403,8 +419,10 @@ def held_out_labels(origin, classes):
     labels : np.ndarray [shape=(n,), dtype=int64]
     clip_ids : np.ndarray [shape=(n,), dtype=int64]
     """
-    index = {c: i for i, c in enumerate(classes)}
-    tables, labels, clip_of = {}, [], {}
+    index: dict[str | None, int] = {c: i for i, c in enumerate(classes)}
+    tables: dict[Path, dict[str, str]] = {}
+    labels: list[int] = []
+    clip_of: dict[str, int] = {}
     for item in origin:
         path = Path(item)
         label = -1

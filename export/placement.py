@@ -15,6 +15,7 @@ Nothing is approximated: when the front end is not in the model, the sidecar say
 dB image of ``frontend`` and the device computes it with ``device.frontends.compute_frontend``.
 """
 import re
+from typing import Any
 
 from sea_tf.errors import ExportError
 from sea_tf.models.seamodel import assemble
@@ -24,7 +25,7 @@ FRONTEND_EXACT_MODES = ("fp32", "fp16")
 PLACEMENTS = ("auto", "device")
 
 
-def frontend_in_model(mode, placement="auto"):
+def frontend_in_model(mode: str, *, placement: str = "auto") -> bool:
     """Whether the ``mode`` export takes raw audio (front end inside).
 
     Parameters
@@ -44,7 +45,7 @@ def frontend_in_model(mode, placement="auto"):
     return placement == "auto" and mode in FRONTEND_EXACT_MODES
 
 
-def export_graph(model, inside, dft="rfft"):
+def export_graph(model: Any, inside: bool, *, dft: str = "rfft") -> Any:
     """The Keras model to convert for one artifact.
 
     Parameters

@@ -20,7 +20,9 @@ without the link is paired with ``student.keras`` beside it when that card's nam
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sea_tf import cards
 from sea_tf.errors import ExportError, SeaTFError
@@ -29,8 +31,12 @@ from sea_tf.errors import ExportError, SeaTFError
 QAT_MODES = ("dynamic", "int8")
 _H5 = (".h5", ".hdf5")
 
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
-def qat_card(path) -> dict | None:
+
+def qat_card(path: Any) -> dict[str, Any] | None:
     """The card of ``path`` when it is a QAT student, ``None`` when it is another model.
 
     Raises :class:`ExportError` for a QAT HDF5 file without its card (the card names the front end
@@ -57,7 +63,7 @@ def qat_card(path) -> dict | None:
     return None
 
 
-def float_student(qat_path, card: dict) -> Path:
+def float_student(qat_path: Path | str, card: dict[str, Any]) -> Path:
     """The float student a QAT file was fine-tuned from (its card's link, else ``student.keras`` beside it)."""
     qat_path = Path(qat_path).expanduser()
     link = card["qat"].get("student") or {}
@@ -75,7 +81,8 @@ def float_student(qat_path, card: dict) -> Path:
                       f"`sea-tf export FLOAT.keras --qat-model {qat_path}`")
 
 
-def check_pair(float_source: dict, float_card: dict, qat_path, card: dict) -> None:
+def check_pair(float_source: dict[str, Any], float_card: dict[str, Any], qat_path: Path | str,
+               card: dict[str, Any]) -> None:
     """Refuse a QAT file paired with a float student it was not fine-tuned from."""
     link = card["qat"].get("student") or {}
     if link.get("sha256") and float_source.get("sha256") and link["sha256"] != float_source["sha256"]:
@@ -102,7 +109,7 @@ class QatStudent:
     path : Path
     """
 
-    def __init__(self, path, card):
+    def __init__(self, path: Path | str, card: dict[str, Any]) -> None:
         from sea_tf.distill.qat import load
 
         self.path = Path(path).expanduser()
@@ -113,7 +120,7 @@ class QatStudent:
         self.card = card
         self.body = self.keras.get_layer("network")
 
-    def embed_frames(self, frames, batch_size=32):
+    def embed_frames(self, frames: npt.ArrayLike, *, batch_size: int = 32) -> npt.NDArray[np.float32]:
         """The QAT Keras model's embeddings ``[n, D]`` of raw windows ``[n, frame_samples]``."""
         import numpy as np
 
@@ -121,6 +128,6 @@ class QatStudent:
                           np.float32)
 
 
-def qat_modes(modes) -> list:
+def qat_modes(modes: Iterable[str]) -> list[str]:
     """The requested modes a QAT student exports in, in the order given."""
     return [m for m in modes if m in QAT_MODES]

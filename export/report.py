@@ -1,5 +1,7 @@
 """The fidelity and cost report of one export run: ``<name>.report.json``, ``.md``, ``.png``."""
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from export import metadata
 from sea_tf import atomic
@@ -10,9 +12,9 @@ COLUMNS = [("model", "model"), ("mode", "mode"), ("input", "input"), ("size_kb",
            ("invoke_ms", "invoke ms"), ("end_to_end_ms", "end-to-end ms"), ("extra", "classifier")]
 
 
-def table_rows(artifacts):
+def table_rows(artifacts: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """One flat row per artifact (for the markdown table and the demo report)."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     fp32_size = {a["model"]: a["size_bytes"] for a in artifacts if a["mode"] == "fp32"}
     for a in artifacts:
         extra = ""
@@ -30,7 +32,7 @@ def table_rows(artifacts):
     return rows
 
 
-def _fmt(key, value):
+def _fmt(key: str, value: Any) -> str:
     if value is None or value == "":
         return "—" if value is None else ""
     if isinstance(value, str):
@@ -46,7 +48,7 @@ def _fmt(key, value):
     return f"{value:.1f}"
 
 
-def markdown_table(artifacts):
+def markdown_table(artifacts: Sequence[dict[str, Any]]) -> str:
     """The per-artifact fidelity/cost table as GitHub markdown."""
     rows = table_rows(artifacts)
     lines = ["| " + " | ".join(title for _, title in COLUMNS) + " |",
@@ -56,7 +58,7 @@ def markdown_table(artifacts):
     return "\n".join(lines)
 
 
-def markdown(summary):
+def markdown(summary: dict[str, Any]) -> str:
     """The whole ``report.md`` text of an export run."""
     lines = ["# sea-tf export report", "",
              f"Held-out set: {summary['held_out']['n_windows']} windows "
@@ -81,7 +83,7 @@ def markdown(summary):
     return "\n".join(lines) + "\n"
 
 
-def plot(summary, path):
+def plot(summary: dict[str, Any], path: Path | str) -> Path:
     """Bar charts of size, end-to-end latency and cosine p5 per artifact; written atomically as PNG."""
     plt = atomic.pyplot()
 
@@ -107,7 +109,7 @@ def plot(summary, path):
     return atomic.save_figure(fig, path, dpi=90)
 
 
-def write_report(summary, out_dir, *, name: str):
+def write_report(summary: dict[str, Any], out_dir: Path | str, *, name: str) -> dict[str, Path]:
     """Write ``<name>.report.json``, ``.md`` and ``.png`` into ``out_dir``; returns their paths.
 
     Named after the export (``name``, the model file's stem), like its ``.tflite`` files: two models

@@ -34,11 +34,11 @@ def test_streamed_windows_equal_frame_audio(tmp_path, seconds, sr, channels, hop
     path = _write(tmp_path / "x.wav", seconds, sr, channels)
     whole, sr_in = daudio.load_audio(path)
     whole, method = daudio.resample(whole, sr_in, 8000)
-    reference = daudio.frame_audio(whole, 8000, hop, center)
+    reference = daudio.frame_audio(whole, 8000, hop, center=center)
     for block_frames in (1000, daudio.READ_BLOCK_FRAMES):
-        sr_read, blocks = daudio.read_blocks(path, block_frames)
+        sr_read, blocks = daudio.read_blocks(path, block_frames=block_frames)
         blocks, streamed_method = daudio.resample_blocks(blocks, sr_read, 8000)
-        got = [(start, window.copy()) for start, window in daudio.stream_windows(blocks, 8000, hop, center)]
+        got = [(start, window.copy()) for start, window in daudio.stream_windows(blocks, 8000, hop, center=center)]
         assert streamed_method == method and [s for s, _ in got] == [k * hop for k in range(len(reference))]
         assert np.array_equal(np.stack([w for _, w in got]), reference)
 
@@ -51,7 +51,7 @@ def test_embed_audio_from_blocks_equals_the_whole_recording(arts, tmp_path):
     for model in (arts["emb_fp32"], student["net.fp32"]):
         emb = load_artifact(model)
         for batch in (1, 4):
-            ref = emb.embed_frames(daudio.frame_audio(whole, 8000, 800, True), batch=batch)
+            ref = emb.embed_frames(daudio.frame_audio(whole, 8000, 800, center=True), batch=batch)
             got = emb.embed_audio(daudio.AudioStream(path, 8000), 800, center=True, batch=batch)
             # Same windows through the same interpreter calls: the rows are bit-identical to the
             # whole-array embed_audio; against embed_frames (no STFT-row reuse) the numpy front end's

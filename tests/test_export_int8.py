@@ -74,7 +74,7 @@ def _tflite_outputs(data, x):
 def _int8(model, cal):
     from export.calibration import representative_dataset
     from export.convert import convert
-    return convert(model, "int8", representative_dataset(cal), "int8", "tiny")
+    return convert(model, "int8", representative=representative_dataset(cal), io="int8", name="tiny")
 
 
 def test_fold_input_norm_is_exact_borders_included(body, images):
@@ -99,7 +99,7 @@ def test_adaptive_rounding_beats_nearest_and_keeps_scale():
 
     rng = np.random.default_rng(0)
     kernel = rng.normal(0, 0.2, (3, 3, 1, 6))
-    moments = patch_moments(db_images(40, 2), 3, -25.0)
+    moments = patch_moments(db_images(40, 2), 3, pad_value=-25.0)
     codes, scales, correction = adaptive_rounding(kernel, moments)
     flat, cf = kernel.reshape(9, 6), codes.reshape(9, 6)
     np.testing.assert_allclose(scales, np.abs(flat).max(0) / 127)
@@ -125,7 +125,7 @@ def test_converter_keeps_the_chosen_codes(body, images):
     bn = body.get_layer("bn0")
     g, _, _, var = bn.get_weights()
     effective = folded.layers[2].get_weights()[0] * (g / np.sqrt(var + bn.epsilon))
-    codes, _, _ = adaptive_rounding(effective, patch_moments(cal, 3, pad))
+    codes, _, _ = adaptive_rounding(effective, patch_moments(cal, 3, pad_value=pad))
     _, it = _tflite_outputs(_int8(prepared, cal), images[1][:2])
     kernels = [t for t in it.get_tensor_details() if t["dtype"] == np.int8 and list(t["shape"]) == [8, 3, 3, 1]]
     assert len(kernels) == 1

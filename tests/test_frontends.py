@@ -49,8 +49,8 @@ def _image_bounds(frames, spec, dft, window=twin.periodic_hann):
                * np.linalg.norm(windows, axis=-1, keepdims=True))
     lo, hi = np.maximum(amplitude - err, 0.0), amplitude + err
     if spec["n_mels"]:
-        fb = twin.mel_filterbank(spec["sr"], n_dft, spec["n_mels"], spec["fmin"], spec["fmax"], spec["htk"],
-                                 spec["norm"]).astype(np.float64)
+        fb = twin.mel_filterbank(spec["sr"], n_dft, spec["n_mels"], fmin=spec["fmin"], fmax=spec["fmax"],
+                                 htk=spec["htk"], norm=spec["norm"]).astype(np.float64)
         # Non-negative terms, so rounding is relative: square, add, the n_freq-term filterbank
         # product, the layer's and the twin's float32 filterbanks (1 ulp apart), sqrt.
         rho = gamma(n_freq + 5)
@@ -107,7 +107,7 @@ def test_kapre_db_semantics(frames):
 def test_filterbank_twin_matches_librosa():
     for sr, n_dft, n_mels, fmax, htk in [(8000, 1024, 64, 4000, True), (48000, 2048, 256, None, False),
                                          (48000, 2048, 128, None, True)]:
-        ours = twin.mel_filterbank(sr, n_dft, n_mels, 0.0, fmax, htk)
+        ours = twin.mel_filterbank(sr, n_dft, n_mels, fmin=0.0, fmax=fmax, htk=htk)
         ref = librosa.filters.mel(sr=sr, n_fft=n_dft, n_mels=n_mels, fmax=fmax, htk=htk, norm="slaney").T
         # Both round the same float64 triangles to float32: at most 1 ulp apart at the largest weight.
         assert np.abs(ours - ref).max() <= ulp32(np.abs(ref).max())
