@@ -15,8 +15,6 @@ from pathlib import Path
 from sea_tf.errors import DataError
 
 _MANIFEST_COLUMNS = ("file", "sensor_id", "timestamp")
-# strftime codes of the stream timeframes (sea_tf.sampling.streams.timeframes).
-_TIMEFRAME_FORMAT = {"day": "%j", "week": "%V", "month": "%m"}   # day of year, ISO week, month
 
 #: ``(sensor_id, recording time)`` of one source file; the time is timezone-aware.
 SensorEntry = tuple[str, datetime]

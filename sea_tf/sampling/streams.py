@@ -18,10 +18,11 @@ from sea_tf.atomic import save_npz
 from sea_tf.errors import ConfigError, DataError, ReduceError
 from sea_tf.sampling.choose import _column, select
 from sea_tf.sampling.kdpp import check_dpp_options
-from sea_tf.sensors import _TIMEFRAME_FORMAT, SensorManifest, lookup_sensor, read_sensor_manifest
+from sea_tf.sensors import SensorManifest, lookup_sensor, read_sensor_manifest
 from sea_tf.shards import ShardSet, canonical_sha256
 
 STREAM_TIMEFRAMES = ("day", "week", "month", "all")
+_TIMEFRAME_FORMAT = {"day": "%j", "week": "%V", "month": "%m"}   # day of year, ISO week, month
 
 #: Teacher-shard directories, read as one table (:class:`~sea_tf.shards.ShardSet`).
 ShardDirs = Path | str | Sequence[Path | str]
