@@ -20,6 +20,7 @@ import collections
 import math
 import threading
 import warnings
+from pathlib import Path
 from typing import Callable, Iterator
 
 import h5py
@@ -95,10 +96,10 @@ class BlockReader:
         self.shards = shards
         self.max_open_files = max_open_files
         # path -> h5py.File, least recently used first
-        self._files: collections.OrderedDict[str, h5py.File] = collections.OrderedDict()
+        self._files: collections.OrderedDict[Path | str, h5py.File] = collections.OrderedDict()
         self._lock = threading.Lock()
 
-    def _open(self, path: str) -> h5py.File:
+    def _open(self, path: Path | str) -> h5py.File:
         handle = self._files.pop(path, None)
         if handle is None:
             while len(self._files) >= self.max_open_files:
@@ -168,7 +169,7 @@ def pass_groups(blocks: np.ndarray, seed: int, pass_no: int,
     return groups, starts
 
 
-def group_permutation(n_rows: int, seed: int, pass_no: int, group_no: int, shuffle: bool) -> np.ndarray:
+def group_permutation(n_rows: int, seed: int, pass_no: int, group_no: int, *, shuffle: bool) -> np.ndarray:
     """Order of a group's ``n_rows`` rows: a draw from ``(seed, pass, group)``, or as read."""
     if not shuffle:
         return np.arange(n_rows)
@@ -243,7 +244,7 @@ def train_dataset(shards: ShardSet, blocks: npt.ArrayLike, *, batch_size: int, s
         parts = [block_reader.read(*block_array[k]) for k in cache[pass_no][group_no]]
         audio = np.concatenate([a for a, _ in parts])
         target = np.concatenate([t for _, t in parts])
-        order = group_permutation(len(audio), seed, pass_no, group_no, shuffle)[offset:]
+        order = group_permutation(len(audio), seed, pass_no, group_no, shuffle=shuffle)[offset:]
         return audio[order], target[order]
 
     def read(position: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

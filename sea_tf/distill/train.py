@@ -123,7 +123,7 @@ def _distill(cfg: dict, log: Callable[[str], object], callbacks: Sequence[keras.
     prune_cfg = cfg["pruning"]
     targets_by_layer: dict[str, float] | None = None
     prune_fn: Callable[[keras.Model], keras.Model] | None = None
-    best_from_epoch, end_step, masks = 0, None, None
+    best_from_epoch, masks = 0, None
     if prune_cfg["enabled"]:
         targets_by_layer = pruning.layer_targets(seamodel.network(), prune_cfg["target_sparsity"],
                                                  per_layer=prune_cfg["per_layer"], exclude=prune_cfg["exclude"])
@@ -136,13 +136,12 @@ def _distill(cfg: dict, log: Callable[[str], object], callbacks: Sequence[keras.
     elif prune_cfg["enabled"]:
         assert targets_by_layer is not None  # set above: pruning is enabled
         begin = int(prune_cfg["begin_step"])
-        end = begin + max(1, int(round(float(prune_cfg["end_fraction"]) * (epochs * steps - begin))))
-        end_step = end
-        best_from_epoch = math.ceil(end / steps) - 1  # first epoch ending at full sparsity
+        end_step = begin + max(1, int(round(float(prune_cfg["end_fraction"]) * (epochs * steps - begin))))
+        best_from_epoch = math.ceil(end_step / steps) - 1  # first epoch ending at full sparsity
         layer_sparsity = targets_by_layer
 
         def prune_fn(network: keras.Model) -> keras.Model:
-            return pruning.prune_network(network, layer_sparsity, begin_step=begin, end_step=end,
+            return pruning.prune_network(network, layer_sparsity, begin_step=begin, end_step=end_step,
                                          initial_sparsity=prune_cfg["initial_sparsity"],
                                          frequency=prune_cfg["frequency"])
 
