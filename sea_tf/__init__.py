@@ -10,11 +10,16 @@ Like edgel3, the default model is trained: the published SEA-64 from the weights
 once with ``sea-tf models fetch edgel3/sea-64`` (or ``sea-tf models import PATH``).
 """
 import os
+from typing import TYPE_CHECKING
 
 # Keras 2 must be selected before TensorFlow is first imported; see sea_tf/backend.py.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 from sea_tf.errors import SeaTFError, SeaTFWarning  # noqa: E402
+
+if TYPE_CHECKING:  # what the lazy names below resolve to, for type checkers
+    from sea_tf.embed import get_embedding, get_output_path, process_file  # noqa: F401
+    from sea_tf.models import load_model  # noqa: F401
 
 
 
@@ -41,7 +46,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> object:
     if name in _LAZY:
         import importlib
         return getattr(importlib.import_module(_LAZY[name]), name)

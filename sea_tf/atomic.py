@@ -22,11 +22,16 @@ import re
 import socket
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sea_tf.errors import OutputError
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer   # collections.abc.Buffer from Python 3.12 on
 
 # Read once at import: os.umask can only be read by setting it, which is not thread-safe later.
 _UMASK = os.umask(0o022)
@@ -36,7 +41,7 @@ _HOST = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname()) or "host"
 _STALE = re.compile(r"\..+\.(\d+)@([A-Za-z0-9_-]+)\.[^/]*\.tmp")
 
 
-def free_space(directory) -> str:
+def free_space(directory: Path | str) -> str:
     """``"2.1 MiB free"`` on ``directory``'s file system (``"free space unknown"`` if it cannot be read)."""
     try:
         st = os.statvfs(directory)
@@ -45,7 +50,7 @@ def free_space(directory) -> str:
     return f"{st.f_bavail * st.f_frsize / 2**20:.1f} MiB free"
 
 
-def write_error(path, exc: BaseException) -> OutputError:
+def write_error(path: Path | str, exc: BaseException) -> OutputError:
     """The one-line :class:`OutputError` for a failed write of ``path``: what failed and the free space."""
     path = Path(path)
     text = str(exc).strip()
@@ -55,7 +60,7 @@ def write_error(path, exc: BaseException) -> OutputError:
     return OutputError(f"{path}: cannot write it ({reason}); {free_space(path.parent)} in {path.parent}; {advice}")
 
 
-def reserve(fd: int, nbytes: int, path) -> None:
+def reserve(fd: int, nbytes: int, path: Path | str) -> None:
     """Allocate ``nbytes`` of disk for the open file ``fd`` up front (``posix_fallocate``).
 
     A full disk then fails here, as one :class:`OutputError` for ``path``, before a library such
@@ -82,9 +87,10 @@ class ReservedFile:
     ``truncate``, ``flush``); every ``OSError`` becomes one :class:`OutputError` for ``path``.
     """
 
-    def __init__(self, tmp, nbytes: int, path):
+    def __init__(self, tmp: Path | str, nbytes: int, path: Path | str) -> None:
         self.path = Path(path)
         self.fd = os.open(tmp, os.O_RDWR)
+        self._closed = False
         self.pos = self.size = 0
         try:
             reserve(self.fd, nbytes, self.path)
@@ -92,7 +98,7 @@ class ReservedFile:
             os.close(self.fd)
             raise
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: "Buffer") -> int:
         view = memoryview(buffer).cast("B")
         n = max(0, min(len(view), self.size - self.pos))
         data = os.pread(self.fd, n, self.pos) if n else b""
@@ -101,13 +107,13 @@ class ReservedFile:
         self.pos += len(view)
         return len(view)
 
-    def read(self, n: int = -1) -> bytes:
+    def read(self, n: int | None = -1) -> bytes:
         n = self.size - self.pos if n is None or n < 0 else n
         buffer = bytearray(n)
         self.readinto(buffer)
         return bytes(buffer)
 
-    def write(self, data) -> int:
+    def write(self, data: "Buffer") -> int:
         view = memoryview(data).cast("B")
         done = 0
         try:
@@ -126,7 +132,7 @@ class ReservedFile:
     def tell(self) -> int:
         return self.pos
 
-    def truncate(self, size=None) -> int:
+    def truncate(self, size: int | None = None) -> int:
         size = self.pos if size is None else int(size)
         try:
             os.ftruncate(self.fd, size)
@@ -140,21 +146,21 @@ class ReservedFile:
 
     def close(self) -> None:
         """Cut the file to what was written (the reservation beyond it is given back) and close it."""
-        if self.fd is not None:
+        if not self._closed:
             try:
                 os.ftruncate(self.fd, self.size)
             finally:
                 os.close(self.fd)
-                self.fd = None
+                self._closed = True
 
-    def __enter__(self):
+    def __enter__(self) -> "ReservedFile":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def sweep_stale(directory) -> list:
+def sweep_stale(directory: Path | str) -> list[Path]:
     """Remove the temporary files in ``directory`` of writers on this host that are gone (pid dead).
 
     Call it from the process that owns the folder (holding its :mod:`sea_tf.runlock`). A live
@@ -165,7 +171,7 @@ def sweep_stale(directory) -> list:
     list of Path
         The files removed.
     """
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(directory))
     except OSError:
@@ -193,7 +199,7 @@ def _alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_path(path, suffix=""):
+def atomic_path(path: Path | str, *, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
 
     Parameters
@@ -206,12 +212,12 @@ def atomic_path(path, suffix=""):
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}@{_HOST}.", suffix=suffix + ".tmp",
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}@{_HOST}.", suffix=suffix + ".tmp",
                                    dir=path.parent)
     except OSError as exc:
         raise OutputError(f"cannot write in {path.parent}: {exc.strerror}; choose a writable output directory") from exc
     os.close(fd)
-    tmp = Path(tmp)
+    tmp = Path(tmp_name)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the permissions open() would
     try:
         yield tmp
@@ -226,7 +232,7 @@ def atomic_path(path, suffix=""):
             tmp.unlink()
 
 
-def fsync_file(path):
+def fsync_file(path: Path | str) -> None:
     """Flush ``path``'s data and metadata to the disk (``fsync``); a directory flushes its entries.
 
     Parameters
@@ -246,14 +252,14 @@ def fsync_file(path):
         os.close(fd)
 
 
-def fsync_dir(directory):
+def fsync_dir(directory: Path | str) -> None:
     """``fsync`` a directory so that renames and new names in it survive a crash (no-op where unsupported)."""
     if os.name != "posix":  # Windows cannot open a directory; its renames are durable on return
         return
     fsync_file(directory)
 
 
-def replace(src, dst):
+def replace(src: Path | str, dst: Path | str) -> None:
     """Rename ``src`` onto ``dst`` durably: fsync ``src``, ``os.replace``, fsync ``dst``'s directory.
 
     Parameters
@@ -272,7 +278,7 @@ def replace(src, dst):
     fsync_dir(dst.parent)
 
 
-def write_bytes(path, data):
+def write_bytes(path: Path | str, data: bytes) -> None:
     """Write ``data`` (bytes) to ``path`` atomically; a failed write (a full disk) is an :class:`OutputError`."""
     with atomic_path(path) as tmp:
         try:
@@ -281,17 +287,17 @@ def write_bytes(path, data):
             raise write_error(path, exc) from exc
 
 
-def write_text(path, text):
+def write_text(path: Path | str, text: str) -> None:
     """Write ``text`` (str, UTF-8) to ``path`` atomically."""
     write_bytes(path, text.encode("utf-8"))
 
 
-def write_json(path, obj):
+def write_json(path: Path | str, obj: Any) -> None:
     """Write ``obj`` as indented JSON to ``path`` atomically (numpy scalars become numbers)."""
     write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")
 
 
-def pyplot():
+def pyplot() -> Any:
     """``matplotlib.pyplot`` on the non-interactive Agg backend: figures are drawn for files only.
 
     Imported on first use (matplotlib is slow to import and most commands draw nothing); a figure
@@ -303,7 +309,7 @@ def pyplot():
     return plt
 
 
-def save_figure(fig, path, *, dpi: float | None = None) -> Path:
+def save_figure(fig: Any, path: Path | str, *, dpi: float | None = None) -> Path:
     """Save a matplotlib figure as PNG to ``path`` atomically and close it.
 
     Parameters
@@ -332,17 +338,18 @@ def save_figure(fig, path, *, dpi: float | None = None) -> Path:
     return Path(path)
 
 
-def save_npz(path, **arrays):
+def save_npz(path: Path | str, **arrays: np.ndarray) -> None:
     """``np.savez`` to ``path`` atomically."""
     with atomic_path(path, suffix=".npz") as tmp:
         try:
             with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
+                # mypy matches a **dict against savez's allow_pickle too; these keys are array names only.
+                np.savez(fh, **arrays)  # type: ignore[arg-type]
         except OSError as exc:
             raise write_error(path, exc) from exc
 
 
-def _json_default(obj):
+def _json_default(obj: object) -> object:
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):

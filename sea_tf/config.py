@@ -7,25 +7,30 @@ have the type of its default (int, float, bool, str, list, mapping; null only wh
 null or the key is ``!nullable``). The fully resolved config is written next to the stage's outputs.
 """
 import copy
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from sea_tf import atomic
 from sea_tf.errors import ConfigError
 
-_TYPE_NAMES = {bool: "a boolean (true/false)", int: "an integer", float: "a number", str: "a string",
+#: A nested mapping of settings, as YAML reads it (values of any YAML type).
+Config = dict[str, Any]
+
+_TYPE_NAMES: dict[type, str] = {bool: "a boolean (true/false)", int: "an integer", float: "a number", str: "a string",
                list: "a list, e.g. [a, b]", dict: "a mapping, e.g. {key: value}"}
 
 
-def _kind(value):
+def _kind(value: object) -> type:
     for kind in (bool, int, float, str, list, dict):  # bool before int: True is an int in Python
         if isinstance(value, kind):
             return kind
     return type(value)
 
 
-def check_type(key, value, default, nullable=False, source="config"):
+def check_type(key: str, value: Any, default: Any, *, nullable: bool = False, source: str = "config") -> Any:
     """``value`` for setting ``key`` if it has the type of ``default``, else a ConfigError.
 
     An int is accepted (as a float) where the default is a float; null is accepted where the default
@@ -53,15 +58,15 @@ def check_type(key, value, default, nullable=False, source="config"):
     return value
 
 
-def _describe(value):
+def _describe(value: object) -> str:
     if value is None:
         return "null"
     return _TYPE_NAMES.get(_kind(value), type(value).__name__).split(",")[0]
 
 
-def get_dotted(cfg, key):
+def get_dotted(cfg: Mapping[str, Any], key: str) -> Any:
     """Value at dotted ``key`` (``"a.b.c"``) of nested dict ``cfg``; KeyError when absent."""
-    node = cfg
+    node: Any = cfg
     for part in key.split("."):
         if not isinstance(node, dict) or part not in node:
             raise KeyError(key)
@@ -69,7 +74,8 @@ def get_dotted(cfg, key):
     return node
 
 
-def set_dotted(cfg, key, value, known=None, source="config"):
+def set_dotted(cfg: Config, key: str, value: Any, *, known: Mapping[str, Any] | None = None,
+               source: str = "config") -> None:
     """Set dotted ``key`` of ``cfg`` to ``value``.
 
     With ``known`` (the defaults) given, the key must exist there and ``value`` must have the type of
@@ -81,7 +87,7 @@ def set_dotted(cfg, key, value, known=None, source="config"):
         except KeyError:
             raise ConfigError(f"{source}: unknown setting '{key}'; known settings: "
                               f"{', '.join(flatten_keys(known))}") from None
-        value = check_type(key, value, default, key in getattr(known, "nullable", ()), source)
+        value = check_type(key, value, default, nullable=key in getattr(known, "nullable", ()), source=source)
     node = cfg
     parts = key.split(".")
     for part in parts[:-1]:
@@ -89,19 +95,19 @@ def set_dotted(cfg, key, value, known=None, source="config"):
     node[parts[-1]] = value
 
 
-def flatten_keys(cfg, prefix=""):
+def flatten_keys(cfg: Mapping[str, Any], *, prefix: str = "") -> list[str]:
     """All dotted leaf keys of ``cfg`` in order."""
-    keys = []
+    keys: list[str] = []
     for name, value in cfg.items():
         full = f"{prefix}{name}"
         if isinstance(value, dict) and value:
-            keys.extend(flatten_keys(value, full + "."))
+            keys.extend(flatten_keys(value, prefix=full + "."))
         else:
             keys.append(full)
     return keys
 
 
-def load_yaml(path, stage=None):
+def load_yaml(path: Path | str, *, stage: str | None = None) -> Config:
     """Read the YAML mapping a ``--config`` value names: a file, or a packaged preset name.
 
     Parameters
@@ -117,11 +123,11 @@ def load_yaml(path, stage=None):
     """
     from sea_tf.presets import locate_config
 
-    label, text = locate_config(str(path), stage)
+    label, text = locate_config(str(path), stage=stage)
     return parse_yaml(text, label)
 
 
-def parse_yaml(text, label):
+def parse_yaml(text: str, label: str) -> Config:
     """Parse YAML ``text`` (from ``label``, for messages) into a mapping of settings."""
     from sea_tf.presets import yaml_loader
 
@@ -137,22 +143,22 @@ def parse_yaml(text, label):
     return data
 
 
-def _plain(defaults):
+def _plain(defaults: Mapping[str, Any]) -> Config:
     """A deep copy of ``defaults`` as plain dicts (safe to dump as YAML)."""
     return copy.deepcopy(dict(defaults))
 
 
-def merge(defaults, overrides, source="config"):
+def merge(defaults: Mapping[str, Any], overrides: Mapping[str, Any] | None, *, source: str = "config") -> Config:
     """Deep-merge ``overrides`` into a copy of ``defaults``; unknown keys or wrong types raise ConfigError."""
     out = _plain(defaults)
-    for key in flatten_keys(overrides) if overrides else []:
-        set_dotted(out, key, get_dotted(overrides, key), known=defaults, source=source)
+    for key in flatten_keys(overrides or {}):
+        set_dotted(out, key, get_dotted(overrides or {}, key), known=defaults, source=source)
     return out
 
 
-def parse_set(items, defaults):
+def parse_set(items: Iterable[str] | None, defaults: Mapping[str, Any]) -> Config:
     """Turn ``["a.b=3", "c=[1,2]"]`` into a nested override dict (values parsed as YAML)."""
-    overrides = {}
+    overrides: Config = {}
     for item in items or []:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set train.epochs=5")
@@ -165,7 +171,9 @@ def parse_set(items, defaults):
     return overrides
 
 
-def resolve(defaults, config_file=None, flags=None, set_items=None, stage=None):
+def resolve(defaults: Mapping[str, Any], config_file: Path | str | None = None, *,
+            flags: Mapping[str, Any] | None = None, set_items: Iterable[str] | None = None,
+            stage: str | None = None) -> Config:
     """Resolve a stage config.
 
     Parameters
@@ -188,7 +196,7 @@ def resolve(defaults, config_file=None, flags=None, set_items=None, stage=None):
     """
     cfg = _plain(defaults)
     if config_file:
-        cfg = _merge_into(cfg, load_yaml(config_file, stage), defaults, f"--config {config_file}")
+        cfg = _merge_into(cfg, load_yaml(config_file, stage=stage), defaults, f"--config {config_file}")
     for key, value in (flags or {}).items():
         set_dotted(cfg, key, value, known=defaults, source="command line")
     if set_items:
@@ -196,13 +204,13 @@ def resolve(defaults, config_file=None, flags=None, set_items=None, stage=None):
     return cfg
 
 
-def _merge_into(cfg, overrides, defaults, source):
+def _merge_into(cfg: Config, overrides: Mapping[str, Any], defaults: Mapping[str, Any], source: str) -> Config:
     for key in flatten_keys(overrides):
         set_dotted(cfg, key, get_dotted(overrides, key), known=defaults, source=source)
     return cfg
 
 
-def write_resolved(cfg, out_dir, name):
+def write_resolved(cfg: Mapping[str, Any], out_dir: Path | str, name: str) -> Path:
     """Write the resolved config as ``out_dir/<name>.config.yaml`` (atomically); returns the path."""
     path = Path(out_dir) / f"{name}.config.yaml"
     atomic.write_text(path, yaml.safe_dump(cfg, sort_keys=False))

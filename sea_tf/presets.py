@@ -21,7 +21,9 @@ from __future__ import annotations
 import copy
 import functools
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -31,7 +33,7 @@ DEFAULTS_FILE = "defaults.yaml"
 NULLABLE_TAG = "!nullable"
 
 
-class Defaults(dict):
+class Defaults(dict[str, Any]):
     """A stage's defaults (a plain nested dict) plus ``nullable``: dotted keys that also accept null.
 
     Attributes
@@ -42,13 +44,13 @@ class Defaults(dict):
         Dotted keys whose default is a value but which accept null too.
     """
 
-    def __init__(self, values: dict, name: str, nullable: frozenset):
+    def __init__(self, values: dict[str, Any], name: str, nullable: frozenset[str]) -> None:
         super().__init__(values)
         self.name = name
         self.nullable = nullable
 
 
-def configs_root():
+def configs_root() -> Traversable:
     """The packaged ``configs`` directory (a :class:`importlib.resources.abc.Traversable`)."""
     return resources.files("sea_tf") / "configs"
 
@@ -57,7 +59,7 @@ class _Loader(yaml.SafeLoader):
     """Safe YAML loader that reads ``!nullable VALUE`` as VALUE."""
 
 
-def _construct_nullable(loader, node):
+def _construct_nullable(loader: _Loader, node: yaml.ScalarNode | yaml.SequenceNode | yaml.MappingNode) -> Any:
     if isinstance(node, yaml.ScalarNode):
         # Resolve the scalar as if it carried no tag (int, float, bool, str).
         node = yaml.ScalarNode(loader.resolve(yaml.ScalarNode, node.value, (True, False)), node.value)
@@ -70,14 +72,14 @@ def _construct_nullable(loader, node):
 _Loader.add_constructor(NULLABLE_TAG, _construct_nullable)
 
 
-def yaml_loader():
+def yaml_loader() -> type[yaml.SafeLoader]:
     """The safe YAML loader class for configs (reads ``!nullable VALUE`` as VALUE)."""
     return _Loader
 
 
-def _nullable_keys(node, prefix=""):
+def _nullable_keys(node: yaml.Node | None, prefix: str = "") -> set[str]:
     """Dotted keys of mapping node ``node`` whose value node carries the ``!nullable`` tag."""
-    keys = set()
+    keys: set[str] = set()
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             full = f"{prefix}{key_node.value}"
@@ -97,13 +99,13 @@ def _read_text(relative: str) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def _load_defaults_file(relative: str):
+def _load_defaults_file(relative: str) -> tuple[dict[str, Any], frozenset[str]]:
     text = _read_text(relative)
     data = yaml.load(text, Loader=_Loader) or {}
     return data, frozenset(_nullable_keys(yaml.compose(text, Loader=_Loader)))
 
 
-def _defaults_location(name: str):
+def _defaults_location(name: str) -> tuple[str, str | None]:
     """``(file relative to configs/, section or None)`` of schema ``name``."""
     stage, _, section = name.partition("/")
     for relative in (f"{stage}/{DEFAULTS_FILE}", f"{stage}.yaml"):
@@ -201,7 +203,7 @@ def preset_text(name: str) -> str:
                       f"(`sea-tf configs list`)")
 
 
-def locate_config(value: str, stage: str | None = None):
+def locate_config(value: str, *, stage: str | None = None) -> tuple[str, str]:
     """What ``--config VALUE`` names: a YAML file on disk, or a packaged preset.
 
     Parameters

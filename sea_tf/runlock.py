@@ -16,6 +16,7 @@ import json
 import os
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from sea_tf import atomic
@@ -26,7 +27,7 @@ _HELD: dict[str, list] = {}
 
 
 @contextlib.contextmanager
-def locked(folder: str | os.PathLike, *, command: str, name: str = ".lock"):
+def locked(folder: str | os.PathLike, *, command: str, name: str = ".lock") -> Iterator[Path]:
     """Hold the lock of ``folder`` (:func:`hold`) inside the ``with`` block; nested holds are counted.
 
     A folder this call created is removed again, lock file and all, when the block fails and left

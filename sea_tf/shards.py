@@ -18,11 +18,14 @@ byte-identical to an uninterrupted one.
 import contextlib
 import hashlib
 import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
+import numpy.typing as npt
 
 from sea_tf import atomic
 from sea_tf.errors import DataError, OutputError
@@ -32,29 +35,30 @@ SHARD_KEYS = ("embedding", "audio", "timestamp", "loudness_db", "source", "label
 #: Columns only shards embedded with a sensor manifest hold (``sea-tf teacher-embed --sensor-manifest``).
 SENSOR_KEYS = ("sensor_id", "recording_time")
 _STRING_KEYS = ("source", "sensor_id")
-_DTYPES = {"embedding": np.float32, "audio": np.float32, "timestamp": np.float64,
+_DTYPES: dict[str, type[np.generic]] = {"embedding": np.float32, "audio": np.float32, "timestamp": np.float64,
            "loudness_db": np.float32, "label": np.int32, "fold": np.int32, "target": np.float32,
            "recording_time": np.float64}
 _STR = h5py.string_dtype("utf-8")
 
 
-def job_name(index, count):
+def job_name(index: int, count: int) -> str:
     """Job tag used in file names: ``job_name(2, 8) == "2of8"``."""
     return f"{int(index)}of{int(count)}"
 
 
-def shard_name(job, number):
+def shard_name(job: str, number: int) -> str:
     """File name of shard ``number`` of ``job``, e.g. ``shard-0of1-00003.h5``."""
     return f"shard-{job}-{int(number):05d}.h5"
 
 
-def canonical_sha256(obj):
+def canonical_sha256(obj: Any) -> str:
     """sha256 of ``obj`` as canonical JSON (sorted keys): a stable hash of cards and configs."""
     text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=atomic._json_default)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def write_h5(path, arrays, compression=None, attrs=None):
+def write_h5(path: Path | str, arrays: Mapping[str, npt.ArrayLike], *, compression: str | None = None,
+             attrs: Mapping[str, Any] | None = None) -> None:
     """Write ``arrays`` (name -> array) as one HDF5 file, atomically and byte-reproducibly.
 
     Parameters
@@ -67,10 +71,10 @@ def write_h5(path, arrays, compression=None, attrs=None):
     attrs : dict, optional
         Small file attributes (str or numbers).
     """
-    columns = {}
+    columns: dict[str, tuple[np.ndarray, Any]] = {}
     for key, value in arrays.items():
         if key in _STRING_KEYS:
-            columns[key] = (np.asarray([str(s) for s in value], dtype=object), _STR)
+            columns[key] = (np.asarray([str(s) for s in np.asarray(value)], dtype=object), _STR)
         else:
             data = np.ascontiguousarray(value, dtype=_DTYPES.get(key, np.asarray(value).dtype))
             columns[key] = (data, data.dtype)
@@ -85,7 +89,7 @@ def write_h5(path, arrays, compression=None, attrs=None):
 
 
 @contextlib.contextmanager
-def reserved_h5(path, nbytes: int):
+def reserved_h5(path: Path | str, nbytes: int) -> Iterator[h5py.File]:
     """A new HDF5 file written atomically to ``path``, ``nbytes`` of disk reserved before it is written.
 
     HDF5 met a full disk in the middle of its own writes and crashed (a chunked write segfaulted):
@@ -107,7 +111,7 @@ def reserved_h5(path, nbytes: int):
             raise atomic.write_error(path, exc) from exc
 
 
-def _size_bound(columns, compression):
+def _size_bound(columns: Mapping[str, tuple[np.ndarray, Any]], compression: str | None) -> int:
     """Bytes an HDF5 file of ``columns`` can take: the data, string heaps, chunk indexes, headers.
 
     Generous on purpose (it is only reserved, the file is truncated to its size): 1 % more for
@@ -118,7 +122,7 @@ def _size_bound(columns, compression):
     return hdf5_size_bound(datasets, compressed=bool(compression))
 
 
-def hdf5_size_bound(datasets, *, compressed: bool) -> int:
+def hdf5_size_bound(datasets: Iterable[tuple[int, int]], *, compressed: bool) -> int:
     """Bytes to reserve for an HDF5 file of ``datasets`` (``(data bytes, rows)`` each), chunked by 64 rows.
 
     Generous on purpose (the reservation is given back when the file is truncated to its size):
@@ -140,7 +144,7 @@ class ShardInfo:
     manifest: Path
 
 
-def read_manifest(path):
+def read_manifest(path: Path | str) -> dict[str, Any]:
     """Read and minimally validate a teacher manifest; raise :class:`DataError` when malformed."""
     path = Path(path)
     try:
@@ -189,13 +193,16 @@ class ShardSet:
     shards : list of ShardInfo
     """
 
-    def __init__(self, dirs, targets=None, allow_incomplete=False, allow_partial=False):
+    def __init__(self, dirs: Path | str | Sequence[Path | str], *, targets: Path | str | None = None, allow_incomplete: bool = False,
+                 allow_partial: bool = False) -> None:
         if isinstance(dirs, (str, Path)):
             dirs = [dirs]
         self.dirs = [Path(d) for d in dirs]
         if not self.dirs:
             raise DataError("no teacher-shard directory given; pass the output of `sea-tf teacher-embed`")
-        self.manifests, self.manifest_paths, self.shards = [], [], []
+        self.manifests: list[dict[str, Any]] = []
+        self.manifest_paths: list[Path] = []
+        self.shards: list[ShardInfo] = []
         offset = 0
         for directory in self.dirs:
             if not directory.is_dir():
@@ -228,11 +235,11 @@ class ShardSet:
         held = [set(m.get("columns", SHARD_KEYS)) for m in self.manifests]
         self.columns = tuple(k for k in SHARD_KEYS + SENSOR_KEYS if all(k in h for h in held))
         self._ends = np.array([s.offset + s.n_rows for s in self.shards], dtype=np.int64)
-        self.targets = None
+        self.targets: Path | None = None
         if targets is not None:
             self._attach_targets(Path(targets))
 
-    def _check_compatible(self, manifest, path):
+    def _check_compatible(self, manifest: Mapping[str, Any], path: Path) -> None:
         if not self.manifests:
             return
         first, where = self.manifests[0], self.manifest_paths[0]
@@ -241,7 +248,7 @@ class ShardSet:
                 raise DataError(f"{path}: {key} = {manifest.get(key)!r} differs from {where} "
                                 f"({first.get(key)!r}); only shards from one teacher and config can be read together")
 
-    def _attach_targets(self, targets):
+    def _attach_targets(self, targets: Path) -> None:
         self.targets = targets
         card_file = targets / "card.json"
         try:
@@ -256,7 +263,7 @@ class ShardSet:
                 raise DataError(f"{path}: target shard missing for {info.path}; run `sea-tf reduce apply` on "
                                 "these teacher shards")
 
-    def target_names(self):
+    def target_names(self) -> list[str]:
         """Where ``sea-tf reduce apply`` writes each shard's targets, relative to the targets directory.
 
         ``<job id>/<shard name>``: ``<job id>`` is 16 hex digits of the sha256 of the shard's
@@ -270,7 +277,8 @@ class ShardSet:
         list of str [len(shards)], in row order.
         """
         job_ids = {path: canonical_sha256(m)[:16] for path, m in zip(self.manifest_paths, self.manifests)}
-        seen, names = {}, []
+        seen: dict[tuple[str, str], int] = {}
+        names: list[str] = []
         for info in self.shards:
             key = (job_ids[info.manifest], info.path.name)
             seen[key] = seen.get(key, 0) + 1
@@ -278,16 +286,16 @@ class ShardSet:
             names.append(f"{folder}/{info.path.name}")
         return names
 
-    def target_path(self, i):
+    def target_path(self, i: int) -> Path:
         """Path of shard ``i``'s target file (needs ``ShardSet(..., targets=DIR)``)."""
         if self.targets is None:
             raise DataError("key 'target' needs ShardSet(..., targets=DIR) from `sea-tf reduce apply`")
         return self._target_paths[self.shards[int(i)]]
 
-    def __len__(self):
+    def __len__(self) -> int:
         return self.n_rows
 
-    def _file(self, info, key):
+    def _file(self, info: ShardInfo, key: str) -> Path:
         if key == "target":
             if self.targets is None:
                 raise DataError("key 'target' needs ShardSet(..., targets=DIR) from `sea-tf reduce apply`")
@@ -299,7 +307,7 @@ class ShardSet:
             raise DataError(f"unknown shard key {key!r}; known: {', '.join(SHARD_KEYS + SENSOR_KEYS + ('target',))}")
         return info.path
 
-    def read_shard(self, i, key, start=0, stop=None):
+    def read_shard(self, i: int, key: str, start: int = 0, stop: int | None = None) -> np.ndarray:
         """Rows ``[start, stop)`` of ``key`` in shard ``i`` (local row numbers).
 
         Returns
@@ -309,7 +317,7 @@ class ShardSet:
         stop = self.shards[i].n_rows if stop is None else stop
         return self._read_rows(i, key, slice(start, stop))
 
-    def _read_rows(self, i, key, rows):
+    def _read_rows(self, i: int, key: str, rows: slice | np.ndarray) -> np.ndarray:
         """``key`` of shard ``i`` at ``rows`` (a slice, or sorted local row numbers)."""
         path = self._file(self.shards[i], key)
         try:
@@ -322,7 +330,8 @@ class ShardSet:
             data = np.array([s.decode("utf-8") if isinstance(s, bytes) else s for s in data], dtype=object)
         return data
 
-    def iter_chunks(self, keys, rows=4096, start=0, stop=None):
+    def iter_chunks(self, keys: str | Sequence[str], *, rows: int = 4096, start: int = 0,
+                    stop: int | None = None) -> Iterator[dict[str, Any]]:
         """Iterate over consecutive rows in chunks that never cross a shard boundary.
 
         Parameters
@@ -347,12 +356,12 @@ class ShardSet:
             lo, hi = max(start, info.offset), min(stop, info.offset + info.n_rows)
             for a in range(lo, hi, max(1, int(rows))):
                 b = min(a + rows, hi)
-                chunk = {key: self.read_shard(i, key, a - info.offset, b - info.offset) for key in keys}
+                chunk: dict[str, Any] = {key: self.read_shard(i, key, a - info.offset, b - info.offset) for key in keys}
                 chunk["row"] = np.arange(a, b, dtype=np.int64)
                 chunk["shard"] = i
                 yield chunk
 
-    def read(self, key, index):
+    def read(self, key: str, index: npt.ArrayLike) -> np.ndarray:
         """Rows ``index`` (global row numbers, any order) of ``key``.
 
         Parameters
@@ -364,14 +373,14 @@ class ShardSet:
         -------
         np.ndarray [shape=(m, ...)] in the order of ``index``.
         """
-        index = np.asarray(index, dtype=np.int64).reshape(-1)
-        if index.size and (index.min() < 0 or index.max() >= self.n_rows):
+        wanted = np.asarray(index, dtype=np.int64).reshape(-1)
+        if wanted.size and (wanted.min() < 0 or wanted.max() >= self.n_rows):
             raise DataError(f"row index out of range [0, {self.n_rows}) for shards in {self.dirs}")
-        which = np.searchsorted(self._ends, index, side="right")
+        which = np.searchsorted(self._ends, wanted, side="right")
         out = None
         for i in np.unique(which):
             mask = which == i
-            local = index[mask] - self.shards[i].offset
+            local = wanted[mask] - self.shards[i].offset
             rows = np.unique(local)
             lo, hi = int(rows[0]), int(rows[-1]) + 1
             if 4 * len(rows) >= hi - lo:  # dense: one contiguous read, then pick rows
@@ -379,13 +388,13 @@ class ShardSet:
             else:  # sparse: let HDF5 read just those rows
                 part = self._read_rows(int(i), key, rows)[np.searchsorted(rows, local)]
             if out is None:
-                out = np.empty((index.size,) + part.shape[1:], dtype=part.dtype)
+                out = np.empty((wanted.size,) + part.shape[1:], dtype=part.dtype)
             out[mask] = part
         if out is None:
             return np.empty((0,), dtype=object if key in _STRING_KEYS else _DTYPES.get(key, np.float32))
         return out
 
-    def describe(self):
+    def describe(self) -> dict[str, Any]:
         """Small JSON-able summary (for cards): directories, manifests' hashes and row count."""
         return {"dirs": [str(d) for d in self.dirs], "n_rows": self.n_rows,
                 "manifests": [{"path": str(p), "sha256": canonical_sha256(m)}
@@ -393,17 +402,18 @@ class ShardSet:
                 "teacher_card_sha256": self.teacher_card_sha256}
 
 
-def _check_jobs(directory, paths, manifests, allow_partial):
+def _check_jobs(directory: Path, paths: Sequence[Path], manifests: Sequence[Mapping[str, Any]],
+                allow_partial: bool) -> None:
     """Refuse a directory whose jobs are not one complete set ``0ofN .. (N-1)ofN`` of one N.
 
     Two sizes mean two runs over the same files (duplicate rows); a missing job means rows
     silently absent from every later stage, unless ``allow_partial`` asks for just that.
     """
-    from sea_tf.array_jobs import parse_job
+    from sea_tf.teacher.jobs import parse_job
 
-    jobs = {}
+    jobs: dict[int, list[int]] = {}
     for path, manifest in zip(paths, manifests):
-        kn = parse_job(manifest.get("job"))
+        kn = parse_job(str(manifest.get("job")))  # parse_job reads any value as text
         if kn is None:
             raise DataError(f"{path}: job {manifest.get('job')!r} is not of the form KofN; re-run "
                             "`sea-tf teacher-embed` to rewrite this directory")
@@ -421,8 +431,9 @@ def _check_jobs(directory, paths, manifests, allow_partial):
                         f"{directory}` lists every job), or pass --allow-partial to read only the jobs present")
 
 
-def new_manifest(job, teacher_card, config, embedding_size, student_sample_rate, hop_size, inputs=None,
-                 sensors=False):
+def new_manifest(job: str, teacher_card: Mapping[str, Any], config: Mapping[str, Any], embedding_size: int,
+                 student_sample_rate: int, hop_size: float, *, inputs: Mapping[str, Any] | None = None,
+                 sensors: bool = False) -> dict[str, Any]:
     """An empty (unfinished) manifest dict for ``job``; see :func:`write_table` for a complete one.
 
     ``sensors``: the shards will hold :data:`SENSOR_KEYS` too (listed under ``columns``).
@@ -435,8 +446,9 @@ def new_manifest(job, teacher_card, config, embedding_size, student_sample_rate,
             "shards": [], "failed": [], "n_rows": 0, "complete": False}
 
 
-def write_table(out_dir, arrays, teacher_card, shard_rows=1024, job="0of1", hop_size=0.5, config=None,
-                compression=None):
+def write_table(out_dir: Path | str, arrays: Mapping[str, npt.ArrayLike], teacher_card: Mapping[str, Any], *,
+                shard_rows: int = 1024, job: str = "0of1", hop_size: float = 0.5,
+                config: Mapping[str, Any] | None = None, compression: str | None = None) -> Path:
     """Write in-memory rows as a complete shard directory (synthetic data, tests, benchmarks).
 
     Parameters
@@ -459,7 +471,7 @@ def write_table(out_dir, arrays, teacher_card, shard_rows=1024, job="0of1", hop_
     out_dir = Path(out_dir)
     emb = np.asarray(arrays["embedding"], dtype=np.float32)
     n = len(emb)
-    full = {"embedding": emb,
+    full: dict[str, Any] = {"embedding": emb,
             "audio": arrays.get("audio", np.zeros((n, 8000), np.float32)),
             "timestamp": arrays.get("timestamp", np.arange(n) * hop_size),
             "loudness_db": arrays.get("loudness_db", np.full(n, -120.0, np.float32)),
@@ -475,7 +487,7 @@ def write_table(out_dir, arrays, teacher_card, shard_rows=1024, job="0of1", hop_
                             np.shape(full["audio"])[1], hop_size, sensors=bool(given))
     for k, a in enumerate(range(0, n, shard_rows)):
         name = shard_name(job, k)
-        write_h5(out_dir / name, {key: value[a:a + shard_rows] for key, value in full.items()}, compression)
+        write_h5(out_dir / name, {key: value[a:a + shard_rows] for key, value in full.items()}, compression=compression)
         manifest["shards"].append({"name": name, "rows": min(shard_rows, n - a)})
     manifest["n_rows"], manifest["complete"] = n, True
     path = out_dir / f"manifest-{job}.json"

@@ -157,7 +157,7 @@ def _check_config(args, line: str) -> None:
         return
     with contextlib.chdir(REPO):  # documented paths are relative to the repository root
         try:
-            presets.locate_config(value, getattr(args, "_stage", None))
+            presets.locate_config(value, stage=getattr(args, "_stage", None))
         except Exception as exc:  # noqa: BLE001 - any failure to find it is the finding
             raise CommandError(f"{line!r}: {exc}") from None
 

@@ -15,7 +15,7 @@ DEFAULTS = {"a": 1, "train": {"epochs": 10, "lr": 1e-4}, "name": "x"}
 def test_resolve_order(tmp_path):
     cfg_file = tmp_path / "c.yaml"
     cfg_file.write_text(yaml.safe_dump({"train": {"epochs": 3}, "name": "file"}))
-    cfg = config.resolve(DEFAULTS, cfg_file, {"name": "flag"}, ["train.lr=0.5", "a=7"])
+    cfg = config.resolve(DEFAULTS, cfg_file, flags={"name": "flag"}, set_items=["train.lr=0.5", "a=7"])
     assert cfg == {"a": 7, "train": {"epochs": 3, "lr": 0.5}, "name": "flag"}
     assert DEFAULTS["train"]["epochs"] == 10  # defaults untouched
 

@@ -80,7 +80,7 @@ def test_config_accepts_a_path_a_name_and_a_bare_name_within_the_stage(tmp_path)
 ])
 def test_unknown_preset_lists_the_names(value, message):
     with pytest.raises(ConfigError, match=message):
-        locate_config(value, "distill")
+        locate_config(value, stage="distill")
 
 
 def test_directory_and_unreadable_config_are_one_line(tmp_path):

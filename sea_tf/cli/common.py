@@ -5,11 +5,24 @@ A stage module registers a command with :func:`add_command`, naming its packaged
 added through :class:`Options` map to dotted config keys and show their default in ``--help``;
 only the flags a user actually types override the config file.
 """
+from __future__ import annotations
+
 import argparse
 import sys
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeAlias
 
 from sea_tf import config as config_mod
 from sea_tf.errors import SeaTFError
+
+if TYPE_CHECKING:
+    from sea_tf.presets import Defaults
+
+#: what ``parser.add_subparsers()`` returns; each stage module's ``register`` adds its commands to it
+#: (argparse's class is generic only in its type stubs, so the alias is a string)
+Subparsers: TypeAlias = "argparse._SubParsersAction[Parser]"
+#: a command's handler, ``run(cfg, args)``: the resolved config and the parsed arguments; an int is
+#: the exit code (None: 0)
+Handler: TypeAlias = Callable[[dict[str, Any], argparse.Namespace], "int | None"]
 
 _FLAG_KEYS = "_sea_tf_flag_keys"
 _SEEN_LISTS = "_sea_tf_seen_lists"
@@ -24,21 +37,25 @@ class Parser(argparse.ArgumentParser):
     is reported with the usage of the subcommand it was given to, not the top-level one.
     """
 
-    def __init__(self, *args, allow_abbrev=False, **kwargs):
-        super().__init__(*args, allow_abbrev=allow_abbrev, **kwargs)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
         self.register("action", "parsers", _Subcommands)
 
-    def parse_known_args(self, args=None, namespace=None):
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        # ignore: typeshed overloads this on the namespace's class; sea-tf never passes its own class
         args = sys.argv[1:] if args is None else list(args)
         return super().parse_known_args(self._spread(args), namespace)
 
-    def _spread(self, args):
+    def _spread(self, args: list[str]) -> list[str]:
         """``--set a=1 b=2 MODEL`` -> ``--set a=1 --set b=2 MODEL``.
 
         A list option whose items have a shape (``ListAction(item=...)``: KEY=VALUE) takes the
         following arguments only while they have it, so that a positional after it stays one.
         """
-        spread, i = [], 0
+        spread: list[str] = []
+        i = 0
         while i < len(args):
             arg = args[i]
             spread.append(arg)
@@ -54,7 +71,7 @@ class Parser(argparse.ArgumentParser):
                     i += 1
         return spread
 
-    def _get_value(self, action, arg_string):
+    def _get_value(self, action: argparse.Action, arg_string: str) -> Any:
         # A type function that raises a sea-tf error (--folds x) is a usage error like any other,
         # not a traceback from inside argparse.
         try:
@@ -64,7 +81,11 @@ class Parser(argparse.ArgumentParser):
 
 
 class _Subcommands(argparse._SubParsersAction):
-    def __call__(self, parser, namespace, values, option_string=None):
+    """``add_subparsers``' action: a subcommand's unknown arguments are reported by that subcommand."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,  # type: ignore[override]
+                 values: Sequence[str], option_string: str | None = None) -> None:
+        # ignore: nargs=PARSER, so argparse always passes the list of the subcommand's arguments
         sub = self._name_parser_map.get(values[0])
         if sub is None:
             return super().__call__(parser, namespace, values, option_string)   # the "invalid choice" error
@@ -89,14 +110,16 @@ class ListAction(argparse.Action):
     (it would be read, trained or written twice): the command line says one thing or is refused.
     """
 
-    def __init__(self, option_strings, dest, nargs="+", item=None, **kwargs):
+    def __init__(self, option_strings: Sequence[str], dest: str, nargs: int | str | None = "+",
+                 item: Callable[[str], bool] | None = None, **kwargs: Any) -> None:
         # item: the shape of a value (a predicate); Parser then spreads `--x A B` itself and argparse
         # takes one value per occurrence.
         super().__init__(option_strings, dest, nargs=None if item else nargs, **kwargs)
         self.item = item
 
-    def __call__(self, parser, namespace, values, option_string=None):
-        seen = getattr(namespace, _SEEN_LISTS, set())
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: str | Sequence[Any] | None, option_string: str | None = None) -> None:
+        seen: set[str] = getattr(namespace, _SEEN_LISTS, set())
         setattr(namespace, _SEEN_LISTS, seen | {self.dest})
         # A default (the config's list) is replaced by the first value typed, never extended.
         items = list(getattr(namespace, self.dest) or []) if self.dest in seen else []
@@ -118,13 +141,13 @@ class ListAction(argparse.Action):
         setattr(namespace, self.dest, items)
 
 
-def is_list_option(action):
+def is_list_option(action: argparse.Action) -> bool:
     """Whether argparse ``action`` takes a list of values (what the list-spelling test checks)."""
     return isinstance(action, (ListAction, argparse._AppendAction, argparse._ExtendAction)) or \
         action.nargs in ("+", "*") or (isinstance(action.nargs, int) and action.nargs > 1)
 
 
-def percent(text):
+def percent(text: str) -> float:
     """``--sparsity 53.5`` (percent, as in the preset names) -> 0.535, the fraction the config holds."""
     try:
         value = float(text)
@@ -139,7 +162,7 @@ def percent(text):
     return value / 100
 
 
-def key_value(text):
+def key_value(text: str) -> str:
     """A ``--set`` item, checked as it is parsed (so the error shows the subcommand's usage)."""
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE, e.g. --set train.epochs=5")
@@ -156,13 +179,13 @@ class Options:
         The command's nested config defaults.
     """
 
-    def __init__(self, parser, defaults):
+    def __init__(self, parser: argparse.ArgumentParser, defaults: dict[str, Any]) -> None:
         self.parser = parser
         self.defaults = defaults
-        self.keys = []
+        self.keys: list[str] = []
         parser.set_defaults(**{_FLAG_KEYS: self.keys})
 
-    def add(self, *flags, key, help, **kwargs):
+    def add(self, *flags: str, key: str, help: str, **kwargs: Any) -> None:
         """Add an option bound to dotted config ``key``; its default comes from the config."""
         default = config_mod.get_dotted(self.defaults, key)
         self.keys.append(key)
@@ -179,7 +202,7 @@ class Options:
             shown = f"default: {default!r}" if isinstance(default, str) else f"default: {default}"
         self.parser.add_argument(*flags, dest=key, help=f"{help} ({shown})", **kwargs)
 
-    def alias(self, *flags, key, use=None, **kwargs):
+    def alias(self, *flags: str, key: str, use: str | None = None, **kwargs: Any) -> None:
         """Accept an older spelling of the option bound to ``key``, hidden from ``--help``.
 
         One spelling per idea across subcommands is shown; the old one keeps old scripts working and
@@ -196,19 +219,21 @@ class Options:
         self.parser.add_argument(*flags, dest=key, help=argparse.SUPPRESS, action=_deprecated(base, use), **kwargs)
 
 
-def _as_list_option(kwargs):
+def _as_list_option(kwargs: dict[str, Any]) -> None:
     """Make every list option a :class:`ListAction` (whatever spelling a command asked for)."""
     if kwargs.get("action") in ("append", "extend") or kwargs.get("nargs") in ("+", "*"):
         kwargs["action"] = ListAction
         kwargs["nargs"] = "+" if kwargs.get("nargs") != "*" else "*"
 
 
-def _deprecated(base, use):
+def _deprecated(base: type[argparse.Action], use: str) -> type[argparse.Action]:
     """``base`` (an argparse action class) that first warns that its spelling is deprecated."""
 
-    class Deprecated(base):
-        def __call__(self, parser, namespace, values, option_string=None):
-            warned = getattr(namespace, _WARNED, set())
+    # ignore: mypy cannot check a base class held in a variable; every action class has this __call__
+    class Deprecated(base):  # type: ignore[valid-type,misc]
+        def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                     values: str | Sequence[Any] | None, option_string: str | None = None) -> None:
+            warned: set[str | None] = getattr(namespace, _WARNED, set())
             if option_string not in warned:
                 print(f"{parser.prog}: warning: {option_string} is deprecated; use {use}", file=sys.stderr)
                 setattr(namespace, _WARNED, warned | {option_string})
@@ -218,7 +243,8 @@ def _deprecated(base, use):
     return Deprecated
 
 
-def add_command(subparsers, name, help, defaults, run, description=None):
+def add_command(subparsers: Subparsers, name: str, help: str, defaults: str, run: Handler, *,
+                description: str | None = None) -> tuple[Parser, Options]:
     """Create subcommand ``name`` with the common options; returns (parser, Options).
 
     ``defaults`` is the schema name of the command's packaged defaults (``"sampling"``,
@@ -228,7 +254,7 @@ def add_command(subparsers, name, help, defaults, run, description=None):
     from sea_tf.presets import load_defaults
 
     schema = defaults
-    defaults = load_defaults(schema)
+    loaded = load_defaults(schema)
     stage = schema.split("/")[0]
     parser = subparsers.add_parser(
         name, help=help, description=description or help,
@@ -238,16 +264,16 @@ def add_command(subparsers, name, help, defaults, run, description=None):
                              f"(`sea-tf configs list {stage}`); defaults: configs/{stage}")
     parser.add_argument("--set", dest="set_items", action=ListAction, item=lambda text: "=" in text, type=key_value,
                         default=[], metavar="KEY=VALUE",
-                        help=f"override settings, e.g. --set {_set_example(defaults)} (several: repeated or space-separated)")
+                        help=f"override settings, e.g. --set {_set_example(loaded)} (several: repeated or space-separated)")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     parser.add_argument("--trust-model-code", action="store_true",
                         help="allow Keras HDF5 model files (model.save('x.h5')), whose Python code tf_keras's "
                              "loader runs; only for files from a source you trust (sets SEA_TF_TRUST_MODEL_CODE=1)")
-    parser.set_defaults(_run=run, _defaults=defaults, _stage=stage, _command=name)
-    return parser, Options(parser, defaults)
+    parser.set_defaults(_run=run, _defaults=loaded, _stage=stage, _command=name)
+    return parser, Options(parser, loaded)
 
 
-def _set_example(defaults):
+def _set_example(defaults: Defaults) -> str:
     """A ``key=value`` of this command's own settings for the ``--set`` help: a nested number if there
     is one (to show the dotted keys), else any number, shown with its default value."""
     numbers = [key for key in config_mod.flatten_keys(defaults)
@@ -257,8 +283,9 @@ def _set_example(defaults):
     return "KEY=VALUE"
 
 
-def resolved_config(args):
+def resolved_config(args: argparse.Namespace) -> dict[str, Any]:
     """The resolved config for parsed ``args`` of a command made by :func:`add_command`."""
     keys = getattr(args, _FLAG_KEYS, [])
     flags = {key: getattr(args, key) for key in keys if hasattr(args, key)}
-    return config_mod.resolve(args._defaults, args.config, flags, args.set_items, stage=getattr(args, "_stage", None))
+    return config_mod.resolve(args._defaults, args.config, flags=flags, set_items=args.set_items,
+                              stage=getattr(args, "_stage", None))
