@@ -16,8 +16,12 @@ import os
 import re
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sea_tf.errors import ConfigError, RemoteError
+
+if TYPE_CHECKING:  # paramiko is imported when a config is read, not with the module
+    import paramiko
 
 #: where ``--ssh-config`` points when it is not given (read only when it exists), as for ``ssh``;
 #: ``$SEA_TF_SSH_CONFIG`` replaces it (the test suite points it at nothing, so that a developer's own
@@ -38,7 +42,7 @@ class Host:
     host: str
     port: int = 22
     alias: str | None = None
-    identity_files: tuple = ()
+    identity_files: tuple[str, ...] = ()
     jump: Host | None = None
 
     @property
@@ -62,7 +66,7 @@ class Host:
         return f"{self.alias} ({self.label}{via})" if self.alias else self.label + via
 
 
-def parse_host(text: str, default_port: int = 22) -> Host:
+def parse_host(text: str, *, default_port: int = 22) -> Host:
     """Parse ``USER@HOST`` or ``USER@HOST:PORT`` into a :class:`Host` (no ssh_config involved)."""
     match = _HOST_RE.fullmatch(text or "")
     if not match or not match.group(1):
@@ -71,14 +75,15 @@ def parse_host(text: str, default_port: int = 22) -> Host:
     return Host(user, host.strip("[]"), _port(text, port if port else default_port))
 
 
-def _port(text, port):
+def _port(text: str, port: int | str) -> int:
+    """``port`` as an int, checked to be a TCP port; ``text``: the ``--host`` value, for the message."""
     port = int(port)
     if not 1 <= port <= 65535:  # a larger number would wrap around to another port in the socket call
         raise ConfigError(f"--host {text!r}: port {port} is outside 1-65535; pass the board's SSH port (usually 22)")
     return port
 
 
-def load_ssh_config(path: str | Path | None = None):
+def load_ssh_config(path: str | Path | None = None) -> tuple[paramiko.SSHConfig, Path] | None:
     """The parsed ssh_config file, or None.
 
     Parameters
@@ -93,7 +98,7 @@ def load_ssh_config(path: str | Path | None = None):
     import paramiko
 
     explicit = path is not None
-    path = Path(path if explicit else os.environ.get(SSH_CONFIG_ENV) or DEFAULT_SSH_CONFIG).expanduser()
+    path = Path(path if path is not None else os.environ.get(SSH_CONFIG_ENV) or DEFAULT_SSH_CONFIG).expanduser()
     if not path.is_file():
         if explicit:
             raise RemoteError(f"--ssh-config {path}: file not found; pass an OpenSSH client config file")
@@ -105,7 +110,7 @@ def load_ssh_config(path: str | Path | None = None):
 
 
 def resolve_host(text: str, *, port: int | None = None, ssh_config: str | Path | None = None,
-                 _config=None, _depth: int = 0) -> Host:
+                 _config: tuple[paramiko.SSHConfig, Path] | None = None, _depth: int = 0) -> Host:
     """The :class:`Host` that ``--host TEXT`` names, as ``ssh TEXT`` would reach it.
 
     Parameters
@@ -156,7 +161,8 @@ def resolve_host(text: str, *, port: int | None = None, ssh_config: str | Path |
     return host
 
 
-def _jump(text, proxy_jump, config_path, loaded, depth):
+def _jump(text: str, proxy_jump: str | None, config_path: Path | None,
+          loaded: tuple[paramiko.SSHConfig, Path] | None, depth: int) -> Host | None:
     """The last hop of a ``ProxyJump a,b,c`` chain (``c``, reached through ``b``, through ``a``), or None."""
     if not proxy_jump or proxy_jump.lower() == "none":
         return None
@@ -180,7 +186,7 @@ def _jump(text, proxy_jump, config_path, loaded, depth):
     return previous
 
 
-def _check_resolves(host, text, config_path, matched, via=None):
+def _check_resolves(host: Host, text: str, config_path: Path | None, matched: bool, *, via: str | None = None) -> None:
     """A RemoteError, before anything is written, when ``host``'s address has no DNS/hosts entry."""
     try:
         socket.getaddrinfo(host.host, host.port, type=socket.SOCK_STREAM)
@@ -192,5 +198,7 @@ def _check_resolves(host, text, config_path, matched, via=None):
             where = f"no Host entry in {config_path} matches it and {host.host}"
         else:
             where = f"there is no ssh_config file ({DEFAULT_SSH_CONFIG} or --ssh-config) and {host.host}"
-        raise RemoteError(f"{what}: {where} does not resolve ({exc.strerror or exc}); fix the Host entry, pass "
+        # a UnicodeError (a label IDNA cannot encode, over 63 characters) has no strerror
+        reason = exc.strerror if isinstance(exc, socket.gaierror) and exc.strerror else exc
+        raise RemoteError(f"{what}: {where} does not resolve ({reason}); fix the Host entry, pass "
                           "--ssh-config FILE, or give USER@ADDRESS") from None

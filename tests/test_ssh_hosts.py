@@ -85,6 +85,13 @@ def test_unresolvable_and_missing(config, tmp_path):
         resolve_host("pi@", ssh_config=config)
 
 
+def test_a_name_idna_cannot_encode_does_not_resolve(config):
+    """A DNS label over 63 characters fails in the IDNA codec (UnicodeError, which has no strerror)
+    before any lookup: one RemoteError, not an internal error."""
+    with pytest.raises(RemoteError, match=r"x{64}\.lan does not resolve \(encoding with 'idna' codec failed"):
+        resolve_host("pi@" + "x" * 64 + ".lan", ssh_config=config)
+
+
 def test_the_default_config_is_home_ssh_config_unless_sea_tf_ssh_config_says(config, monkeypatch, tmp_path):
     """Without --ssh-config: ~/.ssh/config as ssh reads it; $SEA_TF_SSH_CONFIG replaces it (the suite sets
     it to /dev/null so that a developer's own ~/.ssh/config cannot change how the tests connect)."""

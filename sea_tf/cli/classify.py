@@ -1,9 +1,10 @@
 """``sea-tf classify us8k|esc50|ust|final``: downstream evaluation and the deployable classifier."""
+import argparse
 from pathlib import Path
 
 from sea_tf import runlock
-from sea_tf.cli.common import add_command
-from sea_tf.config import write_resolved
+from sea_tf.cli.common import Options, Subparsers, add_command
+from sea_tf.config import Config, write_resolved
 from sea_tf.errors import ConfigError
 
 _EPILOG_BENCH = """
@@ -19,14 +20,14 @@ examples:
 """
 
 
-def _folds(text):
+def _folds(text: str) -> list[int]:
     try:
         return [int(f) for f in text.split(",") if f.strip()]
     except ValueError:
         raise ConfigError(f"--folds {text!r}: expected comma-separated fold numbers, e.g. 1,2,3") from None
 
 
-def _add_evaluation_options(opts, data_help):
+def _add_evaluation_options(opts: Options, data_help: str) -> None:
     """The options every evaluation command (us8k, esc50, ust) shares: data, models, output, framing."""
     opts.add("--data", key="data", metavar="ROOT", help=data_help)
     opts.add("--model", key="models", action="append", metavar="SPEC",
@@ -39,7 +40,8 @@ def _add_evaluation_options(opts, data_help):
     opts.add("--cache-dir", key="features.cache_dir", metavar="DIR", help="embedding cache; None means OUT/cache")
 
 
-def _add_bench(subparsers, kind):
+def _add_bench(subparsers: Subparsers, kind: str) -> None:
+    """``sea-tf classify us8k|esc50``: the fold protocol."""
     parser, opts = add_command(
         subparsers, kind, f"{'UrbanSound8K (10 folds)' if kind == 'us8k' else 'ESC-50 (5 folds)'}: "
         "fold protocol for one or more embedding models", f"classify/{kind}", _run_bench)
@@ -68,7 +70,8 @@ examples:
 """
 
 
-def _add_ust(subparsers):
+def _add_ust(subparsers: Subparsers) -> None:
+    """``sea-tf classify ust``: SONYC-UST tagging."""
     parser, opts = add_command(subparsers, "ust", "SONYC-UST: multi-label coarse tagging with the MIL (AutoPool) "
                                "or framewise classifier, DCASE 2019 Task 5 metrics", "classify/ust", _run_ust)
     parser.epilog = _EPILOG_UST
@@ -82,7 +85,7 @@ def _add_ust(subparsers):
     opts.add("--no-progress", key="progress", action="store_false", help="hide the progress bars")
 
 
-def register(subparsers):
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "classify", help="downstream evaluation (UrbanSound8K, ESC-50, SONYC-UST) and the final classifier",
         description="Downstream evaluation of embedding models and the deployable classifier.")
@@ -117,12 +120,13 @@ example:
     opts.add("--no-progress", key="progress", action="store_false", help="hide the progress bars")
 
 
-def _require(cfg, key, flag):
+def _require(cfg: Config, key: str, flag: str) -> None:
+    """A ConfigError naming ``flag`` when the setting ``key`` is empty."""
     if not cfg[key]:
         raise ConfigError(f"{flag} is required (or set '{key}' in the --config file)")
 
 
-def _run_bench(cfg, args):
+def _run_bench(cfg: Config, args: argparse.Namespace) -> int:
     from sea_tf.classify.benchmark import run_benchmark
     from sea_tf.classify.features import load_clipset
     from sea_tf.models.resolve import DEFAULT_MODEL, default_model_path
@@ -146,7 +150,7 @@ def _run_bench(cfg, args):
     return 0 if not table["failed"] else 1
 
 
-def _run_final(cfg, args):
+def _run_final(cfg: Config, args: argparse.Namespace) -> int:
     from sea_tf.classify.features import extract_features, load_clipset, open_embedder
     from sea_tf.classify.final import train_final
     from sea_tf.models.resolve import DEFAULT_MODEL, default_model_path
@@ -175,7 +179,7 @@ def _run_final(cfg, args):
     return 0
 
 
-def _run_ust(cfg, args):
+def _run_ust(cfg: Config, args: argparse.Namespace) -> int:
     from sea_tf.classify.ust import run_ust
     from sea_tf.data.ust import UST
     from sea_tf.models.resolve import DEFAULT_MODEL, default_model_path

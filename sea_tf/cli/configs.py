@@ -1,15 +1,23 @@
 """``sea-tf configs list|show``: the packaged defaults and named presets (library: :mod:`sea_tf.presets`)."""
+import argparse
 import sys
 
+from sea_tf.cli.common import Subparsers
+from sea_tf.config import Config
 
-def register(subparsers):
+
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "configs", help="list and show the packaged defaults and presets (what --config NAME accepts)",
         description="The configs every stage reads: configs/<stage>/defaults.yaml holds a stage's defaults, "
                     "the other files are named presets for `--config STAGE/NAME`.")
     actions = parser.add_subparsers(dest="configs_action", metavar="ACTION")
-    parser.set_defaults(_run=lambda cfg, args: parser.print_help() or 2, _command="configs", _defaults={}, config=None,
-                        set_items=[])
+
+    def print_help(cfg: Config, args: argparse.Namespace) -> int:  # `sea-tf configs` without an action
+        parser.print_help()
+        return 2
+
+    parser.set_defaults(_run=print_help, _command="configs", _defaults={}, config=None, set_items=[])
 
     listing = actions.add_parser("list", help="print the name of every packaged preset and defaults file")
     listing.add_argument("stage", nargs="?", help="only this stage's presets, e.g. distill")
@@ -22,7 +30,7 @@ def register(subparsers):
         sub.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
 
 
-def run_list(cfg, args):
+def run_list(cfg: Config, args: argparse.Namespace) -> int:
     from sea_tf.errors import ConfigError
     from sea_tf.presets import defaults_names, other_files, preset_names, schema_of_preset
 
@@ -45,7 +53,7 @@ def run_list(cfg, args):
     return 0
 
 
-def run_show(cfg, args):
+def run_show(cfg: Config, args: argparse.Namespace) -> int:
     from sea_tf.presets import preset_text
 
     sys.stdout.write(preset_text(args.name))

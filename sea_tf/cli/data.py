@@ -1,12 +1,20 @@
 """``sea-tf data make-demo`` (write the embedded demo dataset) and ``sea-tf data check`` (validate a root)."""
+from __future__ import annotations
+
+import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sea_tf.cli.common import add_command
+from sea_tf.cli.common import Subparsers, add_command
+from sea_tf.config import Config
 from sea_tf.errors import DataError
 
+if TYPE_CHECKING:
+    from sea_tf.data.ust import UST
 
-def register(subparsers):
+
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "data", help="make the demo dataset or check an UrbanSound8K / ESC-50 / SONYC-UST root",
         description="Datasets: `data make-demo` writes the synthetic UrbanSound8K-layout demo dataset; "
@@ -39,12 +47,13 @@ def register(subparsers):
     opts.add("--report", key="report", metavar="FILE.json", help="also write the findings as JSON (config beside it)")
 
 
-def _print_help(parser):
+def _print_help(parser: argparse.ArgumentParser) -> int:
+    """``sea-tf data`` without a subcommand: its help, exit code 2."""
     parser.print_help()
     return 2
 
 
-def run_make_demo(cfg, args):
+def run_make_demo(cfg: Config, args: argparse.Namespace) -> int:
     from sea_tf.data.demo_dataset import make_demo_dataset
 
     start = time.perf_counter()
@@ -58,7 +67,7 @@ def run_make_demo(cfg, args):
     return 0
 
 
-def run_check(cfg, args):
+def run_check(cfg: Config, args: argparse.Namespace) -> int:
     from sea_tf import atomic
     from sea_tf.config import write_resolved
     from sea_tf.data import UST, detect_kind, load_labelled_dataset
@@ -84,7 +93,7 @@ def run_check(cfg, args):
     return 0
 
 
-def _check_ust(dataset, cfg, args):
+def _check_ust(dataset: UST, cfg: Config, args: argparse.Namespace) -> int:
     """``data check`` of a SONYC-UST root: malformed rows (file and line), missing or unreadable audio,
     and classes without a positive file in the train or validate split."""
     from sea_tf import atomic

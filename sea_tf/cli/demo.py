@@ -1,12 +1,13 @@
 """``sea-tf demo``: run the whole pipeline on the embedded default dataset."""
+import argparse
 from pathlib import Path
 
-from sea_tf.cli.common import add_command
-from sea_tf.config import write_resolved
+from sea_tf.cli.common import Subparsers, add_command
+from sea_tf.config import Config, write_resolved
 
 
 
-def register(subparsers):
+def register(subparsers: Subparsers) -> None:
     parser, opts = add_command(subparsers, "demo", "run every stage end to end on the embedded demo dataset",
                                "demo", run)
     opts.add("--out", key="out", metavar="DIR", help="output root (dataset, models, report)")
@@ -15,7 +16,7 @@ def register(subparsers):
              metavar="STAGE", help="subset of stages to run (--stages data,teacher or --stages data teacher); None: all")
 
 
-def run(cfg, args):
+def run(cfg: Config, args: argparse.Namespace) -> int:
     from sea_tf.demo import check_step_settings, run_demo
     check_step_settings(cfg["steps"])  # a bad override is one line before anything is written
     out = Path(cfg["out"])

@@ -1,14 +1,21 @@
 """``sea-tf device run`` (benchmark exported models on boards over SSH) and ``sea-tf device listen``
 (a model on a board's microphone or a file, live); library: :mod:`sea_tf.remote`."""
+from __future__ import annotations
+
+import argparse
 import functools
 import shutil
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, TextIO
 
-from sea_tf.cli.common import add_command
-from sea_tf.config import write_resolved
+from sea_tf.cli.common import Options, Subparsers, add_command
+from sea_tf.config import Config, write_resolved
 from sea_tf.errors import RemoteError
+
+if TYPE_CHECKING:
+    from sea_tf.remote import Host, HostResult
 
 
 EPILOG = """\
@@ -23,7 +30,7 @@ Exit code: 0 all complete, 1 some results partial, 2 a host failed (the others s
 """
 
 
-def _ssh_options(opts, *, several: bool) -> None:
+def _ssh_options(opts: Options, *, several: bool) -> None:
     """How to reach a board: --port, --ssh-config, --key, --known-hosts (after --host).
 
     ``several``: the command takes several --host (``device run``), which only changes the wording.
@@ -40,7 +47,7 @@ def _ssh_options(opts, *, several: bool) -> None:
                   "known_hosts file with the board's host key")
 
 
-def register(subparsers):
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser("device", help="run the board-side benchmark on remote boards over SSH",
                                    description="Run device/ (numpy + LiteRT) on Raspberry-Pi-class boards.")
     actions = parser.add_subparsers(dest="device_action", metavar="ACTION")
@@ -82,7 +89,7 @@ board too (its stdin is closed) and waits for that summary.
 """
 
 
-def register_listen(actions):
+def register_listen(actions: Subparsers) -> None:
     parser, opts = add_command(actions, "listen", "run device.listen on a board and stream its JSON lines back live",
                                "device/listen", listen)
     parser.epilog = LISTEN_EPILOG
@@ -107,7 +114,7 @@ def register_listen(actions):
     opts.add("--connect-timeout", key="timeouts.connect_s", type=float, metavar="S", help="seconds to connect and authenticate")
 
 
-def listen(cfg, args):
+def listen(cfg: Config, args: argparse.Namespace) -> int:
     from sea_tf import remote
 
     if not cfg["host"]:
@@ -126,7 +133,7 @@ def listen(cfg, args):
     write_resolved(cfg, out.parent, out.stem)
     live = sys.stderr.isatty()
 
-    def on_line(record):
+    def on_line(record: dict[str, Any]) -> None:
         if live and "top" in record:
             top = record["top"][0] if record["top"] else ["-", 0.0]
             print(f"\r{record['t']:8.1f} s  {top[0]:<24} {top[1]:.2f}  {record['latency_ms']:7.1f} ms   ",
@@ -165,7 +172,7 @@ class LiveLines:
     ``update`` and ``print`` may be called from several threads.
     """
 
-    def __init__(self, labels, stream=None):
+    def __init__(self, labels: Iterable[str], *, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.labels = list(labels)
@@ -173,7 +180,7 @@ class LiveLines:
         self.lock = threading.Lock()
         self.drawn = 0
 
-    def update(self, label, stage, done=None, total=None):
+    def update(self, label: str, stage: str, done: int | None = None, total: int | None = None) -> None:
         """Board ``label`` is at ``stage`` (``done`` of ``total`` items; ``total`` None: unknown yet)."""
         text = stage if done is None else f"{stage} {done}/{'?' if total is None else total}"
         with self.lock:
@@ -183,7 +190,7 @@ class LiveLines:
             elif done is None or done == total:
                 print(f"{label}: {text}", flush=True)
 
-    def print(self, text, file=None):
+    def print(self, text: str, *, file: TextIO | None = None) -> None:
         """Print ``text`` above the live lines (which are drawn again below it)."""
         with self.lock:
             if self.tty and self.drawn:
@@ -193,7 +200,8 @@ class LiveLines:
             if self.tty:
                 self._redraw()
 
-    def _redraw(self):
+    def _redraw(self) -> None:
+        """Draw every board's line again, over the ones drawn before."""
         width = max(20, shutil.get_terminal_size().columns - 1)
         if self.drawn:
             self.stream.write(f"\x1b[{self.drawn}F")
@@ -203,7 +211,7 @@ class LiveLines:
         self.drawn = len(self.labels)
 
 
-def run(cfg, args):
+def run(cfg: Config, args: argparse.Namespace) -> int:
     from sea_tf import remote
     from sea_tf.runs import new_run_id
 
@@ -223,16 +231,16 @@ def run(cfg, args):
     bench_args = ["--threads", b["threads"], "--runs", b["runs"], "--warmup", b["warmup"], "--hop-size", b["hop_s"]]
     run_id = new_run_id()  # one per invocation: the results of all hosts of this run share it
     live = LiveLines(labels)
-    outcome = {}
+    outcome: dict[str, HostResult | BaseException] = {}
 
-    def on_host(host):
+    def on_host(host: Host) -> None:
         try:
             outcome[host.label] = remote.run_on_host(
                 host, run_plan, out, key_path=cfg["key"], known_hosts=cfg["known_hosts"],
                 remote_dir=cfg["remote_dir"], remote_python=cfg["remote_python"], setup=cfg["setup"],
                 bench_args=bench_args, connect_timeout=cfg["timeouts"]["connect_s"],
                 command_timeout=cfg["timeouts"]["command_s"], keepalive_s=cfg["timeouts"]["keepalive_s"],
-                run_id=run_id, log=live.print, err=lambda text: live.print(text, sys.stderr),
+                run_id=run_id, log=live.print, err=lambda text: live.print(text, file=sys.stderr),
                 progress=functools.partial(live.update, host.label))
             live.update(host.label, "done")
         except RemoteError as exc:
@@ -250,9 +258,10 @@ def run(cfg, args):
     for thread in threads:
         while thread.is_alive():
             thread.join(0.2)
-    failures, partial = [], []
+    failures: list[str] = []
+    partial: list[str] = []
     for host in hosts:
-        result = outcome.get(host.label)
+        result = outcome[host.label]  # every thread records its board's outcome, whatever happened
         if isinstance(result, RemoteError):
             if len(hosts) == 1:
                 raise result

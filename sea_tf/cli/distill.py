@@ -1,5 +1,8 @@
 """``sea-tf distill``: train a student on reduced teacher targets (resumable, pruning, QAT, multi-device)."""
-from sea_tf.cli.common import add_command, percent
+import argparse
+
+from sea_tf.cli.common import Subparsers, add_command, percent
+from sea_tf.config import Config
 
 DESCRIPTION = """\
 Distil a student (SEA preset or custom) to regress the reduced teacher targets from its own
@@ -15,7 +18,7 @@ holds the resolved config, split.json, checkpoints/, history.csv, tensorboard/, 
 student.keras (+ card) and report.json."""
 
 
-def register(subparsers):
+def register(subparsers: Subparsers) -> None:
     parser, opts = add_command(subparsers, "distill", "train a student on reduced teacher targets",
                                "distill", run, description=DESCRIPTION)
     opts.add("--shards", key="shards", nargs="+", metavar="DIR", help="teacher-shard directories (--shards A B or --shards A --shards B)")
@@ -47,7 +50,7 @@ def register(subparsers):
     opts.add("--no-progress", key="progress", action="store_false", help="hide the progress bars")
 
 
-def run(cfg, args):
+def run(cfg: Config, args: argparse.Namespace) -> int:
     from sea_tf.distill import distill
     report = distill(cfg)
     if report.get("already_done"):  # distill() printed the one line saying so

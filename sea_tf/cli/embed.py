@@ -1,9 +1,10 @@
 """``sea-tf embed INPUTS...``: openl3/edgel3-style embedding of audio files into ``<base>[_suffix].npz``."""
+import argparse
 import sys
 from pathlib import Path
 
-from sea_tf.cli.common import add_command
-from sea_tf.config import write_resolved
+from sea_tf.cli.common import Subparsers, add_command
+from sea_tf.config import Config, write_resolved
 
 
 DESCRIPTION = """Embed audio files with a sea-tf model, like the openl3 / edgel3 command lines.
@@ -25,7 +26,7 @@ example:
 """
 
 
-def register(subparsers):
+def register(subparsers: Subparsers) -> None:
     parser, opts = add_command(subparsers, "embed", "embed audio files into .npz (openl3/edgel3 style)",
                                "models/embed", run, description=DESCRIPTION)
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files and/or directories")
@@ -40,7 +41,7 @@ def register(subparsers):
     opts.add("--recursive", "-r", key="recursive", action="store_true", help="descend into sub-directories")
 
 
-def run(cfg, args):
+def run(cfg: Config, args: argparse.Namespace) -> int:
     from sea_tf.audio import find_audio_files
     from sea_tf.embed import embed_files, get_model
     from sea_tf.errors import AudioError

@@ -1,8 +1,9 @@
 """``sea-tf export MODEL``: TFLite files in every quantization mode, sidecars and a fidelity/cost report."""
+import argparse
 from pathlib import Path
 
-from sea_tf.cli.common import add_command
-from sea_tf.config import write_resolved
+from sea_tf.cli.common import Subparsers, add_command
+from sea_tf.config import Config, write_resolved
 from sea_tf.errors import ConfigError
 
 _EPILOG = """
@@ -28,12 +29,12 @@ examples:
 """
 
 
-def _modes(text):
+def _modes(text: str) -> list[str]:
     # Validated (with the list of known modes in the error) by export.convert.parse_modes.
     return [m.strip() for m in text.split(",") if m.strip()]
 
 
-def register(subparsers):
+def register(subparsers: Subparsers) -> None:
 
     parser, opts = add_command(subparsers, "export", "convert a model (and its classifier) to TFLite in every "
                                "quantization mode, with a fidelity and cost report", "export", run)
@@ -74,7 +75,7 @@ def register(subparsers):
     opts.add("--no-progress", key="progress", action="store_false", help="hide the progress bars")
 
 
-def run(cfg, args):
+def run(cfg: Config, args: argparse.Namespace) -> int:
     from export.pipeline import export_model
 
     if args.model_arg:

@@ -7,6 +7,7 @@ import os
 import sys
 import traceback
 import warnings
+from typing import Iterator, Sequence, TextIO
 
 from sea_tf import __version__, tf_logs
 from sea_tf.errors import SeaTFError, SeaTFWarning
@@ -18,7 +19,7 @@ COMMAND_MODULES = [
 ]
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one subcommand per available stage module."""
     from sea_tf.cli.common import Parser
 
@@ -36,7 +37,7 @@ def build_parser():
     return parser
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; returns the process exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -57,7 +58,7 @@ def main(argv=None):
 
 
 @contextlib.contextmanager
-def _environment(name, value):
+def _environment(name: str, value: str) -> Iterator[None]:
     """``os.environ[name] = value`` inside the block, the previous state restored after it."""
     previous = os.environ.get(name)
     os.environ[name] = value
@@ -70,7 +71,7 @@ def _environment(name, value):
             os.environ[name] = previous
 
 
-def _run(args):
+def _run(args: argparse.Namespace) -> int:
     """Resolve the config of parsed ``args`` and run its command; one line per error."""
     from sea_tf.cli.common import resolved_config
     try:
@@ -95,7 +96,7 @@ def _run(args):
 
 
 @contextlib.contextmanager
-def one_line_warnings(command):
+def one_line_warnings(command: str) -> Iterator[None]:
     """Print each distinct :class:`SeaTFWarning` once, as ``sea-tf COMMAND: warning: ...`` on stderr.
 
     Python's default format (file, line number, source line) reads like a traceback; a user of the
@@ -103,7 +104,8 @@ def one_line_warnings(command):
     """
     original = warnings.showwarning
 
-    def show(message, category, filename, lineno, file=None, line=None):
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: TextIO | None = None,
+             line: str | None = None) -> None:
         if issubclass(category, SeaTFWarning):
             print(f"sea-tf {command}: warning: {message}", file=sys.stderr)
         else:

@@ -1,19 +1,26 @@
 """``sea-tf models list|fetch|import|remove``: the published openl3/edgel3 weights and their cache."""
+import argparse
 import json
+from typing import Any
 
-from sea_tf.cli.common import add_command
+from sea_tf.cli.common import Subparsers, add_command
+from sea_tf.config import Config
 
 _HOME_HELP = "sea-tf home holding weights/ ($SEA_TF_HOME, else the user cache directory)"
 
 
-def register(subparsers):
+def register(subparsers: Subparsers) -> None:
     parser = subparsers.add_parser(
         "models", help="list, fetch and import the published openl3/edgel3 weights",
         description="The published openl3 teachers and edgel3 students, fetched on demand into a verified "
                     "local cache. `--model NAME` anywhere then loads them from the cache, never from the network.")
     actions = parser.add_subparsers(dest="models_action", metavar="ACTION")
-    parser.set_defaults(_run=lambda cfg, args: parser.print_help() or 2, _defaults={}, _command="models",
-                        config=None, set_items=[], debug=False)
+
+    def print_help(cfg: Config, args: argparse.Namespace) -> int:  # `sea-tf models` without an action
+        parser.print_help()
+        return 2
+
+    parser.set_defaults(_run=print_help, _defaults={}, _command="models", config=None, set_items=[], debug=False)
 
     p, opts = add_command(actions, "list", "show every published model, whether it is cached, its size and hash",
                           "models/list", run_list)
@@ -62,11 +69,11 @@ def register(subparsers):
     opts.add("--home", key="home", help=_HOME_HELP)
 
 
-def run_list(cfg, args):
+def run_list(cfg: Config, args: argparse.Namespace) -> int:
     from sea_tf.weights import cache, catalogue
     from sea_tf.weights.fetch import redact
     registry = cache.read_registry(cfg["home"])
-    rows = []
+    rows: list[dict[str, Any]] = []
     for entry in catalogue.CATALOGUE.values():
         path = cache.weights_dir(cfg["home"]) / entry.filename
         cached = entry.name in registry and path.is_file()
@@ -92,7 +99,7 @@ def run_list(cfg, args):
     return 0
 
 
-def run_fetch(cfg, args):
+def run_fetch(cfg: Config, args: argparse.Namespace) -> int:
     from sea_tf.weights import catalogue
     from sea_tf.weights.fetch import fetch
     timeout = (float(cfg["timeout"]["connect"]), float(cfg["timeout"]["read"]))
@@ -110,7 +117,7 @@ _HASH_WORDS = {"catalogue": "matches the catalogue", "recorded": "matches the re
                "new": "recorded at this first download", "none": "not verified"}
 
 
-def run_import(cfg, args):
+def run_import(cfg: Config, args: argparse.Namespace) -> int:
     from sea_tf.errors import WeightsError
     from sea_tf.weights import importer
     if cfg["from_package"]:
@@ -130,7 +137,7 @@ def run_import(cfg, args):
     return 0
 
 
-def run_remove(cfg, args):
+def run_remove(cfg: Config, args: argparse.Namespace) -> int:
     from sea_tf.weights import cache, catalogue
     for entry in catalogue.select(args.names):
         removed = cache.forget(entry.name, home=cfg["home"])

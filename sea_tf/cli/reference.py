@@ -8,6 +8,7 @@ passes its options on to them, so a flag must mean the same thing there.
 import argparse
 import dataclasses
 import sys
+from typing import Iterator
 
 from sea_tf.cli.common import is_list_option
 
@@ -20,8 +21,8 @@ class Meaning:
     word every use's help must contain, for meanings no structure tells apart (passes vs windows).
     """
     text: str
-    metavar: str = None
-    help_has: str = None
+    metavar: str | None = None
+    help_has: str | None = None
 
 
 # One meaning per flag name. A flag used by more than one command is checked against this; the
@@ -41,7 +42,7 @@ SHARED_FLAGS = {
 }
 
 
-def walk(parser, path=()):
+def walk(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[tuple[str, argparse.Action]]:
     """``(command, action)`` for every option and positional of ``parser`` and its subcommands."""
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
@@ -51,7 +52,7 @@ def walk(parser, path=()):
             yield " ".join(path), action
 
 
-def programs():
+def programs() -> list[tuple[str, argparse.ArgumentParser]]:
     """``(program, parser)`` of ``sea-tf`` and the board programs."""
     import device.bench
     import device.listen
@@ -61,10 +62,13 @@ def programs():
             ("python -m device.listen", device.listen.build_parser())]
 
 
-def _value(action):
+def _value(action: argparse.Action) -> str:
+    """The value column of ``action``'s row: ``switch``, its metavar, its choices; lists say so."""
     if action.nargs == 0:
         return "switch"
     metavar = action.metavar or (action.dest.split(".")[-1].upper() if action.option_strings else action.dest)
+    if isinstance(metavar, tuple):  # one name per value of an nargs=N option, as argparse's usage line shows them
+        metavar = " ".join(metavar)
     if action.choices:
         metavar = "{" + ",".join(map(str, action.choices)) + "}"
     if is_list_option(action):
@@ -72,13 +76,13 @@ def _value(action):
     return metavar
 
 
-def _cell(text):
+def _cell(text: str | None) -> str:
     # Help texts quote commands in backticks; as plain text here, a half-command in a table cell
     # (`sea-tf teacher-embed --status`) is not taken for a documented command line.
     return (text or "").replace("|", "\\|").replace("\n", " ").replace("`", "'")
 
 
-def markdown():
+def markdown() -> str:
     """docs/CLI.md: one table per command (options, their values, help with the default)."""
     lines = ["# Command-line reference", "",
              "Generated from the parsers by `python -m sea_tf.cli.reference > docs/CLI.md`; "
@@ -88,9 +92,9 @@ def markdown():
              "Abbreviations are not accepted. Deprecated spellings still work and print one warning line.", "",
              "## Shared flag names", "", "| flag | one meaning |", "|---|---|"]
     lines += [f"| `{flag}` | {_cell(m.text)} |" for flag, m in SHARED_FLAGS.items()]
-    deprecated = []
+    deprecated: list[str] = []
     for program, parser in programs():
-        commands = {}
+        commands: dict[str, list[argparse.Action]] = {}
         for command, action in walk(parser):
             commands.setdefault(command, []).append(action)
         for command, actions in commands.items():

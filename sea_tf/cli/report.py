@@ -3,10 +3,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from sea_tf.cli.common import add_command
-from sea_tf.config import write_resolved
+from sea_tf.cli.common import Subparsers, add_command
+from sea_tf.config import Config, write_resolved
 
-def register(subparsers):
+def register(subparsers: Subparsers) -> None:
     parser, opts = add_command(
         subparsers, "report", "merge export, classification and device JSONs into a markdown report + Pareto plots",
         "report", run)
@@ -21,7 +21,7 @@ def register(subparsers):
              help="which latency statistic to tabulate and plot")
 
 
-def run(cfg, args):
+def run(cfg: Config, args: argparse.Namespace) -> int:
     from sea_tf.errors import ConfigError
     from sea_tf.report import write_report
 

@@ -1,8 +1,9 @@
 """``sea-tf sample``: choose the teacher rows φ is fitted on (random, loudness, dpp, dpp-quality)."""
+import argparse
 from pathlib import Path
 
-from sea_tf.cli.common import add_command
-from sea_tf.config import write_resolved
+from sea_tf.cli.common import Subparsers, add_command
+from sea_tf.config import Config, write_resolved
 
 
 EPILOG = """
@@ -20,7 +21,7 @@ examples:
 """
 
 
-def register(subparsers):
+def register(subparsers: Subparsers) -> None:
     from sea_tf.sampling import DPP_SOLVERS, GROUP_BY, KERNELS, STRATEGIES
 
     parser, opts = add_command(subparsers, "sample", "choose M teacher rows to fit the reduction on", "sampling", run)
@@ -43,7 +44,7 @@ def register(subparsers):
     opts.add("--no-progress", key="progress", action="store_false", help="hide the progress bar")
 
 
-def run(cfg, args):
+def run(cfg: Config, args: argparse.Namespace) -> int:
     from sea_tf.errors import ConfigError
     from sea_tf.sampling import sample_shards
 
