@@ -89,14 +89,14 @@ def write_card(artifact: str | Path, card: dict) -> Path:
 
 # A required card is always returned (or DataError raised); only ``required=False`` may give None.
 @overload
-def read_card(artifact: str | Path, required: Literal[True] = ...) -> dict: ...
+def read_card(artifact: str | Path, *, required: Literal[True] = ...) -> dict: ...
 
 
 @overload
-def read_card(artifact: str | Path, required: bool) -> dict | None: ...
+def read_card(artifact: str | Path, *, required: bool) -> dict | None: ...
 
 
-def read_card(artifact: str | Path, required: bool = True) -> dict | None:
+def read_card(artifact: str | Path, *, required: bool = True) -> dict | None:
     """Read the card of ``artifact`` (current name first, then the legacy name).
 
     Parameters

@@ -72,7 +72,7 @@ def cpu_only() -> bool:
                 or os.path.exists("/dev/dxg"))
 
 
-def is_banner(line: str, no_gpu: bool) -> bool:
+def is_banner(line: str, *, no_gpu: bool) -> bool:
     """Whether ``line`` (without its newline) is a known start-up line to drop.
 
     Parameters
@@ -86,10 +86,10 @@ def is_banner(line: str, no_gpu: bool) -> bool:
     return any(p.search(line) for p in patterns)
 
 
-def filter_banner(data: bytes, no_gpu: bool) -> bytes:
+def filter_banner(data: bytes, *, no_gpu: bool) -> bytes:
     """``data`` (captured stderr) without its banner lines; every other byte is kept, in order."""
     kept = [line for line in data.splitlines(keepends=True)
-            if not is_banner(line.decode("utf-8", "replace").rstrip("\r\n"), no_gpu)]
+            if not is_banner(line.decode("utf-8", "replace").rstrip("\r\n"), no_gpu=no_gpu)]
     return b"".join(kept)
 
 
@@ -125,7 +125,7 @@ def quiet_stderr() -> Iterator[None]:
             capture.seek(0)
             data = capture.read()
             if not failed:
-                data = filter_banner(data, cpu_only())
+                data = filter_banner(data, no_gpu=cpu_only())
             view = memoryview(data)
             while view:  # os.write may write less than asked
                 view = view[os.write(2, view):]
