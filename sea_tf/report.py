@@ -42,6 +42,7 @@ from typing import Any
 
 from sea_tf import atomic
 from sea_tf.errors import DataError
+from sea_tf.runs import RUN_ID_RE
 
 DEVICE_SCHEMA = "sea-tf/device-bench/1"
 
@@ -90,8 +91,6 @@ def _in_latest_run(path: Path, root: Path, runs: dict[Path, list[str]]) -> bool:
     """False for a file of ``root`` that belongs to an older device run than its host's latest, or
     that lies loose beside run directories (the layout before run ids). ``runs``: a cache, folder ->
     names of the run directories in it."""
-    from sea_tf.runs import RUN_ID_RE
-
     parts = path.relative_to(root).parts[:-1]
     for depth in range(len(parts) + 1):
         folder = root.joinpath(*parts[:depth])

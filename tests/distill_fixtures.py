@@ -51,7 +51,7 @@ def make_dataset(root, n_sources=40, windows=8, d=8, shard_rows=96, seed=0):
                          "label": (np.arange(n) // windows % 3).astype(np.int32)},
                 TEACHER_CARD, shard_rows=shard_rows)
     reducer_dir = root / "reducer"
-    reducer = fit_reducer(emb, "pca", d, seed=seed)
+    reducer = fit_reducer(emb, method="pca", d=d, seed=seed)
     path = reducer.save(reducer_dir)
     cards.write_card(reducer_dir, {
         "kind": "reducer", "method": "pca", "d": d, "params": {}, "seed": seed, "embedding_size": emb.shape[1],

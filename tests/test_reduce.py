@@ -8,7 +8,7 @@ import pytest
 from sklearn.decomposition import PCA
 from sklearn.preprocessing import StandardScaler
 
-from sea_tf import reduce, reduce_quality, sampling
+from sea_tf import reduce, sampling
 from sea_tf.cli.main import main
 from sea_tf.errors import OutputError, ReduceError
 from sea_tf.shards import ShardSet, write_table
@@ -61,7 +61,7 @@ def test_incremental_pca_and_none(data, tmp_path):
     root, emb, idx = data
     reduce.fit(root / "shards", root / "sample", tmp_path / "ipca", method="pca", d=6, pca_solver="incremental")
     ipca = reduce.Reducer.load(tmp_path / "ipca")
-    exact = reduce.fit_reducer(emb[idx], "pca", 6)
+    exact = reduce.fit_reducer(emb[idx], method="pca", d=6)
     # same subspace: projections onto the 6 components agree up to rotation within it
     a, b = ipca.model.components_, exact.model.components_
     assert np.linalg.svd(a @ b.T, compute_uv=False).min() > 0.99
@@ -90,10 +90,10 @@ def test_quality_report_and_compare(data, tmp_path):
     assert q["heldout"] and q["n_heldout"] == 300
     assert q["trustworthiness"] > 0.97 and q["knn_recall"] > 0.7  # 6-D data kept by 6 components
     assert Path(q["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    bad = reduce.fit_reducer(emb[idx], "pca", 1)
-    worse = reduce_quality.evaluate(ShardSet(root / "shards"), bad, idx, tmp_path, n_heldout=300, name="d1")
+    bad = reduce.fit_reducer(emb[idx], method="pca", d=1)
+    worse = reduce.evaluate(ShardSet(root / "shards"), bad, idx, tmp_path, n_heldout=300, name="d1")
     assert worse["trustworthiness"] < q["trustworthiness"] - 0.05
-    table = reduce_quality.compare_strategies(root / "shards", tmp_path / "study", 200, d=6, progress=False,
+    table = reduce.compare_strategies(root / "shards", tmp_path / "study", 200, d=6, progress=False,
                                               sampling={"group_rows": 500}, n_heldout=200)
     assert [row["strategy"] for row in table] == list(sampling.STRATEGIES)
     assert all(row["trustworthiness"] > 0.9 for row in table)
@@ -169,7 +169,7 @@ def test_explained_variance_is_measured_on_the_heldout_rows(tmp_path):
                       quality={"n_heldout": 200, "k": 10})
     q = json.loads((tmp_path / "red" / "quality.json").read_text())
     assert q["heldout"] and q == card["quality"]
-    rows, heldout = reduce_quality.heldout_rows(600, idx, 200, card["seed"])
+    rows, heldout = reduce.heldout_rows(600, idx, n_heldout=200, seed=card["seed"])
     assert heldout and not np.isin(rows, idx).any()
     # independently: variance of φ's outputs over the variance of the standardised inputs, on those rows
     scaler = StandardScaler().fit(emb[idx])

@@ -1,8 +1,10 @@
 """``sea-tf reduce fit|apply|compare``: learn φ on a sample, write aligned targets, compare samplers."""
+import argparse
 from pathlib import Path
+from typing import Any
 
-from sea_tf.cli.common import add_command
-from sea_tf.config import write_resolved
+from sea_tf.cli.common import Options, Subparsers, add_command
+from sea_tf.config import Config, write_resolved
 from sea_tf.errors import ConfigError
 
 
@@ -21,18 +23,20 @@ examples:
 """
 
 
-def _shards_option(opts):
+def _shards_option(opts: Options) -> None:
+    """``--shards`` and ``--allow-partial``, which fit, apply and compare share."""
     opts.add("--shards", key="shards", action="append", metavar="DIR", help="teacher-shard directories (--shards A B or --shards A --shards B)")
     opts.add("--allow-partial", key="allow_partial", action="store_true",
              help="read shard directories whose split run lacks some jobs (`sea-tf teacher-embed --status`)")
 
 
-def _need_shards(cfg):
+def _need_shards(cfg: Config) -> None:
+    """A ConfigError when no teacher shards are given."""
     if not cfg["shards"]:
         raise ConfigError("no teacher shards given; pass --shards DIR (output of `sea-tf teacher-embed`)")
 
 
-def register(subparsers):
+def register(subparsers: Subparsers) -> None:
     from sea_tf.reduce import METHODS, PCA_SOLVERS
 
     parser = subparsers.add_parser("reduce", help="learn the reduction φ and write the students' targets",
@@ -76,11 +80,12 @@ def register(subparsers):
     opts.add("--no-progress", key="progress", action="store_false", help="hide the progress bars")
 
 
-def _reducer_kwargs(cfg):
+def _reducer_kwargs(cfg: Config) -> dict[str, Any]:
+    """The reducer options of the config, as :func:`sea_tf.reduce.fit` takes them."""
     return {"pca_solver": cfg["pca"]["solver"], "umap_params": dict(cfg["umap"])}
 
 
-def run_fit(cfg, args):
+def run_fit(cfg: Config, args: argparse.Namespace) -> int:
     from sea_tf.reduce import fit
 
     _need_shards(cfg)
@@ -98,7 +103,7 @@ def run_fit(cfg, args):
     return 0
 
 
-def run_apply(cfg, args):
+def run_apply(cfg: Config, args: argparse.Namespace) -> int:
     from sea_tf.reduce import apply
 
     _need_shards(cfg)
@@ -113,8 +118,8 @@ def run_apply(cfg, args):
     return 0
 
 
-def run_compare(cfg, args):
-    from sea_tf.reduce_quality import compare_strategies, markdown_table
+def run_compare(cfg: Config, args: argparse.Namespace) -> int:
+    from sea_tf.reduce import compare_strategies, markdown_table
 
     _need_shards(cfg)
     out = Path(cfg["out"])

@@ -1,14 +1,14 @@
 """Demo step ``sampling``: pick the rows φ is fitted on (dpp-quality) and compare all strategies."""
 import shutil
 
-from sea_tf.demo import StepReport
+from sea_tf.demo import DemoContext, StepReport
 
 PRESET = "sampling/demo"
 COMPARE_D = 16
 
 
-def run(ctx):
-    from sea_tf.reduce_quality import compare_strategies, markdown_table
+def run(ctx: DemoContext) -> StepReport:
+    from sea_tf.reduce import compare_strategies, markdown_table
     from sea_tf.sampling import sample_shards
 
     cfg = ctx.settings("sampling", PRESET)

@@ -1,0 +1,191 @@
+"""The sampling study (docs/PROTOCOL.md §3.1): every sampling strategy samples the same shards, fits φ, is scored.
+
+Beside φ's quality (:mod:`sea_tf.reduce.quality`) the study says what each sampler picked: the share
+of its rows among the m loudest (:func:`loudness_overlap`; random ≈ m/n, top-m by loudness = 1),
+coverage (:func:`coverage`: mean distance from every row to its nearest sampled row) and
+diversity (:func:`sea_tf.sampling.diversity`).
+"""
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from sklearn.neighbors import NearestNeighbors
+
+from sea_tf import atomic
+from sea_tf import sampling as sampling_mod
+from sea_tf.reduce.fitting import fit
+from sea_tf.reduce.quality import evaluate
+from sea_tf.reduce.reducer import Reducer
+from sea_tf.shards import ShardSet
+
+
+def loudness_overlap(sample_index: npt.ArrayLike, loudness_db: npt.ArrayLike) -> float:
+    """Share of a sample of m rows that lies among the m loudest rows of the pool.
+
+    Parameters
+    ----------
+    sample_index : np.ndarray of int [shape=(m,)]
+    loudness_db : np.ndarray [shape=(n,)]
+        Window loudness (dBFS) of every row of the pool.
+
+    Returns
+    -------
+    float in [0, 1]
+        About m/n for a uniform sample; 1 for "the m loudest".
+    """
+    sample_index = np.asarray(sample_index, dtype=np.int64)
+    m = len(sample_index)
+    loudest = np.argsort(-np.asarray(loudness_db, dtype=np.float64), kind="stable")[:m]
+    return float(len(np.intersect1d(loudest, sample_index)) / max(1, m))
+
+
+def coverage(pool: npt.ArrayLike, sample: npt.ArrayLike) -> float:
+    """Mean distance from every pool row to its nearest sampled row, on L2-normalised rows (lower: better covered).
+
+    Parameters
+    ----------
+    pool : np.ndarray [shape=(n, D)]
+        The rows to cover (a seeded subset of a large pool is fine).
+    sample : np.ndarray [shape=(m, D)]
+
+    Returns
+    -------
+    float in [0, 2]
+        Chord distance ``‖a/‖a‖ − b/‖b‖‖``: scale-free, so loud and quiet rows count alike.
+    """
+    from sklearn.preprocessing import normalize
+
+    nn = NearestNeighbors(n_neighbors=1).fit(normalize(np.asarray(sample, np.float64)))
+    return float(nn.kneighbors(normalize(np.asarray(pool, np.float64)))[0].mean())
+
+
+def compare_strategies(shard_dirs: Path | str | Sequence[Path | str], out_dir: Path | str, m: int, *,
+                       strategies: Sequence[str] | None = None, method: str = "pca", d: int = 64,
+                       seed: int = 20180216, sampling: Mapping[str, Any] | None = None,
+                       reducer: Mapping[str, Any] | None = None, n_heldout: int = 1000, k: int = 10,
+                       progress: bool = True, n_coverage: int = 4000,
+                       allow_partial: bool = False) -> list[dict[str, Any]]:
+    """The SEA paper's sampling study (docs/PROTOCOL.md §3.1) in one call: every strategy samples the same shards, fits φ, is scored.
+
+    All strategies are scored on the same held-out rows (drawn from the rows none of them picked),
+    and their samples are described against the same pool: loudness overlap, coverage, diversity.
+
+    Parameters
+    ----------
+    shard_dirs : str, Path or list
+    out_dir : str or Path
+        Gets ``<strategy>/{sample.npz, card.json}``, ``<strategy>/reducer/``, ``compare.json``,
+        ``compare.md``, ``compare.png`` and one ``quality-<strategy>.png`` each.
+    m : int
+        Samples per strategy.
+    strategies : list of str, optional
+        Default: all of :data:`sea_tf.sampling.STRATEGIES`.
+    method, d : str, int
+        The reduction fitted on each sample.
+    seed : int
+    sampling : dict, optional
+        Extra keyword arguments of :func:`sea_tf.sampling.sample_shards` (``group_by``,
+        ``dpp_solver``, ``dpp_kernel``, ...).
+    reducer : dict, optional
+        Extra keyword arguments of :func:`sea_tf.reduce.fit` (``pca_solver``, ``umap_params``).
+    n_heldout, k : int
+        Held-out rows and neighbours of :func:`~sea_tf.reduce.quality.evaluate`.
+    progress : bool
+        Show the samplers' progress bars.
+    n_coverage : int
+        Pool rows (a seeded subset) whose nearest sampled row sets the coverage.
+    allow_partial : bool
+        Read shard directories whose split run lacks some jobs (:class:`~sea_tf.shards.ShardSet`).
+
+    Returns
+    -------
+    list of dict
+        One row per strategy: ``strategy``, ``loud_overlap`` (share of the sample among the m
+        loudest rows; None without loudness), ``coverage`` (lower is better), ``diversity`` (of the
+        sample), then φ's ``trustworthiness``, ``knn_recall`` (at ``k``), ``explained_variance``
+        (PCA) on held-out rows, and ``wall_s``.
+    """
+    out_dir = Path(out_dir)
+    strategies = list(strategies or sampling_mod.STRATEGIES)
+    shards = ShardSet(shard_dirs, allow_partial=allow_partial)
+    samples: dict[str, np.ndarray] = {}
+    walls: dict[str, float] = {}
+    for strategy in strategies:
+        start = time.perf_counter()
+        samples[strategy], _ = sampling_mod.sample_shards(shard_dirs, out_dir / strategy, m, strategy=strategy,
+                                                          seed=seed, progress=progress, allow_partial=allow_partial,
+                                                          **(sampling or {}))
+        fit(shard_dirs, out_dir / strategy, out_dir / strategy / "reducer", method=method, d=d,
+            seed=seed, quality=None, progress=progress, allow_partial=allow_partial, **(reducer or {}))
+        walls[strategy] = time.perf_counter() - start
+    union = np.unique(np.concatenate(list(samples.values())))
+    loud = _column_or_none(shards, "loudness_db")
+    rng = np.random.default_rng(seed)
+    pool_rows = np.sort(rng.choice(shards.n_rows, size=min(int(n_coverage), shards.n_rows), replace=False))
+    pool = shards.read("embedding", pool_rows)
+    table = []
+    for strategy in strategies:
+        fitted = Reducer.load(out_dir / strategy / "reducer")
+        q = evaluate(shards, fitted, union, out_dir, seed=seed, n_heldout=n_heldout, k=k,
+                     name=f"quality-{strategy}")
+        emb = shards.read("embedding", samples[strategy])
+        row = {"strategy": strategy,
+               "loud_overlap": None if loud is None else loudness_overlap(samples[strategy], loud),
+               "coverage": coverage(pool, emb),
+               "diversity": sampling_mod.diversity(emb[:2000])}
+        row.update({key: q[key] for key in q if key not in ("png", "method")})
+        row["wall_s"] = round(walls[strategy], 3)
+        table.append(row)
+    png = plot_study(table, out_dir / "compare.png", title=f"sampling study: m = {m} of {shards.n_rows} rows, "
+                                                           f"{method} d = {d}")
+    atomic.write_json(out_dir / "compare.json", {"m": int(m), "n_rows": int(shards.n_rows), "method": method,
+                                                 "d": int(d), "sampling": dict(sampling or {}),
+                                                 "random_loud_overlap": float(m / shards.n_rows),
+                                                 "rows": table, "png": str(png)})
+    atomic.write_text(out_dir / "compare.md", markdown_table(table))
+    return table
+
+
+STUDY_COLUMNS = (("loud_overlap", "share among the m loudest"), ("coverage", "coverage (↓ better)"),
+                 ("diversity", "diversity"), ("explained_variance", "φ explained variance (held-out)"),
+                 ("trustworthiness", "φ trustworthiness"), ("knn_recall", "φ kNN recall"))
+
+
+def plot_study(rows: Sequence[Mapping[str, Any]], path: Path | str, *, title: str = "") -> Path:
+    """One bar panel per study column (:data:`STUDY_COLUMNS`), one bar per strategy; writes ``path`` (PNG)."""
+    plt = atomic.pyplot()
+
+    columns = [(key, label) for key, label in STUDY_COLUMNS if any(row.get(key) is not None for row in rows)]
+    fig, axes = plt.subplots(1, len(columns), figsize=(2.3 * len(columns), 3.2), dpi=100, squeeze=False)
+    names = [row["strategy"] for row in rows]
+    for ax, (key, label) in zip(axes[0], columns):
+        values = [np.nan if row.get(key) is None else row[key] for row in rows]
+        ax.bar(range(len(rows)), values, color=[f"C{i}" for i in range(len(rows))])
+        ax.set_xticks(range(len(rows)), names, rotation=45, ha="right", fontsize=7)
+        ax.set_title(label, fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return atomic.save_figure(fig, path)
+
+
+def _column_or_none(shards: ShardSet, key: str) -> np.ndarray | None:
+    """Column ``key`` of every row, or None when the shards do not hold it."""
+    try:
+        return np.concatenate([c[key] for c in shards.iter_chunks([key], rows=1 << 16)])
+    except (KeyError, ValueError):
+        return None
+
+
+def markdown_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A Markdown table of the comparison rows (numbers to 4 decimals)."""
+    if not rows:
+        return ""
+    keys = [key for key in rows[0] if key not in ("heldout", "d")]
+    fmt = lambda v: f"{v:.4f}" if isinstance(v, float) else ("–" if v is None else str(v))  # noqa: E731
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(fmt(row[key]) for key in keys) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
