@@ -76,7 +76,7 @@ if mode.startswith("host") or mode.startswith("teacher-embed"):
             x, sr = audio.load_audio(path)
             x = audio.to_mono(audio.check_audio(x))
             for rate in (48000, 8000):
-                frames, _ = audio.frame_audio(audio.resample(x, sr, rate), rate, 0.5)
+                frames, _ = audio.frame_audio(audio.resample(x, sr, rate), rate, hop_size=0.5)
                 windows += len(frames)
         else:
             for block in audio.stream_windows(path, [48000, 8000], hop_size=0.5):

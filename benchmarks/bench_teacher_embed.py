@@ -1,7 +1,7 @@
 """Benchmark ``sea-tf teacher-embed``: windows/s and CPU utilisation, against inference alone.
 
 Writes ``--files`` synthetic 10-s recordings (44.1 kHz, so every file is resampled to 48 kHz and
-8 kHz), then runs :func:`sea_tf.teacher_embed.extract` ``--repeats`` times into fresh directories.
+8 kHz), then runs :func:`sea_tf.teacher.extract` ``--repeats`` times into fresh directories.
 Reported (medians): windows/s end to end; CPU utilisation = process CPU time / wall time / cores;
 the share of wall time spent inside the teacher (1.0 = decoding, resampling and writing fully
 hidden; unlike CPU utilisation it does not drop when other processes share the cores);
@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from sea_tf import atomic  # noqa: E402
 from sea_tf.audio import prepare_frames  # noqa: E402
 from sea_tf.models import load_model  # noqa: E402
-from sea_tf.teacher_embed import extract  # noqa: E402
+from sea_tf.teacher import extract  # noqa: E402
 
 
 def make_audio(directory, n_files, seconds=10.0, sr=44100):

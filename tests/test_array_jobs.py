@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from sea_tf.array_jobs import array_status, format_status, resolve_job
+from sea_tf.teacher.jobs import array_status, format_status, resolve_job
 from sea_tf.cli import main as cli_main
 from sea_tf.errors import ConfigError, DataError
 from sea_tf.shards import ShardSet, write_table

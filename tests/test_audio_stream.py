@@ -36,7 +36,7 @@ def _whole(path, rates, hop, center):
     audio, sr = load_audio(path)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        per_rate = [prepare_frames(audio, sr, r, hop, center) for r in rates]
+        per_rate = [prepare_frames(audio, sr, r, hop_size=hop, center=center) for r in rates]
     n = min(len(ts) for _, ts in per_rate)
     return [f[:n] for f, _ in per_rate], per_rate[0][1][:n]
 
@@ -44,7 +44,7 @@ def _whole(path, rates, hop, center):
 def _streamed(path, rates, hop, center, block_windows):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        blocks = list(stream_windows(path, rates, hop, center, block_windows))
+        blocks = list(stream_windows(path, rates, hop_size=hop, center=center, block_windows=block_windows))
     starts = [b.start for b in blocks]
     sizes = [len(b.timestamps) for b in blocks]
     assert starts == list(np.cumsum([0] + sizes)[:-1]) and all(s == block_windows for s in sizes[:-1])
@@ -89,9 +89,9 @@ def test_compressed_formats_stream_too(tmp_path, subtype, ext):
 def test_framer_matches_frame_audio_whatever_the_push_sizes():
     rng = np.random.default_rng(3)
     x = rng.standard_normal(52_345).astype(np.float32)
-    ref, _ = frame_audio(x, 8000, 0.3, center=True)
+    ref, _ = frame_audio(x, 8000, hop_size=0.3, center=True)
     for sizes in ([52_345], [1] * 50 + [52_295], list(rng.integers(1, 9000, 30))):
-        framer, out, done = WindowFramer(8000, 0.3, True), [], 0
+        framer, out, done = WindowFramer(8000, hop_size=0.3, center=True), [], 0
         for n in sizes:
             out.append(framer.push(x[done:done + n]))
             done += n
@@ -99,7 +99,7 @@ def test_framer_matches_frame_audio_whatever_the_push_sizes():
         out.append(framer.finish())
         assert np.array_equal(np.concatenate(out), ref)
     # Negative control: the other centring gives other windows, so the comparison can fail.
-    framer = WindowFramer(8000, 0.3, False)
+    framer = WindowFramer(8000, hop_size=0.3, center=False)
     other = np.concatenate([framer.push(x), framer.finish()])
     assert other.shape != ref.shape or not np.array_equal(other, ref)
 
@@ -115,7 +115,7 @@ def test_bad_input_is_an_audio_error(tmp_path):
     x[15000] = np.nan
     sf.write(tmp_path / "nan.wav", x, 8000, subtype="FLOAT")
     with pytest.raises(AudioError, match="NaN"):
-        list(read_mono_blocks(tmp_path / "nan.wav", 4096)[1])
+        list(read_mono_blocks(tmp_path / "nan.wav", block_frames=4096)[1])
 
 
 # A child that frames one file with sea-tf teacher-embed's decoder and prints its peak RSS over the
@@ -125,15 +125,16 @@ import json, sys, warnings
 sys.path.insert(0, sys.argv[1])
 warnings.simplefilter("ignore")
 from pathlib import Path
-from sea_tf import teacher_embed
+from sea_tf.teacher.decode import _decode
+from sea_tf.teacher.inputs import InputFile
 def peak():
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
-item = teacher_embed.InputFile(Path(sys.argv[2]), "x.wav")
+item = InputFile(Path(sys.argv[2]), "x.wav")
 base = peak()
 n = 0
-blocks = teacher_embed._decode(item, 48000, 8000, 0.5, True, read_retries=0)
+blocks = _decode(item, 48000, 8000, hop_size=0.5, center=True, read_retries=0)
 for block in [blocks] if isinstance(blocks, dict) else blocks:   # a dict: the whole file at once
     n += len(block["timestamp"])
 print(json.dumps({"delta_mb": peak() - base, "windows": n}))
@@ -157,7 +158,7 @@ def test_peak_memory_does_not_grow_with_file_length(tmp_path):
     with its resampled and framed copies (8 x 4 bytes per frame); 16 MB cover the allocator's
     granularity and soxr's filter state.
     """
-    block_windows = 16   # teacher_embed._decode's default
+    block_windows = 16   # sea_tf.teacher.decode._decode's default
     short = _write(tmp_path / "short.wav", 10, 48000, subtype="PCM_16")
     long = tmp_path / "long.wav"
     with sf.SoundFile(str(long), "w", samplerate=48000, channels=1, subtype="PCM_16") as out:
@@ -166,7 +167,8 @@ def test_peak_memory_does_not_grow_with_file_length(tmp_path):
             out.write((0.2 * rng.standard_normal(48000 * 60)).astype(np.float32))
     bound_mb = (4 * block_windows * (48000 + 8000) * 4 + 8 * 4 * READ_BLOCK_FRAMES) / 2**20 + 16
     small, large = _peak_delta(short), _peak_delta(long)
-    assert (large["windows"], small["windows"]) == (n_frames(1200 * 48000, 48000, 0.5), n_frames(480000, 48000, 0.5))
+    assert (large["windows"], small["windows"]) == (n_frames(1200 * 48000, 48000, hop_size=0.5),
+                                                    n_frames(480000, 48000, hop_size=0.5))
     print(f"peak RSS over imports: 10 s {small['delta_mb']:.1f} MB, 20 min {large['delta_mb']:.1f} MB, "
           f"bound on the difference {bound_mb:.1f} MB")
     assert large["delta_mb"] - small["delta_mb"] < bound_mb, (small, large, bound_mb)

@@ -114,7 +114,7 @@ def test_dot_dot_calibration_against_absolute_held_out_audio(tiny, data, tmp_pat
 def test_shards_written_from_another_directory(tiny, tmp_path, monkeypatch):
     """teacher-embed run in one directory with a relative input; export run in another: the shard rows'
     recordings are still the files named by absolute paths (the manifest records its root resolved)."""
-    from sea_tf.teacher_embed import extract
+    from sea_tf.teacher import extract
 
     (tmp_path / "proj" / "wav").mkdir(parents=True)
     for k in range(4):

@@ -5,14 +5,18 @@ directory that does not exist in the first run (a share not mounted), so opening
 kernel's ENOENT; between the runs the directory appears. A malformed file (not audio) fails
 permanently; replaced by good audio, it is embedded only when ``--retry-failed`` asks for it.
 """
+import importlib
+
 import numpy as np
 import pytest
 import soundfile as sf
 
-from sea_tf import teacher_embed
-from sea_tf.array_jobs import array_status
+from sea_tf.teacher import array_status, extract
 from sea_tf.cli import main as cli_main
 from sea_tf.shards import ShardSet
+
+# The module, whose globals extract() reads (the package's ``extract`` is the function).
+extract_module = importlib.import_module("sea_tf.teacher.extract")
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +26,8 @@ def teacher():
 
 
 def _extract(inputs, out, teacher, **kw):
-    return teacher_embed.extract(inputs, out, teacher, shard_rows=4, batch_size=4, progress=False,
-                                 decode_workers=1, read_retries=0, **kw)
+    return extract(inputs, out, teacher, shard_rows=4, batch_size=4, progress=False, decode_workers=1,
+                   read_retries=0, **kw)
 
 
 @pytest.fixture
@@ -96,19 +100,19 @@ def test_an_interrupted_retry_pass_resumes(inputs, teacher):
         pass
 
     writes = []
-    real = teacher_embed._write_shard
+    real = extract_module._write_shard
 
     def write_then_stop(*args, **kw):   # the process dies right after the retry pass's first shard
         real(*args, **kw)
         writes.append(args[0])
         raise Stop()
 
-    teacher_embed._write_shard = write_then_stop
+    extract_module._write_shard = write_then_stop
     try:
         with pytest.raises(Stop):
             _extract(root / "list.txt", out, teacher)
     finally:
-        teacher_embed._write_shard = real
+        extract_module._write_shard = real
     assert len(writes) == 1 and [j.state for j in array_status(out)] == ["partial"]
     assert _extract(root / "list.txt", out, teacher)["failed"] == []
     reference = _extract(root / "list.txt", root / "reference", teacher)

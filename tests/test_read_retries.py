@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sea_tf import teacher_embed
+from sea_tf.teacher import extract
 from sea_tf.audio import TransientAudioError, read_mono_blocks
 from sea_tf.shards import ShardSet
 
@@ -72,13 +72,12 @@ def teacher():
 
 
 def _extract(inputs, out, teacher, **kw):
-    return teacher_embed.extract(inputs, out, teacher, shard_rows=8, batch_size=4, progress=False,
-                                 decode_workers=1, **kw)
+    return extract(inputs, out, teacher, shard_rows=8, batch_size=4, progress=False, decode_workers=1, **kw)
 
 
 def test_a_mount_that_comes_up_between_attempts_is_read(late_mount, handler, teacher):
     root, staging, target = late_mount
-    mount = handler(staging, target, "sea_tf.teacher_embed")
+    mount = handler(staging, target, "sea_tf.teacher")
     summary = _extract(root / "list.txt", root / "out", teacher, read_retries=3, read_backoff_s=0.2)
     assert summary["failed"] == [] and len(mount.retries) >= 1
     assert "mnt/x.wav" in mount.retries[0] and "No such file" in mount.retries[0]
@@ -94,7 +93,7 @@ def test_a_mount_that_comes_up_between_attempts_is_read(late_mount, handler, tea
 
 def test_without_retries_the_file_is_recorded_as_failed(late_mount, handler, teacher):
     root, staging, target = late_mount
-    mount = handler(staging, target, "sea_tf.teacher_embed")
+    mount = handler(staging, target, "sea_tf.teacher")
     summary = _extract(root / "list.txt", root / "out", teacher, read_retries=0)
     assert [f["source"] for f in summary["failed"]] == ["mnt/x.wav"] and mount.retries == []
     assert "TransientAudioError" in summary["failed"][0]["error"] and "1 time(s)" in summary["failed"][0]["error"]

@@ -1,4 +1,5 @@
 """teacher-embed: aligned rows, byte-identical resume after a kill, exact --shard partition, bad input."""
+import importlib
 import json
 import threading
 
@@ -7,11 +8,14 @@ import pytest
 import soundfile as sf
 
 from sea_tf import shards as shards_mod
-from sea_tf import teacher_embed
+from sea_tf.teacher import extract, list_inputs, parse_shard, resolve_job
 from sea_tf.audio import frame_audio, resample
 from sea_tf.errors import ConfigError, DataError, OutputError
 from sea_tf.shards import ShardSet
 from tolerance_support import forward_atol, ulp32
+
+# The module, whose globals extract() reads (the package's ``extract`` is the function).
+extract_module = importlib.import_module("sea_tf.teacher.extract")
 
 RATES = [8000, 16000, 22050, 44100]
 
@@ -41,7 +45,7 @@ def audio_dir(tmp_path_factory):
 
 def _run(audio_dir, out, teacher, **kw):
     kw = {"shard_rows": 16, "batch_size": 8, "progress": False, **kw}
-    return teacher_embed.extract(audio_dir, out, teacher, **kw)
+    return extract(audio_dir, out, teacher, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -87,10 +91,10 @@ def test_resume_after_kill_is_byte_identical(full, audio_dir, teacher, tmp_path,
         if len(calls) == 3:  # the process "dies" while writing its third shard
             raise KeyboardInterrupt
         return real_write(path, arrays, **kw)
-    monkeypatch.setattr(teacher_embed, "write_h5", dying_write)
+    monkeypatch.setattr(extract_module, "write_h5", dying_write)
     with pytest.raises(KeyboardInterrupt):
         _run(audio_dir, tmp_path, teacher)
-    monkeypatch.setattr(teacher_embed, "write_h5", real_write)
+    monkeypatch.setattr(extract_module, "write_h5", real_write)
     manifest = json.loads((tmp_path / "manifest-0of1.json").read_text())
     assert len(manifest["shards"]) == 2 and not manifest["complete"]
     resumed = _run(audio_dir, tmp_path, teacher)
@@ -147,19 +151,19 @@ def test_bad_inputs(tmp_path, teacher):
     with pytest.raises(DataError, match="none of the 1 files"):
         _run(tmp_path / "junk", tmp_path / "o", teacher)
     with pytest.raises(ConfigError, match="K/N"):
-        teacher_embed.parse_shard("3")
+        parse_shard("3")
     with pytest.raises(ConfigError, match="out of range"):
-        teacher_embed.parse_shard("3/3")
+        parse_shard("3/3")
     # K is the absolute task id, and an array 1-8 states no N (more cases: tests/test_array_jobs.py)
     with pytest.raises(ConfigError, match="pass --shard-count N"):
-        teacher_embed.resolve_job(environ={"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_MIN": "1",
+        resolve_job(environ={"SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_MIN": "1",
                                            "SLURM_ARRAY_TASK_MAX": "8", "SLURM_ARRAY_TASK_COUNT": "8"})
 
 
 def test_file_list_and_us8k_inputs(audio_dir, teacher, tmp_path):
     listing = tmp_path / "list.txt"
     listing.write_text(f"# two files\n{audio_dir / 'clip0.wav'}\n\n{audio_dir / 'sub' / 'clip1.wav'}\n")
-    kind, root, files = teacher_embed.list_inputs(listing)
+    kind, root, files = list_inputs(listing)
     assert kind == "list" and len(files) == 2
     # a tiny UrbanSound8K layout: labels and folds are recorded per row
     us = tmp_path / "us8k"
@@ -182,12 +186,12 @@ def test_file_list_and_us8k_inputs(audio_dir, teacher, tmp_path):
 def test_decoding_overlaps_inference(audio_dir, teacher, tmp_path, monkeypatch):
     """Files are decoded on worker threads, not the thread running the teacher."""
     threads = set()
-    real = teacher_embed._decode
+    real = extract_module._decode
 
     def spy(*args, **kw):
         threads.add(threading.current_thread().name)
         return real(*args, **kw)
-    monkeypatch.setattr(teacher_embed, "_decode", spy)
+    monkeypatch.setattr(extract_module, "_decode", spy)
     _run(audio_dir, tmp_path, teacher, decode_workers=2)
     assert threads and all(name.startswith("decode") for name in threads)
 

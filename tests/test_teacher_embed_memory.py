@@ -30,7 +30,7 @@ _CHILD = r'''
 import json, sys
 import numpy as np
 from sea_tf.models import load_model
-from sea_tf.teacher_embed import extract
+from sea_tf.teacher import extract
 
 def status_bytes(key):
     with open("/proc/self/status") as fh:

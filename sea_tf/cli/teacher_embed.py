@@ -1,8 +1,9 @@
 """``sea-tf teacher-embed``: teacher embeddings + student-rate windows of in-domain audio, in shards."""
+import argparse
 from pathlib import Path
 
-from sea_tf.cli.common import add_command
-from sea_tf.config import write_resolved
+from sea_tf.cli.common import Subparsers, add_command
+from sea_tf.config import Config, write_resolved
 
 
 EPILOG = """
@@ -31,7 +32,7 @@ examples:
 """
 
 
-def register(subparsers):
+def register(subparsers: Subparsers) -> None:
     from sea_tf.audio import RESAMPLERS
 
     parser, opts = add_command(subparsers, "teacher-embed",
@@ -68,15 +69,14 @@ def register(subparsers):
     opts.add("--no-progress", key="progress", action="store_false", help="hide the progress bar")
 
 
-def run(cfg, args):
-    from sea_tf.array_jobs import resolve_job
+def run(cfg: Config, args: argparse.Namespace) -> int:
     from sea_tf.shards import job_name
-    from sea_tf.teacher_embed import extract
+    from sea_tf.teacher import extract, resolve_job
 
     if args.status is not None:
-        return status(args.status, cfg["shard_count"])
+        return status(args.status, shard_count=cfg["shard_count"])
     out = Path(cfg["out"])
-    k, n = resolve_job(cfg["shard"], cfg["shard_count"], out)
+    k, n = resolve_job(cfg["shard"], shard_count=cfg["shard_count"], out_dir=out)
     summary = extract(cfg["input"], out, cfg["teacher"], hop_size=cfg["hop_size"], center=cfg["center"],
                       student_sample_rate=cfg["student_sample_rate"], shard_rows=cfg["shard_rows"],
                       batch_size=cfg["batch_size"], shard=f"{k}/{n}", recursive=cfg["recursive"],
@@ -98,10 +98,10 @@ def run(cfg, args):
     return 0
 
 
-def status(out, shard_count=None):
+def status(out: Path | str, *, shard_count: int | None = None) -> int:
     """``--status OUT``: print the job table; 0 when every job is done, 1 otherwise."""
-    from sea_tf.array_jobs import STATUS_DONE, STATUS_UNFINISHED, array_status, format_status
+    from sea_tf.teacher import STATUS_DONE, STATUS_UNFINISHED, array_status, format_status
 
-    table = array_status(out, shard_count)
+    table = array_status(out, shard_count=shard_count)
     print(format_status(out, table))
     return STATUS_DONE if all(job.state == "done" for job in table) else STATUS_UNFINISHED

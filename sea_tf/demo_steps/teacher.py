@@ -7,13 +7,20 @@ extractor, named as such in the report. The teacher costs ~10 GMAC per window, s
 at most ``MAX_WINDOWS`` windows: measured 101 s on the shared 2-core machine at load average ~4
 (593 windows; extraction 75 s at 7.9 windows/s, BN calibration on 23 windows ~15 s).
 """
+from __future__ import annotations
+
 from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import soundfile as sf
 
-from sea_tf.demo import StepReport
+from sea_tf.demo import DemoContext, StepReport
 from sea_tf.errors import DataError
+
+if TYPE_CHECKING:
+    from sea_tf.models import SeaModel
+    from sea_tf.teacher import InputFile
 
 PUBLISHED = "openl3/mel256-env"
 UNTRAINED = "l3-mel256-512"
@@ -22,7 +29,7 @@ CALIBRATION_FILES = 2  # ~25 windows: BN statistics pool over every time-frequen
 PRESET = "teacher/demo"
 
 
-def _files_within_budget(files, hop_size, budget):
+def _files_within_budget(files: Sequence[InputFile], hop_size: float, budget: int) -> int:
     """How many of the sorted files fit in ``budget`` windows (centred framing: 1 + ceil(dur/hop))."""
     total = 0
     for count, item in enumerate(files):
@@ -33,7 +40,8 @@ def _files_within_budget(files, hop_size, budget):
     return len(files)
 
 
-def choose_teacher(upstream_files, seed, out_dir, hop_size):
+def choose_teacher(upstream_files: Sequence[InputFile], *, seed: int, out_dir: Path | str,
+                   hop_size: float) -> tuple[str, SeaModel, str]:
     """The demo teacher: ``(model spec for later steps, SeaModel, description)``."""
     from sea_tf.models import calibrate_batchnorm, load_model
     from sea_tf.weights import is_cached
@@ -52,8 +60,8 @@ def choose_teacher(upstream_files, seed, out_dir, hop_size):
                               f"{sum(len(f) for f in frames)} upstream windows — no published weights cached")
 
 
-def run(ctx):
-    from sea_tf.teacher_embed import extract, list_inputs
+def run(ctx: DemoContext) -> StepReport:
+    from sea_tf.teacher import extract, list_inputs
 
     cfg = ctx.settings("teacher", PRESET)
     upstream = Path(ctx.artifacts.get("upstream_dir") or ctx.data_dir / "upstream")
@@ -62,7 +70,7 @@ def run(ctx):
                         "(`sea-tf data make-demo`)")
     _, _, files = list_inputs(upstream)
     limit = _files_within_budget(files, cfg["hop_size"], MAX_WINDOWS)
-    spec, model, description = choose_teacher(files, ctx.seed, ctx.out_dir, cfg["hop_size"])
+    spec, model, description = choose_teacher(files, seed=ctx.seed, out_dir=ctx.out_dir, hop_size=cfg["hop_size"])
     out = ctx.out_dir / "teacher_shards"
     summary = extract(upstream, out, model, hop_size=cfg["hop_size"], center=cfg["center"],
                       student_sample_rate=cfg["student_sample_rate"], shard_rows=cfg["shard_rows"],

@@ -55,7 +55,7 @@ def _check_range(k: int, n: int, source: str) -> None:
         raise ConfigError(f"{source}: job {k} of {n} is out of range; need 0 ≤ K < N")
 
 
-def jobs_in(out_dir: str | os.PathLike | None) -> dict[tuple[int, int], Path]:
+def jobs_in(out_dir: str | os.PathLike[str] | None) -> dict[tuple[int, int], Path]:
     """The jobs whose manifests are in ``out_dir``, by their file names: ``{(K, N): path}``."""
     if out_dir is None or not Path(out_dir).is_dir():
         return {}
@@ -67,13 +67,13 @@ def jobs_in(out_dir: str | os.PathLike | None) -> dict[tuple[int, int], Path]:
     return found
 
 
-def count_in(out_dir: str | os.PathLike | None) -> int | None:
+def count_in(out_dir: str | os.PathLike[str] | None) -> int | None:
     """The one array size N of the manifests in ``out_dir`` (``None`` when there are none).
 
     Raises :class:`DataError` when manifests of two sizes are there: their jobs cover the same
     files twice, so no later stage could read the directory as one table.
     """
-    sizes = {}
+    sizes: dict[int, str] = {}
     for (k, n), path in sorted(jobs_in(out_dir).items()):
         sizes.setdefault(n, path.name)
     if len(sizes) > 1:
@@ -83,8 +83,8 @@ def count_in(out_dir: str | os.PathLike | None) -> int | None:
     return next(iter(sizes), None)
 
 
-def resolve_job(shard: str | None = None, shard_count: int | None = None,
-                out_dir: str | os.PathLike | None = None,
+def resolve_job(shard: str | None = None, *, shard_count: int | None = None,
+                out_dir: str | os.PathLike[str] | None = None,
                 environ: Mapping[str, str] | None = None) -> tuple[int, int]:
     """Which job this process is: ``(K, N)``, the same on every rerun of that job.
 
@@ -134,7 +134,8 @@ def resolve_job(shard: str | None = None, shard_count: int | None = None,
     return k, n
 
 
-def _from_array(environ, shard_count, on_disk, out_dir):
+def _from_array(environ: Mapping[str, str], shard_count: int | None, on_disk: int | None,
+                out_dir: str | os.PathLike[str] | None) -> tuple[int, int, str]:
     """(K, N, source) of a SLURM array task (see :func:`resolve_job`)."""
     try:
         k = int(environ["SLURM_ARRAY_TASK_ID"])
@@ -173,10 +174,10 @@ class JobStatus:
     n_files: int | None = None  # files of this job (None: no manifest yet)
     #: ``(source, kind, error)`` of every failed file; kind "transient" (a re-run retries it) or
     #: "permanent" (retried only with ``--retry-failed``).
-    failed: tuple = ()
+    failed: tuple[tuple[str, str, str], ...] = ()
 
 
-def array_status(out_dir: str | os.PathLike, shard_count: int | None = None) -> list[JobStatus]:
+def array_status(out_dir: str | os.PathLike[str], *, shard_count: int | None = None) -> list[JobStatus]:
     """The state of every job 0..N-1 of the run in ``out_dir``.
 
     Parameters
@@ -228,7 +229,7 @@ def array_status(out_dir: str | os.PathLike, shard_count: int | None = None) -> 
     return table
 
 
-def format_status(out_dir: str | os.PathLike, table: list[JobStatus]) -> str:
+def format_status(out_dir: str | os.PathLike[str], table: list[JobStatus]) -> str:
     """The ``--status`` table: one line per job, then a total line."""
     lines = [f"{'job':>10}  {'state':<8} {'rows':>10} {'shards':>7} {'files':>13} {'failed':>7}"]
     for job in table:
