@@ -14,9 +14,10 @@ import importlib.util
 import json
 import time
 from pathlib import Path
+from typing import Any, Callable, Sequence
 
 from sea_tf import atomic
-from sea_tf.config import parse_set, resolve
+from sea_tf.config import Config, parse_set, resolve
 from sea_tf.errors import ConfigError
 from sea_tf.presets import load_defaults
 
@@ -43,9 +44,9 @@ class StepReport:
     images : list of str
         PNG paths (relative to the report directory) shown in ``report.md``.
     """
-    figures: dict
+    figures: dict[str, Any]
     markdown: str = ""
-    images: list = dataclasses.field(default_factory=list)
+    images: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -72,11 +73,11 @@ class DemoContext:
     report_dir: Path
     data_dir: Path
     seed: int = 20180216
-    step_settings: dict = dataclasses.field(default_factory=dict)
-    artifacts: dict = dataclasses.field(default_factory=dict)
-    results: dict = dataclasses.field(default_factory=dict)
+    step_settings: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    artifacts: dict[str, Any] = dataclasses.field(default_factory=dict)
+    results: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
-    def settings(self, key: str, preset: str | None = None) -> dict:
+    def settings(self, key: str, preset: str | None = None) -> Config:
         """The resolved settings of step ``key``: its schema's defaults, then ``preset``, then the demo's overrides.
 
         Parameters
@@ -89,7 +90,7 @@ class DemoContext:
         return resolve(load_defaults(STEP_SCHEMAS[key]), preset, set_items=self.step_settings.get(key))
 
 
-def check_step_settings(step_settings: dict) -> None:
+def check_step_settings(step_settings: dict[str, list[str]] | None) -> None:
     """Raise ConfigError for an unknown step key or a ``key=value`` its schema refuses, before any step runs."""
     for key, items in (step_settings or {}).items():
         if key not in STEP_SCHEMAS:
@@ -102,7 +103,8 @@ def check_step_settings(step_settings: dict) -> None:
             raise ConfigError(f"demo setting 'steps.{key}' (settings of {STEP_SCHEMAS[key]}): {exc}") from None
 
 
-def run_demo(out_dir, seed=20180216, stages=None, log=print, step_settings=None):
+def run_demo(out_dir: Path | str, *, seed: int = 20180216, stages: Sequence[str] | None = None,
+             log: Callable[[str], object] = print, step_settings: dict[str, list[str]] | None = None) -> Path:
     """Run every available demo step and write the report; returns the report directory.
 
     ``step_settings`` maps a :data:`STEP_SCHEMAS` key to ``key=value`` overrides of that step's preset.
@@ -130,19 +132,21 @@ def run_demo(out_dir, seed=20180216, stages=None, log=print, step_settings=None)
     return ctx.report_dir
 
 
-def _section(stage, step, wall):
+def _section(stage: str, step: StepReport, wall: float) -> str:
+    """Step ``stage``'s section of ``report.md``: heading, wall time (s), its markdown and images."""
     lines = [f"## {stage}", "", f"_wall time: {wall:.1f} s_", "", step.markdown.strip(), ""]
     lines += [f"![{stage}]({image})" for image in step.images]
     return "\n".join(lines) + "\n"
 
 
-def _write_report(ctx, sections):
+def _write_report(ctx: DemoContext, sections: list[str]) -> None:
+    """``report.json`` (every finished step's figures) and ``report.md``, rewritten after each step."""
     atomic.write_json(ctx.report_dir / "report.json", ctx.results)
     header = ["# sea-tf demo report", "",
               f"Output root: `{ctx.out_dir}`. Figures per stage are in `report.json`.", ""]
     atomic.write_text(ctx.report_dir / "report.md", "\n".join(header) + "\n".join(sections))
 
 
-def load_report(report_dir):
+def load_report(report_dir: Path | str) -> dict[str, Any]:
     """Read ``report.json`` back (used by tests and ``sea-tf report``)."""
     return json.loads((Path(report_dir) / "report.json").read_text())

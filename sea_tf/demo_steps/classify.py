@@ -13,14 +13,20 @@ with AutoPool of the packaged preset ``classify/ust-demo`` (hop 1 s: 48 clips x 
 teacher windows, about a minute), micro/macro AUPRC of both and their ratio, in
 ``OUT/classify/ust/``.
 """
+from __future__ import annotations
+
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
 
 import soundfile as sf
 
-from sea_tf.config import resolve
-from sea_tf.demo import StepReport
+from sea_tf.config import Config, resolve
+from sea_tf.demo import DemoContext, StepReport
 from sea_tf.presets import load_defaults
+
+if TYPE_CHECKING:
+    from sea_tf.classify.features import ClipSet
 
 HOP_CANDIDATES = (0.1, 0.125, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 1.0)
 PRESET = "classify/demo"
@@ -28,29 +34,31 @@ UST_PRESET = "classify/ust-demo"
 TEACHER_MAX_WINDOWS = 500  # the 48-kHz teacher's share of the demo's time budget
 
 
-def demo_settings(ctx=None):
+def demo_settings(ctx: DemoContext | None = None) -> Config:
     """The resolved ``classify us8k`` settings of the demo (preset :data:`PRESET`, then ``ctx``'s overrides)."""
     return ctx.settings("classify", PRESET) if ctx else resolve(load_defaults("classify/us8k"), PRESET)
 
 
-def choose_hop(paths, max_windows, candidates=HOP_CANDIDATES):
+def choose_hop(paths: Sequence[Path | str], max_windows: int, *,
+               candidates: Sequence[float] = HOP_CANDIDATES) -> tuple[float, int]:
     """The smallest hop (s) of ``candidates`` whose centred framing of ``paths`` stays within ``max_windows``."""
     from sea_tf.audio import n_frames
 
     durations = [sf.info(str(p)).duration for p in paths]
     for hop in candidates:
-        total = sum(n_frames(int(round(d * 1000)), 1000, hop, center=True) for d in durations)
+        total = sum(n_frames(int(round(d * 1000)), 1000, hop_size=hop, center=True) for d in durations)
         if total <= max_windows:
             return hop, total
     return candidates[-1], total
 
 
-def features_settings(hop, out):
+def features_settings(hop: float, out: Path | str) -> dict[str, Any]:
     """The demo's frame-embedding settings at ``hop`` seconds, caching under ``out/cache``."""
     return {**demo_settings()["features"], "hop_size": hop, "cache_dir": str(Path(out) / "cache")}
 
 
-def evaluate_models(ctx, clips, specs, names, out, hop, progress=True):
+def evaluate_models(ctx: DemoContext, clips: ClipSet, specs: Sequence[str], names: list[str], out: Path, hop: float, *,
+                    progress: bool = True) -> dict[str, Any]:
     """The demo's 10-fold protocol (preset :data:`PRESET`) for ``specs``; returns the comparison table."""
     from sea_tf.classify.benchmark import run_benchmark
 
@@ -59,12 +67,13 @@ def evaluate_models(ctx, clips, specs, names, out, hop, progress=True):
                          seed=ctx.seed, test_folds=cfg["protocol"]["test_folds"], progress=progress, names=names)
 
 
-def ust_settings(ctx=None):
+def ust_settings(ctx: DemoContext | None = None) -> Config:
     """The resolved ``classify ust`` settings of the demo (preset :data:`UST_PRESET`, then ``ctx``'s overrides)."""
     return ctx.settings("classify_ust", UST_PRESET) if ctx else resolve(load_defaults("classify/ust"), UST_PRESET)
 
 
-def run_ust(ctx, root, teacher, student, out):
+def run_ust(ctx: DemoContext, root: Path, teacher: str, student: str,
+            out: Path) -> tuple[dict[str, Any], str, list[str]] | None:
     """SONYC-UST for the teacher and the student on ``root``; returns (figures, markdown, images) or None.
 
     None when the dataset has no ``ust/`` (made before the UST set existed: regenerate it).
@@ -110,7 +119,8 @@ def run_ust(ctx, root, teacher, student, out):
     return figures, "\n\n".join(md), images
 
 
-def _student_spec(ctx):
+def _student_spec(ctx: DemoContext) -> tuple[str, str]:
+    """The student to evaluate (a model spec) and where it came from, for the report."""
     from sea_tf.weights import is_cached
 
     for key in ("student_model", "embed_model"):
@@ -123,7 +133,7 @@ def _student_spec(ctx):
                       "the weights cache: `sea-tf models import edgel3_sea_ust_audio_emb_64.h5`)")
 
 
-def run(ctx):
+def run(ctx: DemoContext) -> StepReport:
     from sea_tf.classify.evaluate import comparison_markdown
     from sea_tf.classify.features import extract_features, load_clipset, open_embedder
     from sea_tf.classify.final import train_final

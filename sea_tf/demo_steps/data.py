@@ -1,18 +1,20 @@
 """Demo step ``data``: generate (or reuse) the embedded demo dataset and describe it."""
 import time
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from sea_tf import cards
-from sea_tf.data import US8K
+from sea_tf.data import US8K, LabelledDataset
 from sea_tf.data.demo_dataset import is_complete, make_demo_dataset
 from sea_tf.data.probe import linear_probe_accuracy, mean_logmel_features
-from sea_tf.demo import StepReport
+from sea_tf.demo import DemoContext, StepReport
 
 FIGURE = "data_logmel_per_class.png"
 
 
-def run(ctx):
+def run(ctx: DemoContext) -> StepReport:
     """Write the dataset to ``ctx.data_dir`` unless an identical one is there; report its make-up.
 
     Sets ``ctx.artifacts["data_dir"]`` (UrbanSound8K layout) and ``ctx.artifacts["upstream_dir"]``.
@@ -48,7 +50,7 @@ def run(ctx):
     return StepReport(figures=figures, markdown=_markdown(figures), images=[FIGURE])
 
 
-def _markdown(f):
+def _markdown(f: dict[str, Any]) -> str:
     folds = " | ".join(str(f["clips_per_fold"].get(str(k), 0)) for k in range(1, 11))
     classes = " | ".join(str(f["classes_per_fold"].get(str(k), 0)) for k in range(1, 11))
     rates = ", ".join(f"{int(sr) / 1000:g} kHz: {n}" for sr, n in f["sample_rates"].items())
@@ -74,7 +76,7 @@ def _markdown(f):
     ])
 
 
-def _plot_logmel_grid(dataset, path):
+def _plot_logmel_grid(dataset: LabelledDataset, path: Path) -> None:
     """One log-mel spectrogram per class (the longest clip of each) in a 2 x 5 grid."""
     import librosa
     from matplotlib.figure import Figure

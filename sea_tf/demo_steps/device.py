@@ -5,36 +5,42 @@ TensorFlow in its imports) once per exported embedding model, with the exported 
 few demo clips, then merges those JSONs with the export sidecars and the classification results
 into ``report/pareto_report.md`` + two Pareto PNGs (:mod:`sea_tf.report`).
 """
+from __future__ import annotations
+
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sea_tf.config import resolve
-from sea_tf.demo import StepReport
+from sea_tf.demo import DemoContext, StepReport
 from sea_tf.presets import load_defaults
+
+if TYPE_CHECKING:
+    from sea_tf.remote import RunPlan
 
 PRESET = "device/demo"  # few timed passes, hop 0.5 s: the demo's whole budget is 15 minutes
 N_AUDIO = 2             # demo clips classified per model (enough to show per-file predictions)
 
 
-def _device_root():
+def _device_root() -> Path:
     """The directory holding the ``device`` package (the checkout, or site-packages of an install), so that
     ``python -m device.bench`` finds ours and not a ``device/`` folder in the user's working directory."""
     import device
     return Path(device.__file__).resolve().parents[1]
 
 
-def bench_settings(ctx=None):
+def bench_settings(ctx: DemoContext | None = None) -> dict[str, Any]:
     """``bench`` settings of ``sea-tf device run`` with the demo's preset (threads, runs, warmup, hop_s)."""
     return (ctx.settings("device", PRESET) if ctx else resolve(load_defaults("device/run"), PRESET))["bench"]
 
 
-def _aliases(ctx):
+def _aliases(ctx: DemoContext) -> dict[str, str]:
     """Classification names (``teacher``/``student`` in the classify step) → model-card names."""
     from sea_tf import cards
 
-    aliases = {}
+    aliases: dict[str, str] = {}
     for name, key in (("student", "student_model"), ("teacher", "teacher_model")):
         spec = ctx.artifacts.get(key)
         if not spec:
@@ -44,7 +50,7 @@ def _aliases(ctx):
     return aliases
 
 
-def _classify_artifacts(ctx, plan):
+def _classify_artifacts(ctx: DemoContext, plan: RunPlan) -> Path | None:
     """10-fold accuracy of each exported student file (run through LiteRT), so every quantization mode
     has its own accuracy on the Pareto plots instead of inheriting the float model's.
 
@@ -64,7 +70,7 @@ def _classify_artifacts(ctx, plan):
     return out / "comparison.json"
 
 
-def run(ctx):
+def run(ctx: DemoContext) -> StepReport:
     from sea_tf import remote
     from sea_tf.report import markdown_table, write_report
     from sea_tf.errors import SeaTFError

@@ -10,7 +10,7 @@ import shutil
 from pathlib import Path
 
 from sea_tf import cards
-from sea_tf.demo import StepReport
+from sea_tf.demo import DemoContext, StepReport
 from sea_tf.shards import canonical_sha256
 
 PRESET = "distill/demo"
@@ -18,7 +18,7 @@ PUBLISHED_SEA64 = "edgel3/sea-64"
 PRESETS = {64: "sea-64", 128: "sea-128", 256: "sea-256", 512: "sea-512"}
 
 
-def run(ctx):
+def run(ctx: DemoContext) -> StepReport:
     from sea_tf.distill import distill
     from sea_tf.weights import is_cached
 

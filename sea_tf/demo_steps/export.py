@@ -12,23 +12,25 @@ file (``student.int8.tflite``, ``student-qat.int8.tflite``); the demo owns ``out
 re-run replaces them.
 """
 from pathlib import Path
+from typing import Any
 
 from sea_tf.config import resolve
-from sea_tf.demo import StepReport
+from sea_tf.demo import DemoContext, StepReport
 from sea_tf.presets import load_defaults
 
 PRESET = "export/demo"
 TEACHER_PRESET = "export/teacher-fp32"
 
 
-def _student_spec(ctx):
+def _student_spec(ctx: DemoContext) -> tuple[str | Path, str]:
+    """The student to export (a model spec or file) and where it came from."""
     for key in ("student_model", "embed_model"):
         if ctx.artifacts.get(key):
             return ctx.artifacts[key], key
     return "sea-64", "untrained sea-64 preset (no student in this demo run)"
 
 
-def _qat_student(ctx, student):
+def _qat_student(ctx: DemoContext, student: str | Path) -> str | None:
     """The QAT student fine-tuned from ``student`` in this run (its card links the student's sha256), or None."""
     from sea_tf import cards
 
@@ -42,7 +44,7 @@ def _qat_student(ctx, student):
     return str(candidate) if link.get("sha256") == cards.sha256_file(student) else None
 
 
-def run(ctx):
+def run(ctx: DemoContext) -> StepReport:
     from export.pipeline import export_model
     from export.report import markdown_table
 
@@ -101,7 +103,7 @@ def run(ctx):
     return StepReport(figures=figures, markdown=markdown, images=[image.name])
 
 
-def _qat_figures(summary):
+def _qat_figures(summary: dict[str, Any]) -> dict[str, Any] | None:
     """QAT vs PTQ int8 of the same float student: cosine mean / p5 / worst of each (None without QAT)."""
     if not summary.get("qat"):
         return None
@@ -113,8 +115,10 @@ def _qat_figures(summary):
                if mode in summary["qat"]["modes"]}}
 
 
-def _qat_sentence(name, qat):
-    def cosines(row):
+def _qat_sentence(name: str, qat: dict[str, Any]) -> str:
+    """The report's sentence on the QAT rows ``name``: what they are, int8 cosines of QAT and PTQ."""
+
+    def cosines(row: dict[str, float]) -> str:
         return " / ".join(f"{row[k]:.5f}" for k in ("cosine_mean", "cosine_p5", "cosine_worst"))
 
     text = (f"Rows `{name}`: the quantization-aware student (`distill` with qat.enabled) converted with the ranges "

@@ -9,11 +9,12 @@ teacher and every student preset. Sets ``ctx.artifacts["embed_model"]`` to the m
 Takes about 10–20 s on 2 cores.
 """
 import time
+from typing import Any
 
 import numpy as np
 
 from sea_tf.config import write_resolved
-from sea_tf.demo import StepReport
+from sea_tf.demo import DemoContext, StepReport
 
 N_CLIPS = 24
 ZOO = ("l3-mel256-512", "l3-mel128-512", "edgel3-sparse", "sea-512", "sea-256", "sea-128", "sea-64")
@@ -24,7 +25,8 @@ IMPORT_HINT = ("`sea-tf models import edgel3_sea_ust_audio_emb_64.h5` (a copy of
                "`sea-tf models fetch edgel3/sea-64`")
 
 
-def _zoo_table():
+def _zoo_table() -> list[dict[str, Any]]:
+    """Sample rate, embedding size, parameters and MACs per 1-s window of every model of :data:`ZOO`."""
     from sea_tf.models import build_preset
     rows = []
     for name in ZOO:
@@ -37,7 +39,7 @@ def _zoo_table():
     return rows
 
 
-def run(ctx):
+def run(ctx: DemoContext) -> StepReport:
     from sea_tf.audio import find_audio_files
     from sea_tf.embed import embed_files
     from sea_tf.models import load_model
@@ -70,7 +72,7 @@ def run(ctx):
     return StepReport(figures=figures, markdown=_markdown(figures))
 
 
-def _markdown(f):
+def _markdown(f: dict[str, Any]) -> str:
     source = ("the authors' published SEA-64 student (`edgel3/sea-64`, from the weights cache)"
               if f["published_in_weights_cache"] else "the seeded, **untrained** `sea-64` preset")
     lines = [f"Embedded {f['processed']} of {f['clips']} demo clips ({f['windows']} windows of 1 s, hop 0.1 s, "

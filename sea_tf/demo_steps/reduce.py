@@ -1,12 +1,12 @@
 """Demo step ``reduce``: fit StandardScaler + PCA (d = 64) on the sample, write aligned targets, report quality."""
 import shutil
 
-from sea_tf.demo import StepReport
+from sea_tf.demo import DemoContext, StepReport
 
 PRESET = "reduce/fit-pca64"
 
 
-def run(ctx):
+def run(ctx: DemoContext) -> StepReport:
     from sea_tf.reduce import apply, fit
 
     cfg = ctx.settings("reduce", PRESET)
