@@ -15,10 +15,12 @@ still works, with a :class:`~sea_tf.errors.SeaTFWarning` that its weights are un
 import dataclasses
 import numbers
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
+import numpy.typing as npt
 from tqdm import tqdm
 
 from sea_tf import atomic
@@ -26,12 +28,17 @@ from sea_tf.audio import check_hop_size, check_sample_rate, stream_array_windows
 from sea_tf.errors import AudioError, ModelError, SeaTFError
 
 if TYPE_CHECKING:  # TensorFlow is imported only when a model is resolved
+    from sea_tf.audio import WindowBlock
     from sea_tf.models import SeaModel
+
+#: ``embedding`` [T, D] float32 and ``timestamps`` [T] float64 seconds.
+Embedding = npt.NDArray[np.float32]
+Timestamps = npt.NDArray[np.float64]
 
 #: None: the resolver's default, the published SEA-64 from the weights cache
 #: (:data:`sea_tf.models.resolve.DEFAULT_MODEL`).
 DEFAULT_MODEL = None
-_MODEL_CACHE = {}
+_MODEL_CACHE: "dict[tuple[str, int, str] | str, SeaModel]" = {}
 _MODEL_CACHE_SIZE = 4
 
 
@@ -69,7 +76,8 @@ def get_model(model: "str | Path | SeaModel | None" = DEFAULT_MODEL) -> "SeaMode
         file = resolve.resolve_catalogue(str(model))
     else:
         file = None                              # load_model names what is wrong with it
-    key = (str(file.resolve()), file.stat().st_mtime_ns, str(model)) if file is not None else str(model)
+    key: tuple[str, int, str] | str = ((str(file.resolve()), file.stat().st_mtime_ns, str(model)) if file is not None
+                                       else str(model))
     if key not in _MODEL_CACHE:
         if len(_MODEL_CACHE) >= _MODEL_CACHE_SIZE:
             _MODEL_CACHE.pop(next(iter(_MODEL_CACHE)))
@@ -79,7 +87,7 @@ def get_model(model: "str | Path | SeaModel | None" = DEFAULT_MODEL) -> "SeaMode
     return _MODEL_CACHE[key]
 
 
-def _check_options(hop_size, center, batch_size, verbose):
+def _check_options(hop_size: float, center: bool, batch_size: int, verbose: bool) -> None:
     check_hop_size(hop_size)
     if not isinstance(center, (bool, np.bool_)):
         raise SeaTFError(f"center must be True or False, got {center!r}")
@@ -89,7 +97,22 @@ def _check_options(hop_size, center, batch_size, verbose):
         raise SeaTFError(f"verbose must be True/False (or 0/1), got {verbose!r}")
 
 
-def get_embedding(audio, sr, model=DEFAULT_MODEL, hop_size=0.1, center=True, batch_size=32, verbose=False):
+@overload
+def get_embedding(audio: np.ndarray, sr: int, model: "str | Path | SeaModel | None" = DEFAULT_MODEL,
+                  hop_size: float = 0.1, center: bool = True, batch_size: int = 32,
+                  verbose: bool = False) -> tuple[Embedding, Timestamps]: ...
+
+
+@overload
+def get_embedding(audio: list[np.ndarray] | tuple[np.ndarray, ...], sr: int | list[int] | tuple[int, ...],
+                  model: "str | Path | SeaModel | None" = DEFAULT_MODEL, hop_size: float = 0.1, center: bool = True,
+                  batch_size: int = 32, verbose: bool = False) -> tuple[list[Embedding], list[Timestamps]]: ...
+
+
+def get_embedding(audio: np.ndarray | list[np.ndarray] | tuple[np.ndarray, ...], sr: int | list[int] | tuple[int, ...],
+                  model: "str | Path | SeaModel | None" = DEFAULT_MODEL, hop_size: float = 0.1, center: bool = True,
+                  batch_size: int = 32, verbose: bool = False
+                  ) -> tuple[Embedding, Timestamps] | tuple[list[Embedding], list[Timestamps]]:
     """Embed audio with a sea-tf model, openl3/edgel3 style.
 
     Parameters
@@ -164,12 +187,13 @@ def get_embedding(audio, sr, model=DEFAULT_MODEL, hop_size=0.1, center=True, bat
     return embeddings[0], timestamps[0]
 
 
-def _block_windows(batch_size):
+def _block_windows(batch_size: int) -> int:
     """Windows per decoded block: whole forward passes, and a few of them (fewer Python round trips)."""
     return batch_size * max(1, 64 // batch_size)
 
 
-def _embed_blocks(seamodel, blocks, batch_size, progress=None):
+def _embed_blocks(seamodel: "SeaModel", blocks: "Iterable[WindowBlock]", batch_size: int,
+                  progress: Callable[[int], object] | None = None) -> tuple[Embedding, Timestamps]:
     """Embed the :class:`~sea_tf.audio.WindowBlock` s of one input; (embedding [T, D], timestamps [T])."""
     rows, stamps = [], []
     for block in blocks:
@@ -178,7 +202,7 @@ def _embed_blocks(seamodel, blocks, batch_size, progress=None):
     return np.concatenate(rows), np.concatenate(stamps)
 
 
-def get_output_path(filepath, suffix, output_dir=None):
+def get_output_path(filepath: Path | str, suffix: str, output_dir: Path | str | None = None) -> Path:
     """openl3's output naming: ``<output_dir or dirname(filepath)>/<basename>`` + suffix.
 
     Parameters
@@ -200,7 +224,7 @@ def get_output_path(filepath, suffix, output_dir=None):
     return Path(output_dir if output_dir is not None else filepath.parent) / name
 
 
-def output_path_for(filepath, output_dir=None, suffix=None):
+def output_path_for(filepath: Path | str, output_dir: Path | str | None = None, suffix: str | None = None) -> Path:
     """``<base>[_suffix].npz`` for ``filepath`` (the npz files :func:`process_file` writes)."""
     return get_output_path(filepath, (suffix or "") + ".npz", output_dir)
 
@@ -218,15 +242,15 @@ class EmbedSummary:
     failed : list of (Path, str)
         Inputs that failed, with the error sentence.
     """
-    processed: list = dataclasses.field(default_factory=list)
-    skipped: list = dataclasses.field(default_factory=list)
-    failed: list = dataclasses.field(default_factory=list)
+    processed: list[Path] = dataclasses.field(default_factory=list)
+    skipped: list[tuple[Path, str]] = dataclasses.field(default_factory=list)
+    failed: list[tuple[Path, str]] = dataclasses.field(default_factory=list)
 
     @staticmethod
-    def _with_path(path, reason):
+    def _with_path(path: Path, reason: str) -> str:
         return reason if reason.startswith(str(path)) else f"{path}: {reason}"
 
-    def lines(self):
+    def lines(self) -> list[str]:
         """Human summary: one count line, then one line per skipped or failed file."""
         out = [f"processed {len(self.processed)}, skipped {len(self.skipped)}, failed {len(self.failed)}"]
         out += [f"  skipped {self._with_path(path, reason)}" for path, reason in self.skipped]
@@ -234,7 +258,7 @@ class EmbedSummary:
         return out
 
 
-def _failure(path, exc):
+def _failure(path: Path, exc: BaseException) -> str:
     """The sentence recorded for a file whose embedding failed with ``exc``."""
     if isinstance(exc, MemoryError):
         return (f"{path}: out of memory while embedding it ({exc or 'MemoryError'}); the other files went on; "
@@ -248,9 +272,11 @@ def _failure(path, exc):
 class _Job:
     """One input of :func:`embed_files` on its way: embedded rows so far, windows still queued."""
 
-    def __init__(self, path, out):
+    def __init__(self, path: Path, out: Path) -> None:
         self.path, self.out = path, out
-        self.rows, self.timestamps = [], []
+        # None once written or failed: the rows are not kept after that
+        self.rows: list[Embedding] | None = []
+        self.timestamps: list[Timestamps] | None = []
         self.queued = 0           # windows read and not yet embedded
         self.read = False         # every window of the file is read
         self.failed = False
@@ -261,8 +287,10 @@ class _Job:
 _PER_FILE_ERRORS = (SeaTFError, OSError, MemoryError)
 
 
-def embed_files(paths, model=DEFAULT_MODEL, output_dir=None, suffix=None, hop_size=0.1, center=True,
-                batch_size=32, overwrite=False, verbose=False):
+def embed_files(paths: Iterable[Path | str], model: "str | Path | SeaModel | None" = DEFAULT_MODEL,
+                output_dir: Path | str | None = None, suffix: str | None = None, hop_size: float = 0.1,
+                center: bool = True, batch_size: int = 32, overwrite: bool = False,
+                verbose: bool = False) -> EmbedSummary:
     """Embed many files, batching windows across files; a failing file never stops the others.
 
     Each file is read, resampled and framed in blocks (:func:`sea_tf.audio.stream_windows`, its
@@ -293,7 +321,8 @@ def embed_files(paths, model=DEFAULT_MODEL, output_dir=None, suffix=None, hop_si
 
     per_file_errors = _PER_FILE_ERRORS + (tf.errors.OpError,)
     summary = EmbedSummary()
-    todo, claimed = [], {}
+    todo: list[_Job] = []
+    claimed: dict[str, Path] = {}
     for path in map(Path, paths):
         out = output_path_for(path, output_dir, suffix)
         key = os.path.abspath(out)
@@ -306,9 +335,9 @@ def embed_files(paths, model=DEFAULT_MODEL, output_dir=None, suffix=None, hop_si
             summary.skipped.append((path, f"{out} exists (use --overwrite to replace it)"))
             continue
         todo.append(_Job(path, out))
-    queue = []                    # (job, windows [b, sr]) read and not yet embedded, in reading order
+    queue: list[tuple[_Job, np.ndarray]] = []   # (job, windows [b, sr]) read and not yet embedded, in reading order
 
-    def fail(job, exc):
+    def fail(job: _Job, exc: BaseException) -> None:
         if not job.failed:
             job.failed = True
             job.rows = job.timestamps = None
@@ -317,9 +346,10 @@ def embed_files(paths, model=DEFAULT_MODEL, output_dir=None, suffix=None, hop_si
                 bar.update(1)
         queue[:] = [item for item in queue if item[0] is not job]
 
-    def finish(job):
+    def finish(job: _Job) -> None:
         if job.failed or not job.read or job.queued:
             return
+        assert job.rows is not None and job.timestamps is not None   # dropped only once failed or written
         try:
             atomic.save_npz(job.out, embedding=np.concatenate(job.rows).astype(np.float32, copy=False),
                             timestamps=np.concatenate(job.timestamps).astype(np.float64, copy=False))
@@ -330,15 +360,16 @@ def embed_files(paths, model=DEFAULT_MODEL, output_dir=None, suffix=None, hop_si
         job.rows = job.timestamps = None
         bar.update(1)
 
-    def embed(items):
+    def embed(items: list[tuple[_Job, np.ndarray]]) -> None:
         embedding = seamodel.embed_frames(np.concatenate([w for _, w in items]), batch_size=batch_size)
         start = 0
         for job, windows in items:
+            assert job.rows is not None   # a queued job has neither failed nor been written
             job.rows.append(embedding[start:start + len(windows)])
             job.queued -= len(windows)
             start += len(windows)
 
-    def flush():
+    def flush() -> None:
         if not queue:
             return
         items = list(queue)
@@ -365,6 +396,7 @@ def embed_files(paths, model=DEFAULT_MODEL, output_dir=None, suffix=None, hop_si
             try:
                 for block in stream_windows(job.path, [seamodel.sample_rate], hop_size=hop_size, center=center,
                                             block_windows=batch_size):
+                    assert job.timestamps is not None   # a job being read has not failed
                     job.timestamps.append(block.timestamps)
                     job.queued += len(block.timestamps)
                     queue.append((job, block.frames[0]))
@@ -383,8 +415,23 @@ def embed_files(paths, model=DEFAULT_MODEL, output_dir=None, suffix=None, hop_si
     return summary
 
 
-def process_file(filepath, output_dir=None, suffix=None, model=DEFAULT_MODEL, hop_size=0.1, center=True,
-                 batch_size=32, overwrite=False, verbose=False):
+@overload
+def process_file(filepath: Path | str, output_dir: Path | str | None = None, suffix: str | None = None,
+                 model: "str | Path | SeaModel | None" = DEFAULT_MODEL, hop_size: float = 0.1, center: bool = True,
+                 batch_size: int = 32, overwrite: bool = False, verbose: bool = False) -> Path: ...
+
+
+@overload
+def process_file(filepath: list[Path | str] | tuple[Path | str, ...], output_dir: Path | str | None = None,
+                 suffix: str | None = None, model: "str | Path | SeaModel | None" = DEFAULT_MODEL,
+                 hop_size: float = 0.1, center: bool = True, batch_size: int = 32, overwrite: bool = False,
+                 verbose: bool = False) -> list[Path]: ...
+
+
+def process_file(filepath: Path | str | list[Path | str] | tuple[Path | str, ...], output_dir: Path | str | None = None,
+                 suffix: str | None = None, model: "str | Path | SeaModel | None" = DEFAULT_MODEL,
+                 hop_size: float = 0.1, center: bool = True, batch_size: int = 32, overwrite: bool = False,
+                 verbose: bool = False) -> Path | list[Path]:
     """Embed audio file(s) and write ``<base>[_suffix].npz`` (``embedding``, ``timestamps``).
 
     Parameters
@@ -405,7 +452,7 @@ def process_file(filepath, output_dir=None, suffix=None, model=DEFAULT_MODEL, ho
         :class:`~sea_tf.errors.SeaTFError`; for a list, failures raise one error naming each file.
     """
     is_list = isinstance(filepath, (list, tuple))
-    paths = [Path(p) for p in (filepath if is_list else [filepath])]
+    paths = [Path(p) for p in filepath] if isinstance(filepath, (list, tuple)) else [Path(filepath)]
     for path in paths:
         if not path.is_file():
             raise AudioError(f"{path}: no such audio file; check the path")

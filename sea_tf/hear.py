@@ -28,11 +28,17 @@ Two things differ from ``sea_tf.embed.get_embedding`` and why:
 Audio arrives at ``model.sample_rate`` (the kit resamples task audio to it). The functions run
 eagerly, as the kit and the validator call them; outputs are ``tf.Tensor``.
 """
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+import numpy.typing as npt
 
 from sea_tf.audio import check_audio, resample
 from sea_tf.backend import tf
 from sea_tf.errors import AudioError, ModelError
+
+if TYPE_CHECKING:
+    from sea_tf.models import SeaModel
 
 #: Input rates (Hz) the HEAR 2021 API accepts (hearvalidator ``ValidateModel.ACCEPTABLE_SAMPLE_RATE``).
 HEAR_SAMPLE_RATES = (16000, 22050, 32000, 44100, 48000)
@@ -89,7 +95,7 @@ class HearModel(tf.Module):
     batch_size : int
     """
 
-    def __init__(self, seamodel, batch_size: int = 64):
+    def __init__(self, seamodel: "SeaModel", batch_size: int = 64) -> None:
         super().__init__(name="sea_tf_hear_model")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ModelError(f"batch_size must be a positive integer, got {batch_size!r}")
@@ -105,7 +111,7 @@ class HearModel(tf.Module):
         self.batch_size = int(batch_size)
 
 
-def load_model(model_file_path: str = "", **kwargs) -> HearModel:
+def load_model(model_file_path: str = "", **kwargs: Any) -> HearModel:
     """Load a sea-tf model for HEAR.
 
     Parameters
@@ -132,14 +138,15 @@ def load_model(model_file_path: str = "", **kwargs) -> HearModel:
     return HearModel(load_seamodel(model_file_path or None, **kwargs))
 
 
-def _as_batch(audio):
-    audio = audio.numpy() if isinstance(audio, tf.Tensor) else np.asarray(audio)
-    if audio.ndim != 2 or audio.shape[0] == 0 or audio.shape[1] == 0:
-        raise AudioError(f"HEAR audio must be a non-empty [n_sounds, n_samples] array; got shape {audio.shape}")
-    return [check_audio(sound, name=f"HEAR sound {i}") for i, sound in enumerate(audio)]
+def _as_batch(audio: npt.ArrayLike | tf.Tensor) -> list[npt.NDArray[np.float32]]:
+    batch = audio.numpy() if isinstance(audio, tf.Tensor) else np.asarray(audio)
+    if batch.ndim != 2 or batch.shape[0] == 0 or batch.shape[1] == 0:
+        raise AudioError(f"HEAR audio must be a non-empty [n_sounds, n_samples] array; got shape {batch.shape}")
+    return [check_audio(sound, name=f"HEAR sound {i}") for i, sound in enumerate(batch)]
 
 
-def hear_frames(sound, model):
+def hear_frames(sound: npt.NDArray[np.float32],
+                model: HearModel) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]:
     """The 1-s windows and timestamps of one sound, HEAR style (see the module docstring).
 
     Parameters
@@ -169,7 +176,7 @@ def hear_frames(sound, model):
     return frames, timestamps
 
 
-def get_timestamp_embeddings(audio, model):
+def get_timestamp_embeddings(audio: npt.ArrayLike | tf.Tensor, model: HearModel) -> tuple[tf.Tensor, tf.Tensor]:
     """Embeddings at regular timestamps for each sound.
 
     Parameters
@@ -185,7 +192,8 @@ def get_timestamp_embeddings(audio, model):
         Centre of each window in milliseconds (0, 50, 100, ... through the clip end).
     """
     sounds = _as_batch(audio)
-    embeddings, timestamps = [], None
+    embeddings: list[npt.NDArray[np.float32]] = []
+    timestamps = np.empty(0, np.float64)   # every sound's; _as_batch refuses an empty batch
     for sound in sounds:
         # One sound at a time keeps memory at one clip plus one batch (frames is a view).
         frames, timestamps = hear_frames(sound, model)
@@ -195,7 +203,7 @@ def get_timestamp_embeddings(audio, model):
     return tf.constant(np.stack(embeddings)), tf.constant(ts)
 
 
-def get_scene_embeddings(audio, model):
+def get_scene_embeddings(audio: npt.ArrayLike | tf.Tensor, model: HearModel) -> tf.Tensor:
     """One embedding per sound: the mean over its timestamp embeddings.
 
     Parameters
