@@ -22,11 +22,11 @@ def test_frame_counts_contents_and_timestamps(n, center):
     x = np.random.default_rng(n).uniform(-1, 1, n).astype(np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SeaTFWarning)
-        frames, ts = A.frame_audio(x, sr, hop, center)
+        frames, ts = A.frame_audio(x, sr, hop_size=hop, center=center)
     count = _expected_count(n, sr, hop, center)
     assert frames.shape == (count, sr) and frames.dtype == np.float32
     np.testing.assert_allclose(ts, np.arange(count) * hop)
-    assert A.n_frames(n, sr, hop, center) == count
+    assert A.n_frames(n, sr, hop_size=hop, center=center) == count
     padded = np.concatenate([np.zeros(sr // 2 if center else 0, np.float32), x, np.zeros(sr * 3, np.float32)])
     for k in (0, count - 1):
         np.testing.assert_array_equal(frames[k], padded[k * 800:k * 800 + sr])
@@ -63,9 +63,9 @@ def test_bad_sample_rates(sr):
 @pytest.mark.parametrize("hop", [0, -0.1, float("nan"), "0.1"])
 def test_bad_hop(hop):
     with pytest.raises(AudioError, match="hop_size"):
-        A.frame_audio(np.ones(8000, np.float32), 8000, hop)
+        A.frame_audio(np.ones(8000, np.float32), 8000, hop_size=hop)
     with pytest.raises(AudioError, match="shorter than one sample"):
-        A.frame_audio(np.ones(8000, np.float32), 8000, 1e-5)
+        A.frame_audio(np.ones(8000, np.float32), 8000, hop_size=1e-5)
 
 
 def test_all_zero_warns_once():

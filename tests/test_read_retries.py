@@ -123,3 +123,30 @@ def test_a_malformed_file_fails_at_once(tmp_path, teacher):
     assert time.perf_counter() - start < 120.0
     assert [f["source"] for f in summary["failed"]] == ["junk.wav"]
     assert "Format not recognised" in summary["failed"][0]["error"]
+
+
+@pytest.mark.parametrize("ext", ["wav", "flac", "ogg"])
+def test_a_read_that_fails_mid_file_resumes_where_it_stopped(tmp_path, monkeypatch, ext):
+    """An errno in the middle of a file (injected here: a real one needs a failing disk) reopens
+    the file at the frame where the read failed, so the blocks are those of an undisturbed read;
+    opening and reading share one budget of retries per file."""
+    path = tmp_path / f"x.{ext}"
+    sf.write(path, (0.1 * np.random.default_rng(2).standard_normal((50001, 2))).astype(np.float32), 22050)
+    reference = list(read_mono_blocks(path, block_frames=4096)[1])
+    read, calls = sf.SoundFile.read, []
+
+    def flaky(self, *args, **kwargs):
+        calls.append(None)
+        if len(calls) in (3, 7):    # the 3rd and the 7th read of the run fail
+            raise OSError(5, "Input/output error")
+        return read(self, *args, **kwargs)
+
+    monkeypatch.setattr(sf.SoundFile, "read", flaky)
+    log = logging.getLogger("test_read_retries.mid_file")
+    _, blocks = read_mono_blocks(path, block_frames=4096, retries=2, backoff_s=0.01, log=log)
+    got = list(blocks)
+    assert len(got) == len(reference) and all(np.array_equal(g, r) for g, r in zip(got, reference))
+    calls.clear()
+    _, blocks = read_mono_blocks(path, block_frames=4096, retries=1, backoff_s=0.01, log=log)
+    with pytest.raises(TransientAudioError, match=r"reading failed 2 time\(s\)"):
+        list(blocks)

@@ -335,7 +335,7 @@ def clip_frames(path: Path | str, sample_rate: int, hop_size: float,
 
     samples, sr = audio_mod.load_audio(path)
     if framing == "l3e":
-        mono = audio_mod.to_mono(audio_mod.check_audio(samples, str(path)))
+        mono = audio_mod.to_mono(audio_mod.check_audio(samples, name=str(path)))
         return frame_l3e(audio_mod.resample(mono, sr, sample_rate), sample_rate, hop_size=hop_size)
     return audio_mod.prepare_frames(samples, sr, sample_rate, hop_size=hop_size,
                                     center=framing == "centered", name=str(path))

@@ -58,7 +58,7 @@ def fixed_length_frames(clip_seconds: float) -> FrameFn:
 
     def frames(path: Path, sample_rate: int, hop_size: float, framing: str) -> tuple[np.ndarray, np.ndarray]:
         samples, sr = audio_mod.load_audio(path)
-        mono = audio_mod.resample(audio_mod.to_mono(audio_mod.check_audio(samples, str(path))), sr, sample_rate)
+        mono = audio_mod.resample(audio_mod.to_mono(audio_mod.check_audio(samples, name=str(path))), sr, sample_rate)
         want = int(round(clip_seconds * sample_rate))
         if len(mono) != want:
             # a tolerance of one sample at the model rate: resampling rounds lengths
