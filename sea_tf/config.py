@@ -7,6 +7,7 @@ have the type of its default (int, float, bool, str, list, mapping; null only wh
 null or the key is ``!nullable``). The fully resolved config is written next to the stage's outputs.
 """
 import copy
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -202,6 +203,54 @@ def resolve(defaults: Mapping[str, Any], config_file: Path | str | None = None, 
     if set_items:
         cfg = _merge_into(cfg, parse_set(set_items, defaults), defaults, "--set")
     return cfg
+
+
+def load(schema: str, preset: Path | str | None = None, /, **overrides: Any) -> Config:
+    """A stage's resolved config, built in Python as the CLI builds it: defaults ← preset ← overrides.
+
+    Parameters
+    ----------
+    schema : str
+        The command's defaults, as :func:`sea_tf.presets.load_defaults` names them: ``"teacher"``,
+        ``"sampling"``, ``"reduce/fit"``, ``"distill"``, ``"classify/us8k"``, ``"export"``, ...
+    preset : str or Path, optional
+        A YAML file, or a packaged preset name (``"sea-64"`` or ``"distill/sea-64"``), merged as
+        ``--config`` merges it.
+    **overrides
+        Settings merged last, as ``--set`` merges them. A mapping merges into a section
+        (``train={"epochs": 3}`` changes ``train.epochs`` only); a dotted key names a nested setting
+        (``**{"train.epochs": 3}``). A path (``os.PathLike``, also in a list) is taken as its string,
+        the type a path setting holds; a tuple as a list.
+
+    Returns
+    -------
+    dict
+        The resolved config: the dict the CLI command resolves from the same settings.
+
+    Raises
+    ------
+    ConfigError
+        An unknown schema, preset or setting, or a value of the wrong type (the CLI's messages).
+    """
+    from sea_tf.presets import load_defaults
+
+    defaults = load_defaults(schema)
+    cfg = resolve(defaults, preset, stage=schema.split("/")[0])
+    for key, value in overrides.items():
+        leaves = ({f"{key}.{leaf}": get_dotted(value, leaf) for leaf in flatten_keys(value)}
+                  if isinstance(value, dict) and value else {key: value})
+        for leaf, item in leaves.items():
+            set_dotted(cfg, leaf, _path_strings(item), known=defaults, source=f"config.load({schema!r}) override {key}")
+    return cfg
+
+
+def _path_strings(value: Any) -> Any:
+    """``value`` with every path (``os.PathLike``, also in a list) as its string, as YAML holds a path."""
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, (list, tuple)):
+        return [_path_strings(item) for item in value]
+    return value
 
 
 def _merge_into(cfg: Config, overrides: Mapping[str, Any], defaults: Mapping[str, Any], source: str) -> Config:
