@@ -193,8 +193,8 @@ class ShardSet:
     shards : list of ShardInfo
     """
 
-    def __init__(self, dirs: Path | str | Sequence[Path | str], *, targets: Path | str | None = None, allow_incomplete: bool = False,
-                 allow_partial: bool = False) -> None:
+    def __init__(self, dirs: Path | str | Sequence[Path | str], *, targets: Path | str | None = None,
+                 allow_incomplete: bool = False, allow_partial: bool = False) -> None:
         if isinstance(dirs, (str, Path)):
             dirs = [dirs]
         self.dirs = [Path(d) for d in dirs]

@@ -94,17 +94,24 @@ def clipset_from_dataset(dataset: LabelledDataset, *, kind: str = "us8k") -> Cli
     return ClipSet(names=names, paths=[Path(c.path) for c in clips],
                    folds=np.array([int(c.fold) for c in clips]), labels=np.array([int(c.class_id) for c in clips]),
                    classes=list(dataset.classes), fold_ids=fold_ids, kind=getattr(dataset, "kind", None) or kind,
-                   sources=np.array([-1 if getattr(c, "fs_id", None) is None else int(c.fs_id) for c in clips]))
+                   sources=np.array([_source_id(c) for c in clips]))
+
+
+def _source_id(clip: object) -> int:
+    """The clip's source recording (``fs_id``), −1 where unknown or not carried by the clip."""
+    fs_id = getattr(clip, "fs_id", None)
+    return -1 if fs_id is None else int(fs_id)
 
 
 def load_clipset(root: Path | str, kind: str) -> ClipSet:
     """Read a labelled dataset (``kind`` = ``"us8k"`` or ``"esc50"``) through ``sea_tf.data``."""
     try:
-        from sea_tf.data import load_labelled_dataset
+        from sea_tf.data import LabelledDataset, load_labelled_dataset
     except ImportError as exc:
         raise ClassifyError(f"sea_tf.data.load_labelled_dataset is not available ({exc}); "
                             "the data module must be installed to read datasets") from exc
-    dataset = load_labelled_dataset(root, kind)
+    dataset = load_labelled_dataset(root, kind=kind)
+    assert isinstance(dataset, LabelledDataset)   # us8k/esc50 layouts; a UST root goes through classify/ust.py
     _warn_unlisted_audio(dataset)
     return clipset_from_dataset(dataset, kind=kind)
 

@@ -70,11 +70,12 @@ def run_make_demo(cfg: Config, args: argparse.Namespace) -> int:
 def run_check(cfg: Config, args: argparse.Namespace) -> int:
     from sea_tf import atomic
     from sea_tf.config import write_resolved
-    from sea_tf.data import UST, detect_kind, load_labelled_dataset
+    from sea_tf.data import UST, LabelledDataset, detect_kind, load_labelled_dataset
 
     if cfg["kind"] == "ust" or (cfg["kind"] == "auto" and Path(args.root).is_dir() and detect_kind(args.root) == "ust"):
         return _check_ust(UST(args.root, strict=False), cfg, args)
     dataset = load_labelled_dataset(args.root, kind=cfg["kind"])
+    assert isinstance(dataset, LabelledDataset)   # a UST root went to _check_ust above
     print(f"{dataset.kind} at {dataset.root}: {len(dataset)} clips, {len(dataset.class_counts())} classes "
           f"present of {len(dataset.classes)}, metadata {dataset.metadata_path or '(from file names)'}")
     print("clips per fold: " + ", ".join(f"{fold}: {n}" for fold, n in dataset.fold_counts().items()))

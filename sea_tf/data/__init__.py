@@ -14,12 +14,12 @@ from sea_tf.data.us8k import US8K
 from sea_tf.data.ust import UST
 from sea_tf.errors import DataError
 
-LOADERS = {"us8k": US8K, "esc50": ESC50, "ust": UST}
+LOADERS: dict[str, type[US8K] | type[ESC50] | type[UST]] = {"us8k": US8K, "esc50": ESC50, "ust": UST}
 
 __all__ = ["Clip", "LabelledDataset", "US8K", "ESC50", "UST", "LOADERS", "detect_kind", "load_labelled_dataset"]
 
 
-def detect_kind(root):
+def detect_kind(root: Path | str) -> str:
     """``"us8k"``, ``"esc50"`` or ``"ust"`` from the layout under ``root``.
 
     Raises
@@ -41,7 +41,7 @@ def detect_kind(root):
                     "or generate the demo dataset with `sea-tf data make-demo --out DIR`")
 
 
-def load_labelled_dataset(root, kind="auto"):
+def load_labelled_dataset(root: Path | str, *, kind: str = "auto") -> LabelledDataset | UST:
     """Load a labelled, fold-organised dataset.
 
     Parameters

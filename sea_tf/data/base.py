@@ -6,7 +6,9 @@ classify stage handles both (and the generated demo dataset) with the same code.
 import csv
 import dataclasses
 from collections import Counter
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from sea_tf.errors import DataError
 
@@ -70,14 +72,14 @@ class LabelledDataset:
     kind = ""
     title = ""
     n_folds = 0
-    default_classes: list = []
+    default_classes: list[str] = []
 
-    def __init__(self, root):
+    def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise DataError(f"{self.root}: dataset root not found (or not a directory); {self._root_hint()}")
-        self.metadata_path = None
-        self.clips = []
+        self.metadata_path: Path | None = None
+        self.clips: list[Clip] = []
         names = self._load()
         if not self.clips:
             where = self.metadata_path or self.root
@@ -86,29 +88,29 @@ class LabelledDataset:
         self.folds = sorted({clip.fold for clip in self.clips})
 
     # Subclasses implement these two.
-    def _load(self):
+    def _load(self) -> dict[int, str]:
         """Fill ``self.clips``; return ``{class_id: name}`` as given by the metadata."""
         raise NotImplementedError
 
-    def _root_hint(self):
+    def _root_hint(self) -> str:
         return "pass the dataset's root directory"
 
-    def _class_list(self, names):
+    def _class_list(self, names: dict[int, str]) -> list[str]:
         classes = list(self.default_classes)
         for class_id, name in names.items():
             classes[class_id] = name
         return classes
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.clips)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Clip]:
         return iter(self.clips)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.root)!r}: {len(self.clips)} clips, folds {self.folds})"
 
-    def clips_in_fold(self, fold):
+    def clips_in_fold(self, fold: int) -> list[Clip]:
         """Clips of predefined ``fold`` (1-based), in metadata order.
 
         Raises
@@ -120,7 +122,7 @@ class LabelledDataset:
             raise DataError(f"{self.root}: fold {fold!r} does not exist; {self.title} folds are 1-{self.n_folds}")
         return [clip for clip in self.clips if clip.fold == fold]
 
-    def split(self, test_fold):
+    def split(self, test_fold: int) -> tuple[list[int], int, int]:
         """Folds of one run of the published protocol (docs/PROTOCOL.md §4.1–4.2).
 
         Returns
@@ -133,17 +135,17 @@ class LabelledDataset:
         train = [f for f in range(1, self.n_folds + 1) if f not in (test_fold, validation)]
         return train, validation, test_fold
 
-    def class_counts(self):
+    def class_counts(self) -> dict[str, int]:
         """``{class_name: number of clips}`` in class-id order."""
         counts = Counter(clip.class_id for clip in self.clips)
         return {self.classes[i]: counts[i] for i in sorted(counts)}
 
-    def fold_counts(self):
+    def fold_counts(self) -> dict[int, int]:
         """``{fold: number of clips}`` for every protocol fold (0 for empty folds)."""
         counts = Counter(clip.fold for clip in self.clips)
         return {fold: counts.get(fold, 0) for fold in range(1, self.n_folds + 1)}
 
-    def check_audio(self, progress=False):
+    def check_audio(self, *, progress: bool = False) -> list[tuple[Clip, str]]:
         """Find clips whose audio is missing or unreadable.
 
         Parameters
@@ -159,7 +161,7 @@ class LabelledDataset:
         import soundfile as sf
         from tqdm import tqdm
 
-        problems = []
+        problems: list[tuple[Clip, str]] = []
         for clip in tqdm(self.clips, desc=f"checking {self.kind} audio", unit="file", disable=not progress):
             if not clip.path.is_file():
                 problems.append((clip, "missing"))
@@ -173,7 +175,7 @@ class LabelledDataset:
                 problems.append((clip, "empty"))
         return problems
 
-    def require_audio(self, progress=False):
+    def require_audio(self, *, progress: bool = False) -> None:
         """Raise :class:`DataError` listing the bad files when any clip's audio is missing or unreadable."""
         problems = self.check_audio(progress=progress)
         if problems:
@@ -182,14 +184,14 @@ class LabelledDataset:
             raise DataError(f"{self.root}: {len(problems)} of {len(self.clips)} audio files are missing or "
                             f"unreadable: {shown}{more}; restore them (run `sea-tf data check {self.root}` for the list)")
 
-    def summary(self):
+    def summary(self) -> dict[str, Any]:
         """JSON-able overview: kind, root, clip count, clips per fold and per class."""
         return {"kind": self.kind, "root": str(self.root), "n_clips": len(self.clips),
                 "n_classes": len(self.classes), "clips_per_fold": {str(k): v for k, v in self.fold_counts().items()},
                 "clips_per_class": self.class_counts()}
 
 
-def parse_int(value, what, where):
+def parse_int(value: object, what: str, where: str) -> int:
     """``int(value)`` for a metadata cell, accepting ``"3.0"``; DataError naming ``where`` otherwise."""
     text = str(value).strip()
     try:
@@ -201,7 +203,7 @@ def parse_int(value, what, where):
     return int(number)
 
 
-def parse_float(value, what, where):
+def parse_float(value: object, what: str, where: str) -> float:
     """``float(value)`` for a metadata cell; DataError naming ``where`` otherwise."""
     try:
         return float(str(value).strip())
@@ -209,7 +211,8 @@ def parse_float(value, what, where):
         raise DataError(f"{where}: {what} {value!r} is not a number; fix the row or re-download the metadata") from None
 
 
-def read_metadata_csv(path, required_columns, fix_hint):
+def read_metadata_csv(path: Path | str, required_columns: Sequence[str],
+                      fix_hint: str) -> list[tuple[int, dict[str, str]]]:
     """Rows of a metadata CSV whose header must hold ``required_columns``.
 
     Parameters

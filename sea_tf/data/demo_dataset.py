@@ -23,9 +23,12 @@ from collections import Counter
 import os
 import shutil
 import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy.io import wavfile
 from tqdm import tqdm
 
@@ -50,13 +53,16 @@ _SOURCE, _SLICE, _PLAN, _UPSTREAM, _LOCATION = range(5)
 #: Settings of the generator: the packaged ``configs/data/defaults.yaml`` (section ``make-demo``).
 DEFAULTS = load_defaults("data/make-demo")
 
+#: One planned file (a clip or a scene): its metadata columns and how to synthesise it.
+Row = dict[str, Any]
 
-def generation_config(cfg):
+
+def generation_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a resolved config that determines the files (no ``out``/``overwrite``)."""
     return {key: value for key, value in cfg.items() if key not in ("out", "overwrite")}
 
 
-def plan_clips(cfg):
+def plan_clips(cfg: Mapping[str, Any]) -> list[Row]:
     """Decide every labelled clip without synthesising audio.
 
     Parameters
@@ -77,7 +83,9 @@ def plan_clips(cfg):
     n_sources = max(1, min(per_class, int(round(per_class * cfg["source_fraction"]))))
     durations, snr, level = cfg["duration_s"], cfg["snr_db"], cfg["level_dbfs"]
     weights = np.asarray(cfg["sample_rate_weights"], dtype=float)
-    used_ids, rows, fold_pointer = set(), [], 0
+    used_ids: set[int] = set()
+    rows: list[Row] = []
+    fold_pointer = 0
     for class_id, name in enumerate(US8K_CLASSES):
         slices = np.ones(n_sources, dtype=int)
         for _ in range(per_class - n_sources):
@@ -100,7 +108,7 @@ def plan_clips(cfg):
                 dur = durations["max"] if full else float(rng.uniform(durations["min"], durations["max"]))
                 n = max(1, int(round(dur * sr)))
                 snr_db = float(rng.uniform(snr["min"], snr["max"]))
-                distractor = None
+                distractor: str | None = None
                 if rng.random() < cfg["distractor_fraction"]:
                     distractor = US8K_CLASSES[(class_id + int(rng.integers(1, 10))) % 10]
                 rows.append({
@@ -121,7 +129,7 @@ def plan_clips(cfg):
     return rows
 
 
-def render_clip(row, cfg):
+def render_clip(row: Row, cfg: Mapping[str, Any]) -> npt.NDArray[np.float32]:
     """Synthesise one planned clip.
 
     Returns
@@ -150,7 +158,7 @@ def render_clip(row, cfg):
     return _set_level(mix, row["level_dbfs"])
 
 
-def plan_upstream(cfg):
+def plan_upstream(cfg: Mapping[str, Any]) -> list[Row]:
     """Decide every upstream scene without synthesising audio.
 
     Returns
@@ -161,7 +169,7 @@ def plan_upstream(cfg):
     """
     up = cfg["upstream"]
     weights = np.asarray(cfg["sample_rate_weights"], dtype=float)
-    rows = []
+    rows: list[Row] = []
     for i in range(int(up["recordings"])):
         rng = np.random.default_rng([cfg["seed"], _UPSTREAM, i, 0])
         sr = int(rng.choice(cfg["sample_rates"], p=weights / weights.sum()))
@@ -173,7 +181,7 @@ def plan_upstream(cfg):
     return rows
 
 
-def render_scene(row, cfg):
+def render_scene(row: Row, cfg: Mapping[str, Any]) -> npt.NDArray[np.float32]:
     """Synthesise one upstream scene: a city background with a few events of random classes.
 
     Returns
@@ -197,7 +205,8 @@ def render_scene(row, cfg):
     return _set_level(mix, float(rng.uniform(cfg["level_dbfs"]["min"], cfg["level_dbfs"]["max"])))
 
 
-def make_demo_dataset(cfg=None, out=None, overwrite=None, progress=False):
+def make_demo_dataset(cfg: Mapping[str, Any] | None = None, *, out: Path | str | None = None,
+                      overwrite: bool | None = None, progress: bool = False) -> dict[str, Any]:
     """Generate the demo dataset (atomically: built beside ``out``, renamed into place at the end).
 
     Parameters
@@ -229,10 +238,10 @@ def make_demo_dataset(cfg=None, out=None, overwrite=None, progress=False):
         cfg["out"] = str(out)
     if overwrite is not None:
         cfg["overwrite"] = bool(overwrite)
-    out = Path(cfg["out"])
+    out_dir = Path(cfg["out"])
     clips, scenes, ust_clips = plan_clips(cfg), plan_upstream(cfg), plan_ust(cfg)
-    _check_out(out, cfg["overwrite"])
-    staging = _make_staging(out)
+    _check_out(out_dir, cfg["overwrite"])
+    staging = _make_staging(out_dir)
     try:
         with tqdm(total=len(clips) + len(scenes) + len(ust_clips), desc="make-demo", unit="file",
                   disable=not progress) as bar:
@@ -245,7 +254,7 @@ def make_demo_dataset(cfg=None, out=None, overwrite=None, progress=False):
             for row in scenes:
                 _write_wav(staging / "upstream" / row["file"], row, render_scene(row, cfg))
                 bar.update()
-            ust = write_ust(staging / "ust", cfg, bar) if ust_clips else None
+            ust = write_ust(staging / "ust", cfg, bar=bar) if ust_clips else None
         (staging / "metadata").mkdir()
         _write_csv(staging / "metadata" / "UrbanSound8K.csv", METADATA_COLUMNS, sorted(clips, key=lambda r: r["slice_file_name"]))
         _write_csv(staging / "upstream" / "manifest.csv", MANIFEST_COLUMNS,
@@ -254,9 +263,9 @@ def make_demo_dataset(cfg=None, out=None, overwrite=None, progress=False):
         card["ust"] = ust and {**ust, "annotations_sha256": cards.sha256_file(staging / "ust" / "annotations.csv")}
         cards.write_card(staging, card)
         write_resolved(cfg, staging, "data")
-        _move_into_place(staging, out)
+        _move_into_place(staging, out_dir)
     except OSError as exc:
-        raise OutputError(f"cannot write the demo dataset to {out}: {exc.strerror or exc}; "
+        raise OutputError(f"cannot write the demo dataset to {out_dir}: {exc.strerror or exc}; "
                           "choose a writable --out with enough free space") from exc
     finally:
         if staging.exists():
@@ -264,7 +273,7 @@ def make_demo_dataset(cfg=None, out=None, overwrite=None, progress=False):
     return card
 
 
-def is_complete(out, cfg):
+def is_complete(out: Path | str, cfg: Mapping[str, Any]) -> bool:
     """True when ``out`` holds a finished demo dataset generated with the same seed and config."""
     out = Path(out)
     card = cards.read_card(out, required=False) if out.is_dir() else None
@@ -279,7 +288,7 @@ def is_complete(out, cfg):
         return False
 
 
-def read_upstream_manifest(upstream_dir):
+def read_upstream_manifest(upstream_dir: Path | str) -> list[dict[str, Any]]:
     """Read ``upstream/manifest.csv``.
 
     Returns
@@ -303,7 +312,7 @@ def read_upstream_manifest(upstream_dir):
 
 
 # --- helpers ---------------------------------------------------------------------------------------
-def _validate(cfg):
+def _validate(cfg: Mapping[str, Any]) -> None:
     checks = [
         (int(cfg["clips_per_class"]) >= 1, "clips_per_class must be >= 1"),
         (0 < cfg["source_fraction"] <= 1, "source_fraction must be in (0, 1]"),
@@ -322,23 +331,23 @@ def _validate(cfg):
             raise ConfigError(f"demo dataset config: {message} (see configs/data/defaults.yaml)")
 
 
-def _set_level(x, level_dbfs):
+def _set_level(x: np.ndarray, level_dbfs: float) -> npt.NDArray[np.float32]:
     # RMS level as drawn, but never clipping: quieter rather than distorted.
-    x = normalise_rms(x, 10 ** (level_dbfs / 20))
+    x = normalise_rms(x, target=10 ** (level_dbfs / 20))
     peak = float(np.max(np.abs(x))) if x.size else 0.0
     if peak > 0.99:
         x = x * (0.99 / peak)
     return x.astype(np.float32)
 
 
-def _write_wav(path, row, audio):
+def _write_wav(path: Path, row: Row, audio: np.ndarray) -> None:
     # scipy's writer, not soundfile's: libsndfile stamps float WAVs with the current time (PEAK
     # chunk), which would break byte-identical regeneration.
     data = audio if row["subtype"] == "FLOAT" else np.round(audio * 32767).astype(np.int16)
     wavfile.write(path, row["sample_rate"], data)
 
 
-def _write_csv(path, columns, rows):
+def _write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -346,8 +355,8 @@ def _write_csv(path, columns, rows):
     path.write_text(buffer.getvalue())
 
 
-def _card(cfg, clips, scenes, root):
-    def counts(values):
+def _card(cfg: Mapping[str, Any], clips: Sequence[Row], scenes: Sequence[Row], root: Path) -> dict[str, Any]:
+    def counts(values: Iterable[object]) -> dict[str, int]:
         return {str(k): v for k, v in sorted(Counter(values).items())}
 
     clip_durations = np.array([r["n_samples"] / r["sample_rate"] for r in clips])
@@ -376,7 +385,7 @@ def _card(cfg, clips, scenes, root):
     }
 
 
-def _check_out(out, overwrite):
+def _check_out(out: Path, overwrite: bool) -> None:
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out} exists and is not a directory; choose another --out")
     if out.is_dir() and any(out.iterdir()):
@@ -388,7 +397,7 @@ def _check_out(out, overwrite):
                               "delete it even with --overwrite: remove it yourself or choose another --out")
 
 
-def _make_staging(out):
+def _make_staging(out: Path) -> Path:
     parent = out.absolute().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -398,7 +407,7 @@ def _make_staging(out):
                           "choose a writable --out") from exc
 
 
-def _move_into_place(staging, out):
+def _move_into_place(staging: Path, out: Path) -> None:
     # Directory renames within one file system are atomic: readers see no dataset or all of it.
     if out.is_dir() and not any(out.iterdir()):
         out.rmdir()

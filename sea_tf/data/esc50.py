@@ -9,6 +9,7 @@ The folds and class ids come from the file names; ``meta/esc50.csv``, when prese
 the class names and is checked against the file names.
 """
 import re
+from pathlib import Path
 
 from sea_tf.data.base import Clip, LabelledDataset, parse_int, read_metadata_csv
 from sea_tf.errors import DataError
@@ -32,7 +33,7 @@ ESC50_CLASSES = [
 ]
 
 
-def parse_filename(name, where):
+def parse_filename(name: str, where: object) -> tuple[int, int, str, int]:
     """``(fold, clip_id, take, target)`` from an ESC-50 file name; DataError naming ``where`` otherwise."""
     match = FILENAME.match(name)
     if not match:
@@ -60,10 +61,10 @@ class ESC50(LabelledDataset):
     n_folds = 5
     default_classes = ESC50_CLASSES
 
-    def _root_hint(self):
+    def _root_hint(self) -> str:
         return "pass the ESC-50 root (the folder holding audio/ and meta/)"
 
-    def _load(self):
+    def _load(self) -> dict[int, str]:
         path = self.root / METADATA
         if path.is_file():
             self.metadata_path = path
@@ -77,9 +78,9 @@ class ESC50(LabelledDataset):
             self._add(file.name, fold, target, ESC50_CLASSES[target] if target < len(ESC50_CLASSES) else "", clip_id, file)
         return {}
 
-    def _load_metadata(self, path):
+    def _load_metadata(self, path: Path) -> dict[int, str]:
         rows = read_metadata_csv(path, REQUIRED_COLUMNS, "re-download it")
-        names = {}
+        names: dict[int, str] = {}
         for line, row in rows:
             where = f"{path} line {line}"
             if None in row or any(row.get(col) is None for col in REQUIRED_COLUMNS):
@@ -99,7 +100,7 @@ class ESC50(LabelledDataset):
             self._add(name, fold, target, category, fs_id, where)
         return names
 
-    def _add(self, name, fold, target, category, fs_id, where):
+    def _add(self, name: str, fold: int, target: int, category: str, fs_id: int, where: object) -> None:
         if not 1 <= fold <= self.n_folds:
             raise DataError(f"{where}: fold {fold} is outside 1-5 (ESC-50 has folds 1-5); fix it")
         if not 0 <= target < len(ESC50_CLASSES):

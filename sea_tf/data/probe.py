@@ -4,10 +4,18 @@ Used to check that the demo dataset is learnable but not trivial (benchmarks/ben
 the data demo step and a test): a logistic regression on each clip's time-averaged log-mel
 spectrum, evaluated with the dataset's own folds (train on all other folds, test on fold k).
 """
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from sea_tf.data.base import Clip
 
 
-def mean_logmel_features(clips, sr=22050, n_mels=64, progress=False):
+def mean_logmel_features(clips: "Sequence[Clip]", *, sr: int = 22050, n_mels: int = 64,
+                         progress: bool = False) -> npt.NDArray[np.float32]:
     """Time-averaged log-mel band energies of each clip.
 
     Parameters
@@ -36,7 +44,8 @@ def mean_logmel_features(clips, sr=22050, n_mels=64, progress=False):
     return feats
 
 
-def linear_probe_accuracy(features, labels, folds, C=0.3, *, seed):
+def linear_probe_accuracy(features: npt.ArrayLike, labels: npt.ArrayLike, folds: npt.ArrayLike, *, C: float = 0.3,
+                          seed: int) -> dict[str, Any]:
     """Leave-one-fold-out accuracy of a standardised logistic regression.
 
     Parameters
@@ -63,7 +72,7 @@ def linear_probe_accuracy(features, labels, folds, C=0.3, *, seed):
 
     features, labels, folds = np.asarray(features), np.asarray(labels), np.asarray(folds)
     predictions = np.full(labels.shape, -1)
-    fold_accuracy = {}
+    fold_accuracy: dict[int, float] = {}
     # One BLAS thread: on a busy 2-core machine OpenBLAS threads spin-wait and make these tiny
     # fits ~30x slower in CPU time.
     with threadpool_limits(limits=1):

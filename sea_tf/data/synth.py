@@ -8,12 +8,19 @@ No audio-synthesis library covers these physically motivated sources (harmonic s
 time-varying pitch, impulse-excited resonators, exponentially decaying room tails), so they are
 written here on top of numpy/scipy.
 """
+from collections.abc import Iterable, Sequence
+
 import numpy as np
+import numpy.typing as npt
 from scipy import fft as sp_fft
 from scipy import signal
 
+#: A signal: float64 samples ``[n]`` at sample rate ``sr``.
+Signal = npt.NDArray[np.float64]
 
-def harmonic_stack(f0, sr, n_harmonics=10, rolloff=0.7, amplitudes=None, rng=None):
+
+def harmonic_stack(f0: float | npt.ArrayLike, sr: float, *, n_harmonics: int = 10, rolloff: float = 0.7,
+                   amplitudes: npt.ArrayLike | None = None, rng: np.random.Generator | None = None) -> Signal:
     """Sum of harmonics of a (possibly time-varying) fundamental.
 
     Parameters
@@ -58,7 +65,7 @@ def harmonic_stack(f0, sr, n_harmonics=10, rolloff=0.7, amplitudes=None, rng=Non
     return out.astype(np.float64)
 
 
-def colored_noise(rng, n, exponent=1.0):
+def colored_noise(rng: np.random.Generator, n: int, *, exponent: float = 1.0) -> Signal:
     """Noise with power spectral density proportional to ``1 / f**exponent``.
 
     Parameters
@@ -85,7 +92,8 @@ def colored_noise(rng, n, exponent=1.0):
     return normalise_rms(sp_fft.irfft(spectrum, size)[:n])
 
 
-def bandpass(x, sr, low=None, high=None, order=4):
+def bandpass(x: Signal, sr: float, *, low: float | None = None, high: float | None = None,
+             order: int = 4) -> Signal:
     """Butterworth low-, high- or band-pass filter (``low``/``high`` in Hz; None = open)."""
     nyquist = sr / 2
     low = None if low is None or low <= 0 else min(low, 0.95 * nyquist)
@@ -101,7 +109,7 @@ def bandpass(x, sr, low=None, high=None, order=4):
     return signal.sosfilt(sos, x)
 
 
-def control_rate(values, n, hop=64):
+def control_rate(values: npt.ArrayLike, n: int, *, hop: int = 64) -> Signal:
     """Linear interpolation of ``values [..., ceil(n / hop)]`` (one per ``hop`` samples) to ``[..., n]``.
 
     Spectral envelopes change slowly, so they are computed at a control rate and interpolated.
@@ -113,7 +121,7 @@ def control_rate(values, n, hop=64):
     return out.reshape(values.shape[:-1] + (n,))
 
 
-def formant_gains(freqs, formants, bandwidths):
+def formant_gains(freqs: npt.ArrayLike, formants: Iterable[float], bandwidths: Iterable[float]) -> Signal:
     """Spectral-envelope gain at ``freqs`` (Hz, any shape) for Gaussian formant peaks (Hz)."""
     freqs = np.asarray(freqs, dtype=np.float64)
     gain = np.full(freqs.shape, 0.02)
@@ -122,7 +130,8 @@ def formant_gains(freqs, formants, bandwidths):
     return gain
 
 
-def damped_modes(sr, freqs, decays_s, amplitudes, length_s):
+def damped_modes(sr: float, freqs: Sequence[float], decays_s: Sequence[float], amplitudes: Sequence[float],
+                 length_s: float) -> Signal:
     """Impulse response of damped sinusoidal modes (a struck object).
 
     Parameters
@@ -145,7 +154,7 @@ def damped_modes(sr, freqs, decays_s, amplitudes, length_s):
     return out
 
 
-def place(events, kernel, n):
+def place(events: Iterable[tuple[float, float]], kernel: np.ndarray, n: int) -> Signal:
     """Signal of length ``n`` with ``kernel`` added at each ``(sample, gain)`` in ``events``."""
     out = np.zeros(n + kernel.size)
     for start, gain in events:
@@ -155,9 +164,10 @@ def place(events, kernel, n):
     return out[:n]
 
 
-def pulse_times(rng, duration_s, rate_hz, jitter=0.05, start_s=0.0):
+def pulse_times(rng: np.random.Generator, duration_s: float, rate_hz: float, *, jitter: float = 0.05,
+                start_s: float = 0.0) -> Signal:
     """Onset times (s) of a jittered periodic pulse train at ``rate_hz`` within ``duration_s``."""
-    times = []
+    times: list[float] = []
     t = start_s
     while t < duration_s:
         times.append(t)
@@ -165,7 +175,8 @@ def pulse_times(rng, duration_s, rate_hz, jitter=0.05, start_s=0.0):
     return np.asarray(times)
 
 
-def ramp_envelope(n, sr, segments, attack_s=0.01, release_s=0.03):
+def ramp_envelope(n: int, sr: float, segments: Iterable[tuple[float, float]], *, attack_s: float = 0.01,
+                  release_s: float = 0.03) -> Signal:
     """0/1 envelope that is on during ``segments`` ((start_s, end_s) pairs) with linear ramps."""
     env = np.zeros(n)
     for start_s, end_s in segments:
@@ -182,14 +193,15 @@ def ramp_envelope(n, sr, segments, attack_s=0.01, release_s=0.03):
     return env
 
 
-def smooth_random(rng, n, sr, rate_hz):
+def smooth_random(rng: np.random.Generator, n: int, sr: float, rate_hz: float) -> Signal:
     """Slowly varying random curve (zero mean, unit std) changing about ``rate_hz`` times a second."""
     n_knots = max(2, int(np.ceil(n / sr * rate_hz)) + 2)
     knots = rng.standard_normal(n_knots)
     return np.interp(np.linspace(0, n_knots - 1, n), np.arange(n_knots), knots)
 
 
-def reverb(x, sr, rng, rt60_s=0.5, wet=0.3, brightness_hz=6000.0):
+def reverb(x: Signal, sr: float, rng: np.random.Generator, *, rt60_s: float = 0.5, wet: float = 0.3,
+           brightness_hz: float = 6000.0) -> Signal:
     """Add a room tail: convolve with exponentially decaying, low-passed noise.
 
     Parameters
@@ -219,12 +231,12 @@ def reverb(x, sr, rng, rt60_s=0.5, wet=0.3, brightness_hz=6000.0):
     return (1 - wet) * x + wet * tail * (dry_rms / tail_rms)
 
 
-def rms(x):
+def rms(x: npt.ArrayLike) -> float:
     """Root mean square of ``x`` (0 for empty input)."""
     return float(np.sqrt(np.mean(np.square(x)))) if np.size(x) else 0.0
 
 
-def normalise_rms(x, target=1.0):
+def normalise_rms(x: Signal, *, target: float = 1.0) -> Signal:
     """``x`` scaled to RMS ``target`` (unchanged when silent)."""
     level = rms(x)
     return x * (target / level) if level > 0 else x

@@ -40,10 +40,10 @@ class US8K(LabelledDataset):
     n_folds = 10
     default_classes = US8K_CLASSES
 
-    def _root_hint(self):
+    def _root_hint(self) -> str:
         return "pass the UrbanSound8K root (the folder holding audio/ and metadata/)"
 
-    def _load(self):
+    def _load(self) -> dict[int, str]:
         path = self.root / METADATA
         self.metadata_path = path
         if not path.is_file():
@@ -51,7 +51,8 @@ class US8K(LabelledDataset):
                             "or generate the demo dataset with `sea-tf data make-demo --out DIR`")
         rows = read_metadata_csv(path, REQUIRED_COLUMNS, "re-download or regenerate it")
 
-        names, seen = {}, {}
+        names: dict[int, str] = {}
+        seen: dict[str, int] = {}
         for line, row in rows:
             where = f"{path} line {line}"
             if None in row or any(row.get(col) is None for col in REQUIRED_COLUMNS):
@@ -80,7 +81,7 @@ class US8K(LabelledDataset):
                 fs_id=parse_int(row["fsID"], "fsID", where),
                 start=parse_float(row["start"], "start", where), end=parse_float(row["end"], "end", where),
                 salience=parse_int(row["salience"], "salience", where)))
-        by_name = {}
+        by_name: dict[str, int] = {}
         for class_id, class_name in names.items():
             if by_name.setdefault(class_name, class_id) != class_id:
                 raise DataError(f"{path}: class {class_name!r} has two classIDs ({by_name[class_name]} and {class_id}); "

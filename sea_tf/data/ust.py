@@ -28,6 +28,7 @@ import csv
 import dataclasses
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import yaml
@@ -69,13 +70,13 @@ class USTClip:
     audio_filename: str
     split: str
     sensor_id: str
-    targets: tuple
-    verified: tuple | None
+    targets: tuple[int, ...]
+    verified: tuple[int, ...] | None
     n_annotators: int
     line: int
 
 
-def read_taxonomy(path: Path) -> tuple[dict, dict]:
+def read_taxonomy(path: Path) -> tuple[dict[int, str], dict[int, dict[str, str]]]:
     """Coarse and fine tags of ``dcase-ust-taxonomy.yaml``.
 
     Returns
@@ -100,12 +101,12 @@ def read_taxonomy(path: Path) -> tuple[dict, dict]:
         raise DataError(f"{path}: cannot read the taxonomy ({exc}); re-download it") from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("coarse"), dict) or not doc["coarse"]:
         raise DataError(f"{path}: no 'coarse: {{1: engine, ...}}' section; re-download the taxonomy")
-    coarse = {}
+    coarse: dict[int, str] = {}
     for key, name in doc["coarse"].items():
         if not isinstance(key, int) or isinstance(key, bool) or not isinstance(name, str):
             raise DataError(f"{path}: coarse key {key!r} must be an integer with a name (e.g. 1: engine)")
         coarse[key] = name
-    fine = {k: {} for k in coarse}
+    fine: dict[int, dict[str, str]] = {k: {} for k in coarse}
     for key, tags in (doc.get("fine") or {}).items():
         if key not in coarse:
             raise DataError(f"{path}: fine section names coarse key {key!r}, which the coarse section does not "
@@ -159,7 +160,7 @@ class UST:
     kind = "ust"
     title = "SONYC-UST"
 
-    def __init__(self, root, strict: bool = True):
+    def __init__(self, root: Path | str, *, strict: bool = True) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise DataError(f"{self.root}: dataset root not found (or not a directory); pass the SONYC-UST root "
@@ -177,12 +178,12 @@ class UST:
         self.missing = [c for c in self.clips if c.path is None]
 
     # ---------------------------------------------------------------------------------- reading
-    def _header(self, header):
+    def _header(self, header: list[str]) -> list[str]:
         for col in REQUIRED_COLUMNS:
             if col not in header:
                 raise DataError(f"{self.annotations_path}: missing column {col!r}; a SONYC-UST annotations.csv "
                                 f"has {', '.join(REQUIRED_COLUMNS)} and the presence columns")
-        coarse_cols = {}
+        coarse_cols: dict[int, str] = {}
         for col in header:
             fine = _FINE_COLUMN.match(col)
             coarse = None if fine else _COARSE_COLUMN.match(col)
@@ -205,12 +206,12 @@ class UST:
                             "coarse-mode targets need one per class of the taxonomy")
         return [coarse_cols[k] for k in self.coarse]
 
-    def _row_problem(self, message):
+    def _row_problem(self, message: str) -> None:
         if self.strict:
             raise DataError(message)
         self.row_problems.append(message)
 
-    def _load(self):
+    def _load(self) -> list[USTClip]:
         try:
             with open(self.annotations_path, newline="", encoding="utf-8-sig") as fh:
                 reader = csv.DictReader(fh)
@@ -223,7 +224,7 @@ class UST:
                             "generate the demo set with `sea-tf data make-demo --out DIR` (it writes DIR/ust)") from None
         except (OSError, UnicodeDecodeError, csv.Error) as exc:
             raise DataError(f"{self.annotations_path}: cannot read the annotations ({exc}); re-download them") from exc
-        files: dict[str, dict] = {}
+        files: dict[str, dict[str, Any]] = {}
         for line, row in rows:
             where = f"{self.annotations_path} line {line}"
             if None in row or any(row.get(c) is None for c in REQUIRED_COLUMNS + presence_cols):
@@ -242,17 +243,16 @@ class UST:
             except ValueError:
                 self._row_problem(f"{where}: annotator_id {row['annotator_id']!r} is not an integer; fix the row")
                 continue
-            values = []
+            values: list[int] = []
             for col in presence_cols:
                 cell = row[col].strip()
                 cell = cell[:-2] if cell.endswith(".0") else cell   # pandas writes 1.0 for 1
                 if cell not in PRESENCE_VALUES:
-                    values = None
                     self._row_problem(f"{where}: {col} is {row[col]!r}; presence values must be 1, 0 or -1 "
                                       "(no answer); fix the row")
                     break
                 values.append(PRESENCE_VALUES[cell])
-            if values is None:
+            if len(values) < len(presence_cols):   # a cell was refused
                 continue
             entry = files.setdefault(name, {"split": split, "sensor": row["sensor_id"].strip(), "line": line,
                                             "crowd": np.zeros(len(values), int), "verified": None, "n": 0})
@@ -268,7 +268,7 @@ class UST:
                 entry["crowd"] += present
                 entry["n"] += 1
         audio = self._audio_index()
-        clips = []
+        clips: list[USTClip] = []
         for name, e in files.items():
             targets = e["verified"] if e["verified"] is not None else tuple(int(v > 0) for v in e["crowd"])
             clips.append(USTClip(path=self._find(audio, name, e["split"]), audio_filename=name, split=e["split"],
@@ -279,7 +279,7 @@ class UST:
                             "right root")
         return clips
 
-    def _audio_index(self):
+    def _audio_index(self) -> dict[str, list[Path]]:
         # The release unpacks into audio/ or into audio/<split>/ (or audio-eval/); index once by name.
         index: dict[str, list[Path]] = {}
         for base in (self.root / "audio", self.root / "audio-eval"):
@@ -290,7 +290,7 @@ class UST:
         return index
 
     @staticmethod
-    def _find(index, name, split):
+    def _find(index: dict[str, list[Path]], name: str, split: str) -> Path | None:
         candidates = index.get(name) or []
         for p in candidates:
             if p.parent.name == split:
@@ -298,10 +298,10 @@ class UST:
         return candidates[0] if candidates else None
 
     # --------------------------------------------------------------------------------- queries
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.clips)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"UST({str(self.root)!r}: {len(self.clips)} files, splits {self.split_counts()})"
 
     def clips_in_split(self, split: str) -> list[USTClip]:
@@ -310,7 +310,7 @@ class UST:
             raise DataError(f"{self.root}: unknown split {split!r}; SONYC-UST splits are {', '.join(SPLITS)}")
         return [c for c in self.clips if c.split == split and c.path is not None]
 
-    def targets(self, clips: list[USTClip], verified_only: bool = False) -> np.ndarray:
+    def targets(self, clips: list[USTClip], *, verified_only: bool = False) -> np.ndarray:
         """Coarse targets ``int [n_clips, n_classes]``; ``verified_only``: the annotator-0 rows.
 
         Raises
@@ -326,7 +326,7 @@ class UST:
             return np.array([c.verified for c in clips], dtype=int).reshape(len(clips), len(self.classes))
         return np.array([c.targets for c in clips], dtype=int).reshape(len(clips), len(self.classes))
 
-    def split_counts(self) -> dict:
+    def split_counts(self) -> dict[str, int]:
         """``{split: number of files}`` (all listed files, with or without audio)."""
         return {s: sum(c.split == s for c in self.clips) for s in SPLITS}
 
@@ -340,7 +340,7 @@ class UST:
                 out[split] = {c: int(y[:, i].sum()) for i, c in enumerate(self.classes)}
         return out
 
-    def check_audio(self, progress: bool = False) -> list:
+    def check_audio(self, *, progress: bool = False) -> list[tuple[USTClip, str]]:
         """``(clip, reason)`` for every file that is missing or unreadable."""
         import soundfile as sf
         from tqdm import tqdm
@@ -359,7 +359,7 @@ class UST:
                 problems.append((clip, "empty"))
         return problems
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """JSON-able overview: files per split, sensors per split, positives per split and class."""
         sensors = {s: sorted({c.sensor_id for c in self.clips if c.split == s}) for s in SPLITS}
         return {"kind": self.kind, "root": str(self.root), "n_clips": len(self.clips),

@@ -18,15 +18,21 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy.io import wavfile
 
 from sea_tf.data.recipes import draw_background, draw_source, render, render_background
 from sea_tf.data.synth import normalise_rms
 from sea_tf.data.ust import REQUIRED_COLUMNS
 from sea_tf.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 # The SONYC-UST taxonomy (coarse id: name; fine key: name).
 COARSE = {1: "engine", 2: "machinery-impact", 3: "non-machinery-impact", 4: "powered-saw", 5: "alert-signal",
@@ -54,17 +60,17 @@ _ALERT_RECIPE = {"1": "car_horn", "2": "siren", "3": "siren", "4": "car_horn"}
 _UST_PLAN, _UST_SENSOR, _UST_CLIP, _UST_ANNOTATE = 10, 11, 12, 13
 
 
-def fine_columns():
+def fine_columns() -> list[str]:
     """``<coarse>-<fine>_<name>`` for every fine tag, taxonomy order."""
     return [f"{c}-{k}_{n}" for c, tags in FINE.items() for k, n in tags.items()]
 
 
-def coarse_columns():
+def coarse_columns() -> list[str]:
     """``<coarse>_<name>`` for every coarse class."""
     return [f"{c}_{n}" for c, n in COARSE.items()]
 
 
-def validate(ust):
+def validate(ust: Mapping[str, Any]) -> None:
     """ConfigError when the ``ust`` section of ``make-demo`` is out of range."""
     checks = [
         (int(ust["sensors"]) >= 2 and 1 <= int(ust["validate_sensors"]) < int(ust["sensors"]),
@@ -83,7 +89,7 @@ def validate(ust):
             raise ConfigError(f"demo dataset config: {message} (see configs/data/defaults.yaml)")
 
 
-def plan_ust(cfg):
+def plan_ust(cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Decide every UST clip (sensor, split, rate, sources) without synthesising audio.
 
     Returns
@@ -97,7 +103,7 @@ def plan_ust(cfg):
     rng = np.random.default_rng([cfg["seed"], _UST_PLAN])
     n_sensors, n_val = int(ust["sensors"]), int(ust["validate_sensors"])
     val_sensors = set(rng.choice(n_sensors, n_val, replace=False).tolist())
-    rows = []
+    rows: list[dict[str, Any]] = []
     for s in range(n_sensors):
         sensor_id = s + 1
         sr = int(rng.choice(ust["sample_rates"]))
@@ -105,10 +111,11 @@ def plan_ust(cfg):
                  "latitude": round(float(rng.uniform(40.70, 40.75)), 5),
                  "longitude": round(float(rng.uniform(-74.01, -73.98)), 5)}
         for k in range(int(ust["clips_per_sensor"])):
-            present = np.flatnonzero(rng.random(len(COARSE)) < float(ust["class_probability"])) + 1
+            drawn = rng.random(len(COARSE)) < float(ust["class_probability"])
+            present: np.ndarray | list[int] = np.flatnonzero(drawn) + 1
             if not len(present):
                 present = [int(rng.integers(1, len(COARSE) + 1))]
-            sources = {}
+            sources: dict[int, str] = {}
             for c in present:
                 keys = [key for key in FINE[int(c)] if key != "X"]
                 sources[int(c)] = keys[int(rng.integers(len(keys)))]
@@ -120,7 +127,7 @@ def plan_ust(cfg):
     return rows
 
 
-def render_ust_clip(row, cfg):
+def render_ust_clip(row: Mapping[str, Any], cfg: Mapping[str, Any]) -> npt.NDArray[np.float32]:
     """Synthesise one planned UST clip: mono float32 ``[n_samples]`` in [-1, 1]."""
     seed = cfg["seed"]
     sr, n = row["sample_rate"], row["n_samples"]
@@ -138,12 +145,12 @@ def render_ust_clip(row, cfg):
             # 0-20 dB over the background: audible, sometimes only just
             mix[onset:onset + m] += event * fade * 10 ** (rng.uniform(0, 20) / 20)
     level = 10 ** (rng.uniform(-30, -18) / 20)
-    mix = normalise_rms(mix, level)
+    mix = normalise_rms(mix, target=level)
     peak = float(np.max(np.abs(mix)))
     return (mix * (0.99 / peak) if peak > 0.99 else mix).astype(np.float32)
 
 
-def annotation_rows(row, cfg):
+def annotation_rows(row: Mapping[str, Any], cfg: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The annotations of one clip: the crowd's noisy rows and, on validate, the verified row.
 
     Returns
@@ -155,7 +162,7 @@ def annotation_rows(row, cfg):
     rng = np.random.default_rng([cfg["seed"], _UST_ANNOTATE, row["sensor"], row["index"]])
     base = {k: row[k] for k in REQUIRED_COLUMNS if k in row}
     ids = rng.choice(np.arange(1, 200), int(ust["annotators"]), replace=False)
-    out = []
+    out: list[dict[str, Any]] = []
     for annotator in [*ids.tolist(), *([0] if row["split"] == "validate" else [])]:
         rec = {**base, "annotator_id": int(annotator)}
         for c, tags in FINE.items():
@@ -169,7 +176,7 @@ def annotation_rows(row, cfg):
             else:
                 answer = 1 if rng.random() < float(ust["annotator_false_alarm"]) else 0
             # A crowd annotator who hears the class may not know which fine tag: the "-X" tags.
-            fine = None
+            fine: str | None = None
             if answer == 1:
                 fine = true_fine if true_fine and (annotator == 0 or rng.random() < 0.7) else None
                 if fine is None:
@@ -183,14 +190,14 @@ def annotation_rows(row, cfg):
     return out
 
 
-def columns():
+def columns() -> list[str]:
     """The annotations.csv header, in the release's order."""
     fine = fine_columns()
     return (REQUIRED_COLUMNS + [f"{c}_presence" for c in fine] + [f"{c}_presence" for c in coarse_columns()]
             + [f"{c}_proximity" for c in fine])
 
 
-def taxonomy_yaml():
+def taxonomy_yaml() -> str:
     """``dcase-ust-taxonomy.yaml`` text (integer coarse keys, fine keys 1.. and X)."""
     lines = ["coarse:"] + [f"  {c}: {n}" for c, n in COARSE.items()] + ["fine:"]
     for c, tags in FINE.items():
@@ -199,7 +206,7 @@ def taxonomy_yaml():
     return "\n".join(lines) + "\n"
 
 
-def write_ust(out: Path, cfg, bar=None):
+def write_ust(out: Path, cfg: Mapping[str, Any], *, bar: tqdm | None = None) -> dict[str, Any]:
     """Write ``out/`` (the UST set) and return its card section."""
     rows = plan_ust(cfg)
     (out / "audio").mkdir(parents=True)

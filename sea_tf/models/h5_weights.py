@@ -230,7 +230,8 @@ def check_layout(path: Path | str, kind: str, *, input_repr: str | None = None,
             preset = STUDENT_PRESETS.get(f"sea-{size}")
             if preset is None:
                 raise ModelError(f"edgel3 SEA embedding_size must be 64, 128, 256 or 512; got {size!r}")
-            expected = [_frontend_group_shapes(1024, 64)] + network_weight_shapes(preset["filters"], embedding_bn_relu=True)
+            expected = ([_frontend_group_shapes(1024, 64)]
+                        + network_weight_shapes(preset["filters"], embedding_bn_relu=True))
             if [[tuple(s) for s in e] for e in expected] == [[tuple(s) for s in g[1]] for g in found]:
                 result.update(filters=list(preset["filters"]), embedding_size=size)
                 return result

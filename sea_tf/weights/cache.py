@@ -89,7 +89,8 @@ def registry_lock(home: Path | str | None = None) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def record(name: str, sha256: str, size: int, origin: str, source: Path | str, *, home: Path | str | None = None) -> None:
+def record(name: str, sha256: str, size: int, origin: str, source: Path | str, *,
+           home: Path | str | None = None) -> None:
     """Register ``name``'s cached file with its hash (called once the file is in place)."""
     with registry_lock(home):
         files = read_registry(home)  # re-read under the lock: another process may have added an entry
