@@ -169,7 +169,8 @@ def test_frames_are_the_embed_stage_windows_through_the_clip_end(student):
     assert tuple(emb.shape) == (2, 25, 64)
     np.testing.assert_array_equal(ts_batch.numpy(), np.tile(ts.astype(np.float32), (2, 1)))
     # Same windows, same batches → the same float32 computation, bit for bit.
-    np.testing.assert_array_equal(emb.numpy()[0], student.seamodel.embed_frames(expected, batch_size=student.batch_size))
+    np.testing.assert_array_equal(emb.numpy()[0],
+                                  student.seamodel.embed_frames(expected, batch_size=student.batch_size))
     scene = hear.get_scene_embeddings(np.stack([sound, -sound]), student).numpy()
     # A float32 mean of 25 values rounds by at most 25 ulps of the largest magnitude.
     atol = 25 * np.finfo(np.float32).eps * np.abs(emb.numpy()).max()

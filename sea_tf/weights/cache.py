@@ -27,7 +27,8 @@ from sea_tf.weights import catalogue
 HOME_ENV = "SEA_TF_HOME"
 REGISTRY_NAME = "registry.json"
 LOCK_NAME = "registry.lock"
-_VERIFIED: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256, so repeated loads in one process hash once
+#: (path, size, mtime_ns) -> sha256, so repeated loads in one process hash once.
+_VERIFIED: dict[tuple[str, int, int], str] = {}
 
 
 def home_dir(home: Path | str | None = None) -> Path:
