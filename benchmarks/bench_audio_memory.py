@@ -60,7 +60,7 @@ if mode.startswith("host") or mode.startswith("teacher-embed"):
     from sea_tf import audio
     if mode.startswith("teacher-embed"):
         from sea_tf.models import load_model
-        from sea_tf.teacher import extract
+        from sea_tf.teacher import extract_files
         teacher = load_model(sys.argv[4])
         if mode == "teacher-embed-warm":
             # TensorFlow's own growth over its first predict calls, with no audio at all.
@@ -68,7 +68,7 @@ if mode.startswith("host") or mode.startswith("teacher-embed"):
             for _ in range(60):
                 teacher.embed_frames(noise, batch_size=32)
         base = peak_mb()
-        summary = extract(path, sys.argv[5], teacher, hop_size=0.5, progress=False)
+        summary = extract_files(path, sys.argv[5], teacher, hop_size=0.5, progress=False)
         windows = summary["n_rows"]
     else:
         base = peak_mb()

@@ -2,7 +2,7 @@
 
 The rows are generated shard by shard (never all in memory) as low-rank structure plus noise and
 written as teacher shards. φ is fitted on a random sample (PCA: 20 000 rows; UMAP: 5 000), then
-``sea_tf.reduce.apply`` runs in a *fresh child process* per method, which reports its own peak
+``sea_tf.reduce.apply_reducer`` runs in a *fresh child process* per method, which reports its own peak
 RSS (``ru_maxrss``), so the figure is that of applying alone. UMAP's transform is far slower than
 PCA's, so it is applied to the first ``--umap-rows`` rows (whole shards) and its rate extrapolated.
 
@@ -59,13 +59,13 @@ def child_apply(reducer, shards, out, chunk_rows):
 
     A 256-row transform first compiles UMAP's numba kernels, so the timing is the steady rate.
     """
-    from sea_tf.reduce import Reducer, apply
+    from sea_tf.reduce import Reducer, apply_reducer
     from sea_tf.shards import ShardSet
     start = time.perf_counter()
     Reducer.load(reducer).transform(ShardSet(shards).read_shard(0, "embedding", 0, 256))
     warmup = time.perf_counter() - start
     start = time.perf_counter()
-    card = apply(reducer, shards, out, chunk_rows=chunk_rows, progress=False)
+    card = apply_reducer(reducer, shards, out, chunk_rows=chunk_rows, progress=False)
     wall = time.perf_counter() - start
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"rows": card["teacher_shards"]["n_rows"], "wall_s": wall, "warmup_s": warmup,
@@ -98,7 +98,7 @@ def main(argv=None):
         child_apply(reducer, shards, out, int(chunk))
         return 0
 
-    from sea_tf.reduce import fit
+    from sea_tf.reduce import fit_sample
     from sea_tf.sampling import sample_shards
 
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_reduce_"))
@@ -110,7 +110,7 @@ def main(argv=None):
         print(f"wrote {args.rows} rows in {result['generate_s']} s", flush=True)
         sample_shards(work / "shards", work / "sample_pca", min(20000, args.rows // 2), strategy="random", progress=False)
         start = time.perf_counter()
-        fit(work / "shards", work / "sample_pca", work / "pca", method="pca", d=args.d)
+        fit_sample(work / "shards", work / "sample_pca", work / "pca", method="pca", d=args.d)
         result["pca_fit_s"] = round(time.perf_counter() - start, 2)
         runs = [run_child(work / "pca", work / "shards", work / "targets_pca", args.chunk_rows)
                 for _ in range(args.repeats)]
@@ -131,8 +131,8 @@ def main(argv=None):
             write_rows(umap_dir, args.umap_rows, seed=1)
             sample_shards(work / "shards", work / "sample_umap", 5000, strategy="random", progress=False)
             start = time.perf_counter()
-            fit(work / "shards", work / "sample_umap", work / "umap", method="umap", d=args.d,
-                umap_params={"n_neighbors": 15, "min_dist": 0.3, "metric": "euclidean"})
+            fit_sample(work / "shards", work / "sample_umap", work / "umap", method="umap", d=args.d,
+                       umap_params={"n_neighbors": 15, "min_dist": 0.3, "metric": "euclidean"})
             result["umap_fit_s"] = round(time.perf_counter() - start, 2)
             r = run_child(work / "umap", umap_dir, work / "targets_umap", args.chunk_rows)
             rate = r["rows"] / r["wall_s"]

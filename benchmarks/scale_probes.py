@@ -10,7 +10,7 @@ be compared with a stage's own figure (a stage's wall time also holds TensorFlow
 
 ``predict``: bare ``model.keras.predict`` windows/s on the windows ``sea-tf teacher-embed`` cuts
 from the file (mono → teacher rate → 1-s frames, the same ``prepare_frames``).
-``reduce-apply``: rows/s of :func:`sea_tf.reduce.apply` (read embeddings, transform, write targets).
+``reduce-apply``: rows/s of :func:`sea_tf.reduce.apply_reducer` (read embeddings, transform, write targets).
 ``input-pipeline``: rows/s of distill's training ``tf.data`` stream alone (no model), built exactly
 as ``sea-tf distill`` builds it (one :class:`BlockReader`, ``data.*`` defaults), over one pass.
 ``train-steps``: steps/s of distill's training loop itself, after its first steps (tracing).
@@ -47,10 +47,10 @@ def predict(args) -> dict:
 
 
 def reduce_apply(args) -> dict:
-    from sea_tf.reduce import apply
+    from sea_tf.reduce import apply_reducer
 
     start = time.perf_counter()
-    card = apply(args.reducer, args.shards, args.out, progress=False)
+    card = apply_reducer(args.reducer, args.shards, args.out, progress=False)
     wall = time.perf_counter() - start
     rows = int(card["teacher_shards"]["n_rows"])
     return {"rows": rows, "target_files": len(card["shards"]), "wall_s": wall, "rows_per_s": rows / wall}

@@ -2,14 +2,14 @@
 
 The "teacher embedding" of a window is a fixed random linear map of its log band energies, so a
 mel-front-end student can learn it; φ is a real ``sea_tf.reduce`` PCA and the targets are written
-by ``sea_tf.reduce.apply``, i.e. in exactly the format the distill stage reads in production.
+by ``sea_tf.reduce.apply_reducer``, i.e. in exactly the format the distill stage reads in production.
 """
 from pathlib import Path
 
 import numpy as np
 
 from sea_tf import cards
-from sea_tf.reduce import apply, fit_reducer
+from sea_tf.reduce import apply_reducer, fit_reducer
 from sea_tf.shards import canonical_sha256, write_table
 
 TEACHER_CARD = {"name": "synthetic-teacher", "kind": "teacher", "embedding_size": 32}
@@ -58,7 +58,7 @@ def make_dataset(root, n_sources=40, windows=8, d=8, shard_rows=96, seed=0):
         "teacher_card": TEACHER_CARD, "teacher_card_sha256": canonical_sha256(TEACHER_CARD),
         "hashes": {"reducer_sha256": cards.sha256_file(path)}})
     targets = root / "targets"
-    apply(reducer_dir, shards, targets, progress=False)
+    apply_reducer(reducer_dir, shards, targets, progress=False)
     return {"shards": shards, "reducer": reducer_dir, "targets": targets, "n": n, "d": d}
 
 

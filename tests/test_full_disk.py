@@ -113,8 +113,8 @@ def test_reduce_apply_on_a_full_disk_is_an_output_error(small_disk, tmp_path):
     could crash its interpreter), no temporary file left."""
     _reduce_inputs(tmp_path)
     from sea_tf import reduce
-    reduce.fit(tmp_path / "shards", tmp_path / "sample", tmp_path / "red", method="pca", d=64,
-               quality={"n_heldout": 50, "k": 5})
+    reduce.fit_sample(tmp_path / "shards", tmp_path / "sample", tmp_path / "red", method="pca", d=64,
+                      quality={"n_heldout": 50, "k": 5})
     (small_disk / "ballast").write_bytes(b"\0" * (5 * 2**19))
     child = subprocess.run([sys.executable, "-m", "sea_tf", "reduce", "apply", "--reducer", str(tmp_path / "red"),
                             "--shards", str(tmp_path / "shards"), "--out", str(small_disk / "targets"),

@@ -8,13 +8,13 @@ import pytest
 import soundfile as sf
 
 from sea_tf import shards as shards_mod
-from sea_tf.teacher import extract, list_inputs, parse_shard, resolve_job
+from sea_tf.teacher import extract_files, list_inputs, parse_shard, resolve_job
 from sea_tf.audio import frame_audio, resample
 from sea_tf.errors import ConfigError, DataError, OutputError
 from sea_tf.shards import ShardSet
 from tolerance_support import forward_atol, ulp32
 
-# The module, whose globals extract() reads (the package's ``extract`` is the function).
+# The module, whose globals extract_files() reads (the package's ``extract`` is the function).
 extract_module = importlib.import_module("sea_tf.teacher.extract")
 
 RATES = [8000, 16000, 22050, 44100]
@@ -45,7 +45,7 @@ def audio_dir(tmp_path_factory):
 
 def _run(audio_dir, out, teacher, **kw):
     kw = {"shard_rows": 16, "batch_size": 8, "progress": False, **kw}
-    return extract(audio_dir, out, teacher, **kw)
+    return extract_files(audio_dir, out, teacher, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -257,8 +257,8 @@ def _pairs_line_up(shards_dir, tmp_path, student_sr):
     from sea_tf.sampling import sample_shards
 
     sample_shards(shards_dir, tmp_path / "sample", ShardSet(shards_dir).n_rows, strategy="random", progress=False)
-    reduce.fit(shards_dir, tmp_path / "sample", tmp_path / "reducer", method="pca", d=4, quality=None, progress=False)
-    reduce.apply(tmp_path / "reducer", shards_dir, tmp_path / "targets", progress=False)
+    reduce.fit_sample(shards_dir, tmp_path / "sample", tmp_path / "reducer", method="pca", d=4, quality=None, progress=False)
+    reduce.apply_reducer(tmp_path / "reducer", shards_dir, tmp_path / "targets", progress=False)
     pairs = pairs_mod.open_pairs(shards_dir, tmp_path / "targets", check_rows=3, seed=0)
     assert pairs.frame_samples == student_sr
     rows = np.arange(pairs.shards.n_rows)

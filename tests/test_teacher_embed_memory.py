@@ -30,7 +30,7 @@ _CHILD = r'''
 import json, sys
 import numpy as np
 from sea_tf.models import load_model
-from sea_tf.teacher import extract
+from sea_tf.teacher import extract_files
 
 def status_bytes(key):
     with open("/proc/self/status") as fh:
@@ -45,7 +45,7 @@ for _ in range(60):
 with open("/proc/self/clear_refs", "w") as fh:
     fh.write("5")           # VmHWM := VmRSS, so the peak below is the embedding's own
 start = status_bytes("VmRSS")
-summary = extract(inputs, out, teacher, progress=False, **settings)
+summary = extract_files(inputs, out, teacher, progress=False, **settings)
 print(json.dumps({"growth": status_bytes("VmHWM") - start, "rows": summary["n_rows"]}))
 '''
 

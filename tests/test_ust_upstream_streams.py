@@ -147,20 +147,20 @@ def test_sample_by_sensor_day_from_the_shards(sensor_run, tmp_path):
 
 def test_sensor_manifest_is_part_of_the_resume_check(sensor_run, sensor_audio, tmp_path):
     from sea_tf.errors import OutputError
-    from sea_tf.teacher import extract
+    from sea_tf.teacher import extract_files
 
     root, manifest = sensor_audio
     before = (sensor_run / "manifest-0of1.json").read_bytes()
     moved = tmp_path / "moved.csv"       # same rows elsewhere: resumes (nothing left to do)
     moved.write_text(manifest.read_text())
-    summary = extract(root, sensor_run, "sea-512", shard_rows=16, batch_size=16, progress=False,
-                      sensor_manifest=moved)
+    summary = extract_files(root, sensor_run, "sea-512", shard_rows=16, batch_size=16, progress=False,
+                            sensor_manifest=moved)
     assert summary["complete"] and summary["windows_this_run"] == 0
     other = tmp_path / "other.csv"       # b/rec3.wav moved to sensor c
     other.write_text(manifest.read_text().replace("b/rec3.wav,b,", "b/rec3.wav,c,"))
     for kw in ({"sensor_manifest": other}, {}):
         with pytest.raises(OutputError, match="sensor_manifest_sha256"):
-            extract(root, sensor_run, "sea-512", shard_rows=16, batch_size=16, progress=False, **kw)
+            extract_files(root, sensor_run, "sea-512", shard_rows=16, batch_size=16, progress=False, **kw)
     assert (sensor_run / "manifest-0of1.json").read_bytes() == before
 
 

@@ -1,11 +1,9 @@
 """``sea-tf reduce fit|apply|compare``: learn φ on a sample, write aligned targets, compare samplers."""
 import argparse
 from pathlib import Path
-from typing import Any
 
 from sea_tf.cli.common import Options, Subparsers, add_command
-from sea_tf.config import Config, write_resolved
-from sea_tf.errors import ConfigError
+from sea_tf.config import Config
 
 
 _EPILOG = """
@@ -28,12 +26,6 @@ def _shards_option(opts: Options) -> None:
     opts.add("--shards", key="shards", action="append", metavar="DIR", help="teacher-shard directories (--shards A B or --shards A --shards B)")
     opts.add("--allow-partial", key="allow_partial", action="store_true",
              help="read shard directories whose split run lacks some jobs (`sea-tf teacher-embed --status`)")
-
-
-def _need_shards(cfg: Config) -> None:
-    """A ConfigError when no teacher shards are given."""
-    if not cfg["shards"]:
-        raise ConfigError("no teacher shards given; pass --shards DIR (output of `sea-tf teacher-embed`)")
 
 
 def register(subparsers: Subparsers) -> None:
@@ -80,22 +72,11 @@ def register(subparsers: Subparsers) -> None:
     opts.add("--no-progress", key="progress", action="store_false", help="hide the progress bars")
 
 
-def _reducer_kwargs(cfg: Config) -> dict[str, Any]:
-    """The reducer options of the config, as :func:`sea_tf.reduce.fit` takes them."""
-    return {"pca_solver": cfg["pca"]["solver"], "umap_params": dict(cfg["umap"])}
-
-
 def run_fit(cfg: Config, args: argparse.Namespace) -> int:
     from sea_tf.reduce import fit
 
-    _need_shards(cfg)
-    if not cfg["sample"]:
-        raise ConfigError("no sample given; pass --sample DIR (output of `sea-tf sample`)")
-    quality = {"n_heldout": cfg["quality"]["n_heldout"], "k": cfg["quality"]["k"]} if cfg["quality"]["enabled"] else None
+    card = fit(cfg)
     out = Path(cfg["out"])
-    card = fit(cfg["shards"], cfg["sample"], out, method=cfg["method"], d=cfg["d"], seed=cfg["seed"],
-               quality=quality, progress=cfg["progress"], allow_partial=cfg["allow_partial"], **_reducer_kwargs(cfg))
-    write_resolved(cfg, out, "reduce-fit")
     q = card.get("quality", {})
     print(f"reduce fit: {card['method']} d={card['d']} on {card['sample']['m']} samples -> {out}"
           + (f" (trustworthiness {q['trustworthiness']:.3f}, recall@{q['k']} {q['knn_recall']:.3f})"
@@ -106,27 +87,15 @@ def run_fit(cfg: Config, args: argparse.Namespace) -> int:
 def run_apply(cfg: Config, args: argparse.Namespace) -> int:
     from sea_tf.reduce import apply
 
-    _need_shards(cfg)
-    if not cfg["reducer"]:
-        raise ConfigError("no reducer given; pass --reducer DIR (output of `sea-tf reduce fit`)")
+    card = apply(cfg)
     out = Path(cfg["out"])
-    card = apply(cfg["reducer"], cfg["shards"], out, chunk_rows=cfg["chunk_rows"], progress=cfg["progress"],
-                 allow_partial=cfg["allow_partial"])
-    write_resolved(cfg, out, "reduce-apply")
     print(f"reduce apply: {card['teacher_shards']['n_rows']} rows -> {len(card['shards'])} target shards "
           f"(d={card['d']}) in {out}")
     return 0
 
 
 def run_compare(cfg: Config, args: argparse.Namespace) -> int:
-    from sea_tf.reduce import compare_strategies, markdown_table
+    from sea_tf.reduce import compare, markdown_table
 
-    _need_shards(cfg)
-    out = Path(cfg["out"])
-    table = compare_strategies(cfg["shards"], out, cfg["m"], strategies=cfg["strategies"], method=cfg["method"],
-                               d=cfg["d"], seed=cfg["seed"], sampling=dict(cfg["sampling"]),
-                               reducer=_reducer_kwargs(cfg), n_heldout=cfg["quality"]["n_heldout"],
-                               k=cfg["quality"]["k"], progress=cfg["progress"], allow_partial=cfg["allow_partial"])
-    write_resolved(cfg, out, "reduce-compare")
-    print(markdown_table(table))
+    print(markdown_table(compare(cfg)))
     return 0

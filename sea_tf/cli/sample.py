@@ -3,7 +3,7 @@ import argparse
 from pathlib import Path
 
 from sea_tf.cli.common import Subparsers, add_command
-from sea_tf.config import Config, write_resolved
+from sea_tf.config import Config
 
 
 EPILOG = """
@@ -45,18 +45,10 @@ def register(subparsers: Subparsers) -> None:
 
 
 def run(cfg: Config, args: argparse.Namespace) -> int:
-    from sea_tf.errors import ConfigError
-    from sea_tf.sampling import sample_shards
+    from sea_tf.sampling import sample
 
-    if not cfg["shards"]:
-        raise ConfigError("no teacher shards given; pass --shards DIR (output of `sea-tf teacher-embed`)")
+    index, card = sample(cfg)
     out = Path(cfg["out"])
-    index, card = sample_shards(cfg["shards"], out, cfg["m"], strategy=cfg["strategy"], seed=cfg["seed"],
-                                group_by=cfg["group_by"], group_rows=cfg["group_rows"],
-                                dpp_solver=cfg["dpp_solver"], dpp_kernel=cfg["dpp_kernel"], ridge=cfg["ridge"],
-                                progress=cfg["progress"], sensor_manifest=cfg["sensor_manifest"],
-                                allow_partial=cfg["allow_partial"])
-    write_resolved(cfg, out, "sample")
     print(f"sample: {len(index)} of {card['teacher_shards']['n_rows']} rows by {cfg['strategy']} "
           f"({card['n_groups']} groups) -> {out / 'sample.npz'}")
     if card.get("dropped"):

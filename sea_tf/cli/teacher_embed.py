@@ -3,7 +3,7 @@ import argparse
 from pathlib import Path
 
 from sea_tf.cli.common import Subparsers, add_command
-from sea_tf.config import Config, write_resolved
+from sea_tf.config import Config
 
 
 EPILOG = """
@@ -70,24 +70,14 @@ def register(subparsers: Subparsers) -> None:
 
 
 def run(cfg: Config, args: argparse.Namespace) -> int:
-    from sea_tf.shards import job_name
-    from sea_tf.teacher import extract, resolve_job
+    from sea_tf.teacher import extract
 
     if args.status is not None:
         return status(args.status, shard_count=cfg["shard_count"])
     out = Path(cfg["out"])
-    k, n = resolve_job(cfg["shard"], shard_count=cfg["shard_count"], out_dir=out)
-    summary = extract(cfg["input"], out, cfg["teacher"], hop_size=cfg["hop_size"], center=cfg["center"],
-                      student_sample_rate=cfg["student_sample_rate"], shard_rows=cfg["shard_rows"],
-                      batch_size=cfg["batch_size"], shard=f"{k}/{n}", recursive=cfg["recursive"],
-                      limit_files=cfg["limit_files"], compression=cfg["compression"],
-                      decode_workers=cfg["decode_workers"], prefetch_blocks=cfg["prefetch_blocks"],
-                      block_windows=cfg["block_windows"], read_retries=cfg["read_retries"],
-                      read_backoff_s=cfg["read_backoff_s"], retry_failed=cfg["retry_failed"],
-                      progress=cfg["progress"], resampler=cfg["resampler"], sensor_manifest=cfg["sensor_manifest"])
+    summary = extract(cfg)
     if summary.get("already_complete"):  # extract() printed the one line saying so; nothing is rewritten
         return 0
-    write_resolved(cfg, out, f"teacher-embed-{job_name(k, n)}")
     print(f"teacher-embed {summary['job']}: {summary['n_rows']} rows in {summary['n_shards']} shards in {out} "
           f"({summary['windows_per_s']} windows/s, CPU {summary['cpu_utilisation']})")
     if summary["failed"]:

@@ -7,15 +7,15 @@ PRESET = "reduce/fit-pca64"
 
 
 def run(ctx: DemoContext) -> StepReport:
-    from sea_tf.reduce import apply, fit
+    from sea_tf.reduce import apply_reducer, fit_sample
 
     cfg = ctx.settings("reduce", PRESET)
     shards, sample = ctx.artifacts["teacher_shards"], ctx.artifacts["sample"]
     reducer_dir, targets_dir = ctx.out_dir / "reducer", ctx.out_dir / "targets"
-    card = fit(shards, sample, reducer_dir, method=cfg["method"], d=cfg["d"], pca_solver=cfg["pca"]["solver"],
-               umap_params=cfg["umap"], seed=ctx.seed,
-               quality={"n_heldout": cfg["quality"]["n_heldout"], "k": cfg["quality"]["k"]})
-    targets = apply(reducer_dir, shards, targets_dir)
+    card = fit_sample(shards, sample, reducer_dir, method=cfg["method"], d=cfg["d"], pca_solver=cfg["pca"]["solver"],
+                      umap_params=cfg["umap"], seed=ctx.seed,
+                      quality={"n_heldout": cfg["quality"]["n_heldout"], "k": cfg["quality"]["k"]})
+    targets = apply_reducer(reducer_dir, shards, targets_dir)
     ctx.artifacts["reducer"] = str(reducer_dir)
     ctx.artifacts["targets"] = str(targets_dir)
     q = card["quality"]

@@ -61,7 +61,7 @@ def choose_teacher(upstream_files: Sequence[InputFile], *, seed: int, out_dir: P
 
 
 def run(ctx: DemoContext) -> StepReport:
-    from sea_tf.teacher import extract, list_inputs
+    from sea_tf.teacher import extract_files, list_inputs
 
     cfg = ctx.settings("teacher", PRESET)
     upstream = Path(ctx.artifacts.get("upstream_dir") or ctx.data_dir / "upstream")
@@ -72,10 +72,10 @@ def run(ctx: DemoContext) -> StepReport:
     limit = _files_within_budget(files, cfg["hop_size"], MAX_WINDOWS)
     spec, model, description = choose_teacher(files, seed=ctx.seed, out_dir=ctx.out_dir, hop_size=cfg["hop_size"])
     out = ctx.out_dir / "teacher_shards"
-    summary = extract(upstream, out, model, hop_size=cfg["hop_size"], center=cfg["center"],
-                      student_sample_rate=cfg["student_sample_rate"], shard_rows=cfg["shard_rows"],
-                      batch_size=cfg["batch_size"], limit_files=limit, compression=cfg["compression"],
-                      decode_workers=cfg["decode_workers"], prefetch_blocks=cfg["prefetch_blocks"], progress=True)
+    summary = extract_files(upstream, out, model, hop_size=cfg["hop_size"], center=cfg["center"],
+                            student_sample_rate=cfg["student_sample_rate"], shard_rows=cfg["shard_rows"],
+                            batch_size=cfg["batch_size"], limit_files=limit, compression=cfg["compression"],
+                            decode_workers=cfg["decode_workers"], prefetch_blocks=cfg["prefetch_blocks"], progress=True)
     ctx.artifacts["teacher_model"] = spec
     ctx.artifacts["teacher_shards"] = str(out)
     figures = {"teacher": description, "teacher_model": spec, "weights": model.card["weights"].get("source"),

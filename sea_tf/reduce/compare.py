@@ -4,6 +4,10 @@ Beside φ's quality (:mod:`sea_tf.reduce.quality`) the study says what each samp
 of its rows among the m loudest (:func:`loudness_overlap`; random ≈ m/n, top-m by loudness = 1),
 coverage (:func:`coverage`: mean distance from every row to its nearest sampled row) and
 diversity (:func:`sea_tf.sampling.diversity`).
+
+:func:`compare` is ``sea-tf reduce compare``'s entry point (the resolved ``reduce/compare`` config);
+:func:`compare_strategies` does the same from explicit arguments. (The package's ``compare`` is that
+function; reach this module as ``importlib.import_module("sea_tf.reduce.compare")``.)
 """
 import time
 from collections.abc import Mapping, Sequence
@@ -16,9 +20,10 @@ from sklearn.neighbors import NearestNeighbors
 
 from sea_tf import atomic
 from sea_tf import sampling as sampling_mod
-from sea_tf.reduce.fitting import fit
+from sea_tf.config import Config, write_resolved
+from sea_tf.reduce.fitting import fit_sample
 from sea_tf.reduce.quality import evaluate
-from sea_tf.reduce.reducer import Reducer
+from sea_tf.reduce.reducer import Reducer, _need_shards, _reducer_options
 from sea_tf.shards import ShardSet
 
 
@@ -62,6 +67,36 @@ def coverage(pool: npt.ArrayLike, sample: npt.ArrayLike) -> float:
     return float(nn.kneighbors(normalize(np.asarray(pool, np.float64)))[0].mean())
 
 
+def compare(cfg: Config) -> list[dict[str, Any]]:
+    """``sea-tf reduce compare``: every sampling strategy on the teacher shards ``cfg["shards"]``, one table.
+
+    Parameters
+    ----------
+    cfg : dict
+        The resolved ``reduce/compare`` config (the ``compare:`` section of
+        ``configs/reduce/defaults.yaml``; ``sea_tf.config.load("reduce/compare", shards=[...], out=...)``).
+
+    Returns
+    -------
+    list of dict
+        One row per strategy (:func:`compare_strategies`; :func:`markdown_table` formats it); the
+        resolved config is written as ``OUT/reduce-compare.config.yaml``.
+
+    Raises
+    ------
+    ConfigError
+        No teacher shards given, or a bad setting.
+    """
+    _need_shards(cfg)
+    out = Path(cfg["out"])
+    table = compare_strategies(cfg["shards"], out, cfg["m"], strategies=cfg["strategies"], method=cfg["method"],
+                               d=cfg["d"], seed=cfg["seed"], sampling=dict(cfg["sampling"]),
+                               reducer=_reducer_options(cfg), n_heldout=cfg["quality"]["n_heldout"],
+                               k=cfg["quality"]["k"], progress=cfg["progress"], allow_partial=cfg["allow_partial"])
+    write_resolved(cfg, out, "reduce-compare")
+    return table
+
+
 def compare_strategies(shard_dirs: Path | str | Sequence[Path | str], out_dir: Path | str, m: int, *,
                        strategies: Sequence[str] | None = None, method: str = "pca", d: int = 64,
                        seed: int = 20180216, sampling: Mapping[str, Any] | None = None,
@@ -90,7 +125,7 @@ def compare_strategies(shard_dirs: Path | str | Sequence[Path | str], out_dir: P
         Extra keyword arguments of :func:`sea_tf.sampling.sample_shards` (``group_by``,
         ``dpp_solver``, ``dpp_kernel``, ...).
     reducer : dict, optional
-        Extra keyword arguments of :func:`sea_tf.reduce.fit` (``pca_solver``, ``umap_params``).
+        Extra keyword arguments of :func:`sea_tf.reduce.fit_sample` (``pca_solver``, ``umap_params``).
     n_heldout, k : int
         Held-out rows and neighbours of :func:`~sea_tf.reduce.quality.evaluate`.
     progress : bool
@@ -118,8 +153,8 @@ def compare_strategies(shard_dirs: Path | str | Sequence[Path | str], out_dir: P
         samples[strategy], _ = sampling_mod.sample_shards(shard_dirs, out_dir / strategy, m, strategy=strategy,
                                                           seed=seed, progress=progress, allow_partial=allow_partial,
                                                           **(sampling or {}))
-        fit(shard_dirs, out_dir / strategy, out_dir / strategy / "reducer", method=method, d=d,
-            seed=seed, quality=None, progress=progress, allow_partial=allow_partial, **(reducer or {}))
+        fit_sample(shard_dirs, out_dir / strategy, out_dir / strategy / "reducer", method=method, d=d,
+                   seed=seed, quality=None, progress=progress, allow_partial=allow_partial, **(reducer or {}))
         walls[strategy] = time.perf_counter() - start
     union = np.unique(np.concatenate(list(samples.values())))
     loud = _column_or_none(shards, "loudness_db")

@@ -1,5 +1,8 @@
 """``sea-tf reduce fit``: fit φ on a sample of teacher rows and write the reducer folder as one unit.
 
+:func:`fit` is the command's entry point (the resolved ``reduce/fit`` config); :func:`fit_sample`
+does the same from explicit arguments.
+
 Files (docs/PROTOCOL.md §3.2)::
 
     REDUCER_DIR/reducer.joblib   {"scaler", "model", "method", "d"} (a pickle: loaded only when its sha256
@@ -25,9 +28,10 @@ from typing import Any
 import numpy as np
 
 from sea_tf import atomic, cards
-from sea_tf.errors import OutputError, ReduceError
+from sea_tf.config import Config, write_resolved
+from sea_tf.errors import ConfigError, OutputError, ReduceError
 from sea_tf.reduce.quality import evaluate
-from sea_tf.reduce.reducer import Reducer, _check_finite, check_dims, fit_reducer
+from sea_tf.reduce.reducer import Reducer, _check_finite, _need_shards, _reducer_options, check_dims, fit_reducer
 from sea_tf.reduce.targets import _chunked_sha256
 from sea_tf.sampling import load_sample
 from sea_tf.shards import ShardSet
@@ -44,11 +48,44 @@ class _SampleRows:
         return self.shards.read("embedding", self.index[start:stop])
 
 
-def fit(shard_dirs: Path | str | Sequence[Path | str], sample_dir: Path | str, out_dir: Path | str, *,
-        method: str = "pca", d: int = 64, pca_solver: str = "exact", umap_params: Mapping[str, Any] | None = None,
-        seed: int = 20180216, quality: Mapping[str, Any] | None = None, progress: bool = True,
-        allow_partial: bool = False) -> dict[str, Any]:
-    """``sea-tf reduce fit``: fit φ on a sample of teacher rows and save it with its card.
+def fit(cfg: Config) -> dict[str, Any]:
+    """``sea-tf reduce fit``: fit φ on the sample ``cfg["sample"]`` of the teacher shards ``cfg["shards"]``.
+
+    Parameters
+    ----------
+    cfg : dict
+        The resolved ``reduce/fit`` config (the ``fit:`` section of ``configs/reduce/defaults.yaml``;
+        ``sea_tf.config.load("reduce/fit", shards=[...], sample=..., out=...)``).
+
+    Returns
+    -------
+    dict
+        The reducer card (:func:`fit_sample`); the resolved config is written as
+        ``OUT/reduce-fit.config.yaml``.
+
+    Raises
+    ------
+    ConfigError
+        No teacher shards or no sample given, or a bad setting.
+    """
+    _need_shards(cfg)
+    if not cfg["sample"]:
+        raise ConfigError("no sample given; pass --sample DIR (output of `sea-tf sample`)")
+    quality = {"n_heldout": cfg["quality"]["n_heldout"], "k": cfg["quality"]["k"]} if cfg["quality"]["enabled"] else None
+    out = Path(cfg["out"])
+    card = fit_sample(cfg["shards"], cfg["sample"], out, method=cfg["method"], d=cfg["d"], seed=cfg["seed"],
+                      quality=quality, progress=cfg["progress"], allow_partial=cfg["allow_partial"],
+                      **_reducer_options(cfg))
+    write_resolved(cfg, out, "reduce-fit")
+    return card
+
+
+def fit_sample(shard_dirs: Path | str | Sequence[Path | str], sample_dir: Path | str, out_dir: Path | str, *,
+               method: str = "pca", d: int = 64, pca_solver: str = "exact",
+               umap_params: Mapping[str, Any] | None = None, seed: int = 20180216,
+               quality: Mapping[str, Any] | None = None, progress: bool = True,
+               allow_partial: bool = False) -> dict[str, Any]:
+    """Fit φ on a sample of teacher rows and save it with its card (``sea-tf reduce fit``, explicit arguments).
 
     Parameters
     ----------
@@ -63,7 +100,7 @@ def fit(shard_dirs: Path | str | Sequence[Path | str], sample_dir: Path | str, o
     quality : dict, optional
         Settings for :func:`sea_tf.reduce.quality.evaluate` (``n_heldout``, ``k``); ``None`` skips it.
     progress : bool
-        Accepted as :func:`~sea_tf.reduce.targets.apply` accepts it; a fit shows no progress bar.
+        Accepted as :func:`~sea_tf.reduce.targets.apply_reducer` accepts it; a fit shows no progress bar.
     allow_partial : bool
         Read shard directories whose split run lacks some jobs (:class:`~sea_tf.shards.ShardSet`).
 

@@ -212,3 +212,16 @@ def _check_finite(x: np.ndarray, where: str) -> None:
     if bad.any():
         raise ReduceError(f"{where}: row {int(np.flatnonzero(bad)[0])} holds NaN or infinite values "
                           f"({int(bad.sum())} rows in all); re-extract those teacher embeddings")
+
+
+# -- the stage config, as the entry points (fit, apply, compare) read it ------------------------
+
+def _need_shards(cfg: Mapping[str, Any]) -> None:
+    """A ConfigError when a ``reduce`` config names no teacher shards."""
+    if not cfg["shards"]:
+        raise ConfigError("no teacher shards given; pass --shards DIR (output of `sea-tf teacher-embed`)")
+
+
+def _reducer_options(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """The reducer options of a ``reduce/fit`` or ``reduce/compare`` config, as :func:`fit_reducer` takes them."""
+    return {"pca_solver": cfg["pca"]["solver"], "umap_params": dict(cfg["umap"])}

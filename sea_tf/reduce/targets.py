@@ -1,5 +1,8 @@
 """``sea-tf reduce apply``: every teacher row through φ, into target files aligned row by row with the shards.
 
+:func:`apply` is the command's entry point (the resolved ``reduce/apply`` config); :func:`apply_reducer`
+does the same from explicit arguments.
+
 Files (docs/PROTOCOL.md §3.3)::
 
     TARGETS/<job id>/<teacher shard name>.h5   dataset ``target`` float32 [n, d], row i ↔ teacher row i;
@@ -16,8 +19,9 @@ import numpy as np
 from tqdm import tqdm
 
 from sea_tf import cards
-from sea_tf.errors import OutputError, ReduceError
-from sea_tf.reduce.reducer import Reducer
+from sea_tf.config import Config, write_resolved
+from sea_tf.errors import ConfigError, OutputError, ReduceError
+from sea_tf.reduce.reducer import Reducer, _need_shards
 from sea_tf.shards import ShardSet, hdf5_size_bound, reserved_h5
 
 
@@ -39,9 +43,39 @@ def _chunked_sha256(read: Callable[[int, int], np.ndarray], n_rows: int, *, step
     return digest.hexdigest()
 
 
-def apply(reducer_dir: Path | str, shard_dirs: Path | str | Sequence[Path | str], out_dir: Path | str, *,
-          chunk_rows: int = 16384, progress: bool = True, allow_partial: bool = False) -> dict[str, Any]:
-    """``sea-tf reduce apply``: transform every teacher row into ``OUT/<job id>/<shard name>.h5`` (``target``).
+def apply(cfg: Config) -> dict[str, Any]:
+    """``sea-tf reduce apply``: every row of the teacher shards ``cfg["shards"]`` through the reducer ``cfg["reducer"]``.
+
+    Parameters
+    ----------
+    cfg : dict
+        The resolved ``reduce/apply`` config (the ``apply:`` section of ``configs/reduce/defaults.yaml``;
+        ``sea_tf.config.load("reduce/apply", reducer=..., shards=[...], out=...)``).
+
+    Returns
+    -------
+    dict
+        The targets card (:func:`apply_reducer`); the resolved config is written as
+        ``OUT/reduce-apply.config.yaml``.
+
+    Raises
+    ------
+    ConfigError
+        No teacher shards or no reducer given.
+    """
+    _need_shards(cfg)
+    if not cfg["reducer"]:
+        raise ConfigError("no reducer given; pass --reducer DIR (output of `sea-tf reduce fit`)")
+    out = Path(cfg["out"])
+    card = apply_reducer(cfg["reducer"], cfg["shards"], out, chunk_rows=cfg["chunk_rows"], progress=cfg["progress"],
+                         allow_partial=cfg["allow_partial"])
+    write_resolved(cfg, out, "reduce-apply")
+    return card
+
+
+def apply_reducer(reducer_dir: Path | str, shard_dirs: Path | str | Sequence[Path | str], out_dir: Path | str, *,
+                  chunk_rows: int = 16384, progress: bool = True, allow_partial: bool = False) -> dict[str, Any]:
+    """Transform every teacher row into ``OUT/<job id>/<shard name>.h5`` (``target``; ``sea-tf reduce apply``).
 
     Target files are named by :meth:`sea_tf.shards.ShardSet.target_names`, so shards of different
     runs that share a name (two runs without ``--shard`` both write ``shard-0of1-*``) never overwrite

@@ -5,23 +5,27 @@ Candidates are the rows of a :class:`~sea_tf.shards.ShardSet`, split into groups
 per window of rows, one group) or into the published per-sensor streams; each group receives a share
 of M and is sampled on its own.
 
-Read top to bottom: :mod:`groups` (contiguous groups, loudness ranks, shares of M) →
+The entry point is :func:`sample` (``sea-tf sample``: the resolved ``sampling`` config in, the sample
+index and card out). Read top to bottom: :mod:`groups` (contiguous groups, loudness ranks, shares of M) →
 :mod:`kdpp` (kernels, the exact k-DPP sampler and the greedy MAP; pure numpy) → :mod:`choose`
 (:func:`select`: one strategy over the groups) → :mod:`streams` (per-sensor, per-timeframe streams
 from a sensor manifest, :mod:`sea_tf.sensors`) → :mod:`select_shards` (``sea-tf sample``: read the
-shards, choose, write ``sample.npz`` + card; :func:`load_sample` reads it back).
+shards, choose, write ``sample.npz`` + card: :func:`sample`, and :func:`sample_shards` from explicit
+arguments; :func:`load_sample` reads it back).
 
-    from sea_tf.sampling import sample_shards, load_sample
-    index, card = sample_shards(["shards/"], "sample/", 1024, strategy="dpp-quality")
+    from sea_tf import config
+    from sea_tf.sampling import sample, load_sample
+    index, card = sample(config.load("sampling", shards=["shards/"], out="sample/", m=1024))
 """
 from sea_tf.sampling.choose import STRATEGIES, select
 from sea_tf.sampling.groups import GROUP_BY, allocate, group_bounds, loudness_rank, weighted_without_replacement
 from sea_tf.sampling.kdpp import (DPP_SOLVERS, KERNELS, check_dpp_options, diversity, greedy_map_kdpp, kernel_rows,
                                   sample_kdpp)
-from sea_tf.sampling.select_shards import load_sample, sample_shards
+from sea_tf.sampling.select_shards import load_sample, sample, sample_shards
 from sea_tf.sampling.streams import STREAM_TIMEFRAMES, plan_streams, sample_streams, stream_keys, timeframes
 
 __all__ = [
+    "sample",
     "DPP_SOLVERS", "GROUP_BY", "KERNELS", "STRATEGIES", "STREAM_TIMEFRAMES",
     "allocate", "check_dpp_options", "diversity", "greedy_map_kdpp", "group_bounds", "kernel_rows",
     "load_sample", "loudness_rank", "plan_streams", "sample_kdpp", "sample_shards", "sample_streams",

@@ -1,7 +1,7 @@
 """Sample teacher shards: choose ``m`` rows and write them as ``OUT/sample.npz`` + ``OUT/card.json``.
 
-``sea-tf sample`` runs :func:`sample_shards`; the reduce stage reads the sample back with
-:func:`load_sample`. Contiguous groupings choose here (:func:`~sea_tf.sampling.choose.select` over
+``sea-tf sample`` runs :func:`sample` (the stage's entry point: the resolved config), which runs
+:func:`sample_shards`; the reduce stage reads the sample back with :func:`load_sample`. Contiguous groupings choose here (:func:`~sea_tf.sampling.choose.select` over
 :func:`~sea_tf.sampling.groups.group_bounds`); the sensor groupings hand over to
 :func:`~sea_tf.sampling.streams.sample_streams`.
 """
@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from sea_tf import cards
 from sea_tf.atomic import save_npz
+from sea_tf.config import Config, write_resolved
 from sea_tf.errors import ConfigError, DataError, ReduceError
 from sea_tf.sampling.choose import _column, select
 from sea_tf.sampling.groups import _CONTIGUOUS, GROUP_BY, group_bounds
@@ -20,6 +21,39 @@ from sea_tf.sampling.kdpp import check_dpp_options
 from sea_tf.sampling.streams import ShardDirs, sample_streams
 from sea_tf.sensors import SensorManifest
 from sea_tf.shards import ShardSet, canonical_sha256
+
+
+def sample(cfg: Config) -> tuple[npt.NDArray[np.int64], dict]:
+    """``sea-tf sample``: choose ``cfg["m"]`` rows of the teacher shards ``cfg["shards"]`` (:func:`sample_shards`).
+
+    Parameters
+    ----------
+    cfg : dict
+        The resolved ``sampling`` config (``configs/sampling/defaults.yaml``;
+        ``sea_tf.config.load("sampling", shards=[...], out=...)``).
+
+    Returns
+    -------
+    index : np.ndarray [shape=(m,), dtype=int64]
+        Sorted global row numbers (also in ``OUT/sample.npz``).
+    card : dict
+        ``OUT/card.json``; the resolved config is written as ``OUT/sample.config.yaml``.
+
+    Raises
+    ------
+    ConfigError
+        No teacher shards given, or a bad setting.
+    """
+    if not cfg["shards"]:
+        raise ConfigError("no teacher shards given; pass --shards DIR (output of `sea-tf teacher-embed`)")
+    out = Path(cfg["out"])
+    index, card = sample_shards(cfg["shards"], out, cfg["m"], strategy=cfg["strategy"], seed=cfg["seed"],
+                                group_by=cfg["group_by"], group_rows=cfg["group_rows"],
+                                dpp_solver=cfg["dpp_solver"], dpp_kernel=cfg["dpp_kernel"], ridge=cfg["ridge"],
+                                progress=cfg["progress"], sensor_manifest=cfg["sensor_manifest"],
+                                allow_partial=cfg["allow_partial"])
+    write_resolved(cfg, out, "sample")
+    return index, card
 
 
 def sample_shards(shard_dirs: ShardDirs, out_dir: Path | str, m: int, *, strategy: str = "dpp-quality",

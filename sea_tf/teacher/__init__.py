@@ -8,13 +8,16 @@ each file's ``sensor_id`` and recording time, :mod:`sea_tf.sensors`, docs/PROTOC
 row also holds its sensor and recording time, so ``sea-tf sample --group-by sensor-day`` can draw
 per-sensor, per-day streams. Rows go to fixed-size shards (:mod:`sea_tf.shards`).
 
-Read top to bottom: :mod:`inputs` (the sorted input files; job K of N's share) → :mod:`jobs`
+The entry point is :func:`extract` (``sea-tf teacher-embed``: the resolved ``teacher`` config in,
+the job's summary out). Read top to bottom: :mod:`inputs` (the sorted input files; job K of N's share) → :mod:`jobs`
 (which job this process is, and ``--status`` of every job) → :mod:`decode` (each file's windows at
 both rates, decoded on worker threads ahead of inference; the stage's logger) → :mod:`extract`
-(option checks, the job plan, the loop, the shard writer).
+(:func:`extract`; :func:`extract_files`, the same from explicit arguments: option checks, the job
+plan, the loop, the shard writer).
 
+    from sea_tf import config
     from sea_tf.teacher import extract
-    summary = extract("audio/", "shards/", "openl3/mel256-env", shard="0/4")
+    summary = extract(config.load("teacher", input="audio/", out="shards/", shard="0/4"))
 
 Scale:
 
@@ -37,10 +40,11 @@ from sea_tf.teacher.inputs import InputFile, list_inputs, partition
 from sea_tf.teacher.jobs import (STATUS_DONE, STATUS_UNFINISHED, JobStatus, array_status, count_in,
                                  format_status, jobs_in, parse_job, parse_shard, resolve_job)
 from sea_tf.teacher.decode import failure_kind, log
-from sea_tf.teacher.extract import OUTPUT_KEYS, extract, retryable, weights_sha256
+from sea_tf.teacher.extract import OUTPUT_KEYS, extract, extract_files, retryable, weights_sha256
 
-__all__ = ["InputFile", "list_inputs", "partition",
+__all__ = ["extract",
+           "InputFile", "list_inputs", "partition",
            "STATUS_DONE", "STATUS_UNFINISHED", "JobStatus", "array_status", "count_in", "format_status",
            "jobs_in", "parse_job", "parse_shard", "resolve_job",
            "failure_kind", "log",
-           "OUTPUT_KEYS", "extract", "retryable", "weights_sha256"]
+           "OUTPUT_KEYS", "extract_files", "retryable", "weights_sha256"]

@@ -1,6 +1,7 @@
 """Embed one job's files with the teacher and write its shards and manifest (resumable).
 
-Read top to bottom: :func:`extract` takes the job's lock and runs four parts in turn:
+Read top to bottom: :func:`extract` is the stage's entry point (``sea-tf teacher-embed``: the resolved
+config in, the summary out); :func:`extract_files` takes the job's lock and runs four parts in turn:
 
 - the option checks, :class:`_Options`;
 - the job plan: :func:`_open_job` (the job's files, the teacher, the manifest: a resume's, checked
@@ -27,6 +28,7 @@ import numpy as np
 
 from sea_tf import atomic, runlock
 from sea_tf.audio import RESAMPLERS, resample
+from sea_tf.config import Config, write_resolved
 from sea_tf.errors import ConfigError, DataError, OutputError
 from sea_tf.shards import canonical_sha256, job_name, new_manifest, read_manifest, shard_name, write_h5
 from sea_tf.teacher.decode import _Block, _decode, _Prefetcher, log
@@ -68,7 +70,40 @@ def retryable(manifest: _Manifest, *, retry_failed: bool = False) -> list[int]:
                    if retry_failed or f.get("kind", "transient") == "transient"})
 
 
-def extract(inputs: Path | str, out_dir: Path | str, teacher: str | Path | SeaModel, *, hop_size: float = 0.5,
+def extract(cfg: Config) -> dict[str, Any]:
+    """``sea-tf teacher-embed``: embed the job's files of ``cfg["input"]`` and write its shards (resumable).
+
+    Parameters
+    ----------
+    cfg : dict
+        The resolved ``teacher`` config (``configs/teacher/defaults.yaml``;
+        ``sea_tf.config.load("teacher", input=..., out=...)``). The job is ``cfg["shard"]``, else
+        that of a SLURM array task, else 0/1 (:func:`sea_tf.teacher.jobs.resolve_job`).
+
+    Returns
+    -------
+    dict
+        :func:`extract_files`' summary. The resolved config is written beside the shards as
+        ``teacher-embed-<job>.config.yaml``, unless the job was already complete
+        (``already_complete: True``; then nothing is written).
+    """
+    out = Path(cfg["out"])
+    k, n = resolve_job(cfg["shard"], shard_count=cfg["shard_count"], out_dir=out)
+    summary = extract_files(cfg["input"], out, cfg["teacher"], hop_size=cfg["hop_size"], center=cfg["center"],
+                            student_sample_rate=cfg["student_sample_rate"], shard_rows=cfg["shard_rows"],
+                            batch_size=cfg["batch_size"], shard=f"{k}/{n}", recursive=cfg["recursive"],
+                            limit_files=cfg["limit_files"], compression=cfg["compression"],
+                            decode_workers=cfg["decode_workers"], prefetch_blocks=cfg["prefetch_blocks"],
+                            block_windows=cfg["block_windows"], read_retries=cfg["read_retries"],
+                            read_backoff_s=cfg["read_backoff_s"], retry_failed=cfg["retry_failed"],
+                            progress=cfg["progress"], resampler=cfg["resampler"],
+                            sensor_manifest=cfg["sensor_manifest"])
+    if not summary.get("already_complete"):   # a complete job's directory is not rewritten
+        write_resolved(cfg, out, f"teacher-embed-{job_name(k, n)}")
+    return summary
+
+
+def extract_files(inputs: Path | str, out_dir: Path | str, teacher: str | Path | SeaModel, *, hop_size: float = 0.5,
             center: bool = True, student_sample_rate: int = 8000, shard_rows: int = 1024, batch_size: int = 32,
             shard: str | None = None, recursive: bool = True, limit_files: int | None = None,
             compression: str | None = None, decode_workers: int = 2, prefetch_blocks: int = 16,
@@ -169,7 +204,7 @@ def extract(inputs: Path | str, out_dir: Path | str, teacher: str | Path | SeaMo
 
 @dataclass(frozen=True)
 class _Options:
-    """:func:`extract`'s settings as given (see its parameters); :meth:`check` refuses bad ones."""
+    """:func:`extract_files`' settings as given (see its parameters); :meth:`check` refuses bad ones."""
     hop_size: float
     center: bool
     student_sample_rate: int
@@ -211,7 +246,7 @@ class _Options:
 @dataclass
 class _Job:
     """One job of a run (:func:`_open_job`): its files, the teacher and the job's manifest."""
-    inputs: Path | str                 # as given to extract (for messages)
+    inputs: Path | str                 # as given to extract_files (for messages)
     out_dir: Path
     name: str                          # "KofN" (:func:`sea_tf.shards.job_name`)
     files: list[InputFile]             # the job's share of the sorted inputs
