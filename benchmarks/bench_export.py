@@ -100,7 +100,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.timing:
         return time_side_by_side(args.timing)
-    from export.pipeline import export_model
+    from export.pipeline import export_file
     from sea_tf.weights import is_cached
 
     student = args.student or ("edgel3/sea-64" if is_cached("edgel3/sea-64") else "sea-64")
@@ -112,15 +112,15 @@ def main(argv=None):
     cal, held = [data / "upstream"], [data / "audio"]
 
     start = time.perf_counter()
-    s_full = export_model(student, work / "sea64", modes="fp32,dynamic,fp16,int8", calibration=cal, held_out=held,
-                          cfg=cfg, progress=True, log=print)
-    s_body = export_model(student, work / "sea64-body", modes="fp32,int8", calibration=cal, held_out=held,
-                          cfg={**cfg, "placement": "device", "held_out": {**cfg["held_out"], "windows": 20}},
-                          progress=False)
+    s_full = export_file(student, work / "sea64", modes="fp32,dynamic,fp16,int8", calibration=cal, held_out=held,
+                         cfg=cfg, progress=True, log=print)
+    s_body = export_file(student, work / "sea64-body", modes="fp32,int8", calibration=cal, held_out=held,
+                         cfg={**cfg, "placement": "device", "held_out": {**cfg["held_out"], "windows": 20}},
+                         progress=False)
     tcfg = {**cfg, "held_out": {**cfg["held_out"], "windows": 10}, "latency": {"runs": 2, "warmup": 1, "threads": 1}}
-    t_full = export_model(args.teacher, work / "teacher", modes="fp32", held_out=held, cfg=tcfg, progress=False)
-    t_body = export_model(args.teacher, work / "teacher-body", modes="fp32", held_out=held,
-                          cfg={**tcfg, "placement": "device"}, progress=False)
+    t_full = export_file(args.teacher, work / "teacher", modes="fp32", held_out=held, cfg=tcfg, progress=False)
+    t_body = export_file(args.teacher, work / "teacher-body", modes="fp32", held_out=held,
+                         cfg={**tcfg, "placement": "device"}, progress=False)
     export_s = time.perf_counter() - start
 
     files = {f"sea64.{a['mode']}": a for a in s_full["artifacts"]}

@@ -1,4 +1,5 @@
-"""``export_model``: one model (and optionally its downstream classifier) in every mode, plus the report.
+"""``sea-tf export``: :func:`export_model` (the stage's entry point: the resolved config) runs
+:func:`export_file`, one model (and optionally its downstream classifier) in every mode, plus the report.
 
 Straight-line flow::
 
@@ -12,7 +13,7 @@ calibration row or a calibration source file (:mod:`export.calibration`).
 """
 import csv
 import time
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,8 @@ from export import qat as qat_export
 from export.convert import CALIBRATED_MODES, IO_TYPES, check_builtin_ops, convert, parse_modes
 from export.defaults import DEFAULTS
 from export.placement import export_graph, frontend_in_model
-from sea_tf.config import merge
-from sea_tf.errors import ExportError
+from sea_tf.config import merge, write_resolved
+from sea_tf.errors import ConfigError, ExportError
 from sea_tf.models import SeaModel, load_model
 
 CARD_KEYS = ("name", "sample_rate", "frame_samples", "embedding_size", "frontend")
@@ -68,7 +69,37 @@ def _as_list(value: Any) -> list[Any]:
     return [value] if isinstance(value, (str, Path)) else list(value)
 
 
-def export_model(model: Any, out_dir: Path | str, *, modes: str | Sequence[str] | None = None,
+def export_model(cfg: dict[str, Any], *, log: Callable[[str], object] | None = None) -> dict[str, Any]:
+    """``sea-tf export``: convert ``cfg["model"]`` in every mode of ``cfg["modes"]`` (:func:`export_file`).
+
+    Parameters
+    ----------
+    cfg : dict
+        The resolved ``export`` config (``configs/export/defaults.yaml``;
+        ``sea_tf.config.load("export", model="runs/a/student.keras", out="exports/")``).
+    log : callable, optional
+        Called with one-line progress messages.
+
+    Returns
+    -------
+    dict
+        The report summary of :func:`export_file`; the resolved config is written as
+        ``OUT/export.config.yaml``.
+
+    Raises
+    ------
+    ConfigError
+        No model given.
+    """
+    if not cfg["model"]:
+        raise ConfigError("no model given; pass MODEL (a preset, .keras or .h5) or set 'model' in --config")
+    out = Path(cfg["out"])
+    summary = export_file(cfg["model"], out, cfg=cfg, progress=cfg["progress"], log=log)
+    write_resolved(cfg, out, "export")
+    return summary
+
+
+def export_file(model: Any, out_dir: Path | str, *, modes: str | Sequence[str] | None = None,
                  calibration: str | Path | Sequence[str | Path] | np.ndarray | None = None,
                  held_out: str | Path | Sequence[str | Path] | np.ndarray | None = None,
                  classifier: str | Path | None = None, cfg: dict[str, Any] | None = None, progress: bool = True,

@@ -1,5 +1,8 @@
 """``sea-tf report``: merge export, classification and device JSONs into one accuracy-vs-cost report.
 
+The entry point is :func:`build` (the resolved ``report`` config and the result files in);
+:func:`write_report` does the work from explicit arguments (the demo calls it with results in memory).
+
 Inputs are recognised by their content, so any mix of files (or directories searched for
 ``*.json``) can be given:
 
@@ -41,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from sea_tf import atomic
+from sea_tf.config import write_resolved
 from sea_tf.errors import DataError
 from sea_tf.runs import RUN_ID_RE
 
@@ -526,6 +530,31 @@ def ust_markdown(col: Collection, rows: list[Row]) -> str:
                      f"{'—' if u['micro_f1'] is None else format(u['micro_f1'], '.3f')} | {u['n_files'] or '—'} | "
                      f"{'—' if size is None else format(size / 1024, '.1f')} |")
     return "\n".join(lines)
+
+
+def build(cfg: Mapping[str, Any], results: Sequence[Path | str], *,
+          aliases: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """``sea-tf report RESULTS...``: one report of ``results`` in ``cfg["out"]`` (:func:`write_report`).
+
+    Parameters
+    ----------
+    cfg : dict
+        The resolved ``report`` config (``configs/report.yaml``: ``out``, ``title``,
+        ``latency_stat``; ``sea_tf.config.load("report", out="runs/report")``).
+    results : list of str or Path
+        Result files or directories (device results, export sidecars or reports, classify results).
+    aliases : dict, optional
+        The legacy ``--alias``: see :func:`collect`.
+
+    Returns
+    -------
+    dict
+        What :func:`write_report` returns; the resolved config is written as ``OUT/report.config.yaml``.
+    """
+    out = Path(cfg["out"])
+    result = write_report(results, out, title=cfg["title"], latency_stat=cfg["latency_stat"], aliases=aliases)
+    write_resolved(cfg, out, "report")
+    return result
 
 
 def write_report(inputs: Sequence[Path | str] = (), out_dir: Path | str = "runs/report", *,

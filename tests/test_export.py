@@ -40,12 +40,12 @@ def tiny():
 
 @pytest.fixture(scope="module")
 def exported(tiny, tmp_path_factory):
-    from export import export_model
+    from export import export_file
     out = tmp_path_factory.mktemp("export")
     cfg = {"latency": {"runs": 3, "warmup": 1, "threads": 1}, "held_out": {"windows": 24, "hop_size": 0.5, "seed": 1,
                                                                             "sources": []}}
-    summary = export_model(tiny, out, calibration=scene_windows(48, 0), held_out=scene_windows(24, 1), cfg=cfg,
-                           progress=False)
+    summary = export_file(tiny, out, calibration=scene_windows(48, 0), held_out=scene_windows(24, 1), cfg=cfg,
+                          progress=False)
     return out, {a["mode"]: a for a in summary["artifacts"]}, summary
 
 
@@ -190,11 +190,11 @@ def _tiny_classifier(path, dim=16, classes=("a", "b", "c")):
 
 def test_classifier_export(tiny, tmp_path):
     from device.runner import load_artifact
-    from export import export_model
+    from export import export_file
     clf = _tiny_classifier(tmp_path / "clf.keras")
-    summary = export_model(tiny, tmp_path / "out", modes="fp32,int8", calibration=scene_windows(32, 0),
-                           held_out=scene_windows(16, 1), classifier=clf, progress=False,
-                           cfg={"latency": {"runs": 2, "warmup": 1, "threads": 1}})
+    summary = export_file(tiny, tmp_path / "out", modes="fp32,int8", calibration=scene_windows(32, 0),
+                          held_out=scene_windows(16, 1), classifier=clf, progress=False,
+                          cfg={"latency": {"runs": 2, "warmup": 1, "threads": 1}})
     rows = {(a["model"], a["mode"]): a for a in summary["artifacts"]}
     assert set(rows) == {("sea-custom", "fp32"), ("sea-custom", "int8"), ("tiny-clf", "fp32"), ("tiny-clf", "int8")}
     assert rows[("tiny-clf", "fp32")]["top1_agreement"] == 1.0
@@ -207,11 +207,11 @@ def test_classifier_export(tiny, tmp_path):
 
 
 def test_classifier_of_another_embedding_size(tiny, tmp_path):
-    from export import export_model
+    from export import export_file
     clf = _tiny_classifier(tmp_path / "clf.keras", dim=8)
     with pytest.raises(ExportError, match="8-d"):
-        export_model(tiny, tmp_path / "out", modes="fp32", held_out=scene_windows(4, 1), classifier=clf,
-                     progress=False)
+        export_file(tiny, tmp_path / "out", modes="fp32", held_out=scene_windows(4, 1), classifier=clf,
+                    progress=False)
 
 
 def test_held_out_labels_from_us8k_metadata(tmp_path):
@@ -236,39 +236,39 @@ def test_unknown_mode():
 
 
 def test_model_without_card(tiny, tmp_path):
-    from export import export_model
+    from export import export_file
     from sea_tf.models import SeaModel
     path = tiny.save(tmp_path / "m.keras")
     cards.card_path(path).unlink()
     with pytest.raises(SeaTFError, match="card"):
-        export_model(str(path), tmp_path / "out", modes="fp32", held_out=scene_windows(2, 0), progress=False)
+        export_file(str(path), tmp_path / "out", modes="fp32", held_out=scene_windows(2, 0), progress=False)
     with pytest.raises(ExportError, match="no usable card"):
-        export_model(SeaModel(tiny.keras, {}), tmp_path / "out", modes="fp32", held_out=scene_windows(2, 0),
-                     progress=False)
+        export_file(SeaModel(tiny.keras, {}), tmp_path / "out", modes="fp32", held_out=scene_windows(2, 0),
+                    progress=False)
     assert not (tmp_path / "out").exists()
 
 
 def test_empty_and_missing_calibration(tiny, tmp_path):
-    from export import export_model
+    from export import export_file
     (tmp_path / "empty").mkdir()
     (tmp_path / "empty" / "notes.txt").write_text("no audio here")
     with pytest.raises(ExportError, match="empty"):
-        export_model(tiny, tmp_path / "out", modes="int8", calibration=[tmp_path / "empty"], progress=False)
+        export_file(tiny, tmp_path / "out", modes="int8", calibration=[tmp_path / "empty"], progress=False)
     with pytest.raises(ExportError, match="need calibration audio"):
-        export_model(tiny, tmp_path / "out", modes="fp32,int8", held_out=scene_windows(2, 0), progress=False)
+        export_file(tiny, tmp_path / "out", modes="fp32,int8", held_out=scene_windows(2, 0), progress=False)
     with pytest.raises(ExportError, match="non-empty"):
-        export_model(tiny, tmp_path / "out", modes="int8", calibration=np.zeros((0, SR), np.float32), progress=False)
+        export_file(tiny, tmp_path / "out", modes="int8", calibration=np.zeros((0, SR), np.float32), progress=False)
 
 
 def test_wrong_calibration_sample_rate(tiny, tmp_path):
-    from export import export_model
+    from export import export_file
     from sea_tf.shards import write_table
     with pytest.raises(ExportError, match="8000 Hz"):
-        export_model(tiny, tmp_path / "out", modes="int8", calibration=scene_windows(3, 0, sr=16000), progress=False)
+        export_file(tiny, tmp_path / "out", modes="int8", calibration=scene_windows(3, 0, sr=16000), progress=False)
     write_table(tmp_path / "shards", {"embedding": np.zeros((4, 8), np.float32),
                                       "audio": scene_windows(4, 0, sr=16000)}, {"name": "teacher"})
     with pytest.raises(ExportError, match="16000 Hz windows but the model takes 8000 Hz"):
-        export_model(tiny, tmp_path / "out", modes="int8", calibration=[tmp_path / "shards"], progress=False)
+        export_file(tiny, tmp_path / "out", modes="int8", calibration=[tmp_path / "shards"], progress=False)
 
 
 def test_calibration_from_shards_and_files(tmp_path):
@@ -299,7 +299,7 @@ def test_non_builtin_ops(tmp_path):
     converter = tf.lite.TFLiteConverter.from_keras_model(inv)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
     with pytest.raises(ExportError, match="FlexCumprod.*SELECT_TF_OPS"):
-        check_builtin_ops(converter.convert(), "flex")
+        check_builtin_ops(converter.convert(), where="flex")
 
 
 def test_failed_mode_leaves_no_partial_file(tiny, tmp_path, monkeypatch):
@@ -313,8 +313,8 @@ def test_failed_mode_leaves_no_partial_file(tiny, tmp_path, monkeypatch):
 
     monkeypatch.setattr(pipeline, "convert", convert_then_fail)
     with pytest.raises(ExportError, match="simulated"):
-        pipeline.export_model(tiny, tmp_path, modes="fp32,fp16", held_out=scene_windows(2, 0), progress=False,
-                              cfg={"latency": {"runs": 1, "warmup": 0, "threads": 1}})
+        pipeline.export_file(tiny, tmp_path, modes="fp32,fp16", held_out=scene_windows(2, 0), progress=False,
+                             cfg={"latency": {"runs": 1, "warmup": 0, "threads": 1}})
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sea-custom.fp32.json", "sea-custom.fp32.tflite"]
 
 
@@ -383,10 +383,10 @@ def test_demo_step(tiny, tmp_path):
 
 
 def test_int8_with_float_io(tiny, tmp_path):
-    from export import export_model
+    from export import export_file
     from export.metadata import read_sidecar
-    summary = export_model(tiny, tmp_path, modes="int8", calibration=scene_windows(32, 0), held_out=scene_windows(8, 1),
-                           cfg={"int8_io": "float", "latency": {"runs": 2, "warmup": 1, "threads": 1}}, progress=False)
+    summary = export_file(tiny, tmp_path, modes="int8", calibration=scene_windows(32, 0), held_out=scene_windows(8, 1),
+                          cfg={"int8_io": "float", "latency": {"runs": 2, "warmup": 1, "threads": 1}}, progress=False)
     art = summary["artifacts"][0]
     meta = read_sidecar(art["path"])
     assert meta["input"]["dtype"] == "float32" and meta["output"]["dtype"] == "float32"

@@ -57,7 +57,7 @@ def tiny():
 
 def _export(tiny, out, monkeypatch, cal_windows=20, **kwargs):
     """Run export; return (summary, recordings of the calibration windows, recordings of the held-out windows)."""
-    from export import export_model
+    from export import export_file
 
     drawn = {"calibration": [], "held-out": []}
     real = calib.draw_windows
@@ -69,7 +69,7 @@ def _export(tiny, out, monkeypatch, cal_windows=20, **kwargs):
 
     monkeypatch.setattr(calib, "draw_windows", recording)
     cfg = {"latency": LATENCY, "calibration": {"windows": cal_windows}, "held_out": {"windows": 20}}
-    summary = export_model(tiny, out, modes="int8", cfg=cfg, progress=False, **kwargs)
+    summary = export_file(tiny, out, modes="int8", cfg=cfg, progress=False, **kwargs)
     return summary, set(drawn["calibration"]), drawn["held-out"]
 
 
@@ -131,13 +131,13 @@ def test_shards_written_from_another_directory(tiny, tmp_path, monkeypatch):
 
 
 def test_nothing_left_is_an_error(tiny, data, tmp_path):
-    from export import export_model
+    from export import export_file
     from sea_tf.errors import ExportError
 
     one = tmp_path / "one"
     one.mkdir()
     sf.write(one / "f0.wav", tone(0), SR, subtype="FLOAT")
     with pytest.raises(ExportError, match="1 recording"):
-        export_model(tiny, tmp_path / "out", modes="int8", calibration=[one], cfg={"latency": LATENCY},
-                     progress=False)
+        export_file(tiny, tmp_path / "out", modes="int8", calibration=[one], cfg={"latency": LATENCY},
+                    progress=False)
     assert not (tmp_path / "out").exists()

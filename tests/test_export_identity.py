@@ -27,9 +27,9 @@ def students(tmp_path_factory):
 
 
 def _export(model, out, **kwargs):
-    from export import export_model
-    return export_model(str(model), out, modes="fp32", held_out=windows(4, 1), cfg={**CFG, **kwargs.pop("cfg", {})},
-                        progress=False, **kwargs)
+    from export import export_file
+    return export_file(str(model), out, modes="fp32", held_out=windows(4, 1), cfg={**CFG, **kwargs.pop("cfg", {})},
+                       progress=False, **kwargs)
 
 
 def test_name_from_file_and_identity_contract(students, tmp_path):
@@ -75,7 +75,7 @@ def test_cli_overwrite_refusal_is_one_line(students, tmp_path, capsys):
 def test_qat_file_without_card(tmp_path):
     """A tfmot QAT .h5 without its card: one line, nothing written."""
     import tensorflow_model_optimization as tfmot
-    from export import export_model
+    from export import export_file
     from sea_tf.backend import keras
 
     x = keras.Input((4,))
@@ -83,11 +83,11 @@ def test_qat_file_without_card(tmp_path):
     path = tmp_path / "student-qat.h5"
     model.save(path)
     with pytest.raises(ExportError, match="QAT.*without its card") as err:
-        export_model(str(path), tmp_path / "out", modes="int8", held_out=windows(2, 0), progress=False)
+        export_file(str(path), tmp_path / "out", modes="int8", held_out=windows(2, 0), progress=False)
     assert "\n" not in str(err.value) and not (tmp_path / "out").exists()
     with pytest.raises(ExportError, match="without its card"):
-        export_model(str(path), tmp_path / "out", modes="int8", held_out=windows(2, 0), progress=False,
-                     qat=str(path))
+        export_file(str(path), tmp_path / "out", modes="int8", held_out=windows(2, 0), progress=False,
+                    qat=str(path))
     assert not (tmp_path / "out").exists()
 
 

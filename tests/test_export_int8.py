@@ -175,8 +175,8 @@ def test_other_layouts_are_left_alone(images):
 
 
 def test_export_records_the_preparation_in_the_sidecar(tmp_path):
-    """Through export_model on a tiny student: the int8 sidecar says what was done to the body."""
-    from export import export_model, read_sidecar
+    """Through export_file on a tiny student: the int8 sidecar says what was done to the body."""
+    from export import export_file, read_sidecar
     from sea_tf.models import build_student
 
     rng = np.random.default_rng(0)
@@ -185,8 +185,8 @@ def test_export_records_the_preparation_in_the_sidecar(tmp_path):
                          + rng.standard_normal(8000) * rng.uniform(0.001, 0.3)) * 0.1 for _ in range(40)])
     cfg = {"latency": {"runs": 2, "warmup": 1, "threads": 1}}
     student = build_student(filters=[4, 8, 8, 16], n_mels=16, seed=3)
-    summary = export_model(student, tmp_path, modes="int8", calibration=windows[:30].astype(np.float32),
-                           held_out=windows[30:].astype(np.float32), cfg=cfg, progress=False)
+    summary = export_file(student, tmp_path, modes="int8", calibration=windows[:30].astype(np.float32),
+                          held_out=windows[30:].astype(np.float32), cfg=cfg, progress=False)
     art = summary["artifacts"][0]
     prepared = read_sidecar(art["path"])["calibration"]["int8_body"]
     assert prepared["fold_input_norm"] is True and prepared["first_conv_rounding"] == "adaptive"

@@ -1,6 +1,7 @@
 """Downstream evaluation (UrbanSound8K, ESC-50, SONYC-UST) and the deployable clip classifier (docs/PROTOCOL.md §4.1–4.3).
 
-Straight-line flow: :mod:`features` (frame embeddings, cached per clip) → :mod:`protocol` (fold
+The entry point is :func:`run` (``sea-tf classify us8k|esc50|ust|final``: the resolved config in,
+the comparison table or the classifier's card out; :mod:`tasks`). Straight-line flow below it: :mod:`features` (frame embeddings, cached per clip) → :mod:`protocol` (fold
 splits: test k, validation k−1 cyclic, train the rest) → :mod:`mlp` / :mod:`svm` (frame
 classifiers) → :mod:`evaluate` (clip = mean of frame probabilities, accuracies, confusion matrix)
 → :mod:`crossval` (one model over all folds) → :mod:`benchmark` (several models, one comparison
@@ -28,3 +29,24 @@ embedding model's card), ``embedding_model_key``, ``features`` (``hop_size``, ``
 ``aggregation``, ``input_standardization`` (``in_model: true`` and the statistics, for reference
 only: never apply them again), ``training`` and ``weights``.
 """
+from __future__ import annotations
+
+from typing import Any
+
+from sea_tf.config import Config
+
+
+def run(cfg: Config, *, task: str) -> dict[str, Any]:
+    """Run the ``sea-tf classify`` task ``task`` (us8k, esc50, ust, final) on its resolved config.
+
+    See :func:`sea_tf.classify.tasks.run`; TensorFlow is imported when a task starts, not with the
+    package (``sea-tf --help`` stays fast).
+
+        from sea_tf import classify, config
+        table = classify.run(config.load("classify/us8k", data="~/UrbanSound8K", out="runs/us8k"), task="us8k")
+    """
+    from sea_tf.classify.tasks import run as _run
+    return _run(cfg, task=task)
+
+
+__all__ = ["run"]

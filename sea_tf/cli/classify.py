@@ -2,9 +2,8 @@
 import argparse
 from pathlib import Path
 
-from sea_tf import runlock
 from sea_tf.cli.common import Options, Subparsers, add_command
-from sea_tf.config import Config, write_resolved
+from sea_tf.config import Config
 from sea_tf.errors import ConfigError
 
 _EPILOG_BENCH = """
@@ -120,79 +119,33 @@ example:
     opts.add("--no-progress", key="progress", action="store_false", help="hide the progress bars")
 
 
-def _require(cfg: Config, key: str, flag: str) -> None:
-    """A ConfigError naming ``flag`` when the setting ``key`` is empty."""
-    if not cfg[key]:
-        raise ConfigError(f"{flag} is required (or set '{key}' in the --config file)")
-
-
 def _run_bench(cfg: Config, args: argparse.Namespace) -> int:
-    from sea_tf.classify.benchmark import run_benchmark
-    from sea_tf.classify.features import load_clipset
-    from sea_tf.models.resolve import DEFAULT_MODEL, default_model_path
+    from sea_tf.classify import run
 
-    _require(cfg, "data", "--data ROOT")
-    if not cfg["models"]:
-        # Like every model default, no --model means the published SEA-64, never an untrained preset;
-        # when it is not cached, say how to get it before anything is written.
-        default_model_path()
-        cfg["models"] = [DEFAULT_MODEL]
+    table = run(cfg, task=args._kind)
     out = Path(cfg["out"])
-    runlock.hold(out, command=f"classify {args._kind}")   # until this process ends: one run per folder
-    write_resolved(cfg, out, f"classify-{args._kind}")
-    clips = load_clipset(cfg["data"], args._kind)
-    table = run_benchmark(clips, cfg["models"], out, features_cfg=cfg["features"], clf_cfg=cfg["classifier"],
-                          seed=cfg["seed"],
-                          test_folds=cfg["protocol"]["test_folds"], workers=cfg["protocol"]["workers"],
-                          progress=cfg["progress"])
     print((out / "comparison.md").read_text())
     print(f"results: {out / 'comparison.json'}; confusion matrices: {out}/<model>/confusion.png")
     return 0 if not table["failed"] else 1
 
 
 def _run_final(cfg: Config, args: argparse.Namespace) -> int:
-    from sea_tf.classify.features import extract_features, load_clipset, open_embedder
-    from sea_tf.classify.final import train_final
-    from sea_tf.models.resolve import DEFAULT_MODEL, default_model_path
+    from sea_tf.classify import run
 
-    _require(cfg, "data", "--data ROOT")
-    if not cfg["model"]:
-        default_model_path()      # the fetch/import hint, before anything is written
-        cfg["model"] = DEFAULT_MODEL
-    out = Path(cfg["out"])
-    clips = load_clipset(cfg["data"], cfg["dataset"])
-    embedder = open_embedder(cfg["model"])
-    fcfg = cfg["features"]
-    cache = Path(fcfg["cache_dir"]) if fcfg["cache_dir"] else out.parent / "cache"
-    feats = extract_features(clips, embedder, cache, hop_size=fcfg["hop_size"], framing=fcfg["framing"],
-                             max_failed_fraction=fcfg["max_failed_fraction"], progress=cfg["progress"])
-    split = cfg["split"]
-    card = train_final(feats, embedder.card, out, mlp_cfg=cfg["mlp"], seed=cfg["seed"],
-                       train_folds=split["train_folds"],
-                       val_fold=split["val_fold"], val_fraction=split["val_fraction"], features_cfg=fcfg,
-                       progress=cfg["progress"])
-    write_resolved(cfg, out.parent, out.name[: -len(".keras")] if out.name.endswith(".keras") else out.name)
+    result = run(cfg, task="final")
+    card = result["card"]
     val = card["training"]["validation_accuracy"]
-    print(f"classifier: {out} ({card['n_classes']} classes, {card['params']} parameters, "
-          f"expects {card['embedding_size']}-d embeddings of {embedder.name}"
+    print(f"classifier: {result['classifier']} ({card['n_classes']} classes, {card['params']} parameters, "
+          f"expects {card['embedding_size']}-d embeddings of {result['embedding_model']}"
           + (f"; validation clip accuracy {100 * val:.1f} %" if val is not None else "") + ")")
     return 0
 
 
 def _run_ust(cfg: Config, args: argparse.Namespace) -> int:
-    from sea_tf.classify.ust import run_ust
-    from sea_tf.data.ust import UST
-    from sea_tf.models.resolve import DEFAULT_MODEL, default_model_path
+    from sea_tf.classify import run
 
-    _require(cfg, "data", "--data ROOT")
-    if not cfg["models"]:
-        default_model_path()      # the fetch/import hint, before anything is written
-        cfg["models"] = [DEFAULT_MODEL]
-    dataset = UST(cfg["data"])
+    table = run(cfg, task="ust")
     out = Path(cfg["out"])
-    runlock.hold(out, command="classify ust")   # until this process ends: one run per folder
-    write_resolved(cfg, out, "classify-ust")
-    table = run_ust(dataset, cfg["models"], out, cfg, progress=cfg["progress"])
     print((out / "comparison.md").read_text())
     print(f"results: {out / 'comparison.json'}; per model: {out}/<model>/{{results.json,output.csv,pr_curves.png}}")
     return 0 if not table["failed"] else 1

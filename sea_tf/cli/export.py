@@ -1,10 +1,8 @@
 """``sea-tf export MODEL``: TFLite files in every quantization mode, sidecars and a fidelity/cost report."""
 import argparse
-from pathlib import Path
 
 from sea_tf.cli.common import Subparsers, add_command
-from sea_tf.config import Config, write_resolved
-from sea_tf.errors import ConfigError
+from sea_tf.config import Config
 
 _EPILOG = """
 Writes OUT/<name>.<mode>.tflite + OUT/<name>.<mode>.json (sidecar: model card, mode, tensors with
@@ -77,15 +75,11 @@ def register(subparsers: Subparsers) -> None:
 
 def run(cfg: Config, args: argparse.Namespace) -> int:
     from export.pipeline import export_model
+    from export.report import markdown_table
 
     if args.model_arg:
         cfg["model"] = args.model_arg
-    if not cfg["model"]:
-        raise ConfigError("no model given; pass MODEL (a preset, .keras or .h5) or set 'model' in --config")
-    out = Path(cfg["out"])
-    summary = export_model(cfg["model"], out, cfg=cfg, progress=cfg["progress"], log=print)
-    write_resolved(cfg, out, "export")
-    from export.report import markdown_table
+    summary = export_model(cfg, log=print)
     print(markdown_table(summary["artifacts"]))
     print(f"report: {summary['report']['markdown']}")
     return 0

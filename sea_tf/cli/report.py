@@ -1,10 +1,9 @@
 """``sea-tf report RESULTS...``: one accuracy-vs-cost report (library: :mod:`sea_tf.report`)."""
 import argparse
 import sys
-from pathlib import Path
 
 from sea_tf.cli.common import Subparsers, add_command
-from sea_tf.config import Config, write_resolved
+from sea_tf.config import Config
 
 def register(subparsers: Subparsers) -> None:
     parser, opts = add_command(
@@ -23,7 +22,7 @@ def register(subparsers: Subparsers) -> None:
 
 def run(cfg: Config, args: argparse.Namespace) -> int:
     from sea_tf.errors import ConfigError
-    from sea_tf.report import write_report
+    from sea_tf.report import build
 
     if any("=" not in a for a in args.alias):
         raise ConfigError("--alias expects NAME=MODEL, e.g. --alias student=sea-64")
@@ -31,9 +30,7 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     if aliases:
         print("sea-tf report: --alias is deprecated: results are joined by the model files' sha256; it only "
               "renames classification results written without one", file=sys.stderr)
-    out = Path(cfg["out"])
-    result = write_report(args.results, out, title=cfg["title"], latency_stat=cfg["latency_stat"], aliases=aliases)
-    write_resolved(cfg, out, "report")
+    result = build(cfg, args.results, aliases=aliases)
     print(f"report: {result['markdown']} ({len(result['rows'])} rows); plots: "
           + ", ".join(str(p) for p in result["pngs"]))
     if result["ignored"]:

@@ -45,7 +45,7 @@ def _qat_student(ctx: DemoContext, student: str | Path) -> str | None:
 
 
 def run(ctx: DemoContext) -> StepReport:
-    from export.pipeline import export_model
+    from export.pipeline import export_file
     from export.report import markdown_table
 
     out = ctx.out_dir / "export"
@@ -60,8 +60,8 @@ def run(ctx: DemoContext) -> StepReport:
     student, source = _student_spec(ctx)
     classifier = ctx.artifacts.get("classifier")
     qat = _qat_student(ctx, student)
-    summary = export_model(student, out, calibration=[upstream], held_out=[clips], classifier=classifier,
-                           cfg=cfg, progress=False, log=print, qat=qat)
+    summary = export_file(student, out, calibration=[upstream], held_out=[clips], classifier=classifier,
+                          cfg=cfg, progress=False, log=print, qat=qat)
     artifacts = list(summary["artifacts"])
     figures = {"student": str(student), "student_source": source, "classifier": classifier,
                "calibration_windows": summary["calibration"]["n_windows"],
@@ -73,7 +73,7 @@ def run(ctx: DemoContext) -> StepReport:
         tcfg = resolve(defaults, TEACHER_PRESET)
         tcfg["held_out"]["seed"] = ctx.seed
         tcfg["overwrite"] = True
-        tsum = export_model(teacher, out / "teacher", held_out=[clips], cfg=tcfg, progress=False, log=print)
+        tsum = export_file(teacher, out / "teacher", held_out=[clips], cfg=tcfg, progress=False, log=print)
         # The teacher's file sits beside the student's so the device step benchmarks both.
         for art in tsum["artifacts"]:
             for key in ("path", "sidecar"):
