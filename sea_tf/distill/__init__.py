@@ -5,8 +5,9 @@ Read top to bottom: :mod:`pairs` (check shards ↔ targets ↔ reducer, split by
 :mod:`pruning` / :mod:`strategy` (options) → :mod:`train` (the loop; :mod:`runstate` makes it
 resumable) → :mod:`evaluate` (held-out MSE / R² / cosine, loss figure) → :mod:`qat` (option).
 
-    from sea_tf.distill import distill, DEFAULTS
-    report = distill(config.resolve(DEFAULTS, "configs/distill/sea-64.yaml"))
+    from sea_tf import config
+    from sea_tf.distill import distill
+    report = distill(config.load("distill", "sea-64", shards=["shards/"], targets="targets-64/", out="runs/sea64"))
 """
 from __future__ import annotations
 
