@@ -6,8 +6,10 @@ STAMP  := $(VENV)/.installed-stamp
 DEMO_OUT ?= demo_out
 # Extra `sea-tf demo` arguments, e.g. DEMO_ARGS="--config demo/ci" (the small run .ci/run makes).
 DEMO_ARGS ?=
+# Extra pytest arguments for `make test`, e.g. PYTEST_ARGS='-m cluster --durations=10' (as .ci/run runs it).
+PYTEST_ARGS ?=
 
-.PHONY: demo test install clean test-arm64 sshd audio slurm strace
+.PHONY: demo test test-fast install clean test-arm64 sshd audio slurm strace
 
 $(STAMP): requirements.txt setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +24,12 @@ demo: $(STAMP)
 	$(BIN)/sea-tf demo --out $(DEMO_OUT) $(DEMO_ARGS)
 
 test: $(STAMP) sshd audio slurm strace
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The edit loop: the whole suite but the `cluster` tests (multi-worker training, the SLURM cluster, the scale
+# rehearsal: a few minutes of their own). `make test` runs everything.
+test-fast: $(STAMP) sshd audio strace
+	$(BIN)/python -m pytest -q -m "not cluster" $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache

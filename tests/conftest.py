@@ -4,12 +4,20 @@ The product never reads ../shared: a test that needs the published SEA-64 throug
 defaults imports the ../shared copy into a temporary weights cache first (:func:`sea64_home`), as
 a user would with ``sea-tf models import``. Every test starts with an empty weights cache of its
 own (``$SEA_TF_HOME``), so no result depends on what the developer's cache holds.
+
+What several test files share lives here, so that pytest builds it once: a fixture imported from
+another test file is a new fixture in the importing file, built again there. The tiny TFLite
+artifacts (``device_artifacts``, ``listen_artifacts``, ``sea64_net_artifacts``) are built once per
+run and are read only: a test that changes one copies it into its ``tmp_path`` first.
 """
 import os
 from pathlib import Path
 
 import pytest
 
+import device_support
+import listen_support
+import remote_support
 from slurm_support import slurm_cluster  # noqa: F401 - the real SLURM cluster fixture, for every test file
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -80,3 +88,60 @@ def chirp_wav(shared_dir):
     if not (wav.exists() and ref.exists()):
         pytest.skip("chirp_8k.wav / sea64_reference_chirp8k.npz absent from ../shared/fixtures")
     return wav, ref
+
+
+@pytest.fixture(scope="session")
+def device_artifacts(tmp_path_factory):
+    """tests/device_support.py's tiny raw-audio artifacts (tiny-emb fp32/int8, tiny-cls fp32) with
+    their Keras reference outputs (:func:`device_support.build_artifacts`), built once per run."""
+    return device_support.build_artifacts(tmp_path_factory.mktemp("device_artifacts"))
+
+
+@pytest.fixture(scope="session")
+def device_export_dir(device_artifacts):
+    """The folder holding :func:`device_artifacts` (and nothing else), as ``export/`` writes one."""
+    return Path(device_artifacts["emb_fp32"]).parent
+
+
+@pytest.fixture(scope="session")
+def listen_artifacts(tmp_path_factory):
+    """tests/listen_support.py's feature-input artifacts (tiny-feat fp32/int8, tiny-cls fp32), paths
+    by mode (``fp32``, ``int8``, ``cls``), built once per run."""
+    return listen_support.build_listen_artifacts(tmp_path_factory.mktemp("listen_artifacts"))
+
+
+@pytest.fixture(scope="session")
+def listen_export_dir(listen_artifacts):
+    """The folder holding :func:`listen_artifacts` (and nothing else)."""
+    return Path(listen_artifacts["fp32"]).parent
+
+
+@pytest.fixture(scope="session")
+def sea64_net_artifacts(tmp_path_factory):
+    """The sea-64 preset's network (front end outside: the device computes it with numpy) as an fp32
+    .tflite with its sidecar, and 4 frames with their Keras embeddings
+    (:func:`device_support.student_artifacts`), built once per run."""
+    return device_support.student_artifacts(tmp_path_factory.mktemp("sea64_net"), "sea-64", modes=("fp32",),
+                                            n_frames=4)
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    """A running ``sshd -D -e -f <own config>`` on a free 127.0.0.1 port; yields its details.
+
+    One server per test file (a file's fault tests stop and signal its sessions)."""
+    if remote_support.find_sshd() is None:
+        pytest.skip("OpenSSH sshd not found and could not be installed (make test installs openssh-server "
+                    "with apt-get when run as root); the real-SSH tests need it")
+    try:
+        server = remote_support.start_sshd(tmp_path_factory.mktemp("sshd"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield server.info
+    server.stop()
+
+
+@pytest.fixture
+def no_agent(monkeypatch):
+    """No ssh-agent: only the keys the test passes (the SSH test files use it for every test)."""
+    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)

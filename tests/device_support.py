@@ -6,12 +6,16 @@ Until ``export/`` lands, these follow the artifact contract of docs/ARCHITECTURE
 """
 import hashlib
 import json
+import os
+import textwrap
 from pathlib import Path
 
 import numpy as np
 
 SR = 8000
 CLASSES = ["air_conditioner", "car_horn", "dog_bark"]
+# What the board process must not import (blocked_env): device/ needs only numpy, soundfile and TFLite.
+BLOCKED = "tensorflow,tf_keras,keras,sea_tf"
 
 
 def _sha256(path):
@@ -116,6 +120,29 @@ def build_artifacts(out_dir, dim=16):
                                 classes=CLASSES, input_kind="embedding")
     ref_probs = cls_model.predict(ref_emb, verbose=0)
     return {**paths, "frames": frames, "ref_emb": ref_emb, "ref_probs": ref_probs, "dim": dim}
+
+
+def blocked_env(tmp_path, extra_blocked=""):
+    """Environment whose Python raises on importing TensorFlow & co and logs every attempt."""
+    block_dir = tmp_path / "blocker"
+    block_dir.mkdir(exist_ok=True)
+    (block_dir / "sitecustomize.py").write_text(textwrap.dedent("""
+        import os, sys
+        _BLOCKED = set(os.environ["SEA_TF_TEST_BLOCK"].split(","))
+        _LOG = os.environ["SEA_TF_TEST_BLOCK_LOG"]
+        class _Blocker:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in _BLOCKED:
+                    with open(_LOG, "a") as fh:
+                        fh.write(name + "\\n")
+                    raise ImportError(f"import of {name} is blocked in this test")
+                return None
+        sys.meta_path.insert(0, _Blocker())
+    """))
+    env = dict(os.environ)
+    env.update(PYTHONPATH=str(block_dir), SEA_TF_TEST_BLOCK=BLOCKED + extra_blocked,
+               SEA_TF_TEST_BLOCK_LOG=str(tmp_path / "blocked.log"))
+    return env
 
 
 def write_tone_wav(path, sr=SR, seconds=2.5, freq=440.0, channels=1):

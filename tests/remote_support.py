@@ -100,21 +100,6 @@ def start_sshd(d, extra=(), keys_from=None):
     return SSHServer(proc, info, log)
 
 
-_ARTIFACTS = {}
-
-
-def shared_artifacts(tmp_path_factory):
-    """tests/device_support.py's tiny exported models, built once per test run (about 30 s of
-    TFLite conversion) for every module that only reads them."""
-    if "dir" not in _ARTIFACTS:
-        import device_support
-
-        d = tmp_path_factory.mktemp("remote_artifacts")
-        device_support.build_artifacts(d)
-        _ARTIFACTS["dir"] = d
-    return _ARTIFACTS["dir"]
-
-
 def _children():
     """``{ppid: [pid, ...]}`` of every process, from /proc."""
     tree = {}

@@ -12,12 +12,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import device_support
 from device import audio as daudio
 from device.runner import load_artifact
-from test_device import arts, blocked_env  # noqa: F401 - arts: the session's tiny artifacts, built once
+from device_support import blocked_env
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def arts(device_artifacts):
+    return device_artifacts  # conftest: the session's tiny artifacts, built once, read only
 
 
 def _write(path, seconds, sr, channels=1, seed=0):
@@ -43,11 +47,11 @@ def test_streamed_windows_equal_frame_audio(tmp_path, seconds, sr, channels, hop
         assert np.array_equal(np.stack([w for _, w in got]), reference)
 
 
-def test_embed_audio_from_blocks_equals_the_whole_recording(arts, tmp_path):
+def test_embed_audio_from_blocks_equals_the_whole_recording(arts, sea64_net_artifacts, tmp_path):
     """Both network paths (front end in the model; numpy streaming front end) give the same rows."""
     path = _write(tmp_path / "y.wav", 6.3, 8000)
     whole = daudio.load_audio(path)[0]
-    student = device_support.student_artifacts(tmp_path / "s", "sea-64", modes=("fp32",), n_frames=2)
+    student = sea64_net_artifacts  # conftest: the sea-64 network as fp32 .tflite, built once per run
     for model in (arts["emb_fp32"], student["net.fp32"]):
         emb = load_artifact(model)
         for batch in (1, 4):

@@ -23,7 +23,7 @@ def _number(x):
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.cluster  # a real SLURM cluster: its own .ci/run step
 
 
 # About 20 processes start TensorFlow (each stage, SLURM task and probe): ~3 min on 2 idle cores,

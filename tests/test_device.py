@@ -7,7 +7,6 @@ import json
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +16,14 @@ import device_support
 from device import audio as dev_audio
 from device.errors import ArtifactError, DeviceWarning
 from device.runner import load_artifact
+from device_support import blocked_env
 
 ROOT = Path(__file__).resolve().parent.parent
-BLOCKED = "tensorflow,tf_keras,keras,sea_tf"
 
 
 @pytest.fixture(scope="session")
-def arts(tmp_path_factory):
-    return device_support.build_artifacts(tmp_path_factory.mktemp("device_artifacts"))
+def arts(device_artifacts):
+    return device_artifacts  # conftest: built once per run, read only
 
 
 @pytest.fixture(scope="session")
@@ -32,30 +31,6 @@ def wavs(tmp_path_factory):
     d = tmp_path_factory.mktemp("device_wavs")
     return [device_support.write_tone_wav(d / "tone_8k.wav", sr=8000, seconds=2.5, freq=440),
             device_support.write_tone_wav(d / "tone_44k.wav", sr=44100, seconds=1.7, freq=1200, channels=2)]
-
-
-def blocked_env(tmp_path, extra_blocked=""):
-    """Environment whose Python raises on importing TensorFlow & co and logs every attempt."""
-    block_dir = tmp_path / "blocker"
-    block_dir.mkdir(exist_ok=True)
-    (block_dir / "sitecustomize.py").write_text(textwrap.dedent("""
-        import os, sys
-        _BLOCKED = set(os.environ["SEA_TF_TEST_BLOCK"].split(","))
-        _LOG = os.environ["SEA_TF_TEST_BLOCK_LOG"]
-        class _Blocker:
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in _BLOCKED:
-                    with open(_LOG, "a") as fh:
-                        fh.write(name + "\\n")
-                    raise ImportError(f"import of {name} is blocked in this test")
-                return None
-        sys.meta_path.insert(0, _Blocker())
-    """))
-    import os
-    env = dict(os.environ)
-    env.update(PYTHONPATH=str(block_dir), SEA_TF_TEST_BLOCK=BLOCKED + extra_blocked,
-               SEA_TF_TEST_BLOCK_LOG=str(tmp_path / "blocked.log"))
-    return env
 
 
 def run_bench(args, tmp_path, extra_blocked=""):
@@ -224,10 +199,10 @@ def test_no_interpreter_is_a_clear_error(arts, tmp_path):
 
 # -- the front end outside the model: device.frontends numpy twin + network ---------------------------
 
-def test_numpy_frontend_path_matches_keras_student(tmp_path):
+def test_numpy_frontend_path_matches_keras_student(request):
     """A SEA-64 network exported without its front end: the harness computes it with numpy."""
     pytest.importorskip("device.frontends")
-    s = device_support.student_artifacts(tmp_path, "sea-64", modes=("fp32",), n_frames=4)
+    s = request.getfixturevalue("sea64_net_artifacts")  # conftest: built once per run, read only
     emb = load_artifact(s["net.fp32"])
     assert not emb.frontend_in_model and emb.input_shape == (1, 64, 50, 1)
     assert (emb.sample_rate, emb.frame_samples) == (8000, 8000)

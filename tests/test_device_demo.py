@@ -8,11 +8,9 @@ from sea_tf.demo import DemoContext
 from sea_tf.demo_steps import device as device_step
 
 
-@pytest.fixture(scope="module")
-def export_dir(tmp_path_factory):
-    export = tmp_path_factory.mktemp("export")
-    device_support.build_artifacts(export)
-    return export
+@pytest.fixture(scope="session")
+def export_dir(device_export_dir):
+    return device_export_dir  # conftest: built once per run, read only
 
 
 @pytest.fixture

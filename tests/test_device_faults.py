@@ -18,15 +18,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from test_device import blocked_env
-from test_listen import build_listen_artifacts, varied_wav
+from device_support import blocked_env
+from listen_support import varied_wav
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def arts(tmp_path_factory):
-    return build_listen_artifacts(tmp_path_factory.mktemp("fault_artifacts"))
+@pytest.fixture(scope="session")
+def arts(listen_artifacts):
+    return listen_artifacts  # conftest: built once per run, read only
 
 
 @pytest.fixture(scope="module")

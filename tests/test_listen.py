@@ -4,6 +4,7 @@ The windows it reports are checked against an offline run of the same file (``de
 framing without centring + ``Artifact.embed_frames``), its triggers against a scripted
 probability sequence, its bad inputs against one-line errors, and its memory over an hour of audio.
 """
+import io
 import json
 import subprocess
 import sys
@@ -16,57 +17,10 @@ import device_support
 from device import audio as dev_audio
 from device.listen import Trigger
 from device.runner import load_artifact
-from test_device import blocked_env
+from device_support import blocked_env
+from listen_support import varied_wav
 
 ROOT = Path(__file__).resolve().parent.parent
-SPEC = {"type": "kapre-0.1.4-mel", "sr": 8000, "n_dft": 1024, "n_hop": 160, "n_mels": 64, "fmin": 0.0,
-        "fmax": None, "htk": True, "norm": "slaney", "padding": "same", "output_shape": [64, 50, 1]}
-
-
-def tiny_feature_model(seed=3, dim=16):
-    """A small network on SEA-64-shaped front-end features [64, 50, 1] → ``dim``, seeded."""
-    from sea_tf.backend import keras
-
-    keras.utils.set_random_seed(seed)
-    inp = keras.Input((64, 50, 1), name="features")
-    x = keras.layers.Conv2D(8, 5, strides=2, activation="relu")(inp)
-    x = keras.layers.Conv2D(16, 3, strides=2, activation="relu")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inp, keras.layers.Dense(dim)(x), name="tiny_feat")
-
-
-def build_listen_artifacts(out_dir, dim=16):
-    """Feature-input embedding models (fp32, int8 I/O) with the front end in the sidecar, and a classifier."""
-    from device.frontends import compute_frontend
-
-    out_dir = Path(out_dir)
-    card = {"name": "tiny-feat", "kind": "student", "sample_rate": 8000, "frame_length_s": 1.0,
-            "frame_samples": 8000, "embedding_size": dim, "frontend": SPEC}
-    model = tiny_feature_model(dim=dim)
-    feats = compute_frontend(device_support.noise_frames(16), SPEC)
-    paths = {mode: device_support.convert(model, out_dir / f"tiny-feat.{mode}.tflite", mode, representative=feats,
-                                          card=card, frontend_in_model=False, frontend=SPEC,
-                                          input_kind="frontend_features")
-             for mode in ("fp32", "int8")}
-    cls_card = {"name": "tiny-cls", "kind": "classifier", "embedding_size": dim, "classes": device_support.CLASSES}
-    paths["cls"] = device_support.convert(device_support.tiny_classifier(dim=dim), out_dir / "tiny-cls.fp32.tflite",
-                                          "fp32", card=cls_card, classes=device_support.CLASSES, input_kind="embedding")
-    return paths
-
-
-def varied_wav(path, sr=8000, seconds=4.0, seed=0):
-    """A 16-bit WAV whose content changes over time (sweep, noise bursts, a pause), seeded."""
-    import soundfile
-
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(sr * seconds)) / sr
-    audio = 0.3 * np.sin(2 * np.pi * (150 + 400 * t) * t) + 0.02 * rng.standard_normal(t.size)
-    for start in rng.uniform(0, seconds - 0.3, 5):
-        i = int(start * sr)
-        audio[i:i + int(0.2 * sr)] += 0.4 * rng.standard_normal(int(0.2 * sr))
-    audio[int(0.45 * t.size):int(0.55 * t.size)] = 0.0
-    soundfile.write(str(path), np.clip(audio, -1, 1).astype(np.float32), sr, subtype="PCM_16")
-    return Path(path)
 
 
 def offline_embeddings(model, wav, hop_s):
@@ -87,9 +41,9 @@ def run_listen(args, tmp_path, stdin=None, timeout=120):
     return proc, lines, blocked
 
 
-@pytest.fixture(scope="module")
-def arts(tmp_path_factory):
-    return build_listen_artifacts(tmp_path_factory.mktemp("listen_artifacts"))
+@pytest.fixture(scope="session")
+def arts(listen_artifacts):
+    return listen_artifacts  # conftest: built once per run, read only
 
 
 @pytest.fixture(scope="module")
@@ -229,6 +183,32 @@ def test_trigger_on_the_cli_closes_at_the_end(arts, wav, tmp_path):
     events = [line for line in lines if line.get("event") in ("onset", "offset")]
     assert [e["event"] for e in events] == ["onset", "offset"] and events[0]["t"] == pytest.approx(1.1)
     assert events[1]["end_of_stream"] and events[1]["class"] == top
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_session_in_process_writes_lines_status_and_summary(arts, wav, monkeypatch):
+    """``ListenSession`` without a subprocess: a JSON line per window (``emit``), the live line on a
+    terminal (``status``; none on a pipe) and ``summary`` as the last line, as the CLI writes them."""
+    from device import listen
+
+    monkeypatch.setattr(listen, "STATUS_EVERY_S", -1.0)           # a status line after every window
+    args = listen.build_parser().parse_args(["--model", str(arts["fp32"]), "--classifier", str(arts["cls"]),
+                                             "--source", str(wav)])
+    out, terminal = io.StringIO(), _Terminal()
+    summary, code = listen.ListenSession(args, out, status_stream=terminal).run()
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    windows = [line for line in lines if "k" in line]
+    assert code == 0 and lines[-1] == json.loads(json.dumps(summary)) and summary["windows"] == len(windows) == 24
+    status = terminal.getvalue()
+    assert status.count("\r") == 24 and status.endswith("\n") and f"{windows[-1]['t']:8.1f} s" in status
+    assert windows[-1]["top"][0][0] in status.rsplit("\r", 1)[1]   # the top class of the last window
+    piped = io.StringIO()
+    listen.ListenSession(args, io.StringIO(), status_stream=piped).run()
+    assert piped.getvalue() == ""                                # not a terminal: no status line
 
 
 def test_memory_is_flat_over_an_hour(tmp_path):

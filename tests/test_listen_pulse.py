@@ -17,8 +17,8 @@ import pytest
 
 from device import audio as dev_audio
 from device.runner import load_artifact
-from test_device import blocked_env
-from test_listen import build_listen_artifacts, varied_wav
+from device_support import blocked_env
+from listen_support import varied_wav
 
 ROOT = Path(__file__).resolve().parent.parent
 SINK = "seatf_listen_test"
@@ -62,8 +62,8 @@ def cosine(a, b):
     return (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1) + 1e-12)
 
 
-def test_listen_records_what_is_played(pulse, tmp_path):
-    arts = build_listen_artifacts(tmp_path / "arts")
+def test_listen_records_what_is_played(pulse, listen_artifacts, tmp_path):
+    arts = listen_artifacts  # conftest: built once per run, read only
     wav = varied_wav(tmp_path / "played.wav", sr=8000, seconds=4.0, seed=2)
     out, npy = tmp_path / "live.jsonl", tmp_path / "live.npy"
     hop = 320                                  # 0.04 s at 8 kHz: two STFT hops, so frames are reused

@@ -17,17 +17,17 @@ import device_support
 from sea_tf.cli import main as cli_main
 from sea_tf.errors import RemoteError
 from sea_tf import remote
-from test_listen import build_listen_artifacts, varied_wav
-from test_remote import no_agent, sshd  # noqa: F401 - fixtures
+from listen_support import varied_wav
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def export_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("listen_export")
-    build_listen_artifacts(d)
-    return d
+pytestmark = pytest.mark.usefixtures("no_agent")  # conftest: only the keys the tests pass; sshd too
+
+
+@pytest.fixture(scope="session")
+def export_dir(listen_export_dir):
+    return listen_export_dir  # conftest: built once per run, read only
 
 
 def listen_argv(sshd, tmp_path, export_dir, *extra):

@@ -120,6 +120,7 @@ def leftovers(logs, attempt=0):
     return sorted(str(p.relative_to(logs)) for p in logs.glob(f"tmp-{attempt}-*/*"))
 
 
+@pytest.mark.cluster
 def test_two_workers_train_like_one_worker_with_two_replicas(data, tmp_path):
     from sea_tf.distill import distill
     from sea_tf.models import load_model
@@ -160,6 +161,7 @@ def test_two_workers_train_like_one_worker_with_two_replicas(data, tmp_path):
     assert worst > 10 * rtol, (worst, rtol)
 
 
+@pytest.mark.cluster
 def test_a_killed_worker_resumes_from_the_chief_checkpoint(data, tmp_path):
     cfg = tiny_config(data, tmp_path / "run", epochs=3, steps_per_epoch=4, batch_size=8)
     cfg_path = write_config(tmp_path / "cfg.yaml", cfg)
@@ -231,6 +233,7 @@ def test_slurm_step_gives_each_task_of_a_node_its_own_port(monkeypatch):
         strategy.slurm_resolver()
 
 
+@pytest.mark.cluster
 def test_srun_two_tasks_train_one_student_on_the_test_cluster(data, slurm_cluster, tmp_path):
     cfg = tiny_config(data, tmp_path / "run", epochs=2, steps_per_epoch=4, batch_size=8)
     cfg["strategy"]["kind"] = "multiworker"

@@ -27,28 +27,12 @@ ROOT = Path(__file__).resolve().parent.parent
 _free_port = remote_support.free_port
 
 
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory):
-    """A running ``sshd -D -e -f <own config>`` on a free 127.0.0.1 port; yields its details."""
-    if remote_support.find_sshd() is None:
-        pytest.skip("OpenSSH sshd not found and could not be installed (make test installs openssh-server "
-                    "with apt-get when run as root); the real-SSH tests need it")
-    try:
-        server = remote_support.start_sshd(tmp_path_factory.mktemp("sshd"))
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
-    yield server.info
-    server.stop()
+pytestmark = pytest.mark.usefixtures("no_agent")  # conftest: only the keys the tests pass; sshd too
 
 
-@pytest.fixture(scope="module")
-def export_dir(tmp_path_factory):
-    return remote_support.shared_artifacts(tmp_path_factory)  # read only
-
-
-@pytest.fixture(autouse=True)
-def no_agent(monkeypatch):
-    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)  # only the keys the tests pass
+@pytest.fixture(scope="session")
+def export_dir(device_export_dir):
+    return device_export_dir  # conftest: built once per run, read only
 
 
 def device_run(sshd, tmp_path, artifacts, *extra, key=None, known_hosts=None, host=None):

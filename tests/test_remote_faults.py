@@ -24,14 +24,16 @@ from sea_tf import remote, report
 from sea_tf.cli import main as cli_main
 from sea_tf.errors import ConfigError, RemoteError
 from sea_tf.presets import load_defaults
-from test_remote import no_agent, sshd  # noqa: F401 - fixtures
 
 MARKER = "END-OF-STDERR-MARKER"
 
 
-@pytest.fixture(scope="module")
-def export_dir(tmp_path_factory):
-    return remote_support.shared_artifacts(tmp_path_factory)  # read only
+pytestmark = pytest.mark.usefixtures("no_agent")  # conftest: only the keys the tests pass; sshd too
+
+
+@pytest.fixture(scope="session")
+def export_dir(device_export_dir):
+    return device_export_dir  # conftest: built once per run, read only
 
 
 @pytest.fixture

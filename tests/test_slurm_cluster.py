@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.cluster  # a real SLURM cluster: its own .ci/run step
 
 SCRIPT = textwrap.dedent("""\
     #!/bin/bash

@@ -18,7 +18,7 @@ from sea_tf.errors import DataError
 from sea_tf.shards import ShardSet
 from slurm_support import ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.cluster  # a real SLURM cluster: its own .ci/run step
 
 SBATCH = ROOT / "configs" / "slurm" / "teacher-embed-array.sbatch"
 N_JOBS = 4

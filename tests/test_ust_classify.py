@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import device_support
 from sea_tf.classify import ust as ust_mod
 from sea_tf.classify.ust_metrics import ust_metrics
 from sea_tf.cli import main as cli_main
@@ -32,10 +31,9 @@ def tiny_ust(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def sea64_tflite(tmp_path_factory):
+def sea64_tflite(sea64_net_artifacts):
     """The sea-64 preset's network as an fp32 .tflite with its sidecar (numpy front end on the device side)."""
-    out = tmp_path_factory.mktemp("tflite")
-    return device_support.student_artifacts(out, "sea-64", modes=("fp32",), n_frames=4)["net.fp32"]
+    return sea64_net_artifacts["net.fp32"]  # conftest: built once per run, read only
 
 
 def test_classify_ust_published_sea64_and_a_tflite(tiny_ust, sea64_tflite, sea64_home, tmp_path, capsys):

@@ -10,10 +10,10 @@ its sidecar's `source.sha256`), so `sea-tf report` can join it with export and d
 import copy
 import hashlib
 import json
+import shutil
 
 import pytest
 
-import device_support
 import ust_evaluator_support
 from sea_tf.cli import main as cli_main
 from sea_tf.data import ust_demo
@@ -49,10 +49,12 @@ def ust_root(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def tflite_with_source(tmp_path_factory):
+def tflite_with_source(sea64_net_artifacts, tmp_path_factory):
     """sea-64's network as an fp32 .tflite whose sidecar names the file it was converted from."""
-    path = device_support.student_artifacts(tmp_path_factory.mktemp("tflite"), "sea-64", modes=("fp32",),
-                                            n_frames=4)["net.fp32"]
+    shared = sea64_net_artifacts["net.fp32"]  # conftest's, read only: this test changes a copy
+    path = tmp_path_factory.mktemp("tflite") / shared.name
+    shutil.copy(shared, path)
+    shutil.copy(shared.with_suffix(".json"), path.with_suffix(".json"))
     sidecar = path.with_suffix(".json")
     meta = json.loads(sidecar.read_text())
     meta["source"] = {"path": "runs/a/student.keras", "name": "student.keras", "sha256": SOURCE_SHA256}

@@ -10,14 +10,13 @@ one line and writes nothing.
 import json
 import sys
 
+import pytest
+
 import device_support
-import remote_support
 from sea_tf.cli import main as cli_main
-from test_remote import no_agent, sshd  # noqa: F401 - the real-sshd fixtures
 
 
-def _artifacts(tmp_path_factory):
-    return remote_support.shared_artifacts(tmp_path_factory)  # tiny-emb fp32/int8 + tiny-cls, built once per run
+pytestmark = pytest.mark.usefixtures("no_agent")  # conftest: only the keys the tests pass; sshd too
 
 
 def _ssh_config(path, sshd):
@@ -33,8 +32,8 @@ def _logins(sshd):
     return sshd["log"].read_text(errors="replace").count("Accepted publickey")
 
 
-def test_device_run_and_listen_through_ssh_config_aliases(sshd, tmp_path, tmp_path_factory, capsys):
-    artifacts = _artifacts(tmp_path_factory)
+def test_device_run_and_listen_through_ssh_config_aliases(sshd, tmp_path, device_export_dir, capsys):
+    artifacts = device_export_dir  # conftest: tiny-emb fp32/int8 + tiny-cls, built once per run
     config = _ssh_config(tmp_path / "ssh_config", sshd)
     common = ["--ssh-config", str(config), "--known-hosts", str(sshd["known_hosts"]),
               "--remote-dir", str(tmp_path / "board"), "--remote-python", sys.executable, "--connect-timeout", "10"]
@@ -65,8 +64,8 @@ def test_device_run_and_listen_through_ssh_config_aliases(sshd, tmp_path, tmp_pa
     assert lines[-1]["event"] == "summary" and lines[-1]["windows"] == 3  # 1.5 s at 0.25 s: windows at 1.0, 1.25, 1.5
 
 
-def test_a_host_that_does_not_resolve_is_one_line_and_writes_nothing(sshd, tmp_path, tmp_path_factory, capsys):
-    artifacts = _artifacts(tmp_path_factory)
+def test_a_host_that_does_not_resolve_is_one_line_and_writes_nothing(sshd, tmp_path, device_export_dir, capsys):
+    artifacts = device_export_dir
     config = _ssh_config(tmp_path / "ssh_config", sshd)
     for argv in (["device", "run", "--host", "ghost", "--out", str(tmp_path / "results")],
                  ["device", "run", "--host", "nobody-knows-this-board", "--out", str(tmp_path / "results")],
