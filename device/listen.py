@@ -24,6 +24,11 @@ when it is a terminal. Ctrl-C or SIGTERM stops cleanly with the summary. Exit co
 1 the source failed mid-stream or ended before ``--duration`` (the summary of what was processed,
 ``"partial": true``; ``--embeddings`` holds the windows done, under its own name), 2 nothing
 could start (bad model, source or arguments).
+
+Reading order: :class:`Trigger` (onset/offset events), :class:`Listener` (the models on one
+window), :class:`ListenSession` (one session: its :meth:`~ListenSession.emit`,
+:meth:`~ListenSession.status` and :meth:`~ListenSession.summary`), :func:`main` (arguments, signals,
+exit codes).
 """
 import argparse
 import array
@@ -34,8 +39,8 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from types import FrameType
 from pathlib import Path
+from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, TextIO
 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):   # see device/bench.py
