@@ -63,7 +63,8 @@ def input_pipeline(args) -> dict:
     from sea_tf.distill.defaults import DEFAULTS
 
     data = DEFAULTS["data"]
-    pairs = pairs_mod.open_pairs(args.shards, args.targets, reducer_dir=args.reducer, check_rows=0, seed=0)
+    pairs = pairs_mod.open_pairs(args.shards, args.targets, reducer_dir=args.reducer, check_rows=0, seed=0,
+                                 allow_partial=DEFAULTS["allow_partial"])
     rows = np.arange(pairs.shards.n_rows, dtype=np.int64)
     reader = pipeline.BlockReader(pairs.shards, max_open_files=data["max_open_files"])
     blocks = pipeline.make_blocks(pairs.shards, rows, block_rows=data["block_rows"])

@@ -180,8 +180,8 @@ def test_esc50_bad_file_names_and_missing_audio(tmp_path):
 def test_load_labelled_dataset_detects_the_layout(tmp_path):
     us8k, esc = make_us8k(tmp_path / "u"), make_esc50(tmp_path / "e", meta=False)
     assert detect_kind(us8k) == "us8k" and detect_kind(esc) == "esc50"
-    assert isinstance(load_labelled_dataset(us8k), US8K)
-    assert isinstance(load_labelled_dataset(esc), ESC50)
+    assert isinstance(load_labelled_dataset(us8k, kind="auto"), US8K)
+    assert isinstance(load_labelled_dataset(esc, kind="auto"), ESC50)
     assert isinstance(load_labelled_dataset(esc, kind="esc50"), ESC50)
     with pytest.raises(DataError, match="metadata not found"):
         load_labelled_dataset(esc, kind="us8k")
@@ -189,6 +189,6 @@ def test_load_labelled_dataset_detects_the_layout(tmp_path):
         load_labelled_dataset(us8k, kind="dcase")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="not an UrbanSound8K root"):
-        load_labelled_dataset(tmp_path / "empty")
+        load_labelled_dataset(tmp_path / "empty", kind="auto")
     with pytest.raises(DataError, match="not found"):
-        load_labelled_dataset(tmp_path / "absent")
+        load_labelled_dataset(tmp_path / "absent", kind="auto")

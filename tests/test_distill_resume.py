@@ -132,7 +132,8 @@ def test_training_stream_restarts_at_any_position(tmp_path):
     from sea_tf.distill import pairs as pairs_mod, pipeline
 
     data = make_dataset(tmp_path / "data", n_sources=20)
-    pairs = pairs_mod.open_pairs([str(data["shards"])], str(data["targets"]), reducer_dir=None, check_rows=0, seed=0)
+    pairs = pairs_mod.open_pairs([str(data["shards"])], str(data["targets"]), reducer_dir=None, check_rows=0, seed=0,
+                                 allow_partial=False)
     split = pairs_mod.split_by_source(pairs.shards, valid_fraction=0.2, seed=0)
     blocks = pipeline.make_blocks(pairs.shards, split.train_rows, block_rows=16)
     assert len(split.train_rows) == 128 and pipeline.blocks_per_group(blocks, 64) == 4

@@ -47,7 +47,7 @@ def many_shards(tmp_path_factory):
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open files through Linux /proc")
 def test_block_reader_keeps_at_most_max_open_files_from_many_threads(many_shards):
     pairs = pairs_mod.open_pairs([str(many_shards["shards"])], str(many_shards["targets"]), reducer_dir=None,
-                                 check_rows=0, seed=0)
+                                 check_rows=0, seed=0, allow_partial=False)
     shards = pairs.shards
     reader = pipeline.BlockReader(shards, max_open_files=6)
     before = open_h5_files()

@@ -40,7 +40,7 @@ def test_two_device_mirrored_training_loads_on_one_device(tmp_path):
     audio = np.random.default_rng(0).standard_normal((4, 8000)).astype(np.float32) * 0.1
     expected = student.embed_frames(audio)
     fresh = student_mod.build("sea-64", overrides=cfg["student"]["overrides"], d=8, frame_samples=8000, seed=1)
-    model, _ = student_mod.training_model(fresh)
+    model, _ = student_mod.training_model(fresh, mixed_precision=False)
     best = json.loads((out / "state.json").read_text())["best"]["checkpoint"]
     tf.train.Checkpoint(model=model).restore(str(out / best)).expect_partial()
     # The same weights in another graph (the training model): only the kernels' sum order may differ.
@@ -74,7 +74,8 @@ from sea_tf.distill import pairs as pairs_mod, pipeline, strategy as strategy_mo
 from sea_tf.distill.train import global_batch
 data, steps = json.loads(sys.argv[1]), int(sys.argv[2])
 strategy = strategy_mod.make_strategy("auto", cpu_devices=2)
-pairs = pairs_mod.open_pairs([data["shards"]], data["targets"], reducer_dir=data["reducer"], check_rows=2, seed=0)
+pairs = pairs_mod.open_pairs([data["shards"]], data["targets"], reducer_dir=data["reducer"], check_rows=2, seed=0,
+                             allow_partial=False)
 split = pairs_mod.split_by_source(pairs.shards, valid_fraction=0.2, seed=0)
 blocks = pipeline.make_blocks(pairs.shards, split.train_rows, block_rows=32)
 batch = global_batch(8, strategy.num_replicas_in_sync)

@@ -40,6 +40,8 @@ OTHER_SETTING = {
     ("sea_tf/classify/mil.py", "predict_files", "batch_size"): "files per inference call, not the training batch",
     ("sea_tf/models/calibrate.py", "calibrate_batchnorm", "batch_size"):
         "the batch-norm calibration batch (its statistics depend on it), not the embedding forward pass",
+    ("sea_tf/models/seamodel.py", "embed_frames", "batch_size"):
+        "the model object's forward-pass chunk for every caller, not `sea-tf embed`'s setting (sea_tf.embed passes it)",
     ("sea_tf/reduce/reducer.py", "fit_reducer", "chunk_rows"): "rows per incremental fit, not `reduce apply`'s transform chunk",
 }
 

@@ -110,7 +110,7 @@ def loss_curve_rtol(cfg, data):
 
     seamodel = student_mod.build("sea-64", overrides=cfg["student"]["overrides"], d=data["d"], frame_samples=8000,
                                  seed=cfg["seed"])
-    model, _ = student_mod.training_model(seamodel)
+    model, _ = student_mod.training_model(seamodel, mixed_precision=False)
     steps = cfg["train"]["epochs"] * cfg["train"]["steps_per_epoch"]
     return 2 * gamma(accumulation_length(model)) * (1 + steps)
 

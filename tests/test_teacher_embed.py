@@ -259,7 +259,7 @@ def _pairs_line_up(shards_dir, tmp_path, student_sr):
     sample_shards(shards_dir, tmp_path / "sample", ShardSet(shards_dir).n_rows, strategy="random", progress=False)
     reduce.fit_sample(shards_dir, tmp_path / "sample", tmp_path / "reducer", method="pca", d=4, quality=None, progress=False)
     reduce.apply_reducer(tmp_path / "reducer", shards_dir, tmp_path / "targets", progress=False)
-    pairs = pairs_mod.open_pairs(shards_dir, tmp_path / "targets", check_rows=3, seed=0)
+    pairs = pairs_mod.open_pairs(shards_dir, tmp_path / "targets", check_rows=3, seed=0, allow_partial=False)
     assert pairs.frame_samples == student_sr
     rows = np.arange(pairs.shards.n_rows)
     phi = reduce.Reducer.load(tmp_path / "reducer")

@@ -56,8 +56,8 @@ class Pairs:
 
 
 def open_pairs(shard_dirs: Path | str | list[Path | str], targets_dir: Path | str, *,
-               reducer_dir: Path | str | None = None, check_rows: int = 2, seed: int,
-               allow_partial: bool = False) -> Pairs:
+               reducer_dir: Path | str | None = None, check_rows: int, seed: int,
+               allow_partial: bool) -> Pairs:
     """Open teacher shards with their reduced targets and check that they belong together.
 
     Parameters
@@ -201,7 +201,7 @@ class Split:
                 "n_train_sources": len(self.train_sources), "n_valid_sources": len(self.valid_sources)}
 
 
-def split_by_source(shards: ShardSet, *, valid_fraction: float = 0.1, seed: int) -> Split:
+def split_by_source(shards: ShardSet, *, valid_fraction: float, seed: int) -> Split:
     """Hold out a seeded random share of the source files (all their windows) for validation.
 
     Parameters

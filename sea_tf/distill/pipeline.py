@@ -37,7 +37,7 @@ class SmallValidationWarning(SeaTFWarning):
     """The validation split holds fewer batches than ``train.validation_steps``: all of it is used."""
 
 
-def make_blocks(shards: ShardSet, rows: npt.ArrayLike, *, block_rows: int = 256) -> npt.NDArray[np.int64]:
+def make_blocks(shards: ShardSet, rows: npt.ArrayLike, *, block_rows: int) -> npt.NDArray[np.int64]:
     """Cut sorted global ``rows`` into contiguous single-shard blocks.
 
     Parameters
@@ -185,7 +185,7 @@ def stream_position(blocks: np.ndarray, seed: int, per_group: int, rows_done: in
     return pass_no, group_no, left - int(starts[group_no])
 
 
-def train_dataset(shards: ShardSet, blocks: npt.ArrayLike, *, batch_size: int, seed: int, shuffle_buffer: int = 4096,
+def train_dataset(shards: ShardSet, blocks: npt.ArrayLike, *, batch_size: int, seed: int, shuffle_buffer: int,
                   cycle_length: int, rows_done: int = 0, reader: BlockReader | None = None) -> tf.data.Dataset:
     """The endless, shuffled training stream of ``(audio [B, S], target [B, d])`` batches.
 

@@ -73,7 +73,7 @@ def layer_targets(network: keras.Model, target_sparsity: float, *,
 
 
 def prune_network(network: keras.Model, targets: dict[str, float], *, begin_step: int, end_step: int,
-                  initial_sparsity: float = 0.0, frequency: int = 100) -> keras.Model:
+                  initial_sparsity: float, frequency: int) -> keras.Model:
     """Wrap the layers of ``network`` with a non-zero target in ``prune_low_magnitude``.
 
     Parameters

@@ -61,7 +61,7 @@ def configure_cpu_devices(n: int | None) -> None:
                          f"has {current} CPU device(s)); run `sea-tf distill --cpu-devices {n}` in a fresh process") from exc
 
 
-def make_strategy(kind: str = "auto", *, cpu_devices: int | None = 0) -> tf.distribute.Strategy:
+def make_strategy(kind: str, *, cpu_devices: int | None) -> tf.distribute.Strategy:
     """The distribution strategy for ``kind``; see the module docstring.
 
     Returns

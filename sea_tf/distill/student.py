@@ -81,7 +81,7 @@ def warm_start(student: SeaModel, spec: str | Path) -> dict:
     return {"spec": str(spec), "name": source.name, "weights": source.card.get("weights", {})}
 
 
-def training_model(student: SeaModel, *, mixed_precision: bool = False,
+def training_model(student: SeaModel, *, mixed_precision: bool,
                    prune: Callable[[keras.Model], keras.Model] | None = None) -> tuple[keras.Model, keras.Model]:
     """The Keras model that is trained: ``[B, frame_samples]`` → ``[B, d]`` float32.
 
