@@ -6,7 +6,10 @@ The CLI handler is only ``cfg → entry(cfg) → print``; these tests hold the t
 """
 from __future__ import annotations
 
+import io
 import json
+import sys
+from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any, Callable
 
@@ -228,3 +231,279 @@ def test_distill_cfg_checks_what_the_cli_checks(tmp_path: Path, capsys: pytest.C
     assert str(caught.value) == _cli_error(capsys, "distill", "--config", "sea-64", "--out", tmp_path / "run",
                                            "--batch-size", 0)
     assert not (tmp_path / "run").exists()
+
+
+# -- classify ------------------------------------------------------------------------------------
+
+def _untimed(value: Any) -> Any:
+    """``value`` without its wall-clock fields (two runs of one setting differ only there)."""
+    if isinstance(value, dict):
+        return {k: _untimed(v) for k, v in value.items() if not k.endswith(("_s", "seconds")) and k != "time"}
+    if isinstance(value, list):
+        return [_untimed(v) for v in value]
+    return value
+
+
+@pytest.fixture(scope="module")
+def tones(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """UrbanSound8K layout: 10 folds x 3 tone classes x one 1.2-s clip at 8 kHz."""
+    from classify_support import write_tone_us8k
+
+    def tone(rng: np.random.Generator, f0: float) -> np.ndarray:
+        t = np.arange(9600) / 8000
+        return (0.3 * np.sin(2 * np.pi * f0 * t) + 0.01 * rng.normal(size=len(t))).astype(np.float32)
+
+    return write_tone_us8k(tmp_path_factory.mktemp("tones"), 8000, 5, tone, end=1.2)
+
+
+@pytest.mark.filterwarnings("ignore:'sea-64' is the seeded, untrained preset")
+def test_classify_run_cfg_evaluates_what_classify_us8k_evaluates(tones: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from sea_tf.classify import run
+
+    cache = tmp_path / "cache"     # shared: the second run reads the first one's embeddings
+    cli_out, lib_out = tmp_path / "cli", tmp_path / "lib"
+    printed = _cli(capsys, "classify", "us8k", "--data", tones, "--model", "sea-64", "--out", cli_out,
+                   "--folds", "1", "--classifier-type", "svm", "--cache-dir", cache, "--no-progress")
+    table = run(config.load("classify/us8k", data=tones, models=["sea-64"], out=lib_out, protocol={"test_folds": [1]},
+                            classifier={"type": "svm"}, features={"cache_dir": cache}, progress=False), task="us8k")
+    cli_table = json.loads((cli_out / "comparison.json").read_text())
+    assert not table["failed"] and list(table["models"]) == ["sea-64"]
+    # the CLI's run embedded the clips, the library's read them from the shared cache: all else is the same
+    assert table["models"]["sea-64"].pop("cache")["cached"] == cli_table["models"]["sea-64"].pop("cache")["computed"]
+    _same_except_dir(_untimed(table), _untimed(cli_table), lib_out, cli_out)
+    assert json.loads((lib_out / "sea-64" / "fold-1.json").read_text())["predictions"] == \
+        json.loads((cli_out / "sea-64" / "fold-1.json").read_text())["predictions"]
+    _same_except_dir(_resolved(lib_out, "classify-us8k"), _resolved(cli_out, "classify-us8k"), lib_out, cli_out)
+    assert printed == (cli_out / "comparison.md").read_text() + "\n" + \
+        f"results: {cli_out / 'comparison.json'}; confusion matrices: {cli_out}/<model>/confusion.png\n"
+
+
+@pytest.mark.parametrize("task", ["us8k", "esc50", "ust", "final"])
+def test_classify_run_cfg_without_data_is_the_cli_error(task: str, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from sea_tf.classify import run
+
+    out = tmp_path / ("o.keras" if task == "final" else "o")
+    with pytest.raises(ConfigError, match="--data ROOT is required") as caught:
+        run(config.load(f"classify/{task}", out=out), task=task)
+    assert str(caught.value) == _cli_error(capsys, "classify", task, "--out-file" if task == "final" else "--out", out)
+    assert not out.exists()
+    with pytest.raises(ConfigError, match="unknown classify task 'us8'"):
+        run(config.load("classify/us8k", out=out), task="us8")
+
+
+def test_classify_package_imports_no_tensorflow() -> None:
+    """``sea_tf.classify.run`` is reached without TensorFlow: it is imported when a task starts."""
+    import subprocess
+    import sys
+
+    code = "import sys, sea_tf.classify; sea_tf.classify.run; print('tensorflow' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "False\n"
+
+
+# -- export and report ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, Any], str]:
+    """A tiny student exported in fp32 twice: by ``sea-tf export`` (``cli/``) and by ``export.export_model(cfg)``
+    (``lib/``). Returns the two folders, the library's summary and what the CLI printed."""
+    from export import export_model
+    from sea_tf.models import build_student
+
+    root = tmp_path_factory.mktemp("exports")
+    model = build_student(filters=[4, 8, 8, 16], n_mels=16, seed=3).save(root / "tiny.keras")
+    audio = root / "wav"
+    audio.mkdir()
+    for k in range(2):
+        sf.write(audio / f"c{k}.wav", synth_audio(2, seed=k + 5).reshape(-1), 16000)
+    printed = io.StringIO()     # (capsys is per test)
+    with redirect_stdout(printed):
+        code = cli_main.main(["export", str(model), "--modes", "fp32", "--held-out", str(audio), "--out",
+                              str(root / "cli"), "--latency-windows", "2", "--no-progress"])
+    assert code == 0
+    summary = export_model(config.load("export", model=model, modes=["fp32"], held_out={"sources": [audio]},
+                                       out=root / "lib", latency={"runs": 2}, progress=False))
+    return root / "cli", root / "lib", summary, printed.getvalue()
+
+
+@pytest.mark.filterwarnings("ignore:.*its card says its weights are untrained")
+def test_export_model_cfg_writes_what_export_writes(exports: tuple[Path, Path, dict[str, Any], str]) -> None:
+    from export import read_sidecar
+    from export.report import markdown_table
+
+    cli_out, lib_out, summary, printed = exports
+    (row,) = summary["artifacts"]
+    assert row["mode"] == "fp32" and Path(row["path"]) == lib_out / "tiny.fp32.tflite"
+    lib_side, cli_side = read_sidecar(lib_out / "tiny.fp32.tflite"), read_sidecar(cli_out / "tiny.fp32.tflite")
+    assert lib_side["sha256"] == cli_side["sha256"]                  # the same file, to the byte
+    _same_except_dir(_resolved(lib_out, "export"), _resolved(cli_out, "export"), lib_out, cli_out)
+    cli_report = json.loads(Path(summary["report"]["json"].replace(str(lib_out), str(cli_out))).read_text())
+    fixed = ("cosine_mean", "cosine_min", "max_abs_error", "size_bytes", "sha256", "mode", "frontend_in_model")
+    assert [{k: a[k] for k in fixed if k in a} for a in cli_report["artifacts"]] == \
+        [{k: a[k] for k in fixed if k in a} for a in summary["artifacts"]]
+    assert printed.startswith("calibration: 0 windows; held-out: ")                    # export_model(cfg, log=print)
+    assert f"\n{markdown_table(cli_report['artifacts'])}\n" in printed
+    assert printed.endswith(f"report: {cli_out / 'tiny.report.md'}\n")
+
+
+def test_export_model_cfg_without_model_is_the_cli_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from export import export_model
+
+    with pytest.raises(ConfigError, match="no model given") as caught:
+        export_model(config.load("export", out=tmp_path / "o"))
+    assert str(caught.value) == _cli_error(capsys, "export", "--out", tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.filterwarnings("ignore:.*its card says its weights are untrained")
+def test_report_build_cfg_reports_what_report_reports(exports: tuple[Path, Path, dict[str, Any], str],
+                                                      tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sea_tf.report import build
+
+    cli_out, lib_out, _, _ = exports
+    printed = _cli(capsys, "report", cli_out, "--out", tmp_path / "cli", "--latency-stat", "mean")
+    result = build(config.load("report", out=tmp_path / "lib", latency_stat="mean"), [cli_out])
+    assert result["markdown"] == tmp_path / "lib" / "report.md" and len(result["rows"]) == 1
+    assert (tmp_path / "lib" / "report.md").read_text() == (tmp_path / "cli" / "report.md").read_text()
+    assert json.loads((tmp_path / "lib" / "rows.json").read_text()) == \
+        json.loads((tmp_path / "cli" / "rows.json").read_text())
+    _same_except_dir(_resolved(tmp_path / "lib", "report"), _resolved(tmp_path / "cli", "report"),
+                     tmp_path / "lib", tmp_path / "cli")
+    assert printed.startswith(f"report: {tmp_path / 'cli' / 'report.md'} (1 rows); plots: ")
+
+
+# -- data ----------------------------------------------------------------------------------------
+
+def test_data_check_dataset_cfg_finds_what_data_check_finds(tones: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from sea_tf.data import check_dataset
+    from sea_tf.errors import DataError
+
+    printed = _cli(capsys, "data", "check", tones, "--report", tmp_path / "cli" / "check.json")
+    lines: list[str] = []
+    findings = check_dataset(config.load("data/check", report=tmp_path / "lib" / "check.json"), tones,
+                             log=lines.append, progress=False)
+    assert printed == "".join(f"{line}\n" for line in lines)
+    assert lines[-1] == "all 30 audio files readable" and findings["problems"] == []
+    assert json.loads((tmp_path / "lib" / "check.json").read_text()) == \
+        json.loads((tmp_path / "cli" / "check.json").read_text()) == json.loads(json.dumps(findings, default=str))
+    _same_except_dir(_resolved(tmp_path / "lib", "data-check"), _resolved(tmp_path / "cli", "data-check"),
+                     tmp_path / "lib", tmp_path / "cli")
+    with pytest.raises(DataError, match="not an UrbanSound8K root") as caught:
+        check_dataset(config.load("data/check"), tmp_path, log=lines.append, progress=False)
+    assert str(caught.value) == _cli_error(capsys, "data", "check", tmp_path)
+
+
+# -- device (host side) --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("schema, argv, settings, message", [
+    ("device/run", ["device", "run"], {}, "no --host given"),
+    ("device/run", ["device", "run", "--host", "pi@192.0.2.1", "--host", "pi@192.0.2.1:22"],
+     {"hosts": ["pi@192.0.2.1", "pi@192.0.2.1:22"]}, "pi@192.0.2.1 is named more than once"),
+    ("device/listen", ["device", "listen"], {}, "no --host given"),
+])
+def test_device_cfg_refusals_are_the_cli_errors(schema: str, argv: list[str], settings: dict[str, Any], message: str,
+                                                tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from sea_tf import remote
+    from sea_tf.errors import RemoteError
+
+    ssh_config = tmp_path / "ssh_config"     # empty: no ~/.ssh/config of this machine in the way
+    ssh_config.write_text("")
+    out = tmp_path / ("results" if schema == "device/run" else "live.jsonl")
+    cfg = config.load(schema, ssh_config=ssh_config, out=out, **settings)
+    with pytest.raises(RemoteError, match=message) as caught:
+        remote.run_boards(cfg) if schema == "device/run" else remote.listen_boards(cfg)
+    assert str(caught.value) == _cli_error(capsys, *argv, "--ssh-config", ssh_config,
+                                           "--out-file" if schema == "device/listen" else "--out", out)
+    assert not out.exists()
+
+
+@pytest.mark.usefixtures("no_agent")
+def test_run_boards_cfg_runs_what_device_run_runs(sshd: dict[str, Any], device_export_dir: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    import remote_support
+    from sea_tf import remote
+    from sea_tf.errors import RemoteError
+
+    good = f"{sshd['user']}@127.0.0.1:{sshd['port']}"
+    dead = f"{sshd['user']}@127.0.0.1:{remote_support.free_port()}"
+    model = Path(device_export_dir) / "tiny-emb.int8.tflite"
+    code = cli_main.main(["device", "run", "--host", good, "--host", dead, "--key", str(sshd["key"]),
+                          "--known-hosts", str(sshd["known_hosts"]), "--artifacts", str(model),
+                          "--remote-dir", str(tmp_path / "cli" / "board"), "--remote-python", sys.executable,
+                          "--out", str(tmp_path / "cli" / "results"), "--runs", "3", "--warmup", "0"])
+    printed = capsys.readouterr()
+    assert code == 2, printed.err
+    results = remote.run_boards(config.load(
+        "device/run", hosts=[good, dead], key=sshd["key"], known_hosts=sshd["known_hosts"], artifacts=[model],
+        remote_dir=tmp_path / "lib" / "board", remote_python=sys.executable, out=tmp_path / "lib" / "results",
+        bench={"runs": 3, "warmup": 0}))
+    (good_label, ok), (dead_label, failed) = results.items()           # in --host order
+    assert isinstance(ok, remote.HostResult) and not ok.partial and isinstance(failed, RemoteError)
+    assert f"sea-tf device run: error: {failed}\n" in printed.err
+    (lib_json,) = ok.results
+    (cli_json,) = (tmp_path / "cli" / "results").glob("*/*/tiny-emb.int8.json")
+    assert lib_json.name == cli_json.name and lib_json.parent.parent.name == cli_json.parent.parent.name
+    assert f"{good_label}: {cli_json}\n" in printed.out
+    lib_bench, cli_bench = json.loads(lib_json.read_text()), json.loads(cli_json.read_text())
+    assert lib_bench["status"] == cli_bench["status"] == "complete"
+    assert lib_bench["model"]["sha256"] == cli_bench["model"]["sha256"]
+    _same_except_dir(_resolved(tmp_path / "lib" / "results", "device_run"),
+                     _resolved(tmp_path / "cli" / "results", "device_run"), tmp_path / "lib", tmp_path / "cli")
+
+
+class _Recorder:
+    """A :class:`sea_tf.remote.ListenDisplay` that keeps what it is shown."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[str, str, Path]] = []
+        self.lines: list[dict[str, Any]] = []
+        self.ended = 0
+        self.errors: list[str] = []
+
+    def start(self, host: Any, model: Path, classifier: Path | None, source: str, out: Path) -> None:
+        self.started.append((host.label, model.name, out))
+
+    def line(self, record: dict[str, Any]) -> None:
+        self.lines.append(record)
+
+    def end(self) -> None:
+        self.ended += 1
+
+    def error(self, text: str) -> None:
+        self.errors.append(text)
+
+
+@pytest.mark.usefixtures("no_agent")
+def test_listen_boards_cfg_streams_what_device_listen_streams(sshd: dict[str, Any], listen_export_dir: Path,
+                                                              tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    from listen_support import varied_wav
+    from sea_tf import remote
+
+    wav = varied_wav(tmp_path / "clip.wav", sr=16000, seconds=3.0, seed=6)
+    host = f"{sshd['user']}@127.0.0.1:{sshd['port']}"
+    code = cli_main.main(["device", "listen", "--host", host, "--key", str(sshd["key"]),
+                          "--known-hosts", str(sshd["known_hosts"]), "--artifacts", str(listen_export_dir),
+                          "--model", "tiny-feat.fp32", "--remote-dir", str(tmp_path / "cli" / "board"),
+                          "--remote-python", sys.executable, "--out-file", str(tmp_path / "cli" / "live.jsonl"),
+                          "--source", str(wav), "--duration", "2.5", "--hop-size", "0.5"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    shown = _Recorder()
+    outcome = remote.listen_boards(config.load(
+        "device/listen", host=host, key=sshd["key"], known_hosts=sshd["known_hosts"], artifacts=[listen_export_dir],
+        model="tiny-feat.fp32", remote_dir=tmp_path / "lib" / "board", remote_python=sys.executable,
+        out=tmp_path / "lib" / "live.jsonl", source=wav, duration_s=2.5, hop_s=0.5), display=shown)
+    assert outcome.ok and outcome.out == tmp_path / "lib" / "live.jsonl"
+    lib_lines = [json.loads(line) for line in outcome.out.read_text().splitlines()]
+    cli_lines = [json.loads(line) for line in (tmp_path / "cli" / "live.jsonl").read_text().splitlines()]
+    assert shown.lines == lib_lines and outcome.summary == lib_lines[-1] and shown.ended == 1
+    assert shown.started == [(outcome.host.label, "tiny-feat.fp32.tflite", outcome.out)]
+    windows = [[(w["t"], w["top"]) for w in lines if "k" in w] for lines in (lib_lines, cli_lines)]
+    assert windows[0] == windows[1] and len(windows[0]) == 4
+    assert printed.out.startswith(f"{outcome.host.label}: 4 windows, 2.5 s of audio, stopped by duration reached; ")
+    assert printed.err.splitlines()[0].endswith(f" on {wav} -> {tmp_path / 'cli' / 'live.jsonl'}")
+    _same_except_dir(_resolved(tmp_path / "lib", "live"), _resolved(tmp_path / "cli", "live"),
+                     tmp_path / "lib", tmp_path / "cli")

@@ -4,14 +4,9 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from sea_tf.cli.common import Subparsers, add_command
 from sea_tf.config import Config
-from sea_tf.errors import DataError
-
-if TYPE_CHECKING:
-    from sea_tf.data.ust import UST
 
 
 def register(subparsers: Subparsers) -> None:
@@ -54,7 +49,7 @@ def _print_help(parser: argparse.ArgumentParser) -> int:
 
 
 def run_make_demo(cfg: Config, args: argparse.Namespace) -> int:
-    from sea_tf.data.demo_dataset import make_demo_dataset
+    from sea_tf.data import make_demo_dataset
 
     start = time.perf_counter()
     card = make_demo_dataset(cfg, progress=True)
@@ -68,63 +63,7 @@ def run_make_demo(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def run_check(cfg: Config, args: argparse.Namespace) -> int:
-    from sea_tf import atomic
-    from sea_tf.config import write_resolved
-    from sea_tf.data import UST, LabelledDataset, detect_kind, load_labelled_dataset
+    from sea_tf.data import check_dataset
 
-    if cfg["kind"] == "ust" or (cfg["kind"] == "auto" and Path(args.root).is_dir() and detect_kind(args.root) == "ust"):
-        return _check_ust(UST(args.root, strict=False), cfg, args)
-    dataset = load_labelled_dataset(args.root, kind=cfg["kind"])
-    assert isinstance(dataset, LabelledDataset)   # a UST root went to _check_ust above
-    print(f"{dataset.kind} at {dataset.root}: {len(dataset)} clips, {len(dataset.class_counts())} classes "
-          f"present of {len(dataset.classes)}, metadata {dataset.metadata_path or '(from file names)'}")
-    print("clips per fold: " + ", ".join(f"{fold}: {n}" for fold, n in dataset.fold_counts().items()))
-    problems = dataset.check_audio(progress=True)
-    for clip, reason in problems:
-        print(f"  {reason}: {clip.path}")
-    if cfg["report"]:
-        report = Path(cfg["report"])
-        atomic.write_json(report, {**dataset.summary(),
-                                   "problems": [{"path": str(c.path), "fold": c.fold, "reason": r} for c, r in problems]})
-        write_resolved({**cfg, "root": str(args.root)}, report.parent, "data-check")
-    if problems:
-        raise DataError(f"{dataset.root}: {len(problems)} of {len(dataset)} audio files are missing or unreadable "
-                        "(listed above); restore them or re-download the dataset")
-    print(f"all {len(dataset)} audio files readable")
-    return 0
-
-
-def _check_ust(dataset: UST, cfg: Config, args: argparse.Namespace) -> int:
-    """``data check`` of a SONYC-UST root: malformed rows (file and line), missing or unreadable audio,
-    and classes without a positive file in the train or validate split."""
-    from sea_tf import atomic
-    from sea_tf.config import write_resolved
-
-    summary = dataset.summary()
-    print(f"ust at {dataset.root}: {len(dataset)} files, {len(dataset.classes)} coarse classes, annotations "
-          f"{dataset.annotations_path}")
-    print("files per split: " + ", ".join(f"{s}: {n}" for s, n in summary["clips_per_split"].items()) +
-          "; sensors: " + ", ".join(f"{s}: {n}" for s, n in summary["sensors_per_split"].items()) +
-          "; verified (annotator 0): " + ", ".join(f"{s}: {n}" for s, n in summary["verified_per_split"].items()))
-    for problem in dataset.row_problems:
-        print(f"  malformed: {problem}")
-    audio = dataset.check_audio(progress=True)
-    for clip, reason in audio:
-        print(f"  {reason}: {clip.path or dataset.root / 'audio' / clip.audio_filename} "
-              f"({dataset.annotations_path.name} line {clip.line})")
-    # The test split is often released without labels; an empty class there says nothing.
-    empty = [e for e in dataset.empty_classes() if not e.startswith("test:")]
-    for entry in empty:
-        print(f"  no positive file: {entry}")
-    if cfg["report"]:
-        report = Path(cfg["report"])
-        atomic.write_json(report, {**summary, "problems": [{"path": str(c.path or c.audio_filename), "split": c.split,
-                                                            "line": c.line, "reason": r} for c, r in audio],
-                                   "empty_classes": empty})
-        write_resolved({**cfg, "root": str(args.root)}, report.parent, "data-check")
-    if dataset.row_problems or audio or empty:
-        raise DataError(f"{dataset.root}: {len(dataset.row_problems)} malformed annotation row(s), {len(audio)} "
-                        f"missing or unreadable audio file(s), {len(empty)} class(es) with no positive in a split "
-                        "(listed above); fix annotations.csv or restore the audio")
-    print(f"all {len(dataset)} audio files readable; every class has positives in train and validate")
+    check_dataset(cfg, args.root, log=print, progress=True)
     return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import shutil
 import sys
 import threading
@@ -11,11 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, TextIO
 
 from sea_tf.cli.common import Options, Subparsers, add_command
-from sea_tf.config import Config, write_resolved
+from sea_tf.config import Config
 from sea_tf.errors import RemoteError
 
 if TYPE_CHECKING:
-    from sea_tf.remote import Host, HostResult
+    from sea_tf.ssh_hosts import Host
 
 
 EPILOG = """\
@@ -117,50 +116,45 @@ def register_listen(actions: Subparsers) -> None:
 def listen(cfg: Config, args: argparse.Namespace) -> int:
     from sea_tf import remote
 
-    if not cfg["host"]:
-        raise RemoteError("no --host given; e.g. --host pi@raspberrypi.local --artifacts OUT/export")
-    host = remote.resolve_host(cfg["host"], port=cfg["port"], ssh_config=cfg["ssh_config"])
-    model, classifier = remote.listen_plan(cfg["artifacts"], model=cfg["model"])
-    source = cfg["source"] or "default"
-    listen_args = ["--hop-size", cfg["hop_s"], "--threads", cfg["threads"]]
-    if cfg["duration_s"]:
-        listen_args += ["--duration", cfg["duration_s"]]
-    if cfg["realtime"]:
-        listen_args.append("--realtime")
-    for trigger in cfg["triggers"]:
-        listen_args += ["--trigger", trigger]
-    out = Path(cfg["out"])
-    write_resolved(cfg, out.parent, out.stem)
-    live = sys.stderr.isatty()
+    outcome = remote.listen_boards(cfg, display=_ListenLines())
+    summary = outcome.summary
+    lat = summary["latency_ms"]["compute"]
+    print(f"{outcome.host.label}: {summary['windows']} windows, {summary['audio_s']:.1f} s of audio, stopped by "
+          f"{summary['stopped_by']}; real-time factor {summary['real_time_factor'] or 0:.3f}; compute p50 "
+          f"{lat.get('p50', float('nan')):.2f} ms; overruns {summary['overruns']}; {outcome.out}")
+    if summary["error"]:
+        print(f"sea-tf device listen: the board reported: {summary['error']}", file=sys.stderr)
+    return 0 if outcome.ok else 1
 
-    def on_line(record: dict[str, Any]) -> None:
-        if live and "top" in record:
+
+class _ListenLines:
+    """``sea-tf device listen``'s display (a :class:`sea_tf.remote.ListenDisplay`): the route on stderr, then
+    on a terminal one line redrawn per window (time, top class, latency), and each onset/offset event."""
+
+    def __init__(self) -> None:
+        self.live = sys.stderr.isatty()
+        self.label = ""
+
+    def start(self, host: Host, model: Path, classifier: Path | None, source: str, out: Path) -> None:
+        self.label = host.label
+        print(f"{host.route}: device.listen {model.name}" + (f" + {classifier.name}" if classifier else "")
+              + f" on {source} -> {out}", file=sys.stderr)
+
+    def line(self, record: dict[str, Any]) -> None:
+        if self.live and "top" in record:
             top = record["top"][0] if record["top"] else ["-", 0.0]
             print(f"\r{record['t']:8.1f} s  {top[0]:<24} {top[1]:.2f}  {record['latency_ms']:7.1f} ms   ",
                   end="", file=sys.stderr, flush=True)
         elif record.get("event") in ("onset", "offset"):
-            print(f"{'' if not live else chr(10)}{host.label}: {record['event']} {record['class']} at {record['t']} s",
-                  file=sys.stderr)
+            print(f"{'' if not self.live else chr(10)}{self.label}: {record['event']} {record['class']} at "
+                  f"{record['t']} s", file=sys.stderr)
 
-    print(f"{host.route}: device.listen {model.name}" + (f" + {classifier.name}" if classifier else "")
-          + f" on {source} -> {out}", file=sys.stderr)
-    summary, code, interrupted = remote.listen_on_host(
-        host, model, classifier, out, source=source, listen_args=listen_args, key_path=cfg["key"],
-        known_hosts=cfg["known_hosts"], remote_dir=cfg["remote_dir"], remote_python=cfg["remote_python"],
-        connect_timeout=cfg["timeouts"]["connect_s"], stop_timeout=cfg["timeouts"]["stop_s"], on_line=on_line,
-        err=lambda text: print(text, file=sys.stderr))
-    if live:
-        print(file=sys.stderr)
-    if summary is None:
-        raise RemoteError(f"{host.label}: device.listen ended (exit {code}) without a summary; see the remote "
-                          "stderr above")
-    lat = summary["latency_ms"]["compute"]
-    print(f"{host.label}: {summary['windows']} windows, {summary['audio_s']:.1f} s of audio, stopped by "
-          f"{summary['stopped_by']}; real-time factor {summary['real_time_factor'] or 0:.3f}; compute p50 "
-          f"{lat.get('p50', float('nan')):.2f} ms; overruns {summary['overruns']}; {out}")
-    if summary["error"]:
-        print(f"sea-tf device listen: the board reported: {summary['error']}", file=sys.stderr)
-    return 0 if code == 0 or (interrupted and summary["status"] == "complete") else 1
+    def end(self) -> None:
+        if self.live:
+            print(file=sys.stderr)
+
+    def error(self, text: str) -> None:
+        print(text, file=sys.stderr)
 
 
 class LiveLines:
@@ -213,69 +207,21 @@ class LiveLines:
 
 def run(cfg: Config, args: argparse.Namespace) -> int:
     from sea_tf import remote
-    from sea_tf.runs import new_run_id
 
-    if not cfg["hosts"]:
-        raise RemoteError("no --host given; e.g. --host pi@raspberrypi.local --artifacts OUT/export")
-    hosts = [remote.resolve_host(h, port=cfg["port"], ssh_config=cfg["ssh_config"]) for h in cfg["hosts"]]
-    labels = [host.label for host in hosts]
-    twice = sorted({label for label in labels if labels.count(label) > 1})
-    if twice:  # one result folder and one remote directory per board: two runs on one would overwrite each other
-        raise RemoteError(f"--host: {', '.join(twice)} is named more than once ({', '.join(cfg['hosts'])}); "
-                          "give each board once")
-    run_plan = remote.plan(cfg["artifacts"], audio=cfg["audio"])
-    out = Path(cfg["out"])
-    out.mkdir(parents=True, exist_ok=True)
-    write_resolved(cfg, out, "device_run")
-    b = cfg["bench"]
-    bench_args = ["--threads", b["threads"], "--runs", b["runs"], "--warmup", b["warmup"], "--hop-size", b["hop_s"]]
-    run_id = new_run_id()  # one per invocation: the results of all hosts of this run share it
-    live = LiveLines(labels)
-    outcome: dict[str, HostResult | BaseException] = {}
-
-    def on_host(host: Host) -> None:
-        try:
-            outcome[host.label] = remote.run_on_host(
-                host, run_plan, out, key_path=cfg["key"], known_hosts=cfg["known_hosts"],
-                remote_dir=cfg["remote_dir"], remote_python=cfg["remote_python"], setup=cfg["setup"],
-                bench_args=bench_args, connect_timeout=cfg["timeouts"]["connect_s"],
-                command_timeout=cfg["timeouts"]["command_s"], keepalive_s=cfg["timeouts"]["keepalive_s"],
-                run_id=run_id, log=live.print, err=lambda text: live.print(text, file=sys.stderr),
-                progress=functools.partial(live.update, host.label))
-            live.update(host.label, "done")
-        except RemoteError as exc:
-            outcome[host.label] = exc
-            live.update(host.label, "FAILED")
-        except BaseException as exc:  # noqa: BLE001 - a bug in one board's thread is re-raised in the main thread
-            outcome[host.label] = exc
-
-    # Boards in parallel: a run on several boards takes as long as the slowest, not the sum. Daemon
-    # threads, joined with a timeout, so that Ctrl-C reaches this thread at once.
-    threads = [threading.Thread(target=on_host, args=(host,), name=f"device run {host.label}", daemon=True)
-               for host in hosts]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        while thread.is_alive():
-            thread.join(0.2)
+    results = remote.run_boards(cfg, lines=LiveLines)
     failures: list[str] = []
     partial: list[str] = []
-    for host in hosts:
-        result = outcome[host.label]  # every thread records its board's outcome, whatever happened
+    for label, result in results.items():
         if isinstance(result, RemoteError):
-            if len(hosts) == 1:
-                raise result
             print(f"sea-tf device run: error: {result}", file=sys.stderr)
-            failures.append(host.label)
+            failures.append(label)
             continue
-        if isinstance(result, BaseException):
-            raise result
         for path in result.results:
-            print(f"{host.label}: {path}" + (" (PARTIAL)" if result.partial else ""))
+            print(f"{label}: {path}" + (" (PARTIAL)" if result.partial else ""))
         if result.partial:
-            partial.append(host.label)
+            partial.append(label)
     if failures:
-        print(f"sea-tf device run: {len(failures)} of {len(hosts)} host(s) failed: {', '.join(failures)}", file=sys.stderr)
+        print(f"sea-tf device run: {len(failures)} of {len(results)} host(s) failed: {', '.join(failures)}", file=sys.stderr)
         return 2
     if partial:
         print(f"sea-tf device run: partial results (some audio failed) from {', '.join(partial)}", file=sys.stderr)

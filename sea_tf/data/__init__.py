@@ -1,14 +1,20 @@
 """Datasets: the generated demo dataset and the UrbanSound8K / ESC-50 / SONYC-UST loaders.
 
+The entry points are :func:`make_demo_dataset` (``sea-tf data make-demo``) and :func:`check_dataset`
+(``sea-tf data check ROOT``), each taking its resolved config (``configs/data/defaults.yaml``).
+
 - :mod:`sea_tf.data.demo_dataset` writes the embedded demo dataset (UrbanSound8K layout +
   ``upstream/`` + the SONYC-UST layout in ``ust/``).
 - :mod:`sea_tf.data.us8k` and :mod:`sea_tf.data.esc50` read fold-organised, single-label datasets
   into one interface, :class:`sea_tf.data.base.LabelledDataset`; :mod:`sea_tf.data.ust` reads the
   multi-label, split-organised SONYC-UST. :func:`load_labelled_dataset` picks the right one.
+- :mod:`sea_tf.data.check` validates a root: layout, missing or unreadable audio, malformed rows.
 """
 from pathlib import Path
 
 from sea_tf.data.base import Clip, LabelledDataset
+from sea_tf.data.check import check_dataset
+from sea_tf.data.demo_dataset import make_demo_dataset
 from sea_tf.data.esc50 import ESC50
 from sea_tf.data.us8k import US8K
 from sea_tf.data.ust import UST
@@ -16,7 +22,8 @@ from sea_tf.errors import DataError
 
 LOADERS: dict[str, type[US8K] | type[ESC50] | type[UST]] = {"us8k": US8K, "esc50": ESC50, "ust": UST}
 
-__all__ = ["Clip", "LabelledDataset", "US8K", "ESC50", "UST", "LOADERS", "detect_kind", "load_labelled_dataset"]
+__all__ = ["make_demo_dataset", "check_dataset",
+           "Clip", "LabelledDataset", "US8K", "ESC50", "UST", "LOADERS", "detect_kind", "load_labelled_dataset"]
 
 
 def detect_kind(root: Path | str) -> str:
@@ -41,7 +48,7 @@ def detect_kind(root: Path | str) -> str:
                     "or generate the demo dataset with `sea-tf data make-demo --out DIR`")
 
 
-def load_labelled_dataset(root: Path | str, *, kind: str = "auto") -> LabelledDataset | UST:
+def load_labelled_dataset(root: Path | str, *, kind: str) -> LabelledDataset | UST:
     """Load a labelled, fold-organised dataset.
 
     Parameters
@@ -59,7 +66,7 @@ def load_labelled_dataset(root: Path | str, *, kind: str = "auto") -> LabelledDa
 
     Examples
     --------
-    >>> ds = load_labelled_dataset("demo_out/data")   # doctest: +SKIP
+    >>> ds = load_labelled_dataset("demo_out/data", kind="auto")   # doctest: +SKIP
     >>> ds.kind, ds.folds, ds.classes[:2]             # doctest: +SKIP
     ('us8k', [1, 2, ..., 10], ['air_conditioner', 'car_horn'])
     """

@@ -13,29 +13,32 @@ until its exit status), a board that stops answering keepalives is an error with
 process group, no prompt is ever shown (a second authentication factor is an error), and every
 SSH/SFTP failure is a :class:`~sea_tf.errors.RemoteError` of that host alone (docs/DEVICE_SSH.md).
 
-Read top to bottom: :mod:`hosts` (known_hosts: which host keys are accepted) → :mod:`ssh` (connect,
+The entry points are :func:`run_boards` (``sea-tf device run``: the resolved config in, each board's
+result out) and :func:`listen_boards` (``sea-tf device listen``). Read top to bottom: :mod:`hosts` (known_hosts: which host keys are accepted) → :mod:`ssh` (connect,
 run one command to its end) → :mod:`plan` (which models and audio go to the boards; no network) →
 :mod:`run` (``device run`` on one board) → :mod:`listen` (``device listen``: a live stream from one
 board). Which machine ``--host`` names is :mod:`sea_tf.ssh_hosts`; run ids are :mod:`sea_tf.runs`.
 
-    from sea_tf import remote
+    from sea_tf import config, remote
+    results = remote.run_boards(config.load("device/run", hosts=["pi@raspberrypi.local"], artifacts=["OUT/export"]))
     run_plan = remote.plan(["OUT/export"])
     result = remote.run_on_host(remote.resolve_host("pi@raspberrypi.local"), run_plan, "OUT/device")
 """
 from sea_tf.remote.hosts import KnownKeys, fingerprint, read_known_hosts
-from sea_tf.remote.listen import listen_on_host
+from sea_tf.remote.listen import ListenDisplay, ListenOutcome, PlainDisplay, listen_boards, listen_on_host
 from sea_tf.remote.plan import DEVICE_FILES, REQUIREMENTS, RunPlan, listen_plan, plan
-from sea_tf.remote.run import (BENCH_COMPLETE, BENCH_CRASH, BENCH_ERROR, BENCH_PARTIAL, HostResult, Progress,
-                               remote_audio_name, remote_dir_for, run_on_host)
+from sea_tf.remote.run import (BENCH_COMPLETE, BENCH_CRASH, BENCH_ERROR, BENCH_PARTIAL, BoardLines, HostResult,
+                               PlainLines, Progress, remote_audio_name, remote_dir_for, run_boards, run_on_host)
 from sea_tf.remote.ssh import KILL_AFTER_S, PROGRESS_RE, Connection, connect, execute
 from sea_tf.ssh_hosts import Host, parse_host, resolve_host  # --host's meaning, as the CLI and tests name it
 
 __all__ = [
+    "run_boards", "listen_boards",
     "Host", "parse_host", "resolve_host",
     "KnownKeys", "fingerprint", "read_known_hosts",
     "Connection", "connect", "KILL_AFTER_S", "PROGRESS_RE", "execute",
     "DEVICE_FILES", "REQUIREMENTS", "RunPlan", "plan", "listen_plan",
-    "HostResult", "Progress", "BENCH_COMPLETE", "BENCH_CRASH", "BENCH_ERROR", "BENCH_PARTIAL", "run_on_host",
+    "HostResult", "Progress", "BoardLines", "PlainLines", "BENCH_COMPLETE", "BENCH_CRASH", "BENCH_ERROR", "BENCH_PARTIAL", "run_on_host",
     "remote_dir_for", "remote_audio_name",
-    "listen_on_host",
+    "ListenDisplay", "PlainDisplay", "ListenOutcome", "listen_on_host",
 ]

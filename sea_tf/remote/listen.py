@@ -1,23 +1,125 @@
 """``sea-tf device listen``: ``device.listen`` on one board, its JSON lines streamed back live.
 
-:func:`listen_on_host` copies ``device/`` and the model (:func:`~sea_tf.remote.plan.listen_plan`
+:func:`listen_boards` (the command's entry point: the resolved config) picks the model and the
+board and runs :func:`listen_on_host`, which copies ``device/`` and the model (:func:`~sea_tf.remote.plan.listen_plan`
 picks it) as a run does, then keeps the channel open: each line the board prints is written to a
 local JSON-lines file as it arrives, and Ctrl-C here closes the board's stdin so that it stops and
 sends its summary.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
+import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
+from sea_tf.config import Config, write_resolved
 from sea_tf.errors import RemoteError
-from sea_tf.remote.plan import DEVICE_FILES
+from sea_tf.remote.plan import DEVICE_FILES, listen_plan
 from sea_tf.remote.run import _artifact_uploads, _device_dir, _indent, _upload, remote_dir_for
 from sea_tf.remote.ssh import Connection, _drain, connect, execute
-from sea_tf.ssh_hosts import Host
+from sea_tf.ssh_hosts import Host, resolve_host
+
+
+class ListenDisplay(Protocol):
+    """What :func:`listen_boards` shows while a board listens (``sea-tf device listen``: the route, a live
+    line per window and the events; :class:`PlainDisplay`: only the board's stderr)."""
+
+    def start(self, host: Host, model: Path, classifier: Path | None, source: str, out: Path) -> None:
+        """The session is about to start: ``model`` (+ ``classifier``) on ``source``, lines to ``out``."""
+
+    def line(self, record: dict[str, Any]) -> None:
+        """One JSON line of the board (a window, an event, at last the summary), already in ``out``."""
+
+    def end(self) -> None:
+        """The board's stream ended (with or without a summary)."""
+
+    def error(self, text: str) -> None:
+        """Text the board wrote on its stderr."""
+
+
+class PlainDisplay:
+    """:class:`ListenDisplay` for a library caller: the board's stderr on stderr, nothing else."""
+
+    def start(self, host: Host, model: Path, classifier: Path | None, source: str, out: Path) -> None:
+        """Not shown."""
+
+    def line(self, record: dict[str, Any]) -> None:
+        """Not shown (the line is in ``out``)."""
+
+    def end(self) -> None:
+        """Not shown."""
+
+    def error(self, text: str) -> None:
+        print(text, file=sys.stderr)
+
+
+@dataclasses.dataclass
+class ListenOutcome:
+    """How one ``device listen`` session ended: the board, the local JSON-lines file and the board's summary."""
+    host: Host
+    out: Path
+    summary: dict[str, Any]
+    code: int | None
+    interrupted: bool
+
+    @property
+    def ok(self) -> bool:
+        """The board exited cleanly, or was stopped here (Ctrl-C) after a complete summary."""
+        return self.code == 0 or (self.interrupted and self.summary["status"] == "complete")
+
+
+def listen_boards(cfg: Config, *, display: ListenDisplay | None = None) -> ListenOutcome:
+    """``sea-tf device listen``: ``device.listen`` on the board ``cfg["host"]``, its JSON lines streamed to ``cfg["out"]``.
+
+    Parameters
+    ----------
+    cfg : dict
+        The resolved ``device/listen`` config (``configs/device/defaults.yaml``;
+        ``sea_tf.config.load("device/listen", host="pi@raspberrypi.local", artifacts=["OUT/export"])``).
+    display : ListenDisplay, optional
+        What to show while the board listens; None: :class:`PlainDisplay` (only the board's stderr).
+
+    Returns
+    -------
+    ListenOutcome
+        The board's summary (the last line of ``cfg["out"]``), its exit code and whether Ctrl-C here
+        stopped it; the resolved config is written beside ``cfg["out"]``.
+
+    Raises
+    ------
+    RemoteError
+        No host given, no model among the artifacts, an SSH failure, or a board that ended without a summary.
+    """
+    if not cfg["host"]:
+        raise RemoteError("no --host given; e.g. --host pi@raspberrypi.local --artifacts OUT/export")
+    display = display or PlainDisplay()
+    host = resolve_host(cfg["host"], port=cfg["port"], ssh_config=cfg["ssh_config"])
+    model, classifier = listen_plan(cfg["artifacts"], model=cfg["model"])
+    source = cfg["source"] or "default"
+    listen_args = ["--hop-size", cfg["hop_s"], "--threads", cfg["threads"]]
+    if cfg["duration_s"]:
+        listen_args += ["--duration", cfg["duration_s"]]
+    if cfg["realtime"]:
+        listen_args.append("--realtime")
+    for trigger in cfg["triggers"]:
+        listen_args += ["--trigger", trigger]
+    out = Path(cfg["out"])
+    write_resolved(cfg, out.parent, out.stem)
+    display.start(host, model, classifier, source, out)
+    summary, code, interrupted = listen_on_host(
+        host, model, classifier, out, source=source, listen_args=listen_args, key_path=cfg["key"],
+        known_hosts=cfg["known_hosts"], remote_dir=cfg["remote_dir"], remote_python=cfg["remote_python"],
+        connect_timeout=cfg["timeouts"]["connect_s"], stop_timeout=cfg["timeouts"]["stop_s"], on_line=display.line,
+        err=display.error)
+    display.end()
+    if summary is None:
+        raise RemoteError(f"{host.label}: device.listen ended (exit {code}) without a summary; see the remote "
+                          "stderr above")
+    return ListenOutcome(host, out, summary, code, interrupted)
 
 
 def listen_on_host(host: Host, model: Path, classifier: Path | None, out_path: Path | str, *, source: str = "default",

@@ -1,6 +1,7 @@
-"""``sea-tf device run`` on one board: copy device/ and the models, (set up,) bench each model, fetch its JSON.
+"""``sea-tf device run``: on each board, copy device/ and the models, (set up,) bench each model, fetch its JSON.
 
-:func:`run_on_host` connects (:mod:`~sea_tf.remote.ssh`), copies ``device/`` and what the
+:func:`run_boards` (the command's entry point: the resolved config) runs :func:`run_on_host` on every
+board at once, each in a thread. :func:`run_on_host` connects (:mod:`~sea_tf.remote.ssh`), copies ``device/`` and what the
 :class:`~sea_tf.remote.plan.RunPlan` needs into a remote directory with SFTP, optionally creates a
 venv there from ``requirements-device.txt``, runs ``python -m device.bench`` once per embedding
 model and fetches its JSON into a fresh ``OUT/<user@host>/<run-id>/`` (:mod:`sea_tf.runs`).
@@ -10,20 +11,24 @@ boards of a run go on.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import importlib.util
 import re
 import shlex
 import socket
+import sys
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Protocol, Sequence, TextIO
 
 from sea_tf import atomic
+from sea_tf.config import Config, write_resolved
 from sea_tf.errors import RemoteError
-from sea_tf.remote.plan import DEVICE_FILES, REQUIREMENTS, RunPlan
+from sea_tf.remote.plan import DEVICE_FILES, REQUIREMENTS, RunPlan, plan
 from sea_tf.remote.ssh import PROGRESS_RE, Connection, connect, execute
 from sea_tf.runs import new_run_id
-from sea_tf.ssh_hosts import Host
+from sea_tf.ssh_hosts import Host, resolve_host
 
 if TYPE_CHECKING:  # paramiko is imported when a board is contacted, not with the package
     import paramiko
@@ -59,6 +64,108 @@ class HostResult:
 #: ``python -m device.bench`` exit codes (device/bench.py): complete, partial, an error it reported
 #: (DeviceError: one line on stderr), and 1, what Python exits with on an uncaught exception
 BENCH_COMPLETE, BENCH_CRASH, BENCH_ERROR, BENCH_PARTIAL = 0, 1, 2, 3
+
+
+class BoardLines(Protocol):
+    """Where :func:`run_boards` tells what each board does (``sea-tf device run`` draws one live line per
+    board: :class:`sea_tf.cli.device.LiveLines`). Called from the boards' threads."""
+
+    def update(self, label: str, stage: str, done: int | None = None, total: int | None = None) -> None:
+        """Board ``label`` is at ``stage`` (``done`` of ``total`` items; ``total`` None: unknown yet)."""
+
+    def print(self, text: str, *, file: TextIO | None = None) -> None:
+        """Print one line (a fetched result, a board's stderr) on ``file`` (None: stdout)."""
+
+
+class PlainLines:
+    """:class:`BoardLines` for a library caller: lines are printed as they come, stages are not shown."""
+
+    def __init__(self, labels: Iterable[str]) -> None:
+        self.labels = list(labels)
+
+    def update(self, label: str, stage: str, done: int | None = None, total: int | None = None) -> None:
+        """Stages are not shown."""
+
+    def print(self, text: str, *, file: TextIO | None = None) -> None:
+        print(text, file=file or sys.stdout, flush=True)
+
+
+def run_boards(cfg: Config, *, lines: Callable[[list[str]], BoardLines] = PlainLines) -> dict[str, HostResult | RemoteError]:
+    """``sea-tf device run``: bench the exported models on every board of ``cfg["hosts"]``, in parallel.
+
+    Parameters
+    ----------
+    cfg : dict
+        The resolved ``device/run`` config (``configs/device/defaults.yaml``;
+        ``sea_tf.config.load("device/run", hosts=["pi@raspberrypi.local"], artifacts=["OUT/export"])``).
+    lines : callable
+        Builds the display from the boards' labels (``user@host[:port]``, in ``cfg["hosts"]`` order).
+
+    Returns
+    -------
+    dict
+        Board label -> its :class:`HostResult`, or the :class:`RemoteError` that stopped it when several
+        boards ran (the others still ran), in ``cfg["hosts"]`` order. All boards of one call share one
+        run id; the resolved config is written as ``OUT/device_run.config.yaml``.
+
+    Raises
+    ------
+    RemoteError
+        No host given, a board named twice, nothing to run (:func:`~sea_tf.remote.plan.plan`), or the
+        failure of the only board.
+    """
+    if not cfg["hosts"]:
+        raise RemoteError("no --host given; e.g. --host pi@raspberrypi.local --artifacts OUT/export")
+    hosts = [resolve_host(h, port=cfg["port"], ssh_config=cfg["ssh_config"]) for h in cfg["hosts"]]
+    labels = [host.label for host in hosts]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:  # one result folder and one remote directory per board: two runs on one would overwrite each other
+        raise RemoteError(f"--host: {', '.join(twice)} is named more than once ({', '.join(cfg['hosts'])}); "
+                          "give each board once")
+    run_plan = plan(cfg["artifacts"], audio=cfg["audio"])
+    out = Path(cfg["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    write_resolved(cfg, out, "device_run")
+    b = cfg["bench"]
+    bench_args = ["--threads", b["threads"], "--runs", b["runs"], "--warmup", b["warmup"], "--hop-size", b["hop_s"]]
+    run_id = new_run_id()  # one per invocation: the results of all hosts of this run share it
+    live = lines(labels)
+    outcome: dict[str, HostResult | BaseException] = {}
+
+    def on_host(host: Host) -> None:
+        try:
+            outcome[host.label] = run_on_host(
+                host, run_plan, out, key_path=cfg["key"], known_hosts=cfg["known_hosts"],
+                remote_dir=cfg["remote_dir"], remote_python=cfg["remote_python"], setup=cfg["setup"],
+                bench_args=bench_args, connect_timeout=cfg["timeouts"]["connect_s"],
+                command_timeout=cfg["timeouts"]["command_s"], keepalive_s=cfg["timeouts"]["keepalive_s"],
+                run_id=run_id, log=live.print, err=lambda text: live.print(text, file=sys.stderr),
+                progress=functools.partial(live.update, host.label))
+            live.update(host.label, "done")
+        except RemoteError as exc:
+            outcome[host.label] = exc
+            live.update(host.label, "FAILED")
+        except BaseException as exc:  # noqa: BLE001 - a bug in one board's thread is re-raised in the main thread
+            outcome[host.label] = exc
+
+    # Boards in parallel: a run on several boards takes as long as the slowest, not the sum. Daemon
+    # threads, joined with a timeout, so that Ctrl-C reaches this thread at once.
+    threads = [threading.Thread(target=on_host, args=(host,), name=f"device run {host.label}", daemon=True)
+               for host in hosts]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        while thread.is_alive():
+            thread.join(0.2)
+    results: dict[str, HostResult | RemoteError] = {}
+    for host in hosts:
+        result = outcome[host.label]  # every thread records its board's outcome, whatever happened
+        if isinstance(result, RemoteError) and len(hosts) == 1:
+            raise result
+        if isinstance(result, BaseException) and not isinstance(result, RemoteError):
+            raise result
+        results[host.label] = result
+    return results
 
 
 def run_on_host(host: Host, run_plan: RunPlan, out_dir: Path | str, *, key_path: Path | str | None = None,
