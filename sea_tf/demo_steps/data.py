@@ -91,7 +91,9 @@ def _plot_logmel_grid(dataset: LabelledDataset, path: Path) -> None:
         if not clips:
             ax.set_axis_off()
             continue
-        clip = max(clips, key=lambda c: (c.end - c.start, c.slice_file_name))
+        # The longest clip of the class (UrbanSound8K clips carry start/end; an ESC-50 clip, without them,
+        # counts as length 0 and the file name decides).
+        clip = max(clips, key=lambda c: ((c.end or 0.0) - (c.start or 0.0), c.slice_file_name))
         audio, sr = librosa.load(clip.path, sr=22050, mono=True)
         mel = librosa.power_to_db(librosa.feature.melspectrogram(y=audio, sr=sr, n_mels=64, hop_length=256), ref=np.max)
         ax.imshow(mel, origin="lower", aspect="auto", cmap="magma", vmin=-80, vmax=0,
