@@ -59,16 +59,19 @@ windows = 0
 if mode.startswith("host") or mode.startswith("teacher-embed"):
     from sea_tf import audio
     if mode.startswith("teacher-embed"):
+        from sea_tf import config
         from sea_tf.models import load_model
         from sea_tf.teacher import extract_files
         teacher = load_model(sys.argv[4])
+        cfg = config.load("teacher", hop_size=0.5, progress=False)
         if mode == "teacher-embed-warm":
             # TensorFlow's own growth over its first predict calls, with no audio at all.
             noise = np.random.default_rng(0).standard_normal((32, teacher.sample_rate)).astype(np.float32)
             for _ in range(60):
                 teacher.embed_frames(noise, batch_size=32)
         base = peak_mb()
-        summary = extract_files(path, sys.argv[5], teacher, hop_size=0.5, progress=False)
+        summary = extract_files(path, sys.argv[5], teacher, **{key: value for key, value in cfg.items()
+                                                               if key not in ("input", "out", "teacher")})
         windows = summary["n_rows"]
     else:
         base = peak_mb()

@@ -65,7 +65,7 @@ def child_apply(reducer, shards, out, chunk_rows):
     Reducer.load(reducer).transform(ShardSet(shards).read_shard(0, "embedding", 0, 256))
     warmup = time.perf_counter() - start
     start = time.perf_counter()
-    card = apply_reducer(reducer, shards, out, chunk_rows=chunk_rows, progress=False)
+    card = apply_reducer(reducer, shards, out, chunk_rows=chunk_rows, progress=False, allow_partial=False)
     wall = time.perf_counter() - start
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"rows": card["teacher_shards"]["n_rows"], "wall_s": wall, "warmup_s": warmup,
@@ -98,8 +98,7 @@ def main(argv=None):
         child_apply(reducer, shards, out, int(chunk))
         return 0
 
-    from sea_tf.reduce import fit_sample
-    from sea_tf.sampling import sample_shards
+    from sea_tf import config, reduce, sampling
 
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_reduce_"))
     result = {"rows": args.rows, "dim": 512, "d": args.d, "chunk_rows": args.chunk_rows, "cores": os.cpu_count()}
@@ -108,9 +107,11 @@ def main(argv=None):
         write_rows(work / "shards", args.rows)
         result["generate_s"] = round(time.perf_counter() - start, 1)
         print(f"wrote {args.rows} rows in {result['generate_s']} s", flush=True)
-        sample_shards(work / "shards", work / "sample_pca", min(20000, args.rows // 2), strategy="random", progress=False)
+        sampling.sample(config.load("sampling", shards=[work / "shards"], out=work / "sample_pca",
+                                    m=min(20000, args.rows // 2), strategy="random", progress=False))
         start = time.perf_counter()
-        fit_sample(work / "shards", work / "sample_pca", work / "pca", method="pca", d=args.d)
+        reduce.fit(config.load("reduce/fit", shards=[work / "shards"], sample=work / "sample_pca", out=work / "pca",
+                               method="pca", d=args.d, quality={"enabled": False}))
         result["pca_fit_s"] = round(time.perf_counter() - start, 2)
         runs = [run_child(work / "pca", work / "shards", work / "targets_pca", args.chunk_rows)
                 for _ in range(args.repeats)]
@@ -129,10 +130,13 @@ def main(argv=None):
         if not args.skip_umap:
             umap_dir = work / "shards_umap"
             write_rows(umap_dir, args.umap_rows, seed=1)
-            sample_shards(work / "shards", work / "sample_umap", 5000, strategy="random", progress=False)
+            sampling.sample(config.load("sampling", shards=[work / "shards"], out=work / "sample_umap", m=5000,
+                                        strategy="random", progress=False))
             start = time.perf_counter()
-            fit_sample(work / "shards", work / "sample_umap", work / "umap", method="umap", d=args.d,
-                       umap_params={"n_neighbors": 15, "min_dist": 0.3, "metric": "euclidean"})
+            reduce.fit(config.load("reduce/fit", shards=[work / "shards"], sample=work / "sample_umap",
+                                   out=work / "umap", method="umap", d=args.d,
+                                   umap={"n_neighbors": 15, "min_dist": 0.3, "metric": "euclidean"},
+                                   quality={"enabled": False}))
             result["umap_fit_s"] = round(time.perf_counter() - start, 2)
             r = run_child(work / "umap", umap_dir, work / "targets_umap", args.chunk_rows)
             rate = r["rows"] / r["wall_s"]

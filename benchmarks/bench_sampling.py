@@ -26,8 +26,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sea_tf import atomic  # noqa: E402
+from sea_tf import atomic, config  # noqa: E402
 from sea_tf.sampling import group_bounds, select  # noqa: E402
+
+KERNEL = {key: config.load("sampling")[key] for key in ("dpp_kernel", "ridge")}  # as `sea-tf sample` uses them
 
 
 def timed(n, strategy, emb, loud, group_by, group_rows, repeats, solver="exact"):
@@ -36,7 +38,7 @@ def timed(n, strategy, emb, loud, group_by, group_rows, repeats, solver="exact")
     for r in range(repeats):
         start = time.perf_counter()
         select(n, n // 10, strategy=strategy, seed=r, bounds=bounds, loudness_db=loud[:n],
-               read_embeddings=lambda a, b: emb[a:b], dpp_solver=solver)
+               read_embeddings=lambda a, b: emb[a:b], dpp_solver=solver, **KERNEL)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -62,7 +64,7 @@ def target(fraction, group_rows, strategy, out):
     loud = np.random.default_rng(1).normal(-35, 8, n).astype(np.float32)
     start = time.perf_counter()
     index = select(n, int(round(m_full * fraction)), strategy=strategy, seed=20180123, bounds=bounds, loudness_db=loud,
-                   read_embeddings=read_embeddings, dpp_solver="exact")
+                   read_embeddings=read_embeddings, dpp_solver="exact", **KERNEL)
     wall = time.perf_counter() - start
     sampling_s = wall - generate_s
     result = {"kind": "target", "strategy": strategy, "solver": "exact", "dim": dims, "group_rows": group_rows,

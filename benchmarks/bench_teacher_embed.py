@@ -28,7 +28,7 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sea_tf import atomic  # noqa: E402
+from sea_tf import atomic, config  # noqa: E402
 from sea_tf.audio import prepare_frames  # noqa: E402
 from sea_tf.models import load_model  # noqa: E402
 from sea_tf.teacher import extract_files  # noqa: E402
@@ -63,8 +63,9 @@ def main(argv=None):
             start = time.perf_counter()
             model.embed_frames(frames, batch_size=args.batch_size)
             infer_rates.append(len(frames) / (time.perf_counter() - start))
-            summary = extract_files(audio_dir, work / f"out{r}", model, batch_size=args.batch_size,
-                                    shard_rows=4 * args.batch_size, progress=False)
+            cfg = config.load("teacher", batch_size=args.batch_size, shard_rows=4 * args.batch_size, progress=False)
+            summary = extract_files(audio_dir, work / f"out{r}", model, **{key: value for key, value in cfg.items()
+                                                                          if key not in ("input", "out", "teacher")})
             runs.append(summary)
             print(f"run {r}: {summary['windows_per_s']} windows/s, CPU {summary['cpu_utilisation']}, "
                   f"share of wall time in inference {summary['inference_share']}, "

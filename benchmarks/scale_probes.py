@@ -47,10 +47,13 @@ def predict(args) -> dict:
 
 
 def reduce_apply(args) -> dict:
+    from sea_tf import config
     from sea_tf.reduce import apply_reducer
 
+    cfg = config.load("reduce/apply", progress=False)
     start = time.perf_counter()
-    card = apply_reducer(args.reducer, args.shards, args.out, progress=False)
+    card = apply_reducer(args.reducer, args.shards, args.out, chunk_rows=cfg["chunk_rows"], progress=cfg["progress"],
+                         allow_partial=cfg["allow_partial"])
     wall = time.perf_counter() - start
     rows = int(card["teacher_shards"]["n_rows"])
     return {"rows": rows, "target_files": len(card["shards"]), "wall_s": wall, "rows_per_s": rows / wall}

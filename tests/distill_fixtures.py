@@ -11,6 +11,7 @@ import numpy as np
 from sea_tf import cards
 from sea_tf.reduce import apply_reducer, fit_reducer
 from sea_tf.shards import canonical_sha256, write_table
+from stage_args_support import settings
 
 TEACHER_CARD = {"name": "synthetic-teacher", "kind": "teacher", "embedding_size": 32}
 TINY_STUDENT = {"filters": [4, 4, 8, 8], "embedding_bn_relu": False}
@@ -58,7 +59,7 @@ def make_dataset(root, n_sources=40, windows=8, d=8, shard_rows=96, seed=0):
         "teacher_card": TEACHER_CARD, "teacher_card_sha256": canonical_sha256(TEACHER_CARD),
         "hashes": {"reducer_sha256": cards.sha256_file(path)}})
     targets = root / "targets"
-    apply_reducer(reducer_dir, shards, targets, progress=False)
+    apply_reducer(reducer_dir, shards, targets, **settings("reduce/apply", progress=False))
     return {"shards": shards, "reducer": reducer_dir, "targets": targets, "n": n, "d": d}
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from sea_tf import config
 from sea_tf.audio import (READ_BLOCK_FRAMES, WindowFramer, frame_audio, load_audio, prepare_frames,
                           n_frames, read_mono_blocks, stream_windows, window_loudness_db)
 from sea_tf.errors import AudioError
@@ -125,8 +126,10 @@ import json, sys, warnings
 sys.path.insert(0, sys.argv[1])
 warnings.simplefilter("ignore")
 from pathlib import Path
+from sea_tf import config
 from sea_tf.teacher.decode import _decode
 from sea_tf.teacher.inputs import InputFile
+cfg = config.load("teacher")   # teacher-embed's decoding settings
 def peak():
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
@@ -134,7 +137,8 @@ def peak():
 item = InputFile(Path(sys.argv[2]), "x.wav")
 base = peak()
 n = 0
-blocks = _decode(item, 48000, 8000, hop_size=0.5, center=True, read_retries=0)
+blocks = _decode(item, 48000, 8000, hop_size=0.5, center=True, resampler=cfg["resampler"],
+                 block_windows=cfg["block_windows"], read_retries=0, read_backoff_s=cfg["read_backoff_s"])
 for block in [blocks] if isinstance(blocks, dict) else blocks:   # a dict: the whole file at once
     n += len(block["timestamp"])
 print(json.dumps({"delta_mb": peak() - base, "windows": n}))
@@ -158,7 +162,7 @@ def test_peak_memory_does_not_grow_with_file_length(tmp_path):
     with its resampled and framed copies (8 x 4 bytes per frame); 16 MB cover the allocator's
     granularity and soxr's filter state.
     """
-    block_windows = 16   # sea_tf.teacher.decode._decode's default
+    block_windows = config.load("teacher")["block_windows"]   # the child's decoding blocks
     short = _write(tmp_path / "short.wav", 10, 48000, subtype="PCM_16")
     long = tmp_path / "long.wav"
     with sf.SoundFile(str(long), "w", samplerate=48000, channels=1, subtype="PCM_16") as out:

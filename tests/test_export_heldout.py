@@ -115,12 +115,14 @@ def test_shards_written_from_another_directory(tiny, tmp_path, monkeypatch):
     """teacher-embed run in one directory with a relative input; export run in another: the shard rows'
     recordings are still the files named by absolute paths (the manifest records its root resolved)."""
     from sea_tf.teacher import extract_files
+    from stage_args_support import settings
 
     (tmp_path / "proj" / "wav").mkdir(parents=True)
     for k in range(4):
         sf.write(tmp_path / "proj" / "wav" / f"f{k}.wav", tone(k), SR, subtype="FLOAT")
     monkeypatch.chdir(tmp_path / "proj")
-    extract_files("wav", "shards", teacher="sea-64", student_sample_rate=SR, hop_size=0.5, progress=False)
+    extract_files("wav", "shards", teacher="sea-64",
+                  **settings("teacher", student_sample_rate=SR, hop_size=0.5, progress=False))
     root = json.loads(next((tmp_path / "proj" / "shards").glob("manifest-*.json")).read_text())["inputs"]["root"]
     assert root == str((tmp_path / "proj" / "wav").resolve())
     monkeypatch.chdir(tmp_path)

@@ -14,6 +14,7 @@ import soundfile as sf
 from sea_tf.teacher import array_status, extract_files
 from sea_tf.cli import main as cli_main
 from sea_tf.shards import ShardSet
+from stage_args_support import settings
 
 # The module, whose globals extract_files() reads (the package's ``extract`` is the function).
 extract_module = importlib.import_module("sea_tf.teacher.extract")
@@ -26,8 +27,8 @@ def teacher():
 
 
 def _extract(inputs, out, teacher, **kw):
-    return extract_files(inputs, out, teacher, shard_rows=4, batch_size=4, progress=False, decode_workers=1,
-                         read_retries=0, **kw)
+    return extract_files(inputs, out, teacher, **settings("teacher", shard_rows=4, batch_size=4, progress=False,
+                                                          decode_workers=1, read_retries=0, **kw))
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import soundfile as sf
 from sea_tf import atomic, runlock
 from sea_tf.errors import OutputError
 from sea_tf.shards import write_h5
+from stage_args_support import settings
 
 
 @pytest.fixture
@@ -104,7 +105,7 @@ def _reduce_inputs(root, n=3000, dim=128):
     emb = (rng.normal(size=(n, 8)) @ rng.normal(size=(8, dim))).astype(np.float32)
     write_table(root / "shards", {"embedding": emb, "audio": np.zeros((n, 4), np.float32),
                                   "label": np.zeros(n, np.int32)}, {"name": "t"}, shard_rows=1500)
-    sampling.sample_shards(root / "shards", root / "sample", 400, strategy="random", progress=False)
+    sampling.sample_shards(root / "shards", root / "sample", 400, **settings("sampling", strategy="random", progress=False))
 
 
 def test_reduce_apply_on_a_full_disk_is_an_output_error(small_disk, tmp_path):
@@ -113,8 +114,8 @@ def test_reduce_apply_on_a_full_disk_is_an_output_error(small_disk, tmp_path):
     could crash its interpreter), no temporary file left."""
     _reduce_inputs(tmp_path)
     from sea_tf import reduce
-    reduce.fit_sample(tmp_path / "shards", tmp_path / "sample", tmp_path / "red", method="pca", d=64,
-                      quality={"n_heldout": 50, "k": 5})
+    reduce.fit_sample(tmp_path / "shards", tmp_path / "sample", tmp_path / "red",
+                      **settings("reduce/fit", method="pca", d=64, quality={"n_heldout": 50, "k": 5}))
     (small_disk / "ballast").write_bytes(b"\0" * (5 * 2**19))
     child = subprocess.run([sys.executable, "-m", "sea_tf", "reduce", "apply", "--reducer", str(tmp_path / "red"),
                             "--shards", str(tmp_path / "shards"), "--out", str(small_disk / "targets"),

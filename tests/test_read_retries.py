@@ -17,6 +17,7 @@ import soundfile as sf
 from sea_tf.teacher import extract_files
 from sea_tf.audio import TransientAudioError, read_mono_blocks
 from sea_tf.shards import ShardSet
+from stage_args_support import settings
 
 
 class _MountOnRetry(logging.Handler):
@@ -72,7 +73,8 @@ def teacher():
 
 
 def _extract(inputs, out, teacher, **kw):
-    return extract_files(inputs, out, teacher, shard_rows=8, batch_size=4, progress=False, decode_workers=1, **kw)
+    return extract_files(inputs, out, teacher,
+                         **settings("teacher", shard_rows=8, batch_size=4, progress=False, decode_workers=1, **kw))
 
 
 def test_a_mount_that_comes_up_between_attempts_is_read(late_mount, handler, teacher):

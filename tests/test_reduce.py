@@ -12,6 +12,7 @@ from sea_tf import reduce, sampling
 from sea_tf.cli.main import main
 from sea_tf.errors import OutputError, ReduceError
 from sea_tf.shards import ShardSet, write_table
+from stage_args_support import settings
 
 CARD = {"name": "synthetic-teacher"}
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,14 +32,17 @@ def data(tmp_path_factory):
     audio = np.repeat(np.arange(1500, dtype=np.float32)[:, None], 20, axis=1)  # audio row i holds i
     write_table(root / "shards", {"embedding": emb, "audio": audio, "label": (np.arange(1500) % 4).astype(np.int32)},
                 CARD, shard_rows=256)
-    idx, _ = sampling.sample_shards(root / "shards", root / "sample", 400, strategy="random", progress=False)
+    idx, _ = sampling.sample_shards(root / "shards", root / "sample", 400,
+                                    **settings("sampling", strategy="random", progress=False))
     return root, emb, idx
 
 
 def test_pca_apply_equals_scikit_learn_and_stays_aligned(data, tmp_path):
     root, emb, idx = data
-    card = reduce.fit_sample(root / "shards", root / "sample", tmp_path / "red", method="pca", d=6, quality=None)
-    tcard = reduce.apply_reducer(tmp_path / "red", root / "shards", tmp_path / "targets", chunk_rows=100, progress=False)
+    card = reduce.fit_sample(root / "shards", root / "sample", tmp_path / "red",
+                             **settings("reduce/fit", method="pca", d=6, quality=None))
+    tcard = reduce.apply_reducer(tmp_path / "red", root / "shards", tmp_path / "targets",
+                                 **settings("reduce/apply", chunk_rows=100, progress=False))
     scaler = StandardScaler().fit(emb[idx])
     expected = PCA(n_components=6, svd_solver="full").fit(scaler.transform(emb[idx])).transform(scaler.transform(emb))
     shards = ShardSet(root / "shards", targets=tmp_path / "targets")
@@ -59,24 +63,28 @@ def test_pca_apply_equals_scikit_learn_and_stays_aligned(data, tmp_path):
 
 def test_incremental_pca_and_none(data, tmp_path):
     root, emb, idx = data
-    reduce.fit_sample(root / "shards", root / "sample", tmp_path / "ipca", method="pca", d=6, pca_solver="incremental")
+    reduce.fit_sample(root / "shards", root / "sample", tmp_path / "ipca",
+                      **settings("reduce/fit", method="pca", d=6, pca_solver="incremental"))
     ipca = reduce.Reducer.load(tmp_path / "ipca")
-    exact = reduce.fit_reducer(emb[idx], method="pca", d=6)
+    exact = reduce.fit_reducer(emb[idx], **settings("reduce/fit", of=reduce.fit_reducer, method="pca", d=6))
     # same subspace: projections onto the 6 components agree up to rotation within it
     a, b = ipca.model.components_, exact.model.components_
     assert np.linalg.svd(a @ b.T, compute_uv=False).min() > 0.99
-    card = reduce.fit_sample(root / "shards", root / "sample", tmp_path / "none", method="none", d=999)
+    card = reduce.fit_sample(root / "shards", root / "sample", tmp_path / "none",
+                             **settings("reduce/fit", method="none", d=999))
     assert card["d"] == 48
-    reduce.apply_reducer(tmp_path / "none", root / "shards", tmp_path / "raw", progress=False)
+    reduce.apply_reducer(tmp_path / "none", root / "shards", tmp_path / "raw",
+                         **settings("reduce/apply", progress=False))
     target = ShardSet(root / "shards", targets=tmp_path / "raw").read("target", np.arange(1500))
     assert np.array_equal(target, emb)
 
 
 def test_umap_fit_and_apply(data, tmp_path):
     root, emb, idx = data
-    card = reduce.fit_sample(root / "shards", root / "sample", tmp_path / "umap", method="umap", d=2,
-                             umap_params={"n_neighbors": 10, "min_dist": 0.3, "metric": "euclidean"},
-                             quality={"n_heldout": 200, "k": 10})
+    card = reduce.fit_sample(root / "shards", root / "sample", tmp_path / "umap",
+                             **settings("reduce/fit", method="umap", d=2,
+                                        umap_params={"n_neighbors": 10, "min_dist": 0.3, "metric": "euclidean"},
+                                        quality={"n_heldout": 200, "k": 10}))
     assert card["method"] == "umap" and card["params"]["n_neighbors"] == 10
     assert card["quality"]["trustworthiness"] > 0.75
     y = reduce.Reducer.load(tmp_path / "umap").transform(emb[:50])
@@ -85,16 +93,19 @@ def test_umap_fit_and_apply(data, tmp_path):
 
 def test_quality_report_and_compare(data, tmp_path):
     root, emb, idx = data
-    card = reduce.fit_sample(root / "shards", root / "sample", tmp_path / "red", d=6, quality={"n_heldout": 300, "k": 10})
+    card = reduce.fit_sample(root / "shards", root / "sample", tmp_path / "red",
+                             **settings("reduce/fit", d=6, quality={"n_heldout": 300, "k": 10}))
     q = card["quality"]
     assert q["heldout"] and q["n_heldout"] == 300
     assert q["trustworthiness"] > 0.97 and q["knn_recall"] > 0.7  # 6-D data kept by 6 components
     assert Path(q["png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    bad = reduce.fit_reducer(emb[idx], method="pca", d=1)
-    worse = reduce.evaluate(ShardSet(root / "shards"), bad, idx, tmp_path, n_heldout=300, name="d1")
+    bad = reduce.fit_reducer(emb[idx], **settings("reduce/fit", of=reduce.fit_reducer, method="pca", d=1))
+    worse = reduce.evaluate(ShardSet(root / "shards"), bad, idx, tmp_path,
+                            **settings("reduce/fit", of=reduce.evaluate, n_heldout=300, name="d1"))
     assert worse["trustworthiness"] < q["trustworthiness"] - 0.05
-    table = reduce.compare_strategies(root / "shards", tmp_path / "study", 200, d=6, progress=False,
-                                              sampling={"group_rows": 500}, n_heldout=200)
+    table = reduce.compare_strategies(root / "shards", tmp_path / "study", 200,
+                                      **settings("reduce/compare", d=6, progress=False, sampling={"group_rows": 500},
+                                                 n_heldout=200))
     assert [row["strategy"] for row in table] == list(sampling.STRATEGIES)
     assert all(row["trustworthiness"] > 0.9 for row in table)
     assert "| dpp-quality |" in (tmp_path / "study" / "compare.md").read_text()
@@ -103,25 +114,28 @@ def test_quality_report_and_compare(data, tmp_path):
 def test_bad_input_is_refused(data, tmp_path):
     root, emb, idx = data
     with pytest.raises(ReduceError, match="smaller than the teacher embedding size"):
-        reduce.fit_sample(root / "shards", root / "sample", tmp_path / "r", d=48)
-    small, _ = sampling.sample_shards(root / "shards", tmp_path / "small", 10, strategy="random", progress=False)
+        reduce.fit_sample(root / "shards", root / "sample", tmp_path / "r", **settings("reduce/fit", d=48))
+    small, _ = sampling.sample_shards(root / "shards", tmp_path / "small", 10,
+                                      **settings("sampling", strategy="random", progress=False))
     with pytest.raises(ReduceError, match="number of fitting samples"):
-        reduce.fit_sample(root / "shards", tmp_path / "small", tmp_path / "r", d=10)
+        reduce.fit_sample(root / "shards", tmp_path / "small", tmp_path / "r", **settings("reduce/fit", d=10))
     assert not (tmp_path / "r").exists()
     # NaN rows: rejected naming the shard file and the row
     bad = emb.copy()
     bad[700, 3] = np.nan
     write_table(tmp_path / "nan", {"embedding": bad}, CARD, shard_rows=256)
-    reduce.fit_sample(root / "shards", root / "sample", tmp_path / "red", d=6)
+    reduce.fit_sample(root / "shards", root / "sample", tmp_path / "red", **settings("reduce/fit", d=6))
     with pytest.raises(ReduceError, match=r"shard-0of1-00002\.h5: row 188 "):
-        reduce.apply_reducer(tmp_path / "red", tmp_path / "nan", tmp_path / "t", progress=False)
+        reduce.apply_reducer(tmp_path / "red", tmp_path / "nan", tmp_path / "t",
+                             **settings("reduce/apply", progress=False))
     # a targets directory of another reducer is not overwritten
-    reduce.apply_reducer(tmp_path / "red", root / "shards", tmp_path / "t2", progress=False)
-    reduce.fit_sample(root / "shards", root / "sample", tmp_path / "red8", d=8)
+    reduce.apply_reducer(tmp_path / "red", root / "shards", tmp_path / "t2", **settings("reduce/apply", progress=False))
+    reduce.fit_sample(root / "shards", root / "sample", tmp_path / "red8", **settings("reduce/fit", d=8))
     first = tmp_path / "t2" / ShardSet(root / "shards").target_names()[0]
     before = first.read_bytes()
     with pytest.raises(OutputError, match="another reducer"):
-        reduce.apply_reducer(tmp_path / "red8", root / "shards", tmp_path / "t2", progress=False)
+        reduce.apply_reducer(tmp_path / "red8", root / "shards", tmp_path / "t2",
+                             **settings("reduce/apply", progress=False))
     assert first.read_bytes() == before
 
 
@@ -164,9 +178,10 @@ def test_explained_variance_is_measured_on_the_heldout_rows(tmp_path):
     emb = (rng.normal(size=(600, 24)) + rng.normal(size=(600, 1)) * np.linspace(1, 0.2, 24)).astype(np.float32)
     write_table(tmp_path / "shards", {"embedding": emb, "audio": np.zeros((600, 4), np.float32),
                                       "label": np.zeros(600, np.int32)}, CARD, shard_rows=256)
-    idx, _ = sampling.sample_shards(tmp_path / "shards", tmp_path / "sample", 30, strategy="random", progress=False)
-    card = reduce.fit_sample(tmp_path / "shards", tmp_path / "sample", tmp_path / "red", method="pca", d=4,
-                             quality={"n_heldout": 200, "k": 10})
+    idx, _ = sampling.sample_shards(tmp_path / "shards", tmp_path / "sample", 30,
+                                    **settings("sampling", strategy="random", progress=False))
+    card = reduce.fit_sample(tmp_path / "shards", tmp_path / "sample", tmp_path / "red",
+                             **settings("reduce/fit", method="pca", d=4, quality={"n_heldout": 200, "k": 10}))
     q = json.loads((tmp_path / "red" / "quality.json").read_text())
     assert q["heldout"] and q == card["quality"]
     rows, heldout = reduce.heldout_rows(600, idx, n_heldout=200, seed=card["seed"])
@@ -190,8 +205,9 @@ def test_a_sample_of_nearly_every_row_is_evaluated_on_the_sample(tmp_path):
     emb = _low_rank(60, dim=12, rank=3, seed=5)
     write_table(tmp_path / "shards", {"embedding": emb, "audio": np.zeros((60, 4), np.float32),
                                       "label": np.zeros(60, np.int32)}, CARD, shard_rows=32)
-    sampling.sample_shards(tmp_path / "shards", tmp_path / "sample", 58, strategy="random", progress=False)
-    card = reduce.fit_sample(tmp_path / "shards", tmp_path / "sample", tmp_path / "red", method="pca", d=3,
-                             quality={"n_heldout": 200, "k": 10})
+    sampling.sample_shards(tmp_path / "shards", tmp_path / "sample", 58,
+                           **settings("sampling", strategy="random", progress=False))
+    card = reduce.fit_sample(tmp_path / "shards", tmp_path / "sample", tmp_path / "red",
+                             **settings("reduce/fit", method="pca", d=3, quality={"n_heldout": 200, "k": 10}))
     q = card["quality"]
     assert q["heldout"] is False and q["n_heldout"] == 58 and 0 <= q["trustworthiness"] <= 1

@@ -8,6 +8,7 @@ import pytest
 from sea_tf import cards, reduce, sampling
 from sea_tf.cli.main import main
 from sea_tf.shards import ShardSet, write_table
+from stage_args_support import settings
 
 CARD = {"name": "synthetic-teacher"}
 
@@ -20,8 +21,9 @@ def _table(path, seed, n=300, config=None):
 
 
 def _fit(root, dirs):
-    sampling.sample_shards(dirs, root / "sample", 200, strategy="random", progress=False)
-    reduce.fit_sample(dirs, root / "sample", root / "reducer", method="pca", d=4, quality=None)
+    sampling.sample_shards(dirs, root / "sample", 200, **settings("sampling", strategy="random", progress=False))
+    reduce.fit_sample(dirs, root / "sample", root / "reducer",
+                      **settings("reduce/fit", method="pca", d=4, quality=None))
     return reduce.Reducer.load(root / "reducer")
 
 
@@ -55,12 +57,12 @@ def test_resume_recomputes_a_target_whose_source_shard_changed(tmp_path):
     _table(a, 1)
     reducer = _fit(tmp_path, [a])
     out = tmp_path / "targets"
-    reduce.apply_reducer(tmp_path / "reducer", a, out, progress=False)
+    reduce.apply_reducer(tmp_path / "reducer", a, out, **settings("reduce/apply", progress=False))
     mtimes = {path: os.stat(path).st_mtime_ns for path in out.rglob("*.h5")}
     # Re-embedding changed shard 1's rows (same file name, same manifest): its targets are stale now.
     with h5py.File(ShardSet(a).shards[1].path, "r+") as fh:
         fh["embedding"][...] = -fh["embedding"][...]
-    reduce.apply_reducer(tmp_path / "reducer", a, out, progress=False)
+    reduce.apply_reducer(tmp_path / "reducer", a, out, **settings("reduce/apply", progress=False))
     shards = ShardSet(a, targets=out)
     np.testing.assert_array_equal(shards.read("target", np.arange(300)), _expected(reducer, a))
     # only the changed shard's targets were rewritten; the others were reused after their hash check

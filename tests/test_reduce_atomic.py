@@ -16,6 +16,7 @@ from sea_tf import reduce, sampling
 from sea_tf.cli.main import main
 from sea_tf.errors import DataError, OutputError
 from sea_tf.shards import write_table
+from stage_args_support import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,7 +28,8 @@ def data(tmp_path_factory):
     emb = (rng.normal(size=(1200, 5)) @ rng.normal(size=(5, 24)) + 0.05 * rng.normal(size=(1200, 24))).astype(np.float32)
     write_table(root / "shards", {"embedding": emb, "audio": np.zeros((1200, 4), np.float32),
                                   "label": (np.arange(1200) % 3).astype(np.int32)}, {"name": "teacher"}, shard_rows=400)
-    sampling.sample_shards(root / "shards", root / "sample", 300, strategy="random", progress=False)
+    sampling.sample_shards(root / "shards", root / "sample", 300,
+                           **settings("sampling", strategy="random", progress=False))
     return root
 
 
@@ -41,7 +43,8 @@ def _recorded(reducer_dir):
 
 def test_a_fit_killed_over_an_existing_reducer_leaves_it_whole(data, tmp_path):
     red = tmp_path / "red"
-    reduce.fit_sample(data / "shards", data / "sample", red, d=4, quality=None, progress=False)
+    reduce.fit_sample(data / "shards", data / "sample", red,
+                      **settings("reduce/fit", d=4, quality=None, progress=False))
     old_sha = _sha(red / "reducer.joblib")
     assert _recorded(red) == old_sha
     # A real second process refits over it (d=6, with the quality report: the model exists some
@@ -61,9 +64,11 @@ def test_a_fit_killed_over_an_existing_reducer_leaves_it_whole(data, tmp_path):
     # The old reducer is whole: its model is the one its card records, and it loads and applies.
     assert _sha(red / "reducer.joblib") == old_sha == _recorded(red)
     assert reduce.Reducer.load(red).d == 4
-    assert reduce.apply_reducer(red, data / "shards", tmp_path / "targets", progress=False)["d"] == 4
+    assert reduce.apply_reducer(red, data / "shards", tmp_path / "targets",
+                                **settings("reduce/apply", progress=False))["d"] == 4
     # The killed writer's stage is swept by the next fit, which replaces the reducer as a unit.
-    card = reduce.fit_sample(data / "shards", data / "sample", red, d=6, quality={"n_heldout": 200, "k": 5}, progress=False)
+    card = reduce.fit_sample(data / "shards", data / "sample", red,
+                             **settings("reduce/fit", d=6, quality={"n_heldout": 200, "k": 5}, progress=False))
     assert list(tmp_path.glob(".red.*")) == []
     assert _recorded(red) == _sha(red / "reducer.joblib") and reduce.Reducer.load(red).d == 6
     assert card["quality"]["png"] == str(red / "quality.png") and (red / "quality.png").is_file()
@@ -82,8 +87,10 @@ class _Marker:
 
 def test_a_tampered_or_swapped_reducer_is_refused_and_never_unpickled(data, tmp_path, capsys):
     red, other = tmp_path / "red", tmp_path / "other"
-    reduce.fit_sample(data / "shards", data / "sample", red, d=4, quality=None, progress=False)
-    reduce.fit_sample(data / "shards", data / "sample", other, d=6, quality=None, progress=False)
+    reduce.fit_sample(data / "shards", data / "sample", red,
+                      **settings("reduce/fit", d=4, quality=None, progress=False))
+    reduce.fit_sample(data / "shards", data / "sample", other,
+                      **settings("reduce/fit", d=6, quality=None, progress=False))
     marker = tmp_path / "code-ran.txt"
     joblib.dump(_Marker(marker), red / "reducer.joblib")
     with pytest.raises(DataError, match=r"reducer\.joblib: sha256 \w+\.\.\. differs from the \w+\.\.\. its card records"):
@@ -96,7 +103,7 @@ def test_a_tampered_or_swapped_reducer_is_refused_and_never_unpickled(data, tmp_
     # Another fit's model beside this card (what a killed fit used to leave): refused, never mixed.
     (red / "reducer.joblib").write_bytes((other / "reducer.joblib").read_bytes())
     with pytest.raises(DataError, match="differs from the"):
-        reduce.apply_reducer(red, data / "shards", tmp_path / "t", progress=False)
+        reduce.apply_reducer(red, data / "shards", tmp_path / "t", **settings("reduce/apply", progress=False))
     (red / "card.json").unlink()
     with pytest.raises(DataError, match="no card with its sha256 beside it"):
         reduce.Reducer.load(red)
@@ -107,6 +114,7 @@ def test_a_fit_never_replaces_a_folder_that_is_not_a_reducer(data, tmp_path):
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     with pytest.raises(OutputError, match=r"results: holds notes\.txt, not only a reducer.*nothing was written"):
-        reduce.fit_sample(data / "shards", data / "sample", out, d=4, quality=None, progress=False)
+        reduce.fit_sample(data / "shards", data / "sample", out,
+                          **settings("reduce/fit", d=4, quality=None, progress=False))
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]

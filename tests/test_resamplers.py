@@ -6,6 +6,7 @@ import pytest
 
 from sea_tf.audio import RESAMPLERS, resample
 from sea_tf.errors import ConfigError
+from stage_args_support import settings
 
 
 def _tone(sr, f=440.0, seconds=1.0):
@@ -47,9 +48,10 @@ def test_teacher_embed_records_its_resampler_and_refuses_unknown_ones(tmp_path):
     (tmp_path / "in").mkdir()
     sf.write(tmp_path / "in" / "a.wav", _tone(22050, seconds=1.5), 22050)
     teacher = load_model("sea-64", seed=1)
-    extract_files(tmp_path / "in", tmp_path / "out", teacher, shard_rows=8, progress=False)
+    extract_files(tmp_path / "in", tmp_path / "out", teacher, **settings("teacher", shard_rows=8, progress=False))
     manifest = json.loads((tmp_path / "out" / "manifest-0of1.json").read_text())
     assert manifest["config"]["resampler"] == "soxr-hq"
     with pytest.raises(ConfigError, match="resampler must be one of"):
-        extract_files(tmp_path / "in", tmp_path / "bad", teacher, resampler="sinc", progress=False)
+        extract_files(tmp_path / "in", tmp_path / "bad", teacher,
+                      **settings("teacher", resampler="sinc", progress=False))
     assert not (tmp_path / "bad").exists()

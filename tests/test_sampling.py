@@ -10,6 +10,7 @@ from threadpoolctl import threadpool_limits
 from sea_tf import sampling
 from sea_tf.errors import ConfigError, ReduceError
 from sea_tf.shards import write_table
+from stage_args_support import settings
 
 CARD = {"name": "synthetic-teacher"}
 
@@ -32,10 +33,10 @@ def clustered(tmp_path_factory):
 @pytest.mark.parametrize("strategy", sampling.STRATEGIES)
 def test_each_strategy_is_seeded_and_valid(clustered, tmp_path, strategy):
     shards, *_ = clustered
-    a, card = sampling.sample_shards(shards, tmp_path / "a", 150, strategy=strategy, seed=3, group_rows=500,
-                                     progress=False)
-    b, _ = sampling.sample_shards(shards, tmp_path / "b", 150, strategy=strategy, seed=3, group_rows=500,
-                                  progress=False)
+    a, card = sampling.sample_shards(shards, tmp_path / "a", 150,
+                                     **settings("sampling", strategy=strategy, seed=3, group_rows=500, progress=False))
+    b, _ = sampling.sample_shards(shards, tmp_path / "b", 150,
+                                  **settings("sampling", strategy=strategy, seed=3, group_rows=500, progress=False))
     assert np.array_equal(a, b)
     assert len(np.unique(a)) == 150 and a.min() >= 0 and a.max() < 3000 and np.all(np.diff(a) > 0)
     assert (tmp_path / "a" / "sample.npz").read_bytes() == (tmp_path / "b" / "sample.npz").read_bytes()
@@ -43,7 +44,8 @@ def test_each_strategy_is_seeded_and_valid(clustered, tmp_path, strategy):
     index, read_card = sampling.load_sample(tmp_path / "a")
     assert np.array_equal(index, a) and read_card == card
     if strategy in ("random", "loudness"):
-        c, _ = sampling.sample_shards(shards, tmp_path / "c", 150, strategy=strategy, seed=4, progress=False)
+        c, _ = sampling.sample_shards(shards, tmp_path / "c", 150,
+                                      **settings("sampling", strategy=strategy, seed=4, progress=False))
         assert not np.array_equal(a, c)
 
 
@@ -53,7 +55,8 @@ def test_loudness_prefers_loud_windows(clustered, tmp_path):
     q = sampling.loudness_rank(loud, bounds)
     assert q.min() > 0 and q.max() == 1.0
     assert np.isclose(q[:500].mean(), (500 + 1) / 2 / 500)  # ranks 1..500 over 500 (no ties)
-    idx, _ = sampling.sample_shards(shards, tmp_path, 600, strategy="loudness", group_rows=500, progress=False)
+    idx, _ = sampling.sample_shards(shards, tmp_path, 600,
+                                    **settings("sampling", strategy="loudness", group_rows=500, progress=False))
     # P ∝ rank: the expected mean rank of picks is well above the pool's 0.5 (≈ 0.63 for 600 of 3000).
     assert q[idx].mean() > 0.6
     assert np.median(loud[idx]) > np.median(loud) + 3.0
@@ -66,7 +69,8 @@ def test_dpp_covers_clusters_better_than_random(clustered):
     share_big, n_clusters, spread = {}, {}, {}
     for strategy in ("random", "dpp", "dpp-quality"):
         picks = [sampling.select(3000, 24, strategy=strategy, seed=seed, bounds=bounds, loudness_db=loud,
-                                 read_embeddings=lambda a, b: emb[a:b], dpp_kernel="cosine", ridge=0.01) for seed in range(5)]
+                                 read_embeddings=lambda a, b: emb[a:b], dpp_solver="exact", dpp_kernel="cosine",
+                                 ridge=0.01) for seed in range(5)]
         share_big[strategy] = np.mean([np.mean(label[i] == 0) for i in picks])
         n_clusters[strategy] = np.mean([len(np.unique(label[i])) for i in picks])
         spread[strategy] = np.mean([sampling.diversity(emb[i]) for i in picks])
@@ -94,7 +98,8 @@ def test_greedy_map_matches_brute_force_log_det_greedy():
 def test_allocation_and_groups():
     shares = sampling.allocate([10, 30, 60], 10)
     assert shares.tolist() == [1, 3, 6] and sampling.allocate([1, 1, 100], 102).tolist() == [1, 1, 100]
-    bounds = sampling.group_bounds(6, np.array(["a", "a", "b", "b", "b", "c"]), group_by="source")
+    bounds = sampling.group_bounds(6, np.array(["a", "a", "b", "b", "b", "c"]),
+                                    **settings("sampling", of=sampling.group_bounds, group_by="source"))
     assert bounds.tolist() == [0, 2, 5, 6]
     assert sampling.group_bounds(10, group_by="window", group_rows=4).tolist() == [0, 4, 8, 10]
 
@@ -102,7 +107,7 @@ def test_allocation_and_groups():
 def test_too_many_samples_is_a_clear_error(clustered, tmp_path):
     shards, *_ = clustered
     with pytest.raises(ReduceError, match="cannot pick 3001 samples from 3000"):
-        sampling.sample_shards(shards, tmp_path / "s", 3001, strategy="random", progress=False)
+        sampling.sample_shards(shards, tmp_path / "s", 3001, **settings("sampling", strategy="random", progress=False))
     assert not (tmp_path / "s").exists()
 
 
@@ -137,24 +142,27 @@ def test_exact_kdpp_matches_brute_force_probabilities(n, dims):
 
 def test_exact_kdpp_is_seeded_and_takes_every_row_when_k_is_n():
     x = sampling.kernel_rows(np.random.default_rng(0).random((50, 8)), kernel="published")
-    a = sampling.sample_kdpp(x, 7, np.random.default_rng(3))
-    assert np.array_equal(a, sampling.sample_kdpp(x, 7, np.random.default_rng(3)))
-    assert sorted(sampling.sample_kdpp(x, 50, np.random.default_rng(3)).tolist()) == list(range(50))
-    assert sampling.sample_kdpp(x, 0, np.random.default_rng(3)).shape == (0,)
+    a = sampling.sample_kdpp(x, 7, np.random.default_rng(3), ridge=0.1)
+    assert np.array_equal(a, sampling.sample_kdpp(x, 7, np.random.default_rng(3), ridge=0.1))
+    assert sorted(sampling.sample_kdpp(x, 50, np.random.default_rng(3), ridge=0.1).tolist()) == list(range(50))
+    assert sampling.sample_kdpp(x, 0, np.random.default_rng(3), ridge=0.1).shape == (0,)
 
 
 def test_bad_dpp_input_is_a_clear_error_never_nan(clustered, tmp_path):
     shards, *_ = clustered
     with pytest.raises(ConfigError, match="dpp_kernel must be one of published, cosine"):
-        sampling.sample_shards(shards, tmp_path / "k", 10, strategy="dpp", dpp_kernel="rbf", progress=False)
+        sampling.sample_shards(shards, tmp_path / "k", 10,
+                               **settings("sampling", strategy="dpp", dpp_kernel="rbf", progress=False))
     with pytest.raises(ConfigError, match="dpp_solver must be one of exact, greedy-map"):
-        sampling.sample_shards(shards, tmp_path / "s", 10, strategy="dpp", dpp_solver="mcmc", progress=False)
+        sampling.sample_shards(shards, tmp_path / "s", 10,
+                               **settings("sampling", strategy="dpp", dpp_solver="mcmc", progress=False))
     with pytest.raises(ConfigError, match="renamed; use dpp_solver: greedy-map"):
-        sampling.sample_shards(shards, tmp_path / "g", 10, strategy="dpp", dpp_solver="greedy", progress=False)
+        sampling.sample_shards(shards, tmp_path / "g", 10,
+                               **settings("sampling", strategy="dpp", dpp_solver="greedy", progress=False))
     assert not any((tmp_path / name).exists() for name in "ksg")
     x = sampling.kernel_rows(np.random.default_rng(0).random((20, 4)), kernel="cosine")
     with pytest.raises(ReduceError, match="cannot pick 21 items from a group of 20"):
-        sampling.sample_kdpp(x, 21, np.random.default_rng(0))
+        sampling.sample_kdpp(x, 21, np.random.default_rng(0), ridge=0.1)
     # Without a ridge the kernel has rank 4: five rows cannot be drawn.
     with pytest.raises(ReduceError, match="fewer than 5 non-zero eigenvalues"):
         sampling.sample_kdpp(x, 5, np.random.default_rng(0), ridge=0.0)
@@ -164,14 +172,16 @@ def test_bad_dpp_input_is_a_clear_error_never_nan(clustered, tmp_path):
     for kernel in sampling.KERNELS:
         rows = sampling.kernel_rows(silent, kernel=kernel)
         assert np.all(np.isfinite(rows)) and not rows[5:].any()
-        picked = sampling.sample_kdpp(rows, 12, np.random.default_rng(2))
+        picked = sampling.sample_kdpp(rows, 12, np.random.default_rng(2), ridge=0.1)
         assert len(set(picked.tolist())) == 12
 
 
 def test_greedy_map_is_a_named_solver_not_the_default(clustered, tmp_path):
     shards, *_ = clustered
-    _, exact = sampling.sample_shards(shards, tmp_path / "e", 40, strategy="dpp", group_rows=1000, progress=False)
-    _, greedy = sampling.sample_shards(shards, tmp_path / "g", 40, strategy="dpp", group_rows=1000,
-                                       dpp_solver="greedy-map", progress=False)
+    _, exact = sampling.sample_shards(shards, tmp_path / "e", 40,
+                                      **settings("sampling", strategy="dpp", group_rows=1000, progress=False))
+    _, greedy = sampling.sample_shards(shards, tmp_path / "g", 40,
+                                       **settings("sampling", strategy="dpp", group_rows=1000, dpp_solver="greedy-map",
+                                                  progress=False))
     assert exact["dpp_solver"] == "exact" and exact["dpp_kernel"] == "published"
     assert greedy["dpp_solver"] == "greedy-map"

@@ -12,6 +12,7 @@ import pytest
 
 from sea_tf import reduce, sampling
 from sea_tf.shards import write_table
+from stage_args_support import settings
 
 N_ROWS, GROUP, M = 600, 200, 150
 
@@ -50,8 +51,10 @@ def shards_512(tmp_path_factory):
 
 def _mean_over_seeds(emb, loud, strategy, metric, seeds=8, **kwargs):
     bounds = sampling.group_bounds(N_ROWS, group_by="window", group_rows=GROUP)
-    values = [metric(sampling.select(N_ROWS, M, strategy=strategy, seed=seed, bounds=bounds, loudness_db=loud,
-                                     read_embeddings=lambda a, b: emb[a:b], **kwargs)) for seed in range(seeds)]
+    values = [metric(sampling.select(N_ROWS, M, bounds=bounds, loudness_db=loud,
+                                     read_embeddings=lambda a, b: emb[a:b],
+                                     **settings("sampling", of=sampling.select, strategy=strategy, seed=seed, **kwargs)))
+              for seed in range(seeds)]
     return float(np.mean(values))
 
 
@@ -119,8 +122,9 @@ def test_cosine_dpp_covers_better_than_random(shards_512):
 
 def test_study_table_has_overlap_and_coverage_and_a_png(shards_512, tmp_path):
     shards, _, _ = shards_512
-    table = reduce.compare_strategies(shards, tmp_path / "study", M, d=16, progress=False,
-                                              sampling={"group_by": "window", "group_rows": GROUP}, n_heldout=200)
+    table = reduce.compare_strategies(shards, tmp_path / "study", M,
+                                      **settings("reduce/compare", d=16, progress=False,
+                                                 sampling={"group_by": "window", "group_rows": GROUP}, n_heldout=200))
     rows = {row["strategy"]: row for row in table}
     assert list(rows) == list(sampling.STRATEGIES)
     for row in table:

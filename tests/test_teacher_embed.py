@@ -12,6 +12,7 @@ from sea_tf.teacher import extract_files, list_inputs, parse_shard, resolve_job
 from sea_tf.audio import frame_audio, resample
 from sea_tf.errors import ConfigError, DataError, OutputError
 from sea_tf.shards import ShardSet
+from stage_args_support import settings
 from tolerance_support import forward_atol, ulp32
 
 # The module, whose globals extract_files() reads (the package's ``extract`` is the function).
@@ -45,7 +46,7 @@ def audio_dir(tmp_path_factory):
 
 def _run(audio_dir, out, teacher, **kw):
     kw = {"shard_rows": 16, "batch_size": 8, "progress": False, **kw}
-    return extract_files(audio_dir, out, teacher, **kw)
+    return extract_files(audio_dir, out, teacher, **settings("teacher", **kw))
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +164,7 @@ def test_bad_inputs(tmp_path, teacher):
 def test_file_list_and_us8k_inputs(audio_dir, teacher, tmp_path):
     listing = tmp_path / "list.txt"
     listing.write_text(f"# two files\n{audio_dir / 'clip0.wav'}\n\n{audio_dir / 'sub' / 'clip1.wav'}\n")
-    kind, root, files = list_inputs(listing)
+    kind, root, files = list_inputs(listing, recursive=True)
     assert kind == "list" and len(files) == 2
     # a tiny UrbanSound8K layout: labels and folds are recorded per row
     us = tmp_path / "us8k"
@@ -256,9 +257,11 @@ def _pairs_line_up(shards_dir, tmp_path, student_sr):
 
     from sea_tf.sampling import sample_shards
 
-    sample_shards(shards_dir, tmp_path / "sample", ShardSet(shards_dir).n_rows, strategy="random", progress=False)
-    reduce.fit_sample(shards_dir, tmp_path / "sample", tmp_path / "reducer", method="pca", d=4, quality=None, progress=False)
-    reduce.apply_reducer(tmp_path / "reducer", shards_dir, tmp_path / "targets", progress=False)
+    sample_shards(shards_dir, tmp_path / "sample", ShardSet(shards_dir).n_rows,
+                  **settings("sampling", strategy="random", progress=False))
+    reduce.fit_sample(shards_dir, tmp_path / "sample", tmp_path / "reducer",
+                      **settings("reduce/fit", method="pca", d=4, quality=None, progress=False))
+    reduce.apply_reducer(tmp_path / "reducer", shards_dir, tmp_path / "targets", **settings("reduce/apply", progress=False))
     pairs = pairs_mod.open_pairs(shards_dir, tmp_path / "targets", check_rows=3, seed=0, allow_partial=False)
     assert pairs.frame_samples == student_sr
     rows = np.arange(pairs.shards.n_rows)

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from stage_args_support import settings
+
 # Settings of both runs. The student-rate audio is 64,000 of a row's ~64,300 bytes, so a shard's
 # audio column is 576 x 64,000 B = 36.9 MB: over glibc's largest mmap threshold (32 MiB), so a freed
 # shard goes back to the OS at once instead of staying resident in the heap for reuse (at 32.8 MB,
@@ -45,7 +47,7 @@ for _ in range(60):
 with open("/proc/self/clear_refs", "w") as fh:
     fh.write("5")           # VmHWM := VmRSS, so the peak below is the embedding's own
 start = status_bytes("VmRSS")
-summary = extract_files(inputs, out, teacher, progress=False, **settings)
+summary = extract_files(inputs, out, teacher, **settings)
 print(json.dumps({"growth": status_bytes("VmHWM") - start, "rows": summary["n_rows"]}))
 '''
 
@@ -53,7 +55,8 @@ print(json.dumps({"growth": status_bytes("VmHWM") - start, "rows": summary["n_ro
 def _peak_growth(inputs, out):
     """Peak-RSS growth (bytes) of a fresh process embedding ``inputs`` into ``out``, and its summary."""
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, "-c", _CHILD, str(inputs), str(out), json.dumps(SETTINGS)],
+    every = settings("teacher", progress=False, **SETTINGS)   # with teacher-embed's defaults for the rest
+    proc = subprocess.run([sys.executable, "-c", _CHILD, str(inputs), str(out), json.dumps(every)],
                           capture_output=True, text=True, env=env, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])

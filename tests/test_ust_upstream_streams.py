@@ -8,6 +8,7 @@ from sea_tf import sampling
 from sea_tf.errors import DataError, ReduceError
 from sea_tf.sensors import read_sensor_manifest
 from sea_tf.shards import write_table
+from stage_args_support import settings
 
 DAY = 86400
 T0 = 1546300800   # 2019-01-01 00:00 UTC (day 001, ISO week 01, month 01)
@@ -36,18 +37,21 @@ def test_published_allocation_and_dropped_timeframes(sensor_shards, tmp_path):
     shards, manifest, sources = sensor_shards
     # m = 30 over 3 sensors: 10 each; a: 2 days -> 5 per day; b: 2 days -> 5 per day, day 3 has 4 rows -> dropped;
     # c: 1 day -> 10.
-    index, card = sampling.sample_streams(shards, tmp_path, 30, manifest, timeframe="day", strategy="dpp-quality",
-                                          seed=1, progress=False)
+    index, card = sampling.sample_streams(shards, tmp_path, 30, manifest,
+                                          **settings("sampling", of=sampling.sample_streams, timeframe="day",
+                                                     strategy="dpp-quality", seed=1, progress=False))
     assert card["n_picked"] == len(index) == 5 + 5 + 5 + 10
     assert card["dropped"] == [{"sensor": "b", "timeframe": "003", "rows": 4, "needed": 5}]
     sensor_of = np.array([s.split("/")[0] for s in sources])
     assert {s: int((sensor_of[index] == s).sum()) for s in "abc"} == {"a": 10, "b": 5, "c": 10}
-    again, _ = sampling.sample_streams(shards, tmp_path / "again", 30, manifest, timeframe="day",
-                                       strategy="dpp-quality", seed=1, progress=False)
+    again, _ = sampling.sample_streams(shards, tmp_path / "again", 30, manifest,
+                                       **settings("sampling", of=sampling.sample_streams, timeframe="day",
+                                                  strategy="dpp-quality", seed=1, progress=False))
     assert np.array_equal(index, again)
     # Week: all of a's and b's days fall in ISO week 01 -> one stream each; c's day 9 is week 02.
-    _, week = sampling.sample_streams(shards, tmp_path / "w", 30, manifest, timeframe="week", strategy="random",
-                                     progress=False)
+    _, week = sampling.sample_streams(shards, tmp_path / "w", 30, manifest,
+                                      **settings("sampling", of=sampling.sample_streams, timeframe="week",
+                                                 strategy="random", progress=False))
     assert [(s["sensor"], s["timeframe"], s["picked"]) for s in week["streams"]] == [("a", "01", 10), ("b", "01", 10),
                                                                                     ("c", "02", 10)]
 
@@ -57,7 +61,8 @@ def test_manifest_problems(sensor_shards, tmp_path):
     partial = tmp_path / "partial.csv"
     partial.write_text("\n".join(manifest.read_text().splitlines()[:-1]) + "\n")
     with pytest.raises(DataError, match="does not name 1 source file"):
-        sampling.sample_streams(shards, tmp_path / "x", 10, partial, progress=False)
+        sampling.sample_streams(shards, tmp_path / "x", 10, partial,
+                                **settings("sampling", of=sampling.sample_streams, progress=False))
     bad = tmp_path / "bad.csv"
     bad.write_text("file,sensor_id,timestamp\nx.wav,a,yesterday\n")
     with pytest.raises(DataError, match="line 2: timestamp 'yesterday'"):
@@ -67,7 +72,8 @@ def test_manifest_problems(sensor_shards, tmp_path):
     # An explicit offset is honoured: 23:30 in New York is 04:30 UTC the next day (day 064).
     assert sampling.stream_keys(["dir/x.wav"], read_sensor_manifest(iso), timeframe="day")[1].tolist() == ["064"]
     with pytest.raises(ReduceError, match="fewer rows than its share"):
-        sampling.sample_streams(shards, tmp_path / "y", 3000, manifest, progress=False)
+        sampling.sample_streams(shards, tmp_path / "y", 3000, manifest,
+                                **settings("sampling", of=sampling.sample_streams, progress=False))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -153,14 +159,15 @@ def test_sensor_manifest_is_part_of_the_resume_check(sensor_run, sensor_audio, t
     before = (sensor_run / "manifest-0of1.json").read_bytes()
     moved = tmp_path / "moved.csv"       # same rows elsewhere: resumes (nothing left to do)
     moved.write_text(manifest.read_text())
-    summary = extract_files(root, sensor_run, "sea-512", shard_rows=16, batch_size=16, progress=False,
-                            sensor_manifest=moved)
+    summary = extract_files(root, sensor_run, "sea-512",
+                            **settings("teacher", shard_rows=16, batch_size=16, progress=False, sensor_manifest=moved))
     assert summary["complete"] and summary["windows_this_run"] == 0
     other = tmp_path / "other.csv"       # b/rec3.wav moved to sensor c
     other.write_text(manifest.read_text().replace("b/rec3.wav,b,", "b/rec3.wav,c,"))
     for kw in ({"sensor_manifest": other}, {}):
         with pytest.raises(OutputError, match="sensor_manifest_sha256"):
-            extract_files(root, sensor_run, "sea-512", shard_rows=16, batch_size=16, progress=False, **kw)
+            extract_files(root, sensor_run, "sea-512",
+                          **settings("teacher", shard_rows=16, batch_size=16, progress=False, **kw))
     assert (sensor_run / "manifest-0of1.json").read_bytes() == before
 
 
@@ -206,9 +213,12 @@ def test_shards_without_sensor_columns(sensor_shards, tmp_path):
     with pytest.raises(DataError, match="carry no sensor_id"):
         shards.read("sensor_id", [0])
     with pytest.raises(DataError, match="carry no sensor ids.*--sensor-manifest CSV"):
-        sampling.sample_shards(old, tmp_path / "s", 10, group_by="sensor-day", progress=False)
+        sampling.sample_shards(old, tmp_path / "s", 10, **settings("sampling", group_by="sensor-day", progress=False))
     # The manifest beside them works instead, and gives what sample_streams gives.
-    index, card = sampling.sample_shards(old, tmp_path / "s", 30, group_by="sensor-day", seed=1, progress=False,
-                                         sensor_manifest=manifest)
-    direct, _ = sampling.sample_streams(old, tmp_path / "d", 30, manifest, timeframe="day", seed=1, progress=False)
+    index, card = sampling.sample_shards(old, tmp_path / "s", 30,
+                                         **settings("sampling", group_by="sensor-day", seed=1, progress=False,
+                                                    sensor_manifest=manifest))
+    direct, _ = sampling.sample_streams(old, tmp_path / "d", 30, manifest,
+                                        **settings("sampling", of=sampling.sample_streams, timeframe="day", seed=1,
+                                                   progress=False))
     assert np.array_equal(index, direct) and card["sensors_from"] == str(manifest)

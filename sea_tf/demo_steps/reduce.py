@@ -7,15 +7,19 @@ PRESET = "reduce/fit-pca64"
 
 
 def run(ctx: DemoContext) -> StepReport:
+    from sea_tf import config
     from sea_tf.reduce import apply_reducer, fit_sample
 
     cfg = ctx.settings("reduce", PRESET)
+    apply_cfg = config.load("reduce/apply")   # the demo step's settings are fit's; apply runs on its defaults
     shards, sample = ctx.artifacts["teacher_shards"], ctx.artifacts["sample"]
     reducer_dir, targets_dir = ctx.out_dir / "reducer", ctx.out_dir / "targets"
     card = fit_sample(shards, sample, reducer_dir, method=cfg["method"], d=cfg["d"], pca_solver=cfg["pca"]["solver"],
                       umap_params=cfg["umap"], seed=ctx.seed,
-                      quality={"n_heldout": cfg["quality"]["n_heldout"], "k": cfg["quality"]["k"]})
-    targets = apply_reducer(reducer_dir, shards, targets_dir)
+                      quality={"n_heldout": cfg["quality"]["n_heldout"], "k": cfg["quality"]["k"]},
+                      progress=cfg["progress"], allow_partial=cfg["allow_partial"])
+    targets = apply_reducer(reducer_dir, shards, targets_dir, chunk_rows=apply_cfg["chunk_rows"],
+                            progress=apply_cfg["progress"], allow_partial=apply_cfg["allow_partial"])
     ctx.artifacts["reducer"] = str(reducer_dir)
     ctx.artifacts["targets"] = str(targets_dir)
     q = card["quality"]

@@ -16,14 +16,16 @@ def run(ctx: DemoContext) -> StepReport:
     out = ctx.out_dir / "sample"
     index, card = sample_shards(shards, out, cfg["m"], strategy=cfg["strategy"], seed=ctx.seed,
                                 group_by=cfg["group_by"], group_rows=cfg["group_rows"], dpp_solver=cfg["dpp_solver"],
-                                dpp_kernel=cfg["dpp_kernel"], ridge=cfg["ridge"])
+                                dpp_kernel=cfg["dpp_kernel"], ridge=cfg["ridge"], progress=cfg["progress"],
+                                allow_partial=cfg["allow_partial"])
     ctx.artifacts["sample"] = str(out)
     n_rows = card["teacher_shards"]["n_rows"]
     # The study: each strategy draws a quarter of the rows so that held-out rows remain for scoring.
     m_study = max(COMPARE_D + 1, n_rows // 4)
     study_sampling = {key: cfg[key] for key in ("group_by", "group_rows", "dpp_solver", "dpp_kernel", "ridge")}
     table = compare_strategies(shards, ctx.out_dir / "sampling_study", m_study, method="pca", d=COMPARE_D,
-                               seed=ctx.seed, sampling=study_sampling, n_heldout=300, k=10)
+                               seed=ctx.seed, sampling=study_sampling, n_heldout=300, k=10, progress=cfg["progress"],
+                               allow_partial=cfg["allow_partial"])
     png = ctx.report_dir / "sampling-study.png"
     shutil.copyfile(ctx.out_dir / "sampling_study" / "compare.png", png)
     figures = {"strategy": cfg["strategy"], "m": int(len(index)), "rows": n_rows, "groups": card["n_groups"],

@@ -68,14 +68,17 @@ def run(ctx: DemoContext) -> StepReport:
     if not upstream.is_dir():
         raise DataError(f"{upstream}: no upstream recordings; the data step should have made them "
                         "(`sea-tf data make-demo`)")
-    _, _, files = list_inputs(upstream)
+    _, _, files = list_inputs(upstream, recursive=cfg["recursive"])
     limit = _files_within_budget(files, cfg["hop_size"], MAX_WINDOWS)
     spec, model, description = choose_teacher(files, seed=ctx.seed, out_dir=ctx.out_dir, hop_size=cfg["hop_size"])
     out = ctx.out_dir / "teacher_shards"
     summary = extract_files(upstream, out, model, hop_size=cfg["hop_size"], center=cfg["center"],
                             student_sample_rate=cfg["student_sample_rate"], shard_rows=cfg["shard_rows"],
-                            batch_size=cfg["batch_size"], limit_files=limit, compression=cfg["compression"],
-                            decode_workers=cfg["decode_workers"], prefetch_blocks=cfg["prefetch_blocks"], progress=True)
+                            batch_size=cfg["batch_size"], recursive=cfg["recursive"], limit_files=limit,
+                            compression=cfg["compression"], decode_workers=cfg["decode_workers"],
+                            prefetch_blocks=cfg["prefetch_blocks"], progress=True, resampler=cfg["resampler"],
+                            block_windows=cfg["block_windows"], read_retries=cfg["read_retries"],
+                            read_backoff_s=cfg["read_backoff_s"], retry_failed=cfg["retry_failed"])
     ctx.artifacts["teacher_model"] = spec
     ctx.artifacts["teacher_shards"] = str(out)
     figures = {"teacher": description, "teacher_model": spec, "weights": model.card["weights"].get("source"),

@@ -98,11 +98,10 @@ def compare(cfg: Config) -> list[dict[str, Any]]:
 
 
 def compare_strategies(shard_dirs: Path | str | Sequence[Path | str], out_dir: Path | str, m: int, *,
-                       strategies: Sequence[str] | None = None, method: str = "pca", d: int = 64,
-                       seed: int = 20180216, sampling: Mapping[str, Any] | None = None,
-                       reducer: Mapping[str, Any] | None = None, n_heldout: int = 1000, k: int = 10,
-                       progress: bool = True, n_coverage: int = 4000,
-                       allow_partial: bool = False) -> list[dict[str, Any]]:
+                       strategies: Sequence[str] | None = None, method: str, d: int, seed: int,
+                       sampling: Mapping[str, Any], reducer: Mapping[str, Any] | None = None, n_heldout: int,
+                       k: int, progress: bool, n_coverage: int = 4000,
+                       allow_partial: bool) -> list[dict[str, Any]]:
     """The SEA paper's sampling study (docs/PROTOCOL.md §3.1) in one call: every strategy samples the same shards, fits φ, is scored.
 
     All strategies are scored on the same held-out rows (drawn from the rows none of them picked),
@@ -121,9 +120,10 @@ def compare_strategies(shard_dirs: Path | str | Sequence[Path | str], out_dir: P
     method, d : str, int
         The reduction fitted on each sample.
     seed : int
-    sampling : dict, optional
-        Extra keyword arguments of :func:`sea_tf.sampling.sample_shards` (``group_by``,
-        ``dpp_solver``, ``dpp_kernel``, ...).
+    sampling : dict
+        The sampler's settings, keyword arguments of :func:`sea_tf.sampling.sample_shards`:
+        ``group_by``, ``group_rows``, ``dpp_solver``, ``dpp_kernel``, ``ridge`` (the ``sampling:``
+        section of ``configs/reduce/defaults.yaml``).
     reducer : dict, optional
         Extra keyword arguments of :func:`sea_tf.reduce.fit_sample` (``pca_solver``, ``umap_params``).
     n_heldout, k : int
@@ -152,7 +152,7 @@ def compare_strategies(shard_dirs: Path | str | Sequence[Path | str], out_dir: P
         start = time.perf_counter()
         samples[strategy], _ = sampling_mod.sample_shards(shard_dirs, out_dir / strategy, m, strategy=strategy,
                                                           seed=seed, progress=progress, allow_partial=allow_partial,
-                                                          **(sampling or {}))
+                                                          **sampling)
         fit_sample(shard_dirs, out_dir / strategy, out_dir / strategy / "reducer", method=method, d=d,
                    seed=seed, quality=None, progress=progress, allow_partial=allow_partial, **(reducer or {}))
         walls[strategy] = time.perf_counter() - start
@@ -177,7 +177,7 @@ def compare_strategies(shard_dirs: Path | str | Sequence[Path | str], out_dir: P
     png = plot_study(table, out_dir / "compare.png", title=f"sampling study: m = {m} of {shards.n_rows} rows, "
                                                            f"{method} d = {d}")
     atomic.write_json(out_dir / "compare.json", {"m": int(m), "n_rows": int(shards.n_rows), "method": method,
-                                                 "d": int(d), "sampling": dict(sampling or {}),
+                                                 "d": int(d), "sampling": dict(sampling),
                                                  "random_loud_overlap": float(m / shards.n_rows),
                                                  "rows": table, "png": str(png)})
     atomic.write_text(out_dir / "compare.md", markdown_table(table))

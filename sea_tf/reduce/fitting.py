@@ -81,10 +81,9 @@ def fit(cfg: Config) -> dict[str, Any]:
 
 
 def fit_sample(shard_dirs: Path | str | Sequence[Path | str], sample_dir: Path | str, out_dir: Path | str, *,
-               method: str = "pca", d: int = 64, pca_solver: str = "exact",
-               umap_params: Mapping[str, Any] | None = None, seed: int = 20180216,
-               quality: Mapping[str, Any] | None = None, progress: bool = True,
-               allow_partial: bool = False) -> dict[str, Any]:
+               method: str, d: int, pca_solver: str = "exact", umap_params: Mapping[str, Any] | None = None,
+               seed: int, quality: Mapping[str, Any] | None = None, progress: bool,
+               allow_partial: bool) -> dict[str, Any]:
     """Fit φ on a sample of teacher rows and save it with its card (``sea-tf reduce fit``, explicit arguments).
 
     Parameters

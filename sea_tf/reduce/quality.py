@@ -27,7 +27,7 @@ from sea_tf.reduce.reducer import Reducer
 from sea_tf.shards import ShardSet
 
 
-def knn_recall(high: npt.ArrayLike, low: npt.ArrayLike, *, k: int = 10) -> float:
+def knn_recall(high: npt.ArrayLike, low: npt.ArrayLike, *, k: int) -> float:
     """Mean fraction of the k nearest neighbours in ``high`` kept among the k nearest in ``low``.
 
     Parameters
@@ -106,8 +106,7 @@ def heldout_rows(n_rows: int, sample_index: npt.ArrayLike, *, n_heldout: int,
 
 
 def evaluate(shards: ShardSet, reducer: Reducer, sample_index: npt.ArrayLike, out_dir: Path | str, *,
-             seed: int = 20180216, n_heldout: int = 1000, k: int = 10, scatter: bool = True,
-             name: str = "quality") -> dict[str, Any]:
+             seed: int, n_heldout: int, k: int, scatter: bool = True, name: str = "quality") -> dict[str, Any]:
     """Quality of a fitted reducer on held-out teacher rows; writes ``<name>.json`` (+ ``<name>.png``).
 
     Parameters

@@ -136,9 +136,8 @@ def check_dims(method: str, d: int, n_dims: int, n_samples: int) -> int:
     return int(d)
 
 
-def fit_reducer(sample: np.ndarray | ChunkReader, *, method: str = "pca", d: int = 64, pca_solver: str = "exact",
-                umap_params: Mapping[str, Any] | None = None, seed: int = 20180216,
-                chunk_rows: int = 65536) -> Reducer:
+def fit_reducer(sample: np.ndarray | ChunkReader, *, method: str, d: int, pca_solver: str = "exact",
+                umap_params: Mapping[str, Any] | None = None, seed: int, chunk_rows: int = 65536) -> Reducer:
     """Fit φ on the sample.
 
     Parameters

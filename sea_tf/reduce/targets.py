@@ -74,7 +74,7 @@ def apply(cfg: Config) -> dict[str, Any]:
 
 
 def apply_reducer(reducer_dir: Path | str, shard_dirs: Path | str | Sequence[Path | str], out_dir: Path | str, *,
-                  chunk_rows: int = 16384, progress: bool = True, allow_partial: bool = False) -> dict[str, Any]:
+                  chunk_rows: int, progress: bool, allow_partial: bool) -> dict[str, Any]:
     """Transform every teacher row into ``OUT/<job id>/<shard name>.h5`` (``target``; ``sea-tf reduce apply``).
 
     Target files are named by :meth:`sea_tf.shards.ShardSet.target_names`, so shards of different

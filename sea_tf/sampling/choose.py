@@ -30,7 +30,7 @@ ReadEmbeddings = Callable[[int, int], np.ndarray]
 
 def select(n_rows: int, m: int, *, strategy: str, seed: int, bounds: np.ndarray,
            loudness_db: npt.ArrayLike | None = None, read_embeddings: ReadEmbeddings | None = None,
-           dpp_solver: str = "exact", dpp_kernel: str = "published", ridge: float = 0.1,
+           dpp_solver: str, dpp_kernel: str, ridge: float,
            progress: Callable[[int], object] | None = None) -> npt.NDArray[np.int64]:
     """Pick ``m`` of ``n_rows`` rows.
 

@@ -20,8 +20,8 @@ GROUP_BY = ("source", "window", "all", "sensor-day", "sensor-week", "sensor-mont
 _CONTIGUOUS = GROUP_BY[:3]
 
 
-def group_bounds(n_rows: int, sources: npt.ArrayLike | None = None, *, group_by: str = "window",
-                 group_rows: int = 1024) -> npt.NDArray[np.int64]:
+def group_bounds(n_rows: int, sources: npt.ArrayLike | None = None, *, group_by: str,
+                 group_rows: int) -> npt.NDArray[np.int64]:
     """Contiguous groups of rows as boundaries ``[b0=0, b1, ..., bG=n_rows]``.
 
     Parameters

@@ -32,7 +32,7 @@ _RENAMED_SOLVERS = {"greedy": "greedy-map", "dppy-exact": "exact"}
 
 
 def greedy_map_kdpp(features: npt.ArrayLike, k: int, quality: npt.ArrayLike | None = None, *,
-                    ridge: float = 0.1) -> npt.NDArray[np.int64]:
+                    ridge: float) -> npt.NDArray[np.int64]:
     """Approximate MAP of a k-DPP with ``L = diag(q) F Fᵀ diag(q) + ridge·I`` (Chen et al., 2018).
 
     ``dpp_solver: greedy-map``; not what the paper did (it sampled). The fast greedy MAP algorithm
@@ -186,7 +186,7 @@ def _sample_projection(basis: npt.NDArray[np.float64], rng: np.random.Generator)
 
 
 def sample_kdpp(features: npt.ArrayLike, k: int, rng: np.random.Generator, quality: npt.ArrayLike | None = None,
-                *, ridge: float = 0.1) -> npt.NDArray[np.int64]:
+                *, ridge: float) -> npt.NDArray[np.int64]:
     """Exact sample of a k-DPP with ``L = diag(q) F Fᵀ diag(q) + ridge·I`` (Kulesza & Taskar 2012, §5.2.2).
 
     The spectral algorithm: choose k eigenvectors of L with probability ∝ the product of their

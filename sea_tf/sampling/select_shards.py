@@ -56,11 +56,10 @@ def sample(cfg: Config) -> tuple[npt.NDArray[np.int64], dict]:
     return index, card
 
 
-def sample_shards(shard_dirs: ShardDirs, out_dir: Path | str, m: int, *, strategy: str = "dpp-quality",
-                  seed: int = 20180123, group_by: str = "window", group_rows: int = 1024, dpp_solver: str = "exact",
-                  dpp_kernel: str = "published", ridge: float = 0.1, progress: bool = True,
+def sample_shards(shard_dirs: ShardDirs, out_dir: Path | str, m: int, *, strategy: str, seed: int, group_by: str,
+                  group_rows: int, dpp_solver: str, dpp_kernel: str, ridge: float, progress: bool,
                   sensor_manifest: Path | str | SensorManifest | None = None,
-                  allow_partial: bool = False) -> tuple[npt.NDArray[np.int64], dict]:
+                  allow_partial: bool) -> tuple[npt.NDArray[np.int64], dict]:
     """Sample ``m`` rows of teacher shards and write ``OUT/sample.npz`` (``index``) + ``OUT/card.json``.
 
     ``group_by="sensor-<timeframe>"`` hands over to :func:`~sea_tf.sampling.streams.sample_streams`

@@ -115,9 +115,8 @@ def plan_streams(sensors: np.ndarray, frames: np.ndarray, m: int) -> tuple[list[
 
 
 def sample_streams(shard_dirs: ShardDirs, out_dir: Path | str, m: int, manifest: Path | str | SensorManifest | None,
-                   *, timeframe: str = "day", strategy: str = "dpp-quality", seed: int = 20180123,
-                   dpp_solver: str = "exact", dpp_kernel: str = "published", ridge: float = 0.1,
-                   progress: bool = True, allow_partial: bool = False) -> tuple[npt.NDArray[np.int64], dict]:
+                   *, timeframe: str = "day", strategy: str, seed: int, dpp_solver: str, dpp_kernel: str,
+                   ridge: float, progress: bool, allow_partial: bool) -> tuple[npt.NDArray[np.int64], dict]:
     """Like :func:`~sea_tf.sampling.select_shards.sample_shards`, with one group per (sensor, timeframe) stream (:func:`plan_streams`).
 
     Each stream is sampled on its own with :func:`~sea_tf.sampling.choose.select`, seeded by ``seed`` and the stream's

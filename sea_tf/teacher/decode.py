@@ -38,8 +38,7 @@ _Payload = Union[_Block, tuple[str, str], None]
 
 
 def _decode(item: InputFile, teacher_sr: int, student_sr: int, *, hop_size: float, center: bool,
-            resampler: str = "soxr-hq", block_windows: int = 16, read_retries: int,
-            read_backoff_s: float = 0.5) -> Iterator[_Block]:
+            resampler: str, block_windows: int, read_retries: int, read_backoff_s: float) -> Iterator[_Block]:
     """One file's windows at both rates, block by block (iterated on a worker thread).
 
     Yields dicts ``start`` (index of the block's first window), ``teacher`` float32 [b, teacher_sr],

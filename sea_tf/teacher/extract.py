@@ -60,7 +60,7 @@ def weights_sha256(seamodel: SeaModel) -> str:
     return digest.hexdigest()
 
 
-def retryable(manifest: _Manifest, *, retry_failed: bool = False) -> list[int]:
+def retryable(manifest: _Manifest, *, retry_failed: bool) -> list[int]:
     """Positions (in the job's file list) of the failed files a re-run retries, sorted.
 
     Transient failures always; permanent ones too with ``retry_failed``. A failure recorded by an
@@ -103,14 +103,14 @@ def extract(cfg: Config) -> dict[str, Any]:
     return summary
 
 
-def extract_files(inputs: Path | str, out_dir: Path | str, teacher: str | Path | SeaModel, *, hop_size: float = 0.5,
-            center: bool = True, student_sample_rate: int = 8000, shard_rows: int = 1024, batch_size: int = 32,
-            shard: str | None = None, recursive: bool = True, limit_files: int | None = None,
-            compression: str | None = None, decode_workers: int = 2, prefetch_blocks: int = 16,
-            progress: bool = True, environ: Mapping[str, str] | None = None, resampler: str = "soxr-hq",
-            sensor_manifest: Path | str | None = None, block_windows: int = 16, read_retries: int = 3,
-            read_backoff_s: float = 0.5, shard_count: int | None = None,
-            retry_failed: bool = False) -> dict[str, Any]:
+def extract_files(inputs: Path | str, out_dir: Path | str, teacher: str | Path | SeaModel, *, hop_size: float,
+                  center: bool, student_sample_rate: int, shard_rows: int, batch_size: int,
+                  shard: str | None = None, recursive: bool, limit_files: int | None = None,
+                  compression: str | None = None, decode_workers: int, prefetch_blocks: int,
+                  progress: bool, environ: Mapping[str, str] | None = None, resampler: str,
+                  sensor_manifest: Path | str | None = None, block_windows: int, read_retries: int,
+                  read_backoff_s: float, shard_count: int | None = None,
+                  retry_failed: bool) -> dict[str, Any]:
     """Embed every window of the inputs with the teacher and write shards + manifest (resumable).
 
     Parameters

@@ -16,7 +16,7 @@ class InputFile:
     fold: int = -1
 
 
-def list_inputs(inputs: Path | str | None, *, recursive: bool = True) -> tuple[str, Path, list[InputFile]]:
+def list_inputs(inputs: Path | str | None, *, recursive: bool) -> tuple[str, Path, list[InputFile]]:
     """Resolve the input to a sorted list of :class:`InputFile`.
 
     Parameters
