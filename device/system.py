@@ -55,6 +55,36 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+#: The vector-instruction features that decide which kernels XNNPACK, oneDNN, Eigen and numpy run, as
+#: ``/proc/cpuinfo`` names them (x86 ``flags``, aarch64 ``Features``), in the order they are reported.
+KERNEL_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx_vnni",
+                "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8", "amx_bf16",
+                "asimd", "asimdhp", "asimddp", "i8mm", "bf16", "sve", "sve2", "sme")
+
+
+def cpu_flags() -> list[str]:
+    """The :data:`KERNEL_FLAGS` this CPU has, in that order; empty where ``/proc/cpuinfo`` cannot be read."""
+    present: set[str] = set()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                if key.strip().lower() in ("flags", "features"):  # the first CPU's line stands for all
+                    present.update(value.split())
+                    break
+    except OSError:
+        pass
+    return [flag for flag in KERNEL_FLAGS if flag in present]
+
+
+def usable_cores() -> int:
+    """Logical CPUs this process may run on (its affinity mask: a container's or ``taskset``'s share)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no affinity call on macOS
+        return os.cpu_count() or 1
+
+
 def os_release() -> str:
     """``PRETTY_NAME`` from ``/etc/os-release`` (e.g. "Debian GNU/Linux 12 (bookworm)")."""
     try:

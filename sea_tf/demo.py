@@ -1,8 +1,12 @@
 """``make demo`` / ``sea-tf demo``: every stage, in pipeline order, on the embedded default dataset.
 
 Each stage contributes one step module ``sea_tf/demo_steps/<stage>.py`` with
-``run(ctx: DemoContext) -> StepReport``. The demo ends with ``report.json`` (one top-level key per
-stage, each holding that stage's figures and ``wall_time_s``), ``report.md`` and PNG figures.
+``run(ctx: DemoContext) -> StepReport``. The demo ends with ``report.json`` (``machine``: the CPU
+model, cores, vector flags and load average the times were measured on; then one top-level key per
+stage, each holding that stage's figures and ``wall_time_s``), ``report.md`` (the machine and a
+table of the time per stage above each stage's section) and PNG figures. Every step is sized by
+work, never by a clock (the distillation runs a fixed number of steps), so two machines compute the
+same results up to float rounding and differ only in the times and measured latencies.
 
 Published weights come from the weights cache only (``sea-tf models fetch|import``), as for any
 user: a step that would use a published model says in its report when it is not cached, how to
@@ -12,10 +16,13 @@ import dataclasses
 import importlib
 import importlib.util
 import json
+import os
+import platform
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from device.system import cpu_flags, cpu_model, usable_cores
 from sea_tf import atomic
 from sea_tf.config import Config, parse_set, resolve
 from sea_tf.errors import ConfigError
@@ -115,6 +122,9 @@ def run_demo(out_dir: Path | str, *, seed: int = 20180216, stages: Sequence[str]
     ctx = DemoContext(out_dir=out_dir, report_dir=out_dir / "report", data_dir=out_dir / "data", seed=seed,
                       step_settings=step_settings)
     ctx.report_dir.mkdir(parents=True, exist_ok=True)
+    machine = describe_machine()
+    log(f"== demo on {machine['cpu_model']} ({machine['cores']} cores; {' '.join(machine['flags'])}), "
+        f"load average {machine['load_average_1min']['start']}")
     sections = []
     for stage in stages or STAGES:
         module_name = f"sea_tf.demo_steps.{stage}"
@@ -126,10 +136,23 @@ def run_demo(out_dir: Path | str, *, seed: int = 20180216, stages: Sequence[str]
         wall = time.perf_counter() - start
         ctx.results[stage] = {**step.figures, "wall_time_s": round(wall, 2)}
         sections.append(_section(stage, step, wall))
-        _write_report(ctx, sections)
+        _write_report(ctx, sections, machine)
         log(f"   {stage} done in {wall:.1f} s")
-    _write_report(ctx, sections)
+    _write_report(ctx, sections, machine)
     return ctx.report_dir
+
+
+def describe_machine() -> dict[str, Any]:
+    """What the demo's times were measured on: CPU model, architecture, cores, vector flags, load.
+
+    ``cores`` counts the logical CPUs this process may use (``logical_cpus`` all of the machine's);
+    ``flags`` the vector-instruction features that pick the kernels TensorFlow and LiteRT run
+    (:data:`device.system.KERNEL_FLAGS`); ``load_average_1min`` holds ``start`` and, once a step has
+    finished, ``end`` (above the core count, other work was competing for the CPU).
+    """
+    return {"cpu_model": cpu_model(), "architecture": platform.machine(), "cores": usable_cores(),
+            "logical_cpus": os.cpu_count(), "flags": cpu_flags(),
+            "load_average_1min": {"start": round(os.getloadavg()[0], 2)}}
 
 
 def _section(stage: str, step: StepReport, wall: float) -> str:
@@ -139,12 +162,35 @@ def _section(stage: str, step: StepReport, wall: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_report(ctx: DemoContext, sections: list[str]) -> None:
-    """``report.json`` (every finished step's figures) and ``report.md``, rewritten after each step."""
-    atomic.write_json(ctx.report_dir / "report.json", ctx.results)
+def _write_report(ctx: DemoContext, sections: list[str], machine: dict[str, Any]) -> None:
+    """``report.json`` (the machine, then each finished step's figures) and ``report.md``, rewritten after each step."""
+    if ctx.results:
+        machine["load_average_1min"]["end"] = round(os.getloadavg()[0], 2)
+    atomic.write_json(ctx.report_dir / "report.json", {"machine": machine, **ctx.results})
     header = ["# sea-tf demo report", "",
-              f"Output root: `{ctx.out_dir}`. Figures per stage are in `report.json`.", ""]
+              f"Output root: `{ctx.out_dir}`. Figures per stage are in `report.json`.", "",
+              _machine_line(machine), "", *_time_table(ctx.results), ""]
     atomic.write_text(ctx.report_dir / "report.md", "\n".join(header) + "\n".join(sections))
+
+
+def _machine_line(machine: dict[str, Any]) -> str:
+    """One sentence of ``report.md`` naming the CPU, its cores and flags, and the load average."""
+    load = machine["load_average_1min"]
+    during = f"{load['start']} at the start" + (f", {load['end']} at the end" if "end" in load else "")
+    return (f"Measured on **{machine['cpu_model']}** ({machine['architecture']}, {machine['cores']} cores"
+            + (f" of {machine['logical_cpus']}" if machine["logical_cpus"] != machine["cores"] else "")
+            + f"; vector flags: {' '.join(machine['flags']) or 'none found'}); 1-min load average "
+            f"{during}. Every step is sized by work, not time: another machine computes the same results "
+            "up to float rounding; only the times and latencies differ.")
+
+
+def _time_table(results: dict[str, dict[str, Any]]) -> list[str]:
+    """The markdown rows of the time per finished stage (s) and their sum."""
+    if not results:
+        return []
+    rows = [f"| {stage} | {figures['wall_time_s']:.1f} |" for stage, figures in results.items()]
+    total = sum(figures["wall_time_s"] for figures in results.values())
+    return ["| stage | wall time (s) |", "|---|---:|", *rows, f"| **all stages** | **{total:.1f}** |"]
 
 
 def load_report(report_dir: Path | str) -> dict[str, Any]:

@@ -13,6 +13,8 @@ _spec.loader.exec_module(check)
 
 # The shape of a real report.json (figures trimmed to those the check reads, plus a few others).
 GOOD = {
+    "machine": {"cpu_model": "AMD EPYC", "architecture": "x86_64", "cores": 2, "logical_cpus": 2,
+                "flags": ["avx2", "fma", "avx512f"], "load_average_1min": {"start": 0.4, "end": 1.9}},
     "data": {"n_clips": 80, "linear_probe": {"mean_fold_accuracy": 0.35}, "wall_time_s": 20.1},
     "models": {"windows": 657, "embed_s": 3.3, "wall_time_s": 17.2},
     "teacher": {"rows": 127, "shards": 1, "wall_time_s": 51.4},
@@ -50,6 +52,8 @@ def _broken(change):
     (_broken(lambda r: r["export"].update(artifacts=[])), "export: no table"),
     (_broken(lambda r: r["device"]["results"][0].update(latency_ms=float("inf"))), "device: 1 non-finite"),
     (_broken(lambda r: r["teacher"].update(wall_time_s=0)), "teacher: wall_time_s = 0"),
+    (_broken(lambda r: r.pop("machine")), "machine: cpu_model = None"),              # a report of before #23
+    (_broken(lambda r: r["machine"].update(cores=0)), "machine: cores = 0"),
 ])
 def test_each_shortfall_is_named(tmp_path, capsys, report, words):
     assert check.main([str(_write(tmp_path, report))]) == 1

@@ -1,4 +1,4 @@
-"""Check a finished demo's ``report.json``: all nine stages, in order, each with its figures.
+"""Check a finished demo's ``report.json``: the machine, then all nine stages, in order, each with its figures.
 
     .venv/bin/python scripts/ci/check_demo_report.py DEMO_OUT/report
 
@@ -56,9 +56,19 @@ def _numbers(node):
 def problems_of(report: dict, report_dir: Path) -> list:
     """Every way ``report`` (a parsed ``report.json``) falls short, as one line each."""
     found = []
-    if list(report) != STAGES:
+    stages = [key for key in report if key != "machine"]
+    if stages != STAGES:
         missing = [s for s in STAGES if s not in report]
-        found.append(f"stages {list(report)}; expected {STAGES}" + (f" (missing: {', '.join(missing)})" if missing else ""))
+        found.append(f"stages {stages}; expected {STAGES}" + (f" (missing: {', '.join(missing)})" if missing else ""))
+    # The times mean something only beside the machine that made them.
+    machine = report.get("machine") if isinstance(report.get("machine"), dict) else {}
+    if not isinstance(machine.get("cpu_model"), str) or not machine["cpu_model"]:
+        found.append(f"machine: cpu_model = {machine.get('cpu_model')!r}, expected the CPU's name")
+    cores = machine.get("cores")
+    if isinstance(cores, bool) or not isinstance(cores, int) or cores < 1:
+        found.append(f"machine: cores = {cores!r}, expected a positive integer")
+    if not isinstance(machine.get("flags"), list):
+        found.append(f"machine: flags = {machine.get('flags')!r}, expected a list of the CPU's vector flags")
     for stage in STAGES:
         figures = report.get(stage)
         if not isinstance(figures, dict):
@@ -108,6 +118,10 @@ def main(argv=None):
     except (OSError, ValueError) as exc:
         print(f"{path}: cannot read it ({exc}); did the demo run?", file=sys.stderr)
         return 1
+    machine = report.get("machine") if isinstance(report.get("machine"), dict) else {}
+    if machine:
+        print(f"  machine   {machine.get('cpu_model')}, {machine.get('cores')} cores, "
+              f"{' '.join(machine.get('flags') or [])}")
     for stage in STAGES:
         if stage in report:
             print(f"  {stage:9s} {report[stage].get('wall_time_s', '?'):>8} s")

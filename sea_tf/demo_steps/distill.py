@@ -55,13 +55,16 @@ def run(ctx: DemoContext) -> StepReport:
                "held_out_r2": round(held["r2"], 4), "held_out_mse": round(held["mse"], 5),
                "held_out_mae": round(held["mae"], 5), "held_out_cosine": round(held["cosine"], 4),
                "held_out_windows": held["n_windows"], "r2_target": 0.5, "r2_target_met": held["r2"] >= 0.5,
-               "epochs": report["epochs_run"], "stopped": report["stopped"], "best_epoch": (report["best"] or {}).get("epoch"),
+               "epochs": report["epochs_run"], "steps_per_epoch": report["steps_per_epoch"],
+               "steps": report["epochs_run"] * report["steps_per_epoch"], "batch_size": report["global_batch"],
+               "stopped": report["stopped"], "best_epoch": (report["best"] or {}).get("epoch"),
                "train_windows": report["split"]["n_train_rows"], "valid_windows": report["split"]["n_valid_rows"],
                "fit_windows_per_s": report["fit_windows_per_s"] and round(report["fit_windows_per_s"], 1),
                "warm_start": cfg["student"]["init"]}
     markdown = (f"Student **{cfg['student']['preset']}** ({warm}) distilled on {report['split']['n_train_rows']} windows "
                 f"of {report['split']['n_train_sources']} upstream files to the d = {d} targets: {report['epochs_run']} "
-                f"epochs (stopped: {report['stopped']}), best epoch {figures['best_epoch']}. On "
+                f"epochs of {report['steps_per_epoch']} steps of {report['global_batch']} windows, "
+                f"{figures['steps']} steps (stopped: {report['stopped']}), best epoch {figures['best_epoch']}. On "
                 f"{held['n_windows']} held-out windows from {report['split']['n_valid_sources']} other files: "
                 f"**R² {held['r2']:.3f}**, MSE {held['mse']:.4g}, mean cosine {held['cosine']:.3f}. "
                 f"Run directory `{report['run_dir']}` (checkpoints, history.csv, TensorBoard logs, report.json).")

@@ -165,8 +165,11 @@ def _distill(cfg: dict, log: Callable[[str], object], callbacks: Sequence[keras.
         optimizer = keras.mixed_precision.LossScaleOptimizer(adam) if cfg["strategy"]["mixed_precision"] else adam
         model.compile(optimizer=optimizer, loss="mse", metrics=["mae"])
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
+    # patience null: never stop early, so the run takes a fixed number of steps whatever its losses
+    # (the demo's). A patience longer than the run never runs out; the callback stays for its saved state.
+    patience = train_cfg["early_stopping"]["patience"]
     es = keras.callbacks.EarlyStopping(monitor="val_loss", min_delta=train_cfg["early_stopping"]["min_delta"],
-                                       patience=train_cfg["early_stopping"]["patience"],
+                                       patience=epochs + 1 if patience is None else patience,
                                        start_from_epoch=best_from_epoch)
     rlr = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=train_cfg["reduce_lr"]["factor"],
                                             patience=train_cfg["reduce_lr"]["patience"],
