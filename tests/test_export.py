@@ -280,11 +280,12 @@ def test_calibration_from_shards_and_files(tmp_path):
     for k in range(3):  # 16 kHz stereo files are resampled to the model's 8 kHz
         sf.write(tmp_path / "wav" / f"f{k}.wav", np.stack([scene_windows(1, k, 16000)[0]] * 2, 1).repeat(3, 0)[:48000],
                  16000)
-    windows, origin = draw_windows([tmp_path / "wav", tmp_path / "shards"], SR, 20, seed=0)
+    windows, origin = draw_windows([tmp_path / "wav", tmp_path / "shards"], SR, 20, seed=0, hop_size=0.5,
+                                   allow_partial=False)
     assert windows.shape == (20, SR) and windows.dtype == np.float32
     assert len({o for o in origin if o.endswith(".wav")}) == 3          # drawn across every file
     assert sum(o == "synthetic" for o in origin) == 10                   # half from the shards
-    again, _ = draw_windows([tmp_path / "wav", tmp_path / "shards"], SR, 20, seed=0)
+    again, _ = draw_windows([tmp_path / "wav", tmp_path / "shards"], SR, 20, seed=0, hop_size=0.5, allow_partial=False)
     assert np.array_equal(windows, again)
 
 
@@ -411,7 +412,11 @@ def test_demo_step_shows_qat_beside_ptq(tmp_path):
         (demo / sub).mkdir(parents=True)
         for k in range(n):
             sf.write(demo / sub / f"x{k}.wav", scene_windows(3, 10 * n + k, 16000).reshape(-1), 16000)
-    ctx = DemoContext(out_dir=tmp_path, report_dir=tmp_path / "report", data_dir=demo)
+    # The two modes this test is about, and small sets: every mode of the demo preset is test_demo_step's.
+    quick = ["modes=[dynamic, int8]", "latency.runs=3", "latency.warmup=1", "calibration.windows=50",
+             "held_out.windows=20"]
+    ctx = DemoContext(out_dir=tmp_path, report_dir=tmp_path / "report", data_dir=demo,
+                      step_settings={"export": quick})
     ctx.report_dir.mkdir()
     ctx.artifacts["student_model"] = str(tmp_path / "run" / "student.keras")
     report = step.run(ctx)
