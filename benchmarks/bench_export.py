@@ -129,8 +129,8 @@ def main(argv=None):
     files["teacher-body.fp32"] = t_body["artifacts"][0]
 
     from export.calibration import draw_windows
-    frames8, _ = draw_windows(held, 8000, 64, seed=2)
-    frames48, _ = draw_windows(held, 48000, 16, seed=2)
+    frames8, _ = draw_windows(held, 8000, 64, seed=2, hop_size=0.5, allow_partial=False)
+    frames48, _ = draw_windows(held, 48000, 16, seed=2, hop_size=0.5, allow_partial=False)
     plan = work / "timing-plan.json"
     atomic.save_npz(work / "frames.npz", frames8=frames8, frames48=frames48)
     atomic.write_json(plan, {"files": {k: a["path"] for k, a in files.items()}, "frames": str(work / "frames.npz"),

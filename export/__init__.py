@@ -22,7 +22,7 @@ Example
 >>> summary = export_model(config.load("export", model="sea-64", out="out/", modes=["fp32", "int8"],
 ...                                    calibration={"sources": ["audio/"]}))  # doctest: +SKIP
 >>> from export import export_file                                           # doctest: +SKIP
->>> summary = export_file("sea-64", "out/", modes="fp32,int8", calibration="audio/")  # doctest: +SKIP
+>>> summary = export_file("sea-64", "out/", modes="fp32,int8", calibration="audio/", progress=False)  # doctest: +SKIP
 """
 import importlib
 from typing import Any

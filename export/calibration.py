@@ -50,8 +50,8 @@ def list_audio_files(inputs: Sequence[Path | str]) -> list[Path]:
         raise ExportError(f"calibration/held-out audio: {exc}") from exc
 
 
-def windows_from_files(files: Iterable[Path | str], sample_rate: int, count: int, *, seed: int = 0,
-                       hop_size: float = 0.5) -> tuple[npt.NDArray[np.float32], list[str]]:
+def windows_from_files(files: Iterable[Path | str], sample_rate: int, count: int, *, seed: int,
+                       hop_size: float) -> tuple[npt.NDArray[np.float32], list[str]]:
     """Up to ``count`` 1-s windows drawn across ``files``.
 
     Parameters
@@ -162,7 +162,7 @@ def shard_row_sources(shards: ShardSet) -> np.ndarray:
 
 
 def source_files(sources: Path | str | Iterable[Path | str] | None, sample_rate: int, *,
-                 allow_partial: bool = False) -> list[str]:
+                 allow_partial: bool) -> list[str]:
     """Sorted canonical names of every recording in ``sources`` (audio files and shard rows' sources).
 
     Shards at another rate than ``sample_rate`` (Hz) raise :class:`ExportError`.
@@ -183,7 +183,7 @@ def _check_rate(shards: ShardSet, dirs: Sequence[Path | str], sample_rate: int) 
                           "with audio files (which are resampled)")
 
 
-def split_held_out_files(files: Iterable[str], fraction: float, *, seed: int = 0) -> list[str]:
+def split_held_out_files(files: Iterable[str], fraction: float, *, seed: int) -> list[str]:
     """A seeded share ``fraction`` of ``files`` (at least one; at least one left) kept for held-out windows.
 
     Raises :class:`ExportError` when there are fewer than two recordings to split.
@@ -203,7 +203,7 @@ def split_held_out_files(files: Iterable[str], fraction: float, *, seed: int = 0
 
 
 def excluded_counts(sources: Path | str | Iterable[Path | str] | None, keys: Collection[str], *,
-                    allow_partial: bool = False) -> dict[str, int]:
+                    allow_partial: bool) -> dict[str, int]:
     """How much of ``sources`` a set of recordings ``keys`` covers: ``{"files", "windows"}`` (windows: shard rows)."""
     if not keys:
         return {"files": 0, "windows": 0}
@@ -229,8 +229,8 @@ def _allowed(keys: Sequence[str] | np.ndarray, exclude: Collection[str],
     return ok[inverse] if len(unique) else np.zeros(0, bool)
 
 
-def windows_from_shards(dirs: Sequence[Path | str], sample_rate: int, count: int, *, seed: int = 0,
-                        allow_partial: bool = False, exclude: Collection[str] = (),
+def windows_from_shards(dirs: Sequence[Path | str], sample_rate: int, count: int, *, seed: int,
+                        allow_partial: bool, exclude: Collection[str] = (),
                         only: Collection[str] | None = None) -> tuple[npt.NDArray[np.float32], list[str]]:
     """``count`` random rows of the ``audio`` dataset of teacher shards.
 
@@ -258,10 +258,10 @@ def windows_from_shards(dirs: Sequence[Path | str], sample_rate: int, count: int
     return windows, [str(k) for k in keys[rows]]
 
 
-def draw_windows(sources: Path | str | Iterable[Path | str] | None, sample_rate: int, count: int, *, seed: int = 0,
-                 hop_size: float = 0.5, what: str = "calibration", exclude: Collection[str] = (),
+def draw_windows(sources: Path | str | Iterable[Path | str] | None, sample_rate: int, count: int, *, seed: int,
+                 hop_size: float, what: str = "calibration", exclude: Collection[str] = (),
                  only: Collection[str] | None = None,
-                 allow_partial: bool = False) -> tuple[npt.NDArray[np.float32], list[str]]:
+                 allow_partial: bool) -> tuple[npt.NDArray[np.float32], list[str]]:
     """1-s windows at ``sample_rate`` from audio files, directories and/or teacher shards.
 
     Parameters

@@ -103,7 +103,7 @@ def _describe(source: dict[str, Any] | None) -> str:
 
 
 def check_targets(out_dir: Path | str, planned: Iterable[tuple[str, dict[str, Any]]], *,
-                  overwrite: bool = False) -> None:
+                  overwrite: bool) -> None:
     """Refuse, before anything is written, to replace an artifact converted from another model.
 
     Parameters

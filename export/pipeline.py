@@ -102,7 +102,7 @@ def export_model(cfg: dict[str, Any], *, log: Callable[[str], object] | None = N
 def export_file(model: Any, out_dir: Path | str, *, modes: str | Sequence[str] | None = None,
                  calibration: str | Path | Sequence[str | Path] | np.ndarray | None = None,
                  held_out: str | Path | Sequence[str | Path] | np.ndarray | None = None,
-                 classifier: str | Path | None = None, cfg: dict[str, Any] | None = None, progress: bool = True,
+                 classifier: str | Path | None = None, cfg: dict[str, Any] | None = None, progress: bool,
                  log: Callable[[str], object] | None = None, qat: str | Path | None = None) -> dict[str, Any]:
     """Convert ``model`` in each mode, measure every file on held-out audio, write the report.
 

@@ -25,7 +25,7 @@ FRONTEND_EXACT_MODES = ("fp32", "fp16")
 PLACEMENTS = ("auto", "device")
 
 
-def frontend_in_model(mode: str, *, placement: str = "auto") -> bool:
+def frontend_in_model(mode: str, *, placement: str) -> bool:
     """Whether the ``mode`` export takes raw audio (front end inside).
 
     Parameters
@@ -45,7 +45,7 @@ def frontend_in_model(mode: str, *, placement: str = "auto") -> bool:
     return placement == "auto" and mode in FRONTEND_EXACT_MODES
 
 
-def export_graph(model: Any, inside: bool, *, dft: str = "rfft") -> Any:
+def export_graph(model: Any, inside: bool, *, dft: str) -> Any:
     """The Keras model to convert for one artifact.
 
     Parameters

@@ -368,7 +368,7 @@ def _resolve_device(col: Collection) -> list[tuple[Artifact, str | None, dict[st
     return list(runs.values())
 
 
-def build_rows(col: Collection, *, latency_stat: str = "p50") -> list[Row]:
+def build_rows(col: Collection, *, latency_stat: str) -> list[Row]:
     """One row per (artifact, device), plus rows for artifacts or models without a device run.
 
     Returns
@@ -493,7 +493,7 @@ def plot_pareto(rows: list[Row], cost_key: str, xlabel: str, path: Path | str, t
     return atomic.save_figure(fig, path)
 
 
-def markdown_table(rows: list[Row], *, latency_stat: str = "p50") -> str:
+def markdown_table(rows: list[Row], *, latency_stat: str) -> str:
     """The report's table (one row per artifact and device)."""
     def num(value: float | None, fmt: str) -> str:
         return "—" if value is None else format(value, fmt)
@@ -558,7 +558,7 @@ def build(cfg: Mapping[str, Any], results: Sequence[Path | str], *,
 
 
 def write_report(inputs: Sequence[Path | str] = (), out_dir: Path | str = "runs/report", *,
-                 objects: Iterable[object] = (), title: str = "sea-tf: accuracy vs cost", latency_stat: str = "p50",
+                 objects: Iterable[object] = (), title: str, latency_stat: str,
                  md_name: str = "report.md", prefix: str = "", aliases: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Collect, tabulate and plot; writes ``report.md``, ``rows.json`` and two Pareto PNGs.
 

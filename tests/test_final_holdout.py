@@ -37,7 +37,7 @@ def test_holdout_without_sources_is_per_clip_and_limits_are_checked():
     assert not final_split(clips, val_fraction=0.0, seed=0)[1].any()
     with pytest.raises(ClassifyError, match="val_fraction must lie in"):
         final_split(clips, val_fraction=0.9, seed=0)
-    train, val = final_split(_clips(), val_fold=3, seed=0)
+    train, val = final_split(_clips(), val_fold=3, seed=0, val_fraction=0.1)
     assert np.array_equal(val, _clips().folds == 3) and not np.any(train & val)
 
 

@@ -32,6 +32,7 @@ STAGE_MODULES = {
     "device": ["sea_tf/remote"],
     "data": ["sea_tf/data"],
     "models": ["sea_tf/models"],
+    "report": ["sea_tf/report.py"],
 }
 
 # Parameters that share a name with a key of the stage's defaults.yaml but are another setting.
@@ -58,7 +59,10 @@ def _leaf_values(node, out):
 
 
 def _stage_keys(stage):
-    text = (ROOT / "configs" / stage / "defaults.yaml").read_text()
+    path = ROOT / "configs" / stage / "defaults.yaml"
+    if not path.is_file():      # a one-command stage keeps its defaults in configs/<stage>.yaml (report)
+        path = ROOT / "configs" / f"{stage}.yaml"
+    text = path.read_text()
     return _leaf_values(yaml.load(text, Loader=yaml_loader()), {})
 
 

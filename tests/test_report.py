@@ -4,9 +4,12 @@ import json
 import numpy as np
 import pytest
 
-from sea_tf import report
+from sea_tf import config, report
 from sea_tf.cli import main as cli_main
 from sea_tf.errors import DataError
+
+# write_report's settings as `sea-tf report` resolves them by default (configs/report.yaml)
+SETTINGS = {key: value for key, value in config.load("report").items() if key != "out"}
 
 
 def device_result(stem, name, mode, device, p50, size, peak=60.0, status="complete", folder="artifacts", **hashes):
@@ -47,7 +50,7 @@ def results(tmp_path):
 
 
 def test_rows_and_joins(results, tmp_path):
-    out = report.write_report([results], tmp_path / "report")
+    out = report.write_report([results], tmp_path / "report", **SETTINGS)
     rows = {(r["model"], r["mode"], r["device"]): r for r in out["rows"]}
     assert set(rows) == {("sea-64", "int8", "pi4"), ("sea-64", "fp32", "pi4"), ("sea-512", "int8", "pi4"),
                          ("sea-64", "int8", "pi5"), ("sea-128", "int8", None), ("l3-teacher", "keras", None)}
@@ -98,7 +101,7 @@ def test_cli_report(results, tmp_path, capsys):
 def test_nothing_recognised_is_an_error(tmp_path, capsys):
     (tmp_path / "x.json").write_text("{}")
     with pytest.raises(DataError, match="nothing to report"):
-        report.write_report([tmp_path / "x.json"], tmp_path / "r")
+        report.write_report([tmp_path / "x.json"], tmp_path / "r", **SETTINGS)
     assert cli_main.main(["report", str(tmp_path / "missing.json"), "--out", str(tmp_path / "r")]) == 2
     assert "no such results file" in capsys.readouterr().err
 
@@ -148,7 +151,7 @@ def test_readme_flow_joins_by_hash_without_alias(tmp_path):
         "student": classify_summary(0.70, "runs/sea-64/student.keras", H_STUDENT),
         "renamed": classify_summary(0.66, "/copies/renamed.tflite", H_INT8, source_sha256=H_STUDENT)}})
     out = report.write_report([tmp_path / "device", tmp_path / "OUT", tmp_path / "classify" / "comparison.json"],
-                                     tmp_path / "report")
+                                     tmp_path / "report", **SETTINGS)
     rows = {(r["model"], r["mode"]): r for r in out["rows"]}
     assert set(rows) == {("sea-64", "int8"), ("sea-64", "fp32")}          # no loose "accuracy only" rows left over
     int8, fp32 = rows[("sea-64", "int8")], rows[("sea-64", "fp32")]
@@ -169,7 +172,7 @@ def test_two_students_of_one_preset_are_two_rows(tmp_path):
     write(tmp_path / "comparison.json", {"dataset": "us8k", "n_folds": 10, "models": {
         "student": classify_summary(0.61, "a/student.keras", H_STUDENT),
         "student-2": classify_summary(0.72, "b/student.keras", H_OTHER)}})
-    out = report.write_report([tmp_path], tmp_path / "report")
+    out = report.write_report([tmp_path], tmp_path / "report", **SETTINGS)
     rows = {r["sha256"]: r for r in out["rows"]}
     assert set(rows) == {H_INT8, H_INT8_B} and len(out["rows"]) == 2
     assert (rows[H_INT8]["accuracy"], rows[H_INT8]["latency_ms"]) == (0.61, 20.0)
@@ -185,7 +188,7 @@ def test_a_name_never_joins_two_hashed_files(tmp_path):
     write(tmp_path / "comparison.json", {"dataset": "us8k", "n_folds": 10, "models": {
         "sea-64": classify_summary(0.80, "other/sea-64.keras", H_OTHER),
         "sea-64.int8": classify_summary(0.79, "other/sea-64.int8.tflite", H_INT8_B)}})
-    rows = report.write_report([tmp_path], tmp_path / "report")["rows"]
+    rows = report.write_report([tmp_path], tmp_path / "report", **SETTINGS)["rows"]
     artifact = next(r for r in rows if r["sha256"] == H_INT8)
     assert artifact["accuracy"] is None
     assert sorted((r["model"], r["mode"], r["sha256"]) for r in rows if r is not artifact) == [
@@ -199,7 +202,7 @@ def test_device_result_without_hash_takes_its_sidecars(tmp_path):
     write(tmp_path / "dev" / "student.int8.json", device_result("student.int8", "sea-64", "int8", "pi4", 20.0, 400_000))
     write(tmp_path / "comparison.json", {"dataset": "us8k", "n_folds": 10, "models": {
         "student": classify_summary(0.70, "r/student.keras", H_STUDENT)}})
-    rows = report.write_report([tmp_path], tmp_path / "report")["rows"]
+    rows = report.write_report([tmp_path], tmp_path / "report", **SETTINGS)["rows"]
     assert len(rows) == 1 and rows[0]["device"] == "pi4"
     assert (rows[0]["sha256"], rows[0]["accuracy"], rows[0]["accuracy_inherited"]) == (H_INT8, 0.70, True)
 
@@ -213,7 +216,7 @@ def test_export_report_rows_merge_with_sidecars(tmp_path):
          "input_kind": "frontend_features", "size_bytes": 400_000, "sha256": H_INT8, "source_sha256": H_STUDENT},
         {"model": "mlp", "mode": "int8", "path": str(tmp_path / "OUT" / "mlp.int8.tflite"), "frontend_in_model": False,
          "input_kind": "embedding", "size_bytes": 9_000, "sha256": "f" * 64, "source_sha256": None}]})
-    rows = report.write_report([tmp_path / "OUT"], tmp_path / "report")["rows"]
+    rows = report.write_report([tmp_path / "OUT"], tmp_path / "report", **SETTINGS)["rows"]
     assert [(r["model"], r["mode"], r["sha256"], r["size_bytes"]) for r in rows] == [("student", "int8", H_INT8, 400_000)]
 
 
@@ -240,7 +243,7 @@ def test_one_models_results_on_two_datasets_never_share_the_column(tmp_path):
     write(tmp_path / "b_esc50" / "comparison.json", {"dataset": "esc50", "n_folds": 5, "models": {
         "int8": classify_summary(0.40, "OUT/sea-64.int8.tflite", H_INT8, source_sha256=H_STUDENT)}})
     for order in ([tmp_path / "a_us8k", tmp_path / "b_esc50"], [tmp_path / "b_esc50", tmp_path / "a_us8k"]):
-        out = report.write_report([tmp_path / "OUT", *order], tmp_path / "report")
+        out = report.write_report([tmp_path / "OUT", *order], tmp_path / "report", **SETTINGS)
         (int8,) = [r for r in out["rows"] if r["mode"] == "int8"]
         assert int8["accuracy"] == 0.66
         assert "Accuracy is on us8k; also given, not shown: esc50 (1 result(s))" in out["markdown"].read_text()

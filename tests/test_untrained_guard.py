@@ -112,7 +112,8 @@ def test_features_of_a_preset_say_untrained(clip, tmp_path):
                     fold_ids=[1], kind="tone")
     with pytest.warns(SeaTFWarning, match="untrained preset"):
         embedder = open_embedder("sea-64")
-    extract_features(clips, embedder, tmp_path / "cache", hop_size=0.1, framing="centered", progress=False)
+    extract_features(clips, embedder, tmp_path / "cache", hop_size=0.1, framing="centered", progress=False,
+                     max_failed_fraction=0.05)
     # The card sits inside the model's cache directory, on the first run as on later ones.
     written = sorted((tmp_path / "cache").rglob("*card.json"))
     assert written == [tmp_path / "cache" / embedder.name / "card.json"]

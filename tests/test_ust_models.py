@@ -82,7 +82,7 @@ def test_classifiers_learn_weak_labels(cfg):
 
 def test_mil_network_layers_and_scaler():
     mean, var = np.arange(4, dtype=np.float32), np.full(4, 4.0, np.float32)
-    model = mil.build_mil(91, 4, 8, mean, var, n_hidden=2, hidden_size=128)
+    model = mil.build_mil(91, 4, 8, mean, var, n_hidden=2, hidden_size=128, l2=1e-5)
     assert model.output_shape == (None, 8) and model.input_shape == (None, 91, 4)
     kinds = [type(layer).__name__ for layer in model.layers]
     assert kinds == ["InputLayer", "Normalization", "TimeDistributed", "TimeDistributed", "TimeDistributed",

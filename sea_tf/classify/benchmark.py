@@ -36,7 +36,7 @@ def unique_names(specs: Sequence[object]) -> list[str]:
 
 def run_benchmark(clips: ClipSet, model_specs: Sequence[str | Path | SeaModel], out_dir: Path | str, *,
                   features_cfg: dict | None = None, clf_cfg: dict | None = None, seed: int,
-                  test_folds: Sequence[int] | None = None, workers: int = 1, progress: bool = True,
+                  test_folds: Sequence[int] | None = None, workers: int, progress: bool,
                   names: list[str] | None = None) -> dict:
     """Evaluate every model of ``model_specs`` on ``clips`` with the fold protocol.
 

@@ -103,7 +103,7 @@ def settings_hash(features: FrameFeatures, clf_cfg: dict, seed: int) -> str:
 
 
 def cross_validate(features: FrameFeatures, out_dir: Path | str, *, clf_cfg: dict | None = None, seed: int,
-                   test_folds: Sequence[int] | None = None, workers: int = 1, progress: bool = True,
+                   test_folds: Sequence[int] | None = None, workers: int, progress: bool,
                    resume: bool = True, framing: dict | None = None, extra: dict | None = None) -> dict:
     """Run the fold protocol on ``features`` and write the model's results.
 

@@ -291,7 +291,7 @@ def _open_tflite(path: Path, name: str) -> Embedder:
 
 # -------------------------------------------------------------------------------------------- framing
 
-def frame_l3e(audio: npt.ArrayLike, sr: int, *, hop_size: float = 0.1) -> tuple[npt.NDArray[np.float32], np.ndarray]:
+def frame_l3e(audio: npt.ArrayLike, sr: int, *, hop_size: float) -> tuple[npt.NDArray[np.float32], np.ndarray]:
     """L3E downstream framing (docs/PROTOCOL.md §3.5): no centring, tail after the last full hop dropped.
 
     Audio shorter than one window is zero-padded symmetrically to one window.
@@ -402,7 +402,7 @@ def _save_cached(path: Path, **arrays: np.ndarray) -> None:
 
 
 def extract_features(clips: ClipSet, embedder: Embedder, cache_dir: Path | str, *, hop_size: float, framing: str,
-                     max_failed_fraction: float = 0.05, progress: bool = True,
+                     max_failed_fraction: float, progress: bool,
                      frame_fn: FrameFn | None = None) -> FrameFeatures:
     """Frame embeddings of every clip, reusing valid cache files.
 

@@ -30,7 +30,7 @@ AGGREGATION = "mean of frame probabilities, then argmax"
 
 
 def final_split(clips: ClipSet, *, train_folds: Sequence[int] | None = None, val_fold: int | None = None,
-                val_fraction: float = 0.1, seed: int) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+                val_fraction: float, seed: int) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
     """Clip masks ``(train, validation)`` for the final classifier.
 
     Parameters
@@ -103,7 +103,7 @@ def _grouped_holdout(clips: ClipSet, train: npt.NDArray[np.bool_], val_fraction:
 
 def train_final(features: FrameFeatures, embedder_card: dict, out_path: Path | str, *, mlp_cfg: dict | None = None,
                 seed: int, train_folds: Sequence[int] | None = None, val_fold: int | None = None,
-                val_fraction: float = 0.1, features_cfg: dict | None = None, progress: bool = True) -> dict:
+                val_fraction: float, features_cfg: dict | None = None, progress: bool) -> dict:
     """Train the final MLP on ``features`` and save ``out_path`` (``.keras``) with its card.
 
     Parameters

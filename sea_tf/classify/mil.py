@@ -36,8 +36,8 @@ def _dense_stack(x: tf.Tensor, n_hidden: int, hidden_size: int, n_classes: int, 
     return wrap(keras.layers.Dense(n_classes, activation="sigmoid", kernel_regularizer=reg), "frame_probabilities")(x)
 
 
-def build_mil(n_frames: int, dim: int, n_classes: int, mean: np.ndarray, variance: np.ndarray, *, n_hidden: int = 0,
-              hidden_size: int = 128, l2: float = 1e-5, name: str = "ust_mil") -> keras.Model:
+def build_mil(n_frames: int, dim: int, n_classes: int, mean: np.ndarray, variance: np.ndarray, *, n_hidden: int,
+              hidden_size: int, l2: float, name: str = "ust_mil") -> keras.Model:
     """The MIL network: raw embeddings ``float32 [B, T, dim]`` → file probabilities ``[B, n_classes]``.
 
     Parameters
@@ -59,8 +59,8 @@ def build_mil(n_frames: int, dim: int, n_classes: int, mean: np.ndarray, varianc
     return keras.Model(inputs, AutoPool1D(axis=1, name="autopool")(frames), name=name)
 
 
-def build_framewise(dim: int, n_classes: int, mean: np.ndarray, variance: np.ndarray, *, n_hidden: int = 0,
-                    hidden_size: int = 128, l2: float = 1e-5, name: str = "ust_framewise") -> keras.Model:
+def build_framewise(dim: int, n_classes: int, mean: np.ndarray, variance: np.ndarray, *, n_hidden: int,
+                    hidden_size: int, l2: float, name: str = "ust_framewise") -> keras.Model:
     """The framewise network: one embedding ``float32 [B, dim]`` → sigmoid probabilities ``[B, n_classes]``."""
     inputs = keras.Input(shape=(int(dim),), name="embedding")
     x = keras.layers.Normalization(axis=-1, mean=mean, variance=variance, name="scaler")(inputs)
@@ -91,7 +91,7 @@ def _epoch_function(model: keras.Model, optimizer: keras.optimizers.Optimizer,
 
 
 def train_network(model: keras.Model, x_train: npt.ArrayLike, y_train: npt.ArrayLike, x_val: npt.ArrayLike | None,
-                  y_val: npt.ArrayLike | None, *, cfg: dict, seed: int, progress: bool = True,
+                  y_val: npt.ArrayLike | None, *, cfg: dict, seed: int, progress: bool,
                   desc: str = "epochs") -> tuple[keras.Model, dict]:
     """Adam on binary cross-entropy + L2, keeping the weights of the lowest validation loss.
 
@@ -129,7 +129,7 @@ def train_network(model: keras.Model, x_train: npt.ArrayLike, y_train: npt.Array
 
 def fit_classifier(x_train: npt.ArrayLike, y_train: npt.ArrayLike, x_val: npt.ArrayLike | None,
                    y_val: npt.ArrayLike | None, *, cfg: dict, seed: int,
-                   progress: bool = True) -> tuple[keras.Model, dict]:
+                   progress: bool) -> tuple[keras.Model, dict]:
     """Train the MIL or framewise classifier on file embeddings.
 
     Parameters

@@ -42,7 +42,7 @@ def fit_scaler(x_train: npt.ArrayLike) -> tuple[npt.NDArray[np.float32], npt.NDA
 
 
 def build_mlp(dim: int, n_classes: int, mean: np.ndarray, variance: np.ndarray, *,
-              hidden: Sequence[int] = (512, 128), l2: float = 1e-5, name: str = "classifier") -> keras.Model:
+              hidden: Sequence[int], l2: float, name: str = "classifier") -> keras.Model:
     """The MLP with the scaler folded in as its first layer.
 
     Parameters
@@ -108,7 +108,7 @@ def epoch_function(model: keras.Model, optimizer: keras.optimizers.Optimizer, *,
 
 
 def train_mlp(x_train: npt.ArrayLike, y_train: npt.ArrayLike, n_classes: int, x_val: npt.ArrayLike | None = None,
-              y_val: npt.ArrayLike | None = None, *, cfg: dict | None = None, seed: int, progress: bool = True,
+              y_val: npt.ArrayLike | None = None, *, cfg: dict | None = None, seed: int, progress: bool,
               desc: str = "epochs") -> tuple[keras.Model, dict]:
     """Train the MLP with early stopping on the validation frames.
 

@@ -190,7 +190,7 @@ def check_splits(dataset: UST) -> None:
 
 
 def evaluate_model(dataset: UST, spec: str | Path | SeaModel, *, name: str, out_dir: Path, cfg: dict,
-                   progress: bool = True) -> dict:
+                   progress: bool) -> dict:
     """Embed, train, predict and score one model; writes ``OUT/<name>/``.
 
     Parameters
@@ -280,7 +280,7 @@ def comparison_markdown(models: dict, classes: list[str]) -> str:
 
 
 def run_ust(dataset: UST, specs: Sequence[str | Path | SeaModel], out_dir: Path | str, cfg: dict, *,
-            names: list[str] | None = None, progress: bool = True) -> dict:
+            names: list[str] | None = None, progress: bool) -> dict:
     """Evaluate every model of ``specs``; writes ``OUT/comparison.{json,md}`` and each model's directory.
 
     A model that fails (cannot be loaded, nothing embedded) is listed under ``failed`` and the others

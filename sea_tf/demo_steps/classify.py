@@ -64,7 +64,8 @@ def evaluate_models(ctx: DemoContext, clips: ClipSet, specs: Sequence[str], name
 
     cfg = demo_settings(ctx)
     return run_benchmark(clips, specs, out, features_cfg=features_settings(hop, out), clf_cfg=cfg["classifier"],
-                         seed=ctx.seed, test_folds=cfg["protocol"]["test_folds"], progress=progress, names=names)
+                         seed=ctx.seed, test_folds=cfg["protocol"]["test_folds"], workers=cfg["protocol"]["workers"],
+                         progress=progress, names=names)
 
 
 def ust_settings(ctx: DemoContext | None = None) -> Config:
@@ -161,9 +162,9 @@ def run(ctx: DemoContext) -> StepReport:
     if "student" in models:
         embedder = open_embedder(student, name="student")
         feats = extract_features(clips, embedder, out / "cache", hop_size=hop, framing=features["framing"],
-                                 progress=False)
+                                 max_failed_fraction=features["max_failed_fraction"], progress=False)
         card = train_final(feats, embedder.card, clf_path, mlp_cfg=mlp, seed=ctx.seed, features_cfg=features,
-                           progress=False)
+                           val_fraction=0.1, progress=False)
         ctx.artifacts["classifier"] = str(clf_path)
     ctx.artifacts["classify_results"] = str(out / "comparison.json")
 

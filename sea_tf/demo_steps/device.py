@@ -109,9 +109,10 @@ def run(ctx: DemoContext) -> StepReport:
     artifact_accuracy = _classify_artifacts(ctx, plan)
     if artifact_accuracy:
         classify_results.append(artifact_accuracy)
+    latency_stat = load_defaults("report")["latency_stat"]     # `sea-tf report`'s statistic
     report = write_report([*results, export_dir, *classify_results], ctx.report_dir, objects=[ctx.results],
-                          title="Demo: accuracy vs cost", md_name="pareto_report.md", prefix="device-",
-                          aliases=_aliases(ctx))
+                          title="Demo: accuracy vs cost", latency_stat=latency_stat, md_name="pareto_report.md",
+                          prefix="device-", aliases=_aliases(ctx))
     per_model = {}
     for path in results:
         r = json.loads(path.read_text())
@@ -133,5 +134,5 @@ def run(ctx: DemoContext) -> StepReport:
           f"{settings['runs']} runs after {settings['warmup']} warm-ups, {len(audio)} demo clips.", ""]
     md += ["```", *tables, "```", ""] if tables else []
     md += [f"- {name}: FAILED: {why}" for name, why in failed.items()]
-    md += [markdown_table(report["rows"]), "", f"Full report: `{report['markdown'].name}`."]
+    md += [markdown_table(report["rows"], latency_stat=latency_stat), "", f"Full report: `{report['markdown'].name}`."]
     return StepReport(figures=figures, markdown="\n".join(md), images=[p.name for p in report["pngs"]])

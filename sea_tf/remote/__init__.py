@@ -21,8 +21,7 @@ board). Which machine ``--host`` names is :mod:`sea_tf.ssh_hosts`; run ids are :
 
     from sea_tf import config, remote
     results = remote.run_boards(config.load("device/run", hosts=["pi@raspberrypi.local"], artifacts=["OUT/export"]))
-    run_plan = remote.plan(["OUT/export"])
-    result = remote.run_on_host(remote.resolve_host("pi@raspberrypi.local"), run_plan, "OUT/device")
+    results["pi@raspberrypi.local"].results     # the fetched JSON files of that board
 """
 from sea_tf.remote.hosts import KnownKeys, fingerprint, read_known_hosts
 from sea_tf.remote.listen import ListenDisplay, ListenOutcome, PlainDisplay, listen_boards, listen_on_host

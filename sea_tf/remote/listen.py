@@ -124,8 +124,8 @@ def listen_boards(cfg: Config, *, display: ListenDisplay | None = None) -> Liste
 
 def listen_on_host(host: Host, model: Path, classifier: Path | None, out_path: Path | str, *, source: str = "default",
                    listen_args: Sequence[object] = (), key_path: Path | str | None = None,
-                   known_hosts: Path | str = "~/.ssh/known_hosts", remote_dir: str = "sea-tf-device",
-                   remote_python: str = "python3", connect_timeout: float = 10.0, stop_timeout: float = 20.0,
+                   known_hosts: Path | str, remote_dir: str,
+                   remote_python: str, connect_timeout: float = 10.0, stop_timeout: float = 20.0,
                    on_line: Callable[[dict[str, Any]], object] | None = None,
                    err: Callable[[str], object] = print) -> tuple[dict[str, Any] | None, int | None, bool]:
     """Copy device/ and the models to ``host``, run ``python -m device.listen`` there, stream its JSON lines.

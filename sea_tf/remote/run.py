@@ -169,9 +169,9 @@ def run_boards(cfg: Config, *, lines: Callable[[list[str]], BoardLines] = PlainL
 
 
 def run_on_host(host: Host, run_plan: RunPlan, out_dir: Path | str, *, key_path: Path | str | None = None,
-                known_hosts: Path | str = "~/.ssh/known_hosts", remote_dir: str = "sea-tf-device",
-                remote_python: str = "python3", setup: bool = False, bench_args: Sequence[object] = (),
-                connect_timeout: float = 10.0, command_timeout: float = 900.0, keepalive_s: float = 10.0,
+                known_hosts: Path | str, remote_dir: str,
+                remote_python: str, setup: bool, bench_args: Sequence[object] = (),
+                connect_timeout: float = 10.0, command_timeout: float = 900.0, keepalive_s: float,
                 run_id: str | None = None, log: Callable[[str], object] = print, err: Callable[[str], object] = print,
                 progress: Progress | None = None) -> HostResult:
     """Copy, (set up,) run and fetch on one host; returns a :class:`HostResult`.

@@ -73,7 +73,7 @@ class Connection:
             self.jump.close()
 
 
-def connect(host: Host, *, key_path: Path | str | None = None, known_hosts: Path | str = "~/.ssh/known_hosts",
+def connect(host: Host, *, key_path: Path | str | None = None, known_hosts: Path | str,
             timeout: float = 10.0, keepalive_s: float = 10.0) -> Connection:
     """An authenticated :class:`Connection` to ``host``.
 
