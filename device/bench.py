@@ -6,8 +6,8 @@ Usage::
                            [--threads N] [--runs R] [--warmup W] [--hop-size S] [--json OUT]
 
 Latency is measured per 1-s window on a seeded noise window: W warm-up passes, then R timed passes,
-with the numpy front end, the network (quantize + ``invoke()`` + dequantize), the bare ``invoke()``
-and the classifier timed separately and together. Each ``--audio`` file is then framed as the
+with the numpy front end (which writes the model's quantized input), the network (``set_tensor`` +
+``invoke()`` + dequantize), the bare ``invoke()`` and the classifier timed separately and together. Each ``--audio`` file is then framed as the
 classifier was evaluated (its card's ``features.framing`` and ``hop_size``, e.g. the L3E windows of
 ``sea-tf classify us8k``; ``--framing`` overrides), embedded, classified (mean of window
 probabilities, then argmax, as in the US8K protocol) and timed per window. A file that fails is
@@ -94,6 +94,7 @@ class _Pipeline:
         self.interp = emb.interpreter
         self._in, self._out = emb._in, emb._out
         self.streaming: StreamingFrontend | None = None
+        self._xin = np.empty(emb.input_shape, np.dtype(emb._in["dtype"]))    # the per-window model input
         if not emb.frontend_in_model and emb.frontend is not None and emb.frame_samples:
             from device.frontends import StreamingFrontend
 
@@ -121,13 +122,14 @@ class _Pipeline:
         clock = time.perf_counter
         t0 = clock()
         if feats is not None:
-            x = feats
+            q = self.emb.quantize_input(self.emb.batch_of_one(feats))
         elif frame is not None:
-            x = self.emb.features(frame[None])[0]
+            # the fused front end writes the model's (quantized) input codes in place
+            q = self.emb.model_input(frame[None], out=self._xin)
         else:
             raise ValueError("a window needs its samples or its features")
         t1 = clock()
-        return self._network(self.emb.quantize_input(self.emb.batch_of_one(x)), t0, t1)
+        return self._network(q, t0, t1)
 
     def _network(self, q: np.ndarray, t0: float,
                  t1: float) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32] | None, dict[str, float]]:
@@ -275,7 +277,9 @@ def offline_throughput(emb: Artifact, audio: npt.NDArray[np.float32] | Callable[
     """Windows/s of ``Artifact.embed_audio`` (streaming front end + network) at batch 1 and ``batch``.
 
     ``audio``: mono samples at the model's rate, or a function returning a fresh block stream of
-    them (``device.audio.AudioStream``), read once per pass.
+    them (``device.audio.AudioStream``), read once per pass. ``chosen_batch`` is what offline runs
+    use on this machine (``Artifact.choose_batch``: the measured faster, cached), and
+    ``windows_per_s`` the throughput at it.
     """
     fresh = audio if callable(audio) else (lambda: audio)
     clock = time.perf_counter
@@ -289,6 +293,9 @@ def offline_throughput(emb: Artifact, audio: npt.NDArray[np.float32] | Callable[
         t2 = clock()
         emb.embed_audio(fresh(), hop, center=center, batch=batch, pad_end=pad_end)
         out.update(batch=batch, batch_windows_per_s=count / (clock() - t2))
+    chosen = emb.choose_batch(batch).batch
+    out.update(chosen_batch=chosen, windows_per_s=out["batch_windows_per_s"] if chosen > 1 and out["batch"] == chosen
+               else out["batch_1_windows_per_s"])
     return out
 
 
@@ -355,6 +362,7 @@ def run(model: Path | str, *, classifier: Path | str | None = None, audio: Seque
         report = Progress(progress)
         latency = time_synthetic(pipe, runs=runs, warmup=warmup, seed=seed, hop_s=hop_s, progress=report)
         frames = framing_for(cls, framing=framing, hop_s=hop_s)
+        batch_choice = emb.choose_batch(batch).as_dict()
         files: list[dict[str, Any]] = []
         for k, path in enumerate(audio, 1):
             try:
@@ -378,6 +386,8 @@ def run(model: Path | str, *, classifier: Path | str | None = None, audio: Seque
         "model": _describe(emb),
         "classifier": _describe(cls) if cls else None,
         "settings": {"threads": threads, "runs": runs, "warmup": warmup, "hop_s": hop_s, "seed": seed, "batch": batch},
+        # batch 1 against --batch-size, timed once per artifact and CPU (cached): what offline runs use here
+        "batch_choice": batch_choice,
         # how the --audio files were framed, and why (the classifier's card: the windows its accuracy was measured on)
         "framing": frames,
         # soxr-hq: the workstation's resampler; numpy-fft (soxr missing) changes predictions near clip edges
@@ -442,6 +452,10 @@ def format_table(result: dict[str, Any]) -> str:
         st = result["latency_ms"].get(key, {})
         if st.get("n"):
             lines.append(f"  {key[:11]:<11}" + "".join(f"{st[k]:>9.3f}" for k in ("mean", "std", "p50", "p90", "p99")))
+    choice = result.get("batch_choice") or {}
+    if len(choice.get("ms_per_window", {})) > 1:
+        timed = ", ".join(f"batch {b}: {ms:.3f} ms/window" for b, ms in choice["ms_per_window"].items())
+        lines.append(f"offline batch {choice['batch']} ({choice['source']}; {timed})")
     mem = result["memory_mb"]
     lines += ["", f"throughput {result['throughput_windows_per_s']:.1f} windows/s; real-time factor "
                   f"{result['real_time_factor']:.3f} at a {s['hop_s']} s hop",

@@ -23,6 +23,7 @@ The mel filterbank is written out here (rather than taken from librosa) because 
 must run with numpy alone on the target board.
 """
 import functools
+import threading
 from typing import Any
 
 import numpy as np
@@ -175,11 +176,143 @@ def _check_spec(spec: dict[str, Any]) -> None:
         raise ValueError(f"unknown front-end type {spec['type']!r}; known: {', '.join(FRONTEND_TYPES)}")
 
 
+def _band_groups(fb: npt.NDArray[np.float64], *, call_cost: float = 1000.0,
+                 max_width: int = 64) -> list[tuple[int, int, int, int]]:
+    """Split a banded filterbank ``[rows, bands]`` into blocks ``(r0, r1, m0, m1)`` to multiply.
+
+    A mel triangle is non-zero on a few contiguous rows only, so the dense product ``x @ fb`` is
+    mostly multiplications by zero (the teacher's ``[199, 1025] @ [1025, 256]``: 52 M multiply-adds
+    for ~0.4 M non-zero terms, 1.8 ms of a 2.5 ms front end). Bands ``m0:m1`` only need rows
+    ``r0:r1`` (the union of their supports); the partition minimises ``Σ (r1 - r0)(m1 - m0)``
+    plus ``call_cost`` per block (one BLAS call's overhead, ~3 µs, in row-band products of one
+    frame's row), exactly by dynamic programming over band boundaries. Every non-zero weight lies in its band's block, so
+    the product is the dense one summed in another order (float64 rounding only).
+    """
+    n_rows, n_bands = fb.shape
+    nonzero = fb != 0
+    used = nonzero.any(axis=0)
+    lo = np.where(used, nonzero.argmax(axis=0), n_rows)
+    hi = np.where(used, n_rows - nonzero[::-1].argmax(axis=0), 0)
+    best, cut = [0.0] + [np.inf] * n_bands, [0] * (n_bands + 1)
+    for j in range(1, n_bands + 1):
+        r0, r1 = n_rows, 0
+        for i in range(j - 1, max(-1, j - 1 - max_width), -1):
+            r0, r1 = min(r0, int(lo[i])), max(r1, int(hi[i]))
+            cost = best[i] + max(r1 - r0, 0) * (j - i) + call_cost
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    groups: list[tuple[int, int, int, int]] = []
+    j = n_bands
+    while j > 0:
+        i = cut[j]
+        r0, r1 = int(lo[i:j].min()), int(hi[i:j].max())
+        groups.append((r0, max(r0, r1), i, j))
+        j = i
+    return groups[::-1]
+
+
+class _FrameRows:
+    """``10 log10(max(amplitude, 1e-10))`` of STFT frames for one spec, with reused buffers.
+
+    The steps, each one pass over a reused buffer: window, rFFT (``out=``), square the
+    interleaved real and imaginary parts in place and add them (the power, as ``re**2 + im**2``);
+    the filterbank as the blocks of :func:`_band_groups` (on the power for kapre 0.1.4, on its
+    square root for openl3 0.4); then sqrt, floor at ``AMIN``, log10, × 10. Folding the power
+    into the product (``[Re², Im²] @ [fb; fb]``) doubles its rows and measured slower than the
+    one add pass (SEA-64: 60 µs against 5 + 24 µs). Scratch buffers are per thread (the cached
+    instance is shared).
+    """
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.n_dft = int(spec["n_dft"])
+        self.n_bins = self.n_dft // 2 + 1
+        self.window = periodic_hann(self.n_dft)
+        self.mel, self.on_power = is_mel(spec), filterbank_on_power(spec)
+        self.n_out = int(spec["n_mels"]) if self.mel else self.n_bins
+        self.fb: npt.NDArray[np.float64] | None = None
+        self.fb_t: npt.NDArray[np.float64] | None = None
+        self.groups: list[tuple[int, int, int, int]] = []
+        if self.mel:
+            fb = _cached_filterbank(int(spec["sr"]), self.n_dft, int(spec["n_mels"]), float(spec.get("fmin", 0.0)),
+                                    spec.get("fmax"), bool(spec.get("htk", True)), spec.get("norm", "slaney"))
+            self.fb, self.fb_t = fb, np.ascontiguousarray(fb.T)
+            # A BLAS call costs as much as ~50 000 multiply-adds; per frame row that is 50 000 / T
+            # for the T frames of a 1-s window (SEA-64: 50 frames, the teacher: 199).
+            frames = padding_amounts(int(spec["sr"]), self.n_dft, int(spec["n_hop"]), spec["padding"])[2]
+            self.groups = _band_groups(fb, call_cost=50_000 / max(frames, 1))
+        self._local = threading.local()
+
+    def _scratch(self, n: int) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.complex128], npt.NDArray[np.float64]]:
+        cache: dict[int, Any] | None = getattr(self._local, "buffers", None)
+        if cache is None:
+            cache = self._local.buffers = {}
+        bufs = cache.get(n)
+        if bufs is None:
+            if len(cache) > 8:          # a streaming front end asks for a few sizes; never let it grow
+                cache.clear()
+            bufs = cache[n] = (np.empty((n, self.n_dft)), np.empty((n, self.n_bins), np.complex128),
+                               np.empty((n, self.n_bins)))
+        return bufs
+
+    def __call__(self, frames: npt.NDArray[np.float64], out: npt.NDArray[np.float64], *,
+                 bands_first: bool = False) -> npt.NDArray[np.float64]:
+        """Rows of ``frames`` [..., n_dft] (any strides) into ``out`` [n, F], or [F, n] if ``bands_first``."""
+        n = int(np.prod(frames.shape[:-1]))
+        windowed, spectrum, magnitude = self._scratch(n)
+        np.multiply(frames, self.window, out=windowed.reshape(frames.shape))
+        np.fft.rfft(windowed, axis=-1, out=spectrum)
+        parts = spectrum.view(np.float64)                                    # [n, 2 * n_bins]: Re, Im, Re, ...
+        np.square(parts, out=parts)
+        np.add(parts[:, 0::2], parts[:, 1::2], out=magnitude)               # power |X|²
+        if self.mel and self.on_power:
+            self._filterbank(magnitude, out, bands_first)
+            np.sqrt(out, out=out)
+        else:
+            np.sqrt(magnitude, out=magnitude)
+            if self.mel:
+                self._filterbank(magnitude, out, bands_first)
+            else:
+                out[...] = magnitude.T if bands_first else magnitude
+        np.maximum(out, AMIN, out=out)
+        np.log10(out, out=out)
+        np.multiply(out, 10.0, out=out)
+        return out
+
+    def _filterbank(self, x: npt.NDArray[np.float64], out: npt.NDArray[np.float64], bands_first: bool) -> None:
+        assert self.fb is not None and self.fb_t is not None
+        for r0, r1, m0, m1 in self.groups:
+            if r1 == r0:                                # bands without a single frequency bin
+                (out[m0:m1] if bands_first else out[:, m0:m1]).fill(0.0)
+            elif bands_first:
+                np.matmul(self.fb_t[m0:m1, r0:r1], x[:, r0:r1].T, out=out[m0:m1])
+            else:
+                np.matmul(x[:, r0:r1], self.fb[r0:r1, m0:m1], out=out[:, m0:m1])
+
+
+#: What a front end's numbers depend on (the other keys of a card's ``frontend`` describe them).
+_SPEC_KEYS = ("type", "sr", "n_dft", "n_hop", "n_mels", "fmin", "fmax", "htk", "norm", "padding")
+
+
+def _spec_key(spec: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple((k, spec[k]) for k in _SPEC_KEYS if k in spec)
+
+
+@functools.lru_cache(maxsize=8)
+def _rows_for(key: tuple[tuple[str, Any], ...]) -> _FrameRows:
+    return _FrameRows(dict(key))
+
+
+def _frame_rows(spec: dict[str, Any]) -> _FrameRows:
+    """The shared (cached) :class:`_FrameRows` of ``spec``."""
+    return _rows_for(_spec_key(spec))
+
+
 def frame_log_amplitude(windows: npt.NDArray[np.float64], spec: dict[str, Any]) -> npt.NDArray[np.float64]:
     """``10 log10(max(amplitude, 1e-10))`` of STFT frames, before the per-example normalisation.
 
     The part of the front end that depends on one STFT frame only, shared by
-    :func:`compute_frontend` and :class:`StreamingFrontend` so that both compute the same numbers.
+    :func:`compute_frontend`, :class:`FusedFrontend` and :class:`StreamingFrontend` so that all
+    compute the same numbers.
 
     Parameters
     ----------
@@ -193,19 +326,10 @@ def frame_log_amplitude(windows: npt.NDArray[np.float64], spec: dict[str, Any]) 
     np.ndarray [shape=(..., F), dtype=float64]
         F = ``n_mels`` (mel types) or ``n_dft // 2 + 1``.
     """
-    n_dft = int(spec["n_dft"])
-    spectrum = np.fft.rfft(windows * periodic_hann(n_dft), axis=-1)          # [..., n_dft/2+1]
-    power = spectrum.real ** 2 + spectrum.imag ** 2
-    if is_mel(spec):
-        fb = _cached_filterbank(int(spec["sr"]), n_dft, int(spec["n_mels"]), float(spec.get("fmin", 0.0)),
-                                spec.get("fmax"), bool(spec.get("htk", True)), spec.get("norm", "slaney"))
-        if filterbank_on_power(spec):
-            amplitude = np.sqrt(power @ fb)
-        else:
-            amplitude = np.sqrt(power) @ fb
-    else:
-        amplitude = np.sqrt(power)
-    return 10.0 * np.log10(np.maximum(amplitude, AMIN))
+    rows = _frame_rows(spec)
+    windows = np.asarray(windows, np.float64)
+    out = np.empty((int(np.prod(windows.shape[:-1])), rows.n_out))
+    return rows(windows, out).reshape(*windows.shape[:-1], rows.n_out)
 
 
 def compute_frontend(frames: npt.ArrayLike, spec: dict[str, Any]) -> npt.NDArray[np.float32]:
@@ -224,17 +348,128 @@ def compute_frontend(frames: npt.ArrayLike, spec: dict[str, Any]) -> npt.NDArray
         dB values in [−80, 0]; F = ``n_mels`` or ``n_dft // 2 + 1``; T as :func:`output_shape`.
     """
     _check_spec(spec)
-    frames = np.asarray(frames, dtype=np.float64)
+    frames = np.asarray(frames)
     if frames.ndim != 2:
         raise ValueError(f"frames must be [N, n_samples]; got shape {frames.shape}")
-    n_dft, n_hop = int(spec["n_dft"]), int(spec["n_hop"])
-    front, back, count = padding_amounts(frames.shape[1], n_dft, n_hop, spec["padding"])
-    padded = np.pad(frames, ((0, 0), (front, back)))
-    windows = np.lib.stride_tricks.sliding_window_view(padded, n_dft, axis=1)[:, ::n_hop][:, :count]
-    log = frame_log_amplitude(windows, spec)                                  # [N, T, F]
-    log = log - log.max(axis=(1, 2), keepdims=True)
-    image = np.transpose(np.maximum(log, DB_FLOOR).astype(np.float32), (0, 2, 1))   # [N, F, T]
-    return image[..., None]
+    return _fused_for(spec, frames.shape[1])(frames)
+
+
+_LOCAL = threading.local()
+
+
+def _fused_for(spec: dict[str, Any], n_samples: int) -> "FusedFrontend":
+    """A per-thread :class:`FusedFrontend` for ``spec`` (its buffers are reused from call to call)."""
+    cache: dict[tuple[Any, ...], FusedFrontend] | None = getattr(_LOCAL, "fused", None)
+    if cache is None:
+        cache = _LOCAL.fused = {}
+    key = (*_spec_key(spec), int(n_samples))
+    fused = cache.get(key)
+    if fused is None:
+        if len(cache) >= 4:
+            cache.clear()
+        fused = cache[key] = FusedFrontend(spec, int(n_samples))
+    return fused
+
+
+class FusedFrontend:
+    """:func:`compute_frontend` of whole windows, fused into few passes over preallocated buffers.
+
+    All STFT frames of up to ``chunk`` windows go through one windowing pass, one rFFT call and the
+    banded power-and-mel product (:class:`_FrameRows`), written bands-first so the image needs no
+    transpose; then the dB normalisation in place and, when asked, the quantization straight into
+    the caller's buffer (e.g. the interpreter's input array). The numbers are those of
+    :func:`frame_log_amplitude`, which :class:`StreamingFrontend` uses too.
+
+    Parameters
+    ----------
+    spec : dict
+        A model card's ``frontend`` entry.
+    frame_samples : int
+        Window length in samples.
+    chunk : int
+        Windows per pass: bounds the scratch memory (a teacher window's frames are 3 MB in float64).
+    """
+
+    def __init__(self, spec: dict[str, Any], frame_samples: int, *, chunk: int = 16) -> None:
+        _check_spec(spec)
+        self.spec = dict(spec)
+        self.frame_samples = int(frame_samples)
+        self.n_dft, self.n_hop = int(spec["n_dft"]), int(spec["n_hop"])
+        self.front, self.back, self.count = padding_amounts(self.frame_samples, self.n_dft, self.n_hop,
+                                                            spec["padding"])
+        if self.count < 1:
+            raise ValueError(f"windows of {frame_samples} samples are shorter than one {self.n_dft}-sample STFT frame")
+        self.rows = _frame_rows(spec)
+        self.n_freq = self.rows.n_out
+        self.chunk = max(1, int(chunk))
+        self._bufs: dict[int, tuple[Any, ...]] = {}
+
+    @property
+    def output_shape(self) -> tuple[int, int, int]:
+        """``(F, T, 1)`` of one window's image."""
+        return (self.n_freq, self.count, 1)
+
+    def _buffers(self, n: int) -> tuple[Any, ...]:
+        bufs = self._bufs.get(n)
+        if bufs is None:
+            if len(self._bufs) > 4:
+                self._bufs.clear()
+            padded = np.zeros((n, self.front + self.frame_samples + self.back))
+            frames = np.lib.stride_tricks.sliding_window_view(padded, self.n_dft, axis=1)[:, ::self.n_hop][:, :self.count]
+            log = np.empty((self.n_freq, n * self.count))                     # bands first: [F, n * T]
+            image = np.empty((n, self.n_freq, self.count), np.float32)
+            bufs = self._bufs[n] = (padded, frames, log, image)
+        return bufs
+
+    def __call__(self, frames: npt.ArrayLike, *, quantize: tuple[Any, Any, npt.DTypeLike] | None = None,
+                 out: np.ndarray | None = None) -> np.ndarray:
+        """The front-end images of ``frames``, equal to ``compute_frontend(frames, spec)``.
+
+        Parameters
+        ----------
+        frames : np.ndarray [shape=(N, frame_samples)]
+        quantize : tuple (inv_scale, zero_point, dtype), optional
+            Write the model's quantized input instead of dB: ``rint(clip(db * inv_scale + zero))``
+            in float32, as ``device.runner`` quantizes.
+        out : np.ndarray [shape=(N, F, T, 1)], optional
+            Where to write; float32, or ``dtype`` when quantizing.
+
+        Returns
+        -------
+        np.ndarray [shape=(N, F, T, 1)]
+            ``out`` when given, else a new array.
+        """
+        frames = np.asarray(frames)
+        if frames.ndim != 2 or frames.shape[1] != self.frame_samples:
+            raise ValueError(f"frames must be [N, {self.frame_samples}]; got shape {frames.shape}")
+        n_total = len(frames)
+        dtype = np.dtype(quantize[2]) if quantize is not None else np.dtype(np.float32)
+        if out is None:
+            out = np.empty((n_total, self.n_freq, self.count, 1), dtype)
+        for begin in range(0, n_total, self.chunk):
+            part = frames[begin:begin + self.chunk]
+            self._chunk(part, out[begin:begin + len(part)], quantize)
+        return out
+
+    def _chunk(self, frames: np.ndarray, out: np.ndarray, quantize: tuple[Any, Any, npt.DTypeLike] | None) -> None:
+        n, t = len(frames), self.count
+        padded, windows, log, image = self._buffers(n)
+        padded[:, self.front:self.front + self.frame_samples] = frames
+        self.rows(windows, log, bands_first=True)                           # [F, n * T]
+        per_window = log.reshape(self.n_freq, n, t)
+        peak = per_window.max(axis=(0, 2), keepdims=True)                   # each window's own max
+        np.subtract(per_window, peak, out=per_window)
+        np.maximum(per_window, DB_FLOOR, out=per_window)
+        if quantize is None:
+            out[..., 0] = per_window.transpose(1, 0, 2)                     # float64 -> float32, [n, F, T]
+            return
+        image[...] = per_window.transpose(1, 0, 2)
+        inv_scale, zero, dtype = quantize
+        info = np.iinfo(dtype)
+        np.multiply(image, inv_scale, out=image)
+        np.add(image, zero, out=image)
+        np.clip(image, np.float32(info.min), np.float32(info.max), out=image)
+        np.rint(image, out=out[..., 0], casting="unsafe")
 
 
 class StreamingFrontend:
@@ -290,6 +525,8 @@ class StreamingFrontend:
         self._log = np.empty((self.count, self.n_freq), np.float64)        # this window's rows [T, F]
         self._work = np.empty((self.count, self.n_freq), np.float64)
         self._image = np.empty((self.n_freq, self.count, 1), np.float32)
+        self._rows = _frame_rows(spec)
+        self._rows_buf: dict[int, npt.NDArray[np.float64]] = {}
         self._cap = max(self.j_hi - self.j_lo, 1)
         # Ring of the inside rows by grid index, every row written twice (at g % cap and g % cap + cap)
         # so that any run of up to cap consecutive rows is one slice: no modulo gather per window.
@@ -302,6 +539,12 @@ class StreamingFrontend:
     def output_shape(self) -> tuple[int, ...]:
         """``(F, T, 1)`` of one window's image."""
         return self._image.shape
+
+    def _rows_out(self, n: int) -> npt.NDArray[np.float64]:
+        buf = self._rows_buf.get(n)
+        if buf is None:
+            buf = self._rows_buf[n] = np.empty((n, self.n_freq))
+        return buf
 
     def reset(self) -> None:
         """Forget the cached frames (e.g. after a gap in the stream)."""
@@ -346,7 +589,7 @@ class StreamingFrontend:
             r = reuse_lo % self._cap
             self._log[a:b] = self._store[r:r + b - a]
         if todo.size:
-            self._log[todo] = frame_log_amplitude(self._frames[todo], self.spec)
+            self._log[todo] = self._rows(self._frames[todo], self._rows_out(todo.size))
         if inside_new.size:
             slots = (inside_new + g0) % self._cap
             rows = self._log[inside_new]

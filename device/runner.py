@@ -15,18 +15,22 @@ import hashlib
 import json
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from device.batching import BatchChoice, cache_key, choose_batch
 from device.errors import ArtifactError, DeviceWarning
 from device.interpreter import open_interpreter
 
-#: Windows per ``invoke()`` in offline runs (windows known in advance), when the model allows it.
+#: Windows per ``invoke()`` in offline runs (windows known in advance), when the model allows it
+#: and it measures faster than batch 1 on this machine (``batch="auto"``, :mod:`device.batching`).
 DEFAULT_BATCH = 16
+#: A batch size, or ``"auto"``: the measured faster of 1 and :data:`DEFAULT_BATCH` (cached per CPU).
+Batch = int | Literal["auto"]
 #: A batch whose per-example tensors would exceed this is made smaller: an L3 teacher's activations
 #: (tens of MB per window) times 16 would not fit a 1-4 GB board, a student's (~1 MB) do.
 MAX_BATCH_BYTES = 64 << 20
@@ -117,6 +121,10 @@ class Artifact:
         self._quantize = _Quantizer(self._in)
         self.prefer = prefer
         self._batched: dict[int, Any] = {}    # batch size -> interpreter resized to it (None: not resizable)
+        self._choices: dict[int, BatchChoice] = {}
+        #: where batch choices are cached (None: ``device.batching.default_cache_path()``)
+        self.batch_cache: Path | None = None
+        self._fused: Any = None               # device.frontends.FusedFrontend, made at first use
         scale, zero = self._out.get("quantization", (0.0, 0))
         quantized_out = scale and not np.issubdtype(np.dtype(self._out["dtype"]), np.floating)
         self._out_scale = np.float32(scale) if quantized_out else None
@@ -270,18 +278,70 @@ class Artifact:
         interp.invoke()
         return self.dequantize_output(interp.get_tensor(self._out["index"])).reshape(len(q), -1)
 
-    def _run_many(self, examples: np.ndarray, batch: int) -> npt.NDArray[np.float32]:
-        """``examples`` [N, *input_shape[1:]] float32 through the network, ``batch`` at a time."""
-        out = np.empty((len(examples), self.output_size), np.float32)
+    def choose_batch(self, batch: int = DEFAULT_BATCH, *, timer: Callable[[int], float] | None = None
+                     ) -> BatchChoice:
+        """The faster of batch 1 and ``batch`` on this machine (:func:`device.batching.choose_batch`).
+
+        Measured once per artifact, CPU, threads and interpreter, then read from the cache.
+        ``batch`` is first reduced by :meth:`batch_size`; a model whose batch dimension cannot be
+        resized gets batch 1 (``source == "fixed"``). ``timer`` replaces the timing (tests).
+        """
         batch = self.batch_size(batch)
+        if batch <= 1 or self.batched_interpreter(batch) is None:
+            return BatchChoice(1)
+        choice = self._choices.get(batch)
+        if choice is None:
+            from device import system
+
+            info = self.interpreter_info
+            key = cache_key(sha256=self.sha256, cpu=system.cpu_model(), threads=self.threads, batch=batch,
+                            interpreter=f"{info.get('package')} {info.get('version')}")
+            choice = self._choices[batch] = choose_batch(key, batch, timer or self._time_batch, cache=self.batch_cache)
+        return choice
+
+    @property
+    def sha256(self) -> str:
+        """sha256 of the ``.tflite`` (the sidecar's, verified at load, else computed once)."""
+        digest = (self.meta or {}).get("sha256")
+        if not digest:
+            digest = self._sha256 = getattr(self, "_sha256", None) or sha256_file(self.path)
+        return str(digest)
+
+    def _time_batch(self, batch: int) -> float:
+        """Seconds per window of ``batch`` windows (zeros in the input dtype) through the network,
+        at ``batch`` per ``invoke()`` (or one at a time for 1): the timer :meth:`choose_batch` uses."""
+        n = self.batch_size(DEFAULT_BATCH) if batch == 1 else batch
+        q = np.zeros((batch, *self._input_shape[1:]), self._quantize.dtype)
+        interp = self.batched_interpreter(batch) if batch > 1 else None
+        start = time.perf_counter()
+        for _ in range(max(1, n // batch)):
+            self.run_batch(q, interpreter=interp)
+        return (time.perf_counter() - start) / (max(1, n // batch) * batch)
+
+    def _resolve_batch(self, batch: Batch, n: int) -> int:
+        """``batch`` as a number for ``n`` examples; ``"auto"`` measures only when a batch could be filled."""
+        if batch != "auto":
+            return int(batch)
+        if n < self.batch_size(DEFAULT_BATCH):
+            return 1
+        return self.choose_batch(DEFAULT_BATCH).batch
+
+    def _run_many(self, examples: np.ndarray, batch: Batch, *, quantized: bool = False) -> npt.NDArray[np.float32]:
+        """``examples`` [N, *input_shape[1:]] through the network, ``batch`` at a time.
+
+        ``quantized``: the examples are already in the input dtype (:meth:`model_input`), else float32.
+        """
+        out = np.empty((len(examples), self.output_size), np.float32)
+        batch = self.batch_size(self._resolve_batch(batch, len(examples)))
         interp = self.batched_interpreter(batch) if batch > 1 and len(examples) >= batch else None
+        prepare = (lambda x: x) if quantized else self.quantize_input
         done = 0
         if interp is not None:
             for done in range(0, len(examples) - batch + 1, batch):
-                out[done:done + batch] = self.run_batch(self.quantize_input(examples[done:done + batch]), interpreter=interp)
+                out[done:done + batch] = self.run_batch(prepare(examples[done:done + batch]), interpreter=interp)
             done += batch
         for i in range(done, len(examples)):
-            out[i] = self.run_one(examples[i])
+            out[i] = self.run_batch(examples[i:i + 1])[0] if quantized else self.run_one(examples[i])
         return out
 
     # -- embedding models ----------------------------------------------------------------
@@ -305,27 +365,71 @@ class Artifact:
         if self.frontend is None:
             raise ArtifactError(f"{self.path}: no front-end spec in the sidecar, so audio cannot be "
                                 "turned into the model's input; re-export the model with its sidecar")
-        from device.frontends import compute_frontend
-        return compute_frontend(frames, self.frontend).astype(np.float32, copy=False)
+        return np.asarray(self._fused_frontend()(frames), np.float32)
 
-    def embed_frames(self, frames: npt.ArrayLike, *, batch: int = DEFAULT_BATCH) -> npt.NDArray[np.float32]:
+    def _fused_frontend(self) -> Any:
+        if self._fused is None:
+            from device.frontends import FusedFrontend
+
+            assert self.frontend is not None and self.frame_samples
+            self._fused = FusedFrontend(self.frontend, int(self.frame_samples))
+        return self._fused
+
+    def model_input(self, frames: npt.ArrayLike, *, out: np.ndarray | None = None) -> np.ndarray:
+        """What the interpreter takes for ``frames``, already in its input dtype.
+
+        With the numpy front end, the fused front end (``device.frontends.FusedFrontend``) writes
+        the quantized codes itself: no float image in between, and straight into ``out`` (e.g. a
+        buffer handed to ``set_tensor`` every window). The codes equal
+        ``quantize_input(features(frames))``.
+
+        Parameters
+        ----------
+        frames : np.ndarray [shape=(N, frame_samples), dtype=float32]
+        out : np.ndarray [shape=(N, *input_shape[1:])], optional
+            In the input tensor's dtype.
+
+        Returns
+        -------
+        np.ndarray [shape=(N, *input_shape[1:])]
+            ``out`` when given; else a new array.
+        """
+        fused_shape = self._fused_frontend().output_shape if self.frontend is not None and not self.frontend_in_model \
+            and self.frame_samples else None
+        if fused_shape is None or tuple(self._input_shape[1:]) != fused_shape:
+            q = self.quantize_input(self.features(frames))
+            if out is None:
+                return np.array(q)
+            out[...] = q
+            return out
+        frames = np.asarray(frames, np.float32)
+        if frames.ndim != 2 or frames.shape[1] != self.frame_samples:
+            raise ArtifactError(f"{self.path}: expected windows of shape [N, {self.frame_samples}], got "
+                                f"{list(frames.shape)}; frame the audio at {self.sample_rate} Hz")
+        quant = self.input_quantization
+        if out is None:
+            out = np.empty((len(frames), *self._input_shape[1:]), self._quantize.dtype)
+        return self._fused(frames, quantize=quant, out=out)
+
+    def embed_frames(self, frames: npt.ArrayLike, *, batch: Batch = "auto") -> npt.NDArray[np.float32]:
         """Embeddings of 1-s windows.
 
         Parameters
         ----------
         frames : np.ndarray [shape=(N, frame_samples), dtype=float32]
             Raw audio windows at :attr:`sample_rate`.
-        batch : int
-            Windows per ``invoke()`` when the model's batch dimension can be resized (else 1).
+        batch : int or "auto"
+            Windows per ``invoke()`` when the model's batch dimension can be resized (else 1);
+            ``"auto"``: the measured faster of 1 and :data:`DEFAULT_BATCH` (:meth:`choose_batch`).
 
         Returns
         -------
         np.ndarray [shape=(N, D), dtype=float32]
         """
-        return self._run_many(self.features(frames), batch)
+        return self._run_many(self.model_input(frames), batch, quantized=True)
 
     def embed_audio(self, audio: npt.NDArray[np.float32] | Iterable[npt.NDArray[np.float32]], hop_samples: int, *,
-                    center: bool = False, batch: int = DEFAULT_BATCH, pad_end: bool = True) -> npt.NDArray[np.float32]:
+                    center: bool = False, batch: Batch = "auto", pad_end: bool = True) -> npt.NDArray[np.float32]:
         """Embeddings of every window of a whole recording, with the streaming front end.
 
         The windows are those of ``device.audio.frame_audio(audio, frame_samples, hop_samples,
@@ -341,7 +445,8 @@ class Artifact:
         hop_samples : int
         center : bool
             Window k centred on ``k * hop`` (half a window of zeros in front).
-        batch : int
+        batch : int or "auto"
+            As :meth:`embed_frames` (``"auto"`` measures only for a model whose batch can be resized).
         pad_end : bool
             False: L3E framing, no windows past the end (``device.audio.stream_windows``).
 
@@ -359,7 +464,7 @@ class Artifact:
         from device.frontends import StreamingFrontend
 
         fe = StreamingFrontend(self.frontend, frame_samples)
-        batch = self.batch_size(batch)
+        batch = self.batch_size(self.choose_batch(DEFAULT_BATCH).batch if batch == "auto" else batch)
         quant = self.input_quantization
         size = batch if batch > 1 else 1
         q = np.empty((size, *self._input_shape[1:]), self._quantize.dtype)
@@ -387,12 +492,13 @@ class Artifact:
         return np.concatenate(rows).reshape(-1, self.output_size).astype(np.float32, copy=False)
 
     def _embed_window_chunks(self, windows: Iterator[tuple[int, npt.NDArray[np.float32]]],
-                             batch: int) -> npt.NDArray[np.float32]:
+                             batch: Batch) -> npt.NDArray[np.float32]:
         """Model-side front end: windows gathered a few batches at a time (never the whole recording).
 
         A chunk is a whole number of batches, so the windows meet the same batches as in one
         :meth:`_run_many` over all of them (the tail after the last whole batch runs at batch 1).
         """
+        batch = self.choose_batch(DEFAULT_BATCH).batch if batch == "auto" else batch
         whole = max(1, self.batch_size(batch))
         chunk = whole * max(1, 256 // whole)
         held, out = [], []
@@ -406,15 +512,16 @@ class Artifact:
         return np.concatenate(out).astype(np.float32, copy=False)
 
     # -- classifiers ---------------------------------------------------------------------
-    def classify(self, embeddings: npt.ArrayLike, *, batch: int = DEFAULT_BATCH) -> npt.NDArray[np.float32]:
+    def classify(self, embeddings: npt.ArrayLike, *, batch: Batch = "auto") -> npt.NDArray[np.float32]:
         """Class probabilities for embeddings.
 
         Parameters
         ----------
         embeddings : np.ndarray [shape=(N, D), dtype=float32]
 
-        batch : int
-            Rows per ``invoke()`` when the classifier's batch dimension can be resized (else 1).
+        batch : int or "auto"
+            Rows per ``invoke()`` when the classifier's batch dimension can be resized (else 1);
+            ``"auto"`` as :meth:`embed_frames`.
 
         Returns
         -------

@@ -48,6 +48,19 @@ def sea64_h5(shared_dir):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def device_batch_cache(tmp_path_factory):
+    """device.batching's measured batch choices go to a temporary file for the run, not ~/.cache."""
+    saved = os.environ.get("SEA_TF_DEVICE_CACHE")
+    path = tmp_path_factory.mktemp("device-cache") / "device-batch.json"
+    os.environ["SEA_TF_DEVICE_CACHE"] = str(path)
+    yield path
+    if saved is None:
+        os.environ.pop("SEA_TF_DEVICE_CACHE", None)
+    else:
+        os.environ["SEA_TF_DEVICE_CACHE"] = saved
+
+
+@pytest.fixture(scope="session", autouse=True)
 def empty_weights_home(tmp_path_factory):
     """``$SEA_TF_HOME`` is an empty directory for the whole run (tests may point it elsewhere)."""
     saved = os.environ.get("SEA_TF_HOME")
