@@ -4,8 +4,9 @@ not carry another value under a name that file defines.
 A keyword default of a stage function whose parameter name is a leaf key of that stage's
 ``defaults.yaml`` (any section) must equal one of the values the file gives that key; otherwise a
 library caller and a CLI user get different results from "the defaults" (issue #22: classify's
-``seed=0`` against 20180302, the fidelity figures' ``runs=30, warmup=3`` against 50 and 5). Better
-still, such a parameter has no default at all (keyword-only, required). ``None`` is not a value
+``seed=0`` against 20180302, the fidelity figures' ``runs=30, warmup=3`` against 50 and 5). And
+below a stage's entry point such a parameter has no default at all (keyword-only, required): the
+second test fails on any default that repeats a key, even an agreeing one. ``None`` is not a value
 ("not given"), and a key whose only value in the file is null says nothing. The openl3-style user
 API (``sea_tf.embed``, ``sea_tf.hear``) keeps its documented defaults and is not scanned.
 """
@@ -116,9 +117,41 @@ def mismatches(stage):
     return found
 
 
+def copies(stage):
+    """Every keyword default of the stage's modules that repeats a key of its defaults.yaml, agreeing or not.
+
+    Below a stage's entry point (which takes the resolved config), functions take such settings as
+    required keyword-only arguments: the value comes from the YAML through the caller, never from a
+    second copy in a signature that could drift from it.
+    """
+    keys = _stage_keys(stage)
+    found = []
+    for path in _module_files(stage):
+        where = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+        for function, line, name, value in _keyword_defaults(path):
+            if (where, function, name) in OTHER_SETTING or value is None:
+                continue
+            if [v for v in keys.get(name, []) if v is not None]:
+                found.append(f"{where}:{line} {function}({name}={value!r})")
+    return found
+
+
 @pytest.mark.parametrize("stage", sorted(STAGE_MODULES))
 def test_stage_function_defaults_agree_with_the_stage_defaults_file(stage):
     assert mismatches(stage) == []
+
+
+@pytest.mark.parametrize("stage", sorted(STAGE_MODULES))
+def test_stage_functions_take_yaml_settings_without_a_default(stage):
+    assert copies(stage) == []
+
+
+def test_the_scan_sees_an_agreeing_copy(tmp_path, monkeypatch):
+    # A default equal to the YAML's is a second source of it all the same.
+    module = tmp_path / "stage.py"
+    module.write_text("def fit(x, *, seed=20180302, verbose=None):\n    return x\n")
+    monkeypatch.setitem(STAGE_MODULES, "classify", [str(module)])
+    assert mismatches("classify") == [] and [m.split(" ")[1] for m in copies("classify")] == ["fit(seed=20180302)"]
 
 
 def test_the_scan_sees_a_disagreeing_default(tmp_path, monkeypatch):

@@ -199,12 +199,12 @@ def test_parse_host_rejects(bad):
 
 
 def test_plan_sorts_models(export_dir):
-    p = remote.plan([export_dir])
+    p = remote.plan([export_dir], audio=[])
     assert [m.name for m in p.embeddings] == ["tiny-emb.fp32.tflite", "tiny-emb.int8.tflite"]
     assert [c.name for c in p.classifiers] == ["tiny-cls.fp32.tflite"]
     assert p.classifier_for(p.embeddings[1]).name == "tiny-cls.fp32.tflite"  # no int8 classifier: fp32
     with pytest.raises(RemoteError, match="no embedding model"):
-        remote.plan([Path(export_dir) / "tiny-cls.fp32.tflite"])
+        remote.plan([Path(export_dir) / "tiny-cls.fp32.tflite"], audio=[])
 
 
 def test_classifier_paired_by_mode(tmp_path):
@@ -212,7 +212,7 @@ def test_classifier_paired_by_mode(tmp_path):
                        ("c.fp32", {"mode": "fp32", "classes": ["a"]}), ("c.int8", {"mode": "int8", "classes": ["a"]})]:
         (tmp_path / f"{name}.tflite").write_bytes(b"")
         (tmp_path / f"{name}.json").write_text(json.dumps(meta))
-    p = remote.plan([tmp_path])
+    p = remote.plan([tmp_path], audio=[])
     pairs = {e.name: p.classifier_for(e).name for e in p.embeddings}
     assert pairs == {"e.fp16.tflite": "c.fp32.tflite", "e.fp32.tflite": "c.fp32.tflite", "e.int8.tflite": "c.int8.tflite"}
 
@@ -247,7 +247,7 @@ def test_classifier_only_pairs_with_a_matching_embedding_size(tmp_path):
                        ("cls.fp32", {"mode": "fp32", "classes": ["a"], "model_card": card(64, "classifier")})]:
         (tmp_path / f"{name}.tflite").write_bytes(b"")
         (tmp_path / f"{name}.json").write_text(json.dumps(meta))
-    p = remote.plan([tmp_path])
+    p = remote.plan([tmp_path], audio=[])
     pairs = {e.name: p.classifier_for(e) for e in p.embeddings}
     assert pairs["student.fp32.tflite"].name == "cls.fp32.tflite"
     assert pairs["teacher.fp32.tflite"] is None  # a 512-d teacher cannot feed the 64-d classifier

@@ -208,7 +208,7 @@ def test_a_second_factor_is_an_error_never_a_prompt(tmp_path, monkeypatch):
         try:
             with pytest.raises(RemoteError) as caught:
                 remote.connect(remote.Host(info["user"], "127.0.0.1", info["port"]), key_path=info["key"],
-                               known_hosts=info["known_hosts"], timeout=5).close()
+                               known_hosts=info["known_hosts"], timeout=5, keepalive_s=10.0).close()
         finally:
             server.stop()
         assert f"also asks for {method} (a second factor); sea-tf never prompts" in str(caught.value)
@@ -230,7 +230,7 @@ def test_port_range_of_the_default_port():
 def test_same_named_artifacts_are_refused(export_dir, tmp_path):
     shutil.copy(Path(export_dir) / "tiny-emb.int8.tflite", tmp_path / "tiny-emb.int8.tflite")
     with pytest.raises(RemoteError, match="tiny-emb.int8.tflite given from several directories"):
-        remote.plan([Path(export_dir) / "tiny-emb.int8.tflite", tmp_path / "tiny-emb.int8.tflite"])
+        remote.plan([Path(export_dir) / "tiny-emb.int8.tflite", tmp_path / "tiny-emb.int8.tflite"], audio=[])
 
 
 def test_a_new_run_never_merges_the_old_ones(sshd, export_dir, tmp_path, capsys):

@@ -111,6 +111,8 @@ def register_listen(actions: Subparsers) -> None:
     opts.add("--out-file", key="out", metavar="FILE.jsonl", help="local file for the streamed JSON lines")
     opts.alias("--out", key="out")
     opts.add("--connect-timeout", key="timeouts.connect_s", type=float, metavar="S", help="seconds to connect and authenticate")
+    opts.add("--keepalive", key="timeouts.keepalive_s", type=float, metavar="S",
+             help="seconds of silence before the board must answer a keepalive (within as long again)")
 
 
 def listen(cfg: Config, args: argparse.Namespace) -> int:

@@ -80,7 +80,7 @@ def run(ctx: DemoContext) -> StepReport:
         reason = "no exported .tflite artifacts (ctx.artifacts['export_dir'] missing or empty); run the export step first"
         return StepReport(figures={"skipped": reason}, markdown=f"Skipped: {reason}.")
     try:
-        plan = remote.plan([export_dir])
+        plan = remote.plan([export_dir], audio=[])
     except SeaTFError as exc:
         return StepReport(figures={"skipped": str(exc)}, markdown=f"Skipped: {exc}.")
     settings = bench_settings(ctx)

@@ -113,7 +113,8 @@ def listen_boards(cfg: Config, *, display: ListenDisplay | None = None) -> Liste
     summary, code, interrupted = listen_on_host(
         host, model, classifier, out, source=source, listen_args=listen_args, key_path=cfg["key"],
         known_hosts=cfg["known_hosts"], remote_dir=cfg["remote_dir"], remote_python=cfg["remote_python"],
-        connect_timeout=cfg["timeouts"]["connect_s"], stop_timeout=cfg["timeouts"]["stop_s"], on_line=display.line,
+        connect_timeout=cfg["timeouts"]["connect_s"], stop_timeout=cfg["timeouts"]["stop_s"],
+        keepalive_s=cfg["timeouts"]["keepalive_s"], on_line=display.line,
         err=display.error)
     display.end()
     if summary is None:
@@ -125,7 +126,7 @@ def listen_boards(cfg: Config, *, display: ListenDisplay | None = None) -> Liste
 def listen_on_host(host: Host, model: Path, classifier: Path | None, out_path: Path | str, *, source: str = "default",
                    listen_args: Sequence[object] = (), key_path: Path | str | None = None,
                    known_hosts: Path | str, remote_dir: str,
-                   remote_python: str, connect_timeout: float = 10.0, stop_timeout: float = 20.0,
+                   remote_python: str, connect_timeout: float, stop_timeout: float, keepalive_s: float,
                    on_line: Callable[[dict[str, Any]], object] | None = None,
                    err: Callable[[str], object] = print) -> tuple[dict[str, Any] | None, int | None, bool]:
     """Copy device/ and the models to ``host``, run ``python -m device.listen`` there, stream its JSON lines.
@@ -149,7 +150,7 @@ def listen_on_host(host: Host, model: Path, classifier: Path | None, out_path: P
 
     if source == "-":
         raise RemoteError("--source -: stdin of the board is how sea-tf stops it; pass a file or a microphone")
-    client = connect(host, key_path=key_path, known_hosts=known_hosts, timeout=connect_timeout)
+    client = connect(host, key_path=key_path, known_hosts=known_hosts, timeout=connect_timeout, keepalive_s=keepalive_s)
     try:
         code, _, stderr = execute(client, f"mkdir -p {rdir}/device {rdir}/artifacts {rdir}/audio", 60, host=host)
         if code:

@@ -43,7 +43,7 @@ class RunPlan:
         return self.classifier_for(self.embeddings[0]) if self.embeddings else None
 
 
-def plan(artifacts: Sequence[Path | str], *, audio: Sequence[Path | str] = ()) -> RunPlan:
+def plan(artifacts: Sequence[Path | str], *, audio: Sequence[Path | str]) -> RunPlan:
     """Sort ``--artifacts`` (directories and/or ``.tflite`` files) into a :class:`RunPlan`.
 
     A model is a classifier when its sidecar has ``classes`` or its model card says so. When the
@@ -125,7 +125,7 @@ def listen_plan(artifacts: Sequence[Path | str], *, model: str | None = None) ->
     ``model`` picks the embedding model when there are several (its file name, or the start of it);
     the classifier is the one :meth:`RunPlan.classifier_for` pairs with it.
     """
-    run_plan = plan(artifacts)
+    run_plan = plan(artifacts, audio=[])   # listen classifies the live source, no files
     embeddings = run_plan.embeddings
     if model:
         embeddings = [m for m in embeddings if m.name == model or m.name.startswith(model)]

@@ -74,7 +74,7 @@ class Connection:
 
 
 def connect(host: Host, *, key_path: Path | str | None = None, known_hosts: Path | str,
-            timeout: float = 10.0, keepalive_s: float = 10.0) -> Connection:
+            timeout: float, keepalive_s: float) -> Connection:
     """An authenticated :class:`Connection` to ``host``.
 
     Authentication is by public key only: ``key_path``, else the host's ssh_config ``IdentityFile``
