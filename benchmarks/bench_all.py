@@ -59,12 +59,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 SEA64_FILE = ROOT.parent / "shared" / "models" / "edgel3_sea_ust_audio_emb_64.h5"
 TEACHER = "l3-mel256-512"
 HOP_S = 0.1                       # device.listen's hop
+LISTEN_WINDOWS = 600              # windows of the synthetic stream device.listen walks through
 CHILD_ENV = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}   # as device.bench sets them
 
 #: Per mode of run: rounds, the target length of one timed block (ms), SEA-64 export modes, and the
 #: sizes of the host rows. The full run stays under ~6 min on 2 idle cores, --quick under ~1 min.
 SETTINGS: dict[str, dict[str, Any]] = {
-    "full": {"rounds": 7, "block_ms": 120.0, "sea_modes": ["fp32", "dynamic", "fp16", "int8", "int16x8"],
+    "full": {"rounds": 9, "block_ms": 120.0, "sea_modes": ["fp32", "dynamic", "fp16", "int8", "int16x8"],
              "sea_inside": ["fp32", "fp16"], "teacher": True, "teacher_files": 3, "teacher_seconds": 5.0, "teacher_rounds": 3,
              "distill_rounds": 3, "distill_steps": 6, "distill_skip": 3, "distill_rows": 1024,
              "reduce_rows": 32768, "reduce_rounds": 5},
@@ -144,12 +145,12 @@ def display_path(path: Path | str) -> str:
 # Interleaved rounds
 # ---------------------------------------------------------------------------------------------
 def calls_per_block(fn: Callable[[], object], block_ms: float) -> int:
-    """How many calls of ``fn`` fill one ``block_ms`` block (after two warm-up calls), 3 to 200."""
+    """How many calls of ``fn`` fill one ``block_ms`` block (after two warm-up calls), 5 to 200."""
     fn()
     start = time.perf_counter()
     fn()
     one_ms = 1e3 * (time.perf_counter() - start)
-    return int(min(200, max(3, round(block_ms / max(one_ms, 1e-3)))))
+    return int(min(200, max(5, round(block_ms / max(one_ms, 1e-3)))))
 
 
 def block_median_ms(fn: Callable[[], object], n: int) -> float:
@@ -234,10 +235,39 @@ def chained(outer: Callable[[Any], object], inner: Callable[[], Any]) -> Callabl
     return lambda: outer(inner())
 
 
-def device_groups(plan: dict[str, Any]) -> list[list[tuple[str, Callable[[], object]]]]:
-    """The timed calls of rows (a)-(c), grouped sea-tf path beside its anchors."""
+def listen_pair(art: Any, stream: npt.NDArray[np.float32], hop: int, key: str) -> list[tuple[str, Callable[[], object]]]:
+    """``Listener.window`` and its anchor (streaming front end into the input tensor + bare ``invoke``).
+
+    Each side walks the stream window by window at ``hop`` (so the streaming front end reuses the
+    frames consecutive windows share), wrapping round after :data:`LISTEN_WINDOWS` windows.
+    """
     from device.frontends import StreamingFrontend
     from device.listen import Listener
+
+    n = art.window_format()[1]
+    listener, fe = Listener(art), StreamingFrontend(art.frontend or {}, n)
+    quant, x = art.input_quantization, np.empty(art.input_shape, np.dtype(art._in["dtype"]))
+    interp, index = art.interpreter, art._in["index"]
+    at = {"listen": 0, "anchor": 0}
+
+    def window(side: str) -> tuple[npt.NDArray[np.float32], int]:
+        k = at[side] = (at[side] + 1) % LISTEN_WINDOWS
+        return stream[k * hop:k * hop + n], k * hop
+
+    def listen_one() -> object:
+        return listener.window(*window("listen"))
+
+    def anchor_one() -> object:
+        fe(*window("anchor"), quantize=quant, out=x[0])
+        interp.set_tensor(index, x)
+        interp.invoke()
+        return x
+
+    return [(f"{key}|window", listen_one), (f"{key}|streaming_plus_invoke", anchor_one)]
+
+
+def device_groups(plan: dict[str, Any]) -> list[list[tuple[str, Callable[[], object]]]]:
+    """The timed calls of rows (a)-(c), grouped sea-tf path beside its anchors."""
     from device.runner import load_artifact
 
     rng = np.random.default_rng(0)
@@ -265,29 +295,9 @@ def device_groups(plan: dict[str, Any]) -> list[list[tuple[str, Callable[[], obj
         if not model["listen"]:
             continue
         hop = int(round(HOP_S * sr))
-        stream = (0.1 * rng.standard_normal(600 * hop + n)).astype(np.float32)
+        stream = (0.1 * rng.standard_normal(LISTEN_WINDOWS * hop + n)).astype(np.float32)
         for mode, art in bodies.items():                         # (c) device.listen per window
-            listener = Listener(art)
-            fe = StreamingFrontend(art.frontend or {}, n)
-            quant = art.input_quantization
-            x = np.empty(art.input_shape, np.dtype(art._in["dtype"]))
-            interp, index = art.interpreter, art._in["index"]
-            starts = {"listen": 0, "anchor": 0}
-
-            def listen_one(lst: Any = listener, s: dict[str, int] = starts) -> object:
-                k = s["listen"] = (s["listen"] + 1) % 600
-                return lst.window(stream[k * hop:k * hop + n], k * hop)
-
-            def anchor_one(fe: Any = fe, x: np.ndarray = x, q: Any = quant, it: Any = interp, i: int = index,
-                           s: dict[str, int] = starts) -> object:
-                k = s["anchor"] = (s["anchor"] + 1) % 600
-                fe(stream[k * hop:k * hop + n], k * hop, quantize=q, out=x[0])
-                it.set_tensor(i, x)
-                it.invoke()
-                return x
-
-            groups.append([(f"{name}|{mode}|listen|window", listen_one),
-                           (f"{name}|{mode}|listen|streaming_plus_invoke", anchor_one)])
+            groups.append(listen_pair(art, stream, hop, f"{name}|{mode}|listen"))
     return groups
 
 
@@ -376,7 +386,9 @@ def teacher_rows(work: Path, settings: dict[str, Any]) -> dict[str, Any]:
     from sea_tf.models import load_model
     from sea_tf.teacher import extract_files
 
-    model = load_model(TEACHER)
+    # Two instances of the same network: Keras retraces predict for every new batch shape, and the
+    # stage's blocks have other shapes than the anchor's one batch; apart, each traces once, untimed.
+    model, bare_model = load_model(TEACHER), load_model(TEACHER)
     audio = work / "teacher_audio"
     audio.mkdir(parents=True, exist_ok=True)
     make_audio(audio, settings["teacher_files"], seconds=settings["teacher_seconds"])
@@ -397,7 +409,7 @@ def teacher_rows(work: Path, settings: dict[str, Any]) -> dict[str, Any]:
         return extract_files(audio, out, model, shard="0/1", progress=False, **options)
 
     def predict() -> object:
-        return model.keras.predict(windows, batch_size=cfg["batch_size"], verbose=0)
+        return bare_model.keras.predict(windows, batch_size=cfg["batch_size"], verbose=0)
 
     summary = extract()                      # warm-up: traces the teacher, as the predict warm-up below
     predict()
@@ -660,8 +672,9 @@ Written by `benchmarks/bench_all.py` (issue 23) from `{result['out_file']}`; do 
 Every row times a sea-tf path and a bare anchor doing the same work, in one process tree and in
 interleaved rounds ({result['settings']['rounds']} device rounds; the sea-tf block and the anchor block
 alternate, their order swapped every other round), so both see the same load. A figure is the median
-over rounds of each round's median; the ratio is sea-tf / anchor. Targets are ratios (the issue's),
-never absolute times — but for reduce apply's 100 k rows/s.
+over rounds of each round's median (rows d–f: one timed pass a side a round, so the median over
+rounds); the ratio is sea-tf / anchor. Targets are ratios (the issue's), never absolute times — but for
+reduce apply's 100 k rows/s.
 
 - **(a) body `invoke`**: `Artifact.run_batch` (set, invoke, get, dequantize) vs a bare
   `Interpreter.invoke()`, 1 thread, per export mode (`export.export_file`, placement `device`).
@@ -673,7 +686,7 @@ never absolute times — but for reduce apply's 100 k rows/s.
   on the same windows (no target: reported).
 - **(e) distillation**: `sea-tf distill`'s loop (first steps skipped) vs a bare Keras `fit` of the same
   model, batch and float32 on in-memory arrays; the input pipeline's rows/s against training's.
-- **(f) reduce apply** (512 → PCA 64, 1,024-row shards, {result.get('reduce', {}).get('rows', 0)} rows) vs bare numpy
+- **(f) reduce apply** (512 → PCA 64, 1,024-row shards, {result.get('reduce', {}).get('rows', '—')} rows) vs bare numpy
   `(x - mean) / std @ W` over the same HDF5 rows (read + transform, no write).
 
 Models: {models or 'none'}.
