@@ -7,7 +7,8 @@ shares numbers with the workstation library only through exported artifacts (``X
 ``X.json``). Optional on the board: soxr (resampling) and sounddevice (microphones).
 
 Reading order: ``runner`` (an artifact and its interpreter, batched offline inference),
-``frontends`` (the numpy front end, per window and streaming), ``audio`` (files and framing),
+``batching`` (batch 1 or N, whichever measures faster here, cached), ``frontends`` (the numpy
+front end: fused per window, and streaming), ``audio`` (files and framing),
 ``stream`` (live sources, streaming resampling, the window ring), ``bench`` and ``listen`` (the
 two commands), ``system`` (what the machine is). Keep this file free of imports so that
 ``import device.audio`` stays cheap.

@@ -27,7 +27,7 @@ from export import fidelity, identity, int8_body, metadata, report
 from export import qat as qat_export
 from export.convert import CALIBRATED_MODES, IO_TYPES, check_builtin_ops, convert, parse_modes
 from export.defaults import DEFAULTS
-from export.placement import export_graph, frontend_in_model
+from export.placement import export_graph, frontend_in_model, measured_placement
 from sea_tf.config import merge, write_resolved
 from sea_tf.errors import ConfigError, ExportError
 from sea_tf.models import SeaModel, load_model
@@ -200,6 +200,12 @@ def export_file(model: Any, out_dir: Path | str, *, modes: str | Sequence[str] |
         if mode == "int8" and not inside and cal_x is not None:
             graph, prepared = int8_body.prepare_body(graph, cal_x, cfg["int8_body"])
         data = convert(graph, mode, representative=rep, io=cfg["int8_io"], name=name)
+        placed = None
+        if inside and cfg["placement"] == "measure":     # both placements exact here: keep the faster
+            inside, data, placed = measured_placement(
+                data, lambda: convert(export_graph(model, False, dft=cfg["dft"]), mode, representative=None,
+                                      io=cfg["int8_io"], name=name),
+                card=model.card, frontend=model.frontend, mode=mode, frames=held, threads=lat["threads"])
         convert_s = time.perf_counter() - start
         cal_info = _cal_info(mode, cal, cal_desc, cfg)
         if prepared is not None and cal_info is not None:
@@ -207,7 +213,7 @@ def export_file(model: Any, out_dir: Path | str, *, modes: str | Sequence[str] |
         meta = metadata.build_sidecar(
             data, model.card, mode, inside, model.frontend, "raw_audio" if inside else "frontend_features",
             "embedding", operators=check_builtin_ops(data), calibration=cal_info, source=source,
-            extra={"dft": cfg["dft"] if inside else None})
+            extra={"dft": cfg["dft"] if inside else None, **({"placement": placed} if placed else {})})
         path = metadata.write_artifact(out_dir, metadata.artifact_stem(name, mode), data, meta)
         result, outputs = fidelity.measure_embedding(path, held, reference, runs=lat["runs"], warmup=lat["warmup"],
                                                    threads=lat["threads"])

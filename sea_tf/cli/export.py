@@ -64,8 +64,9 @@ def register(subparsers: Subparsers) -> None:
              help="calibration windows, drawn across files")
     opts.add("--held-out-windows", key="held_out.windows", type=int, metavar="N", help="held-out windows")
     opts.add("--int8-io", key="int8_io", choices=["int8", "float"], help="input/output dtype of int8 files")
-    opts.add("--placement", key="placement", choices=["auto", "device"],
-             help="front end: inside the file when the mode carries it exactly (auto) or always on the device")
+    opts.add("--placement", key="placement", choices=["auto", "device", "measure"],
+             help="front end: inside the file when the mode carries it exactly (auto), always on the device, or "
+                  "where audio -> embedding measures faster on this machine (measure)")
     opts.add("--dft", key="dft", choices=["rfft", "matmul"], help="DFT of in-model front ends (RFFT2D or matmul)")
     opts.add("--latency-windows", key="latency.runs", type=int, metavar="N", help="timed windows per file")
     opts.alias("--runs", key="latency.runs", type=int)
