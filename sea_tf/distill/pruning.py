@@ -8,7 +8,9 @@ of its |W| once (:func:`magnitude_masks`), then retrain with those masks frozen
 the student distils, which reaches per-layer magnitude masks with less damage. The front end has
 no weights and is never pruned; the first conv is excluded by default (it has few weights and every
 later layer depends on it). ``strip_pruning`` removes tfmot's wrappers before saving;
-:func:`measure_sparsity` records what was actually reached.
+:func:`measure_sparsity` records what was actually reached. :func:`published_profile` derives the
+per-layer targets of the ``distill/edgel3-sparse-<s>-kd`` presets from the published example lists,
+so that ``s`` % of all conv weights are zero.
 """
 from __future__ import annotations
 
@@ -25,6 +27,19 @@ import tensorflow_model_optimization as tfmot  # noqa: E402  (isort: skip)
 
 PRUNABLE = (keras.layers.Conv2D, keras.layers.Dense)
 SCHEDULES = ("gradual", "one-shot")
+
+# The two per-layer lists the EdgeL3 pruning jobs give as example command lines (docs/PROTOCOL.md
+# §2.4), one fraction per convolution of the L3 audio network in order (conv 1 … audio_embedding_layer).
+# Weighted by the layers' kernel sizes they are 73.5 % (``ft``) and 80.9 % (``kd``) sparse overall.
+PUBLISHED_LISTS: dict[str, tuple[float, ...]] = {
+    "ft": (0.0, 0.60, 0.60, 0.70, 0.50, 0.70, 0.70, 0.80),
+    "kd": (0.0, 0.70, 0.70, 0.75, 0.60, 0.80, 0.80, 0.85),
+}
+# A derived profile never empties a layer: every scaled fraction is clipped to this.
+MAX_LAYER_SPARSITY = 0.99
+# How close a derived profile's overall sparsity comes to its target (fraction of all conv weights);
+# the published levels are quoted to 0.1 percentage point, so a profile closer than that is exact.
+OVERALL_TOLERANCE = 1e-3
 
 
 def prunable_layer_names(network: keras.Model) -> list[str]:
@@ -194,3 +209,77 @@ def measure_sparsity(network: keras.Model, targets: dict[str, float] | None = No
             zeros_p, size_p = zeros_p + zeros, size_p + size
     return {"layers": layers, "total": zeros_all / max(1, size_all),
             "pruned_total": zeros_p / size_p if size_p else 0.0}
+
+
+def kernel_sizes(network: keras.Model) -> dict[str, int]:
+    """Number of kernel weights (biases excluded) of every prunable layer of ``network``, in order."""
+    return {layer.name: int(np.prod(layer.kernel.shape)) for layer in network.layers if isinstance(layer, PRUNABLE)}
+
+
+def overall_sparsity(fractions: Sequence[float], sizes: Sequence[int]) -> float:
+    """Fraction of zero weights over all layers when layer ``i`` of ``sizes[i]`` weights is ``fractions[i]`` sparse."""
+    if len(fractions) != len(sizes):
+        raise TrainError(f"{len(fractions)} per-layer sparsities for {len(sizes)} layers")
+    return float(np.dot(fractions, sizes) / np.sum(sizes))
+
+
+def scaled_profile(profile: Sequence[float], sizes: Sequence[int], overall: float) -> tuple[float, ...]:
+    """``profile`` times one factor, clipped to [0, MAX_LAYER_SPARSITY], whose weighted sparsity is ``overall``.
+
+    The factor is found by bisection: the weighted sparsity of the clipped, scaled profile rises
+    monotonically with the factor, from 0 (factor 0) to its ceiling (every listed layer at
+    ``MAX_LAYER_SPARSITY``). Layers at 0 in ``profile`` stay dense; the ratios between the other
+    layers are kept until a layer reaches the ceiling.
+
+    Parameters
+    ----------
+    profile : sequence of float
+        Per-layer sparsity fractions, e.g. one of :data:`PUBLISHED_LISTS`.
+    sizes : sequence of int
+        Kernel weights per layer, the same order (:func:`kernel_sizes`).
+    overall : float
+        Target fraction of zero weights over all layers.
+
+    Returns
+    -------
+    tuple of float
+        Per-layer fractions, within :data:`OVERALL_TOLERANCE` of ``overall``.
+    """
+    ceiling = overall_sparsity([MAX_LAYER_SPARSITY if p > 0 else 0.0 for p in profile], sizes)
+    if not 0.0 <= overall <= ceiling:
+        raise TrainError(f"an overall sparsity of {overall:.4f} is out of reach of this profile (at most {ceiling:.4f} "
+                         f"with no layer above {MAX_LAYER_SPARSITY})")
+
+    def scaled(factor: float) -> tuple[float, ...]:
+        return tuple(float(min(MAX_LAYER_SPARSITY, max(0.0, factor * p))) for p in profile)
+
+    low, high = 0.0, MAX_LAYER_SPARSITY / min(p for p in profile if p > 0)
+    for _ in range(100):                  # halves the bracket until it is below double precision
+        middle = 0.5 * (low + high)
+        low, high = (middle, high) if overall_sparsity(scaled(middle), sizes) < overall else (low, middle)
+    return scaled(high)
+
+
+def published_profile(overall: float, sizes: Sequence[int]) -> tuple[float, ...]:
+    """Per-layer fractions for an EdgeL3 model ``overall`` sparse, derived from the published lists.
+
+    The published list whose weighted sparsity is nearest ``overall`` is used as published when it
+    is within :data:`OVERALL_TOLERANCE`, otherwise scaled to it by :func:`scaled_profile`
+    (docs/PROTOCOL.md §2.4).
+
+    Parameters
+    ----------
+    overall : float
+        Fraction of zero conv weights, e.g. 0.9545.
+    sizes : sequence of int
+        Kernel weights of the eight convolutions of the L3 audio network, in order.
+
+    Returns
+    -------
+    tuple of float
+        One fraction per convolution (the first stays 0).
+    """
+    nearest = min(PUBLISHED_LISTS.values(), key=lambda listed: abs(overall_sparsity(listed, sizes) - overall))
+    if abs(overall_sparsity(nearest, sizes) - overall) <= OVERALL_TOLERANCE:
+        return nearest
+    return scaled_profile(nearest, sizes, overall)
