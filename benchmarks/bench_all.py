@@ -460,8 +460,8 @@ def bare_fit_steps(data: SimpleNamespace, batch: int, steps: int, skip: int) -> 
     import h5py
 
     from sea_tf.backend import keras
+    from sea_tf import config
     from sea_tf.distill import student as student_mod
-    from sea_tf.distill.defaults import DEFAULTS
     from sea_tf.shards import ShardSet
 
     shards = ShardSet(data.shards, targets=data.targets)
@@ -473,9 +473,12 @@ def bare_fit_steps(data: SimpleNamespace, batch: int, steps: int, skip: int) -> 
     n = (skip + steps + 1) * batch
     x = np.resize(np.concatenate(audio), (n, audio[0].shape[1])).astype(np.float32)
     y = np.resize(np.concatenate(target), (n, target[0].shape[1])).astype(np.float32)
-    student = student_mod.build("sea-64", overrides={}, d=y.shape[1], frame_samples=x.shape[1], seed=0)
+    cfg = config.load("distill", "sea-64")      # the preset scale_probes.train_steps runs
+    student_cfg = cfg["student"]
+    student = student_mod.build(student_cfg["preset"], overrides=student_cfg["overrides"], head=student_cfg["head"],
+                                d=y.shape[1], frame_samples=x.shape[1], seed=int(cfg["seed"]))
     model, _ = student_mod.training_model(student, mixed_precision=False)
-    model.compile(optimizer=keras.optimizers.Adam(float(DEFAULTS["train"]["learning_rate"])), loss="mse",
+    model.compile(optimizer=keras.optimizers.Adam(float(cfg["train"]["learning_rate"])), loss="mse",
                   metrics=["mae"])
 
     class Clock(keras.callbacks.Callback):
@@ -746,22 +749,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                               "out_file": display_path(args.out_file),
                               "environment": {"cpu": cpu_info(), "versions": versions(), "platform": platform.platform()}}
     work = Path(args.work or tempfile.mkdtemp(prefix="bench_all_"))
+    steps: list[tuple[str, str, str, Callable[[Path, dict[str, Any]], dict[str, Any]]]] = [
+        ("device", "device", "(a-c) device rows: exporting the models", lambda w, st: device_rows(w, st, log)),
+        ("teacher", "teacher_embed", "(d) teacher-embed vs bare predict", teacher_rows),
+        ("distill", "distill", "(e) distill vs bare Keras fit", distill_rows),
+        ("reduce", "reduce", "(f) reduce apply vs bare numpy", reduce_rows)]
+    errors: dict[str, str] = {}
     try:
-        if "device" in sections:
-            log("(a-c) device rows: exporting the models")
-            result["device"] = device_rows(work, settings, log)
-        if "teacher" in sections:
-            log("(d) teacher-embed vs bare predict")
-            result["teacher_embed"] = teacher_rows(work, settings)
-        if "distill" in sections:
-            log("(e) distill vs bare Keras fit")
-            result["distill"] = distill_rows(work, settings)
-        if "reduce" in sections:
-            log("(f) reduce apply vs bare numpy")
-            result["reduce"] = reduce_rows(work, settings)
+        for section, key, message, measure in steps:
+            if section in sections:
+                log(message)
+                try:
+                    result[key] = measure(work, settings)
+                except Exception as exc:  # noqa: BLE001 - one broken section must not lose the others' figures
+                    errors[section] = f"{type(exc).__name__}: {exc}"
+                    log(f"{section} failed: {errors[section]}")
     finally:
         if not args.work:
             shutil.rmtree(work, ignore_errors=True)
+    result["errors"] = errors
     result["rows"] = (device_table(result["device"]) if "device" in result else []) + host_table(result)
     after = load_average()
     limit = load_limit(args.max_load)
@@ -775,6 +781,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(markdown_table(result["rows"]))
     log(f"wrote {out}")
+    if errors:
+        print(f"sections failed ({', '.join(errors)}): not writing {args.docs_out}")
+        return 1
     if too_high:
         print(f"load average {max(before[0], after[0]):.2f} > {limit:g}: not writing {args.docs_out} (figures are noise)")
         return 3
