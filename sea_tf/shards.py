@@ -7,6 +7,8 @@ Layout (docs/ARCHITECTURE.md, "Teacher shards")::
                                  and, from a sensor manifest (docs/PROTOCOL.md §3.1), sensor_id utf-8 [n],
                                  recording_time f64 [n] (Unix s, UTC: the source file's start;
                                  the window's own time is recording_time + timestamp)
+                                 and, in shards embedded since it was stored, dBA f32 [n] (A-weighted level,
+                                 :func:`sea_tf.audio.weighting.window_dba`; older shards lack it)
     OUT/manifest-<job>.json      teacher card, config, the finished shards in row order, failures,
                                  ``columns`` (the datasets every shard holds; absent: SHARD_KEYS)
 
@@ -34,10 +36,14 @@ MANIFEST_FORMAT = "sea-tf-teacher-manifest/1"
 SHARD_KEYS = ("embedding", "audio", "timestamp", "loudness_db", "source", "label", "fold")
 #: Columns only shards embedded with a sensor manifest hold (``sea-tf teacher-embed --sensor-manifest``).
 SENSOR_KEYS = ("sensor_id", "recording_time")
+#: Columns of shards embedded since the A-weighted level was stored (``sampling.quality: dba-slot`` reads them).
+LEVEL_KEYS = ("dBA",)
+#: Columns a shard may hold besides :data:`SHARD_KEYS` (the manifest's ``columns`` lists them).
+OPTIONAL_KEYS = SENSOR_KEYS + LEVEL_KEYS
 _STRING_KEYS = ("source", "sensor_id")
 _DTYPES: dict[str, type[np.generic]] = {"embedding": np.float32, "audio": np.float32, "timestamp": np.float64,
            "loudness_db": np.float32, "label": np.int32, "fold": np.int32, "target": np.float32,
-           "recording_time": np.float64}
+           "recording_time": np.float64, "dBA": np.float32}
 _STR = h5py.string_dtype("utf-8")
 
 
@@ -184,7 +190,7 @@ class ShardSet:
     n_rows : int
     columns : tuple of str
         Datasets every shard holds (:data:`SHARD_KEYS`, plus :data:`SENSOR_KEYS` when every job
-        was embedded with a sensor manifest).
+        was embedded with a sensor manifest, and :data:`LEVEL_KEYS` when every job stored them).
     embedding_size : int
     student_sample_rate : int
     teacher_card : dict
@@ -233,7 +239,7 @@ class ShardSet:
         self.teacher_card_sha256 = first["teacher_card_sha256"]
         # Manifests written before sensor columns existed list none: their shards hold SHARD_KEYS.
         held = [set(m.get("columns", SHARD_KEYS)) for m in self.manifests]
-        self.columns = tuple(k for k in SHARD_KEYS + SENSOR_KEYS if all(k in h for h in held))
+        self.columns = tuple(k for k in SHARD_KEYS + OPTIONAL_KEYS if all(k in h for h in held))
         self._ends = np.array([s.offset + s.n_rows for s in self.shards], dtype=np.int64)
         self.targets: Path | None = None
         if targets is not None:
@@ -303,8 +309,12 @@ class ShardSet:
         if key in SENSOR_KEYS and key not in self.columns:
             raise DataError(f"{', '.join(map(str, self.dirs))}: these shards carry no {key} (some job was "
                             "embedded without a sensor manifest); re-run `sea-tf teacher-embed --sensor-manifest CSV`")
-        if key not in SHARD_KEYS + SENSOR_KEYS:
-            raise DataError(f"unknown shard key {key!r}; known: {', '.join(SHARD_KEYS + SENSOR_KEYS + ('target',))}")
+        if key in LEVEL_KEYS and key not in self.columns:
+            raise DataError(f"{', '.join(map(str, self.dirs))}: these shards carry no A-weighted level {key} (some "
+                            "job was embedded before sea-tf stored it); re-run `sea-tf teacher-embed`, or sample "
+                            "with `quality: rms-group` (the unweighted loudness_db)")
+        if key not in SHARD_KEYS + OPTIONAL_KEYS:
+            raise DataError(f"unknown shard key {key!r}; known: {', '.join(SHARD_KEYS + OPTIONAL_KEYS + ('target',))}")
         return info.path
 
     def read_shard(self, i: int, key: str, start: int = 0, stop: int | None = None) -> np.ndarray:
@@ -433,12 +443,14 @@ def _check_jobs(directory: Path, paths: Sequence[Path], manifests: Sequence[Mapp
 
 def new_manifest(job: str, teacher_card: Mapping[str, Any], config: Mapping[str, Any], embedding_size: int,
                  student_sample_rate: int, hop_size: float, *, inputs: Mapping[str, Any] | None = None,
-                 sensors: bool = False) -> dict[str, Any]:
+                 sensors: bool = False, levels: bool = False) -> dict[str, Any]:
     """An empty (unfinished) manifest dict for ``job``; see :func:`write_table` for a complete one.
 
-    ``sensors``: the shards will hold :data:`SENSOR_KEYS` too (listed under ``columns``).
+    ``sensors``: the shards will hold :data:`SENSOR_KEYS` too; ``levels``: :data:`LEVEL_KEYS` too
+    (both listed under ``columns``).
     """
-    return {"format": MANIFEST_FORMAT, "job": job, "columns": list(SHARD_KEYS + (SENSOR_KEYS if sensors else ())),
+    columns = SHARD_KEYS + (SENSOR_KEYS if sensors else ()) + (LEVEL_KEYS if levels else ())
+    return {"format": MANIFEST_FORMAT, "job": job, "columns": list(columns),
             "teacher_card": teacher_card, "teacher_card_sha256": canonical_sha256(teacher_card),
             "config": config, "config_sha256": canonical_sha256(config),
             "embedding_size": int(embedding_size), "student_sample_rate": int(student_sample_rate),
@@ -458,7 +470,7 @@ def write_table(out_dir: Path | str, arrays: Mapping[str, npt.ArrayLike], teache
         ``embedding`` [n, D] is required; missing keys get neutral values (zero audio at 8 kHz
         unless ``audio`` is given, timestamps ``k * hop_size``, loudness −120 dB, source
         ``"synthetic"``, label and fold −1). ``sensor_id`` [n] and ``recording_time`` [n] (Unix s)
-        are written only when given, both together.
+        are written only when given, both together; so is ``dBA`` [n] (A-weighted level, dBFS).
     teacher_card : dict
     shard_rows : int
         Rows per shard file.
@@ -482,9 +494,10 @@ def write_table(out_dir: Path | str, arrays: Mapping[str, npt.ArrayLike], teache
     if given and len(given) != len(SENSOR_KEYS):
         raise DataError(f"write_table: {given[0]} without {set(SENSOR_KEYS).difference(given).pop()}; "
                         "pass both or neither")
-    full.update({key: arrays[key] for key in given})
+    levels = [key for key in LEVEL_KEYS if key in arrays]
+    full.update({key: arrays[key] for key in given + levels})
     manifest = new_manifest(job, teacher_card, config or {"synthetic": True}, emb.shape[1],
-                            np.shape(full["audio"])[1], hop_size, sensors=bool(given))
+                            np.shape(full["audio"])[1], hop_size, sensors=bool(given), levels=bool(levels))
     for k, a in enumerate(range(0, n, shard_rows)):
         name = shard_name(job, k)
         write_h5(out_dir / name, {key: value[a:a + shard_rows] for key, value in full.items()}, compression=compression)

@@ -7,7 +7,7 @@ from sea_tf.config import Config
 
 
 EPILOG = """
-Writes OUT/shard-<K>of<N>-<nnnnn>.h5 (embedding, audio at the student rate, timestamp, loudness_db,
+Writes OUT/shard-<K>of<N>-<nnnnn>.h5 (embedding, audio at the student rate, timestamp, loudness_db, dBA,
 source, label, fold; with --sensor-manifest also sensor_id and recording_time, for
 `sea-tf sample --group-by sensor-day`), OUT/manifest-<K>of<N>.json and OUT/summary-<K>of<N>.json.
 Re-running the same command after a crash or Ctrl-C resumes; a directory made with another teacher

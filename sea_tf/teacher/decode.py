@@ -29,7 +29,8 @@ class _Block(TypedDict):
     teacher: npt.NDArray[np.float32]          # [b, teacher_sr]
     audio: npt.NDArray[np.float32]            # [b, student_sr]
     timestamp: npt.NDArray[np.float64]        # [b], s
-    loudness_db: npt.NDArray[np.float32]      # [b]
+    loudness_db: npt.NDArray[np.float32]      # [b], unweighted RMS level of the teacher window, dBFS
+    dBA: npt.NDArray[np.float32]              # [b], its A-weighted level (sea_tf.audio.weighting.window_dba)
     last: NotRequired[bool]                   # True on the file's last block (:class:`_Prefetcher`)
 
 
@@ -42,18 +43,19 @@ def _decode(item: InputFile, teacher_sr: int, student_sr: int, *, hop_size: floa
     """One file's windows at both rates, block by block (iterated on a worker thread).
 
     Yields dicts ``start`` (index of the block's first window), ``teacher`` float32 [b, teacher_sr],
-    ``audio`` float32 [b, student_sr], ``timestamp`` float64 [b], ``loudness_db`` float32 [b]:
+    ``audio`` float32 [b, student_sr], ``timestamp`` float64 [b], ``loudness_db`` and ``dBA`` float32 [b]:
     :func:`sea_tf.audio.stream_windows`, so memory does not grow with the file's length and the
     windows are those of framing the whole file (the smaller of the two rates' window counts).
     """
     from sea_tf.audio import stream_windows
+    from sea_tf.audio.weighting import window_dba
 
     for block in stream_windows(item.path, [teacher_sr, student_sr], hop_size=hop_size, center=center,
                                 block_windows=block_windows, resampler=resampler, retries=read_retries,
                                 backoff_s=read_backoff_s, log=log):
         teacher, student = block.frames
         yield {"start": block.start, "teacher": teacher, "audio": student, "timestamp": block.timestamps,
-               "loudness_db": block.loudness_db}
+               "loudness_db": block.loudness_db, "dBA": window_dba(teacher, teacher_sr)}
 
 
 def failure_kind(exc: BaseException) -> str:

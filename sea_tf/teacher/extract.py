@@ -294,7 +294,7 @@ def _open_job(inputs: Path | str, out_dir: Path, teacher: str | Path | SeaModel,
         inputs_info["sensor_manifest"] = str(sensor_manifest)
     manifest_path = out_dir / f"manifest-{job}.json"
     fresh = new_manifest(job, teacher_card, config, model.embedding_size, options.student_sample_rate,
-                         options.hop_size, inputs=inputs_info, sensors=sensors is not None)
+                         options.hop_size, inputs=inputs_info, sensors=sensors is not None, levels=True)
     return _Job(inputs, out_dir, job, files, sensors, model, _resume_or_new(manifest_path, fresh), manifest_path)
 
 
@@ -440,6 +440,7 @@ def _embed(job: _Job, plan: _Pass, options: _Options) -> dict[str, Any]:
                     continue
                 pending.append({"teacher": block["teacher"][i], "audio": block["audio"][i],
                                 "timestamp": block["timestamp"][i], "loudness_db": block["loudness_db"][i],
+                                "dBA": block["dBA"][i],
                                 "source": item.source, "label": item.label, "fold": item.fold, **extra})
                 if len(pending) == batch_size or len(shards) + len(pending) == shard_rows:
                     _infer(model, pending, shards, counts, batch_size=batch_size)
