@@ -8,7 +8,7 @@ to a whole number of hops; audio shorter than a window is padded to one window w
 Read top to bottom: :mod:`checks` (sample rate, hop size, the array) → :mod:`files` (header
 checks, whole files read in bounded blocks, downmix, input lists) → :mod:`resampling` (soxr HQ or
 resampy, a whole signal) → :mod:`framing` (1-s windows, whole or pushed block by block; loudness)
-→ :mod:`reading` (one file as mono blocks, transient errors retried) → :mod:`streaming` (read,
+→ :mod:`weighting` (the A-weighted level of a window, IEC 61672) → :mod:`reading` (one file as mono blocks, transient errors retried) → :mod:`streaming` (read,
 resample and frame a file or array in blocks, memory flat in its length).
 
     from sea_tf.audio import load_audio, prepare_frames, stream_windows
@@ -22,6 +22,7 @@ from sea_tf.audio.files import (AUDIO_EXTENSIONS, MAX_FILE_SAMPLE_RATE, MIN_FILE
 from sea_tf.audio.resampling import RESAMPLERS, resample
 from sea_tf.audio.framing import (LOUDNESS_FLOOR_DB, WindowFramer, frame_audio, n_frames, prepare_frames,
                                   window_loudness_db)
+from sea_tf.audio.weighting import a_weighting_db, window_dba
 from sea_tf.audio.reading import TransientAudioError, read_mono_blocks
 from sea_tf.audio.streaming import WindowBlock, stream_array_windows, stream_windows
 
@@ -31,6 +32,7 @@ __all__ = [
     "read_block_frames", "load_audio", "to_mono", "find_audio_files",
     "RESAMPLERS", "resample",
     "LOUDNESS_FLOOR_DB", "n_frames", "frame_audio", "prepare_frames", "window_loudness_db", "WindowFramer",
+    "a_weighting_db", "window_dba",
     "TransientAudioError", "read_mono_blocks",
     "WindowBlock", "stream_windows", "stream_array_windows",
 ]
