@@ -475,7 +475,9 @@ def bare_fit_steps(data: SimpleNamespace, batch: int, steps: int, skip: int) -> 
     y = np.resize(np.concatenate(target), (n, target[0].shape[1])).astype(np.float32)
     cfg = config.load("distill", "sea-64")      # the preset scale_probes.train_steps runs
     student_cfg = cfg["student"]
-    student = student_mod.build(student_cfg["preset"], overrides=student_cfg["overrides"], head=student_cfg["head"],
+    # the student's settings as distill passes them (student.head is new in session 5: absent before)
+    head = {"head": student_cfg["head"]} if "head" in student_cfg else {}
+    student = student_mod.build(student_cfg["preset"], overrides=student_cfg["overrides"], **head,
                                 d=y.shape[1], frame_samples=x.shape[1], seed=int(cfg["seed"]))
     model, _ = student_mod.training_model(student, mixed_precision=False)
     model.compile(optimizer=keras.optimizers.Adam(float(cfg["train"]["learning_rate"])), loss="mse",
