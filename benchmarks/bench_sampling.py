@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 from sea_tf import atomic, config  # noqa: E402
 from sea_tf.sampling import group_bounds, select  # noqa: E402
 
-KERNEL = {key: config.load("sampling")[key] for key in ("dpp_kernel", "ridge")}  # as `sea-tf sample` uses them
+KERNEL = {key: config.load("sampling")[key]  # as `sea-tf sample` uses them
+          for key in ("dpp_kernel", "ridge", "mcmc_iterations", "mcmc_start_seed", "max_kdpp_mb")}
 
 
 def timed(n, strategy, emb, loud, group_by, group_rows, repeats, solver="exact"):

@@ -106,9 +106,11 @@ def test_quality_report_and_compare(data, tmp_path):
     table = reduce.compare_strategies(root / "shards", tmp_path / "study", 200,
                                       **settings("reduce/compare", d=6, progress=False, sampling={"group_rows": 500},
                                                  n_heldout=200))
-    assert [row["strategy"] for row in table] == list(sampling.STRATEGIES)
+    assert [row["strategy"] for row in table] == ["random", "loudness", "dpp", "dpp (mcmc)", "dpp-quality",
+                                                  "dpp-quality (mcmc)"]
     assert all(row["trustworthiness"] > 0.9 for row in table)
     assert "| dpp-quality |" in (tmp_path / "study" / "compare.md").read_text()
+    assert "| dpp-quality (mcmc) |" in (tmp_path / "study" / "compare.md").read_text()
 
 
 def test_bad_input_is_refused(data, tmp_path):

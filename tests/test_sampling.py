@@ -68,9 +68,10 @@ def test_dpp_covers_clusters_better_than_random(clustered):
     bounds = np.array([0, 3000])
     share_big, n_clusters, spread = {}, {}, {}
     for strategy in ("random", "dpp", "dpp-quality"):
-        picks = [sampling.select(3000, 24, strategy=strategy, seed=seed, bounds=bounds, loudness_db=loud,
-                                 read_embeddings=lambda a, b: emb[a:b], dpp_solver="exact", dpp_kernel="cosine",
-                                 ridge=0.01) for seed in range(5)]
+        picks = [sampling.select(3000, 24, bounds=bounds, loudness_db=loud, read_embeddings=lambda a, b: emb[a:b],
+                                 **settings("sampling", of=sampling.select, strategy=strategy, seed=seed,
+                                            dpp_solver="exact", dpp_kernel="cosine", ridge=0.01))
+                 for seed in range(5)]
         share_big[strategy] = np.mean([np.mean(label[i] == 0) for i in picks])
         n_clusters[strategy] = np.mean([len(np.unique(label[i])) for i in picks])
         spread[strategy] = np.mean([sampling.diversity(emb[i]) for i in picks])
@@ -153,9 +154,9 @@ def test_bad_dpp_input_is_a_clear_error_never_nan(clustered, tmp_path):
     with pytest.raises(ConfigError, match="dpp_kernel must be one of published, cosine"):
         sampling.sample_shards(shards, tmp_path / "k", 10,
                                **settings("sampling", strategy="dpp", dpp_kernel="rbf", progress=False))
-    with pytest.raises(ConfigError, match="dpp_solver must be one of exact, greedy-map"):
+    with pytest.raises(ConfigError, match="dpp_solver must be one of exact, mcmc, greedy-map"):
         sampling.sample_shards(shards, tmp_path / "s", 10,
-                               **settings("sampling", strategy="dpp", dpp_solver="mcmc", progress=False))
+                               **settings("sampling", strategy="dpp", dpp_solver="metropolis", progress=False))
     with pytest.raises(ConfigError, match="renamed; use dpp_solver: greedy-map"):
         sampling.sample_shards(shards, tmp_path / "g", 10,
                                **settings("sampling", strategy="dpp", dpp_solver="greedy", progress=False))

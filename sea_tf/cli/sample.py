@@ -12,7 +12,10 @@ Groups: 'source' (one per file), 'window' (blocks of --group-rows consecutive ro
 in recording order), 'all'; or 'sensor-day' / 'sensor-week' / 'sensor-month': one stream per sensor
 and timeframe with ceil(ceil(M / sensors) / timeframes) rows each, timeframes with fewer rows dropped
 (docs/PROTOCOL.md §3.1; sensors from shards embedded with --sensor-manifest, or from --sensor-manifest).
-Loudness is ranked within a group; DPPs are solved per group.
+Loudness is ranked within a group; DPPs are solved per group (--dpp-solver exact: the paper's stated
+k-DPP sample; mcmc: the published code's approximation, --mcmc-iterations chain states from a uniform
+start re-seeded for every group, as that code did). A group whose k-DPP tables would exceed
+--max-kdpp-mb is refused before anything is allocated: use smaller groups.
 
 examples:
   sea-tf sample --shards shards/ --m 500000 --strategy dpp-quality --out sample/
@@ -36,7 +39,12 @@ def register(subparsers: Subparsers) -> None:
     opts.add("--sensor-manifest", key="sensor_manifest", metavar="CSV",
              help="sensor-* groupings: CSV file,sensor_id,timestamp instead of the shards' sensor columns")
     opts.add("--dpp-solver", key="dpp_solver", choices=DPP_SOLVERS,
-             help="exact: draw a k-DPP sample (published); greedy-map: its approximate mode")
+             help="exact: draw a k-DPP sample exactly (the paper's stated method); mcmc: the published code's "
+                  "approximation (DPPy's k-DPP MCMC, swaps from a uniform start); greedy-map: its approximate mode")
+    opts.add("--mcmc-iterations", key="mcmc_iterations", type=int, metavar="N",
+             help="mcmc: chain states, the start included (DPPy's nb_iter; the published code ran 3)")
+    opts.add("--max-kdpp-mb", key="max_kdpp_mb", type=float, metavar="MB",
+             help="refuse a group whose k-DPP tables would exceed this many MiB (before allocating)")
     opts.add("--dpp-kernel", key="dpp_kernel", choices=KERNELS,
              help="published: L1-normalised rows; cosine: L2-normalised rows")
     opts.add("--allow-partial", key="allow_partial", action="store_true",

@@ -3,7 +3,10 @@
 Beside φ's quality (:mod:`sea_tf.reduce.quality`) the study says what each sampler picked: the share
 of its rows among the m loudest (:func:`loudness_overlap`; random ≈ m/n, top-m by loudness = 1),
 coverage (:func:`coverage`: mean distance from every row to its nearest sampled row) and
-diversity (:func:`sea_tf.sampling.diversity`).
+diversity (:func:`sea_tf.sampling.diversity`). Each DPP strategy is studied with the configured solver
+(``sampling.dpp_solver``, the row named by the strategy) and once more per ``also_dpp_solvers`` entry
+(rows ``"dpp (mcmc)"``, ``"dpp-quality (mcmc)"``): the paper's stated exact sample beside the published
+code's MCMC approximation.
 
 :func:`compare` is ``sea-tf reduce compare``'s entry point (the resolved ``reduce/compare`` config);
 :func:`compare_strategies` does the same from explicit arguments. (The package's ``compare`` is that
@@ -91,6 +94,7 @@ def compare(cfg: Config) -> list[dict[str, Any]]:
     out = Path(cfg["out"])
     table = compare_strategies(cfg["shards"], out, cfg["m"], strategies=cfg["strategies"], method=cfg["method"],
                                d=cfg["d"], seed=cfg["seed"], sampling=dict(cfg["sampling"]),
+                               also_dpp_solvers=cfg["also_dpp_solvers"],
                                reducer=_reducer_options(cfg), n_heldout=cfg["quality"]["n_heldout"],
                                k=cfg["quality"]["k"], progress=cfg["progress"], allow_partial=cfg["allow_partial"])
     write_resolved(cfg, out, "reduce-compare")
@@ -99,7 +103,8 @@ def compare(cfg: Config) -> list[dict[str, Any]]:
 
 def compare_strategies(shard_dirs: Path | str | Sequence[Path | str], out_dir: Path | str, m: int, *,
                        strategies: Sequence[str] | None = None, method: str, d: int, seed: int,
-                       sampling: Mapping[str, Any], reducer: Mapping[str, Any] | None = None, n_heldout: int,
+                       sampling: Mapping[str, Any], also_dpp_solvers: Sequence[str],
+                       reducer: Mapping[str, Any] | None = None, n_heldout: int,
                        k: int, progress: bool, n_coverage: int = 4000,
                        allow_partial: bool) -> list[dict[str, Any]]:
     """The SEA paper's sampling study (docs/PROTOCOL.md §3.1) in one call: every strategy samples the same shards, fits φ, is scored.
@@ -111,8 +116,9 @@ def compare_strategies(shard_dirs: Path | str | Sequence[Path | str], out_dir: P
     ----------
     shard_dirs : str, Path or list
     out_dir : str or Path
-        Gets ``<strategy>/{sample.npz, card.json}``, ``<strategy>/reducer/``, ``compare.json``,
-        ``compare.md``, ``compare.png`` and one ``quality-<strategy>.png`` each.
+        Gets ``<run>/{sample.npz, card.json}``, ``<run>/reducer/``, ``compare.json``,
+        ``compare.md``, ``compare.png`` and one ``quality-<run>.png`` each (``<run>``: the strategy, or
+        ``<strategy>-<solver>`` for an ``also_dpp_solvers`` run).
     m : int
         Samples per strategy.
     strategies : list of str, optional
@@ -122,8 +128,11 @@ def compare_strategies(shard_dirs: Path | str | Sequence[Path | str], out_dir: P
     seed : int
     sampling : dict
         The sampler's settings, keyword arguments of :func:`sea_tf.sampling.sample_shards`:
-        ``group_by``, ``group_rows``, ``dpp_solver``, ``dpp_kernel``, ``ridge`` (the ``sampling:``
-        section of ``configs/reduce/defaults.yaml``).
+        ``group_by``, ``group_rows``, ``dpp_solver``, ``dpp_kernel``, ``ridge``, ``mcmc_iterations``,
+        ``mcmc_start_seed``, ``max_kdpp_mb`` (the ``sampling:`` section of ``configs/reduce/defaults.yaml``).
+    also_dpp_solvers : list of str
+        Each DPP strategy (``dpp``, ``dpp-quality``) is run once more with each of these solvers
+        (one that equals ``sampling["dpp_solver"]`` is skipped), as a row ``"<strategy> (<solver>)"``.
     reducer : dict, optional
         Extra keyword arguments of :func:`sea_tf.reduce.fit_sample` (``pca_solver``, ``umap_params``).
     n_heldout, k : int
@@ -138,7 +147,7 @@ def compare_strategies(shard_dirs: Path | str | Sequence[Path | str], out_dir: P
     Returns
     -------
     list of dict
-        One row per strategy: ``strategy``, ``loud_overlap`` (share of the sample among the m
+        One row per run (strategy, then its ``also_dpp_solvers`` rows): ``strategy``, ``loud_overlap`` (share of the sample among the m
         loudest rows; None without loudness), ``coverage`` (lower is better), ``diversity`` (of the
         sample), then φ's ``trustworthiness``, ``knn_recall`` (at ``k``), ``explained_variance``
         (PCA) on held-out rows, and ``wall_s``.
@@ -146,38 +155,51 @@ def compare_strategies(shard_dirs: Path | str | Sequence[Path | str], out_dir: P
     out_dir = Path(out_dir)
     strategies = list(strategies or sampling_mod.STRATEGIES)
     shards = ShardSet(shard_dirs, allow_partial=allow_partial)
+    for solver in also_dpp_solvers:
+        sampling_mod.check_dpp_options(solver=solver, kernel=sampling["dpp_kernel"], ridge=sampling["ridge"],
+                                       mcmc_iterations=sampling["mcmc_iterations"], max_kdpp_mb=sampling["max_kdpp_mb"])
+    # (row label, output folder, strategy, sampler settings): each strategy, then its other DPP solvers.
+    runs = []
+    for strategy in strategies:
+        runs.append((strategy, strategy, strategy, dict(sampling)))
+        if strategy in ("dpp", "dpp-quality"):
+            runs += [(f"{strategy} ({solver})", f"{strategy}-{solver}", strategy, {**sampling, "dpp_solver": solver})
+                     for solver in also_dpp_solvers if solver != sampling["dpp_solver"]]
     samples: dict[str, np.ndarray] = {}
     walls: dict[str, float] = {}
-    for strategy in strategies:
+    folders: dict[str, str] = {}
+    for label, folder, strategy, settings in runs:
         start = time.perf_counter()
-        samples[strategy], _ = sampling_mod.sample_shards(shard_dirs, out_dir / strategy, m, strategy=strategy,
-                                                          seed=seed, progress=progress, allow_partial=allow_partial,
-                                                          **sampling)
-        fit_sample(shard_dirs, out_dir / strategy, out_dir / strategy / "reducer", method=method, d=d,
+        folders[label] = folder
+        samples[label], _ = sampling_mod.sample_shards(shard_dirs, out_dir / folder, m, strategy=strategy,
+                                                       seed=seed, progress=progress, allow_partial=allow_partial,
+                                                       **settings)
+        fit_sample(shard_dirs, out_dir / folder, out_dir / folder / "reducer", method=method, d=d,
                    seed=seed, quality=None, progress=progress, allow_partial=allow_partial, **(reducer or {}))
-        walls[strategy] = time.perf_counter() - start
+        walls[label] = time.perf_counter() - start
     union = np.unique(np.concatenate(list(samples.values())))
     loud = _column_or_none(shards, "loudness_db")
     rng = np.random.default_rng(seed)
     pool_rows = np.sort(rng.choice(shards.n_rows, size=min(int(n_coverage), shards.n_rows), replace=False))
     pool = shards.read("embedding", pool_rows)
     table = []
-    for strategy in strategies:
-        fitted = Reducer.load(out_dir / strategy / "reducer")
+    for label, folder in folders.items():
+        fitted = Reducer.load(out_dir / folder / "reducer")
         q = evaluate(shards, fitted, union, out_dir, seed=seed, n_heldout=n_heldout, k=k,
-                     name=f"quality-{strategy}")
-        emb = shards.read("embedding", samples[strategy])
-        row = {"strategy": strategy,
-               "loud_overlap": None if loud is None else loudness_overlap(samples[strategy], loud),
+                     name=f"quality-{folder}")
+        emb = shards.read("embedding", samples[label])
+        row = {"strategy": label,
+               "loud_overlap": None if loud is None else loudness_overlap(samples[label], loud),
                "coverage": coverage(pool, emb),
                "diversity": sampling_mod.diversity(emb[:2000])}
         row.update({key: q[key] for key in q if key not in ("png", "method")})
-        row["wall_s"] = round(walls[strategy], 3)
+        row["wall_s"] = round(walls[label], 3)
         table.append(row)
     png = plot_study(table, out_dir / "compare.png", title=f"sampling study: m = {m} of {shards.n_rows} rows, "
                                                            f"{method} d = {d}")
     atomic.write_json(out_dir / "compare.json", {"m": int(m), "n_rows": int(shards.n_rows), "method": method,
                                                  "d": int(d), "sampling": dict(sampling),
+                                                 "also_dpp_solvers": list(also_dpp_solvers),
                                                  "random_loud_overlap": float(m / shards.n_rows),
                                                  "rows": table, "png": str(png)})
     atomic.write_text(out_dir / "compare.md", markdown_table(table))

@@ -19,7 +19,8 @@ from threadpoolctl import threadpool_limits
 
 from sea_tf.errors import ConfigError, ReduceError
 from sea_tf.sampling.groups import allocate, loudness_rank, weighted_without_replacement
-from sea_tf.sampling.kdpp import check_dpp_options, greedy_map_kdpp, kernel_rows, sample_kdpp
+from sea_tf.sampling.kdpp import (check_dpp_options, check_kdpp_memory, greedy_map_kdpp, kernel_rows, mcmc_kdpp,
+                                  sample_kdpp)
 from sea_tf.shards import ShardSet
 
 STRATEGIES = ("random", "loudness", "dpp", "dpp-quality")
@@ -30,8 +31,8 @@ ReadEmbeddings = Callable[[int, int], np.ndarray]
 
 def select(n_rows: int, m: int, *, strategy: str, seed: int, bounds: np.ndarray,
            loudness_db: npt.ArrayLike | None = None, read_embeddings: ReadEmbeddings | None = None,
-           dpp_solver: str, dpp_kernel: str, ridge: float,
-           progress: Callable[[int], object] | None = None) -> npt.NDArray[np.int64]:
+           dpp_solver: str, dpp_kernel: str, ridge: float, mcmc_iterations: int, mcmc_start_seed: int | None,
+           max_kdpp_mb: float, progress: Callable[[int], object] | None = None) -> npt.NDArray[np.int64]:
     """Pick ``m`` of ``n_rows`` rows.
 
     Parameters
@@ -47,9 +48,14 @@ def select(n_rows: int, m: int, *, strategy: str, seed: int, bounds: np.ndarray,
         Needed by ``loudness`` and ``dpp-quality``.
     read_embeddings : callable (start, stop) -> np.ndarray [stop - start, D], optional
         Needed by the DPP strategies; called once per group.
-    dpp_solver : {"exact", "greedy-map"}
+    dpp_solver : {"exact", "mcmc", "greedy-map"}
     dpp_kernel : {"published", "cosine"}
     ridge : float
+    mcmc_iterations, mcmc_start_seed : int, int or None
+        ``mcmc`` only: chain states and the start's seed (:func:`~sea_tf.sampling.kdpp.mcmc_kdpp`).
+    max_kdpp_mb : float
+        Refuse (ConfigError) before any group is solved when one group's k-DPP tables would exceed
+        this many MiB (:func:`~sea_tf.sampling.kdpp.check_kdpp_memory`).
     progress : callable(int), optional
         Called with the number of groups done (for a progress bar).
 
@@ -59,7 +65,8 @@ def select(n_rows: int, m: int, *, strategy: str, seed: int, bounds: np.ndarray,
     """
     if strategy not in STRATEGIES:
         raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}; got {strategy!r}")
-    check_dpp_options(solver=dpp_solver, kernel=dpp_kernel, ridge=ridge)
+    check_dpp_options(solver=dpp_solver, kernel=dpp_kernel, ridge=ridge, mcmc_iterations=mcmc_iterations,
+                      max_kdpp_mb=max_kdpp_mb)
     m = int(m)
     if m < 1:
         raise ReduceError(f"the number of samples must be ≥ 1, got {m}")
@@ -75,17 +82,23 @@ def select(n_rows: int, m: int, *, strategy: str, seed: int, bounds: np.ndarray,
         return np.sort(weighted_without_replacement(q, m, rng))
     quality = loudness_rank(loudness_db, bounds) if strategy == "dpp-quality" else None  # type: ignore[arg-type]
     shares = allocate(np.diff(bounds), m)
+    if shares.any():  # one row tells the width D; the bound is checked before any group is read whole
+        first = int(np.flatnonzero(shares)[0])
+        dims = read_embeddings(int(bounds[first]), int(bounds[first]) + 1).shape[1]  # type: ignore[misc]
+        check_kdpp_memory(zip(np.diff(bounds).tolist(), shares.tolist()), dims, solver=dpp_solver, max_mb=max_kdpp_mb)
     # The solvers loop over small matrix-vector products; threaded BLAS only adds synchronisation to
     # those (measured 20-40x slower on a busy 2-core machine), so the whole loop runs on one thread.
     with threadpool_limits(limits=1, user_api="blas"):
         picked = _select_dpp(bounds, shares, quality, seed=seed, read_embeddings=read_embeddings, dpp_solver=dpp_solver,
-                             dpp_kernel=dpp_kernel, ridge=ridge, progress=progress)
+                             dpp_kernel=dpp_kernel, ridge=ridge, mcmc_iterations=mcmc_iterations,
+                             mcmc_start_seed=mcmc_start_seed, progress=progress)
     return np.sort(np.concatenate(picked)).astype(np.int64)
 
 
 def _select_dpp(bounds: np.ndarray, shares: npt.NDArray[np.int64], q: npt.NDArray[np.float64] | None, *,
                 seed: int, read_embeddings: ReadEmbeddings | None, dpp_solver: str, dpp_kernel: str,
-                ridge: float, progress: Callable[[int], object] | None) -> list[npt.NDArray[np.int64]]:
+                ridge: float, mcmc_iterations: int, mcmc_start_seed: int | None,
+                progress: Callable[[int], object] | None) -> list[npt.NDArray[np.int64]]:
     """Solve each group's k-DPP for its share; the picks as global row numbers, group by group."""
     picked = []
     for g, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
@@ -96,6 +109,9 @@ def _select_dpp(bounds: np.ndarray, shares: npt.NDArray[np.int64], q: npt.NDArra
             qg = None if q is None else q[a:b]
             if dpp_solver == "greedy-map":
                 local = greedy_map_kdpp(feats, k, qg, ridge=ridge)
+            elif dpp_solver == "mcmc":
+                local = mcmc_kdpp(feats, k, np.random.default_rng([int(seed), g]), qg, ridge=ridge,
+                                  iterations=mcmc_iterations, start_seed=mcmc_start_seed)
             else:
                 local = sample_kdpp(feats, k, np.random.default_rng([int(seed), g]), qg, ridge=ridge)
             picked.append(local + a)

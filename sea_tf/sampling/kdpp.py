@@ -1,4 +1,5 @@
-"""k-DPP row choice: kernels, an exact sampler, a greedy MAP, and a spread score (pure numpy, no I/O).
+"""k-DPP row choice: kernels, an exact sampler, the published MCMC approximation, a greedy MAP, a memory
+bound and a spread score (pure numpy, no I/O).
 
 docs/PROTOCOL.md §3.1. A k-DPP over the rows of one group, with ``L = Xn Xnᵀ + ridge·I`` (``dpp``) or
 ``L = diag(q) Xn Xnᵀ diag(q) + ridge·I`` (``dpp-quality``, q the within-group loudness rank).
@@ -13,11 +14,23 @@ Kernels (how the rows Xn are normalised, :func:`kernel_rows`)
 
 Solvers
 -------
-``exact``       draws a k-DPP sample (:func:`sample_kdpp`), seeded per group: the published method.
+``exact``       draws a k-DPP sample (:func:`sample_kdpp`), seeded per group: the method the paper
+                *states* (a k-DPP sample), drawn exactly.
+``mcmc``        the approximation the published *code* ran (:func:`mcmc_kdpp`): DPPy's k-DPP MCMC
+                sampler (basis-exchange swaps) from a uniform random start, ``mcmc_iterations``
+                chain states (DPPy's ``nb_iter``; the code ran 3), its start re-seeded identically
+                for every stream (``mcmc_start_seed``). With so few swaps the sample is close to
+                uniform; choose it to reproduce the published numbers, not for diversity.
 ``greedy-map``  the approximate *mode* (:func:`greedy_map_kdpp`): deterministic, and with the
                 published kernel nearly "top-k by q²‖x‖²", i.e. the loudest rows. Kept for
                 comparison, never the default.
+
+Memory: a solver's tables grow with the group (:func:`kdpp_bytes`: O(n·k), and O(n²) where the exact
+sampler builds the n × n kernel); :func:`check_kdpp_memory` refuses a group over ``max_kdpp_mb``
+before anything is allocated.
 """
+from collections.abc import Iterable
+
 import numpy as np
 import numpy.typing as npt
 from sklearn.preprocessing import normalize
@@ -25,7 +38,7 @@ from threadpoolctl import threadpool_limits
 
 from sea_tf.errors import ConfigError, ReduceError
 
-DPP_SOLVERS = ("exact", "greedy-map")
+DPP_SOLVERS = ("exact", "mcmc", "greedy-map")
 KERNELS = ("published", "cosine")
 # Names earlier releases accepted, and what replaced them (a clear error instead of a silent change).
 _RENAMED_SOLVERS = {"greedy": "greedy-map", "dppy-exact": "exact"}
@@ -199,7 +212,8 @@ def sample_kdpp(features: npt.ArrayLike, k: int, rng: np.random.Generator, quali
     Haar-random subspace averages over bases.
 
     We wrote this ourselves because dppy's exact k-DPP sampler eigendecomposes the n × n kernel
-    (O(n³) per group) and its MCMC sampler (which the paper ran for 3 iterations) is not exact.
+    (O(n³) per group) and its MCMC sampler (which the published code ran for 3 iterations,
+    :func:`mcmc_kdpp`) is not exact.
 
     Parameters
     ----------
@@ -244,8 +258,135 @@ def sample_kdpp(features: npt.ArrayLike, k: int, rng: np.random.Generator, quali
     return _sample_projection(basis, rng)
 
 
-def check_dpp_options(*, solver: str, kernel: str, ridge: float) -> None:
-    """Refuse an unknown solver or kernel, or a negative ridge, with the names that exist."""
+def mcmc_kdpp(features: npt.ArrayLike, k: int, rng: np.random.Generator, quality: npt.ArrayLike | None = None,
+              *, ridge: float, iterations: int, start_seed: int | None) -> npt.NDArray[np.int64]:
+    """The published code's k-DPP approximation: DPPy's basis-exchange MCMC from a uniform start.
+
+    ``dpp_solver: mcmc``. As DPPy documents its k-DPP MCMC sampler (``sample_mcmc_k_dpp``, mode
+    ``"E"``, ``basis_exchange_sampler``): the chain holds ``iterations`` states (DPPy's ``nb_iter``),
+    the first the start S₀; each later state is a lazy step — with probability ½ propose swapping
+    one chosen item (uniform over S) for one unchosen item (uniform over the rest) and accept with
+    probability ``min(1, det L_S' / det L_S)``, otherwise stay. The last state is the sample. So
+    ``iterations`` 3 (the published setting) is two steps, about one swap proposal in all: the
+    sample is nearly the uniform start. 0 and 1 both return the start. Determinants are taken of
+    the k × k submatrix only (O(k²·D + k³) a proposal; L itself is never formed).
+
+    Parameters
+    ----------
+    features : np.ndarray [shape=(n, D)]
+        Rows already normalised for the kernel (:func:`kernel_rows`).
+    k : int
+        Sample size, ``0 ≤ k ≤ n``.
+    rng : np.random.Generator
+        Draws the proposals (and the start when ``start_seed`` is None).
+    quality : np.ndarray [shape=(n,)], optional
+        Per-row quality q > 0 (default 1): ``L = diag(q) F Fᵀ diag(q) + ridge·I``.
+    ridge : float
+        ≥ 0, added to the diagonal.
+    iterations : int
+        ≥ 0, DPPy's ``nb_iter``: the number of chain states, start included.
+    start_seed : int or None
+        The start is ``np.random.RandomState(start_seed).choice(n, k, replace=False)``, re-seeded for
+        every call as the published code did for every stream (seed 413121), so groups of one size
+        start from the same rows; None: drawn from ``rng`` (a start of the group's own).
+
+    Returns
+    -------
+    np.ndarray [shape=(k,), dtype=int64]
+        Distinct row numbers (the start's order, swapped items in place).
+    """
+    features = np.asarray(features, dtype=np.float64)
+    n = len(features)
+    if not 0 <= k <= n:
+        raise ReduceError(f"cannot pick {k} items from a group of {n} rows; ask for at most {n} per group "
+                          "(larger groups: group_rows, or group_by=all)")
+    if iterations < 0:
+        raise ConfigError(f"mcmc_iterations must be ≥ 0, got {iterations}")
+    if start_seed is None:
+        chosen = rng.choice(n, size=k, replace=False).astype(np.int64)
+    else:
+        chosen = np.random.RandomState(start_seed).choice(n, size=k, replace=False).astype(np.int64)
+    if k in (0, n):  # nothing to swap in or out
+        return chosen
+    q = np.ones(n) if quality is None else np.asarray(quality, dtype=np.float64)
+    factor = q[:, None] * features
+
+    def log_det(rows: npt.NDArray[np.int64]) -> float:
+        sub = factor[rows] @ factor[rows].T
+        sub[np.diag_indices(k)] += ridge
+        sign, value = np.linalg.slogdet(sub)
+        return float(value) if sign > 0 else -np.inf
+
+    current = log_det(chosen)
+    inside = np.zeros(n, dtype=bool)
+    inside[chosen] = True
+    for _ in range(1, iterations):
+        if rng.random() >= 0.5:  # the lazy half: stay
+            continue
+        position = int(rng.integers(k))
+        outside = np.flatnonzero(~inside)
+        proposal = chosen.copy()
+        proposal[position] = outside[rng.integers(len(outside))]
+        proposed = log_det(proposal)
+        # Accept with probability min(1, det ratio), compared in logs (a ratio of two products of
+        # k eigenvalues ~0.1 underflows for large k); a singular state is left for any regular one.
+        with np.errstate(invalid="ignore"):
+            accept = np.log(rng.random()) < proposed - current
+        if accept:
+            inside[chosen[position]] = False
+            inside[proposal[position]] = True
+            chosen, current = proposal, proposed
+    return chosen
+
+
+def kdpp_bytes(n: int, k: int, dims: int, *, solver: str) -> int:
+    """Bytes of the float64 tables a solver holds at its peak for one group of ``n`` rows of ``dims``, picking ``k``.
+
+    All solvers hold the normalised rows (n·D). ``exact`` adds the eigenbasis (n·D and D² on the
+    dual, or the n × n kernel and its n × n eigenvectors when n ≤ D) and three n × k tables (the
+    chosen basis, its QR and the chain rule's Cholesky factors); ``greedy-map`` one k × n factor;
+    ``mcmc`` the k × k submatrix and its k rows.
+    """
+    n, k, dims = int(n), int(k), int(dims)
+    rows = n * dims
+    if solver == "exact":
+        eigen = 2 * n * n if n <= dims else n * dims + dims * dims
+        return 8 * (rows + eigen + 3 * n * k)
+    if solver == "greedy-map":
+        return 8 * (rows + n * k)
+    return 8 * (rows + k * dims + 2 * k * k)
+
+
+def check_kdpp_memory(groups: Iterable[tuple[int, int]], dims: int, *, solver: str, max_mb: float) -> None:
+    """Refuse, before anything is allocated, a group whose k-DPP tables (:func:`kdpp_bytes`) exceed ``max_mb``.
+
+    Parameters
+    ----------
+    groups : iterable of (n, k)
+        Each group's rows and its share of the sample.
+    dims : int
+        Embedding dimensions D.
+    solver : str
+    max_mb : float
+        The bound in MiB (``max_kdpp_mb``).
+
+    Raises
+    ------
+    ConfigError
+        One line naming the group size, k, the bytes and what to do.
+    """
+    worst = max(((kdpp_bytes(n, k, dims, solver=solver), n, k) for n, k in groups if k), default=None)
+    if worst is None or worst[0] <= max_mb * 2 ** 20:
+        return
+    size, n, k = worst
+    raise ConfigError(f"the {solver} k-DPP of a group of {n:,} rows picking k = {k:,} ({dims}-d rows) needs "
+                      f"{size:,} bytes ({size / 2 ** 30:,.1f} GiB), over max_kdpp_mb {max_mb:g}; split the rows "
+                      "into smaller groups (group_by: sensor-day, or group_by: window with a smaller group_rows) "
+                      "or raise max_kdpp_mb")
+
+
+def check_dpp_options(*, solver: str, kernel: str, ridge: float, mcmc_iterations: int, max_kdpp_mb: float) -> None:
+    """Refuse an unknown solver or kernel, a negative ridge, iteration count or memory bound, with what is allowed."""
     if solver in _RENAMED_SOLVERS:
         raise ConfigError(f"dpp_solver {solver!r} was renamed; use dpp_solver: {_RENAMED_SOLVERS[solver]}")
     if solver not in DPP_SOLVERS:
@@ -254,6 +395,10 @@ def check_dpp_options(*, solver: str, kernel: str, ridge: float) -> None:
         raise ConfigError(f"dpp_kernel must be one of {', '.join(KERNELS)}; got {kernel!r}")
     if not (np.isfinite(ridge) and ridge >= 0):
         raise ConfigError(f"ridge must be a finite number ≥ 0, got {ridge}")
+    if isinstance(mcmc_iterations, bool) or not isinstance(mcmc_iterations, (int, np.integer)) or mcmc_iterations < 0:
+        raise ConfigError(f"mcmc_iterations must be a whole number ≥ 0 (DPPy's nb_iter), got {mcmc_iterations!r}")
+    if not (np.isfinite(max_kdpp_mb) and max_kdpp_mb > 0):
+        raise ConfigError(f"max_kdpp_mb must be a number > 0, got {max_kdpp_mb}")
 
 
 def diversity(embeddings: npt.ArrayLike) -> float:

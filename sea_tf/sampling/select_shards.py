@@ -50,14 +50,16 @@ def sample(cfg: Config) -> tuple[npt.NDArray[np.int64], dict]:
     index, card = sample_shards(cfg["shards"], out, cfg["m"], strategy=cfg["strategy"], seed=cfg["seed"],
                                 group_by=cfg["group_by"], group_rows=cfg["group_rows"],
                                 dpp_solver=cfg["dpp_solver"], dpp_kernel=cfg["dpp_kernel"], ridge=cfg["ridge"],
-                                progress=cfg["progress"], sensor_manifest=cfg["sensor_manifest"],
+                                mcmc_iterations=cfg["mcmc_iterations"], mcmc_start_seed=cfg["mcmc_start_seed"],
+                                max_kdpp_mb=cfg["max_kdpp_mb"], progress=cfg["progress"], sensor_manifest=cfg["sensor_manifest"],
                                 allow_partial=cfg["allow_partial"])
     write_resolved(cfg, out, "sample")
     return index, card
 
 
 def sample_shards(shard_dirs: ShardDirs, out_dir: Path | str, m: int, *, strategy: str, seed: int, group_by: str,
-                  group_rows: int, dpp_solver: str, dpp_kernel: str, ridge: float, progress: bool,
+                  group_rows: int, dpp_solver: str, dpp_kernel: str, ridge: float, mcmc_iterations: int,
+                  mcmc_start_seed: int | None, max_kdpp_mb: float, progress: bool,
                   sensor_manifest: Path | str | SensorManifest | None = None,
                   allow_partial: bool) -> tuple[npt.NDArray[np.int64], dict]:
     """Sample ``m`` rows of teacher shards and write ``OUT/sample.npz`` (``index``) + ``OUT/card.json``.
@@ -72,7 +74,7 @@ def sample_shards(shard_dirs: ShardDirs, out_dir: Path | str, m: int, *, strateg
     out_dir : str or Path
     m : int
         Number of rows to pick.
-    strategy, seed, group_by, group_rows, dpp_solver, dpp_kernel, ridge
+    strategy, seed, group_by, group_rows, dpp_solver, dpp_kernel, ridge, mcmc_iterations, mcmc_start_seed, max_kdpp_mb
         See :func:`~sea_tf.sampling.choose.select` and :func:`~sea_tf.sampling.groups.group_bounds`.
     progress : bool
         Show a tqdm bar over groups (DPP strategies).
@@ -93,8 +95,10 @@ def sample_shards(shard_dirs: ShardDirs, out_dir: Path | str, m: int, *, strateg
     if group_by not in _CONTIGUOUS:
         return sample_streams(shard_dirs, out_dir, m, sensor_manifest, timeframe=group_by.removeprefix("sensor-"),
                               strategy=strategy, seed=seed, dpp_solver=dpp_solver, dpp_kernel=dpp_kernel, ridge=ridge,
-                              progress=progress, allow_partial=allow_partial)
-    check_dpp_options(solver=dpp_solver, kernel=dpp_kernel, ridge=ridge)
+                              mcmc_iterations=mcmc_iterations, mcmc_start_seed=mcmc_start_seed,
+                              max_kdpp_mb=max_kdpp_mb, progress=progress, allow_partial=allow_partial)
+    check_dpp_options(solver=dpp_solver, kernel=dpp_kernel, ridge=ridge, mcmc_iterations=mcmc_iterations,
+                      max_kdpp_mb=max_kdpp_mb)
     shards = ShardSet(shard_dirs, allow_partial=allow_partial)
     if m > shards.n_rows:
         raise ReduceError(f"cannot pick {m} samples from {shards.n_rows} teacher rows in "
@@ -106,17 +110,24 @@ def sample_shards(shard_dirs: ShardDirs, out_dir: Path | str, m: int, *, strateg
                disable=not progress or strategy not in ("dpp", "dpp-quality"))
     index = select(shards.n_rows, m, strategy=strategy, seed=seed, bounds=bounds, loudness_db=loud,
                    read_embeddings=lambda a, b: shards.read("embedding", np.arange(a, b)),
-                   dpp_solver=dpp_solver, dpp_kernel=dpp_kernel, ridge=ridge, progress=bar.update)
+                   dpp_solver=dpp_solver, dpp_kernel=dpp_kernel, ridge=ridge, mcmc_iterations=mcmc_iterations,
+                   mcmc_start_seed=mcmc_start_seed, max_kdpp_mb=max_kdpp_mb, progress=bar.update)
     bar.close()
     card = {"kind": "sample", "strategy": strategy, "m": int(m), "seed": int(seed), "group_by": group_by,
             "group_rows": int(group_rows), "n_groups": int(len(bounds) - 1), "dpp_solver": dpp_solver,
-            "dpp_kernel": dpp_kernel, "ridge": float(ridge), "teacher_shards": shards.describe(),
+            "dpp_kernel": dpp_kernel, "ridge": float(ridge), **_mcmc_card(dpp_solver, mcmc_iterations, mcmc_start_seed),
+            "teacher_shards": shards.describe(),
             "teacher_card_sha256": shards.teacher_card_sha256,
             "index_sha256": canonical_sha256(index.tolist())}
     out_dir = Path(out_dir)
     save_npz(out_dir / "sample.npz", index=index)
     cards.write_card(out_dir, card)
     return index, card
+
+
+def _mcmc_card(solver: str, iterations: int, start_seed: int | None) -> dict[str, int | None]:
+    """The mcmc solver's settings for a card (none for the other solvers, whose cards stay as they were)."""
+    return {"mcmc_iterations": int(iterations), "mcmc_start_seed": start_seed} if solver == "mcmc" else {}
 
 
 def load_sample(sample_dir: Path | str) -> tuple[npt.NDArray[np.int64], dict]:

@@ -17,7 +17,7 @@ from sea_tf import cards
 from sea_tf.atomic import save_npz
 from sea_tf.errors import ConfigError, DataError, ReduceError
 from sea_tf.sampling.choose import _column, select
-from sea_tf.sampling.kdpp import check_dpp_options
+from sea_tf.sampling.kdpp import check_dpp_options, check_kdpp_memory
 from sea_tf.sensors import SensorManifest, lookup_sensor, read_sensor_manifest
 from sea_tf.shards import ShardSet, canonical_sha256
 
@@ -116,11 +116,15 @@ def plan_streams(sensors: np.ndarray, frames: np.ndarray, m: int) -> tuple[list[
 
 def sample_streams(shard_dirs: ShardDirs, out_dir: Path | str, m: int, manifest: Path | str | SensorManifest | None,
                    *, timeframe: str = "day", strategy: str, seed: int, dpp_solver: str, dpp_kernel: str,
-                   ridge: float, progress: bool, allow_partial: bool) -> tuple[npt.NDArray[np.int64], dict]:
+                   ridge: float, mcmc_iterations: int, mcmc_start_seed: int | None, max_kdpp_mb: float,
+                   progress: bool, allow_partial: bool) -> tuple[npt.NDArray[np.int64], dict]:
     """Like :func:`~sea_tf.sampling.select_shards.sample_shards`, with one group per (sensor, timeframe) stream (:func:`plan_streams`).
 
     Each stream is sampled on its own with :func:`~sea_tf.sampling.choose.select`, seeded by ``seed`` and the stream's
-    sensor and timeframe (not its position in the list), with loudness ranked within the stream.
+    sensor and timeframe (not its position in the list), with loudness ranked within the stream. With
+    ``dpp_solver: mcmc`` each stream's chain starts from ``RandomState(mcmc_start_seed)`` re-seeded for
+    every stream, as the published code did for every day stream (streams of one size start from the same
+    rows); its swap proposals follow the stream's own seed.
 
     Parameters
     ----------
@@ -137,7 +141,8 @@ def sample_streams(shard_dirs: ShardDirs, out_dir: Path | str, m: int, manifest:
     card : dict
         :func:`~sea_tf.sampling.select_shards.sample_shards`' card with ``group_by: "sensor-<timeframe>"``, ``streams`` and ``dropped``.
     """
-    check_dpp_options(solver=dpp_solver, kernel=dpp_kernel, ridge=ridge)
+    check_dpp_options(solver=dpp_solver, kernel=dpp_kernel, ridge=ridge, mcmc_iterations=mcmc_iterations,
+                      max_kdpp_mb=max_kdpp_mb)
     shards = ShardSet(shard_dirs, allow_partial=allow_partial)
     if manifest is None:
         if "sensor_id" not in shards.columns:
@@ -153,6 +158,9 @@ def sample_streams(shard_dirs: ShardDirs, out_dir: Path | str, m: int, manifest:
     if not streams:
         raise ReduceError(f"every (sensor, {timeframe}) stream has fewer rows than its share of {m} samples; ask "
                           "for fewer samples or a longer timeframe")
+    if strategy in ("dpp", "dpp-quality"):  # every stream's k-DPP bound, before the first is solved
+        dims = shards.read("embedding", streams[0][2][:1]).shape[1]
+        check_kdpp_memory([(len(rows), k) for _, _, rows, k in streams], dims, solver=dpp_solver, max_mb=max_kdpp_mb)
     loud = _column(shards, "loudness_db") if strategy in ("loudness", "dpp-quality") else None
     picked = []
     for s, (sensor, frame, rows, k) in enumerate(tqdm(streams, desc=f"sample {strategy} per stream", unit="stream",
@@ -166,12 +174,15 @@ def sample_streams(shard_dirs: ShardDirs, out_dir: Path | str, m: int, manifest:
         local = select(len(rows), k, strategy=strategy, seed=stream_seed, bounds=np.array([0, len(rows)]),
                        loudness_db=None if loud is None else loud[rows],
                        read_embeddings=read_rows,
-                       dpp_solver=dpp_solver, dpp_kernel=dpp_kernel, ridge=ridge)
+                       dpp_solver=dpp_solver, dpp_kernel=dpp_kernel, ridge=ridge, mcmc_iterations=mcmc_iterations,
+                       mcmc_start_seed=mcmc_start_seed, max_kdpp_mb=max_kdpp_mb)
         picked.append(rows[local])
     index = np.sort(np.concatenate(picked)).astype(np.int64)
     card = {"kind": "sample", "strategy": strategy, "m": int(m), "n_picked": int(len(index)), "seed": int(seed),
             "group_by": f"sensor-{timeframe}", "n_groups": len(streams), "dpp_solver": dpp_solver,
             "dpp_kernel": dpp_kernel, "ridge": float(ridge),
+            **({"mcmc_iterations": int(mcmc_iterations), "mcmc_start_seed": mcmc_start_seed} if dpp_solver == "mcmc"
+               else {}),
             "streams": [{"sensor": a, "timeframe": b, "rows": int(len(r)), "picked": int(k)} for a, b, r, k in streams],
             "dropped": [{"sensor": a, "timeframe": b, "rows": int(n), "needed": int(k)} for a, b, n, k in dropped],
             "sensors_from": "shards" if manifest is None else str(manifest) if isinstance(manifest, (str, Path))
