@@ -75,7 +75,7 @@ def bench(n_rows, batch, steps, repeats, work):
 
     pipe_rate, pipe_all = _median_rate(drain, pipe_steps * batch, repeats)
 
-    student = student_mod.build("sea-64", overrides={}, d=64, frame_samples=8000, seed=0)
+    student = student_mod.build("sea-64", overrides={}, head="published", d=64, frame_samples=8000, seed=0)
     model, _ = student_mod.training_model(student, mixed_precision=False)
     model.compile(optimizer=keras.optimizers.Adam(1e-4), loss="mse", metrics=["mae"])
     model.fit(ds, steps_per_epoch=2, epochs=1, verbose=0)  # trace and warm up

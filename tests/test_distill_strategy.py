@@ -39,7 +39,8 @@ def test_two_device_mirrored_training_loads_on_one_device(tmp_path):
     student = load_model(out / "student.keras")
     audio = np.random.default_rng(0).standard_normal((4, 8000)).astype(np.float32) * 0.1
     expected = student.embed_frames(audio)
-    fresh = student_mod.build("sea-64", overrides=cfg["student"]["overrides"], d=8, frame_samples=8000, seed=1)
+    fresh = student_mod.build("sea-64", overrides=cfg["student"]["overrides"], head="published", d=8,
+                              frame_samples=8000, seed=1)
     model, _ = student_mod.training_model(fresh, mixed_precision=False)
     best = json.loads((out / "state.json").read_text())["best"]["checkpoint"]
     tf.train.Checkpoint(model=model).restore(str(out / best)).expect_partial()

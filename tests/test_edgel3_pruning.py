@@ -147,7 +147,7 @@ def test_masks_from_an_l3_body_hit_each_layers_percentile(tmp_path):
 
     teacher = build_preset("l3-mel256-512", seed=3)       # stands in for the pretrained L3 (not cached here)
     teacher.save(tmp_path / "l3.keras")
-    sparse = student_mod.build("edgel3-sparse", overrides={}, d=512, frame_samples=48000, seed=1)
+    sparse = student_mod.build("edgel3-sparse", overrides={}, head="published", d=512, frame_samples=48000, seed=1)
     warm = student_mod.warm_start(sparse, str(tmp_path / "l3.keras"))
     assert warm["name"] == teacher.name
     network = sparse.network()
@@ -173,7 +173,7 @@ def test_masks_from_an_l3_body_hit_each_layers_percentile(tmp_path):
 def test_uncached_pretrained_l3_is_refused_with_what_to_do():
     from sea_tf.distill import student as student_mod
 
-    sparse = student_mod.build("edgel3-sparse", overrides={}, d=512, frame_samples=48000, seed=1)
+    sparse = student_mod.build("edgel3-sparse", overrides={}, head="published", d=512, frame_samples=48000, seed=1)
     with pytest.raises(TrainError, match=r"student.init: .*openl3/mel256-env.*sea-tf models fetch openl3/mel256-env"):
         student_mod.warm_start(sparse, "openl3/mel256-env")
 
@@ -186,8 +186,8 @@ def test_one_shot_masks_stay_frozen_while_retraining(tmp_path):
     data = make_dataset(tmp_path / "data", n_sources=10)
     cfg = tiny_config(data, tmp_path / "run", epochs=2, steps_per_epoch=4)
     cfg["pruning"].update(enabled=True, schedule="one-shot", target_sparsity=0.6, exclude=["conv2d_1"])
-    start = student_mod.build(cfg["student"]["preset"], overrides=cfg["student"]["overrides"], d=data["d"],
-                              frame_samples=8000, seed=int(cfg["seed"]))
+    start = student_mod.build(cfg["student"]["preset"], overrides=cfg["student"]["overrides"],
+                              head=cfg["student"]["head"], d=data["d"], frame_samples=8000, seed=int(cfg["seed"]))
     targets = pruning.layer_targets(start.network(), 0.6, per_layer=[], exclude=["conv2d_1"])
     masks = pruning.magnitude_masks(start.network(), targets)
     report = distill(cfg, log=lambda *_: None)

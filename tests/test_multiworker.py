@@ -108,8 +108,8 @@ def loss_curve_rtol(cfg, data):
     """
     from sea_tf.distill import student as student_mod
 
-    seamodel = student_mod.build("sea-64", overrides=cfg["student"]["overrides"], d=data["d"], frame_samples=8000,
-                                 seed=cfg["seed"])
+    seamodel = student_mod.build("sea-64", overrides=cfg["student"]["overrides"], head="published", d=data["d"],
+                                 frame_samples=8000, seed=cfg["seed"])
     model, _ = student_mod.training_model(seamodel, mixed_precision=False)
     steps = cfg["train"]["epochs"] * cfg["train"]["steps_per_epoch"]
     return 2 * gamma(accumulation_length(model)) * (1 + steps)

@@ -22,7 +22,7 @@ from sea_tf.models.seamodel import NETWORK_LAYER, SeaModel
 from sea_tf.distill import strategy as strategy_mod
 
 
-def build(preset: str, *, overrides: dict | None, d: int, frame_samples: int, seed: int) -> SeaModel:
+def build(preset: str, *, overrides: dict | None, head: str, d: int, frame_samples: int, seed: int) -> SeaModel:
     """Build the student and check it fits the targets.
 
     Parameters
@@ -30,6 +30,8 @@ def build(preset: str, *, overrides: dict | None, d: int, frame_samples: int, se
     preset : str
     overrides : dict
         :func:`sea_tf.models.build_student` keyword overrides.
+    head : str
+        ``student.head``: one of :data:`sea_tf.models.architectures.HEADS`.
     d : int
         Target dimension; the student's output size must equal it.
     frame_samples : int
@@ -42,6 +44,8 @@ def build(preset: str, *, overrides: dict | None, d: int, frame_samples: int, se
     """
     try:
         chosen = {key: copy.deepcopy(value) for key, value in (overrides or {}).items() if value is not None}
+        if head != "published":  # the published head keeps the preset's name on the card
+            chosen["head"] = head
         student = build_student(preset, seed=seed, **chosen)
     except ModelError as exc:
         raise TrainError(f"student: {exc}") from exc
@@ -107,6 +111,7 @@ def training_model(student: SeaModel, *, mixed_precision: bool,
         try:
             network = build_l3_network(student.frontend["output_shape"], arch["filters"],
                                        embedding_bn_relu=arch["embedding_bn_relu"],
+                                       head=arch.get("head", "published"),
                                        name=NETWORK_LAYER)
         finally:
             strategy_mod.set_mixed_precision(False)

@@ -35,8 +35,9 @@ from sea_tf.config import flatten_keys, get_dotted, write_resolved
 from sea_tf.distill import evaluate, pairs as pairs_mod, pipeline, pruning, runstate, student as student_mod
 from sea_tf.distill import strategy as strategy_mod
 from sea_tf.distill.defaults import DEFAULTS, RESUMABLE_CHANGES
-from sea_tf.errors import TrainError
+from sea_tf.errors import ConfigError, TrainError
 from sea_tf.models import calibrate_batchnorm
+from sea_tf.models.architectures import HEADS
 from sea_tf.models.seamodel import SeaModel
 
 CONFIG_NAME = "distill"
@@ -99,7 +100,8 @@ def _distill(cfg: dict, log: Callable[[str], object], callbacks: Sequence[keras.
         return {**done, "already_done": True}
     keras.utils.set_random_seed(seed)
     with strategy.scope():  # variables of a distributed run must be created in its scope
-        seamodel = student_mod.build(cfg["student"]["preset"], overrides=cfg["student"]["overrides"], d=pairs.d,
+        seamodel = student_mod.build(cfg["student"]["preset"], overrides=cfg["student"]["overrides"],
+                                     head=cfg["student"]["head"], d=pairs.d,
                                      frame_samples=pairs.frame_samples, seed=seed)
     warm = student_mod.warm_start(seamodel, cfg["student"]["init"]) if cfg["student"]["init"] else None
     if train_cfg["calibrate_bn"] and not warm and not resuming:
@@ -406,6 +408,8 @@ def _check_config(cfg: dict) -> None:
     if unknown:
         raise TrainError(f"unknown distill setting(s) {sorted(unknown)}")
     train = cfg["train"]
+    if cfg["student"]["head"] not in HEADS:
+        raise ConfigError(f"student.head must be one of {', '.join(HEADS)}; got {cfg['student']['head']!r}")
     if not isinstance(cfg["data"]["max_open_files"], int) or cfg["data"]["max_open_files"] < 2:
         raise TrainError(f"data.max_open_files must be an integer of at least 2 (a shard and its target file), "
                          f"got {cfg['data']['max_open_files']!r}")

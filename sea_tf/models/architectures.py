@@ -5,7 +5,10 @@ Input BN → 3 blocks of (conv → BN → ReLU) × 2 → 2×2 max pool → block
 
 - teacher: ``audio_embedding_layer`` is linear, then MaxPool(P, 'same') → Flatten (docs/PROTOCOL.md §1.1);
 - SEA students: BN + ReLU after ``audio_embedding_layer``, then a global 'valid' max pool →
-  Flatten, so embeddings are ≥ 0 (docs/PROTOCOL.md §2.1);
+  Flatten, so embeddings are ≥ 0 (docs/PROTOCOL.md §2.1). That is the ``published`` head; the
+  other :data:`HEADS` let the student reach centred (PCA) targets, about half of whose values are
+  negative: ``linear`` keeps the BN and drops the ReLU, ``projection`` keeps the published head and
+  adds a final linear layer (a 1×1 convolution on the pooled 1×1 map);
 - EdgeL3 sparse: teacher body, global 'valid' max pool (docs/PROTOCOL.md §2.4).
 
 Layer names follow the published Keras files (``conv2d_N``, ``batch_normalization_N``,
@@ -20,6 +23,13 @@ CONV_L2 = 1e-5
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.99
 
+#: Student heads after ``audio_embedding_layer`` (when it has BN at all, see ``embedding_bn_relu``).
+HEADS = {
+    "published": "BN + ReLU + global max pool, as the paper and edgel3 (embeddings >= 0)",
+    "linear": "BN + global max pool, no ReLU (embeddings of either sign; same weights as published)",
+    "projection": "the published head, then a linear Dense layer of the embedding width",
+}
+
 
 def _conv(filters: int, name: str, seed: int) -> keras.layers.Conv2D:
     # he_normal-style initialisation with a per-layer seed: the model is a pure function of the seed.
@@ -33,8 +43,8 @@ def _bn(name: str) -> keras.layers.BatchNormalization:
 
 
 def build_l3_network(input_shape: Sequence[int], filters: Sequence[int], *, embedding_bn_relu: bool,
-                     pool_size: Sequence[int] | None = None, pool_padding: str = "valid", seed: int = 0,
-                     name: str = "network") -> keras.Model:
+                     head: str = "published", pool_size: Sequence[int] | None = None, pool_padding: str = "valid",
+                     seed: int = 0, name: str = "network") -> keras.Model:
     """The L3 body from front-end image to embedding.
 
     Parameters
@@ -44,7 +54,11 @@ def build_l3_network(input_shape: Sequence[int], filters: Sequence[int], *, embe
     filters : sequence of 4 int
         Filters of blocks 1–4; block 4's width is the embedding size.
     embedding_bn_relu : bool
-        BN + ReLU after ``audio_embedding_layer`` (SEA students) or not (teacher, EdgeL3 sparse).
+        BN + ReLU after ``audio_embedding_layer`` (SEA students) or neither (teacher, EdgeL3 sparse:
+        a linear head without BN; ``head`` is then ignored).
+    head : str
+        One of :data:`HEADS` (SEA students): ``published`` (BN + ReLU), ``linear`` (BN, no ReLU) or
+        ``projection`` (published, then a Dense layer named ``embedding_projection``).
     pool_size : tuple of 2 int, optional
         Head max-pool size; None pools over the whole final map.
     pool_padding : {"valid", "same"}
@@ -58,6 +72,8 @@ def build_l3_network(input_shape: Sequence[int], filters: Sequence[int], *, embe
         ``[B, F, T, 1]`` → ``[B, D]`` where ``D = filters[3] * pooled cells``.
     """
     filters = [int(f) for f in filters]
+    if head not in HEADS:
+        raise ModelError(f"unknown student head {head!r}; known: {', '.join(HEADS)}")
     if len(filters) != 4 or min(filters) <= 0:
         raise ModelError(f"filters must be 4 positive integers (blocks 1-4), got {filters}")
     inputs = keras.Input(shape=tuple(input_shape), name="frontend_features")
@@ -74,6 +90,8 @@ def build_l3_network(input_shape: Sequence[int], filters: Sequence[int], *, embe
             n_bn += 1
             n_relu += 1
             x = _bn(f"batch_normalization_{n_bn}")(x)
+            if last and head == "linear":
+                break
             x = keras.layers.Activation("relu", name=f"activation_{n_relu}")(x)
         if block < 3:
             x = keras.layers.MaxPooling2D(2, strides=2, padding="valid", name=f"max_pooling2d_{block + 1}")(x)
@@ -83,6 +101,9 @@ def build_l3_network(input_shape: Sequence[int], filters: Sequence[int], *, embe
     pool = tuple(pool_size) if pool_size else spatial
     x = keras.layers.MaxPooling2D(pool, padding=pool_padding, name="max_pooling2d_4")(x)
     outputs = keras.layers.Flatten(name="flatten_1")(x)
+    if head == "projection" and embedding_bn_relu:
+        init = keras.initializers.GlorotUniform(seed=seed + n_conv + 1)
+        outputs = keras.layers.Dense(filters[3], kernel_initializer=init, name="embedding_projection")(outputs)
     return keras.Model(inputs, outputs, name=name)
 
 

@@ -15,7 +15,7 @@ DEFAULT_SEED = 20180216
 
 #: SEA students of edgel3 (docs/PROTOCOL.md §2.1): 8 kHz, 64 HTK mels, n_dft 1024, hop 160, fmax 4 kHz.
 _SEA_COMMON: dict[str, Any] = dict(sample_rate=8000, n_mels=64, n_dft=1024, n_hop=160, fmin=0.0, fmax=4000.0,
-                   frontend="kapre-0.1.4-mel", embedding_bn_relu=True)
+                   frontend="kapre-0.1.4-mel", embedding_bn_relu=True, head="published")
 STUDENT_PRESETS: dict[str, dict[str, Any]] = {
     "sea-64": dict(_SEA_COMMON, filters=[32, 64, 128, 64]),
     "sea-128": dict(_SEA_COMMON, filters=[32, 64, 128, 128]),
@@ -23,7 +23,8 @@ STUDENT_PRESETS: dict[str, dict[str, Any]] = {
     "sea-512": dict(_SEA_COMMON, filters=[64, 128, 256, 512]),
     # EdgeL3 sparse family (docs/PROTOCOL.md §2.4): the mel256 teacher body at 48 kHz, global valid pool, 512-d.
     "edgel3-sparse": dict(sample_rate=48000, n_mels=256, n_dft=2048, n_hop=242, fmin=0.0, fmax=24000.0,
-                          frontend="kapre-0.1.4-mel", embedding_bn_relu=False, filters=[64, 128, 256, 512]),
+                          frontend="kapre-0.1.4-mel", embedding_bn_relu=False, head="published",
+                          filters=[64, 128, 256, 512]),
 }
 
 #: Teacher head pools (openl3 AUDIO_POOLING_SIZES, docs/PROTOCOL.md §1.1).
@@ -54,7 +55,8 @@ def build_student(preset: str | None = None, *, seed: int = DEFAULT_SEED, dft: s
     **overrides
         Any of ``sample_rate`` (Hz), ``n_mels``, ``n_dft``, ``n_hop`` (samples), ``fmin``, ``fmax``
         (Hz), ``filters`` (4 ints, blocks 1–4), ``embedding_size`` (sets ``filters[3]``),
-        ``frontend`` (a front-end type), ``embedding_bn_relu``.
+        ``frontend`` (a front-end type), ``embedding_bn_relu`` (False: neither BN nor ReLU after the
+        embedding layer), ``head`` (one of ``architectures.HEADS``; ``published`` in every preset).
 
     Returns
     -------
@@ -82,7 +84,7 @@ def build_student(preset: str | None = None, *, seed: int = DEFAULT_SEED, dft: s
     spec = frontend_spec(arch["frontend"], sr=arch["sample_rate"], n_dft=arch["n_dft"], n_hop=arch["n_hop"],
                          n_mels=arch["n_mels"], fmin=arch["fmin"], fmax=arch["fmax"])
     network = build_l3_network(spec["output_shape"], arch["filters"], embedding_bn_relu=arch["embedding_bn_relu"],
-                               seed=seed, name=NETWORK_LAYER)
+                               head=arch["head"], seed=seed, name=NETWORK_LAYER)
     name = name or (base if not overrides and embedding_size is None else "sea-custom")
     model = assemble(spec, network, name, dft=dft)
     arch.update(builder="build_student", preset=base, embedding_size=arch["filters"][3], dft=dft)
