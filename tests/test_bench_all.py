@@ -97,8 +97,8 @@ def test_refuses_docs_when_load_too_high(tmp_path):
 
 
 def test_bare_rfft_anchor_computes_the_front_end():
-    # The anchor must do the front end's work, not less: its float32 dB image equals device.frontends'
-    # float64 one wherever float32 resolves it. A float32 rFFT's error is ~1e-7 of the loudest bin's
+    # The bare front end with mel + dB does the front end's work, not less: its float32 dB image
+    # equals device.frontends' one wherever float32 resolves it. A float32 rFFT's error is ~1e-7 of the loudest bin's
     # amplitude, i.e. < 0.01 dB for bins within 40 dB of it (amplitude 1e-2 of the max and above);
     # fainter bins are left out. Negative control: a hop off by one frame moves every column.
     sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -113,10 +113,12 @@ def test_bare_rfft_anchor_computes_the_front_end():
     t = np.arange(8000) / 8000
     x = (0.05 * rng.standard_normal(8000) + 0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
     reference = compute_frontend(x[None], spec)[0, ..., 0]
-    anchor = np.array(bare_rfft_frontend(spec, 8000)(x))
+    anchor = np.array(bare_rfft_frontend(spec, 8000, mel_db=True)(x))
     assert anchor.shape == reference.shape == (64, 50)
     loud = reference > -40
     assert loud.mean() > 0.3
     np.testing.assert_allclose(anchor[loud], reference[loud], atol=0.01)
-    shifted = np.array(bare_rfft_frontend({**spec, "n_hop": 161}, 8000)(x))
+    shifted = np.array(bare_rfft_frontend({**spec, "n_hop": 161}, 8000, mel_db=True)(x))
     assert np.abs(shifted[:, 1:] - reference[:, 1:])[loud[:, 1:]].max() > 0.1
+    # the issue's anchor is the STFT part alone: the power of every frame, [T, n_dft / 2 + 1]
+    assert np.array(bare_rfft_frontend(spec, 8000, mel_db=False)(x)).shape == (50, 513)
