@@ -70,7 +70,8 @@ def test_manifest_problems(sensor_shards, tmp_path):
     iso = tmp_path / "iso.csv"
     iso.write_text("file,sensor_id,timestamp\nx.wav,a,2019-03-04T23:30:00-05:00\n")
     # An explicit offset is honoured: 23:30 in New York is 04:30 UTC the next day (day 064).
-    assert sampling.stream_keys(["dir/x.wav"], read_sensor_manifest(iso), timeframe="day")[1].tolist() == ["064"]
+    assert sampling.stream_keys(["dir/x.wav"], read_sensor_manifest(iso), timeframe="day",
+                                timezone="UTC")[1].tolist() == ["064"]
     with pytest.raises(ReduceError, match="fewer rows than its share"):
         sampling.sample_streams(shards, tmp_path / "y", 3000, manifest,
                                 **settings("sampling", of=sampling.sample_streams, progress=False))
@@ -147,7 +148,8 @@ def test_sample_by_sensor_day_from_the_shards(sensor_run, tmp_path):
         assert [(d["sensor"], d["timeframe"], d["rows"], d["needed"]) for d in card["dropped"]] == dropped
         from sea_tf.shards import ShardSet
         shards = ShardSet(sensor_run)
-        keys = list(zip(shards.read("sensor_id", index), sampling.timeframes(shards.read("recording_time", index))))
+        keys = list(zip(shards.read("sensor_id", index), sampling.timeframes(shards.read("recording_time", index),
+                                                                                          timezone="UTC")))
         assert {k: keys.count(k) for k in set(keys)} == want and len(set(index.tolist())) == len(index)
 
 

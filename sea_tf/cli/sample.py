@@ -12,9 +12,10 @@ Groups: 'source' (one per file), 'window' (blocks of --group-rows consecutive ro
 in recording order), 'all'; or 'sensor-day' / 'sensor-week' / 'sensor-month': one stream per sensor
 and timeframe with ceil(ceil(M / sensors) / timeframes) rows each, timeframes with fewer rows dropped
 (docs/PROTOCOL.md §3.1; sensors from shards embedded with --sensor-manifest, or from --sensor-manifest).
-Loudness is ranked within a group; DPPs are solved per group (--dpp-solver exact: the paper's stated
-k-DPP sample; mcmc: the published code's approximation, --mcmc-iterations chain states from a uniform
-start re-seeded for every group, as that code did). A group whose k-DPP tables would exceed
+Loudness is ranked within a group (--quality rms-group) or, as published, the A-weighted level within
+the sensor's 2-hour slot of --timezone local time (--quality dba-slot); DPPs are solved per group
+(--dpp-solver exact: the paper's stated k-DPP sample; mcmc: the published code's approximation,
+--mcmc-iterations chain states from a uniform start re-seeded for every group, as that code did). A group whose k-DPP tables would exceed
 --max-kdpp-mb is refused before anything is allocated: use smaller groups.
 
 examples:
@@ -25,7 +26,7 @@ examples:
 
 
 def register(subparsers: Subparsers) -> None:
-    from sea_tf.sampling import DPP_SOLVERS, GROUP_BY, KERNELS, STRATEGIES
+    from sea_tf.sampling import DPP_SOLVERS, GROUP_BY, KERNELS, QUALITIES, STRATEGIES
 
     parser, opts = add_command(subparsers, "sample", "choose M teacher rows to fit the reduction on", "sampling", run)
     parser.epilog = EPILOG
@@ -47,6 +48,11 @@ def register(subparsers: Subparsers) -> None:
              help="refuse a group whose k-DPP tables would exceed this many MiB (before allocating)")
     opts.add("--dpp-kernel", key="dpp_kernel", choices=KERNELS,
              help="published: L1-normalised rows; cosine: L2-normalised rows")
+    opts.add("--quality", key="quality", choices=QUALITIES,
+             help="q of loudness/dpp-quality: rms-group (RMS level ranked within the group) or dba-slot (the "
+                  "published: A-weighted level ranked per sensor and 2-hour slot of local time)")
+    opts.add("--timezone", key="timezone", metavar="ZONE",
+             help="IANA time zone of the sensors (dba-slot's slots, sensor-* days), e.g. America/New_York")
     opts.add("--allow-partial", key="allow_partial", action="store_true",
              help="read shard directories whose split run lacks some jobs (`sea-tf teacher-embed --status`)")
     opts.add("--no-progress", key="progress", action="store_false", help="hide the progress bar")

@@ -18,14 +18,15 @@ def run(ctx: DemoContext) -> StepReport:
                                 group_by=cfg["group_by"], group_rows=cfg["group_rows"], dpp_solver=cfg["dpp_solver"],
                                 dpp_kernel=cfg["dpp_kernel"], ridge=cfg["ridge"], mcmc_iterations=cfg["mcmc_iterations"],
                                 mcmc_start_seed=cfg["mcmc_start_seed"], max_kdpp_mb=cfg["max_kdpp_mb"],
-                                progress=cfg["progress"],
+                                quality=cfg["quality"], timezone=cfg["timezone"], progress=cfg["progress"],
                                 allow_partial=cfg["allow_partial"])
     ctx.artifacts["sample"] = str(out)
     n_rows = card["teacher_shards"]["n_rows"]
     # The study: each strategy draws a quarter of the rows so that held-out rows remain for scoring.
     m_study = max(COMPARE_D + 1, n_rows // 4)
     study_sampling = {key: cfg[key] for key in ("group_by", "group_rows", "dpp_solver", "dpp_kernel", "ridge",
-                                                "mcmc_iterations", "mcmc_start_seed", "max_kdpp_mb")}
+                                                "mcmc_iterations", "mcmc_start_seed", "max_kdpp_mb", "quality",
+                                                "timezone")}
     table = compare_strategies(shards, ctx.out_dir / "sampling_study", m_study, method="pca", d=COMPARE_D,
                                seed=ctx.seed, sampling=study_sampling, also_dpp_solvers=["mcmc"], n_heldout=300, k=10,
                                progress=cfg["progress"], allow_partial=cfg["allow_partial"])

@@ -7,7 +7,8 @@ neither imports the other for it.
 Strategies
 ----------
 ``random``       uniform, without replacement.
-``loudness``     probability ∝ q, the within-group loudness rank ``rank_min(dB) / count`` ∈ (0, 1].
+``loudness``     probability ∝ q ∈ (0, 1]: the within-group loudness rank ``rank_min(dB) / count``
+                 (``quality: rms-group``), or the ``relevance`` given (``dba-slot``, :mod:`sea_tf.sampling.quality`).
 ``dpp``          a k-DPP per group with ``L = Xn Xnᵀ + ridge·I`` (:mod:`sea_tf.sampling.kdpp`).
 ``dpp-quality``  ``L = diag(q) Xn Xnᵀ diag(q) + ridge·I``, q as for ``loudness``.
 """
@@ -30,7 +31,8 @@ ReadEmbeddings = Callable[[int, int], np.ndarray]
 
 
 def select(n_rows: int, m: int, *, strategy: str, seed: int, bounds: np.ndarray,
-           loudness_db: npt.ArrayLike | None = None, read_embeddings: ReadEmbeddings | None = None,
+           loudness_db: npt.ArrayLike | None = None, relevance: npt.ArrayLike | None = None,
+           read_embeddings: ReadEmbeddings | None = None,
            dpp_solver: str, dpp_kernel: str, ridge: float, mcmc_iterations: int, mcmc_start_seed: int | None,
            max_kdpp_mb: float, progress: Callable[[int], object] | None = None) -> npt.NDArray[np.int64]:
     """Pick ``m`` of ``n_rows`` rows.
@@ -45,7 +47,10 @@ def select(n_rows: int, m: int, *, strategy: str, seed: int, bounds: np.ndarray,
     bounds : np.ndarray
         Group boundaries (:func:`~sea_tf.sampling.groups.group_bounds`).
     loudness_db : np.ndarray [shape=(n_rows,)], optional
-        Needed by ``loudness`` and ``dpp-quality``.
+        Needed by ``loudness`` and ``dpp-quality`` (``quality: rms-group``: q is its rank within the group).
+    relevance : np.ndarray [shape=(n_rows,)], optional
+        q itself, in (0, 1], instead of ``loudness_db``'s rank (``quality: dba-slot``:
+        :func:`~sea_tf.sampling.quality.dba_slot_quality`).
     read_embeddings : callable (start, stop) -> np.ndarray [stop - start, D], optional
         Needed by the DPP strategies; called once per group.
     dpp_solver : {"exact", "mcmc", "greedy-map"}
@@ -76,11 +81,10 @@ def select(n_rows: int, m: int, *, strategy: str, seed: int, bounds: np.ndarray,
     rng = np.random.default_rng(seed)
     if strategy == "random":
         return np.sort(rng.choice(n_rows, size=m, replace=False)).astype(np.int64)
-    # loudness_db is documented as needed by these two; None fails inside the ranking, as it always did.
     if strategy == "loudness":
-        q = loudness_rank(loudness_db, bounds)  # type: ignore[arg-type]
+        q = _quality(loudness_db, relevance, bounds)
         return np.sort(weighted_without_replacement(q, m, rng))
-    quality = loudness_rank(loudness_db, bounds) if strategy == "dpp-quality" else None  # type: ignore[arg-type]
+    quality = _quality(loudness_db, relevance, bounds) if strategy == "dpp-quality" else None
     shares = allocate(np.diff(bounds), m)
     if shares.any():  # one row tells the width D; the bound is checked before any group is read whole
         first = int(np.flatnonzero(shares)[0])
@@ -93,6 +97,15 @@ def select(n_rows: int, m: int, *, strategy: str, seed: int, bounds: np.ndarray,
                              dpp_kernel=dpp_kernel, ridge=ridge, mcmc_iterations=mcmc_iterations,
                              mcmc_start_seed=mcmc_start_seed, progress=progress)
     return np.sort(np.concatenate(picked)).astype(np.int64)
+
+
+def _quality(loudness_db: npt.ArrayLike | None, relevance: npt.ArrayLike | None,
+             bounds: np.ndarray) -> npt.NDArray[np.float64]:
+    """q of every row: ``relevance`` when given, else the within-group rank of ``loudness_db``."""
+    if relevance is not None:
+        return np.asarray(relevance, dtype=np.float64)
+    # loudness_db is documented as needed by the loudness strategies; None fails inside the ranking, as it always did.
+    return loudness_rank(loudness_db, bounds)  # type: ignore[arg-type]
 
 
 def _select_dpp(bounds: np.ndarray, shares: npt.NDArray[np.int64], q: npt.NDArray[np.float64] | None, *,

@@ -3,10 +3,12 @@
 Rows are split into contiguous groups — one per source file (``group_by="source"``), consecutive
 blocks of ``group_rows`` rows, i.e. a time window in recording order (``"window"``), or one group
 (``"all"``) — or into the published per-sensor streams (``"sensor-day"``, ``"sensor-week"``,
-``"sensor-month"``: :mod:`sea_tf.sampling.streams`). Groups play the roles of the original code's
-2-hour windows (loudness is ranked within a group) and of its per-day streams (DPPs are solved per
-group, so the cost stays linear in the pool size for bounded groups). Each group receives a share of
-M proportional to its size (:func:`allocate`, largest remainders).
+``"sensor-month"``: :mod:`sea_tf.sampling.streams`). DPPs are solved per group, as the original code
+solved one per sensor-day stream, so the cost stays linear in the pool size for bounded groups. Groups
+do not play the original's 2-hour windows: ``quality: rms-group`` ranks loudness within a group (a whole
+day under ``sensor-day``, so night windows score low), while the published score ranks the A-weighted
+level within the sensor's 2-hour slot of local time (``quality: dba-slot``, :mod:`sea_tf.sampling.quality`).
+Each group receives a share of M proportional to its size (:func:`allocate`, largest remainders).
 """
 import numpy as np
 import numpy.typing as npt

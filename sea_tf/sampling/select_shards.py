@@ -18,6 +18,7 @@ from sea_tf.errors import ConfigError, DataError, ReduceError
 from sea_tf.sampling.choose import _column, select
 from sea_tf.sampling.groups import _CONTIGUOUS, GROUP_BY, group_bounds
 from sea_tf.sampling.kdpp import check_dpp_options
+from sea_tf.sampling.quality import check_quality_options, dba_slot_quality, quality_card
 from sea_tf.sampling.streams import ShardDirs, sample_streams
 from sea_tf.sensors import SensorManifest
 from sea_tf.shards import ShardSet, canonical_sha256
@@ -51,7 +52,8 @@ def sample(cfg: Config) -> tuple[npt.NDArray[np.int64], dict]:
                                 group_by=cfg["group_by"], group_rows=cfg["group_rows"],
                                 dpp_solver=cfg["dpp_solver"], dpp_kernel=cfg["dpp_kernel"], ridge=cfg["ridge"],
                                 mcmc_iterations=cfg["mcmc_iterations"], mcmc_start_seed=cfg["mcmc_start_seed"],
-                                max_kdpp_mb=cfg["max_kdpp_mb"], progress=cfg["progress"], sensor_manifest=cfg["sensor_manifest"],
+                                max_kdpp_mb=cfg["max_kdpp_mb"], quality=cfg["quality"], timezone=cfg["timezone"],
+                                progress=cfg["progress"], sensor_manifest=cfg["sensor_manifest"],
                                 allow_partial=cfg["allow_partial"])
     write_resolved(cfg, out, "sample")
     return index, card
@@ -59,7 +61,7 @@ def sample(cfg: Config) -> tuple[npt.NDArray[np.int64], dict]:
 
 def sample_shards(shard_dirs: ShardDirs, out_dir: Path | str, m: int, *, strategy: str, seed: int, group_by: str,
                   group_rows: int, dpp_solver: str, dpp_kernel: str, ridge: float, mcmc_iterations: int,
-                  mcmc_start_seed: int | None, max_kdpp_mb: float, progress: bool,
+                  mcmc_start_seed: int | None, max_kdpp_mb: float, quality: str, timezone: str, progress: bool,
                   sensor_manifest: Path | str | SensorManifest | None = None,
                   allow_partial: bool) -> tuple[npt.NDArray[np.int64], dict]:
     """Sample ``m`` rows of teacher shards and write ``OUT/sample.npz`` (``index``) + ``OUT/card.json``.
@@ -76,6 +78,11 @@ def sample_shards(shard_dirs: ShardDirs, out_dir: Path | str, m: int, *, strateg
         Number of rows to pick.
     strategy, seed, group_by, group_rows, dpp_solver, dpp_kernel, ridge, mcmc_iterations, mcmc_start_seed, max_kdpp_mb
         See :func:`~sea_tf.sampling.choose.select` and :func:`~sea_tf.sampling.groups.group_bounds`.
+    quality : {"rms-group", "dba-slot"}
+        The q of ``loudness`` and ``dpp-quality`` (:mod:`sea_tf.sampling.quality`); ``dba-slot`` needs
+        the rows' sensors (the shards' columns or ``sensor_manifest``) and shards that hold ``dBA``.
+    timezone : str
+        IANA name of the sensors' local time: ``dba-slot``'s 2-hour slots and the sensor streams' days.
     progress : bool
         Show a tqdm bar over groups (DPP strategies).
     sensor_manifest : str, Path or dict, optional
@@ -92,11 +99,13 @@ def sample_shards(shard_dirs: ShardDirs, out_dir: Path | str, m: int, *, strateg
     """
     if group_by not in GROUP_BY:
         raise ConfigError(f"group_by must be one of {', '.join(GROUP_BY)}; got {group_by!r}")
+    check_quality_options(quality=quality, timezone=timezone)
     if group_by not in _CONTIGUOUS:
         return sample_streams(shard_dirs, out_dir, m, sensor_manifest, timeframe=group_by.removeprefix("sensor-"),
                               strategy=strategy, seed=seed, dpp_solver=dpp_solver, dpp_kernel=dpp_kernel, ridge=ridge,
                               mcmc_iterations=mcmc_iterations, mcmc_start_seed=mcmc_start_seed,
-                              max_kdpp_mb=max_kdpp_mb, progress=progress, allow_partial=allow_partial)
+                              max_kdpp_mb=max_kdpp_mb, quality=quality, timezone=timezone, progress=progress,
+                              allow_partial=allow_partial)
     check_dpp_options(solver=dpp_solver, kernel=dpp_kernel, ridge=ridge, mcmc_iterations=mcmc_iterations,
                       max_kdpp_mb=max_kdpp_mb)
     shards = ShardSet(shard_dirs, allow_partial=allow_partial)
@@ -105,10 +114,14 @@ def sample_shards(shard_dirs: ShardDirs, out_dir: Path | str, m: int, *, strateg
                           f"{', '.join(map(str, shards.dirs))}; ask for at most {shards.n_rows}")
     sources = _column(shards, "source") if group_by == "source" else None
     bounds = group_bounds(shards.n_rows, sources, group_by=group_by, group_rows=group_rows)
-    loud = _column(shards, "loudness_db") if strategy in ("loudness", "dpp-quality") else None
+    ranked = strategy in ("loudness", "dpp-quality")
+    relevance = dba_slot_quality(shards, sensor_manifest, timezone=timezone) if ranked and quality == "dba-slot" \
+        else None
+    loud = _column(shards, "loudness_db") if ranked and relevance is None else None
     bar = tqdm(total=len(bounds) - 1, desc=f"sample {strategy}", unit="group",
                disable=not progress or strategy not in ("dpp", "dpp-quality"))
     index = select(shards.n_rows, m, strategy=strategy, seed=seed, bounds=bounds, loudness_db=loud,
+                   relevance=relevance,
                    read_embeddings=lambda a, b: shards.read("embedding", np.arange(a, b)),
                    dpp_solver=dpp_solver, dpp_kernel=dpp_kernel, ridge=ridge, mcmc_iterations=mcmc_iterations,
                    mcmc_start_seed=mcmc_start_seed, max_kdpp_mb=max_kdpp_mb, progress=bar.update)
@@ -116,6 +129,7 @@ def sample_shards(shard_dirs: ShardDirs, out_dir: Path | str, m: int, *, strateg
     card = {"kind": "sample", "strategy": strategy, "m": int(m), "seed": int(seed), "group_by": group_by,
             "group_rows": int(group_rows), "n_groups": int(len(bounds) - 1), "dpp_solver": dpp_solver,
             "dpp_kernel": dpp_kernel, "ridge": float(ridge), **_mcmc_card(dpp_solver, mcmc_iterations, mcmc_start_seed),
+            **quality_card(quality=quality, timezone=timezone),
             "teacher_shards": shards.describe(),
             "teacher_card_sha256": shards.teacher_card_sha256,
             "index_sha256": canonical_sha256(index.tolist())}

@@ -6,7 +6,7 @@ columns name each row's sensor and time; :func:`plan_streams` gives each (sensor
 its share, and :func:`sample_streams` chooses within each stream (:func:`~sea_tf.sampling.choose.select`).
 """
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +18,7 @@ from sea_tf.atomic import save_npz
 from sea_tf.errors import ConfigError, DataError, ReduceError
 from sea_tf.sampling.choose import _column, select
 from sea_tf.sampling.kdpp import check_dpp_options, check_kdpp_memory
+from sea_tf.sampling.quality import check_quality_options, dba_slot_quality, quality_card, zone
 from sea_tf.sensors import SensorManifest, lookup_sensor, read_sensor_manifest
 from sea_tf.shards import ShardSet, canonical_sha256
 
@@ -33,17 +34,20 @@ Stream = tuple[str, str, npt.NDArray[np.int64], int]
 Dropped = tuple[str, str, int, int]
 
 
-def timeframes(times: npt.ArrayLike, *, timeframe: str = "day") -> np.ndarray:
+def timeframes(times: npt.ArrayLike, *, timeframe: str = "day", timezone: str) -> np.ndarray:
     """Timeframe label (``"064"`` day of year, ``"10"`` ISO week, ``"03"`` month, or ``"all"``) of Unix times.
 
-    Timeframes follow the published code (day of year, ISO week, month) but in UTC: the original
-    used the machine's local time zone, which made the grouping depend on where it ran.
+    Timeframes follow the published code (day of year, ISO week, month of local time), in the named
+    ``timezone`` rather than the machine's own zone, which made the original's grouping depend on
+    where it ran (the sensors' zone, America/New_York, reproduces it; daylight saving time included).
 
     Parameters
     ----------
     times : np.ndarray [shape=(n,)]
         Unix seconds (UTC).
     timeframe : {"day", "week", "month", "all"}
+    timezone : str
+        IANA time zone name (``"UTC"``, ``"America/New_York"``).
 
     Returns
     -------
@@ -51,17 +55,18 @@ def timeframes(times: npt.ArrayLike, *, timeframe: str = "day") -> np.ndarray:
     """
     if timeframe not in STREAM_TIMEFRAMES:
         raise ConfigError(f"timeframe must be one of {', '.join(STREAM_TIMEFRAMES)}; got {timeframe!r}")
+    tz = zone(timezone)
     seconds = np.asarray(times, dtype=np.float64)
     if timeframe == "all":
         return np.full(len(seconds), "all", dtype=object)
     # Rows of one file share its time: format each distinct time once (millions of rows, few files).
     unique, inverse = np.unique(seconds, return_inverse=True)
-    labels = [datetime.fromtimestamp(t, tz=timezone.utc).strftime(_TIMEFRAME_FORMAT[timeframe]) for t in unique]
+    labels = [datetime.fromtimestamp(t, tz=tz).strftime(_TIMEFRAME_FORMAT[timeframe]) for t in unique]
     return np.array(labels, dtype=object)[inverse.reshape(-1)] if len(seconds) else np.empty(0, dtype=object)
 
 
 def stream_keys(sources: Iterable[Path | str], manifest: SensorManifest, *,
-                timeframe: str = "day") -> tuple[np.ndarray, np.ndarray]:
+                timeframe: str = "day", timezone: str) -> tuple[np.ndarray, np.ndarray]:
     """Sensor and timeframe (:func:`timeframes`) of every row, from its source file.
 
     Returns
@@ -80,7 +85,7 @@ def stream_keys(sources: Iterable[Path | str], manifest: SensorManifest, *,
             continue
         sensors.append(entry[0])
         times.append(entry[1].timestamp())
-    frames = timeframes(np.array(times, dtype=np.float64), timeframe=timeframe)
+    frames = timeframes(np.array(times, dtype=np.float64), timeframe=timeframe, timezone=timezone)
     if unknown:
         shown = ", ".join(sorted(unknown)[:5])
         raise DataError(f"the sensor manifest does not name {len(unknown)} source file(s) of the shards, e.g. "
@@ -117,7 +122,7 @@ def plan_streams(sensors: np.ndarray, frames: np.ndarray, m: int) -> tuple[list[
 def sample_streams(shard_dirs: ShardDirs, out_dir: Path | str, m: int, manifest: Path | str | SensorManifest | None,
                    *, timeframe: str = "day", strategy: str, seed: int, dpp_solver: str, dpp_kernel: str,
                    ridge: float, mcmc_iterations: int, mcmc_start_seed: int | None, max_kdpp_mb: float,
-                   progress: bool, allow_partial: bool) -> tuple[npt.NDArray[np.int64], dict]:
+                   quality: str, timezone: str, progress: bool, allow_partial: bool) -> tuple[npt.NDArray[np.int64], dict]:
     """Like :func:`~sea_tf.sampling.select_shards.sample_shards`, with one group per (sensor, timeframe) stream (:func:`plan_streams`).
 
     Each stream is sampled on its own with :func:`~sea_tf.sampling.choose.select`, seeded by ``seed`` and the stream's
@@ -133,6 +138,9 @@ def sample_streams(shard_dirs: ShardDirs, out_dir: Path | str, m: int, manifest:
         own ``sensor_id`` and ``recording_time`` columns (``sea-tf teacher-embed --sensor-manifest``).
     timeframe : {"day", "week", "month", "all"}
         ``all``: one stream per sensor.
+    quality, timezone : str
+        :func:`~sea_tf.sampling.select_shards.sample_shards`'; days, weeks and months are those of ``timezone``,
+        and ``dba-slot`` ranks each row within its sensor's 2-hour slot of the whole pool, not of its stream.
 
     Returns
     -------
@@ -143,6 +151,7 @@ def sample_streams(shard_dirs: ShardDirs, out_dir: Path | str, m: int, manifest:
     """
     check_dpp_options(solver=dpp_solver, kernel=dpp_kernel, ridge=ridge, mcmc_iterations=mcmc_iterations,
                       max_kdpp_mb=max_kdpp_mb)
+    check_quality_options(quality=quality, timezone=timezone)
     shards = ShardSet(shard_dirs, allow_partial=allow_partial)
     if manifest is None:
         if "sensor_id" not in shards.columns:
@@ -150,10 +159,10 @@ def sample_streams(shard_dirs: ShardDirs, out_dir: Path | str, m: int, manifest:
                             "`sea-tf teacher-embed --sensor-manifest CSV`, or pass "
                             "`sea-tf sample --sensor-manifest CSV`")
         sensors = _column(shards, "sensor_id").astype(object)
-        frames = timeframes(_column(shards, "recording_time"), timeframe=timeframe)
+        frames = timeframes(_column(shards, "recording_time"), timeframe=timeframe, timezone=timezone)
     else:
         table = manifest if isinstance(manifest, dict) else read_sensor_manifest(manifest)
-        sensors, frames = stream_keys(_column(shards, "source"), table, timeframe=timeframe)
+        sensors, frames = stream_keys(_column(shards, "source"), table, timeframe=timeframe, timezone=timezone)
     streams, dropped = plan_streams(sensors, frames, m)
     if not streams:
         raise ReduceError(f"every (sensor, {timeframe}) stream has fewer rows than its share of {m} samples; ask "
@@ -161,7 +170,9 @@ def sample_streams(shard_dirs: ShardDirs, out_dir: Path | str, m: int, manifest:
     if strategy in ("dpp", "dpp-quality"):  # every stream's k-DPP bound, before the first is solved
         dims = shards.read("embedding", streams[0][2][:1]).shape[1]
         check_kdpp_memory([(len(rows), k) for _, _, rows, k in streams], dims, solver=dpp_solver, max_mb=max_kdpp_mb)
-    loud = _column(shards, "loudness_db") if strategy in ("loudness", "dpp-quality") else None
+    ranked = strategy in ("loudness", "dpp-quality")
+    relevance = dba_slot_quality(shards, manifest, timezone=timezone) if ranked and quality == "dba-slot" else None
+    loud = _column(shards, "loudness_db") if ranked and relevance is None else None
     picked = []
     for s, (sensor, frame, rows, k) in enumerate(tqdm(streams, desc=f"sample {strategy} per stream", unit="stream",
                                                       disable=not progress)):
@@ -173,6 +184,7 @@ def sample_streams(shard_dirs: ShardDirs, out_dir: Path | str, m: int, manifest:
 
         local = select(len(rows), k, strategy=strategy, seed=stream_seed, bounds=np.array([0, len(rows)]),
                        loudness_db=None if loud is None else loud[rows],
+                       relevance=None if relevance is None else relevance[rows],
                        read_embeddings=read_rows,
                        dpp_solver=dpp_solver, dpp_kernel=dpp_kernel, ridge=ridge, mcmc_iterations=mcmc_iterations,
                        mcmc_start_seed=mcmc_start_seed, max_kdpp_mb=max_kdpp_mb)
@@ -183,6 +195,7 @@ def sample_streams(shard_dirs: ShardDirs, out_dir: Path | str, m: int, manifest:
             "dpp_kernel": dpp_kernel, "ridge": float(ridge),
             **({"mcmc_iterations": int(mcmc_iterations), "mcmc_start_seed": mcmc_start_seed} if dpp_solver == "mcmc"
                else {}),
+            **quality_card(quality=quality, timezone=timezone),
             "streams": [{"sensor": a, "timeframe": b, "rows": int(len(r)), "picked": int(k)} for a, b, r, k in streams],
             "dropped": [{"sensor": a, "timeframe": b, "rows": int(n), "needed": int(k)} for a, b, n, k in dropped],
             "sensors_from": "shards" if manifest is None else str(manifest) if isinstance(manifest, (str, Path))
