@@ -199,7 +199,7 @@ def _alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def atomic_path(path: Path | str, *, suffix: str = "") -> Iterator[Path]:
+def atomic_path(path: Path | str, *, suffix: str = "", durable: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
 
     Parameters
@@ -208,6 +208,9 @@ def atomic_path(path: Path | str, *, suffix: str = "") -> Iterator[Path]:
         Final destination.
     suffix : str
         Suffix for the temporary name (some writers, e.g. ``np.savez``, insist on one).
+    durable : bool
+        fsync the file before the rename and the folder after it (:func:`replace`). False: the
+        rename only, for :class:`BatchedWrites`, which flushes many files together later.
     """
     path = Path(path)
     try:
@@ -221,7 +224,10 @@ def atomic_path(path: Path | str, *, suffix: str = "") -> Iterator[Path]:
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the permissions open() would
     try:
         yield tmp
-        replace(tmp, path)
+        if durable:
+            replace(tmp, path)
+        else:
+            _rename(tmp, path)
     except OSError as exc:
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
             raise
@@ -271,11 +277,15 @@ def replace(src: Path | str, dst: Path | str) -> None:
     """
     src, dst = Path(src), Path(dst)
     fsync_file(src)
+    _rename(src, dst)
+    fsync_dir(dst.parent)
+
+
+def _rename(src: Path, dst: Path) -> None:
     try:
         os.replace(src, dst)
     except OSError as exc:
         raise OutputError(f"cannot rename {src} to {dst}: {exc.strerror}; check the output directory") from exc
-    fsync_dir(dst.parent)
 
 
 def write_bytes(path: Path | str, data: bytes) -> None:
@@ -285,6 +295,67 @@ def write_bytes(path: Path | str, data: bytes) -> None:
             tmp.write_bytes(data)
         except OSError as exc:
             raise write_error(path, exc) from exc
+
+
+class BatchedWrites:
+    """Atomic writes (temporary file, then rename) whose fsyncs wait for one :meth:`flush`.
+
+    For a stage that writes many files under ``root`` and then one card naming them (``reduce
+    apply``'s targets). A durable write (:func:`replace`) costs two fsyncs per file, each a journal
+    commit on ext4 (~3 ms a file here); flushed together after the last write, the first fsync
+    commits the journal once and the others only wait for their own data. Until :meth:`flush`
+    returns, a crashed machine may keep a rename without the file's data, so: write the card that
+    names the files only after :meth:`flush`, and let a resumed run check each file's content (reduce
+    apply records a sha256 of the data inside each target and compares it before reusing one).
+    A killed process (not machine) loses nothing: each file is whole under its name or absent.
+
+    Parameters
+    ----------
+    root : str or Path
+        The folder every file is written under; :meth:`flush` fsyncs the folders from each file's up to it.
+    """
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self.files: list[Path] = []
+
+    def write_bytes(self, path: Path | str, data: "Buffer") -> None:
+        """Write ``data`` to ``path`` (under ``root``) atomically, not yet durably; a full disk is an :class:`OutputError`."""
+        path = Path(path)
+        with atomic_path(path, durable=False) as tmp:
+            try:
+                with open(tmp, "wb") as fh:
+                    fh.write(data)
+            except OSError as exc:
+                raise write_error(path, exc) from exc
+        self.files.append(path)
+
+    def write_json(self, path: Path | str, obj: Any) -> None:
+        """:meth:`write_bytes` of ``obj`` as :func:`write_json` writes it."""
+        self.write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n").encode("utf-8"))
+
+    def add(self, path: Path | str) -> None:
+        """Flush ``path`` too: a file under ``root`` written earlier, not known to be durable (a killed run's)."""
+        self.files.append(Path(path))
+
+    def flush(self) -> None:
+        """fsync every file and every folder from theirs up to ``root``; when it returns, they are durable.
+
+        The fsyncs run from 8 threads at once: one after another, each waits for a journal commit
+        and a disk cache flush of its own (~5 ms a file on this project's loaded VM disk); waiting
+        together, the file system serves them with a few (~0.5 ms a file). A folder's fsync makes
+        the renames done in it durable, whatever the order of the files' own fsyncs.
+        """
+        from concurrent.futures import ThreadPoolExecutor   # here: 11 ms to import, and few commands flush
+
+        folders: set[Path] = {self.root}
+        for path in self.files:
+            folders.update(p for p in path.parents if p == self.root or self.root in p.parents)
+        jobs = [(fsync_file, path) for path in self.files] + [(fsync_dir, folder) for folder in folders]
+        with ThreadPoolExecutor(max_workers=min(8, len(jobs)), thread_name_prefix="sea-tf-fsync") as pool:
+            for _ in pool.map(lambda job: job[0](job[1]), jobs):   # consumed: the first failure is raised here
+                pass
+        self.files = []
 
 
 def write_text(path: Path | str, text: str) -> None:

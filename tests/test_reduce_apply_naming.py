@@ -70,3 +70,39 @@ def test_resume_recomputes_a_target_whose_source_shard_changed(tmp_path):
     with h5py.File(shards.target_path(0), "r") as fh:
         assert len(fh.attrs["source_sha256"]) == 64 and fh.attrs["reducer_sha256"] == \
             cards.read_card(tmp_path / "reducer")["hashes"]["reducer_sha256"]
+
+
+def test_resume_recomputes_targets_a_crash_or_an_old_version_left_unverifiable(tmp_path, monkeypatch):
+    """Targets are flushed together at the end, so a machine crash before that can keep a target's name
+    and attributes without its data: the resume compares each target with its own ``target_sha256``.
+    Each shard's embedding is read once: the rows the resume check hashed are the ones transformed."""
+    a = tmp_path / "A"
+    _table(a, 1, n=512)   # 4 shards of 128 rows
+    reducer = _fit(tmp_path, [a])
+    out = tmp_path / "targets"
+    reduce.apply_reducer(tmp_path / "reducer", a, out, **settings("reduce/apply", progress=False))
+    shards = ShardSet(a, targets=out)
+    # The machine crashed before the flush: the card never said complete ...
+    cards.write_card(out, {**cards.read_card(out), "complete": False})
+    with h5py.File(shards.target_path(2), "r+") as fh:   # ... and target 2's data never reached the disk
+        fh["target"][...] = 0
+    with h5py.File(shards.target_path(0), "r+") as fh:   # written before targets carried their own sha256
+        del fh.attrs["target_sha256"]
+    with h5py.File(shards.shards[1].path, "r+") as fh:   # and shard 1 was re-embedded since
+        fh["embedding"][...] = -fh["embedding"][...]
+    mtimes = {path: os.stat(path).st_mtime_ns for path in out.rglob("*.h5")}
+    reads = []
+    read_shard = ShardSet.read_shard
+
+    def counted(self, i, key, *rows):
+        reads.append((i, key))
+        return read_shard(self, i, key, *rows)
+
+    monkeypatch.setattr(ShardSet, "read_shard", counted)
+    card = reduce.apply_reducer(tmp_path / "reducer", a, out, **settings("reduce/apply", progress=False))
+    monkeypatch.undo()
+    assert card["complete"]
+    assert sorted(path for path, t in mtimes.items() if os.stat(path).st_mtime_ns != t) == \
+        sorted(shards.target_path(i) for i in (0, 1, 2))   # target 3 reused after its checks
+    np.testing.assert_array_equal(ShardSet(a, targets=out).read("target", np.arange(512)), _expected(reducer, a))
+    assert sorted(i for i, key in reads if key == "embedding") == [0, 1, 2, 3]

@@ -39,6 +39,25 @@ class ChunkReader(Protocol):
     def __call__(self, start: int, stop: int, /) -> np.ndarray: ...
 
 
+class Projection:
+    """An affine map ``x ↦ x @ weight + bias`` in float32: a PCA reducer with its scaler folded in.
+
+    Attributes
+    ----------
+    weight : np.ndarray [shape=(D, d), dtype=float32]
+    bias : np.ndarray [shape=(d,), dtype=float32]
+    """
+
+    def __init__(self, weight: npt.NDArray[np.float32], bias: npt.NDArray[np.float32]) -> None:
+        self.weight, self.bias = weight, bias
+
+    def __call__(self, x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """``x @ weight + bias`` for rows ``x`` [n, D] (float32); returns [n, d] float32."""
+        out = np.matmul(x, self.weight)
+        out += self.bias
+        return out
+
+
 class Reducer:
     """A fitted φ: optional scaler + model, mapping teacher embeddings [n, D] to targets [n, d].
 
@@ -69,10 +88,39 @@ class Reducer:
         x = np.asarray(embeddings, dtype=np.float32)
         if self.method == "none":
             return x.copy()
+        projection = self.projection()
+        if projection is not None:
+            return projection(x)
         if self.scaler is None or self.model is None:  # only "none" is fitted without them
             raise ReduceError(f"this {self.method} reducer has no fitted scaler and model; re-run `sea-tf reduce fit`")
         x = self.scaler.transform(x)
         return np.asarray(self.model.transform(x), dtype=np.float32)
+
+    def projection(self) -> Projection | None:
+        """The scaler folded into the PCA: one affine map ``x @ weight + bias`` (None but for ``pca``).
+
+        scikit-learn's ``pca.transform(scaler.transform(x))`` is ``((x - m) / s - μ) @ Cᵀ``, with
+        ``m, s`` the scaler's mean and scale, ``μ`` the PCA's mean and ``C`` its components (rows
+        divided by ``sqrt(explained_variance_)`` when whitened), which equals ``x @ W + b`` with
+        ``W = Cᵀ / s`` (row i divided by ``s_i``) and ``b = -(m / s + μ) @ Cᵀ``. Folded in float64,
+        then rounded to float32: one float32 matrix product instead of two passes over the
+        embeddings and a float64 product. Its rounding (``tests/test_reduce_fold.py``): per output,
+        at most ``γ_{D+2} (|x| @ |W| + |b|)`` from the exact value, ``γ_n = n u / (1 - n u)``, u the
+        float32 unit roundoff (Higham 2002, §3.1).
+        """
+        if self.method != "pca" or self.scaler is None or self.model is None:
+            return None
+        components = np.asarray(self.model.components_, dtype=np.float64)   # [d, D]
+        if getattr(self.model, "whiten", False):   # as sklearn's _transform: variances clipped at eps
+            scale = np.sqrt(np.asarray(self.model.explained_variance_, dtype=np.float64))
+            components = components / np.maximum(scale, np.finfo(scale.dtype).eps)[:, None]
+        n_features = components.shape[1]
+        mean = np.zeros(n_features) if self.scaler.mean_ is None else np.asarray(self.scaler.mean_, np.float64)
+        std = np.ones(n_features) if self.scaler.scale_ is None else np.asarray(self.scaler.scale_, np.float64)
+        pca_mean = np.asarray(self.model.mean_, dtype=np.float64)
+        weight = components.T / std[:, None]                    # [D, d]
+        bias = -((mean / std + pca_mean) @ components.T)        # [d]
+        return Projection(np.ascontiguousarray(weight, dtype=np.float32), bias.astype(np.float32))
 
     def save(self, out_dir: Path | str) -> Path:
         """Write ``out_dir/reducer.joblib``; returns its path."""

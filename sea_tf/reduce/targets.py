@@ -6,23 +6,33 @@ does the same from explicit arguments.
 Files (docs/PROTOCOL.md §3.3)::
 
     TARGETS/<job id>/<teacher shard name>.h5   dataset ``target`` float32 [n, d], row i ↔ teacher row i;
-                                 attributes source_sha256 (of the shard's embedding), reducer_sha256
+                                 attributes source_sha256 (of the shard's embedding), reducer_sha256,
+                                 target_sha256 (of ``target``'s own float32 bytes)
     TARGETS/card.json            reducer card + teacher manifests; ``complete`` once every shard is done
+
+Crash safety: each target is written atomically (temporary file, rename) but flushed to disk with all
+the others at the end (:class:`sea_tf.atomic.BatchedWrites`: a fsync per file and folder, after the
+last write), and only then does the card say ``complete``. A target that a crashed machine kept
+without its data fails its ``target_sha256`` check and is recomputed by the next run.
 """
 import hashlib
+import io
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import h5py
 import numpy as np
+import numpy.typing as npt
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from sea_tf import cards
+from sea_tf import atomic, cards
 from sea_tf.config import Config, write_resolved
 from sea_tf.errors import ConfigError, OutputError, ReduceError
 from sea_tf.reduce.reducer import Reducer, _need_shards
-from sea_tf.shards import ShardSet, hdf5_size_bound, reserved_h5
+from sea_tf.shards import ShardSet
 
 
 def check_rows_finite(x: np.ndarray, shard_path: Path | str, first_row: int) -> None:
@@ -80,11 +90,15 @@ def apply_reducer(reducer_dir: Path | str, shard_dirs: Path | str | Sequence[Pat
     Target files are named by :meth:`sea_tf.shards.ShardSet.target_names`, so shards of different
     runs that share a name (two runs without ``--shard`` both write ``shard-0of1-*``) never overwrite
     each other. Each target file records, as HDF5 attributes, the sha256 of the float32 bytes of its
-    source shard's ``embedding`` dataset (``source_sha256``; hashed while transforming, and on resume
-    re-read: the embedding is ~1/17 of a shard's bytes at 512-d with 1-s 8 kHz audio) and the
-    reducer's sha256. A re-run reuses a target only when both match (resume), recomputes it when its
-    source shard changed, and refuses a directory holding targets of another reducer. Memory is
-    bounded by ``chunk_rows`` rows.
+    source shard's ``embedding`` dataset (``source_sha256``; hashed from the rows read for the
+    transform, and on resume re-read: the embedding is ~1/17 of a shard's bytes at 512-d with 1-s
+    8 kHz audio; a shard of at most ``chunk_rows`` rows is then transformed from that one read), the
+    reducer's sha256 and the sha256 of its own data (``target_sha256``). A re-run reuses a target
+    only when all three match (resume), recomputes it when its source shard changed, and refuses a
+    directory holding targets of another reducer. A PCA reducer runs as one float32 product, its
+    scaler folded in (:meth:`~sea_tf.reduce.Reducer.projection`). Memory: ``chunk_rows`` rows of
+    embeddings and one shard's targets. The targets are flushed to disk together before the card
+    says ``complete`` (module docstring).
 
     Parameters
     ----------
@@ -123,55 +137,117 @@ def apply_reducer(reducer_dir: Path | str, shard_dirs: Path | str | Sequence[Pat
                           "choose a new output directory or delete this one")
     # Written first so that a killed run leaves a card naming its reducer (another one is refused
     # here); which targets are done is read from the target files themselves, not from this card.
-    cards.write_card(out_dir, card)
+    # Over an old card, durably: a finished run's card says complete, and must not survive a crash
+    # once its targets are being replaced. In a new folder, flushed with the targets: a crashed
+    # machine that loses it leaves targets no card names (the next run recomputes them). Inside
+    # OUT, made first: the card of a folder not yet there went beside it (OUT.card.json).
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot write in {out_dir}: {exc.strerror}; choose a writable output directory") from exc
+    batch = atomic.BatchedWrites(out_dir)
+    if old is not None:
+        cards.write_card(out_dir, card)
+    else:
+        batch.write_json(cards.card_path(out_dir), card)
     names = shards.target_names()
+    # Targets a finished run flushed; any other target found here may be a killed run's, not yet durable.
+    flushed = set(old.get("shards") or ()) if old is not None and old.get("complete") else set()
+    transform = reducer.projection() or reducer.transform
     bar = tqdm(total=shards.n_rows, desc=f"reduce apply ({reducer.method}, d={reducer.d})", unit="row",
                disable=not progress)
-    for i, info in enumerate(shards.shards):
-        path = out_dir / names[i]
-        # _reusable reads through the lambda before the loop moves on: binding i late is safe
-        if old is not None and _reusable(path, reducer_sha, lambda a, b: shards.read_shard(i, "embedding", a, b),
-                                         info.n_rows, chunk_rows):
+    # One BLAS thread: a shard's product is ~0.3 ms of work, and splitting it waits on a second thread
+    # that a busy machine may not run for a while (3x slower at load 7 on 2 cores); the hasher
+    # thread keeps the other core busy instead.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sea-tf-sha256") as hasher, bar, \
+            threadpool_limits(1, user_api="blas"):
+        for i, info in enumerate(shards.shards):
+            path = out_dir / names[i]
+            rows = None
+            recorded = _recorded_source(path, reducer_sha, info.n_rows) if old is not None else None
+            if recorded is not None:
+                source_sha, rows = _hash_source(shards, i, chunk_rows)
+                if source_sha == recorded:
+                    if names[i] not in flushed:
+                        batch.add(path)
+                    bar.update(info.n_rows)
+                    continue
+            _write_target(batch, path, shards, i, transform, reducer.d, reducer_sha, chunk_rows, rows=rows,
+                          hasher=hasher)
             bar.update(info.n_rows)
-        else:
-            _write_target(path, shards, i, reducer, reducer_sha, chunk_rows, bar)
-    bar.close()
+    # The card names the targets only once they are on disk: one flush for all of them.
+    batch.flush()
     card["complete"] = True
     card["shards"] = names
     cards.write_card(out_dir, card)
     return card
 
 
-def _write_target(path: Path, shards: ShardSet, i: int, reducer: Reducer, reducer_sha: str, chunk_rows: int,
-                  bar: tqdm) -> None:
-    """Transform shard ``i`` chunk by chunk into ``path`` (atomic), hashing its embedding on the way."""
+def _write_target(batch: atomic.BatchedWrites, path: Path, shards: ShardSet, i: int,
+                  transform: Callable[[npt.NDArray[np.float32]], npt.NDArray[np.float32]], d: int, reducer_sha: str,
+                  chunk_rows: int, *, rows: npt.NDArray[np.float32] | None, hasher: Executor) -> None:
+    """Transform shard ``i`` chunk by chunk into ``path`` (atomic; durable at ``batch.flush()``).
+
+    The source's sha256 is taken from the bytes read for the transform (``rows``: the shard's
+    embedding already read by the resume check, when one chunk held it). The file is built in
+    memory (one shard's targets, smaller than the shard teacher-embed held to write it) and written
+    in one call: HDF5 never meets the disk (a full disk is one OutputError from that write), and
+    the reservation a streamed HDF5 write needs (``sea_tf.shards.reserved_h5``) is not paid per file.
+    ``target_sha256`` records the sha256 of the target's own float32 bytes, checked before a
+    resumed run reuses the file (a machine crash before the flush can keep the name without the data).
+    """
     info = shards.shards[i]
     digest = hashlib.sha256()
-    # Space reserved before HDF5's chunked writes, as for teacher shards: a full disk is one OutputError.
-    bound = hdf5_size_bound([(info.n_rows * reducer.d * 4, info.n_rows)], compressed=False)
-    with reserved_h5(path, bound) as fh:
-        dset = fh.create_dataset("target", shape=(info.n_rows, reducer.d), dtype=np.float32,
-                                 chunks=(max(1, min(64, info.n_rows)), reducer.d), track_times=False)
-        for a in range(0, info.n_rows, chunk_rows):
-            b = min(a + chunk_rows, info.n_rows)
-            x = np.ascontiguousarray(shards.read_shard(i, "embedding", a, b), dtype=np.float32)
-            check_rows_finite(x, info.path, a)
-            digest.update(x.data)
-            dset[a:b] = reducer.transform(x)
-            bar.update(b - a)
+    hashed: Future[None] | None = None
+    target = np.empty((info.n_rows, d), dtype=np.float32)
+    for a in range(0, info.n_rows, chunk_rows):
+        b = min(a + chunk_rows, info.n_rows)
+        x = rows if rows is not None else _read_embedding(shards, i, a, b)
+        check_rows_finite(x, info.path, a)
+        if hashed is not None:   # one chunk in flight: memory stays two chunks
+            hashed.result()
+        # sha256 (~1 ms per 2 MB) on the hasher's thread while this one transforms: hashlib releases the GIL
+        hashed = hasher.submit(digest.update, x.data)
+        target[a:b] = transform(x)
+    # Contiguous, not chunked: built in half the time, and distill reads targets in row ranges.
+    image = io.BytesIO()
+    with h5py.File(image, "w", libver="earliest", track_order=False) as fh:
+        fh.create_dataset("target", data=target, track_times=False)
+        if hashed is not None:
+            hashed.result()
         fh.attrs["source_sha256"] = digest.hexdigest()
         fh.attrs["reducer_sha256"] = reducer_sha
         fh.attrs["source_shard"] = str(info.path)
+        fh.attrs["target_sha256"] = hashlib.sha256(target.data).hexdigest()
+    batch.write_bytes(path, image.getbuffer())
 
 
-def _reusable(path: Path, reducer_sha: str, read: Callable[[int, int], np.ndarray], n_rows: int,
-              chunk_rows: int) -> bool:
-    """True when ``path`` holds targets of this reducer for exactly these embedding rows (``read(a, b)``)."""
+def _read_embedding(shards: ShardSet, i: int, a: int, b: int) -> npt.NDArray[np.float32]:
+    return np.ascontiguousarray(shards.read_shard(i, "embedding", a, b), dtype=np.float32)
+
+
+def _hash_source(shards: ShardSet, i: int, chunk_rows: int) -> tuple[str, npt.NDArray[np.float32] | None]:
+    """sha256 of shard ``i``'s embedding (float32 bytes), and the rows when one chunk held them (else None)."""
+    n_rows = shards.shards[i].n_rows
+    if n_rows <= chunk_rows:
+        x = _read_embedding(shards, i, 0, n_rows)
+        return hashlib.sha256(x.data).hexdigest(), x
+    return _chunked_sha256(lambda a, b: shards.read_shard(i, "embedding", a, b), n_rows, step=chunk_rows), None
+
+
+def _recorded_source(path: Path, reducer_sha: str, n_rows: int) -> str | None:
+    """The source sha256 recorded in ``path`` when it holds whole targets of this reducer for ``n_rows`` rows.
+
+    None (recompute it) for a missing or damaged file, another reducer's, another row count, or
+    data whose sha256 differs from the ``target_sha256`` recorded beside it: a target written
+    before the last run's flush and lost in a machine crash, or one written before targets carried it.
+    """
     try:
         with h5py.File(path, "r") as fh:
-            recorded = (fh.attrs.get("source_sha256"), fh.attrs.get("reducer_sha256"), fh["target"].shape[0])
+            source, reducer, content = (fh.attrs.get(k) for k in ("source_sha256", "reducer_sha256", "target_sha256"))
+            if reducer != reducer_sha or fh["target"].shape[0] != n_rows or source is None or content is None:
+                return None
+            data = np.ascontiguousarray(fh["target"][...], dtype=np.float32)
     except (OSError, KeyError):  # missing, damaged or pre-naming target: recompute it
-        return False
-    if recorded[1] != reducer_sha or recorded[2] != n_rows or recorded[0] is None:
-        return False
-    return _chunked_sha256(read, n_rows, step=chunk_rows) == recorded[0]
+        return None
+    return str(source) if hashlib.sha256(data.data).hexdigest() == content else None
