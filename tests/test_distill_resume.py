@@ -140,7 +140,8 @@ def test_training_stream_restarts_at_any_position(tmp_path):
     batch, n = 24, 20
     reader = pipeline.BlockReader(pairs.shards)
     full = [t.numpy() for _, t in
-            pipeline.train_dataset(pairs.shards, blocks, batch_size=batch, seed=7, shuffle_buffer=64, cycle_length=4,
+            pipeline.train_dataset(pairs.shards, blocks, batch_size=batch, seed=7, shuffle="blocks", shuffle_buffer=64,
+                                   cycle_length=4,
                                    reader=reader).take(n)]
     # One pass holds every training row once, in an order that is not the row order.
     first_pass = np.concatenate(full)[:128]
@@ -148,7 +149,8 @@ def test_training_stream_restarts_at_any_position(tmp_path):
     assert sorted(map(bytes, first_pass)) == sorted(map(bytes, expected))
     assert not np.array_equal(first_pass, expected)
     for j in (1, 2, 5, 6, 11):  # rows 24, 48, 120, 144 (pass 2), 264 (pass 3)
-        resumed = pipeline.train_dataset(pairs.shards, blocks, batch_size=batch, seed=7, shuffle_buffer=64,
+        resumed = pipeline.train_dataset(pairs.shards, blocks, batch_size=batch, seed=7, shuffle="blocks",
+                                         shuffle_buffer=64,
                                          cycle_length=4, rows_done=j * batch, reader=reader)
         for k, (_, target) in enumerate(resumed.take(n - j)):
             assert np.array_equal(target.numpy(), full[j + k]), (j, k)

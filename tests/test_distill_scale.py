@@ -122,9 +122,10 @@ print(json.dumps({{"peak_h5": peak[0], "epochs": report["epochs_run"]}}))
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open files through Linux /proc")
-def test_distill_over_300_shards_under_ulimit_128(many_shards, tmp_path):
+@pytest.mark.parametrize("shuffle", ["blocks", "iid"])  # iid: every batch of 16 touches up to 16 shards
+def test_distill_over_300_shards_under_ulimit_128(many_shards, tmp_path, shuffle):
     cfg = tiny_config(many_shards, tmp_path / "run", epochs=1, steps_per_epoch=10)
-    cfg["data"].update(block_rows=2, max_open_files=16)
+    cfg["data"].update(block_rows=2, max_open_files=16, shuffle=shuffle)
     cfg_path = tmp_path / "cfg.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}

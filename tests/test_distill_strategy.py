@@ -81,10 +81,11 @@ split = pairs_mod.split_by_source(pairs.shards, valid_fraction=0.2, seed=0)
 blocks = pipeline.make_blocks(pairs.shards, split.train_rows, block_rows=32)
 batch = global_batch(8, strategy.num_replicas_in_sync)
 one = [a.numpy() for a, _ in
-       pipeline.train_dataset(pairs.shards, blocks, batch_size=batch, seed=0, shuffle_buffer=256,
+       pipeline.train_dataset(pairs.shards, blocks, batch_size=batch, seed=0, shuffle="blocks", shuffle_buffer=256,
                               cycle_length=4).take(steps)]
 dist = strategy.experimental_distribute_dataset(pipeline.train_dataset(pairs.shards, blocks, batch_size=batch, seed=0,
-                                                                       shuffle_buffer=256, cycle_length=4))
+                                                                       shuffle="blocks", shuffle_buffer=256,
+                                                                       cycle_length=4))
 sizes, rows = [], []
 for _, (audio, _) in zip(range(steps), dist):
     parts = [t.numpy() for t in strategy.experimental_local_results(audio)]

@@ -196,7 +196,8 @@ def _distill(cfg: dict, log: Callable[[str], object], callbacks: Sequence[keras.
     cleanup.callback(reader.close)
     train_ds = pipeline.train_dataset(pairs.shards, pipeline.make_blocks(pairs.shards, split.train_rows,
                                                                          block_rows=data["block_rows"]),
-                                      batch_size=batch, seed=seed, shuffle_buffer=data["shuffle_buffer"],
+                                      batch_size=batch, seed=seed, shuffle=data["shuffle"],
+                                      shuffle_buffer=data["shuffle_buffer"],
                                       cycle_length=data["cycle_length"],
                                       rows_done=int(model.optimizer.iterations.numpy()) * batch, reader=reader)
     valid_blocks = pipeline.make_blocks(pairs.shards, split.valid_rows, block_rows=data["block_rows"])
@@ -408,6 +409,7 @@ def _check_config(cfg: dict) -> None:
     if unknown:
         raise TrainError(f"unknown distill setting(s) {sorted(unknown)}")
     train = cfg["train"]
+    pipeline.check_shuffle(cfg["data"]["shuffle"])
     if cfg["student"]["head"] not in HEADS:
         raise ConfigError(f"student.head must be one of {', '.join(HEADS)}; got {cfg['student']['head']!r}")
     if not isinstance(cfg["data"]["max_open_files"], int) or cfg["data"]["max_open_files"] < 2:
