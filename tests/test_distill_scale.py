@@ -99,7 +99,12 @@ def test_max_open_files_below_two_is_refused(many_shards):
 # by a thread while tf.data reads blocks from its own threads.
 CHILD = """
 import json, os, sys, threading, yaml
-from sea_tf.distill import distill
+from sea_tf.distill import distill, pipeline
+calls, read_rows = [0], pipeline.BlockReader.read_rows
+def counted(self, i, rows):  # the iid stream's (shard, row) reads
+    calls[0] += 1
+    return read_rows(self, i, rows)
+pipeline.BlockReader.read_rows = counted
 def open_h5_files():
     count = 0
     for fd in os.listdir("/proc/self/fd"):
@@ -117,7 +122,7 @@ watcher = threading.Thread(target=watch, daemon=True)
 watcher.start()
 report = distill(yaml.safe_load(open({cfg!r})), log=lambda *a: None)
 stop.set(); watcher.join()
-print(json.dumps({{"peak_h5": peak[0], "epochs": report["epochs_run"]}}))
+print(json.dumps({{"peak_h5": peak[0], "epochs": report["epochs_run"], "read_rows": calls[0]}}))
 """
 
 
@@ -138,6 +143,7 @@ def test_distill_over_300_shards_under_ulimit_128(many_shards, tmp_path, shuffle
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["epochs"] == 1
+    assert (result["read_rows"] > 0) == (shuffle == "iid"), result
     state = json.loads((tmp_path / "run" / "state.json").read_text())
     assert state["iterations"] == 10
     # The run's one reader holds ≤ 16; ShardSet's own short reads (the pairing check, the target
