@@ -7,8 +7,9 @@ Input BN → 3 blocks of (conv → BN → ReLU) × 2 → 2×2 max pool → block
 - SEA students: BN + ReLU after ``audio_embedding_layer``, then a global 'valid' max pool →
   Flatten, so embeddings are ≥ 0 (docs/PROTOCOL.md §2.1). That is the ``published`` head; the
   other :data:`HEADS` let the student reach centred (PCA) targets, about half of whose values are
-  negative: ``linear`` keeps the BN and drops the ReLU, ``projection`` keeps the published head and
-  adds a final linear layer (a 1×1 convolution on the pooled 1×1 map);
+  negative: ``linear`` ends at ``audio_embedding_layer`` (no BN, no ReLU, as the teacher), ``projection``
+  keeps the published head and adds a final linear layer (a 1×1 convolution on the pooled 1×1 map).
+  Keeping the BN and dropping only the ReLU measured worse than both (docs/RESULTS.md, issue #24);
 - EdgeL3 sparse: teacher body, global 'valid' max pool (docs/PROTOCOL.md §2.4).
 
 Layer names follow the published Keras files (``conv2d_N``, ``batch_normalization_N``,
@@ -26,7 +27,7 @@ BN_MOMENTUM = 0.99
 #: Student heads after ``audio_embedding_layer`` (when it has BN at all, see ``embedding_bn_relu``).
 HEADS = {
     "published": "BN + ReLU + global max pool, as the paper and edgel3 (embeddings >= 0)",
-    "linear": "BN + global max pool, no ReLU (embeddings of either sign; same weights as published)",
+    "linear": "global max pool of audio_embedding_layer, no BN, no ReLU (embeddings of either sign)",
     "projection": "the published head, then a linear Dense layer of the embedding width",
 }
 
@@ -57,7 +58,7 @@ def build_l3_network(input_shape: Sequence[int], filters: Sequence[int], *, embe
         BN + ReLU after ``audio_embedding_layer`` (SEA students) or neither (teacher, EdgeL3 sparse:
         a linear head without BN; ``head`` is then ignored).
     head : str
-        One of :data:`HEADS` (SEA students): ``published`` (BN + ReLU), ``linear`` (BN, no ReLU) or
+        One of :data:`HEADS` (SEA students): ``published`` (BN + ReLU), ``linear`` (neither) or
         ``projection`` (published, then a Dense layer named ``embedding_projection``).
     pool_size : tuple of 2 int, optional
         Head max-pool size; None pools over the whole final map.
@@ -85,13 +86,11 @@ def build_l3_network(input_shape: Sequence[int], filters: Sequence[int], *, embe
             n_conv += 1
             conv_name = "audio_embedding_layer" if last else f"conv2d_{n_conv}"
             x = _conv(width, conv_name, seed + n_conv)(x)
-            if last and not embedding_bn_relu:
+            if last and (not embedding_bn_relu or head == "linear"):
                 break
             n_bn += 1
             n_relu += 1
             x = _bn(f"batch_normalization_{n_bn}")(x)
-            if last and head == "linear":
-                break
             x = keras.layers.Activation("relu", name=f"activation_{n_relu}")(x)
         if block < 3:
             x = keras.layers.MaxPooling2D(2, strides=2, padding="valid", name=f"max_pooling2d_{block + 1}")(x)
