@@ -7,8 +7,9 @@ RSS (``ru_maxrss``), so the figure is that of applying alone. UMAP's transform i
 PCA's, so it is applied to the first ``--umap-rows`` rows (whole shards) and its rate extrapolated.
 
 ``pca_resume`` re-runs the PCA apply into the finished targets directory: every target is reused
-after re-hashing its source shard's embeddings (``sea-tf reduce apply`` resumes only targets whose
-recorded source sha256 and reducer sha256 match), so its rate is that of the resume check alone.
+after re-hashing its source shard's embeddings and its own data (``sea-tf reduce apply`` resumes only
+targets whose recorded source, reducer and target sha256 match), so its rate is that of the resume
+check alone.
 
     .venv/bin/python benchmarks/bench_reduce.py --out benchmarks/results
 

@@ -31,6 +31,8 @@ import numpy as np
 from sea_tf.errors import OutputError
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from typing_extensions import Buffer   # collections.abc.Buffer from Python 3.12 on
 
 # Read once at import: os.umask can only be read by setting it, which is not thread-safe later.
@@ -298,16 +300,18 @@ def write_bytes(path: Path | str, data: bytes) -> None:
 
 
 class BatchedWrites:
-    """Atomic writes (temporary file, then rename) whose fsyncs wait for one :meth:`flush`.
+    """Atomic writes (temporary file, then rename) made durable together: one :meth:`flush` for all.
 
     For a stage that writes many files under ``root`` and then one card naming them (``reduce
-    apply``'s targets). A durable write (:func:`replace`) costs two fsyncs per file, each a journal
-    commit on ext4 (~3 ms a file here); flushed together after the last write, the first fsync
-    commits the journal once and the others only wait for their own data. Until :meth:`flush`
-    returns, a crashed machine may keep a rename without the file's data, so: write the card that
-    names the files only after :meth:`flush`, and let a resumed run check each file's content (reduce
-    apply records a sha256 of the data inside each target and compares it before reusing one).
-    A killed process (not machine) loses nothing: each file is whole under its name or absent.
+    apply``'s targets). A durable write (:func:`replace`) waits for two fsyncs per file, each a
+    journal commit and a disk cache flush (2-7 ms a file on this project's loaded VM disk). Here
+    each file is renamed at once and its fsync runs on one of 8 background threads while the caller
+    goes on; fsyncs waiting together are served by shared commits (~0.5 ms a file). :meth:`flush`
+    waits for them and fsyncs the folders. Until it returns, a crashed machine may keep a rename
+    without the file's data, so: write the card that names the files only after :meth:`flush`, and
+    let a resumed run check each file's content (reduce apply records a sha256 of the data inside
+    each target and compares it before reusing one). A killed process (not machine) loses nothing:
+    each file is whole under its name or absent. Use it as a context manager (the threads end with it).
 
     Parameters
     ----------
@@ -318,9 +322,17 @@ class BatchedWrites:
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
         self.files: list[Path] = []
+        self._pool: "ThreadPoolExecutor | None" = None
+        self._pending: "list[Future[None]]" = []
+
+    def __enter__(self) -> "BatchedWrites":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def write_bytes(self, path: Path | str, data: "Buffer") -> None:
-        """Write ``data`` to ``path`` (under ``root``) atomically, not yet durably; a full disk is an :class:`OutputError`."""
+        """Write ``data`` to ``path`` (under ``root``) atomically, durably at :meth:`flush`; a full disk is an :class:`OutputError`."""
         path = Path(path)
         with atomic_path(path, durable=False) as tmp:
             try:
@@ -328,34 +340,41 @@ class BatchedWrites:
                     fh.write(data)
             except OSError as exc:
                 raise write_error(path, exc) from exc
-        self.files.append(path)
+        self.add(path)
 
     def write_json(self, path: Path | str, obj: Any) -> None:
         """:meth:`write_bytes` of ``obj`` as :func:`write_json` writes it."""
         self.write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n").encode("utf-8"))
 
     def add(self, path: Path | str) -> None:
-        """Flush ``path`` too: a file under ``root`` written earlier, not known to be durable (a killed run's)."""
+        """Flush ``path`` too: a file under ``root`` (written here, or earlier by a killed run) not known to be durable."""
         self.files.append(Path(path))
+        self._pending.append(self._threads().submit(fsync_file, path))
 
     def flush(self) -> None:
-        """fsync every file and every folder from theirs up to ``root``; when it returns, they are durable.
+        """Wait for every file's fsync, then fsync every folder from theirs up to ``root``: now they are durable.
 
-        The fsyncs run from 8 threads at once: one after another, each waits for a journal commit
-        and a disk cache flush of its own (~5 ms a file on this project's loaded VM disk); waiting
-        together, the file system serves them with a few (~0.5 ms a file). A folder's fsync makes
-        the renames done in it durable, whatever the order of the files' own fsyncs.
+        A folder's fsync makes the renames done in it durable; every rename was done before it starts.
         """
-        from concurrent.futures import ThreadPoolExecutor   # here: 11 ms to import, and few commands flush
-
         folders: set[Path] = {self.root}
         for path in self.files:
             folders.update(p for p in path.parents if p == self.root or self.root in p.parents)
-        jobs = [(fsync_file, path) for path in self.files] + [(fsync_dir, folder) for folder in folders]
-        with ThreadPoolExecutor(max_workers=min(8, len(jobs)), thread_name_prefix="sea-tf-fsync") as pool:
-            for _ in pool.map(lambda job: job[0](job[1]), jobs):   # consumed: the first failure is raised here
-                pass
-        self.files = []
+        pending = self._pending + [self._threads().submit(fsync_dir, folder) for folder in folders]
+        self._pending, self.files = [], []
+        for done in pending:   # the first failure is raised here
+            done.result()
+
+    def close(self) -> None:
+        """End the fsync threads (after the fsyncs under way); :meth:`flush` first for durability."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    def _threads(self) -> "ThreadPoolExecutor":
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor   # here: 11 ms to import, and few commands flush
+            self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="sea-tf-fsync")
+        return self._pool
 
 
 def write_text(path: Path | str, text: str) -> None:
