@@ -543,6 +543,7 @@ def distill_rows(work: Path, settings: dict[str, Any]) -> dict[str, Any]:
 def reduce_rows(work: Path, settings: dict[str, Any]) -> dict[str, Any]:
     """(f) ``reduce apply`` vs bare numpy ``(x - mean) / std @ W`` over the same HDF5 rows (rows/s)."""
     import h5py
+    from threadpoolctl import threadpool_limits
 
     from bench_reduce import write_rows
     from sea_tf import config
@@ -560,25 +561,32 @@ def reduce_rows(work: Path, settings: dict[str, Any]) -> dict[str, Any]:
     w = np.asarray(pca.components_.T, np.float32)
     bias = np.asarray(pca.mean_, np.float32) @ w
     paths = [info.path for info in ShardSet(root / "shards").shards]
-    cfg = config.load("reduce/apply", reducer=str(root / "reducer"), shards=[str(root / "shards")],
-                      out=str(root / "targets"), progress=False)
+    # Each timed call writes a fresh folder (deleting the last one's 100 files inside the timing cost
+    # as much as the transform); the folders go after the rounds.
+    cfgs = iter([config.load("reduce/apply", reducer=str(root / "reducer"), shards=[str(root / "shards")],
+                             out=str(root / f"targets-{i}"), progress=False)
+                 for i in range(settings["reduce_rounds"] + 1)])
 
     def sea() -> object:
-        shutil.rmtree(root / "targets", ignore_errors=True)
-        return apply(cfg)
+        return apply(next(cfgs))
 
     def bare() -> object:
-        out = None
-        for path in paths:
-            with h5py.File(path, "r") as fh:
-                x = fh["embedding"][:]
-            out = ((x - mean) / std) @ w - bias
+        # One BLAS thread, as `reduce apply` runs its product (two threads were 3x slower under load).
+        with threadpool_limits(1):
+            out = None
+            for path in paths:
+                with h5py.File(path, "r") as fh:
+                    x = fh["embedding"][:]
+                out = ((x - mean) / std) @ w - bias
         return out
 
     sea()
     bare()
     rates = rates_in_rounds({"apply": sea, "bare_numpy": bare}, settings["reduce_rounds"], n_rows)
-    return {"rows": n_rows, "dim": 512, "d": 64, "shard_rows": 1024, "chunk_rows": cfg["chunk_rows"], "rounds": rates}
+    for folder in root.glob("targets-*"):
+        shutil.rmtree(folder, ignore_errors=True)
+    chunk_rows = config.load("reduce/apply")["chunk_rows"]
+    return {"rows": n_rows, "dim": 512, "d": 64, "shard_rows": 1024, "chunk_rows": chunk_rows, "rounds": rates}
 
 
 # ---------------------------------------------------------------------------------------------
