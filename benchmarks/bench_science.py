@@ -246,8 +246,8 @@ def head_table(study: Study) -> list[Row]:
 
 
 def dimension_table(study: Study) -> list[Row]:
-    """d ∈ {16, 32, 64} × head (published, linear); the teacher's width bounds d."""
-    dims = [d for d in (16, 32, 64, 128) if d <= study.train_teacher.shape[1]]
+    """d ∈ {16, 32, 64, 128} × head (published, linear), each d below the teacher's width (PCA must reduce)."""
+    dims = [d for d in (16, 32, 64, 128) if d < study.train_teacher.shape[1]]
     return [distill_one(study, head=head, d=d, seed=seed)
             for d in dims for head in ("published", "linear") for seed in study.settings.seeds]
 
