@@ -31,7 +31,7 @@ import math
 import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Collection
+from typing import TYPE_CHECKING, Collection, Mapping
 
 from sea_tf import atomic
 from sea_tf.backend import keras, tf
@@ -45,8 +45,12 @@ STATE_FORMAT = "sea-tf-distill-state/1"
 HISTORY_KEYS = ("epoch", "loss", "mae", "val_loss", "val_mae", "lr", "wall_s")
 
 
-def check_resumable(run_dir: Path | str, cfg: dict, *, config_name: str, resumable_changes: Collection[str]) -> bool:
+def check_resumable(run_dir: Path | str, cfg: dict, *, config_name: str, resumable_changes: Collection[str],
+                    legacy_values: Mapping[str, object]) -> bool:
     """Refuse to resume into ``run_dir`` when it holds a run of another configuration.
+
+    A key the saved config lacks (it was made before the key existed) counts as ``legacy_values[key]``,
+    the value the code of that time used.
 
     Returns
     -------
@@ -71,7 +75,9 @@ def check_resumable(run_dir: Path | str, cfg: dict, *, config_name: str, resumab
         try:
             before = get_dotted(old, key)
         except KeyError:
-            before = "<absent>"
+            before = legacy_values.get(key, "<absent>")
+            if key in legacy_values and before != get_dotted(cfg, key):
+                before = f"<absent: {before}>"
         if before != get_dotted(cfg, key):
             differ.append(f"{key}: {before!r} -> {get_dotted(cfg, key)!r}")
     if differ:

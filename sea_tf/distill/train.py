@@ -34,7 +34,7 @@ from sea_tf.backend import keras, tf
 from sea_tf.config import flatten_keys, get_dotted, write_resolved
 from sea_tf.distill import evaluate, pairs as pairs_mod, pipeline, pruning, runstate, student as student_mod
 from sea_tf.distill import strategy as strategy_mod
-from sea_tf.distill.defaults import DEFAULTS, RESUMABLE_CHANGES
+from sea_tf.distill.defaults import DEFAULTS, LEGACY_VALUES, RESUMABLE_CHANGES
 from sea_tf.errors import ConfigError, TrainError
 from sea_tf.models import calibrate_batchnorm
 from sea_tf.models.architectures import HEADS
@@ -83,7 +83,8 @@ def _distill(cfg: dict, log: Callable[[str], object], callbacks: Sequence[keras.
     # Logical CPU devices must exist before anything creates TensorFlow's context.
     strategy = strategy_mod.make_strategy(cfg["strategy"]["kind"], cpu_devices=cfg["strategy"]["cpu_devices"])
     chief = strategy_mod.is_chief(strategy)
-    resuming = runstate.check_resumable(run_dir, cfg, config_name=CONFIG_NAME, resumable_changes=RESUMABLE_CHANGES)
+    resuming = runstate.check_resumable(run_dir, cfg, config_name=CONFIG_NAME, resumable_changes=RESUMABLE_CHANGES,
+                                        legacy_values=LEGACY_VALUES)
     data, train_cfg, seed = cfg["data"], cfg["train"], int(cfg["seed"])
 
     pairs = pairs_mod.open_pairs(cfg["shards"], cfg["targets"], reducer_dir=cfg["reducer"],
