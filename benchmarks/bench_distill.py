@@ -63,7 +63,8 @@ def _median_rate(run, windows, repeats):
 def bench(n_rows, batch, steps, repeats, work):
     shards = synthetic_pairs(work, n_rows, 64)
     blocks = pipeline.make_blocks(shards, np.arange(shards.n_rows), block_rows=256)
-    ds = pipeline.train_dataset(shards, blocks, batch_size=batch, seed=0, shuffle_buffer=4096, cycle_length=4)
+    ds = pipeline.train_dataset(shards, blocks, batch_size=batch, seed=0, shuffle="blocks", shuffle_buffer=4096,
+                                cycle_length=4)
     iterator = iter(ds)
     for _ in range(5):  # warm-up: open files, fill the shuffle buffer
         next(iterator)

@@ -71,7 +71,7 @@ def input_pipeline(args) -> dict:
     rows = np.arange(pairs.shards.n_rows, dtype=np.int64)
     reader = pipeline.BlockReader(pairs.shards, max_open_files=data["max_open_files"])
     blocks = pipeline.make_blocks(pairs.shards, rows, block_rows=data["block_rows"])
-    ds = pipeline.train_dataset(pairs.shards, blocks, batch_size=args.batch_size, seed=0,
+    ds = pipeline.train_dataset(pairs.shards, blocks, batch_size=args.batch_size, seed=0, shuffle=data["shuffle"],
                                 shuffle_buffer=data["shuffle_buffer"], cycle_length=data["cycle_length"],
                                 reader=reader)
     # One pass, from the start: the first batch waits for the shuffle buffer to fill, and those
