@@ -27,7 +27,6 @@ Exit codes (``sea-tf device run`` tells them apart): 0 complete; 3 partial (the 
 1 a crash: an uncaught exception, with Python's traceback on stderr.
 """
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -51,7 +50,7 @@ import numpy.typing as npt  # noqa: E402
 from device import system  # noqa: E402
 from device.audio import AudioStream, resampler_name, stream_windows  # noqa: E402
 from device.errors import DeviceError  # noqa: E402
-from device.runner import DEFAULT_BATCH, Artifact, load_artifact  # noqa: E402
+from device.runner import DEFAULT_BATCH, Artifact, load_artifact, sha256_file  # noqa: E402
 
 if TYPE_CHECKING:
     from device.frontends import StreamingFrontend
@@ -412,7 +411,7 @@ def _describe(art: Artifact) -> dict[str, Any]:
     source = (art.meta or {}).get("source")
     return {"path": str(art.path), "name": art.name, "mode": art.mode, "kind": art.kind,
             # the identity sea-tf report joins on: this file, and the model file it was exported from
-            "sha256": _sha256(art.path),
+            "sha256": sha256_file(art.path),
             "source_sha256": source.get("sha256") if isinstance(source, dict) else None,
             "size_bytes": size, "sidecar_bytes": sidecar.stat().st_size if sidecar.exists() else None,
             "has_sidecar": art.meta is not None, "frontend_in_model": art.frontend_in_model,
@@ -420,14 +419,6 @@ def _describe(art: Artifact) -> dict[str, Any]:
             "frame_samples": art.frame_samples, "input_shape": list(art.input_shape),
             "input_dtype": str(np.dtype(art._in["dtype"])), "output_size": art.output_size,
             "classes": art.classes}
-
-
-def _sha256(path: Path | str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def format_table(result: dict[str, Any]) -> str:
