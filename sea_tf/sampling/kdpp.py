@@ -416,3 +416,8 @@ def diversity(embeddings: npt.ArrayLike) -> float:
     sq = np.maximum(2.0 - 2.0 * (x @ x.T), 0.0)
     m = len(x)
     return float(np.sqrt(sq).sum() / max(1, m * (m - 1)))
+
+
+def mcmc_card(solver: str, iterations: int, start_seed: int | None) -> dict[str, int | None]:
+    """The mcmc solver's settings for a sample card (none for the other solvers, whose cards stay as they were)."""
+    return {"mcmc_iterations": int(iterations), "mcmc_start_seed": start_seed} if solver == "mcmc" else {}

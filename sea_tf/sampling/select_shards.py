@@ -17,7 +17,7 @@ from sea_tf.config import Config, write_resolved
 from sea_tf.errors import ConfigError, DataError, ReduceError
 from sea_tf.sampling.choose import _column, select
 from sea_tf.sampling.groups import _CONTIGUOUS, GROUP_BY, group_bounds
-from sea_tf.sampling.kdpp import check_dpp_options
+from sea_tf.sampling.kdpp import check_dpp_options, mcmc_card
 from sea_tf.sampling.quality import check_quality_options, dba_slot_quality, quality_card
 from sea_tf.sampling.streams import ShardDirs, sample_streams
 from sea_tf.sensors import SensorManifest
@@ -128,7 +128,7 @@ def sample_shards(shard_dirs: ShardDirs, out_dir: Path | str, m: int, *, strateg
     bar.close()
     card = {"kind": "sample", "strategy": strategy, "m": int(m), "seed": int(seed), "group_by": group_by,
             "group_rows": int(group_rows), "n_groups": int(len(bounds) - 1), "dpp_solver": dpp_solver,
-            "dpp_kernel": dpp_kernel, "ridge": float(ridge), **_mcmc_card(dpp_solver, mcmc_iterations, mcmc_start_seed),
+            "dpp_kernel": dpp_kernel, "ridge": float(ridge), **mcmc_card(dpp_solver, mcmc_iterations, mcmc_start_seed),
             **quality_card(quality=quality, timezone=timezone),
             "teacher_shards": shards.describe(),
             "teacher_card_sha256": shards.teacher_card_sha256,
@@ -137,11 +137,6 @@ def sample_shards(shard_dirs: ShardDirs, out_dir: Path | str, m: int, *, strateg
     save_npz(out_dir / "sample.npz", index=index)
     cards.write_card(out_dir, card)
     return index, card
-
-
-def _mcmc_card(solver: str, iterations: int, start_seed: int | None) -> dict[str, int | None]:
-    """The mcmc solver's settings for a card (none for the other solvers, whose cards stay as they were)."""
-    return {"mcmc_iterations": int(iterations), "mcmc_start_seed": start_seed} if solver == "mcmc" else {}
 
 
 def load_sample(sample_dir: Path | str) -> tuple[npt.NDArray[np.int64], dict]:

@@ -17,7 +17,7 @@ from sea_tf import cards
 from sea_tf.atomic import save_npz
 from sea_tf.errors import ConfigError, DataError, ReduceError
 from sea_tf.sampling.choose import _column, select
-from sea_tf.sampling.kdpp import check_dpp_options, check_kdpp_memory
+from sea_tf.sampling.kdpp import check_dpp_options, check_kdpp_memory, mcmc_card
 from sea_tf.sampling.quality import check_quality_options, dba_slot_quality, quality_card, zone
 from sea_tf.sensors import SensorManifest, lookup_sensor, read_sensor_manifest
 from sea_tf.shards import ShardSet, canonical_sha256
@@ -193,8 +193,7 @@ def sample_streams(shard_dirs: ShardDirs, out_dir: Path | str, m: int, manifest:
     card = {"kind": "sample", "strategy": strategy, "m": int(m), "n_picked": int(len(index)), "seed": int(seed),
             "group_by": f"sensor-{timeframe}", "n_groups": len(streams), "dpp_solver": dpp_solver,
             "dpp_kernel": dpp_kernel, "ridge": float(ridge),
-            **({"mcmc_iterations": int(mcmc_iterations), "mcmc_start_seed": mcmc_start_seed} if dpp_solver == "mcmc"
-               else {}),
+            **mcmc_card(dpp_solver, mcmc_iterations, mcmc_start_seed),
             **quality_card(quality=quality, timezone=timezone),
             "streams": [{"sensor": a, "timeframe": b, "rows": int(len(r)), "picked": int(k)} for a, b, r, k in streams],
             "dropped": [{"sensor": a, "timeframe": b, "rows": int(n), "needed": int(k)} for a, b, n, k in dropped],
