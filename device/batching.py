@@ -7,7 +7,7 @@ on a Pi the larger activations may spill the cache. So offline runs (``Artifact.
 keep the faster; a tie keeps batch 1, so the choice is never slower than batch 1 as measured.
 
 The result is cached in one small JSON keyed by the artifact's sha256, the CPU model, the
-interpreter threads, the interpreter package and version and N. It lives in the user's cache
+interpreter threads, XNNPACK on or off, the interpreter package and version and N. It lives in the user's cache
 folder (``$SEA_TF_DEVICE_CACHE``, else ``$XDG_CACHE_HOME/sea-tf/device-batch.json``, else
 ``~/.cache/sea-tf/device-batch.json``), not beside the artifact: the figure describes this
 machine, not the file; the same ``.tflite`` is copied to boards of several kinds, and its folder
@@ -69,9 +69,9 @@ def default_cache_path() -> Path:
     return Path(base) / "sea-tf" / "device-batch.json"
 
 
-def cache_key(*, sha256: str, cpu: str, threads: int, interpreter: str, batch: int) -> str:
-    """The key of one choice: artifact bytes, CPU model, threads, interpreter and candidate N."""
-    return f"{sha256}|{cpu}|threads={int(threads)}|{interpreter}|batch={int(batch)}"
+def cache_key(*, sha256: str, cpu: str, threads: int, xnnpack: bool, interpreter: str, batch: int) -> str:
+    """The key of one choice: artifact bytes, CPU model, threads, XNNPACK on/off, interpreter and candidate N."""
+    return f"{sha256}|{cpu}|threads={int(threads)}|xnnpack={'on' if xnnpack else 'off'}|{interpreter}|batch={int(batch)}"
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 Usage::
 
     python -m device.bench --model EMB.tflite [--classifier CLS.tflite] [--audio FILES...]
-                           [--threads N] [--runs R] [--warmup W] [--hop-size S] [--json OUT]
+                           [--threads N] [--no-xnnpack] [--runs R] [--warmup W] [--hop-size S]
+                           [--out-file OUT.json]
 
 Latency is measured per 1-s window on a seeded noise window: W warm-up passes, then R timed passes,
 with the numpy front end (which writes the model's quantized input), the network (``set_tensor`` +
@@ -16,6 +17,18 @@ mid-stream (a decoder error, a file cut while being read) keeps the windows done
 ``"partial": true`` in its entry. A header that cannot describe the file (a rate outside
 1 kHz-384 kHz, more frames than the file holds, a truncated WAV) fails the file before any sample
 is read.
+
+``--no-xnnpack`` creates the interpreters without their default XNNPACK delegate
+(``OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES``); the JSON says which in ``settings.xnnpack`` and
+``environment.interpreter`` (``xnnpack``, ``op_resolver``).
+
+The board's state brackets the measurement: ``board.before`` (read before the model is loaded) and
+``board.after`` (after the last timed pass) are :func:`device.system.board_facts` (CPU, governor,
+``freq_mhz``, ``temperature_c``, thermal zones and their trips, ``vcgencmd get_throttled`` flags,
+``notes`` on what this machine does not report). ``board.throttled`` is true when the platform says
+so (:func:`device.system.throttling`: a ``vcgencmd`` flag now, or set during the run; a thermal zone
+at its passive trip), null when it has no way to say, and ``board.throttle_detail`` lists the
+findings (or why it is unknown). A throttled run prints ``THROTTLED: ...`` above the table.
 
 A model without its sidecar is refused: without it the front end, rates and classes are unknown,
 and the numbers would be those of the bare network on random input. ``--no-sidecar`` runs it anyway
@@ -336,20 +349,23 @@ def _sidecar_missing(path: Path | str, kind: str) -> DeviceError:
 def run(model: Path | str, *, classifier: Path | str | None = None, audio: Sequence[Path | str] = (), threads: int = 1,
         runs: int = 100, warmup: int = 10, hop_s: float = 0.1, seed: int = 0, label: str | None = None,
         prefer: str | None = None, batch: int = DEFAULT_BATCH, framing: str = "card", no_sidecar: bool = False,
-        progress: bool = False) -> dict[str, Any]:
+        progress: bool = False, xnnpack: bool = True) -> dict[str, Any]:
     """The whole benchmark; returns the JSON-able result dict (see module docstring).
 
     ``framing``: see :func:`framing_for`. ``no_sidecar``: run a model or classifier without its
     sidecar (else a :class:`DeviceError`). ``progress``: progress lines on stderr (:class:`Progress`).
+    ``xnnpack``: False creates the interpreters without the XNNPACK delegate.
     """
+    board_before = system.board_facts()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         peak_start = system.peak_rss_mb()
         rss_start = system.current_rss_mb()
-        emb = load_artifact(model, threads=threads, kind="embedding", prefer=prefer)
+        emb = load_artifact(model, threads=threads, kind="embedding", prefer=prefer, xnnpack=xnnpack)
         if emb.meta is None and not no_sidecar:
             raise _sidecar_missing(model, "model")
-        cls = load_artifact(classifier, threads=threads, kind="classifier", prefer=prefer) if classifier else None
+        cls = load_artifact(classifier, threads=threads, kind="classifier", prefer=prefer,
+                            xnnpack=xnnpack) if classifier else None
         if cls is not None and cls.meta is None and not no_sidecar:
             raise _sidecar_missing(str(classifier), "classifier")
         if cls is not None and int(np.prod(cls.input_shape[1:])) != emb.output_size:
@@ -373,6 +389,8 @@ def run(model: Path | str, *, classifier: Path | str | None = None, audio: Seque
             except Exception as exc:  # noqa: BLE001 - one bad file must not hide the others
                 files.append({"file": str(path), "status": "failed", "error": f"{type(exc).__name__}: {exc}"})
         peak_end = system.peak_rss_mb()
+    board_after = system.board_facts()
+    throttled, throttle_detail = system.throttling(board_before, board_after)
     total_ms = latency["total"]["mean"]
     failed = [f["file"] for f in files if f["status"] != "ok"]
     env = system.environment(emb.interpreter_info)
@@ -384,8 +402,13 @@ def run(model: Path | str, *, classifier: Path | str | None = None, audio: Seque
         "device": label or env["hostname"],
         "model": _describe(emb),
         "classifier": _describe(cls) if cls else None,
-        "settings": {"threads": threads, "runs": runs, "warmup": warmup, "hop_s": hop_s, "seed": seed, "batch": batch},
-        # batch 1 against --batch-size, timed once per artifact and CPU (cached): what offline runs use here
+        "settings": {"threads": threads, "xnnpack": xnnpack, "runs": runs, "warmup": warmup, "hop_s": hop_s,
+                     "seed": seed, "batch": batch},
+        # the board's state before loading and after the last timed pass, and whether the platform says it throttled
+        "board": {"before": board_before, "after": board_after, "throttled": throttled,
+                  "throttle_detail": throttle_detail},
+        # batch 1 against --batch-size, timed once per artifact, CPU, threads and XNNPACK setting (cached):
+        # what offline runs use here
         "batch_choice": batch_choice,
         # how the --audio files were framed, and why (the classifier's card: the windows its accuracy was measured on)
         "framing": frames,
@@ -427,6 +450,9 @@ def format_table(result: dict[str, Any]) -> str:
     bare = [d["name"] for d in (m, result["classifier"]) if d and not d["has_sidecar"]]
     lines = [f"NO SIDECAR (--no-sidecar): {', '.join(bare)} ran without its sidecar: no front end, rates or classes "
              "from the export; the numbers below are the bare network's on random input"] if bare else []
+    board = result.get("board") or {}
+    if board.get("throttled"):
+        lines.append("THROTTLED: " + "; ".join(board["throttle_detail"]) + " (these timings are a throttled board's)")
     lines += [f"sea-tf device bench [{result['status']}] on {result['device']}: {env['cpu_model']} "
              f"({env['architecture']}, {env['cores']} cores), {env['os']}, Python {env['python']}, "
              f"{env['interpreter']['package']} {env['interpreter']['version']}, resampler {result.get('resampler')}",
@@ -436,8 +462,12 @@ def format_table(result: dict[str, Any]) -> str:
         c = result["classifier"]
         lines.append(f"classifier {c['name']} [{c['mode']}] {c['size_bytes'] / 1024:.1f} KiB, "
                      f"load {result['load_time_s']['classifier'] * 1e3:.1f} ms, {c['output_size']} classes")
+    if board:
+        lines.append(board_line(board))
     s = result["settings"]
-    lines += ["", f"per-window latency (ms), {s['runs']} runs after {s['warmup']} warm-ups, {s['threads']} thread(s)",
+    xnnpack = "XNNPACK" if s.get("xnnpack", True) else "no XNNPACK"
+    lines += ["", f"per-window latency (ms), {s['runs']} runs after {s['warmup']} warm-ups, {s['threads']} thread(s), "
+                  f"{xnnpack}",
               f"  {'stage':<11}{'mean':>9}{'std':>9}{'p50':>9}{'p90':>9}{'p99':>9}"]
     for key in ("frontend", "frontend_streaming", "network", "invoke", "classifier", "total"):
         st = result["latency_ms"].get(key, {})
@@ -477,6 +507,19 @@ def format_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def board_line(board: dict[str, Any]) -> str:
+    """One line of the board's state around the run: governor, frequency, hottest temperature before -> after,
+    throttling (``board``: the result's ``board`` block)."""
+    before, after = board["before"], board["after"]
+    freq = after.get("freq_mhz") or {}
+    mhz = (f"{freq['cur']:.0f}/{freq['max']:.0f} MHz (now/max)" if freq.get("cur") is not None and freq.get("max")
+           else "frequency unknown")
+    temps = [f"{t:.1f}" if t is not None else "?" for t in (before.get("temperature_c"), after.get("temperature_c"))]
+    temp = f"{temps[0]} -> {temps[1]} °C" if temps != ["?", "?"] else "temperature unknown"
+    throttled = {True: "THROTTLED", False: "not throttled", None: "throttling unknown"}[board.get("throttled")]
+    return f"board      governor {after.get('governor') or 'unknown'}, {mhz}, {temp}, {throttled}"
+
+
 def write_json(path: Path | str, obj: Any) -> None:
     """Write ``obj`` as JSON atomically (temporary file + rename; ``device/`` has no ``sea_tf.atomic``)."""
     target = Path(path)
@@ -512,6 +555,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--audio", action="extend", nargs="+", default=[], metavar="FILE",
                         help="audio files to embed and classify (--audio A B or --audio A --audio B)")
     parser.add_argument("--threads", type=int, default=1, help="interpreter threads")
+    parser.add_argument("--xnnpack", action=argparse.BooleanOptionalAction, default=True,
+                        help="run with the interpreter's default XNNPACK delegate (--no-xnnpack: builtin kernels only)")
     parser.add_argument("--runs", type=int, default=100, help="timed passes")
     parser.add_argument("--warmup", type=int, default=10, help="untimed passes first")
     parser.add_argument("--hop-size", dest="hop", type=float, default=0.1, help="seconds between audio windows")
@@ -549,7 +594,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = run(args.model, classifier=args.classifier, audio=args.audio, threads=args.threads, runs=args.runs,
                      warmup=args.warmup, hop_s=args.hop, seed=args.seed, label=args.label,
                      prefer=args.interpreter, batch=args.batch, framing=args.framing,
-                     no_sidecar=args.no_sidecar, progress=args.progress)
+                     no_sidecar=args.no_sidecar, progress=args.progress, xnnpack=args.xnnpack)
         if args.json:
             write_json(args.json, result)
     except DeviceError as exc:

@@ -3,6 +3,10 @@
 The board normally has only ``ai-edge-litert`` (``requirements-device.txt``); the fallbacks let
 the same harness run on older boards (``tflite_runtime``) or a workstation. Which one was used is
 reported in every benchmark, because kernels (and so timings) differ between them.
+
+XNNPACK is a setting too: each interpreter applies it by default (``OpResolverType.AUTO``), and
+``xnnpack=False`` asks for ``BUILTIN_WITHOUT_DEFAULT_DELEGATES`` instead (the builtin optimized
+kernels without the default delegate): on some boards and models one is faster, on others the other.
 """
 import importlib
 from importlib import metadata
@@ -49,8 +53,8 @@ def find_interpreter(*, prefer: str | None = None) -> tuple[Any, dict[str, str]]
         "`pip install -r requirements-device.txt` (ai-edge-litert) on this machine")
 
 
-def open_interpreter(model_path: Path | str, *, threads: int = 1,
-                     prefer: str | None = None) -> tuple[Any, dict[str, str]]:
+def open_interpreter(model_path: Path | str, *, threads: int = 1, xnnpack: bool = True,
+                     prefer: str | None = None) -> tuple[Any, dict[str, Any]]:
     """Load ``model_path`` into a ready-to-run interpreter (tensors allocated).
 
     Parameters
@@ -59,6 +63,8 @@ def open_interpreter(model_path: Path | str, *, threads: int = 1,
         A ``.tflite`` file.
     threads : int
         CPU threads for the interpreter's kernels (a Pi 4 has 4 cores).
+    xnnpack : bool
+        Apply the interpreter's default XNNPACK delegate (its own default); False: builtin kernels only.
     prefer : str, optional
         See :func:`find_interpreter`.
 
@@ -66,17 +72,59 @@ def open_interpreter(model_path: Path | str, *, threads: int = 1,
     -------
     interpreter : Interpreter
     info : dict
-        As returned by :func:`find_interpreter`.
+        As returned by :func:`find_interpreter`, plus ``xnnpack`` (bool) and ``op_resolver`` (the
+        ``OpResolverType`` name asked for).
     """
-    cls, info = find_interpreter(prefer=prefer)
+    cls, found = find_interpreter(prefer=prefer)
+    interpreter = construct(cls, model_path, threads=threads, xnnpack=xnnpack, info=found)
     try:
-        interpreter = cls(model_path=str(model_path), num_threads=int(threads))
         interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
-        raise InterpreterError(
-            f"{model_path}: {info['package']} {info['version']} cannot load this model ({exc}); "
-            "re-export it with `sea-tf export` or check the file was copied completely") from exc
-    return interpreter, info
+        raise _cannot_load(model_path, found, exc) from exc
+    return interpreter, {**found, "xnnpack": bool(xnnpack),
+                         "op_resolver": "AUTO" if xnnpack else "BUILTIN_WITHOUT_DEFAULT_DELEGATES"}
+
+
+def construct(cls: Any, model_path: Path | str, *, threads: int, xnnpack: bool, info: dict[str, str]) -> Any:
+    """``cls(model_path, num_threads=threads)`` with or without XNNPACK, tensors not yet allocated.
+
+    Parameters
+    ----------
+    cls : type
+        An ``Interpreter`` class from :func:`find_interpreter`.
+    model_path : str or Path
+    threads : int
+    xnnpack : bool
+        See :func:`open_interpreter`.
+    info : dict
+        :func:`find_interpreter`'s info for ``cls`` (named in errors).
+
+    Raises
+    ------
+    InterpreterError
+        The file cannot be read as a model, or this interpreter cannot turn XNNPACK off.
+    """
+    # With XNNPACK the interpreter's own default is kept, so an old tflite_runtime without the enum still runs.
+    options = {} if xnnpack else {"experimental_op_resolver_type": _without_delegates(cls, info)}
+    try:
+        return cls(model_path=str(model_path), num_threads=int(threads), **options)
+    except (ValueError, RuntimeError) as exc:
+        raise _cannot_load(model_path, info, exc) from exc
+
+
+def _without_delegates(cls: Any, info: dict[str, str]) -> Any:
+    """``OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES`` from the module defining ``cls`` (ai_edge_litert.interpreter,
+    tflite_runtime.interpreter and tensorflow.lite.python.interpreter each define the enum beside the class)."""
+    enum = getattr(importlib.import_module(cls.__module__), "OpResolverType", None)
+    if enum is None:
+        raise InterpreterError(f"{info['package']} {info['version']} has no OpResolverType, so XNNPACK cannot be "
+                               "turned off; install ai-edge-litert (requirements-device.txt) or keep XNNPACK on")
+    return enum.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+
+
+def _cannot_load(model_path: Path | str, info: dict[str, str], exc: Exception) -> InterpreterError:
+    return InterpreterError(f"{model_path}: {info['package']} {info['version']} cannot load this model ({exc}); "
+                            "re-export it with `sea-tf export` or check the file was copied completely")
 
 
 def _version(dist: str) -> str:

@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from device.batching import BatchChoice, cache_key, choose_batch
-from device.errors import ArtifactError, DeviceWarning
+from device.errors import ArtifactError, DeviceWarning, InterpreterError
 from device.interpreter import open_interpreter
 
 #: Windows per ``invoke()`` in offline runs (windows known in advance), when the model allows it
@@ -101,20 +101,25 @@ class Artifact:
         Front-end spec for ``device.frontends.compute_frontend`` when not in the model.
     classes : list of str or None
     interpreter_info : dict
+        :func:`device.interpreter.open_interpreter`'s (package, version, ``xnnpack``, ``op_resolver``).
+    threads : int
+    xnnpack : bool
+        Whether the interpreters (batch 1 and batched) run with the default XNNPACK delegate.
     load_time_s : float
         Wall time to read, verify and allocate the model.
     """
 
     def __init__(self, tflite_path: Path | str, *, threads: int = 1, kind: str | None = None,
-                 prefer: str | None = None) -> None:
+                 prefer: str | None = None, xnnpack: bool = True) -> None:
         self.path = Path(tflite_path)
         if not self.path.is_file():
             raise ArtifactError(f"{self.path}: model file not found; pass the .tflite written by `sea-tf export`")
         start = time.perf_counter()
         self.meta = read_sidecar(self.path)
-        self.interpreter, self.interpreter_info = open_interpreter(self.path, threads=threads, prefer=prefer)
+        self.interpreter, self.interpreter_info = open_interpreter(self.path, threads=threads, prefer=prefer,
+                                                                  xnnpack=xnnpack)
         self.load_time_s = time.perf_counter() - start
-        self.threads = threads
+        self.threads, self.xnnpack = threads, xnnpack
         self._in = self.interpreter.get_input_details()[0]
         self._out = self.interpreter.get_output_details()[0]
         self._input_shape = tuple(int(d) for d in self._in["shape"])
@@ -252,15 +257,15 @@ class Artifact:
             self._batched[batch] = None
             signature = self._in.get("shape_signature")
             if batch > 1 and (signature is None or len(signature) == 0 or int(signature[0]) == -1):
-                from device.interpreter import find_interpreter
+                from device.interpreter import construct, find_interpreter
 
-                cls, _ = find_interpreter(prefer=self.prefer)
+                cls, info = find_interpreter(prefer=self.prefer)
                 try:
-                    interp = cls(model_path=str(self.path), num_threads=int(self.threads))
+                    interp = construct(cls, self.path, threads=self.threads, xnnpack=self.xnnpack, info=info)
                     interp.resize_tensor_input(self._in["index"], [batch, *self._input_shape[1:]])
                     interp.allocate_tensors()
                     self._batched[batch] = interp
-                except (ValueError, RuntimeError):
+                except (ValueError, RuntimeError, InterpreterError):
                     pass            # e.g. a reshape to a fixed batch inside the graph: stay at batch 1
         return self._batched[batch]
 
@@ -287,7 +292,7 @@ class Artifact:
                      ) -> BatchChoice:
         """The faster of batch 1 and ``batch`` on this machine (:func:`device.batching.choose_batch`).
 
-        Measured once per artifact, CPU, threads and interpreter, then read from the cache.
+        Measured once per artifact, CPU, threads, XNNPACK on/off and interpreter, then read from the cache.
         ``batch`` is first reduced by :meth:`batch_size`; a model whose batch dimension cannot be
         resized gets batch 1 (``source == "fixed"``). ``timer`` replaces the timing (tests).
         """
@@ -299,7 +304,8 @@ class Artifact:
             from device import system
 
             info = self.interpreter_info
-            key = cache_key(sha256=self.sha256, cpu=system.cpu_model(), threads=self.threads, batch=batch,
+            key = cache_key(sha256=self.sha256, cpu=system.cpu_model(), threads=self.threads, xnnpack=self.xnnpack,
+                            batch=batch,
                             interpreter=f"{info.get('package')} {info.get('version')}")
             choice = self._choices[batch] = choose_batch(key, batch, timer or self._time_batch, cache=self.batch_cache)
         return choice
@@ -541,7 +547,7 @@ class Artifact:
 
 
 def load_artifact(tflite_path: Path | str, *, threads: int = 1, kind: str | None = None,
-                  prefer: str | None = None) -> Artifact:
+                  prefer: str | None = None, xnnpack: bool = True) -> Artifact:
     """Load an exported model for inference on the board.
 
     Parameters
@@ -555,12 +561,14 @@ def load_artifact(tflite_path: Path | str, *, threads: int = 1, kind: str | None
         Overrides what the sidecar says (needed for a classifier without a sidecar).
     prefer : str, optional
         Interpreter distribution to try first (see :mod:`device.interpreter`).
+    xnnpack : bool
+        Run with the interpreter's default XNNPACK delegate (its own default); False: builtin kernels only.
 
     Returns
     -------
     Artifact
     """
-    return Artifact(tflite_path, threads=threads, kind=kind, prefer=prefer)
+    return Artifact(tflite_path, threads=threads, kind=kind, prefer=prefer, xnnpack=xnnpack)
 
 
 class _Quantizer:

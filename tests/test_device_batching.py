@@ -56,8 +56,13 @@ def test_the_cache_is_reused_and_keyed(tmp_path):
     other = batching.choose_batch("b", 16, FakeTimer({1: 1.0, 16: 2.0}), cache=cache)
     assert other.batch == 1 and other.source == "measured"
     assert set(json.loads(cache.read_text())["choices"]) == {"a", "b"}
-    key = batching.cache_key(sha256="s", cpu="Cortex-A72", threads=4, interpreter="ai-edge-litert 2.3", batch=16)
-    assert key != batching.cache_key(sha256="s", cpu="Cortex-A72", threads=1, interpreter="ai-edge-litert 2.3", batch=16)
+    key = batching.cache_key(sha256="s", cpu="Cortex-A72", threads=4, xnnpack=True, interpreter="ai-edge-litert 2.3",
+                             batch=16)
+    assert key != batching.cache_key(sha256="s", cpu="Cortex-A72", threads=1, xnnpack=True,
+                                     interpreter="ai-edge-litert 2.3", batch=16)
+    # XNNPACK off runs other kernels: its choice is measured apart
+    assert key != batching.cache_key(sha256="s", cpu="Cortex-A72", threads=4, xnnpack=False,
+                                     interpreter="ai-edge-litert 2.3", batch=16)
 
 
 def test_an_unusable_cache_is_measured_again(tmp_path):

@@ -68,6 +68,8 @@ def register(subparsers: Subparsers) -> None:
              help="create REMOTE_DIR/.venv from requirements-device.txt first (board needs internet)")
     opts.add("--out", key="out", metavar="DIR", help="local directory for the fetched JSONs")
     opts.add("--threads", key="bench.threads", type=int, metavar="N", help="interpreter threads on the board")
+    opts.add("--no-xnnpack", key="bench.xnnpack", action="store_false",
+             help="run LiteRT's builtin kernels without the XNNPACK delegate on the board")
     opts.add("--runs", key="bench.runs", type=int, metavar="R", help="timed passes")
     opts.add("--warmup", key="bench.warmup", type=int, metavar="W", help="untimed passes first")
     opts.add("--hop-size", key="bench.hop_s", type=float, metavar="S", help="seconds between audio windows")

@@ -127,7 +127,8 @@ def run_boards(cfg: Config, *, lines: Callable[[list[str]], BoardLines] = PlainL
     out.mkdir(parents=True, exist_ok=True)
     write_resolved(cfg, out, "device_run")
     b = cfg["bench"]
-    bench_args = ["--threads", b["threads"], "--runs", b["runs"], "--warmup", b["warmup"], "--hop-size", b["hop_s"]]
+    bench_args = ["--threads", b["threads"], "--runs", b["runs"], "--warmup", b["warmup"], "--hop-size", b["hop_s"],
+                  *([] if b["xnnpack"] else ["--no-xnnpack"])]
     run_id = new_run_id()  # one per invocation: the results of all hosts of this run share it
     live = lines(labels)
     outcome: dict[str, HostResult | BaseException] = {}
