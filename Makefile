@@ -9,7 +9,7 @@ DEMO_ARGS ?=
 # Extra pytest arguments for `make test`, e.g. PYTEST_ARGS='-m cluster --durations=10' (as .ci/run runs it).
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast install clean test-arm64 sshd audio slurm strace
+.PHONY: demo test test-fast install clean test-arm64 sshd audio slurm strace chromium
 
 $(STAMP): requirements.txt setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,12 +23,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sea-tf demo --out $(DEMO_OUT) $(DEMO_ARGS)
 
-test: $(STAMP) sshd audio slurm strace
+test: $(STAMP) sshd audio slurm strace chromium
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # The edit loop: the whole suite but the `cluster` tests (multi-worker training, the SLURM cluster, the scale
 # rehearsal: a few minutes of their own). `make test` runs everything.
-test-fast: $(STAMP) sshd audio strace
+test-fast: $(STAMP) sshd audio strace chromium
 	$(BIN)/python -m pytest -q -m "not cluster" $(PYTEST_ARGS)
 
 clean:
@@ -55,6 +55,13 @@ strace:
 	@command -v strace >/dev/null || { \
 	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
 	   strace) >/dev/null 2>&1 || echo "strace could not be installed: the fsync-order tests will skip"; }
+
+# The browser-report tests (tests/test_report_html.py) open report.html in a real headless Chromium;
+# install the distribution's when absent (they skip with the reason if this is impossible).
+chromium:
+	@command -v chromium >/dev/null || test -x /usr/bin/chromium || { \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	   chromium) >/dev/null 2>&1 || echo "chromium could not be installed: the browser-report tests will skip"; }
 
 # The real-audio test (tests/test_listen_pulse.py) starts a PulseAudio server with a null sink and
 # records it through PortAudio (sounddevice); install them from the distribution's packages when

@@ -46,6 +46,8 @@ from typing import Any
 from sea_tf import atomic
 from sea_tf.config import write_resolved
 from sea_tf.errors import DataError
+from sea_tf.report_html import SCHEMA as PAGE_SCHEMA
+from sea_tf.report_html import write_tune_page
 from sea_tf.runs import RUN_ID_RE
 
 DEVICE_SCHEMA = "sea-tf/device-bench/1"
@@ -540,7 +542,7 @@ def build(cfg: Mapping[str, Any], results: Sequence[Path | str], *,
     ----------
     cfg : dict
         The resolved ``report`` config (``configs/report.yaml``: ``out``, ``title``,
-        ``latency_stat``; ``sea_tf.config.load("report", out="runs/report")``).
+        ``latency_stat``, ``html``; ``sea_tf.config.load("report", out="runs/report")``).
     results : list of str or Path
         Result files or directories (device results, export sidecars or reports, classify results).
     aliases : dict, optional
@@ -552,15 +554,17 @@ def build(cfg: Mapping[str, Any], results: Sequence[Path | str], *,
         What :func:`write_report` returns; the resolved config is written as ``OUT/report.config.yaml``.
     """
     out = Path(cfg["out"])
-    result = write_report(results, out, title=cfg["title"], latency_stat=cfg["latency_stat"], aliases=aliases)
+    result = write_report(results, out, title=cfg["title"], latency_stat=cfg["latency_stat"], html=cfg["html"],
+                          aliases=aliases)
     write_resolved(cfg, out, "report")
     return result
 
 
 def write_report(inputs: Sequence[Path | str] = (), out_dir: Path | str = "runs/report", *,
-                 objects: Iterable[object] = (), title: str, latency_stat: str,
+                 objects: Iterable[object] = (), title: str, latency_stat: str, html: bool,
                  md_name: str = "report.md", prefix: str = "", aliases: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Collect, tabulate and plot; writes ``report.md``, ``rows.json`` and two Pareto PNGs.
+    """Collect, tabulate and plot; writes ``report.md``, ``rows.json``, two Pareto PNGs and, with
+    ``html``, ``report.html`` (the browser page of :mod:`sea_tf.report_html`).
 
     Parameters
     ----------
@@ -571,6 +575,8 @@ def write_report(inputs: Sequence[Path | str] = (), out_dir: Path | str = "runs/
         Already-loaded results (e.g. the demo's ``ctx.results``).
     title : str
     latency_stat : {"mean", "p50", "p90", "p99"}
+    html : bool
+        Also write the rows as one page to open in a browser, named as the markdown with ``.html``.
     md_name : str
         File name of the markdown (the demo uses another name beside its own ``report.md``).
     prefix : str
@@ -581,7 +587,8 @@ def write_report(inputs: Sequence[Path | str] = (), out_dir: Path | str = "runs/
     Returns
     -------
     dict
-        ``markdown`` (path), ``rows_json`` (path), ``pngs`` (paths), ``rows``, ``ignored``.
+        ``markdown`` (path), ``rows_json`` (path), ``pngs`` (paths), ``html`` (path or None), ``rows``,
+        ``ignored``.
     """
     col = collect(inputs, objects=objects, aliases=aliases)
     rows = build_rows(col, latency_stat=latency_stat)
@@ -626,8 +633,47 @@ def write_report(inputs: Sequence[Path | str] = (), out_dir: Path | str = "runs/
     atomic.write_text(md_path, "\n".join(md) + "\n")
     rows_path = out_dir / f"{prefix}rows.json"
     atomic.write_json(rows_path, rows)
-    return {"markdown": md_path, "rows_json": rows_path, "pngs": [png_latency, png_size], "rows": rows,
+    page = (write_tune_page(page_data(rows, latency_stat=latency_stat), out_dir / Path(md_name).with_suffix(".html"),
+                            title=title) if html else None)
+    return {"markdown": md_path, "rows_json": rows_path, "pngs": [png_latency, png_size], "html": page, "rows": rows,
             "ignored": col.ignored}
+
+
+def page_data(rows: list[Row], *, latency_stat: str) -> dict[str, Any]:
+    """The report's rows as the browser page's data (a ``sea-tf-tune/1`` dict, :mod:`sea_tf.report_html`).
+
+    One cell per row; a board per device label (rows without a device run: ``"no device run"``);
+    the Pareto fronts per board as on the PNGs (accuracy measured on the artifact itself; a float
+    model's accuracy, †, is kept as ``accuracy_of_float_model`` and never plotted); no budgets, so no choice.
+    """
+    cells: list[dict[str, Any]] = []
+    boards: dict[str, dict[str, Any]] = {}
+    for r, name in zip(rows, labels(rows)):
+        board = r.get("device") or "no device run"
+        boards.setdefault(board, {"label": board, "status": "ok", "error": None, "facts": {
+            k: r[k] for k in ("arch", "interpreter") if r.get(k)}})
+        inherited = bool(r.get("accuracy_inherited"))
+        cells.append({
+            "id": f"{name} [{r['mode']}] @{board}", "status": "done", "error": None, "board": board,
+            "artifact": r["stem"], "student": {"preset": name}, "export": {"mode": r["mode"]},
+            "accuracy": None if inherited else r.get("accuracy"), "accuracy_std": r.get("accuracy_std"),
+            "accuracy_of_float_model": r.get("accuracy") if inherited else None, "accuracy_from": r.get("accuracy_from"),
+            "latency_ms": {latency_stat: r["latency_ms"]} if r.get("latency_ms") is not None else None,
+            "network_ms": r.get("network_ms"), "frontend_ms": r.get("frontend_ms"), "rtf": r.get("rtf"),
+            "peak_rss_mb": r.get("peak_rss_mb"), "size_bytes": r.get("size_bytes"), "sha256": r.get("sha256"),
+            "source_sha256": r.get("source_sha256"), "note": None if r.get("status") == "complete" else r.get("status")})
+    pareto: dict[str, dict[str, list[str]]] = {}
+    for board in boards:
+        mine = [c for c in cells if c["board"] == board and c["accuracy"] is not None]
+        costs = {"latency": [(c["latency_ms"] or {}).get(latency_stat) for c in mine],
+                 "size": [c["size_bytes"] for c in mine]}
+        pareto[board] = {}
+        for axis, values in costs.items():
+            pts = [(c["id"], float(v), float(c["accuracy"])) for c, v in zip(mine, values) if v is not None]
+            pareto[board][axis] = [pts[i][0] for i in pareto_front([(cost, acc) for _, cost, acc in pts])]
+    return {"schema": PAGE_SCHEMA, "created": None, "latency_stat": latency_stat,
+            "task": {"label": "accuracy measured on each artifact (classification results joined by sha256)"},
+            "budgets": {}, "reference_accuracy": None, "boards": boards, "cells": cells, "pareto": pareto, "choice": {}}
 
 
 def _one_per_artifact(rows: list[Row]) -> list[Row]:

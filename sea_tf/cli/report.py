@@ -18,6 +18,8 @@ def register(subparsers: Subparsers) -> None:
     opts.add("--title", key="title", help="report title")
     opts.add("--latency-stat", key="latency_stat", choices=["mean", "p50", "p90", "p99"],
              help="which latency statistic to tabulate and plot")
+    opts.add("--html", key="html", action="store_true",
+             help="also write report.html: the same rows as one page to open in a browser (plots, sortable table)")
 
 
 def run(cfg: Config, args: argparse.Namespace) -> int:
@@ -32,7 +34,7 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
               "renames classification results written without one", file=sys.stderr)
     result = build(cfg, args.results, aliases=aliases)
     print(f"report: {result['markdown']} ({len(result['rows'])} rows); plots: "
-          + ", ".join(str(p) for p in result["pngs"]))
+          + ", ".join(str(p) for p in result["pngs"]) + (f"; page: {result['html']}" if result["html"] else ""))
     if result["ignored"]:
         print(f"ignored {len(result['ignored'])} file(s) with nothing recognisable")
     return 0

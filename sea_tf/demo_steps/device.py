@@ -112,6 +112,7 @@ def run(ctx: DemoContext) -> StepReport:
     latency_stat = load_defaults("report")["latency_stat"]     # `sea-tf report`'s statistic
     report = write_report([*results, export_dir, *classify_results], ctx.report_dir, objects=[ctx.results],
                           title="Demo: accuracy vs cost", latency_stat=latency_stat, md_name="pareto_report.md",
+                          html=load_defaults("report")["html"],
                           prefix="device-", aliases=_aliases(ctx))
     per_model = {}
     for path in results:
