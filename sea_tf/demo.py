@@ -28,14 +28,14 @@ from sea_tf.config import Config, parse_set, resolve
 from sea_tf.errors import ConfigError
 from sea_tf.presets import load_defaults
 
-STAGES = ["data", "models", "teacher", "sampling", "reduce", "distill", "classify", "export", "device"]
+STAGES = ["data", "models", "teacher", "sampling", "reduce", "distill", "classify", "export", "device", "tune"]
 
 # The settings schema each step resolves (``configs/<schema>``), keyed as in ``sea-tf demo``'s
 # ``steps:`` section; ``--set steps.<key>=[a.b=1, c=2]`` overrides that step's preset, like the
 # stage command's own ``--set`` (``configs/demo/ci.yaml`` is the small run ``.ci/run`` makes).
 STEP_SCHEMAS = {"data": "data/make-demo", "teacher": "teacher", "sampling": "sampling", "reduce": "reduce/fit",
                 "distill": "distill", "classify": "classify/us8k", "classify_ust": "classify/ust",
-                "export": "export", "device": "device/run"}
+                "export": "export", "device": "device/run", "tune": "tune"}
 
 
 @dataclasses.dataclass

@@ -74,4 +74,4 @@ def test_demo_defaults_run_every_stage():
     from sea_tf.demo import STAGES
     from sea_tf.presets import load_defaults
     cfg = load_defaults("demo")
-    assert cfg["stages"] is None and cfg["out"] == "demo_out" and len(STAGES) == 9
+    assert cfg["stages"] is None and cfg["out"] == "demo_out" and len(STAGES) == 10

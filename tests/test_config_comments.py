@@ -19,7 +19,7 @@ from commands_support import REPO, CommandError, check, device_flags, sea_tf_fla
 SLURM_OPTIONS = {
     "--array", "--job-name", "--cpus-per-task", "--mem", "--mem-per-cpu", "--time", "--output",
     "--error", "--nodes", "--ntasks", "--ntasks-per-node", "--gres", "--gpus", "--gpus-per-node",
-    "--partition", "--account", "--exclusive", "--dependency", "--export", "--chdir",
+    "--partition", "--account", "--exclusive", "--dependency", "--export", "--chdir", "--wait", "--parsable",
 }
 _FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
 _SPAN = re.compile(r"`([^`]+)`")

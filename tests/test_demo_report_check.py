@@ -24,6 +24,8 @@ GOOD = {
     "classify": {"accuracy": {"teacher": {"mean": 0.3}, "student": {"mean": 0.2}}, "wall_time_s": 140.0},
     "export": {"artifacts": [{"mode": "int8", "cosine_mean": 0.99}], "wall_time_s": 90.0},
     "device": {"results": [{"model": "student.int8", "latency_ms": 1.2}], "wall_time_s": 30.0},
+    "tune": {"cells": 6, "done": 6, "reference_accuracy": 0.4, "results": [{"model": "a", "accuracy": 0.4}],
+             "wall_time_s": 300.0},
 }
 
 
@@ -36,7 +38,7 @@ def _write(tmp_path, report, images=()):
 def test_a_complete_report_passes(tmp_path, capsys):
     (tmp_path / "a.png").write_bytes(b"png")
     assert check.main([str(_write(tmp_path, GOOD, ["a.png"]))]) == 0
-    assert "all 9 stages" in capsys.readouterr().out
+    assert "all 10 stages" in capsys.readouterr().out
 
 
 def _broken(change):

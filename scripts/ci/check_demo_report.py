@@ -1,4 +1,4 @@
-"""Check a finished demo's ``report.json``: the machine, then all nine stages, in order, each with its figures.
+"""Check a finished demo's ``report.json``: the machine, then all ten stages, in order, each with its figures.
 
     .venv/bin/python scripts/ci/check_demo_report.py DEMO_OUT/report
 
@@ -12,7 +12,7 @@ import math
 import sys
 from pathlib import Path
 
-STAGES = ["data", "models", "teacher", "sampling", "reduce", "distill", "classify", "export", "device"]
+STAGES = ["data", "models", "teacher", "sampling", "reduce", "distill", "classify", "export", "device", "tune"]
 
 # Per stage: (dotted path of a figure, lowest value it may take). Each must be a finite number; counts
 # must be positive, fractions non-negative. Only figures the step has reported since the demo's first
@@ -27,6 +27,7 @@ FIGURES = {
     "classify": [("accuracy.teacher.mean", 0), ("accuracy.student.mean", 0)],
     "export": [],
     "device": [],
+    "tune": [("cells", 1), ("done", 1), ("reference_accuracy", 0)],
 }
 
 
@@ -83,9 +84,9 @@ def problems_of(report: dict, report_dir: Path) -> list:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                     or value < lowest:
                 found.append(f"{stage}: {dotted} = {value!r}, expected a finite number >= {lowest}")
-    # The last two stages carry tables (one row per artifact / per benchmarked model): at least one
-    # row each, and every number in them finite.
-    for stage in ("export", "device"):
+    # The last three stages carry tables (one row per artifact / per benchmarked model / per tune cell):
+    # at least one row each, and every number in them finite.
+    for stage in ("export", "device", "tune"):
         figures = report.get(stage) or {}
         rows = [v for k, v in figures.items() if k != "wall_time_s" and isinstance(v, (list, dict)) and v]
         if figures and not rows:

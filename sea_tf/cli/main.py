@@ -15,7 +15,7 @@ from sea_tf.errors import SeaTFError, SeaTFWarning
 # Stage modules in pipeline order; each defines ``register(subparsers)``.
 COMMAND_MODULES = [
     "configs", "data", "models", "embed", "teacher_embed", "sample", "reduce", "distill",
-    "classify", "export", "device", "report", "demo",
+    "classify", "export", "device", "tune", "report", "demo",
 ]
 
 

@@ -8,8 +8,6 @@ into ``report/pareto_report.md`` + two Pareto PNGs (:mod:`sea_tf.report`).
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,13 +20,6 @@ if TYPE_CHECKING:
 
 PRESET = "device/demo"  # few timed passes, hop 0.5 s: the demo's whole budget is 15 minutes
 N_AUDIO = 2             # demo clips classified per model (enough to show per-file predictions)
-
-
-def _device_root() -> Path:
-    """The directory holding the ``device`` package (the checkout, or site-packages of an install), so that
-    ``python -m device.bench`` finds ours and not a ``device/`` folder in the user's working directory."""
-    import device
-    return Path(device.__file__).resolve().parents[1]
 
 
 def bench_settings(ctx: DemoContext | None = None) -> dict[str, Any]:
@@ -74,6 +65,7 @@ def run(ctx: DemoContext) -> StepReport:
     from sea_tf import remote
     from sea_tf.report import markdown_table, write_report
     from sea_tf.errors import SeaTFError
+    from sea_tf.tune.boards import bench_local
 
     export_dir = ctx.artifacts.get("export_dir")
     if not export_dir or not list(Path(export_dir).glob("*.tflite")):
@@ -87,24 +79,14 @@ def run(ctx: DemoContext) -> StepReport:
     audio = sorted(Path(ctx.artifacts.get("data_dir", ctx.data_dir)).rglob("*.wav"))[:N_AUDIO]
     out_dir = ctx.out_dir / "device"
     out_dir.mkdir(parents=True, exist_ok=True)
-    results, tables, failed = [], [], {}
+    extra: dict[Path, list[str]] = {}
     for model in plan.embeddings:
-        json_path = out_dir / f"{model.stem}.json"
-        cmd = [sys.executable, "-m", "device.bench", "--model", str(model), "--runs", str(settings["runs"]),
-               "--warmup", str(settings["warmup"]), "--threads", str(settings["threads"]), "--hop-size", str(settings["hop_s"]),
-               "--label", "local", "--out-file", str(json_path)]
         classifier = plan.classifier_for(model)
-        if classifier:
-            cmd += ["--classifier", str(classifier)]
-        if audio:
-            cmd += ["--audio", *map(str, audio)]
-        proc = subprocess.run(cmd, cwd=_device_root(), capture_output=True, text=True, timeout=600)
-        print(proc.stdout.rstrip())
-        if proc.returncode not in (0, 3) or not json_path.exists():  # complete, partial (device/bench.py)
-            failed[model.name] = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            continue
-        results.append(json_path)
-        tables.append(proc.stdout.rstrip())
+        extra[model] = (["--classifier", str(classifier)] if classifier else []) + (["--audio", *map(str, audio)] if audio else [])
+    outcome = bench_local(plan.embeddings, out_dir, settings, threads=settings["threads"], xnnpack=settings["xnnpack"],
+                          log=print, extra_args=extra)
+    results = [found for found in outcome.values() if isinstance(found, Path)]
+    failed = {model.name: found for model, found in outcome.items() if isinstance(found, str)}
     classify_results = [p for p in [ctx.artifacts.get("classify_results")] if p and Path(p).exists()]
     artifact_accuracy = _classify_artifacts(ctx, plan)
     if artifact_accuracy:
@@ -133,7 +115,6 @@ def run(ctx: DemoContext) -> StepReport:
                "rows": len(report["rows"])}
     md = ["Benchmarked on this machine with `python -m device.bench` (numpy + LiteRT only), "
           f"{settings['runs']} runs after {settings['warmup']} warm-ups, {len(audio)} demo clips.", ""]
-    md += ["```", *tables, "```", ""] if tables else []
     md += [f"- {name}: FAILED: {why}" for name, why in failed.items()]
     md += [markdown_table(report["rows"], latency_stat=latency_stat), "", f"Full report: `{report['markdown'].name}`."]
     return StepReport(figures=figures, markdown="\n".join(md), images=[p.name for p in report["pngs"]])
