@@ -650,7 +650,7 @@ def page_data(rows: list[Row], *, latency_stat: str) -> dict[str, Any]:
     boards: dict[str, dict[str, Any]] = {}
     for r, name in zip(rows, labels(rows)):
         board = r.get("device") or "no device run"
-        boards.setdefault(board, {"label": board, "status": "ok", "error": None, "facts": {
+        boards.setdefault(board, {"label": board, "status": "ok" if r.get("device") else None, "error": None, "facts": {
             k: r[k] for k in ("arch", "interpreter") if r.get(k)}})
         inherited = bool(r.get("accuracy_inherited"))
         cells.append({

@@ -81,9 +81,10 @@
     fig.appendChild(root);
     root.appendChild(svg("text", {x: M.l, y: 20, "class": "plot-title"}, axis.title));
     var frame = {x: M.l, y: M.t, width: W - M.l - M.r, height: H - M.t - M.b, "class": "frame"};
-    if (!pts.length) {
-      root.appendChild(svg("rect", frame));
-      root.appendChild(svg("text", {x: W / 2, y: H / 2, "class": "empty", "text-anchor": "middle"},
+    if (!pts.length) {      // a short empty frame: nothing to read off axes
+      root.setAttribute("viewBox", "0 0 " + W + " 90");
+      root.appendChild(svg("rect", {x: M.l, y: M.t, width: W - M.l - M.r, height: 44, "class": "frame"}));
+      root.appendChild(svg("text", {x: W / 2, y: M.t + 27, "class": "empty", "text-anchor": "middle"},
                            "no done cell of " + board + " has both an accuracy and a " + axisName));
       caption(fig, 0, done.length, false);
       return;

@@ -166,7 +166,9 @@ def _table(cells: list[Cell], stat: str, colors: dict[str, str], chosen: set[str
              (f"{_tail(stat)} (ms)", "num"), ("size (KB)", "num"), ("RSS (MB)", "num"), ("fits", "text"),
              ("notes", "text")]
     out = ['<section id="table"><h2>All cells</h2>',
-           '<p class="hint">Click a column header to sort (again: the other way); click a row for the cell\'s card.</p>',
+           '<p class="hint">Click a column header to sort (again: the other way); click a row for the cell\'s card.'
+           + (" † the accuracy of the float model the artifact was converted from, not measured on the artifact: "
+              "never plotted." if any(_num(c.get("accuracy_of_float_model")) for c in cells) else "") + "</p>",
            '<div class="table-wrap"><table id="cells"><thead><tr>']
     out += [f'<th scope="col" data-type="{kind}">{_e(name)}</th>' for name, kind in heads]
     out.append("</tr></thead><tbody>")

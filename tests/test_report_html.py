@@ -24,18 +24,19 @@ from test_report import results  # noqa: F401 - the report's input files (device
 LATENCY_BUDGET, FLASH_BUDGET, ACCURACY_DROP = 25.0, 512.0, 0.02
 BUDGETS = {"latency_ms": LATENCY_BUDGET, "rss_mb": None, "flash_kb": FLASH_BUDGET, "accuracy_drop": ACCURACY_DROP}
 # (preset, mode) -> accuracy, size in bytes; latency p50 (ms) per board (None: the bench failed there)
-ARTIFACTS: dict[tuple[str, str], tuple[float, int]] = {("sea-64", "fp32"): (0.695, 900_000), ("sea-64", "int8"): (0.69, 250_000),
-             ("sea-128", "fp32"): (0.71, 1_800_000), ("sea-128", "int8"): (0.705, 470_000)}
-LATENCY: dict[str, dict[tuple[str, str], float | None]] = {"local": {("sea-64", "fp32"): 0.62, ("sea-64", "int8"): 0.41, ("sea-128", "fp32"): 2.4,
-                     ("sea-128", "int8"): 1.3},
-           "pi4": {("sea-64", "fp32"): 45.0, ("sea-64", "int8"): 28.0, ("sea-128", "fp32"): 88.0,
-                   ("sea-128", "int8"): None}}
+ARTIFACTS: dict[tuple[str, str], tuple[float, int]] = {
+    ("sea-64", "fp32"): (0.695, 900_000), ("sea-64", "int8"): (0.69, 250_000),
+    ("sea-128", "fp32"): (0.71, 1_800_000), ("sea-128", "int8"): (0.705, 470_000)}
+LATENCY: dict[str, dict[tuple[str, str], float | None]] = {
+    "local": {("sea-64", "fp32"): 0.62, ("sea-64", "int8"): 0.41, ("sea-128", "fp32"): 2.4, ("sea-128", "int8"): 1.3},
+    "pi4": {("sea-64", "fp32"): 45.0, ("sea-64", "int8"): 28.0, ("sea-128", "fp32"): 88.0, ("sea-128", "int8"): None}}
 ERROR = "RemoteError: pi4 stopped answering during bench (ssh: timed out after 30 s) </script><b>not bold</b>"
-FACTS: dict[str, dict[str, Any]] = {"local": {"cpu_model": "AMD EPYC 7B13", "cores": 2, "governor": None, "freq_mhz": 2450.0,
-                   "temperature_c": {"before": None, "after": None}, "throttled": False},
-         "pi4": {"cpu_model": "Raspberry Pi 4 Model B Rev 1.4", "cores": 4, "governor": "ondemand",
-                 "freq_mhz": {"before": 1500, "after": 1000}, "temperature_c": {"before": 61.3, "after": 82.5},
-                 "throttled": True}}
+FACTS: dict[str, dict[str, Any]] = {
+    "local": {"cpu_model": "AMD EPYC 7B13", "cores": 2, "governor": None, "freq_mhz": 2450.0,
+              "temperature_c": {"before": None, "after": None}, "throttled": False},
+    "pi4": {"cpu_model": "Raspberry Pi 4 Model B Rev 1.4", "cores": 4, "governor": "ondemand",
+            "freq_mhz": {"before": 1500, "after": 1000}, "temperature_c": {"before": 61.3, "after": 82.5},
+            "throttled": True}}
 
 
 def cell_id(preset: str, mode: str, board: str) -> str:
@@ -284,4 +285,9 @@ def test_cli_report_html(results: Path, tmp_path: Path, browser: browser_support
                 for axis, key in (("latency", "latency_ms"), ("size", "size_bytes"))}
     assert counts == expected and counts["pi4 latency"] == 1 and counts["pi5 latency"] == 1
     assert browser.evaluate("document.querySelectorAll('#cells tbody tr').length") == len(rows)
+    # sea-64 fp32 on pi4 carries its float model's accuracy: in the table, marked †, and explained
+    assert browser.evaluate("""document.querySelector('#cells tr[data-cell="sea-64 [fp32] @pi4"]').cells[
+        [...document.querySelectorAll('#cells th')].findIndex(th => th.textContent.startsWith('accuracy'))].textContent"""
+                            ) == "70.0 †"
+    assert "† the accuracy of the float model" in (out / "report.html").read_text()
     assert browser.evaluate("document.querySelectorAll('.chosen').length") == 0
