@@ -191,14 +191,38 @@ def _boards(grid: Grid, cells: Sequence[Mapping[str, Any]],
     for board in grid.boards:
         steps = [s for (_, _, b), s in bench.items() if b == board]
         done = [s for s in steps if s.ok]
-        facts = (done[0].outputs.get("board") or {}) if done else {}
-        environment = (done[0].outputs.get("environment") or {}) if done else {}
         throttled = [s.key for s in done if s.outputs.get("throttled")]
         boards[board] = {"label": board, "status": "ok" if done else "failed",
                          "error": None if done else next((s.error for s in steps if s.error), "no benchmark ran"),
-                         "facts": {**facts, "environment": environment}, "throttled": bool(throttled),
+                         "facts": board_facts([s.outputs for s in done]), "throttled": bool(throttled),
                          "throttled_cells": throttled, "cells": sum(1 for c in cells if c["board"] == board)}
     return boards
+
+
+def board_facts(benches: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One board's facts over its benchmarks (``device.bench``'s ``board`` and ``environment``), flat for a page.
+
+    The CPU, cores and governor as the first benchmark found them; the frequency now / at most, the
+    temperature before the first and after the last benchmark (°C), whether any throttled and why.
+    """
+    if not benches:
+        return {}
+    first = (benches[0].get("board") or {}).get("before") or {}
+    last = (benches[-1].get("board") or {}).get("after") or {}
+    env = benches[0].get("environment") or {}
+    interpreter = env.get("interpreter") or {}
+    freq = first.get("freq_mhz") or {}
+    verdicts = [(b.get("board") or {}).get("throttled") for b in benches]
+    details = sorted({d for b in benches for d in ((b.get("board") or {}).get("throttle_detail") or [])})
+    temps = (first.get("temperature_c"), last.get("temperature_c"))
+    return {"cpu_model": first.get("cpu_model") or env.get("cpu"), "cores": first.get("cores"),
+            "governor": first.get("governor"),
+            "freq_mhz": f"{_fmt(freq.get('cur'), '.0f')} now, {_fmt(freq.get('max'), '.0f')} max" if freq else None,
+            "temperature_c": f"{_fmt(temps[0], '.1f')} → {_fmt(temps[1], '.1f')}" if any(t is not None for t in temps) else None,
+            "throttled": True if any(v is True for v in verdicts) else (False if verdicts and all(v is False for v in verdicts) else None),
+            "throttle_detail": "; ".join(details) or None,
+            "interpreter": f"{interpreter.get('package')} {interpreter.get('version')}" if interpreter else None,
+            "notes": "; ".join(first.get("notes") or []) or None, "benchmarks": len(benches)}
 
 
 def _step_summary(step: StepResult) -> dict[str, Any]:
