@@ -117,10 +117,15 @@ def _header(tune: Mapping[str, Any], title: str, boards: list[str]) -> str:
         lines.append('<ul class="choices">')
         for board in boards:
             c = choice.get(board) or {}
-            cell = f"<code>{_e(c['cell'])}</code> " if c.get("cell") else ""
+            message = str(c.get("message") or "no choice recorded")
+            # the cell id set as code: inside the message where it names the cell, else before it
+            ids = [str(i) for i in (c.get("cell"), c.get("closest")) if i]
+            named = next((i for i in ids if i in message), None)
+            text = (_e(message).replace(_e(named), f"<code>{_e(named)}</code>", 1) if named
+                    else (f"<code>{_e(ids[0])}</code> " if ids and c.get("cell") else "") + _e(message))
             kind = "fits" if c.get("cell") else "nothing-fits"
             lines.append(f'<li class="choice {kind}" data-board="{_e(board)}"><strong>{_e(_label(tune, board))}</strong>: '
-                         f'{cell}<span class="message">{_e(c.get("message") or "no choice recorded")}</span></li>')
+                         f'<span class="message">{text}</span></li>')
         lines.append("</ul>")
     lines.append("</dd></dl></header>")
     return "\n".join(lines)
@@ -246,7 +251,7 @@ def _facts(tune: Mapping[str, Any], boards: list[str]) -> str:
                    f' <span class="status">{_e(b.get("status") or "")}</span></h3>')
         if b.get("error"):
             out.append(f'<p class="error">{_e(b["error"])}</p>')
-        if facts.get("throttled") or any(c.get("throttled") is True for c in tune["cells"] if c.get("board") == board):
+        if facts.get("throttled") or b.get("throttled") or any(c.get("throttled") is True for c in tune["cells"] if c.get("board") == board):
             out.append('<p class="warning" role="alert">⚠ This board throttled while measuring: its latencies are '
                        "slower than the board can run; cool it (or fix its power supply) and measure again.</p>")
         items = [(_FACTS[k], facts.pop(k)) for k in list(_FACTS) if k in facts] + sorted(facts.items())

@@ -86,8 +86,9 @@ def tune_grid() -> dict[str, Any]:
             "cells": cells, "pareto": pareto,
             "choice": {"local": {"cell": cell_id("sea-128", "int8", "local"),
                                  "message": "the most accurate cell within every budget (70.5 %)"},
-                       "pi4": {"cell": None, "message": f"nothing fits; closest: {cell_id('sea-64', 'int8', 'pi4')} "
-                                                        "(latency_ms over by 3 ms)"}}}
+                       "pi4": {"cell": None, "closest": cell_id("sea-64", "int8", "pi4"),
+                               "message": f"nothing fits on pi4; closest: {cell_id('sea-64', 'int8', 'pi4')} "
+                                          "(latency_ms over by 3 ms)"}}}
 
 
 CHOSEN = cell_id("sea-128", "int8", "local")
@@ -185,7 +186,7 @@ def test_page_draws_one_point_per_done_cell(chromium: str, page: tuple[Path, dic
     assert 'class="chosen-ring"' in dom and ">chosen</text>" in dom
     # the failed cell's error is text in its row, not markup
     assert html.escape(ERROR, quote=False) in dom and "<b>not bold</b>" not in dom
-    assert "nothing fits; closest: " + cell_id("sea-64", "int8", "pi4") in dom
+    assert f"nothing fits on pi4; closest: <code>{cell_id('sea-64', 'int8', 'pi4')}</code> (latency_ms" in dom
     assert "This board throttled while measuring" in dom
 
 
