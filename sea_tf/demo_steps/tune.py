@@ -37,7 +37,7 @@ def run(ctx: DemoContext) -> StepReport:
     budgets = ", ".join(f"{k} ≤ {v:g}" for k, v in result["budgets"].items() if v is not None) or "none"
     md = [f"`sea-tf tune --config {PRESET}` on the teacher shards above: {len(result['cells'])} cells "
           f"({len(done)} measured), budgets {budgets}. Open `report.html` (this folder) in a browser.", ""]
-    md += [f"- {c['message']}" for c in result["choice"].values()]
+    md += [f"- {board}: {c['message']}" for board, c in result["choice"].items()]
     md += ["", "| cell | accuracy | p50 ms | KiB | fits |", "|---|---|---|---|---|"]
     md += [f"| `{c['id']}` | {c['accuracy']:.4f} | {(c['latency_ms'] or {}).get('p50', float('nan')):.3f} | "
            f"{(c['size_bytes'] or 0) / 1024:.0f} | {'yes' if c['fits'] else ', '.join(c['misses'])} |" for c in done]

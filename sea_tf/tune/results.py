@@ -88,7 +88,7 @@ def choose(cells: Sequence[Mapping[str, Any]], board: str, budgets: Mapping[str,
         limits = ", ".join(f"{k} ≤ {v:g}" for k, v in budgets.items() if v is not None) or "no budget"
         return {"cell": best["id"], "accuracy": best["accuracy"], "latency_ms_p50": (best.get("latency_ms") or {}).get("p50"),
                 "size_bytes": best.get("size_bytes"), "fits": len(fitting), "of": len(mine),
-                "message": (f"{board}: {best['id']} (accuracy {best['accuracy']:.4f}, "
+                "message": (f"{best['id']} (accuracy {best['accuracy']:.4f}, "
                             f"{(best.get('latency_ms') or {}).get('p50', float('nan')):.3f} ms p50, "
                             f"{(best.get('size_bytes') or 0) / 1024:.0f} KiB); {len(fitting)} of {len(mine)} cells "
                             f"within {limits}")}
@@ -151,7 +151,7 @@ def write_results(cfg: Config, grid: Grid, out: Path, *, teacher: StepResult, sa
     atomic.write_text(out / "tune.md", markdown(tune))
     _write_page(tune, out, log)
     for board in grid.boards:
-        log(f"choice: {choice[board]['message']}")
+        log(f"choice on {board}: {choice[board]['message']}")
     return tune
 
 
@@ -255,7 +255,7 @@ def markdown(tune: Mapping[str, Any]) -> str:
     lines = [f"# sea-tf tune: {tune['task']['label']}", ""]
     budgets = ", ".join(f"{k} ≤ {v:g}" for k, v in tune["budgets"].items() if v is not None) or "none"
     lines += [f"Budgets: {budgets}. Reference accuracy (the grid's best): {_fmt(tune['reference_accuracy'], '.4f')}.", ""]
-    lines += [f"- {c['message']}" for c in tune["choice"].values()] + [""]
+    lines += [f"- {board}: {c['message']}" for board, c in tune["choice"].items()] + [""]
     lines += ["| cell | status | accuracy | cosine mean | p50 ms | p90 ms | peak RSS MiB | KiB | gzip KiB | front (lat/size) |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for c in tune["cells"]:

@@ -89,8 +89,8 @@ def tune(cfg: Config, *, log: Callable[[str], object] = print) -> dict[str, Any]
     samples = {s: runner.sample(s, teacher) for s in grid.strategies}
     reducers = {key: runner.reduce(key, samples[key[0]], teacher) for key in grid.reducers}
     students = runner.distill_all(reducers, teacher)
-    exports = {(a.student, a.placement): runner.export(a.student, a.placement, students[a.student.distill_key], teacher)
-               for a in grid.artifacts}
+    exports = {(student, placement): runner.export(student, placement, students[student.distill_key], teacher)
+               for student, placement in dict.fromkeys((a.student, a.placement) for a in grid.artifacts)}
     accuracy = {a: runner.accuracy(a, exports[(a.student, a.placement)]) for a in grid.artifacts}
     bench = runner.bench_all(exports)
     return write_results(cfg, grid, out, teacher=teacher, samples=samples, reducers=reducers, students=students,
@@ -306,7 +306,7 @@ class _Runner:
                 return {**figures, "result": str(found), "wall_time_s": round(each, 2)}
 
             results[(artifact, setting, board)] = run_step(self.out, "bench", f"{board}/{artifact.key}/{setting.key}",
-                                                           settings, work, log=self.log)
+                                                           settings, work, log=self.log, elapsed_s=each)
         return results
 
 

@@ -91,7 +91,8 @@ def one_line(exc: BaseException) -> str:
 
 
 def run_step(out: Path | str, kind: str, key: str, settings: Mapping[str, Any],
-             work: Callable[[Path], Mapping[str, Any]], *, log: Callable[[str], object]) -> StepResult:
+             work: Callable[[Path], Mapping[str, Any]], *, log: Callable[[str], object],
+             elapsed_s: float | None = None) -> StepResult:
     """Run ``work(folder)`` unless the step is done with these settings; record what happened.
 
     Parameters
@@ -106,6 +107,9 @@ def run_step(out: Path | str, kind: str, key: str, settings: Mapping[str, Any],
         Does the step in ``folder`` and returns its outputs (JSON-able; paths as strings).
     log : callable
         Receives one line per step: skipped, done (with its time) or failed (with the reason).
+    elapsed_s : float, optional
+        The step's time when its work ran before this call (a board benchmarks several files in one
+        session: each file's share); else the time ``work`` takes.
 
     Returns
     -------
@@ -134,7 +138,7 @@ def run_step(out: Path | str, kind: str, key: str, settings: Mapping[str, Any],
                         "error_type": type(exc).__name__})
         log(f"{kind} {key}: FAILED after {wall:.1f} s: {error}")
         return StepResult(kind, key, folder, "failed", {}, error=error, wall_time_s=wall, ran=True)
-    wall = round(time.perf_counter() - start, 2)
+    wall = round(time.perf_counter() - start if elapsed_s is None else elapsed_s, 2)
     _write(folder, {**base, "status": "done", "finished": _now(), "wall_time_s": wall, "outputs": outputs})
     log(f"{kind} {key}: done in {wall:.1f} s")
     return StepResult(kind, key, folder, "done", outputs, wall_time_s=wall, ran=True)
