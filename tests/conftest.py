@@ -154,6 +154,17 @@ def sshd(tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def chromium():
+    """Path of Debian's ``chromium`` for the browser report tests (tests/browser_support.py); skips when absent."""
+    import browser_support   # websockets: only where a browser test runs
+    path = browser_support.find_chromium()
+    if path is None:
+        pytest.skip("Chromium not found and could not be installed (make test installs Debian's chromium with "
+                    "apt-get when run as root); the browser report tests need it")
+    return path
+
+
 @pytest.fixture
 def no_agent(monkeypatch):
     """No ssh-agent: only the keys the test passes (the SSH test files use it for every test)."""

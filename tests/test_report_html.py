@@ -96,15 +96,6 @@ FAILED = cell_id("sea-128", "int8", "pi4")
 
 
 @pytest.fixture(scope="module")
-def chromium() -> str:
-    path = browser_support.find_chromium()
-    if path is None:
-        pytest.skip("Chromium not found and could not be installed (make test installs Debian's chromium with "
-                    "apt-get when run as root); the browser report tests need it")
-    return path
-
-
-@pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     """The grid's report.html (written as sea-tf tune writes it) and its dict."""
     path = tmp_path_factory.mktemp("tune") / "report.html"

@@ -217,7 +217,8 @@ def board_facts(benches: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     temps = (first.get("temperature_c"), last.get("temperature_c"))
     return {"cpu_model": first.get("cpu_model") or env.get("cpu"), "cores": first.get("cores"),
             "governor": first.get("governor"),
-            "freq_mhz": f"{_fmt(freq.get('cur'), '.0f')} now, {_fmt(freq.get('max'), '.0f')} max" if freq else None,
+            "freq_mhz": f"{_fmt(freq.get('cur'), '.0f')} now, {_fmt(freq.get('max'), '.0f')} max"
+            if any(v is not None for v in freq.values()) else None,     # no cpufreq (a VM): unknown, not "— now"
             "temperature_c": f"{_fmt(temps[0], '.1f')} → {_fmt(temps[1], '.1f')}" if any(t is not None for t in temps) else None,
             "throttled": True if any(v is True for v in verdicts) else (False if verdicts and all(v is False for v in verdicts) else None),
             "throttle_detail": "; ".join(details) or None,

@@ -18,7 +18,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from sea_tf import runlock
 from sea_tf.config import Config, write_resolved
-from sea_tf.errors import ConfigError
+from sea_tf.errors import ConfigError, RemoteError
 from sea_tf.tune import boards as boards_mod
 from sea_tf.tune.grid import QAT_MODES, Artifact, BenchSetting, Grid, StudentCell, build_grid, stage_config, student_dims
 from sea_tf.tune.steps import StepResult, blocked, finished, run_step
@@ -310,8 +310,9 @@ class _Runner:
         return results
 
 
-class _BoardError(Exception):
-    """A board could not benchmark a file (its message is the board's own line)."""
+class _BoardError(RemoteError):
+    """A board could not benchmark a file (its message is the board's own line; a sea-tf error, so the
+    card says that line and not this class's name)."""
 
     def __str__(self) -> str:
         return str(self.args[0])
