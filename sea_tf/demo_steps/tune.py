@@ -1,6 +1,7 @@
 """Demo step ``tune``: ``sea-tf tune --config tune/demo`` on the demo's own teacher shards; the demo ends with ``report.html``.
 
-The grid (configs/tune/demo.yaml) runs its own samples, reducers, distillations, exports, accuracies
+The grid (configs/tune/demo.yaml; each stage also takes the demo's ``steps.<stage>`` overrides, so
+``demo/ci`` sizes the tune's samples and exports too) runs its own samples, reducers, distillations, exports, accuracies
 and benchmarks on this machine, under the preset's budget, and writes ``OUT/tune/tune.json``,
 ``choice.json`` and ``report.html``; the page is copied to the demo's report folder as ``report.html``.
 """
@@ -22,6 +23,8 @@ def run(ctx: DemoContext) -> StepReport:
         reason = "no teacher shards (the teacher step did not run)"
         return StepReport(figures={"skipped": reason}, markdown=f"Skipped: {reason}.")
     cfg = ctx.settings("tune", PRESET)
+    for stage, own in cfg["stages"].items():   # the demo's sizing of a stage (`steps.<stage>`) holds in its tune too
+        own["set"] = [*ctx.step_settings.get(stage, []), *own["set"]]
     cfg.update(data=str(ctx.artifacts.get("data_dir", ctx.data_dir)), shards=[str(shards)],
                out=str(ctx.out_dir / "tune"), progress=False)
     result = tune(cfg)

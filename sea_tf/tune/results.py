@@ -192,9 +192,10 @@ def _boards(grid: Grid, cells: Sequence[Mapping[str, Any]],
         steps = [s for (_, _, b), s in bench.items() if b == board]
         done = [s for s in steps if s.ok]
         throttled = [s.key for s in done if s.outputs.get("throttled")]
+        facts = board_facts([s.outputs for s in done])
         boards[board] = {"label": board, "status": "ok" if done else "failed",
                          "error": None if done else next((s.error for s in steps if s.error), "no benchmark ran"),
-                         "facts": board_facts([s.outputs for s in done]), "throttled": bool(throttled),
+                         "facts": facts, "throttled": facts.get("throttled"),   # None: unknown, or nothing measured
                          "throttled_cells": throttled, "cells": sum(1 for c in cells if c["board"] == board)}
     return boards
 

@@ -147,8 +147,9 @@ def run_step(out: Path | str, kind: str, key: str, settings: Mapping[str, Any],
 def blocked(out: Path | str, kind: str, key: str, settings: Mapping[str, Any], reason: str) -> StepResult:
     """A step that cannot run because a step it needs failed: recorded as failed, naming that step."""
     folder = step_folder(out, kind, key)
+    attempt = int((read_step(folder) or {}).get("attempt", 0)) + 1
     _write(folder, {"kind": kind, "key": key, "settings_sha256": settings_sha256(settings), "settings": dict(settings),
-                    "status": "failed", "started": _now(), "finished": _now(), "wall_time_s": 0.0,
+                    "attempt": attempt, "status": "failed", "started": _now(), "finished": _now(), "wall_time_s": 0.0,
                     "error": reason, "error_type": "Blocked"})
     return StepResult(kind, key, folder, "failed", {}, error=reason, wall_time_s=0.0)
 
