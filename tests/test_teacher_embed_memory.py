@@ -20,9 +20,9 @@ import soundfile as sf
 from stage_args_support import settings
 
 # Settings of both runs. The student-rate audio is 64,000 of a row's ~64,300 bytes, so a shard's
-# audio column is 576 x 64,000 B = 36.9 MB: over glibc's largest mmap threshold (32 MiB), so a freed
-# shard goes back to the OS at once instead of staying resident in the heap for reuse (at 32.8 MB,
-# the defaults' 1024 x 8 kHz, glibc may keep two shards resident whatever the code holds).
+# audio column is 576 x 64,000 B = 36.9 MB: over glibc's largest mmap threshold (32 MiB), as it was
+# before the columns got their own memory maps (below 32 MiB, the defaults' 1024 x 8 kHz, glibc kept
+# freed shards resident: the last test here).
 SETTINGS = {"hop_size": 0.1, "student_sample_rate": 16000, "shard_rows": 576, "batch_size": 32,
             "block_windows": 8, "prefetch_blocks": 2, "decode_workers": 1}
 SHORT_S, LONG_S = 5.0, 200.0      # 50 windows (< one shard) and ~2,000 windows (3 full shards + a part)
@@ -97,3 +97,47 @@ def test_a_long_file_costs_at_most_one_shard_buffer_more_than_a_short_one(tmp_pa
     bound = shard_bytes * 1.5 + (4 << 20)
     assert growth <= bound, (f"a {LONG_S:.0f}-s file cost {growth / 2**20:.1f} MiB more peak RSS than a "
                              f"{SHORT_S:.0f}-s one; at most {bound / 2**20:.1f} MiB expected")
+
+
+# The child: fill one shard's columns as teacher-embed does, hand them over, drop them; report the
+# RSS above the start when filled and after the drop.
+_RELEASE_CHILD = r'''
+import sys
+import numpy as np
+from sea_tf.teacher.extract import _Blocks
+
+def rss():
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmRSS:"))
+
+rows, width = int(sys.argv[1]), int(sys.argv[2])
+block = {"embedding": np.ones((rows, 64), np.float32), "audio": np.ones((rows, width), np.float32),
+         "source": ["a.wav"] * rows}
+start = rss()
+shard = _Blocks(rows)
+shard.extend(block)
+filled = rss() - start
+columns = shard.take()
+del columns
+print(filled, rss() - start)
+'''
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc (RSS)")
+def test_a_written_shards_columns_go_back_to_the_os_whatever_mallocs_thresholds():
+    # The defaults' shard: 1024 rows of 8-kHz audio, a 31.25-MiB column. Once glibc has freed one
+    # mapped block of that size it serves the next from the heap (mmap threshold raised to it, up to
+    # 32 MiB; trim threshold twice that), and a freed shard stayed resident: an hour at 48 kHz cost
+    # +109 MB over 10 s instead of +79 (benchmarks/bench_audio_memory.py). The child starts in that
+    # state; the columns must still be unmapped when the shard is dropped.
+    rows, width = 1024, 8000
+    column = rows * width * 4
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(64 << 20)}
+    proc = subprocess.run([sys.executable, "-c", _RELEASE_CHILD, str(rows), str(width)], capture_output=True,
+                          text=True, env=env, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    filled, dropped = map(int, proc.stdout.split())
+    assert filled >= 0.95 * column, f"the shard's audio column was not resident ({filled / 2**20:.1f} MiB)"
+    # What may stay: the list of 1024 strings and the interpreter's own noise, far below one column.
+    assert dropped <= 2 << 20, (f"{dropped / 2**20:.1f} MiB of a dropped {column / 2**20:.2f}-MiB shard stayed "
+                                "resident")

@@ -18,6 +18,7 @@ import concurrent.futures as cf
 import copy
 import hashlib
 import json
+import mmap
 import os
 import time
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from sea_tf import atomic, runlock
 from sea_tf.audio import RESAMPLERS, resample
@@ -573,7 +575,7 @@ class _Blocks:
         rows = len(block["embedding"])
         if self.columns is None:
             self.columns = {key: [] if key in _STRING_COLUMNS
-                            else np.empty((self.capacity,) + np.shape(value)[1:], np.asarray(value).dtype)
+                            else _mapped_empty((self.capacity,) + np.shape(value)[1:], np.asarray(value).dtype)
                             for key, value in block.items()}
         for key, value in block.items():
             if key in _STRING_COLUMNS:
@@ -587,6 +589,30 @@ class _Blocks:
         self.columns, self.n = None, 0
         assert columns is not None, "take() of an empty shard"   # callers flush only after rows came
         return {key: value if key in _STRING_COLUMNS else value[:n] for key, value in columns.items()}
+
+
+def _mapped_empty(shape: tuple[int, ...], dtype: npt.DTypeLike) -> npt.NDArray[Any]:
+    """An uninitialised array in its own anonymous memory map, unmapped when its last view is gone.
+
+    A shard's columns are allocated and freed once per shard. From malloc they are not reliably
+    given back: glibc raises its mmap threshold to the size of a freed mapped block (up to 32 MiB),
+    so the next shard's 31-MiB audio column (the defaults: 1024 rows at 8 kHz) comes from the heap,
+    which kept a third shard resident: +109 MB instead of +79 MB for an hour at 48 kHz over 10 s
+    (``benchmarks/bench_audio_memory.py``), depending on nothing more than import order.
+
+    Parameters
+    ----------
+    shape : tuple of int
+    dtype : numpy dtype
+
+    Returns
+    -------
+    np.ndarray [shape=shape]
+        Writable; pages count towards the RSS only once written.
+    """
+    count = int(np.prod(shape))
+    buffer = mmap.mmap(-1, max(1, count * np.dtype(dtype).itemsize))
+    return np.frombuffer(buffer, dtype=dtype, count=count).reshape(shape)
 
 
 # -- the summary ---------------------------------------------------------------------------------
