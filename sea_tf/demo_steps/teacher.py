@@ -1,9 +1,9 @@
 """Demo step ``teacher``: embed the upstream scene recordings with the teacher into shards.
 
-The teacher is the published openl3 mel256 (env) model when its weights are cached
-(``sea-tf models fetch openl3/mel256-env``), else the *seeded untrained* mel256 L3 with its
-batch-norm statistics calibrated on a few upstream windows — a random but informative feature
-extractor, named as such in the report. The teacher costs ~10 GMAC per window, so the step embeds
+The teacher is :func:`sea_tf.teacher.standin.choose_teacher`'s: the published openl3 mel256 (env)
+model when its weights are cached (``sea-tf models fetch openl3/mel256-env``), else the *seeded
+untrained* mel256 L3 with its batch-norm statistics calibrated on a few upstream windows — a random
+but informative feature extractor, named as such in the report. The teacher costs ~10 GMAC per window, so the step embeds
 at most ``MAX_WINDOWS`` windows: measured 101 s on the shared 2-core machine at load average ~4
 (593 windows; extraction 75 s at 7.9 windows/s, BN calibration on 23 windows ~15 s).
 """
@@ -17,15 +17,12 @@ import soundfile as sf
 
 from sea_tf.demo import DemoContext, StepReport
 from sea_tf.errors import DataError
+from sea_tf.teacher.standin import choose_teacher
 
 if TYPE_CHECKING:
-    from sea_tf.models import SeaModel
     from sea_tf.teacher import InputFile
 
-PUBLISHED = "openl3/mel256-env"
-UNTRAINED = "l3-mel256-512"
 MAX_WINDOWS = 640
-CALIBRATION_FILES = 2  # ~25 windows: BN statistics pool over every time-frequency bin; calibration costs ~0.6 s per window
 PRESET = "teacher/demo"
 
 
@@ -38,26 +35,6 @@ def _files_within_budget(files: Sequence[InputFile], hop_size: float, budget: in
         if total > budget:
             return max(1, count)
     return len(files)
-
-
-def choose_teacher(upstream_files: Sequence[InputFile], *, seed: int, out_dir: Path | str,
-                   hop_size: float) -> tuple[str, SeaModel, str]:
-    """The demo teacher: ``(model spec for later steps, SeaModel, description)``."""
-    from sea_tf.models import calibrate_batchnorm, load_model
-    from sea_tf.weights import is_cached
-
-    if is_cached(PUBLISHED):
-        return PUBLISHED, load_model(PUBLISHED), f"published openl3 weights ({PUBLISHED})"
-    from sea_tf.audio import load_audio, prepare_frames
-    model = load_model(UNTRAINED, seed=seed)
-    frames = []
-    for item in upstream_files[:CALIBRATION_FILES]:
-        audio, sr = load_audio(item.path)
-        frames.append(prepare_frames(audio, sr, model.sample_rate, hop_size=hop_size)[0])
-    calibrate_batchnorm(model, np.concatenate(frames))
-    path = model.save(Path(out_dir) / "teacher" / "teacher.keras")
-    return str(path), model, (f"seeded untrained L3 ({UNTRAINED}, seed {seed}), batch norm calibrated on "
-                              f"{sum(len(f) for f in frames)} upstream windows — no published weights cached")
 
 
 def run(ctx: DemoContext) -> StepReport:

@@ -13,7 +13,8 @@ the job's summary out). Read top to bottom: :mod:`inputs` (the sorted input file
 (which job this process is, and ``--status`` of every job) → :mod:`decode` (each file's windows at
 both rates, decoded on worker threads ahead of inference; the stage's logger) → :mod:`extract`
 (:func:`extract`; :func:`extract_files`, the same from explicit arguments: option checks, the job
-plan, the loop, the shard writer).
+plan, the loop, the shard writer). :mod:`standin` is the teacher used when none is named (the
+published one when cached, else a calibrated, untrained L3): ``make demo`` and ``sea-tf tune``.
 
     from sea_tf import config
     from sea_tf.teacher import extract

@@ -331,7 +331,7 @@ def _teacher_model(spec: str | None, tcfg: Config, folder: Path) -> tuple[str, s
     """The teacher to embed with: ``(model spec, description)``; null: published when cached, else the demo's stand-in."""
     if spec is not None:
         return spec, spec
-    from sea_tf.demo_steps.teacher import choose_teacher
+    from sea_tf.teacher.standin import choose_teacher
     from sea_tf.teacher import list_inputs
 
     from sea_tf.presets import load_defaults
