@@ -66,8 +66,11 @@ def budget_misses(cell: Mapping[str, Any], budgets: Mapping[str, float | None],
     return misses
 
 
-def choose(cells: Sequence[Mapping[str, Any]], board: str, budgets: Mapping[str, float | None]) -> dict[str, Any]:
+def choose(cells: Sequence[Mapping[str, Any]], board: str, budgets: Mapping[str, float | None], *,
+           metric: str = "accuracy") -> dict[str, Any]:
     """The most accurate done cell of ``board`` within every budget (ties: lower latency, then smaller file).
+
+    ``metric`` names the cells' ``accuracy`` figure in the message (``micro AUPRC`` for SONYC-UST).
 
     Returns
     -------
@@ -88,7 +91,7 @@ def choose(cells: Sequence[Mapping[str, Any]], board: str, budgets: Mapping[str,
         limits = ", ".join(f"{k} ≤ {v:g}" for k, v in budgets.items() if v is not None) or "no budget"
         return {"cell": best["id"], "accuracy": best["accuracy"], "latency_ms_p50": (best.get("latency_ms") or {}).get("p50"),
                 "size_bytes": best.get("size_bytes"), "fits": len(fitting), "of": len(mine),
-                "message": (f"{best['id']} (accuracy {best['accuracy']:.4f}, "
+                "message": (f"{best['id']} ({metric} {best['accuracy']:.4f}, "
                             f"{(best.get('latency_ms') or {}).get('p50', float('nan')):.3f} ms p50, "
                             f"{(best.get('size_bytes') or 0) / 1024:.0f} KiB); {len(fitting)} of {len(mine)} cells "
                             f"within {limits}")}
@@ -134,8 +137,9 @@ def write_results(cfg: Config, grid: Grid, out: Path, *, teacher: StepResult, sa
               for board in grid.boards}
     for c in cells:
         c["pareto"] = {axis: c["id"] in pareto[c["board"]][axis] for axis in PARETO_AXES}
-    choice = {board: choose(cells, board, grid.budgets) for board in grid.boards}
     metric, label = TASK_METRIC[cfg["task"]]
+    choice = {board: choose(cells, board, grid.budgets, metric="micro AUPRC" if cfg["task"] == "ust" else "accuracy")
+              for board in grid.boards}
     shared = {"teacher": teacher, **{f"sample {k}": v for k, v in samples.items()},
               **{f"reduce {'.'.join(map(str, k))}": v for k, v in reducers.items()}}
     tune = {"schema": SCHEMA, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
