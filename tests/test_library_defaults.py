@@ -33,7 +33,8 @@ STAGE_MODULES = {
     "device": ["sea_tf/remote"],
     "data": ["sea_tf/data"],
     "models": ["sea_tf/models"],
-    "report": ["sea_tf/report.py"],
+    "report": ["sea_tf/report.py", "sea_tf/report_html.py"],
+    "tune": ["sea_tf/tune"],
 }
 
 # Parameters that share a name with a key of the stage's defaults.yaml but are another setting.
