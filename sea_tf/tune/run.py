@@ -50,6 +50,9 @@ def check(cfg: Config) -> Grid:
     grid = build_grid(cfg, teacher_dim=teacher_dimension(cfg))
     for stage in ("teacher", "sampling", "reduce", "distill", "export", "classify", "device"):
         stage_config(cfg, stage)     # a bad stage preset or --set is refused now, not after an hour
+    if cfg["slurm"]:
+        from sea_tf.tune.slurm import require_client
+        require_client()
     return grid
 
 
@@ -125,7 +128,7 @@ class _Runner:
                               lambda folder: {"shards": given, "teacher": "the shards' own"})
         audio = cfg["audio"] or cfg["data"]
         tcfg = stage_config(cfg, "teacher", input=str(Path(audio).resolve()), progress=cfg["progress"])
-        settings = {"teacher": cfg["teacher"], "stage": tcfg}
+        settings = {"teacher": cfg["teacher"], "stage": _without(tcfg, "progress")}
 
         def work(folder: Path) -> dict[str, Any]:
             from sea_tf.teacher import extract
@@ -173,7 +176,7 @@ class _Runner:
         values: dict[str, Any] = {"student.preset": student.preset, "student.head": student.head,
                                   "student.overrides.embedding_size": None if student.d == native else student.d,
                                   "pruning.enabled": student.sparsity > 0, "qat.enabled": qat,
-                                  "progress": False}
+                                  "progress": self.cfg["progress"]}
         if student.sparsity > 0:
             values["pruning.target_sparsity"] = student.sparsity / 100
         dcfg = stage_config(self.cfg, "distill", **values)
@@ -200,7 +203,7 @@ class _Runner:
                 from sea_tf.distill import distill
                 return distill_outputs(distill({**dcfg, "out": str(folder / "run")}, log=lambda line: None))
 
-            results[key] = self._step("distill", key, {"stage": _without(dcfg, "out")}, work,
+            results[key] = self._step("distill", key, {"stage": _without(dcfg, "out", "progress")}, work,
                                       needs=[reducers[_reducer_of(student)], teacher])
         return results
 
@@ -323,7 +326,7 @@ def _reducer_of(student: StudentCell) -> tuple[str, str, int]:
 
 
 def _without(cfg: Mapping[str, Any], *keys: str) -> dict[str, Any]:
-    """``cfg`` without ``keys`` (where a step writes, which does not change its result)."""
+    """``cfg`` without ``keys`` (where a step writes, whether it shows progress: neither changes its result)."""
     return {k: v for k, v in cfg.items() if k not in keys}
 
 
