@@ -79,7 +79,31 @@ def test_incremental_pca_and_none(data, tmp_path):
     assert np.array_equal(target, emb)
 
 
-def test_umap_fit_and_apply(data, tmp_path):
+@pytest.fixture(scope="module")
+def umap_numba_cached():
+    """umap-learn with every numba function cached on disk, under conftest's ``NUMBA_CACHE_DIR``.
+
+    Most of umap's jitted functions (``parallel=True``: the nearest-neighbour and fuzzy-set kernels)
+    are compiled in every process, ~20 s of this file; cached, a second run loads them. The code run
+    is the same compiled code either way. Where no cache folder is writable they stay uncached.
+    """
+    import umap.distances
+    import umap.layouts
+    import umap.sparse
+    import umap.umap_
+    import umap.utils
+    from numba.core.registry import CPUDispatcher
+
+    for module in (umap.umap_, umap.utils, umap.layouts, umap.distances, umap.sparse):
+        for function in vars(module).values():
+            if isinstance(function, CPUDispatcher):
+                try:
+                    function.enable_caching()
+                except RuntimeError:  # "cannot cache function ...: no locator available": compile as before
+                    return
+
+
+def test_umap_fit_and_apply(data, tmp_path, umap_numba_cached):
     root, emb, idx = data
     card = reduce.fit_sample(root / "shards", root / "sample", tmp_path / "umap",
                              **settings("reduce/fit", method="umap", d=2,
