@@ -182,7 +182,7 @@ def sweep_stale(directory: Path | str) -> list[Path]:
         match = _STALE.fullmatch(entry.name)
         if not match or match[2] != _HOST or not entry.is_file(follow_symlinks=False):
             continue
-        if _alive(int(match[1])):
+        if pid_alive(int(match[1])):
             continue
         with contextlib.suppress(FileNotFoundError):
             os.unlink(entry.path)
@@ -190,7 +190,8 @@ def sweep_stale(directory: Path | str) -> list[Path]:
     return removed
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (one of another user counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -206,23 +206,12 @@ def _sweep(out_dir: Path) -> None:
     for prefix in ("staging", "old"):
         for stale in out_dir.parent.glob(f".{out_dir.name}.{prefix}-*"):
             pid = stale.name[len(f".{out_dir.name}.{prefix}-"):].split("-")[0]
-            if pid.isdigit() and _alive(int(pid)):
+            if pid.isdigit() and atomic.pid_alive(int(pid)):
                 continue
             if prefix == "old" and not out_dir.exists():
                 os.rename(stale, out_dir)  # killed between the fallback's two renames: the old one is whole
             else:
                 shutil.rmtree(stale, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` exists (one of another user counts as alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _install(stage: Path, out_dir: Path) -> None:

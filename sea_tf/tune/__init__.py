@@ -13,7 +13,6 @@ distillations as one SLURM array) → :mod:`~sea_tf.tune.run` (the entry point :
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Callable
 
@@ -27,16 +26,13 @@ STATUS_DONE, STATUS_UNFINISHED = 0, 1
 
 
 def _alive(pid: object, host: object) -> bool:
+    """Whether the process that left a step ``running`` may still run it (another machine's: assume so)."""
     import socket
+
+    from sea_tf.atomic import pid_alive
     if host != socket.gethostname() or not isinstance(pid, int):
         return True      # another machine's process (a SLURM node): it may well be running
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 def status(out: Path | str, *, print_fn: Callable[[str], object] = print) -> int:
@@ -62,7 +58,9 @@ def status(out: Path | str, *, print_fn: Callable[[str], object] = print) -> int
             state = "stopped"   # its process is gone: killed; the next run retries it
         kinds.setdefault(card["kind"], {"done": 0, "failed": 0, "running": 0, "stopped": 0})[state] += 1
         if state != "done":
-            problems.append(f"  {card['kind']} {card['key']}: {state}" + (f": {card.get('error')}" if card.get("error") else ""))
+            task = card.get("slurm") or {}     # a distillation in the tune's SLURM array (sea_tf.tune.slurm)
+            where = f" as SLURM task {task['job']}_{task['task']}, log {task['log']}" if task else ""
+            problems.append(f"  {card['kind']} {card['key']}: {state}{where}" + (f": {card.get('error')}" if card.get("error") else ""))
     emit(f"{out}: {len(steps)} step(s)")
     emit(f"  {'kind':<10} {'done':>5} {'failed':>7} {'running':>8} {'stopped':>8}")
     for kind, counts in kinds.items():
