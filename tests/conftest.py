@@ -142,6 +142,36 @@ def sea64_net_artifacts(tmp_path_factory):
                                             n_frames=4)
 
 
+@pytest.fixture(scope="session")
+def qat_distill_run(tmp_path_factory):
+    """One ``sea-tf distill --config distill.yaml --qat --set qat.epochs=1`` of the tiny student (12 sources,
+    2 epochs of 6 steps), run once through the CLI and read only by the tests that export its QAT student
+    beside the float one (journey b's CLI export, test_export's demo step).
+
+    Returns ``{"data", "run", "code", "stderr", "root", "files"}``: make_dataset's paths, the run folder,
+    the CLI's exit status and stderr for the users to assert, the fixture's folder and its
+    :func:`distill_fixtures.tree_files`, which each user checks is unchanged after it ran.
+    """
+    import contextlib
+    import io
+
+    import yaml
+
+    from distill_fixtures import make_dataset, tiny_config, tree_files
+    from sea_tf.cli import main as cli_main
+
+    root = tmp_path_factory.mktemp("qat_distill")
+    data = make_dataset(root / "data", n_sources=12)
+    run = root / "run"
+    config = root / "distill.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(data, run, epochs=2, steps_per_epoch=6)))
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        code = cli_main.main(["distill", "--config", str(config), "--qat", "--set", "qat.epochs=1", "--no-progress"])
+    return {"data": data, "run": run, "code": code, "stderr": stderr.getvalue(), "root": root,
+            "files": tree_files(root)}
+
+
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory):
     """A running ``sshd -D -e -f <own config>`` on a free 127.0.0.1 port; yields its details.

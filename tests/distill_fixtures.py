@@ -76,3 +76,11 @@ def tiny_config(data, out, **train):
                   "learning_rate": 3e-3, **train},
         "evaluate": {"downstream": False}})
     return cfg
+
+
+def tree_files(root):
+    """Every file under ``root`` (relative path) with its size and mtime in ns: a shared fixture's users
+    compare it with the fixture's own to show that they wrote nothing there."""
+    root = Path(root)
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file()}

@@ -396,17 +396,16 @@ def test_int8_with_float_io(tiny, tmp_path):
     assert art["cosine_mean"] > 0.995
 
 
-def test_demo_step_shows_qat_beside_ptq(tmp_path):
-    """With QAT on in distill, the demo's export table holds the QAT rows beside PTQ of the same student."""
-    from distill_fixtures import make_dataset, tiny_config
+def test_demo_step_shows_qat_beside_ptq(qat_distill_run, tmp_path):
+    """With QAT on in distill, the demo's export table holds the QAT rows beside PTQ of the same student.
+
+    The distilled run (float ``student.keras`` and ``student-qat.h5``) is conftest's session-wide
+    ``qat_distill_run``, read only."""
+    from distill_fixtures import tree_files
     from sea_tf.demo import DemoContext
     from sea_tf.demo_steps import export as step
-    from sea_tf.distill import distill
 
-    data = make_dataset(tmp_path / "shards", n_sources=8)
-    cfg = tiny_config(data, tmp_path / "run", epochs=1, steps_per_epoch=4)
-    cfg["qat"].update(enabled=True, epochs=1)
-    distill(cfg, log=lambda *_: None)
+    assert qat_distill_run["code"] == 0, qat_distill_run["stderr"]
     demo = tmp_path / "data"
     for sub, n in (("upstream", 3), ("audio/fold1", 2)):
         (demo / sub).mkdir(parents=True)
@@ -418,10 +417,11 @@ def test_demo_step_shows_qat_beside_ptq(tmp_path):
     ctx = DemoContext(out_dir=tmp_path, report_dir=tmp_path / "report", data_dir=demo,
                       step_settings={"export": quick})
     ctx.report_dir.mkdir()
-    ctx.artifacts["student_model"] = str(tmp_path / "run" / "student.keras")
+    ctx.artifacts["student_model"] = str(qat_distill_run["run"] / "student.keras")
     report = step.run(ctx)
     assert {"student.int8", "student.dynamic", "student-qat.int8", "student-qat.dynamic"} <= set(
         report.figures["artifacts"])
     qat = report.figures["qat"]
     assert set(qat["qat_int8"]) == {"cosine_mean", "cosine_p5", "cosine_worst"} and "ptq_int8" in qat
     assert "| student-qat | int8 | frontend_features |" in report.markdown and "QAT " in report.markdown
+    assert tree_files(qat_distill_run["root"]) == qat_distill_run["files"]   # the shared run is read only

@@ -6,13 +6,15 @@ on the same held-out windows against the same float Keras student: post-training
 of ``student.keras`` and the QAT student converted with the ranges it learnt (its int8 file's
 activation scales are the learnt FakeQuant ranges, not calibration min/max), every row carrying
 its file's and its source model's sha256.
+
+The distillation is conftest's ``qat_distill_run`` (the same CLI command, run once per session: test_export's
+QAT demo-step test exports the same run); this test exports it and changes nothing in it.
 """
 import json
 
 import numpy as np
-import yaml
 
-from distill_fixtures import make_dataset, tiny_config
+from distill_fixtures import tree_files
 from sea_tf import cards
 from sea_tf.cli import main as cli_main
 from tolerance_support import ulp32
@@ -40,13 +42,9 @@ def _int8_scales(tflite):
     return [d["quantization"][0] for d in details if d["dtype"] == np.int8 and d["quantization"][0] > 0]
 
 
-def test_distill_qat_then_export_qat_beside_ptq(tmp_path, capsys):
-    data = make_dataset(tmp_path / "data", n_sources=12)
-    run = tmp_path / "run"
-    config = tmp_path / "distill.yaml"
-    config.write_text(yaml.safe_dump(tiny_config(data, run, epochs=2, steps_per_epoch=6)))
-    code = cli_main.main(["distill", "--config", str(config), "--qat", "--set", "qat.epochs=1", "--no-progress"])
-    assert code == 0, capsys.readouterr().err
+def test_distill_qat_then_export_qat_beside_ptq(qat_distill_run, tmp_path, capsys):
+    data, run = qat_distill_run["data"], qat_distill_run["run"]
+    assert qat_distill_run["code"] == 0, qat_distill_run["stderr"]   # distill --config --qat --set qat.epochs=1
     qat_h5, student = run / "student-qat.h5", run / "student.keras"
     assert cards.read_card(qat_h5)["qat"]["student"]["sha256"] == cards.sha256_file(student)
 
@@ -80,3 +78,4 @@ def test_distill_qat_then_export_qat_beside_ptq(tmp_path, capsys):
     assert learnt
     for layer, scale in learnt.items():
         assert any(abs(s - scale) <= 4 * ulp32(scale) for s in qat_scales), layer
+    assert tree_files(qat_distill_run["root"]) == qat_distill_run["files"]   # the shared run is read only
