@@ -31,8 +31,10 @@ def trace(tmp_path, code):
     """
     log = tmp_path / "strace.log"
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run([STRACE, "-f", "-y", "-qq", "-e", "trace=fsync,fdatasync,rename,renameat,renameat2,"
-                           "unlink,unlinkat", "-o", str(log), sys.executable, "-c", code],
+    # --seccomp-bpf: the child stops only at the traced calls, not at every one (TensorFlow's import makes
+    # many): the same lines, the file's tests in 6 s instead of 14 s. Without seccomp, strace stops at all.
+    done = subprocess.run([STRACE, "-f", "--seccomp-bpf", "-y", "-qq", "-e", "trace=fsync,fdatasync,rename,renameat,"
+                           "renameat2,unlink,unlinkat", "-o", str(log), sys.executable, "-c", code],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     if done.returncode != 0 and "ptrace" in done.stderr:
         pytest.skip(f"strace cannot trace here: {done.stderr.strip()[:200]}")
