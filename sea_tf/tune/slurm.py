@@ -7,9 +7,9 @@ Each pending distillation's resolved config is written into its step folder
 The job id and each student's task and log go into ``OUT/slurm/array.json`` as soon as SLURM queues
 the array, and each student's step card says ``running`` with them (``sea-tf tune --status OUT``).
 The tune then follows the array in the queue (``squeue``; not ``sbatch --wait``, which looks only 2,
-10, 42, 74 ... s after submission). When every task has ended, the tune reads each run's ``report.json`` like a local distillation's; a
-task that did not finish (failed, cancelled, timed out) fails its own cells, naming its log, and a
-re-run of the tune resubmits only those students. An array that can never start (more CPUs per task
+10, 42, 74 ... s after submission). When every task has ended, the tune reads each run's
+``report.json`` like a local distillation's; a task that did not finish (failed, cancelled, timed
+out) fails its own cells, naming its log, and a re-run of the tune resubmits only those students. An array that can never start (more CPUs per task
 than any node has, a time limit above the partition's) is cancelled and refused in one line.
 """
 from __future__ import annotations
