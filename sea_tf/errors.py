@@ -52,5 +52,9 @@ class WeightsError(SeaTFError):
     """Fetching, verifying or importing published weights failed."""
 
 
+class SlurmError(SeaTFError):
+    """``sbatch`` is not installed, refused an array, or the array can never start."""
+
+
 class SeaTFWarning(UserWarning):
     """Something sea-tf could work around but the user should know about."""

@@ -309,7 +309,7 @@ class _Runner:
                 return {**figures, "result": str(found), "wall_time_s": round(each, 2)}
 
             results[(artifact, setting, board)] = run_step(self.out, "bench", f"{board}/{artifact.key}/{setting.key}",
-                                                           settings, work, log=self.log, elapsed_s=each)
+                                                           settings, work, log=self.log)
         return results
 
 
@@ -361,4 +361,4 @@ def distill_outputs(report: Mapping[str, Any]) -> dict[str, Any]:
     held = report.get("held_out") or {}
     return {"student": report.get("student"), "qat": (report.get("qat") or {}).get("path"),
             "r2": held.get("r2"), "cosine": held.get("cosine"), "kept_epoch": report.get("kept_epoch"),
-            "epochs_run": report.get("epochs_run"), "run_dir": report.get("run_dir")}
+            "epochs_run": report.get("epochs_run"), "run_dir": report.get("run_dir"), "wall_time_s": report.get("wall_s")}

@@ -30,7 +30,7 @@ import yaml
 
 from sea_tf import atomic
 from sea_tf.config import Config
-from sea_tf.errors import ConfigError, SeaTFError
+from sea_tf.errors import ConfigError, SlurmError
 from sea_tf.tune.steps import CARD, read_step, step_folder
 
 SBATCH = "slurm/tune-distill-array.sbatch"
@@ -48,10 +48,6 @@ ENDED = frozenset({"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "
                    "BOOT_FAIL", "DEADLINE", "SPECIAL_EXIT"})
 #: Seconds between two looks at the queue while the array runs: the first, and the most
 POLL_S = (1.0, 15.0)
-
-
-class SlurmError(SeaTFError):
-    """``sbatch`` is not installed, refused the array, or the array can never start."""
 
 
 def run_folder(out: Path | str, key: str) -> Path:

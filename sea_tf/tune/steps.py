@@ -91,8 +91,7 @@ def one_line(exc: BaseException) -> str:
 
 
 def run_step(out: Path | str, kind: str, key: str, settings: Mapping[str, Any],
-             work: Callable[[Path], Mapping[str, Any]], *, log: Callable[[str], object],
-             elapsed_s: float | None = None) -> StepResult:
+             work: Callable[[Path], Mapping[str, Any]], *, log: Callable[[str], object]) -> StepResult:
     """Run ``work(folder)`` unless the step is done with these settings; record what happened.
 
     Parameters
@@ -104,12 +103,11 @@ def run_step(out: Path | str, kind: str, key: str, settings: Mapping[str, Any],
     settings : dict
         Everything the step's result depends on (JSON-able): a change runs it again.
     work : callable
-        Does the step in ``folder`` and returns its outputs (JSON-able; paths as strings).
+        Does the step in ``folder`` and returns its outputs (JSON-able; paths as strings). An output
+        ``wall_time_s`` is the step's own time when its work ran elsewhere (a SLURM task, a board's
+        session for several files); else the step's time is the call's.
     log : callable
         Receives one line per step: skipped, done (with its time) or failed (with the reason).
-    elapsed_s : float, optional
-        The step's time when its work ran before this call (a board benchmarks several files in one
-        session: each file's share); else the time ``work`` takes.
 
     Returns
     -------
@@ -138,7 +136,8 @@ def run_step(out: Path | str, kind: str, key: str, settings: Mapping[str, Any],
                         "error_type": type(exc).__name__})
         log(f"{kind} {key}: FAILED after {wall:.1f} s: {error}")
         return StepResult(kind, key, folder, "failed", {}, error=error, wall_time_s=wall, ran=True)
-    wall = round(time.perf_counter() - start if elapsed_s is None else elapsed_s, 2)
+    reported = outputs.get("wall_time_s")
+    wall = round(float(reported) if isinstance(reported, (int, float)) else time.perf_counter() - start, 2)
     _write(folder, {**base, "status": "done", "finished": _now(), "wall_time_s": wall, "outputs": outputs})
     log(f"{kind} {key}: done in {wall:.1f} s")
     return StepResult(kind, key, folder, "done", outputs, wall_time_s=wall, ran=True)
