@@ -6,7 +6,7 @@ report summary out). Modules, in the order the pipeline uses them:
 ``calibration``  real audio windows (files, directories, teacher shards) for int8 calibration and held-out checks
 ``placement``    whether a mode carries the front end inside the ``.tflite`` or the device computes it
 ``int8_body``    the network body made ready for full int8 (input-norm fold, adaptive rounding, ReLU ranges)
-``convert``      TFLiteConverter per mode (fp32, dynamic, fp16, int8, int16x8), builtin operators only
+``convert``      TFLiteConverter per mode (fp32, dynamic, fp16, int8, int16x8), builtin ops only, each graph saved once
 ``qat``          the QAT student (``student-qat.h5``): its float student, its body converted with learnt ranges
 ``identity``     names from the model file, the sidecar's ``source``, no overwrite of another model's file
 ``metadata``     the ``<name>.<mode>.json`` sidecar (model card, tensors, quantization, front end, sha256)

@@ -25,7 +25,7 @@ from device.frontends import compute_frontend
 from export import calibration as calib
 from export import fidelity, identity, int8_body, metadata, report
 from export import qat as qat_export
-from export.convert import CALIBRATED_MODES, IO_TYPES, check_builtin_ops, convert, parse_modes
+from export.convert import CALIBRATED_MODES, IO_TYPES, SavedGraphs, check_builtin_ops, convert, parse_modes
 from export.defaults import DEFAULTS
 from export.placement import export_graph, frontend_in_model, measured_placement
 from sea_tf.config import merge, write_resolved
@@ -189,39 +189,42 @@ def export_file(model: Any, out_dir: Path | str, *, modes: str | Sequence[str] |
     out_dir.mkdir(parents=True, exist_ok=True)
     artifacts: list[dict[str, Any]] = []
     lat = cfg["latency"]
-    for mode in tqdm(modes, desc=f"export {name}", unit="mode", disable=not progress):
-        inside = frontend_in_model(mode, placement=cfg["placement"])
-        rep, cal_x, prepared = None, None, None
-        if mode in CALIBRATED_MODES and cal is not None:     # (always set for these modes: checked above)
-            cal_x = cal if inside else compute_frontend(cal, model.frontend)
-            rep = calib.representative_dataset(cal_x)
-        start = time.perf_counter()
-        graph = export_graph(model, inside, dft=cfg["dft"])
-        if mode == "int8" and not inside and cal_x is not None:
-            graph, prepared = int8_body.prepare_body(graph, cal_x, cfg["int8_body"])
-        data = convert(graph, mode, representative=rep, io=cfg["int8_io"], name=name)
-        placed = None
-        if inside and cfg["placement"] == "measure":     # both placements exact here: keep the faster
-            inside, data, placed = measured_placement(
-                data, lambda: convert(export_graph(model, False, dft=cfg["dft"]), mode, representative=None,
-                                      io=cfg["int8_io"], name=name),
-                card=model.card, frontend=model.frontend, mode=mode, frames=held, threads=lat["threads"])
-        convert_s = time.perf_counter() - start
-        cal_info = _cal_info(mode, cal, cal_desc, cfg)
-        if prepared is not None and cal_info is not None:
-            cal_info["int8_body"] = prepared
-        meta = metadata.build_sidecar(
-            data, model.card, mode, inside, model.frontend, "raw_audio" if inside else "frontend_features",
-            "embedding", operators=check_builtin_ops(data), calibration=cal_info, source=source,
-            extra={"dft": cfg["dft"] if inside else None, **({"placement": placed} if placed else {})})
-        path = metadata.write_artifact(out_dir, metadata.artifact_stem(name, mode), data, meta)
-        result, outputs = fidelity.measure_embedding(path, held, reference, runs=lat["runs"], warmup=lat["warmup"],
-                                                   threads=lat["threads"])
-        if downstream is not None:
-            result.update(downstream.effect(outputs))
-        artifacts.append(_row(name, mode, path, meta, result, convert_s))
-        log(f"{path.name}: {result['size_bytes'] / 1024:.0f} KB, cosine mean {result['cosine_mean']:.5f}, "
-            f"end-to-end {result['end_to_end_ms']:.3f} ms")
+    # One Keras graph per placement, each saved once for all its modes (export.convert.SavedGraphs).
+    graphs: dict[bool, Any] = {}
+    with SavedGraphs() as saved:
+        for mode in tqdm(modes, desc=f"export {name}", unit="mode", disable=not progress):
+            inside = frontend_in_model(mode, placement=cfg["placement"])
+            rep, cal_x, prepared = None, None, None
+            if mode in CALIBRATED_MODES and cal is not None:     # (always set for these modes: checked above)
+                cal_x = cal if inside else compute_frontend(cal, model.frontend)
+                rep = calib.representative_dataset(cal_x)
+            start = time.perf_counter()
+            graph = _graph(graphs, model, inside, cfg["dft"])
+            if mode == "int8" and not inside and cal_x is not None:
+                graph, prepared = int8_body.prepare_body(graph, cal_x, cfg["int8_body"])
+            data = convert(graph, mode, representative=rep, io=cfg["int8_io"], name=name, saved=saved)
+            placed = None
+            if inside and cfg["placement"] == "measure":     # both placements exact here: keep the faster
+                inside, data, placed = measured_placement(
+                    data, lambda: convert(_graph(graphs, model, False, cfg["dft"]), mode, representative=None,
+                                          io=cfg["int8_io"], name=name, saved=saved),
+                    card=model.card, frontend=model.frontend, mode=mode, frames=held, threads=lat["threads"])
+            convert_s = time.perf_counter() - start
+            cal_info = _cal_info(mode, cal, cal_desc, cfg)
+            if prepared is not None and cal_info is not None:
+                cal_info["int8_body"] = prepared
+            meta = metadata.build_sidecar(
+                data, model.card, mode, inside, model.frontend, "raw_audio" if inside else "frontend_features",
+                "embedding", operators=check_builtin_ops(data), calibration=cal_info, source=source,
+                extra={"dft": cfg["dft"] if inside else None, **({"placement": placed} if placed else {})})
+            path = metadata.write_artifact(out_dir, metadata.artifact_stem(name, mode), data, meta)
+            result, outputs = fidelity.measure_embedding(path, held, reference, runs=lat["runs"], warmup=lat["warmup"],
+                                                       threads=lat["threads"])
+            if downstream is not None:
+                result.update(downstream.effect(outputs))
+            artifacts.append(_row(name, mode, path, meta, result, convert_s))
+            log(f"{path.name}: {result['size_bytes'] / 1024:.0f} KB, cosine mean {result['cosine_mean']:.5f}, "
+                f"end-to-end {result['end_to_end_ms']:.3f} ms")
 
     qat_info = None
     if qat_rows and qat_spec is not None and qat_card is not None:
@@ -243,6 +246,13 @@ def export_file(model: Any, out_dir: Path | str, *, modes: str | Sequence[str] |
                "artifacts": artifacts}
     summary["report"] = {k: str(v) for k, v in report.write_report(summary, out_dir, name=name).items()}
     return summary
+
+
+def _graph(graphs: dict[bool, Any], model: SeaModel, inside: bool, dft: str) -> Any:
+    """The export graph of one placement, built on its first use (the same Keras object for every mode)."""
+    if inside not in graphs:
+        graphs[inside] = export_graph(model, inside, dft=dft)
+    return graphs[inside]
 
 
 def _pair_qat(spec: Any, qat: str | Path | None) -> tuple[Any, Path | None, dict[str, Any] | None]:
@@ -378,22 +388,25 @@ def _export_classifier(downstream: _Downstream, model: SeaModel, modes: Sequence
     card = downstream.card
     cal_emb = model.embed_frames(cal) if cal is not None else None
     rows: list[dict[str, Any]] = []
-    for mode in tqdm(modes, desc=f"export {card['name']}", unit="mode", disable=not progress):
-        rep = calib.representative_dataset(cal_emb) if mode in CALIBRATED_MODES and cal_emb is not None else None
-        start = time.perf_counter()
-        data = convert(downstream.model, mode, representative=rep, io=cfg["int8_io"], name=card["name"])
-        convert_s = time.perf_counter() - start
-        meta = metadata.build_sidecar(
-            data, card, mode, False, None, "embedding", "probabilities", operators=check_builtin_ops(data),
-            classes=card.get("classes"), calibration=_cal_info(mode, cal_emb, f"embeddings of {cal_desc}", cfg),
-            source=source, extra={"embedding_model": model.name})
-        path = metadata.write_artifact(out_dir, metadata.artifact_stem(card["name"], mode), data, meta)
-        result, _ = fidelity.measure_classifier(path, downstream.reference, downstream.probs, runs=lat["runs"],
-                                                warmup=lat["warmup"], threads=lat["threads"], labels=downstream.labels,
-                                                clip_ids=downstream.clip_ids, reference_accuracy=downstream.accuracy)
-        result["reference_clip_accuracy"] = downstream.accuracy
-        rows.append(_row(card["name"], mode, path, meta, result, convert_s))
-        log(f"{path.name}: top-1 agreement {result['top1_agreement']:.3f} with the Keras classifier")
+    with SavedGraphs() as saved:        # one save of the classifier for all its modes
+        for mode in tqdm(modes, desc=f"export {card['name']}", unit="mode", disable=not progress):
+            rep = calib.representative_dataset(cal_emb) if mode in CALIBRATED_MODES and cal_emb is not None else None
+            start = time.perf_counter()
+            data = convert(downstream.model, mode, representative=rep, io=cfg["int8_io"], name=card["name"],
+                           saved=saved)
+            convert_s = time.perf_counter() - start
+            meta = metadata.build_sidecar(
+                data, card, mode, False, None, "embedding", "probabilities", operators=check_builtin_ops(data),
+                classes=card.get("classes"), calibration=_cal_info(mode, cal_emb, f"embeddings of {cal_desc}", cfg),
+                source=source, extra={"embedding_model": model.name})
+            path = metadata.write_artifact(out_dir, metadata.artifact_stem(card["name"], mode), data, meta)
+            result, _ = fidelity.measure_classifier(
+                path, downstream.reference, downstream.probs, runs=lat["runs"], warmup=lat["warmup"],
+                threads=lat["threads"], labels=downstream.labels, clip_ids=downstream.clip_ids,
+                reference_accuracy=downstream.accuracy)
+            result["reference_clip_accuracy"] = downstream.accuracy
+            rows.append(_row(card["name"], mode, path, meta, result, convert_s))
+            log(f"{path.name}: top-1 agreement {result['top1_agreement']:.3f} with the Keras classifier")
     return rows
 
 

@@ -62,6 +62,27 @@ def test_every_mode_written_with_sidecar(exported):
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
+def test_bytes_equal_a_fresh_keras_conversion(exported, tiny):
+    """Each graph is saved once and converted from its SavedModel in every mode (export.convert.SavedGraphs);
+    every file must be byte for byte what ``from_keras_model`` writes for a graph built afresh for that mode."""
+    from device.frontends import compute_frontend
+    from export import calibration, int8_body
+    from export.convert import CALIBRATED_MODES, convert
+    from export.defaults import DEFAULTS
+    from export.placement import export_graph
+    _, arts, _ = exported
+    cal = scene_windows(48, 0)
+    for mode, art in arts.items():
+        inside = art["frontend_in_model"]
+        graph = export_graph(tiny, inside, dft=DEFAULTS["dft"])
+        cal_x = cal if inside else compute_frontend(cal, tiny.frontend)
+        if mode == "int8":
+            graph, _ = int8_body.prepare_body(graph, cal_x, DEFAULTS["int8_body"])
+        rep = calibration.representative_dataset(cal_x) if mode in CALIBRATED_MODES else None
+        fresh = convert(graph, mode, representative=rep, io=DEFAULTS["int8_io"], name="fresh")  # from_keras_model
+        assert Path(art["path"]).read_bytes() == fresh, f"{mode}: not the bytes from_keras_model writes"
+
+
 def test_fidelity_thresholds_per_mode(exported):
     _, arts, _ = exported
     assert arts["fp32"]["rel_max_abs_error"] < 1e-4
@@ -200,6 +221,15 @@ def test_classifier_export(tiny, tmp_path):
     assert rows[("tiny-clf", "fp32")]["top1_agreement"] == 1.0
     assert rows[("tiny-clf", "fp32")]["max_abs_error"] < 1e-4
     assert rows[("tiny-clf", "int8")]["top1_agreement"] >= 0.75
+    # The classifier, saved once for both modes, converts to the bytes from_keras_model writes.
+    from export import calibration
+    from export.convert import convert
+    from sea_tf.classify.final import load_classifier
+    keras_clf, _ = load_classifier(clf)
+    rep = calibration.representative_dataset(tiny.embed_frames(scene_windows(32, 0)))
+    for mode in ("fp32", "int8"):
+        fresh = convert(keras_clf, mode, representative=rep if mode == "int8" else None, io="int8", name="fresh")
+        assert Path(rows[("tiny-clf", mode)]["path"]).read_bytes() == fresh, mode
     art = load_artifact(rows[("tiny-clf", "int8")]["path"])
     assert art.kind == "classifier" and art.classes == ["a", "b", "c"]
     probs = art.classify(np.ones((2, 16), np.float32))
@@ -296,6 +326,17 @@ def test_non_builtin_ops(tmp_path):
     model = keras.Model(x, keras.layers.Lambda(tf.math.erfinv)(x))
     with pytest.raises(ExportError, match="Erfinv"):
         convert(model, "fp32", name="erfinv-model")
+    # From a SavedModel saved once: the same one-line error, and the temporary folder removed on the way out.
+    from export.convert import SavedGraphs
+    dense = keras.Model(x, keras.layers.Dense(3)(x))
+    with pytest.raises(ExportError, match=r"^erfinv-model: TFLite conversion in mode fp32 failed \(.*Erfinv") as err:
+        with SavedGraphs() as saved:
+            root = saved.root
+            for mode in ("fp32", "dynamic"):
+                convert(dense, mode, name="dense", saved=saved)
+            assert root is not None and len(list(root.iterdir())) == 1      # one save for both modes
+            convert(model, "fp32", name="erfinv-model", saved=saved)
+    assert "\n" not in str(err.value) and not root.exists()
     inv = keras.Model(x, keras.layers.Lambda(lambda t: tf.math.cumprod(t, axis=1))(x))
     converter = tf.lite.TFLiteConverter.from_keras_model(inv)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
