@@ -119,21 +119,23 @@ def _runs(sshd, tmp_path_factory):
         board = f"{sshd['user']}@127.0.0.1:{sshd['port']}"
         dying = f"{sshd['user']}@127.0.0.1:{second.info['port']}"
         out = root / "out"
-        cfg = tune_support.write_config(root / "tune.yaml", data=data, shards=shards, out=out,
-                                        remote_dir=root / "boards", known_hosts=known, key=sshd["key"], hosts=[board])
-        found = {"out": out, "cfg": cfg, "board": board, "dying": dying, "root": root}
+        # the packaged tune/demo preset (its stage presets kept), every stage cut to seconds by --set
+        args = tune_support.demo_args(data=data, shards=shards, remote_dir=root / "boards", known_hosts=known,
+                                      key=sshd["key"])
+        cfg = [*args, "--out", out]
+        found = {"out": out, "args": args, "board": board, "dying": dying, "root": root}
 
         (data / METADATA).rename(data / "UrbanSound8K.csv.copying")
         try:
-            found["A"] = _snapshot(out, *_tune("--config", cfg))
+            found["A"] = _snapshot(out, *_tune(*cfg, "--host", board))
         finally:
             (data / "UrbanSound8K.csv.copying").rename(data / METADATA)
-        found["B"] = _snapshot(out, *_tune("--config", cfg))
-        found["C"] = _snapshot(out, *_tune("--config", cfg))
-        found["E"] = _snapshot(out, *_tune("--config", cfg, "--budget", f"latency_ms={TIGHT_MS}"))
+        found["B"] = _snapshot(out, *_tune(*cfg, "--host", board))
+        found["C"] = _snapshot(out, *_tune(*cfg, "--host", board))
+        found["E"] = _snapshot(out, *_tune(*cfg, "--host", board, "--budget", f"latency_ms={TIGHT_MS}"))
         killer = _KillWhenBenching(second)
         try:
-            found["D"] = _snapshot(out, *_tune("--config", cfg, "--host", board, dying))
+            found["D"] = _snapshot(out, *_tune(*cfg, "--host", board, dying))
         finally:
             killer.stop()
         found["killed"] = killer.killed
@@ -246,7 +248,7 @@ def test_a_budget_changes_the_choice_not_the_work(runs):
 def test_bad_input_is_one_line_before_work(runs, tmp_path, extra, message):
     out = tmp_path / "never"
     start = time.perf_counter()
-    code, stdout, stderr = _tune("--config", runs["cfg"], "--out", out, *extra)
+    code, stdout, stderr = _tune(*runs["args"], "--out", out, *extra)
     assert code == 2 and stdout == ""
     assert len(stderr.strip().splitlines()) == 1 and message in stderr, stderr
     assert not out.exists()

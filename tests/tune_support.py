@@ -69,3 +69,24 @@ def write_config(path, *, data, shards, out, remote_dir, known_hosts, key, hosts
     }
     Path(path).write_text(yaml.safe_dump(cfg, sort_keys=False))
     return Path(path)
+
+
+def demo_args(*, data, shards, remote_dir, known_hosts, key):
+    """``sea-tf tune`` arguments that run the packaged ``tune/demo`` preset, cut to seconds.
+
+    The settings of :func:`write_config`, given as flags and ``--set`` over ``--config tune/demo``: the
+    preset's stage presets (distill/demo, export/demo, classify/demo, ...) stay, their ``set`` lists
+    shrink every stage, and the grid is the tiny one. The caller adds ``--out`` and ``--host``.
+    """
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = yaml.safe_load(write_config(Path(tmp) / "tune.yaml", data=data, shards=shards, out=tmp,
+                                          remote_dir=remote_dir, known_hosts=known_hosts, key=key).read_text())
+
+    def flow(value):
+        return yaml.safe_dump(value, default_flow_style=True, width=10_000).strip()
+
+    items = [f"budget.{k}={v}" for k, v in cfg["budget"].items()]
+    items += [f"grid.{k}={flow(v)}" for k, v in cfg["grid"].items()]
+    items += [f"stages.{stage}.set={flow(own['set'])}" for stage, own in cfg["stages"].items()]
+    return ["--config", "tune/demo", "--data", str(data), "--shards", str(shards), "--no-progress", "--set", *items]
