@@ -138,7 +138,7 @@ def test_demo_step_ust_part_reports_both_models_and_their_ratio(tiny_ust, tmp_pa
     # The demo's pareto report (sea-tf report) picks the UST figures out of the step's results.
     from sea_tf.report import write_report
     report = write_report([], tmp_path / "rep", objects=[{"classify": {"ust": figures}}], title="sea-tf: accuracy vs cost",
-                          latency_stat="p50")
+                          latency_stat="p50", html=False)
     text = report["markdown"].read_text()
     assert "## SONYC-UST" in text and f"| teacher | {m['teacher']['micro_auprc']:.3f} |" in text
     assert step.run_ust(ctx, tmp_path / "no-ust", "sea-64", "sea-128", tmp_path / "x") is None

@@ -65,6 +65,7 @@ def run(ctx: DemoContext) -> StepReport:
     from sea_tf import remote
     from sea_tf.report import markdown_table, write_report
     from sea_tf.errors import SeaTFError
+    from device.bench import format_table
     from sea_tf.tune.boards import bench_local
 
     export_dir = ctx.artifacts.get("export_dir")
@@ -115,6 +116,8 @@ def run(ctx: DemoContext) -> StepReport:
                "rows": len(report["rows"])}
     md = ["Benchmarked on this machine with `python -m device.bench` (numpy + LiteRT only), "
           f"{settings['runs']} runs after {settings['warmup']} warm-ups, {len(audio)} demo clips.", ""]
+    tables = [format_table(json.loads(path.read_text())) for path in results]   # what device.bench prints on a board
+    md += ["```", *tables, "```", ""] if tables else []
     md += [f"- {name}: FAILED: {why}" for name, why in failed.items()]
     md += [markdown_table(report["rows"], latency_stat=latency_stat), "", f"Full report: `{report['markdown'].name}`."]
     return StepReport(figures=figures, markdown="\n".join(md), images=[p.name for p in report["pngs"]])
