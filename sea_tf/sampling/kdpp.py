@@ -198,6 +198,22 @@ def _sample_projection(basis: npt.NDArray[np.float64], rng: np.random.Generator)
     return chosen
 
 
+def _group_rows(features: npt.ArrayLike, k: int) -> tuple[npt.NDArray[np.float64], int]:
+    """A group's rows as float64 ``[n, D]`` and n, refusing a sample size outside ``0 ≤ k ≤ n``."""
+    rows = np.asarray(features, dtype=np.float64)
+    n = len(rows)
+    if not 0 <= k <= n:
+        raise ReduceError(f"cannot pick {k} items from a group of {n} rows; ask for at most {n} per group "
+                          "(larger groups: group_rows, or group_by=all)")
+    return rows, n
+
+
+def _quality_weighted(features: npt.NDArray[np.float64], quality: npt.ArrayLike | None) -> npt.NDArray[np.float64]:
+    """``diag(q) F``: the factor of ``L = diag(q) F Fᵀ diag(q) + ridge·I`` (q = 1 without quality)."""
+    q = np.ones(len(features)) if quality is None else np.asarray(quality, dtype=np.float64)
+    return q[:, None] * features
+
+
 def sample_kdpp(features: npt.ArrayLike, k: int, rng: np.random.Generator, quality: npt.ArrayLike | None = None,
                 *, ridge: float) -> npt.NDArray[np.int64]:
     """Exact sample of a k-DPP with ``L = diag(q) F Fᵀ diag(q) + ridge·I`` (Kulesza & Taskar 2012, §5.2.2).
@@ -232,17 +248,12 @@ def sample_kdpp(features: npt.ArrayLike, k: int, rng: np.random.Generator, quali
     np.ndarray [shape=(k,), dtype=int64]
         Distinct row numbers in the order drawn.
     """
-    features = np.asarray(features, dtype=np.float64)
-    n = len(features)
-    if not 0 <= k <= n:
-        raise ReduceError(f"cannot pick {k} items from a group of {n} rows; ask for at most {n} per group "
-                          "(larger groups: group_rows, or group_by=all)")
+    features, n = _group_rows(features, k)
     if ridge < 0 or not np.isfinite(ridge):
         raise ConfigError(f"ridge must be a finite number ≥ 0, got {ridge}")
     if k == 0:
         return np.empty(0, dtype=np.int64)
-    q = np.ones(n) if quality is None else np.asarray(quality, dtype=np.float64)
-    factor = q[:, None] * features
+    factor = _quality_weighted(features, quality)
     lam, vecs, n_ridge = _kernel_eigen(factor, ridge)
     # The implicit ridge eigenvalues go first so the backward pass of phase 1 decides the explicit ones first.
     picked = _choose_eigenvectors(np.r_[np.full(n_ridge, float(ridge)), lam], k, rng)
@@ -295,11 +306,7 @@ def mcmc_kdpp(features: npt.ArrayLike, k: int, rng: np.random.Generator, quality
     np.ndarray [shape=(k,), dtype=int64]
         Distinct row numbers (the start's order, swapped items in place).
     """
-    features = np.asarray(features, dtype=np.float64)
-    n = len(features)
-    if not 0 <= k <= n:
-        raise ReduceError(f"cannot pick {k} items from a group of {n} rows; ask for at most {n} per group "
-                          "(larger groups: group_rows, or group_by=all)")
+    features, n = _group_rows(features, k)
     if iterations < 0:
         raise ConfigError(f"mcmc_iterations must be ≥ 0, got {iterations}")
     if start_seed is None:
@@ -308,8 +315,7 @@ def mcmc_kdpp(features: npt.ArrayLike, k: int, rng: np.random.Generator, quality
         chosen = np.random.RandomState(start_seed).choice(n, size=k, replace=False).astype(np.int64)
     if k in (0, n):  # nothing to swap in or out
         return chosen
-    q = np.ones(n) if quality is None else np.asarray(quality, dtype=np.float64)
-    factor = q[:, None] * features
+    factor = _quality_weighted(features, quality)
 
     def log_det(rows: npt.NDArray[np.int64]) -> float:
         sub = factor[rows] @ factor[rows].T
