@@ -8,6 +8,7 @@ cells only).
 """
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import sys
@@ -76,13 +77,10 @@ def bench_remote(host: str, artifacts: Sequence[Path], out_dir: Path, device_cfg
     from sea_tf import remote
     from sea_tf.config import set_dotted
 
-    cfg = json.loads(json.dumps(device_cfg))
+    cfg = copy.deepcopy(dict(device_cfg))
     cfg.update(hosts=[host], artifacts=[str(p) for p in artifacts], audio=[], out=str(out_dir))
     set_dotted(cfg, "bench.threads", threads)
-    if "xnnpack" in cfg["bench"]:
-        set_dotted(cfg, "bench.xnnpack", xnnpack)
-    elif not xnnpack:
-        return {path: "this sea-tf's `device run` cannot turn XNNPACK off" for path in artifacts}
+    set_dotted(cfg, "bench.xnnpack", xnnpack)
     try:
         outcome = remote.run_boards(cfg, lines=_quiet_lines(log))
     except RemoteError as exc:

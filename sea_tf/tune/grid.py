@@ -52,8 +52,7 @@ class StudentCell:
     @property
     def key(self) -> str:
         """A readable, unique folder name: ``sea-64.published.s0.dpp-quality.pca64[.qat]``."""
-        qat = ".qat" if self.qat else ""
-        return f"{self.preset}.{self.head}.s{self.sparsity:g}.{self.reducer_key}{qat}"
+        return self.distill_key + (".qat" if self.qat else "")
 
     @property
     def distill_key(self) -> str:

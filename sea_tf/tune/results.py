@@ -19,6 +19,11 @@ from sea_tf.tune.grid import Artifact, BenchSetting, Grid, StudentCell
 from sea_tf.tune.steps import StepResult
 
 SCHEMA = "sea-tf-tune/1"
+#: Each downstream task's headline figure: its key in ``sea-tf classify``'s results, its short name, the
+#: page's title for it
+TASK_METRIC = {"us8k": ("accuracy_mean", "accuracy", "UrbanSound8K accuracy"),
+               "esc50": ("accuracy_mean", "accuracy", "ESC-50 accuracy"),
+               "ust": ("micro_auprc", "micro AUPRC", "SONYC-UST micro AUPRC")}
 #: Each Pareto plot: its name → the cost it puts on the x axis (lower is better; accuracy is up)
 PARETO_AXES = {"latency": ("latency_ms", "p50"), "size": ("size_bytes", None)}
 #: Units of the budgets in messages
@@ -116,14 +121,12 @@ def write_results(cfg: Config, grid: Grid, out: Path, *, teacher: StepResult, sa
                   bench: Mapping[tuple[Artifact, BenchSetting, str], StepResult], wall_time_s: float,
                   log: Callable[[str], object]) -> dict[str, Any]:
     """Assemble the cells from the steps; write ``tune.json``, ``choice.json``, ``tune.md`` and ``report.html``."""
-    from sea_tf.tune.run import TASK_METRIC
-
     cells = []
     for artifact in grid.artifacts:
         distilled = students[artifact.student.distill_key]
         export = exports[(artifact.student, artifact.placement)]
         acc = accuracy[artifact]
-        file = (export.outputs.get("files") or {}).get(artifact.mode) or {}
+        file = exported_file(export, artifact.mode)
         for board in grid.boards:
             for setting in grid.bench:
                 b = bench[(artifact, setting, board)]
@@ -137,9 +140,8 @@ def write_results(cfg: Config, grid: Grid, out: Path, *, teacher: StepResult, sa
               for board in grid.boards}
     for c in cells:
         c["pareto"] = {axis: c["id"] in pareto[c["board"]][axis] for axis in PARETO_AXES}
-    metric, label = TASK_METRIC[cfg["task"]]
-    choice = {board: choose(cells, board, grid.budgets, metric="micro AUPRC" if cfg["task"] == "ust" else "accuracy")
-              for board in grid.boards}
+    metric, name, label = TASK_METRIC[cfg["task"]]
+    choice = {board: choose(cells, board, grid.budgets, metric=name) for board in grid.boards}
     shared = {"teacher": teacher, **{f"sample {k}": v for k, v in samples.items()},
               **{f"reduce {'.'.join(map(str, k))}": v for k, v in reducers.items()}}
     tune = {"schema": SCHEMA, "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -157,6 +159,11 @@ def write_results(cfg: Config, grid: Grid, out: Path, *, teacher: StepResult, sa
     for board in grid.boards:
         log(f"choice on {board}: {choice[board]['message']}")
     return tune
+
+
+def exported_file(export: StepResult, mode: str) -> dict[str, Any]:
+    """What an export step recorded of its ``mode`` file (path, sha256, sizes, fidelity); empty when it failed."""
+    return dict((export.outputs.get("files") or {}).get(mode) or {})
 
 
 def _write_page(tune: Mapping[str, Any], out: Path, log: Callable[[str], object]) -> None:

@@ -21,11 +21,9 @@ from sea_tf.config import Config, write_resolved
 from sea_tf.errors import ConfigError, RemoteError
 from sea_tf.tune import boards as boards_mod
 from sea_tf.tune.grid import QAT_MODES, Artifact, BenchSetting, Grid, StudentCell, build_grid, stage_config, student_dims
+from sea_tf.tune.results import TASK_METRIC, exported_file, write_results
 from sea_tf.tune.steps import StepResult, blocked, finished, run_step
 
-#: The accuracy figure of each downstream task (``sea-tf classify``'s results): the protocol's headline
-TASK_METRIC = {"us8k": ("accuracy_mean", "UrbanSound8K accuracy"), "esc50": ("accuracy_mean", "ESC-50 accuracy"),
-               "ust": ("micro_auprc", "SONYC-UST micro AUPRC")}
 
 
 def teacher_dimension(cfg: Config) -> int:
@@ -78,8 +76,6 @@ def tune(cfg: Config, *, log: Callable[[str], object] = print) -> dict[str, Any]
     ConfigError
         A setting, budget or grid cell that cannot be built (before any work).
     """
-    from sea_tf.tune.results import write_results
-
     grid = check(cfg)
     out = Path(cfg["out"])
     runlock.hold(out, command="tune")
@@ -243,13 +239,13 @@ class _Runner:
     # -- downstream accuracy --------------------------------------------------------------------------------
     def accuracy(self, artifact: Artifact, export: StepResult) -> StepResult:
         ccfg = stage_config(self.cfg, "classify", data=str(Path(self.cfg["data"]).resolve()), progress=False)
-        path = ((export.outputs.get("files") or {}).get(artifact.mode) or {}).get("path")
-        sha = ((export.outputs.get("files") or {}).get(artifact.mode) or {}).get("sha256")
-        settings = {"stage": _without(ccfg, "out", "models"), "task": self.cfg["task"], "artifact_sha256": sha}
+        file = exported_file(export, artifact.mode)
+        path = file.get("path")
+        settings = {"stage": _without(ccfg, "out", "models"), "task": self.cfg["task"], "artifact_sha256": file.get("sha256")}
 
         def work(folder: Path) -> dict[str, Any]:
             from sea_tf import classify
-            key, _ = TASK_METRIC[self.cfg["task"]]
+            key = TASK_METRIC[self.cfg["task"]][0]
             table = classify.run({**ccfg, "models": [path], "out": str(folder / "classify")}, task=self.cfg["task"])
             if table.get("failed"):
                 raise ConfigError(f"classify {self.cfg['task']} of {path}: {next(iter(table['failed'].values()))}")
@@ -265,10 +261,10 @@ class _Runner:
         results: dict[tuple[Artifact, BenchSetting, str], StepResult] = {}
         for board in self.grid.boards:
             for setting in self.grid.bench:
-                pending: dict[Artifact, tuple[Path, dict[str, Any]]] = {}
+                pending: dict[Artifact, tuple[str, Path, dict[str, Any]]] = {}
                 for artifact in self.grid.artifacts:
                     export = exports[(artifact.student, artifact.placement)]
-                    file = (export.outputs.get("files") or {}).get(artifact.mode) or {}
+                    file = exported_file(export, artifact.mode)
                     settings = {"bench": dcfg["bench"], "threads": setting.threads, "xnnpack": setting.xnnpack,
                                 "board": board, "artifact_sha256": file.get("sha256")}
                     key = f"{board}/{artifact.key}/{setting.key}"
@@ -280,15 +276,15 @@ class _Runner:
                     if done is not None:
                         results[(artifact, setting, board)] = done
                     else:
-                        pending[artifact] = (Path(file["path"]), settings)
+                        pending[artifact] = (key, Path(file["path"]), settings)
                 if pending:
                     results.update(self._bench_board(board, setting, pending, dcfg))
         return results
 
-    def _bench_board(self, board: str, setting: BenchSetting, pending: Mapping[Artifact, tuple[Path, dict[str, Any]]],
+    def _bench_board(self, board: str, setting: BenchSetting, pending: Mapping[Artifact, tuple[str, Path, dict[str, Any]]],
                      dcfg: Config) -> dict[tuple[Artifact, BenchSetting, str], StepResult]:
         folder = self.out / "bench" / board.replace("/", "_") / f"_runs-{setting.key}"
-        paths = [path for path, _ in pending.values()]
+        paths = [path for _, path, _ in pending.values()]
         self.log(f"bench: {len(paths)} file(s) on {board} ({setting.key})")
         start = time.perf_counter()
         if board == boards_mod.LOCAL:
@@ -299,26 +295,17 @@ class _Runner:
                                               xnnpack=setting.xnnpack, log=self.log)
         each = (time.perf_counter() - start) / max(1, len(paths))
         results = {}
-        for artifact, (path, settings) in pending.items():
+        for artifact, (key, path, settings) in pending.items():
             found = outcome[path]
 
             def work(step_folder: Path, found: Path | str = found) -> dict[str, Any]:
-                if isinstance(found, str):
-                    raise _BoardError(found)
+                if isinstance(found, str):   # the board's own line (a sea-tf error: the card shows just that line)
+                    raise RemoteError(found)
                 figures = boards_mod.read_bench(found)
                 return {**figures, "result": str(found), "wall_time_s": round(each, 2)}
 
-            results[(artifact, setting, board)] = run_step(self.out, "bench", f"{board}/{artifact.key}/{setting.key}",
-                                                           settings, work, log=self.log)
+            results[(artifact, setting, board)] = run_step(self.out, "bench", key, settings, work, log=self.log)
         return results
-
-
-class _BoardError(RemoteError):
-    """A board could not benchmark a file (its message is the board's own line; a sea-tf error, so the
-    card says that line and not this class's name)."""
-
-    def __str__(self) -> str:
-        return str(self.args[0])
 
 
 def _reducer_of(student: StudentCell) -> tuple[str, str, int]:
