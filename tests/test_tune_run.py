@@ -247,12 +247,11 @@ def test_a_budget_changes_the_choice_not_the_work(runs):
 ])
 def test_bad_input_is_one_line_before_work(runs, tmp_path, extra, message):
     out = tmp_path / "never"
-    start = time.perf_counter()
     code, stdout, stderr = _tune(*runs["args"], "--out", out, *extra)
+    # refused before any stage ran: not even the tune's first line ("tune: N student(s) ..."), no OUT
     assert code == 2 and stdout == ""
     assert len(stderr.strip().splitlines()) == 1 and message in stderr, stderr
     assert not out.exists()
-    assert time.perf_counter() - start < 10           # refused before any stage ran
 
 
 # -- 4. a board that stops answering mid-grid -----------------------------------------------------------------------
