@@ -259,8 +259,8 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _mhz(path: Path) -> float | None:
-    """A cpufreq value (kHz) in MHz; None when absent or unreadable."""
+def _thousandths(path: Path) -> float | None:
+    """An integer sysfs value over 1000 (cpufreq kHz → MHz, thermal m°C → °C); None when absent or unreadable."""
     text = _read(path)
     try:
         return int(text) / 1000 if text is not None else None
@@ -271,8 +271,8 @@ def _mhz(path: Path) -> float | None:
 def _cpufreq(cpu_dir: Path) -> dict[str, Any]:
     freq = cpu_dir / "cpufreq"
     return {"cpu": int(re.sub(r"\D", "", cpu_dir.name) or 0), "governor": _read(freq / "scaling_governor"),
-            "cur_mhz": _mhz(freq / "scaling_cur_freq"), "min_mhz": _mhz(freq / "cpuinfo_min_freq"),
-            "max_mhz": _mhz(freq / "cpuinfo_max_freq"), "scaling_max_mhz": _mhz(freq / "scaling_max_freq")}
+            "cur_mhz": _thousandths(freq / "scaling_cur_freq"), "min_mhz": _thousandths(freq / "cpuinfo_min_freq"),
+            "max_mhz": _thousandths(freq / "cpuinfo_max_freq"), "scaling_max_mhz": _thousandths(freq / "scaling_max_freq")}
 
 
 def _pick(how: Any, cpus: list[dict[str, Any]], key: str) -> float | None:
@@ -296,26 +296,18 @@ def _thermal_zones(thermal: Path, notes: list[str]) -> list[dict[str, Any]]:
         notes.append("no thermal zones in sys/class/thermal (a VM, or no sensor driver): temperatures unknown")
     zones: list[dict[str, Any]] = []
     for d in map(Path, dirs):
-        temp = _millidegrees(d / "temp")
+        temp = _thousandths(d / "temp")
         if temp is None:
             notes.append(f"{d.name}: temperature unreadable")
         trips: list[dict[str, Any]] = []
         for type_file in sorted(d.glob("trip_point_*_type"), key=lambda f: int(re.sub(r"\D", "", f.name) or 0)):
-            trip = _millidegrees(d / type_file.name.replace("_type", "_temp"))
+            trip = _thousandths(d / type_file.name.replace("_type", "_temp"))
             # x86_pkg_temp lists unset (user-programmable) passive trips at 0 °C: not a limit
             if trip is not None and trip > 0:
                 trips.append({"type": _read(type_file) or "?", "temp_c": trip})
         passed = [t["type"] for t in trips if temp is not None and temp >= t["temp_c"]]
         zones.append({"zone": d.name, "type": _read(d / "type"), "temp_c": temp, "trips": trips, "passed": passed})
     return zones
-
-
-def _millidegrees(path: Path) -> float | None:
-    text = _read(path)
-    try:
-        return int(text) / 1000 if text is not None else None
-    except ValueError:
-        return None
 
 
 def _vcgencmd_throttled(notes: list[str]) -> dict[str, Any] | None:
